@@ -1,0 +1,78 @@
+"""Idempotency-Key handling: a repeat with the same key and body returns the first result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import IdempotencyRecord, User
+from leancore.api.errors import IdempotencyKeyReusedError, ValidationFailed
+
+KEY_TTL = timedelta(hours=24)
+Result = tuple[int, dict[str, Any]]
+
+
+def _hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _existing(user: User, scope: str, key: str, request_hash: str) -> IdempotencyRecord | None:
+    record = IdempotencyRecord.objects.filter(user=user, scope=scope, key=key).first()
+    if record is None:
+        return None
+    if record.created_at < timezone.now() - KEY_TTL:
+        record.delete()
+        return None
+    if record.request_hash != request_hash:
+        raise IdempotencyKeyReusedError
+    return record
+
+
+def run_idempotent(
+    *,
+    user: User,
+    scope: str,
+    key: str | None,
+    payload: Any,
+    action: Callable[[], Result],
+    replay: Callable[[IdempotencyRecord], Result] | None = None,
+) -> tuple[Result, bool]:
+    """Runs ``action`` once per (user, scope, key). Returns (result, replayed)."""
+    if not key:
+        return action(), False
+    if len(key) > 255:
+        raise ValidationFailed("Idempotency-Key", "Must be at most 255 characters.")
+    request_hash = _hash(payload)
+
+    def answer(record: IdempotencyRecord) -> tuple[Result, bool]:
+        if replay is not None:
+            return replay(record), True
+        return (record.response_status, record.response_body), True
+
+    record = _existing(user, scope, key, request_hash)
+    if record is not None:
+        return answer(record)
+    try:
+        with transaction.atomic():
+            status, body = action()
+            IdempotencyRecord.objects.create(
+                user=user,
+                scope=scope,
+                key=key,
+                request_hash=request_hash,
+                response_status=status,
+                response_body=json.loads(json.dumps(body, default=str)),
+            )
+            return (status, body), False
+    except IntegrityError:
+        # A concurrent request with the same key won; its work stands and ours was rolled back.
+        record = _existing(user, scope, key, request_hash)
+        if record is None:
+            raise
+        return answer(record)

@@ -1,0 +1,176 @@
+"""Identity writes: login, tokens, one-time tokens, passwords."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.errors import InvalidCredentialsError
+from accounts.models import OneTimeToken, User
+from leancore.api.errors import InvalidTokenError, ValidationFailed
+
+
+@functools.cache
+def _dummy_user() -> User:
+    """A hash to check against when the email is unknown, so both failures take the same time."""
+    user = User(email="nobody@invalid")
+    user.set_password(secrets.token_urlsafe(16))
+    return user
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access: str
+    refresh: str
+    expires_in: int
+
+
+def issue_tokens(*, user: User) -> TokenPair:
+    refresh = RefreshToken.for_user(user)
+    lifetime = settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]
+    return TokenPair(access=str(refresh.access_token), refresh=str(refresh), expires_in=int(lifetime.total_seconds()))
+
+
+def authenticate_credentials(*, email: str, password: str) -> User:
+    """The same InvalidCredentialsError for an unknown email, a wrong password and a pending invite."""
+    user = User.objects.filter(email__iexact=email.strip()).first()
+    if user is None:
+        _dummy_user().check_password(password)
+        raise InvalidCredentialsError
+    if not user.check_password(password) or not user.is_active:
+        raise InvalidCredentialsError
+    User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    return user
+
+
+def rotate_refresh_token(*, refresh_token: str) -> TokenPair:
+    """Rotation with blacklist: the old refresh token stops working."""
+    from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+
+    serializer = TokenRefreshSerializer(data={"refresh": refresh_token})
+    serializer.is_valid(raise_exception=True)
+    lifetime = settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]
+    return TokenPair(
+        access=serializer.validated_data["access"],
+        refresh=serializer.validated_data["refresh"],
+        expires_in=int(lifetime.total_seconds()),
+    )
+
+
+def logout(*, user: User, refresh_token: str) -> None:
+    try:
+        token = RefreshToken(refresh_token)
+    except TokenError as exc:
+        raise ValidationFailed("refreshToken", "The refresh token is invalid or expired.") from exc
+    if str(token.get(settings.SIMPLE_JWT["USER_ID_CLAIM"])) != str(user.pk):
+        raise ValidationFailed("refreshToken", "This refresh token is not yours.")
+    token.blacklist()
+
+
+def revoke_all_refresh_tokens(*, user: User) -> None:
+    for outstanding in OutstandingToken.objects.filter(user=user):
+        BlacklistedToken.objects.get_or_create(token=outstanding)
+
+
+def check_password_strength(*, password: str, user: User | None = None, field: str = "password") -> None:
+    try:
+        validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(field, " ".join(exc.messages)) from exc
+
+
+# --- one-time tokens ------------------------------------------------------------------------
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_one_time_token(*, user: User, purpose: str, ttl: timedelta, membership: object | None = None) -> str:
+    """Creates a token (returned once, stored only hashed); earlier unused ones of the same kind stop working."""
+    now = timezone.now()
+    OneTimeToken.objects.filter(
+        user=user, purpose=purpose, membership=membership, used_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=now)
+    raw = secrets.token_urlsafe(32)
+    OneTimeToken.objects.create(
+        user=user, purpose=purpose, membership=membership, token_hash=_hash(raw), expires_at=now + ttl
+    )
+    return raw
+
+
+def consume_one_time_token(*, token: str, purpose: str) -> OneTimeToken:
+    """Marks a valid token used and returns it; a used, expired, revoked or unknown one → 400 invalid_token."""
+    now = timezone.now()
+    record = (
+        OneTimeToken.objects.select_for_update(of=("self",))
+        .select_related("user", "membership")
+        .filter(token_hash=_hash(token or ""), purpose=purpose)
+        .first()
+    )
+    if record is None or record.used_at or record.revoked_at or record.expires_at <= now:
+        raise InvalidTokenError
+    record.used_at = now
+    record.save(update_fields=["used_at"])
+    return record
+
+
+def token_email_text(*, intro: str, token: str, path: str) -> str:
+    link = f"{settings.FRONTEND_URL.rstrip('/')}/{path}?token={token}"
+    return f"{intro}\n\nOpen this link: {link}\n\nOr use this token:\nToken: {token}\n"
+
+
+@transaction.atomic
+def request_password_reset(*, email: str) -> None:
+    """Always succeeds from the caller's view; sends a one-time token if the account exists."""
+    user = User.objects.filter(email__iexact=email.strip(), is_active=True).first()
+    if user is None:
+        return
+    token = create_one_time_token(
+        user=user, purpose=OneTimeToken.Purpose.PASSWORD_RESET, ttl=settings.PASSWORD_RESET_TTL
+    )
+    body = token_email_text(
+        intro="Someone asked to reset the password of your LeanCore account. If it was not you, ignore this.",
+        token=token,
+        path="reset-password",
+    )
+    transaction.on_commit(lambda: send_mail("Reset your LeanCore password", body, None, [user.email]))
+
+
+@transaction.atomic
+def confirm_password_reset(*, token: str, password: str) -> User:
+    record = consume_one_time_token(token=token, purpose=OneTimeToken.Purpose.PASSWORD_RESET)
+    user = record.user
+    check_password_strength(password=password, user=user)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    revoke_all_refresh_tokens(user=user)
+    return user
+
+
+@transaction.atomic
+def change_password(*, user: User, current_password: str, new_password: str) -> None:
+    if not user.check_password(current_password):
+        raise ValidationFailed("currentPassword", "The current password is not correct.")
+    check_password_strength(password=new_password, user=user, field="newPassword")
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+
+
+def update_profile(*, user: User, name: str) -> User:
+    user.name = name
+    user.save(update_fields=["name"])
+    return user

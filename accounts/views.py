@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts import services
+from accounts.errors import InvalidCredentialsError
+from accounts.serializers import (
+    AcceptInviteSerializer,
+    ChangePasswordSerializer,
+    LoginSerializer,
+    MeSerializer,
+    PasswordResetConfirmSerializer,
+    PasswordResetSerializer,
+    RefreshResponseSerializer,
+    RefreshSerializer,
+    RegisterSerializer,
+    TokenResponseSerializer,
+    VerifyResponseSerializer,
+    token_body,
+)
+from leancore.api.throttles import FailureLimiter, RegisterThrottle, client_ip
+from leancore.api.views import PublicAPIView, UserAPIView
+from orgs import services as org_services
+from orgs.serializers import OrganizationSerializer
+
+NO_CONTENT = OpenApiResponse(description="Done; no body.")
+
+
+def _valid(serializer_class: type, request: Request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class LoginView(PublicAPIView):
+    @extend_schema(
+        request=LoginSerializer,
+        responses={200: TokenResponseSerializer},
+        summary="Log in with email and password",
+        description="Repeated failures for one email or one client answer 429 with Retry-After.",
+    )
+    def post(self, request: Request) -> Response:
+        data = _valid(LoginSerializer, request)
+        email = data["email"].strip().lower()
+        limiter = FailureLimiter("login")
+        idents = (f"email:{email}", f"ip:{client_ip(request)}")
+        limiter.check(*idents)
+        try:
+            user = services.authenticate_credentials(email=email, password=data["password"])
+        except InvalidCredentialsError:
+            limiter.record_failure(*idents)
+            raise
+        pair = services.issue_tokens(user=user)
+        return Response(token_body(user=user, access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in))
+
+
+class RefreshView(PublicAPIView):
+    @extend_schema(
+        request=RefreshSerializer,
+        responses={200: RefreshResponseSerializer},
+        summary="Exchange a refresh token (it rotates: the old one stops working)",
+    )
+    def post(self, request: Request) -> Response:
+        data = _valid(RefreshSerializer, request)
+        pair = services.rotate_refresh_token(refresh_token=data["refresh_token"])
+        return Response({"access_token": pair.access, "refresh_token": pair.refresh, "expires_in": pair.expires_in})
+
+
+class VerifyView(UserAPIView):
+    @extend_schema(responses={200: VerifyResponseSerializer}, summary="Check the bearer access token")
+    def get(self, request: Request) -> Response:
+        expires_at = datetime.fromtimestamp(int(request.auth["exp"]), tz=UTC)
+        return Response({"valid": True, "user_id": request.user.pk, "expires_at": expires_at})
+
+
+class LogoutView(UserAPIView):
+    @extend_schema(request=RefreshSerializer, responses={204: NO_CONTENT}, summary="Revoke a refresh token")
+    def post(self, request: Request) -> Response:
+        data = _valid(RefreshSerializer, request)
+        services.logout(user=request.user, refresh_token=data["refresh_token"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AcceptInviteView(PublicAPIView):
+    @extend_schema(
+        request=AcceptInviteSerializer,
+        responses={200: TokenResponseSerializer},
+        summary="Accept an invitation: set a password and log in",
+    )
+    def post(self, request: Request) -> Response:
+        data = _valid(AcceptInviteSerializer, request)
+        user = org_services.accept_invitation(token=data["token"], password=data["password"], name=data["name"])
+        pair = services.issue_tokens(user=user)
+        return Response(token_body(user=user, access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in))
+
+
+class PasswordResetView(PublicAPIView):
+    @extend_schema(
+        request=PasswordResetSerializer,
+        responses={202: NO_CONTENT},
+        summary="Ask for a password-reset email (always 202)",
+    )
+    def post(self, request: Request) -> Response:
+        data = _valid(PasswordResetSerializer, request)
+        limiter = FailureLimiter("login")
+        ident = f"reset:{client_ip(request)}"
+        limiter.check(ident)
+        limiter.record_failure(ident)  # every request counts: it sends an email
+        services.request_password_reset(email=data["email"])
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmView(PublicAPIView):
+    @extend_schema(
+        request=PasswordResetConfirmSerializer,
+        responses={204: NO_CONTENT},
+        summary="Set a new password with a reset token; all refresh tokens stop working",
+    )
+    def post(self, request: Request) -> Response:
+        data = _valid(PasswordResetConfirmSerializer, request)
+        services.confirm_password_reset(token=data["token"], password=data["password"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(UserAPIView):
+    @extend_schema(responses={200: MeSerializer}, summary="The caller and their organizations")
+    def get(self, request: Request) -> Response:
+        return Response(MeSerializer(request.user).data)
+
+
+class ChangePasswordView(UserAPIView):
+    @extend_schema(request=ChangePasswordSerializer, responses={204: NO_CONTENT}, summary="Change your password")
+    def post(self, request: Request) -> Response:
+        data = _valid(ChangePasswordSerializer, request)
+        services.change_password(
+            user=request.user, current_password=data["current_password"], new_password=data["new_password"]
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RegisterResponseSerializer(TokenResponseSerializer):
+    organization = OrganizationSerializer()
+
+
+class RegisterView(PublicAPIView):
+    throttle_classes = [RegisterThrottle]
+
+    @extend_schema(
+        request=RegisterSerializer,
+        responses={201: RegisterResponseSerializer},
+        summary="Sign up: creates the account, the organization (you are its owner) and sign-up credits",
+    )
+    def post(self, request: Request) -> Response:
+        data = _valid(RegisterSerializer, request)
+        user, org = org_services.register(
+            organization_name=data["organization_name"],
+            name=data["name"],
+            email=data["email"],
+            password=data["password"],
+        )
+        pair = services.issue_tokens(user=user)
+        body = token_body(user=user, access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in)
+        body["organization"] = OrganizationSerializer(org, context={"roles": {org.pk: "owner"}}).data
+        return Response(body, status=status.HTTP_201_CREATED)

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from leancore.api.errors import DomainError
+from leancore.credits import credit_str
+
+
+class BillingRefusal(DomainError):
+    """A call refused before it starts: 402 with ``scope`` and that scope's figures."""
+
+    status = 402
+
+
+class CircuitOpenError(BillingRefusal):
+    code = "circuit_open"
+    default_detail = "Spending is stopped: the organization's circuit breaker is open."
+
+    def __init__(self, *, reason: str, opened_at: datetime | None) -> None:
+        super().__init__(
+            extra={
+                "scope": "circuit",
+                "reason": reason,
+                "openedAt": opened_at.isoformat().replace("+00:00", "Z") if opened_at else None,
+            }
+        )
+
+
+class InsufficientCreditsError(BillingRefusal):
+    code = "insufficient_credits"
+
+    def __init__(self, *, required: Decimal, available: Decimal) -> None:
+        super().__init__(
+            f"This call may cost up to {credit_str(required)} credits, but only {credit_str(available)} are available.",
+            extra={"scope": "org_balance", "required": credit_str(required), "available": credit_str(available)},
+        )
+
+
+class BudgetExhaustedError(BillingRefusal):
+    code = "budget_exhausted"
+
+    def __init__(self, *, scope: str, limit: Decimal, spent: Decimal, reset_at: datetime) -> None:
+        who = "organization's monthly budget" if scope == "org_budget" else "specialist's monthly credit limit"
+        super().__init__(
+            f"The {who} of {credit_str(limit)} credits is used up until {reset_at.isoformat()}.",
+            extra={
+                "scope": scope,
+                "limit": credit_str(limit),
+                "spent": credit_str(spent),
+                "resetAt": reset_at.isoformat().replace("+00:00", "Z"),
+            },
+        )
+
+
+class UnknownModelError(DomainError):
+    status = 400
+    code = "validation_error"
+
+    def __init__(self, model: str) -> None:
+        message = f"'{model}' is not an active model."
+        super().__init__(message, extra={"errors": {"model": [message]}})

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import django_filters
+from django.db.models import QuerySet
+
+from billing.models import BudgetAlert, LedgerEntry
+from leancore.api.filters import DateOrDateTimeFilter
+
+
+class LedgerFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(choices=LedgerEntry.Kind.choices)
+    specialistId = django_filters.UUIDFilter(field_name="specialist_id")  # noqa: N815
+    model = django_filters.CharFilter(field_name="model")
+    to = DateOrDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = LedgerEntry
+        fields: list[str] = []
+
+
+# "from" is a Python keyword: declare it after the class body.
+LedgerFilter.base_filters["from"] = DateOrDateTimeFilter(field_name="created_at", lookup_expr="gte")
+
+
+class AlertFilter(django_filters.FilterSet):
+    acknowledged = django_filters.BooleanFilter(method="filter_acknowledged")
+
+    class Meta:
+        model = BudgetAlert
+        fields: list[str] = []
+
+    def filter_acknowledged(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
+        return queryset.filter(acknowledged_at__isnull=not value)

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal, InvalidOperation
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from billing.services import grant_credits
+from leancore.api.errors import DomainError
+from leancore.credits import credit_str
+from orgs.models import Organization
+
+
+def find_org(value: str) -> Organization:
+    try:
+        org = Organization.objects.filter(pk=uuid.UUID(value)).first()
+    except ValueError:
+        org = Organization.objects.filter(slug=value).first()
+    if org is None:
+        raise CommandError(f"No organization with id or slug {value!r}.")
+    return org
+
+
+class Command(BaseCommand):
+    help = "Grant credits to an organization (ledgered like the API's staff grant)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--org", required=True, help="Organization id or slug.")
+        parser.add_argument("--amount", required=True, help="Credits, e.g. 250 or 12.5.")
+        parser.add_argument("--reason", default="Operator grant")
+
+    def handle(self, *args: object, **options: str) -> None:
+        org = find_org(options["org"])
+        try:
+            amount = Decimal(options["amount"])
+        except InvalidOperation as exc:
+            raise CommandError("--amount must be a number.") from exc
+        if amount.as_tuple().exponent < -6:  # type: ignore[operator]
+            raise CommandError("--amount takes at most 6 decimals.")
+        try:
+            entry = grant_credits(org=org, amount=amount, reason=options["reason"], actor=None)
+        except DomainError as exc:
+            raise CommandError(exc.detail) from exc
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Granted {credit_str(entry.amount)} credits to {org.slug}; balance {credit_str(entry.balance_after)}."
+            )
+        )

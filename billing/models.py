@@ -1,0 +1,235 @@
+"""Credits: rates, packages, one account per org, an append-only ledger, holds, alerts, circuit."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from orgs.models import Organization
+
+CREDIT_FIELD = {"max_digits": 20, "decimal_places": 6}
+
+
+class ModelRate(models.Model):
+    class Provider(models.TextChoices):
+        OPENAI = "openai"
+        ANTHROPIC = "anthropic"
+        LOCAL = "local"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    model = models.CharField(max_length=100, unique=True)
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    display_name = models.CharField(max_length=200)
+    input_credits_per_million = models.DecimalField(**CREDIT_FIELD)
+    output_credits_per_million = models.DecimalField(**CREDIT_FIELD)
+    context_window = models.PositiveIntegerField()
+    max_output_tokens = models.PositiveIntegerField(default=4096)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(input_credits_per_million__gte=0) & Q(output_credits_per_million__gte=0),
+                name="rate_non_negative",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.model
+
+
+class CreditPackage(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    credits = models.DecimalField(**CREDIT_FIELD)
+    price_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default="USD")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["price_cents"]
+        constraints = [models.CheckConstraint(condition=Q(credits__gt=0), name="package_credits_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.credits} credits)"
+
+
+class CreditAccount(models.Model):
+    """One per org. ``balance`` is what the org owns; ``reserved`` is held by calls in flight."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="credit_account")
+    balance = models.DecimalField(default=0, **CREDIT_FIELD)
+    reserved = models.DecimalField(default=0, **CREDIT_FIELD)
+    period_start = models.DateTimeField()
+    period_spent = models.DecimalField(default=0, **CREDIT_FIELD)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(balance__gte=0), name="account_balance_non_negative"),
+            models.CheckConstraint(condition=Q(reserved__gte=0), name="account_reserved_non_negative"),
+            models.CheckConstraint(condition=Q(period_spent__gte=0), name="account_spent_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Account of {self.organization_id}"
+
+    @property
+    def available(self):  # noqa: ANN201
+        return self.balance - self.reserved
+
+
+class LedgerEntry(models.Model):
+    """Append-only. Ids of specialists, sessions and users are kept as plain values so that
+    deleting those objects never edits history."""
+
+    class Kind(models.TextChoices):
+        USAGE = "usage"
+        GRANT = "grant"
+        REFUND = "refund"
+        ADJUSTMENT = "adjustment"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="ledger_entries")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    amount = models.DecimalField(**CREDIT_FIELD)
+    balance_after = models.DecimalField(**CREDIT_FIELD)
+    model = models.CharField(max_length=100, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    specialist_id = models.UUIDField(null=True, blank=True)
+    specialist_name = models.CharField(max_length=200, blank=True)
+    session_id = models.UUIDField(null=True, blank=True)
+    message_id = models.UUIDField(null=True, blank=True)
+    user_id = models.UUIDField(null=True, blank=True)
+    package = models.ForeignKey(CreditPackage, null=True, blank=True, on_delete=models.PROTECT)
+    description = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "ledger entries"
+        indexes = [
+            models.Index(fields=["organization", "kind", "created_at"]),
+            models.Index(fields=["organization", "specialist_id", "created_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(balance_after__gte=0), name="ledger_balance_after_non_negative"),
+            models.CheckConstraint(condition=~Q(kind="usage") | Q(amount__lte=0), name="ledger_usage_not_positive"),
+            models.CheckConstraint(
+                condition=~Q(kind__in=["grant", "refund"]) | Q(amount__gt=0), name="ledger_credit_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount}"
+
+
+class Reservation(models.Model):
+    """A hold for one LLM call, from reserve() until settle() or release()."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        SETTLED = "settled"
+        RELEASED = "released"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="reservations")
+    amount = models.DecimalField(**CREDIT_FIELD)
+    model = models.CharField(max_length=100)
+    specialist_id = models.UUIDField(null=True, blank=True)
+    specialist_name = models.CharField(max_length=200, blank=True)
+    session_id = models.UUIDField(null=True, blank=True)
+    message_id = models.UUIDField(null=True, blank=True)
+    user_id = models.UUIDField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    charged = models.DecimalField(null=True, blank=True, **CREDIT_FIELD)
+    ledger_entry = models.OneToOneField(LedgerEntry, null=True, blank=True, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "status"]), models.Index(fields=["status", "created_at"])]
+        constraints = [models.CheckConstraint(condition=Q(amount__gte=0), name="reservation_non_negative")]
+
+    def __str__(self) -> str:
+        return f"hold {self.amount} ({self.status})"
+
+
+class BudgetAlert(models.Model):
+    class Kind(models.TextChoices):
+        BUDGET_THRESHOLD = "budget_threshold"
+        LOW_BALANCE = "low_balance"
+        CIRCUIT_OPENED = "circuit_opened"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    threshold = models.DecimalField(null=True, blank=True, **CREDIT_FIELD)
+    period_start = models.DateTimeField()
+    message = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "kind", "threshold", "period_start"],
+                condition=Q(kind__in=["budget_threshold", "low_balance"]),
+                name="alert_once_per_period",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Circuit(models.Model):
+    class State(models.TextChoices):
+        CLOSED = "closed"
+        OPEN = "open"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="circuit")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CLOSED)
+    reason = models.CharField(max_length=500, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}: {self.state}"
+
+
+class CircuitEvent(models.Model):
+    """Audit trail: who opened or closed the circuit, and why."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="circuit_events")
+    state = models.CharField(max_length=10, choices=Circuit.State.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.state} at {self.created_at}"

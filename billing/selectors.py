@@ -1,0 +1,117 @@
+"""Billing reads. Aggregates are computed by the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Max, QuerySet, Sum
+from django.utils import timezone
+
+from billing.models import BudgetAlert, Circuit, CreditAccount, CreditPackage, LedgerEntry, ModelRate
+from leancore.credits import period_bounds, q
+from orgs.models import Organization
+
+BURN_WINDOW_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Balance:
+    balance: Decimal
+    reserved: Decimal
+    available: Decimal
+    monthly_budget: Decimal | None
+    spent_this_period: Decimal
+    period_start: datetime
+    period_end: datetime
+    low_balance_threshold: Decimal | None
+
+
+def account_of(org: Organization) -> CreditAccount:
+    account = CreditAccount.objects.filter(organization=org).first()
+    if account is None:
+        from billing.services import open_account
+
+        account = open_account(org=org)
+    return account
+
+
+def _spent_this_period(account: CreditAccount, start: datetime) -> Decimal:
+    return account.period_spent if account.period_start >= start else Decimal(0)
+
+
+def balance(*, org: Organization) -> Balance:
+    account = account_of(org)
+    start, end = period_bounds(timezone.now())
+    return Balance(
+        balance=account.balance,
+        reserved=account.reserved,
+        available=account.balance - account.reserved,
+        monthly_budget=org.monthly_budget,
+        spent_this_period=_spent_this_period(account, start),
+        period_start=start,
+        period_end=end,
+        low_balance_threshold=org.low_balance_threshold,
+    )
+
+
+def ledger(*, org: Organization) -> QuerySet[LedgerEntry]:
+    return LedgerEntry.objects.filter(organization=org).order_by("-created_at")
+
+
+def active_rates() -> QuerySet[ModelRate]:
+    return ModelRate.objects.filter(active=True).order_by("model")
+
+
+def all_rates() -> QuerySet[ModelRate]:
+    return ModelRate.objects.order_by("model")
+
+
+def packages() -> QuerySet[CreditPackage]:
+    return CreditPackage.objects.filter(active=True).order_by("price_cents")
+
+
+def alerts(*, org: Organization) -> QuerySet[BudgetAlert]:
+    return BudgetAlert.objects.filter(organization=org).order_by("-created_at")
+
+
+def circuit(*, org: Organization) -> Circuit:
+    return Circuit.objects.select_related("opened_by").get_or_create(organization=org)[0]
+
+
+def capacity(*, org: Organization) -> dict:
+    """Burn rate over the last 7 days, runway, and this period's spend by specialist and by model."""
+    now = timezone.now()
+    info = balance(org=org)
+    usage = LedgerEntry.objects.filter(organization=org, kind=LedgerEntry.Kind.USAGE)
+    burned = -(
+        usage.filter(created_at__gte=now - timedelta(days=BURN_WINDOW_DAYS)).aggregate(t=Sum("amount"))["t"] or 0
+    )
+    burn_rate = q(Decimal(burned) / BURN_WINDOW_DAYS)
+    runway = q(info.available / burn_rate).quantize(Decimal("0.1")) if burn_rate > 0 else None
+    period = usage.filter(created_at__gte=info.period_start)
+    by_specialist = (
+        period.filter(specialist_id__isnull=False)
+        .values("specialist_id")
+        .annotate(credits=-Sum("amount"), specialist_name=Max("specialist_name"))
+        .order_by("-credits", "specialist_id")
+    )
+    by_model = period.exclude(model="").values("model").annotate(credits=-Sum("amount")).order_by("-credits", "model")
+    budget_used = (
+        q(info.spent_this_period * 100 / info.monthly_budget).quantize(Decimal("0.01")) if info.monthly_budget else None
+    )
+    return {
+        "balance": info.balance,
+        "available": info.available,
+        "burn_rate_per_day": burn_rate,
+        "runway_days": runway,
+        "monthly_budget": info.monthly_budget,
+        "spent_this_period": info.spent_this_period,
+        "budget_used_percent": budget_used,
+        "by_specialist": [
+            {"specialist_id": row["specialist_id"], "name": row["specialist_name"], "credits": row["credits"]}
+            for row in by_specialist
+        ],
+        "by_model": [{"model": row["model"], "credits": row["credits"]} for row in by_model],
+    }

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from billing import views
+from leancore.api.routes import route
+
+LIST = {"get": "list"}
+
+urlpatterns = [
+    *route("billing/credits/balance", views.BalanceView.as_view(), name="billing-balance"),
+    *route("billing/credits/usage", views.UsageView.as_view(LIST), name="billing-usage"),
+    *route("billing/credits/grant", views.GrantView.as_view(), name="billing-grant"),
+    *route("billing/model-rates", views.ModelRateListView.as_view(LIST), name="billing-model-rates"),
+    *route("billing/packages", views.PackageListView.as_view(LIST), name="billing-packages"),
+    *route("billing/capacity", views.CapacityView.as_view(), name="billing-capacity"),
+    *route("billing/alerts", views.AlertListView.as_view(LIST), name="billing-alerts"),
+    *route("billing/alerts/acknowledge", views.AcknowledgeView.as_view(), name="billing-alerts-acknowledge"),
+    *route("billing/circuit", views.CircuitView.as_view(), name="billing-circuit"),
+    *route("billing/circuit/toggle", views.CircuitToggleView.as_view(), name="billing-circuit-toggle"),
+]

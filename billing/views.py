@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.idempotency import run_idempotent
+from billing import selectors, services
+from billing.filters import AlertFilter, LedgerFilter
+from billing.models import BudgetAlert, LedgerEntry
+from billing.serializers import (
+    AcknowledgeResponseSerializer,
+    AcknowledgeSerializer,
+    AlertSerializer,
+    BalanceSerializer,
+    CapacitySerializer,
+    CircuitSerializer,
+    CircuitToggleSerializer,
+    CreditPackageSerializer,
+    GrantSerializer,
+    LedgerEntrySerializer,
+    ModelRateSerializer,
+)
+from leancore.api.errors import PermissionDeniedError
+from leancore.api.filters import CamelOrderingFilter
+from leancore.api.views import OrgAPIView, OrgViewSet, UserViewSet
+from orgs.models import Role
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    name="Idempotency-Key",
+    type=str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="A repeat with the same key and body returns the first result; a different body → 409.",
+)
+
+
+class BalanceView(OrgAPIView):
+    @extend_schema(responses={200: BalanceSerializer}, summary="Credit balance, holds and this period's spend")
+    def get(self, request: Request) -> Response:
+        return Response(BalanceSerializer(selectors.balance(org=self.org)).data)
+
+
+class UsageView(mixins.ListModelMixin, OrgViewSet):
+    """The ledger: usage (negative), grants, refunds and adjustments, newest first."""
+
+    queryset = LedgerEntry.objects.all()
+    serializer_class = LedgerEntrySerializer
+    filterset_class = LedgerFilter
+    filter_backends = [*OrgViewSet.filter_backends, CamelOrderingFilter]
+    ordering_fields = ["created_at", "amount"]
+    ordering = ["-created_at"]
+
+
+class ModelRateListView(mixins.ListModelMixin, UserViewSet):
+    queryset = selectors.active_rates()
+    serializer_class = ModelRateSerializer
+
+
+class PackageListView(mixins.ListModelMixin, UserViewSet):
+    queryset = selectors.packages()
+    serializer_class = CreditPackageSerializer
+
+
+class GrantView(OrgAPIView):
+    @extend_schema(
+        request=GrantSerializer,
+        responses={201: LedgerEntrySerializer},
+        parameters=[IDEMPOTENCY_HEADER],
+        summary="Grant credits to the organization (platform staff)",
+    )
+    def post(self, request: Request) -> Response:
+        if not request.user.is_staff:
+            raise PermissionDeniedError("Only platform staff may grant credits.")
+        serializer = GrantSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+
+        def action() -> tuple[int, dict]:
+            entry = services.grant_credits(
+                org=self.org,
+                amount=data.get("amount"),
+                package=data.get("package"),
+                reason=data["reason"],
+                actor=request.user,
+            )
+            return status.HTTP_201_CREATED, dict(LedgerEntrySerializer(entry).data)
+
+        (code, body), _ = run_idempotent(
+            user=request.user,
+            scope=f"grant:{self.org.pk}",
+            key=request.headers.get("Idempotency-Key"),
+            payload=request.data,
+            action=action,
+        )
+        return Response(body, status=code)
+
+
+class CapacityView(OrgAPIView):
+    @extend_schema(responses={200: CapacitySerializer}, summary="Burn rate, runway and where the credits go")
+    def get(self, request: Request) -> Response:
+        return Response(CapacitySerializer(selectors.capacity(org=self.org)).data)
+
+
+class AlertListView(mixins.ListModelMixin, OrgViewSet):
+    queryset = BudgetAlert.objects.all()
+    serializer_class = AlertSerializer
+    filterset_class = AlertFilter
+
+
+class AcknowledgeView(OrgAPIView):
+    required_roles = {"post": Role.ADMIN}
+
+    @extend_schema(
+        request=AcknowledgeSerializer,
+        responses={200: AcknowledgeResponseSerializer},
+        summary="Acknowledge alerts (admin)",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = AcknowledgeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        count = services.acknowledge_alerts(
+            org=self.org,
+            user=request.user,
+            alert_ids=serializer.validated_data.get("alert_ids"),
+            all_=serializer.validated_data["all"],
+        )
+        return Response({"acknowledged": count})
+
+
+class CircuitView(OrgAPIView):
+    @extend_schema(responses={200: CircuitSerializer}, summary="The organization's spending circuit breaker")
+    def get(self, request: Request) -> Response:
+        return Response(CircuitSerializer(selectors.circuit(org=self.org)).data)
+
+
+class CircuitToggleView(OrgAPIView):
+    required_roles = {"post": Role.ADMIN}
+
+    @extend_schema(
+        request=CircuitToggleSerializer,
+        responses={200: CircuitSerializer},
+        summary="Open or close the circuit (admin); without state it flips",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = CircuitToggleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        circuit = services.set_circuit(
+            org=self.org,
+            actor=request.user,
+            state=serializer.validated_data.get("state"),
+            reason=serializer.validated_data["reason"],
+        )
+        return Response(CircuitSerializer(circuit).data)

@@ -1,0 +1,51 @@
+"""Shared serializer fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from leancore.credits import credit_str
+
+
+class CreditField(serializers.DecimalField):
+    """Credits on the wire: a JSON string with exactly 6 fractional digits; more digits → 400."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_digits", 20)
+        kwargs.setdefault("decimal_places", 6)
+        kwargs["coerce_to_string"] = True
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        return credit_str(value)
+
+
+class OrgRelatedField(serializers.PrimaryKeyRelatedField):
+    """A foreign key from a request body, looked up inside the request's org only. Unknown and
+    other-org ids get the same 400 naming the field."""
+
+    default_error_messages = {
+        "does_not_exist": "Not found in this organization.",
+        "incorrect_type": "Must be an id (UUID).",
+    }
+
+    def __init__(self, *, model: type, **kwargs: Any) -> None:
+        self.model = model
+        kwargs.setdefault("queryset", model._default_manager.all())
+        super().__init__(**kwargs)
+
+    def get_queryset(self):  # noqa: ANN201
+        request = self.context["request"]
+        return self.model._default_manager.filter(organization=request.org_context.org)
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError:
+            raise
+        except Exception:  # a malformed id
+            self.fail("does_not_exist", pk_value=data)

@@ -1,0 +1,52 @@
+"""Shared filters: ISO date-or-datetime bounds and camelCase ordering."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from typing import Any
+
+import django_filters
+from django import forms
+from django.utils.dateparse import parse_date, parse_datetime
+from djangorestframework_camel_case.util import camel_to_underscore
+from rest_framework.filters import OrderingFilter
+
+
+class DateOrDateTimeField(forms.Field):
+    def to_python(self, value: Any) -> datetime | None:
+        if value in (None, ""):
+            return None
+        text = str(value).strip().replace(" ", "+")
+        parsed = parse_datetime(text)
+        if parsed is None:
+            day = parse_date(text)
+            if day is None:
+                raise forms.ValidationError("Enter an ISO 8601 date or date-time.")
+            parsed = datetime.combine(day, time.min)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed
+
+
+class DateOrDateTimeFilter(django_filters.Filter):
+    """``from`` is inclusive (gte); ``to``/``dueBefore`` exclusive (lt)."""
+
+    field_class = DateOrDateTimeField
+
+
+class CamelOrderingFilter(OrderingFilter):
+    """``ordering=-createdAt``: camelCase names mapped to model fields."""
+
+    def get_ordering(self, request, queryset, view):  # noqa: ANN001, ANN201
+        params = request.query_params.get(self.ordering_param)
+        if params:
+            fields = []
+            for raw in params.split(","):
+                term = raw.strip()
+                desc = term.startswith("-")
+                name = camel_to_underscore(term.lstrip("-"))
+                fields.append(f"-{name}" if desc else name)
+            ordering = self.remove_invalid_fields(queryset, fields, view, request)
+            if ordering:
+                return ordering
+        return self.get_default_ordering(view)

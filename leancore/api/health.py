@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from leancore.api.views import PublicAPIView
+
+logger = logging.getLogger(__name__)
+
+
+async def _check_channel_layer() -> None:
+    layer = get_channel_layer()
+    channel = await layer.new_channel("health.")
+    await layer.send(channel, {"type": "health.ping"})
+    message = await asyncio.wait_for(layer.receive(channel), timeout=2)
+    if message.get("type") != "health.ping":
+        raise RuntimeError("channel layer returned an unexpected message")
+
+
+def _status(check) -> str:  # noqa: ANN001
+    try:
+        check()
+    except Exception:
+        logger.exception("Health check failed")
+        return "error"
+    return "ok"
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+class HealthView(PublicAPIView):
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Health",
+                {
+                    "status": serializers.CharField(),
+                    "database": serializers.CharField(),
+                    "channel_layer": serializers.CharField(),
+                },
+            ),
+            503: None,
+        },
+        summary="Liveness and dependencies (503 when one is down)",
+    )
+    def get(self, request: Request) -> Response:
+        database = _status(_check_database)
+        channel_layer = _status(async_to_sync(_check_channel_layer))
+        healthy = database == "ok" and channel_layer == "ok"
+        body = {"status": "ok" if healthy else "error", "database": database, "channel_layer": channel_layer}
+        return Response(body, status=200 if healthy else 503)

@@ -1,0 +1,99 @@
+"""Throttles whose rates are read from settings.THROTTLE_RATES at request time."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from leancore.api.errors import DomainError
+
+
+class RateLimitedError(DomainError):
+    status = 429
+    code = "rate_limited"
+    default_detail = "Too many requests."
+
+    def __init__(self, wait: int) -> None:
+        self.wait = max(int(wait), 1)
+        super().__init__(f"Too many requests. Try again in {self.wait} seconds.")
+        self.headers = {"Retry-After": str(self.wait)}
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """'10/min' → (10, 60). Accepts s/sec/second, m/min/minute, h/hour, d/day."""
+    count, _, period = rate.partition("/")
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period.strip()[0].lower()]
+    return int(count), seconds
+
+
+class ScopedThrottle(SimpleRateThrottle):
+    """Counts requests per authenticated user (or client IP) within a scope."""
+
+    scope = ""
+
+    def __init__(self) -> None:  # do not read DRF's class-level rates
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = parse_rate(self.rate)
+
+    def get_rate(self) -> str:
+        return settings.THROTTLE_RATES[self.scope]
+
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        ident = str(request.user.pk) if request.user and request.user.is_authenticated else self.get_ident(request)
+        return f"throttle_{self.scope}_{ident}"
+
+
+class RegisterThrottle(ScopedThrottle):
+    scope = "register"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        return f"throttle_register_{self.get_ident(request)}"
+
+
+class ChatThrottle(ScopedThrottle):
+    scope = "chat"
+
+
+class UploadThrottle(ScopedThrottle):
+    scope = "upload"
+
+
+class FailureLimiter:
+    """Counts failures (e.g. wrong passwords) per key within the scope's window.
+
+    Only failures count, so a user who logs in correctly is never slowed down, while
+    guessing against one email or from one client is stopped with 429 + Retry-After.
+    """
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        self.limit, self.window = parse_rate(settings.THROTTLE_RATES[scope])
+
+    def _key(self, ident: str) -> str:
+        digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
+        return f"failures_{self.scope}_{digest}"
+
+    def check(self, *idents: str) -> None:
+        now = time.time()
+        for ident in idents:
+            history = [t for t in cache.get(self._key(ident), []) if t > now - self.window]
+            if len(history) >= self.limit:
+                raise RateLimitedError(wait=int(history[0] + self.window - now) + 1)
+
+    def record_failure(self, *idents: str) -> None:
+        now = time.time()
+        for ident in idents:
+            key = self._key(ident)
+            history = [t for t in cache.get(key, []) if t > now - self.window]
+            history.append(now)
+            cache.set(key, history, self.window)
+
+
+def client_ip(request: Request) -> str:
+    return request.META.get("REMOTE_ADDR") or "unknown"

@@ -1,0 +1,131 @@
+"""Base views. Every view declares its access class: public, user (no org) or org-scoped.
+
+Org-scoped views resolve the organization once per request (``X-Org-Id`` or the only
+membership) and filter every queryset by it in ``get_queryset``; subclasses set
+``queryset`` and never filter by org themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from django.db.models import Model, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import generics, viewsets
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from leancore.api.errors import ValidationFailed
+from orgs.context import OrgContext, require_role, resolve_org_from_header, resolve_org_from_path
+
+Access = Literal["public", "user", "org"]
+
+ORG_HEADER_PARAMETER = OpenApiParameter(
+    name="X-Org-Id",
+    type=OpenApiTypes.UUID,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "The organization to act in. Optional when the caller belongs to exactly one organization; "
+        "otherwise 400 `org_required`. Not a member → 403 `not_a_member`."
+    ),
+)
+
+
+class PublicAPIView(APIView):
+    """No authentication at all (a stale Authorization header must not break login)."""
+
+    access: ClassVar[Access] = "public"
+    authentication_classes: ClassVar[list] = []
+    permission_classes: ClassVar[list] = [AllowAny]
+
+
+class UserAPIView(APIView):
+    """Authenticated; needs no organization."""
+
+    access: ClassVar[Access] = "user"
+    permission_classes: ClassVar[list] = [IsAuthenticated]
+
+
+class OrgContextMixin:
+    """Resolves ``request.org_context`` from the header right after authentication.
+
+    ``required_roles`` maps a viewset action (or a lower-case HTTP method for plain
+    views) to the least role it needs; staff pass every check.
+    """
+
+    access: ClassVar[Access] = "org"
+    permission_classes: ClassVar[list] = [IsAuthenticated]
+    required_roles: ClassVar[dict[str, str]] = {}
+    # Set on views whose path carries the org (``/orgs/{orgId}/…``): non-members get 404.
+    org_path_kwarg: ClassVar[str | None] = None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        if self.org_path_kwarg:
+            request.org_context = resolve_org_from_path(request.user, kwargs[self.org_path_kwarg])
+        else:
+            request.org_context = resolve_org_from_header(request)
+        key = getattr(self, "action", None) or request.method.lower()
+        role = self.required_roles.get(key)
+        if role:
+            require_role(request.org_context, role)
+
+    @property
+    def org_context(self) -> OrgContext:
+        return self.request.org_context  # type: ignore[attr-defined,return-value]
+
+    @property
+    def org(self):  # noqa: ANN201
+        return self.org_context.org
+
+
+class OrgScopedQuerysetMixin(OrgContextMixin):
+    """Every queryset is filtered by the request's org; this cannot be skipped by a subclass
+    that only sets ``queryset`` or overrides ``scope_queryset``."""
+
+    org_field: ClassVar[str] = "organization"
+
+    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+        """Hook for narrowing further (e.g. a member's own sessions)."""
+        return queryset
+
+    def get_queryset(self) -> QuerySet:
+        queryset = super().get_queryset()  # type: ignore[misc]
+        queryset = queryset.filter(**{self.org_field: self.org})
+        return self.scope_queryset(queryset)
+
+
+class OrgAPIView(OrgContextMixin, APIView):
+    pass
+
+
+class OrgGenericAPIView(OrgScopedQuerysetMixin, generics.GenericAPIView):
+    pass
+
+
+class OrgViewSet(OrgScopedQuerysetMixin, viewsets.GenericViewSet):
+    pass
+
+
+class UserViewSet(viewsets.GenericViewSet):
+    access: ClassVar[Access] = "user"
+    permission_classes: ClassVar[list] = [IsAuthenticated]
+
+
+class PublicViewSet(viewsets.GenericViewSet):
+    access: ClassVar[Access] = "public"
+    authentication_classes: ClassVar[list] = []
+    permission_classes: ClassVar[list] = [AllowAny]
+
+
+def get_in_org(model: type[Model], org, value: Any, field: str) -> Any:  # noqa: ANN001
+    """Look up an id from a request body inside the org; anything else is a 400 naming the field."""
+    if value is None:
+        return None
+    obj = model._default_manager.filter(organization=org, pk=value).first()
+    if obj is None:
+        raise ValidationFailed(field, "Not found in this organization.")
+    return obj

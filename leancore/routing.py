@@ -1,0 +1,5 @@
+"""WebSocket routes (each consumer authenticates itself)."""
+
+from __future__ import annotations
+
+websocket_urlpatterns: list = []

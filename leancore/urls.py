@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from leancore.api.health import HealthView
+from leancore.api.routes import route
+
+
+class PublicSchemaView(SpectacularAPIView):
+    access = "public"
+    authentication_classes = []
+
+
+class PublicSwaggerView(SpectacularSwaggerView):
+    access = "public"
+    authentication_classes = []
+
+
+class PublicRedocView(SpectacularRedocView):
+    access = "public"
+    authentication_classes = []
+
+
+admin.site.site_header = "LeanCore operations"
+admin.site.site_title = "LeanCore admin"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    *route("api/schema", PublicSchemaView.as_view(), name="schema"),
+    *route("api/docs", PublicSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    *route("api/redoc", PublicRedocView.as_view(url_name="schema"), name="redoc"),
+    *route("health", HealthView.as_view(), name="health"),
+    path("", include("accounts.urls")),
+    path("", include("orgs.urls")),
+    path("", include("billing.urls")),
+]
+
+handler400 = "leancore.api.errors.handler400"
+handler403 = "leancore.api.errors.handler403"
+handler404 = "leancore.api.errors.handler404"
+handler500 = "leancore.api.errors.handler500"

@@ -1,0 +1,103 @@
+"""Resolving the organization of a request, once, and checking roles against it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from rest_framework.request import Request
+
+from leancore.api.errors import DomainError, NotFoundError, PermissionDeniedError
+from orgs.models import ROLE_RANK, Membership, Organization, Role
+
+
+class OrgRequiredError(DomainError):
+    status = 400
+    code = "org_required"
+    default_detail = "You belong to several organizations: say which one with the X-Org-Id header."
+
+
+class InvalidOrgIdError(DomainError):
+    status = 400
+    code = "invalid_org_id"
+    default_detail = "X-Org-Id must be an organization id (a UUID)."
+
+
+class NotAMemberError(DomainError):
+    status = 403
+    code = "not_a_member"
+    default_detail = "You are not a member of this organization."
+
+
+@dataclass(frozen=True, slots=True)
+class OrgContext:
+    org: Organization
+    membership: Membership | None  # None for platform staff acting outside their orgs
+    is_staff: bool
+
+    @property
+    def role(self) -> str | None:
+        return self.membership.role if self.membership else None
+
+    def has_role(self, role: str) -> bool:
+        if self.is_staff:
+            return True
+        return self.membership is not None and ROLE_RANK[Role(self.membership.role)] >= ROLE_RANK[Role(role)]
+
+    @property
+    def user(self):  # noqa: ANN201
+        return self.membership.user if self.membership else None
+
+
+def require_role(context: OrgContext, role: str) -> None:
+    if not context.has_role(role):
+        raise PermissionDeniedError(f"This action needs the {role} role in the organization.")
+
+
+def _active_membership(user, org_id: uuid.UUID) -> Membership | None:  # noqa: ANN001
+    return (
+        Membership.objects.select_related("organization", "user")
+        .filter(user=user, organization_id=org_id, status=Membership.Status.ACTIVE)
+        .first()
+    )
+
+
+def resolve_org_from_header(request: Request) -> OrgContext:
+    user = request.user
+    raw = request.headers.get("X-Org-Id")
+    if raw:
+        try:
+            org_id = uuid.UUID(raw.strip())
+        except ValueError as exc:
+            raise InvalidOrgIdError from exc
+        membership = _active_membership(user, org_id)
+        if membership is not None:
+            return OrgContext(org=membership.organization, membership=membership, is_staff=user.is_staff)
+        if user.is_staff:
+            org = Organization.objects.filter(pk=org_id).first()
+            if org is not None:
+                return OrgContext(org=org, membership=None, is_staff=True)
+        raise NotAMemberError
+    memberships = list(
+        Membership.objects.select_related("organization", "user").filter(user=user, status=Membership.Status.ACTIVE)[:2]
+    )
+    if len(memberships) != 1:
+        raise OrgRequiredError
+    membership = memberships[0]
+    return OrgContext(org=membership.organization, membership=membership, is_staff=user.is_staff)
+
+
+def resolve_org_from_path(user, org_id: uuid.UUID | str) -> OrgContext:  # noqa: ANN001
+    """For paths that carry the org as a resource id: a non-member gets 404 like any object."""
+    try:
+        org_uuid = uuid.UUID(str(org_id))
+    except ValueError as exc:
+        raise NotFoundError from exc
+    membership = _active_membership(user, org_uuid)
+    if membership is not None:
+        return OrgContext(org=membership.organization, membership=membership, is_staff=user.is_staff)
+    if user.is_staff:
+        org = Organization.objects.filter(pk=org_uuid).first()
+        if org is not None:
+            return OrgContext(org=org, membership=None, is_staff=True)
+    raise NotFoundError

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q, QuerySet
+
+from orgs.models import Membership, Role
+
+
+class MemberFilter(django_filters.FilterSet):
+    role = django_filters.ChoiceFilter(choices=Role.choices)
+    status = django_filters.ChoiceFilter(choices=Membership.Status.choices)
+    search = django_filters.CharFilter(method="filter_search", help_text="Name or email contains.")
+
+    class Meta:
+        model = Membership
+        fields = ["role", "status"]
+
+    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(Q(user__name__icontains=value) | Q(user__email__icontains=value))

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+
+from accounts.models import User
+from orgs.models import Membership, Organization
+
+
+def organizations_for(*, user: User) -> QuerySet[Organization]:
+    """The caller's orgs (staff: every org), newest first."""
+    queryset = Organization.objects.all()
+    if not user.is_staff:
+        queryset = queryset.filter(memberships__user=user, memberships__status=Membership.Status.ACTIVE)
+    return queryset.order_by("-created_at")
+
+
+def roles_of(*, user: User, org_ids: list) -> dict:
+    return dict(
+        Membership.objects.filter(user=user, organization_id__in=org_ids, status=Membership.Status.ACTIVE).values_list(
+            "organization_id", "role"
+        )
+    )
+
+
+def organization_detail(*, org: Organization) -> Organization:
+    return Organization.objects.annotate(
+        member_count=Count("memberships", filter=Q(memberships__status=Membership.Status.ACTIVE))
+    ).get(pk=org.pk)
+
+
+def members(*, org: Organization) -> QuerySet[Membership]:
+    return Membership.objects.select_related("user").filter(organization=org).order_by("-created_at")

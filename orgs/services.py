@@ -1,0 +1,242 @@
+"""Organization and membership writes."""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.models import OneTimeToken, User
+from accounts.services import (
+    check_password_strength,
+    consume_one_time_token,
+    create_one_time_token,
+    token_email_text,
+)
+from leancore.api.errors import InvalidTokenError, NotFoundError, PermissionDeniedError, ValidationFailed
+from orgs.context import OrgContext
+from orgs.errors import AlreadyMemberError, LastOwnerError
+from orgs.models import Membership, Organization, Role
+
+UNSET = object()
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:60] or "org"
+    slug = base
+    while Organization.objects.filter(slug=slug).exists():
+        slug = f"{base}-{secrets.token_hex(3)}"
+    return slug
+
+
+def create_organization(*, name: str, owner: User, billing_email: str = "") -> Organization:
+    """Creates the org and its owner membership; the billing account comes with it."""
+    from billing.services import open_account
+
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                org = Organization.objects.create(
+                    name=name, slug=_unique_slug(name), billing_email=billing_email or owner.email
+                )
+                Membership.objects.create(
+                    organization=org,
+                    user=owner,
+                    role=Role.OWNER,
+                    status=Membership.Status.ACTIVE,
+                    joined_at=timezone.now(),
+                )
+                open_account(org=org, signup_credits=settings.SIGNUP_CREDITS)
+                return org
+        except IntegrityError:  # a concurrent sign-up took the slug; pick another
+            continue
+    raise ValidationFailed("organizationName", "Could not find a free address for this organization name.")
+
+
+@transaction.atomic
+def register(*, organization_name: str, name: str, email: str, password: str) -> tuple[User, Organization]:
+    email = email.strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationFailed("email", "An account with this email already exists.")
+    check_password_strength(password=password, user=User(email=email, name=name))
+    user = User.objects.create_user(email=email, password=password, name=name)
+    org = create_organization(name=organization_name, owner=user)
+    return user, org
+
+
+def update_organization(
+    *,
+    org: Organization,
+    name: str,
+    monthly_budget: Decimal | object | None = UNSET,
+    low_balance_threshold: Decimal | object | None = UNSET,
+) -> Organization:
+    org.name = name
+    fields = ["name", "updated_at"]
+    if monthly_budget is not UNSET:
+        org.monthly_budget = monthly_budget
+        fields.append("monthly_budget")
+    if low_balance_threshold is not UNSET:
+        org.low_balance_threshold = low_balance_threshold
+        fields.append("low_balance_threshold")
+    org.save(update_fields=fields)
+    return org
+
+
+def set_billing_email(*, org: Organization, billing_email: str) -> Organization:
+    org.billing_email = billing_email
+    org.save(update_fields=["billing_email", "updated_at"])
+    return org
+
+
+# --- members --------------------------------------------------------------------------------
+
+
+def _lock_org(org: Organization) -> None:
+    """Serializes owner-count decisions for one org."""
+    Organization.objects.select_for_update().filter(pk=org.pk).first()
+
+
+def _active_owner_count(org: Organization) -> int:
+    return Membership.objects.filter(organization=org, role=Role.OWNER, status=Membership.Status.ACTIVE).count()
+
+
+def _member(org: Organization, user_id: object) -> Membership:
+    membership = Membership.objects.select_related("user").filter(organization=org, user_id=user_id).first()
+    if membership is None:
+        raise NotFoundError
+    return membership
+
+
+def get_member(*, org: Organization, user_id: object) -> Membership:
+    return _member(org, user_id)
+
+
+def _send_invitation(*, membership: Membership, inviter: User | None) -> None:
+    token = create_one_time_token(
+        user=membership.user,
+        purpose=OneTimeToken.Purpose.INVITE,
+        ttl=settings.INVITATION_TTL,
+        membership=membership,
+    )
+    who = (inviter.name or inviter.email) if inviter else "An operator"
+    body = token_email_text(
+        intro=(
+            f"{who} invited you to join {membership.organization.name} on LeanCore "
+            f"as {membership.role}. The invitation expires in 7 days."
+        ),
+        token=token,
+        path="accept-invite",
+    )
+    recipient = membership.user.email
+    subject = f"You are invited to {membership.organization.name} on LeanCore"
+    transaction.on_commit(lambda: send_mail(subject, body, None, [recipient]))
+
+
+@transaction.atomic
+def invite_member(
+    *, context: OrgContext, inviter: User, email: str, role: str, name: str = ""
+) -> tuple[Membership, bool]:
+    """Returns (membership, created). An active account is added directly; a new email gets an invitation."""
+    if role == Role.OWNER and not context.has_role(Role.OWNER):
+        raise PermissionDeniedError("Only an owner may invite an owner.")
+    org = context.org
+    email = email.strip().lower()
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        user = User.objects.create_user(email=email, password=None, name=name, is_active=False)
+    membership = Membership.objects.filter(organization=org, user=user).first()
+    if membership is not None and membership.status == Membership.Status.ACTIVE:
+        raise AlreadyMemberError
+    if membership is not None:  # already invited: re-send with a new token (the old one stops working)
+        membership.role = role
+        membership.invited_by = inviter
+        membership.save(update_fields=["role", "invited_by"])
+        _send_invitation(membership=membership, inviter=inviter)
+        return membership, False
+    if user.is_active:
+        membership = Membership.objects.create(
+            organization=org,
+            user=user,
+            role=role,
+            status=Membership.Status.ACTIVE,
+            invited_by=inviter,
+            joined_at=timezone.now(),
+        )
+        return membership, True
+    membership = Membership.objects.create(
+        organization=org, user=user, role=role, status=Membership.Status.INVITED, invited_by=inviter
+    )
+    _send_invitation(membership=membership, inviter=inviter)
+    return membership, True
+
+
+@transaction.atomic
+def accept_invitation(*, token: str, password: str, name: str) -> User:
+    record = consume_one_time_token(token=token, purpose=OneTimeToken.Purpose.INVITE)
+    membership = record.membership
+    if membership is None or membership.status != Membership.Status.INVITED:
+        raise InvalidTokenError
+    user = record.user
+    check_password_strength(password=password, user=user)
+    user.set_password(password)
+    if name:
+        user.name = name
+    user.is_active = True
+    user.save(update_fields=["password", "name", "is_active"])
+    membership.status = Membership.Status.ACTIVE
+    membership.joined_at = timezone.now()
+    membership.save(update_fields=["status", "joined_at"])
+    return user
+
+
+@transaction.atomic
+def change_role(*, context: OrgContext, user_id: object, role: str) -> Membership:
+    _lock_org(context.org)
+    membership = _member(context.org, user_id)
+    touches_owner = Role.OWNER in (role, membership.role)
+    if touches_owner and not context.has_role(Role.OWNER):
+        raise PermissionDeniedError("Only an owner may grant or revoke the owner role.")
+    if (
+        membership.role == Role.OWNER
+        and role != Role.OWNER
+        and membership.status == Membership.Status.ACTIVE
+        and _active_owner_count(context.org) <= 1
+    ):
+        raise LastOwnerError
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def remove_member(*, context: OrgContext, actor: User, user_id: object) -> None:
+    _lock_org(context.org)
+    membership = _member(context.org, user_id)
+    is_self = membership.user_id == actor.pk
+    if not is_self:
+        if not context.has_role(Role.ADMIN):
+            raise PermissionDeniedError("Only an admin may remove other members.")
+        if membership.role == Role.OWNER and not context.has_role(Role.OWNER):
+            raise PermissionDeniedError("Only an owner may remove an owner.")
+    if (
+        membership.role == Role.OWNER
+        and membership.status == Membership.Status.ACTIVE
+        and _active_owner_count(context.org) <= 1
+    ):
+        raise LastOwnerError
+    membership.delete()  # its invitation tokens go with it
+
+
+def update_member_profile(*, context: OrgContext, actor: User, user_id: object, name: str) -> Membership:
+    membership = _member(context.org, user_id)
+    if membership.user_id != actor.pk and not context.has_role(Role.ADMIN):
+        raise PermissionDeniedError("Only an admin may change another member's profile.")
+    membership.user.name = name
+    membership.user.save(update_fields=["name"])
+    return membership

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from leancore.api.routes import route
+from orgs import views
+
+urlpatterns = [
+    *route("orgs", views.OrganizationListView.as_view({"get": "list"}), name="orgs"),
+    *route("orgs/<uuid:pk>", views.OrganizationDetailView.as_view(), name="org-detail"),
+    *route("orgs/<uuid:pk>/billing-email", views.BillingEmailView.as_view(), name="org-billing-email"),
+    *route("users", views.MemberListView.as_view(), name="users"),
+    *route("users/invite", views.InviteView.as_view(), name="users-invite"),
+    *route("users/<uuid:pk>", views.MemberDetailView.as_view(), name="user-detail"),
+    *route("users/<uuid:pk>/role", views.MemberRoleView.as_view(), name="user-role"),
+]

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from leancore.api.views import OrgAPIView, OrgGenericAPIView, UserViewSet
+from orgs import selectors, services
+from orgs.filters import MemberFilter
+from orgs.models import Membership, Role
+from orgs.serializers import (
+    BillingEmailSerializer,
+    InviteSerializer,
+    MemberSerializer,
+    OrganizationDetailSerializer,
+    OrganizationSerializer,
+    OrganizationUpdateSerializer,
+    ProfileSerializer,
+    RoleSerializer,
+)
+
+
+class OrganizationListView(mixins.ListModelMixin, UserViewSet):
+    serializer_class = OrganizationSerializer
+
+    def get_queryset(self):  # noqa: ANN201
+        return selectors.organizations_for(user=self.request.user)
+
+    def get_serializer_context(self) -> dict:
+        context = super().get_serializer_context()
+        page_ids = [org.pk for org in getattr(self, "_page", [])]
+        context["roles"] = selectors.roles_of(user=self.request.user, org_ids=page_ids)
+        return context
+
+    def paginate_queryset(self, queryset):  # noqa: ANN001, ANN201
+        self._page = super().paginate_queryset(queryset)
+        return self._page
+
+    @extend_schema(summary="The caller's organizations (staff: all)")
+    def list(self, request: Request, *args, **kwargs) -> Response:  # noqa: ANN002, ANN003
+        return super().list(request, *args, **kwargs)
+
+
+def _detail(view: OrgAPIView) -> dict:
+    org = selectors.organization_detail(org=view.org)
+    return OrganizationDetailSerializer(org, context={"roles": {org.pk: view.org_context.role}}).data
+
+
+class OrganizationDetailView(OrgAPIView):
+    org_path_kwarg = "pk"
+    required_roles = {"put": Role.ADMIN}
+
+    @extend_schema(responses={200: OrganizationDetailSerializer}, summary="One organization")
+    def get(self, request: Request, pk: str) -> Response:
+        return Response(_detail(self))
+
+    @extend_schema(
+        request=OrganizationUpdateSerializer,
+        responses={200: OrganizationDetailSerializer},
+        summary="Update the organization (admin)",
+    )
+    def put(self, request: Request, pk: str) -> Response:
+        serializer = OrganizationUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.update_organization(org=self.org, **serializer.validated_data)
+        return Response(_detail(self))
+
+
+class BillingEmailView(OrgAPIView):
+    org_path_kwarg = "pk"
+    required_roles = {"patch": Role.ADMIN}
+
+    @extend_schema(
+        request=BillingEmailSerializer,
+        responses={200: OrganizationDetailSerializer},
+        summary="Set the billing email (admin)",
+    )
+    def patch(self, request: Request, pk: str) -> Response:
+        serializer = BillingEmailSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.set_billing_email(org=self.org, billing_email=serializer.validated_data["billing_email"])
+        return Response(_detail(self))
+
+
+class MemberListView(OrgGenericAPIView):
+    serializer_class = MemberSerializer
+    queryset = Membership.objects.select_related("user").order_by("-created_at")
+    filterset_class = MemberFilter
+
+    @extend_schema(summary="Members of the organization (active and invited)")
+    def get(self, request: Request) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class InviteView(OrgAPIView):
+    required_roles = {"post": Role.ADMIN}
+
+    @extend_schema(
+        request=InviteSerializer,
+        responses={201: MemberSerializer, 200: MemberSerializer},
+        summary="Invite someone (admin); an existing account is added directly",
+        description="201 for a new member; 200 when an already invited email is re-sent a new token.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = InviteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership, created = services.invite_member(
+            context=self.org_context, inviter=request.user, **serializer.validated_data
+        )
+        return Response(
+            MemberSerializer(membership).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class MemberDetailView(OrgAPIView):
+    @extend_schema(
+        request=ProfileSerializer,
+        responses={200: MemberSerializer},
+        summary="Update a member's name (admin, or yourself)",
+    )
+    def put(self, request: Request, pk: str) -> Response:
+        serializer = ProfileSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.update_member_profile(
+            context=self.org_context, actor=request.user, user_id=pk, name=serializer.validated_data["name"]
+        )
+        return Response(MemberSerializer(membership).data)
+
+    @extend_schema(
+        responses={204: OpenApiResponse(description="Removed.")},
+        summary="Remove a member or revoke an invitation (admin, or yourself to leave)",
+    )
+    def delete(self, request: Request, pk: str) -> Response:
+        services.remove_member(context=self.org_context, actor=request.user, user_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemberRoleView(OrgAPIView):
+    required_roles = {"patch": Role.ADMIN}
+
+    @extend_schema(
+        request=RoleSerializer,
+        responses={200: MemberSerializer},
+        summary="Change a member's role (admin; granting or revoking owner needs an owner)",
+    )
+    def patch(self, request: Request, pk: str) -> Response:
+        serializer = RoleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.change_role(context=self.org_context, user_id=pk, role=serializer.validated_data["role"])
+        return Response(MemberSerializer(membership).data)

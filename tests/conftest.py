@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from accounts.services import issue_tokens
+from orgs.models import Membership, Organization, Role
+from orgs.services import create_organization
+
+PASSWORD = "Corr3ct-Horse-Battery"
+_seq = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _fast_and_isolated(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def make_user(*, email: str | None = None, name: str = "", is_staff: bool = False, password: str = PASSWORD) -> User:
+    n = next(_seq)
+    email = email or f"user{n}-{uuid.uuid4().hex[:6]}@example.com"
+    return User.objects.create_user(email=email, password=password, name=name or f"User {n}", is_staff=is_staff)
+
+
+def make_org(*, owner: User | None = None, name: str = "Acme", signup_credits: bool = True) -> Organization:
+    owner = owner or make_user()
+    return create_organization(name=name, owner=owner)
+
+
+def add_member(org: Organization, user: User | None = None, role: str = Role.MEMBER) -> User:
+    user = user or make_user()
+    Membership.objects.create(organization=org, user=user, role=role, status=Membership.Status.ACTIVE)
+    return user
+
+
+def owner_of(org: Organization) -> User:
+    return Membership.objects.filter(organization=org, role=Role.OWNER).first().user
+
+
+def client_for(user: User | None = None, org: Organization | None = None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_tokens(user=user).access}")
+    if org is not None:
+        client.defaults["HTTP_X_ORG_ID"] = str(org.pk)
+    return client
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def org(db) -> Organization:
+    return make_org(name="Acme Corp")
+
+
+@pytest.fixture
+def owner(org) -> User:
+    return owner_of(org)
+
+
+@pytest.fixture
+def admin_user(org) -> User:
+    return add_member(org, role=Role.ADMIN)
+
+
+@pytest.fixture
+def member(org) -> User:
+    return add_member(org, role=Role.MEMBER)
+
+
+@pytest.fixture
+def staff(db) -> User:
+    return make_user(is_staff=True, name="Operator")
+
+
+@pytest.fixture
+def other_org(db) -> Organization:
+    return make_org(name="Other Inc")
+
+
+def assert_problem(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/problem+json"), response["Content-Type"]
+    body = response.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    assert {"type", "title", "detail"} <= set(body)
+    return body
