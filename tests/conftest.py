@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -37,7 +38,9 @@ def make_org(*, owner: User | None = None, name: str = "Acme", signup_credits: b
 
 def add_member(org: Organization, user: User | None = None, role: str = Role.MEMBER) -> User:
     user = user or make_user()
-    Membership.objects.create(organization=org, user=user, role=role, status=Membership.Status.ACTIVE)
+    Membership.objects.create(
+        organization=org, user=user, role=role, status=Membership.Status.ACTIVE, joined_at=timezone.now()
+    )
     return user
 
 

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from tests.conftest import assert_problem, client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def test_unknown_path_is_problem_404(anon):
+    assert_problem(anon.get("/nope/nothing"), 404, "not_found")
+
+
+def test_wrong_method_is_problem_405(anon):
+    body = assert_problem(anon.get("/auth/login"), 405, "method_not_allowed")
+    assert "GET" in body["detail"]
+
+
+def test_unsupported_media_type(anon):
+    response = anon.post("/auth/login", "x=1", content_type="text/plain")
+    assert_problem(response, 415, "unsupported_media_type")
+
+
+def test_health(anon):
+    response = anon.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "channelLayer": "ok"}
+
+
+def test_health_reports_a_broken_channel_layer(anon, settings):
+    from channels.layers import channel_layers
+
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}
+    }
+    channel_layers.backends.clear()
+    try:
+        response = anon.get("/health")
+    finally:
+        channel_layers.backends.clear()
+    assert response.status_code == 503
+    assert response.json()["channelLayer"] == "error"
+    assert response.json()["database"] == "ok"
+
+
+def test_schema_is_public_and_camel_case(anon):
+    response = anon.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert "/auth/login" in schema["paths"]
+    assert "/billing/credits/balance" in schema["paths"]
+    login = schema["components"]["schemas"]["TokenResponse"]["properties"]
+    assert {"accessToken", "refreshToken", "tokenType", "expiresIn", "user"} <= set(login)
+    users = schema["paths"]["/users"]["get"]
+    assert any(p["name"] == "X-Org-Id" for p in users["parameters"])
+    assert "401" in users["responses"]
+    assert "Problem" in schema["components"]["schemas"]
+
+
+def test_docs_are_served_without_cdn(anon):
+    for path in ("/api/docs/", "/api/redoc/"):
+        response = Client().get(path)
+        assert response.status_code == 200, path
+        html = response.content.decode()
+        assert "cdn.jsdelivr" not in html
+        assert "unpkg.com" not in html
+        assert "drf_spectacular_sidecar" in html or "static" in html
+
+
+def test_trailing_slash_is_accepted(owner):
+    client = client_for(owner)
+    assert client.get("/users/me/").status_code == 200
+    assert client.get("/users/me").status_code == 200
+
+
+def test_page_size_is_clamped(staff, org):
+    response = client_for(staff).get("/orgs?pageSize=1000")
+    assert response.status_code == 200
+    assert response.json()["count"] >= 1
+
+
+def test_cors_preflight(anon, settings):
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    response = anon.options(
+        "/auth/login", HTTP_ORIGIN="https://app.example.com", HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST"
+    )
+    assert response.status_code == 204
+    assert response["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "X-Org-Id" in response["Access-Control-Allow-Headers"]
+    denied = anon.options("/auth/login", HTTP_ORIGIN="https://evil.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
+    assert "Access-Control-Allow-Origin" not in denied
