@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "leancore",  # before django_tasks_db: its db_worker serves every queue by default
     "django_tasks_db",
     "accounts",
     "orgs",
@@ -220,6 +221,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.contrib.djangorestframework_camel_case.camelize_serializer_fields",
         "leancore.api.schema.add_problem_responses",
     ],
+    "PREPROCESSING_HOOKS": ["leancore.api.schema.drop_trailing_slash_twins"],
     "ENUM_NAME_OVERRIDES": {},
 }
 

@@ -30,5 +30,6 @@ echo "== ruff"
 echo "== django checks"
 .venv/bin/python manage.py check --fail-level WARNING
 .venv/bin/python manage.py makemigrations --check --dry-run
+.venv/bin/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 echo "== tests"
 .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" -q "$@"

@@ -80,3 +80,8 @@ def add_problem_responses(result: dict[str, Any], generator: Any, request: Any, 
                     },
                 )
     return result
+
+
+def drop_trailing_slash_twins(endpoints: list[tuple]) -> list[tuple]:
+    """Pre-processing hook: every path is also served with a trailing slash; document it once."""
+    return [endpoint for endpoint in endpoints if not (endpoint[0].endswith("/") and endpoint[0] != "/")]

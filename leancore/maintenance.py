@@ -1,0 +1,40 @@
+"""Periodic upkeep run by the background worker: a job that reschedules itself."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.tasks import task
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+INTERVAL = timedelta(seconds=60)
+TASK_PATH = "leancore.maintenance.maintenance"
+
+
+def run_upkeep() -> dict[str, int]:
+    """Each app's periodic work, in one place."""
+    from billing.services import release_stale_reservations
+
+    return {"released_reservations": release_stale_reservations()}
+
+
+@task()
+def maintenance() -> dict[str, int]:
+    try:
+        return run_upkeep()
+    finally:
+        maintenance.using(run_after=timezone.now() + INTERVAL).enqueue()
+
+
+def ensure_scheduled() -> bool:
+    """Enqueues the maintenance chain unless one is already waiting. Returns True if it enqueued."""
+    from django_tasks_db.models import DBTaskResult
+
+    waiting = DBTaskResult.objects.filter(task_path=TASK_PATH, status__in=["READY", "RUNNING"]).exists()
+    if waiting:
+        return False
+    maintenance.enqueue()
+    return True
