@@ -9,5 +9,4 @@ from orgs.models import Organization
 
 
 def seed_demo_content(*, org: Organization, owner: User) -> list[str]:
-    lines = [f"credits:      {credit_str(balance(org=org).balance)}"]
-    return lines
+    return [f"credits:      {credit_str(balance(org=org).balance)}"]
