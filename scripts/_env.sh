@@ -3,19 +3,22 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
+python_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; }
+
 find_python() {
-  for candidate in python3.13 python3.12; do
-    if command -v "$candidate" >/dev/null 2>&1; then command -v "$candidate"; return; fi
+  local candidates=()
+  for name in python3.13 python3.12 python3; do
+    command -v "$name" >/dev/null 2>&1 && candidates+=("$(command -v "$name")")
   done
   if command -v pyenv >/dev/null 2>&1; then
     for version in 3.13 3.12; do
-      found=$(ls -d "$(pyenv root)"/versions/${version}.*/bin/python${version} 2>/dev/null | sort -V | tail -n 1 || true)
-      if [ -n "$found" ]; then echo "$found"; return; fi
+      while IFS= read -r found; do candidates+=("$found"); done < <(
+        ls -d "$(pyenv root)"/versions/${version}.*/bin/python${version} 2>/dev/null | sort -V -r)
     done
   fi
-  if command -v python3 >/dev/null 2>&1 && python3 -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then
-    command -v python3; return
-  fi
+  for candidate in "${candidates[@]}"; do   # a pyenv shim may exist yet refuse to run
+    if python_ok "$candidate"; then echo "$candidate"; return; fi
+  done
   echo "LeanCore needs Python 3.12 or newer (Django 6)." >&2
   exit 1
 }
