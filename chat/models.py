@@ -1,1 +1,86 @@
-from django.db import models  # noqa: F401
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from orgs.models import OrgScopedModel
+
+
+class ChatSession(OrgScopedModel):
+    title = models.CharField(max_length=200)
+    specialist = models.ForeignKey("specialists.Specialist", on_delete=models.PROTECT, related_name="sessions")
+    workspace_id = models.UUIDField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    message_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "created_by", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def group_name(self) -> str:
+        return f"chat-session-{self.pk}"
+
+
+def attachment_path(instance: Attachment, filename: str) -> str:
+    return f"orgs/{instance.organization_id}/attachments/{instance.pk}/{filename}"
+
+
+class Attachment(OrgScopedModel):
+    file = models.FileField(upload_to=attachment_path, max_length=500)
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    text = models.TextField(blank=True, help_text="Extracted text given to the specialist.")
+    session = models.ForeignKey(ChatSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="uploads")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+        TOOL = "tool"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.COMPLETED)
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    finish_reason = models.CharField(max_length=30, blank=True)
+    tool_calls = models.JSONField(default=list, blank=True)
+    attachments = models.ManyToManyField(Attachment, blank=True, related_name="messages")
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    credits = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    reservation_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["session", "created_at"]), models.Index(fields=["status", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:40]}"

@@ -17,8 +17,9 @@ TASK_PATH = "leancore.maintenance.maintenance"
 def run_upkeep() -> dict[str, int]:
     """Each app's periodic work, in one place."""
     from billing.services import release_stale_reservations
+    from chat.services import fail_stuck_turns
 
-    return {"released_reservations": release_stale_reservations()}
+    return {"failed_stuck_turns": fail_stuck_turns(), "released_reservations": release_stale_reservations()}
 
 
 @task()

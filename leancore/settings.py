@@ -153,11 +153,13 @@ if REDIS_URL:
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "leancore.layers.ProcessChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Background work ----------------------------------------------------------------------
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Run the worker as a thread of the server process (single-process quick start without Redis).
+EMBEDDED_WORKER = env_bool("EMBEDDED_WORKER", False)
 
 # --- REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -178,6 +180,15 @@ REST_FRAMEWORK = {
     "COERCE_DECIMAL_TO_STRING": True,
     "DATETIME_FORMAT": "iso-8601",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+# Values under these keys are user data (tool arguments, results, JSON schemas): never re-cased.
+JSON_CAMEL_CASE = {
+    "JSON_UNDERSCOREIZE": {
+        "no_underscore_before_number": False,
+        "ignore_fields": ("arguments", "result", "input_schema", "inputSchema"),
+        "ignore_keys": None,
+    }
 }
 
 # Throttle rates (DRF rate strings). Read at request time by leancore.api.throttles.

@@ -35,6 +35,8 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("orgs.urls")),
     path("", include("billing.urls")),
+    path("", include("specialists.urls")),
+    path("", include("chat.urls")),
 ]
 
 handler400 = "leancore.api.errors.handler400"

@@ -13,9 +13,14 @@ $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput >/dev/null
 $PY manage.py seed_demo
 
-$PY manage.py db_worker --no-reload &
-WORKER_PID=$!
-trap 'kill $WORKER_PID 2>/dev/null || true' EXIT INT TERM
+if [ -z "${REDIS_URL:-}" ]; then
+  # One process: the worker runs inside the server, so async turns reach WebSockets live.
+  export EMBEDDED_WORKER=true
+else
+  $PY manage.py db_worker --no-reload &
+  WORKER_PID=$!
+  trap 'kill $WORKER_PID 2>/dev/null || true' EXIT INT TERM
+fi
 
 echo "LeanCore on http://$HOST:$PORT  (API docs: http://$HOST:$PORT/api/docs/, admin: http://$HOST:$PORT/admin/)"
 .venv/bin/daphne -b "$HOST" -p "$PORT" leancore.asgi:application

@@ -1,1 +1,45 @@
-from django.db import models  # noqa: F401
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from orgs.models import OrgScopedModel, OrgScopedQuerySet
+
+
+class SpecialistQuerySet(OrgScopedQuerySet):
+    def alive(self) -> SpecialistQuerySet:
+        return self.filter(deleted_at__isnull=True)
+
+
+class Specialist(OrgScopedModel):
+    """An AI specialist. Deleting one hides it (``deleted_at``); its sessions and usage stay."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        PAUSED = "paused"
+        ARCHIVED = "archived"
+
+    name = models.CharField(max_length=200)
+    title = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    instructions = models.TextField(blank=True)
+    model = models.CharField(max_length=100)
+    temperature = models.FloatField(default=0.7, validators=[MinValueValidator(0), MaxValueValidator(2)])
+    max_output_tokens = models.PositiveIntegerField(default=1024)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    monthly_credit_limit = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    tools = models.ManyToManyField("mcps.Tool", blank=True, related_name="specialists")
+
+    objects = SpecialistQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "deleted_at", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.title})" if self.title else self.name

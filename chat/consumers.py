@@ -1,0 +1,109 @@
+"""WebSocket ``/ws/chat/sessions/{id}/``: every turn of the session, live; send messages too."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken
+
+from accounts.models import User
+from chat import services
+from chat.engine import drain
+from chat.models import ChatSession
+from leancore.api.errors import DomainError
+from orgs.context import OrgContext
+from orgs.models import Membership
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+def _user_for(token: str) -> User | None:
+    try:
+        claims = AccessToken(token)
+    except TokenError:
+        return None
+    return User.objects.filter(pk=claims.get("user_id"), is_active=True).first()
+
+
+def _session_context(user: User, session_id: str) -> tuple[ChatSession, OrgContext] | None:
+    session = ChatSession.objects.select_related("organization").filter(pk=session_id).first()
+    if session is None:
+        return None
+    membership = (
+        Membership.objects.select_related("organization", "user")
+        .filter(user=user, organization=session.organization, status=Membership.Status.ACTIVE)
+        .first()
+    )
+    if membership is None and not user.is_staff:
+        return None
+    context = OrgContext(org=session.organization, membership=membership, is_staff=user.is_staff)
+    if not services.can_read_session(context, session, user):
+        return None
+    return session, context
+
+
+class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        self.group: str | None = None
+        self.turns: set[asyncio.Task] = set()
+        protocols = list(self.scope.get("subprotocols") or [])
+        token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
+        offered_bearer = len(protocols) >= 2 and protocols[0].lower() == "bearer"
+        if offered_bearer and not token:
+            token = protocols[1]
+        subprotocol = protocols[0] if offered_bearer else None
+        user = await database_sync_to_async(_user_for)(token) if token else None
+        if user is None:
+            await self.accept(subprotocol)
+            await self.close(code=CLOSE_NOT_AUTHENTICATED)
+            return
+        found = await database_sync_to_async(_session_context)(user, self.scope["url_route"]["kwargs"]["session_id"])
+        if found is None:
+            await self.accept(subprotocol)
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.user, (self.session, self.context) = user, found
+        self.group = self.session.group_name
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept(subprotocol)
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not self.group:
+            return
+        if not isinstance(content, dict) or content.get("type") != "message":
+            await self._error("validation_error", 'Send {"type": "message", "message": "…"}.')
+            return
+        try:
+            turn = await database_sync_to_async(services.start_turn)(
+                context=self.context,
+                user=self.user,
+                specialist_id=self.session.specialist_id,
+                message=str(content.get("message") or ""),
+                session_id=self.session.pk,
+                attachment_ids=content.get("attachmentIds") or [],
+            )
+        except DomainError as exc:
+            await self._error(exc.code, exc.detail, exc.extra)
+            return
+        task = asyncio.create_task(drain(turn))  # its events reach this socket through the group
+        self.turns.add(task)
+        task.add_done_callback(self.turns.discard)
+
+    async def _error(self, code: str, detail: str, extra: dict | None = None) -> None:
+        await self.send_json({"event": "error", "data": {"code": code, "detail": detail, **(extra or {})}})
+
+    async def chat_event(self, message: dict[str, Any]) -> None:
+        await self.send_json({"event": message["event"], "data": message["data"]})

@@ -1,0 +1,89 @@
+"""Building what the model sees: instructions, document text, history within the context window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from billing.models import ModelRate
+from chat.models import ChatSession, Message
+from chat.providers.base import ChatMessage, ProviderRequest, ToolSpec, estimate_tokens
+from specialists.models import Specialist
+
+MAX_ATTACHMENT_CHARS = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class ToolBinding:
+    """What a model-facing tool name runs: an MCP tool on one of the org's connections."""
+
+    model_name: str
+    tool_id: str
+    connection_id: str
+    remote_name: str
+
+
+def system_prompt(specialist: Specialist, documents: list[tuple[str, str]]) -> str:
+    header = f"You are {specialist.name}"
+    header += f", {specialist.title}." if specialist.title else "."
+    parts = [header]
+    if specialist.instructions:
+        parts.append(specialist.instructions.strip())
+    if documents:
+        parts.append("Documents you have been given:")
+        parts.extend(f"### {name}\n{text[:MAX_ATTACHMENT_CHARS]}" for name, text in documents)
+    return "\n\n".join(parts)
+
+
+def user_content(message: Message) -> str:
+    """The message text plus the text of its attachments."""
+    blocks = [message.content]
+    for attachment in message.attachments.all():
+        if attachment.text:
+            blocks.append(f"### {attachment.filename}\n{attachment.text[:MAX_ATTACHMENT_CHARS]}")
+        else:
+            blocks.append(f"### {attachment.filename}\n(no text could be extracted from this file)")
+    return "\n\n".join(blocks)
+
+
+def history_messages(session: ChatSession, upto: Message) -> list[Message]:
+    """Earlier completed messages and the new user message, oldest first."""
+    return list(
+        session.messages.filter(created_at__lte=upto.created_at)
+        .exclude(status=Message.Status.FAILED)
+        .exclude(role=Message.Role.ASSISTANT, status__in=[Message.Status.QUEUED, Message.Status.RUNNING])
+        .prefetch_related("attachments")
+        .order_by("created_at")
+    )
+
+
+def build_request(
+    *,
+    specialist: Specialist,
+    rate: ModelRate,
+    session: ChatSession,
+    user_message: Message,
+    tools: list[ToolSpec],
+    documents: list[tuple[str, str]],
+) -> ProviderRequest:
+    system = system_prompt(specialist, documents)
+    budget = rate.context_window - specialist.max_output_tokens - estimate_tokens(system) - 64
+    budget -= sum(estimate_tokens(t.name + t.description + str(t.input_schema)) for t in tools)
+    chat: list[ChatMessage] = []
+    for message in reversed(history_messages(session, user_message)):
+        if message.role == Message.Role.TOOL:
+            continue
+        content = user_content(message) if message.role == Message.Role.USER else message.content
+        cost = estimate_tokens(content) + 4
+        if chat and cost > budget:
+            break  # older history no longer fits the model's context window
+        budget -= cost
+        chat.append(ChatMessage(role=message.role, content=content))
+    chat.reverse()
+    return ProviderRequest(
+        model=specialist.model,
+        system=system,
+        messages=chat,
+        max_output_tokens=specialist.max_output_tokens,
+        temperature=specialist.temperature,
+        tools=tools,
+    )

@@ -1,0 +1,29 @@
+"""Background chat turns (Django's Tasks API, django-tasks-db backend, ``manage.py db_worker``)."""
+
+from __future__ import annotations
+
+import logging
+
+from channels.db import database_sync_to_async
+from django.tasks import task
+
+from chat import services
+from chat.engine import drain
+
+logger = logging.getLogger(__name__)
+
+
+@task()
+async def run_queued_turn(message_id: str) -> str:
+    """Runs one queued assistant message through the turn engine. Returns the last event's name."""
+    try:
+        turn = await database_sync_to_async(services.load_queued_turn)(message_id=message_id)
+        if turn is None:
+            return "skipped"
+        return await drain(turn)
+    except Exception as exc:
+        logger.exception("Queued turn %s failed before it could run", message_id)
+        await database_sync_to_async(services.fail_queued_message)(
+            message_id=message_id, code="llm_unavailable", detail=f"The turn could not run: {exc}"
+        )
+        raise

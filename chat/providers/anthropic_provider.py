@@ -1,0 +1,123 @@
+"""Anthropic Messages API (streaming, usage, tool use) through the official SDK."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+import httpx2
+from django.conf import settings
+
+from chat.providers.base import (
+    Finish,
+    ProviderError,
+    ProviderEvent,
+    ProviderRequest,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
+
+TIMEOUT_SECONDS = 120
+SCHEMA_TOOL = "respond"
+STOP_REASONS = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length", "stop_sequence": "stop"}
+
+
+def _messages(request: ProviderRequest) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for message in request.messages:
+        if message.role == "tool":
+            block = {
+                "type": "tool_result",
+                "tool_use_id": message.tool_call_id,
+                "content": message.content,
+                "is_error": message.is_error,
+            }
+            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
+                out[-1]["content"].append(block)  # consecutive results go in one user turn
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif message.role == "assistant" and message.tool_calls:
+            content: list[dict[str, Any]] = []
+            if message.content:
+                content.append({"type": "text", "text": message.content})
+            content += [
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in message.tool_calls
+            ]
+            out.append({"role": "assistant", "content": content})
+        else:
+            out.append({"role": message.role, "content": message.content})
+    return out
+
+
+class AnthropicProvider:
+    name = "anthropic"
+
+    def configured(self) -> bool:
+        return bool(settings.ANTHROPIC_API_KEY or settings.ANTHROPIC_BASE_URL)
+
+    def _client(self) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(
+            api_key=settings.ANTHROPIC_API_KEY or "not-needed",
+            base_url=settings.ANTHROPIC_BASE_URL or None,
+            timeout=TIMEOUT_SECONDS,
+            max_retries=1,
+        )
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": request.max_output_tokens,
+            "messages": _messages(request),
+            "temperature": min(request.temperature, 1.0),
+            "stream": True,
+        }
+        if request.system:
+            kwargs["system"] = request.system
+        tools = [{"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in request.tools]
+        if request.response_schema is not None:
+            tools = [{"name": SCHEMA_TOOL, "description": "Give the answer.", "input_schema": request.response_schema}]
+            kwargs["tool_choice"] = {"type": "tool", "name": SCHEMA_TOOL}
+        if tools:
+            kwargs["tools"] = tools
+        input_tokens = output_tokens = 0
+        blocks: dict[int, dict[str, str]] = {}
+        finish = "stop"
+        client = self._client()
+        try:
+            stream = await client.messages.create(**kwargs)
+            async for event in stream:
+                kind = event.type
+                if kind == "message_start":
+                    input_tokens = event.message.usage.input_tokens or 0
+                    output_tokens = event.message.usage.output_tokens or 0
+                elif kind == "content_block_start" and event.content_block.type == "tool_use":
+                    blocks[event.index] = {"id": event.content_block.id, "name": event.content_block.name, "json": ""}
+                elif kind == "content_block_delta":
+                    if event.delta.type == "text_delta":
+                        yield TextDelta(event.delta.text)
+                    elif event.delta.type == "input_json_delta" and event.index in blocks:
+                        blocks[event.index]["json"] += event.delta.partial_json
+                elif kind == "content_block_stop" and event.index in blocks:
+                    block = blocks.pop(event.index)
+                    arguments = json.loads(block["json"] or "{}")
+                    if request.response_schema is not None:
+                        yield TextDelta(json.dumps(arguments))
+                    else:
+                        finish = "tool_calls"
+                        yield ToolCall(block["id"], block["name"], arguments)
+                elif kind == "message_delta":
+                    if event.usage is not None and event.usage.output_tokens is not None:
+                        output_tokens = event.usage.output_tokens
+                    if event.delta.stop_reason and finish != "tool_calls":
+                        finish = STOP_REASONS.get(event.delta.stop_reason, event.delta.stop_reason)
+        except (anthropic.APIError, httpx2.HTTPError) as exc:
+            raise ProviderError(f"Anthropic provider failed: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise ProviderError("Anthropic sent malformed tool input.") from exc
+        finally:
+            await client.close()
+        yield Usage(input_tokens, output_tokens)
+        yield Finish(finish)

@@ -1,0 +1,95 @@
+"""The one small interface every LLM provider implements."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: str  # "stop" | "tool_calls" | "length" | …
+
+
+ProviderEvent = TextDelta | ToolCall | Usage | Finish
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ChatMessage:
+    """A provider-neutral message: user/assistant text, assistant tool calls, tool results."""
+
+    role: str  # "user" | "assistant" | "tool"
+    content: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str = ""
+    is_error: bool = False
+
+
+@dataclass(slots=True)
+class ProviderRequest:
+    model: str
+    system: str
+    messages: list[ChatMessage]
+    max_output_tokens: int
+    temperature: float = 0.7
+    tools: list[ToolSpec] = field(default_factory=list)
+    response_schema: dict[str, Any] | None = None  # ask for one JSON object of this schema
+
+
+class ProviderError(Exception):
+    """The provider failed (network, 4xx/5xx, a dropped stream). ``code`` is the API error code."""
+
+    code = "llm_unavailable"
+
+
+class Provider(Protocol):
+    name: str
+
+    def configured(self) -> bool: ...
+
+    def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]: ...
+
+
+def estimate_tokens(text: str) -> int:
+    """A cheap upper-leaning estimate (about 4 characters a token) for holds and context trimming."""
+    return math.ceil(len(text) / 4) if text else 0
+
+
+def estimate_request_tokens(request: ProviderRequest) -> int:
+    total = estimate_tokens(request.system) + 4
+    for message in request.messages:
+        total += estimate_tokens(message.content) + 4
+        for call in message.tool_calls:
+            total += estimate_tokens(call.name) + estimate_tokens(str(call.arguments))
+    for tool in request.tools:
+        total += estimate_tokens(tool.name + tool.description + str(tool.input_schema))
+    if request.response_schema:
+        total += estimate_tokens(str(request.response_schema))
+    return total

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from chat.models import Attachment, ChatSession, Message
+from leancore.api.fields import CreditField
+
+
+class SendSerializer(serializers.Serializer):
+    specialist_id = serializers.UUIDField()
+    message = serializers.CharField(max_length=100_000, trim_whitespace=False)
+    session_id = serializers.UUIDField(required=False, allow_null=True)
+    workspace_id = serializers.UUIDField(required=False, allow_null=True)
+    attachment_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=20)
+
+
+class SentSerializer(serializers.Serializer):
+    session_id = serializers.UUIDField()
+    message_id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=Message.Status.choices)
+
+
+class AttachmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Attachment
+        fields = ["id", "filename", "content_type", "size", "created_at"]
+
+
+class UploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    session_id = serializers.UUIDField(required=False, allow_null=True)
+
+
+class ToolCallSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    connection_id = serializers.UUIDField(allow_null=True)
+    arguments = serializers.DictField()
+    result = serializers.CharField()
+    is_error = serializers.BooleanField()
+    duration_ms = serializers.IntegerField()
+
+
+class UsageSerializer(serializers.Serializer):
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    credits = CreditField()
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    error = serializers.SerializerMethodField()
+    usage = serializers.SerializerMethodField()
+    tool_calls = serializers.SerializerMethodField()
+    attachments = AttachmentSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "role",
+            "content",
+            "status",
+            "error",
+            "tool_calls",
+            "attachments",
+            "usage",
+            "created_at",
+            "completed_at",
+        ]
+
+    def get_error(self, message: Message) -> str | None:
+        return message.error or None
+
+    @extend_schema_field(ToolCallSerializer(many=True))
+    def get_tool_calls(self, message: Message) -> list:
+        return message.tool_calls  # stored in wire shape (camelCase), arguments untouched
+
+    @extend_schema_field(UsageSerializer)
+    def get_usage(self, message: Message) -> dict:
+        return UsageSerializer(
+            {"input_tokens": message.input_tokens, "output_tokens": message.output_tokens, "credits": message.credits}
+        ).data
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    specialist_id = serializers.UUIDField(read_only=True)
+    created_by = serializers.UUIDField(source="created_by_id", read_only=True)
+
+    class Meta:
+        model = ChatSession
+        fields = [
+            "id",
+            "title",
+            "specialist_id",
+            "workspace_id",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "last_message_at",
+            "message_count",
+        ]
+
+
+class SessionDetailSerializer(SessionSerializer):
+    messages = MessageSerializer(many=True, read_only=True)
+
+    class Meta(SessionSerializer.Meta):
+        fields = [*SessionSerializer.Meta.fields, "messages"]

@@ -1,0 +1,74 @@
+"""The tools a specialist's model is offered, and running the model's calls."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from chat.context import ToolBinding
+from chat.providers.base import ToolSpec
+from specialists.models import Specialist
+
+NAME_PATTERN = re.compile(r"[^a-zA-Z0-9_-]")
+MAX_RESULT_CHARS = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    result: str
+    is_error: bool
+    duration_ms: int
+
+
+def _clean(name: str) -> str:
+    return NAME_PATTERN.sub("_", name)[:64] or "tool"
+
+
+def tool_plan(specialist: Specialist) -> tuple[list[ToolSpec], dict[str, ToolBinding]]:
+    """The specialist's allowed tools (enabled, on enabled connections) with names unique for the model:
+    a name two connections share is prefixed with its connection's name."""
+    tools = list(
+        specialist.tools.filter(enabled=True, connection__enabled=True)
+        .select_related("connection")
+        .order_by("connection__created_at", "name")
+    )
+    counts: dict[str, int] = {}
+    for tool in tools:
+        counts[_clean(tool.name)] = counts.get(_clean(tool.name), 0) + 1
+    specs: list[ToolSpec] = []
+    bindings: dict[str, ToolBinding] = {}
+    for tool in tools:
+        base = _clean(tool.name)
+        name = base if counts[base] == 1 else _clean(f"{tool.connection.name}__{tool.name}")[:64]
+        suffix = 2
+        while name in bindings:
+            name = f"{name[:60]}_{suffix}"
+            suffix += 1
+        schema = tool.input_schema or {"type": "object", "properties": {}}
+        specs.append(ToolSpec(name=name, description=tool.description, input_schema=schema))
+        bindings[name] = ToolBinding(
+            model_name=name, tool_id=str(tool.pk), connection_id=str(tool.connection_id), remote_name=tool.name
+        )
+    return specs, bindings
+
+
+def _as_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:MAX_RESULT_CHARS]
+
+
+async def execute_tool(*, binding: ToolBinding | None, arguments: dict[str, Any]) -> ToolOutcome:
+    """Runs one call. Never raises: a failing, disabled or deleted tool is reported to the model."""
+    started = time.monotonic()
+    if binding is None:
+        return ToolOutcome("This tool is not available to this specialist.", True, 0)
+    try:
+        from mcps.client import call_tool_by_id
+
+        result, is_error = await call_tool_by_id(tool_id=binding.tool_id, arguments=arguments)
+    except Exception as exc:
+        result, is_error = f"The tool failed: {exc}", True
+    return ToolOutcome(_as_text(result), is_error, int((time.monotonic() - started) * 1000))

@@ -1,0 +1,114 @@
+"""Uploads: size and type checks, storage quota, text extraction."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import mimetypes
+from pathlib import PurePath
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import Sum
+
+from accounts.models import User
+from chat.models import Attachment, ChatSession
+from leancore.api.errors import DomainError
+from orgs.models import Organization
+
+ALLOWED_TYPES = {
+    ".txt": "text/plain",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".csv": "text/csv",
+    ".json": "application/json",
+    ".pdf": "application/pdf",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+}
+TEXT_LIMIT = 200_000
+
+
+class FileTooLargeError(DomainError):
+    status = 413
+    code = "file_too_large"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"The file is {size} bytes; the limit is {settings.UPLOAD_MAX_BYTES} bytes.")
+
+
+class StorageQuotaExceededError(DomainError):
+    status = 413
+    code = "storage_quota_exceeded"
+    default_detail = "The organization's storage quota is used up."
+
+
+class UnsupportedFileTypeError(DomainError):
+    status = 415
+    code = "unsupported_media_type"
+
+    def __init__(self, name: str) -> None:
+        allowed = ", ".join(sorted(ALLOWED_TYPES))
+        super().__init__(f"{name} is not an allowed file type. Allowed: {allowed}.")
+
+
+def content_type_of(upload: UploadedFile) -> str:
+    suffix = PurePath(upload.name or "").suffix.lower()
+    if suffix not in ALLOWED_TYPES:
+        raise UnsupportedFileTypeError(upload.name or "This file")
+    return ALLOWED_TYPES[suffix]
+
+
+def extract_text(data: bytes, content_type: str) -> str:
+    """Text for the model: text formats as they are (JSON pretty-printed), PDF through pypdf."""
+    if content_type == "application/pdf":
+        from pypdf import PdfReader
+        from pypdf.errors import PdfReadError
+
+        try:
+            reader = PdfReader(io.BytesIO(data))
+            text = "\n\n".join((page.extract_text() or "") for page in reader.pages)
+        except (PdfReadError, ValueError, KeyError):
+            return ""
+        return text[:TEXT_LIMIT]
+    if content_type.startswith("image/"):
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    if content_type == "application/json":
+        with contextlib.suppress(json.JSONDecodeError):
+            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    return text[:TEXT_LIMIT]
+
+
+def storage_used(org: Organization) -> int:
+    return Attachment.objects.filter(organization=org).aggregate(total=Sum("size"))["total"] or 0
+
+
+@transaction.atomic
+def store_upload(
+    *, org: Organization, user: User, upload: UploadedFile, session: ChatSession | None = None
+) -> Attachment:
+    if upload.size > settings.UPLOAD_MAX_BYTES:
+        raise FileTooLargeError(upload.size)
+    content_type = content_type_of(upload)
+    Organization.objects.select_for_update().filter(pk=org.pk).first()  # one quota decision at a time
+    if storage_used(org) + upload.size > settings.STORAGE_QUOTA_BYTES:
+        raise StorageQuotaExceededError
+    data = upload.read()
+    upload.seek(0)
+    filename = PurePath(upload.name or "upload").name[:255]
+    attachment = Attachment(
+        organization=org,
+        filename=filename,
+        content_type=content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream",
+        size=upload.size,
+        text=extract_text(data, content_type),
+        session=session,
+        uploaded_by=user,
+    )
+    attachment.file.save(filename, upload, save=False)
+    attachment.save()
+    return attachment

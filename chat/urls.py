@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from chat import views
+from leancore.api.routes import route
+
+urlpatterns = [
+    *route("api/chat/stream", views.ChatStreamView.as_view(), name="chat-stream"),
+    *route("api/chat/async", views.ChatAsyncView.as_view(), name="chat-async"),
+    *route("api/chat/upload", views.UploadView.as_view(), name="chat-upload"),
+    *route("api/chat/sessions", views.SessionViewSet.as_view({"get": "list"}), name="chat-sessions"),
+    *route(
+        "api/chat/sessions/<uuid:pk>",
+        views.SessionViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        name="chat-session-detail",
+    ),
+]

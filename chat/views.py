@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from django.db import transaction
+from django.http import StreamingHttpResponse
+from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import mixins, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.idempotency import run_idempotent
+from billing.views import IDEMPOTENCY_HEADER
+from chat import selectors, services
+from chat.engine import run_turn
+from chat.jobs import run_queued_turn
+from chat.models import ChatSession, Message
+from chat.serializers import (
+    AttachmentSerializer,
+    SendSerializer,
+    SentSerializer,
+    SessionDetailSerializer,
+    SessionSerializer,
+    UploadSerializer,
+)
+from chat.services import PreparedTurn
+from chat.uploads import store_upload
+from leancore.api.errors import ValidationFailed
+from leancore.api.throttles import ChatThrottle, UploadThrottle
+from leancore.api.views import OrgAPIView, OrgViewSet
+
+SSE_DESCRIPTION = """Server-Sent Events, in this order: `session` {sessionId, userMessageId, messageId} →
+any number of `delta` {text}, `tool_call` {id, name, arguments, connectionId}, `tool_result`
+{id, result, isError, durationMs} → `usage` {inputTokens, outputTokens, credits, balance} → `done`
+{messageId, finishReason}. A failure after the stream started ends with `usage` (if anything was billed)
+and `error` {code, detail}. Every event carries an SSE `id:`. Refusals before the stream starts
+(400, 402, 403, 404, 409, 429) are ordinary problem+json responses. With an Idempotency-Key that was
+already used with the same body, the answer is 200 JSON {sessionId, messageId, status} instead of a second stream."""
+
+
+def sse_frame(seq: int, name: str, data: dict[str, Any]) -> bytes:
+    return f"id: {seq}\nevent: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def sse_stream(turn: PreparedTurn) -> AsyncIterator[bytes]:
+    seq = 0
+    async with aclosing(run_turn(turn)) as events:
+        async for event in events:
+            seq += 1
+            yield sse_frame(seq, event.name, event.data)
+
+
+def _sent_body(session_id: Any, message_id: Any, message_status: str) -> dict[str, str]:
+    return {"session_id": str(session_id), "message_id": str(message_id), "status": message_status}
+
+
+def _replay(record: Any) -> tuple[int, dict]:
+    """A repeated send: the first result with the message's current status."""
+    body = dict(record.response_body)
+    current = Message.objects.filter(pk=body["message_id"]).values_list("status", flat=True).first()
+    body["status"] = current or body["status"]
+    return record.response_status, body
+
+
+class _SendView(OrgAPIView):
+    throttle_classes = [ChatThrottle]
+    queued = False
+    scope = ""
+
+    def _start(self, request: Request) -> tuple[tuple[int, dict], bool, PreparedTurn | None]:
+        serializer = SendSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        started: list[PreparedTurn] = []
+
+        def action() -> tuple[int, dict]:
+            turn = services.start_turn(
+                context=self.org_context,
+                user=request.user,
+                specialist_id=data["specialist_id"],
+                message=data["message"],
+                session_id=data.get("session_id"),
+                workspace_id=data.get("workspace_id"),
+                attachment_ids=data.get("attachment_ids"),
+                queued=self.queued,
+            )
+            started.append(turn)
+            if self.queued:
+                transaction.on_commit(lambda: run_queued_turn.enqueue(str(turn.message_id)))
+            initial = Message.Status.QUEUED if self.queued else Message.Status.RUNNING
+            return 202 if self.queued else 200, _sent_body(turn.session_id, turn.message_id, initial)
+
+        result, replayed = run_idempotent(
+            user=request.user,
+            scope=f"{self.scope}:{self.org.pk}",
+            key=request.headers.get("Idempotency-Key"),
+            payload=request.data,
+            action=action,
+            replay=_replay,
+        )
+        return result, replayed, (started[0] if started else None)
+
+
+class ChatStreamView(_SendView):
+    scope = "chat-stream"
+
+    @extend_schema(
+        request=SendSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description=SSE_DESCRIPTION,
+                examples=[
+                    OpenApiExample(
+                        "A short turn",
+                        value='id: 1\nevent: session\ndata: {"sessionId":"…","userMessageId":"…","messageId":"…"}\n\n'
+                        'id: 2\nevent: delta\ndata: {"text":"Hello"}\n\n'
+                        'id: 3\nevent: usage\ndata: {"inputTokens":12,"outputTokens":3,"credits":"0.000018",'
+                        '"balance":"99.999982"}\n\n'
+                        'id: 4\nevent: done\ndata: {"messageId":"…","finishReason":"stop"}\n\n',
+                    )
+                ],
+            ),
+            (200, "application/json"): SentSerializer,
+        },
+        summary="Send a message and stream the specialist's answer (SSE)",
+    )
+    def post(self, request: Request) -> StreamingHttpResponse | Response:
+        (code, body), replayed, turn = self._start(request)
+        if replayed or turn is None:
+            return Response(body, status=code)
+        response = StreamingHttpResponse(sse_stream(turn), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response
+
+
+class ChatAsyncView(_SendView):
+    scope = "chat-async"
+    queued = True
+
+    @extend_schema(
+        request=SendSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={202: SentSerializer},
+        summary="Send a message; a worker runs the turn (watch it over the WebSocket or poll the session)",
+    )
+    def post(self, request: Request) -> Response:
+        (code, body), _, _ = self._start(request)
+        return Response(body, status=code)
+
+
+class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, OrgViewSet):
+    queryset = ChatSession.objects.all()
+    serializer_class = SessionSerializer
+    filterset_class = selectors.SessionFilter
+
+    def scope_queryset(self, queryset):  # noqa: ANN001, ANN201
+        return selectors.readable_sessions(queryset, context=self.org_context, user=self.request.user)
+
+    def get_serializer_class(self):  # noqa: ANN201
+        return SessionDetailSerializer if self.action == "retrieve" else SessionSerializer
+
+    def get_queryset(self):  # noqa: ANN201
+        queryset = super().get_queryset().order_by("-created_at")
+        if self.action == "retrieve":
+            queryset = queryset.prefetch_related(selectors.messages_prefetch())
+        return queryset
+
+    @extend_schema(summary="Delete a chat session (its owner or an admin)")
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.delete_session(context=self.org_context, user=request.user, session=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UploadView(OrgAPIView):
+    throttle_classes = [UploadThrottle]
+    parser_classes = [CamelCaseMultiPartParser]
+
+    @extend_schema(
+        request={"multipart/form-data": UploadSerializer},
+        responses={201: AttachmentSerializer},
+        summary="Upload a file to attach to a message (its text is given to the specialist)",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = UploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        session = None
+        if serializer.validated_data.get("session_id"):
+            session = (
+                selectors.readable_sessions(
+                    ChatSession.objects.filter(organization=self.org), context=self.org_context, user=request.user
+                )
+                .filter(pk=serializer.validated_data["session_id"])
+                .first()
+            )
+            if session is None:
+                raise ValidationFailed("sessionId", "Not found in this organization.")
+        attachment = store_upload(
+            org=self.org, user=request.user, upload=serializer.validated_data["file"], session=session
+        )
+        return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)

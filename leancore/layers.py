@@ -1,0 +1,44 @@
+"""An in-memory channel layer that a background thread of the same process can publish to.
+
+Without Redis the channel layer lives in one process. The quick start runs the background
+worker as a thread of the server process (EMBEDDED_WORKER), and that thread runs its own
+event loop: this layer hands its operations to the loop the consumers listen on, so async
+turns reach WebSocket watchers live. Multi-process deployments use channels_redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.layers import InMemoryChannelLayer
+
+
+class ProcessChannelLayer(InMemoryChannelLayer):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._home: asyncio.AbstractEventLoop | None = None
+
+    async def _at_home(self, operation: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        home = self._home
+        here = asyncio.get_running_loop()
+        if home is None or home is here or home.is_closed() or not home.is_running():
+            return await operation(*args)
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(operation(*args), home))
+
+    async def receive(self, channel: str) -> dict:
+        self._home = asyncio.get_running_loop()
+        return await super().receive(channel)
+
+    async def send(self, channel: str, message: dict) -> None:
+        await self._at_home(super().send, channel, message)
+
+    async def group_send(self, group: str, message: dict) -> None:
+        await self._at_home(super().group_send, group, message)
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await self._at_home(super().group_add, group, channel)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        await self._at_home(super().group_discard, group, channel)

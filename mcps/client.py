@@ -1,0 +1,157 @@
+"""Talking MCP to an org's server with the official SDK (streamable HTTP or SSE)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx2
+from channels.db import database_sync_to_async
+from mcp import ClientSession
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from mcps.crypto import decrypt_json
+from mcps.models import AuthType, Connection, Tool, Transport
+from mcps.security import check_url
+
+SYNC_TIMEOUT_SECONDS = 20.0
+CALL_TIMEOUT_SECONDS = 30.0
+MAX_PAGES = 100
+
+
+class MCPError(Exception):
+    """The server could not be reached or answered with an error."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    url: str
+    transport: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteTool:
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+def target_of(connection: Connection) -> Target:
+    credentials = decrypt_json(connection.credentials_encrypted)
+    headers: dict[str, str] = {}
+    token = credentials.get("token", "")
+    if connection.auth_type == AuthType.BEARER and token:
+        headers["Authorization"] = f"Bearer {token}"
+    elif connection.auth_type == AuthType.HEADER and token:
+        headers[credentials.get("headerName") or "X-API-Key"] = token
+    return Target(url=connection.url, transport=connection.transport, headers=headers)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    if isinstance(exc, TimeoutError):
+        return "The MCP server did not answer in time."
+    if isinstance(exc, httpx2.HTTPStatusError):
+        return f"The MCP server answered HTTP {exc.response.status_code}."
+    if isinstance(exc, httpx2.HTTPError):
+        return f"Could not reach the MCP server: {exc.__class__.__name__}: {exc}".rstrip(": ")
+    return f"{exc.__class__.__name__}: {exc}".rstrip(": ")
+
+
+@asynccontextmanager
+async def open_session(target: Target, *, time_limit: float) -> AsyncIterator[ClientSession]:
+    """An initialized MCP session. The URL is checked (SSRF guard) again right before connecting."""
+    await anyio.to_thread.run_sync(check_url, target.url)
+    if target.transport == Transport.SSE:
+        transport = sse_client(target.url, headers=target.headers, timeout=time_limit, sse_read_timeout=time_limit)
+        async with (
+            transport as (read, write),
+            ClientSession(read, write, read_timeout_seconds=time_limit) as session,
+        ):
+            await session.initialize()
+            yield session
+        return
+    http = create_mcp_http_client(headers=target.headers, timeout=httpx2.Timeout(time_limit))
+    async with (
+        http,
+        streamable_http_client(target.url, http_client=http) as (read, write),
+        ClientSession(read, write, read_timeout_seconds=time_limit) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+async def list_remote_tools(target: Target, *, time_limit: float = SYNC_TIMEOUT_SECONDS) -> list[RemoteTool]:
+    """initialize + tools/list, following every cursor page; bounded in time."""
+    from mcp import types
+
+    tools: list[RemoteTool] = []
+    try:
+        with anyio.fail_after(time_limit):
+            async with open_session(target, time_limit=time_limit) as session:
+                cursor: str | None = None
+                for _ in range(MAX_PAGES):
+                    params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+                    result = await session.list_tools(params=params)
+                    tools += [RemoteTool(t.name, t.description or "", dict(t.input_schema or {})) for t in result.tools]
+                    cursor = result.next_cursor
+                    if not cursor:
+                        break
+    except Exception as exc:
+        raise MCPError(_describe(exc)) from exc
+    return tools
+
+
+def _result_text(result: Any) -> str:
+    structured = getattr(result, "structured_content", None)
+    parts: list[str] = []
+    for block in getattr(result, "content", None) or []:
+        text = getattr(block, "text", None)
+        if text is not None:
+            parts.append(text)
+        else:
+            parts.append(json.dumps(block.model_dump(mode="json", exclude_none=True)))
+    if not parts and structured is not None:
+        return json.dumps(structured)
+    return "\n".join(parts)
+
+
+async def call_remote_tool(
+    target: Target, name: str, arguments: dict[str, Any], *, time_limit: float = CALL_TIMEOUT_SECONDS
+) -> tuple[str, bool]:
+    try:
+        with anyio.fail_after(time_limit):
+            async with open_session(target, time_limit=time_limit) as session:
+                result = await session.call_tool(name, arguments)
+    except Exception as exc:
+        raise MCPError(_describe(exc)) from exc
+    return _result_text(result), bool(getattr(result, "is_error", False))
+
+
+def _load_tool(tool_id: str) -> tuple[Target, str] | str:
+    tool = Tool.objects.select_related("connection").filter(pk=tool_id).first()
+    if tool is None:
+        return "This tool no longer exists."
+    if not tool.enabled or not tool.connection.enabled:
+        return "This tool is disabled."
+    return target_of(tool.connection), tool.name
+
+
+async def call_tool_by_id(*, tool_id: str, arguments: dict[str, Any]) -> tuple[str, bool]:
+    """For the chat engine. Returns (result text, is_error); a failure becomes an error result."""
+    loaded = await database_sync_to_async(_load_tool)(tool_id)
+    if isinstance(loaded, str):
+        return loaded, True
+    target, name = loaded
+    try:
+        return await call_remote_tool(target, name, arguments)
+    except MCPError as exc:
+        return f"The tool failed: {exc}", True

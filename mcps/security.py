@@ -1,0 +1,70 @@
+"""SSRF guard: MCP URLs must not reach private, loopback, link-local or metadata addresses."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from leancore.api.errors import DomainError
+
+RESOLVE_TIMEOUT_SECONDS = 3.0
+_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mcp-dns")
+
+
+class UrlNotAllowedError(DomainError):
+    status = 400
+    code = "url_not_allowed"
+    default_detail = "This URL is not allowed for an MCP connection."
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, extra={"errors": {"url": [detail]}})
+
+
+def _blocked(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or str(ip) in {"169.254.169.254", "fd00:ec2::254", "100.100.100.200"}
+        or ip in ipaddress.ip_network("100.64.0.0/10")
+    )
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({info[4][0] for info in infos})
+
+
+def check_url(url: str) -> None:
+    """Raises UrlNotAllowedError unless ``url`` is http(s) and every address it resolves to is public
+    (or MCP_ALLOW_PRIVATE_NETWORKS is set). Called on save and again before every connect."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise UrlNotAllowedError("Only http and https URLs with a host are allowed.")
+    if settings.MCP_ALLOW_PRIVATE_NETWORKS:
+        return
+    host = parts.hostname
+    if host.lower() in {"localhost", "metadata.google.internal", "metadata"} or host.lower().endswith(".localhost"):
+        raise UrlNotAllowedError(f"{host} is a local or metadata address.")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    future = _resolver.submit(_resolve, host, port)
+    try:
+        addresses = future.result(timeout=RESOLVE_TIMEOUT_SECONDS)
+    except (OSError, FutureTimeout) as exc:
+        raise UrlNotAllowedError(f"{host} does not resolve.") from exc
+    if not addresses:
+        raise UrlNotAllowedError(f"{host} does not resolve.")
+    blocked = [address for address in addresses if _blocked(address)]
+    if blocked:
+        raise UrlNotAllowedError(f"{host} resolves to a private, loopback, link-local or metadata address.")

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q, QuerySet
+
+from specialists.models import Specialist
+
+
+class SpecialistFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Specialist.Status.choices)
+    model = django_filters.CharFilter()
+    search = django_filters.CharFilter(method="filter_search", help_text="Name or title contains.")
+
+    class Meta:
+        model = Specialist
+        fields: list[str] = []
+
+    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(Q(name__icontains=value) | Q(title__icontains=value))

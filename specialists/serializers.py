@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from leancore.api.fields import CreditField, OrgRelatedField
+from mcps.models import Tool
+from specialists.models import Specialist
+
+WRITE_FIELDS = [
+    "name",
+    "title",
+    "description",
+    "instructions",
+    "model",
+    "temperature",
+    "max_output_tokens",
+    "status",
+    "tool_ids",
+    "monthly_credit_limit",
+]
+
+
+class SpecialistSerializer(serializers.ModelSerializer):
+    tool_ids = serializers.SerializerMethodField()
+    monthly_credit_limit = CreditField(allow_null=True)
+    created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Specialist
+        fields = ["id", *WRITE_FIELDS, "created_by", "created_at", "updated_at"]
+
+    def get_tool_ids(self, specialist: Specialist) -> list[str]:
+        return [str(tool.pk) for tool in specialist.tools.all()]
+
+
+class SpecialistUsageSerializer(serializers.Serializer):
+    credits_this_period = CreditField()
+    messages_this_period = serializers.IntegerField()
+
+
+class SpecialistDetailSerializer(SpecialistSerializer):
+    usage = serializers.SerializerMethodField()
+
+    class Meta(SpecialistSerializer.Meta):
+        fields = [*SpecialistSerializer.Meta.fields, "usage"]
+
+    @extend_schema_field(SpecialistUsageSerializer)
+    def get_usage(self, specialist: Specialist) -> dict:
+        return SpecialistUsageSerializer(self.context["usage"]).data
+
+
+class SpecialistWriteSerializer(serializers.ModelSerializer):
+    tool_ids = serializers.ListField(
+        child=OrgRelatedField(model=Tool), required=False, source="tools", help_text="Enabled MCP tool ids of the org."
+    )
+    monthly_credit_limit = CreditField(required=False, allow_null=True, min_value=0)
+    temperature = serializers.FloatField(required=False, min_value=0, max_value=2)
+    max_output_tokens = serializers.IntegerField(required=False, min_value=1)
+
+    class Meta:
+        model = Specialist
+        fields = WRITE_FIELDS
+        extra_kwargs = {"name": {"required": True}, "model": {"required": True}}

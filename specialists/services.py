@@ -1,0 +1,81 @@
+"""Specialist writes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from billing.services import active_rate
+from leancore.api.errors import ValidationFailed
+from orgs.models import Organization
+from specialists.models import Specialist
+
+FIELDS = (
+    "name",
+    "title",
+    "description",
+    "instructions",
+    "model",
+    "temperature",
+    "max_output_tokens",
+    "status",
+    "monthly_credit_limit",
+)
+
+
+def _check_model(model: str, max_output_tokens: int | None) -> None:
+    try:
+        rate = active_rate(model)
+    except Exception as exc:
+        raise ValidationFailed("model", f"'{model}' is not an active model.") from exc
+    if max_output_tokens is not None and max_output_tokens > rate.max_output_tokens:
+        raise ValidationFailed("maxOutputTokens", f"{model} produces at most {rate.max_output_tokens} output tokens.")
+
+
+def _set_tools(specialist: Specialist, tools: list[Any] | None) -> None:
+    if tools is None:
+        return
+    from mcps.services import set_specialist_tools
+
+    set_specialist_tools(specialist=specialist, tools=tools)
+
+
+@transaction.atomic
+def create_specialist(*, org: Organization, created_by: User | None, data: dict[str, Any]) -> Specialist:
+    tools = data.pop("tools", None)
+    _check_model(data["model"], data.get("max_output_tokens"))
+    specialist = Specialist.objects.create(
+        organization=org, created_by=created_by, **{k: v for k, v in data.items() if k in FIELDS}
+    )
+    _set_tools(specialist, tools)
+    return specialist
+
+
+@transaction.atomic
+def update_specialist(*, specialist: Specialist, data: dict[str, Any]) -> Specialist:
+    tools = data.pop("tools", None)
+    model = data.get("model", specialist.model)
+    max_out = data.get("max_output_tokens", specialist.max_output_tokens)
+    if "model" in data or "max_output_tokens" in data:
+        _check_model(model, max_out)
+    for key, value in data.items():
+        if key in FIELDS:
+            setattr(specialist, key, value)
+    specialist.save()
+    _set_tools(specialist, tools)
+    return specialist
+
+
+def delete_specialist(*, specialist: Specialist) -> None:
+    """Hides the specialist; its sessions, messages and ledger entries stay readable."""
+    specialist.deleted_at = timezone.now()
+    specialist.status = Specialist.Status.ARCHIVED
+    specialist.save(update_fields=["deleted_at", "status", "updated_at"])
+
+
+def limit_of(specialist: Specialist) -> Decimal | None:
+    return specialist.monthly_credit_limit

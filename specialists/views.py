@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from leancore.api.filters import CamelOrderingFilter
+from leancore.api.views import OrgViewSet
+from orgs.models import Role
+from specialists import selectors, services
+from specialists.filters import SpecialistFilter
+from specialists.models import Specialist
+from specialists.serializers import SpecialistDetailSerializer, SpecialistSerializer, SpecialistWriteSerializer
+
+
+class SpecialistViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    OrgViewSet,
+):
+    queryset = Specialist.objects.alive().prefetch_related("tools")
+    serializer_class = SpecialistSerializer
+    filterset_class = SpecialistFilter
+    filter_backends = [*OrgViewSet.filter_backends, CamelOrderingFilter]
+    ordering_fields = ["created_at", "name", "updated_at"]
+    ordering = ["-created_at"]
+    required_roles = {"create": Role.ADMIN, "update": Role.ADMIN, "destroy": Role.ADMIN, "wizard": Role.ADMIN}
+
+    def _detail(self, specialist: Specialist) -> dict:
+        specialist = self.get_queryset().get(pk=specialist.pk)
+        usage = selectors.usage_this_period(specialist=specialist)
+        return SpecialistDetailSerializer(specialist, context={"usage": usage}).data
+
+    @extend_schema(responses={200: SpecialistDetailSerializer}, summary="One specialist, with usage this period")
+    def retrieve(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return Response(self._detail(self.get_object()))
+
+    @extend_schema(
+        request=SpecialistWriteSerializer, responses={201: SpecialistSerializer}, summary="Hire a specialist (admin)"
+    )
+    def create(self, request: Request) -> Response:
+        serializer = SpecialistWriteSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        specialist = services.create_specialist(
+            org=self.org, created_by=request.user, data=dict(serializer.validated_data)
+        )
+        return Response(self._detail(specialist), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=SpecialistWriteSerializer,
+        responses={200: SpecialistSerializer},
+        summary="Update a specialist (admin); omitted fields keep their values",
+    )
+    def update(self, request: Request, *args: object, **kwargs: object) -> Response:
+        specialist = self.get_object()
+        serializer = SpecialistWriteSerializer(
+            specialist, data=request.data, partial=True, context={"request": request}
+        )
+        serializer.is_valid(raise_exception=True)
+        services.update_specialist(specialist=specialist, data=dict(serializer.validated_data))
+        return Response(self._detail(specialist))
+
+    @extend_schema(summary="Let a specialist go (admin); past chats and usage stay readable")
+    def destroy(self, request: Request, *args: object, **kwargs: object) -> Response:
+        services.delete_specialist(specialist=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
