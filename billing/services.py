@@ -7,11 +7,13 @@ never goes below zero; database constraints back that up.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -441,3 +443,11 @@ def load_model_rates(*, rows: list[dict]) -> tuple[int, int]:
         created += was_created
         updated += not was_created
     return created, updated
+
+
+BUNDLED_RATES = Path(__file__).resolve().parent / "data" / "model_rates.json"
+
+
+def load_bundled_rates() -> tuple[int, int]:
+    """The rates shipped with the product (also loaded by a data migration)."""
+    return load_model_rates(rows=json.loads(BUNDLED_RATES.read_text()))

@@ -72,6 +72,10 @@ class _CallState:
         self.usage: Usage | None = None
         self.finish = "stop"
 
+    @property
+    def produced(self) -> bool:
+        return bool(self.text or self.calls or self.usage)
+
     def usage_or_estimate(self) -> Usage:
         if self.usage is not None:
             return self.usage
@@ -183,9 +187,11 @@ async def _turn_events(turn: PreparedTurn, totals: _Totals) -> AsyncIterator[Tur
                 async for event in events:
                     yield event
         except BaseException:
-            # provider failure or the client went away: bill what was produced, then re-raise
+            # provider failure or the client went away: bill what was produced (nothing produced,
+            # nothing billed: the hold is released), then re-raise
             totals.text.extend(state.text)
-            await asyncio.shield(_settle_call(turn, state, totals))
+            if state.produced:
+                await asyncio.shield(_settle_call(turn, state, totals))
             raise
         totals.text.extend(state.text)
         await _settle_call(turn, state, totals)
@@ -214,8 +220,6 @@ async def _turn_events(turn: PreparedTurn, totals: _Totals) -> AsyncIterator[Tur
 def _error_of(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, DomainError):
         return exc.code, exc.detail
-    if isinstance(exc, ProviderError):
-        return exc.code, str(exc)
     return "llm_unavailable", "The turn failed unexpectedly."
 
 
@@ -264,3 +268,50 @@ async def drain(turn: PreparedTurn) -> str:
         async for event in events:
             last = event.name
     return last
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    input_tokens: int
+    output_tokens: int
+    credits: Decimal
+
+
+async def _collect(provider_name: str, request: ProviderRequest) -> _CallState:
+    state = _CallState(request)
+    async with aclosing(get_provider(provider_name).stream(request)) as stream:
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                state.text.append(event.text)
+            elif isinstance(event, Usage):
+                state.usage = event
+            elif isinstance(event, Finish):
+                state.finish = event.reason
+    return state
+
+
+def complete(*, org: Any, provider: str, request: ProviderRequest, user_id: Any, description: str) -> Completion:
+    """One metered model call outside a chat session (the specialist wizard): reserve the worst
+    case (402 before anything reaches the model), call, settle to the reported usage."""
+    from asgiref.sync import async_to_sync
+
+    hold = billing.reserve(
+        org=org,
+        model=request.model,
+        input_tokens=estimate_request_tokens(request),
+        max_output_tokens=request.max_output_tokens,
+        user_id=user_id,
+    )
+    state = _CallState(request)
+    try:
+        state = async_to_sync(_collect)(provider, request)
+    finally:
+        usage = state.usage_or_estimate()
+        charge = billing.settle(
+            reservation_id=hold.reservation_id,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            description=description,
+        )
+    return Completion("".join(state.text), usage.input_tokens, usage.output_tokens, charge.credits)

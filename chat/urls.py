@@ -4,7 +4,7 @@ from chat import views
 from leancore.api.routes import route
 
 urlpatterns = [
-    *route("api/chat/stream", views.ChatStreamView.as_view(), name="chat-stream"),
+    *route("api/chat/stream", views.chat_stream_endpoint, name="chat-stream"),
     *route("api/chat/async", views.ChatAsyncView.as_view(), name="chat-async"),
     *route("api/chat/upload", views.UploadView.as_view(), name="chat-upload"),
     *route("api/chat/sessions", views.SessionViewSet.as_view({"get": "list"}), name="chat-sessions"),

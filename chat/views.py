@@ -5,8 +5,9 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import transaction
-from django.http import StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
@@ -17,7 +18,7 @@ from rest_framework.response import Response
 from accounts.idempotency import run_idempotent
 from billing.views import IDEMPOTENCY_HEADER
 from chat import selectors, services
-from chat.engine import run_turn
+from chat.engine import TurnEvent, run_turn
 from chat.jobs import run_queued_turn
 from chat.models import ChatSession, Message
 from chat.serializers import (
@@ -30,7 +31,7 @@ from chat.serializers import (
 )
 from chat.services import PreparedTurn
 from chat.uploads import store_upload
-from leancore.api.errors import ValidationFailed
+from leancore.api.errors import ValidationFailed, json_problem
 from leancore.api.throttles import ChatThrottle, UploadThrottle
 from leancore.api.views import OrgAPIView, OrgViewSet
 
@@ -43,16 +44,57 @@ and `error` {code, detail}. Every event carries an SSE `id:`. Refusals before th
 already used with the same body, the answer is 200 JSON {sessionId, messageId, status} instead of a second stream."""
 
 
+ERROR_STATUS = {
+    "llm_unavailable": 502,
+    "llm_bad_output": 502,
+    "mcp_unreachable": 502,
+    "insufficient_credits": 402,
+    "budget_exhausted": 402,
+    "circuit_open": 402,
+}
+
+
 def sse_frame(seq: int, name: str, data: dict[str, Any]) -> bytes:
     return f"id: {seq}\nevent: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-async def sse_stream(turn: PreparedTurn) -> AsyncIterator[bytes]:
+class TurnStarted(HttpResponse):
+    """What the (sync) DRF view hands the async endpoint: a started turn, to be streamed."""
+
+    def __init__(self, turn: PreparedTurn) -> None:
+        super().__init__(status=200)
+        self.turn = turn
+
+
+async def _sse_bytes(head: list[TurnEvent], events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
     seq = 0
-    async with aclosing(run_turn(turn)) as events:
+    async with aclosing(events):
+        for event in head:
+            seq += 1
+            yield sse_frame(seq, event.name, event.data)
         async for event in events:
             seq += 1
             yield sse_frame(seq, event.name, event.data)
+
+
+async def stream_turn(turn: PreparedTurn) -> HttpResponse:
+    """Runs the turn up to its first model output. A failure before any output (the provider is
+    down, a later refusal) is still an ordinary problem response; otherwise the events stream."""
+    events = run_turn(turn)
+    head: list[TurnEvent] = []
+    async for event in events:
+        head.append(event)
+        if event.name != "session":
+            break
+    if head and head[-1].name == "error":
+        await events.aclose()
+        error = head[-1].data
+        status_code = ERROR_STATUS.get(error["code"], 502)
+        return json_problem(status_code, error["code"], error["detail"])
+    response = StreamingHttpResponse(_sse_bytes(head, events), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
 
 
 def _sent_body(session_id: Any, message_id: Any, message_status: str) -> dict[str, str]:
@@ -131,14 +173,29 @@ class ChatStreamView(_SendView):
         },
         summary="Send a message and stream the specialist's answer (SSE)",
     )
-    def post(self, request: Request) -> StreamingHttpResponse | Response:
+    def post(self, request: Request) -> HttpResponse:
         (code, body), replayed, turn = self._start(request)
         if replayed or turn is None:
             return Response(body, status=code)
-        response = StreamingHttpResponse(sse_stream(turn), content_type="text/event-stream")
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"
+        return TurnStarted(turn)
+
+
+_stream_view = ChatStreamView.as_view()
+
+
+async def chat_stream_endpoint(request: HttpRequest) -> HttpResponse:
+    """``POST /api/chat/stream``: auth, validation and the first hold run in the DRF view (a thread);
+    the turn itself streams on the server's event loop."""
+    response = await sync_to_async(_stream_view)(request)
+    turn = getattr(response, "turn", None)
+    if turn is None:
         return response
+    return await stream_turn(turn)
+
+
+chat_stream_endpoint.csrf_exempt = True  # type: ignore[attr-defined]
+chat_stream_endpoint.cls = ChatStreamView  # type: ignore[attr-defined]  # for the schema and route checks
+chat_stream_endpoint.initkwargs = {}  # type: ignore[attr-defined]
 
 
 class ChatAsyncView(_SendView):

@@ -233,7 +233,15 @@ SPECTACULAR_SETTINGS = {
         "leancore.api.schema.add_problem_responses",
     ],
     "PREPROCESSING_HOOKS": ["leancore.api.schema.drop_trailing_slash_twins"],
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "MemberRoleEnum": "orgs.models.Role",
+        "MessageRoleEnum": "chat.models.Message.Role",
+        "MemberStatusEnum": "orgs.models.Membership.Status",
+        "MessageStatusEnum": "chat.models.Message.Status",
+        "SpecialistStatusEnum": "specialists.models.Specialist.Status",
+        "ConnectionStatusEnum": "mcps.models.Connection.Status",
+        "CircuitStateEnum": "billing.models.Circuit.State",
+    },
 }
 
 # --- Email (Django 6.1 MAILERS, configured from the EMAIL_* environment variables) -----------

@@ -62,3 +62,31 @@ class SpecialistWriteSerializer(serializers.ModelSerializer):
         model = Specialist
         fields = WRITE_FIELDS
         extra_kwargs = {"name": {"required": True}, "model": {"required": True}}
+
+
+class WizardSerializer(serializers.Serializer):
+    brief = serializers.CharField(max_length=5000)
+    model = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    create = serializers.BooleanField(required=False, default=False)
+
+
+class WizardDraftSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    instructions = serializers.CharField()
+    model = serializers.CharField()
+    temperature = serializers.FloatField()
+    max_output_tokens = serializers.IntegerField()
+    tool_ids = serializers.ListField(child=serializers.UUIDField())
+
+
+class WizardUsageSerializer(serializers.Serializer):
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    credits = CreditField()
+
+
+class WizardResponseSerializer(serializers.Serializer):
+    draft = WizardDraftSerializer()
+    usage = WizardUsageSerializer()

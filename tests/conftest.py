@@ -58,6 +58,14 @@ def client_for(user: User | None = None, org: Organization | None = None) -> API
 
 
 @pytest.fixture
+def bundled_data(db):
+    """Transactional tests flush the database: put back what the data migrations load."""
+    from billing.services import load_bundled_rates
+
+    load_bundled_rates()
+
+
+@pytest.fixture
 def anon() -> APIClient:
     return APIClient()
 
@@ -100,3 +108,35 @@ def assert_problem(response, status: int, code: str) -> dict:
     assert body["status"] == status
     assert {"type", "title", "detail"} <= set(body)
     return body
+
+
+# --- fake LLM providers -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _fake_llm_server():
+    from tests.fakes.llm_server import FakeLLM, ThreadedServer, build_app
+
+    fake = FakeLLM()
+    with ThreadedServer(build_app(fake)) as server:
+        fake.url = server.url
+        yield fake
+
+
+@pytest.fixture
+def fake_llm(_fake_llm_server, settings):
+    """The fake provider server; the openai and anthropic providers point at it."""
+    _fake_llm_server.reset()
+    settings.OPENAI_BASE_URL = f"{_fake_llm_server.url}/v1"
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.ANTHROPIC_BASE_URL = _fake_llm_server.url
+    settings.ANTHROPIC_API_KEY = "sk-ant-test"
+    yield _fake_llm_server
+    _fake_llm_server.reset()
+
+
+def make_specialist(org, *, model: str = "local", **fields):
+    from specialists.models import Specialist
+
+    defaults = {"name": "Ada", "title": "Analyst", "instructions": "Be precise.", "max_output_tokens": 500}
+    return Specialist.objects.create(organization=org, model=model, **{**defaults, **fields})

@@ -1,4 +1,6 @@
-"""Anthropic Messages API (streaming, usage, tool use) through the official SDK."""
+"""Anthropic Messages API (streaming, usage, tool use) through the official SDK.
+
+The SDK (2.x) takes no sampling temperature: the model's default applies."""
 
 from __future__ import annotations
 
@@ -71,7 +73,6 @@ class AnthropicProvider:
             "model": request.model,
             "max_tokens": request.max_output_tokens,
             "messages": _messages(request),
-            "temperature": min(request.temperature, 1.0),
             "stream": True,
         }
         if request.system:

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from leancore.api.errors import DomainError
+
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
@@ -63,10 +65,12 @@ class ProviderRequest:
     response_schema: dict[str, Any] | None = None  # ask for one JSON object of this schema
 
 
-class ProviderError(Exception):
-    """The provider failed (network, 4xx/5xx, a dropped stream). ``code`` is the API error code."""
+class ProviderError(DomainError):
+    """The provider failed (network, 4xx/5xx, a dropped stream): 502 ``llm_unavailable``."""
 
+    status = 502
     code = "llm_unavailable"
+    default_detail = "The model provider failed."
 
 
 class Provider(Protocol):

@@ -1,0 +1,169 @@
+"""The specialist wizard: a plain-language brief → a complete draft, through the provider layer."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+
+from accounts.models import User
+from billing.models import ModelRate
+from chat.engine import complete
+from chat.providers import PROVIDERS
+from chat.providers.base import ChatMessage, ProviderRequest
+from leancore.api.errors import DomainError, ValidationFailed
+from mcps.models import Tool
+from orgs.models import Organization
+
+WIZARD_MAX_OUTPUT_TOKENS = 1500
+ATTEMPTS = 2
+
+
+class LLMBadOutputError(DomainError):
+    status = 502
+    code = "llm_bad_output"
+    default_detail = "The model could not produce a specialist draft in the required format. Try again."
+
+
+class NoModelError(DomainError):
+    status = 400
+    code = "validation_error"
+
+    def __init__(self) -> None:
+        message = "No active model with a configured provider can draft specialists."
+        super().__init__(message, extra={"errors": {"model": [message]}})
+
+
+@dataclass(frozen=True)
+class WizardResult:
+    draft: dict[str, Any]
+    input_tokens: int
+    output_tokens: int
+    credits: Decimal
+
+
+def choose_model(requested: str | None) -> ModelRate:
+    """``model`` if given, else WIZARD_MODEL, else the cheapest configured model, remote before local."""
+    name = requested or settings.WIZARD_MODEL
+    if name:
+        rate = ModelRate.objects.filter(model=name, active=True).first()
+        if rate is None:
+            raise ValidationFailed("model", f"'{name}' is not an active model.")
+        return rate
+    candidates = [rate for rate in ModelRate.objects.filter(active=True) if PROVIDERS[rate.provider].configured()]
+    if not candidates:
+        raise NoModelError
+    return min(
+        candidates,
+        key=lambda r: (
+            r.provider == ModelRate.Provider.LOCAL,
+            r.input_credits_per_million + r.output_credits_per_million,
+            r.model,
+        ),
+    )
+
+
+def draft_schema(tool_ids: list[str], default_model: str) -> dict[str, Any]:
+    tool_items: dict[str, Any] = {"type": "string"}
+    if tool_ids:
+        tool_items["enum"] = tool_ids
+    return {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "description": "A human first name for the specialist."},
+            "title": {"type": "string", "description": "The job title."},
+            "description": {"type": "string", "description": "One or two sentences on what they do."},
+            "instructions": {"type": "string", "description": "System instructions, second person."},
+            "model": {"type": "string", "default": default_model},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2, "default": 0.7},
+            "maxOutputTokens": {"type": "integer", "minimum": 1, "default": 1024},
+            "toolIds": {"type": "array", "items": tool_items},
+        },
+        "required": [
+            "name",
+            "title",
+            "description",
+            "instructions",
+            "model",
+            "temperature",
+            "maxOutputTokens",
+            "toolIds",
+        ],
+        "additionalProperties": False,
+    }
+
+
+def _prompt(tools: list[Tool]) -> str:
+    lines = [
+        "You design AI specialists for a company. Given a job brief, answer with one JSON object "
+        "that matches the schema: a name, a job title, a short description, complete instructions, "
+        "a model, a temperature, maxOutputTokens and the ids of the tools the specialist needs.",
+    ]
+    if tools:
+        lines.append("Tools you may choose from (id: name — description):")
+        lines += [f"- {t.pk}: {t.name} — {t.description}" for t in tools]
+    else:
+        lines.append("No tools are available: toolIds must be an empty list.")
+    return "\n".join(lines)
+
+
+def _valid_draft(text: str, *, rate: ModelRate, tool_ids: set[str]) -> dict[str, Any] | None:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    strings = ("name", "title", "description", "instructions")
+    if any(not isinstance(raw.get(key), str) for key in strings) or not raw["name"].strip():
+        return None
+    if not raw["instructions"].strip():
+        return None
+    model = raw.get("model") if ModelRate.objects.filter(model=raw.get("model"), active=True).exists() else rate.model
+    try:
+        temperature = min(max(float(raw.get("temperature", 0.7)), 0.0), 2.0)
+        max_output = int(raw.get("maxOutputTokens", 1024))
+    except (TypeError, ValueError):
+        return None
+    model_max = ModelRate.objects.get(model=model).max_output_tokens
+    chosen_tools = [str(t) for t in raw.get("toolIds") or [] if str(t) in tool_ids]
+    return {
+        "name": raw["name"].strip()[:200],
+        "title": raw["title"].strip()[:200],
+        "description": raw["description"].strip(),
+        "instructions": raw["instructions"].strip(),
+        "model": model,
+        "temperature": temperature,
+        "max_output_tokens": min(max(max_output, 1), model_max),
+        "tool_ids": chosen_tools,
+    }
+
+
+def draft_specialist(*, org: Organization, user: User, brief: str, model: str | None) -> WizardResult:
+    rate = choose_model(model)
+    tools = list(Tool.objects.filter(organization=org, enabled=True, connection__enabled=True).order_by("name"))
+    tool_ids = [str(t.pk) for t in tools]
+    schema = draft_schema(tool_ids, rate.model)
+    totals = [0, 0, Decimal(0)]
+    for _ in range(ATTEMPTS):
+        request = ProviderRequest(
+            model=rate.model,
+            system=_prompt(tools),
+            messages=[ChatMessage(role="user", content=brief)],
+            max_output_tokens=min(WIZARD_MAX_OUTPUT_TOKENS, rate.max_output_tokens),
+            temperature=0.2,
+            response_schema=schema,
+        )
+        result = complete(
+            org=org, provider=rate.provider, request=request, user_id=user.pk, description="Specialist wizard draft"
+        )
+        totals[0] += result.input_tokens
+        totals[1] += result.output_tokens
+        totals[2] += result.credits
+        draft = _valid_draft(result.text, rate=rate, tool_ids=set(tool_ids))
+        if draft is not None:
+            return WizardResult(draft, totals[0], totals[1], totals[2])
+    raise LLMBadOutputError

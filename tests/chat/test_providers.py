@@ -1,0 +1,171 @@
+"""Providers through the official SDKs against a local server speaking their wire formats."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from chat.providers import get_provider
+from chat.providers.base import (
+    ChatMessage,
+    Finish,
+    ProviderError,
+    ProviderRequest,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+from tests.fakes.llm_server import Scenario
+
+ADD = ToolSpec(
+    "add", "Add two numbers", {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}}
+)
+
+
+def request(model="m", **kwargs) -> ProviderRequest:
+    return ProviderRequest(
+        model=model,
+        system="Be brief.",
+        messages=[ChatMessage(role="user", content="Hi")],
+        max_output_tokens=100,
+        **kwargs,
+    )
+
+
+def collect(provider: str, req: ProviderRequest) -> list:
+    async def run():
+        return [event async for event in get_provider(provider).stream(req)]
+
+    return async_to_sync(run)()
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_text_deltas_usage_and_finish(fake_llm, provider):
+    fake_llm.script(Scenario(chunks=["Hel", "lo"], usage=(11, 7)))
+    events = collect(provider, request())
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Hel", "lo"]
+    assert [e for e in events if isinstance(e, Usage)] == [Usage(11, 7)]
+    assert events[-1] == Finish("stop")
+    sent = fake_llm.requests[-1]
+    assert sent["stream"] is True
+    if provider == "openai":
+        assert sent["stream_options"] == {"include_usage": True}
+        assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+        assert fake_llm.headers[-1]["authorization"] == "Bearer sk-test"
+    else:
+        assert sent["system"] == "Be brief."
+        assert sent["max_tokens"] == 100
+        assert "anthropic-version" in fake_llm.headers[-1]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_tool_call_fragments_are_joined(fake_llm, provider):
+    fake_llm.script(Scenario(chunks=[], tool_calls=[{"id": "call_1", "name": "add", "arguments": {"a": 2, "b": 40}}]))
+    events = collect(provider, request(tools=[ADD]))
+    assert [e for e in events if isinstance(e, ToolCall)] == [ToolCall("call_1", "add", {"a": 2, "b": 40})]
+    assert events[-1] == Finish("tool_calls")
+    sent = fake_llm.requests[-1]
+    if provider == "openai":
+        assert sent["tools"][0]["function"]["name"] == "add"
+    else:
+        assert sent["tools"][0]["input_schema"]["properties"]["a"] == {"type": "number"}
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_tool_results_go_back_in_the_providers_shape(fake_llm, provider):
+    req = request(tools=[ADD])
+    call = ToolCall("call_9", "add", {"a": 1, "b": 2})
+    req.messages += [
+        ChatMessage(role="assistant", content="", tool_calls=[call]),
+        ChatMessage(role="tool", content="3", tool_call_id="call_9"),
+    ]
+    collect(provider, req)
+    sent = fake_llm.requests[-1]["messages"]
+    if provider == "openai":
+        assert sent[-2]["tool_calls"][0]["function"] == {"name": "add", "arguments": '{"a": 1, "b": 2}'}
+        assert sent[-1] == {"role": "tool", "tool_call_id": "call_9", "content": "3"}
+    else:
+        assert sent[-2]["content"][0] == {"type": "tool_use", "id": "call_9", "name": "add", "input": {"a": 1, "b": 2}}
+        assert sent[-1]["content"][0]["type"] == "tool_result"
+        assert sent[-1]["content"][0]["tool_use_id"] == "call_9"
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("status", [400, 401, 500, 529])
+def test_http_errors_become_provider_errors(fake_llm, provider, status):
+    fake_llm.script(Scenario(status=status), Scenario(status=status))  # the SDK may retry once
+    with pytest.raises(ProviderError) as info:
+        collect(provider, request())
+    assert info.value.code == "llm_unavailable"
+    assert info.value.status == 502
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_dropped_stream_is_a_provider_error(fake_llm, provider):
+    fake_llm.script(Scenario(chunks=["a", "b", "c", "d"], drop_after=2))
+    with pytest.raises(ProviderError):
+        collect(provider, request())
+
+
+def test_unreachable_provider(settings):
+    settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"
+    with pytest.raises(ProviderError):
+        collect("openai", request())
+
+
+def test_json_schema_mode(fake_llm):
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}}
+    fake_llm.script(Scenario(chunks=['{"name":', ' "Ada"}']))
+    events = collect("openai", request(response_schema=schema))
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == '{"name": "Ada"}'
+    assert fake_llm.requests[-1]["response_format"]["json_schema"]["schema"] == schema
+    fake_llm.script(Scenario(chunks=[], tool_calls=[{"id": "t", "name": "respond", "arguments": {"name": "Bo"}}]))
+    events = collect("anthropic", request(response_schema=schema))
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == '{"name": "Bo"}'
+    assert fake_llm.requests[-1]["tool_choice"] == {"type": "tool", "name": "respond"}
+
+
+def test_local_provider_is_deterministic_and_reports_usage():
+    req = request(model="local")
+    first, second = collect("local", req), collect("local", req)
+    assert first == second
+    text = "".join(e.text for e in first if isinstance(e, TextDelta))
+    assert text.startswith("[local offline model]")
+    usage = next(e for e in first if isinstance(e, Usage))
+    assert usage.input_tokens > 0
+    assert usage.output_tokens > 0
+
+
+def test_local_provider_calls_a_named_tool_then_answers_with_the_result():
+    req = request(model="local", tools=[ADD])
+    req.messages = [ChatMessage(role="user", content="please add a=2 b=3")]
+    events = collect("local", req)
+    call = next(e for e in events if isinstance(e, ToolCall))
+    assert (call.name, call.arguments) == ("add", {"a": 2.0, "b": 3.0})
+    req.messages += [
+        ChatMessage(role="assistant", tool_calls=[call]),
+        ChatMessage(role="tool", content="5", tool_call_id=call.id),
+    ]
+    answer = "".join(e.text for e in collect("local", req) if isinstance(e, TextDelta))
+    assert "5" in answer
+
+
+def test_local_provider_fills_a_schema():
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "temperature": {"type": "number", "default": 0.3},
+            "toolIds": {"type": "array", "items": {"type": "string", "enum": ["x1", "y2"]}},
+        },
+    }
+    req = request(model="local", response_schema=schema)
+    req.messages = [ChatMessage(role="user", content="A bookkeeper who uses y2 daily")]
+    import json
+
+    events = collect("local", req)
+    draft = json.loads("".join(e.text for e in events if isinstance(e, TextDelta)))
+    assert draft["temperature"] == 0.3
+    assert draft["toolIds"] == ["y2"]
+    assert draft["name"]

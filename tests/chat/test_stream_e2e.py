@@ -1,0 +1,176 @@
+"""POST /api/chat/stream through a real Daphne server, with the openai provider against the fake
+OpenAI server (official SDK) and the offline local model."""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from accounts.services import issue_tokens
+from billing.models import CreditAccount, LedgerEntry, Reservation
+from chat.models import ChatSession, Message
+from tests.conftest import make_org, make_specialist, owner_of
+from tests.fakes.llm_server import Scenario
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def parse_sse(text: str) -> list[tuple[str, str, dict]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        events.append((fields["id"], fields["event"], json.loads(fields["data"])))
+    return events
+
+
+@pytest.fixture
+def setup(daphne_server, fake_llm, bundled_data):
+    org = make_org(name="Streamers")
+    owner = owner_of(org)
+    token = issue_tokens(user=owner).access
+    client = httpx.Client(base_url=daphne_server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    yield org, owner, client
+    client.close()
+
+
+def test_full_turn_is_streamed_persisted_and_billed_exactly(setup, fake_llm):
+    org, _owner, client = setup
+    specialist = make_specialist(org, model="gpt-4o-mini", max_output_tokens=1000)
+    fake_llm.script(Scenario(chunks=["The ", "answer ", "is 42."], usage=(1000, 500)))
+    response = client.post("/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "What is it?"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-cache"
+    events = parse_sse(response.text)
+    names = [name for _, name, _ in events]
+    assert names == ["session", "delta", "delta", "delta", "usage", "done"]
+    assert [eid for eid, _, _ in events] == [str(i) for i in range(1, 7)]
+    session = events[0][2]
+    assert set(session) == {"sessionId", "userMessageId", "messageId"}
+    # gpt-4o-mini: 15 in / 60 out per million → 1000×15/1e6 + 500×60/1e6 = 0.045
+    assert events[4][2] == {"inputTokens": 1000, "outputTokens": 500, "credits": "0.045000", "balance": "99.955000"}
+    assert events[5][2] == {"messageId": session["messageId"], "finishReason": "stop"}
+    account = CreditAccount.objects.get(organization=org)
+    assert account.balance == Decimal("99.955000")
+    assert account.reserved == 0
+    usage = LedgerEntry.objects.get(organization=org, kind="usage")
+    assert usage.amount == Decimal("-0.045000")
+    assert str(usage.session_id) == session["sessionId"]
+    assert usage.specialist_id == specialist.pk
+    message = Message.objects.get(pk=session["messageId"])
+    assert (message.status, message.content, message.credits) == ("completed", "The answer is 42.", Decimal("0.045"))
+    chat = ChatSession.objects.get(pk=session["sessionId"])
+    assert chat.title == "What is it?"
+    assert chat.message_count == 2
+    # the model got the instructions and the message
+    sent = fake_llm.requests[-1]
+    assert sent["messages"][0]["role"] == "system"
+    assert "Be precise." in sent["messages"][0]["content"]
+    assert sent["messages"][-1] == {"role": "user", "content": "What is it?"}
+    assert sent["max_completion_tokens"] == 1000
+    # a follow-up in the same session carries the history
+    fake_llm.script(Scenario(chunks=["Still 42."], usage=(10, 5)))
+    follow = client.post(
+        "/api/chat/stream",
+        json={"specialistId": str(specialist.pk), "message": "Sure?", "sessionId": session["sessionId"]},
+    )
+    assert parse_sse(follow.text)[0][2]["sessionId"] == session["sessionId"]
+    assert [m["content"] for m in fake_llm.requests[-1]["messages"][1:]] == [
+        "What is it?",
+        "The answer is 42.",
+        "Sure?",
+    ]
+
+
+def test_events_are_delivered_incrementally(setup, fake_llm):
+    org, _, client = setup
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    fake_llm.script(Scenario(chunks=["a", "b", "c", "d", "e"], delay=0.4))
+    arrivals: list[tuple[str, float]] = []
+    started = time.monotonic()
+    with client.stream("POST", "/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "hi"}) as r:
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                arrivals.append((line[7:], time.monotonic() - started))
+    deltas = [t for name, t in arrivals if name == "delta"]
+    done = next(t for name, t in arrivals if name == "done")
+    assert len(deltas) == 5
+    # not buffered: the first delta arrives while the provider is still producing the rest
+    assert done - deltas[0] > 1.0
+
+
+def test_local_model_turn(setup):
+    org, _, client = setup
+    specialist = make_specialist(org, model="local")
+    response = client.post("/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "Plan Q3"})
+    events = parse_sse(response.text)
+    text = "".join(data["text"] for _, name, data in events if name == "delta")
+    assert text.startswith("[local offline model]")
+    usage = next(data for _, name, data in events if name == "usage")
+    expected = Decimal(usage["inputTokens"]) * 1 / 10**6 + Decimal(usage["outputTokens"]) * 2 / 10**6
+    assert Decimal(usage["credits"]) == expected.quantize(Decimal("0.000001"))
+
+
+def test_provider_down_before_any_output_is_a_502_problem_and_bills_nothing(setup, fake_llm):
+    org, _, client = setup
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    fake_llm.script(Scenario(status=500), Scenario(status=500))
+    response = client.post("/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "hi"})
+    assert response.status_code == 502
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "llm_unavailable"
+    assert not LedgerEntry.objects.filter(organization=org, kind="usage").exists()
+    assert CreditAccount.objects.get(organization=org).reserved == 0
+    message = Message.objects.get(role="assistant", session__organization=org)
+    assert (message.status, message.error_code) == ("failed", "llm_unavailable")
+
+
+def test_dropped_stream_ends_with_usage_then_error_and_bills_what_was_produced(setup, fake_llm):
+    org, _, client = setup
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    fake_llm.script(Scenario(chunks=["one ", "two ", "three ", "four"], drop_after=2))
+    response = client.post("/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "count"})
+    assert response.status_code == 200
+    events = parse_sse(response.text)
+    assert [name for _, name, _ in events] == ["session", "delta", "delta", "usage", "error"]
+    assert events[-1][2]["code"] == "llm_unavailable"
+    usage = events[-2][2]
+    assert usage["outputTokens"] == 2  # "one two " is 8 characters ≈ 2 tokens
+    entry = LedgerEntry.objects.get(organization=org, kind="usage")
+    assert entry.amount == -Decimal(usage["credits"])
+    message = Message.objects.get(pk=events[0][2]["messageId"])
+    assert (message.status, message.content) == ("failed", "one two ")
+    assert CreditAccount.objects.get(organization=org).reserved == 0
+
+
+def test_client_disconnect_stops_the_provider_and_bills_only_what_was_produced(setup, fake_llm):
+    org, _, client = setup
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    fake_llm.script(Scenario(chunks=[f"w{i} " for i in range(40)], delay=0.1, usage=(1000, 99999)))
+    with client.stream("POST", "/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "go"}) as r:
+        seen = 0
+        for line in r.iter_lines():
+            if line == "event: delta":
+                seen += 1
+                if seen == 3:
+                    break
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not fake_llm.closed_early.is_set():
+        time.sleep(0.05)
+    assert fake_llm.closed_early.is_set(), "the provider call was not stopped"
+    deadline = time.monotonic() + 10
+    message = None
+    while time.monotonic() < deadline:
+        message = Message.objects.filter(role="assistant", session__organization=org).first()
+        if message and message.status != "running":
+            break
+        time.sleep(0.05)
+    assert message.status == "failed"
+    assert message.error_code == "cancelled"
+    entry = LedgerEntry.objects.get(organization=org, kind="usage")
+    assert entry.output_tokens < 40  # not the 99999 the provider would have reported at the end
+    assert Reservation.objects.filter(organization=org, status="active").count() == 0
