@@ -174,3 +174,20 @@ def test_client_disconnect_stops_the_provider_and_bills_only_what_was_produced(s
     entry = LedgerEntry.objects.get(organization=org, kind="usage")
     assert entry.output_tokens < 40  # not the 99999 the provider would have reported at the end
     assert Reservation.objects.filter(organization=org, status="active").count() == 0
+
+
+def test_stream_idempotency_replays_json_instead_of_a_second_stream(setup):
+    org, _, client = setup
+    specialist = make_specialist(org, model="local")
+    payload = {"specialistId": str(specialist.pk), "message": "once"}
+    first = client.post("/api/chat/stream", json=payload, headers={"Idempotency-Key": "k-1"})
+    assert first.headers["content-type"].startswith("text/event-stream")
+    session = parse_sse(first.text)[0][2]
+    again = client.post("/api/chat/stream", json=payload, headers={"Idempotency-Key": "k-1"})
+    assert again.status_code == 200
+    assert again.headers["content-type"].startswith("application/json")
+    assert again.json() == {"sessionId": session["sessionId"], "messageId": session["messageId"], "status": "completed"}
+    assert Message.objects.filter(role="assistant", session__organization=org).count() == 1
+    other = client.post("/api/chat/stream", json={**payload, "message": "twice"}, headers={"Idempotency-Key": "k-1"})
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency_key_reused"

@@ -1,0 +1,273 @@
+"""Async turns through a real db_worker process; the WebSocket through Channels' communicator
+and through Daphne (with Redis as the channel layer between the worker and the server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import websockets
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.utils import timezone
+
+from accounts.services import issue_tokens
+from billing.models import CreditAccount, LedgerEntry
+from chat.models import ChatSession, Message
+from leancore.asgi import application
+from tests.conftest import add_member, client_for, make_org, make_specialist, owner_of
+from tests.fakes.llm_server import Scenario
+from tests.servers import Daphne, run_worker_batch, server_env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def org_setup(bundled_data):
+    org = make_org(name="Async Co")
+    return org, owner_of(org)
+
+
+def test_async_turn_runs_in_a_real_worker_process(org_setup, fake_llm, daphne_server):
+    org, owner = org_setup
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    fake_llm.script(Scenario(chunks=["Done ", "later."], usage=(2000, 100)))
+    client = client_for(owner)
+    response = client.post(
+        "/api/chat/async", {"specialistId": str(specialist.pk), "message": "Work on it"}, format="json"
+    )
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"] == "queued"
+    message = Message.objects.get(pk=body["messageId"])
+    assert message.status == "queued"
+    held = CreditAccount.objects.get(organization=org).reserved
+    assert held > 0  # the worst case is held before anything is queued
+    result = run_worker_batch(daphne_server.env)
+    assert result.returncode == 0, result.stderr
+    message.refresh_from_db()
+    assert (message.status, message.content) == ("completed", "Done later.")
+    assert message.started_at is not None
+    assert message.completed_at is not None
+    # 2000×15/1e6 + 100×60/1e6 = 0.036
+    assert LedgerEntry.objects.get(organization=org, kind="usage").amount == Decimal("-0.036000")
+    account = CreditAccount.objects.get(organization=org)
+    assert (account.balance, account.reserved) == (Decimal("99.964000"), Decimal(0))
+    detail = client.get(f"/api/chat/sessions/{body['sessionId']}").json()
+    assert [m["status"] for m in detail["messages"]] == ["completed", "completed"]
+    assert detail["messages"][1]["usage"] == {"inputTokens": 2000, "outputTokens": 100, "credits": "0.036000"}
+
+
+def test_async_failure_is_recorded(org_setup, fake_llm, daphne_server):
+    org, owner = org_setup
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    fake_llm.script(Scenario(status=500), Scenario(status=500))
+    body = (
+        client_for(owner)
+        .post("/api/chat/async", {"specialistId": str(specialist.pk), "message": "x"}, format="json")
+        .json()
+    )
+    assert run_worker_batch(daphne_server.env).returncode == 0
+    message = Message.objects.get(pk=body["messageId"])
+    assert (message.status, message.error_code) == ("failed", "llm_unavailable")
+    assert CreditAccount.objects.get(organization=org).reserved == 0
+
+
+def test_async_idempotency(org_setup):
+    org, owner = org_setup
+    specialist = make_specialist(org)
+    client = client_for(owner)
+    payload = {"specialistId": str(specialist.pk), "message": "Once"}
+    first = client.post("/api/chat/async", payload, format="json", HTTP_IDEMPOTENCY_KEY="abc")
+    again = client.post("/api/chat/async", payload, format="json", HTTP_IDEMPOTENCY_KEY="abc")
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert first.json() == again.json()
+    assert Message.objects.filter(role="assistant").count() == 1
+    Message.objects.filter(pk=first.json()["messageId"]).update(status="completed")
+    assert (
+        client.post("/api/chat/async", payload, format="json", HTTP_IDEMPOTENCY_KEY="abc").json()["status"]
+        == "completed"
+    )
+    other = client.post("/api/chat/async", {**payload, "message": "Twice"}, format="json", HTTP_IDEMPOTENCY_KEY="abc")
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency_key_reused"
+
+
+def test_a_turn_whose_worker_died_is_failed_not_stuck(org_setup):
+    from chat.services import fail_stuck_turns
+
+    org, owner = org_setup
+    specialist = make_specialist(org)
+    body = (
+        client_for(owner)
+        .post("/api/chat/async", {"specialistId": str(specialist.pk), "message": "x"}, format="json")
+        .json()
+    )
+    Message.objects.filter(pk=body["messageId"]).update(
+        status="running", started_at=timezone.now() - timedelta(hours=1)
+    )
+    assert fail_stuck_turns() == 1
+    message = Message.objects.get(pk=body["messageId"])
+    assert (message.status, message.error_code) == ("failed", "worker_lost")
+
+
+# --- WebSocket through Channels' communicator ------------------------------------------------------
+
+
+async def _connect(path: str, subprotocols=None) -> tuple[WebsocketCommunicator, bool, object]:
+    communicator = WebsocketCommunicator(application, path, subprotocols=subprotocols)
+    connected, subprotocol = await communicator.connect()
+    return communicator, connected, subprotocol
+
+
+async def _events_until(communicator: WebsocketCommunicator, last: str, timeout: float = 10) -> list[dict]:
+    frames = []
+    while True:
+        frame = await communicator.receive_json_from(timeout=timeout)
+        frames.append(frame)
+        if frame["event"] in (last, "error"):
+            return frames
+
+
+@pytest.fixture
+def ws_session(org_setup):
+    org, owner = org_setup
+    specialist = make_specialist(org)
+    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner, title="t")
+    return org, owner, specialist, session
+
+
+@pytest.mark.asyncio
+async def test_websocket_rejects_missing_or_bad_tokens(ws_session):
+    _, _, _, session = ws_session
+    for path in (f"/ws/chat/sessions/{session.pk}/", f"/ws/chat/sessions/{session.pk}/?token=garbage"):
+        communicator, connected, _ = await _connect(path)
+        assert connected
+        closed = await communicator.receive_output(timeout=5)
+        assert closed == {"type": "websocket.close", "code": 4401}
+
+
+@pytest.mark.asyncio
+async def test_websocket_hides_sessions_the_caller_may_not_read(ws_session):
+    org, owner, _, session = ws_session
+    member = await database_sync_to_async(add_member)(org)
+    outsider = await database_sync_to_async(lambda: owner_of(make_org(name="Else")))()
+    for user in (member, outsider):
+        token = await database_sync_to_async(lambda u=user: issue_tokens(user=u).access)()
+        communicator, _, _ = await _connect(f"/ws/chat/sessions/{session.pk}/?token={token}")
+        assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4404}
+
+
+@pytest.mark.asyncio
+async def test_websocket_send_a_message_and_watch_the_turn(ws_session):
+    org, owner, _, session = ws_session
+    token = await database_sync_to_async(lambda: issue_tokens(user=owner).access)()
+    communicator, connected, subprotocol = await _connect(f"/ws/chat/sessions/{session.pk}/", ["bearer", token])
+    assert connected
+    assert subprotocol == "bearer"
+    await communicator.send_json_to({"type": "message", "message": "Hello over the socket"})
+    frames = await _events_until(communicator, "done")
+    names = [f["event"] for f in frames]
+    assert names[0] == "session"
+    assert names[-2:] == ["usage", "done"]
+    assert "delta" in names
+    assert frames[0]["data"]["sessionId"] == str(session.pk)
+    await communicator.send_json_to({"type": "nonsense"})
+    assert (await communicator.receive_json_from(timeout=5))["data"]["code"] == "validation_error"
+    await communicator.disconnect()
+    messages = await database_sync_to_async(lambda: list(session.messages.values_list("role", "status")))()
+    assert messages == [("user", "completed"), ("assistant", "completed")]
+
+
+@pytest.mark.asyncio
+async def test_async_turn_run_by_an_embedded_worker_thread_reaches_the_socket(ws_session):
+    """The quick start's single process: a worker thread publishes through the in-process layer."""
+    from chat.jobs import run_queued_turn
+
+    org, owner, specialist, session = ws_session
+    token = await database_sync_to_async(lambda: issue_tokens(user=owner).access)()
+    communicator, _, _ = await _connect(f"/ws/chat/sessions/{session.pk}/?token={token}")
+    response = await database_sync_to_async(
+        lambda: client_for(owner).post(
+            "/api/chat/async",
+            {"specialistId": str(specialist.pk), "message": "In the background", "sessionId": str(session.pk)},
+            format="json",
+        )
+    )()
+    message_id = response.json()["messageId"]
+    worker = threading.Thread(target=lambda: async_to_sync(run_queued_turn.func)(message_id))
+    worker.start()
+    frames = await _events_until(communicator, "done")
+    await asyncio.get_running_loop().run_in_executor(None, worker.join)
+    assert frames[-1] == {"event": "done", "data": {"messageId": message_id, "finishReason": "stop"}}
+    await communicator.disconnect()
+
+
+# --- WebSocket through Daphne, async turn in a worker process, Redis between them --------------------
+
+
+@pytest.fixture
+def redis_daphne(django_db_blocker, _fake_llm_server):
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    if not redis_url:
+        pytest.skip("TEST_REDIS_URL is not set")
+    env = server_env({"REDIS_URL": redis_url, "OPENAI_BASE_URL": f"{_fake_llm_server.url}/v1", "OPENAI_API_KEY": "x"})
+    with django_db_blocker.unblock():
+        server = Daphne(env)
+    server.env = env
+    yield server
+    server.stop()
+
+
+def test_websocket_through_daphne_sees_an_async_turn_from_a_worker_process(ws_session, redis_daphne, fake_llm):
+    org, owner, specialist, session = ws_session
+    token = issue_tokens(user=owner).access
+    fake_llm.script(Scenario(chunks=["from ", "the ", "worker"], usage=(10, 3)))
+    specialist.model = "gpt-4o-mini"
+    specialist.save()
+    ws_url = redis_daphne.url.replace("http", "ws") + f"/ws/chat/sessions/{session.pk}/"
+
+    async def watch() -> list[dict]:
+        async with websockets.connect(ws_url, subprotocols=["bearer", token]) as socket:
+            assert socket.subprotocol == "bearer"
+            response = await database_sync_to_async(
+                lambda: client_for(owner).post(
+                    "/api/chat/async",
+                    {"specialistId": str(specialist.pk), "message": "bg", "sessionId": str(session.pk)},
+                    format="json",
+                )
+            )()
+            assert response.status_code == 202
+            loop = asyncio.get_running_loop()
+            worker = loop.run_in_executor(None, run_worker_batch, redis_daphne.env)
+            frames = []
+            while True:
+                frame = json.loads(await asyncio.wait_for(socket.recv(), timeout=30))
+                frames.append(frame)
+                if frame["event"] in ("done", "error"):
+                    break
+            assert (await worker).returncode == 0
+            return frames
+
+    frames = async_to_sync(watch)()
+    assert [f["event"] for f in frames] == ["session", "delta", "delta", "delta", "usage", "done"]
+    assert "".join(f["data"]["text"] for f in frames if f["event"] == "delta") == "from the worker"
+
+
+def test_websocket_through_daphne_closes_4401_without_token(ws_session, daphne_server):
+    _, _, _, session = ws_session
+    ws_url = daphne_server.url.replace("http", "ws") + f"/ws/chat/sessions/{session.pk}/"
+
+    async def run():
+        async with websockets.connect(ws_url) as socket:
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await asyncio.wait_for(socket.recv(), timeout=10)
+            return info.value.rcvd.code
+
+    assert async_to_sync(run)() == 4401
