@@ -20,6 +20,7 @@ from chat.providers.base import (
     TextDelta,
     ToolCall,
     Usage,
+    loop_cached,
 )
 
 TIMEOUT_SECONDS = 120
@@ -61,11 +62,17 @@ class AnthropicProvider:
         return bool(settings.ANTHROPIC_API_KEY or settings.ANTHROPIC_BASE_URL)
 
     def _client(self) -> anthropic.AsyncAnthropic:
-        return anthropic.AsyncAnthropic(
-            api_key=settings.ANTHROPIC_API_KEY or "not-needed",
-            base_url=settings.ANTHROPIC_BASE_URL or None,
-            timeout=TIMEOUT_SECONDS,
-            max_retries=1,
+        """One client (and connection pool) per event loop and configuration: building one costs
+        more than a short streamed turn, and a client cannot move between loops."""
+        config = (settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL)
+        return loop_cached(
+            ("anthropic", config),
+            lambda: anthropic.AsyncAnthropic(
+                api_key=config[0] or "not-needed",
+                base_url=config[1] or None,
+                timeout=TIMEOUT_SECONDS,
+                max_retries=1,
+            ),
         )
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
@@ -118,7 +125,5 @@ class AnthropicProvider:
             raise ProviderError(f"Anthropic provider failed: {exc}") from exc
         except json.JSONDecodeError as exc:
             raise ProviderError("Anthropic sent malformed tool input.") from exc
-        finally:
-            await client.close()
         yield Usage(input_tokens, output_tokens)
         yield Finish(finish)

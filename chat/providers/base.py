@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -79,6 +81,17 @@ class Provider(Protocol):
     def configured(self) -> bool: ...
 
     def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]: ...
+
+
+_loop_cache: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def loop_cached(key: Any, factory: Callable[[], Any]) -> Any:
+    """An object (an SDK client) kept for the running event loop's lifetime."""
+    cache = _loop_cache.setdefault(asyncio.get_running_loop(), {})
+    if key not in cache:
+        cache[key] = factory()
+    return cache[key]
 
 
 def estimate_tokens(text: str) -> int:

@@ -20,6 +20,7 @@ from chat.providers.base import (
     TextDelta,
     ToolCall,
     Usage,
+    loop_cached,
 )
 
 TIMEOUT_SECONDS = 120
@@ -68,11 +69,17 @@ class OpenAIProvider:
         return bool(settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL)
 
     def _client(self) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            api_key=settings.OPENAI_API_KEY or "not-needed",
-            base_url=settings.OPENAI_BASE_URL or None,
-            timeout=TIMEOUT_SECONDS,
-            max_retries=1,
+        """One client (and connection pool) per event loop and configuration: building one costs
+        more than a short streamed turn, and a client cannot move between loops."""
+        config = (settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL)
+        return loop_cached(
+            ("openai", config),
+            lambda: openai.AsyncOpenAI(
+                api_key=config[0] or "not-needed",
+                base_url=config[1] or None,
+                timeout=TIMEOUT_SECONDS,
+                max_retries=1,
+            ),
         )
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
@@ -121,8 +128,6 @@ class OpenAIProvider:
                             finish = choice.finish_reason
         except (openai.APIError, httpx2.HTTPError) as exc:
             raise ProviderError(f"OpenAI-compatible provider failed: {exc}") from exc
-        finally:
-            await client.close()
         for index in sorted(calls):
             slot = calls[index]
             yield ToolCall(slot["id"] or f"call_{index}", slot["name"], _parse_arguments(slot["arguments"]))
