@@ -24,7 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production-0123456789abcdef")
-os.environ.setdefault("DATABASE_URL", os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/leancore_bench"))
+os.environ.setdefault(
+    "DATABASE_URL", os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/leancore_bench")
+)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leancore.settings")
 os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
 os.environ["THROTTLE_CHAT"] = "100000/min"
@@ -139,7 +141,14 @@ def main() -> None:
         env = dict(os.environ, OPENAI_BASE_URL=f"{llm.url}/v1", OPENAI_API_KEY="x", DEBUG="false")
         env.pop("REDIS_URL", None)
         daphne = subprocess.Popen(
-            [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "leancore.asgi:application"],
+            [
+                str(Path(sys.executable).parent / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "leancore.asgi:application",
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -164,7 +173,9 @@ def main() -> None:
             cpu_per_turn = (cpu_seconds(daphne.pid) - cpu_before) / args.runs * 1000
             d_ttft, d_total = summary("provider directly (openai SDK)", direct)
             l_ttft, l_total = summary("through /api/chat/stream", through)
-            print(f"{'added by LeanCore':<34} TTFT p50 {l_ttft - d_ttft:+7.1f} ms           total p50 {l_total - d_total:+7.1f} ms")
+            print(
+                f"{'added by LeanCore':<34} TTFT p50 {l_ttft - d_ttft:+7.1f} ms           total p50 {l_total - d_total:+7.1f} ms"
+            )
             print(f"{'server CPU per streamed turn':<34} {cpu_per_turn:7.1f} ms")
 
             print(f"\n{args.concurrency} concurrent streams x {max(args.runs // args.concurrency, 1)} rounds")
@@ -181,7 +192,9 @@ def main() -> None:
                 list(pool.map(worker, range(args.concurrency * max(args.runs // args.concurrency, 1))))
             wall = time.perf_counter() - started
             c_ttft, c_total = summary(f"{args.concurrency} concurrent via LeanCore", results)
-            print(f"{'queueing vs sequential (TTFT p50)':<34} {c_ttft - l_ttft:+7.1f} ms   throughput {len(results) / wall:5.1f} streams/s")
+            print(
+                f"{'queueing vs sequential (TTFT p50)':<34} {c_ttft - l_ttft:+7.1f} ms   throughput {len(results) / wall:5.1f} streams/s"
+            )
         finally:
             daphne.terminate()
             daphne.wait(timeout=10)

@@ -145,6 +145,9 @@ class Reservation(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="reservations")
     amount = models.DecimalField(**CREDIT_FIELD)
     model = models.CharField(max_length=100)
+    # The rates in force when the call was reserved: the call is settled at these.
+    input_credits_per_million = models.DecimalField(**CREDIT_FIELD, default=0)
+    output_credits_per_million = models.DecimalField(**CREDIT_FIELD, default=0)
     specialist_id = models.UUIDField(null=True, blank=True)
     specialist_name = models.CharField(max_length=200, blank=True)
     session_id = models.UUIDField(null=True, blank=True)

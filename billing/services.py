@@ -58,12 +58,17 @@ def open_account(*, org: Organization, signup_credits: Decimal = Decimal(0)) -> 
     return account
 
 
-def _locked_account(org: Organization) -> CreditAccount:
-    """The org's account, locked for this transaction, rolled into the current period."""
-    account = CreditAccount.objects.select_for_update().filter(organization=org).first()
+def _locked_account(org: Organization | uuid.UUID) -> CreditAccount:
+    """The org's account (with its org and circuit), locked for this transaction (only the
+    account row), rolled into the current period."""
+    org_id = getattr(org, "pk", org)
+    accounts = CreditAccount.objects.select_for_update(of=("self",)).select_related(
+        "organization", "organization__circuit"
+    )
+    account = accounts.filter(organization_id=org_id).first()
     if account is None:
-        open_account(org=org)
-        account = CreditAccount.objects.select_for_update().get(organization=org)
+        open_account(org=Organization.objects.get(pk=org_id))
+        account = accounts.get(organization_id=org_id)
     start, _ = period_bounds(timezone.now())
     if account.period_start < start:
         account.period_start = start
@@ -178,7 +183,6 @@ def specialist_spent(*, org: Organization, specialist_id: uuid.UUID, since: date
     return -(total or Decimal(0))
 
 
-@transaction.atomic
 def reserve(
     *,
     org: Organization,
@@ -191,19 +195,52 @@ def reserve(
     session_id: uuid.UUID | None = None,
     message_id: uuid.UUID | None = None,
     user_id: uuid.UUID | None = None,
+    rate: ModelRate | None = None,
+    reservation_id: uuid.UUID | None = None,
 ) -> Hold:
-    """Holds the call's worst case, or refuses with the contract's 402 (in its order)."""
-    rate = active_rate(model)
+    """Holds the call's worst case, or refuses with the contract's 402 (in its order).
+    ``rate`` saves a lookup when the caller has the model's active rate at hand."""
+    with transaction.atomic():
+        return _reserve(
+            org=org,
+            rate=rate if rate is not None and rate.active else active_rate(model),
+            input_tokens=input_tokens,
+            max_output_tokens=max_output_tokens,
+            specialist_id=specialist_id,
+            specialist_name=specialist_name,
+            specialist_limit=specialist_limit,
+            session_id=session_id,
+            message_id=message_id,
+            user_id=user_id,
+            reservation_id=reservation_id or uuid.uuid4(),
+        )
+
+
+def _reserve(
+    *,
+    org: Organization,
+    rate: ModelRate,
+    input_tokens: int,
+    max_output_tokens: int,
+    specialist_id: uuid.UUID | None,
+    specialist_name: str,
+    specialist_limit: Decimal | None,
+    session_id: uuid.UUID | None,
+    message_id: uuid.UUID | None,
+    user_id: uuid.UUID | None,
+    reservation_id: uuid.UUID,
+) -> Hold:
+    model = rate.model
     hold = worst_case_cost(rate=rate, input_tokens=input_tokens, max_output_tokens=max_output_tokens)
     account = _locked_account(org)
-    circuit = Circuit.objects.filter(organization=org).first()
+    circuit = getattr(account.organization, "circuit", None)
     if circuit is not None and circuit.state == Circuit.State.OPEN:
         raise CircuitOpenError(reason=circuit.reason, opened_at=circuit.opened_at)
     available = account.balance - account.reserved
     if hold > available:
         raise InsufficientCreditsError(required=hold, available=available)
     _, period_end = period_bounds(timezone.now())
-    budget = Organization.objects.values_list("monthly_budget", flat=True).get(pk=org.pk)
+    budget = account.organization.monthly_budget
     if budget is not None:
         committed = account.period_spent + account.reserved
         if committed >= budget:
@@ -219,9 +256,12 @@ def reserve(
     account.reserved = q(account.reserved + hold)
     account.save(update_fields=["reserved", "updated_at"])
     reservation = Reservation.objects.create(
+        id=reservation_id,
         organization=org,
         amount=hold,
         model=model,
+        input_credits_per_million=rate.input_credits_per_million,
+        output_credits_per_million=rate.output_credits_per_million,
         specialist_id=specialist_id,
         specialist_name=specialist_name[:200],
         session_id=session_id,
@@ -237,20 +277,18 @@ def settle(*, reservation_id: uuid.UUID, input_tokens: int, output_tokens: int, 
     Settling twice charges once."""
     with transaction.atomic():
         reservation = Reservation.objects.select_for_update().get(pk=reservation_id)
-        account = _locked_account(reservation.organization)
+        account = _locked_account(reservation.organization_id)
         if reservation.status != Reservation.Status.ACTIVE:
-            entry = reservation.ledger_entry
             return Charge(
                 credits=reservation.charged or Decimal(0),
                 balance=account.balance,
-                ledger_entry_id=entry.pk if entry else None,
+                ledger_entry_id=reservation.ledger_entry_id,
             )
-        rate = ModelRate.objects.get(model=reservation.model)
-        cost = token_cost(
+        cost = token_cost(  # at the rates in force when the call was reserved
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            input_per_million=rate.input_credits_per_million,
-            output_per_million=rate.output_credits_per_million,
+            input_per_million=reservation.input_credits_per_million,
+            output_per_million=reservation.output_credits_per_million,
         )
         account.reserved = q(account.reserved - reservation.amount)
         charge = min(cost, account.balance - account.reserved)
@@ -274,17 +312,17 @@ def settle(*, reservation_id: uuid.UUID, input_tokens: int, output_tokens: int, 
         reservation.ledger_entry = entry
         reservation.closed_at = timezone.now()
         reservation.save(update_fields=["status", "charged", "ledger_entry", "closed_at"])
-        evaluate_alerts(org=reservation.organization, account=account)
+        evaluate_alerts(org=account.organization, account=account)
         return Charge(credits=charge, balance=account.balance, ledger_entry_id=entry.pk)
 
 
 @transaction.atomic
 def release(*, reservation_id: uuid.UUID) -> None:
     """Gives a hold back without charging (the call never reached the model)."""
-    reservation = Reservation.objects.select_for_update().get(pk=reservation_id)
-    if reservation.status != Reservation.Status.ACTIVE:
+    reservation = Reservation.objects.select_for_update().filter(pk=reservation_id).first()
+    if reservation is None or reservation.status != Reservation.Status.ACTIVE:
         return
-    account = _locked_account(reservation.organization)
+    account = _locked_account(reservation.organization_id)
     account.reserved = q(account.reserved - reservation.amount)
     account.save(update_fields=["reserved", "updated_at"])
     reservation.status = Reservation.Status.RELEASED
@@ -333,7 +371,6 @@ def _send_alert_email(recipient: str, message: str, org_id: object) -> None:
 
 def evaluate_alerts(*, org: Organization, account: CreditAccount) -> list[str]:
     """Raises the budget (50/80/100 %) and low-balance alerts, each once per period."""
-    org = Organization.objects.get(pk=org.pk)
     start, _ = period_bounds(timezone.now())
     raised: list[str] = []
     if org.monthly_budget is not None and org.monthly_budget > 0:

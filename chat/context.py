@@ -64,12 +64,13 @@ def build_request(
     user_message: Message,
     tools: list[ToolSpec],
     documents: list[tuple[str, str]],
+    history: list[Message] | None = None,
 ) -> ProviderRequest:
     system = system_prompt(specialist, documents)
     budget = rate.context_window - specialist.max_output_tokens - estimate_tokens(system) - 64
     budget -= sum(estimate_tokens(t.name + t.description + str(t.input_schema)) for t in tools)
     chat: list[ChatMessage] = []
-    for message in reversed(history_messages(session, user_message)):
+    for message in reversed(history if history is not None else history_messages(session, user_message)):
         if message.role == Message.Role.TOOL:
             continue
         content = user_content(message) if message.role == Message.Role.USER else message.content

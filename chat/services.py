@@ -93,19 +93,29 @@ def _attachments(context: OrgContext, ids: list[Any]) -> list[Attachment]:
 
 
 def plan_request(
-    *, specialist: Specialist, session: ChatSession, user_message: Message
+    *, specialist: Specialist, session: ChatSession, user_message: Message, history: list[Message] | None = None
 ) -> tuple[ProviderRequest, dict[str, ToolBinding], ModelRate]:
     rate = billing.active_rate(specialist.model)
     specs, bindings = tool_plan(specialist)
     request = build_request(
-        specialist=specialist, rate=rate, session=session, user_message=user_message, tools=specs, documents=[]
+        specialist=specialist,
+        rate=rate,
+        session=session,
+        user_message=user_message,
+        tools=specs,
+        documents=[],
+        history=history,
     )
     return request, bindings, rate
 
 
-def reserve_call(turn: PreparedTurn) -> uuid.UUID:
+def reserve_call(
+    turn: PreparedTurn, *, rate: ModelRate | None = None, reservation_id: uuid.UUID | None = None
+) -> uuid.UUID:
     """The hold for one model call of the turn (the first is taken when the turn starts)."""
     hold = billing.reserve(
+        rate=rate,
+        reservation_id=reservation_id,
         org=turn.org,
         model=turn.request.model,
         input_tokens=estimate_request_tokens(turn.request),
@@ -145,25 +155,35 @@ def start_turn(
         _session(context, user, session_id, specialist)
         if session_id
         else ChatSession.objects.create(
-            organization=context.org, specialist=specialist, created_by=user, title=session_title(message)
+            organization=context.org,
+            specialist=specialist,
+            created_by=user,
+            title=session_title(message),
+            message_count=2,
+            last_message_at=timezone.now(),
         )
     )
     attachments = _attachments(context, attachment_ids or [])
-    now = timezone.now()
     user_message = Message.objects.create(session=session, role=Message.Role.USER, content=message)
     if attachments:
         user_message.attachments.set(attachments)
         Attachment.objects.filter(pk__in=[a.pk for a in attachments], session__isnull=True).update(session=session)
+    reservation_id = uuid.uuid4()
     assistant = Message.objects.create(
         session=session,
         role=Message.Role.ASSISTANT,
         status=Message.Status.QUEUED if queued else Message.Status.RUNNING,
-        started_at=None if queued else now,
+        started_at=None if queued else timezone.now(),
+        reservation_id=reservation_id,
     )
-    ChatSession.objects.filter(pk=session.pk).update(
-        message_count=F("message_count") + 2, last_message_at=now, updated_at=now
+    if session_id:
+        ChatSession.objects.filter(pk=session.pk).update(
+            message_count=F("message_count") + 2, last_message_at=timezone.now(), updated_at=timezone.now()
+        )
+    history = None if session_id else [user_message]  # a new session's history is this message
+    request, bindings, rate = plan_request(
+        specialist=specialist, session=session, user_message=user_message, history=history
     )
-    request, bindings, rate = plan_request(specialist=specialist, session=session, user_message=user_message)
     turn = PreparedTurn(
         org=context.org,
         session_id=session.pk,
@@ -176,11 +196,10 @@ def start_turn(
         provider=rate.provider,
         request=request,
         bindings=bindings,
-        reservation_id=uuid.uuid4(),
+        reservation_id=reservation_id,
         group=session.group_name,
     )
-    turn.reservation_id = reserve_call(turn)
-    Message.objects.filter(pk=assistant.pk).update(reservation_id=turn.reservation_id)
+    reserve_call(turn, rate=rate, reservation_id=reservation_id)
     return turn
 
 

@@ -33,6 +33,7 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "MCP_ALLOW_PRIVATE_NETWORKS": "true",
             "PYTHONUNBUFFERED": "1",
+            "DB_CONN_MAX_AGE": "0",  # no connection outlives a request: the test database can be dropped
         }
     )
     env.pop("REDIS_URL", None)

@@ -1,31 +1,95 @@
-"""Small CORS middleware: origins come from CORS_ALLOWED_ORIGINS."""
+"""Middleware that works in both sync and async mode, so an ASGI request stays on the event loop
+(a sync-only middleware would push every request, streams included, through a thread)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Org-Id, Idempotency-Key"
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
-class CorsMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+class _DualMiddleware:
+    sync_capable = True
+    async_capable = True
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+
+class CorsMiddleware(_DualMiddleware):
+    """CORS for the origins in CORS_ALLOWED_ORIGINS."""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+        if self.is_async:
+            return self._acall(request)
+        preflight = self._preflight(request)
+        return self._decorate(request, preflight or self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        preflight = self._preflight(request)
+        return self._decorate(request, preflight or await self.get_response(request))
+
+    @staticmethod
+    def _allowed(request: HttpRequest) -> str | None:
         origin = request.headers.get("Origin")
-        allowed = origin is not None and origin in settings.CORS_ALLOWED_ORIGINS
-        if allowed and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            response = HttpResponse(status=204)
-        else:
-            response = self.get_response(request)
-        if allowed:
+        return origin if origin is not None and origin in settings.CORS_ALLOWED_ORIGINS else None
+
+    def _preflight(self, request: HttpRequest) -> HttpResponse | None:
+        if (
+            self._allowed(request)
+            and request.method == "OPTIONS"
+            and "Access-Control-Request-Method" in request.headers
+        ):
+            return HttpResponse(status=204)
+        return None
+
+    def _decorate(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        origin = self._allowed(request)
+        if origin:
             response["Access-Control-Allow-Origin"] = origin
             response["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
             response["Access-Control-Allow-Methods"] = ALLOWED_METHODS
             response["Access-Control-Max-Age"] = "600"
             response["Vary"] = "Origin"
         return response
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise, usable in async mode: static files are served as before, everything else
+    passes straight through on the event loop."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        super().__init__(get_response)
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+        if self.is_async:
+            return self._acall(request)
+        return super().__call__(request)
+
+    def _static_file(self, request: HttpRequest) -> Any:
+        if self.autorefresh:
+            return self.find_file(request.path_info)
+        return self.files.get(request.path_info)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith(self.static_prefix):
+            static_file = await sync_to_async(self._static_file)(request)
+            if static_file is not None:
+                return await sync_to_async(self.serve)(static_file, request)
+        return await self.get_response(request)
