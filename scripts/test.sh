@@ -23,6 +23,7 @@ export SECRET_KEY="${SECRET_KEY:-test-secret-key-not-for-production-0123456789ab
 export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/leancore}"
 export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
 export DEBUG=false
+export DB_CONN_MAX_AGE=0  # threads of async tests must not keep connections to the test database
 
 # The test database is created by pytest; the base database only quiets `makemigrations --check`.
 psql "$DATABASE_URL" -c "SELECT 1" >/dev/null 2>&1 || createdb -h 127.0.0.1 -U postgres leancore >/dev/null 2>&1 || true
