@@ -283,6 +283,8 @@ OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL")
 MCP_ALLOW_PRIVATE_NETWORKS = env_bool("MCP_ALLOW_PRIVATE_NETWORKS", False)
+MCP_SYNC_TIMEOUT_SECONDS = float(env_str("MCP_SYNC_TIMEOUT_SECONDS", "20"))
+MCP_TOOL_TIMEOUT_SECONDS = float(env_str("MCP_TOOL_TIMEOUT_SECONDS", "30"))
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")
 # Holds older than this are treated as abandoned (a crashed worker) and released.
 RESERVATION_TTL = timedelta(seconds=env_int("RESERVATION_TTL_SECONDS", 15 * 60))

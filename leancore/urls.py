@@ -37,6 +37,7 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("specialists.urls")),
     path("", include("chat.urls")),
+    path("", include("mcps.urls")),
 ]
 
 handler400 = "leancore.api.errors.handler400"

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import httpx2
 from channels.db import database_sync_to_async
+from django.conf import settings
 from mcp import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
@@ -20,8 +21,6 @@ from mcps.crypto import decrypt_json
 from mcps.models import AuthType, Connection, Tool, Transport
 from mcps.security import check_url
 
-SYNC_TIMEOUT_SECONDS = 20.0
-CALL_TIMEOUT_SECONDS = 30.0
 MAX_PAGES = 100
 
 
@@ -89,7 +88,7 @@ async def open_session(target: Target, *, time_limit: float) -> AsyncIterator[Cl
         yield session
 
 
-async def list_remote_tools(target: Target, *, time_limit: float = SYNC_TIMEOUT_SECONDS) -> list[RemoteTool]:
+async def list_remote_tools(target: Target, *, time_limit: float) -> list[RemoteTool]:
     """initialize + tools/list, following every cursor page; bounded in time."""
     from mcp import types
 
@@ -125,7 +124,7 @@ def _result_text(result: Any) -> str:
 
 
 async def call_remote_tool(
-    target: Target, name: str, arguments: dict[str, Any], *, time_limit: float = CALL_TIMEOUT_SECONDS
+    target: Target, name: str, arguments: dict[str, Any], *, time_limit: float
 ) -> tuple[str, bool]:
     try:
         with anyio.fail_after(time_limit):
@@ -152,6 +151,6 @@ async def call_tool_by_id(*, tool_id: str, arguments: dict[str, Any]) -> tuple[s
         return loaded, True
     target, name = loaded
     try:
-        return await call_remote_tool(target, name, arguments)
+        return await call_remote_tool(target, name, arguments, time_limit=settings.MCP_TOOL_TIMEOUT_SECONDS)
     except MCPError as exc:
         return f"The tool failed: {exc}", True

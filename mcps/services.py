@@ -1,11 +1,37 @@
-"""MCP writes: connections, sync, and which tools a specialist may use."""
+"""MCP writes: connections, sync, the org's tool allow-list, and which tools a specialist may use."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from leancore.api.errors import ValidationFailed
-from mcps.models import Tool
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from leancore.api.errors import DomainError, ValidationFailed
+from mcps.client import MCPError, RemoteTool, list_remote_tools, target_of
+from mcps.crypto import decrypt_json, encrypt_json
+from mcps.models import AuthType, CatalogEntry, Connection, Tool
+from mcps.security import check_url
+from orgs.models import Organization
+
+UNSET: Any = object()
+
+
+class MCPUnreachableError(DomainError):
+    status = 502
+    code = "mcp_unreachable"
+    default_detail = "The MCP server could not be reached."
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    added: int
+    updated: int
+    removed: int
+    tools: list[Tool]
 
 
 def set_specialist_tools(*, specialist: Any, tools: list[Tool]) -> None:
@@ -14,3 +40,123 @@ def set_specialist_tools(*, specialist: Any, tools: list[Tool]) -> None:
         if tool.organization_id != specialist.organization_id or not tool.enabled:
             raise ValidationFailed("toolIds", f"Tool {tool.pk} is not an enabled tool of this organization.")
     specialist.tools.set(tools)
+
+
+def _credentials(auth_type: str, token: str | None, header_name: str | None, current: dict[str, Any]) -> dict:
+    if auth_type == AuthType.NONE:
+        return {}
+    merged = dict(current)
+    if token is not None:
+        merged["token"] = token
+    if header_name is not None:
+        merged["headerName"] = header_name
+    if not merged.get("token"):
+        raise ValidationFailed("token", f"A token is required for authType {auth_type}.")
+    if auth_type == AuthType.HEADER and not merged.get("headerName"):
+        raise ValidationFailed("headerName", "A header name is required for authType header.")
+    return merged
+
+
+@transaction.atomic
+def create_connection(*, org: Organization, data: dict[str, Any]) -> Connection:
+    entry = None
+    if data.get("catalog_key"):
+        entry = CatalogEntry.objects.filter(key=data["catalog_key"]).first()
+        if entry is None:
+            raise ValidationFailed("catalogKey", "Not a catalog entry.")
+    url = data.get("url") or (entry.url_template if entry else "")
+    if not url or "{" in url:
+        raise ValidationFailed("url", "Give the server's URL (the catalog's template has a part to fill in).")
+    check_url(url)
+    transport = data.get("transport") or (entry.transport if entry else "streamable_http")
+    auth_type = data.get("auth_type") or (entry.auth_type if entry else AuthType.NONE)
+    credentials = _credentials(auth_type, data.get("token"), data.get("header_name"), {})
+    return Connection.objects.create(
+        organization=org,
+        name=data.get("name") or (entry.name if entry else url),
+        catalog_key=entry.key if entry else "",
+        transport=transport,
+        url=url,
+        auth_type=auth_type,
+        credentials_encrypted=encrypt_json(credentials),
+        enabled=data.get("enabled", True),
+    )
+
+
+@transaction.atomic
+def update_connection(*, connection: Connection, data: dict[str, Any]) -> Connection:
+    if "url" in data and data["url"] != connection.url:
+        check_url(data["url"])
+        connection.url = data["url"]
+        connection.status = Connection.Status.PENDING
+    for field in ("name", "transport", "enabled"):
+        if field in data:
+            setattr(connection, field, data[field])
+    auth_type = data.get("auth_type", connection.auth_type)
+    if auth_type != connection.auth_type or "token" in data or "header_name" in data:
+        current = decrypt_json(connection.credentials_encrypted) if auth_type == connection.auth_type else {}
+        credentials = _credentials(auth_type, data.get("token"), data.get("header_name"), current)
+        connection.auth_type = auth_type
+        connection.credentials_encrypted = encrypt_json(credentials)
+    connection.save()
+    return connection
+
+
+def delete_connection(*, connection: Connection) -> None:
+    """Its tools go with it, and so leave every specialist."""
+    connection.delete()
+
+
+def _apply_tools(connection: Connection, remote: list[RemoteTool]) -> SyncResult:
+    existing = {tool.name: tool for tool in connection.tools.all()}
+    seen: set[str] = set()
+    added = updated = 0
+    for item in remote:
+        if item.name in seen:
+            continue
+        seen.add(item.name)
+        tool = existing.get(item.name)
+        if tool is None:
+            Tool.objects.create(
+                organization_id=connection.organization_id,
+                connection=connection,
+                name=item.name,
+                description=item.description,
+                input_schema=item.input_schema,
+            )
+            added += 1
+        elif tool.description != item.description or tool.input_schema != item.input_schema:
+            tool.description = item.description
+            tool.input_schema = item.input_schema
+            tool.save(update_fields=["description", "input_schema", "updated_at"])
+            updated += 1
+    gone = [tool.pk for name, tool in existing.items() if name not in seen]
+    Tool.objects.filter(pk__in=gone).delete()  # a vanished tool leaves every specialist too
+    tools = list(connection.tools.order_by("name"))
+    return SyncResult(added=added, updated=updated, removed=len(gone), tools=tools)
+
+
+def sync_connection(*, connection: Connection) -> SyncResult:
+    """initialize + tools/list (every page) with the SDK; the stored tools then match the server.
+    A failure keeps the stored tools, records why, and raises 502 ``mcp_unreachable``."""
+    try:
+        remote = async_to_sync(list_remote_tools)(target_of(connection), time_limit=settings.MCP_SYNC_TIMEOUT_SECONDS)
+    except (MCPError, DomainError, ValueError) as exc:
+        reason = exc.detail if isinstance(exc, DomainError) else str(exc)
+        Connection.objects.filter(pk=connection.pk).update(
+            status=Connection.Status.ERROR, last_error=reason[:2000], updated_at=timezone.now()
+        )
+        raise MCPUnreachableError(f"Sync failed: {reason}") from exc
+    with transaction.atomic():
+        result = _apply_tools(connection, remote)
+        Connection.objects.filter(pk=connection.pk).update(
+            status=Connection.Status.CONNECTED, last_error="", last_synced_at=timezone.now(), updated_at=timezone.now()
+        )
+    return result
+
+
+def set_tool_enabled(*, tool: Tool, enabled: bool) -> Tool:
+    """The org's allow-list: a blocked tool is offered to no specialist (their lists keep it)."""
+    tool.enabled = enabled
+    tool.save(update_fields=["enabled", "updated_at"])
+    return tool

@@ -140,3 +140,27 @@ def make_specialist(org, *, model: str = "local", **fields):
 
     defaults = {"name": "Ada", "title": "Analyst", "instructions": "Be precise.", "max_output_tokens": 500}
     return Specialist.objects.create(organization=org, model=model, **{**defaults, **fields})
+
+
+# --- a real MCP server ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _mcp_servers():
+    from tests.fakes.mcp_server import MCPServers
+
+    with MCPServers() as servers:
+        yield servers
+
+
+@pytest.fixture
+def mcp_server(_mcp_servers, settings):
+    """The SDK-built MCP server (streamable HTTP and SSE) with its default tools; loopback allowed."""
+    settings.MCP_ALLOW_PRIVATE_NETWORKS = True
+    server = _mcp_servers.server
+    for tool in [t.name for t in server._tool_manager.list_tools()]:
+        server.remove_tool(tool)
+    server.install_default_tools()
+    server.seen_headers.clear()
+    server.list_delay = 0.0
+    return _mcp_servers

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from leancore.api.errors import DomainError
+from mcps import services
+from mcps.models import CatalogEntry, Connection, Tool
+
+
+@admin.register(CatalogEntry)
+class CatalogEntryAdmin(admin.ModelAdmin):
+    list_display = ["name", "key", "transport", "auth_type", "url_template"]
+    list_filter = ["transport", "auth_type"]
+    search_fields = ["name", "key", "description"]
+
+
+class ToolInline(admin.TabularInline):
+    model = Tool
+    extra = 0
+    fields = ["name", "description", "enabled"]
+    readonly_fields = ["name", "description"]
+    can_delete = False
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "transport", "url", "status", "last_synced_at", "enabled"]
+    list_filter = ["status", "transport", "auth_type", "enabled"]
+    search_fields = ["name", "url", "organization__name"]
+    readonly_fields = ["status", "last_error", "last_synced_at", "created_at", "updated_at"]
+    exclude = ["credentials_encrypted"]  # secrets never show, not even to operators
+    list_select_related = ["organization"]
+    inlines = [ToolInline]
+    actions = ["sync_tools"]
+
+    @admin.action(description="Sync tools from the MCP server")
+    def sync_tools(self, request, queryset):
+        for connection in queryset:
+            try:
+                result = services.sync_connection(connection=connection)
+            except DomainError as exc:
+                self.message_user(request, f"{connection}: {exc.detail}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"{connection}: {result.added} added, {result.updated} updated, {result.removed} removed.",
+                    messages.SUCCESS,
+                )
+
+
+@admin.register(Tool)
+class ToolAdmin(admin.ModelAdmin):
+    list_display = ["name", "connection", "organization", "enabled"]
+    list_filter = ["enabled"]
+    search_fields = ["name", "description", "connection__name"]
+    list_select_related = ["connection", "organization"]

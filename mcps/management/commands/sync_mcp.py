@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from billing.management.commands.grant_credits import find_org
+from leancore.api.errors import DomainError
+from mcps.models import Connection
+from mcps.services import sync_connection
+
+
+class Command(BaseCommand):
+    help = "Sync the tools of MCP connections (one organization or all), with a progress bar."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--org", help="Organization id or slug (default: every organization).")
+
+    def handle(self, *args: object, **options: object) -> None:
+        connections = Connection.objects.filter(enabled=True).select_related("organization").order_by("created_at")
+        if options.get("org"):
+            connections = connections.filter(organization=find_org(str(options["org"])))
+        items = list(connections)
+        total = len(items)
+        failures = 0
+        for index, connection in enumerate(items, start=1):
+            try:
+                result = sync_connection(connection=connection)
+                line = f"ok: +{result.added} ~{result.updated} -{result.removed}"
+            except DomainError as exc:
+                failures += 1
+                line = f"error: {exc.detail}"
+            filled = int(30 * index / total)
+            bar = "#" * filled + "-" * (30 - filled)
+            self.stdout.write(f"[{bar}] {index}/{total} {connection.organization.slug}/{connection.name} {line}")
+        self.stdout.write(self.style.SUCCESS(f"Synced {total - failures} of {total} connections."))
+        if failures:
+            sys.exit(1)

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from leancore.api.errors import NotFoundError
+from leancore.api.views import OrgViewSet, UserViewSet
+from mcps import services
+from mcps.models import CatalogEntry, Connection, Tool
+from mcps.serializers import (
+    CatalogEntrySerializer,
+    ConnectionCreateSerializer,
+    ConnectionSerializer,
+    ConnectionWriteSerializer,
+    SyncResultSerializer,
+    ToolPatchSerializer,
+    ToolSerializer,
+)
+from orgs.models import Role
+
+ADMIN_ACTIONS = ("create", "update", "destroy", "sync", "tool_update")
+
+
+class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
+    """``/orgs/{orgId}/mcps…``: the org is in the path; another org's (or an unknown) org is a 404."""
+
+    org_path_kwarg = "org_id"
+    queryset = Connection.objects.all()
+    serializer_class = ConnectionSerializer
+    required_roles = dict.fromkeys(ADMIN_ACTIONS, Role.ADMIN)
+
+    def get_queryset(self) -> QuerySet:
+        return super().get_queryset().annotate(tool_count=Count("tools", distinct=True)).order_by("-created_at")
+
+    def _out(self, connection: Connection) -> dict:
+        return ConnectionSerializer(self.get_queryset().get(pk=connection.pk)).data
+
+    @extend_schema(
+        request=ConnectionCreateSerializer,
+        responses={201: ConnectionSerializer},
+        summary="Connect an MCP server (admin)",
+    )
+    def create(self, request: Request, org_id: str) -> Response:
+        serializer = ConnectionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        connection = services.create_connection(org=self.org, data=dict(serializer.validated_data))
+        return Response(self._out(connection), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=ConnectionWriteSerializer, responses={200: ConnectionSerializer}, summary="Update a connection (admin)"
+    )
+    def update(self, request: Request, org_id: str, pk: str) -> Response:
+        serializer = ConnectionWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        connection = services.update_connection(connection=self.get_object(), data=dict(serializer.validated_data))
+        return Response(self._out(connection))
+
+    @extend_schema(summary="Remove a connection (admin); its tools leave every specialist")
+    def destroy(self, request: Request, org_id: str, pk: str) -> Response:
+        services.delete_connection(connection=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: SyncResultSerializer}, summary="Sync the server's tools (admin)")
+    def sync(self, request: Request, org_id: str, pk: str) -> Response:
+        result = services.sync_connection(connection=self.get_object())
+        return Response(SyncResultSerializer(result).data)
+
+    @extend_schema(responses={200: ToolSerializer(many=True)}, summary="The connection's stored tools")
+    def tools(self, request: Request, org_id: str, pk: str) -> Response:
+        connection = self.get_object()
+        page = self.paginate_queryset(Tool.objects.filter(connection=connection).order_by("name"))
+        return self.get_paginated_response(ToolSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=ToolPatchSerializer,
+        responses={200: ToolSerializer},
+        summary="Allow or block a tool for the org (admin)",
+    )
+    def tool_update(self, request: Request, org_id: str, pk: str, tool_id: str) -> Response:
+        connection = self.get_object()
+        tool = Tool.objects.filter(connection=connection, pk=tool_id).first()
+        if tool is None:
+            raise NotFoundError
+        serializer = ToolPatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tool = services.set_tool_enabled(tool=tool, enabled=serializer.validated_data["enabled"])
+        return Response(ToolSerializer(tool).data)
+
+
+class CatalogViewSet(mixins.ListModelMixin, UserViewSet):
+    queryset = CatalogEntry.objects.order_by("name")
+    serializer_class = CatalogEntrySerializer
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        search = self.request.query_params.get("search")
+        if search:
+            queryset = queryset.filter(Q(name__icontains=search) | Q(key__icontains=search))
+        return queryset
