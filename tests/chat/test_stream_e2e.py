@@ -191,3 +191,81 @@ def test_stream_idempotency_replays_json_instead_of_a_second_stream(setup):
     other = client.post("/api/chat/stream", json={**payload, "message": "twice"}, headers={"Idempotency-Key": "k-1"})
     assert other.status_code == 409
     assert other.json()["code"] == "idempotency_key_reused"
+
+
+def _mcp_specialist(org, mcp_server, model):
+    from mcps.models import Connection
+    from mcps.services import sync_connection
+
+    connection = Connection.objects.create(
+        organization=org, name="Calc", url=mcp_server.url("streamable_http"), transport="streamable_http"
+    )
+    sync_connection(connection=connection)
+    specialist = make_specialist(org, model=model)
+    specialist.tools.set(connection.tools.filter(name__in=["add", "explode"]))
+    return specialist, connection
+
+
+def test_a_turn_that_calls_an_mcp_tool(setup, fake_llm, mcp_server):
+    org, _, client = setup
+    specialist, connection = _mcp_specialist(org, mcp_server, "gpt-4o-mini")
+    fake_llm.script(
+        Scenario(
+            chunks=[], tool_calls=[{"id": "call_1", "name": "add", "arguments": {"a": 2, "b": 40}}], usage=(100, 20)
+        ),
+        Scenario(chunks=["It is ", "42."], usage=(150, 10)),
+    )
+    response = client.post("/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "add 2 and 40"})
+    events = parse_sse(response.text)
+    assert [name for _, name, _ in events] == ["session", "tool_call", "tool_result", "delta", "delta", "usage", "done"]
+    call, result = events[1][2], events[2][2]
+    assert call == {"id": "call_1", "name": "add", "arguments": {"a": 2, "b": 40}, "connectionId": str(connection.pk)}
+    assert (result["id"], result["result"], result["isError"]) == ("call_1", "42", False)
+    assert result["durationMs"] >= 0
+    # one turn = the sum of its two model calls: (100+150)×15/1e6 + (20+10)×60/1e6 = 0.00555
+    assert events[5][2]["inputTokens"] == 250
+    assert events[5][2]["credits"] == "0.005550"
+    assert LedgerEntry.objects.filter(organization=org, kind="usage").count() == 2
+    # the offered tools and the fed-back result reached the model
+    first, second = fake_llm.requests[-2], fake_llm.requests[-1]
+    assert sorted(t["function"]["name"] for t in first["tools"]) == ["add", "explode"]
+    assert second["messages"][-1] == {"role": "tool", "tool_call_id": "call_1", "content": "42"}
+    message = Message.objects.get(pk=events[0][2]["messageId"])
+    assert message.content == "It is 42."
+    assert message.tool_calls[0]["result"] == "42"
+    assert message.tool_calls[0]["arguments"] == {"a": 2, "b": 40}
+
+
+def test_a_failing_tool_is_reported_to_the_model_and_the_chat_goes_on(setup, fake_llm, mcp_server):
+    org, _, client = setup
+    specialist, _ = _mcp_specialist(org, mcp_server, "gpt-4o-mini")
+    fake_llm.script(
+        Scenario(
+            chunks=[],
+            tool_calls=[
+                {"id": "c1", "name": "explode", "arguments": {}},
+                {"id": "c2", "name": "nope", "arguments": {}},
+            ],
+        ),
+        Scenario(chunks=["Sorry, the tool failed."]),
+    )
+    events = parse_sse(client.post("/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "go"}).text)
+    results = [data for _, name, data in events if name == "tool_result"]
+    assert [r["isError"] for r in results] == [True, True]
+    assert events[-1][1] == "done"
+
+
+def test_the_local_model_uses_an_mcp_tool(setup, mcp_server):
+    org, _, client = setup
+    specialist, _ = _mcp_specialist(org, mcp_server, "local")
+    events = parse_sse(
+        client.post(
+            "/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "please add a=2 b=40"}
+        ).text
+    )
+    names = [name for _, name, _ in events]
+    assert names[:3] == ["session", "tool_call", "tool_result"]
+    assert events[2][2]["result"] == "42"
+    text = "".join(data["text"] for _, name, data in events if name == "delta")
+    assert "42" in text
+    assert names[-1] == "done"
