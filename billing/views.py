@@ -23,7 +23,6 @@ from billing.serializers import (
     ModelRateSerializer,
 )
 from leancore.api.errors import PermissionDeniedError
-from leancore.api.filters import CamelOrderingFilter
 from leancore.api.views import OrgAPIView, OrgViewSet, UserViewSet
 from orgs.models import Role
 
@@ -48,7 +47,6 @@ class UsageView(mixins.ListModelMixin, OrgViewSet):
     queryset = LedgerEntry.objects.all()
     serializer_class = LedgerEntrySerializer
     filterset_class = LedgerFilter
-    filter_backends = [*OrgViewSet.filter_backends, CamelOrderingFilter]
     ordering_fields = ["created_at", "amount"]
     ordering = ["-created_at"]
 

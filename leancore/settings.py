@@ -174,7 +174,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "leancore.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "leancore.api.filters.CamelOrderingFilter",
+    ],
     "EXCEPTION_HANDLER": "leancore.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "leancore.api.schema.LeanCoreAutoSchema",
     "UNAUTHENTICATED_USER": None,

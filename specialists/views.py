@@ -5,7 +5,6 @@ from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from leancore.api.filters import CamelOrderingFilter
 from leancore.api.views import OrgViewSet
 from mcps.models import Tool
 from orgs.models import Role
@@ -31,7 +30,6 @@ class SpecialistViewSet(
     queryset = Specialist.objects.alive().prefetch_related("tools")
     serializer_class = SpecialistSerializer
     filterset_class = SpecialistFilter
-    filter_backends = [*OrgViewSet.filter_backends, CamelOrderingFilter]
     ordering_fields = ["created_at", "name", "updated_at"]
     ordering = ["-created_at"]
     required_roles = {"create": Role.ADMIN, "update": Role.ADMIN, "destroy": Role.ADMIN, "wizard": Role.ADMIN}

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from accounts.models import User
+from orgs.models import Membership, Organization
+from specialists.models import Specialist
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_is_idempotent_and_logs_in(anon):
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    call_command("seed_demo", stdout=StringIO())
+    assert "demo@leancore.local" in out.getvalue()
+    org = Organization.objects.get(slug="demo")
+    assert Membership.objects.get(organization=org).role == "owner"
+    assert Specialist.objects.filter(organization=org, model="local").count() == 3
+    response = anon.post("/auth/login", {"email": "demo@leancore.local", "password": "demo-Passw0rd!"}, format="json")
+    assert response.status_code == 200
+
+
+def test_createsuperuser_noinput_from_environment(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_EMAIL", "ops@leancore.test")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "Op3rator-pass!")
+    monkeypatch.setenv("DJANGO_SUPERUSER_NAME", "Olga Ops")
+    call_command("createsuperuser", "--noinput", stdout=StringIO())
+    user = User.objects.get(email="ops@leancore.test")
+    assert (user.is_staff, user.is_superuser, user.name) == (True, True, "Olga Ops")
+    assert user.check_password("Op3rator-pass!")
