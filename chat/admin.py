@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from chat.models import Attachment, ChatSession, Message
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    extra = 0
+    fields = ["role", "status", "content", "credits", "error_code", "created_at"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(ChatSession)
+class ChatSessionAdmin(admin.ModelAdmin):
+    list_display = ["title", "organization", "specialist", "created_by", "message_count", "last_message_at"]
+    search_fields = ["title", "organization__name", "specialist__name", "created_by__email"]
+    list_select_related = ["organization", "specialist", "created_by"]
+    readonly_fields = ["created_at", "updated_at", "last_message_at", "message_count"]
+    inlines = [MessageInline]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["session", "role", "status", "credits", "error_code", "created_at"]
+    list_filter = ["role", "status", "error_code"]
+    search_fields = ["content", "session__title"]
+    list_select_related = ["session"]
+    readonly_fields = ["created_at", "started_at", "completed_at", "reservation_id"]
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    list_display = ["filename", "organization", "content_type", "size", "uploaded_by", "created_at"]
+    search_fields = ["filename", "organization__name"]
+    list_select_related = ["organization", "uploaded_by"]
