@@ -3,7 +3,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import QuerySet
 
-from billing.models import BudgetAlert, LedgerEntry
+from billing.models import BudgetAlert, LedgerEntry, ModelRate
 from leancore.api.filters import DateOrDateTimeFilter
 
 
@@ -31,3 +31,12 @@ class AlertFilter(django_filters.FilterSet):
 
     def filter_acknowledged(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
         return queryset.filter(acknowledged_at__isnull=not value)
+
+
+class ModelRateFilter(django_filters.FilterSet):
+    active = django_filters.BooleanFilter()
+    provider = django_filters.ChoiceFilter(choices=ModelRate.Provider.choices)
+
+    class Meta:
+        model = ModelRate
+        fields: list[str] = []

@@ -60,10 +60,6 @@ def ledger(*, org: Organization) -> QuerySet[LedgerEntry]:
     return LedgerEntry.objects.filter(organization=org).order_by("-created_at")
 
 
-def active_rates() -> QuerySet[ModelRate]:
-    return ModelRate.objects.filter(active=True).order_by("model")
-
-
 def all_rates() -> QuerySet[ModelRate]:
     return ModelRate.objects.order_by("model")
 

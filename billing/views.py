@@ -7,7 +7,7 @@ from rest_framework.response import Response
 
 from accounts.idempotency import run_idempotent
 from billing import selectors, services
-from billing.filters import AlertFilter, LedgerFilter
+from billing.filters import AlertFilter, LedgerFilter, ModelRateFilter
 from billing.models import BudgetAlert, LedgerEntry
 from billing.serializers import (
     AcknowledgeResponseSerializer,
@@ -52,8 +52,11 @@ class UsageView(mixins.ListModelMixin, OrgViewSet):
 
 
 class ModelRateListView(mixins.ListModelMixin, UserViewSet):
-    queryset = selectors.active_rates()
+    """Every rate, active or not (a specialist's model must be an active one); by model."""
+
+    queryset = selectors.all_rates()
     serializer_class = ModelRateSerializer
+    filterset_class = ModelRateFilter
 
 
 class PackageListView(mixins.ListModelMixin, UserViewSet):

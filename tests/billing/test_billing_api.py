@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from billing import services
-from billing.models import BudgetAlert, CircuitEvent, CreditPackage, LedgerEntry
+from billing.models import BudgetAlert, CircuitEvent, CreditPackage, LedgerEntry, ModelRate
 from tests.conftest import assert_problem, client_for
 
 pytestmark = pytest.mark.django_db
@@ -119,6 +119,14 @@ def test_model_rates_and_packages_need_no_org(db, anon):
         "contextWindow",
         "maxOutputTokens",
         "active",
+    }
+    ModelRate.objects.filter(model="gpt-4o").update(active=False)
+    listed = client.get("/billing/model-rates?pageSize=100").json()["results"]
+    assert next(r for r in listed if r["model"] == "gpt-4o")["active"] is False
+    active = client.get("/billing/model-rates?active=true&pageSize=100").json()["results"]
+    assert "gpt-4o" not in {r["model"] for r in active}
+    assert {r["provider"] for r in client.get("/billing/model-rates?provider=anthropic").json()["results"]} == {
+        "anthropic"
     }
     packages = client.get("/billing/packages").json()["results"]
     assert [p["priceCents"] for p in packages] == sorted(p["priceCents"] for p in packages)
