@@ -43,6 +43,7 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 class Daphne:
     def __init__(self, env: dict[str, str]) -> None:
+        self.env_database = env["DATABASE_URL"]
         self.port = free_port()
         self.log = ROOT / "var" / f"daphne-{self.port}.log"
         self.log.parent.mkdir(exist_ok=True)
@@ -74,6 +75,22 @@ class Daphne:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        wait_for_disconnect(self.env_database)
+
+
+def wait_for_disconnect(database_url: str, timeout: float = 5) -> None:
+    """A stopped process's PostgreSQL backend goes away a moment later; the test database can only
+    be dropped once it has."""
+    import psycopg
+
+    base, _, name = database_url.rpartition("/")
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [name]).fetchone()
+            if row[0] <= 1:  # the test process's own connection
+                return
+            time.sleep(0.05)
 
 
 def run_worker_batch(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
