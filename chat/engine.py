@@ -61,6 +61,13 @@ class _Totals:
     text: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
+    def add(self, usage: Usage, charge: Any) -> None:
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.credits += charge.credits
+        self.balance = charge.balance
+        self.calls += 1
+
 
 class _CallState:
     """What one model call produced so far (to bill a call cut short for what it produced)."""
@@ -97,6 +104,7 @@ _settle = database_sync_to_async(billing.settle)
 _reserve = database_sync_to_async(services.reserve_call)
 _release = database_sync_to_async(billing.release)
 _finish = database_sync_to_async(services.finish_message)
+_finish_turn = database_sync_to_async(services.finish_turn)
 
 
 async def _settle_call(turn: PreparedTurn, state: _CallState, totals: _Totals) -> None:
@@ -104,11 +112,7 @@ async def _settle_call(turn: PreparedTurn, state: _CallState, totals: _Totals) -
     charge = await _settle(
         reservation_id=turn.reservation_id, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens
     )
-    totals.input_tokens += usage.input_tokens
-    totals.output_tokens += usage.output_tokens
-    totals.credits += charge.credits
-    totals.balance = charge.balance
-    totals.calls += 1
+    totals.add(usage, charge)
 
 
 def _usage_event(totals: _Totals) -> TurnEvent:
@@ -194,25 +198,31 @@ async def _turn_events(turn: PreparedTurn, totals: _Totals) -> AsyncIterator[Tur
                 await asyncio.shield(_settle_call(turn, state, totals))
             raise
         totals.text.extend(state.text)
-        await _settle_call(turn, state, totals)
         finish = state.finish
-        if not state.calls:
-            break
-        if round_number == MAX_ROUNDS:
+        if state.calls and round_number < MAX_ROUNDS:
+            await _settle_call(turn, state, totals)
+            async for event in _run_tools(turn, state, totals):
+                yield event
+            turn.reservation_id = await _reserve(turn)  # the next model call's own hold (may refuse: 402)
+            continue
+        if state.calls:
             finish = "max_rounds"
-            break
-        async for event in _run_tools(turn, state, totals):
-            yield event
-        turn.reservation_id = await _reserve(turn)  # the next model call's own hold (may refuse: 402)
-    await _finish(
-        message_id=turn.message_id,
-        content="".join(totals.text),
-        tool_calls=totals.tool_calls,
-        input_tokens=totals.input_tokens,
-        output_tokens=totals.output_tokens,
-        credits=totals.credits,
-        finish_reason=finish,
-    )
+        # the last call: settle it and complete the message in one transaction
+        usage = state.usage_or_estimate()
+        charge = await _finish_turn(
+            reservation_id=turn.reservation_id,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            message_id=turn.message_id,
+            content="".join(totals.text),
+            tool_calls=totals.tool_calls,
+            prior_input_tokens=totals.input_tokens,
+            prior_output_tokens=totals.output_tokens,
+            prior_credits=totals.credits,
+            finish_reason=finish,
+        )
+        totals.add(usage, charge)
+        break
     yield _usage_event(totals)
     yield TurnEvent("done", {"messageId": str(turn.message_id), "finishReason": finish})
 

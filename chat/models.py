@@ -4,6 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from orgs.models import OrgScopedModel
 
@@ -74,7 +75,7 @@ class Message(models.Model):
     output_tokens = models.PositiveIntegerField(default=0)
     credits = models.DecimalField(max_digits=20, decimal_places=6, default=0)
     reservation_id = models.UUIDField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 

@@ -164,18 +164,24 @@ def start_turn(
         )
     )
     attachments = _attachments(context, attachment_ids or [])
-    user_message = Message.objects.create(session=session, role=Message.Role.USER, content=message)
+    reservation_id = uuid.uuid4()
+    now = timezone.now()
+    user_message, assistant = Message.objects.bulk_create(
+        [
+            Message(session=session, role=Message.Role.USER, content=message, created_at=now),
+            Message(
+                session=session,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.QUEUED if queued else Message.Status.RUNNING,
+                started_at=None if queued else now,
+                reservation_id=reservation_id,
+                created_at=now + timedelta(microseconds=1),  # strictly after the user's message
+            ),
+        ]
+    )
     if attachments:
         user_message.attachments.set(attachments)
         Attachment.objects.filter(pk__in=[a.pk for a in attachments], session__isnull=True).update(session=session)
-    reservation_id = uuid.uuid4()
-    assistant = Message.objects.create(
-        session=session,
-        role=Message.Role.ASSISTANT,
-        status=Message.Status.QUEUED if queued else Message.Status.RUNNING,
-        started_at=None if queued else timezone.now(),
-        reservation_id=reservation_id,
-    )
     if session_id:
         ChatSession.objects.filter(pk=session.pk).update(
             message_count=F("message_count") + 2, last_message_at=timezone.now(), updated_at=timezone.now()
@@ -269,6 +275,34 @@ def finish_message(
         completed_at=now,
     )
     ChatSession.objects.filter(messages__pk=message_id).update(last_message_at=now, updated_at=now)
+
+
+def finish_turn(
+    *,
+    reservation_id: uuid.UUID,
+    input_tokens: int,
+    output_tokens: int,
+    message_id: uuid.UUID,
+    content: str,
+    tool_calls: list[dict[str, Any]],
+    prior_input_tokens: int,
+    prior_output_tokens: int,
+    prior_credits: Decimal,
+    finish_reason: str,
+) -> billing.Charge:
+    """Settles the turn's last model call and completes its message, in one transaction."""
+    with transaction.atomic():
+        charge = billing.settle(reservation_id=reservation_id, input_tokens=input_tokens, output_tokens=output_tokens)
+        finish_message(
+            message_id=message_id,
+            content=content,
+            tool_calls=tool_calls,
+            input_tokens=prior_input_tokens + input_tokens,
+            output_tokens=prior_output_tokens + output_tokens,
+            credits=prior_credits + charge.credits,
+            finish_reason=finish_reason,
+        )
+    return charge
 
 
 def fail_stuck_turns(*, older_than: timedelta = STUCK_AFTER) -> int:

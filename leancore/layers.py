@@ -35,6 +35,8 @@ class ProcessChannelLayer(InMemoryChannelLayer):
         await self._at_home(super().send, channel, message)
 
     async def group_send(self, group: str, message: dict) -> None:
+        if not self.groups.get(group):
+            return  # nobody watches this group: skip the layer's sweep of every channel
         await self._at_home(super().group_send, group, message)
 
     async def group_add(self, group: str, channel: str) -> None:
