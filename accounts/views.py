@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from accounts import services
 from accounts.errors import InvalidCredentialsError
+from accounts.models import User
 from accounts.serializers import (
     AcceptInviteSerializer,
     ChangePasswordSerializer,
@@ -29,6 +30,13 @@ from orgs import services as org_services
 from orgs.serializers import OrganizationSerializer
 
 NO_CONTENT = OpenApiResponse(description="Done; no body.")
+
+
+def _tokens(user: User, *, status_code: int = 200, **extra: object) -> Response:
+    """The login body: tokens and the user (as GET /users/me), plus any extra keys."""
+    pair = services.issue_tokens(user=user)
+    body = token_body(user=user, access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in)
+    return Response({**body, **extra}, status=status_code)
 
 
 def _valid(serializer_class: type, request: Request) -> dict:
@@ -55,8 +63,7 @@ class LoginView(PublicAPIView):
         except InvalidCredentialsError:
             limiter.record_failure(*idents)
             raise
-        pair = services.issue_tokens(user=user)
-        return Response(token_body(user=user, access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in))
+        return _tokens(user)
 
 
 class RefreshView(PublicAPIView):
@@ -95,8 +102,7 @@ class AcceptInviteView(PublicAPIView):
     def post(self, request: Request) -> Response:
         data = _valid(AcceptInviteSerializer, request)
         user = org_services.accept_invitation(token=data["token"], password=data["password"], name=data["name"])
-        pair = services.issue_tokens(user=user)
-        return Response(token_body(user=user, access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in))
+        return _tokens(user)
 
 
 class PasswordResetView(PublicAPIView):
@@ -163,7 +169,5 @@ class RegisterView(PublicAPIView):
             email=data["email"],
             password=data["password"],
         )
-        pair = services.issue_tokens(user=user)
-        body = token_body(user=user, access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in)
-        body["organization"] = OrganizationSerializer(org, context={"roles": {org.pk: "owner"}}).data
-        return Response(body, status=status.HTTP_201_CREATED)
+        organization = OrganizationSerializer(org, context={"roles": {org.pk: "owner"}}).data
+        return _tokens(user, status_code=status.HTTP_201_CREATED, organization=organization)

@@ -17,8 +17,7 @@ from chat import services
 from chat.engine import drain
 from chat.models import ChatSession
 from leancore.api.errors import DomainError
-from orgs.context import OrgContext
-from orgs.models import Membership
+from orgs.context import OrgContext, context_for
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +34,11 @@ def _user_for(token: str) -> User | None:
 
 
 def _session_context(user: User, session_id: str) -> tuple[ChatSession, OrgContext] | None:
-    session = ChatSession.objects.select_related("organization").filter(pk=session_id).first()
+    session = ChatSession.objects.filter(pk=session_id).first()
     if session is None:
         return None
-    membership = (
-        Membership.objects.select_related("organization", "user")
-        .filter(user=user, organization=session.organization, status=Membership.Status.ACTIVE)
-        .first()
-    )
-    if membership is None and not user.is_staff:
-        return None
-    context = OrgContext(org=session.organization, membership=membership, is_staff=user.is_staff)
-    if not services.can_read_session(context, session, user):
+    context = context_for(user, session.organization_id)
+    if context is None or not services.can_read_session(context, session, user):
         return None
     return session, context
 

@@ -62,6 +62,18 @@ def _active_membership(user, org_id: uuid.UUID) -> Membership | None:  # noqa: A
     )
 
 
+def context_for(user, org_id: uuid.UUID) -> OrgContext | None:  # noqa: ANN001
+    """The caller's context in one org: an active membership, or platform staff in any existing org."""
+    membership = _active_membership(user, org_id)
+    if membership is not None:
+        return OrgContext(org=membership.organization, membership=membership, is_staff=user.is_staff)
+    if user.is_staff:
+        org = Organization.objects.filter(pk=org_id).first()
+        if org is not None:
+            return OrgContext(org=org, membership=None, is_staff=True)
+    return None
+
+
 def resolve_org_from_header(request: Request) -> OrgContext:
     user = request.user
     raw = request.headers.get("X-Org-Id")
@@ -70,14 +82,10 @@ def resolve_org_from_header(request: Request) -> OrgContext:
             org_id = uuid.UUID(raw.strip())
         except ValueError as exc:
             raise InvalidOrgIdError from exc
-        membership = _active_membership(user, org_id)
-        if membership is not None:
-            return OrgContext(org=membership.organization, membership=membership, is_staff=user.is_staff)
-        if user.is_staff:
-            org = Organization.objects.filter(pk=org_id).first()
-            if org is not None:
-                return OrgContext(org=org, membership=None, is_staff=True)
-        raise NotAMemberError
+        context = context_for(user, org_id)
+        if context is None:
+            raise NotAMemberError
+        return context
     memberships = list(
         Membership.objects.select_related("organization", "user").filter(user=user, status=Membership.Status.ACTIVE)[:2]
     )
@@ -90,14 +98,9 @@ def resolve_org_from_header(request: Request) -> OrgContext:
 def resolve_org_from_path(user, org_id: uuid.UUID | str) -> OrgContext:  # noqa: ANN001
     """For paths that carry the org as a resource id: a non-member gets 404 like any object."""
     try:
-        org_uuid = uuid.UUID(str(org_id))
+        context = context_for(user, uuid.UUID(str(org_id)))
     except ValueError as exc:
         raise NotFoundError from exc
-    membership = _active_membership(user, org_uuid)
-    if membership is not None:
-        return OrgContext(org=membership.organization, membership=membership, is_staff=user.is_staff)
-    if user.is_staff:
-        org = Organization.objects.filter(pk=org_uuid).first()
-        if org is not None:
-            return OrgContext(org=org, membership=None, is_staff=True)
-    raise NotFoundError
+    if context is None:
+        raise NotFoundError
+    return context
