@@ -10,20 +10,18 @@ from typing import Any
 
 import anthropic
 import httpx2
-from django.conf import settings
 
 from chat.providers.base import (
     Finish,
     ProviderError,
     ProviderEvent,
     ProviderRequest,
+    SDKProvider,
     TextDelta,
     ToolCall,
     Usage,
-    loop_cached,
 )
 
-TIMEOUT_SECONDS = 120
 SCHEMA_TOOL = "respond"
 STOP_REASONS = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length", "stop_sequence": "stop"}
 
@@ -55,25 +53,12 @@ def _messages(request: ProviderRequest) -> list[dict[str, Any]]:
     return out
 
 
-class AnthropicProvider:
+class AnthropicProvider(SDKProvider):
     name = "anthropic"
+    settings_prefix = "ANTHROPIC"
 
-    def configured(self) -> bool:
-        return bool(settings.ANTHROPIC_API_KEY or settings.ANTHROPIC_BASE_URL)
-
-    def _client(self) -> anthropic.AsyncAnthropic:
-        """One client (and connection pool) per event loop and configuration: building one costs
-        more than a short streamed turn, and a client cannot move between loops."""
-        config = (settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL)
-        return loop_cached(
-            ("anthropic", config),
-            lambda: anthropic.AsyncAnthropic(
-                api_key=config[0] or "not-needed",
-                base_url=config[1] or None,
-                timeout=TIMEOUT_SECONDS,
-                max_retries=1,
-            ),
-        )
+    def make_client(self, *, api_key: str, base_url: str | None) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=self.timeout_seconds, max_retries=1)
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
         kwargs: dict[str, Any] = {
@@ -93,7 +78,7 @@ class AnthropicProvider:
         input_tokens = output_tokens = 0
         blocks: dict[int, dict[str, str]] = {}
         finish = "stop"
-        client = self._client()
+        client = self.client()
         try:
             stream = await client.messages.create(**kwargs)
             async for event in stream:

@@ -94,6 +94,36 @@ def loop_cached(key: Any, factory: Callable[[], Any]) -> Any:
     return cache[key]
 
 
+class SDKProvider:
+    """A provider backed by an official SDK client, configured from ``<PREFIX>_API_KEY`` and
+    ``<PREFIX>_BASE_URL``. One client (and connection pool) per event loop and configuration:
+    building one costs more than a short streamed turn, and a client cannot move between loops."""
+
+    name = ""
+    settings_prefix = ""
+    timeout_seconds = 120
+
+    def _config(self) -> tuple[str, str]:
+        from django.conf import settings
+
+        return getattr(settings, f"{self.settings_prefix}_API_KEY"), getattr(
+            settings, f"{self.settings_prefix}_BASE_URL"
+        )
+
+    def configured(self) -> bool:
+        return any(self._config())
+
+    def make_client(self, *, api_key: str, base_url: str | None) -> Any:
+        raise NotImplementedError
+
+    def client(self) -> Any:
+        api_key, base_url = self._config()
+        return loop_cached(
+            (self.name, api_key, base_url),
+            lambda: self.make_client(api_key=api_key or "not-needed", base_url=base_url or None),
+        )
+
+
 def estimate_tokens(text: str) -> int:
     """A cheap upper-leaning estimate (about 4 characters a token) for holds and context trimming."""
     return math.ceil(len(text) / 4) if text else 0

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx2
 import openai
-from django.conf import settings
 
 from chat.providers.base import (
     ChatMessage,
@@ -17,13 +16,11 @@ from chat.providers.base import (
     ProviderError,
     ProviderEvent,
     ProviderRequest,
+    SDKProvider,
     TextDelta,
     ToolCall,
     Usage,
-    loop_cached,
 )
-
-TIMEOUT_SECONDS = 120
 
 
 def _messages(request: ProviderRequest) -> list[dict[str, Any]]:
@@ -62,25 +59,12 @@ def _parse_arguments(raw: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
-class OpenAIProvider:
+class OpenAIProvider(SDKProvider):
     name = "openai"
+    settings_prefix = "OPENAI"
 
-    def configured(self) -> bool:
-        return bool(settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL)
-
-    def _client(self) -> openai.AsyncOpenAI:
-        """One client (and connection pool) per event loop and configuration: building one costs
-        more than a short streamed turn, and a client cannot move between loops."""
-        config = (settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL)
-        return loop_cached(
-            ("openai", config),
-            lambda: openai.AsyncOpenAI(
-                api_key=config[0] or "not-needed",
-                base_url=config[1] or None,
-                timeout=TIMEOUT_SECONDS,
-                max_retries=1,
-            ),
-        )
+    def make_client(self, *, api_key: str, base_url: str | None) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=self.timeout_seconds, max_retries=1)
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
         kwargs: dict[str, Any] = {
@@ -106,7 +90,7 @@ class OpenAIProvider:
             }
         calls: dict[int, dict[str, str]] = {}
         finish = "stop"
-        client = self._client()
+        client = self.client()
         try:
             stream = await client.chat.completions.create(**kwargs)
             async with stream:
