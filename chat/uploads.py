@@ -56,10 +56,14 @@ class UnsupportedFileTypeError(DomainError):
 
 
 def content_type_of(upload: UploadedFile) -> str:
+    """By the file name's extension, else by the declared type; anything else is a 415."""
     suffix = PurePath(upload.name or "").suffix.lower()
-    if suffix not in ALLOWED_TYPES:
-        raise UnsupportedFileTypeError(upload.name or "This file")
-    return ALLOWED_TYPES[suffix]
+    if suffix in ALLOWED_TYPES:
+        return ALLOWED_TYPES[suffix]
+    declared = (upload.content_type or "").split(";")[0].strip().lower()
+    if declared in set(ALLOWED_TYPES.values()):
+        return declared
+    raise UnsupportedFileTypeError(upload.name or "This file")
 
 
 def extract_text(data: bytes, content_type: str) -> str:

@@ -207,6 +207,8 @@ def test_upload_and_extraction(owner, org):
     )
     assert '"a": 1' in Attachment.objects.get(pk=_upload(client, "d.json", b'{"a":1}').json()["id"]).text
     assert "x,y" in Attachment.objects.get(pk=_upload(client, "t.csv", b"x,y\n1,2").json()["id"]).text
+    by_type = _upload(client, "README", b"plain words", "text/plain").json()
+    assert (by_type["contentType"], Attachment.objects.get(pk=by_type["id"]).text) == ("text/plain", "plain words")
 
 
 def test_upload_limits(owner, org, settings):
