@@ -33,6 +33,7 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== django checks"
 .venv/bin/python manage.py check --fail-level WARNING
+.venv/bin/python manage.py check --deploy --fail-level ERROR  # deployment warnings depend on the host; errors fail
 .venv/bin/python manage.py makemigrations --check --dry-run
 .venv/bin/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 echo "== tests"
