@@ -121,6 +121,7 @@ class MemberDetailView(OrgAPIView):
         summary="Update a member's name (admin, or yourself)",
     )
     def put(self, request: Request, pk: str) -> Response:
+        services.get_member(org=self.org, user_id=pk)  # an unknown member is a 404 before any validation
         serializer = ProfileSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = services.update_member_profile(
@@ -146,6 +147,7 @@ class MemberRoleView(OrgAPIView):
         summary="Change a member's role (admin; granting or revoking owner needs an owner)",
     )
     def patch(self, request: Request, pk: str) -> Response:
+        services.get_member(org=self.org, user_id=pk)  # an unknown member is a 404 before any validation
         serializer = RoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = services.change_role(context=self.org_context, user_id=pk, role=serializer.validated_data["role"])

@@ -115,3 +115,34 @@ def test_declared_classes_hold(anon, member, org):
             assert response.json()["code"] == "org_required", route
         elif access == "user":
             assert response.status_code != 400 or response.json()["code"] != "org_required", route
+
+
+def _methods(callback) -> list[str]:
+    if hasattr(callback, "actions"):
+        return sorted(callback.actions)
+    view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+    return [m for m in ("get", "post", "put", "patch", "delete") if hasattr(view_class, m)]
+
+
+def test_every_route_with_ids_refuses_strangers(anon, member, org):
+    """Routes with ids: no token → 401 (unless public); an id that is not the caller's → 404."""
+    client = client_for(member)
+    checked = 0
+    wrong = []
+    for route, callback in _walk(get_resolver().url_patterns):
+        if "<" not in route or route.startswith("admin/") or route.endswith("/"):
+            continue
+        own_org = str(org.pk) if route.count("<") > 1 else str(uuid.uuid4())  # only the org id: a stranger's
+        path = "/" + route.replace("<uuid:org_id>", own_org)
+        for name in ("pk", "tool_id", "org_id"):
+            path = path.replace(f"<uuid:{name}>", str(uuid.uuid4()))
+        for method in _methods(callback):
+            checked += 1
+            anonymous = getattr(anon, method)(path, {}, format="json") if method != "get" else anon.get(path)
+            if _access(callback) != "public" and anonymous.status_code != 401:
+                wrong.append((method, route, "anonymous", anonymous.status_code))
+            response = getattr(client, method)(path, {}, format="json") if method != "get" else client.get(path)
+            if response.status_code not in (403, 404):
+                wrong.append((method, route, "member", response.status_code))
+    assert checked >= 15
+    assert wrong == [], wrong
