@@ -15,13 +15,15 @@ from django.db import connection
 from tests.fakes.llm_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+APPLICATION_NAME = "leancore-test-server"
 BIN = Path(sys.executable).parent
 
 
 def test_database_url() -> str:
     s = connection.settings_dict
     password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    host = f"{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}"
+    return f"postgres://{s['USER']}{password}@{host}/{s['NAME']}?application_name={APPLICATION_NAME}"
 
 
 def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -83,19 +85,22 @@ def wait_for_disconnect(database_url: str, timeout: float = 5) -> None:
     be dropped once it has."""
     import psycopg
 
-    base, _, name = database_url.rpartition("/")
+    base, _, name = database_url.split("?", 1)[0].rpartition("/")
     deadline = time.monotonic() + timeout
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         while time.monotonic() < deadline:
-            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [name]).fetchone()
-            if row[0] <= 1:  # the test process's own connection
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+                [name, APPLICATION_NAME],
+            ).fetchone()
+            if row[0] == 0:
                 return
             time.sleep(0.05)
 
 
 def run_worker_batch(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     """``manage.py db_worker --batch``: runs every queued job, then exits."""
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "manage.py", "db_worker", "--batch", "--no-startup-delay", "--no-reload"],
         cwd=ROOT,
         env=env,
@@ -104,3 +109,5 @@ def run_worker_batch(env: dict[str, str], timeout: float = 60) -> subprocess.Com
         timeout=timeout,
         check=False,
     )
+    wait_for_disconnect(env["DATABASE_URL"])
+    return result
