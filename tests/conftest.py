@@ -164,3 +164,16 @@ def mcp_server(_mcp_servers, settings):
     server.seen_headers.clear()
     server.list_delay = 0.0
     return _mcp_servers
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftover_connections(django_db_setup, django_db_blocker):
+    """Async tests run ORM code in executor threads whose connections Django never closes: end
+    them before the test database is dropped."""
+    yield
+    from django.db import connection
+
+    from tests.servers import terminate_connections
+
+    with django_db_blocker.unblock():
+        terminate_connections(connection.settings_dict["NAME"])

@@ -111,3 +111,16 @@ def run_worker_batch(env: dict[str, str], timeout: float = 60) -> subprocess.Com
     )
     wait_for_disconnect(env["DATABASE_URL"])
     return result
+
+
+def terminate_connections(database: str) -> None:
+    import psycopg
+
+    s = connection.settings_dict
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    url = f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/postgres"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [database],
+        )
