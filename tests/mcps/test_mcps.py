@@ -387,3 +387,13 @@ def _closed_port() -> int:
     from tests.fakes.llm_server import free_port
 
     return free_port()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_tool_call_times_out_into_an_error_result(org, mcp_server, settings):
+    settings.MCP_TOOL_TIMEOUT_SECONDS = 1
+    conn = Connection.objects.create(organization=org, name="c", url=mcp_server.url("sse"), transport="sse")
+    slow = Tool.objects.create(organization=org, connection=conn, name="slow")
+    result, is_error = async_to_sync(call_tool_by_id)(tool_id=str(slow.pk), arguments={"seconds": 5})
+    assert is_error
+    assert "time" in result.lower()
