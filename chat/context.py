@@ -14,12 +14,14 @@ MAX_ATTACHMENT_CHARS = 50_000
 
 @dataclass(frozen=True, slots=True)
 class ToolBinding:
-    """What a model-facing tool name runs: an MCP tool on one of the org's connections."""
+    """What a model-facing tool name runs: an MCP tool on one of the org's connections, or a
+    built-in (``save_artifact`` in workspace sessions)."""
 
     model_name: str
-    tool_id: str
-    connection_id: str
+    tool_id: str | None
+    connection_id: str | None
     remote_name: str
+    builtin: str = ""
 
 
 def system_prompt(specialist: Specialist, documents: list[tuple[str, str]]) -> str:

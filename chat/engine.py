@@ -36,7 +36,7 @@ from chat.providers.base import (
     estimate_tokens,
 )
 from chat.services import PreparedTurn
-from chat.tools import execute_tool
+from chat.tools import ToolContext, execute_tool
 from leancore.api.errors import DomainError
 from leancore.credits import credit_str
 
@@ -153,7 +153,11 @@ async def _run_tools(turn: PreparedTurn, state: _CallState, totals: _Totals) -> 
             "tool_call",
             {"id": call.id, "name": remote_name, "arguments": call.arguments, "connectionId": connection_id},
         )
-        outcome = await execute_tool(binding=binding, arguments=call.arguments)
+        outcome = await execute_tool(
+            binding=binding,
+            arguments=call.arguments,
+            context=ToolContext(turn.workspace_id, turn.session_id, turn.specialist_id),
+        )
         totals.tool_calls.append(
             {
                 "id": call.id,

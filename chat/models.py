@@ -12,7 +12,9 @@ from orgs.models import OrgScopedModel
 class ChatSession(OrgScopedModel):
     title = models.CharField(max_length=200)
     specialist = models.ForeignKey("specialists.Specialist", on_delete=models.PROTECT, related_name="sessions")
-    workspace_id = models.UUIDField(null=True, blank=True)
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     last_message_at = models.DateTimeField(null=True, blank=True)
     message_count = models.PositiveIntegerField(default=0)

@@ -85,6 +85,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
 class SessionSerializer(serializers.ModelSerializer):
     specialist_id = serializers.UUIDField(read_only=True)
+    workspace_id = serializers.UUIDField(read_only=True, allow_null=True)
     created_by = serializers.UUIDField(source="created_by_id", read_only=True)
 
     class Meta:

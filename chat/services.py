@@ -46,6 +46,7 @@ class PreparedTurn:
     bindings: dict[str, ToolBinding]
     reservation_id: uuid.UUID
     group: str
+    workspace_id: uuid.UUID | None = None
 
 
 def session_title(message: str) -> str:
@@ -79,6 +80,17 @@ def _session(context: OrgContext, user: User, session_id: Any, specialist: Speci
     return session
 
 
+def _workspace(context: OrgContext, workspace_id: Any) -> Any:
+    if workspace_id is None:
+        return None
+    from workspaces.models import Workspace
+
+    workspace = Workspace.objects.filter(organization=context.org, pk=workspace_id).first()
+    if workspace is None:
+        raise ValidationFailed("workspaceId", "Not found in this organization.")
+    return workspace
+
+
 def _attachments(context: OrgContext, ids: list[Any]) -> list[Attachment]:
     if not ids:
         return []
@@ -92,18 +104,28 @@ def _attachments(context: OrgContext, ids: list[Any]) -> list[Attachment]:
     return found
 
 
+def _documents(session: ChatSession) -> list[tuple[str, str]]:
+    """The text of the workspace's files, for a workspace session."""
+    if not session.workspace_id:
+        return []
+    from workspaces.models import WorkspaceFile
+
+    files = WorkspaceFile.objects.filter(workspace_id=session.workspace_id).order_by("created_at")
+    return [(name, text) for name, text in files.values_list("filename", "text") if text]
+
+
 def plan_request(
     *, specialist: Specialist, session: ChatSession, user_message: Message, history: list[Message] | None = None
 ) -> tuple[ProviderRequest, dict[str, ToolBinding], ModelRate]:
     rate = billing.active_rate(specialist.model)
-    specs, bindings = tool_plan(specialist)
+    specs, bindings = tool_plan(specialist, in_workspace=bool(session.workspace_id))
     request = build_request(
         specialist=specialist,
         rate=rate,
         session=session,
         user_message=user_message,
         tools=specs,
-        documents=[],
+        documents=_documents(session),
         history=history,
     )
     return request, bindings, rate
@@ -149,20 +171,21 @@ def start_turn(
     if len(message) > MAX_MESSAGE_CHARS:
         raise ValidationFailed("message", f"At most {MAX_MESSAGE_CHARS} characters.")
     specialist = _specialist(context, specialist_id)
-    if workspace_id is not None:
-        raise ValidationFailed("workspaceId", "Not found in this organization.")
-    session = (
-        _session(context, user, session_id, specialist)
-        if session_id
-        else ChatSession.objects.create(
+    workspace = _workspace(context, workspace_id)
+    if session_id:
+        session = _session(context, user, session_id, specialist)
+        if workspace is not None and session.workspace_id != workspace.pk:
+            raise ValidationFailed("workspaceId", "This session belongs to another workspace.")
+    else:
+        session = ChatSession.objects.create(
             organization=context.org,
             specialist=specialist,
+            workspace=workspace,
             created_by=user,
             title=session_title(message),
             message_count=2,
             last_message_at=timezone.now(),
         )
-    )
     attachments = _attachments(context, attachment_ids or [])
     reservation_id = uuid.uuid4()
     now = timezone.now()
@@ -204,6 +227,7 @@ def start_turn(
         bindings=bindings,
         reservation_id=reservation_id,
         group=session.group_name,
+        workspace_id=session.workspace_id,
     )
     reserve_call(turn, rate=rate, reservation_id=reservation_id)
     return turn
@@ -246,6 +270,7 @@ def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
         bindings=bindings,
         reservation_id=assistant.reservation_id,
         group=session.group_name,
+        workspace_id=session.workspace_id,
     )
 
 

@@ -27,9 +27,34 @@ def _clean(name: str) -> str:
     return NAME_PATTERN.sub("_", name)[:64] or "tool"
 
 
-def tool_plan(specialist: Specialist) -> tuple[list[ToolSpec], dict[str, ToolBinding]]:
+SAVE_ARTIFACT = ToolSpec(
+    name="save_artifact",
+    description="Save a finished piece of work (a document, a plan, code, a table) in the workspace.",
+    input_schema={
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "description": "A short title."},
+            "content": {"type": "string", "description": "The full content."},
+            "kind": {"type": "string", "description": "document, code, table, plan…", "default": "document"},
+        },
+        "required": ["title", "content"],
+    },
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """Where a call happens, for built-ins."""
+
+    workspace_id: Any
+    session_id: Any
+    specialist_id: Any
+
+
+def tool_plan(specialist: Specialist, *, in_workspace: bool = False) -> tuple[list[ToolSpec], dict[str, ToolBinding]]:
     """The specialist's allowed tools (enabled, on enabled connections) with names unique for the model:
-    a name two connections share is prefixed with its connection's name."""
+    a name two connections share is prefixed with its connection's name. A workspace session also
+    gets the built-in ``save_artifact``."""
     tools = list(
         specialist.tools.filter(enabled=True, connection__enabled=True)
         .select_related("connection")
@@ -52,7 +77,34 @@ def tool_plan(specialist: Specialist) -> tuple[list[ToolSpec], dict[str, ToolBin
         bindings[name] = ToolBinding(
             model_name=name, tool_id=str(tool.pk), connection_id=str(tool.connection_id), remote_name=tool.name
         )
+    if in_workspace and SAVE_ARTIFACT.name not in bindings:
+        specs.append(SAVE_ARTIFACT)
+        bindings[SAVE_ARTIFACT.name] = ToolBinding(
+            model_name=SAVE_ARTIFACT.name,
+            tool_id=None,
+            connection_id=None,
+            remote_name=SAVE_ARTIFACT.name,
+            builtin=SAVE_ARTIFACT.name,
+        )
     return specs, bindings
+
+
+async def _save_artifact(arguments: dict[str, Any], context: ToolContext) -> tuple[str, bool]:
+    from channels.db import database_sync_to_async
+
+    from workspaces.services import save_artifact
+
+    if not isinstance(arguments.get("content"), str) or not arguments.get("content"):
+        return "save_artifact needs a non-empty 'content'.", True
+    artifact = await database_sync_to_async(save_artifact)(
+        workspace_id=context.workspace_id,
+        session_id=context.session_id,
+        specialist_id=context.specialist_id,
+        title=str(arguments.get("title") or "Untitled"),
+        content=arguments["content"],
+        kind=str(arguments.get("kind") or "document"),
+    )
+    return json.dumps({"artifactId": str(artifact.pk), "title": artifact.title}), False
 
 
 def _as_text(value: Any) -> str:
@@ -60,15 +112,20 @@ def _as_text(value: Any) -> str:
     return text[:MAX_RESULT_CHARS]
 
 
-async def execute_tool(*, binding: ToolBinding | None, arguments: dict[str, Any]) -> ToolOutcome:
+async def execute_tool(
+    *, binding: ToolBinding | None, arguments: dict[str, Any], context: ToolContext | None = None
+) -> ToolOutcome:
     """Runs one call. Never raises: a failing, disabled or deleted tool is reported to the model."""
     started = time.monotonic()
     if binding is None:
         return ToolOutcome("This tool is not available to this specialist.", True, 0)
     try:
-        from mcps.client import call_tool_by_id
+        if binding.builtin == SAVE_ARTIFACT.name and context is not None and context.workspace_id:
+            result, is_error = await _save_artifact(arguments, context)
+        else:
+            from mcps.client import call_tool_by_id
 
-        result, is_error = await call_tool_by_id(tool_id=binding.tool_id, arguments=arguments)
+            result, is_error = await call_tool_by_id(tool_id=binding.tool_id, arguments=arguments)
     except Exception as exc:
         result, is_error = f"The tool failed: {exc}", True
     return ToolOutcome(_as_text(result), is_error, int((time.monotonic() - started) * 1000))

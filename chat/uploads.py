@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import mimetypes
+from dataclasses import dataclass
 from pathlib import PurePath
 
 from django.conf import settings
@@ -88,13 +89,24 @@ def extract_text(data: bytes, content_type: str) -> str:
 
 
 def storage_used(org: Organization) -> int:
-    return Attachment.objects.filter(organization=org).aggregate(total=Sum("size"))["total"] or 0
+    """Bytes the org stores: chat attachments and workspace files."""
+    from workspaces.models import WorkspaceFile
+
+    attachments = Attachment.objects.filter(organization=org).aggregate(total=Sum("size"))["total"] or 0
+    files = WorkspaceFile.objects.filter(organization=org).aggregate(total=Sum("size"))["total"] or 0
+    return attachments + files
 
 
-@transaction.atomic
-def store_upload(
-    *, org: Organization, user: User, upload: UploadedFile, session: ChatSession | None = None
-) -> Attachment:
+@dataclass(frozen=True)
+class CheckedUpload:
+    filename: str
+    content_type: str
+    size: int
+    text: str
+
+
+def check_upload(*, org: Organization, upload: UploadedFile) -> CheckedUpload:
+    """Size, type and the org's quota (call inside a transaction), then the extracted text."""
     if upload.size > settings.UPLOAD_MAX_BYTES:
         raise FileTooLargeError(upload.size)
     content_type = content_type_of(upload)
@@ -104,15 +116,28 @@ def store_upload(
     data = upload.read()
     upload.seek(0)
     filename = PurePath(upload.name or "upload").name[:255]
-    attachment = Attachment(
-        organization=org,
+    return CheckedUpload(
         filename=filename,
         content_type=content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream",
         size=upload.size,
         text=extract_text(data, content_type),
+    )
+
+
+@transaction.atomic
+def store_upload(
+    *, org: Organization, user: User, upload: UploadedFile, session: ChatSession | None = None
+) -> Attachment:
+    checked = check_upload(org=org, upload=upload)
+    attachment = Attachment(
+        organization=org,
+        filename=checked.filename,
+        content_type=checked.content_type,
+        size=checked.size,
+        text=checked.text,
         session=session,
         uploaded_by=user,
     )
-    attachment.file.save(filename, upload, save=False)
+    attachment.file.save(checked.filename, upload, save=False)
     attachment.save()
     return attachment

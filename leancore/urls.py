@@ -38,6 +38,7 @@ urlpatterns = [
     path("", include("specialists.urls")),
     path("", include("chat.urls")),
     path("", include("mcps.urls")),
+    path("", include("workspaces.urls")),
 ]
 
 handler400 = "leancore.api.errors.handler400"

@@ -1,1 +1,57 @@
-from django.db import models  # noqa: F401
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from orgs.models import OrgScopedModel
+
+
+class Workspace(OrgScopedModel):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def workspace_file_path(instance: WorkspaceFile, filename: str) -> str:
+    return f"orgs/{instance.organization_id}/workspaces/{instance.workspace_id}/{instance.pk}/{filename}"
+
+
+class WorkspaceFile(OrgScopedModel):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="files")
+    file = models.FileField(upload_to=workspace_file_path, max_length=500)
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    text = models.TextField(blank=True, help_text="Extracted text given to specialists in this workspace.")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class Artifact(OrgScopedModel):
+    """Something a specialist saved in a workspace with the built-in ``save_artifact`` tool."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="artifacts")
+    title = models.CharField(max_length=200)
+    kind = models.CharField(max_length=50, default="document")
+    content = models.TextField()
+    session = models.ForeignKey("chat.ChatSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    specialist = models.ForeignKey(
+        "specialists.Specialist", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title

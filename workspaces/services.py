@@ -1,0 +1,88 @@
+"""Workspace writes: workspaces, their files, and artifacts specialists save."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+
+from accounts.models import User
+from chat.uploads import check_upload
+from leancore.api.errors import PermissionDeniedError
+from orgs.context import OrgContext
+from orgs.models import Organization, Role
+from workspaces.models import Artifact, Workspace, WorkspaceFile
+
+
+def _require_creator_or_admin(context: OrgContext, user: User, owner_id: Any, what: str) -> None:
+    if owner_id != user.pk and not context.has_role(Role.ADMIN):
+        raise PermissionDeniedError(f"Only the {what}'s creator or an admin may do this.")
+
+
+def create_workspace(*, org: Organization, user: User, name: str, description: str = "") -> Workspace:
+    return Workspace.objects.create(organization=org, created_by=user, name=name, description=description)
+
+
+def update_workspace(*, context: OrgContext, user: User, workspace: Workspace, data: dict[str, Any]) -> Workspace:
+    _require_creator_or_admin(context, user, workspace.created_by_id, "workspace")
+    for field in ("name", "description"):
+        if field in data:
+            setattr(workspace, field, data[field])
+    workspace.save()
+    return workspace
+
+
+def _delete_stored(files: list[WorkspaceFile]) -> None:
+    for item in files:
+        item.file.delete(save=False)
+
+
+@transaction.atomic
+def delete_workspace(*, context: OrgContext, user: User, workspace: Workspace) -> None:
+    """Its files leave storage (after the commit); its chat sessions stay, outside any workspace."""
+    _require_creator_or_admin(context, user, workspace.created_by_id, "workspace")
+    files = list(workspace.files.all())
+    workspace.delete()
+    transaction.on_commit(lambda: _delete_stored(files))
+
+
+@transaction.atomic
+def add_file(*, workspace: Workspace, user: User, upload: UploadedFile) -> WorkspaceFile:
+    checked = check_upload(org=workspace.organization, upload=upload)
+    item = WorkspaceFile(
+        organization_id=workspace.organization_id,
+        workspace=workspace,
+        filename=checked.filename,
+        content_type=checked.content_type,
+        size=checked.size,
+        text=checked.text,
+        uploaded_by=user,
+    )
+    item.file.save(checked.filename, upload, save=False)
+    item.save()
+    return item
+
+
+@transaction.atomic
+def delete_file(*, context: OrgContext, user: User, item: WorkspaceFile) -> None:
+    """The uploader, the workspace's creator or an admin."""
+    if user.pk not in (item.uploaded_by_id, item.workspace.created_by_id):
+        _require_creator_or_admin(context, user, item.uploaded_by_id, "file")
+    item.delete()
+    transaction.on_commit(lambda: item.file.delete(save=False))
+
+
+def save_artifact(
+    *, workspace_id: Any, session_id: Any, specialist_id: Any, title: str, content: str, kind: str = "document"
+) -> Artifact:
+    workspace = Workspace.objects.get(pk=workspace_id)
+    return Artifact.objects.create(
+        organization_id=workspace.organization_id,
+        workspace=workspace,
+        title=(title or "Untitled")[:200],
+        kind=(kind or "document")[:50],
+        content=content,
+        session_id=session_id,
+        specialist_id=specialist_id,
+    )

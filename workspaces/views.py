@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Count, Q, QuerySet
+from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from chat import selectors as chat_selectors
+from chat.models import ChatSession
+from chat.serializers import SessionSerializer
+from leancore.api.errors import NotFoundError
+from leancore.api.throttles import UploadThrottle
+from leancore.api.views import OrgViewSet
+from workspaces import services
+from workspaces.models import Artifact, Workspace, WorkspaceFile
+from workspaces.serializers import (
+    ArtifactSerializer,
+    FileUploadSerializer,
+    WorkspaceFileSerializer,
+    WorkspaceSerializer,
+    WorkspaceWriteSerializer,
+)
+
+
+class WorkspaceFilter(django_filters.FilterSet):
+    search = django_filters.CharFilter(method="filter_search", help_text="Name or description contains.")
+
+    class Meta:
+        model = Workspace
+        fields: list[str] = []
+
+    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
+
+
+class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
+    queryset = Workspace.objects.annotate(
+        file_count=Count("files", distinct=True), thread_count=Count("sessions", distinct=True)
+    )
+    serializer_class = WorkspaceSerializer
+    filterset_class = WorkspaceFilter
+    ordering = ["-created_at"]
+
+    def _out(self, workspace: Workspace) -> dict:
+        return WorkspaceSerializer(self.get_queryset().get(pk=workspace.pk)).data
+
+    def _workspace(self) -> Workspace:
+        return self.get_object()
+
+    @extend_schema(request=WorkspaceWriteSerializer, responses={201: WorkspaceSerializer}, summary="Create a workspace")
+    def create(self, request: Request) -> Response:
+        serializer = WorkspaceWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        workspace = services.create_workspace(org=self.org, user=request.user, **serializer.validated_data)
+        return Response(self._out(workspace), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=WorkspaceWriteSerializer, responses={200: WorkspaceSerializer}, summary="Update (creator or admin)"
+    )
+    def update(self, request: Request, pk: str) -> Response:
+        workspace = self._workspace()
+        serializer = WorkspaceWriteSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.update_workspace(
+            context=self.org_context, user=request.user, workspace=workspace, data=dict(serializer.validated_data)
+        )
+        return Response(self._out(workspace))
+
+    @extend_schema(summary="Delete a workspace (creator or admin); its files leave storage")
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.delete_workspace(context=self.org_context, user=request.user, workspace=self._workspace())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={200: SessionSerializer(many=True)}, summary="The workspace's chats the caller may read")
+    def threads(self, request: Request, pk: str) -> Response:
+        workspace = self._workspace()
+        sessions = chat_selectors.readable_sessions(
+            ChatSession.objects.filter(organization=self.org, workspace=workspace),
+            context=self.org_context,
+            user=request.user,
+        ).order_by("-created_at")
+        page = self.paginate_queryset(sessions)
+        return self.get_paginated_response(SessionSerializer(page, many=True).data)
+
+    @extend_schema(responses={200: ArtifactSerializer(many=True)}, summary="What specialists saved here")
+    def artifacts(self, request: Request, pk: str) -> Response:
+        workspace = self._workspace()
+        page = self.paginate_queryset(Artifact.objects.filter(workspace=workspace).order_by("-created_at"))
+        return self.get_paginated_response(ArtifactSerializer(page, many=True).data)
+
+    @extend_schema(responses={200: WorkspaceFileSerializer(many=True)}, summary="The workspace's files")
+    def files(self, request: Request, pk: str) -> Response:
+        workspace = self._workspace()
+        page = self.paginate_queryset(WorkspaceFile.objects.filter(workspace=workspace).order_by("-created_at"))
+        return self.get_paginated_response(WorkspaceFileSerializer(page, many=True).data)
+
+    @extend_schema(
+        request={"multipart/form-data": FileUploadSerializer},
+        responses={201: WorkspaceFileSerializer},
+        summary="Add a file; its text becomes context for the workspace's chats",
+    )
+    def upload(self, request: Request, pk: str) -> Response:
+        workspace = self._workspace()
+        serializer = FileUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        item = services.add_file(workspace=workspace, user=request.user, upload=serializer.validated_data["file"])
+        return Response(WorkspaceFileSerializer(item).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Delete a file (its uploader, the workspace's creator or an admin)")
+    def delete_file(self, request: Request, pk: str, file_id: str) -> Response:
+        workspace = self._workspace()
+        item = WorkspaceFile.objects.filter(workspace=workspace, pk=file_id).select_related("workspace").first()
+        if item is None:
+            raise NotFoundError
+        services.delete_file(context=self.org_context, user=request.user, item=item)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def get_parsers(self):  # noqa: ANN201
+        if getattr(self, "action", None) == "upload" or self.request is None:
+            return [CamelCaseMultiPartParser()]
+        return super().get_parsers()
+
+    def get_throttles(self):  # noqa: ANN201
+        return [UploadThrottle()] if getattr(self, "action", None) == "upload" else super().get_throttles()
