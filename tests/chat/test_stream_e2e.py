@@ -269,3 +269,27 @@ def test_the_local_model_uses_an_mcp_tool(setup, mcp_server):
     text = "".join(data["text"] for _, name, data in events if name == "delta")
     assert "42" in text
     assert names[-1] == "done"
+
+
+def test_the_local_model_saves_an_artifact_in_a_workspace(setup):
+    from workspaces.models import Artifact, Workspace
+
+    org, owner, client = setup
+    workspace = Workspace.objects.create(organization=org, name="W", created_by=owner)
+    specialist = make_specialist(org, model="local")
+    response = client.post(
+        "/api/chat/stream",
+        json={
+            "specialistId": str(specialist.pk),
+            "message": "please save_artifact title=Q3 content=Budget",
+            "workspaceId": str(workspace.pk),
+        },
+    )
+    events = parse_sse(response.text)
+    call = next(data for _, name, data in events if name == "tool_call")
+    assert (call["name"], call["connectionId"]) == ("save_artifact", None)
+    result = next(data for _, name, data in events if name == "tool_result")
+    assert result["isError"] is False
+    artifact = Artifact.objects.get(workspace=workspace)
+    assert (artifact.title, artifact.content, artifact.specialist_id) == ("Q3", "Budget", specialist.pk)
+    assert str(artifact.session_id) == events[0][2]["sessionId"]
