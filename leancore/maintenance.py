@@ -18,8 +18,13 @@ def run_upkeep() -> dict[str, int]:
     """Each app's periodic work, in one place."""
     from billing.services import release_stale_reservations
     from chat.services import fail_stuck_turns
+    from tasks.services import recover_failed_runs
 
-    return {"failed_stuck_turns": fail_stuck_turns(), "released_reservations": release_stale_reservations()}
+    return {
+        "failed_stuck_turns": fail_stuck_turns(),
+        "released_reservations": release_stale_reservations(),
+        "recovered_task_runs": recover_failed_runs(),
+    }
 
 
 @task()

@@ -245,6 +245,8 @@ SPECTACULAR_SETTINGS = {
         "SpecialistStatusEnum": "specialists.models.Specialist.Status",
         "ConnectionStatusEnum": "mcps.models.Connection.Status",
         "CircuitStateEnum": "billing.models.Circuit.State",
+        "ProjectStatusEnum": "tasks.models.Project.Status",
+        "TaskStatusEnum": "tasks.models.Task.Status",
     },
 }
 

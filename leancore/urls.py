@@ -39,6 +39,7 @@ urlpatterns = [
     path("", include("chat.urls")),
     path("", include("mcps.urls")),
     path("", include("workspaces.urls")),
+    path("", include("tasks.urls")),
 ]
 
 handler400 = "leancore.api.errors.handler400"

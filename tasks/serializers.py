@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts.models import User
+from leancore.api.fields import OrgRelatedField
+from specialists.models import Specialist
+from tasks.models import Project, Task
+from workspaces.models import Workspace
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    workspace_id = serializers.UUIDField(read_only=True, allow_null=True)
+    task_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Project
+        fields = ["id", "name", "description", "status", "workspace_id", "created_at", "task_count"]
+
+
+class ProjectWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True)
+    status = serializers.ChoiceField(choices=Project.Status.choices, required=False)
+    workspace_id = OrgRelatedField(model=Workspace, required=False, allow_null=True, source="workspace")
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    project_id = serializers.UUIDField(read_only=True, allow_null=True)
+    assignee_user_id = serializers.UUIDField(read_only=True, allow_null=True)
+    assignee_specialist_id = serializers.UUIDField(read_only=True, allow_null=True)
+    session_id = serializers.UUIDField(read_only=True, allow_null=True)
+    created_by = serializers.UUIDField(source="created_by_id", read_only=True)
+    result = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Task
+        fields = [
+            "id",
+            "title",
+            "description",
+            "status",
+            "priority",
+            "project_id",
+            "assignee_user_id",
+            "assignee_specialist_id",
+            "due_date",
+            "result",
+            "error",
+            "session_id",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_result(self, task: Task) -> str | None:
+        return task.result or None
+
+    def get_error(self, task: Task) -> str | None:
+        return task.error or None
+
+
+class _MemberField(serializers.PrimaryKeyRelatedField):
+    """A user id; membership of the org is checked by the service (same 400 either way)."""
+
+    default_error_messages = {"does_not_exist": "Not found in this organization.", "incorrect_type": "Must be an id."}
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(queryset=User.objects.all(), **kwargs)
+
+    def to_internal_value(self, data: object) -> object:
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError:
+            raise
+        except Exception:  # a malformed id
+            self.fail("does_not_exist", pk_value=data)
+
+
+class TaskWriteSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=300)
+    description = serializers.CharField(required=False, allow_blank=True)
+    status = serializers.ChoiceField(choices=Task.Status.choices, required=False)
+    priority = serializers.ChoiceField(choices=Task.Priority.choices, required=False)
+    project_id = OrgRelatedField(model=Project, required=False, allow_null=True, source="project")
+    assignee_user_id = _MemberField(required=False, allow_null=True, source="assignee_user")
+    assignee_specialist_id = OrgRelatedField(
+        model=Specialist, required=False, allow_null=True, source="assignee_specialist"
+    )
+    due_date = serializers.DateField(required=False, allow_null=True)
+
+
+class TaskRunSerializer(serializers.Serializer):
+    task_id = serializers.UUIDField()
+    session_id = serializers.UUIDField()
+    message_id = serializers.UUIDField()
+    status = serializers.CharField()

@@ -1,0 +1,168 @@
+"""Projects and tasks; running a task through its specialist as an async chat turn."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from chat.models import Message
+from chat.services import start_turn
+from leancore.api.errors import InvalidStateError, PermissionDeniedError, ValidationFailed
+from orgs.context import OrgContext
+from orgs.models import Membership, Organization, Role
+from tasks.models import Project, Task
+
+PROJECT_FIELDS = ("name", "description", "status", "workspace")
+TASK_FIELDS = (
+    "title",
+    "description",
+    "status",
+    "priority",
+    "project",
+    "assignee_user",
+    "assignee_specialist",
+    "due_date",
+)
+
+
+def _require_creator_or_admin(context: OrgContext, user: User, owner_id: Any) -> None:
+    if owner_id != user.pk and not context.has_role(Role.ADMIN):
+        raise PermissionDeniedError("Only its creator or an admin may delete this.")
+
+
+def create_project(*, org: Organization, user: User, data: dict[str, Any]) -> Project:
+    return Project.objects.create(
+        organization=org, created_by=user, **{k: data[k] for k in PROJECT_FIELDS if k in data}
+    )
+
+
+def update_project(*, project: Project, data: dict[str, Any]) -> Project:
+    for key in PROJECT_FIELDS:
+        if key in data:
+            setattr(project, key, data[key])
+    project.save()
+    return project
+
+
+def delete_project(*, context: OrgContext, user: User, project: Project) -> None:
+    _require_creator_or_admin(context, user, project.created_by_id)
+    project.delete()
+
+
+def _check_assignees(org: Organization, values: dict[str, Any]) -> None:
+    if values.get("assignee_user") is not None and values.get("assignee_specialist") is not None:
+        raise ValidationFailed("assigneeSpecialistId", "A task has at most one assignee.")
+    user = values.get("assignee_user")
+    if (
+        user is not None
+        and not Membership.objects.filter(organization=org, user=user, status=Membership.Status.ACTIVE).exists()
+    ):
+        raise ValidationFailed("assigneeUserId", "Not found in this organization.")
+
+
+def create_task(*, org: Organization, user: User, data: dict[str, Any]) -> Task:
+    values = {k: data[k] for k in TASK_FIELDS if k in data}
+    _check_assignees(org, values)
+    return Task.objects.create(organization=org, created_by=user, **values)
+
+
+def update_task(*, task: Task, data: dict[str, Any]) -> Task:
+    values = {k: data[k] for k in TASK_FIELDS if k in data}
+    merged = {
+        "assignee_user": values.get("assignee_user", task.assignee_user),
+        "assignee_specialist": values.get("assignee_specialist", task.assignee_specialist),
+    }
+    if "assignee_user" in values and values["assignee_user"] is not None and "assignee_specialist" not in values:
+        merged["assignee_specialist"] = None  # giving it to a person takes it from the specialist
+    if "assignee_specialist" in values and values["assignee_specialist"] is not None and "assignee_user" not in values:
+        merged["assignee_user"] = None
+    _check_assignees(task.organization, merged)
+    for key, value in {**values, **merged}.items():
+        setattr(task, key, value)
+    task.save()
+    return task
+
+
+def delete_task(*, context: OrgContext, user: User, task: Task) -> None:
+    _require_creator_or_admin(context, user, task.created_by_id)
+    task.delete()
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    task_id: uuid.UUID
+    session_id: uuid.UUID
+    message_id: uuid.UUID
+
+
+def task_prompt(task: Task) -> str:
+    lines = [f"Task: {task.title}"]
+    if task.description:
+        lines.append(task.description)
+    if task.due_date:
+        lines.append(f"Due: {task.due_date.isoformat()}")
+    lines.append("Work on this task and answer with the result.")
+    return "\n\n".join(lines)
+
+
+@transaction.atomic
+def start_task_run(*, context: OrgContext, user: User, task_id: Any) -> TaskRun:
+    """Holds the turn's worst case (402 here, before anything is queued), queues the turn, and
+    moves the task to in_progress."""
+    task = Task.objects.select_for_update().select_related("project").get(organization=context.org, pk=task_id)
+    if task.assignee_specialist_id is None:
+        raise InvalidStateError("Only a task assigned to a specialist can be run.")
+    if task.status != Task.Status.TODO:
+        raise InvalidStateError(f"A task that is {task.status} cannot be run.")
+    turn = start_turn(
+        context=context,
+        user=user,
+        specialist_id=task.assignee_specialist_id,
+        message=task_prompt(task),
+        workspace_id=task.project.workspace_id if task.project else None,
+        queued=True,
+    )
+    task.status = Task.Status.IN_PROGRESS
+    task.session_id = turn.session_id
+    task.run_message_id = turn.message_id
+    task.error = ""
+    task.save(update_fields=["status", "session", "run_message_id", "error", "updated_at"])
+    from tasks.jobs import run_task_turn
+
+    transaction.on_commit(lambda: run_task_turn.enqueue(str(task.pk), str(turn.message_id)))
+    return TaskRun(task_id=task.pk, session_id=turn.session_id, message_id=turn.message_id)
+
+
+def finish_task_run(*, task_id: Any, message_id: Any) -> Task | None:
+    """After the turn: done with the answer as result, or back to todo with the error."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().filter(pk=task_id, run_message_id=message_id).first()
+        if task is None or task.status != Task.Status.IN_PROGRESS:
+            return task
+        message = Message.objects.filter(pk=message_id).first()
+        if message is not None and message.status == Message.Status.COMPLETED:
+            task.status, task.result, task.error = Task.Status.DONE, message.content, ""
+        else:
+            task.status = Task.Status.TODO
+            task.error = (message.error if message else "") or "The run failed."
+        task.updated_at = timezone.now()
+        task.save(update_fields=["status", "result", "error", "updated_at"])
+        return task
+
+
+def recover_failed_runs() -> int:
+    """Tasks still in progress whose turn failed (e.g. its worker died) go back to todo."""
+    failed = Message.objects.filter(status=Message.Status.FAILED).values("id")
+    ids = list(
+        Task.objects.filter(status=Task.Status.IN_PROGRESS, run_message_id__in=failed).values_list(
+            "id", "run_message_id"
+        )
+    )
+    for task_id, message_id in ids:
+        finish_task_run(task_id=task_id, message_id=message_id)
+    return len(ids)

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Count
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from leancore.api.filters import DateOrDateTimeFilter
+from leancore.api.views import OrgViewSet
+from tasks import services
+from tasks.models import Project, Task
+from tasks.serializers import (
+    ProjectSerializer,
+    ProjectWriteSerializer,
+    TaskRunSerializer,
+    TaskSerializer,
+    TaskWriteSerializer,
+)
+
+
+class ProjectFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Project.Status.choices)
+
+    class Meta:
+        model = Project
+        fields: list[str] = []
+
+
+class TaskFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Task.Status.choices)
+    projectId = django_filters.UUIDFilter(field_name="project_id")  # noqa: N815
+    assigneeUserId = django_filters.UUIDFilter(field_name="assignee_user_id")  # noqa: N815
+    assigneeSpecialistId = django_filters.UUIDFilter(field_name="assignee_specialist_id")  # noqa: N815
+    dueBefore = DateOrDateTimeFilter(field_name="due_date", lookup_expr="lt")  # noqa: N815
+
+    class Meta:
+        model = Task
+        fields: list[str] = []
+
+
+class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
+    queryset = Project.objects.annotate(task_count=Count("tasks"))
+    serializer_class = ProjectSerializer
+    filterset_class = ProjectFilter
+    ordering = ["-created_at"]
+
+    def _out(self, project: Project) -> dict:
+        return ProjectSerializer(self.get_queryset().get(pk=project.pk)).data
+
+    def _data(self, request: Request, partial: bool) -> dict:
+        serializer = ProjectWriteSerializer(data=request.data, partial=partial, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    @extend_schema(request=ProjectWriteSerializer, responses={201: ProjectSerializer}, summary="Create a project")
+    def create(self, request: Request) -> Response:
+        project = services.create_project(org=self.org, user=request.user, data=self._data(request, partial=False))
+        return Response(self._out(project), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ProjectWriteSerializer, responses={200: ProjectSerializer}, summary="Update a project")
+    def update(self, request: Request, pk: str) -> Response:
+        project = self.get_object()
+        services.update_project(project=project, data=self._data(request, partial=True))
+        return Response(self._out(project))
+
+    @extend_schema(summary="Delete a project and its tasks (its creator or an admin)")
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.delete_project(context=self.org_context, user=request.user, project=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
+    queryset = Task.objects.all()
+    serializer_class = TaskSerializer
+    filterset_class = TaskFilter
+    ordering = ["-created_at"]
+    ordering_fields = ["created_at", "updated_at", "due_date", "priority", "title"]
+
+    def _data(self, request: Request, partial: bool) -> dict:
+        serializer = TaskWriteSerializer(data=request.data, partial=partial, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    @extend_schema(request=TaskWriteSerializer, responses={201: TaskSerializer}, summary="Create a task")
+    def create(self, request: Request) -> Response:
+        task = services.create_task(org=self.org, user=request.user, data=self._data(request, partial=False))
+        return Response(TaskSerializer(task).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=TaskWriteSerializer, responses={200: TaskSerializer}, summary="Update a task (omitted fields stay)"
+    )
+    def update(self, request: Request, pk: str) -> Response:
+        task = services.update_task(task=self.get_object(), data=self._data(request, partial=True))
+        return Response(TaskSerializer(task).data)
+
+    @extend_schema(summary="Delete a task (its creator or an admin)")
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.delete_task(context=self.org_context, user=request.user, task=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        request=None,
+        responses={202: TaskRunSerializer},
+        summary="Have the assigned specialist work the task (an async chat turn, billed)",
+        description="402 refusals happen here, before anything is queued. No specialist assignee, or a task "
+        "that is not todo → 409 `invalid_state`.",
+    )
+    def run(self, request: Request, pk: str) -> Response:
+        task = self.get_object()
+        started = services.start_task_run(context=self.org_context, user=request.user, task_id=task.pk)
+        body = {
+            "task_id": started.task_id,
+            "session_id": started.session_id,
+            "message_id": started.message_id,
+            "status": "queued",
+        }
+        return Response(TaskRunSerializer(body).data, status=status.HTTP_202_ACCEPTED)
