@@ -114,7 +114,9 @@ def task_prompt(task: Task) -> str:
 def start_task_run(*, context: OrgContext, user: User, task_id: Any) -> TaskRun:
     """Holds the turn's worst case (402 here, before anything is queued), queues the turn, and
     moves the task to in_progress."""
-    task = Task.objects.select_for_update().select_related("project").get(organization=context.org, pk=task_id)
+    task = (
+        Task.objects.select_for_update(of=("self",)).select_related("project").get(organization=context.org, pk=task_id)
+    )
     if task.assignee_specialist_id is None:
         raise InvalidStateError("Only a task assigned to a specialist can be run.")
     if task.status != Task.Status.TODO:
