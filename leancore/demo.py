@@ -1,4 +1,4 @@
-"""Demo content for ``seed_demo``: specialists on the offline model, a chat, credits."""
+"""Demo content for ``seed_demo``: specialists on the offline model, a workspace, a project and tasks."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from billing.selectors import balance
 from leancore.credits import credit_str
 from orgs.models import Organization
 from specialists.models import Specialist
+from tasks.models import Project, Task
+from workspaces.models import Workspace
 
 DEMO_SPECIALISTS = [
     {
@@ -31,16 +33,41 @@ DEMO_SPECIALISTS = [
 
 
 def seed_demo_content(*, org: Organization, owner: User) -> list[str]:
-    names = []
+    specialists = []
     for spec in DEMO_SPECIALISTS:
         specialist, _ = Specialist.objects.alive().get_or_create(
             organization=org,
             name=spec["name"],
             defaults={**spec, "model": "local", "max_output_tokens": 512, "created_by": owner},
         )
-        names.append(f"{specialist.name} ({specialist.title}, id {specialist.pk})")
+        specialists.append(specialist)
+    workspace, _ = Workspace.objects.get_or_create(
+        organization=org,
+        name="Q3 planning",
+        defaults={"description": "Budget and launch plans for the quarter.", "created_by": owner},
+    )
+    project, _ = Project.objects.get_or_create(
+        organization=org, name="Q3 launch", defaults={"workspace": workspace, "created_by": owner}
+    )
+    for title, assignee in (
+        ("Draft the Q3 budget summary", specialists[0]),
+        ("Answer the top five support questions", specialists[1]),
+        ("Review the launch checklist", None),
+    ):
+        Task.objects.get_or_create(
+            organization=org,
+            project=project,
+            title=title,
+            defaults={
+                "assignee_specialist": assignee,
+                "assignee_user": None if assignee else owner,
+                "created_by": owner,
+            },
+        )
+    names = "; ".join(f"{s.name} ({s.title}, id {s.pk})" for s in specialists)
     return [
         f"credits:      {credit_str(balance(org=org).balance)}",
-        "specialists:  " + "; ".join(names),
+        f"specialists:  {names}",
+        f"workspace:    {workspace.name} (id {workspace.pk}); project {project.name} with 3 tasks",
         "model:        local (offline, deterministic; set OPENAI_API_KEY or ANTHROPIC_API_KEY for real models)",
     ]

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from accounts.models import User
 from orgs.models import Membership, Organization
 from specialists.models import Specialist
+from tasks.models import Task
 
 pytestmark = pytest.mark.django_db
 
@@ -20,6 +21,8 @@ def test_seed_demo_is_idempotent_and_logs_in(anon):
     org = Organization.objects.get(slug="demo")
     assert Membership.objects.get(organization=org).role == "owner"
     assert Specialist.objects.filter(organization=org, model="local").count() == 3
+    assert Task.objects.filter(organization=org).count() == 3
+    assert Task.objects.filter(organization=org, assignee_specialist__isnull=False).count() == 2
     response = anon.post("/auth/login", {"email": "demo@leancore.local", "password": "demo-Passw0rd!"}, format="json")
     assert response.status_code == 200
 

@@ -7,7 +7,9 @@ import pytest
 from billing import services as billing
 from chat.models import ChatSession, Message
 from mcps.models import Connection, Tool
+from tasks.models import Project, Task
 from tests.conftest import client_for, make_specialist
+from workspaces.models import Artifact, Workspace, WorkspaceFile
 
 pytestmark = pytest.mark.django_db
 
@@ -23,6 +25,12 @@ LISTS = [
     "/mcp/catalog",
     "/orgs/{org}/mcps",
     "/orgs/{org}/mcps/{conn}/tools",
+    "/workspaces",
+    "/workspaces/{ws}/threads",
+    "/workspaces/{ws}/artifacts",
+    "/workspaces/{ws}/files",
+    "/projects",
+    "/tasks",
 ]
 
 
@@ -37,15 +45,35 @@ def populated(org, owner):
         Message.objects.create(session=session, role="user", content="x")
         hold = billing.reserve(org=org, model="local", input_tokens=1, max_output_tokens=1, specialist_id=specialist.pk)
         billing.settle(reservation_id=hold.reservation_id, input_tokens=1, output_tokens=1)
+    workspace = Workspace.objects.create(organization=org, name="w", created_by=owner)
+    project = Project.objects.create(organization=org, name="p", workspace=workspace, created_by=owner)
+    for i in range(6):
+        session = ChatSession.objects.create(
+            organization=org, specialist=specialist, created_by=owner, title=f"w{i}", workspace=workspace
+        )
+        WorkspaceFile.objects.create(
+            organization=org,
+            workspace=workspace,
+            filename=f"f{i}.txt",
+            content_type="text/plain",
+            size=1,
+            uploaded_by=owner,
+            file="x",
+        )
+        Artifact.objects.create(organization=org, workspace=workspace, title=f"a{i}", content="c", session=session)
+        Task.objects.create(
+            organization=org, project=project, title=f"t{i}", created_by=owner, assignee_specialist=specialist
+        )
     billing.set_circuit(org=org, actor=owner, state="open", reason="x")
     billing.set_circuit(org=org, actor=owner, state="closed", reason="x")
-    return connection
+    return connection, workspace
 
 
 @pytest.mark.parametrize("path", LISTS)
 def test_list_query_count_is_bounded(path, org, owner, populated, django_assert_max_num_queries):
     client = client_for(owner)
-    url = path.format(org=org.pk, conn=populated.pk)
+    connection, workspace = populated
+    url = path.format(org=org.pk, conn=connection.pk, ws=workspace.pk)
     with django_assert_max_num_queries(8):
         response = client.get(url)
     assert response.status_code == 200, (url, response.content)

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from workspaces.models import Artifact, Workspace, WorkspaceFile
+
+
+class WorkspaceFileInline(admin.TabularInline):
+    model = WorkspaceFile
+    extra = 0
+    fields = ["filename", "content_type", "size", "uploaded_by", "created_at"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "created_by", "created_at"]
+    search_fields = ["name", "organization__name"]
+    list_select_related = ["organization", "created_by"]
+    inlines = [WorkspaceFileInline]
+
+
+@admin.register(Artifact)
+class ArtifactAdmin(admin.ModelAdmin):
+    list_display = ["title", "kind", "workspace", "specialist", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["title", "content"]
+    list_select_related = ["workspace", "specialist"]
