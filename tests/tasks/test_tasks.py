@@ -200,3 +200,19 @@ def test_a_failed_run_puts_the_task_back_with_the_error(bundled_data, fake_llm):
     back = client.get(f"/tasks/{task['id']}").json()
     assert back["status"] == "todo"
     assert back["error"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_run_through_a_real_worker_process(bundled_data):
+    from tests.conftest import make_org, owner_of
+    from tests.servers import run_worker_batch, server_env
+
+    org = make_org(name="Worker Co")
+    owner = owner_of(org)
+    client = client_for(owner)
+    specialist = make_specialist(org, model="local")
+    task = client.post("/tasks", {"title": "Plan", "assigneeSpecialistId": str(specialist.pk)}, format="json").json()
+    assert client.post(f"/tasks/{task['id']}/run").status_code == 202
+    result = run_worker_batch(server_env())
+    assert result.returncode == 0, result.stderr
+    assert client.get(f"/tasks/{task['id']}").json()["status"] == "done"
