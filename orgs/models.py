@@ -73,8 +73,7 @@ class Membership(models.Model):
 
 
 class OrgScopedQuerySet(models.QuerySet):
-    def for_org(self, org: Organization) -> OrgScopedQuerySet:
-        return self.filter(organization=org)
+    """Querysets of org-owned objects; views filter them by the request's org (leancore.api.views)."""
 
 
 class OrgScopedModel(models.Model):

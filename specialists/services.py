@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -75,7 +74,3 @@ def delete_specialist(*, specialist: Specialist) -> None:
     specialist.deleted_at = timezone.now()
     specialist.status = Specialist.Status.ARCHIVED
     specialist.save(update_fields=["deleted_at", "status", "updated_at"])
-
-
-def limit_of(specialist: Specialist) -> Decimal | None:
-    return specialist.monthly_credit_limit

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework import generics, viewsets
+from rest_framework import viewsets
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from leancore.api.errors import ValidationFailed
 from orgs.context import OrgContext, require_role, resolve_org_from_header, resolve_org_from_path
 
 Access = Literal["public", "user", "org"]
@@ -102,10 +101,6 @@ class OrgAPIView(OrgContextMixin, APIView):
     pass
 
 
-class OrgGenericAPIView(OrgScopedQuerysetMixin, generics.GenericAPIView):
-    pass
-
-
 class OrgViewSet(OrgScopedQuerysetMixin, viewsets.GenericViewSet):
     pass
 
@@ -113,19 +108,3 @@ class OrgViewSet(OrgScopedQuerysetMixin, viewsets.GenericViewSet):
 class UserViewSet(viewsets.GenericViewSet):
     access: ClassVar[Access] = "user"
     permission_classes: ClassVar[list] = [IsAuthenticated]
-
-
-class PublicViewSet(viewsets.GenericViewSet):
-    access: ClassVar[Access] = "public"
-    authentication_classes: ClassVar[list] = []
-    permission_classes: ClassVar[list] = [AllowAny]
-
-
-def get_in_org(model: type[Model], org, value: Any, field: str) -> Any:  # noqa: ANN001
-    """Look up an id from a request body inside the org; anything else is a 400 naming the field."""
-    if value is None:
-        return None
-    obj = model._default_manager.filter(organization=org, pk=value).first()
-    if obj is None:
-        raise ValidationFailed(field, "Not found in this organization.")
-    return obj
