@@ -220,7 +220,15 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "LeanCore API",
     "DESCRIPTION": (
         "Hire AI specialists: organizations, specialists, chat, MCP connections, credits, "
-        "workspaces, projects and tasks. Every error is RFC 9457 problem+json with a stable `code`."
+        "workspaces, projects and tasks. Every error is RFC 9457 problem+json with a stable `code`. "
+        "Credits are decimal strings with 6 fractional digits. Lists are paginated "
+        "(`page`, `pageSize` up to 100) and take `ordering` with camelCase field names.\n\n"
+        "**WebSocket** `/ws/chat/sessions/{id}/`: authenticate with `?token=<accessToken>` or the "
+        "subprotocol pair `bearer, <accessToken>` (the server then selects `bearer`). Every frame is "
+        '`{"event": "<name>", "data": {...}}` with the chat stream\'s events, for every turn of the '
+        'session, background turns included. Send `{"type": "message", "message": "…", '
+        '"attachmentIds": [...]}` to start a turn. Close codes: 4401 not authenticated, 4404 no such '
+        "session or one you may not read."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
