@@ -198,7 +198,7 @@ JSON_CAMEL_CASE = {
 # Throttle rates (DRF rate strings). Read at request time by leancore.api.throttles.
 THROTTLE_RATES = {
     "login": env_str("THROTTLE_LOGIN", "10/min"),
-    "register": env_str("THROTTLE_REGISTER", "20/hour"),
+    "register": env_str("THROTTLE_REGISTER", "100/hour"),
     "chat": env_str("THROTTLE_CHAT", "60/min"),
     "upload": env_str("THROTTLE_UPLOAD", "30/min"),
 }
