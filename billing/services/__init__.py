@@ -1,0 +1,37 @@
+"""Billing writes, one module per concern; import them from here."""
+
+from billing.services.alerts import acknowledge_alerts, evaluate_alerts
+from billing.services.circuit import set_circuit
+from billing.services.ledger import adjust_credits, grant_credits, open_account
+from billing.services.metering import (
+    Charge,
+    Hold,
+    active_rate,
+    release,
+    release_stale_reservations,
+    reserve,
+    settle,
+    specialist_spent,
+    worst_case_cost,
+)
+from billing.services.rates import load_bundled_rates, load_model_rates
+
+__all__ = [
+    "Charge",
+    "Hold",
+    "acknowledge_alerts",
+    "active_rate",
+    "adjust_credits",
+    "evaluate_alerts",
+    "grant_credits",
+    "load_bundled_rates",
+    "load_model_rates",
+    "open_account",
+    "release",
+    "release_stale_reservations",
+    "reserve",
+    "set_circuit",
+    "settle",
+    "specialist_spent",
+    "worst_case_cost",
+]

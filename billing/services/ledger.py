@@ -1,0 +1,107 @@
+"""Credit accounts and the append-only ledger: opening, grants, refunds, adjustments.
+
+Every change of an account's money happens under a row lock on that account
+(``select_for_update``), so concurrent calls serialize per org and the balance never goes
+below zero; database constraints back that up."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.models import (
+    Circuit,
+    CreditAccount,
+    CreditPackage,
+    LedgerEntry,
+)
+from leancore.api.errors import ValidationFailed
+from leancore.credits import period_bounds, q
+from orgs.models import Organization
+
+
+def open_account(*, org: Organization, signup_credits: Decimal = Decimal(0)) -> CreditAccount:
+    start, _ = period_bounds(timezone.now())
+    account, _ = CreditAccount.objects.get_or_create(organization=org, defaults={"period_start": start})
+    Circuit.objects.get_or_create(organization=org)
+    if signup_credits > 0:
+        grant_credits(org=org, amount=signup_credits, reason="Sign-up credits", actor=None)
+    return account
+
+
+def locked_account(org: Organization | uuid.UUID) -> CreditAccount:
+    """The org's account (with its org and circuit), locked for this transaction (only the
+    account row), rolled into the current period."""
+    org_id = getattr(org, "pk", org)
+    accounts = CreditAccount.objects.select_for_update(of=("self",)).select_related(
+        "organization", "organization__circuit"
+    )
+    account = accounts.filter(organization_id=org_id).first()
+    if account is None:
+        open_account(org=Organization.objects.get(pk=org_id))
+        account = accounts.get(organization_id=org_id)
+    start, _ = period_bounds(timezone.now())
+    if account.period_start < start:
+        account.period_start = start
+        account.period_spent = Decimal(0)
+        account.save(update_fields=["period_start", "period_spent", "updated_at"])
+    return account
+
+
+def write_ledger_entry(
+    account: CreditAccount, *, kind: str, amount: Decimal, description: str = "", **fields: object
+) -> LedgerEntry:
+    account.balance = q(account.balance + amount)
+    account.save(update_fields=["balance", "reserved", "period_spent", "updated_at"])
+    return LedgerEntry.objects.create(
+        organization_id=account.organization_id,
+        kind=kind,
+        amount=q(amount),
+        balance_after=account.balance,
+        description=description[:500],
+        **fields,
+    )
+
+
+@transaction.atomic
+def grant_credits(
+    *,
+    org: Organization,
+    amount: Decimal | None = None,
+    package: CreditPackage | None = None,
+    reason: str = "",
+    actor: object | None = None,
+) -> LedgerEntry:
+    if package is not None:
+        amount = package.credits
+        reason = reason or f"Package {package.name}"
+    if amount is None or q(amount) <= 0:
+        raise ValidationFailed("amount", "The amount must be greater than zero.")
+    account = locked_account(org)
+    return write_ledger_entry(
+        account,
+        kind=LedgerEntry.Kind.GRANT,
+        amount=q(amount),
+        description=reason,
+        package=package,
+        user_id=getattr(actor, "pk", None),
+    )
+
+
+@transaction.atomic
+def adjust_credits(
+    *, org: Organization, amount: Decimal, kind: str, reason: str, actor: object | None = None
+) -> LedgerEntry:
+    """An operator's signed adjustment or a (positive) refund. Never takes held credits."""
+    amount = q(amount)
+    if kind not in (LedgerEntry.Kind.ADJUSTMENT, LedgerEntry.Kind.REFUND):
+        raise ValidationFailed("kind", "Must be adjustment or refund.")
+    if amount == 0 or (kind == LedgerEntry.Kind.REFUND and amount < 0):
+        raise ValidationFailed("amount", "A refund must be positive and an adjustment non-zero.")
+    account = locked_account(org)
+    if account.balance + amount < account.reserved:
+        raise ValidationFailed("amount", "The adjustment would take the balance below what is held or zero.")
+    return write_ledger_entry(account, kind=kind, amount=amount, description=reason, user_id=getattr(actor, "pk", None))

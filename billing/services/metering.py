@@ -1,0 +1,234 @@
+"""Metering: hold a call's worst case before it starts (or refuse with the contract's 402),
+settle it to the provider's reported usage after."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from billing.errors import (
+    BudgetExhaustedError,
+    CircuitOpenError,
+    InsufficientCreditsError,
+    UnknownModelError,
+)
+from billing.models import (
+    Circuit,
+    LedgerEntry,
+    ModelRate,
+    Reservation,
+)
+from billing.services.alerts import evaluate_alerts
+from billing.services.ledger import locked_account, write_ledger_entry
+from leancore.credits import period_bounds, q, token_cost
+from orgs.models import Organization
+
+
+@dataclass(frozen=True)
+class Hold:
+    reservation_id: uuid.UUID
+    amount: Decimal
+    rate: ModelRate
+
+
+@dataclass(frozen=True)
+class Charge:
+    credits: Decimal
+    balance: Decimal
+    ledger_entry_id: uuid.UUID | None
+
+
+def active_rate(model: str) -> ModelRate:
+    rate = ModelRate.objects.filter(model=model, active=True).first()
+    if rate is None:
+        raise UnknownModelError(model)
+    return rate
+
+
+def worst_case_cost(*, rate: ModelRate, input_tokens: int, max_output_tokens: int) -> Decimal:
+    return token_cost(
+        input_tokens=input_tokens,
+        output_tokens=max_output_tokens,
+        input_per_million=rate.input_credits_per_million,
+        output_per_million=rate.output_credits_per_million,
+    )
+
+
+def _open_holds(org: Organization, **filters: object) -> Decimal:
+    total = Reservation.objects.filter(organization=org, status=Reservation.Status.ACTIVE, **filters).aggregate(
+        total=Sum("amount")
+    )["total"]
+    return total or Decimal(0)
+
+
+def specialist_spent(*, org: Organization, specialist_id: uuid.UUID, since: datetime) -> Decimal:
+    total = LedgerEntry.objects.filter(
+        organization=org, kind=LedgerEntry.Kind.USAGE, specialist_id=specialist_id, created_at__gte=since
+    ).aggregate(total=Sum("amount"))["total"]
+    return -(total or Decimal(0))
+
+
+def reserve(
+    *,
+    org: Organization,
+    model: str,
+    input_tokens: int,
+    max_output_tokens: int,
+    specialist_id: uuid.UUID | None = None,
+    specialist_name: str = "",
+    specialist_limit: Decimal | None = None,
+    session_id: uuid.UUID | None = None,
+    message_id: uuid.UUID | None = None,
+    user_id: uuid.UUID | None = None,
+    rate: ModelRate | None = None,
+    reservation_id: uuid.UUID | None = None,
+) -> Hold:
+    """Holds the call's worst case, or refuses with the contract's 402 (in its order).
+    ``rate`` saves a lookup when the caller has the model's active rate at hand."""
+    with transaction.atomic():
+        return _reserve(
+            org=org,
+            rate=rate if rate is not None and rate.active else active_rate(model),
+            input_tokens=input_tokens,
+            max_output_tokens=max_output_tokens,
+            specialist_id=specialist_id,
+            specialist_name=specialist_name,
+            specialist_limit=specialist_limit,
+            session_id=session_id,
+            message_id=message_id,
+            user_id=user_id,
+            reservation_id=reservation_id or uuid.uuid4(),
+        )
+
+
+def _reserve(
+    *,
+    org: Organization,
+    rate: ModelRate,
+    input_tokens: int,
+    max_output_tokens: int,
+    specialist_id: uuid.UUID | None,
+    specialist_name: str,
+    specialist_limit: Decimal | None,
+    session_id: uuid.UUID | None,
+    message_id: uuid.UUID | None,
+    user_id: uuid.UUID | None,
+    reservation_id: uuid.UUID,
+) -> Hold:
+    model = rate.model
+    hold = worst_case_cost(rate=rate, input_tokens=input_tokens, max_output_tokens=max_output_tokens)
+    account = locked_account(org)
+    circuit = getattr(account.organization, "circuit", None)
+    if circuit is not None and circuit.state == Circuit.State.OPEN:
+        raise CircuitOpenError(reason=circuit.reason, opened_at=circuit.opened_at)
+    available = account.balance - account.reserved
+    if hold > available:
+        raise InsufficientCreditsError(required=hold, available=available)
+    _, period_end = period_bounds(timezone.now())
+    budget = account.organization.monthly_budget
+    if budget is not None:
+        committed = account.period_spent + account.reserved
+        if committed >= budget:
+            raise BudgetExhaustedError(scope="org_budget", limit=budget, spent=committed, reset_at=period_end)
+    if specialist_id is not None and specialist_limit is not None:
+        committed = specialist_spent(org=org, specialist_id=specialist_id, since=account.period_start) + _open_holds(
+            org, specialist_id=specialist_id
+        )
+        if committed >= specialist_limit:
+            raise BudgetExhaustedError(
+                scope="specialist_budget", limit=specialist_limit, spent=committed, reset_at=period_end
+            )
+    account.reserved = q(account.reserved + hold)
+    account.save(update_fields=["reserved", "updated_at"])
+    reservation = Reservation.objects.create(
+        id=reservation_id,
+        organization=org,
+        amount=hold,
+        model=model,
+        input_credits_per_million=rate.input_credits_per_million,
+        output_credits_per_million=rate.output_credits_per_million,
+        specialist_id=specialist_id,
+        specialist_name=specialist_name[:200],
+        session_id=session_id,
+        message_id=message_id,
+        user_id=user_id,
+    )
+    return Hold(reservation_id=reservation.id, amount=hold, rate=rate)
+
+
+def settle(*, reservation_id: uuid.UUID, input_tokens: int, output_tokens: int, description: str = "") -> Charge:
+    """Charges the real cost (provider-reported usage), releases the rest of the hold, writes one
+    usage entry. A cost above the hold comes out of the available balance as far as it goes.
+    Settling twice charges once."""
+    with transaction.atomic():
+        reservation = Reservation.objects.select_for_update().get(pk=reservation_id)
+        account = locked_account(reservation.organization_id)
+        if reservation.status != Reservation.Status.ACTIVE:
+            return Charge(
+                credits=reservation.charged or Decimal(0),
+                balance=account.balance,
+                ledger_entry_id=reservation.ledger_entry_id,
+            )
+        cost = token_cost(  # at the rates in force when the call was reserved
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            input_per_million=reservation.input_credits_per_million,
+            output_per_million=reservation.output_credits_per_million,
+        )
+        account.reserved = q(account.reserved - reservation.amount)
+        charge = min(cost, account.balance - account.reserved)
+        account.period_spent = q(account.period_spent + charge)
+        entry = write_ledger_entry(
+            account,
+            kind=LedgerEntry.Kind.USAGE,
+            amount=-charge,
+            description=description or f"{input_tokens} in + {output_tokens} out tokens on {reservation.model}",
+            model=reservation.model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            specialist_id=reservation.specialist_id,
+            specialist_name=reservation.specialist_name,
+            session_id=reservation.session_id,
+            message_id=reservation.message_id,
+            user_id=reservation.user_id,
+        )
+        reservation.status = Reservation.Status.SETTLED
+        reservation.charged = charge
+        reservation.ledger_entry = entry
+        reservation.closed_at = timezone.now()
+        reservation.save(update_fields=["status", "charged", "ledger_entry", "closed_at"])
+        evaluate_alerts(org=account.organization, account=account)
+        return Charge(credits=charge, balance=account.balance, ledger_entry_id=entry.pk)
+
+
+@transaction.atomic
+def release(*, reservation_id: uuid.UUID) -> None:
+    """Gives a hold back without charging (the call never reached the model)."""
+    reservation = Reservation.objects.select_for_update().filter(pk=reservation_id).first()
+    if reservation is None or reservation.status != Reservation.Status.ACTIVE:
+        return
+    account = locked_account(reservation.organization_id)
+    account.reserved = q(account.reserved - reservation.amount)
+    account.save(update_fields=["reserved", "updated_at"])
+    reservation.status = Reservation.Status.RELEASED
+    reservation.charged = Decimal(0)
+    reservation.closed_at = timezone.now()
+    reservation.save(update_fields=["status", "charged", "closed_at"])
+
+
+def release_stale_reservations(*, older_than: datetime | None = None) -> int:
+    """Releases holds whose call never settled (a crashed worker). Each is released at most once."""
+    cutoff = older_than or timezone.now() - settings.RESERVATION_TTL
+    ids = list(
+        Reservation.objects.filter(status=Reservation.Status.ACTIVE, created_at__lt=cutoff).values_list("id", flat=True)
+    )
+    for reservation_id in ids:
+        release(reservation_id=reservation_id)
+    return len(ids)
