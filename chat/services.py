@@ -131,6 +131,35 @@ def plan_request(
     return request, bindings, rate
 
 
+def _prepared(
+    *,
+    session: ChatSession,
+    specialist: Specialist,
+    user_message: Message,
+    assistant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    reservation_id: uuid.UUID,
+    plan: tuple[ProviderRequest, dict[str, ToolBinding], ModelRate],
+) -> PreparedTurn:
+    request, bindings, rate = plan
+    return PreparedTurn(
+        org=session.organization,
+        session_id=session.pk,
+        user_message_id=user_message.pk,
+        message_id=assistant_id,
+        specialist_id=specialist.pk,
+        specialist_name=specialist.name,
+        specialist_limit=specialist.monthly_credit_limit,
+        user_id=user_id,
+        provider=rate.provider,
+        request=request,
+        bindings=bindings,
+        reservation_id=reservation_id,
+        group=session.group_name,
+        workspace_id=session.workspace_id,
+    )
+
+
 def reserve_call(
     turn: PreparedTurn, *, rate: ModelRate | None = None, reservation_id: uuid.UUID | None = None
 ) -> uuid.UUID:
@@ -213,21 +242,14 @@ def start_turn(
     request, bindings, rate = plan_request(
         specialist=specialist, session=session, user_message=user_message, history=history
     )
-    turn = PreparedTurn(
-        org=context.org,
-        session_id=session.pk,
-        user_message_id=user_message.pk,
-        message_id=assistant.pk,
-        specialist_id=specialist.pk,
-        specialist_name=specialist.name,
-        specialist_limit=specialist.monthly_credit_limit,
+    turn = _prepared(
+        session=session,
+        specialist=specialist,
+        user_message=user_message,
+        assistant_id=assistant.pk,
         user_id=user.pk,
-        provider=rate.provider,
-        request=request,
-        bindings=bindings,
         reservation_id=reservation_id,
-        group=session.group_name,
-        workspace_id=session.workspace_id,
+        plan=(request, bindings, rate),
     )
     reserve_call(turn, rate=rate, reservation_id=reservation_id)
     return turn
@@ -255,22 +277,14 @@ def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
         .order_by("-created_at")
         .first()
     )
-    request, bindings, rate = plan_request(specialist=specialist, session=session, user_message=user_message)
-    return PreparedTurn(
-        org=session.organization,
-        session_id=session.pk,
-        user_message_id=user_message.pk,
-        message_id=assistant.pk,
-        specialist_id=specialist.pk,
-        specialist_name=specialist.name,
-        specialist_limit=specialist.monthly_credit_limit,
+    return _prepared(
+        session=session,
+        specialist=specialist,
+        user_message=user_message,
+        assistant_id=assistant.pk,
         user_id=session.created_by_id,
-        provider=rate.provider,
-        request=request,
-        bindings=bindings,
         reservation_id=assistant.reservation_id,
-        group=session.group_name,
-        workspace_id=session.workspace_id,
+        plan=plan_request(specialist=specialist, session=session, user_message=user_message),
     )
 
 

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.models import User
-from leancore.api.fields import OrgRelatedField
+from leancore.api.fields import OrgMemberField, OrgRelatedField
 from specialists.models import Specialist
 from tasks.models import Project, Task
 from workspaces.models import Workspace
@@ -61,30 +60,13 @@ class TaskSerializer(serializers.ModelSerializer):
         return task.error or None
 
 
-class _MemberField(serializers.PrimaryKeyRelatedField):
-    """A user id; membership of the org is checked by the service (same 400 either way)."""
-
-    default_error_messages = {"does_not_exist": "Not found in this organization.", "incorrect_type": "Must be an id."}
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(queryset=User.objects.all(), **kwargs)
-
-    def to_internal_value(self, data: object) -> object:
-        try:
-            return super().to_internal_value(data)
-        except serializers.ValidationError:
-            raise
-        except Exception:  # a malformed id
-            self.fail("does_not_exist", pk_value=data)
-
-
 class TaskWriteSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=300)
     description = serializers.CharField(required=False, allow_blank=True)
     status = serializers.ChoiceField(choices=Task.Status.choices, required=False)
     priority = serializers.ChoiceField(choices=Task.Priority.choices, required=False)
     project_id = OrgRelatedField(model=Project, required=False, allow_null=True, source="project")
-    assignee_user_id = _MemberField(required=False, allow_null=True, source="assignee_user")
+    assignee_user_id = OrgMemberField(required=False, allow_null=True, source="assignee_user")
     assignee_specialist_id = OrgRelatedField(
         model=Specialist, required=False, allow_null=True, source="assignee_specialist"
     )

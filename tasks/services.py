@@ -14,7 +14,7 @@ from chat.models import Message
 from chat.services import start_turn
 from leancore.api.errors import InvalidStateError, PermissionDeniedError, ValidationFailed
 from orgs.context import OrgContext
-from orgs.models import Membership, Organization, Role
+from orgs.models import Organization, Role
 from tasks.models import Project, Task
 
 PROJECT_FIELDS = ("name", "description", "status", "workspace")
@@ -54,20 +54,15 @@ def delete_project(*, context: OrgContext, user: User, project: Project) -> None
     project.delete()
 
 
-def _check_assignees(org: Organization, values: dict[str, Any]) -> None:
+def _check_assignees(values: dict[str, Any]) -> None:
+    """At most one assignee (the serializer looked both up inside the org)."""
     if values.get("assignee_user") is not None and values.get("assignee_specialist") is not None:
         raise ValidationFailed("assigneeSpecialistId", "A task has at most one assignee.")
-    user = values.get("assignee_user")
-    if (
-        user is not None
-        and not Membership.objects.filter(organization=org, user=user, status=Membership.Status.ACTIVE).exists()
-    ):
-        raise ValidationFailed("assigneeUserId", "Not found in this organization.")
 
 
 def create_task(*, org: Organization, user: User, data: dict[str, Any]) -> Task:
     values = {k: data[k] for k in TASK_FIELDS if k in data}
-    _check_assignees(org, values)
+    _check_assignees(values)
     return Task.objects.create(organization=org, created_by=user, **values)
 
 
@@ -81,7 +76,7 @@ def update_task(*, task: Task, data: dict[str, Any]) -> Task:
         merged["assignee_specialist"] = None  # giving it to a person takes it from the specialist
     if "assignee_specialist" in values and values["assignee_specialist"] is not None and "assignee_user" not in values:
         merged["assignee_user"] = None
-    _check_assignees(task.organization, merged)
+    _check_assignees(merged)
     for key, value in {**values, **merged}.items():
         setattr(task, key, value)
     task.save()

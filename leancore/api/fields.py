@@ -50,3 +50,20 @@ class OrgRelatedField(serializers.PrimaryKeyRelatedField):
             raise
         except Exception:  # a malformed id
             self.fail("does_not_exist", pk_value=data)
+
+
+class OrgMemberField(OrgRelatedField):
+    """A user id that must name an active member of the request's org."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from accounts.models import User
+
+        super().__init__(model=User, **kwargs)
+
+    def get_queryset(self):  # noqa: ANN201
+        from orgs.models import Membership
+
+        org = self.context["request"].org_context.org
+        return self.model._default_manager.filter(
+            memberships__organization=org, memberships__status=Membership.Status.ACTIVE
+        )
