@@ -24,6 +24,7 @@ from accounts.serializers import (
     VerifyResponseSerializer,
     token_body,
 )
+from leancore.api.errors import InvalidTokenError, RateLimitedError, TokenNotValidError
 from leancore.api.throttles import CLIENT_MULTIPLIER, FailureLimiter, RegisterThrottle, client_ip
 from leancore.api.views import PublicAPIView, UserAPIView
 from orgs import services as org_services
@@ -46,6 +47,8 @@ def _valid(serializer_class: type, request: Request) -> dict:
 
 
 class LoginView(PublicAPIView):
+    errors = (InvalidCredentialsError, RateLimitedError)
+
     @extend_schema(
         request=LoginSerializer,
         responses={200: TokenResponseSerializer},
@@ -72,6 +75,8 @@ class LoginView(PublicAPIView):
 
 
 class RefreshView(PublicAPIView):
+    errors = (TokenNotValidError,)
+
     @extend_schema(
         request=RefreshSerializer,
         responses={200: RefreshResponseSerializer},
@@ -99,6 +104,8 @@ class LogoutView(UserAPIView):
 
 
 class AcceptInviteView(PublicAPIView):
+    errors = (InvalidTokenError,)
+
     @extend_schema(
         request=AcceptInviteSerializer,
         responses={200: TokenResponseSerializer},
@@ -111,6 +118,8 @@ class AcceptInviteView(PublicAPIView):
 
 
 class PasswordResetView(PublicAPIView):
+    errors = (RateLimitedError,)
+
     @extend_schema(
         request=PasswordResetSerializer,
         responses={202: NO_CONTENT},
@@ -127,6 +136,8 @@ class PasswordResetView(PublicAPIView):
 
 
 class PasswordResetConfirmView(PublicAPIView):
+    errors = (InvalidTokenError,)
+
     @extend_schema(
         request=PasswordResetConfirmSerializer,
         responses={204: NO_CONTENT},

@@ -60,3 +60,7 @@ class UnknownModelError(DomainError):
     def __init__(self, model: str) -> None:
         message = f"'{model}' is not an active model."
         super().__init__(message, extra={"errors": {"model": [message]}})
+
+
+# Every refusal of a call before it starts (402).
+REFUSALS: tuple[type[BillingRefusal], ...] = (CircuitOpenError, InsufficientCreditsError, BudgetExhaustedError)

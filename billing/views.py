@@ -22,7 +22,7 @@ from billing.serializers import (
     LedgerEntrySerializer,
     ModelRateSerializer,
 )
-from leancore.api.errors import PermissionDeniedError
+from leancore.api.errors import IdempotencyKeyReusedError, PermissionDeniedError
 from leancore.api.views import OrgAPIView, OrgViewSet, UserViewSet
 from orgs.models import Role
 
@@ -65,6 +65,8 @@ class PackageListView(mixins.ListModelMixin, UserViewSet):
 
 
 class GrantView(OrgAPIView):
+    errors = (IdempotencyKeyReusedError,)
+
     @extend_schema(
         request=GrantSerializer,
         responses={201: LedgerEntrySerializer},

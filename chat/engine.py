@@ -292,9 +292,9 @@ class Completion:
     credits: Decimal
 
 
-async def _collect(provider_name: str, request: ProviderRequest) -> _CallState:
-    state = _CallState(request)
-    async with aclosing(get_provider(provider_name).stream(request)) as stream:
+async def _collect(provider_name: str, state: _CallState) -> None:
+    """Streams one call into ``state`` (which keeps what was produced if the call fails midway)."""
+    async with aclosing(get_provider(provider_name).stream(state.request)) as stream:
         async for event in stream:
             if isinstance(event, TextDelta):
                 state.text.append(event.text)
@@ -302,7 +302,6 @@ async def _collect(provider_name: str, request: ProviderRequest) -> _CallState:
                 state.usage = event
             elif isinstance(event, Finish):
                 state.finish = event.reason
-    return state
 
 
 def complete(*, org: Any, provider: str, request: ProviderRequest, user_id: Any, description: str) -> Completion:
@@ -318,14 +317,25 @@ def complete(*, org: Any, provider: str, request: ProviderRequest, user_id: Any,
         user_id=user_id,
     )
     state = _CallState(request)
-    try:
-        state = async_to_sync(_collect)(provider, request)
-    finally:
+
+    def settle() -> Decimal:
         usage = state.usage_or_estimate()
-        charge = billing.settle(
+        return billing.settle(
             reservation_id=hold.reservation_id,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             description=description,
-        )
-    return Completion("".join(state.text), usage.input_tokens, usage.output_tokens, charge.credits)
+        ).credits
+
+    try:
+        async_to_sync(_collect)(provider, state)
+    except BaseException:
+        # a call cut short is billed for what it produced; one that produced nothing costs nothing
+        if state.produced:
+            settle()
+        else:
+            billing.release(reservation_id=hold.reservation_id)
+        raise
+    credits = settle()
+    usage = state.usage_or_estimate()
+    return Completion("".join(state.text), usage.input_tokens, usage.output_tokens, credits)

@@ -16,11 +16,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.idempotency import run_idempotent
+from billing.errors import REFUSALS
 from billing.views import IDEMPOTENCY_HEADER
 from chat import selectors, services
 from chat.engine import TurnEvent, run_turn
 from chat.jobs import run_queued_turn
 from chat.models import ChatSession, Message
+from chat.providers.base import ProviderError
 from chat.serializers import (
     AttachmentSerializer,
     SendSerializer,
@@ -30,10 +32,13 @@ from chat.serializers import (
     UploadSerializer,
 )
 from chat.services import PreparedTurn
-from chat.uploads import store_upload
-from leancore.api.errors import ValidationFailed, json_problem
+from chat.uploads import FileTooLargeError, StorageQuotaExceededError, store_upload
+from leancore.api.errors import IdempotencyKeyReusedError, NotAcceptableError, ValidationFailed, json_problem
+from leancore.api.negotiation import accepts_any
 from leancore.api.throttles import ChatThrottle, UploadThrottle
 from leancore.api.views import OrgAPIView, OrgViewSet
+from mcps.services import MCPUnreachableError
+from specialists.errors import SpecialistInactiveError
 
 SSE_DESCRIPTION = """Server-Sent Events, in this order: `session` {sessionId, userMessageId, messageId} →
 any number of `delta` {text}, `tool_call` {id, name, arguments, connectionId}, `tool_result`
@@ -110,6 +115,7 @@ def _replay(record: Any) -> tuple[int, dict]:
 
 
 class _SendView(OrgAPIView):
+    errors = (SpecialistInactiveError, IdempotencyKeyReusedError, *REFUSALS)
     throttle_classes = [ChatThrottle]
     queued = False
     scope = ""
@@ -148,8 +154,21 @@ class _SendView(OrgAPIView):
         return result, replayed, (started[0] if started else None)
 
 
+STREAM_MEDIA_TYPES = ("text/event-stream", "application/json", "application/problem+json")
+
+
 class ChatStreamView(_SendView):
+    errors = (*_SendView.errors, NotAcceptableError, ProviderError, MCPUnreachableError)
     scope = "chat-stream"
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
+        """The answer is an event stream, a JSON replay or a problem: a client that accepts none
+        of them (explicitly) gets 406; ``text/event-stream``, ``*/*`` or no Accept all stream."""
+        if not force and not accepts_any(request, STREAM_MEDIA_TYPES):
+            raise NotAcceptableError(
+                "This endpoint answers text/event-stream (or application/json, application/problem+json)."
+            )
+        return super().perform_content_negotiation(request, force)
 
     @extend_schema(
         request=SendSerializer,
@@ -237,6 +256,7 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
 
 
 class UploadView(OrgAPIView):
+    errors = (FileTooLargeError, StorageQuotaExceededError)
     throttle_classes = [UploadThrottle]
     parser_classes = [CamelCaseMultiPartParser]
 

@@ -14,6 +14,20 @@ from django.conf import settings  # noqa: E402
 
 from leancore.routing import websocket_urlpatterns  # noqa: E402
 
+
+def _leave_form_bodies_to_django() -> None:
+    """Daphne's Twisted request parses every POSTed form or multipart body itself (a second copy
+    in memory, unused) and answers one it cannot parse with an empty 400 before Django sees it.
+    Django parses bodies; Twisted must not (every 4xx is problem+json)."""
+    try:
+        from daphne.http_protocol import WebRequest
+    except ImportError:  # another ASGI server
+        return
+    WebRequest._parsePOSTFormSubmission = property(lambda self: False, lambda self, value: None)
+
+
+_leave_form_bodies_to_django()
+
 if settings.EMBEDDED_WORKER:
     from leancore.worker import start_embedded_worker
 

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "leancore.api.middleware.RequestSizeMiddleware",
     "leancore.api.middleware.StaticFilesMiddleware",
     "leancore.api.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -179,6 +180,8 @@ REST_FRAMEWORK = {
         "leancore.api.filters.CamelOrderingFilter",
     ],
     "EXCEPTION_HANDLER": "leancore.api.errors.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "leancore.api.negotiation.JSONFallbackNegotiation",
+    "DEFAULT_METADATA_CLASS": "leancore.api.negotiation.MinimalMetadata",
     "DEFAULT_SCHEMA_CLASS": "leancore.api.schema.LeanCoreAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": True,
@@ -242,7 +245,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "drf_spectacular.contrib.djangorestframework_camel_case.camelize_serializer_fields",
-        "leancore.api.schema.add_problem_responses",
+        "leancore.api.schema.add_problem_schema",
     ],
     "PREPROCESSING_HOOKS": ["leancore.api.schema.drop_trailing_slash_twins"],
     "ENUM_NAME_OVERRIDES": {
@@ -288,7 +291,9 @@ PASSWORD_RESET_TTL = timedelta(hours=2)
 SIGNUP_CREDITS = Decimal(env_str("SIGNUP_CREDITS", "100"))
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
 STORAGE_QUOTA_BYTES = env_int("STORAGE_QUOTA_BYTES", 1024 * 1024 * 1024)
+# The largest request body of any kind (413 `request_too_large` above it): room for one upload.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(UPLOAD_MAX_BYTES * 2, 2_621_440)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 WIZARD_MODEL = env_str("WIZARD_MODEL")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")

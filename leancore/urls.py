@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from leancore.api.errors import NotFoundError, error_response
 from leancore.api.health import HealthView
 from leancore.api.routes import route
 
@@ -23,6 +25,15 @@ class PublicRedocView(SpectacularRedocView):
     authentication_classes = []
 
 
+def unknown_path(request: HttpRequest, rest: str = "") -> JsonResponse:
+    """Any path no route serves: problem+json 404, in development too (DEBUG's HTML page is for
+    browsers, not API clients). The admin keeps its own pages."""
+    return error_response(NotFoundError())
+
+
+unknown_path.access = "public"  # type: ignore[attr-defined]
+unknown_path.csrf_exempt = True  # type: ignore[attr-defined]
+
 admin.site.site_header = "LeanCore operations"
 admin.site.site_title = "LeanCore admin"
 
@@ -40,6 +51,7 @@ urlpatterns = [
     path("", include("mcps.urls")),
     path("", include("workspaces.urls")),
     path("", include("tasks.urls")),
+    re_path(r"^(?!admin/)(?P<rest>.*)$", unknown_path, name="unknown-path"),
 ]
 
 handler400 = "leancore.api.errors.handler400"

@@ -10,6 +10,7 @@ from leancore.api.errors import NotFoundError
 from leancore.api.views import OrgViewSet, UserViewSet
 from mcps import services
 from mcps.models import CatalogEntry, Connection, Tool
+from mcps.security import UrlNotAllowedError
 from mcps.serializers import (
     CatalogEntrySerializer,
     ConnectionCreateSerializer,
@@ -19,6 +20,7 @@ from mcps.serializers import (
     ToolPatchSerializer,
     ToolSerializer,
 )
+from mcps.services import MCPUnreachableError
 from orgs.models import Role
 
 ADMIN_ACTIONS = ("create", "update", "destroy", "sync", "tool_update")
@@ -26,6 +28,8 @@ ADMIN_ACTIONS = ("create", "update", "destroy", "sync", "tool_update")
 
 class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
     """``/orgs/{orgId}/mcps…``: the org is in the path; another org's (or an unknown) org is a 404."""
+
+    errors = {"create": (UrlNotAllowedError,), "update": (UrlNotAllowedError,), "sync": (MCPUnreachableError,)}
 
     org_path_kwarg = "org_id"
     queryset = Connection.objects.all()

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from leancore.api.views import OrgAPIView, OrgViewSet, UserViewSet
 from orgs import selectors, services
+from orgs.errors import AlreadyMemberError, LastOwnerError
 from orgs.filters import MemberFilter
 from orgs.models import Membership, Organization, Role
 from orgs.serializers import (
@@ -95,6 +96,7 @@ class MemberListView(mixins.ListModelMixin, OrgViewSet):
 
 
 class InviteView(OrgAPIView):
+    errors = (AlreadyMemberError,)
     required_roles = {"post": Role.ADMIN}
 
     @extend_schema(
@@ -115,6 +117,8 @@ class InviteView(OrgAPIView):
 
 
 class MemberDetailView(OrgAPIView):
+    errors = {"delete": (LastOwnerError,)}
+
     @extend_schema(
         request=ProfileSerializer,
         responses={200: MemberSerializer},
@@ -139,6 +143,7 @@ class MemberDetailView(OrgAPIView):
 
 
 class MemberRoleView(OrgAPIView):
+    errors = (LastOwnerError,)
     required_roles = {"patch": Role.ADMIN}
 
     @extend_schema(

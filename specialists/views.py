@@ -5,6 +5,8 @@ from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from billing.errors import REFUSALS
+from chat.providers.base import ProviderError
 from leancore.api.views import OrgViewSet
 from mcps.models import Tool
 from orgs.models import Role
@@ -19,7 +21,7 @@ from specialists.serializers import (
     WizardResponseSerializer,
     WizardSerializer,
 )
-from specialists.wizard import draft_specialist
+from specialists.wizard import LLMBadOutputError, draft_specialist
 
 
 class SpecialistViewSet(
@@ -27,6 +29,7 @@ class SpecialistViewSet(
     mixins.RetrieveModelMixin,
     OrgViewSet,
 ):
+    errors = {"wizard": (*REFUSALS, ProviderError, LLMBadOutputError)}
     queryset = Specialist.objects.alive().prefetch_related("tools")
     serializer_class = SpecialistSerializer
     filterset_class = SpecialistFilter

@@ -7,8 +7,11 @@ from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from billing.errors import REFUSALS
+from leancore.api.errors import InvalidStateError
 from leancore.api.filters import DateOrDateTimeFilter
 from leancore.api.views import OrgViewSet
+from specialists.errors import SpecialistInactiveError
 from tasks import services
 from tasks.models import Project, Task
 from tasks.serializers import (
@@ -72,6 +75,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSe
 
 
 class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
+    errors = {"run": (InvalidStateError, SpecialistInactiveError, *REFUSALS)}
     queryset = Task.objects.all()
     serializer_class = TaskSerializer
     filterset_class = TaskFilter

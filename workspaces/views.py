@@ -11,7 +11,8 @@ from rest_framework.response import Response
 from chat import selectors as chat_selectors
 from chat.models import ChatSession
 from chat.serializers import SessionSerializer
-from leancore.api.errors import NotFoundError
+from chat.uploads import FileTooLargeError, StorageQuotaExceededError
+from leancore.api.errors import NotFoundError, RateLimitedError
 from leancore.api.throttles import UploadThrottle
 from leancore.api.views import OrgViewSet
 from workspaces import services
@@ -37,6 +38,7 @@ class WorkspaceFilter(django_filters.FilterSet):
 
 
 class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
+    errors = {"upload": (FileTooLargeError, StorageQuotaExceededError, RateLimitedError)}
     queryset = Workspace.objects.annotate(
         file_count=Count("files", distinct=True), thread_count=Count("sessions", distinct=True)
     )

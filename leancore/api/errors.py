@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
-from djangorestframework_camel_case.util import camelize
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
@@ -35,12 +37,39 @@ TITLES = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class ErrorCode:
+    """One stable machine code and the HTTP status it is always answered with."""
+
+    code: str
+    status: int
+    description: str
+
+
+# The one registry of error codes: every DomainError subclass that names a code registers it here,
+# and the OpenAPI schema documents each operation's statuses from the errors its view declares.
+ERROR_CODES: dict[str, ErrorCode] = {}
+
+
+def _register(code: str, status: int, description: str) -> None:
+    known = ERROR_CODES.get(code)
+    if known is not None and known.status != status:
+        raise TypeError(f"Error code {code!r} is already registered with status {known.status}, not {status}.")
+    if known is None:
+        ERROR_CODES[code] = ErrorCode(code, status, description)
+
+
 class DomainError(Exception):
     """An error a service raises on purpose; carries its HTTP status and stable code."""
 
     status: int = 400
     code: str = "invalid_request"
     default_detail: str = "The request could not be processed."
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__:
+            _register(cls.code, cls.status, cls.default_detail)
 
     def __init__(self, detail: str | None = None, *, extra: dict[str, Any] | None = None) -> None:
         self.detail = detail or self.default_detail
@@ -59,6 +88,34 @@ class ValidationFailed(DomainError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message, extra={"errors": {field: [message]}})
 
+    @classmethod
+    def of(cls, errors: dict[str, list[str]]) -> ValidationFailed:
+        """Several fields at once (``errors`` as the contract shapes it)."""
+        first = next((messages[0] for messages in errors.values() if messages), cls.default_detail)
+        error = cls.__new__(cls)
+        DomainError.__init__(error, first, extra={"errors": errors})
+        return error
+
+
+class NotAuthenticatedError(DomainError):
+    status = 401
+    code = "not_authenticated"
+    default_detail = "Authentication credentials were not provided."
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.headers = {"WWW-Authenticate": 'Bearer realm="api"'}
+
+
+class TokenNotValidError(DomainError):
+    status = 401
+    code = "token_not_valid"
+    default_detail = "The token is invalid or expired."
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.headers = {"WWW-Authenticate": 'Bearer realm="api"'}
+
 
 class NotFoundError(DomainError):
     status = 404
@@ -70,6 +127,18 @@ class PermissionDeniedError(DomainError):
     status = 403
     code = "permission_denied"
     default_detail = "You do not have permission to perform this action."
+
+
+class MethodNotAllowedError(DomainError):
+    status = 405
+    code = "method_not_allowed"
+    default_detail = "This method is not allowed here."
+
+
+class NotAcceptableError(DomainError):
+    status = 406
+    code = "not_acceptable"
+    default_detail = "None of the media types in the Accept header can be produced."
 
 
 class InvalidStateError(DomainError):
@@ -88,6 +157,46 @@ class InvalidTokenError(DomainError):
     status = 400
     code = "invalid_token"
     default_detail = "The token is invalid, expired or already used."
+
+
+class RequestTooLargeError(DomainError):
+    status = 413
+    code = "request_too_large"
+    default_detail = "The request body is larger than the server accepts."
+
+
+class UnsupportedMediaTypeError(DomainError):
+    status = 415
+    code = "unsupported_media_type"
+    default_detail = "The request body's media type is not supported."
+
+
+class RateLimitedError(DomainError):
+    status = 429
+    code = "rate_limited"
+    default_detail = "Too many requests."
+
+    def __init__(self, wait: int) -> None:
+        self.wait = max(int(wait), 1)
+        super().__init__(f"Too many requests. Try again in {self.wait} seconds.")
+        self.headers = {"Retry-After": str(self.wait)}
+
+
+class ServiceUnavailableError(DomainError):
+    status = 503
+    code = "service_unavailable"
+    default_detail = "The service is briefly unavailable. Try again shortly."
+    retry_after = 5
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(self.retry_after)}
+
+
+class ServerError(DomainError):
+    status = 500
+    code = "server_error"
+    default_detail = "An unexpected error occurred."
 
 
 def problem(
@@ -122,92 +231,118 @@ def _flatten_detail(detail: Any) -> str:
     return str(detail)
 
 
-def _validation_errors(detail: Any) -> dict[str, Any]:
-    if isinstance(detail, dict):
-        return camelize({key: _listify(value) for key, value in detail.items()})
-    return {"nonFieldErrors": _listify(detail)}
-
-
-def _listify(value: Any) -> Any:
+def _messages(value: Any, prefix: str = "") -> list[str]:
+    """Every message under one field as a flat list of strings; items of list fields and keys of
+    nested fields are named in the message (``item 2: …``, ``name: …``)."""
     if isinstance(value, dict):
-        return {key: _listify(v) for key, v in value.items()}
-    if isinstance(value, list):
-        if all(isinstance(v, (str, drf.ErrorDetail)) for v in value):
-            return [str(v) for v in value]
-        return [_listify(v) for v in value]
-    return [str(value)]
+        out: list[str] = []
+        for key, item in value.items():
+            label = f"item {key}" if isinstance(key, int) or str(key).isdigit() else camelize_key(str(key))
+            out += _messages(item, f"{prefix}{label}: ")
+        return out
+    if isinstance(value, list | tuple):
+        if all(not isinstance(item, dict | list | tuple) for item in value):
+            return [f"{prefix}{item}" for item in value]
+        out = []
+        for index, item in enumerate(value):
+            if item in ({}, [], None):  # list serializers report valid items as empty
+                continue
+            out += _messages(item, f"{prefix}item {index}: ")
+        return out
+    return [f"{prefix}{value}"]
+
+
+def camelize_key(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def field_errors(detail: Any) -> dict[str, list[str]]:
+    """The contract's ``errors``: camelCase field → flat list of messages."""
+    if isinstance(detail, dict):
+        return {camelize_key(str(key)): _messages(value) for key, value in detail.items()}
+    return {"nonFieldErrors": _messages(detail)}
+
+
+def as_domain_error(exc: Exception) -> DomainError | None:
+    """Every error DRF, Django or a service raises, as one of the registered domain errors."""
+    if isinstance(exc, DomainError):
+        return exc
+    if isinstance(exc, (Http404, drf.NotFound)):
+        return NotFoundError()
+    if isinstance(exc, (InvalidToken, TokenError)):
+        return TokenNotValidError()
+    if isinstance(exc, drf.NotAuthenticated):
+        return NotAuthenticatedError()
+    if isinstance(exc, drf.AuthenticationFailed):
+        return TokenNotValidError(str(exc.detail))
+    if isinstance(exc, (drf.PermissionDenied, DjangoPermissionDenied)):
+        return PermissionDeniedError(str(getattr(exc, "detail", "")) or None)
+    if isinstance(exc, drf.Throttled):
+        return RateLimitedError(int(exc.wait or 1) if exc.wait is not None else 1)
+    if isinstance(exc, drf.ValidationError | DjangoValidationError):
+        detail = exc.detail if isinstance(exc, drf.ValidationError) else _django_detail(exc)
+        return ValidationFailed.of(field_errors(detail))
+    if isinstance(exc, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
+        return RequestTooLargeError()
+    if isinstance(exc, drf.ParseError):
+        return ValidationFailed.of({"nonFieldErrors": [str(exc.detail)]})
+    if isinstance(exc, drf.UnsupportedMediaType):
+        return UnsupportedMediaTypeError(str(exc.detail))
+    if isinstance(exc, drf.MethodNotAllowed):
+        return MethodNotAllowedError(str(exc.detail))
+    if isinstance(exc, drf.NotAcceptable):
+        return NotAcceptableError(str(exc.detail))
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("Database unavailable: %s", exc)
+        return ServiceUnavailableError()
+    if isinstance(exc, DataError):  # a value the database cannot store that validation let through
+        logger.warning("Value refused by the database: %s", exc)
+        return ValidationFailed.of({"nonFieldErrors": ["A value is out of the range that can be stored."]})
+    return None
+
+
+def _django_detail(exc: DjangoValidationError) -> Any:
+    return exc.message_dict if hasattr(exc, "error_dict") else exc.messages
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's EXCEPTION_HANDLER: every error becomes problem+json with a stable code."""
-    if isinstance(exc, DomainError):
-        return problem_response(exc.status, exc.code, exc.detail, extra=exc.extra, headers=exc.headers)
-    if isinstance(exc, (Http404, drf.NotFound)):
-        return problem_response(404, "not_found", "Not found.")
-    if isinstance(exc, (InvalidToken, TokenError)):
-        return problem_response(401, "token_not_valid", "The token is invalid or expired.")
-    if isinstance(exc, drf.NotAuthenticated):
-        return problem_response(
-            401,
-            "not_authenticated",
-            "Authentication credentials were not provided.",
-            headers={"WWW-Authenticate": 'Bearer realm="api"'},
-        )
-    if isinstance(exc, drf.AuthenticationFailed):
-        return problem_response(
-            401, "token_not_valid", str(exc.detail), headers={"WWW-Authenticate": 'Bearer realm="api"'}
-        )
-    if isinstance(exc, (drf.PermissionDenied, DjangoPermissionDenied)):
-        detail = str(getattr(exc, "detail", "")) or PermissionDeniedError.default_detail
-        return problem_response(403, "permission_denied", detail)
-    if isinstance(exc, drf.Throttled):
-        wait = int(exc.wait or 1) if exc.wait is not None else 1
-        return problem_response(
-            429,
-            "rate_limited",
-            f"Too many requests. Try again in {max(wait, 1)} seconds.",
-            headers={"Retry-After": str(max(wait, 1))},
-        )
-    if isinstance(exc, drf.ValidationError):
-        errors = _validation_errors(exc.detail)
-        return problem_response(400, "validation_error", _flatten_detail(exc.detail), extra={"errors": errors})
-    if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-        return problem_response(
-            400, "validation_error", _flatten_detail(detail), extra={"errors": _validation_errors(detail)}
-        )
-    if isinstance(exc, drf.ParseError):
-        return problem_response(
-            400, "validation_error", str(exc.detail), extra={"errors": {"nonFieldErrors": [str(exc.detail)]}}
-        )
-    if isinstance(exc, drf.UnsupportedMediaType):
-        return problem_response(415, "unsupported_media_type", str(exc.detail))
-    if isinstance(exc, drf.MethodNotAllowed):
-        return problem_response(405, "method_not_allowed", str(exc.detail))
-    if isinstance(exc, drf.NotAcceptable):
-        return problem_response(406, "not_acceptable", str(exc.detail))
-    if isinstance(exc, drf.APIException):
-        return problem_response(exc.status_code, exc.default_code, str(exc.detail))
-    logger.exception("Unhandled error", exc_info=exc)
-    return problem_response(500, "server_error", "An unexpected error occurred.")
+    """DRF's EXCEPTION_HANDLER: every error becomes problem+json with a registered code."""
+    error = as_domain_error(exc)
+    if error is None:
+        logger.exception("Unhandled error", exc_info=exc)
+        error = ServerError()
+    return problem_response(error.status, error.code, error.detail, extra=error.extra, headers=error.headers)
 
 
-def json_problem(status: int, code: str, detail: str) -> JsonResponse:
-    """A problem response outside DRF (Django's 404/500 handlers, middleware)."""
-    return JsonResponse(problem(status, code, detail), status=status, content_type=PROBLEM_CONTENT_TYPE)
+def json_problem(status: int, code: str, detail: str, *, headers: dict[str, str] | None = None) -> JsonResponse:
+    """A problem response outside DRF (Django's error handlers, middleware, the SSE endpoint)."""
+    response = JsonResponse(problem(status, code, detail), status=status, content_type=PROBLEM_CONTENT_TYPE)
+    for key, value in (headers or {}).items():
+        response[key] = value
+    return response
+
+
+def error_response(error: DomainError) -> JsonResponse:
+    body = problem(error.status, error.code, error.detail, extra=error.extra)
+    response = JsonResponse(body, status=error.status, content_type=PROBLEM_CONTENT_TYPE)
+    for key, value in error.headers.items():
+        response[key] = value
+    return response
 
 
 def handler404(request, exception=None) -> JsonResponse:  # noqa: ANN001
-    return json_problem(404, "not_found", "Not found.")
+    return error_response(NotFoundError())
 
 
 def handler500(request) -> JsonResponse:  # noqa: ANN001
-    return json_problem(500, "server_error", "An unexpected error occurred.")
+    return error_response(ServerError())
 
 
 def handler400(request, exception=None) -> JsonResponse:  # noqa: ANN001
-    return json_problem(400, "validation_error", "Bad request.")
+    error = as_domain_error(exception) if exception is not None else None
+    return error_response(error or ValidationFailed.of({"nonFieldErrors": ["Bad request."]}))
 
 
 def handler403(request, exception=None) -> JsonResponse:  # noqa: ANN001
-    return json_problem(403, "permission_denied", "Forbidden.")
+    return error_response(PermissionDeniedError("Forbidden."))

@@ -17,15 +17,24 @@ class DateOrDateTimeField(forms.Field):
         if value in (None, ""):
             return None
         text = str(value).strip().replace(" ", "+")
-        parsed = parse_datetime(text)
+        try:
+            parsed = parse_datetime(text)
+        except ValueError:  # well-formed but impossible (month 13, offset over 24 h)
+            raise forms.ValidationError("Enter a valid ISO 8601 date or date-time.") from None
         if parsed is None:
-            day = parse_date(text)
+            try:
+                day = parse_date(text)
+            except ValueError:
+                raise forms.ValidationError("Enter a valid ISO 8601 date or date-time.") from None
             if day is None:
                 raise forms.ValidationError("Enter an ISO 8601 date or date-time.")
             parsed = datetime.combine(day, time.min)
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed
+            return parsed.replace(tzinfo=UTC)
+        try:  # an offset like -20:24 is valid ISO 8601 but not for the database: store in UTC
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("This date-time cannot be represented in UTC.") from None
 
 
 class DateOrDateTimeFilter(django_filters.Filter):

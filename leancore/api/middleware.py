@@ -11,6 +11,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+from leancore.api.errors import RequestTooLargeError, error_response
+
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Org-Id, Idempotency-Key"
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 
@@ -24,6 +26,35 @@ class _DualMiddleware:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
+
+
+class RequestSizeMiddleware(_DualMiddleware):
+    """A body larger than the server accepts is a 413 ``request_too_large`` on every route, before
+    anything parses it (JSON, form or multipart alike). Bodies sent without a Content-Length are
+    held to the same limit where Django reads them (see the exception handler)."""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+        refused = self._refuse(request)
+        if self.is_async:
+            return self._acall(request, refused)
+        return refused or self.get_response(request)
+
+    async def _acall(self, request: HttpRequest, refused: HttpResponse | None) -> HttpResponse:
+        return refused or await self.get_response(request)
+
+    @staticmethod
+    def _refuse(request: HttpRequest) -> HttpResponse | None:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return error_response(
+                RequestTooLargeError(
+                    f"The request body is {length} bytes; the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+                )
+            )
+        return None
 
 
 class CorsMiddleware(_DualMiddleware):

@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.paginator import InvalidPage
+from django.db.models import QuerySet
 from rest_framework import pagination
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from leancore.api.errors import ValidationFailed
+
+MAX_PAGE_DIGITS = 9  # a page number beyond this is not a page of anything the API holds
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
+    """``page`` is a whole number from 1 up to the last page (page 1 of an empty list included),
+    anything else is 400 naming ``page``; ``pageSize`` is clamped to 1–100 (default 20)."""
+
     page_size = 20
     page_query_param = "page"
     page_size_query_param = "pageSize"
     max_page_size = 100
+
+    def paginate_queryset(self, queryset: QuerySet, request: Request, view: APIView | None = None) -> list[Any]:
+        self.request = request
+        page_size = self.get_page_size(request)
+        paginator = self.django_paginator_class(queryset, page_size)
+        raw = request.query_params.get(self.page_query_param, "1").strip() or "1"
+        if not raw.isdigit() or len(raw) > MAX_PAGE_DIGITS or int(raw) < 1:
+            raise ValidationFailed("page", "A page number is a whole number from 1.")
+        try:
+            self.page = paginator.page(int(raw))
+        except InvalidPage:
+            raise ValidationFailed("page", f"Page {int(raw)} is past the last page ({paginator.num_pages}).") from None
+        return list(self.page)
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param, "").strip()
+        if raw.isdigit() and len(raw) <= MAX_PAGE_DIGITS and int(raw) > 0:
+            return min(int(raw), self.max_page_size)
+        return self.page_size
 
     def get_paginated_response_schema(self, schema: dict) -> dict:
         return {
@@ -22,3 +54,22 @@ class PageNumberPagination(pagination.PageNumberPagination):
                 "results": schema,
             },
         }
+
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": self.page_query_param,
+                "required": False,
+                "in": "query",
+                "description": "A page number from 1 to the last page; anything else is 400 `validation_error`.",
+                "schema": {"type": "integer", "minimum": 1},
+            },
+            {
+                "name": self.page_size_query_param,
+                "required": False,
+                "in": "query",
+                "description": f"Results per page (default {self.page_size}); larger values are clamped to "
+                f"{self.max_page_size}.",
+                "schema": {"type": "integer"},
+            },
+        ]

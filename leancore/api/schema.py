@@ -1,28 +1,24 @@
-"""OpenAPI: the org header on org-scoped operations and problem+json error responses everywhere."""
+"""OpenAPI: the org header on org-scoped operations, and every status an operation can answer.
+
+An operation's error responses are derived, not listed by hand: the statuses the shared machinery
+can produce for that kind of view (authentication, the org context, bodies, throttles, path ids)
+plus the domain errors its view declares in ``errors``; each status lists its codes from the one
+registry in ``leancore.api.errors``.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
 
+from leancore.api import errors as e
+from leancore.api.views import ORG_HEADER_PARAMETER
+from orgs.context import InvalidOrgIdError, NotAMemberError, OrgRequiredError
 
-class LeanCoreAutoSchema(AutoSchema):
-    def get_override_parameters(self) -> list:
-        from leancore.api.views import ORG_HEADER_PARAMETER
-
-        params = list(super().get_override_parameters())
-        view = self.view
-        if getattr(view, "access", None) == "org" and not getattr(view, "org_path_kwarg", None):
-            params.append(ORG_HEADER_PARAMETER)
-        return params
-
-    def get_tags(self) -> list[str]:
-        path = self.path.strip("/").split("/")
-        if path[0] == "api" and len(path) > 1:
-            return [path[1]]
-        return [path[0] or "root"]
-
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -36,49 +32,113 @@ PROBLEM_SCHEMA = {
         "code": {"type": "string", "description": "A stable machine-readable code, e.g. `validation_error`."},
         "errors": {
             "type": "object",
-            "description": "Validation errors by camelCase field name.",
+            "description": (
+                "Validation errors: camelCase field name → a flat list of messages. Messages about one "
+                "item of a list field start with its 0-based position (`item 2: …`)."
+            ),
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
         },
     },
     "additionalProperties": True,
 }
 
-ERROR_DESCRIPTIONS = {
-    "400": "Invalid request (`validation_error`, `org_required`, `invalid_org_id`, …).",
-    "401": "Not authenticated (`not_authenticated`, `token_not_valid`, `invalid_credentials`).",
-    "402": "Refused for money: `insufficient_credits`, `budget_exhausted` or `circuit_open`, with `scope`.",
-    "403": "Not allowed (`permission_denied`, `not_a_member`).",
-    "404": "Not found, or another organization's object (`not_found`).",
-    "409": "Conflicting state.",
-    "429": "Throttled (`rate_limited`); see Retry-After.",
-}
+WRITE_METHODS = {"POST", "PUT", "PATCH"}
 
 
-def add_problem_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """Post-processing hook: every operation documents its problem+json errors."""
-    schemas = result.setdefault("components", {}).setdefault("schemas", {})
-    schemas["Problem"] = PROBLEM_SCHEMA
-    ref = {"$ref": "#/components/schemas/Problem"}
+def _declared(view: Any, method: str) -> list[type[e.DomainError]]:
+    declared = getattr(view, "errors", ())
+    if isinstance(declared, dict):
+        action = getattr(view, "action", None)
+        return [*declared.get("*", ()), *declared.get(action or "", ()), *declared.get(method.lower(), ())]
+    return list(declared)
+
+
+def operation_errors(view: Any, method: str, path: str) -> list[type[e.DomainError]]:
+    """Every error class an operation can answer with."""
+    found: list[type[e.DomainError]] = [e.ValidationFailed, e.RequestTooLargeError, e.ServiceUnavailableError]
+    access = getattr(view, "access", None)
+    if access != "public":
+        found += [e.NotAuthenticatedError, e.TokenNotValidError]
+    if access == "org":
+        found.append(e.PermissionDeniedError)
+        found += (
+            [e.NotFoundError]
+            if getattr(view, "org_path_kwarg", None)
+            else [
+                OrgRequiredError,
+                InvalidOrgIdError,
+                NotAMemberError,
+            ]
+        )
+    if "{" in path:
+        found.append(e.NotFoundError)
+    if method in WRITE_METHODS:
+        found.append(e.UnsupportedMediaTypeError)
+    if getattr(view, "throttle_classes", None):
+        found.append(e.RateLimitedError)
+    return found + _declared(view, method)
+
+
+def _responses(error_classes: Iterable[type[e.DomainError]]) -> dict[str, dict[str, Any]]:
+    codes: dict[int, set[str]] = defaultdict(set)
+    for error in error_classes:
+        codes[error.status].add(error.code)
+    responses = {}
+    for status, names in sorted(codes.items()):
+        listed = ", ".join(f"`{name}`" for name in sorted(names))
+        title = e.TITLES.get(status, "Error")
+        headers = {}
+        if status in (429, 503):
+            headers["Retry-After"] = {"schema": {"type": "integer"}, "description": "Seconds to wait."}
+        response: dict[str, Any] = {
+            "description": f"{title}: {listed}.",
+            "content": {"application/problem+json": {"schema": PROBLEM_REF}},
+        }
+        if headers:
+            response["headers"] = headers
+        responses[str(status)] = response
+    return responses
+
+
+class LeanCoreAutoSchema(AutoSchema):
+    def get_override_parameters(self) -> list:
+        params = list(super().get_override_parameters())
+        view = self.view
+        if getattr(view, "access", None) == "org" and not getattr(view, "org_path_kwarg", None):
+            params.append(ORG_HEADER_PARAMETER)
+        return params
+
+    def get_tags(self) -> list[str]:
+        path = self.path.strip("/").split("/")
+        if path[0] == "api" and len(path) > 1:
+            return [path[1]]
+        return [path[0] or "root"]
+
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        operation = super().get_operation(*args, **kwargs)
+        if operation is None:
+            return None
+        for status, response in _responses(operation_errors(self.view, self.method, self.path)).items():
+            operation["responses"].setdefault(status, response)
+        return operation
+
+
+def add_problem_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Post-processing hook: the Problem component, and camelCase path parameters (``{orgId}``)."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    paths = {}
     for path, operations in result.get("paths", {}).items():
-        for method, operation in operations.items():
-            if not isinstance(operation, dict) or "responses" not in operation:
+        renamed = path
+        for operation in operations.values():
+            if not isinstance(operation, dict):
                 continue
-            secured = bool(operation.get("security")) and {} not in operation.get("security", [])
-            codes = ["400", "404", "429"]
-            if secured:
-                codes += ["401", "403"]
-            if path.startswith(("/billing", "/api/chat")) or "wizard" in path or "/run" in path:
-                codes.append("402")
-            if method in ("put", "patch", "post", "delete"):
-                codes.append("409")
-            for code in codes:
-                operation["responses"].setdefault(
-                    code,
-                    {
-                        "description": ERROR_DESCRIPTIONS[code],
-                        "content": {"application/problem+json": {"schema": ref}},
-                    },
-                )
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "path" and "_" in parameter["name"]:
+                    camel = e.camelize_key(parameter["name"])
+                    renamed = renamed.replace("{" + parameter["name"] + "}", "{" + camel + "}")
+                    parameter["name"] = camel
+        paths[renamed] = operations
+    result["paths"] = paths
     return result
 
 

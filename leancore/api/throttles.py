@@ -11,18 +11,9 @@ from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from leancore.api.errors import DomainError
+from leancore.api.errors import RateLimitedError
 
-
-class RateLimitedError(DomainError):
-    status = 429
-    code = "rate_limited"
-    default_detail = "Too many requests."
-
-    def __init__(self, wait: int) -> None:
-        self.wait = max(int(wait), 1)
-        super().__init__(f"Too many requests. Try again in {self.wait} seconds.")
-        self.headers = {"Retry-After": str(self.wait)}
+__all__ = ["RateLimitedError"]
 
 
 def parse_rate(rate: str) -> tuple[int, int]:

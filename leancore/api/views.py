@@ -64,17 +64,19 @@ class OrgContextMixin:
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
         if self.org_path_kwarg:
-            request.org_context = resolve_org_from_path(request.user, kwargs[self.org_path_kwarg])
+            context = resolve_org_from_path(request.user, kwargs[self.org_path_kwarg])
         else:
-            request.org_context = resolve_org_from_header(request)
+            context = resolve_org_from_header(request)
+        # Kept on the view: DRF hands some handlers (OPTIONS) a clone of the request.
+        self._org_context = request.org_context = context
         key = getattr(self, "action", None) or request.method.lower()
         role = self.required_roles.get(key)
         if role:
-            require_role(request.org_context, role)
+            require_role(context, role)
 
     @property
     def org_context(self) -> OrgContext:
-        return self.request.org_context  # type: ignore[attr-defined,return-value]
+        return self._org_context
 
     @property
     def org(self):  # noqa: ANN201

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from billing import services as billing
-from billing.models import LedgerEntry
+from billing.models import CreditAccount, LedgerEntry, Reservation
 from chat.models import ChatSession, Message
 from specialists.models import Specialist
 from tests.conftest import assert_problem, client_for, make_specialist
@@ -217,3 +217,17 @@ def test_wizard_refusals(admin_user, org, settings):
     billing.set_circuit(org=org, actor=None, state="open", reason="stop")
     body = assert_problem(client.post("/specialists/wizard", {"brief": "x"}, format="json"), 402, "circuit_open")
     assert body["scope"] == "circuit"
+
+
+def test_wizard_provider_failure_costs_nothing(admin_user, org, fake_llm):
+    """A provider that answers 500 before producing anything: 502, and the hold is released
+    without a charge (the same rule as chat)."""
+    account = CreditAccount.objects.get(organization=org)
+    before = (account.balance, LedgerEntry.objects.filter(organization=org).count())
+    fake_llm.script(*[Scenario(status=500)] * 6)
+    response = client_for(admin_user).post("/specialists/wizard", {"brief": "x", "model": "gpt-4o-mini"}, format="json")
+    assert_problem(response, 502, "llm_unavailable")
+    account.refresh_from_db()
+    assert (account.balance, LedgerEntry.objects.filter(organization=org).count()) == before
+    assert account.reserved == 0
+    assert not Reservation.objects.filter(organization=org, status=Reservation.Status.ACTIVE).exists()
