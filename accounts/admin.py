@@ -2,9 +2,45 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.models import User
 from orgs.models import Membership
+
+# simplejwt's own admin shows every refresh token in full: anyone with admin access could sign in as
+# any user with it. Operators see which sessions exist and may revoke them; the tokens never show.
+for _model in (OutstandingToken, BlacklistedToken):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
+@admin.register(OutstandingToken)
+class RefreshTokenAdmin(admin.ModelAdmin):
+    list_display = ["jti", "user", "created_at", "expires_at", "revoked"]
+    search_fields = ["user__email", "jti"]
+    list_select_related = ["user", "blacklistedtoken"]
+    fields = ["jti", "user", "created_at", "expires_at", "revoked"]
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("token")
+
+    @admin.display(boolean=True)
+    def revoked(self, obj) -> bool:
+        return hasattr(obj, "blacklistedtoken")
+
+    @admin.action(description="Revoke the selected refresh tokens")
+    def revoke(self, request, queryset):
+        for token in queryset:
+            BlacklistedToken.objects.get_or_create(token=token)
+        self.message_user(request, f"{queryset.count()} refresh token(s) revoked.")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class MembershipInline(admin.TabularInline):

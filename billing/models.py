@@ -98,7 +98,8 @@ class LedgerEntry(models.Model):
         ADJUSTMENT = "adjustment"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="ledger_entries")
+    # PROTECT: the append-only ledger outlives any attempt to delete its organization
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="ledger_entries")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     amount = models.DecimalField(**CREDIT_FIELD)
     balance_after = models.DecimalField(**CREDIT_FIELD)

@@ -5,7 +5,20 @@ from django.contrib import admin
 from chat.models import Attachment, ChatSession, Message
 
 
+class ReadOnlyHistory(admin.ModelAdmin):
+    """Chat history is a record: operators read it; it is never edited or moved to another org."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class MessageInline(admin.TabularInline):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
     model = Message
     extra = 0
     fields = ["role", "status", "content", "credits", "error_code", "created_at"]
@@ -15,7 +28,7 @@ class MessageInline(admin.TabularInline):
 
 
 @admin.register(ChatSession)
-class ChatSessionAdmin(admin.ModelAdmin):
+class ChatSessionAdmin(ReadOnlyHistory):
     list_display = ["title", "organization", "specialist", "created_by", "message_count", "last_message_at"]
     search_fields = ["title", "organization__name", "specialist__name", "created_by__email"]
     list_select_related = ["organization", "specialist", "created_by"]
@@ -24,7 +37,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyHistory):
     list_display = ["session", "role", "status", "credits", "error_code", "created_at"]
     list_filter = ["role", "status", "error_code"]
     search_fields = ["content", "session__title"]
@@ -33,7 +46,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Attachment)
-class AttachmentAdmin(admin.ModelAdmin):
+class AttachmentAdmin(ReadOnlyHistory):
     list_display = ["filename", "organization", "content_type", "size", "uploaded_by", "created_at"]
     search_fields = ["filename", "organization__name"]
     list_select_related = ["organization", "uploaded_by"]

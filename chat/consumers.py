@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 from urllib.parse import parse_qs
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+FRAME_HINT = 'Send a JSON frame {"type": "message", "message": "…", "attachmentIds": [...]}.'
 
 
 def _user_for(token: str) -> User | None:
@@ -72,20 +74,33 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """A frame that is not JSON is answered with an error frame; the socket stays open."""
+        try:
+            content = json.loads(text_data if text_data is not None else (bytes_data or b""))
+        except ValueError:
+            await self._error("validation_error", FRAME_HINT)
+            return
+        await self.receive_json(content, **kwargs)
+
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not self.group:
             return
         if not isinstance(content, dict) or content.get("type") != "message":
-            await self._error("validation_error", 'Send {"type": "message", "message": "…"}.')
+            await self._error("validation_error", FRAME_HINT)
+            return
+        attachment_ids = content.get("attachmentIds") or []
+        if not isinstance(content.get("message"), str) or not isinstance(attachment_ids, list):
+            await self._error("validation_error", FRAME_HINT)
             return
         try:
             turn = await database_sync_to_async(services.start_turn)(
                 context=self.context,
                 user=self.user,
                 specialist_id=self.session.specialist_id,
-                message=str(content.get("message") or ""),
+                message=content["message"],
                 session_id=self.session.pk,
-                attachment_ids=content.get("attachmentIds") or [],
+                attachment_ids=attachment_ids,
             )
         except DomainError as exc:
             await self._error(exc.code, exc.detail, exc.extra)

@@ -22,6 +22,7 @@ class ToolBinding:
     connection_id: str | None
     remote_name: str
     builtin: str = ""
+    org_id: str | None = None  # the specialist's org: a tool is only ever run inside it
 
 
 def system_prompt(specialist: Specialist, documents: list[tuple[str, str]]) -> str:

@@ -55,8 +55,11 @@ def tool_plan(specialist: Specialist, *, in_workspace: bool = False) -> tuple[li
     """The specialist's allowed tools (enabled, on enabled connections) with names unique for the model:
     a name two connections share is prefixed with its connection's name. A workspace session also
     gets the built-in ``save_artifact``."""
-    tools = list(
-        specialist.tools.filter(enabled=True, connection__enabled=True)
+    org_id = specialist.organization_id
+    tools = list(  # inside the specialist's org, whatever wrote the rows (the API checks, the admin too)
+        specialist.tools.filter(
+            organization_id=org_id, connection__organization_id=org_id, enabled=True, connection__enabled=True
+        )
         .select_related("connection")
         .order_by("connection__created_at", "name")
     )
@@ -75,7 +78,11 @@ def tool_plan(specialist: Specialist, *, in_workspace: bool = False) -> tuple[li
         schema = tool.input_schema or {"type": "object", "properties": {}}
         specs.append(ToolSpec(name=name, description=tool.description, input_schema=schema))
         bindings[name] = ToolBinding(
-            model_name=name, tool_id=str(tool.pk), connection_id=str(tool.connection_id), remote_name=tool.name
+            model_name=name,
+            tool_id=str(tool.pk),
+            connection_id=str(tool.connection_id),
+            remote_name=tool.name,
+            org_id=str(org_id),
         )
     if in_workspace and SAVE_ARTIFACT.name not in bindings:
         specs.append(SAVE_ARTIFACT)
@@ -125,7 +132,9 @@ async def execute_tool(
         else:
             from mcps.client import call_tool_by_id
 
-            result, is_error = await call_tool_by_id(tool_id=binding.tool_id, arguments=arguments)
+            result, is_error = await call_tool_by_id(
+                org_id=binding.org_id, tool_id=binding.tool_id, arguments=arguments
+            )
     except Exception as exc:
         result, is_error = f"The tool failed: {exc}", True
     return ToolOutcome(_as_text(result), is_error, int((time.monotonic() - started) * 1000))

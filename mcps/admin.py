@@ -1,10 +1,28 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 
 from leancore.api.errors import DomainError
 from mcps import services
 from mcps.models import CatalogEntry, Connection, Tool
+from mcps.security import check_url
+
+
+class ConnectionAdminForm(forms.ModelForm):
+    """The API's URL rule holds in the admin too (no private, loopback or metadata addresses)."""
+
+    class Meta:
+        model = Connection
+        fields = ["organization", "name", "catalog_key", "transport", "url", "auth_type", "enabled"]
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        try:
+            check_url(url)
+        except DomainError as exc:
+            raise forms.ValidationError(exc.detail) from None
+        return url
 
 
 @admin.register(CatalogEntry)
@@ -24,6 +42,7 @@ class ToolInline(admin.TabularInline):
 
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
+    form = ConnectionAdminForm
     list_display = ["name", "organization", "transport", "url", "status", "last_synced_at", "enabled"]
     list_filter = ["status", "transport", "auth_type", "enabled"]
     search_fields = ["name", "url", "organization__name"]
@@ -32,6 +51,9 @@ class ConnectionAdmin(admin.ModelAdmin):
     list_select_related = ["organization"]
     inlines = [ToolInline]
     actions = ["sync_tools"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "organization"] if obj is not None else self.readonly_fields
 
     @admin.action(description="Sync tools from the MCP server")
     def sync_tools(self, request, queryset):
@@ -50,7 +72,15 @@ class ConnectionAdmin(admin.ModelAdmin):
 
 @admin.register(Tool)
 class ToolAdmin(admin.ModelAdmin):
+    """Tools come from syncing their connection; operators only allow or block them."""
+
     list_display = ["name", "connection", "organization", "enabled"]
+    fields = ["name", "description", "connection", "organization", "input_schema", "enabled"]
+    readonly_fields = ["name", "description", "connection", "organization", "input_schema"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
     list_filter = ["enabled"]
     search_fields = ["name", "description", "connection__name"]
     list_select_related = ["connection", "organization"]

@@ -135,8 +135,12 @@ async def call_remote_tool(
     return _result_text(result), bool(getattr(result, "is_error", False))
 
 
-def _load_tool(tool_id: str) -> tuple[Target, str] | str:
-    tool = Tool.objects.select_related("connection").filter(pk=tool_id).first()
+def _load_tool(org_id: str | None, tool_id: str) -> tuple[Target, str] | str:
+    tool = (  # a tool of another org is no tool at all: its server and credentials are not this org's
+        Tool.objects.select_related("connection")
+        .filter(pk=tool_id, organization_id=org_id, connection__organization_id=org_id)
+        .first()
+    )
     if tool is None:
         return "This tool no longer exists."
     if not tool.enabled or not tool.connection.enabled:
@@ -144,9 +148,10 @@ def _load_tool(tool_id: str) -> tuple[Target, str] | str:
     return target_of(tool.connection), tool.name
 
 
-async def call_tool_by_id(*, tool_id: str, arguments: dict[str, Any]) -> tuple[str, bool]:
-    """For the chat engine. Returns (result text, is_error); a failure becomes an error result."""
-    loaded = await database_sync_to_async(_load_tool)(tool_id)
+async def call_tool_by_id(*, org_id: str | None, tool_id: str, arguments: dict[str, Any]) -> tuple[str, bool]:
+    """For the chat engine: a tool of ``org_id``. Returns (result text, is_error); a failure becomes
+    an error result."""
+    loaded = await database_sync_to_async(_load_tool)(org_id, tool_id)
     if isinstance(loaded, str):
         return loaded, True
     target, name = loaded

@@ -271,3 +271,39 @@ def test_websocket_through_daphne_closes_4401_without_token(ws_session, daphne_s
             return info.value.rcvd.code
 
     assert async_to_sync(run)() == 4401
+
+
+IDLE_SECONDS = 16  # past the channel layer's blocking receive (5 s) and redis' default socket timeout (5 s), twice
+
+
+def test_websocket_over_redis_stays_open_when_idle_and_survives_a_bad_frame(ws_session, redis_daphne, fake_llm):
+    """A socket left idle stays open (no 1011 from a redis read timeout); a frame that is not JSON
+    gets a validation_error frame and the socket still starts a turn afterwards."""
+    org, owner, specialist, session = ws_session
+    token = issue_tokens(user=owner).access
+    fake_llm.script(Scenario(chunks=["still ", "here"], usage=(10, 2)))
+    specialist.model = "gpt-4o-mini"
+    specialist.save()
+    ws_url = redis_daphne.url.replace("http", "ws") + f"/ws/chat/sessions/{session.pk}/?token={token}"
+
+    async def run() -> tuple[dict, dict, list[dict]]:
+        async with websockets.connect(ws_url) as socket:
+            with pytest.raises(TimeoutError):  # nothing arrives, and the socket is not closed meanwhile
+                await asyncio.wait_for(socket.recv(), timeout=IDLE_SECONDS)
+            await socket.send("this is not json")
+            not_json = json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
+            await socket.send(json.dumps(["a", "list"]))
+            wrong_shape = json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
+            await socket.send(json.dumps({"type": "message", "message": "are you there?"}))
+            frames = []
+            while True:
+                frame = json.loads(await asyncio.wait_for(socket.recv(), timeout=30))
+                frames.append(frame)
+                if frame["event"] in ("done", "error"):
+                    return not_json, wrong_shape, frames
+
+    not_json, wrong_shape, frames = async_to_sync(run)()
+    assert (not_json["event"], not_json["data"]["code"]) == ("error", "validation_error")
+    assert (wrong_shape["event"], wrong_shape["data"]["code"]) == ("error", "validation_error")
+    assert [f["event"] for f in frames][-3:] == ["delta", "usage", "done"]
+    assert "".join(f["data"]["text"] for f in frames if f["event"] == "delta") == "still here"
