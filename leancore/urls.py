@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
@@ -24,6 +24,10 @@ DOCS_CSP = (
 
 
 class _SameOriginDocs:
+    def options(self, request, *args, **kwargs) -> HttpResponse:  # noqa: ANN001, ANN002, ANN003
+        """HTML pages: OPTIONS answers with the allowed methods and no body."""
+        return HttpResponse(status=200, headers={"Allow": "GET, HEAD, OPTIONS"})
+
     def finalize_response(self, request, response, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         response = super().finalize_response(request, response, *args, **kwargs)
         response["Content-Security-Policy"] = DOCS_CSP

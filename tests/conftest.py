@@ -143,6 +143,26 @@ def make_specialist(org, *, model: str = "local", **fields):
     return Specialist.objects.create(organization=org, model=model, **{**defaults, **fields})
 
 
+@pytest.fixture(scope="session")
+def daphne_server(django_db_setup, django_db_blocker, _fake_llm_server):
+    """One Daphne process per test session (per xdist worker) on the test database."""
+    from tests.servers import Daphne, server_env
+
+    with django_db_blocker.unblock():
+        env = server_env(
+            {
+                "OPENAI_BASE_URL": f"{_fake_llm_server.url}/v1",
+                "OPENAI_API_KEY": "sk-test",
+                "ANTHROPIC_BASE_URL": _fake_llm_server.url,
+                "ANTHROPIC_API_KEY": "sk-ant-test",
+            }
+        )
+        server = Daphne(env)
+    server.env = env
+    yield server
+    server.stop()
+
+
 # --- a real MCP server ----------------------------------------------------------------------
 
 

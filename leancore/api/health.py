@@ -11,6 +11,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from leancore.api.errors import ServiceUnavailableError, problem_response
 from leancore.api.views import PublicAPIView
 
 logger = logging.getLogger(__name__)
@@ -50,13 +51,20 @@ class HealthView(PublicAPIView):
                     "channel_layer": serializers.CharField(),
                 },
             ),
-            503: None,
         },
-        summary="Liveness and dependencies (503 when one is down)",
+        summary="Liveness and dependencies",
+        description="503 `service_unavailable` (problem+json, with `database` and `channelLayer`) when one is down.",
     )
     def get(self, request: Request) -> Response:
         database = _status(_check_database)
         channel_layer = _status(async_to_sync(_check_channel_layer))
-        healthy = database == "ok" and channel_layer == "ok"
-        body = {"status": "ok" if healthy else "error", "database": database, "channel_layer": channel_layer}
-        return Response(body, status=200 if healthy else 503)
+        if database == "ok" and channel_layer == "ok":
+            return Response({"status": "ok", "database": database, "channel_layer": channel_layer})
+        error = ServiceUnavailableError("A dependency of the service is down.")
+        return problem_response(
+            error.status,
+            error.code,
+            error.detail,
+            extra={"database": database, "channelLayer": channel_layer},
+            headers=error.headers,
+        )

@@ -39,8 +39,9 @@ def test_health_reports_a_broken_channel_layer(anon, settings):
         response = anon.get("/health")
     finally:
         channel_layers.backends.clear()
-    assert response.status_code == 503
-    assert response.json()["channelLayer"] == "error"
+    body = assert_problem(response, 503, "service_unavailable")
+    assert response["Retry-After"]
+    assert body["channelLayer"] == "error"
     assert response.json()["database"] == "ok"
 
 
@@ -99,3 +100,23 @@ def test_cors_preflight(anon, settings):
     assert "X-Org-Id" in response["Access-Control-Allow-Headers"]
     denied = anon.options("/auth/login", HTTP_ORIGIN="https://evil.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
     assert "Access-Control-Allow-Origin" not in denied
+
+
+@pytest.mark.parametrize("debug", [True, False])
+@pytest.mark.parametrize("name", ["django.tasks", "django.request", "django_tasks_db", "chat.engine"])
+def test_every_log_line_is_printed_once(settings, debug, name):
+    """Under DEBUG (as run.sh runs) Django's own console handler used to print worker and error lines
+    a second time."""
+    import logging
+
+    from django.utils.log import configure_logging
+
+    settings.DEBUG = debug
+    configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)
+    record = logging.LogRecord(name, logging.ERROR, __file__, 1, "boom", None, None)
+    handlers = []
+    logger = logging.getLogger(name)
+    while logger is not None:
+        handlers += [h for h in logger.handlers if h.filter(record) and record.levelno >= h.level]
+        logger = logger.parent if logger.propagate else None
+    assert len(handlers) == 1, handlers

@@ -1,0 +1,139 @@
+"""The back office neither leaks secrets nor bypasses what the API enforces."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.db.models import ProtectedError
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+from accounts.services import issue_tokens
+from billing.models import LedgerEntry
+from chat.models import ChatSession
+from chat.tools import tool_plan
+from mcps.client import call_tool_by_id
+from mcps.models import Connection, Tool
+from specialists.models import Specialist
+from tests.conftest import make_specialist, owner_of
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator(client, django_user_model):
+    user = django_user_model.objects.create_superuser(email="ops@leancore.test", password="x-Passw0rd-x")
+    client.force_login(user)
+    return client
+
+
+def _tool(org, name: str = "add") -> Tool:
+    connection = Connection.objects.create(
+        organization=org, name=f"{org.name} server", url="https://mcp.example.com/mcp"
+    )
+    return Tool.objects.create(organization=org, connection=connection, name=name)
+
+
+def test_no_refresh_token_is_readable_in_the_admin(operator, owner):
+    refresh = issue_tokens(user=owner).refresh
+    token = OutstandingToken.objects.get(user=owner)
+    for path in (
+        "/admin/token_blacklist/outstandingtoken/",
+        f"/admin/token_blacklist/outstandingtoken/{token.pk}/change/",
+        "/admin/token_blacklist/outstandingtoken/?q=" + owner.email,
+    ):
+        response = operator.get(path)
+        assert response.status_code == 200, path
+        assert refresh not in response.content.decode(), path
+    assert operator.get("/admin/token_blacklist/blacklistedtoken/").status_code == 404
+    response = operator.post(
+        "/admin/token_blacklist/outstandingtoken/", {"action": "revoke", "_selected_action": [token.pk]}
+    )
+    assert response.status_code == 302
+    assert hasattr(OutstandingToken.objects.get(pk=token.pk), "blacklistedtoken")
+
+
+def test_the_admin_offers_and_accepts_only_the_specialists_own_tools(operator, org, other_org):
+    specialist = make_specialist(org)
+    own, foreign = _tool(org), _tool(other_org)
+    page = operator.get(f"/admin/specialists/specialist/{specialist.pk}/change/").content.decode()
+    assert str(own.pk) in page
+    assert str(foreign.pk) not in page
+    form = {
+        "name": "Ada",
+        "title": "Analyst",
+        "description": "",
+        "instructions": "Be precise.",
+        "model": "local",
+        "temperature": "0.7",
+        "max_output_tokens": "500",
+        "status": "active",
+        "tools": [str(foreign.pk)],
+    }
+    response = operator.post(f"/admin/specialists/specialist/{specialist.pk}/change/", form)
+    assert response.status_code == 200  # the form again, with an error
+    assert not specialist.tools.exists()
+    form["tools"] = [str(own.pk)]
+    assert operator.post(f"/admin/specialists/specialist/{specialist.pk}/change/", form).status_code == 302
+    assert list(specialist.tools.all()) == [own]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pipeline_never_runs_another_orgs_tool_whatever_wrote_the_row(org, other_org):
+    specialist = make_specialist(org)
+    own, foreign = _tool(org, "own"), _tool(other_org, "foreign")
+    specialist.tools.add(own, foreign)  # as a direct write could
+    specs, bindings = tool_plan(specialist)
+    assert [spec.name for spec in specs] == ["own"]
+    assert {binding.org_id for binding in bindings.values()} == {str(org.pk)}
+    result = async_to_sync(call_tool_by_id)(org_id=str(org.pk), tool_id=str(foreign.pk), arguments={})
+    assert result == ("This tool no longer exists.", True)
+
+
+def test_the_admin_refuses_mcp_urls_the_api_refuses(operator, org, settings):
+    settings.MCP_ALLOW_PRIVATE_NETWORKS = False
+    form = {
+        "organization": str(org.pk),
+        "name": "metadata",
+        "catalog_key": "",
+        "transport": "streamable_http",
+        "url": "http://169.254.169.254/latest/meta-data/",
+        "auth_type": "none",
+        "enabled": "on",
+        "tools-TOTAL_FORMS": "0",
+        "tools-INITIAL_FORMS": "0",
+    }
+    response = operator.post("/admin/mcps/connection/add/", form)
+    assert response.status_code == 200
+    assert not Connection.objects.filter(name="metadata").exists()
+    connection = Connection.objects.create(organization=org, name="ok", url="https://mcp.example.com/mcp")
+    response = operator.post(f"/admin/mcps/connection/{connection.pk}/change/", {**form, "name": "ok"})
+    assert response.status_code == 200
+    connection.refresh_from_db()
+    assert connection.url == "https://mcp.example.com/mcp"
+
+
+def test_chat_history_is_read_only_in_the_admin(operator, org, other_org):
+    specialist = make_specialist(org)
+    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner_of(org), title="t")
+    assert operator.get(f"/admin/chat/chatsession/{session.pk}/change/").status_code == 200  # readable
+    response = operator.post(
+        f"/admin/chat/chatsession/{session.pk}/change/",
+        {"organization": str(other_org.pk), "specialist": str(make_specialist(other_org).pk), "title": "moved"},
+    )
+    assert response.status_code == 403
+    session.refresh_from_db()
+    assert (session.organization_id, session.title) == (org.pk, "t")
+    assert operator.get("/admin/chat/chatsession/add/").status_code == 403
+
+
+def test_an_organization_and_its_ledger_cannot_be_deleted(operator, org):
+    assert LedgerEntry.objects.filter(organization=org).exists()
+    assert operator.get(f"/admin/orgs/organization/{org.pk}/delete/").status_code == 403
+    response = operator.post(
+        "/admin/orgs/organization/", {"action": "delete_selected", "_selected_action": [org.pk], "post": "yes"}
+    )
+    assert org.__class__.objects.filter(pk=org.pk).exists(), response.status_code
+    Specialist.objects.filter(organization=org).delete()
+    with pytest.raises(ProtectedError):
+        org.delete()
+    assert LedgerEntry.objects.filter(organization=org).exists()

@@ -1,0 +1,122 @@
+"""The OpenAPI schema is the contract: every status an operation answers is in it, derived from the
+errors each view declares and the one error-code registry."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from leancore.api import errors
+from leancore.api.errors import ERROR_CODES, DomainError
+
+pytestmark = pytest.mark.django_db
+
+OPERATIONS = ("get", "post", "put", "patch", "delete")
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker):
+    from django.test import Client
+
+    with django_db_blocker.unblock():
+        response = Client().get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def _statuses(schema: dict, path: str, method: str) -> set[str]:
+    return set(schema["paths"][path][method]["responses"])
+
+
+def test_statuses_the_first_release_left_out_are_documented(schema):
+    assert "401" in _statuses(schema, "/auth/login", "post")
+    assert "401" in _statuses(schema, "/auth/refresh", "post")
+    assert "502" in _statuses(schema, "/orgs/{orgId}/mcps/{id}/sync", "post")
+    assert "502" in _statuses(schema, "/specialists/wizard", "post")
+    assert {"402", "406", "409", "429", "502"} <= _statuses(schema, "/api/chat/stream", "post")
+    assert {"413", "415", "429"} <= _statuses(schema, "/api/chat/upload", "post")
+    assert {"402", "409"} <= _statuses(schema, "/tasks/{id}/run", "post")
+    assert "409" in _statuses(schema, "/users/{id}/role", "patch")
+    assert "409" not in _statuses(schema, "/workspaces", "post")  # nothing there conflicts
+
+
+def test_every_operation_documents_the_shared_machinery(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if method not in OPERATIONS:
+                continue
+            statuses = set(operation["responses"])
+            assert {"400", "413", "503"} <= statuses, (method, path)
+            secured = any(requirement for requirement in operation.get("security", []))
+            if secured:
+                assert "401" in statuses, (method, path)
+            if "{" in path:
+                assert "404" in statuses, (method, path)
+            if method in ("post", "put", "patch") and operation.get("requestBody"):
+                assert "415" in statuses, (method, path)
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    assert "application/problem+json" in response["content"], (method, path, status)
+            assert "503" in operation["responses"]
+            assert "Retry-After" in operation["responses"]["503"]["headers"]
+
+
+def test_documented_codes_all_come_from_the_registry(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if method not in OPERATIONS:
+                continue
+            for status, response in operation["responses"].items():
+                if int(status) < 400:
+                    continue
+                codes = re.findall(r"`([a-z_]+)`", response["description"])
+                assert codes, (method, path, status)
+                for code in codes:
+                    assert ERROR_CODES[code].status == int(status), (method, path, code)
+
+
+def test_path_parameters_are_camel_case(schema):
+    for path, operations in schema["paths"].items():
+        assert "_" not in "".join(re.findall(r"\{[^}]+\}", path)), path
+        for method, operation in operations.items():
+            if method in OPERATIONS:
+                for parameter in operation.get("parameters", []):
+                    if parameter["in"] == "path":
+                        assert "_" not in parameter["name"], (path, parameter)
+    assert "/orgs/{orgId}/mcps/{id}/tools/{toolId}" in schema["paths"]
+
+
+def test_the_stream_documents_its_media_types(schema):
+    content = schema["paths"]["/api/chat/stream"]["post"]["responses"]["200"]["content"]
+    assert {"text/event-stream", "application/json"} <= set(content)
+
+
+def test_the_registry_holds_one_status_per_code():
+    assert ERROR_CODES["request_too_large"].status == 413
+    assert ERROR_CODES["service_unavailable"].status == 503
+    assert ERROR_CODES["not_found"].status == 404
+    with pytest.raises(TypeError):
+
+        class Conflicting(DomainError):  # the same code with another status is a programming error
+            status = 418
+            code = "not_found"
+
+    class Again(DomainError):  # the same code and status again is fine (a more specific error)
+        status = 404
+        code = "not_found"
+
+    assert ERROR_CODES["not_found"].status == 404
+    assert errors.ValidationFailed.of({"a": ["b"]}).extra == {"errors": {"a": ["b"]}}
+
+
+@pytest.mark.parametrize("path", ["/api/redoc/", "/api/docs/"])
+def test_the_docs_pages_load_nothing_from_other_hosts(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert not re.findall(r"""(?:src|href)=["']?(?:https?:)?//""", html), html
+    csp = response["Content-Security-Policy"]
+    assert "default-src 'self'" in csp
+    assert "img-src 'self' data:" in csp
+    assert "http" not in csp
