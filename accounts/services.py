@@ -11,7 +11,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
@@ -21,6 +20,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.errors import InvalidCredentialsError
 from accounts.models import OneTimeToken, User
 from leancore.api.errors import InvalidTokenError, ValidationFailed
+from leancore.mail import send_on_commit
 
 
 @functools.cache
@@ -147,7 +147,7 @@ def request_password_reset(*, email: str) -> None:
         token=token,
         path="reset-password",
     )
-    transaction.on_commit(lambda: send_mail("Reset your LeanCore password", body, None, [user.email]))
+    send_on_commit("Reset your LeanCore password", body, [user.email])
 
 
 @transaction.atomic

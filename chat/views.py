@@ -9,7 +9,6 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.request import Request
@@ -154,6 +153,17 @@ class _SendView(OrgAPIView):
         return result, replayed, (started[0] if started else None)
 
 
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "description": "One Server-Sent Event; `data` is one line of JSON whose shape depends on `event`.",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string"},
+        "event": {"type": "string", "enum": ["session", "delta", "tool_call", "tool_result", "usage", "done", "error"]},
+        "data": {"type": "string"},
+    },
+}
+
 STREAM_MEDIA_TYPES = ("text/event-stream", "application/json", "application/problem+json")
 
 
@@ -175,7 +185,7 @@ class ChatStreamView(_SendView):
         parameters=[IDEMPOTENCY_HEADER],
         responses={
             (200, "text/event-stream"): OpenApiResponse(
-                OpenApiTypes.STR,
+                SSE_EVENT_SCHEMA,
                 description=SSE_DESCRIPTION,
                 examples=[
                     OpenApiExample(

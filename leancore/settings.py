@@ -242,8 +242,11 @@ SPECTACULAR_SETTINGS = {
         "subprotocol pair `bearer, <accessToken>` (the server then selects `bearer`). Every frame is "
         '`{"event": "<name>", "data": {...}}` with the chat stream\'s events, for every turn of the '
         'session, background turns included. Send `{"type": "message", "message": "…", '
-        '"attachmentIds": [...]}` to start a turn. Close codes: 4401 not authenticated, 4404 no such '
-        "session or one you may not read."
+        '"attachmentIds": [...]}` to start a turn; a frame that is not such JSON gets an `error` frame '
+        "(`validation_error`) and the socket stays open, as it does when idle. Close codes: 4401 not "
+        "authenticated, 4404 no such session or one you may not read.\n\n"
+        "**Errors** list under `errors` a flat list of messages per camelCase field; a message about "
+        "one item of a list field starts with its 0-based position (`item 2: …`)."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -6,7 +6,6 @@ import secrets
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -19,6 +18,7 @@ from accounts.services import (
     token_email_text,
 )
 from leancore.api.errors import InvalidTokenError, NotFoundError, PermissionDeniedError, ValidationFailed
+from leancore.mail import send_on_commit
 from orgs.context import OrgContext
 from orgs.errors import AlreadyMemberError, LastOwnerError
 from orgs.models import Membership, Organization, Role
@@ -135,7 +135,7 @@ def _send_invitation(*, membership: Membership, inviter: User | None) -> None:
     )
     recipient = membership.user.email
     subject = f"You are invited to {membership.organization.name} on LeanCore"
-    transaction.on_commit(lambda: send_mail(subject, body, None, [recipient]))
+    send_on_commit(subject, body, [recipient])
 
 
 @transaction.atomic

@@ -38,3 +38,10 @@ echo "== django checks"
 .venv/bin/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 echo "== tests"
 .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" -q "$@"
+
+# The OpenAPI contract, fuzzed: its own server and database, after the parallel test workers.
+# A focused run (arguments given) skips it, and so does FUZZ=0.
+if [ $# -eq 0 ] && [ "${FUZZ:-1}" != "0" ]; then
+  echo "== schemathesis"
+  .venv/bin/python -m tests.fuzz.run
+fi

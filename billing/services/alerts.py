@@ -7,7 +7,6 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -16,6 +15,7 @@ from billing.models import (
     CreditAccount,
 )
 from leancore.credits import credit_str, period_bounds
+from leancore.mail import send_on_commit
 from orgs.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -36,15 +36,8 @@ def raise_alert(
         return False
     if org.billing_email:
         recipient = org.billing_email
-        transaction.on_commit(lambda: _send_alert_email(recipient, message, org.pk))
+        send_on_commit(f"LeanCore: {message}", message, [recipient])
     return True
-
-
-def _send_alert_email(recipient: str, message: str, org_id: object) -> None:
-    try:
-        send_mail(f"LeanCore: {message}", message, None, [recipient])
-    except Exception:  # an email outage must not break billing
-        logger.exception("Could not send the billing alert email to org %s", org_id)
 
 
 def evaluate_alerts(*, org: Organization, account: CreditAccount) -> list[str]:

@@ -117,7 +117,14 @@ class SDKProvider:
         raise NotImplementedError
 
     def client(self) -> Any:
+        """The SDK client; a provider with neither key nor base URL is refused here, before any
+        connection is attempted (the SDK would otherwise call the vendor's public endpoint)."""
         api_key, base_url = self._config()
+        if not (api_key or base_url):
+            raise ProviderError(
+                f"The {self.name} provider is not configured on this server "
+                f"(set {self.settings_prefix}_API_KEY or {self.settings_prefix}_BASE_URL)."
+            )
         return loop_cached(
             (self.name, api_key, base_url),
             lambda: self.make_client(api_key=api_key or "not-needed", base_url=base_url or None),

@@ -6,8 +6,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
@@ -268,7 +268,7 @@ def as_domain_error(exc: Exception) -> DomainError | None:
     """Every error DRF, Django or a service raises, as one of the registered domain errors."""
     if isinstance(exc, DomainError):
         return exc
-    if isinstance(exc, (Http404, drf.NotFound)):
+    if isinstance(exc, Http404 | drf.NotFound | ObjectDoesNotExist):  # a row gone mid-request too
         return NotFoundError()
     if isinstance(exc, (InvalidToken, TokenError)):
         return TokenNotValidError()

@@ -8,6 +8,7 @@ registry in ``leancore.api.errors``.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -123,8 +124,48 @@ class LeanCoreAutoSchema(AutoSchema):
         return operation
 
 
+def _path_params(path: str) -> list[str]:
+    return re.findall(r"\{([^}]+)\}", path)
+
+
+def _creates_with_id(result: dict[str, Any], operation: dict[str, Any]) -> bool:
+    content = operation.get("responses", {}).get("201", {}).get("content", {}).get("application/json", {})
+    schema = content.get("schema", {})
+    if "$ref" in schema:
+        schema = result["components"]["schemas"].get(schema["$ref"].rsplit("/", 1)[-1], {})
+    return "id" in schema.get("properties", {})
+
+
+def add_links(result: dict[str, Any]) -> None:
+    """OpenAPI links from every create (201 with an ``id``) to the operations on the created object,
+    so that clients and stateful fuzzers can follow them."""
+    paths = result.get("paths", {})
+    for source, operations in paths.items():
+        create = operations.get("post")
+        if not create or not _creates_with_id(result, create):
+            continue
+        known = set(_path_params(source))
+        links = {}
+        for target, target_operations in paths.items():
+            if not target.startswith(source + "/{"):
+                continue
+            new = [name for name in _path_params(target) if name not in known]
+            if len(new) != 1:
+                continue
+            parameters = {new[0]: "$response.body#/id"} | {name: f"$request.path.{name}" for name in known}
+            for method, operation in target_operations.items():
+                if method in ("get", "put", "patch", "delete", "post") and "operationId" in operation:
+                    links[operation["operationId"]] = {
+                        "operationId": operation["operationId"],
+                        "parameters": parameters,
+                    }
+        if links:
+            create["responses"]["201"]["links"] = links
+
+
 def add_problem_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """Post-processing hook: the Problem component, and camelCase path parameters (``{orgId}``)."""
+    """Post-processing hook: the Problem component, camelCase path parameters (``{orgId}``) and
+    links from creates to what they created."""
     result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     paths = {}
     for path, operations in result.get("paths", {}).items():
@@ -139,6 +180,7 @@ def add_problem_schema(result: dict[str, Any], generator: Any, request: Any, pub
                     parameter["name"] = camel
         paths[renamed] = operations
     result["paths"] = paths
+    add_links(result)
     return result
 
 

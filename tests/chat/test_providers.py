@@ -114,6 +114,23 @@ def test_unreachable_provider(settings):
         collect("openai", request())
 
 
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_an_unconfigured_provider_refuses_without_connecting(settings, provider, monkeypatch):
+    """No key and no base URL: the SDK would call the vendor's public endpoint; refuse first."""
+    import socket
+
+    for prefix in ("OPENAI", "ANTHROPIC"):
+        setattr(settings, f"{prefix}_API_KEY", "")
+        setattr(settings, f"{prefix}_BASE_URL", "")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a connection was attempted")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    with pytest.raises(ProviderError, match="not configured"):
+        collect(provider, request())
+
+
 def test_json_schema_mode(fake_llm):
     schema = {"type": "object", "properties": {"name": {"type": "string"}}}
     fake_llm.script(Scenario(chunks=['{"name":', ' "Ada"}']))

@@ -251,3 +251,24 @@ def test_validation_errors_on_list_fields_are_flat_lists_of_strings(admin_user, 
         "validation_error",
     )
     assert all(isinstance(m, str) for messages in body["errors"].values() for m in messages), body
+
+
+def test_an_unreachable_mail_server_never_fails_the_request(
+    admin_user, org, settings, caplog, django_capture_on_commit_callbacks
+):
+    """Invitation and reset emails go out after commit; a mail outage is logged, not a 500."""
+    from tests.fakes.llm_server import free_port
+
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": free_port(), "timeout": 2},
+        }
+    }
+    client = client_for(admin_user)
+    with caplog.at_level("ERROR", logger="leancore.mail"), django_capture_on_commit_callbacks(execute=True):
+        invited = client.post("/users/invite", {"email": "new@example.com", "role": "member"}, format="json")
+        reset = client.post("/auth/password-reset", {"email": admin_user.email}, format="json")
+    assert invited.status_code == 201, invited.content
+    assert reset.status_code == 202
+    assert len([r for r in caplog.records if r.name == "leancore.mail"]) == 2

@@ -1,8 +1,9 @@
 """Schemathesis hooks for the fuzz step of ``scripts/test.sh`` (loaded through ``SCHEMATHESIS_HOOKS``).
 
 Every operation runs authenticated as the owner of a fresh organization (registered through the
-API once per run), with ``X-Org-Id`` set. URLs the fuzzer puts in bodies are rewritten to a closed
-loopback port first: the server is never made to connect off this machine.
+API once per run) with ``X-Org-Id`` set to it. Every URL the fuzzer puts in a body is rewritten to a
+closed loopback port and catalog keys are dropped before the request is sent: the server is never
+made to connect off this machine.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import schemathesis
 
 BASE_URL = os.environ["FUZZ_BASE_URL"].rstrip("/")
 LOOPBACK_URL = os.environ.get("FUZZ_LOOPBACK_URL", "http://127.0.0.1:9/mcp")
+URL_KEYS = {"url", "urlTemplate", "docsUrl"}
 _lock = threading.Lock()
-_session: dict[str, str] = {}
+_owner: dict[str, str] = {}
 
 
 def _register() -> dict[str, str]:
     with _lock:
-        if not _session:
+        if not _owner:
             suffix = secrets.token_hex(6)
             response = requests.post(
                 f"{BASE_URL}/register",
@@ -37,8 +39,8 @@ def _register() -> dict[str, str]:
             )
             response.raise_for_status()
             body = response.json()
-            _session.update(token=body["accessToken"], org=body["organization"]["id"])
-        return dict(_session)
+            _owner.update(token=body["accessToken"], org=body["organization"]["id"])
+        return dict(_owner)
 
 
 @schemathesis.auth(refresh_interval=600)
@@ -52,16 +54,20 @@ class OwnerAuth:
         case.headers["X-Org-Id"] = data["org"]
 
 
-def _loopback(value: Any) -> Any:
+def _confined(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            key: (LOOPBACK_URL if key in {"url", "urlTemplate"} else _loopback(item)) for key, item in value.items()
+            key: LOOPBACK_URL if key in URL_KEYS else _confined(item)
+            for key, item in value.items()
+            if key != "catalogKey"
         }
     if isinstance(value, list):
-        return [_loopback(item) for item in value]
+        return [_confined(item) for item in value]
     return value
 
 
 @schemathesis.hook
-def map_body(ctx: schemathesis.HookContext, body: Any) -> Any:
-    return _loopback(body)
+def before_call(ctx: schemathesis.HookContext, case: schemathesis.Case, **kwargs: Any) -> None:
+    """Runs for every request of every phase, right before it is sent."""
+    if isinstance(case.body, dict | list):
+        case.body = _confined(case.body)

@@ -231,3 +231,21 @@ def test_wizard_provider_failure_costs_nothing(admin_user, org, fake_llm):
     assert (account.balance, LedgerEntry.objects.filter(organization=org).count()) == before
     assert account.reserved == 0
     assert not Reservation.objects.filter(organization=org, status=Reservation.Status.ACTIVE).exists()
+
+
+def test_a_specialist_deleted_while_it_is_read_is_a_404(member, org, monkeypatch):
+    """Found by the fuzzer (two workers, one deleting): the detail re-reads the row it just found."""
+    from django.utils import timezone
+
+    from specialists.views import SpecialistViewSet
+
+    specialist = make_specialist(org)
+    found = SpecialistViewSet.get_object
+
+    def found_then_deleted(self):
+        obj = found(self)
+        Specialist.objects.filter(pk=obj.pk).update(deleted_at=timezone.now())  # a concurrent DELETE
+        return obj
+
+    monkeypatch.setattr(SpecialistViewSet, "get_object", found_then_deleted)
+    assert_problem(client_for(member).get(f"/specialists/{specialist.pk}"), 404, "not_found")
