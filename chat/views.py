@@ -6,7 +6,7 @@ from contextlib import aclosing
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import connections, transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
@@ -212,10 +212,21 @@ class ChatStreamView(_SendView):
 _stream_view = ChatStreamView.as_view()
 
 
+def _view_then_release(request: HttpRequest) -> HttpResponse:
+    """The view's database connection goes back to the pool before the stream starts: a stream must
+    not hold one of the pool's few connections while tokens flow."""
+    try:
+        return _stream_view(request)
+    finally:
+        for conn in connections.all(initialized_only=True):
+            if not conn.in_atomic_block:
+                conn.close_if_unusable_or_obsolete()
+
+
 async def chat_stream_endpoint(request: HttpRequest) -> HttpResponse:
     """``POST /api/chat/stream``: auth, validation and the first hold run in the DRF view (a thread);
     the turn itself streams on the server's event loop."""
-    response = await sync_to_async(_stream_view)(request)
+    response = await sync_to_async(_view_then_release)(request)
     turn = getattr(response, "turn", None)
     if turn is None:
         return response

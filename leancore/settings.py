@@ -110,6 +110,23 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# PostgreSQL: a bounded pool per process (psycopg's, built into Django). A process never holds more
+# than DB_POOL_SIZE connections, whatever the concurrency; a request that waits longer than
+# DB_POOL_TIMEOUT for one is answered 503 `service_unavailable` with Retry-After. DB_POOL_SIZE=0
+# turns the pool off (then DB_CONN_MAX_AGE applies, as it does for SQLite).
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", 10)
+DB_POOL_TIMEOUT = float(env_str("DB_POOL_TIMEOUT", "10"))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_SIZE > 0:
+    from psycopg_pool import ConnectionPool
+
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django must not
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DB_POOL_SIZE),
+        "max_size": DB_POOL_SIZE,
+        "timeout": DB_POOL_TIMEOUT,
+        "max_idle": 300,
+        "check": ConnectionPool.check_connection,  # a connection broken by a database restart is replaced
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent server + worker on one SQLite file: wait for locks instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

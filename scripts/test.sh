@@ -24,6 +24,7 @@ export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/lea
 export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
 export DEBUG=false
 export DB_CONN_MAX_AGE=0  # threads of async tests must not keep connections to the test database
+export DB_POOL_SIZE=0     # the test process itself: no pool (the servers the tests start have one)
 
 # The test database is created by pytest; the base database only quiets `makemigrations --check`.
 psql "$DATABASE_URL" -c "SELECT 1" >/dev/null 2>&1 || createdb -h 127.0.0.1 -U postgres leancore >/dev/null 2>&1 || true

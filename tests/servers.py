@@ -35,7 +35,8 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "MCP_ALLOW_PRIVATE_NETWORKS": "true",
             "PYTHONUNBUFFERED": "1",
-            "DB_CONN_MAX_AGE": "0",  # no connection outlives a request: the test database can be dropped
+            "DB_CONN_MAX_AGE": "0",
+            "DB_POOL_SIZE": "5",  # as in production: a bounded pool (closed when the server stops)
         }
     )
     env.pop("REDIS_URL", None)
@@ -83,15 +84,19 @@ class Daphne:
 def wait_for_disconnect(database_url: str, timeout: float = 5) -> None:
     """A stopped process's PostgreSQL backend goes away a moment later; the test database can only
     be dropped once it has."""
+    from urllib.parse import parse_qs
+
     import psycopg
 
-    base, _, name = database_url.split("?", 1)[0].rpartition("/")
+    path, _, query = database_url.partition("?")
+    base, _, name = path.rpartition("/")
+    application = parse_qs(query).get("application_name", [APPLICATION_NAME])[0]
     deadline = time.monotonic() + timeout
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         while time.monotonic() < deadline:
             row = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
-                [name, APPLICATION_NAME],
+                [name, application],
             ).fetchone()
             if row[0] == 0:
                 return

@@ -1,0 +1,96 @@
+"""Bounded database connections: a server process never holds more PostgreSQL connections than its
+pool, whatever the concurrency, and a request that cannot get one in time is an honest 503."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import httpx
+import psycopg
+import pytest
+from asgiref.sync import async_to_sync
+from django.db import OperationalError
+
+from accounts.services import issue_tokens
+from tests.conftest import assert_problem, client_for, make_org, make_specialist, owner_of
+from tests.fakes.llm_server import Scenario
+from tests.servers import Daphne, server_env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+POOL = 3
+STREAMS = 12
+APPLICATION = "leancore-pool-test"
+
+
+def _connections(admin_url: str, database: str, stop: threading.Event, seen: list[int]) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        while not stop.is_set():
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+                [database, APPLICATION],
+            ).fetchone()
+            seen.append(row[0])
+            time.sleep(0.01)
+
+
+def test_more_concurrent_streams_than_the_pool_all_complete_within_it(fake_llm, bundled_data):
+    env = server_env(
+        {
+            "OPENAI_BASE_URL": f"{fake_llm.url}/v1",
+            "OPENAI_API_KEY": "sk-test",
+            "DB_POOL_SIZE": str(POOL),
+            "DB_POOL_TIMEOUT": "30",
+        }
+    )
+    env["DATABASE_URL"] = env["DATABASE_URL"].replace(
+        "application_name=leancore-test-server", f"application_name={APPLICATION}"
+    )
+    org = make_org(name="Crowd")
+    token = issue_tokens(user=owner_of(org)).access
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    fake_llm.script(*[Scenario(chunks=[f"w{i} " for i in range(10)], usage=(50, 10), delay=0.05)] * STREAMS)
+    server = Daphne(env)
+    base, _, database = env["DATABASE_URL"].split("?", 1)[0].rpartition("/")
+    stop, seen = threading.Event(), []
+    watcher = threading.Thread(target=_connections, args=(f"{base}/postgres", database, stop, seen))
+    watcher.start()
+    try:
+
+        async def crowd() -> list[tuple[int, str]]:
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+
+                async def one(i: int) -> tuple[int, str]:
+                    response = await client.post(
+                        "/api/chat/stream",
+                        json={"specialistId": str(specialist.pk), "message": f"question {i}"},
+                        headers={"Authorization": f"Bearer {token}", "Accept": "text/event-stream"},
+                    )
+                    return response.status_code, response.text
+
+                return await asyncio.gather(*(one(i) for i in range(STREAMS)))
+
+        results = async_to_sync(crowd)()
+    finally:
+        stop.set()
+        watcher.join()
+        server.stop()
+    assert [status for status, _ in results] == [200] * STREAMS, results
+    assert all("event: done" in text for _, text in results)
+    assert max(seen) <= POOL, max(seen)
+    assert max(seen) >= 1  # the watcher saw the server's connections at all
+
+
+def test_a_database_that_is_briefly_unavailable_is_a_503_with_retry_after(owner, org, monkeypatch):
+    """What a pool that cannot hand out a connection in time (or a restarting database) raises."""
+    from specialists.views import SpecialistViewSet
+
+    def unavailable(self):
+        raise OperationalError("couldn't get a connection after 10.00 sec")
+
+    monkeypatch.setattr(SpecialistViewSet, "get_queryset", unavailable)
+    response = client_for(owner).get("/specialists")
+    assert_problem(response, 503, "service_unavailable")
+    assert int(response["Retry-After"]) >= 1
