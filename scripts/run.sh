@@ -23,4 +23,4 @@ else
 fi
 
 echo "LeanCore on http://$HOST:$PORT  (API docs: http://$HOST:$PORT/api/docs/, admin: http://$HOST:$PORT/admin/)"
-.venv/bin/daphne -b "$HOST" -p "$PORT" leancore.asgi:application
+.venv/bin/daphne -b "$HOST" -p "$PORT" --websocket_timeout -1 leancore.asgi:application

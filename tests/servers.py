@@ -45,13 +45,29 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 class Daphne:
-    def __init__(self, env: dict[str, str]) -> None:
+    """One Daphne process, or (``all_cores``) ``manage.py serve`` with its server and worker children."""
+
+    def __init__(self, env: dict[str, str], *, all_cores: tuple[int, int] | None = None) -> None:
         self.env_database = env["DATABASE_URL"]
         self.port = free_port()
         self.log = ROOT / "var" / f"daphne-{self.port}.log"
         self.log.parent.mkdir(exist_ok=True)
+        command = [
+            str(BIN / "daphne"),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "--websocket_timeout",
+            "-1",
+            "leancore.asgi:application",
+        ]
+        if all_cores:
+            processes, workers = all_cores
+            command = [sys.executable, "manage.py", "serve", "--port", str(self.port)]
+            command += ["--processes", str(processes), "--workers", str(workers)]
         self.process = subprocess.Popen(
-            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "leancore.asgi:application"],
+            command,
             cwd=ROOT,
             env=env,
             stdout=self.log.open("w"),

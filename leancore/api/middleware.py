@@ -11,7 +11,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from whitenoise.middleware import WhiteNoiseMiddleware
 
-from leancore.api.errors import RequestTooLargeError, error_response
+from leancore.api.errors import RequestTooLargeError, as_domain_error, error_response
 
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Org-Id, Idempotency-Key"
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -55,6 +55,20 @@ class RequestSizeMiddleware(_DualMiddleware):
                 )
             )
         return None
+
+
+class ProblemMiddleware(_DualMiddleware):
+    """Views outside DRF (the admin, the docs pages) answer a database that is briefly unavailable
+    with the same 503 problem as the API, not a 500 page."""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        error = as_domain_error(exception)
+        if error is None or error.status != 503:
+            return None
+        return error_response(error)
 
 
 class CorsMiddleware(_DualMiddleware):

@@ -94,3 +94,16 @@ def test_a_database_that_is_briefly_unavailable_is_a_503_with_retry_after(owner,
     response = client_for(owner).get("/specialists")
     assert_problem(response, 503, "service_unavailable")
     assert int(response["Retry-After"]) >= 1
+
+
+def test_pages_outside_the_api_answer_503_too(client, django_user_model, monkeypatch):
+    from django.contrib.admin import AdminSite
+
+    client.force_login(django_user_model.objects.create_superuser(email="ops@leancore.test", password="x-Pass-0"))
+
+    def unavailable(self, request, app_label=None):
+        raise OperationalError("the connection is closed")
+
+    monkeypatch.setattr(AdminSite, "get_app_list", unavailable)
+    response = client.get("/admin/")
+    assert_problem(response, 503, "service_unavailable")

@@ -1,0 +1,180 @@
+"""``manage.py serve``: the production stack on every core of one machine.
+
+One listening socket, opened here and inherited by N Daphne processes (``--fd``: the kernel spreads
+connections across them; HTTP, SSE and WebSockets work on each), plus M ``db_worker`` processes.
+Children that die are started again; SIGTERM/SIGINT stop them all. The database pools are sized so
+that servers × pool + workers × pool stays under PostgreSQL's ``max_connections``, and the plan is
+printed. Several server processes need ``REDIS_URL`` (the channel layer between them).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+
+WORKER_POOL = 2  # a db_worker runs one task at a time; the maintenance job may take a second
+RESERVED = 10  # connections left for operators, migrations and PostgreSQL's own reserve
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Plan:
+    servers: int
+    workers: int
+    server_pool: int
+    max_connections: int | None
+
+    @property
+    def total(self) -> int:
+        return self.servers * self.server_pool + self.workers * WORKER_POOL
+
+    def describe(self) -> str:
+        if self.max_connections is None:
+            return f"{self.servers} server process(es) and {self.workers} worker(s) on SQLite"
+        return (
+            f"{self.servers} server process(es) × pool {self.server_pool} + {self.workers} worker(s) × pool "
+            f"{WORKER_POOL} = at most {self.total} of PostgreSQL's {self.max_connections} connections "
+            f"({RESERVED} kept free)"
+        )
+
+
+def plan_pools(*, servers: int, workers: int, wanted_pool: int, max_connections: int | None) -> Plan:
+    """The largest pool per server process (up to ``wanted_pool``) that keeps every process together
+    under ``max_connections``."""
+    if max_connections is None:
+        return Plan(servers, workers, 0, None)
+    budget = max_connections - RESERVED - workers * WORKER_POOL
+    pool = min(wanted_pool, budget // servers) if servers else 0
+    if pool < 2:
+        raise CommandError(
+            f"PostgreSQL allows {max_connections} connections: too few for {servers} server process(es) and "
+            f"{workers} worker(s). Raise max_connections or start fewer processes."
+        )
+    return Plan(servers, workers, pool, max_connections)
+
+
+def _relay(prefix: str, stream: IO[bytes], out: IO[str]) -> None:
+    for line in iter(stream.readline, b""):
+        out.write(f"{prefix} | {line.decode(errors='replace')}")
+        out.flush()
+
+
+class Command(BaseCommand):
+    help = "Serve LeanCore on every core: N Daphne processes on one socket, plus M background workers."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--processes", type=int, default=os.cpu_count() or 1, help="server processes (default: cores)"
+        )
+        parser.add_argument("--workers", type=int, default=1, help="db_worker processes (default: 1)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        servers, workers = options["processes"], options["workers"]
+        if servers < 1 or workers < 0:
+            raise CommandError("--processes must be at least 1 and --workers at least 0.")
+        if servers > 1 and not settings.REDIS_URL:
+            raise CommandError("Several server processes share WebSocket events through Redis: set REDIS_URL.")
+        plan = plan_pools(
+            servers=servers,
+            workers=workers,
+            wanted_pool=settings.DB_POOL_SIZE or 10,
+            max_connections=self._max_connections(),
+        )
+        listener = socket.socket(socket.AF_INET6 if ":" in options["host"] else socket.AF_INET)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((options["host"], options["port"]))
+        listener.listen(1024)
+        listener.set_inheritable(True)
+        fd = listener.fileno()
+        base_env = dict(os.environ)
+        server_env = {**base_env, "EMBEDDED_WORKER": "false", "DB_POOL_SIZE": str(plan.server_pool or 0)}
+        worker_env = {**base_env, "EMBEDDED_WORKER": "false", "DB_POOL_SIZE": str(WORKER_POOL)}
+        specs = [
+            (
+                f"server-{i + 1}",
+                [
+                    str(BIN / "daphne"),
+                    "--fd",
+                    str(fd),
+                    "--websocket_timeout",
+                    "-1",  # a WebSocket stays open as long as its client keeps it
+                    "--proxy-headers",
+                    "leancore.asgi:application",
+                ],
+                server_env,
+            )
+            for i in range(servers)
+        ] + [
+            (f"worker-{i + 1}", [str(BIN / "python"), "manage.py", "db_worker", "--no-reload"], worker_env)
+            for i in range(workers)
+        ]
+        self.stdout.write(f"LeanCore on http://{options['host']}:{options['port']}: {plan.describe()}.", ending="\n")
+        self.stdout.flush()
+        self._supervise(specs, fd)
+
+    @staticmethod
+    def _max_connections() -> int | None:
+        if connection.vendor != "postgresql":
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW max_connections")
+            value = int(cursor.fetchone()[0])
+        connection.close()
+        return value
+
+    def _supervise(self, specs: list[tuple[str, list[str], dict[str, str]]], fd: int) -> None:
+        stopping = threading.Event()
+        children: dict[str, subprocess.Popen] = {}
+
+        def start(name: str, command: list[str], env: dict[str, str]) -> None:
+            process = subprocess.Popen(  # noqa: S603 - our own daphne and manage.py
+                command,
+                cwd=settings.BASE_DIR,
+                env=env,
+                pass_fds=(fd,),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            threading.Thread(target=_relay, args=(name, process.stdout, self.stdout), daemon=True).start()
+            children[name] = process
+
+        def stop(signum: int, frame: Any) -> None:
+            stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        for name, command, env in specs:
+            start(name, command, env)
+        try:
+            while not stopping.is_set():
+                for name, command, env in specs:
+                    code = children[name].poll()
+                    if code is not None and not stopping.is_set():
+                        self.stderr.write(f"{name} exited with {code}; starting it again.")
+                        time.sleep(0.5)
+                        start(name, command, env)
+                stopping.wait(0.5)
+        finally:
+            for process in children.values():
+                if process.poll() is None:
+                    process.terminate()
+            deadline = time.monotonic() + 15
+            for process in children.values():
+                try:
+                    process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+                except subprocess.TimeoutExpired:
+                    process.kill()

@@ -1,0 +1,109 @@
+"""``manage.py serve``: every core of a machine behind one port, WebSockets and SSE on each process,
+background workers beside them, and database pools that fit PostgreSQL together."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import time
+
+import httpx
+import pytest
+import websockets
+from asgiref.sync import async_to_sync
+from django.core.management.base import CommandError
+
+from accounts.services import issue_tokens
+from chat.models import ChatSession
+from leancore.management.commands.serve import plan_pools
+from tests.conftest import make_org, make_specialist, owner_of
+from tests.fakes.llm_server import Scenario
+from tests.servers import Daphne, server_env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_pools_are_sized_to_fit_postgresql_together():
+    plan = plan_pools(servers=4, workers=2, wanted_pool=10, max_connections=100)
+    assert (plan.server_pool, plan.total) == (10, 44)
+    small = plan_pools(servers=8, workers=2, wanted_pool=20, max_connections=100)
+    assert small.server_pool == 10  # (100 - 10 reserved - 2 × 2) // 8
+    assert small.total <= 100 - 10
+    with pytest.raises(CommandError):
+        plan_pools(servers=50, workers=1, wanted_pool=10, max_connections=100)
+    assert plan_pools(servers=2, workers=1, wanted_pool=10, max_connections=None).server_pool == 0  # SQLite
+
+
+@pytest.fixture
+def all_cores(fake_llm, bundled_data):
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    if not redis_url:
+        pytest.skip("TEST_REDIS_URL is not set")
+    env = server_env({"REDIS_URL": redis_url, "OPENAI_BASE_URL": f"{fake_llm.url}/v1", "OPENAI_API_KEY": "sk-test"})
+    server = Daphne(env, all_cores=(2, 1))
+    yield server
+    server.stop()
+
+
+def test_two_server_processes_and_a_worker_behind_one_port(all_cores, fake_llm):
+    org = make_org(name="Everywhere")
+    owner = owner_of(org)
+    token = issue_tokens(user=owner).access
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    headers = {"Authorization": f"Bearer {token}"}
+    # the plan is printed, and both server processes take connections
+    for _ in range(40):
+        assert httpx.get(f"{all_cores.url}/health", headers={"Connection": "close"}).status_code == 200
+    log = all_cores.log.read_text()
+    assert re.search(r"2 server process\(es\) × pool \d+ \+ 1 worker\(s\) × pool 2 = at most \d+ of PostgreSQL", log)
+    assert "server-1 | " in log
+    assert "server-2 | " in log
+    # SSE through the shared port
+    fake_llm.script(Scenario(chunks=["one ", "port"], usage=(10, 2)))
+    response = httpx.post(
+        f"{all_cores.url}/api/chat/stream",
+        json={"specialistId": str(specialist.pk), "message": "hi"},
+        headers={**headers, "Accept": "text/event-stream"},
+        timeout=30,
+    )
+    assert response.status_code == 200
+    assert "event: done" in response.text
+    session = ChatSession.objects.get(pk=json.loads(response.text.split("data: ", 1)[1].split("\n", 1)[0])["sessionId"])
+    # an async turn run by the worker process reaches a WebSocket on whichever server process took it
+    fake_llm.script(Scenario(chunks=["from ", "the ", "worker"], usage=(10, 3)))
+    ws_url = all_cores.url.replace("http", "ws") + f"/ws/chat/sessions/{session.pk}/?token={token}"
+
+    async def watch() -> list[dict]:
+        async with websockets.connect(ws_url) as socket:
+            async with httpx.AsyncClient() as client:
+                sent = await client.post(
+                    f"{all_cores.url}/api/chat/async",
+                    json={"specialistId": str(specialist.pk), "message": "bg", "sessionId": str(session.pk)},
+                    headers=headers,
+                )
+            assert sent.status_code == 202
+            frames = []
+            while not frames or frames[-1]["event"] not in ("done", "error"):
+                frames.append(json.loads(await asyncio.wait_for(socket.recv(), timeout=30)))
+            return frames
+
+    frames = async_to_sync(watch)()
+    assert "".join(f["data"]["text"] for f in frames if f["event"] == "delta") == "from the worker"
+
+
+def test_a_server_process_that_dies_is_started_again(all_cores):
+    time.sleep(1)
+    children = [
+        int(pid) for pid in open(f"/proc/{all_cores.process.pid}/task/{all_cores.process.pid}/children").read().split()
+    ]
+    assert len(children) == 3  # two servers, one worker
+    os.kill(children[0], signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while "exited with -9; starting it again" not in all_cores.log.read_text():
+        assert time.monotonic() < deadline, all_cores.log.read_text()
+        time.sleep(0.2)
+    for _ in range(10):
+        assert httpx.get(f"{all_cores.url}/health", headers={"Connection": "close"}).status_code == 200
