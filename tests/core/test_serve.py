@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -96,9 +97,8 @@ def test_two_server_processes_and_a_worker_behind_one_port(all_cores, fake_llm):
 
 def test_a_server_process_that_dies_is_started_again(all_cores):
     time.sleep(1)
-    children = [
-        int(pid) for pid in open(f"/proc/{all_cores.process.pid}/task/{all_cores.process.pid}/children").read().split()
-    ]
+    pid = all_cores.process.pid
+    children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     assert len(children) == 3  # two servers, one worker
     os.kill(children[0], signal.SIGKILL)
     deadline = time.monotonic() + 20
