@@ -32,7 +32,13 @@ from chat.serializers import (
 )
 from chat.services import PreparedTurn
 from chat.uploads import FileTooLargeError, StorageQuotaExceededError, store_upload
-from leancore.api.errors import IdempotencyKeyReusedError, NotAcceptableError, ValidationFailed, json_problem
+from leancore.api.errors import (
+    ERROR_CODES,
+    IdempotencyKeyReusedError,
+    NotAcceptableError,
+    ValidationFailed,
+    json_problem,
+)
 from leancore.api.negotiation import accepts_any
 from leancore.api.throttles import ChatThrottle, UploadThrottle
 from leancore.api.views import OrgAPIView, OrgViewSet
@@ -46,16 +52,6 @@ any number of `delta` {text}, `tool_call` {id, name, arguments, connectionId}, `
 and `error` {code, detail}. Every event carries an SSE `id:`. Refusals before the stream starts
 (400, 402, 403, 404, 409, 429) are ordinary problem+json responses. With an Idempotency-Key that was
 already used with the same body, the answer is 200 JSON {sessionId, messageId, status} instead of a second stream."""
-
-
-ERROR_STATUS = {
-    "llm_unavailable": 502,
-    "llm_bad_output": 502,
-    "mcp_unreachable": 502,
-    "insufficient_credits": 402,
-    "budget_exhausted": 402,
-    "circuit_open": 402,
-}
 
 
 def sse_frame(seq: int, name: str, data: dict[str, Any]) -> bytes:
@@ -93,8 +89,8 @@ async def stream_turn(turn: PreparedTurn) -> HttpResponse:
     if head and head[-1].name == "error":
         await events.aclose()
         error = head[-1].data
-        status_code = ERROR_STATUS.get(error["code"], 502)
-        return json_problem(status_code, error["code"], error["detail"])
+        known = ERROR_CODES.get(error["code"])  # the error's own status, from the one registry
+        return json_problem(known.status if known else 502, error["code"], error["detail"])
     response = StreamingHttpResponse(_sse_bytes(head, events), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
