@@ -26,6 +26,10 @@ class RefreshTokenAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).defer("token")
 
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        # ?token__startswith=… would answer whether a guess is right: no lookups on the token
+        return lookup.split("__", 1)[0] != "token" and super().lookup_allowed(lookup, value, request)
+
     @admin.display(boolean=True)
     def revoked(self, obj) -> bool:
         return hasattr(obj, "blacklistedtoken")
@@ -44,11 +48,18 @@ class RefreshTokenAdmin(admin.ModelAdmin):
 
 
 class MembershipInline(admin.TabularInline):
+    """Memberships at a glance; they change on their own page (which keeps every org owned)."""
+
     model = Membership
     fk_name = "user"
     extra = 0
     fields = ["organization", "role", "status", "joined_at"]
-    autocomplete_fields = ["organization"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(User)

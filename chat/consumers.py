@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from rest_framework.exceptions import ValidationError
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -17,13 +18,16 @@ from accounts.models import User
 from chat import services
 from chat.engine import drain
 from chat.models import ChatSession
-from leancore.api.errors import DomainError
+from chat.serializers import FrameSerializer
+from leancore.api.errors import ServerError, as_domain_error
 from orgs.context import OrgContext, context_for
 
 logger = logging.getLogger(__name__)
 
 CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+
+
 FRAME_HINT = 'Send a JSON frame {"type": "message", "message": "…", "attachmentIds": [...]}.'
 
 
@@ -78,7 +82,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
         """A frame that is not JSON is answered with an error frame; the socket stays open."""
         try:
             content = json.loads(text_data if text_data is not None else (bytes_data or b""))
-        except ValueError:
+        except (ValueError, RecursionError):
             await self._error("validation_error", FRAME_HINT)
             return
         await self.receive_json(content, **kwargs)
@@ -89,21 +93,29 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(content, dict) or content.get("type") != "message":
             await self._error("validation_error", FRAME_HINT)
             return
-        attachment_ids = content.get("attachmentIds") or []
-        if not isinstance(content.get("message"), str) or not isinstance(attachment_ids, list):
-            await self._error("validation_error", FRAME_HINT)
+        data = {"message": content.get("message")}
+        if content.get("attachmentIds") is not None:
+            data["attachment_ids"] = content["attachmentIds"]
+        frame = FrameSerializer(data=data)
+        if not frame.is_valid():  # the same rules as the HTTP send endpoints
+            error = as_domain_error(ValidationError(frame.errors))
+            await self._error(error.code, error.detail, error.extra)
             return
         try:
             turn = await database_sync_to_async(services.start_turn)(
                 context=self.context,
                 user=self.user,
                 specialist_id=self.session.specialist_id,
-                message=content["message"],
+                message=frame.validated_data["message"],
                 session_id=self.session.pk,
-                attachment_ids=attachment_ids,
+                attachment_ids=frame.validated_data.get("attachment_ids") or [],
             )
-        except DomainError as exc:
-            await self._error(exc.code, exc.detail, exc.extra)
+        except Exception as exc:  # a frame never takes the socket down: the error goes back as a frame
+            error = as_domain_error(exc)
+            if error is None:
+                logger.exception("Could not start a turn from a WebSocket frame")
+                error = ServerError()
+            await self._error(error.code, error.detail, error.extra)
             return
         task = asyncio.create_task(drain(turn))  # its events reach this socket through the group
         self.turns.add(task)

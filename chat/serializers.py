@@ -15,6 +15,14 @@ class SendSerializer(serializers.Serializer):
     attachment_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=20)
 
 
+class FrameSerializer(SendSerializer):
+    """A ``{"type": "message"}`` frame: the send body without the ids the socket already knows."""
+
+    specialist_id = None
+    session_id = None
+    workspace_id = None
+
+
 class SentSerializer(serializers.Serializer):
     session_id = serializers.UUIDField()
     message_id = serializers.UUIDField()

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "leancore.api.middleware.ProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "leancore.api.middleware.RequestSizeMiddleware",
     "leancore.api.middleware.StaticFilesMiddleware",
@@ -80,7 +81,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "leancore.api.middleware.ProblemMiddleware",
 ]
 
 ROOT_URLCONF = "leancore.urls"
@@ -174,10 +174,10 @@ if REDIS_URL:
                 "hosts": [
                     {
                         "address": REDIS_URL,
-                        "socket_timeout": 20,
+                        "socket_timeout": 10,
                         "socket_connect_timeout": 5,
                         "socket_keepalive": True,
-                        "health_check_interval": 30,
+                        "health_check_interval": 15,
                     }
                 ]
             },

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from leancore.api.errors import NotFoundError, error_response
@@ -52,6 +53,8 @@ def unknown_path(request: HttpRequest, rest: str = "") -> JsonResponse:
 
 
 unknown_path.access = "public"  # type: ignore[attr-defined]
+admin_redirect = RedirectView.as_view(url="/admin/", permanent=False)
+admin_redirect.access = "public"  # type: ignore[attr-defined]
 unknown_path.csrf_exempt = True  # type: ignore[attr-defined]
 
 admin.site.site_header = "LeanCore operations"
@@ -71,7 +74,8 @@ urlpatterns = [
     path("", include("mcps.urls")),
     path("", include("workspaces.urls")),
     path("", include("tasks.urls")),
-    re_path(r"^(?!admin/)(?P<rest>.*)$", unknown_path, name="unknown-path"),
+    path("admin", admin_redirect),
+    re_path(r"^(?!admin(?:/|$))(?P<rest>.*)$", unknown_path, name="unknown-path"),
 ]
 
 handler400 = "leancore.api.errors.handler400"

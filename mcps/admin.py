@@ -7,6 +7,7 @@ from leancore.api.errors import DomainError
 from mcps import services
 from mcps.models import CatalogEntry, Connection, Tool
 from mcps.security import check_url
+from orgs.admin_mixins import OrgOwnedAdmin
 
 
 class ConnectionAdminForm(forms.ModelForm):
@@ -41,7 +42,7 @@ class ToolInline(admin.TabularInline):
 
 
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):
+class ConnectionAdmin(OrgOwnedAdmin):
     form = ConnectionAdminForm
     list_display = ["name", "organization", "transport", "url", "status", "last_synced_at", "enabled"]
     list_filter = ["status", "transport", "auth_type", "enabled"]
@@ -51,9 +52,6 @@ class ConnectionAdmin(admin.ModelAdmin):
     list_select_related = ["organization"]
     inlines = [ToolInline]
     actions = ["sync_tools"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [*self.readonly_fields, "organization"] if obj is not None else self.readonly_fields
 
     @admin.action(description="Sync tools from the MCP server")
     def sync_tools(self, request, queryset):
@@ -71,7 +69,7 @@ class ConnectionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Tool)
-class ToolAdmin(admin.ModelAdmin):
+class ToolAdmin(OrgOwnedAdmin):
     """Tools come from syncing their connection; operators only allow or block them."""
 
     list_display = ["name", "connection", "organization", "enabled"]

@@ -1,16 +1,39 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 
-from orgs.models import Membership, Organization
+from orgs import selectors
+from orgs.models import Membership, Organization, Role
 
 
 class MembershipInline(admin.TabularInline):
+    """Members at a glance; roles change on the membership's own page (which keeps an owner)."""
+
     model = Membership
     fk_name = "organization"
     extra = 0
     fields = ["user", "role", "status", "joined_at"]
-    autocomplete_fields = ["user"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class MembershipAdminForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["user", "organization", "role", "status", "joined_at"]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        stored = self.instance
+        demoted = data.get("role", stored.role) != Role.OWNER or data.get("status", stored.status) != stored.status
+        if stored.pk and demoted and selectors.is_last_active_owner(stored):
+            raise forms.ValidationError("An organization must keep at least one active owner.")
+        return data
 
 
 @admin.register(Organization)
@@ -28,8 +51,21 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    form = MembershipAdminForm
     list_display = ["user", "organization", "role", "status", "joined_at"]
     list_filter = ["role", "status"]
     search_fields = ["user__email", "user__name", "organization__name", "organization__slug"]
     autocomplete_fields = ["user", "organization"]
     list_select_related = ["user", "organization"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["user", "organization"] if obj is not None else []
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return not (obj is not None and selectors.is_last_active_owner(obj))
+
+    def delete_queryset(self, request, queryset) -> None:
+        kept = [membership for membership in queryset if selectors.is_last_active_owner(membership)]
+        if kept:
+            self.message_user(request, f"Kept {len(kept)} last owner(s): an organization keeps one.", messages.WARNING)
+        queryset.exclude(pk__in=[membership.pk for membership in kept]).delete()

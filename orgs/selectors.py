@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db.models import Count, Q, QuerySet
 
 from accounts.models import User
-from orgs.models import Membership, Organization
+from orgs.models import Membership, Organization, Role
 
 
 def organizations_for(*, user: User) -> QuerySet[Organization]:
@@ -30,3 +30,16 @@ def organization_detail(*, org: Organization) -> Organization:
 
 def members(*, org: Organization) -> QuerySet[Membership]:
     return Membership.objects.select_related("user").filter(organization=org).order_by("-created_at")
+
+
+def is_last_active_owner(membership: Membership) -> bool:
+    """Whether this membership is what keeps its organization owned (the one active owner)."""
+    if membership.role != Role.OWNER or membership.status != Membership.Status.ACTIVE:
+        return False
+    return not (
+        Membership.objects.filter(
+            organization_id=membership.organization_id, role=Role.OWNER, status=Membership.Status.ACTIVE
+        )
+        .exclude(pk=membership.pk)
+        .exists()
+    )

@@ -3,12 +3,13 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from mcps.models import Tool
+from billing.models import ModelRate
+from orgs.admin_mixins import OrgOwnedAdmin
 from specialists.models import Specialist
 
 
 class SpecialistAdminForm(forms.ModelForm):
-    """Tools are picked from the specialist's own organization (the API's rule, here too)."""
+    """A specialist's model must be an active model rate (the API's rule)."""
 
     class Meta:
         model = Specialist
@@ -28,27 +29,15 @@ class SpecialistAdminForm(forms.ModelForm):
             "tools",
         ]
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        if "tools" in self.fields:
-            org_id = self.instance.organization_id if self.instance.pk else None
-            self.fields["tools"].queryset = (
-                Tool.objects.filter(organization_id=org_id).select_related("connection")
-                if org_id
-                else Tool.objects.none()
-            )
-
-    def clean(self) -> dict:
-        data = super().clean()
-        org = data.get("organization") or getattr(self.instance, "organization", None)
-        foreign = [tool for tool in data.get("tools") or [] if org is None or tool.organization_id != org.pk]
-        if foreign:
-            self.add_error("tools", "Tools must belong to the specialist's organization.")
-        return data
+    def clean_model(self) -> str:
+        model = self.cleaned_data["model"]
+        if not ModelRate.objects.filter(model=model, active=True).exists():
+            raise forms.ValidationError(f"'{model}' is not an active model.")
+        return model
 
 
 @admin.register(Specialist)
-class SpecialistAdmin(admin.ModelAdmin):
+class SpecialistAdmin(OrgOwnedAdmin):
     form = SpecialistAdminForm
     list_display = ["name", "title", "organization", "model", "status", "monthly_credit_limit", "deleted_at"]
     list_filter = ["status", "model"]
@@ -56,7 +45,3 @@ class SpecialistAdmin(admin.ModelAdmin):
     list_select_related = ["organization"]
     filter_horizontal = ["tools"]
     readonly_fields = ["created_at", "updated_at"]
-
-    def get_readonly_fields(self, request, obj=None):
-        # a specialist never moves to another organization (its tools, sessions and ledger are there)
-        return [*self.readonly_fields, "organization"] if obj is not None else self.readonly_fields

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from orgs.admin_mixins import OrgOwnedAdmin
 from tasks.models import Project, Task
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(OrgOwnedAdmin):
     list_display = ["name", "organization", "status", "workspace", "created_at"]
     list_filter = ["status"]
     search_fields = ["name", "organization__name"]
@@ -14,7 +15,7 @@ class ProjectAdmin(admin.ModelAdmin):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(OrgOwnedAdmin):
     list_display = ["title", "organization", "status", "priority", "assignee_user", "assignee_specialist", "due_date"]
     list_filter = ["status", "priority"]
     search_fields = ["title", "description", "organization__name"]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from orgs.admin_mixins import OrgOwnedAdmin
 from workspaces.models import Artifact, Workspace, WorkspaceFile
 
 
@@ -14,7 +15,7 @@ class WorkspaceFileInline(admin.TabularInline):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
+class WorkspaceAdmin(OrgOwnedAdmin):
     list_display = ["name", "organization", "created_by", "created_at"]
     search_fields = ["name", "organization__name"]
     list_select_related = ["organization", "created_by"]
@@ -23,6 +24,14 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
 @admin.register(Artifact)
 class ArtifactAdmin(admin.ModelAdmin):
+    """Artifacts are what specialists saved: operators read them."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
     list_display = ["title", "kind", "workspace", "specialist", "created_at"]
     list_filter = ["kind"]
     search_fields = ["title", "content"]

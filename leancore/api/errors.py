@@ -12,7 +12,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
-from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 logger = logging.getLogger(__name__)
@@ -34,6 +33,22 @@ TITLES = {
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",
+}
+
+
+# The code of an answer that only has a status (a page Django or a server made for us).
+GENERIC_CODES = {
+    400: "validation_error",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "server_error",
+    503: "service_unavailable",
 }
 
 
@@ -216,8 +231,11 @@ def problem(
 
 def problem_response(
     status: int, code: str, detail: str, *, extra: dict[str, Any] | None = None, headers: dict | None = None
-) -> Response:
-    response = Response(problem(status, code, detail, extra=extra), status=status, content_type=PROBLEM_CONTENT_TYPE)
+) -> JsonResponse:
+    """Always JSON, whatever renderer the view has (the schema's YAML, the docs' HTML)."""
+    response = JsonResponse(
+        problem(status, code, detail, extra=extra), status=status, content_type=PROBLEM_CONTENT_TYPE
+    )
     for key, value in (headers or {}).items():
         response[key] = value
     return response
@@ -275,7 +293,7 @@ def as_domain_error(exc: Exception) -> DomainError | None:
     if isinstance(exc, drf.NotAuthenticated):
         return NotAuthenticatedError()
     if isinstance(exc, drf.AuthenticationFailed):
-        return TokenNotValidError(str(exc.detail))
+        return TokenNotValidError(_flatten_detail(exc.detail))
     if isinstance(exc, (drf.PermissionDenied, DjangoPermissionDenied)):
         return PermissionDeniedError(str(getattr(exc, "detail", "")) or None)
     if isinstance(exc, drf.Throttled):
@@ -285,6 +303,8 @@ def as_domain_error(exc: Exception) -> DomainError | None:
         return ValidationFailed.of(field_errors(detail))
     if isinstance(exc, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
         return RequestTooLargeError()
+    if isinstance(exc, RecursionError):  # JSON nested deeper than any real body
+        return ValidationFailed.of({"nonFieldErrors": ["The body is nested too deeply."]})
     if isinstance(exc, drf.ParseError):
         return ValidationFailed.of({"nonFieldErrors": [str(exc.detail)]})
     if isinstance(exc, drf.UnsupportedMediaType):
@@ -306,29 +326,22 @@ def _django_detail(exc: DjangoValidationError) -> Any:
     return exc.message_dict if hasattr(exc, "error_dict") else exc.messages
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse:
     """DRF's EXCEPTION_HANDLER: every error becomes problem+json with a registered code."""
     error = as_domain_error(exc)
     if error is None:
         logger.exception("Unhandled error", exc_info=exc)
         error = ServerError()
-    return problem_response(error.status, error.code, error.detail, extra=error.extra, headers=error.headers)
+    return error_response(error)
 
 
 def json_problem(status: int, code: str, detail: str, *, headers: dict[str, str] | None = None) -> JsonResponse:
     """A problem response outside DRF (Django's error handlers, middleware, the SSE endpoint)."""
-    response = JsonResponse(problem(status, code, detail), status=status, content_type=PROBLEM_CONTENT_TYPE)
-    for key, value in (headers or {}).items():
-        response[key] = value
-    return response
+    return problem_response(status, code, detail, headers=headers)
 
 
 def error_response(error: DomainError) -> JsonResponse:
-    body = problem(error.status, error.code, error.detail, extra=error.extra)
-    response = JsonResponse(body, status=error.status, content_type=PROBLEM_CONTENT_TYPE)
-    for key, value in error.headers.items():
-        response[key] = value
-    return response
+    return problem_response(error.status, error.code, error.detail, extra=error.extra, headers=error.headers)
 
 
 def handler404(request, exception=None) -> JsonResponse:  # noqa: ANN001

@@ -11,7 +11,14 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from whitenoise.middleware import WhiteNoiseMiddleware
 
-from leancore.api.errors import RequestTooLargeError, as_domain_error, error_response
+from leancore.api.errors import (
+    GENERIC_CODES,
+    TITLES,
+    RequestTooLargeError,
+    as_domain_error,
+    error_response,
+    problem_response,
+)
 
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Org-Id, Idempotency-Key"
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -58,11 +65,40 @@ class RequestSizeMiddleware(_DualMiddleware):
 
 
 class ProblemMiddleware(_DualMiddleware):
-    """Views outside DRF (the admin, the docs pages) answer a database that is briefly unavailable
-    with the same 503 problem as the API, not a 500 page."""
+    """The outermost layer: every error the API answers is problem+json.
+
+    Some answers are made before or outside the API's views: Django's own pages for a disallowed
+    Host or, under DEBUG, its technical error pages; the docs pages' plain-text 405. Outside the
+    admin, such an answer becomes the problem of the same status (its Allow, Retry-After and
+    WWW-Authenticate headers kept). Views outside DRF that fail because the database is briefly
+    unavailable answer 503 like the API."""
+
+    KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Vary")
 
     def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
-        return self.get_response(request)
+        if self.is_async:
+            return self._acall(request)
+        return self._as_problem(request, self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        return self._as_problem(request, await self.get_response(request))
+
+    def _as_problem(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if response.status_code < 400 or response.streaming or request.path.startswith("/admin/"):
+            return response
+        if response.get("Content-Type", "").startswith(("application/problem+json", "application/json")):
+            return response
+        problem = problem_response(
+            response.status_code,
+            GENERIC_CODES.get(
+                response.status_code, "server_error" if response.status_code >= 500 else "validation_error"
+            ),
+            TITLES.get(response.status_code, "Error") + ".",
+        )
+        for header in self.KEPT_HEADERS:
+            if header in response:
+                problem[header] = response[header]
+        return problem
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         error = as_domain_error(exception)

@@ -29,12 +29,38 @@ class JSONFallbackNegotiation(DefaultContentNegotiation):
             return renderer, renderer.media_type
 
 
+def _media_ranges(header: str) -> list[tuple[str, str, float]]:
+    """``Accept`` as (type, subtype, q); parameters other than ``q`` (``charset=utf-8``) do not narrow."""
+    ranges = []
+    for item in header.split(","):
+        parts = [part.strip() for part in item.split(";")]
+        kind, _, subtype = parts[0].lower().partition("/")
+        if not kind:
+            continue
+        quality = 1.0
+        for parameter in parts[1:]:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ranges.append((kind, subtype or "*", quality))
+    return ranges
+
+
 def accepts_any(request: Request, media_types: tuple[str, ...]) -> bool:
     """True when the request has no Accept header or it accepts one of ``media_types``
     (wildcards included, ``q=0`` excluded)."""
-    if not request.headers.get("Accept", "").strip():
+    header = request.headers.get("Accept", "").strip()
+    if not header:
         return True
-    return any(request._request.accepts(media_type) for media_type in media_types)
+    for media_type in media_types:
+        kind, _, subtype = media_type.partition("/")
+        for range_kind, range_subtype, quality in _media_ranges(header):
+            if quality > 0 and range_kind in (kind, "*") and range_subtype in (subtype, "*"):
+                return True
+    return False
 
 
 class MinimalMetadata(BaseMetadata):

@@ -273,7 +273,9 @@ def test_websocket_through_daphne_closes_4401_without_token(ws_session, daphne_s
     assert async_to_sync(run)() == 4401
 
 
-IDLE_SECONDS = 16  # past the channel layer's blocking receive (5 s) and redis' default socket timeout (5 s), twice
+# well past every internal timeout: the channel layer's blocking receive (5 s), redis' default socket
+# timeout (5 s), and the settings' socket timeout (10 s) and health-check interval (15 s)
+IDLE_SECONDS = 32
 
 
 def test_websocket_over_redis_stays_open_when_idle_and_survives_a_bad_frame(ws_session, redis_daphne, fake_llm):
@@ -294,6 +296,10 @@ def test_websocket_over_redis_stays_open_when_idle_and_survives_a_bad_frame(ws_s
             not_json = json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
             await socket.send(json.dumps(["a", "list"]))
             wrong_shape = json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
+            for bad in ('{"type": "message", "message": "\\u0000"}', "[" * 5000 + "]" * 5000, '{"type": "message"}'):
+                await socket.send(bad)
+                refused = json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
+                assert (refused["event"], refused["data"]["code"]) == ("error", "validation_error"), (bad[:40], refused)
             await socket.send(json.dumps({"type": "message", "message": "are you there?"}))
             frames = []
             while True:

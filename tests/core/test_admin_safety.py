@@ -13,8 +13,9 @@ from chat.models import ChatSession
 from chat.tools import tool_plan
 from mcps.client import call_tool_by_id
 from mcps.models import Connection, Tool
+from orgs.models import Membership
 from specialists.models import Specialist
-from tests.conftest import make_specialist, owner_of
+from tests.conftest import make_specialist, make_user, owner_of
 
 pytestmark = pytest.mark.django_db
 
@@ -45,6 +46,10 @@ def test_no_refresh_token_is_readable_in_the_admin(operator, owner):
         assert response.status_code == 200, path
         assert refresh not in response.content.decode(), path
     assert operator.get("/admin/token_blacklist/blacklistedtoken/").status_code == 404
+    # nor guessable: filtering on the token's text is refused, however the guess is written
+    for lookup in ("token__startswith", "token", "token__contains", "token__regex"):
+        response = operator.get(f"/admin/token_blacklist/outstandingtoken/?{lookup}={refresh[:20]}")
+        assert response.status_code == 400, lookup
     response = operator.post(
         "/admin/token_blacklist/outstandingtoken/", {"action": "revoke", "_selected_action": [token.pk]}
     )
@@ -137,3 +142,78 @@ def test_an_organization_and_its_ledger_cannot_be_deleted(operator, org):
     with pytest.raises(ProtectedError):
         org.delete()
     assert LedgerEntry.objects.filter(organization=org).exists()
+
+
+def test_org_owned_records_stay_in_their_org_and_point_only_inside_it(operator, org, other_org):
+    from tasks.models import Task
+    from workspaces.models import Workspace
+
+    owner = owner_of(org)
+    workspace = Workspace.objects.create(organization=org, name="W", created_by=owner)
+    response = operator.post(
+        f"/admin/workspaces/workspace/{workspace.pk}/change/",
+        {"organization": str(other_org.pk), "name": "W", "description": "", "created_by": owner.pk, **_empty_inline()},
+    )
+    assert response.status_code == 302  # saved, but the organization is not a field that changes
+    workspace.refresh_from_db()
+    assert workspace.organization_id == org.pk
+    foreign = make_specialist(other_org)
+    task = Task.objects.create(organization=org, title="T", created_by=owner)
+    form = {
+        "title": "T",
+        "description": "",
+        "status": "todo",
+        "priority": "medium",
+        "assignee_specialist": str(foreign.pk),
+        "created_by": owner.pk,
+        "result": "",
+        "error": "",
+    }
+    response = operator.post(f"/admin/tasks/task/{task.pk}/change/", form)
+    assert response.status_code == 200  # the form again: another org's specialist is refused
+    task.refresh_from_db()
+    assert task.assignee_specialist_id is None
+    stranger = make_user()
+    response = operator.post(
+        f"/admin/tasks/task/{task.pk}/change/", {**form, "assignee_specialist": "", "assignee_user": stranger.pk}
+    )
+    assert response.status_code == 200  # and so is someone who is not a member
+    task.refresh_from_db()
+    assert task.assignee_user_id is None
+
+
+def _empty_inline() -> dict:
+    return {"files-TOTAL_FORMS": "0", "files-INITIAL_FORMS": "0"}
+
+
+def test_the_admin_keeps_every_org_owned(operator, org):
+    membership = Membership.objects.get(organization=org, role="owner")
+    page = f"/admin/orgs/membership/{membership.pk}/change/"
+    response = operator.post(
+        page, {"role": "member", "status": "active", "joined_at_0": "2026-01-01", "joined_at_1": "00:00"}
+    )
+    assert response.status_code == 200
+    membership.refresh_from_db()
+    assert membership.role == "owner"
+    assert operator.get(f"/admin/orgs/membership/{membership.pk}/delete/").status_code == 403
+    operator.post(
+        "/admin/orgs/membership/", {"action": "delete_selected", "_selected_action": [membership.pk], "post": "yes"}
+    )
+    assert Membership.objects.filter(pk=membership.pk).exists()
+
+
+def test_a_specialist_needs_an_active_model_in_the_admin(operator, org):
+    specialist = make_specialist(org)
+    form = {
+        "name": "Ada",
+        "title": "",
+        "description": "",
+        "instructions": "",
+        "model": "no-such-model",
+        "temperature": "0.7",
+        "max_output_tokens": "500",
+        "status": "active",
+    }
+    assert operator.post(f"/admin/specialists/specialist/{specialist.pk}/change/", form).status_code == 200
+    specialist.refresh_from_db()
+    assert specialist.model == "local"

@@ -55,7 +55,17 @@ def live(daphne_server, bundled_data, transactional_db):
     client.close()
 
 
-@pytest.mark.parametrize("accept", ["text/event-stream", "*/*", None, "text/event-stream, application/json;q=0.5"])
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "text/event-stream",
+        "*/*",
+        None,
+        "text/event-stream, application/json;q=0.5",
+        "text/event-stream; charset=utf-8",
+        "text/*;q=0.8",
+    ],
+)
 def test_the_stream_streams_for_what_sse_clients_send(live, accept):
     org, _, client = live
     specialist = make_specialist(org)
