@@ -22,7 +22,8 @@ async def run_queued_turn(message_id: str) -> str:
             return "skipped"
         return await drain(turn)
     except Exception as exc:
-        logger.exception("Queued turn %s failed before it could run", message_id)
+        # the worker logs the failed job with its traceback; here only what happened to the message
+        logger.error("Queued turn %s failed before it could run: %s", message_id, exc)  # noqa: TRY400
         await database_sync_to_async(services.fail_queued_message)(
             message_id=message_id, code="llm_unavailable", detail=f"The turn could not run: {exc}"
         )

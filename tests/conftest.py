@@ -198,3 +198,50 @@ def _no_leftover_connections(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         terminate_connections(connection.settings_dict["NAME"])
+
+
+# --- every status the suite sees is in the OpenAPI schema ------------------------------------------
+
+_SEEN_STATUSES: set[tuple[str, str, int]] = set()
+
+
+def _schema_path(route: str) -> str:
+    import re
+
+    from leancore.api.errors import camelize_key
+
+    path = "/" + route.rstrip("/")
+    path = path.replace("<uuid:pk>", "{id}")
+    return re.sub(r"<(?:\w+:)?(\w+)>", lambda match: "{" + camelize_key(match.group(1)) + "}", path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _every_status_is_documented(django_db_setup):
+    """Records (operation, status) of every response the test clients get, and at the end of the
+    session checks each against the schema: the errors views declare are checked by use."""
+    from django.test import Client
+
+    original = Client.request
+
+    def recording(self, **request):
+        response = original(self, **request)
+        match = getattr(response, "resolver_match", None)
+        if match is not None and match.route and not match.route.startswith("admin"):
+            _SEEN_STATUSES.add((_schema_path(match.route), request["REQUEST_METHOD"].lower(), response.status_code))
+        return response
+
+    Client.request = recording
+    yield
+    Client.request = original
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    undocumented = sorted(
+        (path, method, status)
+        for path, method, status in _SEEN_STATUSES
+        if path in schema["paths"]
+        and method in schema["paths"][path]
+        and status != 405
+        and str(status) not in schema["paths"][path][method]["responses"]
+    )
+    assert not undocumented, f"responses the schema does not list: {undocumented}"

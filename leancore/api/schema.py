@@ -56,7 +56,14 @@ def _declared(view: Any, method: str) -> list[type[e.DomainError]]:
 
 def operation_errors(view: Any, method: str, path: str) -> list[type[e.DomainError]]:
     """Every error class an operation can answer with."""
-    found: list[type[e.DomainError]] = [e.ValidationFailed, e.RequestTooLargeError, e.ServiceUnavailableError]
+    # every operation: bad input, a body over the limit, a database briefly unavailable, and a row that
+    # is gone by the time the request reads it (deleted concurrently) — or an unknown id in the path
+    found: list[type[e.DomainError]] = [
+        e.ValidationFailed,
+        e.RequestTooLargeError,
+        e.ServiceUnavailableError,
+        e.NotFoundError,
+    ]
     access = getattr(view, "access", None)
     if access != "public":
         found += [e.NotAuthenticatedError, e.TokenNotValidError]
@@ -71,8 +78,6 @@ def operation_errors(view: Any, method: str, path: str) -> list[type[e.DomainErr
                 NotAMemberError,
             ]
         )
-    if "{" in path:
-        found.append(e.NotFoundError)
     if method in WRITE_METHODS:
         found.append(e.UnsupportedMediaTypeError)
     if getattr(view, "throttle_classes", None):

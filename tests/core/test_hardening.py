@@ -282,3 +282,36 @@ def test_an_unreachable_mail_server_never_fails_the_request(
     assert invited.status_code == 201, invited.content
     assert reset.status_code == 202
     assert len([r for r in caplog.records if r.name == "leancore.mail"]) == 2
+
+
+def test_deeply_nested_json_is_a_validation_error_on_json_routes(owner, org, anon):
+    client = client_for(owner)
+    body = '{"name": ' + "[" * 3000 + "]" * 3000 + "}"
+    for path in ("/workspaces", "/specialists", "/tasks"):
+        assert_problem(client.post(path, body, content_type="application/json"), 400, "validation_error")
+    assert_problem(anon.post("/auth/login", body, content_type="application/json"), 400, "validation_error")
+
+
+def test_a_malformed_bearer_header_is_a_clean_401(anon):
+    for header in ("Bearer", "Bearer a b", "Bearer not-a-jwt"):
+        body = assert_problem(anon.get("/users/me", HTTP_AUTHORIZATION=header), 401, "token_not_valid")
+        assert "ErrorDetail" not in body["detail"] and "{" not in body["detail"], body
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/", "/api/redoc/"])
+def test_the_schema_and_docs_answer_errors_as_problem_json(anon, path):
+    assert_problem(anon.post(path), 405, "method_not_allowed")
+    assert_problem(anon.delete(path), 405, "method_not_allowed")
+
+
+def test_the_schema_in_an_unknown_format_is_a_problem(anon):
+    assert_problem(anon.get("/api/schema/", {"format": "bogus"}), 404, "not_found")
+
+
+def test_pages_made_before_the_api_are_problems_in_development_too(settings, anon):
+    settings.DEBUG = True
+    settings.ALLOWED_HOSTS = ["testserver"]
+    body = assert_problem(anon.get("/health", HTTP_HOST="evil.example"), 400, "validation_error")
+    assert body["detail"]
+    response = anon.get("/admin")  # the admin keeps its own pages (and its address without the slash)
+    assert (response.status_code, response["Location"]) == (302, "/admin/")
