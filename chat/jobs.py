@@ -23,7 +23,7 @@ async def run_queued_turn(message_id: str) -> str:
         return await drain(turn)
     except Exception as exc:
         # the worker logs the failed job with its traceback; here only what happened to the message
-        logger.error("Queued turn %s failed before it could run: %s", message_id, exc)  # noqa: TRY400
+        logger.error("Queued turn %s failed before it could run: %s", message_id, exc)
         await database_sync_to_async(services.fail_queued_message)(
             message_id=message_id, code="llm_unavailable", detail=f"The turn could not run: {exc}"
         )
