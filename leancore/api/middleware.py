@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,10 +36,19 @@ class _DualMiddleware:
             markcoroutinefunction(self)
 
 
+def _measure_chunked_body(request: HttpRequest) -> None:
+    """A chunked body (no Content-Length) has been buffered whole by the ASGI handler; give it its
+    length, or DRF reads it as empty and the size limit never sees it."""
+    stream = getattr(request, "_stream", None)  # the handler's spooled body file
+    if stream is not None and stream.seekable():
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(0)
+        request.META["CONTENT_LENGTH"] = str(size)
+
+
 class RequestSizeMiddleware(_DualMiddleware):
     """A body larger than the server accepts is a 413 ``request_too_large`` on every route, before
-    anything parses it (JSON, form or multipart alike). Bodies sent without a Content-Length are
-    held to the same limit where Django reads them (see the exception handler)."""
+    anything parses it (JSON, form or multipart alike, chunked or not)."""
 
     def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
         refused = self._refuse(request)
@@ -51,6 +61,8 @@ class RequestSizeMiddleware(_DualMiddleware):
 
     @staticmethod
     def _refuse(request: HttpRequest) -> HttpResponse | None:
+        if not request.META.get("CONTENT_LENGTH") and request.headers.get("Transfer-Encoding"):
+            _measure_chunked_body(request)
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

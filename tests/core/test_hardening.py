@@ -316,3 +316,25 @@ def test_pages_made_before_the_api_are_problems_in_development_too(settings, ano
     assert body["detail"]
     response = anon.get("/admin")  # the admin keeps its own pages (and its address without the slash)
     assert (response.status_code, response["Location"]) == (302, "/admin/")
+
+
+def test_chunked_bodies_are_read_and_held_to_the_limit(live):
+    """Without Content-Length (Transfer-Encoding: chunked) a body used to be read as empty, and
+    never measured."""
+    _, _, client = live
+
+    def chunks(data: bytes, size: int = 65536):
+        for start in range(0, len(data), size):
+            yield data[start : start + size]
+
+    created = client.post(
+        "/workspaces", content=chunks(b'{"name": "chunked"}'), headers={"content-type": "application/json"}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["name"] == "chunked"
+    big = b'{"name": "' + b"x" * BIG + b'"}'
+    _problem(
+        client.post("/workspaces", content=chunks(big), headers={"content-type": "application/json"}),
+        413,
+        "request_too_large",
+    )
