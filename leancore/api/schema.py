@@ -141,6 +141,22 @@ def _creates_with_id(result: dict[str, Any], operation: dict[str, Any]) -> bool:
     return "id" in schema.get("properties", {})
 
 
+# Links the shape of the paths does not imply: (operation, status, response field, target paths).
+NAMED_LINKS = [
+    ("/users/invite", "post", "201", "id", ["/users/{id}", "/users/{id}/role"]),
+    ("/api/chat/async", "post", "202", "sessionId", ["/api/chat/sessions/{id}"]),
+]
+
+
+def _link_all(paths: dict[str, Any], targets: list[str], parameters: dict[str, str]) -> dict[str, Any]:
+    links = {}
+    for target in targets:
+        for method, operation in paths.get(target, {}).items():
+            if method in ("get", "put", "patch", "delete", "post") and "operationId" in operation:
+                links[operation["operationId"]] = {"operationId": operation["operationId"], "parameters": parameters}
+    return links
+
+
 def add_links(result: dict[str, Any]) -> None:
     """OpenAPI links from every create (201 with an ``id``) to the operations on the created object,
     so that clients and stateful fuzzers can follow them."""
@@ -166,6 +182,10 @@ def add_links(result: dict[str, Any]) -> None:
                     }
         if links:
             create["responses"]["201"]["links"] = links
+    for source, method, status, field, targets in NAMED_LINKS:
+        response = paths.get(source, {}).get(method, {}).get("responses", {}).get(status)
+        if response is not None:
+            response.setdefault("links", {}).update(_link_all(paths, targets, {"id": f"$response.body#/{field}"}))
 
 
 def add_problem_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Schemathesis hooks for the fuzz step of ``scripts/test.sh`` (loaded through ``SCHEMATHESIS_HOOKS``).
 
-Every operation runs authenticated as the owner of a fresh organization (registered through the
-API once per run) with ``X-Org-Id`` set to it. Every URL the fuzzer puts in a body is rewritten to a
+Every operation runs authenticated as the staff owner of a fresh organization (made by
+``tests/fuzz/run.py``) with ``X-Org-Id`` set to it. Every URL the fuzzer puts in a body is rewritten to a
 closed loopback port and catalog keys are dropped before the request is sent: the server is never
 made to connect off this machine.
 """
@@ -9,44 +9,21 @@ made to connect off this machine.
 from __future__ import annotations
 
 import os
-import secrets
-import threading
 from typing import Any
 
-import requests
 import schemathesis
 
-BASE_URL = os.environ["FUZZ_BASE_URL"].rstrip("/")
 LOOPBACK_URL = os.environ.get("FUZZ_LOOPBACK_URL", "http://127.0.0.1:9/mcp")
 URL_KEYS = {"url", "urlTemplate", "docsUrl"}
-_lock = threading.Lock()
-_owner: dict[str, str] = {}
+IDENTITY = {"token": os.environ["FUZZ_TOKEN"], "org": os.environ["FUZZ_ORG"]}
 
 
-def _register() -> dict[str, str]:
-    with _lock:
-        if not _owner:
-            suffix = secrets.token_hex(6)
-            response = requests.post(
-                f"{BASE_URL}/register",
-                json={
-                    "organizationName": f"Fuzz {suffix}",
-                    "name": "Fuzz Owner",
-                    "email": f"fuzz-{suffix}@example.com",
-                    "password": f"Fuzz-{suffix}-Passw0rd!",
-                },
-                timeout=30,
-            )
-            response.raise_for_status()
-            body = response.json()
-            _owner.update(token=body["accessToken"], org=body["organization"]["id"])
-        return dict(_owner)
-
-
-@schemathesis.auth(refresh_interval=600)
+@schemathesis.auth(refresh_interval=None)
 class OwnerAuth:
+    """The staff owner of a fresh organization (made by ``tests/fuzz/run.py``), acting in it."""
+
     def get(self, case: schemathesis.Case, ctx: schemathesis.AuthContext) -> dict[str, str]:
-        return _register()
+        return IDENTITY
 
     def set(self, case: schemathesis.Case, data: dict[str, str], ctx: schemathesis.AuthContext) -> None:
         case.headers = case.headers or {}

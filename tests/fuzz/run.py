@@ -13,6 +13,7 @@ in every request body point at a closed loopback port: nothing connects off this
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -30,6 +31,18 @@ BIN = Path(sys.executable).parent
 LOOPBACK_URL = "http://127.0.0.1:9/mcp"  # the discard port: nothing listens there
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 CONFINE_CATALOG = f"from mcps.models import CatalogEntry; CatalogEntry.objects.update(url_template={LOOPBACK_URL!r})"
+# The fuzzing identity: the owner of a fresh organization who is also staff (so that staff-only
+# operations such as granting credits run too), with a second member to act on.
+MAKE_OWNER = (
+    "import json; from orgs.services import register; from accounts.services import issue_tokens;"
+    "from orgs.models import Membership; from accounts.models import User; from django.utils import timezone;"
+    "user, org = register(organization_name='Fuzz', name='Fuzz Owner', email='fuzz@example.com',"
+    " password='Fuzz-Owner-Passw0rd!');"
+    "user.is_staff = True; user.save(update_fields=['is_staff']);"
+    "other = User.objects.create_user(email='member@example.com', password='Fuzz-Member-Passw0rd!', name='Member');"
+    "Membership.objects.create(organization=org, user=other, role='member', status='active', joined_at=timezone.now());"
+    "print(json.dumps({'token': issue_tokens(user=user).access, 'org': str(org.pk)}))"
+)
 
 
 def _free_port() -> int:
@@ -81,6 +94,7 @@ def main() -> int:
         "THROTTLE_CHAT": "100000/min",
         "THROTTLE_UPLOAD": "100000/min",
         "THROTTLE_REGISTER": "100000/min",
+        "ACCESS_TOKEN_LIFETIME": "7200",
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("REDIS_URL", None)
@@ -94,6 +108,10 @@ def main() -> int:
         manage = [str(BIN / "python"), "manage.py"]
         subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
         subprocess.run([*manage, "shell", "-c", CONFINE_CATALOG], cwd=ROOT, env=env, check=True)
+        made = subprocess.run(
+            [*manage, "shell", "-c", MAKE_OWNER], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+        )
+        identity = json.loads(made.stdout.strip().splitlines()[-1])
         with log_path.open("w") as log:
             server = subprocess.Popen(
                 [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "leancore.asgi:application"],
@@ -114,7 +132,13 @@ def main() -> int:
                 print(log_path.read_text()[-4000:])
                 return 1
             time.sleep(0.2)
-        fuzz_env = {**env, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks", "FUZZ_BASE_URL": base_url, "PYTHONPATH": str(ROOT)}
+        fuzz_env = {
+            **env,
+            "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks",
+            "FUZZ_TOKEN": identity["token"],
+            "FUZZ_ORG": identity["org"],
+            "PYTHONPATH": str(ROOT),
+        }
         command = [
             str(BIN / "schemathesis"),
             "--config-file",
