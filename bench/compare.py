@@ -192,20 +192,50 @@ def litellm(spec: str, fake_url: str) -> tuple[subprocess.Popen, Target]:
         subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", spec], check=True)
         stamp.touch()
     config = VAR / "litellm.yaml"
+    master_key = "sk-bench-" + "0123456789abcdef" * 2
     config.write_text(
         "model_list:\n  - model_name: bench-gpt\n    litellm_params:\n      model: openai/bench-gpt\n"
         f"      api_base: {fake_url}/v1\n      api_key: bench\n"
-        "litellm_settings:\n  drop_params: true\n  telemetry: false\n"
+        "litellm_settings:\n  drop_params: true\n  callbacks: []\n  success_callback: []\n  failure_callback: []\n"
+        "  turn_off_message_logging: true\n"
+        f"general_settings:\n  master_key: {master_key}\n  disable_spend_logs: true\n"
     )
     port = free_port()
-    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "REDIS_URL", "REDIS_HOST")  # LiteLLM would use them
+    }
+    env.update(  # nothing phones home: bundled cost map and configs, no telemetry
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        LITELLM_LOCAL_BLOG_POSTS="True",
+        LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS="True",
+        LITELLM_LOCAL_POLICY_TEMPLATES="True",
+        LITELLM_LOCAL_AUTOROUTER_PRESETS="True",
+        LITELLM_TELEMETRY_DISABLED="True",
+        DO_NOT_TRACK="1",
+        LITELLM_MODE="PRODUCTION",
+        LITELLM_LOG="ERROR",
+        HF_HUB_OFFLINE="1",
+    )
     process = start(
-        [str(venv / "bin" / "litellm"), "--config", str(config), "--port", str(port), "--num_workers", "1"],
+        [
+            str(venv / "bin" / "litellm"),
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+        ],
         VAR / "litellm.log",
         env,
     )
     wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
-    return process, Target("litellm-1w", "openai", f"http://127.0.0.1:{port}/v1", process.pid)
+    headers = {"Authorization": f"Bearer {master_key}"}
+    return process, Target("litellm-1w", "openai", f"http://127.0.0.1:{port}/v1", process.pid, headers)
 
 
 def leancore_env(fake_url: str, database_url: str) -> dict[str, str]:
@@ -292,7 +322,7 @@ async def one(client: Any, target: Target) -> Sample:
                 "stream_options": {"include_usage": True},
                 "max_tokens": 256,
             }
-            url, headers = f"{target.url}/chat/completions", {"Authorization": "Bearer bench"}
+            url, headers = f"{target.url}/chat/completions", target.headers or {"Authorization": "Bearer bench"}
         else:
             body, url = target.body, f"{target.url}/api/chat/stream"
             headers = {**target.headers, "Accept": "text/event-stream"}
@@ -491,6 +521,8 @@ def main() -> int:
             lean_all = Target(f"leancore-{cores}p", "leancore", f"http://127.0.0.1:{port}", served.pid, **request)
             for concurrency, requests in wide:
                 rows.append(measure(lean_all, concurrency, requests))
+                if (concurrency, requests) not in levels:  # the baseline at this level too
+                    rows.append(measure(targets[0], concurrency, requests))
     finally:
         for process in reversed(processes):
             stop(process)
