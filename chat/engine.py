@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -90,14 +92,32 @@ class _CallState:
         return Usage(estimate_request_tokens(self.request), estimate_tokens(produced))
 
 
-async def _publish(group: str, event: TurnEvent) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        await layer.group_send(group, {"type": "chat.event", "event": event.name, "data": event.data})
-    except Exception:  # a watcher channel must never break the turn
-        logger.exception("Could not publish %s to %s", event.name, group)
+WATCHERS_RECHECK_SECONDS = 0.5
+
+
+class _Publisher:
+    """Publishes a turn's events to the session's group, for WebSocket watchers. Whether anyone
+    watches is asked when the turn starts and again every WATCHERS_RECHECK_SECONDS (a socket that
+    connects mid-turn sees the events from then on), not for every event."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self.layer = get_channel_layer()
+        self.asked_at = -math.inf
+        self.watched = True
+
+    async def publish(self, event: TurnEvent) -> None:
+        if self.layer is None:
+            return
+        try:
+            if time.monotonic() - self.asked_at >= WATCHERS_RECHECK_SECONDS:
+                has_members = getattr(self.layer, "has_members", None)
+                self.watched = True if has_members is None else await has_members(self.group)
+                self.asked_at = time.monotonic()
+            if self.watched:
+                await self.layer.group_send(self.group, {"type": "chat.event", "event": event.name, "data": event.data})
+        except Exception:  # a watcher channel must never break the turn
+            logger.exception("Could not publish %s to %s", event.name, self.group)
 
 
 _settle = database_sync_to_async(billing.settle)
@@ -241,10 +261,11 @@ async def run_turn(turn: PreparedTurn) -> AsyncIterator[TurnEvent]:
     """Yields the turn's events (and publishes each to the session group). A failure after the
     start ends with ``usage`` (if anything was billed) and ``error``; the message is then failed."""
     totals = _Totals()
+    publisher = _Publisher(turn.group)
     try:
         async with aclosing(_turn_events(turn, totals)) as events:
             async for event in events:
-                await _publish(turn.group, event)
+                await publisher.publish(event)
                 yield event
     except (asyncio.CancelledError, GeneratorExit):
         await asyncio.shield(_abandon(turn, totals, "cancelled", "The client went away; the turn was stopped."))
@@ -257,7 +278,7 @@ async def run_turn(turn: PreparedTurn) -> AsyncIterator[TurnEvent]:
         events = [_usage_event(totals)] if totals.calls else []
         events.append(TurnEvent("error", {"code": code, "detail": detail}))
         for event in events:
-            await _publish(turn.group, event)
+            await publisher.publish(event)
             yield event
 
 

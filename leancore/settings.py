@@ -169,7 +169,7 @@ if REDIS_URL:
     # (redis' default is also 5 s, and the race closes idle sockets with 1011).
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "leancore.layers.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {

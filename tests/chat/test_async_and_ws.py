@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import threading
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -313,3 +314,41 @@ def test_websocket_over_redis_stays_open_when_idle_and_survives_a_bad_frame(ws_s
     assert (wrong_shape["event"], wrong_shape["data"]["code"]) == ("error", "validation_error")
     assert [f["event"] for f in frames][-3:] == ["delta", "usage", "done"]
     assert "".join(f["data"]["text"] for f in frames if f["event"] == "delta") == "still here"
+
+
+async def test_events_go_only_to_watched_groups_and_reach_a_watcher_that_joins_mid_turn(monkeypatch):
+    """The publisher asks whether anyone watches once in a while, not per event (a send to an empty
+    Redis group costs two round trips); a socket that joins mid-turn gets the events from then on."""
+    import os
+
+    from chat import engine
+    from chat.engine import TurnEvent, _Publisher
+    from leancore.layers import RedisChannelLayer
+
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    if not redis_url:
+        pytest.skip("TEST_REDIS_URL is not set")
+    layer = RedisChannelLayer(hosts=[redis_url])
+    monkeypatch.setattr(engine, "get_channel_layer", lambda: layer)
+    monkeypatch.setattr(engine, "WATCHERS_RECHECK_SECONDS", 0.2)
+    group = f"session-test-{uuid.uuid4().hex}"
+    asked = []
+    original = layer.has_members
+
+    async def counting(name):
+        asked.append(name)
+        return await original(name)
+
+    layer.has_members = counting
+    publisher = _Publisher(group)
+    for i in range(5):
+        await publisher.publish(TurnEvent("delta", {"text": str(i)}))
+    assert len(asked) == 1  # asked once, nobody there, nothing sent
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    await asyncio.sleep(0.25)
+    await publisher.publish(TurnEvent("delta", {"text": "seen"}))
+    received = await asyncio.wait_for(layer.receive(channel), timeout=5)
+    assert received["data"] == {"text": "seen"}
+    await layer.group_discard(group, channel)
+    await layer.close_pools()
