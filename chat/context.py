@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Exists, OuterRef, prefetch_related_objects
+
 from billing.models import ModelRate
 from chat.models import ChatSession, Message
 from chat.providers.base import ChatMessage, ProviderRequest, ToolSpec, estimate_tokens
@@ -40,7 +42,8 @@ def system_prompt(specialist: Specialist, documents: list[tuple[str, str]]) -> s
 def user_content(message: Message) -> str:
     """The message text plus the text of its attachments."""
     blocks = [message.content]
-    for attachment in message.attachments.all():
+    attachments = message.attachments.all() if getattr(message, "has_attachments", True) else []
+    for attachment in attachments:
         if attachment.text:
             blocks.append(f"### {attachment.filename}\n{attachment.text[:MAX_ATTACHMENT_CHARS]}")
         else:
@@ -50,13 +53,16 @@ def user_content(message: Message) -> str:
 
 def history_messages(session: ChatSession, upto: Message) -> list[Message]:
     """Earlier completed messages and the new user message, oldest first."""
-    return list(
+    messages = list(
         session.messages.filter(created_at__lte=upto.created_at)
         .exclude(status=Message.Status.FAILED)
         .exclude(role=Message.Role.ASSISTANT, status__in=[Message.Status.QUEUED, Message.Status.RUNNING])
-        .prefetch_related("attachments")
+        .annotate(has_attachments=Exists(Message.attachments.through.objects.filter(message_id=OuterRef("pk"))))
         .order_by("created_at")
     )
+    # the attachments of the messages that have some, in one query (none at all in most sessions)
+    prefetch_related_objects([message for message in messages if message.has_attachments], "attachments")
+    return messages
 
 
 def build_request(

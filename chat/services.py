@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from accounts.models import User
@@ -63,7 +63,12 @@ def can_read_session(context: OrgContext, session: ChatSession, user: User) -> b
 
 
 def _specialist(context: OrgContext, specialist_id: Any) -> Specialist:
-    specialist = Specialist.objects.alive().filter(organization=context.org, pk=specialist_id).first()
+    specialist = (
+        Specialist.objects.alive()
+        .filter(organization=context.org, pk=specialist_id)
+        .annotate(has_tools=Exists(Specialist.tools.through.objects.filter(specialist_id=OuterRef("pk"))))
+        .first()
+    )
     if specialist is None:
         raise ValidationFailed("specialistId", "Not found in this organization.")
     if specialist.status != Specialist.Status.ACTIVE:
@@ -77,6 +82,7 @@ def _session(context: OrgContext, user: User, session_id: Any, specialist: Speci
         raise ValidationFailed("sessionId", "Not found in this organization.")
     if session.specialist_id != specialist.pk:
         raise ValidationFailed("sessionId", "This session belongs to another specialist.")
+    session.organization = context.org  # the same row: no second read
     return session
 
 
@@ -231,6 +237,7 @@ def start_turn(
             ),
         ]
     )
+    user_message.has_attachments = bool(attachments)  # read without a query when it has none
     if attachments:
         user_message.attachments.set(attachments)
         Attachment.objects.filter(pk__in=[a.pk for a in attachments], session__isnull=True).update(session=session)

@@ -56,12 +56,18 @@ def tool_plan(specialist: Specialist, *, in_workspace: bool = False) -> tuple[li
     a name two connections share is prefixed with its connection's name. A workspace session also
     gets the built-in ``save_artifact``."""
     org_id = specialist.organization_id
-    tools = list(  # inside the specialist's org, whatever wrote the rows (the API checks, the admin too)
-        specialist.tools.filter(
-            organization_id=org_id, connection__organization_id=org_id, enabled=True, connection__enabled=True
+    # inside the specialist's org, whatever wrote the rows (the API checks, the admin too); not asked
+    # at all when the specialist's query already said it has none
+    tools = (
+        list(
+            specialist.tools.filter(
+                organization_id=org_id, connection__organization_id=org_id, enabled=True, connection__enabled=True
+            )
+            .select_related("connection")
+            .order_by("connection__created_at", "name")
         )
-        .select_related("connection")
-        .order_by("connection__created_at", "name")
+        if getattr(specialist, "has_tools", True)
+        else []
     )
     counts: dict[str, int] = {}
     for tool in tools:

@@ -1,0 +1,100 @@
+"""The SQL a chat turn costs, statement by statement (transaction control not counted), counted in
+every thread of the process: the turn's database work runs in executor threads. A follow-up turn
+without tools costs 18 statements, a new session's first turn 16 (the target is at most 16 for both;
+a follow-up cost 21 before the session's org, the tools and the attachments were folded in)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from channels.db import database_sync_to_async
+from django.db.backends.utils import CursorWrapper
+from django.test import AsyncClient
+
+from accounts.services import issue_tokens
+from tests.conftest import add_member, make_org, make_specialist
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CONTROL = re.compile(r"^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b")
+
+FOLLOW_UP = [
+    "SELECT accounts_user",  # authentication: the token's user
+    "SELECT orgs_membership",  # the org context: the caller's membership (with its org)
+    "SELECT specialists_specialist",  # the specialist, and whether it has tools at all
+    "SELECT chat_chatsession",  # the session, readable by the caller
+    "INSERT chat_message",  # the user's and the assistant's messages, one insert
+    "UPDATE chat_chatsession",  # message count and last message time
+    "SELECT billing_modelrate",  # the model's rates and context window
+    "SELECT chat_message",  # the history (with whether each message has attachments)
+    "SELECT billing_creditaccount",  # the hold: the account, locked (with org and circuit)
+    "UPDATE billing_creditaccount",  # the hold: reserved += worst case
+    "INSERT billing_reservation",  # the hold itself
+    "SELECT billing_reservation",  # settlement: the hold, locked
+    "SELECT billing_creditaccount",  # settlement: the account, locked
+    "UPDATE billing_creditaccount",  # settlement: balance, reserved, spend this period
+    "INSERT billing_ledgerentry",  # settlement: the usage entry
+    "UPDATE billing_reservation",  # settlement: the hold is settled
+    "UPDATE chat_message",  # the answer, its usage and status
+    "UPDATE chat_chatsession",  # the session's last message time
+]
+
+
+def _label(sql: str) -> str:
+    outer = sql
+    while (stripped := re.sub(r"\([^()]*\)", "", outer)) != outer:  # subqueries out: the statement's own table
+        outer = stripped
+    table = re.search(r'(?:FROM|INTO|UPDATE) "(\w+)"', outer)
+    return f"{sql.split(None, 1)[0]} {table.group(1) if table else '?'}"
+
+
+@pytest.fixture
+def recorded(monkeypatch) -> list[str]:
+    statements: list[str] = []
+    execute = CursorWrapper.execute
+
+    def recording(self, sql, params=None):
+        if not CONTROL.match(sql):
+            statements.append(_label(sql))
+        return execute(self, sql, params)
+
+    monkeypatch.setattr(CursorWrapper, "execute", recording)
+    return statements
+
+
+async def _turn(
+    client: AsyncClient, token: str, specialist, recorded: list[str], session_id: str | None = None
+) -> tuple[list[str], str]:
+    body = {"specialistId": str(specialist.pk), "message": "Plan our Q3 budget"}
+    if session_id:
+        body["sessionId"] = session_id
+    recorded.clear()
+    response = await client.post(
+        "/api/chat/stream",
+        body,
+        content_type="application/json",
+        headers={"accept": "text/event-stream", "authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 200, response.content
+    text = b"".join([chunk async for chunk in response.streaming_content]).decode()
+    assert "event: done" in text, text
+    return list(recorded), text.split('"sessionId":"', 1)[1].split('"', 1)[0]
+
+
+async def test_a_turn_costs_these_statements(bundled_data, recorded):
+    def setup():
+        org = make_org(name="Counted")
+        member = add_member(org)
+        return make_specialist(org), issue_tokens(user=member).access
+
+    specialist, token = await database_sync_to_async(setup)()
+    client = AsyncClient()
+    first, session_id = await _turn(client, token, specialist, recorded)
+    follow_up, _ = await _turn(client, token, specialist, recorded, session_id)
+    assert follow_up == FOLLOW_UP, follow_up
+    # a new session: created (one insert instead of a read and a count-up), and no history to read
+    new_session = [label for label in FOLLOW_UP if label not in ("SELECT chat_chatsession", "SELECT chat_message")]
+    new_session[new_session.index("UPDATE chat_chatsession")] = "INSERT chat_chatsession"
+    assert sorted(first) == sorted(new_session), first
+    assert len(first) == 16
