@@ -39,7 +39,7 @@ from chat.providers.base import (
 )
 from chat.services import PreparedTurn
 from chat.tools import ToolContext, execute_tool
-from leancore.api.errors import DomainError
+from leancore.api.errors import DomainError, as_domain_error
 from leancore.credits import credit_str
 
 logger = logging.getLogger(__name__)
@@ -233,18 +233,27 @@ async def _turn_events(turn: PreparedTurn, totals: _Totals) -> AsyncIterator[Tur
             finish = "max_rounds"
         # the last call: settle it and complete the message in one transaction
         usage = state.usage_or_estimate()
-        charge = await _finish_turn(
-            reservation_id=turn.reservation_id,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            message_id=turn.message_id,
-            content="".join(totals.text),
-            tool_calls=totals.tool_calls,
-            prior_input_tokens=totals.input_tokens,
-            prior_output_tokens=totals.output_tokens,
-            prior_credits=totals.credits,
-            finish_reason=finish,
-        )
+        try:
+            charge = await _finish_turn(
+                reservation_id=turn.reservation_id,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                message_id=turn.message_id,
+                content="".join(totals.text),
+                tool_calls=totals.tool_calls,
+                prior_input_tokens=totals.input_tokens,
+                prior_output_tokens=totals.output_tokens,
+                prior_credits=totals.credits,
+                finish_reason=finish,
+            )
+        except BaseException:
+            # the answer could not be recorded (e.g. the database is briefly unavailable): the call
+            # was made, so it is still billed on its own if at all possible; then the turn fails
+            try:
+                await asyncio.shield(_settle_call(turn, state, totals))
+            except Exception:
+                logger.exception("Could not settle the last call of turn %s", turn.message_id)
+            raise
         totals.add(usage, charge)
         break
     yield _usage_event(totals)
@@ -252,8 +261,9 @@ async def _turn_events(turn: PreparedTurn, totals: _Totals) -> AsyncIterator[Tur
 
 
 def _error_of(exc: BaseException) -> tuple[str, str]:
-    if isinstance(exc, DomainError):
-        return exc.code, exc.detail
+    error = as_domain_error(exc) if isinstance(exc, Exception) else None  # a database outage: service_unavailable
+    if error is not None:
+        return error.code, error.detail
     return "llm_unavailable", "The turn failed unexpectedly."
 
 
@@ -274,7 +284,10 @@ async def run_turn(turn: PreparedTurn) -> AsyncIterator[TurnEvent]:
         if not isinstance(exc, (DomainError, ProviderError, BillingRefusal)):
             logger.exception("Turn %s failed", turn.message_id)
         code, detail = _error_of(exc)
-        await _abandon(turn, totals, code, detail)
+        try:
+            await _abandon(turn, totals, code, detail)
+        except Exception:  # the stream still ends with its error; maintenance fails the message later
+            logger.exception("Could not record the failure of turn %s", turn.message_id)
         events = [_usage_event(totals)] if totals.calls else []
         events.append(TurnEvent("error", {"code": code, "detail": detail}))
         for event in events:

@@ -65,7 +65,7 @@ class MembershipAdmin(admin.ModelAdmin):
         return not (obj is not None and selectors.is_last_active_owner(obj))
 
     def delete_queryset(self, request, queryset) -> None:
-        kept = [membership for membership in queryset if selectors.is_last_active_owner(membership)]
+        kept = selectors.owners_a_deletion_would_remove(queryset)
         if kept:
-            self.message_user(request, f"Kept {len(kept)} last owner(s): an organization keeps one.", messages.WARNING)
-        queryset.exclude(pk__in=[membership.pk for membership in kept]).delete()
+            self.message_user(request, f"Kept {len(kept)} owner(s): every organization keeps one.", messages.WARNING)
+        queryset.exclude(pk__in=kept).delete()

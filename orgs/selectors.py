@@ -43,3 +43,21 @@ def is_last_active_owner(membership: Membership) -> bool:
         .exclude(pk=membership.pk)
         .exists()
     )
+
+
+def owners_a_deletion_would_remove(memberships: QuerySet[Membership]) -> list:
+    """Of the memberships about to be deleted together, the active owners of every organization that
+    would be left with none (they are kept)."""
+    doomed = list(
+        memberships.filter(role=Role.OWNER, status=Membership.Status.ACTIVE).values_list("pk", "organization_id")
+    )
+    keep = []
+    for org_id in {org_id for _, org_id in doomed}:
+        remaining = (
+            Membership.objects.filter(organization_id=org_id, role=Role.OWNER, status=Membership.Status.ACTIVE)
+            .exclude(pk__in=[pk for pk, _ in doomed])
+            .exists()
+        )
+        if not remaining:
+            keep += [pk for pk, owner_org in doomed if owner_org == org_id]
+    return keep

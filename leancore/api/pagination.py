@@ -15,6 +15,11 @@ from leancore.api.errors import ValidationFailed
 MAX_PAGE_DIGITS = 9  # a page number beyond this is not a page of anything the API holds
 
 
+def _whole_number(raw: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also accepts ² and ①, which ``int`` refuses)."""
+    return raw.isascii() and raw.isdigit() and len(raw) <= MAX_PAGE_DIGITS
+
+
 class PageNumberPagination(pagination.PageNumberPagination):
     """``page`` is a whole number from 1 up to the last page (page 1 of an empty list included),
     anything else is 400 naming ``page``; ``pageSize`` is clamped to 1–100 (default 20)."""
@@ -29,7 +34,7 @@ class PageNumberPagination(pagination.PageNumberPagination):
         page_size = self.get_page_size(request)
         paginator = self.django_paginator_class(queryset, page_size)
         raw = request.query_params.get(self.page_query_param, "1").strip() or "1"
-        if not raw.isdigit() or len(raw) > MAX_PAGE_DIGITS or int(raw) < 1:
+        if not _whole_number(raw) or int(raw) < 1:
             raise ValidationFailed("page", "A page number is a whole number from 1.")
         try:
             self.page = paginator.page(int(raw))
@@ -39,7 +44,7 @@ class PageNumberPagination(pagination.PageNumberPagination):
 
     def get_page_size(self, request: Request) -> int:
         raw = request.query_params.get(self.page_size_query_param, "").strip()
-        if raw.isdigit() and len(raw) <= MAX_PAGE_DIGITS and int(raw) > 0:
+        if _whole_number(raw) and int(raw) > 0:
             return min(int(raw), self.max_page_size)
         return self.page_size
 

@@ -98,3 +98,44 @@ async def test_a_turn_costs_these_statements(bundled_data, recorded):
     new_session[new_session.index("UPDATE chat_chatsession")] = "INSERT chat_chatsession"
     assert sorted(first) == sorted(new_session), first
     assert len(first) == 16
+
+
+async def test_a_database_failure_after_the_stream_started_still_bills_and_ends_the_stream(bundled_data, monkeypatch):
+    """The answer cannot be recorded (the database is briefly unavailable): the call is billed on
+    its own, the stream ends with `service_unavailable`, and it ends even when recording the
+    failure fails too."""
+    from django.db import OperationalError
+
+    from billing.models import CreditAccount, LedgerEntry
+    from chat import engine
+
+    def setup():
+        org = make_org(name="Outage")
+        member = add_member(org)
+        return org, make_specialist(org), issue_tokens(user=member).access
+
+    org, specialist, token = await database_sync_to_async(setup)()
+
+    async def unavailable(**kwargs):
+        raise OperationalError("couldn't get a connection after 10.00 sec")
+
+    monkeypatch.setattr(engine, "_finish_turn", unavailable)
+    client = AsyncClient()
+    headers = {"accept": "text/event-stream", "authorization": f"Bearer {token}"}
+    body = {"specialistId": str(specialist.pk), "message": "Plan our Q3 budget"}
+    response = await client.post("/api/chat/stream", body, content_type="application/json", headers=headers)
+    text = b"".join([chunk async for chunk in response.streaming_content]).decode()
+    assert text.rstrip().endswith(
+        '"code":"service_unavailable","detail":"The service is briefly unavailable. Try again shortly."}'
+    ), text
+
+    def billing_state():
+        account = CreditAccount.objects.get(organization=org)
+        return account.reserved, LedgerEntry.objects.filter(organization=org, kind="usage").count()
+
+    assert await database_sync_to_async(billing_state)() == (0, 1)  # billed once, nothing held
+
+    monkeypatch.setattr(engine, "_finish", unavailable)  # recording the failure fails too
+    response = await client.post("/api/chat/stream", body, content_type="application/json", headers=headers)
+    text = b"".join([chunk async for chunk in response.streaming_content]).decode()
+    assert "event: error" in text

@@ -223,10 +223,11 @@ def test_list_paging_is_clamped_or_a_validation_error_naming_the_parameter(owner
     response = client.get(path, {"pageSize": "30209239"})
     assert response.status_code == 200, response.content
     assert len(response.json()["results"]) <= 100
-    for page in ("99999999999999999999", "0", "-1", "abc", "1.5", "5000"):
+    for page in ("99999999999999999999", "0", "-1", "abc", "1.5", "5000", "²", "①", "٣"):
         body = assert_problem(client.get(path, {"page": page}), 400, "validation_error")
         assert list(body["errors"]) == ["page"], body
-    assert client.get(path, {"page": "1", "pageSize": "0"}).status_code == 200  # an odd size: the default
+    for size in ("0", "²", "①", "-5", "x"):  # an odd size: the default
+        assert client.get(path, {"page": "1", "pageSize": size}).status_code == 200
 
 
 def test_dates_that_cannot_be_stored_are_clamped_to_utc_or_named(owner, org):

@@ -107,3 +107,61 @@ def test_a_server_process_that_dies_is_started_again(all_cores):
         time.sleep(0.2)
     for _ in range(10):
         assert httpx.get(f"{all_cores.url}/health", headers={"Connection": "close"}).status_code == 200
+
+
+def test_the_supervisor_holds_no_connection_and_its_children_die_with_it(all_cores):
+    import psycopg
+
+    from tests.servers import APPLICATION_NAME
+
+    log = all_cores.log.read_text()
+    planned = int(re.search(r"= at most (\d+) of PostgreSQL", log).group(1))
+    base, _, name = all_cores.env_database.split("?", 1)[0].rpartition("/")
+    supervisor = all_cores.process.pid
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        pids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+                [name, APPLICATION_NAME],
+            )
+        ]
+    assert len(pids) <= planned
+    children = [int(child) for child in Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()]
+    os.kill(supervisor, signal.SIGKILL)  # no chance to stop its children itself
+    deadline = time.monotonic() + 15
+    while any(
+        Path(f"/proc/{child}").exists() and "Z" not in Path(f"/proc/{child}/stat").read_text().split()[2]
+        for child in children
+    ):
+        assert time.monotonic() < deadline, "children outlived the supervisor"
+        time.sleep(0.2)
+
+
+def test_client_addresses_come_from_the_connection_unless_told_otherwise(all_cores):
+    """X-Forwarded-For is a client's word: trusted only with --proxy-headers (behind a load balancer)."""
+    url = f"{all_cores.url}/auth/login"
+    statuses = [
+        httpx.post(url, json={"email": f"nobody{i}@example.com", "password": "wrong-Passw0rd"}).status_code
+        for i in range(51)
+    ]
+    assert statuses[-1] == 429, statuses
+    spoofed = httpx.post(
+        url,
+        json={"email": "another@example.com", "password": "wrong-Passw0rd"},
+        headers={"X-Forwarded-For": "10.9.8.7"},
+    )
+    assert spoofed.status_code == 429
+
+
+def test_one_process_without_redis_runs_the_worker_inside_it(fake_llm, bundled_data):
+    env = server_env({"OPENAI_BASE_URL": f"{fake_llm.url}/v1", "OPENAI_API_KEY": "sk-test"})
+    server = Daphne(env, all_cores=(1, 1))
+    try:
+        log = server.log.read_text()
+        assert "the background worker runs inside the server: no REDIS_URL" in log
+        pid = server.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        assert len(children) == 1  # the server only
+    finally:
+        server.stop()

@@ -9,6 +9,7 @@ printed. Several server processes need ``REDIS_URL`` (the channel layer between 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
+PR_SET_PDEATHSIG = 1
 WORKER_POOL = 2  # a db_worker runs one task at a time; the maintenance job may take a second
 RESERVED = 10  # connections left for operators, migrations and PostgreSQL's own reserve
 BIN = Path(sys.executable).parent
@@ -65,6 +67,14 @@ def plan_pools(*, servers: int, workers: int, wanted_pool: int, max_connections:
     return Plan(servers, workers, pool, max_connections)
 
 
+def _die_with_parent() -> None:
+    """In the child: the kernel sends it SIGTERM if the supervisor dies, even by SIGKILL (Linux),
+    so no server is left serving on the socket on its own."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _relay(prefix: str, stream: IO[bytes], out: IO[str]) -> None:
     for line in iter(stream.readline, b""):
         out.write(f"{prefix} | {line.decode(errors='replace')}")
@@ -81,13 +91,23 @@ class Command(BaseCommand):
             "--processes", type=int, default=os.cpu_count() or 1, help="server processes (default: cores)"
         )
         parser.add_argument("--workers", type=int, default=1, help="db_worker processes (default: 1)")
+        parser.add_argument(
+            "--proxy-headers",
+            action="store_true",
+            help="trust X-Forwarded-For from a load balancer in front (never when clients connect directly)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         servers, workers = options["processes"], options["workers"]
         if servers < 1 or workers < 0:
             raise CommandError("--processes must be at least 1 and --workers at least 0.")
-        if servers > 1 and not settings.REDIS_URL:
-            raise CommandError("Several server processes share WebSocket events through Redis: set REDIS_URL.")
+        embedded = False
+        if not settings.REDIS_URL:
+            if servers > 1:
+                raise CommandError("Several server processes share WebSocket events through Redis: set REDIS_URL.")
+            # one process and no Redis: the worker runs inside the server, so background turns
+            # still reach its WebSockets (a separate worker process could not publish to them)
+            embedded, workers = workers > 0, 0
         plan = plan_pools(
             servers=servers,
             workers=workers,
@@ -96,12 +116,19 @@ class Command(BaseCommand):
         )
         listener = socket.socket(socket.AF_INET6 if ":" in options["host"] else socket.AF_INET)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((options["host"], options["port"]))
+        try:
+            listener.bind((options["host"], options["port"]))
+        except OSError as exc:
+            raise CommandError(f"Cannot listen on {options['host']}:{options['port']}: {exc.strerror}.") from None
         listener.listen(1024)
         listener.set_inheritable(True)
         fd = listener.fileno()
         base_env = dict(os.environ)
-        server_env = {**base_env, "EMBEDDED_WORKER": "false", "DB_POOL_SIZE": str(plan.server_pool or 0)}
+        server_env = {
+            **base_env,
+            "EMBEDDED_WORKER": "true" if embedded else "false",
+            "DB_POOL_SIZE": str(plan.server_pool or 0),
+        }
         worker_env = {**base_env, "EMBEDDED_WORKER": "false", "DB_POOL_SIZE": str(WORKER_POOL)}
         specs = [
             (
@@ -112,7 +139,7 @@ class Command(BaseCommand):
                     str(fd),
                     "--websocket_timeout",
                     "-1",  # a WebSocket stays open as long as its client keeps it
-                    "--proxy-headers",
+                    *(["--proxy-headers"] if options["proxy_headers"] else []),
                     "leancore.asgi:application",
                 ],
                 server_env,
@@ -122,7 +149,9 @@ class Command(BaseCommand):
             (f"worker-{i + 1}", [str(BIN / "python"), "manage.py", "db_worker", "--no-reload"], worker_env)
             for i in range(workers)
         ]
-        self.stdout.write(f"LeanCore on http://{options['host']}:{options['port']}: {plan.describe()}.", ending="\n")
+        worker_note = " (the background worker runs inside the server: no REDIS_URL)" if embedded else ""
+        address = f"http://{options['host']}:{options['port']}"
+        self.stdout.write(f"LeanCore on {address}: {plan.describe()}{worker_note}.", ending="\n")
         self.stdout.flush()
         self._supervise(specs, fd)
 
@@ -134,6 +163,7 @@ class Command(BaseCommand):
             cursor.execute("SHOW max_connections")
             value = int(cursor.fetchone()[0])
         connection.close()
+        connection.close_pool()  # the supervisor itself keeps no connection for its whole life
         return value
 
     def _supervise(self, specs: list[tuple[str, list[str], dict[str, str]]], fd: int) -> None:
@@ -146,6 +176,7 @@ class Command(BaseCommand):
                 cwd=settings.BASE_DIR,
                 env=env,
                 pass_fds=(fd,),
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - one libc call, no locks
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             )
