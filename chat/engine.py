@@ -278,7 +278,9 @@ async def run_turn(turn: PreparedTurn) -> AsyncIterator[TurnEvent]:
                 await publisher.publish(event)
                 yield event
     except (asyncio.CancelledError, GeneratorExit):
-        await asyncio.shield(_abandon(turn, totals, "cancelled", "The client went away; the turn was stopped."))
+        await asyncio.shield(
+            _abandon(turn, totals, "client_disconnected", "The client went away; the turn was stopped.")
+        )
         raise
     except Exception as exc:
         if not isinstance(exc, (DomainError, ProviderError, BillingRefusal)):

@@ -37,7 +37,7 @@ from leancore.api.errors import (
     IdempotencyKeyReusedError,
     NotAcceptableError,
     ValidationFailed,
-    json_problem,
+    problem_response,
 )
 from leancore.api.negotiation import accepts_any
 from leancore.api.throttles import ChatThrottle, UploadThrottle
@@ -90,7 +90,7 @@ async def stream_turn(turn: PreparedTurn) -> HttpResponse:
         await events.aclose()
         error = head[-1].data
         known = ERROR_CODES.get(error["code"])  # the error's own status, from the one registry
-        return json_problem(known.status if known else 502, error["code"], error["detail"])
+        return problem_response(known.status if known else 502, error["code"], error["detail"])
     response = StreamingHttpResponse(_sse_bytes(head, events), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

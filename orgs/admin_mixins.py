@@ -14,7 +14,7 @@ from orgs.models import Membership, Organization
 
 
 def _owned(model: type[Model]) -> bool:
-    return any(field.name == "organization" for field in model._meta.get_fields()) and model is not Membership
+    return any(field.name == "organization" for field in model._meta.get_fields())
 
 
 def _values(value: Any) -> list[Any]:

@@ -19,6 +19,7 @@ from accounts.services import (
 )
 from leancore.api.errors import InvalidTokenError, NotFoundError, PermissionDeniedError, ValidationFailed
 from leancore.mail import send_on_commit
+from orgs import selectors
 from orgs.context import OrgContext
 from orgs.errors import AlreadyMemberError, LastOwnerError
 from orgs.models import Membership, Organization, Role
@@ -100,10 +101,6 @@ def set_billing_email(*, org: Organization, billing_email: str) -> Organization:
 def _lock_org(org: Organization) -> None:
     """Serializes owner-count decisions for one org."""
     Organization.objects.select_for_update().filter(pk=org.pk).first()
-
-
-def _active_owner_count(org: Organization) -> int:
-    return Membership.objects.filter(organization=org, role=Role.OWNER, status=Membership.Status.ACTIVE).count()
 
 
 def _member(org: Organization, user_id: object) -> Membership:
@@ -202,12 +199,7 @@ def change_role(*, context: OrgContext, user_id: object, role: str) -> Membershi
     touches_owner = Role.OWNER in (role, membership.role)
     if touches_owner and not context.has_role(Role.OWNER):
         raise PermissionDeniedError("Only an owner may grant or revoke the owner role.")
-    if (
-        membership.role == Role.OWNER
-        and role != Role.OWNER
-        and membership.status == Membership.Status.ACTIVE
-        and _active_owner_count(context.org) <= 1
-    ):
+    if role != Role.OWNER and selectors.is_last_active_owner(membership):
         raise LastOwnerError
     membership.role = role
     membership.save(update_fields=["role"])
@@ -224,11 +216,7 @@ def remove_member(*, context: OrgContext, actor: User, user_id: object) -> None:
             raise PermissionDeniedError("Only an admin may remove other members.")
         if membership.role == Role.OWNER and not context.has_role(Role.OWNER):
             raise PermissionDeniedError("Only an owner may remove an owner.")
-    if (
-        membership.role == Role.OWNER
-        and membership.status == Membership.Status.ACTIVE
-        and _active_owner_count(context.org) <= 1
-    ):
+    if selectors.is_last_active_owner(membership):
         raise LastOwnerError
     membership.delete()  # its invitation tokens go with it
 

@@ -335,11 +335,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse:
     return error_response(error)
 
 
-def json_problem(status: int, code: str, detail: str, *, headers: dict[str, str] | None = None) -> JsonResponse:
-    """A problem response outside DRF (Django's error handlers, middleware, the SSE endpoint)."""
-    return problem_response(status, code, detail, headers=headers)
-
-
 def error_response(error: DomainError) -> JsonResponse:
     return problem_response(error.status, error.code, error.detail, extra=error.extra, headers=error.headers)
 

@@ -13,8 +13,6 @@ from rest_framework.views import APIView
 
 from leancore.api.errors import RateLimitedError
 
-__all__ = ["RateLimitedError"]
-
 
 def parse_rate(rate: str) -> tuple[int, int]:
     """'10/min' → (10, 60). Accepts s/sec/second, m/min/minute, h/hour, d/day."""

@@ -170,7 +170,7 @@ def test_client_disconnect_stops_the_provider_and_bills_only_what_was_produced(s
             break
         time.sleep(0.05)
     assert message.status == "failed"
-    assert message.error_code == "cancelled"
+    assert message.error_code == "client_disconnected"  # the contract's word for it
     entry = LedgerEntry.objects.get(organization=org, kind="usage")
     assert entry.output_tokens < 40  # not the 99999 the provider would have reported at the end
     assert Reservation.objects.filter(organization=org, status="active").count() == 0
