@@ -144,6 +144,8 @@ class Reservation(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="reservations")
+    # The org's account, so that settling locks the hold and its account in one statement.
+    account = models.ForeignKey(CreditAccount, on_delete=models.CASCADE, related_name="reservations")
     amount = models.DecimalField(**CREDIT_FIELD)
     model = models.CharField(max_length=100)
     # The rates in force when the call was reserved: the call is settled at these.

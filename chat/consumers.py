@@ -15,9 +15,9 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from chat import services
-from chat.engine import drain
+from chat import turns
 from chat.models import ChatSession
+from chat.pipeline import drain
 from chat.serializers import FrameSerializer
 from leancore.api.errors import ServerError, as_domain_error
 from orgs.context import OrgContext, context_for
@@ -44,7 +44,7 @@ def _session_context(user: User, session_id: str) -> tuple[ChatSession, OrgConte
     if session is None:
         return None
     context = context_for(user, session.organization_id)
-    if context is None or not services.can_read_session(context, session, user):
+    if context is None or not turns.can_read_session(context, session, user):
         return None
     return session, context
 
@@ -102,7 +102,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             await self._error(error.code, error.detail, error.extra)
             return
         try:
-            turn = await database_sync_to_async(services.start_turn)(
+            turn = await database_sync_to_async(turns.start_turn)(
                 context=self.context,
                 user=self.user,
                 specialist_id=self.session.specialist_id,

@@ -7,17 +7,17 @@ import logging
 from channels.db import database_sync_to_async
 from django.tasks import task
 
-from chat import services
-from chat.engine import drain
+from chat import services, turns
+from chat.pipeline import drain
 
 logger = logging.getLogger(__name__)
 
 
 @task()
 async def run_queued_turn(message_id: str) -> str:
-    """Runs one queued assistant message through the turn engine. Returns the last event's name."""
+    """Runs one queued assistant message through the turn pipeline. Returns the last event's name."""
     try:
-        turn = await database_sync_to_async(services.load_queued_turn)(message_id=message_id)
+        turn = await database_sync_to_async(turns.load_queued_turn)(message_id=message_id)
         if turn is None:
             return "skipped"
         return await drain(turn)

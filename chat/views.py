@@ -6,21 +6,26 @@ from contextlib import aclosing
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import connections, transaction
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
+from djangorestframework_camel_case.util import camelize
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from accounts.idempotency import run_idempotent
 from billing.errors import REFUSALS
 from billing.views import IDEMPOTENCY_HEADER
-from chat import selectors, services
-from chat.engine import TurnEvent, run_turn
+from chat import selectors, services, turns
 from chat.jobs import run_queued_turn
 from chat.models import ChatSession, Message
+from chat.pipeline import TurnEvent, run_turn
 from chat.providers.base import ProviderError
 from chat.serializers import (
     AttachmentSerializer,
@@ -30,19 +35,22 @@ from chat.serializers import (
     SessionSerializer,
     UploadSerializer,
 )
-from chat.services import PreparedTurn
+from chat.turns import PreparedTurn
 from chat.uploads import FileTooLargeError, StorageQuotaExceededError, store_upload
 from leancore.api.errors import (
-    ERROR_CODES,
     IdempotencyKeyReusedError,
     NotAcceptableError,
+    NotAuthenticatedError,
     ValidationFailed,
-    problem_response,
+    error_response,
+    exception_handler,
 )
 from leancore.api.negotiation import accepts_any
 from leancore.api.throttles import ChatThrottle, UploadThrottle
 from leancore.api.views import OrgAPIView, OrgViewSet
+from leancore.db import release_connections
 from mcps.services import MCPUnreachableError
+from orgs.context import OrgContext, member_context, resolve_org
 from specialists.errors import SpecialistInactiveError
 
 SSE_DESCRIPTION = """Server-Sent Events, in this order: `session` {sessionId, userMessageId, messageId} →
@@ -56,14 +64,6 @@ already used with the same body, the answer is 200 JSON {sessionId, messageId, s
 
 def sse_frame(seq: int, name: str, data: dict[str, Any]) -> bytes:
     return f"id: {seq}\nevent: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
-class TurnStarted(HttpResponse):
-    """What the (sync) DRF view hands the async endpoint: a started turn, to be streamed."""
-
-    def __init__(self, turn: PreparedTurn) -> None:
-        super().__init__(status=200)
-        self.turn = turn
 
 
 async def _sse_bytes(head: list[TurnEvent], events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
@@ -86,11 +86,9 @@ async def stream_turn(turn: PreparedTurn) -> HttpResponse:
         head.append(event)
         if event.name != "session":
             break
-    if head and head[-1].name == "error":
+    if head and head[-1].error is not None:  # nothing streamed yet: the error's own status
         await events.aclose()
-        error = head[-1].data
-        known = ERROR_CODES.get(error["code"])  # the error's own status, from the one registry
-        return problem_response(known.status if known else 502, error["code"], error["detail"])
+        return error_response(head[-1].error)
     response = StreamingHttpResponse(_sse_bytes(head, events), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
@@ -109,6 +107,36 @@ def _replay(record: Any) -> tuple[int, dict]:
     return record.response_status, body
 
 
+def start_send(
+    *, context: OrgContext, user: Any, data: dict[str, Any], key: str | None, payload: Any, scope: str, queued: bool
+) -> tuple[tuple[int, dict], bool, PreparedTurn | None]:
+    """A send of either endpoint: the turn prepared once per Idempotency-Key. Returns the answer
+    (status, body), whether it is a replay, and the turn (None for a replay)."""
+    started: list[PreparedTurn] = []
+
+    def action() -> tuple[int, dict]:
+        turn = turns.start_turn(
+            context=context,
+            user=user,
+            specialist_id=data["specialist_id"],
+            message=data["message"],
+            session_id=data.get("session_id"),
+            workspace_id=data.get("workspace_id"),
+            attachment_ids=data.get("attachment_ids"),
+            queued=queued,
+        )
+        started.append(turn)
+        if queued:
+            transaction.on_commit(lambda: run_queued_turn.enqueue(str(turn.message_id)))
+        initial = Message.Status.QUEUED if queued else Message.Status.RUNNING
+        return 202 if queued else 200, _sent_body(turn.session_id, turn.message_id, initial)
+
+    result, replayed = run_idempotent(
+        user=user, scope=f"{scope}:{context.org.pk}", key=key, payload=payload, action=action, replay=_replay
+    )
+    return result, replayed, (started[0] if started else None)
+
+
 class _SendView(OrgAPIView):
     errors = (SpecialistInactiveError, IdempotencyKeyReusedError, *REFUSALS)
     throttle_classes = [ChatThrottle]
@@ -118,35 +146,15 @@ class _SendView(OrgAPIView):
     def _start(self, request: Request) -> tuple[tuple[int, dict], bool, PreparedTurn | None]:
         serializer = SendSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        started: list[PreparedTurn] = []
-
-        def action() -> tuple[int, dict]:
-            turn = services.start_turn(
-                context=self.org_context,
-                user=request.user,
-                specialist_id=data["specialist_id"],
-                message=data["message"],
-                session_id=data.get("session_id"),
-                workspace_id=data.get("workspace_id"),
-                attachment_ids=data.get("attachment_ids"),
-                queued=self.queued,
-            )
-            started.append(turn)
-            if self.queued:
-                transaction.on_commit(lambda: run_queued_turn.enqueue(str(turn.message_id)))
-            initial = Message.Status.QUEUED if self.queued else Message.Status.RUNNING
-            return 202 if self.queued else 200, _sent_body(turn.session_id, turn.message_id, initial)
-
-        result, replayed = run_idempotent(
+        return start_send(
+            context=self.org_context,
             user=request.user,
-            scope=f"{self.scope}:{self.org.pk}",
+            data=serializer.validated_data,
             key=request.headers.get("Idempotency-Key"),
             payload=request.data,
-            action=action,
-            replay=_replay,
+            scope=self.scope,
+            queued=self.queued,
         )
-        return result, replayed, (started[0] if started else None)
 
 
 SSE_EVENT_SCHEMA = {
@@ -161,20 +169,15 @@ SSE_EVENT_SCHEMA = {
 }
 
 STREAM_MEDIA_TYPES = ("text/event-stream", "application/json", "application/problem+json")
+NOT_ACCEPTABLE = "This endpoint answers text/event-stream (or application/json, application/problem+json)."
 
 
 class ChatStreamView(_SendView):
+    """The stream's contract (schema, OPTIONS, methods other than POST). A POST itself is served by
+    ``chat_stream_endpoint``, an async view that runs the whole prepare phase in one thread hop."""
+
     errors = (*_SendView.errors, NotAcceptableError, ProviderError, MCPUnreachableError)
     scope = "chat-stream"
-
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
-        """The answer is an event stream, a JSON replay or a problem: a client that accepts none
-        of them (explicitly) gets 406; ``text/event-stream``, ``*/*`` or no Accept all stream."""
-        if not force and not accepts_any(request, STREAM_MEDIA_TYPES):
-            raise NotAcceptableError(
-                "This endpoint answers text/event-stream (or application/json, application/problem+json)."
-            )
-        return super().perform_content_negotiation(request, force)
 
     @extend_schema(
         request=SendSerializer,
@@ -199,34 +202,70 @@ class ChatStreamView(_SendView):
         summary="Send a message and stream the specialist's answer (SSE)",
     )
     def post(self, request: Request) -> HttpResponse:
-        (code, body), replayed, turn = self._start(request)
-        if replayed or turn is None:
-            return Response(body, status=code)
-        return TurnStarted(turn)
+        raise MethodNotAllowed("POST")  # never routed here: chat_stream_endpoint serves POST
 
 
 _stream_view = ChatStreamView.as_view()
+_bearer = JWTAuthentication()
+_body_parsers = [parser() for parser in api_settings.DEFAULT_PARSER_CLASSES]
 
 
-def _view_then_release(request: HttpRequest) -> HttpResponse:
-    """The view's database connection goes back to the pool before the stream starts: a stream must
-    not hold one of the pool's few connections while tokens flow."""
+def _caller(request: HttpRequest) -> tuple[Any, OrgContext | None]:
+    """The token's user and, in the same query, their membership of the org asked for (None when
+    the full road must tell why there is none). 401 like every API view."""
+    header = _bearer.get_header(request)
+    raw = _bearer.get_raw_token(header) if header is not None else None
+    if raw is None:
+        raise NotAuthenticatedError
+    token = _bearer.get_validated_token(raw)
+    context = member_context(token.get(jwt_settings.USER_ID_CLAIM), request.headers.get("X-Org-Id"))
+    if context is not None:
+        return context.membership.user, context
+    return _bearer.get_user(token), None
+
+
+def _prepare_stream(request: HttpRequest) -> HttpResponse | PreparedTurn:
+    """Prepare, in one thread hop and one transaction: the caller, the throttle, the org, the body,
+    the Idempotency-Key, the session, both messages and the first hold (DRF's order of checks)."""
     try:
-        return _stream_view(request)
+        with transaction.atomic():
+            user, context = _caller(request)
+            request.user = user
+            ChatThrottle().check(request)
+            if context is None:
+                context = resolve_org(user, request.headers.get("X-Org-Id"))
+            body = Request(request, parsers=_body_parsers).data
+            serializer = SendSerializer(data=body)
+            serializer.is_valid(raise_exception=True)
+            (code, answer), replayed, turn = start_send(
+                context=context,
+                user=user,
+                data=serializer.validated_data,
+                key=request.headers.get("Idempotency-Key"),
+                payload=body,
+                scope=ChatStreamView.scope,
+                queued=False,
+            )
+        if replayed or turn is None:
+            return JsonResponse(camelize(answer), status=code)
+        return turn
+    except Exception as exc:
+        return exception_handler(exc, {})
     finally:
-        for conn in connections.all(initialized_only=True):
-            if not conn.in_atomic_block:
-                conn.close_if_unusable_or_obsolete()
+        release_connections()  # before the stream starts: tokens flow without a connection held
 
 
 async def chat_stream_endpoint(request: HttpRequest) -> HttpResponse:
-    """``POST /api/chat/stream``: auth, validation and the first hold run in the DRF view (a thread);
-    the turn itself streams on the server's event loop."""
-    response = await sync_to_async(_view_then_release)(request)
-    turn = getattr(response, "turn", None)
-    if turn is None:
-        return response
-    return await stream_turn(turn)
+    """``POST /api/chat/stream``: the prepare phase in one thread hop, then the turn streams on the
+    server's event loop (its record phase is one more hop at the end)."""
+    if request.method != "POST":  # OPTIONS and the 405s answer like every other API view
+        return await sync_to_async(_stream_view)(request)
+    if not accepts_any(request, STREAM_MEDIA_TYPES):
+        return error_response(NotAcceptableError(NOT_ACCEPTABLE))
+    prepared = await sync_to_async(_prepare_stream)(request)
+    if isinstance(prepared, HttpResponse):
+        return prepared
+    return await stream_turn(prepared)
 
 
 chat_stream_endpoint.csrf_exempt = True  # type: ignore[attr-defined]

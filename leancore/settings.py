@@ -71,16 +71,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "leancore.api.middleware.ProblemMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+    "leancore.api.middleware.SecurityMiddleware",
     "leancore.api.middleware.RequestSizeMiddleware",
     "leancore.api.middleware.StaticFilesMiddleware",
     "leancore.api.middleware.CorsMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "leancore.api.middleware.SessionMiddleware",
+    "leancore.api.middleware.CommonMiddleware",
+    "leancore.api.middleware.CsrfViewMiddleware",
+    "leancore.api.middleware.AuthenticationMiddleware",
+    "leancore.api.middleware.MessageMiddleware",
+    "leancore.api.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "leancore.urls"

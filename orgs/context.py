@@ -75,8 +75,11 @@ def context_for(user, org_id: uuid.UUID) -> OrgContext | None:  # noqa: ANN001
 
 
 def resolve_org_from_header(request: Request) -> OrgContext:
-    user = request.user
-    raw = request.headers.get("X-Org-Id")
+    return resolve_org(request.user, request.headers.get("X-Org-Id"))
+
+
+def resolve_org(user, raw: str | None) -> OrgContext:  # noqa: ANN001
+    """The org named by an ``X-Org-Id`` value, or the caller's only org."""
     if raw:
         try:
             org_id = uuid.UUID(raw.strip())
@@ -104,3 +107,23 @@ def resolve_org_from_path(user, org_id: uuid.UUID | str) -> OrgContext:  # noqa:
     if context is None:
         raise NotFoundError
     return context
+
+
+def member_context(user_id: object, raw_org_id: str | None) -> OrgContext | None:
+    """The caller's user and active membership in one query, for a hot path that knows the user's
+    id from its token: the context when the (active) user is an active member of the org named
+    (or of their only org). None means "take the full road" (``resolve_org`` after loading the
+    user), which tells apart a missing or inactive user, staff, non-members and several orgs."""
+    memberships = Membership.objects.select_related("organization", "user").filter(
+        user_id=user_id, user__is_active=True, status=Membership.Status.ACTIVE
+    )
+    if raw_org_id:
+        try:
+            memberships = memberships.filter(organization_id=uuid.UUID(raw_org_id.strip()))
+        except ValueError:
+            return None
+    found = list(memberships[:2])
+    if len(found) != 1:
+        return None
+    membership = found[0]
+    return OrgContext(org=membership.organization, membership=membership, is_staff=membership.user.is_staff)

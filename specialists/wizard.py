@@ -11,7 +11,7 @@ from django.conf import settings
 
 from accounts.models import User
 from billing.models import ModelRate
-from chat.engine import complete
+from chat.pipeline import complete
 from chat.providers import PROVIDERS
 from chat.providers.base import ChatMessage, ProviderRequest
 from leancore.api.errors import DomainError, ValidationFailed

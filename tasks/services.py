@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Message
-from chat.services import start_turn
+from chat.turns import start_turn
 from leancore.api.errors import InvalidStateError, PermissionDeniedError, ValidationFailed
 from orgs.context import OrgContext
 from orgs.models import Organization, Role

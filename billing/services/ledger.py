@@ -43,6 +43,11 @@ def locked_account(org: Organization | uuid.UUID) -> CreditAccount:
     if account is None:
         open_account(org=Organization.objects.get(pk=org_id))
         account = accounts.get(organization_id=org_id)
+    return roll_period(account)
+
+
+def roll_period(account: CreditAccount) -> CreditAccount:
+    """A locked account whose period has ended starts the current one (spend back to zero)."""
     start, _ = period_bounds(timezone.now())
     if account.period_start < start:
         account.period_start = start

@@ -26,7 +26,7 @@ from billing.models import (
     Reservation,
 )
 from billing.services.alerts import evaluate_alerts
-from billing.services.ledger import locked_account, write_ledger_entry
+from billing.services.ledger import locked_account, roll_period, write_ledger_entry
 from leancore.credits import period_bounds, q, token_cost
 from orgs.models import Organization
 
@@ -150,6 +150,7 @@ def _reserve(
     reservation = Reservation.objects.create(
         id=reservation_id,
         organization=org,
+        account=account,
         amount=hold,
         model=model,
         input_credits_per_million=rate.input_credits_per_million,
@@ -163,13 +164,29 @@ def _reserve(
     return Hold(reservation_id=reservation.id, amount=hold, rate=rate)
 
 
+def _locked_hold(reservation_id: uuid.UUID) -> Reservation | None:
+    """The hold and its account (with its org and circuit), both locked, in one statement; the
+    account rolled into the current period."""
+    reservation = (
+        Reservation.objects.select_for_update(of=("self", "account"))
+        .select_related("account__organization__circuit")
+        .filter(pk=reservation_id)
+        .first()
+    )
+    if reservation is not None:
+        roll_period(reservation.account)
+    return reservation
+
+
 def settle(*, reservation_id: uuid.UUID, input_tokens: int, output_tokens: int, description: str = "") -> Charge:
     """Charges the real cost (provider-reported usage), releases the rest of the hold, writes one
     usage entry. A cost above the hold comes out of the available balance as far as it goes.
     Settling twice charges once."""
     with transaction.atomic():
-        reservation = Reservation.objects.select_for_update().get(pk=reservation_id)
-        account = locked_account(reservation.organization_id)
+        reservation = _locked_hold(reservation_id)
+        if reservation is None:
+            raise Reservation.DoesNotExist(reservation_id)
+        account = reservation.account
         if reservation.status != Reservation.Status.ACTIVE:
             return Charge(
                 credits=reservation.charged or Decimal(0),
@@ -211,10 +228,10 @@ def settle(*, reservation_id: uuid.UUID, input_tokens: int, output_tokens: int, 
 @transaction.atomic
 def release(*, reservation_id: uuid.UUID) -> None:
     """Gives a hold back without charging (the call never reached the model)."""
-    reservation = Reservation.objects.select_for_update().filter(pk=reservation_id).first()
+    reservation = _locked_hold(reservation_id)
     if reservation is None or reservation.status != Reservation.Status.ACTIVE:
         return
-    account = locked_account(reservation.organization_id)
+    account = reservation.account
     account.reserved = q(account.reserved - reservation.amount)
     account.save(update_fields=["reserved", "updated_at"])
     reservation.status = Reservation.Status.RELEASED

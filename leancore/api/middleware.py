@@ -9,7 +9,11 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.contrib.auth import middleware as auth
+from django.contrib.messages import middleware as messages
+from django.contrib.sessions import middleware as sessions
 from django.http import HttpRequest, HttpResponse
+from django.middleware import clickjacking, common, csrf, security
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from leancore.api.errors import (
@@ -186,3 +190,72 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
             if static_file is not None:
                 return await sync_to_async(self.serve)(static_file, request)
         return await self.get_response(request)
+
+
+class _OnTheLoop:
+    """Django's own middleware (``MiddlewareMixin``) runs each hook of a sync middleware through a
+    thread when the request is async: two thread hops per middleware, a dozen per request, streams
+    included. These hooks do no I/O, so under ASGI they run on the event loop directly; the rare
+    hook that would touch the database (saving a modified session) still goes through a thread."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        super().__init__(get_response)  # type: ignore[call-arg]
+        if getattr(self, "async_mode", False) and hasattr(self, "process_view"):
+            sync_view = self.process_view
+
+            async def process_view(request: HttpRequest, view: Any, args: Any, kwargs: Any) -> HttpResponse | None:
+                if self._view_hook_on_loop(request, view):
+                    return sync_view(request, view, args, kwargs)
+                return await sync_to_async(sync_view, thread_sensitive=True)(request, view, args, kwargs)
+
+            self.process_view = process_view  # a coroutine: the handler calls it without a thread
+
+    def _view_hook_on_loop(self, request: HttpRequest, view: Any) -> bool:
+        return True
+
+    def _response_hook_on_loop(self, request: HttpRequest) -> bool:
+        return True
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        response = self.process_request(request) if hasattr(self, "process_request") else None
+        response = response or await self.get_response(request)  # type: ignore[attr-defined]
+        if hasattr(self, "process_response"):
+            if self._response_hook_on_loop(request):
+                response = self.process_response(request, response)
+            else:
+                response = await sync_to_async(self.process_response, thread_sensitive=True)(request, response)
+        return response
+
+
+class SecurityMiddleware(_OnTheLoop, security.SecurityMiddleware):
+    pass
+
+
+class CommonMiddleware(_OnTheLoop, common.CommonMiddleware):
+    pass
+
+
+class XFrameOptionsMiddleware(_OnTheLoop, clickjacking.XFrameOptionsMiddleware):
+    pass
+
+
+class AuthenticationMiddleware(_OnTheLoop, auth.AuthenticationMiddleware):
+    """Sets the lazy ``request.user``; nothing is read until a (sync) view asks."""
+
+
+class SessionMiddleware(_OnTheLoop, sessions.SessionMiddleware):
+    def _response_hook_on_loop(self, request: HttpRequest) -> bool:
+        session = getattr(request, "session", None)
+        return session is None or not (session.modified or settings.SESSION_SAVE_EVERY_REQUEST)
+
+
+class MessageMiddleware(_OnTheLoop, messages.MessageMiddleware):
+    def _response_hook_on_loop(self, request: HttpRequest) -> bool:
+        storage = getattr(request, "_messages", None)
+        return storage is None or not (storage.used or storage.added_new)  # nothing to store
+
+
+class CsrfViewMiddleware(_OnTheLoop, csrf.CsrfViewMiddleware):
+    def _view_hook_on_loop(self, request: HttpRequest, view: Any) -> bool:
+        # an unsafe method on a protected view reads the form body: a thread
+        return getattr(view, "csrf_exempt", False) or request.method in ("GET", "HEAD", "OPTIONS", "TRACE")

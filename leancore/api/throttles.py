@@ -37,6 +37,11 @@ class ScopedThrottle(SimpleRateThrottle):
         ident = str(request.user.pk) if request.user and request.user.is_authenticated else self.get_ident(request)
         return f"throttle_{self.scope}_{ident}"
 
+    def check(self, request: Request, view: APIView | None = None) -> None:
+        """For views outside DRF's request cycle: 429 with ``Retry-After`` once the rate is spent."""
+        if not self.allow_request(request, view):
+            raise RateLimitedError(int(self.wait() or 1))
+
 
 class RegisterThrottle(ScopedThrottle):
     scope = "register"

@@ -321,8 +321,8 @@ async def test_events_go_only_to_watched_groups_and_reach_a_watcher_that_joins_m
     Redis group costs two round trips); a socket that joins mid-turn gets the events from then on."""
     import os
 
-    from chat import engine
-    from chat.engine import TurnEvent, _Publisher
+    from chat import pipeline as engine
+    from chat.pipeline import TurnEvent, _Publisher
     from leancore.layers import RedisChannelLayer
 
     redis_url = os.environ.get("TEST_REDIS_URL")

@@ -225,7 +225,7 @@ def test_upload_limits(owner, org, settings):
 
 
 def test_attachment_text_reaches_the_model(owner, org, specialist):
-    from chat.services import start_turn
+    from chat.turns import start_turn
     from orgs.context import OrgContext
     from orgs.models import Membership
 
@@ -253,7 +253,7 @@ def test_a_member_cannot_attach_to_someone_elses_session(owner, member, org, spe
 
 def test_history_is_trimmed_to_the_context_window(owner, org, specialist):
     from billing.models import ModelRate
-    from chat.services import start_turn
+    from chat.turns import start_turn
     from orgs.context import OrgContext
     from orgs.models import Membership
 

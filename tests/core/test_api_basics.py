@@ -103,7 +103,7 @@ def test_cors_preflight(anon, settings):
 
 
 @pytest.mark.parametrize("debug", [True, False])
-@pytest.mark.parametrize("name", ["django.tasks", "django.request", "django_tasks_db", "chat.engine"])
+@pytest.mark.parametrize("name", ["django.tasks", "django.request", "django_tasks_db", "chat.pipeline"])
 def test_every_log_line_is_printed_once(settings, debug, name):
     """Under DEBUG (as run.sh runs) Django's own console handler used to print worker and error lines
     a second time."""

@@ -7,7 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from chat.models import ChatSession
-from chat.services import start_turn
+from chat.turns import start_turn
 from orgs.context import OrgContext
 from orgs.models import Membership
 from tests.conftest import assert_problem, client_for, make_specialist

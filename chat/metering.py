@@ -1,0 +1,69 @@
+"""The turn pipeline's one road to billing: every hold, settlement and release of a model call
+made for a specialist (chat turns, task runs, the wizard) goes through these functions. They run
+inside the caller's transaction (the pipeline's prepare and record phases)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+from billing import services as billing
+from billing.models import ModelRate
+from chat.providers.base import ProviderRequest, Usage, estimate_request_tokens
+from orgs.models import Organization
+
+Charge = billing.Charge
+
+
+@dataclass(frozen=True, slots=True)
+class Payer:
+    """Who a model call is billed to and what the ledger says about it."""
+
+    org: Organization
+    user_id: uuid.UUID | None
+    specialist_id: uuid.UUID | None = None
+    specialist_name: str = ""
+    specialist_limit: Decimal | None = None
+    session_id: uuid.UUID | None = None
+    message_id: uuid.UUID | None = None
+
+
+def active_rate(model: str) -> ModelRate:
+    return billing.active_rate(model)
+
+
+def hold(
+    payer: Payer, request: ProviderRequest, *, rate: ModelRate | None = None, reservation_id: uuid.UUID | None = None
+) -> uuid.UUID:
+    """Holds one call's worst case (its input estimate and ``max_output_tokens``) or refuses with
+    the contract's 402 before anything reaches the model."""
+    return billing.reserve(
+        rate=rate,
+        reservation_id=reservation_id,
+        org=payer.org,
+        model=request.model,
+        input_tokens=estimate_request_tokens(request),
+        max_output_tokens=request.max_output_tokens,
+        specialist_id=payer.specialist_id,
+        specialist_name=payer.specialist_name,
+        specialist_limit=payer.specialist_limit,
+        session_id=payer.session_id,
+        message_id=payer.message_id,
+        user_id=payer.user_id,
+    ).reservation_id
+
+
+def settle(reservation_id: uuid.UUID, usage: Usage, *, description: str = "") -> Charge:
+    """Charges the call's reported usage (at the rates pinned by its hold); settling twice charges once."""
+    return billing.settle(
+        reservation_id=reservation_id,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        description=description,
+    )
+
+
+def release(reservation_id: uuid.UUID) -> None:
+    """Gives back a hold whose call produced nothing (a no-op once settled or released)."""
+    billing.release(reservation_id=reservation_id)

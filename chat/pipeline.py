@@ -1,0 +1,322 @@
+"""The one turn pipeline. Every way a specialist works (the SSE stream, the async job, the
+WebSocket, a task run, the wizard) prepares its turn with ``chat.turns`` (one transaction: the
+session, both messages and the first hold), then runs it here and only adapts the events:
+
+- *call*: stream the provider on the event loop, run tool calls through MCP and feed the results
+  back (bounded rounds; between rounds one transaction settles the call and holds the next);
+- *record*: one transaction settles the last call, writes the ledger and completes the message,
+  or, when the turn fails, bills what was produced and fails the message with the reason.
+
+Each database phase is one hop to a thread; nothing on the event loop waits on sync code while
+tokens flow. Events are published to the session's channel-layer group for WebSocket watchers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from billing.errors import BillingRefusal
+from chat import turns
+from chat.providers import get_provider
+from chat.providers.base import (
+    ChatMessage,
+    Finish,
+    ProviderError,
+    ProviderRequest,
+    TextDelta,
+    ToolCall,
+    Usage,
+    estimate_request_tokens,
+    estimate_tokens,
+)
+from chat.tools import ToolContext, execute_tool
+from chat.turns import PreparedTurn, Totals
+from leancore.api.errors import DomainError, as_domain_error
+from leancore.credits import credit_str
+from leancore.db import in_thread
+from orgs.models import Organization
+
+logger = logging.getLogger(__name__)
+
+MAX_ROUNDS = 8
+WATCHERS_RECHECK_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class TurnEvent:
+    name: str
+    data: dict[str, Any]
+    error: DomainError | None = None  # an ``error`` event's error: its status and headers, for a transport
+
+
+class _CallState:
+    """What one model call produced so far (to bill a call cut short for what it produced)."""
+
+    __slots__ = ("calls", "finish", "request", "text", "usage")
+
+    def __init__(self, request: ProviderRequest) -> None:
+        self.request = request
+        self.text: list[str] = []
+        self.calls: list[ToolCall] = []
+        self.usage: Usage | None = None
+        self.finish = "stop"
+
+    @property
+    def produced(self) -> bool:
+        return bool(self.text or self.calls or self.usage)
+
+    def usage_or_estimate(self) -> Usage:
+        if self.usage is not None:
+            return self.usage
+        produced = "".join(self.text) + "".join(str(c.arguments) for c in self.calls)
+        return Usage(estimate_request_tokens(self.request), estimate_tokens(produced))
+
+
+class _Publisher:
+    """Publishes a turn's events to the session's group, for WebSocket watchers. Whether anyone
+    watches is asked when the turn starts and again every WATCHERS_RECHECK_SECONDS (a socket that
+    connects mid-turn sees the events from then on), not for every event."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self.layer = get_channel_layer() if group else None
+        self.asked_at = -math.inf
+        self.watched = True
+
+    async def publish(self, event: TurnEvent) -> None:
+        if self.layer is None:
+            return
+        try:
+            if time.monotonic() - self.asked_at >= WATCHERS_RECHECK_SECONDS:
+                has_members = getattr(self.layer, "has_members", None)
+                self.watched = True if has_members is None else await has_members(self.group)
+                self.asked_at = time.monotonic()
+            if self.watched:
+                await self.layer.group_send(self.group, {"type": "chat.event", "event": event.name, "data": event.data})
+        except Exception:  # a watcher channel must never break the turn
+            logger.exception("Could not publish %s to %s", event.name, self.group)
+
+
+_next_call = in_thread(turns.next_call)
+_record_answer = in_thread(turns.record_answer)
+_record_failure = in_thread(turns.record_failure)
+
+
+def _usage_event(totals: Totals) -> TurnEvent:
+    return TurnEvent(
+        "usage",
+        {
+            "inputTokens": totals.input_tokens,
+            "outputTokens": totals.output_tokens,
+            "credits": credit_str(totals.credits),
+            "balance": credit_str(totals.balance) if totals.balance is not None else None,
+        },
+    )
+
+
+async def _model_call(turn: PreparedTurn, state: _CallState) -> AsyncIterator[TurnEvent]:
+    """Call: one provider stream (closing it stops the provider call)."""
+    async with aclosing(get_provider(turn.provider).stream(state.request)) as stream:
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                state.text.append(event.text)
+                yield TurnEvent("delta", {"text": event.text})
+            elif isinstance(event, ToolCall):
+                state.calls.append(event)
+            elif isinstance(event, Usage):
+                state.usage = event
+            elif isinstance(event, Finish):
+                state.finish = event.reason
+
+
+async def _run_tools(turn: PreparedTurn, state: _CallState, totals: Totals) -> AsyncIterator[TurnEvent]:
+    request = turn.request
+    request.messages.append(ChatMessage(role="assistant", content="".join(state.text), tool_calls=state.calls))
+    for call in state.calls:
+        binding = turn.bindings.get(call.name)
+        remote_name = binding.remote_name if binding else call.name
+        connection_id = binding.connection_id if binding else None
+        yield TurnEvent(
+            "tool_call",
+            {"id": call.id, "name": remote_name, "arguments": call.arguments, "connectionId": connection_id},
+        )
+        outcome = await execute_tool(
+            binding=binding,
+            arguments=call.arguments,
+            context=ToolContext(turn.workspace_id, turn.session_id, turn.specialist_id),
+        )
+        totals.tool_calls.append(
+            {
+                "id": call.id,
+                "name": remote_name,
+                "connectionId": connection_id,
+                "arguments": call.arguments,
+                "result": outcome.result,
+                "isError": outcome.is_error,
+                "durationMs": outcome.duration_ms,
+            }
+        )
+        yield TurnEvent(
+            "tool_result",
+            {"id": call.id, "result": outcome.result, "isError": outcome.is_error, "durationMs": outcome.duration_ms},
+        )
+        request.messages.append(
+            ChatMessage(role="tool", content=outcome.result, tool_call_id=call.id, is_error=outcome.is_error)
+        )
+
+
+class _InFlight:
+    """The call a failure interrupts: what it produced is billed, a call with nothing is released."""
+
+    __slots__ = ("state", "streaming")
+
+    def __init__(self) -> None:
+        self.state: _CallState | None = None
+        self.streaming = False  # its text is not in the totals yet
+
+    def produced(self) -> Usage | None:
+        state = self.state
+        return state.usage_or_estimate() if state is not None and state.produced else None
+
+
+async def _phases(turn: PreparedTurn, totals: Totals, in_flight: _InFlight) -> AsyncIterator[TurnEvent]:
+    if turn.session_id is not None:
+        yield TurnEvent(
+            "session",
+            {
+                "sessionId": str(turn.session_id),
+                "userMessageId": str(turn.user_message_id),
+                "messageId": str(turn.message_id),
+            },
+        )
+    for round_number in range(1, MAX_ROUNDS + 1):
+        state = in_flight.state = _CallState(turn.request)
+        in_flight.streaming = True
+        async with aclosing(_model_call(turn, state)) as events:
+            async for event in events:
+                yield event
+        in_flight.streaming = False
+        totals.text.extend(state.text)
+        finish = state.finish
+        if state.calls and round_number < MAX_ROUNDS:
+            usage = state.usage_or_estimate()
+            charge, refusal = await _next_call(turn, usage)  # settled, and the next call held
+            in_flight.state = None
+            totals.add(usage, charge)
+            if refusal is not None:  # the next call would overdraw: 402, nothing more is called
+                raise refusal
+            async for event in _run_tools(turn, state, totals):
+                yield event
+            continue
+        if state.calls:
+            finish = "max_rounds"
+        usage = state.usage_or_estimate()
+        charge = await _record_answer(turn, totals, usage, finish)
+        in_flight.state = None
+        totals.add(usage, charge)
+        yield _usage_event(totals)
+        yield TurnEvent("done", {"messageId": str(turn.message_id), "finishReason": finish})
+        return
+
+
+def _error_of(exc: BaseException) -> DomainError:
+    error = as_domain_error(exc) if isinstance(exc, Exception) else None  # a database outage: service_unavailable
+    return error if error is not None else ProviderError("The turn failed unexpectedly.")
+
+
+async def _fail(turn: PreparedTurn, totals: Totals, in_flight: _InFlight, code: str, detail: str) -> None:
+    produced = in_flight.produced()
+    if in_flight.streaming and in_flight.state is not None:  # a call cut short: its text so far
+        totals.text.extend(in_flight.state.text)
+        in_flight.streaming = False
+    charge = await _record_failure(turn, totals, produced, code, detail)
+    if produced is not None and charge is not None:
+        totals.add(produced, charge)
+
+
+async def _recorded(turn: PreparedTurn, totals: Totals) -> AsyncIterator[TurnEvent]:
+    """The turn's events; a failure (or the listener going away) is recorded before it propagates:
+    what the call in flight produced is billed once, the message fails with the reason."""
+    in_flight = _InFlight()
+    try:
+        async with aclosing(_phases(turn, totals, in_flight)) as events:
+            async for event in events:
+                yield event
+    except (asyncio.CancelledError, GeneratorExit):
+        reason = "The client went away; the turn was stopped."
+        await asyncio.shield(_fail(turn, totals, in_flight, "client_disconnected", reason))
+        raise
+    except Exception as exc:
+        if not isinstance(exc, (DomainError, ProviderError, BillingRefusal)):
+            logger.exception("Turn %s failed", turn.message_id)
+        error = _error_of(exc)
+        try:
+            await asyncio.shield(_fail(turn, totals, in_flight, error.code, error.detail))
+        except Exception:  # the turn still ends with its error; maintenance fails the message later
+            logger.exception("Could not record the failure of turn %s", turn.message_id)
+        raise
+
+
+async def run_turn(turn: PreparedTurn) -> AsyncIterator[TurnEvent]:
+    """Yields the turn's events (and publishes each to the session group). A failure after the
+    start ends with ``usage`` (if anything was billed) and ``error``; the message is then failed."""
+    totals = Totals()
+    publisher = _Publisher(turn.group)
+    try:
+        async with aclosing(_recorded(turn, totals)) as events:
+            async for event in events:
+                await publisher.publish(event)
+                yield event
+    except Exception as exc:
+        error = _error_of(exc)
+        events = [_usage_event(totals)] if totals.calls else []
+        events.append(TurnEvent("error", {"code": error.code, "detail": error.detail}, error))
+        for event in events:
+            await publisher.publish(event)
+            yield event
+
+
+async def drain(turn: PreparedTurn) -> str:
+    """Runs a turn to its end with no listener of its own (async jobs, task runs). Returns the last event."""
+    last = ""
+    async with aclosing(run_turn(turn)) as events:
+        async for event in events:
+            last = event.name
+    return last
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    input_tokens: int
+    output_tokens: int
+    credits: Decimal
+
+
+async def _complete(turn: PreparedTurn) -> Completion:
+    totals = Totals()
+    async with aclosing(_recorded(turn, totals)) as events:
+        async for _ in events:
+            pass
+    return Completion("".join(totals.text), totals.input_tokens, totals.output_tokens, totals.credits)
+
+
+def complete(
+    *, org: Organization, provider: str, request: ProviderRequest, user_id: Any, description: str
+) -> Completion:
+    """One metered model call outside a chat session (the specialist wizard), through the same
+    phases as a chat turn: prepare (the hold, 402 before anything reaches the model), call, record
+    (settled to the reported usage; a call cut short is billed for what it produced). Errors raise."""
+    turn = turns.start_completion(org=org, user_id=user_id, provider=provider, request=request, description=description)
+    return async_to_sync(_complete)(turn)

@@ -1,0 +1,388 @@
+"""The turn pipeline's database phases, each one transaction (the async pipeline in
+``chat/pipeline.py`` runs them in a thread, once per phase):
+
+- *prepare*: validate, create the session and both messages, hold the first call's worst case
+  (``start_turn``; ``load_queued_turn`` for a worker; ``start_completion`` for a call outside a
+  session, the wizard's);
+- between tool rounds: settle the call and hold the next (``next_call``);
+- *record*: settle the last call, write the ledger and complete the message (``record_answer``),
+  or fail it, billing what was produced (``record_failure``).
+
+Billing is reached only through ``chat.metering``."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+
+from accounts.models import User
+from billing.errors import BillingRefusal
+from billing.models import ModelRate
+from chat import metering
+from chat.context import ToolBinding, build_request
+from chat.models import Attachment, ChatSession, Message
+from chat.providers.base import ProviderRequest, Usage
+from chat.tools import tool_plan
+from leancore.api.errors import ValidationFailed
+from orgs.context import OrgContext
+from orgs.models import Organization, Role
+from specialists.errors import SpecialistInactiveError
+from specialists.models import Specialist
+
+MAX_MESSAGE_CHARS = 100_000
+TITLE_CHARS = 60
+
+
+@dataclass(slots=True)
+class PreparedTurn:
+    """A turn whose prepare phase has committed: what the model is asked, who pays, the hold of the
+    call about to be made. A call outside a session (the wizard) has no session or messages."""
+
+    payer: metering.Payer
+    provider: str
+    request: ProviderRequest
+    reservation_id: uuid.UUID
+    session_id: uuid.UUID | None = None
+    user_message_id: uuid.UUID | None = None
+    message_id: uuid.UUID | None = None
+    bindings: dict[str, ToolBinding] = field(default_factory=dict)
+    group: str = ""  # the session's channel-layer group (WebSocket watchers); "" for none
+    workspace_id: uuid.UUID | None = None
+    description: str = ""  # the ledger's text for a call outside a session
+
+    @property
+    def org(self) -> Organization:
+        return self.payer.org
+
+    @property
+    def specialist_id(self) -> uuid.UUID | None:
+        return self.payer.specialist_id
+
+
+@dataclass(slots=True)
+class Totals:
+    """What a turn's settled calls add up to, and what it produced."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    credits: Decimal = Decimal(0)
+    balance: Decimal | None = None
+    calls: int = 0
+    text: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, usage: Usage, charge: metering.Charge) -> None:
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.credits += charge.credits
+        self.balance = charge.balance
+        self.calls += 1
+
+
+def session_title(message: str) -> str:
+    """The first message, cut at a word boundary. No model call."""
+    text = " ".join(message.split())
+    if len(text) <= TITLE_CHARS:
+        return text or "New chat"
+    cut = text[:TITLE_CHARS].rsplit(" ", 1)[0]
+    return f"{cut}…"
+
+
+def can_read_session(context: OrgContext, session: ChatSession, user: User) -> bool:
+    return session.created_by_id == user.pk or context.has_role(Role.ADMIN)
+
+
+def _specialist(context: OrgContext, specialist_id: Any) -> Specialist:
+    specialist = (
+        Specialist.objects.alive()
+        .filter(organization=context.org, pk=specialist_id)
+        .annotate(has_tools=Exists(Specialist.tools.through.objects.filter(specialist_id=OuterRef("pk"))))
+        .first()
+    )
+    if specialist is None:
+        raise ValidationFailed("specialistId", "Not found in this organization.")
+    if specialist.status != Specialist.Status.ACTIVE:
+        raise SpecialistInactiveError
+    return specialist
+
+
+def _session(context: OrgContext, user: User, session_id: Any, specialist: Specialist) -> ChatSession:
+    session = ChatSession.objects.filter(organization=context.org, pk=session_id).first()
+    if session is None or not can_read_session(context, session, user):
+        raise ValidationFailed("sessionId", "Not found in this organization.")
+    if session.specialist_id != specialist.pk:
+        raise ValidationFailed("sessionId", "This session belongs to another specialist.")
+    session.organization = context.org  # the same row: no second read
+    return session
+
+
+def _workspace(context: OrgContext, workspace_id: Any) -> Any:
+    if workspace_id is None:
+        return None
+    from workspaces.models import Workspace
+
+    workspace = Workspace.objects.filter(organization=context.org, pk=workspace_id).first()
+    if workspace is None:
+        raise ValidationFailed("workspaceId", "Not found in this organization.")
+    return workspace
+
+
+def _attachments(context: OrgContext, ids: list[Any]) -> list[Attachment]:
+    if not ids:
+        return []
+    try:
+        ids = [uuid.UUID(str(value)) for value in ids]
+    except ValueError as exc:
+        raise ValidationFailed("attachmentIds", "Must be a list of ids (UUIDs).") from exc
+    found = list(Attachment.objects.filter(organization=context.org, pk__in=ids))
+    if len(found) != len(set(ids)):
+        raise ValidationFailed("attachmentIds", "Not found in this organization.")
+    return found
+
+
+def _documents(session: ChatSession) -> list[tuple[str, str]]:
+    """The text of the workspace's files, for a workspace session."""
+    if not session.workspace_id:
+        return []
+    from workspaces.models import WorkspaceFile
+
+    files = WorkspaceFile.objects.filter(workspace_id=session.workspace_id).order_by("created_at")
+    return [(name, text) for name, text in files.values_list("filename", "text") if text]
+
+
+def _prepared(
+    *,
+    session: ChatSession,
+    specialist: Specialist,
+    user_message: Message,
+    assistant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    reservation_id: uuid.UUID,
+    history: list[Message] | None = None,
+) -> tuple[PreparedTurn, ModelRate]:
+    """The turn of an assistant message: its request (instructions, documents, history, tools)."""
+    rate = metering.active_rate(specialist.model)
+    specs, bindings = tool_plan(specialist, in_workspace=bool(session.workspace_id))
+    request = build_request(
+        specialist=specialist,
+        rate=rate,
+        session=session,
+        user_message=user_message,
+        tools=specs,
+        documents=_documents(session),
+        history=history,
+    )
+    payer = metering.Payer(
+        org=session.organization,
+        user_id=user_id,
+        specialist_id=specialist.pk,
+        specialist_name=specialist.name,
+        specialist_limit=specialist.monthly_credit_limit,
+        session_id=session.pk,
+        message_id=assistant_id,
+    )
+    turn = PreparedTurn(
+        payer=payer,
+        provider=rate.provider,
+        request=request,
+        reservation_id=reservation_id,
+        session_id=session.pk,
+        user_message_id=user_message.pk,
+        message_id=assistant_id,
+        bindings=bindings,
+        group=session.group_name,
+        workspace_id=session.workspace_id,
+    )
+    return turn, rate
+
+
+@transaction.atomic
+def start_turn(
+    *,
+    context: OrgContext,
+    user: User,
+    specialist_id: Any,
+    message: str,
+    session_id: Any = None,
+    workspace_id: Any = None,
+    attachment_ids: list[Any] | None = None,
+    queued: bool = False,
+) -> PreparedTurn:
+    """Prepare: validates, creates the session and both messages, and holds the first call's worst
+    case. Any refusal (400/402/409) rolls all of it back."""
+    if not message or not message.strip():
+        raise ValidationFailed("message", "This field may not be blank.")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise ValidationFailed("message", f"At most {MAX_MESSAGE_CHARS} characters.")
+    specialist = _specialist(context, specialist_id)
+    workspace = _workspace(context, workspace_id)
+    if session_id:
+        session = _session(context, user, session_id, specialist)
+        if workspace is not None and session.workspace_id != workspace.pk:
+            raise ValidationFailed("workspaceId", "This session belongs to another workspace.")
+    else:
+        session = ChatSession.objects.create(
+            organization=context.org,
+            specialist=specialist,
+            workspace=workspace,
+            created_by=user,
+            title=session_title(message),
+            message_count=2,
+            last_message_at=timezone.now(),
+        )
+    attachments = _attachments(context, attachment_ids or [])
+    reservation_id = uuid.uuid4()
+    now = timezone.now()
+    user_message, assistant = Message.objects.bulk_create(
+        [
+            Message(session=session, role=Message.Role.USER, content=message, created_at=now),
+            Message(
+                session=session,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.QUEUED if queued else Message.Status.RUNNING,
+                started_at=None if queued else now,
+                reservation_id=reservation_id,
+                created_at=now + timedelta(microseconds=1),  # strictly after the user's message
+            ),
+        ]
+    )
+    user_message.has_attachments = bool(attachments)  # read without a query when it has none
+    if attachments:
+        user_message.attachments.set(attachments)
+        Attachment.objects.filter(pk__in=[a.pk for a in attachments], session__isnull=True).update(session=session)
+    if session_id:
+        ChatSession.objects.filter(pk=session.pk).update(
+            message_count=F("message_count") + 2, last_message_at=now, updated_at=now
+        )
+    turn, rate = _prepared(
+        session=session,
+        specialist=specialist,
+        user_message=user_message,
+        assistant_id=assistant.pk,
+        user_id=user.pk,
+        reservation_id=reservation_id,
+        history=None if session_id else [user_message],  # a new session's history is this message
+    )
+    metering.hold(turn.payer, turn.request, rate=rate, reservation_id=reservation_id)
+    return turn
+
+
+def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
+    """Prepare, for the worker: marks a queued assistant message running and rebuilds its turn (its
+    hold was taken when it was queued). None when the message is no longer queued."""
+    with transaction.atomic():
+        assistant = (
+            Message.objects.select_for_update(of=("self",))
+            .select_related("session__specialist", "session__organization")
+            .filter(pk=message_id)
+            .first()
+        )
+        if assistant is None or assistant.status != Message.Status.QUEUED:
+            return None
+        assistant.status = Message.Status.RUNNING
+        assistant.started_at = timezone.now()
+        assistant.save(update_fields=["status", "started_at"])
+    session = assistant.session
+    user_message = (
+        session.messages.filter(role=Message.Role.USER, created_at__lte=assistant.created_at)
+        .order_by("-created_at")
+        .first()
+    )
+    turn, _ = _prepared(
+        session=session,
+        specialist=session.specialist,
+        user_message=user_message,
+        assistant_id=assistant.pk,
+        user_id=session.created_by_id,
+        reservation_id=assistant.reservation_id,
+    )
+    return turn
+
+
+@transaction.atomic
+def start_completion(
+    *, org: Organization, user_id: uuid.UUID, provider: str, request: ProviderRequest, description: str
+) -> PreparedTurn:
+    """Prepare a model call outside a chat session (the specialist wizard): its hold (402 before
+    anything reaches the model)."""
+    payer = metering.Payer(org=org, user_id=user_id)
+    return PreparedTurn(
+        payer=payer,
+        provider=provider,
+        request=request,
+        reservation_id=metering.hold(payer, request),
+        description=description,
+    )
+
+
+def next_call(turn: PreparedTurn, usage: Usage) -> tuple[metering.Charge, BillingRefusal | None]:
+    """Between tool rounds, one transaction: settles the call just made and holds the next. A
+    refusal of the next hold (402) is returned, not raised: the settlement stands either way."""
+    refusal = None
+    with transaction.atomic():
+        charge = metering.settle(turn.reservation_id, usage, description=turn.description)
+        try:
+            with transaction.atomic():  # a refusal rolls back the hold only
+                turn.reservation_id = metering.hold(turn.payer, turn.request)
+        except BillingRefusal as exc:
+            refusal = exc
+    return charge, refusal
+
+
+def _complete_message(
+    turn: PreparedTurn,
+    totals: Totals,
+    last: tuple[Usage, metering.Charge] | None,
+    *,
+    finish_reason: str = "",
+    error_code: str = "",
+    error: str = "",
+) -> None:
+    """The assistant message with everything the turn produced, ``last`` call included."""
+    if turn.message_id is None:
+        return
+    usage, charge = last or (Usage(0, 0), None)
+    now = timezone.now()
+    Message.objects.filter(pk=turn.message_id).update(
+        content="".join(totals.text),
+        tool_calls=totals.tool_calls,
+        input_tokens=totals.input_tokens + usage.input_tokens,
+        output_tokens=totals.output_tokens + usage.output_tokens,
+        credits=totals.credits + (charge.credits if charge else 0),
+        finish_reason=finish_reason,
+        status=Message.Status.FAILED if error_code else Message.Status.COMPLETED,
+        error_code=error_code,
+        error=error,
+        completed_at=now,
+    )
+    ChatSession.objects.filter(pk=turn.session_id).update(last_message_at=now, updated_at=now)
+
+
+@transaction.atomic
+def record_answer(turn: PreparedTurn, totals: Totals, usage: Usage, finish_reason: str) -> metering.Charge:
+    """Record: settles the last call, writes its ledger entry and completes the message."""
+    charge = metering.settle(turn.reservation_id, usage, description=turn.description)
+    _complete_message(turn, totals, (usage, charge), finish_reason=finish_reason)
+    return charge
+
+
+@transaction.atomic
+def record_failure(
+    turn: PreparedTurn, totals: Totals, produced: Usage | None, code: str, detail: str
+) -> metering.Charge | None:
+    """Record a turn that failed: the call in flight is billed for what it produced (``produced``),
+    or its hold released (a no-op once settled); the message fails with the reason."""
+    if produced is None:
+        metering.release(turn.reservation_id)
+        _complete_message(turn, totals, None, error_code=code, error=detail)
+        return None
+    charge = metering.settle(turn.reservation_id, produced, description=turn.description)
+    _complete_message(turn, totals, (produced, charge), error_code=code, error=detail)
+    return charge
