@@ -8,6 +8,7 @@ from functools import wraps
 from asgiref.sync import sync_to_async
 from django.db import connections
 
+
 def release_connections() -> None:
     """Gives this thread's connections back (to the pool, when there is one) unless a transaction
     of the caller is still open: async code must not hold one of the pool's few connections while
