@@ -203,7 +203,7 @@ def _prepared(
     return turn, rate
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside a caller's transaction: no savepoint of its own
 def start_turn(
     *,
     context: OrgContext,
@@ -306,7 +306,7 @@ def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
     return turn
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def start_completion(
     *, org: Organization, user_id: uuid.UUID, provider: str, request: ProviderRequest, description: str
 ) -> PreparedTurn:
@@ -326,7 +326,7 @@ def next_call(turn: PreparedTurn, usage: Usage) -> tuple[metering.Charge, Billin
     """Between tool rounds, one transaction: settles the call just made and holds the next. A
     refusal of the next hold (402) is returned, not raised: the settlement stands either way."""
     refusal = None
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         charge = metering.settle(turn.reservation_id, usage, description=turn.description)
         try:
             with transaction.atomic():  # a refusal rolls back the hold only
@@ -365,7 +365,7 @@ def _complete_message(
     ChatSession.objects.filter(pk=turn.session_id).update(last_message_at=now, updated_at=now)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def record_answer(turn: PreparedTurn, totals: Totals, usage: Usage, finish_reason: str) -> metering.Charge:
     """Record: settles the last call, writes its ledger entry and completes the message."""
     charge = metering.settle(turn.reservation_id, usage, description=turn.description)
@@ -373,7 +373,7 @@ def record_answer(turn: PreparedTurn, totals: Totals, usage: Usage, finish_reaso
     return charge
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def record_failure(
     turn: PreparedTurn, totals: Totals, produced: Usage | None, code: str, detail: str
 ) -> metering.Charge | None:

@@ -92,7 +92,7 @@ def reserve(
 ) -> Hold:
     """Holds the call's worst case, or refuses with the contract's 402 (in its order).
     ``rate`` saves a lookup when the caller has the model's active rate at hand."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # a refusal fails the caller's transaction too
         return _reserve(
             org=org,
             rate=rate if rate is not None and rate.active else active_rate(model),
@@ -182,7 +182,7 @@ def settle(*, reservation_id: uuid.UUID, input_tokens: int, output_tokens: int, 
     """Charges the real cost (provider-reported usage), releases the rest of the hold, writes one
     usage entry. A cost above the hold comes out of the available balance as far as it goes.
     Settling twice charges once."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         reservation = _locked_hold(reservation_id)
         if reservation is None:
             raise Reservation.DoesNotExist(reservation_id)
@@ -225,7 +225,7 @@ def settle(*, reservation_id: uuid.UUID, input_tokens: int, output_tokens: int, 
         return Charge(credits=charge, balance=account.balance, ledger_entry_id=entry.pk)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def release(*, reservation_id: uuid.UUID) -> None:
     """Gives a hold back without charging (the call never reached the model)."""
     reservation = _locked_hold(reservation_id)

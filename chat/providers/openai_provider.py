@@ -59,6 +59,28 @@ def _parse_arguments(raw: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
+async def _chunks(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
+    """The ``chat.completion.chunk`` objects of a server-sent event stream, up to ``[DONE]``. An
+    ``error`` object in the stream (a failure after the headers) is a provider failure."""
+    async for line in lines:
+        if not line.startswith("data:"):
+            continue  # blank separators, comments, event names
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            return
+        try:
+            chunk = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            raise ProviderError(f"OpenAI-compatible provider sent a malformed chunk: {payload[:200]}") from exc
+        if not isinstance(chunk, dict):
+            raise ProviderError(f"OpenAI-compatible provider sent a malformed chunk: {payload[:200]}")
+        if chunk.get("error"):
+            error = chunk["error"]
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            raise ProviderError(f"OpenAI-compatible provider failed: {message}")
+        yield chunk
+
+
 class OpenAIProvider(SDKProvider):
     name = "openai"
     settings_prefix = "OPENAI"
@@ -92,24 +114,26 @@ class OpenAIProvider(SDKProvider):
         finish = "stop"
         client = self.client()
         try:
-            stream = await client.chat.completions.create(**kwargs)
-            async with stream:
-                async for chunk in stream:
-                    if chunk.usage is not None:
-                        yield Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
-                    for choice in chunk.choices:
-                        delta = choice.delta
-                        if delta is not None and delta.content:
-                            yield TextDelta(delta.content)
-                        for fragment in (delta.tool_calls or []) if delta is not None else []:
-                            slot = calls.setdefault(fragment.index, {"id": "", "name": "", "arguments": ""})
-                            if fragment.id:
-                                slot["id"] = fragment.id
-                            if fragment.function is not None:
-                                slot["name"] += fragment.function.name or ""
-                                slot["arguments"] += fragment.function.arguments or ""
-                        if choice.finish_reason:
-                            finish = choice.finish_reason
+            # The SDK makes the request (auth, base URL, timeouts, retries, status errors); the
+            # chunks are read as the JSON they are, not built into one pydantic object each.
+            async with client.chat.completions.with_streaming_response.create(**kwargs) as response:
+                async for chunk in _chunks(response.iter_lines()):
+                    usage = chunk.get("usage")
+                    if usage:
+                        yield Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+                    for choice in chunk.get("choices") or ():
+                        delta = choice.get("delta") or {}
+                        if delta.get("content"):
+                            yield TextDelta(delta["content"])
+                        for fragment in delta.get("tool_calls") or ():
+                            slot = calls.setdefault(fragment.get("index", 0), {"id": "", "name": "", "arguments": ""})
+                            if fragment.get("id"):
+                                slot["id"] = fragment["id"]
+                            function = fragment.get("function") or {}
+                            slot["name"] += function.get("name") or ""
+                            slot["arguments"] += function.get("arguments") or ""
+                        if choice.get("finish_reason"):
+                            finish = choice["finish_reason"]
         except (openai.APIError, httpx2.HTTPError) as exc:
             raise ProviderError(f"OpenAI-compatible provider failed: {exc}") from exc
         for index in sorted(calls):

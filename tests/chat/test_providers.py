@@ -186,3 +186,18 @@ def test_local_provider_fills_a_schema():
     assert draft["temperature"] == 0.3
     assert draft["toolIds"] == ["y2"]
     assert draft["name"]
+
+
+def test_an_error_inside_an_openai_stream_is_a_provider_failure_after_what_came_before(fake_llm):
+    """OpenAI-compatible servers report a failure after the headers as an ``error`` object in the
+    stream: the text before it has arrived, then the call fails."""
+    fake_llm.script(Scenario(chunks=["one", " two", " three"], error_after=2))
+    events: list = []
+
+    async def run() -> None:
+        async for event in get_provider("openai").stream(request()):
+            events.append(event)
+
+    with pytest.raises(ProviderError, match="scripted overload"):
+        async_to_sync(run)()
+    assert events == [TextDelta("one"), TextDelta(" two")]

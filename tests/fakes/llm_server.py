@@ -26,6 +26,7 @@ class Scenario:
     usage: tuple[int, int] = (1000, 500)
     status: int = 200  # an HTTP error before the stream
     drop_after: int | None = None  # close the connection after this many chunks
+    error_after: int | None = None  # an in-stream error object after this many chunks (OpenAI)
     delay: float = 0.0  # seconds between chunks
     finish: str | None = None
 
@@ -91,6 +92,9 @@ def build_app(fake: FakeLLM) -> Starlette:
                 for i, text in enumerate(scenario.chunks):
                     if scenario.drop_after is not None and i >= scenario.drop_after:
                         raise Dropped
+                    if scenario.error_after is not None and i >= scenario.error_after:
+                        yield _sse({"error": {"message": "scripted overload", "type": "server_error"}})
+                        return
                     await asyncio.sleep(scenario.delay)
                     yield chunk({"content": text})
                 for index, call in enumerate(scenario.tool_calls):
