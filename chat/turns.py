@@ -203,7 +203,7 @@ def _prepared(
     return turn, rate
 
 
-@transaction.atomic(savepoint=False)  # inside a caller's transaction: no savepoint of its own
+@transaction.atomic
 def start_turn(
     *,
     context: OrgContext,
@@ -306,7 +306,7 @@ def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
     return turn
 
 
-@transaction.atomic(savepoint=False)
+@transaction.atomic
 def start_completion(
     *, org: Organization, user_id: uuid.UUID, provider: str, request: ProviderRequest, description: str
 ) -> PreparedTurn:

@@ -92,7 +92,7 @@ def reserve(
 ) -> Hold:
     """Holds the call's worst case, or refuses with the contract's 402 (in its order).
     ``rate`` saves a lookup when the caller has the model's active rate at hand."""
-    with transaction.atomic(savepoint=False):  # a refusal fails the caller's transaction too
+    with transaction.atomic():
         return _reserve(
             org=org,
             rate=rate if rate is not None and rate.active else active_rate(model),

@@ -249,3 +249,20 @@ def test_a_specialist_deleted_while_it_is_read_is_a_404(member, org, monkeypatch
 
     monkeypatch.setattr(SpecialistViewSet, "get_object", found_then_deleted)
     assert_problem(client_for(member).get(f"/specialists/{specialist.pk}"), 404, "not_found")
+
+
+def test_a_wizard_call_cut_short_is_billed_for_what_it_produced(admin_user, org, fake_llm):
+    """The wizard is a call of the turn pipeline: a stream that drops midway is settled for what
+    it produced (like a chat turn), and nothing stays held."""
+    account = CreditAccount.objects.get(organization=org)
+    before = account.balance
+    fake_llm.script(Scenario(chunks=['{"name": ', '"Ada"', ", more"], drop_after=2))
+    response = client_for(admin_user).post("/specialists/wizard", {"brief": "x", "model": "gpt-4o-mini"}, format="json")
+    assert_problem(response, 502, "llm_unavailable")
+    account.refresh_from_db()
+    entries = LedgerEntry.objects.filter(organization=org, kind=LedgerEntry.Kind.USAGE)
+    (entry,) = entries  # the text before the drop, billed once
+    assert entry.description == "Specialist wizard draft"
+    assert entry.output_tokens > 0
+    assert account.balance == before + entry.amount
+    assert account.reserved == 0
