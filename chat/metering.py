@@ -1,6 +1,6 @@
 """The turn pipeline's one road to billing: every hold, settlement and release of a model call
-made for a specialist (chat turns, task runs, the wizard) goes through these functions. They run
-inside the caller's transaction (the pipeline's prepare and record phases)."""
+made for a specialist (chat turns, task runs, the wizard) goes through these functions, inside the
+pipeline's prepare and record transactions (or a transaction of their own when called alone)."""
 
 from __future__ import annotations
 

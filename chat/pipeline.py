@@ -17,6 +17,7 @@ import asyncio
 import logging
 import math
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from billing.errors import BillingRefusal
-from chat import turns
+from chat import metering, turns
 from chat.providers import get_provider
 from chat.providers.base import (
     ChatMessage,
@@ -111,6 +112,7 @@ class _Publisher:
 _next_call = in_thread(turns.next_call)
 _record_answer = in_thread(turns.record_answer)
 _record_failure = in_thread(turns.record_failure)
+_settle_alone = in_thread(metering.settle)
 
 
 def _usage_event(totals: Totals) -> TurnEvent:
@@ -179,11 +181,12 @@ async def _run_tools(turn: PreparedTurn, state: _CallState, totals: Totals) -> A
 class _InFlight:
     """The call a failure interrupts: what it produced is billed, a call with nothing is released."""
 
-    __slots__ = ("state", "streaming")
+    __slots__ = ("next_hold", "state", "streaming")
 
     def __init__(self) -> None:
         self.state: _CallState | None = None
         self.streaming = False  # its text is not in the totals yet
+        self.next_hold: uuid.UUID | None = None  # a hold being taken for the next call
 
     def produced(self) -> Usage | None:
         state = self.state
@@ -210,14 +213,17 @@ async def _phases(turn: PreparedTurn, totals: Totals, in_flight: _InFlight) -> A
         totals.text.extend(state.text)
         finish = state.finish
         if state.calls and round_number < MAX_ROUNDS:
-            usage = state.usage_or_estimate()
-            charge, refusal = await _next_call(turn, usage)  # settled, and the next call held
-            in_flight.state = None
-            totals.add(usage, charge)
-            if refusal is not None:  # the next call would overdraw: 402, nothing more is called
-                raise refusal
+            state.usage = state.usage_or_estimate()  # frozen before the tool results join the request
             async for event in _run_tools(turn, state, totals):
                 yield event
+            # settle this call and hold the next (its input now includes the tool results)
+            in_flight.next_hold = next_hold = uuid.uuid4()
+            charge, refusal = await _next_call(turn, state.usage, next_hold)
+            in_flight.state = in_flight.next_hold = None
+            totals.add(state.usage, charge)
+            if refusal is not None:  # the next call would overdraw: 402, nothing more is called
+                raise refusal
+            turn.reservation_id = next_hold
             continue
         if state.calls:
             finish = "max_rounds"
@@ -240,7 +246,12 @@ async def _fail(turn: PreparedTurn, totals: Totals, in_flight: _InFlight, code: 
     if in_flight.streaming and in_flight.state is not None:  # a call cut short: its text so far
         totals.text.extend(in_flight.state.text)
         in_flight.streaming = False
-    charge = await _record_failure(turn, totals, produced, code, detail)
+    try:
+        charge = await _record_failure(turn, totals, produced, code, detail, next_hold=in_flight.next_hold)
+    except Exception:
+        if produced is not None:  # the message cannot be written: the call is still billed on its own
+            await _settle_alone(turn.reservation_id, produced, description=turn.description)
+        raise
     if produced is not None and charge is not None:
         totals.add(produced, charge)
 

@@ -322,15 +322,16 @@ def start_completion(
     )
 
 
-def next_call(turn: PreparedTurn, usage: Usage) -> tuple[metering.Charge, BillingRefusal | None]:
-    """Between tool rounds, one transaction: settles the call just made and holds the next. A
-    refusal of the next hold (402) is returned, not raised: the settlement stands either way."""
+def next_call(turn: PreparedTurn, usage: Usage, next_hold: uuid.UUID) -> tuple[metering.Charge, BillingRefusal | None]:
+    """Between tool rounds, one transaction: settles the call just made and holds the next one (as
+    ``next_hold``, an id its caller already knows). A refusal of the next hold (402) is returned,
+    not raised: the settlement stands either way."""
     refusal = None
     with transaction.atomic(savepoint=False):
         charge = metering.settle(turn.reservation_id, usage, description=turn.description)
         try:
             with transaction.atomic():  # a refusal rolls back the hold only
-                turn.reservation_id = metering.hold(turn.payer, turn.request)
+                metering.hold(turn.payer, turn.request, reservation_id=next_hold)
         except BillingRefusal as exc:
             refusal = exc
     return charge, refusal
@@ -350,9 +351,12 @@ def _complete_message(
         return
     usage, charge = last or (Usage(0, 0), None)
     now = timezone.now()
-    Message.objects.filter(pk=turn.message_id).update(
-        content="".join(totals.text),
-        tool_calls=totals.tool_calls,
+    messages = Message.objects.filter(pk=turn.message_id)
+    if error_code:  # a turn already recorded (the listener left as it was) stays as it was
+        messages = messages.filter(status__in=[Message.Status.QUEUED, Message.Status.RUNNING])
+    messages.update(
+        content=_storable("".join(totals.text)),
+        tool_calls=_storable(totals.tool_calls),
         input_tokens=totals.input_tokens + usage.input_tokens,
         output_tokens=totals.output_tokens + usage.output_tokens,
         credits=totals.credits + (charge.credits if charge else 0),
@@ -365,6 +369,17 @@ def _complete_message(
     ChatSession.objects.filter(pk=turn.session_id).update(last_message_at=now, updated_at=now)
 
 
+def _storable(value: Any) -> Any:
+    """Text PostgreSQL can store: a NUL (from a model or a tool result) cannot be, in text or JSON."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _storable(item) for key, item in value.items()}
+    return value
+
+
 @transaction.atomic(savepoint=False)
 def record_answer(turn: PreparedTurn, totals: Totals, usage: Usage, finish_reason: str) -> metering.Charge:
     """Record: settles the last call, writes its ledger entry and completes the message."""
@@ -375,10 +390,19 @@ def record_answer(turn: PreparedTurn, totals: Totals, usage: Usage, finish_reaso
 
 @transaction.atomic(savepoint=False)
 def record_failure(
-    turn: PreparedTurn, totals: Totals, produced: Usage | None, code: str, detail: str
+    turn: PreparedTurn,
+    totals: Totals,
+    produced: Usage | None,
+    code: str,
+    detail: str,
+    *,
+    next_hold: uuid.UUID | None = None,
 ) -> metering.Charge | None:
-    """Record a turn that failed: the call in flight is billed for what it produced (``produced``),
-    or its hold released (a no-op once settled); the message fails with the reason."""
+    """Record a turn that failed: the call in flight is billed for what it produced (``produced``;
+    settling twice charges once), or its hold released; a hold being taken for a next call
+    (``next_hold``) is released; the message fails with the reason."""
+    if next_hold is not None:
+        metering.release(next_hold)
     if produced is None:
         metering.release(turn.reservation_id)
         _complete_message(turn, totals, None, error_code=code, error=detail)

@@ -210,14 +210,18 @@ _bearer = JWTAuthentication()
 _body_parsers = [parser() for parser in api_settings.DEFAULT_PARSER_CLASSES]
 
 
-def _caller(request: HttpRequest) -> tuple[Any, OrgContext | None]:
-    """The token's user and, in the same query, their membership of the org asked for (None when
-    the full road must tell why there is none). 401 like every API view."""
+def _token(request: HttpRequest) -> Any:
+    """The request's validated access token (no database read): 401 like every API view."""
     header = _bearer.get_header(request)
     raw = _bearer.get_raw_token(header) if header is not None else None
     if raw is None:
         raise NotAuthenticatedError
-    token = _bearer.get_validated_token(raw)
+    return _bearer.get_validated_token(raw)
+
+
+def _caller(request: HttpRequest, token: Any) -> tuple[Any, OrgContext | None]:
+    """The token's user and, in the same query, their membership of the org asked for (None when
+    the full road must tell why there is none)."""
     context = member_context(token.get(jwt_settings.USER_ID_CLAIM), request.headers.get("X-Org-Id"))
     if context is not None:
         return context.membership.user, context
@@ -228,8 +232,9 @@ def _prepare_stream(request: HttpRequest) -> HttpResponse | PreparedTurn:
     """Prepare, in one thread hop and one transaction: the caller, the throttle, the org, the body,
     the Idempotency-Key, the session, both messages and the first hold (DRF's order of checks)."""
     try:
+        token = _token(request)  # a request without a valid token costs no connection
         with transaction.atomic():
-            user, context = _caller(request)
+            user, context = _caller(request, token)
             request.user = user
             ChatThrottle().check(request)
             if context is None:

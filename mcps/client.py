@@ -149,7 +149,7 @@ def _load_tool(org_id: str | None, tool_id: str) -> tuple[Target, str] | str:
 
 
 async def call_tool_by_id(*, org_id: str | None, tool_id: str, arguments: dict[str, Any]) -> tuple[str, bool]:
-    """For the chat engine: a tool of ``org_id``. Returns (result text, is_error); a failure becomes
+    """For the turn pipeline: a tool of ``org_id``. Returns (result text, is_error); a failure becomes
     an error result."""
     loaded = await database_sync_to_async(_load_tool)(org_id, tool_id)
     if isinstance(loaded, str):

@@ -4,9 +4,11 @@ Any OpenAI-compatible server works through OPENAI_BASE_URL."""
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx2
 import openai
 
@@ -60,14 +62,17 @@ def _parse_arguments(raw: str) -> dict[str, Any]:
 
 
 async def _chunks(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
-    """The ``chat.completion.chunk`` objects of a server-sent event stream, up to ``[DONE]``. An
+    """The ``chat.completion.chunk`` objects of a server-sent event stream, up to ``[DONE]`` (the
+    rest of the body is still read, so that the connection goes back to the client's pool). An
     ``error`` object in the stream (a failure after the headers) is a provider failure."""
+    done = False
     async for line in lines:
-        if not line.startswith("data:"):
-            continue  # blank separators, comments, event names
+        if done or not line.startswith("data:"):
+            continue  # blank separators, comments, event names, anything after [DONE]
         payload = line[5:].strip()
         if payload == "[DONE]":
-            return
+            done = True
+            continue
         try:
             chunk = json.loads(payload)
         except json.JSONDecodeError as exc:
@@ -79,6 +84,11 @@ async def _chunks(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
             message = error.get("message") if isinstance(error, dict) else str(error)
             raise ProviderError(f"OpenAI-compatible provider failed: {message}")
         yield chunk
+
+
+# What a connection can fail with mid-body that httpx does not map to its own errors (the SDK's own
+# stream maps them to APIConnectionError; reading the lines ourselves, so do we).
+READ_ERRORS = (ssl.SSLError, anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError)
 
 
 class OpenAIProvider(SDKProvider):
@@ -134,7 +144,7 @@ class OpenAIProvider(SDKProvider):
                             slot["arguments"] += function.get("arguments") or ""
                         if choice.get("finish_reason"):
                             finish = choice["finish_reason"]
-        except (openai.APIError, httpx2.HTTPError) as exc:
+        except (openai.APIError, httpx2.HTTPError, *READ_ERRORS) as exc:
             raise ProviderError(f"OpenAI-compatible provider failed: {exc}") from exc
         for index in sorted(calls):
             slot = calls[index]

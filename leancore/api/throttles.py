@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 
 from django.conf import settings
@@ -40,7 +41,7 @@ class ScopedThrottle(SimpleRateThrottle):
     def check(self, request: Request, view: APIView | None = None) -> None:
         """For views outside DRF's request cycle: 429 with ``Retry-After`` once the rate is spent."""
         if not self.allow_request(request, view):
-            raise RateLimitedError(int(self.wait() or 1))
+            raise RateLimitedError(math.ceil(self.wait() or 1))
 
 
 class RegisterThrottle(ScopedThrottle):

@@ -234,6 +234,10 @@ def test_a_turn_that_calls_an_mcp_tool(setup, fake_llm, mcp_server):
     assert message.content == "It is 42."
     assert message.tool_calls[0]["result"] == "42"
     assert message.tool_calls[0]["arguments"] == {"a": 2, "b": 40}
+    # the second call's hold was taken once the tool's result was part of its input
+    first_hold, second_hold = Reservation.objects.filter(message_id=message.pk).order_by("created_at")
+    assert second_hold.amount > first_hold.amount
+    assert {first_hold.status, second_hold.status} == {Reservation.Status.SETTLED}
 
 
 def test_a_failing_tool_is_reported_to_the_model_and_the_chat_goes_on(setup, fake_llm, mcp_server):
@@ -293,3 +297,18 @@ def test_the_local_model_saves_an_artifact_in_a_workspace(setup):
     artifact = Artifact.objects.get(workspace=workspace)
     assert (artifact.title, artifact.content, artifact.specialist_id) == ("Q3", "Budget", specialist.pk)
     assert str(artifact.session_id) == events[0][2]["sessionId"]
+
+
+def test_a_nul_in_the_answer_is_stored_and_billed(setup, fake_llm):
+    """PostgreSQL stores no NUL in text or JSON: a model (or a tool) that sends one must not leave
+    the turn unrecorded and its call unbilled."""
+    org, _owner, client = setup
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    fake_llm.script(Scenario(chunks=["a\x00", "b"], usage=(10, 2)))
+    response = client.post("/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "Hi"})
+    events = parse_sse(response.text)
+    assert [name for _, name, _ in events] == ["session", "delta", "delta", "usage", "done"]
+    message = Message.objects.get(pk=events[0][2]["messageId"])
+    assert (message.status, message.content) == ("completed", "a\ufffdb")
+    assert LedgerEntry.objects.filter(organization=org, kind="usage").count() == 1
+    assert CreditAccount.objects.get(organization=org).reserved == 0
