@@ -104,7 +104,7 @@ class LogoutView(UserAPIView):
 
 
 class AcceptInviteView(PublicAPIView):
-    errors = (InvalidTokenError,)
+    errors = (InvalidTokenError, RateLimitedError)
 
     @extend_schema(
         request=AcceptInviteSerializer,
@@ -113,7 +113,14 @@ class AcceptInviteView(PublicAPIView):
     )
     def post(self, request: Request) -> Response:
         data = _valid(AcceptInviteSerializer, request)
-        user = org_services.accept_invitation(token=data["token"], password=data["password"], name=data["name"])
+        limiter = FailureLimiter("login", multiplier=CLIENT_MULTIPLIER)  # guessing tokens from one client
+        ident = f"invite:{client_ip(request)}"
+        limiter.check(ident)
+        try:
+            user = org_services.accept_invitation(token=data["token"], password=data["password"], name=data["name"])
+        except InvalidTokenError:
+            limiter.record_failure(ident)
+            raise
         return _tokens(user)
 
 
@@ -127,10 +134,13 @@ class PasswordResetView(PublicAPIView):
     )
     def post(self, request: Request) -> Response:
         data = _valid(PasswordResetSerializer, request)
-        limiter = FailureLimiter("login", multiplier=CLIENT_MULTIPLIER)
-        ident = f"reset:{client_ip(request)}"
-        limiter.check(ident)
-        limiter.record_failure(ident)  # every request counts: it sends an email
+        # every request counts (it sends an email): per address asked for, and more per client
+        per_email = (FailureLimiter("login"), f"reset-email:{data['email'].strip().lower()}")
+        per_client = (FailureLimiter("login", multiplier=CLIENT_MULTIPLIER), f"reset:{client_ip(request)}")
+        for limiter, ident in (per_email, per_client):
+            limiter.check(ident)
+        for limiter, ident in (per_email, per_client):
+            limiter.record_failure(ident)
         services.request_password_reset(email=data["email"])
         return Response(status=status.HTTP_202_ACCEPTED)
 

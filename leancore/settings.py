@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
+from corsheaders.defaults import default_headers as default_cors_headers
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "corsheaders",
     "leancore",  # before django_tasks_db: its db_worker serves every queue by default
     "django_tasks_db",
     "accounts",
@@ -74,7 +76,7 @@ MIDDLEWARE = [
     "leancore.api.middleware.SecurityMiddleware",
     "leancore.api.middleware.RequestSizeMiddleware",
     "leancore.api.middleware.StaticFilesMiddleware",
-    "leancore.api.middleware.CorsMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "leancore.api.middleware.SessionMiddleware",
     "leancore.api.middleware.CommonMiddleware",
     "leancore.api.middleware.CsrfViewMiddleware",
@@ -136,6 +138,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
+
+# Argon2 first: new passwords are hashed with it, and an older hash is rehashed with it at the next
+# successful login (Django upgrades a hash whose hasher is not the first).
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -334,6 +345,8 @@ STORAGE_QUOTA_BYTES = env_int("STORAGE_QUOTA_BYTES", 1024 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(UPLOAD_MAX_BYTES * 2, 2_621_440)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_ALLOW_HEADERS = (*default_cors_headers, "x-org-id", "idempotency-key")
+CORS_PREFLIGHT_MAX_AGE = 600
 WIZARD_MODEL = env_str("WIZARD_MODEL")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")

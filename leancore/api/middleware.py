@@ -25,9 +25,6 @@ from leancore.api.errors import (
     problem_response,
 )
 
-ALLOWED_HEADERS = "Authorization, Content-Type, X-Org-Id, Idempotency-Key"
-ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
-
 
 class _DualMiddleware:
     sync_capable = True
@@ -121,44 +118,6 @@ class ProblemMiddleware(_DualMiddleware):
         if error is None or error.status != 503:
             return None
         return error_response(error)
-
-
-class CorsMiddleware(_DualMiddleware):
-    """CORS for the origins in CORS_ALLOWED_ORIGINS."""
-
-    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
-        if self.is_async:
-            return self._acall(request)
-        preflight = self._preflight(request)
-        return self._decorate(request, preflight or self.get_response(request))
-
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
-        preflight = self._preflight(request)
-        return self._decorate(request, preflight or await self.get_response(request))
-
-    @staticmethod
-    def _allowed(request: HttpRequest) -> str | None:
-        origin = request.headers.get("Origin")
-        return origin if origin is not None and origin in settings.CORS_ALLOWED_ORIGINS else None
-
-    def _preflight(self, request: HttpRequest) -> HttpResponse | None:
-        if (
-            self._allowed(request)
-            and request.method == "OPTIONS"
-            and "Access-Control-Request-Method" in request.headers
-        ):
-            return HttpResponse(status=204)
-        return None
-
-    def _decorate(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        origin = self._allowed(request)
-        if origin:
-            response["Access-Control-Allow-Origin"] = origin
-            response["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
-            response["Access-Control-Allow-Methods"] = ALLOWED_METHODS
-            response["Access-Control-Max-Age"] = "600"
-            response["Vary"] = "Origin"
-        return response
 
 
 class StaticFilesMiddleware(WhiteNoiseMiddleware):

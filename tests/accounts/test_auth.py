@@ -227,3 +227,50 @@ def test_change_password(anon, owner):
     )
     assert ok.status_code == 204
     assert login(anon, owner.email, "Brand-New-Passw0rd").status_code == 200
+
+
+def test_passwords_are_hashed_with_argon2_and_older_hashes_upgraded_at_login(anon, owner, settings):
+    """The production hashers (the suite's fast MD5 one is set aside here): a new password is an
+    Argon2 hash; an account still on PBKDF2 is rehashed with Argon2 at its next successful login."""
+    from django.contrib.auth.hashers import make_password
+
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.Argon2PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    ]
+    assert make_password("Another-Passw0rd!").startswith("argon2$")
+    owner.password = make_password(PASSWORD, hasher="pbkdf2_sha256")
+    owner.save(update_fields=["password"])
+    assert login(anon, owner.email, "wrong-password").status_code == 401
+    owner.refresh_from_db()
+    assert owner.password.startswith("pbkdf2_sha256$")  # a failed login changes nothing
+    assert login(anon, owner.email).status_code == 200
+    owner.refresh_from_db()
+    assert owner.password.startswith("argon2$")
+    assert login(anon, owner.email).status_code == 200  # and the new hash checks
+
+
+def test_password_reset_requests_are_throttled_per_email_and_per_client(anon, owner, settings):
+    """Each request sends an email: one address is asked for at most the login rate (from any
+    number of clients), one client at most five times that (across addresses)."""
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login": "2/min"}
+    for i in range(2):
+        sent = anon.post("/auth/password-reset", {"email": owner.email}, format="json", REMOTE_ADDR=f"10.0.0.{i}")
+        assert sent.status_code == 202
+    again = anon.post("/auth/password-reset", {"email": owner.email}, format="json", REMOTE_ADDR="10.0.0.9")
+    assert_problem(again, 429, "rate_limited")
+    assert int(again["Retry-After"]) >= 1
+    for i in range(10):  # one client: five times the per-email rate, across addresses
+        sent = anon.post("/auth/password-reset", {"email": f"someone{i}@example.com"}, format="json")
+        assert sent.status_code == 202
+    assert_problem(anon.post("/auth/password-reset", {"email": "last@example.com"}, format="json"), 429, "rate_limited")
+
+
+def test_guessing_invitation_tokens_is_throttled_per_client(anon, settings):
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login": "1/min"}
+    body = {"token": "not-a-token", "password": "N3w-Passw0rd!", "name": "Guess"}
+    for _ in range(5):  # five times the login rate for one client
+        assert_problem(anon.post("/auth/accept-invite", body, format="json"), 400, "invalid_token")
+    refused = anon.post("/auth/accept-invite", body, format="json")
+    assert_problem(refused, 429, "rate_limited")
+    assert int(refused["Retry-After"]) >= 1

@@ -95,11 +95,18 @@ def test_cors_preflight(anon, settings):
     response = anon.options(
         "/auth/login", HTTP_ORIGIN="https://app.example.com", HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST"
     )
-    assert response.status_code == 204
+    assert response.status_code == 200
     assert response["Access-Control-Allow-Origin"] == "https://app.example.com"
-    assert "X-Org-Id" in response["Access-Control-Allow-Headers"]
+    allowed = {header.strip().lower() for header in response["Access-Control-Allow-Headers"].split(",")}
+    assert {"authorization", "content-type", "x-org-id", "idempotency-key"} <= allowed
+    assert "DELETE" in response["Access-Control-Allow-Methods"]
+    assert response["Access-Control-Max-Age"] == "600"
     denied = anon.options("/auth/login", HTTP_ORIGIN="https://evil.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
     assert "Access-Control-Allow-Origin" not in denied
+    # answers (errors included) name the origin too, so that a browser can read the problem
+    failed = anon.post("/auth/login", {}, format="json", HTTP_ORIGIN="https://app.example.com")
+    assert failed.status_code == 400
+    assert failed["Access-Control-Allow-Origin"] == "https://app.example.com"
 
 
 @pytest.mark.parametrize("debug", [True, False])

@@ -118,15 +118,20 @@ def test_the_supervisor_holds_no_connection_and_its_children_die_with_it(all_cor
     planned = int(re.search(r"= at most (\d+) of PostgreSQL", log).group(1))
     base, _, name = all_cores.env_database.split("?", 1)[0].rpartition("/")
     supervisor = all_cores.process.pid
+    # A connection a pool has just replaced can stay listed for a moment while its backend exits (on a
+    # loaded machine): the count must come back within the plan, not merely once have been in it.
+    counts = []
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        pids = [
-            row[0]
-            for row in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+        for _ in range(10):
+            rows = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
                 [name, APPLICATION_NAME],
-            )
-        ]
-    assert len(pids) <= planned
+            ).fetchone()
+            counts.append(rows[0])
+            if counts[-1] <= planned:
+                break
+            time.sleep(0.5)
+    assert counts[-1] <= planned, counts
     children = [int(child) for child in Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()]
     os.kill(supervisor, signal.SIGKILL)  # no chance to stop its children itself
     deadline = time.monotonic() + 15
