@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,12 +21,20 @@ from chat.models import ChatSession
 from chat.pipeline import drain
 from chat.serializers import FrameSerializer
 from leancore.api.errors import ServerError, as_domain_error
+from leancore.api.throttles import ChatThrottle
 from orgs.context import OrgContext, context_for
+from orgs.realtime import member_group
 
 logger = logging.getLogger(__name__)
 
 CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_MEMBERSHIP_REMOVED = 4403
 CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_MANY = 4429
+CLOSE_TOO_LARGE = 1009
+# The largest frame a client may send: a message at its longest (100,000 characters of up to four
+# bytes each) with room for the rest of the frame.
+MAX_FRAME_BYTES = 512 * 1024
 
 
 FRAME_HINT = 'Send a JSON frame {"type": "message", "message": "…", "attachmentIds": [...]}.'
@@ -47,6 +56,31 @@ def _session_context(user: User, session_id: str) -> tuple[ChatSession, OrgConte
     if context is None or not turns.can_read_session(context, session, user):
         return None
     return session, context
+
+
+class _Refused(Exception):
+    def __init__(self, close_code: int) -> None:
+        super().__init__(close_code)
+        self.close_code = close_code
+
+
+def _start_from_frame(user: User, session: ChatSession, message: str, attachment_ids: list) -> turns.PreparedTurn:
+    """One hop for a ``message`` frame: the membership checked again (it may have gone since the
+    socket opened), the sender's chat throttle, then the turn's prepare phase."""
+    context = context_for(user, session.organization_id)
+    if context is None or not turns.can_read_session(context, session, user):
+        raise _Refused(CLOSE_MEMBERSHIP_REMOVED)
+    throttle = ChatThrottle()
+    if not throttle.allow_request(SimpleNamespace(user=user, META={}), None):
+        raise _Refused(CLOSE_TOO_MANY)
+    return turns.start_turn(
+        context=context,
+        user=user,
+        specialist_id=session.specialist_id,
+        message=message,
+        session_id=session.pk,
+        attachment_ids=attachment_ids,
+    )
 
 
 class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
@@ -71,15 +105,24 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             return
         self.user, (self.session, self.context) = user, found
         self.group = self.session.group_name
+        self.member_group = member_group(self.session.organization_id, user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.channel_layer.group_add(self.member_group, self.channel_name)
         await self.accept(subprotocol)
 
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.channel_layer.group_discard(self.member_group, self.channel_name)
+            self.group = None
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
-        """A frame that is not JSON is answered with an error frame; the socket stays open."""
+        """A frame that is not JSON is answered with an error frame; the socket stays open. A frame
+        larger than MAX_FRAME_BYTES closes it (1009)."""
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > MAX_FRAME_BYTES:
+            await self.close(code=CLOSE_TOO_LARGE)
+            return
         try:
             content = json.loads(text_data if text_data is not None else (bytes_data or b""))
         except (ValueError, RecursionError):
@@ -102,14 +145,15 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             await self._error(error.code, error.detail, error.extra)
             return
         try:
-            turn = await database_sync_to_async(turns.start_turn)(
-                context=self.context,
-                user=self.user,
-                specialist_id=self.session.specialist_id,
-                message=frame.validated_data["message"],
-                session_id=self.session.pk,
-                attachment_ids=frame.validated_data.get("attachment_ids") or [],
+            turn = await database_sync_to_async(_start_from_frame)(
+                self.user,
+                self.session,
+                frame.validated_data["message"],
+                frame.validated_data.get("attachment_ids") or [],
             )
+        except _Refused as refused:
+            await self._close(refused.close_code)
+            return
         except Exception as exc:  # a frame never takes the socket down: the error goes back as a frame
             error = as_domain_error(exc)
             if error is None:
@@ -120,6 +164,14 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
         task = asyncio.create_task(drain(turn))  # its events reach this socket through the group
         self.turns.add(task)
         task.add_done_callback(self.turns.discard)
+
+    async def _close(self, code: int) -> None:
+        await self.disconnect(code)
+        await self.close(code=code)
+
+    async def membership_removed(self, message: dict[str, Any]) -> None:
+        """The member was removed from the session's org: the socket closes at once."""
+        await self._close(CLOSE_MEMBERSHIP_REMOVED)
 
     async def _error(self, code: str, detail: str, extra: dict | None = None) -> None:
         await self.send_json({"event": "error", "data": {"code": code, "detail": detail, **(extra or {})}})

@@ -23,6 +23,7 @@ from orgs import selectors
 from orgs.context import OrgContext
 from orgs.errors import AlreadyMemberError, LastOwnerError
 from orgs.models import Membership, Organization, Role
+from orgs.realtime import announce_membership_removed
 
 UNSET = object()
 
@@ -219,6 +220,8 @@ def remove_member(*, context: OrgContext, actor: User, user_id: object) -> None:
     if selectors.is_last_active_owner(membership):
         raise LastOwnerError
     membership.delete()  # its invitation tokens go with it
+    org_id, user_id = context.org.pk, membership.user_id
+    transaction.on_commit(lambda: announce_membership_removed(org_id=org_id, user_id=user_id))
 
 
 def update_member_profile(*, context: OrgContext, actor: User, user_id: object, name: str) -> Membership:

@@ -352,3 +352,61 @@ async def test_events_go_only_to_watched_groups_and_reach_a_watcher_that_joins_m
     assert received["data"] == {"text": "seen"}
     await layer.group_discard(group, channel)
     await layer.close_pools()
+
+
+async def _admin_socket(ws_session):
+    """An admin of the session's org (who may read the owner's session) on an open socket."""
+    org, owner, _, session = ws_session
+    admin = await database_sync_to_async(lambda: add_member(org, role="admin"))()
+    token = await database_sync_to_async(lambda: issue_tokens(user=admin).access)()
+    communicator, connected, _ = await _connect(f"/ws/chat/sessions/{session.pk}/?token={token}")
+    assert connected
+    return org, owner, admin, session, communicator
+
+
+@pytest.mark.asyncio
+async def test_removing_a_member_closes_their_open_socket_at_once(ws_session):
+    from orgs import services as org_services
+    from orgs.context import context_for
+
+    org, owner, admin, _, communicator = await _admin_socket(ws_session)
+
+    def remove():
+        context = context_for(owner, org.pk)
+        org_services.remove_member(context=context, actor=owner, user_id=admin.pk)
+
+    await database_sync_to_async(remove)()
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+
+
+@pytest.mark.asyncio
+async def test_a_message_from_a_socket_whose_membership_is_gone_is_refused(ws_session):
+    """Membership is checked again on every message, even if the removal notice never arrived."""
+    from orgs.models import Membership
+
+    org, _, admin, session, communicator = await _admin_socket(ws_session)
+    await database_sync_to_async(lambda: Membership.objects.filter(organization=org, user=admin).delete())()
+    await communicator.send_json_to({"type": "message", "message": "Still here?"})
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+    assert await database_sync_to_async(session.messages.count)() == 0
+
+
+@pytest.mark.asyncio
+async def test_a_socket_sending_too_many_messages_is_closed_4429(ws_session, settings):
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "chat": "1/min"}
+    *_, session, communicator = await _admin_socket(ws_session)
+    await communicator.send_json_to({"type": "message", "message": "One"})
+    await _events_until(communicator, "done")
+    await communicator.send_json_to({"type": "message", "message": "Two"})
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4429}
+    assert await database_sync_to_async(session.messages.count)() == 2  # the first turn only
+
+
+@pytest.mark.asyncio
+async def test_a_frame_over_the_limit_closes_the_socket_1009(ws_session):
+    from chat.consumers import MAX_FRAME_BYTES
+
+    *_, session, communicator = await _admin_socket(ws_session)
+    await communicator.send_to(text_data='{"type": "message", "message": "' + "x" * MAX_FRAME_BYTES + '"}')
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 1009}
+    assert await database_sync_to_async(session.messages.count)() == 0
