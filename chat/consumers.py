@@ -32,9 +32,11 @@ CLOSE_MEMBERSHIP_REMOVED = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_MANY = 4429
 CLOSE_TOO_LARGE = 1009
+CLOSE_TRY_AGAIN_LATER = 1013  # the channel layer (Redis) cannot be reached
 # The largest frame a client may send: a message at its longest (100,000 characters of up to four
 # bytes each) with room for the rest of the frame.
 MAX_FRAME_BYTES = 512 * 1024
+LAYER_TIMEOUT_SECONDS = 2.0
 
 
 FRAME_HINT = 'Send a JSON frame {"type": "message", "message": "…", "attachmentIds": [...]}.'
@@ -106,15 +108,27 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
         self.user, (self.session, self.context) = user, found
         self.group = self.session.group_name
         self.member_group = member_group(self.session.organization_id, user.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.channel_layer.group_add(self.member_group, self.channel_name)
+        try:
+            async with asyncio.timeout(LAYER_TIMEOUT_SECONDS):
+                await self.channel_layer.group_add(self.group, self.channel_name)
+                await self.channel_layer.group_add(self.member_group, self.channel_name)
+        except Exception as exc:  # live events cannot reach this socket: the client tries again later
+            logger.warning("WebSocket refused, the channel layer is unavailable: %r", exc)
+            self.group = None
+            await self.accept(subprotocol)
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            return
         await self.accept(subprotocol)
 
     async def disconnect(self, code: int) -> None:
         if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-            await self.channel_layer.group_discard(self.member_group, self.channel_name)
-            self.group = None
+            group, self.group = self.group, None
+            try:
+                async with asyncio.timeout(LAYER_TIMEOUT_SECONDS):
+                    await self.channel_layer.group_discard(group, self.channel_name)
+                    await self.channel_layer.group_discard(self.member_group, self.channel_name)
+            except Exception as exc:  # the groups expire on their own
+                logger.warning("Could not leave %s: %r", group, exc)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         """A frame that is not JSON is answered with an error frame; the socket stays open. A frame

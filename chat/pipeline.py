@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ROUNDS = 8
 WATCHERS_RECHECK_SECONDS = 0.5
+PUBLISH_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,9 @@ class _CallState:
 class _Publisher:
     """Publishes a turn's events to the session's group, for WebSocket watchers. Whether anyone
     watches is asked when the turn starts and again every WATCHERS_RECHECK_SECONDS (a socket that
-    connects mid-turn sees the events from then on), not for every event."""
+    connects mid-turn sees the events from then on), not for every event. A channel layer that
+    fails or does not answer within PUBLISH_TIMEOUT_SECONDS (Redis is gone) is not asked again
+    during the turn: the stream never waits on it."""
 
     def __init__(self, group: str) -> None:
         self.group = group
@@ -99,14 +102,17 @@ class _Publisher:
         if self.layer is None:
             return
         try:
-            if time.monotonic() - self.asked_at >= WATCHERS_RECHECK_SECONDS:
-                has_members = getattr(self.layer, "has_members", None)
-                self.watched = True if has_members is None else await has_members(self.group)
-                self.asked_at = time.monotonic()
-            if self.watched:
-                await self.layer.group_send(self.group, {"type": "chat.event", "event": event.name, "data": event.data})
-        except Exception:  # a watcher channel must never break the turn
-            logger.exception("Could not publish %s to %s", event.name, self.group)
+            async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+                if time.monotonic() - self.asked_at >= WATCHERS_RECHECK_SECONDS:
+                    has_members = getattr(self.layer, "has_members", None)
+                    self.watched = True if has_members is None else await has_members(self.group)
+                    self.asked_at = time.monotonic()
+                if self.watched:
+                    message = {"type": "chat.event", "event": event.name, "data": event.data}
+                    await self.layer.group_send(self.group, message)
+        except Exception as exc:  # a watcher channel must never break or stall the turn
+            logger.warning("Events of %s are not published for the rest of the turn: %r", self.group, exc)
+            self.layer = None
 
 
 _next_call = in_thread(turns.next_call)

@@ -198,7 +198,11 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "OPTIONS": {"pool_class": "leancore.cache.SharedConnectionPool"},
+            "OPTIONS": {
+                "pool_class": "leancore.cache.SharedConnectionPool",
+                "socket_connect_timeout": 1,  # a Redis that is gone fails fast (throttles fail open)
+                "socket_timeout": 2,
+            },
         }
     }
 else:

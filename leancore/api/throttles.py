@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.request import Request
@@ -14,12 +16,19 @@ from rest_framework.views import APIView
 
 from leancore.api.errors import RateLimitedError
 
+logger = logging.getLogger(__name__)
+
 
 def parse_rate(rate: str) -> tuple[int, int]:
     """'10/min' → (10, 60). Accepts s/sec/second, m/min/minute, h/hour, d/day."""
     count, _, period = rate.partition("/")
     seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period.strip()[0].lower()]
     return int(count), seconds
+
+
+# A cache that cannot be reached (Redis down): throttles fail open and say so in the log, so that
+# HTTP and SSE keep working without them.
+CACHE_ERRORS = (redis.RedisError, OSError)
 
 
 class ScopedThrottle(SimpleRateThrottle):
@@ -33,6 +42,13 @@ class ScopedThrottle(SimpleRateThrottle):
 
     def get_rate(self) -> str:
         return settings.THROTTLE_RATES[self.scope]
+
+    def allow_request(self, request: Request, view: APIView | None) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except CACHE_ERRORS as exc:
+            logger.warning("Throttle %r not applied, the cache is unavailable: %s", self.scope, exc)
+            return True
 
     def get_cache_key(self, request: Request, view: APIView) -> str:
         ident = str(request.user.pk) if request.user and request.user.is_authenticated else self.get_ident(request)
@@ -75,10 +91,17 @@ class FailureLimiter:
         digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
         return f"failures_{self.scope}_{digest}"
 
+    def _history(self, key: str, now: float) -> list[float]:
+        try:
+            return [t for t in cache.get(key, []) if t > now - self.window]
+        except CACHE_ERRORS as exc:
+            logger.warning("Limit %r not applied, the cache is unavailable: %s", self.scope, exc)
+            return []
+
     def check(self, *idents: str) -> None:
         now = time.time()
         for ident in idents:
-            history = [t for t in cache.get(self._key(ident), []) if t > now - self.window]
+            history = self._history(self._key(ident), now)
             if len(history) >= self.limit:
                 raise RateLimitedError(wait=int(history[0] + self.window - now) + 1)
 
@@ -86,9 +109,12 @@ class FailureLimiter:
         now = time.time()
         for ident in idents:
             key = self._key(ident)
-            history = [t for t in cache.get(key, []) if t > now - self.window]
+            history = self._history(key, now)
             history.append(now)
-            cache.set(key, history, self.window)
+            try:
+                cache.set(key, history, self.window)
+            except CACHE_ERRORS as exc:
+                logger.warning("Limit %r not recorded, the cache is unavailable: %s", self.scope, exc)
 
 
 # One client (an office behind one address) may fail for several people: it gets more room

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import threading
+import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -22,7 +23,7 @@ from accounts.services import issue_tokens
 from billing.models import CreditAccount, LedgerEntry
 from chat.models import ChatSession, Message
 from leancore.asgi import application
-from tests.conftest import add_member, client_for, make_org, make_specialist, owner_of
+from tests.conftest import PASSWORD, add_member, client_for, make_org, make_specialist, owner_of
 from tests.fakes.llm_server import Scenario
 from tests.servers import Daphne, run_worker_batch, server_env
 
@@ -410,3 +411,76 @@ async def test_a_frame_over_the_limit_closes_the_socket_1009(ws_session):
     await communicator.send_to(text_data='{"type": "message", "message": "' + "x" * MAX_FRAME_BYTES + '"}')
     assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 1009}
     assert await database_sync_to_async(session.messages.count)() == 0
+
+
+# --- Redis goes away ---------------------------------------------------------------------------
+
+GONE_REDIS = "redis://127.0.0.1:1/0"  # nothing listens there: every operation fails at once
+
+
+@pytest.mark.asyncio
+async def test_a_channel_layer_that_is_gone_never_stalls_a_turn(monkeypatch):
+    """A layer that does not answer: the first event waits at most PUBLISH_TIMEOUT_SECONDS, the
+    rest of the turn none."""
+    from chat import pipeline
+    from chat.pipeline import TurnEvent, _Publisher
+
+    class Hanging:
+        calls = 0
+
+        async def group_send(self, group, message):
+            Hanging.calls += 1
+            await asyncio.sleep(3600)
+
+    monkeypatch.setattr(pipeline, "get_channel_layer", Hanging)
+    monkeypatch.setattr(pipeline, "PUBLISH_TIMEOUT_SECONDS", 0.2)
+    publisher = _Publisher("session-gone")
+    started = time.monotonic()
+    for i in range(20):
+        await publisher.publish(TurnEvent("delta", {"text": str(i)}))
+    assert time.monotonic() - started < 2
+    assert Hanging.calls == 1
+
+
+@pytest.mark.asyncio
+async def test_a_websocket_closes_1013_when_the_channel_layer_is_gone(ws_session, settings):
+    from channels.layers import channel_layers
+
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [GONE_REDIS]}}
+    }
+    channel_layers.backends.pop("default", None)
+    try:
+        _, owner, _, session = ws_session
+        token = await database_sync_to_async(lambda: issue_tokens(user=owner).access)()
+        communicator, _, _ = await _connect(f"/ws/chat/sessions/{session.pk}/?token={token}")
+        assert await communicator.receive_output(timeout=10) == {"type": "websocket.close", "code": 1013}
+    finally:
+        channel_layers.backends.pop("default", None)
+
+
+def test_throttles_fail_open_when_the_cache_is_gone(org_setup, caplog):
+    """HTTP keeps working without Redis: logins and chat sends are answered, the throttles say in
+    the log that they were not applied."""
+    from django.test import override_settings
+
+    org, owner = org_setup
+    specialist = make_specialist(org)
+    gone = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": GONE_REDIS,
+            "OPTIONS": {"socket_connect_timeout": 1},
+        }
+    }
+    with override_settings(CACHES=gone):  # undone before the suite's own cache clean-up
+        anon = client_for()
+        wrong = anon.post("/auth/login", {"email": owner.email, "password": "wrong-Passw0rd"}, format="json")
+        assert wrong.status_code == 401
+        right = anon.post("/auth/login", {"email": owner.email, "password": PASSWORD}, format="json")
+        assert right.status_code == 200
+        sent = client_for(owner).post(
+            "/api/chat/async", {"specialistId": str(specialist.pk), "message": "Hi"}, format="json"
+        )
+        assert sent.status_code == 202, sent.content
+    assert "not applied, the cache is unavailable" in caplog.text
