@@ -33,9 +33,10 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_MANY = 4429
 CLOSE_TOO_LARGE = 1009
 CLOSE_TRY_AGAIN_LATER = 1013  # the channel layer (Redis) cannot be reached
-# The largest frame a client may send: a message at its longest (100,000 characters of up to four
-# bytes each) with room for the rest of the frame.
-MAX_FRAME_BYTES = 512 * 1024
+# The largest frame a client may send: room for a message at its longest (100,000 characters, as
+# UTF-8 or with light JSON escaping), and under Daphne's own limit (1 MiB), past which the server
+# drops the connection without a close frame the client can read.
+MAX_FRAME_BYTES = 768 * 1024
 LAYER_TIMEOUT_SECONDS = 2.0
 
 
@@ -66,12 +67,22 @@ class _Refused(Exception):
         self.close_code = close_code
 
 
-def _start_from_frame(user: User, session: ChatSession, message: str, attachment_ids: list) -> turns.PreparedTurn:
-    """One hop for a ``message`` frame: the membership checked again (it may have gone since the
-    socket opened), the sender's chat throttle, then the turn's prepare phase."""
-    context = context_for(user, session.organization_id)
-    if context is None or not turns.can_read_session(context, session, user):
+def _access(user: User, session: ChatSession) -> tuple[User, OrgContext]:
+    """The caller's access to the session, read again: an inactive user or a membership that is
+    gone closes the socket 4403, a role that may no longer read the session 4404."""
+    user = User.objects.filter(pk=user.pk, is_active=True).first()
+    context = context_for(user, session.organization_id) if user is not None else None
+    if context is None:
         raise _Refused(CLOSE_MEMBERSHIP_REMOVED)
+    if not turns.can_read_session(context, session, user):
+        raise _Refused(CLOSE_NOT_FOUND)
+    return user, context
+
+
+def _start_from_frame(user: User, session: ChatSession, message: str, attachment_ids: list) -> turns.PreparedTurn:
+    """One hop for a ``message`` frame: the access checked again (it may have gone since the socket
+    opened), the sender's chat throttle, then the turn's prepare phase."""
+    user, context = _access(user, session)
     throttle = ChatThrottle()
     if not throttle.allow_request(SimpleNamespace(user=user, META={}), None):
         raise _Refused(CLOSE_TOO_MANY)
@@ -114,7 +125,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
                 await self.channel_layer.group_add(self.member_group, self.channel_name)
         except Exception as exc:  # live events cannot reach this socket: the client tries again later
             logger.warning("WebSocket refused, the channel layer is unavailable: %r", exc)
-            self.group = None
+            await self.disconnect(CLOSE_TRY_AGAIN_LATER)  # leaves what it joined, if it can
             await self.accept(subprotocol)
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
             return
@@ -135,7 +146,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
         larger than MAX_FRAME_BYTES closes it (1009)."""
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
         if size > MAX_FRAME_BYTES:
-            await self.close(code=CLOSE_TOO_LARGE)
+            await self._close(CLOSE_TOO_LARGE)
             return
         try:
             content = json.loads(text_data if text_data is not None else (bytes_data or b""))
@@ -183,9 +194,19 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
         await self.disconnect(code)
         await self.close(code=code)
 
-    async def membership_removed(self, message: dict[str, Any]) -> None:
-        """The member was removed from the session's org: the socket closes at once."""
-        await self._close(CLOSE_MEMBERSHIP_REMOVED)
+    async def membership_changed(self, message: dict[str, Any]) -> None:
+        """The caller's membership of the session's org was removed or its role changed: access is
+        read again, and the socket closes at once if it is gone (4403) or no longer covers this
+        session (4404)."""
+        try:
+            await database_sync_to_async(_access)(self.user, self.session)
+        except _Refused as refused:
+            await self._close(refused.close_code)
+
+    async def layer_unavailable(self, message: dict[str, Any]) -> None:
+        """The channel layer (Redis) went away: live events can no longer arrive."""
+        logger.warning("WebSocket closed, the channel layer is unavailable: %s", message.get("error"))
+        await self._close(CLOSE_TRY_AGAIN_LATER)
 
     async def _error(self, code: str, detail: str, extra: dict | None = None) -> None:
         await self.send_json({"event": "error", "data": {"code": code, "detail": detail, **(extra or {})}})

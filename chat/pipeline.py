@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 MAX_ROUNDS = 8
 WATCHERS_RECHECK_SECONDS = 0.5
 PUBLISH_TIMEOUT_SECONDS = 1.0
+PUBLISH_BACKOFF_SECONDS = 5.0
+FINAL_EVENTS = frozenset({"done", "error"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,17 +91,21 @@ class _Publisher:
     """Publishes a turn's events to the session's group, for WebSocket watchers. Whether anyone
     watches is asked when the turn starts and again every WATCHERS_RECHECK_SECONDS (a socket that
     connects mid-turn sees the events from then on), not for every event. A channel layer that
-    fails or does not answer within PUBLISH_TIMEOUT_SECONDS (Redis is gone) is not asked again
-    during the turn: the stream never waits on it."""
+    fails or does not answer within PUBLISH_TIMEOUT_SECONDS (Redis is gone, or the loop is
+    overloaded) is left alone for PUBLISH_BACKOFF_SECONDS: the stream never waits on it for more
+    than one event in a while, and the turn's last events are always tried."""
 
     def __init__(self, group: str) -> None:
         self.group = group
         self.layer = get_channel_layer() if group else None
         self.asked_at = -math.inf
         self.watched = True
+        self.resume_at = -math.inf
 
     async def publish(self, event: TurnEvent) -> None:
         if self.layer is None:
+            return
+        if time.monotonic() < self.resume_at and event.name not in FINAL_EVENTS:
             return
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
@@ -111,8 +117,8 @@ class _Publisher:
                     message = {"type": "chat.event", "event": event.name, "data": event.data}
                     await self.layer.group_send(self.group, message)
         except Exception as exc:  # a watcher channel must never break or stall the turn
-            logger.warning("Events of %s are not published for the rest of the turn: %r", self.group, exc)
-            self.layer = None
+            logger.warning("Events of %s not published for %s s: %r", self.group, PUBLISH_BACKOFF_SECONDS, exc)
+            self.resume_at = time.monotonic() + PUBLISH_BACKOFF_SECONDS
 
 
 _next_call = in_thread(turns.next_call)

@@ -26,7 +26,23 @@ def _leave_form_bodies_to_django() -> None:
     WebRequest._parsePOSTFormSubmission = property(lambda self: False, lambda self, value: None)
 
 
+def _let_websockets_close_with_any_code() -> None:
+    """Daphne closes a socket through autobahn's ``sendClose``, which accepts only 1000 and
+    3000-4999: a consumer's 1009 (frame too large) or 1013 (try again later) became an internal
+    error (1011). Send the close frame the consumer asked for."""
+    try:
+        from daphne.ws_protocol import WebSocketProtocol
+    except ImportError:  # another ASGI server
+        return
+
+    def server_close(self, code=None):  # noqa: ANN001, ANN202
+        self.sendCloseFrame(code=1000 if code is None else code, isReply=False)
+
+    WebSocketProtocol.serverClose = server_close
+
+
 _leave_form_bodies_to_django()
+_let_websockets_close_with_any_code()
 
 if settings.EMBEDDED_WORKER:
     from leancore.worker import start_embedded_worker

@@ -14,6 +14,7 @@ from typing import Any
 
 from channels.layers import InMemoryChannelLayer
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
+from redis.exceptions import RedisError
 
 
 class ProcessChannelLayer(InMemoryChannelLayer):
@@ -50,9 +51,21 @@ class ProcessChannelLayer(InMemoryChannelLayer):
         await self._at_home(super().group_discard, group, channel)
 
 
+LAYER_UNAVAILABLE = "layer.unavailable"
+
+
 class RedisChannelLayer(BaseRedisChannelLayer):
     """channels_redis, plus one cheap question: does anyone watch this group? (A send to an empty
-    group still costs two round trips; a turn asks once in a while instead of per event.)"""
+    group still costs two round trips; a turn asks once in a while instead of per event.) A receive
+    that fails because Redis is gone hands the consumer a ``layer.unavailable`` message instead of
+    crashing it, so that a WebSocket can close with 1013 (try again later)."""
+
+    async def receive(self, channel: str) -> dict:
+        try:
+            return await super().receive(channel)
+        except (OSError, RedisError) as exc:
+            await asyncio.sleep(1)  # the consumer closes; no busy loop meanwhile
+            return {"type": LAYER_UNAVAILABLE, "error": repr(exc)}
 
     async def has_members(self, group: str) -> bool:
         connection = self.connection(self.consistent_hash(group))

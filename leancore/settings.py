@@ -72,11 +72,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",  # outermost: every answer, problems included, can be read
     "leancore.api.middleware.ProblemMiddleware",
     "leancore.api.middleware.SecurityMiddleware",
     "leancore.api.middleware.RequestSizeMiddleware",
     "leancore.api.middleware.StaticFilesMiddleware",
-    "corsheaders.middleware.CorsMiddleware",
     "leancore.api.middleware.SessionMiddleware",
     "leancore.api.middleware.CommonMiddleware",
     "leancore.api.middleware.CsrfViewMiddleware",
@@ -351,6 +351,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 CORS_ALLOW_HEADERS = (*default_cors_headers, "x-org-id", "idempotency-key")
 CORS_PREFLIGHT_MAX_AGE = 600
+CORS_EXPOSE_HEADERS = ["Retry-After"]
 WIZARD_MODEL = env_str("WIZARD_MODEL")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")

@@ -23,7 +23,7 @@ from orgs import selectors
 from orgs.context import OrgContext
 from orgs.errors import AlreadyMemberError, LastOwnerError
 from orgs.models import Membership, Organization, Role
-from orgs.realtime import announce_membership_removed
+from orgs.realtime import announce_membership_changed
 
 UNSET = object()
 
@@ -204,6 +204,8 @@ def change_role(*, context: OrgContext, user_id: object, role: str) -> Membershi
         raise LastOwnerError
     membership.role = role
     membership.save(update_fields=["role"])
+    org_id, member_id = context.org.pk, membership.user_id  # open sockets read their access again
+    transaction.on_commit(lambda: announce_membership_changed(org_id=org_id, user_id=member_id))
     return membership
 
 
@@ -221,7 +223,7 @@ def remove_member(*, context: OrgContext, actor: User, user_id: object) -> None:
         raise LastOwnerError
     membership.delete()  # its invitation tokens go with it
     org_id, user_id = context.org.pk, membership.user_id
-    transaction.on_commit(lambda: announce_membership_removed(org_id=org_id, user_id=user_id))
+    transaction.on_commit(lambda: announce_membership_changed(org_id=org_id, user_id=user_id))
 
 
 def update_member_profile(*, context: OrgContext, actor: User, user_id: object, name: str) -> Membership:

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.services import issue_tokens
+from leancore.api import throttles
 from orgs.models import Membership, Organization, Role
 from orgs.services import create_organization
 
@@ -24,6 +25,7 @@ def _fast_and_isolated(settings, tmp_path):
     cache.clear()
     yield
     cache.clear()
+    throttles.breaker.open_until = 0.0  # a test that took the cache away leaves no open breaker
 
 
 def make_user(*, email: str | None = None, name: str = "", is_staff: bool = False, password: str = PASSWORD) -> User:

@@ -27,8 +27,26 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 
 # A cache that cannot be reached (Redis down): throttles fail open and say so in the log, so that
-# HTTP and SSE keep working without them.
-CACHE_ERRORS = (redis.RedisError, OSError)
+# HTTP and SSE keep working without them. After a failure the cache is left alone for a few
+# seconds (one warning, no connect timeout per request). A wrong password or a bad command is no
+# outage: it is not caught.
+CACHE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+CACHE_RETRY_SECONDS = 5.0
+
+
+class _CacheBreaker:
+    def __init__(self) -> None:
+        self.open_until = 0.0
+
+    def is_open(self) -> bool:
+        return time.monotonic() < self.open_until
+
+    def trip(self, what: str, exc: BaseException) -> None:
+        self.open_until = time.monotonic() + CACHE_RETRY_SECONDS
+        logger.warning("%s not applied for %s s, the cache is unavailable: %s", what, CACHE_RETRY_SECONDS, exc)
+
+
+breaker = _CacheBreaker()
 
 
 class ScopedThrottle(SimpleRateThrottle):
@@ -44,10 +62,12 @@ class ScopedThrottle(SimpleRateThrottle):
         return settings.THROTTLE_RATES[self.scope]
 
     def allow_request(self, request: Request, view: APIView | None) -> bool:
+        if breaker.is_open():
+            return True
         try:
             return super().allow_request(request, view)
         except CACHE_ERRORS as exc:
-            logger.warning("Throttle %r not applied, the cache is unavailable: %s", self.scope, exc)
+            breaker.trip(f"Throttle {self.scope!r}", exc)
             return True
 
     def get_cache_key(self, request: Request, view: APIView) -> str:
@@ -92,10 +112,12 @@ class FailureLimiter:
         return f"failures_{self.scope}_{digest}"
 
     def _history(self, key: str, now: float) -> list[float]:
+        if breaker.is_open():
+            return []
         try:
             return [t for t in cache.get(key, []) if t > now - self.window]
         except CACHE_ERRORS as exc:
-            logger.warning("Limit %r not applied, the cache is unavailable: %s", self.scope, exc)
+            breaker.trip(f"Limit {self.scope!r}", exc)
             return []
 
     def check(self, *idents: str) -> None:
@@ -111,10 +133,12 @@ class FailureLimiter:
             key = self._key(ident)
             history = self._history(key, now)
             history.append(now)
+            if breaker.is_open():
+                continue
             try:
                 cache.set(key, history, self.window)
             except CACHE_ERRORS as exc:
-                logger.warning("Limit %r not recorded, the cache is unavailable: %s", self.scope, exc)
+                breaker.trip(f"Limit {self.scope!r}", exc)
 
 
 # One client (an office behind one address) may fail for several people: it gets more room

@@ -12,6 +12,7 @@ import uuid
 from datetime import timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 import websockets
 from asgiref.sync import async_to_sync
@@ -483,4 +484,83 @@ def test_throttles_fail_open_when_the_cache_is_gone(org_setup, caplog):
             "/api/chat/async", {"specialistId": str(specialist.pk), "message": "Hi"}, format="json"
         )
         assert sent.status_code == 202, sent.content
-    assert "not applied, the cache is unavailable" in caplog.text
+    assert "not applied for 5.0 s, the cache is unavailable" in caplog.text
+
+
+def _close_code_through_daphne(url: str, frame: str | None = None) -> int:
+    async def run() -> int:
+        async with websockets.connect(url) as socket:
+            if frame is not None:
+                await socket.send(frame)
+            await asyncio.wait_for(socket.wait_closed(), timeout=15)
+            return socket.close_code
+
+    return async_to_sync(run)()
+
+
+def test_through_daphne_a_frame_over_the_limit_closes_1009(ws_session, daphne_server):
+    """The close code the consumer picks is the one the client sees (Daphne's autobahn accepted
+    only 1000 and 3000-4999, and answered 1009 as an internal error, 1011)."""
+    from chat.consumers import MAX_FRAME_BYTES
+
+    _, owner, _, session = ws_session
+    token = issue_tokens(user=owner).access
+    url = daphne_server.url.replace("http", "ws") + f"/ws/chat/sessions/{session.pk}/?token={token}"
+    frame = '{"type": "message", "message": "' + "x" * MAX_FRAME_BYTES + '"}'
+    assert _close_code_through_daphne(url, frame) == 1009
+    assert session.messages.count() == 0
+
+
+def test_through_daphne_a_socket_closes_1013_when_redis_is_gone(ws_session, django_db_blocker):
+    """A server whose Redis is gone still answers HTTP; its WebSockets close with 1013."""
+    _, owner, _, session = ws_session
+    with django_db_blocker.unblock():
+        server = Daphne(server_env({"REDIS_URL": GONE_REDIS}))
+    try:
+        assert httpx.get(f"{server.url}/api/schema/", timeout=10).status_code == 200
+        token = issue_tokens(user=owner).access
+        url = server.url.replace("http", "ws") + f"/ws/chat/sessions/{session.pk}/?token={token}"
+        assert _close_code_through_daphne(url) == 1013
+    finally:
+        server.stop()
+
+
+@pytest.mark.asyncio
+async def test_redis_going_away_under_an_open_socket_closes_it_1013(ws_session, monkeypatch):
+    """The layer's receive fails once the socket is open: the consumer gets ``layer.unavailable``
+    and closes 1013 instead of crashing (1011)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from leancore import layers
+
+    layer = layers.RedisChannelLayer(hosts=[GONE_REDIS])
+
+    async def joined(group, channel):
+        return None
+
+    async def gone(channel):
+        raise RedisConnectionError("Redis went away")
+
+    monkeypatch.setattr(layer, "group_add", joined)
+    monkeypatch.setattr(layer, "group_discard", joined)
+    monkeypatch.setattr(layers.BaseRedisChannelLayer, "receive", lambda self, channel: gone(channel))
+    monkeypatch.setattr("channels.consumer.get_channel_layer", lambda alias="default": layer)
+    _, owner, _, session = ws_session
+    token = await database_sync_to_async(lambda: issue_tokens(user=owner).access)()
+    communicator, connected, _ = await _connect(f"/ws/chat/sessions/{session.pk}/?token={token}")
+    assert connected
+    assert await communicator.receive_output(timeout=10) == {"type": "websocket.close", "code": 1013}
+
+
+@pytest.mark.asyncio
+async def test_an_admin_demoted_to_member_loses_the_sessions_of_others_at_once(ws_session):
+    from orgs import services as org_services
+    from orgs.context import context_for
+
+    org, owner, admin, _, communicator = await _admin_socket(ws_session)
+
+    def demote():
+        org_services.change_role(context=context_for(owner, org.pk), user_id=admin.pk, role="member")
+
+    await database_sync_to_async(demote)()
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4404}
