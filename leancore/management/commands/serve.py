@@ -10,6 +10,7 @@ printed. Several server processes need ``REDIS_URL`` (the channel layer between 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import socket
@@ -67,12 +68,15 @@ def plan_pools(*, servers: int, workers: int, wanted_pool: int, max_connections:
     return Plan(servers, workers, pool, max_connections)
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """In the child: the kernel sends it SIGTERM if the supervisor dies, even by SIGKILL (Linux),
-    so no server is left serving on the socket on its own."""
+    so no server is left serving on the socket on its own. A supervisor that died between the fork
+    and this call (the signal would never come) ends the child at once."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def _relay(prefix: str, stream: IO[bytes], out: IO[str]) -> None:
@@ -176,7 +180,7 @@ class Command(BaseCommand):
                 cwd=settings.BASE_DIR,
                 env=env,
                 pass_fds=(fd,),
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - one libc call, no locks
+                preexec_fn=functools.partial(_die_with_parent, os.getpid()),  # noqa: PLW1509 - no locks taken
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             )
