@@ -44,6 +44,9 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+STARTUP_SECONDS = 120
+
+
 class Daphne:
     """One Daphne process, or (``all_cores``) ``manage.py serve`` with its server and worker children."""
 
@@ -73,7 +76,9 @@ class Daphne:
             stdout=self.log.open("w"),
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        # Importing the project takes several seconds of CPU per process; on two loaded cores, with
+        # a supervisor starting three children, that can pass half a minute.
+        deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code in (200, 503):
@@ -81,6 +86,7 @@ class Daphne:
             except httpx.HTTPError:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()  # nothing left running (a supervisor's children included) for later tests
                 raise RuntimeError(f"Daphne did not start:\n{self.log.read_text()}")
             time.sleep(0.1)
 
