@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
@@ -35,6 +35,7 @@ from orgs.context import OrgContext
 from orgs.models import Organization, Role
 from specialists.errors import SpecialistInactiveError
 from specialists.models import Specialist
+from specialists.selectors import alive_with_tool_flag
 
 MAX_MESSAGE_CHARS = 100_000
 TITLE_CHARS = 60
@@ -100,16 +101,16 @@ def can_read_session(context: OrgContext, session: ChatSession, user: User) -> b
 
 
 def _specialist(context: OrgContext, specialist_id: Any) -> Specialist:
-    specialist = (
-        Specialist.objects.alive()
-        .filter(organization=context.org, pk=specialist_id)
-        .annotate(has_tools=Exists(Specialist.tools.through.objects.filter(specialist_id=OuterRef("pk"))))
-        .first()
-    )
+    try:
+        specialist_id = uuid.UUID(str(specialist_id))
+    except ValueError as exc:
+        raise ValidationFailed("specialistId", "Not found in this organization.") from exc
+    specialist = alive_with_tool_flag(org_id=context.org.pk, specialist_id=specialist_id)
     if specialist is None:
         raise ValidationFailed("specialistId", "Not found in this organization.")
     if specialist.status != Specialist.Status.ACTIVE:
         raise SpecialistInactiveError
+    specialist.organization = context.org  # the same row: no second read
     return specialist
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from functools import wraps
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from functools import cache, wraps
+from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import connections
+from django.db import connection, connections
+from django.db.models import Model
 
 
 def release_connections() -> None:
@@ -29,3 +34,90 @@ def in_thread[**P, R](fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
             release_connections()
 
     return sync_to_async(run)
+
+
+# --- Hand-written reads of a hot path ------------------------------------------------------
+# The ORM spends most of a simple join's time building and compiling the query (2-3 ms of CPU for
+# a locked read with two joins, against 0.4 ms for the statement itself). The turn's hottest reads
+# are written by hand instead, and their rows read back as model instances with the ORM's own
+# per-backend conversions, so they work the same on PostgreSQL and SQLite.
+
+
+@cache
+def columns(model: type[Model], alias: str) -> str:
+    """The SELECT list of ``model``'s concrete fields under ``alias``, in the ORM's order."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)
+
+
+def lock(alias: str) -> str:
+    """``FOR UPDATE OF alias`` where the database has row locks (SQLite locks the whole database)."""
+    if connection.features.has_select_for_update_of:
+        return f" FOR UPDATE OF {alias}"
+    return " FOR UPDATE" if connection.features.has_select_for_update else ""
+
+
+def adapt(value: Any) -> Any:
+    """A parameter as the ORM would send it to this database."""
+    if isinstance(value, uuid.UUID) and not connection.features.has_native_uuid_field:
+        return value.hex
+    if isinstance(value, datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    if isinstance(value, Decimal):
+        return connection.ops.adapt_decimalfield_value(value)
+    return value
+
+
+@cache
+def _converters(vendor: str, model: type[Model]) -> tuple[tuple[int, Any, tuple[Callable[..., Any], ...]], ...]:
+    """(index, column, converters) of each of ``model``'s fields that this backend converts."""
+    del vendor  # part of the cache key: converters differ per backend
+    found = []
+    for index, field in enumerate(model._meta.concrete_fields):
+        col = field.get_col(model._meta.db_table)
+        converters = (*connection.ops.get_db_converters(col), *col.get_db_converters(connection))
+        if converters:
+            found.append((index, col, converters))
+    return tuple(found)
+
+
+class Row:
+    """One row of a hand-written SELECT, read model by model in the order of its columns."""
+
+    __slots__ = ("_at", "_values")
+
+    def __init__(self, values: Sequence[Any]) -> None:
+        self._values = values
+        self._at = 0
+
+    def take[M: Model](self, model: type[M]) -> M | None:
+        """The next ``columns(model)``, as an instance (None for a LEFT JOIN that found nothing)."""
+        count = len(model._meta.concrete_fields)
+        values = list(self._values[self._at : self._at + count])
+        self._at += count
+        if values[0] is None:  # the primary key
+            return None
+        for index, col, converters in _converters(connection.vendor, model):
+            value = values[index]
+            if value is not None:
+                for converter in converters:
+                    value = converter(value, col, connection)
+                values[index] = value
+        return model.from_db(connection.alias, None, values)
+
+    def rest(self) -> Sequence[Any]:
+        """The columns after the models taken (raw values: counts, flags)."""
+        return self._values[self._at :]
+
+
+def rows(sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [adapt(value) for value in params])
+        return [Row(values) for values in cursor.fetchall()]
+
+
+def execute(sql: str, params: Sequence[Any] = ()) -> int:
+    """A hand-written write; the number of rows it touched."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [adapt(value) for value in params])
+        return cursor.rowcount

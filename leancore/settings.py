@@ -196,7 +196,7 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "leancore.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {
                 "pool_class": "leancore.cache.SharedConnectionPool",

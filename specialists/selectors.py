@@ -6,12 +6,29 @@ from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from billing.models import LedgerEntry
+from leancore import db
 from leancore.credits import period_bounds
 from specialists.models import Specialist
 
 
 def specialists_queryset() -> QuerySet[Specialist]:
     return Specialist.objects.alive().prefetch_related("tools").order_by("-created_at")
+
+
+def alive_with_tool_flag(*, org_id: object, specialist_id: object) -> Specialist | None:
+    """One live specialist of the org, and whether it has tools at all (``has_tools``), in one
+    hand-written read: a chat turn's hot path."""
+    tools = Specialist.tools.through._meta.db_table
+    found = db.rows(
+        f"SELECT {db.columns(Specialist, 's')}, EXISTS (SELECT 1 FROM {tools} t WHERE t.specialist_id = s.id) "  # noqa: S608
+        f"FROM {Specialist._meta.db_table} s WHERE s.organization_id = %s AND s.id = %s AND s.deleted_at IS NULL",
+        [org_id, specialist_id],
+    )
+    if not found:
+        return None
+    specialist = found[0].take(Specialist)
+    specialist.has_tools = bool(found[0].rest()[0])
+    return specialist
 
 
 def usage_this_period(*, specialist: Specialist) -> dict:

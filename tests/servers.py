@@ -100,7 +100,8 @@ class Daphne:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
-        wait_for_disconnect(self.env_database)
+        if self.env_database.startswith("postgres"):
+            wait_for_disconnect(self.env_database)
 
 
 def wait_for_disconnect(database_url: str, timeout: float = 5) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from functools import cache
 
 from django.db import transaction
 from django.utils import timezone
@@ -18,6 +19,7 @@ from billing.models import (
     CreditPackage,
     LedgerEntry,
 )
+from leancore import db
 from leancore.api.errors import ValidationFailed
 from leancore.credits import period_bounds, q
 from orgs.models import Organization
@@ -32,18 +34,42 @@ def open_account(*, org: Organization, signup_credits: Decimal = Decimal(0)) -> 
     return account
 
 
+@cache
+def account_sql(*, source: str, where: str, locked: str, before: str = "") -> str:
+    """A locked read of accounts with their org and circuit: ``source`` names the account ``a``
+    (and joins whatever is read ``before`` it); the org is ``o`` and its circuit, if any, ``c``."""
+    # names come from the models and the callers' literals; every value is a parameter
+    return (
+        f"SELECT {before}{db.columns(CreditAccount, 'a')}, {db.columns(Organization, 'o')}, "  # noqa: S608
+        f"{db.columns(Circuit, 'c')} FROM {source} "
+        f"JOIN {Organization._meta.db_table} o ON o.id = a.organization_id "
+        f"LEFT JOIN {Circuit._meta.db_table} c ON c.organization_id = o.id "
+        f"WHERE {where}{db.lock(locked)}"
+    )
+
+
+def joined_account(row: db.Row) -> CreditAccount:
+    """The account of an ``account_sql`` row, with its org and the org's circuit (or none) attached."""
+    account = row.take(CreditAccount)
+    org = row.take(Organization)
+    circuit = row.take(Circuit)
+    account.organization = org
+    Organization.circuit.related.set_cached_value(org, circuit)  # None: no circuit, and no query for it
+    if circuit is not None:
+        Circuit.organization.field.set_cached_value(circuit, org)
+    return account
+
+
 def locked_account(org: Organization | uuid.UUID) -> CreditAccount:
     """The org's account (with its org and circuit), locked for this transaction (only the
     account row), rolled into the current period."""
     org_id = getattr(org, "pk", org)
-    accounts = CreditAccount.objects.select_for_update(of=("self",)).select_related(
-        "organization", "organization__circuit"
-    )
-    account = accounts.filter(organization_id=org_id).first()
-    if account is None:
+    sql = account_sql(source=f"{CreditAccount._meta.db_table} a", where="a.organization_id = %s", locked="a")
+    found = db.rows(sql, [org_id])
+    if not found:
         open_account(org=Organization.objects.get(pk=org_id))
-        account = accounts.get(organization_id=org_id)
-    return roll_period(account)
+        found = db.rows(sql, [org_id])
+    return roll_period(joined_account(found[0]))
 
 
 def roll_period(account: CreditAccount) -> CreditAccount:

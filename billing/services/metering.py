@@ -21,12 +21,14 @@ from billing.errors import (
 )
 from billing.models import (
     Circuit,
+    CreditAccount,
     LedgerEntry,
     ModelRate,
     Reservation,
 )
 from billing.services.alerts import evaluate_alerts
-from billing.services.ledger import locked_account, roll_period, write_ledger_entry
+from billing.services.ledger import account_sql, joined_account, locked_account, roll_period, write_ledger_entry
+from leancore import db
 from leancore.credits import period_bounds, q, token_cost
 from orgs.models import Organization
 
@@ -46,10 +48,13 @@ class Charge:
 
 
 def active_rate(model: str) -> ModelRate:
-    rate = ModelRate.objects.filter(model=model, active=True).first()
-    if rate is None:
+    found = db.rows(
+        f"SELECT {db.columns(ModelRate, 'r')} FROM {ModelRate._meta.db_table} r WHERE r.model = %s AND r.active = %s",  # noqa: S608
+        [model, True],
+    )
+    if not found:
         raise UnknownModelError(model)
-    return rate
+    return found[0].take(ModelRate)
 
 
 def worst_case_cost(*, rate: ModelRate, input_tokens: int, max_output_tokens: int) -> Decimal:
@@ -167,14 +172,17 @@ def _reserve(
 def _locked_hold(reservation_id: uuid.UUID) -> Reservation | None:
     """The hold and its account (with its org and circuit), both locked, in one statement; the
     account rolled into the current period."""
-    reservation = (
-        Reservation.objects.select_for_update(of=("self", "account"))
-        .select_related("account__organization__circuit")
-        .filter(pk=reservation_id)
-        .first()
+    sql = account_sql(
+        before=f"{db.columns(Reservation, 'r')}, ",
+        source=f"{Reservation._meta.db_table} r JOIN {CreditAccount._meta.db_table} a ON a.id = r.account_id",
+        where="r.id = %s",
+        locked="r, a",
     )
-    if reservation is not None:
-        roll_period(reservation.account)
+    found = db.rows(sql, [reservation_id])
+    if not found:
+        return None
+    reservation = found[0].take(Reservation)
+    reservation.account = roll_period(joined_account(found[0]))
     return reservation
 
 

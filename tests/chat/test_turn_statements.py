@@ -47,7 +47,7 @@ def _label(sql: str) -> str:
     outer = sql
     while (stripped := re.sub(r"\([^()]*\)", "", outer)) != outer:  # subqueries out: the statement's own table
         outer = stripped
-    table = re.search(r'(?:FROM|INTO|UPDATE) "(\w+)"', outer)
+    table = re.search(r'(?:FROM|INTO|UPDATE) "?(\w+)"?', outer)
     return f"{sql.split(None, 1)[0]} {table.group(1) if table else '?'}"
 
 
