@@ -19,7 +19,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
@@ -30,6 +29,7 @@ from chat.context import ToolBinding, build_request
 from chat.models import Attachment, ChatSession, Message
 from chat.providers.base import ProviderRequest, Usage
 from chat.tools import tool_plan
+from leancore import db
 from leancore.api.errors import ValidationFailed
 from orgs.context import OrgContext
 from orgs.models import Organization, Role
@@ -115,7 +115,16 @@ def _specialist(context: OrgContext, specialist_id: Any) -> Specialist:
 
 
 def _session(context: OrgContext, user: User, session_id: Any, specialist: Specialist) -> ChatSession:
-    session = ChatSession.objects.filter(organization=context.org, pk=session_id).first()
+    try:
+        session_id = uuid.UUID(str(session_id))
+    except ValueError as exc:
+        raise ValidationFailed("sessionId", "Not found in this organization.") from exc
+    found = db.rows(
+        f"SELECT {db.columns(ChatSession, 's')} FROM {ChatSession._meta.db_table} s "  # noqa: S608
+        "WHERE s.organization_id = %s AND s.id = %s",
+        [context.org.pk, session_id],
+    )
+    session = found[0].take(ChatSession) if found else None
     if session is None or not can_read_session(context, session, user):
         raise ValidationFailed("sessionId", "Not found in this organization.")
     if session.specialist_id != specialist.pk:
@@ -229,38 +238,40 @@ def start_turn(
         if workspace is not None and session.workspace_id != workspace.pk:
             raise ValidationFailed("workspaceId", "This session belongs to another workspace.")
     else:
-        session = ChatSession.objects.create(
-            organization=context.org,
-            specialist=specialist,
-            workspace=workspace,
-            created_by=user,
-            title=session_title(message),
-            message_count=2,
-            last_message_at=timezone.now(),
+        (session,) = db.insert(
+            ChatSession(
+                organization=context.org,
+                specialist=specialist,
+                workspace=workspace,
+                created_by=user,
+                title=session_title(message),
+                message_count=2,
+                last_message_at=timezone.now(),
+            )
         )
     attachments = _attachments(context, attachment_ids or [])
     reservation_id = uuid.uuid4()
     now = timezone.now()
-    user_message, assistant = Message.objects.bulk_create(
-        [
-            Message(session=session, role=Message.Role.USER, content=message, created_at=now),
-            Message(
-                session=session,
-                role=Message.Role.ASSISTANT,
-                status=Message.Status.QUEUED if queued else Message.Status.RUNNING,
-                started_at=None if queued else now,
-                reservation_id=reservation_id,
-                created_at=now + timedelta(microseconds=1),  # strictly after the user's message
-            ),
-        ]
+    user_message, assistant = db.insert(
+        Message(session=session, role=Message.Role.USER, content=message, created_at=now),
+        Message(
+            session=session,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.QUEUED if queued else Message.Status.RUNNING,
+            started_at=None if queued else now,
+            reservation_id=reservation_id,
+            created_at=now + timedelta(microseconds=1),  # strictly after the user's message
+        ),
     )
     user_message.has_attachments = bool(attachments)  # read without a query when it has none
     if attachments:
         user_message.attachments.set(attachments)
         Attachment.objects.filter(pk__in=[a.pk for a in attachments], session__isnull=True).update(session=session)
     if session_id:
-        ChatSession.objects.filter(pk=session.pk).update(
-            message_count=F("message_count") + 2, last_message_at=now, updated_at=now
+        db.execute(
+            f"UPDATE {ChatSession._meta.db_table} SET message_count = message_count + 2, "  # noqa: S608
+            "last_message_at = %s, updated_at = %s WHERE id = %s",
+            [now, now, session.pk],
         )
     turn, rate = _prepared(
         session=session,

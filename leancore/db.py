@@ -121,3 +121,49 @@ def execute(sql: str, params: Sequence[Any] = ()) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, [adapt(value) for value in params])
         return cursor.rowcount
+
+
+# --- Hand-written writes of a hot path -----------------------------------------------------
+# Model.save() and create() rebuild and compile their statement each time; these write the same
+# columns with the fields' own preparation (defaults, auto_now, JSON, per-backend values).
+
+
+@cache
+def _insert_sql(model: type[Model], count: int) -> str:
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(field.column) for field in model._meta.concrete_fields)
+    row = "(" + ", ".join(["%s"] * len(model._meta.concrete_fields)) + ")"
+    return f"INSERT INTO {quote(model._meta.db_table)} ({names}) VALUES " + ", ".join([row] * count)  # noqa: S608
+
+
+def insert[M: Model](*instances: M) -> list[M]:
+    """One INSERT of new instances of one model, every concrete field as ``save()`` would write it."""
+    model = type(instances[0])
+    fields = model._meta.concrete_fields
+    values = [
+        field.get_db_prep_save(field.pre_save(instance, True), connection) for instance in instances for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(model, len(instances)), values)
+    for instance in instances:
+        instance._state.adding = False
+        instance._state.db = connection.alias
+    return list(instances)
+
+
+@cache
+def _update_sql(model: type[Model], names: tuple[str, ...]) -> str:
+    quote = connection.ops.quote_name
+    meta = model._meta
+    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in names)
+    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+
+
+def update(instance: Model, *names: str) -> None:
+    """``save(update_fields=names)`` of an instance read in this transaction (auto_now included)."""
+    meta = instance._meta
+    values = [meta.get_field(name) for name in names]
+    params = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in values]
+    params.append(meta.pk.get_db_prep_save(instance.pk, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(_update_sql(type(instance), names), params)

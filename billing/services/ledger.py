@@ -78,7 +78,7 @@ def roll_period(account: CreditAccount) -> CreditAccount:
     if account.period_start < start:
         account.period_start = start
         account.period_spent = Decimal(0)
-        account.save(update_fields=["period_start", "period_spent", "updated_at"])
+        db.update(account, "period_start", "period_spent", "updated_at")
     return account
 
 
@@ -86,15 +86,18 @@ def write_ledger_entry(
     account: CreditAccount, *, kind: str, amount: Decimal, description: str = "", **fields: object
 ) -> LedgerEntry:
     account.balance = q(account.balance + amount)
-    account.save(update_fields=["balance", "reserved", "period_spent", "updated_at"])
-    return LedgerEntry.objects.create(
-        organization_id=account.organization_id,
-        kind=kind,
-        amount=q(amount),
-        balance_after=account.balance,
-        description=description[:500],
-        **fields,
+    db.update(account, "balance", "reserved", "period_spent", "updated_at")
+    (entry,) = db.insert(
+        LedgerEntry(
+            organization_id=account.organization_id,
+            kind=kind,
+            amount=q(amount),
+            balance_after=account.balance,
+            description=description[:500],
+            **fields,
+        )
     )
+    return entry
 
 
 @transaction.atomic

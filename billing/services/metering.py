@@ -151,20 +151,22 @@ def _reserve(
                 scope="specialist_budget", limit=specialist_limit, spent=committed, reset_at=period_end
             )
     account.reserved = q(account.reserved + hold)
-    account.save(update_fields=["reserved", "updated_at"])
-    reservation = Reservation.objects.create(
-        id=reservation_id,
-        organization=org,
-        account=account,
-        amount=hold,
-        model=model,
-        input_credits_per_million=rate.input_credits_per_million,
-        output_credits_per_million=rate.output_credits_per_million,
-        specialist_id=specialist_id,
-        specialist_name=specialist_name[:200],
-        session_id=session_id,
-        message_id=message_id,
-        user_id=user_id,
+    db.update(account, "reserved", "updated_at")
+    (reservation,) = db.insert(
+        Reservation(
+            id=reservation_id,
+            organization=org,
+            account=account,
+            amount=hold,
+            model=model,
+            input_credits_per_million=rate.input_credits_per_million,
+            output_credits_per_million=rate.output_credits_per_million,
+            specialist_id=specialist_id,
+            specialist_name=specialist_name[:200],
+            session_id=session_id,
+            message_id=message_id,
+            user_id=user_id,
+        )
     )
     return Hold(reservation_id=reservation.id, amount=hold, rate=rate)
 
@@ -228,7 +230,7 @@ def settle(*, reservation_id: uuid.UUID, input_tokens: int, output_tokens: int, 
         reservation.charged = charge
         reservation.ledger_entry = entry
         reservation.closed_at = timezone.now()
-        reservation.save(update_fields=["status", "charged", "ledger_entry", "closed_at"])
+        db.update(reservation, "status", "charged", "ledger_entry", "closed_at")
         evaluate_alerts(org=account.organization, account=account)
         return Charge(credits=charge, balance=account.balance, ledger_entry_id=entry.pk)
 
@@ -241,11 +243,11 @@ def release(*, reservation_id: uuid.UUID) -> None:
         return
     account = reservation.account
     account.reserved = q(account.reserved - reservation.amount)
-    account.save(update_fields=["reserved", "updated_at"])
+    db.update(account, "reserved", "updated_at")
     reservation.status = Reservation.Status.RELEASED
     reservation.charged = Decimal(0)
     reservation.closed_at = timezone.now()
-    reservation.save(update_fields=["status", "charged", "closed_at"])
+    db.update(reservation, "status", "charged", "closed_at")
 
 
 def release_stale_reservations(*, older_than: datetime | None = None) -> int:
