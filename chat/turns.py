@@ -363,22 +363,24 @@ def _complete_message(
         return
     usage, charge = last or (Usage(0, 0), None)
     now = timezone.now()
-    messages = Message.objects.filter(pk=turn.message_id)
+    where, params = "id = %s", [turn.message_id]
     if error_code:  # a turn already recorded (the listener left as it was) stays as it was
-        messages = messages.filter(status__in=[Message.Status.QUEUED, Message.Status.RUNNING])
-    messages.update(
-        content=_storable("".join(totals.text)),
-        tool_calls=_storable(totals.tool_calls),
-        input_tokens=totals.input_tokens + usage.input_tokens,
-        output_tokens=totals.output_tokens + usage.output_tokens,
-        credits=totals.credits + (charge.credits if charge else 0),
-        finish_reason=finish_reason,
-        status=Message.Status.FAILED if error_code else Message.Status.COMPLETED,
-        error_code=error_code,
-        error=error,
-        completed_at=now,
-    )
-    ChatSession.objects.filter(pk=turn.session_id).update(last_message_at=now, updated_at=now)
+        where += " AND status IN (%s, %s)"
+        params += [Message.Status.QUEUED, Message.Status.RUNNING]
+    values = {
+        "content": _storable("".join(totals.text)),
+        "tool_calls": _storable(totals.tool_calls),
+        "input_tokens": totals.input_tokens + usage.input_tokens,
+        "output_tokens": totals.output_tokens + usage.output_tokens,
+        "credits": totals.credits + (charge.credits if charge else 0),
+        "finish_reason": finish_reason,
+        "status": Message.Status.FAILED if error_code else Message.Status.COMPLETED,
+        "error_code": error_code,
+        "error": error,
+        "completed_at": now,
+    }
+    db.update_rows(Message, values, where, params)
+    db.update_rows(ChatSession, {"last_message_at": now, "updated_at": now}, "id = %s", [turn.session_id])
 
 
 def _storable(value: Any) -> Any:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from functools import cache, wraps
 from typing import Any
 
+import psycopg
 from asgiref.sync import sync_to_async
 from django.db import connection, connections
 from django.db.models import Model
@@ -110,17 +111,35 @@ class Row:
         return self._values[self._at :]
 
 
+def cursor() -> Any:
+    """A cursor for the hand-written statements. On PostgreSQL it binds parameters on the server
+    (psycopg's own cursor, not Django's client-side one): the statement text is the same on every
+    call, so psycopg skips quoting the values and, after a few runs on a connection, prepares it."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    raw = connection.connection
+    timestamptz = raw.adapters.types["timestamptz"].oid
+    if raw.adapters.get_loader(timestamptz, psycopg.pq.Format.TEXT).timezone != connection.timezone:
+        return connection.cursor()  # a connection in another time zone: Django's cursor registers it
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        made = psycopg.Cursor(raw)
+    return connection.make_debug_cursor(made) if connection.queries_logged else connection.make_cursor(made)
+
+
 def rows(sql: str, params: Sequence[Any] = ()) -> list[Row]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [adapt(value) for value in params])
-        return [Row(values) for values in cursor.fetchall()]
+    with cursor() as cursor_:
+        cursor_.execute(sql, [adapt(value) for value in params])
+        return [Row(values) for values in cursor_.fetchall()]
 
 
 def execute(sql: str, params: Sequence[Any] = ()) -> int:
     """A hand-written write; the number of rows it touched."""
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [adapt(value) for value in params])
-        return cursor.rowcount
+    with cursor() as cursor_:
+        cursor_.execute(sql, [adapt(value) for value in params])
+        return cursor_.rowcount
 
 
 # --- Hand-written writes of a hot path -----------------------------------------------------
@@ -143,8 +162,8 @@ def insert[M: Model](*instances: M) -> list[M]:
     values = [
         field.get_db_prep_save(field.pre_save(instance, True), connection) for instance in instances for field in fields
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(model, len(instances)), values)
+    with cursor() as cursor_:
+        cursor_.execute(_insert_sql(model, len(instances)), values)
     for instance in instances:
         instance._state.adding = False
         instance._state.db = connection.alias
@@ -152,18 +171,24 @@ def insert[M: Model](*instances: M) -> list[M]:
 
 
 @cache
-def _update_sql(model: type[Model], names: tuple[str, ...]) -> str:
+def _update_sql(model: type[Model], names: tuple[str, ...], where: str) -> str:
     quote = connection.ops.quote_name
     meta = model._meta
     assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in names)
-    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {where}"  # noqa: S608
+
+
+def update_rows(model: type[Model], values: dict[str, Any], where: str, params: Sequence[Any] = ()) -> int:
+    """``QuerySet.update(**values)`` of the rows ``where`` picks; the number of rows it touched."""
+    meta = model._meta
+    prepared = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
+    with cursor() as cursor_:
+        cursor_.execute(_update_sql(model, tuple(values), where), [*prepared, *(adapt(value) for value in params)])
+        return cursor_.rowcount
 
 
 def update(instance: Model, *names: str) -> None:
     """``save(update_fields=names)`` of an instance read in this transaction (auto_now included)."""
     meta = instance._meta
-    values = [meta.get_field(name) for name in names]
-    params = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in values]
-    params.append(meta.pk.get_db_prep_save(instance.pk, connection))
-    with connection.cursor() as cursor:
-        cursor.execute(_update_sql(type(instance), names), params)
+    values = {name: meta.get_field(name).pre_save(instance, False) for name in names}
+    update_rows(type(instance), values, f"{connection.ops.quote_name(meta.pk.column)} = %s", [instance.pk])
