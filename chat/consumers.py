@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,7 +20,7 @@ from chat.models import ChatSession
 from chat.pipeline import drain
 from chat.serializers import FrameSerializer
 from leancore.api.errors import ServerError, as_domain_error
-from leancore.api.throttles import ChatThrottle
+from leancore.api.throttles import chat_wait
 from orgs.context import OrgContext, context_for
 from orgs.realtime import member_group
 
@@ -83,8 +82,7 @@ def _start_from_frame(user: User, session: ChatSession, message: str, attachment
     """One hop for a ``message`` frame: the access checked again (it may have gone since the socket
     opened), the sender's chat throttle, then the turn's prepare phase."""
     user, context = _access(user, session)
-    throttle = ChatThrottle()
-    if not throttle.allow_request(SimpleNamespace(user=user, META={}), None):
+    if chat_wait(user_id=user.pk, org_id=context.org.pk) is not None:
         raise _Refused(CLOSE_TOO_MANY)
     return turns.start_turn(
         context=context,

@@ -105,7 +105,10 @@ class _Publisher:
     async def publish(self, event: TurnEvent) -> None:
         if self.layer is None:
             return
-        if time.monotonic() < self.resume_at and event.name not in FINAL_EVENTS:
+        now = time.monotonic()
+        if not self.watched and now - self.asked_at < WATCHERS_RECHECK_SECONDS:
+            return  # nobody watched a moment ago: no timer, no round trip
+        if now < self.resume_at and event.name not in FINAL_EVENTS:
             return
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):

@@ -41,12 +41,13 @@ from leancore.api.errors import (
     IdempotencyKeyReusedError,
     NotAcceptableError,
     NotAuthenticatedError,
+    RateLimitedError,
     ValidationFailed,
     error_response,
     exception_handler,
 )
 from leancore.api.negotiation import accepts_any
-from leancore.api.throttles import ChatThrottle, UploadThrottle
+from leancore.api.throttles import UploadThrottle, check_chat
 from leancore.api.views import OrgAPIView, OrgViewSet
 from leancore.db import release_connections
 from mcps.services import MCPUnreachableError
@@ -138,12 +139,12 @@ def start_send(
 
 
 class _SendView(OrgAPIView):
-    errors = (SpecialistInactiveError, IdempotencyKeyReusedError, *REFUSALS)
-    throttle_classes = [ChatThrottle]
+    errors = (SpecialistInactiveError, IdempotencyKeyReusedError, RateLimitedError, *REFUSALS)
     queued = False
     scope = ""
 
     def _start(self, request: Request) -> tuple[tuple[int, dict], bool, PreparedTurn | None]:
+        check_chat(user_id=request.user.pk, org_id=self.org_context.org.pk)
         serializer = SendSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return start_send(
@@ -236,9 +237,9 @@ def _prepare_stream(request: HttpRequest) -> HttpResponse | PreparedTurn:
         with transaction.atomic():
             user, context = _caller(request, token)
             request.user = user
-            ChatThrottle().check(request)
             if context is None:
                 context = resolve_org(user, request.headers.get("X-Org-Id"))
+            check_chat(user_id=user.pk, org_id=context.org.pk)
             body = Request(request, parsers=_body_parsers).data
             serializer = SendSerializer(data=body)
             serializer.is_valid(raise_exception=True)

@@ -249,11 +249,19 @@ JSON_CAMEL_CASE = {
     }
 }
 
+
+def _scaled_rate(rate: str, factor: int) -> str:
+    count, _, period = rate.partition("/")
+    return f"{int(count) * factor}/{period}"
+
+
 # Throttle rates (DRF rate strings). Read at request time by leancore.api.throttles.
 THROTTLE_RATES = {
     "login": env_str("THROTTLE_LOGIN", "10/min"),
     "register": env_str("THROTTLE_REGISTER", "100/hour"),
     "chat": env_str("THROTTLE_CHAT", "60/min"),
+    # per org, every member's sends together; unset: ten members' worth of THROTTLE_CHAT
+    "chat_org": env_str("THROTTLE_CHAT_ORG", "") or _scaled_rate(env_str("THROTTLE_CHAT", "60/min"), 10),
     "upload": env_str("THROTTLE_UPLOAD", "30/min"),
 }
 

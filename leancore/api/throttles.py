@@ -11,7 +11,7 @@ import redis
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from leancore.api.errors import RateLimitedError
@@ -49,30 +49,70 @@ class _CacheBreaker:
 breaker = _CacheBreaker()
 
 
-class ScopedThrottle(SimpleRateThrottle):
-    """Counts requests per authenticated user (or client IP) within a scope."""
+def _window_hits(keys: list[str], window: int, now: float) -> list[tuple[int, int]]:
+    """Counts one hit on each key: (hits in the current fixed window, hits in the one before), in
+    one cache round trip on Redis (``leancore.cache.RedisCache.count_hits``)."""
+    index = int(now // window)
+    counting = getattr(cache, "count_hits", None)
+    if counting is not None:
+        return counting(keys, index, window)
+    found = []
+    for key in keys:  # any other cache (the in-process one of a single process)
+        current, previous = f"{key}:{index}", f"{key}:{index - 1}"
+        cache.add(current, 0, 2 * window)
+        found.append((cache.incr(current), cache.get(previous, 0)))
+    return found
+
+
+def over_limit(rates: dict[str, str], *, what: str) -> float | None:
+    """A sliding-window limit on each key of ``rates`` (key → rate): the current window's hits plus
+    the last window's, weighted by how much of it the sliding window still covers. None when every
+    key is within its rate, else the seconds to wait. Keys with the same window are counted in one
+    round trip. Refused hits count too, so a client that keeps trying stays refused. Fails open
+    (logged) while the cache is unavailable."""
+    if breaker.is_open():
+        return None
+    by_window: dict[int, list[tuple[str, int]]] = {}
+    for key, rate in rates.items():
+        limit, window = parse_rate(rate)
+        by_window.setdefault(window, []).append((key, limit))
+    now = time.time()
+    for window, limits in by_window.items():
+        try:
+            counts = _window_hits([key for key, _ in limits], window, now)
+        except CACHE_ERRORS as exc:
+            breaker.trip(what, exc)
+            return None
+        elapsed = now % window
+        for (current, previous), (_, limit) in zip(counts, limits, strict=True):
+            if previous * (1 - elapsed / window) + current > limit:
+                return window - elapsed
+    return None
+
+
+class ScopedThrottle(BaseThrottle):
+    """Counts requests per authenticated user (or client IP) within a scope (DRF's throttle
+    interface, on ``over_limit``)."""
 
     scope = ""
 
-    def __init__(self) -> None:  # do not read DRF's class-level rates
-        self.rate = self.get_rate()
-        self.num_requests, self.duration = parse_rate(self.rate)
+    def __init__(self) -> None:
+        self._wait: float | None = None
 
     def get_rate(self) -> str:
         return settings.THROTTLE_RATES[self.scope]
 
-    def allow_request(self, request: Request, view: APIView | None) -> bool:
-        if breaker.is_open():
-            return True
-        try:
-            return super().allow_request(request, view)
-        except CACHE_ERRORS as exc:
-            breaker.trip(f"Throttle {self.scope!r}", exc)
-            return True
-
-    def get_cache_key(self, request: Request, view: APIView) -> str:
-        ident = str(request.user.pk) if request.user and request.user.is_authenticated else self.get_ident(request)
+    def get_cache_key(self, request: Request, view: APIView | None) -> str:
+        user = getattr(request, "user", None)
+        ident = str(user.pk) if user is not None and user.is_authenticated else self.get_ident(request)
         return f"throttle_{self.scope}_{ident}"
+
+    def allow_request(self, request: Request, view: APIView | None) -> bool:
+        self._wait = over_limit({self.get_cache_key(request, view): self.get_rate()}, what=f"Throttle {self.scope!r}")
+        return self._wait is None
+
+    def wait(self) -> float | None:
+        return self._wait
 
     def check(self, request: Request, view: APIView | None = None) -> None:
         """For views outside DRF's request cycle: 429 with ``Retry-After`` once the rate is spent."""
@@ -83,16 +123,30 @@ class ScopedThrottle(SimpleRateThrottle):
 class RegisterThrottle(ScopedThrottle):
     scope = "register"
 
-    def get_cache_key(self, request: Request, view: APIView) -> str:
+    def get_cache_key(self, request: Request, view: APIView | None) -> str:
         return f"throttle_register_{self.get_ident(request)}"
-
-
-class ChatThrottle(ScopedThrottle):
-    scope = "chat"
 
 
 class UploadThrottle(ScopedThrottle):
     scope = "upload"
+
+
+def chat_wait(*, user_id: object, org_id: object) -> float | None:
+    """Chat sends (every road: SSE, async send, WebSocket frames), limited per user
+    (``THROTTLE_CHAT``) and per org (``THROTTLE_CHAT_ORG``), in one round trip: None, or the
+    seconds to wait."""
+    rates = settings.THROTTLE_RATES
+    return over_limit(
+        {f"throttle_chat_{user_id}": rates["chat"], f"throttle_chat_org_{org_id}": rates["chat_org"]},
+        what="Throttle 'chat'",
+    )
+
+
+def check_chat(*, user_id: object, org_id: object) -> None:
+    """429 with ``Retry-After`` once the caller or their org has spent its chat rate."""
+    wait = chat_wait(user_id=user_id, org_id=org_id)
+    if wait is not None:
+        raise RateLimitedError(math.ceil(wait or 1))
 
 
 class FailureLimiter:

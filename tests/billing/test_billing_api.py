@@ -187,7 +187,6 @@ def test_grant_validation_and_roles(staff, owner, org):
 
 
 def test_capacity(member, org, spent):
-    LedgerEntry.objects.filter(kind="usage").update(specialist_name="Ada")
     body = client_for(member).get("/billing/capacity").json()
     assert body["balance"] == "99.955000"
     assert body["burnRatePerDay"] == "0.006429"  # 0.045 / 7

@@ -268,3 +268,23 @@ def test_ledger_is_append_only_in_the_database(org):
         CreditAccount.objects.filter(organization=org).update(balance=Decimal("-1"))
     with pytest.raises(IntegrityError), transaction.atomic():
         LedgerEntry.objects.filter(pk=entry.pk).update(kind="usage")  # a positive usage is refused
+
+
+def test_ledger_rows_cannot_be_changed_or_deleted_by_anyone(org):
+    """Not a convention of the services: the database refuses an UPDATE or DELETE of a ledger row,
+    from the ORM and from plain SQL alike, and the row stays as it was."""
+    from django.db import IntegrityError, connection, transaction
+
+    entry = LedgerEntry.objects.filter(organization=org).first()
+    before = list(LedgerEntry.objects.values_list("id", "amount", "description"))
+    assert entry is not None
+    attempts = [
+        lambda: LedgerEntry.objects.filter(pk=entry.pk).update(description="rewritten"),
+        lambda: LedgerEntry.objects.filter(pk=entry.pk).delete(),
+        lambda: connection.cursor().execute("UPDATE billing_ledgerentry SET amount = amount * 2"),
+        lambda: connection.cursor().execute("DELETE FROM billing_ledgerentry"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+            attempt()
+    assert list(LedgerEntry.objects.values_list("id", "amount", "description")) == before

@@ -14,7 +14,7 @@ from billing import services as billing
 from billing.models import CreditAccount
 from chat.models import Attachment, ChatSession, Message
 from chat.uploads import extract_text
-from tests.conftest import add_member, assert_problem, client_for, make_specialist
+from tests.conftest import add_member, assert_problem, client_for, make_org, make_specialist, owner_of
 
 pytestmark = pytest.mark.django_db
 
@@ -112,6 +112,21 @@ def test_chat_is_throttled(owner, specialist, settings):
     response = send(client, "/api/chat/async", specialistId=str(specialist.pk), message="x")
     assert_problem(response, 429, "rate_limited")
     assert "Retry-After" in response
+
+
+def test_chat_is_throttled_per_org_as_well_as_per_user(org, owner, specialist, settings):
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "chat": "100/min", "chat_org": "3/min"}
+    colleague = add_member(org)
+    for client in (client_for(owner), client_for(owner), client_for(colleague)):
+        assert send(client, "/api/chat/async", specialistId=str(specialist.pk), message="x").status_code == 202
+    response = send(client_for(colleague), "/api/chat/async", specialistId=str(specialist.pk), message="x")
+    assert response.status_code == 429, response.content
+    assert response.json()["code"] == "rate_limited"
+    assert int(response["Retry-After"]) >= 1
+    other = make_org(name="Elsewhere")  # another org's members are not slowed down
+    other_specialist = make_specialist(other)
+    response = send(client_for(owner_of(other)), "/api/chat/async", specialistId=str(other_specialist.pk), message="x")
+    assert response.status_code == 202, response.content
 
 
 def _session(org, specialist, user, title="s"):
