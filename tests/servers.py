@@ -26,6 +26,14 @@ def test_database_url() -> str:
     return f"postgres://{s['USER']}{password}@{host}/{s['NAME']}?application_name={APPLICATION_NAME}"
 
 
+def redis_url_for_tests() -> str:
+    """The Redis server of the tests that need one: a missing one fails them, never skips them."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        raise RuntimeError("TEST_REDIS_URL must name a Redis server (the test command starts one and sets it)")
+    return url
+
+
 def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(

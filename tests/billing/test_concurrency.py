@@ -85,3 +85,98 @@ def test_balance_never_below_zero_and_ledger_sums_to_balance():
         running += entry.amount
         assert entry.balance_after == running
     assert running == account.balance
+
+
+def _run_together(count: int, work) -> list:
+    """``work(i)`` in ``count`` threads released at once, each with its own connection."""
+    results: list = [None] * count
+    errors: list = []
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = work(index)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    return results
+
+
+def test_concurrent_grants_with_one_idempotency_key_make_one_entry():
+    from tests.conftest import client_for, make_user
+
+    org = make_org(name="Granted")
+    staff = make_user(is_staff=True)
+    before = CreditAccount.objects.get(organization=org).balance
+
+    def grant(_: int) -> tuple[int, dict]:
+        response = client_for(staff, org).post(
+            "/billing/credits/grant", {"amount": "7.25", "reason": "Once"}, format="json", HTTP_IDEMPOTENCY_KEY="g-1"
+        )
+        return response.status_code, response.json()
+
+    answers = _run_together(THREADS, grant)
+    assert {status for status, _ in answers} == {201}
+    assert len({body["id"] for _, body in answers}) == 1  # every caller sees the one entry
+    grants = LedgerEntry.objects.filter(organization=org, kind="grant", description="Once")
+    assert grants.count() == 1
+    assert CreditAccount.objects.get(organization=org).balance == before + Decimal("7.25")
+
+
+def test_concurrent_spenders_never_pass_an_org_or_a_specialist_budget():
+    """One credit a call, exactly: ten calls fit the org's budget of 10, six the specialist's limit
+    of 6; however the threads interleave, no hold is granted once a budget is used up."""
+    import uuid
+
+    ModelRate.objects.create(
+        model="one-credit",
+        provider="openai",
+        display_name="One credit a token",
+        input_credits_per_million=Decimal(1_000_000),
+        output_credits_per_million=Decimal(0),
+        context_window=8000,
+    )
+    org = make_org(name="Budgeted")
+    org.monthly_budget = Decimal(10)
+    org.save()
+    limited, free = uuid.uuid4(), uuid.uuid4()
+
+    def spend(index: int) -> list[str]:
+        outcomes = []
+        specialist = limited if index % 2 == 0 else free
+        for _ in range(5):
+            try:
+                hold = services.reserve(
+                    org=org,
+                    model="one-credit",
+                    input_tokens=1,
+                    max_output_tokens=0,
+                    specialist_id=specialist,
+                    specialist_limit=Decimal(6) if specialist == limited else None,
+                )
+            except BillingRefusal as exc:
+                outcomes.append(exc.code)
+                continue
+            services.settle(reservation_id=hold.reservation_id, input_tokens=1, output_tokens=0)
+            outcomes.append("spent")
+        return outcomes
+
+    outcomes = [outcome for thread in _run_together(THREADS, spend) for outcome in thread]
+    account = CreditAccount.objects.get(organization=org)
+    usage = LedgerEntry.objects.filter(organization=org, kind="usage")
+    assert outcomes.count("spent") == 10
+    assert account.period_spent == Decimal(10)
+    assert account.reserved == 0
+    assert -sum(entry.amount for entry in usage.filter(specialist_id=limited)) <= 6
+    assert usage.count() == 10
+    assert {outcome for outcome in outcomes if outcome != "spent"} == {"budget_exhausted"}
+    assert sum((entry.amount for entry in LedgerEntry.objects.filter(organization=org)), Decimal(0)) == account.balance

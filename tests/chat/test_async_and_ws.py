@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 import time
 import uuid
@@ -26,7 +25,7 @@ from chat.models import ChatSession, Message
 from leancore.asgi import application
 from tests.conftest import PASSWORD, add_member, client_for, make_org, make_specialist, owner_of
 from tests.fakes.llm_server import Scenario
-from tests.servers import Daphne, run_worker_batch, server_env
+from tests.servers import Daphne, redis_url_for_tests, run_worker_batch, server_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -217,9 +216,7 @@ async def test_async_turn_run_by_an_embedded_worker_thread_reaches_the_socket(ws
 
 @pytest.fixture
 def redis_daphne(django_db_blocker, _fake_llm_server):
-    redis_url = os.environ.get("TEST_REDIS_URL")
-    if not redis_url:
-        pytest.skip("TEST_REDIS_URL is not set")
+    redis_url = redis_url_for_tests()
     env = server_env({"REDIS_URL": redis_url, "OPENAI_BASE_URL": f"{_fake_llm_server.url}/v1", "OPENAI_API_KEY": "x"})
     with django_db_blocker.unblock():
         server = Daphne(env)
@@ -321,15 +318,12 @@ def test_websocket_over_redis_stays_open_when_idle_and_survives_a_bad_frame(ws_s
 async def test_events_go_only_to_watched_groups_and_reach_a_watcher_that_joins_mid_turn(monkeypatch):
     """The publisher asks whether anyone watches once in a while, not per event (a send to an empty
     Redis group costs two round trips); a socket that joins mid-turn gets the events from then on."""
-    import os
 
     from chat import pipeline as engine
     from chat.pipeline import TurnEvent, _Publisher
     from leancore.layers import RedisChannelLayer
 
-    redis_url = os.environ.get("TEST_REDIS_URL")
-    if not redis_url:
-        pytest.skip("TEST_REDIS_URL is not set")
+    redis_url = redis_url_for_tests()
     layer = RedisChannelLayer(hosts=[redis_url])
     monkeypatch.setattr(engine, "get_channel_layer", lambda: layer)
     monkeypatch.setattr(engine, "WATCHERS_RECHECK_SECONDS", 0.2)

@@ -23,7 +23,7 @@ from chat.models import ChatSession
 from leancore.management.commands.serve import plan_pools
 from tests.conftest import make_org, make_specialist, owner_of
 from tests.fakes.llm_server import Scenario
-from tests.servers import Daphne, server_env
+from tests.servers import Daphne, redis_url_for_tests, server_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,9 +41,7 @@ def test_pools_are_sized_to_fit_postgresql_together():
 
 @pytest.fixture
 def all_cores(fake_llm, bundled_data):
-    redis_url = os.environ.get("TEST_REDIS_URL")
-    if not redis_url:
-        pytest.skip("TEST_REDIS_URL is not set")
+    redis_url = redis_url_for_tests()
     env = server_env({"REDIS_URL": redis_url, "OPENAI_BASE_URL": f"{fake_llm.url}/v1", "OPENAI_API_KEY": "sk-test"})
     # its own application name: the connections of an earlier test's servers, still exiting, are not counted
     env["DATABASE_URL"] = env["DATABASE_URL"].replace(

@@ -3,7 +3,6 @@ Redis cache in one round trip for several keys, and on the in-process cache of a
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -11,6 +10,7 @@ from django.core.cache.backends.locmem import LocMemCache
 
 from leancore.api import throttles
 from leancore.cache import RedisCache
+from tests.servers import redis_url_for_tests
 
 WINDOW_START = 1_800_000_000.0  # a multiple of 60: the start of a one-minute window
 
@@ -18,9 +18,7 @@ WINDOW_START = 1_800_000_000.0  # a multiple of 60: the start of a one-minute wi
 @pytest.fixture(params=["redis", "locmem"])
 def counting_cache(request, monkeypatch):
     if request.param == "redis":
-        url = os.environ.get("TEST_REDIS_URL")
-        assert url, "TEST_REDIS_URL must name a Redis server (the test command sets it)"
-        backend = RedisCache(url, {"KEY_PREFIX": f"throttle-test-{uuid.uuid4().hex}"})
+        backend = RedisCache(redis_url_for_tests(), {"KEY_PREFIX": f"throttle-test-{uuid.uuid4().hex}"})
     else:
         backend = LocMemCache(f"throttle-test-{uuid.uuid4().hex}", {})
     monkeypatch.setattr(throttles, "cache", backend)
@@ -56,9 +54,7 @@ def test_several_keys_are_counted_together_and_each_has_its_own_rate(counting_ca
 
 
 def test_redis_counts_every_key_in_one_round_trip(monkeypatch):
-    url = os.environ.get("TEST_REDIS_URL")
-    assert url, "TEST_REDIS_URL must name a Redis server (the test command sets it)"
-    backend = RedisCache(url, {"KEY_PREFIX": f"throttle-test-{uuid.uuid4().hex}"})
+    backend = RedisCache(redis_url_for_tests(), {"KEY_PREFIX": f"throttle-test-{uuid.uuid4().hex}"})
     client = backend._cache.get_client(write=True)
     calls = []
     pipeline = type(client).pipeline
