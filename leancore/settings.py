@@ -363,6 +363,10 @@ CORS_EXPOSE_HEADERS = ["Retry-After"]
 WIZARD_MODEL = env_str("WIZARD_MODEL")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
+# A provider that goes quiet: the call fails after this many seconds without a byte (before the first
+# token or between two), the turn ends `failed` and what was produced is billed.
+LLM_IDLE_TIMEOUT = float(env_str("LLM_IDLE_TIMEOUT", "60"))
+LLM_CONNECT_TIMEOUT = float(env_str("LLM_CONNECT_TIMEOUT", "10"))
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL")
 MCP_ALLOW_PRIVATE_NETWORKS = env_bool("MCP_ALLOW_PRIVATE_NETWORKS", False)

@@ -45,6 +45,7 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
             "DB_CONN_MAX_AGE": "0",
             "DB_POOL_SIZE": "5",  # as in production: a bounded pool (closed when the server stops)
+            "LLM_IDLE_TIMEOUT": "3",  # a provider that hangs is given up in seconds, not a minute
         }
     )
     env.pop("REDIS_URL", None)

@@ -20,6 +20,7 @@ from chat.providers.base import (
     TextDelta,
     ToolCall,
     Usage,
+    idle_message,
 )
 
 SCHEMA_TOOL = "respond"
@@ -58,7 +59,7 @@ class AnthropicProvider(SDKProvider):
     settings_prefix = "ANTHROPIC"
 
     def make_client(self, *, api_key: str, base_url: str | None) -> anthropic.AsyncAnthropic:
-        return anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=self.timeout_seconds, max_retries=1)
+        return anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=self.timeout(), max_retries=1)
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
         kwargs: dict[str, Any] = {
@@ -106,6 +107,8 @@ class AnthropicProvider(SDKProvider):
                         output_tokens = event.usage.output_tokens
                     if event.delta.stop_reason and finish != "tool_calls":
                         finish = STOP_REASONS.get(event.delta.stop_reason, event.delta.stop_reason)
+        except (anthropic.APITimeoutError, httpx2.TimeoutException) as exc:
+            raise ProviderError(idle_message(self.timeout())) from exc
         except (anthropic.APIError, httpx2.HTTPError) as exc:
             raise ProviderError(f"Anthropic provider failed: {exc}") from exc
         except json.JSONDecodeError as exc:

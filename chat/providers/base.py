@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import httpx2
+
 from leancore.api.errors import DomainError
 
 
@@ -101,7 +103,14 @@ class SDKProvider:
 
     name = ""
     settings_prefix = ""
-    timeout_seconds = 120
+
+    @staticmethod
+    def timeout() -> httpx2.Timeout:
+        """Connecting, then at most ``LLM_IDLE_TIMEOUT`` seconds without a byte from the provider
+        (before its first token or between two): a provider that hangs fails the call."""
+        from django.conf import settings
+
+        return httpx2.Timeout(settings.LLM_IDLE_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
 
     def _config(self) -> tuple[str, str]:
         from django.conf import settings
@@ -125,10 +134,15 @@ class SDKProvider:
                 f"The {self.name} provider is not configured on this server "
                 f"(set {self.settings_prefix}_API_KEY or {self.settings_prefix}_BASE_URL)."
             )
+        timeout = self.timeout()
         return loop_cached(
-            (self.name, api_key, base_url),
+            (self.name, api_key, base_url, timeout.read, timeout.connect),
             lambda: self.make_client(api_key=api_key or "not-needed", base_url=base_url or None),
         )
+
+
+def idle_message(timeout: httpx2.Timeout) -> str:
+    return f"The provider sent nothing for {timeout.read:g} s (LLM_IDLE_TIMEOUT); the call was given up."
 
 
 def estimate_tokens(text: str) -> int:

@@ -22,6 +22,7 @@ from chat.providers.base import (
     TextDelta,
     ToolCall,
     Usage,
+    idle_message,
 )
 
 
@@ -96,7 +97,7 @@ class OpenAIProvider(SDKProvider):
     settings_prefix = "OPENAI"
 
     def make_client(self, *, api_key: str, base_url: str | None) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=self.timeout_seconds, max_retries=1)
+        return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=self.timeout(), max_retries=1)
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
         kwargs: dict[str, Any] = {
@@ -144,6 +145,8 @@ class OpenAIProvider(SDKProvider):
                             slot["arguments"] += function.get("arguments") or ""
                         if choice.get("finish_reason"):
                             finish = choice["finish_reason"]
+        except (openai.APITimeoutError, httpx2.TimeoutException) as exc:
+            raise ProviderError(idle_message(self.timeout())) from exc
         except (openai.APIError, httpx2.HTTPError, *READ_ERRORS) as exc:
             raise ProviderError(f"OpenAI-compatible provider failed: {exc}") from exc
         for index in sorted(calls):

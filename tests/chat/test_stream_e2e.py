@@ -147,6 +147,43 @@ def test_dropped_stream_ends_with_usage_then_error_and_bills_what_was_produced(s
     assert CreditAccount.objects.get(organization=org).reserved == 0
 
 
+def test_a_provider_that_hangs_mid_stream_is_given_up_and_what_it_produced_is_billed(setup, fake_llm):
+    """Two tokens, then silence with the connection open: after LLM_IDLE_TIMEOUT (3 s for the test
+    servers) the call is given up, the stream ends with `usage` and `error`, the produced tokens
+    are billed once, the hold is released and the provider's connection is closed."""
+    org, _, client = setup
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    fake_llm.script(Scenario(chunks=["one ", "two ", "three ", "four"], hang_after=2))
+    started = time.monotonic()
+    response = client.post("/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "count"})
+    assert response.status_code == 200
+    assert time.monotonic() - started < 20
+    events = parse_sse(response.text)
+    assert [name for _, name, _ in events] == ["session", "delta", "delta", "usage", "error"]
+    assert events[-1][2]["code"] == "llm_unavailable"
+    assert "LLM_IDLE_TIMEOUT" in events[-1][2]["detail"]
+    entry = LedgerEntry.objects.get(organization=org, kind="usage")
+    assert entry.amount == -Decimal(events[-2][2]["credits"])
+    assert entry.output_tokens == 2
+    message = Message.objects.get(pk=events[0][2]["messageId"])
+    assert (message.status, message.content, message.error_code) == ("failed", "one two ", "llm_unavailable")
+    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert fake_llm.closed_early.wait(5)  # the server hung up on the silent provider
+
+
+def test_a_provider_that_never_answers_is_a_problem_before_the_stream(setup, fake_llm):
+    org, _, client = setup
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    fake_llm.script(Scenario(chunks=["never"], hang_after=0))  # headers, then nothing
+    response = client.post("/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "hello?"})
+    assert response.status_code == 502, response.text
+    assert response.json()["code"] == "llm_unavailable"
+    assert not LedgerEntry.objects.filter(organization=org, kind="usage").exists()
+    assert CreditAccount.objects.get(organization=org).reserved == 0
+    message = Message.objects.get(role="assistant", session__organization=org)
+    assert (message.status, message.error_code) == ("failed", "llm_unavailable")
+
+
 def test_client_disconnect_stops_the_provider_and_bills_only_what_was_produced(setup, fake_llm):
     org, _, client = setup
     specialist = make_specialist(org, model="gpt-4o-mini")

@@ -28,6 +28,7 @@ class Scenario:
     drop_after: int | None = None  # close the connection after this many chunks
     error_after: int | None = None  # an in-stream error object after this many chunks (OpenAI)
     delay: float = 0.0  # seconds between chunks
+    hang_after: int | None = None  # send nothing more (the connection stays open) after this many chunks
     finish: str | None = None
 
 
@@ -92,6 +93,8 @@ def build_app(fake: FakeLLM) -> Starlette:
                 for i, text in enumerate(scenario.chunks):
                     if scenario.drop_after is not None and i >= scenario.drop_after:
                         raise Dropped
+                    if scenario.hang_after is not None and i >= scenario.hang_after:
+                        await asyncio.sleep(3600)
                     if scenario.error_after is not None and i >= scenario.error_after:
                         yield _sse({"error": {"message": "scripted overload", "type": "server_error"}})
                         return
@@ -169,6 +172,8 @@ def build_app(fake: FakeLLM) -> Starlette:
                     for i, text in enumerate(scenario.chunks):
                         if scenario.drop_after is not None and i >= scenario.drop_after:
                             raise Dropped
+                        if scenario.hang_after is not None and i >= scenario.hang_after:
+                            await asyncio.sleep(3600)
                         await asyncio.sleep(scenario.delay)
                         yield _sse(
                             {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
