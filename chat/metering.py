@@ -67,3 +67,8 @@ def settle(reservation_id: uuid.UUID, usage: Usage, *, description: str = "") ->
 def release(reservation_id: uuid.UUID) -> None:
     """Gives back a hold whose call produced nothing (a no-op once settled or released)."""
     billing.release(reservation_id=reservation_id)
+
+
+def release_holds_of(message_id: uuid.UUID) -> int:
+    """Gives back every hold a message's turn still has open (its process died mid-turn)."""
+    return billing.release_holds_of_message(message_id=message_id)

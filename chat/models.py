@@ -79,6 +79,8 @@ class Message(models.Model):
     reservation_id = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # the lease of a running turn: renewed by whatever process runs it; a stale one means it died
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

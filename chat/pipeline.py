@@ -26,6 +26,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from billing.errors import BillingRefusal
 from chat import metering, turns
@@ -125,6 +126,7 @@ class _Publisher:
 
 
 _next_call = in_thread(turns.next_call)
+_beat = in_thread(turns.beat)
 _record_answer = in_thread(turns.record_answer)
 _record_failure = in_thread(turns.record_failure)
 _settle_alone = in_thread(metering.settle)
@@ -271,10 +273,22 @@ async def _fail(turn: PreparedTurn, totals: Totals, in_flight: _InFlight, code: 
         totals.add(produced, charge)
 
 
+async def _keep_alive(message_id: uuid.UUID) -> None:
+    """Renews the turn's lease every TURN_HEARTBEAT_SECONDS while it runs (a turn shorter than
+    that costs nothing more): maintenance fails a turn whose lease ran out, as its process died."""
+    while True:
+        await asyncio.sleep(settings.TURN_HEARTBEAT_SECONDS)
+        try:
+            await _beat(message_id)
+        except Exception as exc:  # the database is briefly away: the next beat will tell
+            logger.warning("Turn %s: heartbeat not written: %r", message_id, exc)
+
+
 async def _recorded(turn: PreparedTurn, totals: Totals) -> AsyncIterator[TurnEvent]:
     """The turn's events; a failure (or the listener going away) is recorded before it propagates:
     what the call in flight produced is billed once, the message fails with the reason."""
     in_flight = _InFlight()
+    keeper = asyncio.create_task(_keep_alive(turn.message_id)) if turn.message_id is not None else None
     try:
         async with aclosing(_phases(turn, totals, in_flight)) as events:
             async for event in events:
@@ -292,6 +306,9 @@ async def _recorded(turn: PreparedTurn, totals: Totals) -> AsyncIterator[TurnEve
         except Exception:  # the turn still ends with its error; maintenance fails the message later
             logger.exception("Could not record the failure of turn %s", turn.message_id)
         raise
+    finally:
+        if keeper is not None:
+            keeper.cancel()
 
 
 async def run_turn(turn: PreparedTurn) -> AsyncIterator[TurnEvent]:

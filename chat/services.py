@@ -3,10 +3,16 @@ session, and the maintenance of turns whose worker died or that could not run.""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from datetime import timedelta
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -17,21 +23,55 @@ from leancore.api.errors import NotFoundError, PermissionDeniedError
 from orgs.context import OrgContext
 from orgs.models import Role
 
-STUCK_AFTER = timedelta(minutes=10)
+logger = logging.getLogger(__name__)
+
+WORKER_LOST = "The process running this turn stopped. Nothing more was billed; please send it again."
+NOTICE_TIMEOUT_SECONDS = 2.0
 
 
-def fail_stuck_turns(*, older_than: timedelta = STUCK_AFTER) -> int:
-    """A turn whose worker died stays 'running': fail it with a reason (its hold is released by
-    the stale-reservation sweep)."""
-    cutoff = timezone.now() - older_than
-    return Message.objects.filter(
-        role=Message.Role.ASSISTANT, status=Message.Status.RUNNING, started_at__lt=cutoff
-    ).update(
-        status=Message.Status.FAILED,
-        error_code="worker_lost",
-        error="The worker stopped while running this turn. Nothing more was billed; please send it again.",
-        completed_at=timezone.now(),
-    )
+def _tell_watchers(group: str, code: str, detail: str) -> None:
+    """The session's WebSocket watchers get the turn's `error` event (bounded: a channel layer that
+    cannot be reached loses only the notice; the message itself says what happened)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+
+    async def send() -> None:
+        async with asyncio.timeout(NOTICE_TIMEOUT_SECONDS):
+            event = {"type": "chat.event", "event": "error", "data": {"code": code, "detail": detail}}
+            await layer.group_send(group, event)
+
+    try:
+        async_to_sync(send)()
+    except Exception:
+        logger.exception("Could not tell the watchers of %s", group)
+
+
+def fail_stuck_turns(*, lease: timedelta | None = None) -> int:
+    """Fails every running turn whose lease (``heartbeat_at``, renewed while its process lives)
+    is older than ``lease`` (TURN_LEASE_SECONDS): the process died. Its holds are released (the
+    tokens it may have produced were never recorded, so nobody pays for them), the message fails
+    with ``worker_lost``, and its WebSocket watchers get the `error` event. A turn is never run
+    again, so nothing is paid twice."""
+    cutoff = timezone.now() - (lease or timedelta(seconds=settings.TURN_LEASE_SECONDS))
+    stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    running = Message.objects.filter(role=Message.Role.ASSISTANT, status=Message.Status.RUNNING)
+    failed = 0
+    for message_id in list(running.filter(stale).values_list("id", flat=True)):
+        with transaction.atomic():
+            message = running.filter(stale, pk=message_id).select_for_update(skip_locked=True).first()
+            if message is None:  # it beat, ended or is being handled meanwhile
+                continue
+            message.status = Message.Status.FAILED
+            message.error_code = "worker_lost"
+            message.error = WORKER_LOST
+            message.completed_at = timezone.now()
+            message.save(update_fields=["status", "error_code", "error", "completed_at"])
+            metering.release_holds_of(message.pk)
+            group = ChatSession(pk=message.session_id).group_name
+            transaction.on_commit(lambda group=group: _tell_watchers(group, "worker_lost", WORKER_LOST))
+        failed += 1
+    return failed
 
 
 def fail_queued_message(*, message_id: uuid.UUID, code: str, detail: str) -> None:

@@ -259,6 +259,7 @@ def start_turn(
             role=Message.Role.ASSISTANT,
             status=Message.Status.QUEUED if queued else Message.Status.RUNNING,
             started_at=None if queued else now,
+            heartbeat_at=None if queued else now,
             reservation_id=reservation_id,
             created_at=now + timedelta(microseconds=1),  # strictly after the user's message
         ),
@@ -299,8 +300,8 @@ def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
         if assistant is None or assistant.status != Message.Status.QUEUED:
             return None
         assistant.status = Message.Status.RUNNING
-        assistant.started_at = timezone.now()
-        assistant.save(update_fields=["status", "started_at"])
+        assistant.started_at = assistant.heartbeat_at = timezone.now()
+        assistant.save(update_fields=["status", "started_at", "heartbeat_at"])
     session = assistant.session
     user_message = (
         session.messages.filter(role=Message.Role.USER, created_at__lte=assistant.created_at)
@@ -331,6 +332,13 @@ def start_completion(
         request=request,
         reservation_id=metering.hold(payer, request),
         description=description,
+    )
+
+
+def beat(message_id: uuid.UUID) -> None:
+    """Renews a running turn's lease (``heartbeat_at``): its process is alive."""
+    db.update_rows(
+        Message, {"heartbeat_at": timezone.now()}, "id = %s AND status = %s", [message_id, Message.Status.RUNNING]
     )
 
 

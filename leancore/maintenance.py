@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.tasks import task
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
-INTERVAL = timedelta(seconds=60)
 TASK_PATH = "leancore.maintenance.maintenance"
 
 
@@ -29,17 +29,19 @@ def run_upkeep() -> dict[str, int]:
 
 @task()
 def maintenance() -> dict[str, int]:
-    try:
-        return run_upkeep()
-    finally:
-        maintenance.using(run_after=timezone.now() + INTERVAL).enqueue()
+    """The next run is enqueued before this one does any work: a worker killed in the middle of
+    it leaves the chain intact (the next run is waiting), and the work is safe to repeat."""
+    interval = timedelta(seconds=settings.MAINTENANCE_INTERVAL_SECONDS)
+    maintenance.using(run_after=timezone.now() + interval).enqueue()
+    return run_upkeep()
 
 
 def ensure_scheduled() -> bool:
-    """Enqueues the maintenance chain unless one is already waiting. Returns True if it enqueued."""
+    """Enqueues the maintenance chain unless a run is already waiting (a run left RUNNING by a
+    killed worker does not count). Returns True if it enqueued."""
     from django_tasks_db.models import DBTaskResult
 
-    waiting = DBTaskResult.objects.filter(task_path=TASK_PATH, status__in=["READY", "RUNNING"]).exists()
+    waiting = DBTaskResult.objects.filter(task_path=TASK_PATH, status="READY").exists()
     if waiting:
         return False
     maintenance.enqueue()

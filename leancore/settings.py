@@ -375,6 +375,12 @@ MCP_TOOL_TIMEOUT_SECONDS = float(env_str("MCP_TOOL_TIMEOUT_SECONDS", "30"))
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")
 # Holds older than this are treated as abandoned (a crashed worker) and released.
 RESERVATION_TTL = timedelta(seconds=env_int("RESERVATION_TTL_SECONDS", 15 * 60))
+# A running turn renews its lease every TURN_HEARTBEAT_SECONDS; one whose lease is older than
+# TURN_LEASE_SECONDS lost its process (a killed worker or server): maintenance, which runs every
+# MAINTENANCE_INTERVAL_SECONDS, fails it, releases its holds and tells its WebSocket watchers.
+TURN_HEARTBEAT_SECONDS = float(env_str("TURN_HEARTBEAT_SECONDS", "10"))
+TURN_LEASE_SECONDS = float(env_str("TURN_LEASE_SECONDS", "60"))
+MAINTENANCE_INTERVAL_SECONDS = float(env_str("MAINTENANCE_INTERVAL_SECONDS", "60"))
 
 # --- Security (production) ----------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None

@@ -250,6 +250,16 @@ def release(*, reservation_id: uuid.UUID) -> None:
     db.update(reservation, "status", "charged", "closed_at")
 
 
+def release_holds_of_message(*, message_id: uuid.UUID) -> int:
+    """Gives back every hold still open for one chat message (its turn's process died)."""
+    ids = list(
+        Reservation.objects.filter(message_id=message_id, status=Reservation.Status.ACTIVE).values_list("id", flat=True)
+    )
+    for reservation_id in ids:
+        release(reservation_id=reservation_id)
+    return len(ids)
+
+
 def release_stale_reservations(*, older_than: datetime | None = None) -> int:
     """Releases holds whose call never settled (a crashed worker). Each is released at most once."""
     cutoff = older_than or timezone.now() - settings.RESERVATION_TTL

@@ -1,0 +1,148 @@
+"""Benchmark: the ledger under concurrency on PostgreSQL — hold + settle operations per second.
+
+Usage:  .venv/bin/python bench/ledger.py [--seconds 5] [--threads 1,4,8,16] [--orgs 1,100]
+
+Migrates a benchmark database (BENCH_DATABASE_URL, default
+postgres://postgres@127.0.0.1:5432/leancore_bench), then for each number of orgs and threads runs
+``reserve`` + ``settle`` (the two transactions of every model call) in a loop from that many
+threads, each with its own connection, and prints the operations per second, p50/p99 latency of one
+hold+settle, and whether the ledger still sums to every balance exactly. Against one org every
+operation serializes on the org's account row (that is the hard guarantee: the balance is never
+overdrawn); spread over many orgs the operations run in parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production-0123456789abcdef")
+os.environ.setdefault(
+    "DATABASE_URL", os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/leancore_bench")
+)
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leancore.settings")
+os.environ["DB_POOL_SIZE"] = "0"  # one connection per thread, held for the run
+os.environ["DB_CONN_MAX_AGE"] = "600"
+
+
+def ensure_database() -> None:
+    url = os.environ["DATABASE_URL"]
+    if url.startswith("postgres"):
+        name = url.rsplit("/", 1)[1]
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], capture_output=True, check=False)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, check=True, capture_output=True)
+
+
+def run(orgs: list, threads: int, seconds: float) -> dict:
+    from django.db import connection
+
+    from billing import services
+
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(threads)
+    stop_at = [0.0]
+
+    def worker(index: int) -> None:
+        org = orgs[index % len(orgs)]
+        mine = []
+        try:
+            barrier.wait()
+            while time.perf_counter() < stop_at[0]:
+                started = time.perf_counter()
+                hold = services.reserve(org=org, model="bench-ledger", input_tokens=100, max_output_tokens=100)
+                services.settle(reservation_id=hold.reservation_id, input_tokens=80, output_tokens=60)
+                mine.append(time.perf_counter() - started)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+            with lock:
+                latencies.extend(mine)
+
+    stop_at[0] = time.perf_counter() + seconds + 0.2
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    if errors:
+        raise errors[0]
+    latencies.sort()
+    return {
+        "ops": len(latencies) / seconds,
+        "p50": statistics.median(latencies) * 1000,
+        "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+def exact(orgs: list) -> bool:
+    from django.db.models import Sum
+
+    from billing.models import CreditAccount, LedgerEntry
+
+    for org in orgs:
+        account = CreditAccount.objects.get(organization=org)
+        total = LedgerEntry.objects.filter(organization=org).aggregate(total=Sum("amount"))["total"]
+        if total != account.balance or account.reserved != 0:
+            return False
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--threads", default="1,4,8,16")
+    parser.add_argument("--orgs", default="1,100")
+    args = parser.parse_args()
+    ensure_database()
+    import django
+
+    django.setup()
+    from accounts.models import User
+    from billing.models import ModelRate
+    from billing.services import grant_credits
+    from orgs.services import create_organization
+
+    def make_org(name: str):
+        owner = User.objects.create_user(email=f"ledger-{time.time_ns()}@example.com", password="x-Bench-pass-1")
+        return create_organization(name=name, owner=owner)
+
+    ModelRate.objects.update_or_create(
+        model="bench-ledger",
+        defaults={
+            "provider": "local",
+            "display_name": "Ledger bench",
+            "input_credits_per_million": Decimal("1.5"),
+            "output_credits_per_million": Decimal("2.25"),
+            "context_window": 8000,
+        },
+    )
+    print(f"hold + settle on PostgreSQL, {args.seconds:g} s per row, {os.cpu_count()} cores")
+    print("| orgs | threads | ops/s | p50 ms | p99 ms | ledger exact |")
+    print("| ---: | ---: | ---: | ---: | ---: | --- |")
+    for org_count in (int(n) for n in args.orgs.split(",")):
+        orgs = [make_org(name=f"Ledger bench {n}") for n in range(org_count)]
+        for org in orgs:
+            grant_credits(org=org, amount=Decimal(10_000_000), reason="bench")
+        for threads in (int(n) for n in args.threads.split(",")):
+            figures = run(orgs, threads, args.seconds)
+            print(
+                f"| {org_count} | {threads} | {figures['ops']:.0f} | {figures['p50']:.1f} | {figures['p99']:.1f} "
+                f"| {'yes' if exact(orgs) else 'NO'} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
