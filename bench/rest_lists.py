@@ -1,0 +1,160 @@
+"""Benchmark: REST lists on an org with many rows, side by side with ``GET /health`` on the same server.
+
+Usage:  .venv/bin/python bench/rest_lists.py [--rows 10000] [--concurrency 10] [--seconds 5]
+
+Migrates a benchmark database (BENCH_DATABASE_URL, default
+postgres://postgres@127.0.0.1:5432/leancore_bench), gives one org ``--rows`` specialists, chat
+sessions, ledger entries and tasks, starts one Daphne process on the default settings (a bounded
+connection pool; Redis when BENCH_REDIS_URL answers) and, from this separate process, keeps
+``--concurrency`` requests in flight against each endpoint for ``--seconds``: requests per second,
+p50/p99 latency and errors, each list next to the cost of the server's cheapest answer
+(``/health``). Lists are paginated, so their cost should not grow with the rows (the query count
+per request is asserted in ``tests/core/test_query_counts.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production-0123456789abcdef")
+os.environ.setdefault(
+    "DATABASE_URL", os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/leancore_bench")
+)
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leancore.settings")
+os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
+
+import httpx  # noqa: E402
+
+ENDPOINTS = ["/health", "/specialists", "/api/chat/sessions", "/billing/credits/usage", "/tasks", "/health"]
+
+
+def ensure_database() -> None:
+    url = os.environ["DATABASE_URL"]
+    if url.startswith("postgres"):
+        name = url.rsplit("/", 1)[1]
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], capture_output=True, check=False)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, check=True, capture_output=True)
+
+
+def populate(rows: int) -> str:
+    """One org with ``rows`` of each listed kind; returns its owner's access token."""
+    import django
+
+    django.setup()
+    from accounts.models import User
+    from accounts.services import issue_tokens
+    from billing.models import LedgerEntry
+    from chat.models import ChatSession
+    from orgs.services import create_organization
+    from specialists.models import Specialist
+    from tasks.models import Task
+
+    owner = User.objects.create_user(email=f"lists-{time.time_ns()}@example.com", password="x-Bench-pass-1")
+    org = create_organization(name="Lists bench", owner=owner)
+    specialists = Specialist.objects.bulk_create(
+        [Specialist(organization=org, name=f"S{n}", model="local") for n in range(rows)], batch_size=2000
+    )
+    ChatSession.objects.bulk_create(
+        [
+            ChatSession(organization=org, specialist=specialists[n % len(specialists)], created_by=owner, title=f"{n}")
+            for n in range(rows)
+        ],
+        batch_size=2000,
+    )
+    LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(organization=org, kind="grant", amount=Decimal(1), balance_after=Decimal(n + 1))
+            for n in range(rows)
+        ],
+        batch_size=2000,
+    )
+    Task.objects.bulk_create(
+        [Task(organization=org, title=f"T{n}", created_by=owner) for n in range(rows)], batch_size=2000
+    )
+    return issue_tokens(user=owner).access
+
+
+async def load(base: str, path: str, token: str, concurrency: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+    headers = {"authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
+
+        async def loop() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                response = await client.get(path)
+                latencies.append(time.perf_counter() - started)
+                errors += response.status_code != 200
+
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+    latencies.sort()
+    return {
+        "rps": len(latencies) / seconds,
+        "p50": statistics.median(latencies) * 1000,
+        "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
+        "errors": errors,
+        "count": len(latencies),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=5)
+    args = parser.parse_args()
+    ensure_database()
+    token = populate(args.rows)
+    env = dict(os.environ, DEBUG="false", LOG_LEVEL="WARNING")
+    redis = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
+    if subprocess.run(["redis-cli", "-u", redis, "ping"], capture_output=True, check=False).returncode == 0:
+        env["REDIS_URL"] = redis
+    port = 18300
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "leancore.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        print(
+            f"{args.rows} rows of each kind in one org; {args.concurrency} requests in flight, {args.seconds:g} s each"
+        )
+        print("| endpoint | requests/s | p50 ms | p99 ms | errors |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for path in ENDPOINTS:
+            asyncio.run(load(base, path, token, args.concurrency, 1))  # warm-up
+            figures = asyncio.run(load(base, path, token, args.concurrency, args.seconds))
+            print(
+                f"| `{path}` | {figures['rps']:.0f} | {figures['p50']:.1f} | {figures['p99']:.1f} "
+                f"| {figures['errors']} of {figures['count']} |",
+                flush=True,
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
