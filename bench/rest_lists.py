@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import subprocess
@@ -118,6 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     ensure_database()
     token = populate(args.rows)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     env = dict(os.environ, DEBUG="false", LOG_LEVEL="WARNING")
     redis = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
     if subprocess.run(["redis-cli", "-u", redis, "ping"], capture_output=True, check=False).returncode == 0:
