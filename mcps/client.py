@@ -15,11 +15,10 @@ from django.conf import settings
 from mcp import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from mcps.crypto import decrypt_json
 from mcps.models import AuthType, Connection, Tool, Transport
-from mcps.security import check_url
+from mcps.security import PinnedTransport, check_url
 
 MAX_PAGES = 100
 
@@ -68,9 +67,23 @@ def _describe(exc: BaseException) -> str:
 @asynccontextmanager
 async def open_session(target: Target, *, time_limit: float) -> AsyncIterator[ClientSession]:
     """An initialized MCP session. The URL is checked (SSRF guard) again right before connecting."""
-    await anyio.to_thread.run_sync(check_url, target.url)
+    addresses = await anyio.to_thread.run_sync(check_url, target.url)
+
+    def client(
+        headers: dict[str, str] | None = None, timeout: httpx2.Timeout | None = None, auth: httpx2.Auth | None = None
+    ) -> httpx2.AsyncClient:
+        """The SDK's client, connecting only to the addresses just checked (no second DNS lookup)."""
+        transport = PinnedTransport(target.url, addresses) if addresses is not None else None
+        return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, transport=transport)
+
     if target.transport == Transport.SSE:
-        transport = sse_client(target.url, headers=target.headers, timeout=time_limit, sse_read_timeout=time_limit)
+        transport = sse_client(
+            target.url,
+            headers=target.headers,
+            timeout=time_limit,
+            sse_read_timeout=time_limit,
+            httpx_client_factory=client,
+        )
         async with (
             transport as (read, write),
             ClientSession(read, write, read_timeout_seconds=time_limit) as session,
@@ -78,7 +91,7 @@ async def open_session(target: Target, *, time_limit: float) -> AsyncIterator[Cl
             await session.initialize()
             yield session
         return
-    http = create_mcp_http_client(headers=target.headers, timeout=httpx2.Timeout(time_limit))
+    http = client(headers=target.headers, timeout=httpx2.Timeout(time_limit))
     async with (
         http,
         streamable_http_client(target.url, http_client=http) as (read, write),

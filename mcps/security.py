@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore2
+import httpx2
 from django.conf import settings
 
 from leancore.api.errors import DomainError
@@ -46,14 +50,17 @@ def _resolve(host: str, port: int) -> list[str]:
     return sorted({info[4][0] for info in infos})
 
 
-def check_url(url: str) -> None:
+def check_url(url: str) -> list[str] | None:
     """Raises UrlNotAllowedError unless ``url`` is http(s) and every address it resolves to is public
-    (or MCP_ALLOW_PRIVATE_NETWORKS is set). Called on save and again before every connect."""
+    (or MCP_ALLOW_PRIVATE_NETWORKS is set). Called on save and again before every connect. Returns
+    the addresses it checked, which are the only ones a connection may then go to (``PinnedTransport``:
+    a name that resolves to something else a moment later, DNS rebinding, changes nothing); None
+    when private networks are allowed."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise UrlNotAllowedError("Only http and https URLs with a host are allowed.")
     if settings.MCP_ALLOW_PRIVATE_NETWORKS:
-        return
+        return None
     host = parts.hostname
     if host.lower() in {"localhost", "metadata.google.internal", "metadata"} or host.lower().endswith(".localhost"):
         raise UrlNotAllowedError(f"{host} is a local or metadata address.")
@@ -68,3 +75,41 @@ def check_url(url: str) -> None:
     blocked = [address for address in addresses if _blocked(address)]
     if blocked:
         raise UrlNotAllowedError(f"{host} resolves to a private, loopback, link-local or metadata address.")
+    return addresses
+
+
+class _PinnedBackend(httpcore2.AnyIOBackend):
+    """Connects a checked host to the addresses it was checked at, never to a fresh lookup; any other
+    host is refused. TLS still names (and verifies) the host itself."""
+
+    def __init__(self, host: str, addresses: list[str]) -> None:
+        super().__init__()
+        self.host = host.lower()
+        self.addresses = addresses
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 -- httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        if host.lower() != self.host:
+            raise httpcore2.ConnectError(f"{host} is not the checked MCP host.")
+        failure: Exception | None = None
+        for address in self.addresses:
+            try:
+                return await super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore2.ConnectError as exc:
+                failure = exc
+        raise failure or httpcore2.ConnectError(f"{host}: no address to connect to.")
+
+
+class PinnedTransport(httpx2.AsyncHTTPTransport):
+    """An HTTP transport whose connections go only to the addresses ``check_url`` approved."""
+
+    def __init__(self, url: str, addresses: list[str]) -> None:
+        super().__init__(trust_env=False)  # no proxy from the environment: it would resolve the name itself
+        # httpcore takes its network backend at construction; httpx builds the pool for us
+        self._pool._network_backend = _PinnedBackend(urlsplit(url).hostname or "", addresses)

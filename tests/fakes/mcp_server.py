@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 from mcp.server import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ListToolsResult
 
 from tests.fakes.llm_server import ThreadedServer
@@ -60,8 +61,14 @@ class MCPServers:
 
     def __init__(self) -> None:
         self.server = TestMCPServer()
-        self.http = ThreadedServer(self.server.streamable_http_app(), lifespan="on")
-        self.sse = ThreadedServer(self.server.sse_app(), lifespan="off")
+        # the SDK's own DNS-rebinding guard, with the names the tests connect by (a pinned connection
+        # to 127.0.0.1 still says its own name in Host)
+        security = TransportSecuritySettings(
+            allowed_hosts=["127.0.0.1:*", "localhost:*", "rebind.example:*"],
+            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://rebind.example:*"],
+        )
+        self.http = ThreadedServer(self.server.streamable_http_app(transport_security=security), lifespan="on")
+        self.sse = ThreadedServer(self.server.sse_app(transport_security=security), lifespan="off")
 
     def __enter__(self) -> MCPServers:
         self.http.__enter__()

@@ -407,3 +407,46 @@ def test_a_slow_tool_call_times_out_into_an_error_result(org, mcp_server, settin
     )
     assert is_error
     assert "time" in result.lower()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_name_that_rebinds_after_the_check_cannot_move_the_connection(mcp_server, settings, monkeypatch, transport):
+    """DNS rebinding: the name is resolved once, for the check, and the connection goes to the
+    address that was checked; a later lookup (which could now say 127.0.0.1) is never made."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from mcps import security
+    from mcps.client import Target, list_remote_tools
+
+    settings.MCP_ALLOW_PRIVATE_NETWORKS = False
+    real = urlsplit(mcp_server.url(transport))
+    url = f"http://rebind.example:{real.port}{real.path}"
+    # the check's lookup: one address, which stands here for an attacker's public one
+    monkeypatch.setattr(security, "_resolve", lambda host, port: ["127.0.0.1"])
+    monkeypatch.setattr(security, "_blocked", lambda address: address != "127.0.0.1")
+    lookups = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def rebinding(host, *args, **kwargs):
+        if host == "rebind.example":
+            lookups.append(host)
+            raise socket.gaierror("the name points somewhere else now")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    tools = async_to_sync(list_remote_tools)(Target(url, transport, {}), time_limit=10)
+    assert {tool.name for tool in tools} >= {"add"}
+    assert lookups == []  # the connection went to the checked address, without asking DNS again
+
+
+def test_a_pinned_connection_refuses_any_other_host():
+    from mcps.security import _PinnedBackend
+
+    async def connect():
+        return await _PinnedBackend("mcp.example", ["127.0.0.1"]).connect_tcp("elsewhere.example", 80)
+
+    import httpcore2
+
+    with pytest.raises(httpcore2.ConnectError, match="not the checked MCP host"):
+        async_to_sync(connect)()

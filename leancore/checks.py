@@ -1,0 +1,57 @@
+"""``check --deploy`` for LeanCore's middleware: Django's security checks look for its own middleware
+by dotted path, and LeanCore runs subclasses of them (``leancore.api.middleware``, hooks on the event
+loop). Without this, Django reports them missing (W001–W003) and, believing them absent, skips the
+checks of the settings they apply (HSTS, SSL redirect, nosniff, referrer policy, X-Frame-Options,
+CSRF and session cookies). This runs Django's own security checks again as if each subclass were
+the middleware it extends, and reports what only that run finds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.test.utils import override_settings
+from django.utils.module_loading import import_string
+
+SECURITY_MODULES = ("django.core.checks.security.",)
+# Django's "middleware missing" warnings are silenced in settings (they are false for the
+# subclasses); a middleware that is really missing is reported under these ids instead.
+RENAMED = {"security.W001": "leancore.W001", "security.W002": "leancore.W002", "security.W003": "leancore.W003"}
+
+
+def _as_django_paths(middleware: list[str]) -> list[str]:
+    mapped = []
+    for path in middleware:
+        cls = import_string(path)
+        parent = next(
+            (
+                base
+                for base in cls.__mro__[1:]
+                if base.__module__.startswith("django.") and "Middleware" in base.__name__
+            ),
+            None,
+        )
+        mapped.append(f"{parent.__module__}.{parent.__qualname__}" if parent is not None else path)
+    return mapped
+
+
+def _security_checks() -> list[Any]:
+    registered = checks.registry.registry.get_checks(include_deployment_checks=True)
+    return [check for check in registered if getattr(check, "__module__", "").startswith(SECURITY_MODULES)]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def security_of_the_subclassed_middleware(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+    security = _security_checks()
+    as_configured = {message.id for check in security for message in check(app_configs=app_configs)}
+    found: list[checks.CheckMessage] = []
+    with override_settings(MIDDLEWARE=_as_django_paths(list(settings.MIDDLEWARE))):
+        for check in security:
+            for message in check(app_configs=app_configs):
+                if message.id in RENAMED:
+                    message.id = RENAMED[message.id]
+                elif message.id in as_configured:
+                    continue  # Django reports it already
+                found.append(message)
+    return found

@@ -1,0 +1,56 @@
+"""``manage.py check --deploy`` is clean with the production settings of ``.env.example``, and still
+sees LeanCore's security middleware (subclasses of Django's) for what they are."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+
+from django.core import checks
+
+from leancore.checks import security_of_the_subclassed_middleware
+from tests.servers import ROOT
+
+
+def _example_env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SECURE_", "DB_"))}
+    for raw in (ROOT / ".env.example").read_text().splitlines():
+        line = raw.split("  #", 1)[0].strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            env[key] = value
+    env["SECRET_KEY"] = secrets.token_urlsafe(50)
+    env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    env.pop("FIELD_ENCRYPTION_KEY", None)
+    return env
+
+
+def test_check_deploy_is_clean_with_the_production_settings():
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=_example_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no issues" in done.stdout
+
+
+def test_the_subclassed_middleware_counts_as_django_s_and_its_settings_are_checked(settings):
+    settings.SECURE_HSTS_SECONDS = 0
+    ids = {message.id for message in security_of_the_subclassed_middleware(None)}
+    assert "security.W004" in ids  # HSTS is checked: the security middleware is seen
+    assert not ids & {"leancore.W001", "leancore.W002", "leancore.W003"}
+
+
+def test_a_security_middleware_really_missing_is_still_reported(settings):
+    settings.MIDDLEWARE = [
+        m for m in settings.MIDDLEWARE if not m.endswith((".SecurityMiddleware", ".CsrfViewMiddleware"))
+    ]
+    ids = {message.id for message in security_of_the_subclassed_middleware(None)}
+    assert {"leancore.W001", "leancore.W003"} <= ids
+    assert all(isinstance(message, checks.CheckMessage) for message in security_of_the_subclassed_middleware(None))
