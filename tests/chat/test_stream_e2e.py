@@ -349,3 +349,59 @@ def test_a_nul_in_the_answer_is_stored_and_billed(setup, fake_llm):
     assert (message.status, message.content) == ("completed", "a\ufffdb")
     assert LedgerEntry.objects.filter(organization=org, kind="usage").count() == 1
     assert CreditAccount.objects.get(organization=org).reserved == 0
+
+
+def test_the_tool_round_limit_ends_the_turn_cleanly_and_bills_every_round_exactly(setup, fake_llm, mcp_server):
+    """A model that asks for a tool in every answer: after 8 model calls the turn ends with
+    `max_rounds` (the eighth call's tools are not run), and each of the 8 calls is billed once."""
+    org, _, client = setup
+    specialist, _ = _mcp_specialist(org, mcp_server, "gpt-4o-mini")
+    call = {"id": "call_n", "name": "add", "arguments": {"a": 1, "b": 1}}
+    fake_llm.script(*[Scenario(chunks=[], tool_calls=[call], usage=(100, 20)) for _ in range(8)])
+    response = client.post("/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "loop"})
+    events = parse_sse(response.text)
+    names = [name for _, name, _ in events]
+    assert names.count("tool_result") == 7
+    assert names[-2:] == ["usage", "done"]
+    assert events[-1][2]["finishReason"] == "max_rounds"
+    # 8 × (100 × 15 + 20 × 60) / 1e6 = 0.0216
+    assert events[-2][2]["credits"] == "0.021600"
+    assert LedgerEntry.objects.filter(organization=org, kind="usage").count() == 8
+    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert not Reservation.objects.filter(organization=org, status="active").exists()
+
+
+def test_a_later_rounds_hold_refused_ends_the_turn_and_bills_only_the_first_call(setup, fake_llm, mcp_server):
+    """The first call fits the balance; the second, whose input now carries a long tool result,
+    does not: the stream ends with `usage` and a 402-coded `error`, the first call is billed once,
+    nothing stays held."""
+    from billing.services import adjust_credits
+    from mcps.models import Connection
+
+    org, _, client = setup
+    specialist, _ = _mcp_specialist(org, mcp_server, "gpt-4o-mini")
+    specialist.tools.add(*Connection.objects.get(organization=org).tools.filter(name="echo"))
+    specialist.max_output_tokens = 10_000  # each hold: 10,000 × 60 / 1e6 = 0.6 credits, plus its input
+    specialist.save()
+    adjust_credits(org=org, amount=Decimal("-99.35"), kind="adjustment", reason="leave 0.65")
+    long_text = "x" * 40_000  # ~10,000 tokens in the arguments and again in the result
+    fake_llm.script(
+        Scenario(
+            chunks=[], tool_calls=[{"id": "c1", "name": "echo", "arguments": {"text": long_text}}], usage=(100, 20)
+        ),
+        Scenario(chunks=["never"], usage=(1, 1)),
+    )
+    response = client.post("/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "echo"})
+    events = parse_sse(response.text)
+    names = [name for _, name, _ in events]
+    assert names[-2:] == ["usage", "error"], names
+    assert events[-1][2]["code"] == "insufficient_credits"
+    assert events[-2][2]["credits"] == "0.002700"  # the first call: 100 × 15 / 1e6 + 20 × 60 / 1e6
+    entry = LedgerEntry.objects.get(organization=org, kind="usage")
+    assert entry.amount == Decimal("-0.002700")
+    account = CreditAccount.objects.get(organization=org)
+    assert account.reserved == 0
+    assert account.balance == Decimal("0.65") - Decimal("0.0027")
+    assert len(fake_llm.requests) == 1  # the second call never reached the model
+    message = Message.objects.get(pk=events[0][2]["messageId"])
+    assert (message.status, message.error_code) == ("failed", "insufficient_credits")
