@@ -16,30 +16,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from decimal import Decimal
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production-0123456789abcdef")
-os.environ.setdefault(
-    "DATABASE_URL", os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/leancore_bench")
-)
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leancore.settings")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ensure_database
+
 os.environ["DB_POOL_SIZE"] = "0"  # one connection per thread, held for the run
 os.environ["DB_CONN_MAX_AGE"] = "600"
-
-
-def ensure_database() -> None:
-    url = os.environ["DATABASE_URL"]
-    if url.startswith("postgres"):
-        name = url.rsplit("/", 1)[1]
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], capture_output=True, check=False)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, check=True, capture_output=True)
 
 
 def run(orgs: list, threads: int, seconds: float) -> dict:
