@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.cache import cache
@@ -58,6 +59,24 @@ def client_for(user: User | None = None, org: Organization | None = None) -> API
     if org is not None:
         client.defaults["HTTP_X_ORG_ID"] = str(org.pk)
     return client
+
+
+MID_MONTH_NOON = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock(monkeypatch) -> dict[str, datetime]:
+    """The test's own clock (``timezone.now``): mid-month noon unless the test moves ``clock["at"]``,
+    so that no test depends on today's date (midnight, the turn of a month). It ticks a microsecond
+    per reading, so records made one after another keep their order."""
+    now = {"at": MID_MONTH_NOON}
+
+    def tick() -> datetime:
+        now["at"] += timedelta(microseconds=1)
+        return now["at"]
+
+    monkeypatch.setattr(timezone, "now", tick)
+    return now
 
 
 @pytest.fixture

@@ -57,11 +57,13 @@ STARTUP_SECONDS = 120
 
 
 class Daphne:
-    """One Daphne process, or (``all_cores``) ``manage.py serve`` with its server and worker children."""
+    """One Daphne process, or (``all_cores``) ``manage.py serve`` with its server and worker children,
+    on one port or (``ports``) on several, as the production stack runs on several machines."""
 
-    def __init__(self, env: dict[str, str], *, all_cores: tuple[int, int] | None = None) -> None:
+    def __init__(self, env: dict[str, str], *, all_cores: tuple[int, int] | None = None, ports: int = 1) -> None:
         self.env_database = env["DATABASE_URL"]
-        self.port = free_port()
+        self.ports = [free_port() for _ in range(ports)]
+        self.port = self.ports[0]
         self.log = ROOT / "var" / f"daphne-{self.port}.log"
         self.log.parent.mkdir(exist_ok=True)
         command = [
@@ -76,7 +78,8 @@ class Daphne:
         ]
         if all_cores:
             processes, workers = all_cores
-            command = [sys.executable, "manage.py", "serve", "--port", str(self.port)]
+            command = [sys.executable, "manage.py", "serve"]
+            command += [argument for port in self.ports for argument in ("--port", str(port))]
             command += ["--processes", str(processes), "--workers", str(workers)]
         self.process = subprocess.Popen(
             command,
@@ -88,10 +91,12 @@ class Daphne:
         # Importing the project takes several seconds of CPU per process; on two loaded cores, with
         # a supervisor starting three children, that can pass half a minute.
         deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
+        waiting = list(self.urls)
+        while waiting:
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code in (200, 503):
-                    break
+                if httpx.get(f"{waiting[0]}/health", timeout=1).status_code in (200, 503):
+                    waiting.pop(0)
+                    continue
             except httpx.HTTPError:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -102,6 +107,10 @@ class Daphne:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.ports]
 
     def stop(self) -> None:
         self.process.terminate()

@@ -47,7 +47,7 @@ def test_balance_needs_auth_and_org(anon, org, other_org, member):
     assert_problem(client_for(member, other_org).get("/billing/credits/balance"), 403, "not_a_member")
 
 
-def test_usage_ledger_and_filters(member, org, spent, other_org):
+def test_usage_ledger_and_filters(clock, member, org, spent, other_org):
     client = client_for(member)
     body = client.get("/billing/credits/usage").json()
     assert body["count"] == 2

@@ -140,7 +140,7 @@ def test_circuit_comes_first(org, rate):
     assert info.value.extra["openedAt"].endswith("Z")
 
 
-def test_org_budget_counts_spend_and_open_holds(org, rate):
+def test_org_budget_counts_spend_and_open_holds(clock, org, rate):
     org.monthly_budget = Decimal("0.02")
     org.save()
     first = services.reserve(org=org, model="test-model", input_tokens=0, max_output_tokens=1000)  # 0.015

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 
 from billing import services
 from billing.errors import BudgetExhaustedError
@@ -19,10 +18,9 @@ APRIL_START = datetime(2026, 4, 1, 0, 0, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    now = {"at": MARCH_END}
-    monkeypatch.setattr(timezone, "now", lambda: now["at"])
-    return now
+def clock(clock):
+    clock["at"] = MARCH_END
+    return clock
 
 
 @pytest.fixture

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from decimal import Decimal
 
 import httpx
@@ -22,13 +21,20 @@ from billing.models import CreditAccount, LedgerEntry, Reservation
 from billing.services import adjust_credits
 from chat.models import ChatSession
 from tests.conftest import add_member, make_org, make_specialist, owner_of
-from tests.servers import ROOT, Daphne, redis_url_for_tests, server_env
+from tests.servers import Daphne, redis_url_for_tests, server_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@dataclass(frozen=True)
+class Machine:
+    url: str
+
+
 @pytest.fixture(scope="module")
 def two_machines(django_db_blocker, _fake_llm_server):
+    """``manage.py serve --port A --port B --processes 1 --workers 2``: the launcher the README's
+    scale-out section uses, as on two machines."""
     env = server_env(
         {
             "REDIS_URL": redis_url_for_tests(),
@@ -38,27 +44,15 @@ def two_machines(django_db_blocker, _fake_llm_server):
             "THROTTLE_CHAT_ORG": "100/min",
         }
     )
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.2"],
-            cwd=ROOT,
-            env=env,
-            stdout=(ROOT / "var" / f"two-machines-worker-{n}.log").open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        for n in range(2)
-    ]
-    servers = []
+    with django_db_blocker.unblock():
+        stack = Daphne(env, all_cores=(1, 2), ports=2)
     try:
-        with django_db_blocker.unblock():
-            servers = [Daphne(env), Daphne(env)]
-        yield servers
+        log = stack.log.read_text()
+        assert "2 server process(es)" in log, log
+        assert "2 worker(s)" in log, log
+        yield [Machine(url) for url in stack.urls]
     finally:
-        for server in servers:
-            server.stop()
-        for worker in workers:
-            worker.terminate()
-            worker.wait(timeout=30)
+        stack.stop()
 
 
 def _frames_until_done(socket, count: int):

@@ -2,6 +2,8 @@
 
 One listening socket, opened here and inherited by N Daphne processes (``--fd``: the kernel spreads
 connections across them; HTTP, SSE and WebSockets work on each), plus M ``db_worker`` processes.
+``--port`` given several times opens one socket per port, each with its own server processes: the
+stack as it runs on several machines (a load balancer in front, one PostgreSQL, one Redis), on one.
 Children that die are started again; SIGTERM/SIGINT stop them all. The database pools are sized so
 that servers × pool + workers × pool stays under PostgreSQL's ``max_connections``, and the plan is
 printed. Several server processes need ``REDIS_URL`` (the channel layer between them).
@@ -90,9 +92,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
-            "--processes", type=int, default=os.cpu_count() or 1, help="server processes (default: cores)"
+            "--port",
+            type=int,
+            action="append",
+            dest="ports",
+            help="port to listen on (default 8000); give it several times for one socket per port",
+        )
+        parser.add_argument(
+            "--processes",
+            type=int,
+            help="server processes per port (default: the core count for one port, 1 for several)",
         )
         parser.add_argument("--workers", type=int, default=1, help="db_worker processes (default: 1)")
         parser.add_argument(
@@ -102,9 +112,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        servers, workers = options["processes"], options["workers"]
-        if servers < 1 or workers < 0:
-            raise CommandError("--processes must be at least 1 and --workers at least 0.")
+        ports: list[int] = options["ports"] or [8000]
+        per_port = options["processes"] or (os.cpu_count() or 1 if len(ports) == 1 else 1)
+        servers, workers = per_port * len(ports), options["workers"]
+        if per_port < 1 or workers < 0 or len(set(ports)) != len(ports):
+            raise CommandError("--processes must be at least 1, --workers at least 0, and each --port different.")
         embedded = False
         if not settings.REDIS_URL:
             if servers > 1:
@@ -118,15 +130,7 @@ class Command(BaseCommand):
             wanted_pool=settings.DB_POOL_SIZE or 10,
             max_connections=self._max_connections(),
         )
-        listener = socket.socket(socket.AF_INET6 if ":" in options["host"] else socket.AF_INET)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            listener.bind((options["host"], options["port"]))
-        except OSError as exc:
-            raise CommandError(f"Cannot listen on {options['host']}:{options['port']}: {exc.strerror}.") from None
-        listener.listen(1024)
-        listener.set_inheritable(True)
-        fd = listener.fileno()
+        listeners = [self._listen(options["host"], port) for port in ports]
         base_env = dict(os.environ)
         server_env = {
             **base_env,
@@ -136,11 +140,11 @@ class Command(BaseCommand):
         worker_env = {**base_env, "EMBEDDED_WORKER": "false", "DB_POOL_SIZE": str(WORKER_POOL)}
         specs = [
             (
-                f"server-{i + 1}",
+                f"server-{i + 1}" if len(ports) == 1 else f"server-{port}-{i + 1}",
                 [
                     str(BIN / "daphne"),
                     "--fd",
-                    str(fd),
+                    str(listener.fileno()),
                     "--websocket_timeout",
                     "-1",  # a WebSocket stays open as long as its client keeps it
                     *(["--proxy-headers"] if options["proxy_headers"] else []),
@@ -148,16 +152,29 @@ class Command(BaseCommand):
                 ],
                 server_env,
             )
-            for i in range(servers)
+            for port, listener in zip(ports, listeners, strict=True)
+            for i in range(per_port)
         ] + [
             (f"worker-{i + 1}", [str(BIN / "python"), "manage.py", "db_worker", "--no-reload"], worker_env)
             for i in range(workers)
         ]
         worker_note = " (the background worker runs inside the server: no REDIS_URL)" if embedded else ""
-        address = f"http://{options['host']}:{options['port']}"
+        address = ", ".join(f"http://{options['host']}:{port}" for port in ports)
         self.stdout.write(f"LeanCore on {address}: {plan.describe()}{worker_note}.", ending="\n")
         self.stdout.flush()
-        self._supervise(specs, fd)
+        self._supervise(specs, tuple(listener.fileno() for listener in listeners))
+
+    @staticmethod
+    def _listen(host: str, port: int) -> socket.socket:
+        listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((host, port))
+        except OSError as exc:
+            raise CommandError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
+        listener.listen(1024)
+        listener.set_inheritable(True)
+        return listener
 
     @staticmethod
     def _max_connections() -> int | None:
@@ -170,7 +187,7 @@ class Command(BaseCommand):
         connection.close_pool()  # the supervisor itself keeps no connection for its whole life
         return value
 
-    def _supervise(self, specs: list[tuple[str, list[str], dict[str, str]]], fd: int) -> None:
+    def _supervise(self, specs: list[tuple[str, list[str], dict[str, str]]], fds: tuple[int, ...]) -> None:
         stopping = threading.Event()
         children: dict[str, subprocess.Popen] = {}
 
@@ -179,7 +196,7 @@ class Command(BaseCommand):
                 command,
                 cwd=settings.BASE_DIR,
                 env=env,
-                pass_fds=(fd,),
+                pass_fds=fds,
                 preexec_fn=functools.partial(_die_with_parent, os.getpid()),  # noqa: PLW1509 - no locks taken
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
