@@ -20,7 +20,7 @@ from chat.models import ChatSession
 from chat.pipeline import drain
 from chat.serializers import FrameSerializer
 from leancore.api.errors import ServerError, as_domain_error
-from leancore.api.throttles import chat_wait
+from leancore.api.throttles import chat_wait, websocket_wait
 from orgs.context import OrgContext, context_for
 from orgs.realtime import member_group
 
@@ -42,6 +42,12 @@ LAYER_TIMEOUT_SECONDS = 2.0
 FRAME_HINT = 'Send a JSON frame {"type": "message", "message": "…", "attachmentIds": [...]}.'
 
 
+class _Refused(Exception):
+    def __init__(self, close_code: int) -> None:
+        super().__init__(close_code)
+        self.close_code = close_code
+
+
 def _user_for(token: str) -> User | None:
     try:
         claims = AccessToken(token)
@@ -50,20 +56,19 @@ def _user_for(token: str) -> User | None:
     return User.objects.filter(pk=claims.get("user_id"), is_active=True).first()
 
 
-def _session_context(user: User, session_id: str) -> tuple[ChatSession, OrgContext] | None:
+def _open(token: str, session_id: str) -> tuple[User, ChatSession, OrgContext]:
+    """One hop for a new socket: the token's user (4401), the user's connection throttle (4429),
+    then the session and the caller's access to it (4404)."""
+    user = _user_for(token) if token else None
+    if user is None:
+        raise _Refused(CLOSE_NOT_AUTHENTICATED)
+    if websocket_wait(user_id=user.pk) is not None:
+        raise _Refused(CLOSE_TOO_MANY)
     session = ChatSession.objects.filter(pk=session_id).first()
-    if session is None:
-        return None
-    context = context_for(user, session.organization_id)
-    if context is None or not turns.can_read_session(context, session, user):
-        return None
-    return session, context
-
-
-class _Refused(Exception):
-    def __init__(self, close_code: int) -> None:
-        super().__init__(close_code)
-        self.close_code = close_code
+    context = context_for(user, session.organization_id) if session is not None else None
+    if session is None or context is None or not turns.can_read_session(context, session, user):
+        raise _Refused(CLOSE_NOT_FOUND)
+    return user, session, context
 
 
 def _access(user: User, session: ChatSession) -> tuple[User, OrgContext]:
@@ -104,19 +109,16 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
         if offered_bearer and not token:
             token = protocols[1]
         subprotocol = protocols[0] if offered_bearer else None
-        user = await database_sync_to_async(_user_for)(token) if token else None
-        if user is None:
+        try:
+            self.user, self.session, self.context = await database_sync_to_async(_open)(
+                token, self.scope["url_route"]["kwargs"]["session_id"]
+            )
+        except _Refused as refused:  # accepted first, so that the client can read the close code
             await self.accept(subprotocol)
-            await self.close(code=CLOSE_NOT_AUTHENTICATED)
+            await self.close(code=refused.close_code)
             return
-        found = await database_sync_to_async(_session_context)(user, self.scope["url_route"]["kwargs"]["session_id"])
-        if found is None:
-            await self.accept(subprotocol)
-            await self.close(code=CLOSE_NOT_FOUND)
-            return
-        self.user, (self.session, self.context) = user, found
         self.group = self.session.group_name
-        self.member_group = member_group(self.session.organization_id, user.pk)
+        self.member_group = member_group(self.session.organization_id, self.user.pk)
         try:
             async with asyncio.timeout(LAYER_TIMEOUT_SECONDS):
                 await self.channel_layer.group_add(self.group, self.channel_name)

@@ -267,6 +267,7 @@ THROTTLE_RATES = {
     # per org, every member's sends together; unset: ten members' worth of THROTTLE_CHAT
     "chat_org": env_str("THROTTLE_CHAT_ORG", "") or _scaled_rate(env_str("THROTTLE_CHAT", "60/min"), 10),
     "upload": env_str("THROTTLE_UPLOAD", "30/min"),
+    "websocket": env_str("THROTTLE_WEBSOCKET", "30/min"),  # WebSocket connections opened, per user
 }
 
 SIMPLE_JWT = {

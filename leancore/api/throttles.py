@@ -142,6 +142,14 @@ def chat_wait(*, user_id: object, org_id: object) -> float | None:
     )
 
 
+def websocket_wait(*, user_id: object) -> float | None:
+    """WebSocket connections opened by one user (``THROTTLE_WEBSOCKET``): None, or the seconds to
+    wait. A client that reconnects in a loop is closed 4429 before its session is even read."""
+    return over_limit(
+        {f"throttle_websocket_{user_id}": settings.THROTTLE_RATES["websocket"]}, what="Throttle 'websocket'"
+    )
+
+
 def check_chat(*, user_id: object, org_id: object) -> None:
     """429 with ``Retry-After`` once the caller or their org has spent its chat rate."""
     wait = chat_wait(user_id=user_id, org_id=org_id)

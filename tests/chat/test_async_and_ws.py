@@ -399,6 +399,27 @@ async def test_a_socket_sending_too_many_messages_is_closed_4429(ws_session, set
 
 
 @pytest.mark.asyncio
+async def test_a_user_opening_too_many_sockets_is_closed_4429(ws_session, settings):
+    """Connections are throttled per user (``THROTTLE_WEBSOCKET``), whichever session or token they
+    name; another user is not affected."""
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "websocket": "2/min"}
+    org, owner, _, session = ws_session
+    path = f"/ws/chat/sessions/{session.pk}/?token="
+    tokens = await database_sync_to_async(lambda: [issue_tokens(user=owner).access for _ in range(3)])()
+    opened = [await _connect(path + token) for token in tokens[:2]]
+    assert all(connected for _, connected, _ in opened)
+    refused, connected, _ = await _connect(path + tokens[2])
+    assert connected  # accepted, so that the client can read why it is closed
+    assert await refused.receive_output(timeout=5) == {"type": "websocket.close", "code": 4429}
+    for communicator, _, _ in opened:  # the open ones stay open
+        assert await communicator.receive_nothing(timeout=0.2)
+        await communicator.disconnect()
+    *_, communicator = await _admin_socket(ws_session)  # another user has their own count
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
+
+
+@pytest.mark.asyncio
 async def test_a_frame_over_the_limit_closes_the_socket_1009(ws_session):
     from chat.consumers import MAX_FRAME_BYTES
 
