@@ -133,6 +133,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL
         "timeout": DB_POOL_TIMEOUT,
         "max_idle": 300,
         "check": ConnectionPool.check_connection,  # a connection broken by a database restart is replaced
+        # While PostgreSQL is down the pool retries with a doubling delay; it gives up after a few
+        # seconds, so that a request after the outage tries again at once instead of waiting out
+        # a long backoff.
+        "reconnect_timeout": 5,
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent server + worker on one SQLite file: wait for locks instead of failing.
@@ -180,6 +184,8 @@ WHITENOISE_USE_FINDERS = True
 # --- Redis, cache and channel layer -------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
     # A consumer waits on Redis with a 5 s blocking pop; the client's read timeout must outlast it
     # (redis' default is also 5 s, and the race closes idle sockets with 1011).
     CHANNEL_LAYERS = {
@@ -193,6 +199,9 @@ if REDIS_URL:
                         "socket_connect_timeout": 5,
                         "socket_keepalive": True,
                         "health_check_interval": 15,
+                        # a connection left from before a Redis restart fails once: one retry on a
+                        # new connection, at once (while Redis is down that one is refused as fast)
+                        "retry_on_error": [RedisConnectionError],
                     }
                 ]
             },
