@@ -32,6 +32,8 @@ psql "$DATABASE_URL" -c "SELECT 1" >/dev/null 2>&1 || createdb -h 127.0.0.1 -U p
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "== import contracts (pyproject.toml: [tool.importlinter])"
+.venv/bin/lint-imports
 echo "== django checks"
 .venv/bin/python manage.py check --fail-level WARNING
 .venv/bin/python manage.py check --deploy --fail-level ERROR  # deployment warnings depend on the host; errors fail
