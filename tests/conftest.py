@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -162,6 +163,31 @@ def make_specialist(org, *, model: str = "local", **fields):
 
     defaults = {"name": "Ada", "title": "Analyst", "instructions": "Be precise.", "max_output_tokens": 500}
     return Specialist.objects.create(organization=org, model=model, **{**defaults, **fields})
+
+
+@dataclass(frozen=True)
+class WatchedSession:
+    """An org with its owner, a specialist on a real provider's model, one chat session and the
+    owner's access token: what a test of a live turn over a real server starts from."""
+
+    org: Organization
+    owner: User
+    specialist: object
+    session: object
+    token: str
+
+    def socket_url(self, server_url: str) -> str:
+        return server_url.replace("http", "ws") + f"/ws/chat/sessions/{self.session.pk}/?token={self.token}"
+
+
+def watched_session(org_name: str, *, model: str = "gpt-4o-mini") -> WatchedSession:
+    from chat.models import ChatSession
+
+    org = make_org(name=org_name)
+    owner = owner_of(org)
+    specialist = make_specialist(org, model=model)
+    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner, title="t")
+    return WatchedSession(org, owner, specialist, session, issue_tokens(user=owner).access)
 
 
 @pytest.fixture(scope="session")

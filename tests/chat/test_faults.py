@@ -18,8 +18,8 @@ from asgiref.sync import async_to_sync
 
 from accounts.services import issue_tokens
 from billing.models import CreditAccount, LedgerEntry, Reservation
-from chat.models import ChatSession, Message
-from tests.conftest import make_org, make_specialist, owner_of
+from chat.models import Message
+from tests.conftest import make_org, make_specialist, owner_of, watched_session
 from tests.fakes.llm_server import Scenario
 from tests.servers import ROOT, Daphne, redis_url_for_tests, server_env
 
@@ -67,13 +67,10 @@ def stack(django_db_blocker, _fake_llm_server, bundled_data):
 
 def test_a_worker_killed_mid_turn_fails_the_turn_releases_its_hold_and_tells_the_watcher(stack, fake_llm):
     server, env = stack
-    org = make_org(name="Killed worker")
-    owner = owner_of(org)
-    specialist = make_specialist(org, model="gpt-4o-mini")
-    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner, title="t")
-    token = issue_tokens(user=owner).access
+    watched = watched_session("Killed worker")
+    org, specialist, session, token = watched.org, watched.specialist, watched.session, watched.token
     fake_llm.script(Scenario(chunks=[f"w{i} " for i in range(200)], delay=0.2))  # 40 s: killed long before
-    ws_url = server.url.replace("http", "ws") + f"/ws/chat/sessions/{session.pk}/?token={token}"
+    ws_url = watched.socket_url(server.url)
     workers: list[subprocess.Popen] = []
 
     async def run() -> list[dict]:

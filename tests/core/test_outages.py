@@ -16,8 +16,7 @@ from django.db.models import Sum
 
 from accounts.services import issue_tokens
 from billing.models import CreditAccount, LedgerEntry
-from chat.models import ChatSession
-from tests.conftest import make_org, make_specialist, owner_of
+from tests.conftest import make_org, make_specialist, owner_of, watched_session
 from tests.servers import Daphne, PrivateRedis, ThrowawayPostgres, server_env
 from tests.servers import test_database_url as database_url_of_tests
 
@@ -66,12 +65,9 @@ def test_redis_going_away_leaves_http_and_sse_working_and_closes_websockets_1013
     never stalls its stream, open WebSockets close 1013 (try again later) and new ones are refused
     so; once Redis is back, WebSockets work again without restarting LeanCore."""
     redis, server = redis_stack
-    org = make_org(name="Redis outage")
-    owner = owner_of(org)
-    specialist = make_specialist(org, model="gpt-4o-mini")
-    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner, title="t")
-    token = issue_tokens(user=owner).access
-    socket_url = server.url.replace("http", "ws") + f"/ws/chat/sessions/{session.pk}/?token={token}"
+    watched = watched_session("Redis outage")
+    org, specialist, token = watched.org, watched.specialist, watched.token
+    socket_url = watched.socket_url(server.url)
     headers = {"authorization": f"Bearer {token}"}
 
     async def outage() -> tuple[int, int]:

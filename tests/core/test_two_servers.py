@@ -19,8 +19,7 @@ from django.db.models import Sum
 from accounts.services import issue_tokens
 from billing.models import CreditAccount, LedgerEntry, Reservation
 from billing.services import adjust_credits
-from chat.models import ChatSession
-from tests.conftest import add_member, make_org, make_specialist, owner_of
+from tests.conftest import add_member, make_org, make_specialist, watched_session
 from tests.servers import Daphne, redis_url_for_tests, server_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -71,15 +70,9 @@ def _frames_until_done(socket, count: int):
 
 def test_events_cross_servers_and_throttles_are_shared(two_machines, fake_llm, bundled_data):
     server_a, server_b = two_machines
-    org = make_org(name="Two machines")
-    owner = owner_of(org)
-    specialist = make_specialist(org, model="gpt-4o-mini")
-    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner, title="t")
-    token = issue_tokens(user=owner).access
-    on = {
-        server: server.url.replace("http", "ws") + f"/ws/chat/sessions/{session.pk}/?token={token}"
-        for server in (server_a, server_b)
-    }
+    watched = watched_session("Two machines")
+    specialist, session, token = watched.specialist, watched.session, watched.token
+    on = {server: watched.socket_url(server.url) for server in (server_a, server_b)}
 
     async def run() -> tuple[list[list[dict]], list[int]]:
         async with websockets.connect(on[server_a]) as watcher, websockets.connect(on[server_b]) as sender:

@@ -113,7 +113,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         ports: list[int] = options["ports"] or [8000]
-        per_port = options["processes"] or (os.cpu_count() or 1 if len(ports) == 1 else 1)
+        per_port = options["processes"]
+        if per_port is None:  # every core behind one port; one process per port when there are several
+            per_port = (os.cpu_count() or 1) if len(ports) == 1 else 1
         servers, workers = per_port * len(ports), options["workers"]
         if per_port < 1 or workers < 0 or len(set(ports)) != len(ports):
             raise CommandError("--processes must be at least 1, --workers at least 0, and each --port different.")
