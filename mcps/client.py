@@ -12,6 +12,7 @@ import anyio
 import httpx2
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.utils import timezone
 from mcp import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
@@ -148,7 +149,15 @@ async def call_remote_tool(
     return _result_text(result), bool(getattr(result, "is_error", False))
 
 
-def _load_tool(org_id: str | None, tool_id: str) -> tuple[Target, str] | str:
+@dataclass(frozen=True, slots=True)
+class LoadedTool:
+    target: Target
+    name: str
+    connection_id: Any
+    connection_failing: bool
+
+
+def _load_tool(org_id: str | None, tool_id: str) -> LoadedTool | str:
     tool = (  # a tool of another org is no tool at all: its server and credentials are not this org's
         Tool.objects.select_related("connection")
         .filter(pk=tool_id, organization_id=org_id, connection__organization_id=org_id)
@@ -158,17 +167,38 @@ def _load_tool(org_id: str | None, tool_id: str) -> tuple[Target, str] | str:
         return "This tool no longer exists."
     if not tool.enabled or not tool.connection.enabled:
         return "This tool is disabled."
-    return target_of(tool.connection), tool.name
+    connection = tool.connection
+    failing = connection.status == Connection.Status.ERROR
+    return LoadedTool(target_of(connection), tool.name, connection.pk, failing)
+
+
+def _record_contact(connection_id: Any, error: str | None) -> None:
+    """A tool call that could not reach the server (gone, refused, too slow) marks its connection
+    ``error`` with the reason; the next call that gets through marks it ``connected`` again."""
+    now = timezone.now()
+    if error is not None:
+        Connection.objects.filter(pk=connection_id).update(
+            status=Connection.Status.ERROR, last_error=error[:2000], updated_at=now
+        )
+    else:
+        Connection.objects.filter(pk=connection_id, status=Connection.Status.ERROR).update(
+            status=Connection.Status.CONNECTED, last_error="", updated_at=now
+        )
 
 
 async def call_tool_by_id(*, org_id: str | None, tool_id: str, arguments: dict[str, Any]) -> tuple[str, bool]:
     """For the turn pipeline: a tool of ``org_id``. Returns (result text, is_error); a failure becomes
-    an error result."""
+    an error result the model sees, and the connection's status records it."""
     loaded = await database_sync_to_async(_load_tool)(org_id, tool_id)
     if isinstance(loaded, str):
         return loaded, True
-    target, name = loaded
     try:
-        return await call_remote_tool(target, name, arguments, time_limit=settings.MCP_TOOL_TIMEOUT_SECONDS)
+        outcome = await call_remote_tool(
+            loaded.target, loaded.name, arguments, time_limit=settings.MCP_TOOL_TIMEOUT_SECONDS
+        )
     except MCPError as exc:
+        await database_sync_to_async(_record_contact)(loaded.connection_id, str(exc))
         return f"The tool failed: {exc}", True
+    if loaded.connection_failing:
+        await database_sync_to_async(_record_contact)(loaded.connection_id, None)
+    return outcome

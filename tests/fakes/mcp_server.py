@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import anyio
 from mcp.server import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ListToolsResult
@@ -83,3 +84,37 @@ class MCPServers:
         if transport == "sse":
             return f"{self.sse.url}/sse"
         return f"{self.http.url}/mcp"
+
+
+def main() -> None:
+    """The same server as its own process (``python -m tests.fakes.mcp_server --port N``), so that a
+    test can kill it in the middle of a tool call. Its extra tool ``hang`` writes ``--marker`` once
+    it has been called, then never answers."""
+    import argparse
+
+    import uvicorn
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--transport", choices=["streamable_http", "sse"], default="streamable_http")
+    parser.add_argument("--marker", required=True)
+    args = parser.parse_args()
+    server = TestMCPServer()
+
+    async def hang() -> str:
+        """Start working and never finish."""
+        await anyio.Path(args.marker).write_text("called")
+        await asyncio.sleep(3600)
+        return "never"
+
+    server.add_tool(hang)
+    security = TransportSecuritySettings(allowed_hosts=["127.0.0.1:*"], allowed_origins=["http://127.0.0.1:*"])
+    if args.transport == "sse":
+        app, lifespan = server.sse_app(transport_security=security), "off"
+    else:
+        app, lifespan = server.streamable_http_app(transport_security=security), "on"
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", lifespan=lifespan)
+
+
+if __name__ == "__main__":
+    main()

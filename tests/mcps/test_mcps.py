@@ -407,6 +407,8 @@ def test_a_slow_tool_call_times_out_into_an_error_result(org, mcp_server, settin
     )
     assert is_error
     assert "time" in result.lower()
+    conn.refresh_from_db()  # the connection says why
+    assert (conn.status, conn.last_error) == ("error", "The MCP server did not answer in time.")
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
