@@ -5,7 +5,6 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.models import User
-from orgs.models import Membership
 
 # simplejwt's own admin shows every refresh token in full: anyone with admin access could sign in as
 # any user with it. Operators see which sessions exist and may revoke them; the tokens never show.
@@ -47,21 +46,6 @@ class RefreshTokenAdmin(admin.ModelAdmin):
         return False
 
 
-class MembershipInline(admin.TabularInline):
-    """Memberships at a glance; they change on their own page (which keeps every org owned)."""
-
-    model = Membership
-    fk_name = "user"
-    extra = 0
-    fields = ["organization", "role", "status", "joined_at"]
-    readonly_fields = fields
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     ordering = ["-date_joined"]
@@ -69,7 +53,6 @@ class UserAdmin(BaseUserAdmin):
     list_filter = ["is_staff", "is_active", "is_superuser"]
     search_fields = ["email", "name"]
     readonly_fields = ["date_joined", "last_login"]
-    inlines = [MembershipInline]
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
         ("Profile", {"fields": ["name"]}),

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import IdempotencyRecord, User
-from leancore.api.errors import IdempotencyKeyReusedError, ValidationFailed
+from core.errors import IdempotencyKeyReusedError, ValidationFailed
 
 KEY_TTL = timedelta(hours=24)
 Result = tuple[int, dict[str, Any]]

@@ -14,13 +14,14 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.errors import InvalidCredentialsError
 from accounts.models import OneTimeToken, User
-from leancore.api.errors import InvalidTokenError, ValidationFailed
-from leancore.mail import send_on_commit
+from core.errors import InvalidTokenError, ValidationFailed
+from core.mail import send_on_commit
 
 
 @functools.cache
@@ -58,8 +59,6 @@ def authenticate_credentials(*, email: str, password: str) -> User:
 
 def rotate_refresh_token(*, refresh_token: str) -> TokenPair:
     """Rotation with blacklist: the old refresh token stops working."""
-    from rest_framework_simplejwt.serializers import TokenRefreshSerializer
-
     serializer = TokenRefreshSerializer(data={"refresh": refresh_token})
     serializer.is_valid(raise_exception=True)
     lifetime = settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]

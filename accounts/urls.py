@@ -1,17 +1,13 @@
 from __future__ import annotations
 
 from accounts import views
-from leancore.api.routes import route
+from core.routes import route
 
 urlpatterns = [
-    *route("auth/login", views.LoginView.as_view(), name="auth-login"),
     *route("auth/refresh", views.RefreshView.as_view(), name="auth-refresh"),
     *route("auth/verify", views.VerifyView.as_view(), name="auth-verify"),
     *route("auth/logout", views.LogoutView.as_view(), name="auth-logout"),
-    *route("auth/accept-invite", views.AcceptInviteView.as_view(), name="auth-accept-invite"),
     *route("auth/password-reset", views.PasswordResetView.as_view(), name="auth-password-reset"),
     *route("auth/password-reset/confirm", views.PasswordResetConfirmView.as_view(), name="auth-password-reset-confirm"),
-    *route("register", views.RegisterView.as_view(), name="register"),
-    *route("users/me", views.MeView.as_view(), name="users-me"),
     *route("users/me/password", views.ChangePasswordView.as_view(), name="users-me-password"),
 ]

@@ -18,8 +18,8 @@ from billing.models import (
     ModelRate,
     Reservation,
 )
-from leancore.api.errors import DomainError
-from leancore.credits import credit_str
+from core.credits import credit_str
+from core.errors import DomainError
 
 
 class GrantForm(forms.Form):

@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from leancore.api.errors import DomainError
-from leancore.credits import credit_str
+from core.credits import credit_str
+from core.errors import DomainError
 
 
 class BillingRefusal(DomainError):

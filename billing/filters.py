@@ -4,7 +4,7 @@ import django_filters
 from django.db.models import QuerySet
 
 from billing.models import BudgetAlert, LedgerEntry, ModelRate
-from leancore.api.filters import DateOrDateTimeFilter
+from core.filters import DateOrDateTimeFilter
 
 
 class LedgerFilter(django_filters.FilterSet):

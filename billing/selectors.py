@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Max, QuerySet, Sum
+from django.db.models import Count, Max, QuerySet, Sum
 from django.utils import timezone
 
 from billing.models import BudgetAlert, Circuit, CreditAccount, CreditPackage, LedgerEntry, ModelRate
-from leancore.credits import period_bounds, q
+from billing.services import open_account
+from core.credits import period_bounds, q
 from orgs.models import Organization
 
 BURN_WINDOW_DAYS = 7
@@ -31,8 +33,6 @@ class Balance:
 def account_of(org: Organization) -> CreditAccount:
     account = CreditAccount.objects.filter(organization=org).first()
     if account is None:
-        from billing.services import open_account
-
         account = open_account(org=org)
     return account
 
@@ -111,3 +111,19 @@ def capacity(*, org: Organization) -> dict:
         ],
         "by_model": [{"model": row["model"], "credits": row["credits"]} for row in by_model],
     }
+
+
+@dataclass(frozen=True)
+class SpecialistUsage:
+    credits: Decimal
+    messages: int
+
+
+def specialist_usage_this_period(*, org_id: uuid.UUID, specialist_id: uuid.UUID) -> SpecialistUsage:
+    """What one specialist's work cost this period, and how many of its replies were billed, from
+    the ledger in one aggregate."""
+    start, _ = period_bounds(timezone.now())
+    totals = LedgerEntry.objects.filter(
+        organization_id=org_id, kind=LedgerEntry.Kind.USAGE, specialist_id=specialist_id, created_at__gte=start
+    ).aggregate(total=Sum("amount"), messages=Count("message_id", distinct=True))
+    return SpecialistUsage(credits=-(totals["total"] or Decimal(0)), messages=totals["messages"])

@@ -5,7 +5,7 @@ from decimal import Decimal
 from rest_framework import serializers
 
 from billing.models import BudgetAlert, Circuit, CreditPackage, LedgerEntry, ModelRate
-from leancore.api.fields import CreditField
+from core.fields import CreditField
 
 
 class BalanceSerializer(serializers.Serializer):

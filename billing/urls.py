@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from billing import views
-from leancore.api.routes import route
+from core.routes import route
 
 LIST = {"get": "list"}
 

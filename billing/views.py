@@ -22,8 +22,9 @@ from billing.serializers import (
     LedgerEntrySerializer,
     ModelRateSerializer,
 )
-from leancore.api.errors import IdempotencyKeyReusedError, PermissionDeniedError
-from leancore.api.views import OrgAPIView, OrgViewSet, UserViewSet
+from core.errors import IdempotencyKeyReusedError, PermissionDeniedError
+from core.views import UserViewSet
+from orgs.api import OrgAPIView, OrgViewSet
 from orgs.models import Role
 
 IDEMPOTENCY_HEADER = OpenApiParameter(

@@ -19,8 +19,8 @@ from chat import turns
 from chat.models import ChatSession
 from chat.pipeline import drain
 from chat.serializers import FrameSerializer
-from leancore.api.errors import ServerError, as_domain_error
-from leancore.api.throttles import chat_wait, websocket_wait
+from core.errors import ServerError, as_domain_error
+from core.throttles import chat_wait, websocket_wait
 from orgs.context import OrgContext, context_for
 from orgs.realtime import member_group
 

@@ -9,7 +9,7 @@ from django.db.models import prefetch_related_objects
 from billing.models import ModelRate
 from chat.models import ChatSession, Message
 from chat.providers.base import ChatMessage, ProviderRequest, ToolSpec, estimate_tokens
-from leancore import db
+from core import db
 from specialists.models import Specialist
 
 MAX_ATTACHMENT_CHARS = 50_000

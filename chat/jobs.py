@@ -13,9 +13,9 @@ from chat.pipeline import drain
 logger = logging.getLogger(__name__)
 
 
-@task()
-async def run_queued_turn(message_id: str) -> str:
-    """Runs one queued assistant message through the turn pipeline. Returns the last event's name."""
+async def run_queued_message(message_id: str) -> str:
+    """Runs one queued assistant message through the turn pipeline. Returns the last event's name.
+    The body of ``run_queued_turn``, for jobs of other apps that run a turn as part of their work."""
     try:
         turn = await database_sync_to_async(turns.load_queued_turn)(message_id=message_id)
         if turn is None:
@@ -28,3 +28,9 @@ async def run_queued_turn(message_id: str) -> str:
             message_id=message_id, code="llm_unavailable", detail=f"The turn could not run: {exc}"
         )
         raise
+
+
+@task()
+async def run_queued_turn(message_id: str) -> str:
+    """The background job of an async chat turn (``POST /api/chat/async``)."""
+    return await run_queued_message(message_id)

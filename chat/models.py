@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from files.models import StoredFile
 from orgs.models import OrgScopedModel
 
 
@@ -35,7 +36,7 @@ def attachment_path(instance: Attachment, filename: str) -> str:
     return f"orgs/{instance.organization_id}/attachments/{instance.pk}/{filename}"
 
 
-class Attachment(OrgScopedModel):
+class Attachment(StoredFile, OrgScopedModel):
     file = models.FileField(upload_to=attachment_path, max_length=500)
     filename = models.CharField(max_length=255)
     content_type = models.CharField(max_length=100)

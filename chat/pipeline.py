@@ -44,9 +44,9 @@ from chat.providers.base import (
 )
 from chat.tools import ToolContext, execute_tool
 from chat.turns import PreparedTurn, Totals
-from leancore.api.errors import DomainError, as_domain_error
-from leancore.credits import credit_str
-from leancore.db import in_thread
+from core.credits import credit_str
+from core.db import in_thread
+from core.errors import DomainError, as_domain_error
 from orgs.models import Organization
 
 logger = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chat.models import Attachment, ChatSession, Message
-from leancore.api.fields import CreditField
+from core.fields import CreditField
 
 
 class SendSerializer(serializers.Serializer):

@@ -11,17 +11,19 @@ from datetime import timedelta
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
 from chat import metering
-from chat.models import ChatSession, Message
+from chat.models import Attachment, ChatSession, Message
 from chat.turns import can_read_session
-from leancore.api.errors import NotFoundError, PermissionDeniedError
+from core.errors import NotFoundError, PermissionDeniedError
+from files.uploads import store_upload
 from orgs.context import OrgContext
-from orgs.models import Role
+from orgs.models import Organization, Role
 
 logger = logging.getLogger(__name__)
 
@@ -93,3 +95,9 @@ def delete_session(*, context: OrgContext, user: User, session: ChatSession) -> 
     if session.created_by_id != user.pk and not context.has_role(Role.ADMIN):
         raise PermissionDeniedError("Only the session's owner or an admin may delete it.")
     session.delete()
+
+
+def attach_upload(*, org: Organization, user: User, upload: UploadedFile, session: ChatSession | None) -> Attachment:
+    """A file for the next message (and, with a session, kept with it), checked against the quota."""
+    attachment = Attachment(organization=org, session=session, uploaded_by=user)
+    return store_upload(org=org, upload=upload, stored=attachment)

@@ -8,9 +8,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from channels.db import database_sync_to_async
+
 from chat.context import ToolBinding
 from chat.providers.base import ToolSpec
+from mcps.client import call_tool_by_id
 from specialists.models import Specialist
+from workspaces.services import save_artifact
 
 NAME_PATTERN = re.compile(r"[^a-zA-Z0-9_-]")
 MAX_RESULT_CHARS = 20_000
@@ -103,10 +107,6 @@ def tool_plan(specialist: Specialist, *, in_workspace: bool = False) -> tuple[li
 
 
 async def _save_artifact(arguments: dict[str, Any], context: ToolContext) -> tuple[str, bool]:
-    from channels.db import database_sync_to_async
-
-    from workspaces.services import save_artifact
-
     if not isinstance(arguments.get("content"), str) or not arguments.get("content"):
         return "save_artifact needs a non-empty 'content'.", True
     artifact = await database_sync_to_async(save_artifact)(
@@ -136,8 +136,6 @@ async def execute_tool(
         if binding.builtin == SAVE_ARTIFACT.name and context is not None and context.workspace_id:
             result, is_error = await _save_artifact(arguments, context)
         else:
-            from mcps.client import call_tool_by_id
-
             result, is_error = await call_tool_by_id(
                 org_id=binding.org_id, tool_id=binding.tool_id, arguments=arguments
             )

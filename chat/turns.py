@@ -29,13 +29,14 @@ from chat.context import ToolBinding, build_request
 from chat.models import Attachment, ChatSession, Message
 from chat.providers.base import ProviderRequest, Usage
 from chat.tools import tool_plan
-from leancore import db
-from leancore.api.errors import ValidationFailed
+from core import db
+from core.errors import ValidationFailed
 from orgs.context import OrgContext
 from orgs.models import Organization, Role
 from specialists.errors import SpecialistInactiveError
 from specialists.models import Specialist
 from specialists.selectors import alive_with_tool_flag
+from workspaces.models import Workspace, WorkspaceFile
 
 MAX_MESSAGE_CHARS = 100_000
 TITLE_CHARS = 60
@@ -136,8 +137,6 @@ def _session(context: OrgContext, user: User, session_id: Any, specialist: Speci
 def _workspace(context: OrgContext, workspace_id: Any) -> Any:
     if workspace_id is None:
         return None
-    from workspaces.models import Workspace
-
     workspace = Workspace.objects.filter(organization=context.org, pk=workspace_id).first()
     if workspace is None:
         raise ValidationFailed("workspaceId", "Not found in this organization.")
@@ -161,8 +160,6 @@ def _documents(session: ChatSession) -> list[tuple[str, str]]:
     """The text of the workspace's files, for a workspace session."""
     if not session.workspace_id:
         return []
-    from workspaces.models import WorkspaceFile
-
     files = WorkspaceFile.objects.filter(workspace_id=session.workspace_id).order_by("created_at")
     return [(name, text) for name, text in files.values_list("filename", "text") if text]
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from chat import views
-from leancore.api.routes import route
+from core.routes import route
 
 urlpatterns = [
     *route("api/chat/stream", views.chat_stream_endpoint, name="chat-stream"),
@@ -13,4 +13,9 @@ urlpatterns = [
         views.SessionViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
         name="chat-session-detail",
     ),
+    *route(
+        "workspaces/<uuid:pk>/threads", views.WorkspaceThreadsView.as_view({"get": "list"}), name="workspace-threads"
+    ),
+    # the wizard drafts specialists with a model: a turn of the pipeline, so it is served here
+    *route("specialists/wizard", views.SpecialistWizardView.as_view(), name="specialist-wizard"),
 ]

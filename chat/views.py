@@ -7,6 +7,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
 from djangorestframework_camel_case.util import camelize
@@ -36,23 +37,36 @@ from chat.serializers import (
     UploadSerializer,
 )
 from chat.turns import PreparedTurn
-from chat.uploads import FileTooLargeError, StorageQuotaExceededError, store_upload
-from leancore.api.errors import (
+from chat.wizard import LLMBadOutputError, draft_specialist
+from core.db import release_connections
+from core.errors import (
     IdempotencyKeyReusedError,
     NotAcceptableError,
     NotAuthenticatedError,
+    NotFoundError,
     RateLimitedError,
     ValidationFailed,
     error_response,
     exception_handler,
 )
-from leancore.api.negotiation import accepts_any
-from leancore.api.throttles import UploadThrottle, check_chat
-from leancore.api.views import OrgAPIView, OrgViewSet
-from leancore.db import release_connections
+from core.negotiation import accepts_any
+from core.throttles import UploadThrottle, check_chat
+from files.uploads import FileTooLargeError, StorageQuotaExceededError
+from mcps.models import Tool
 from mcps.services import MCPUnreachableError
+from orgs.api import OrgAPIView, OrgViewSet
 from orgs.context import OrgContext, member_context, resolve_org
+from orgs.models import Role
+from specialists import services as specialist_services
 from specialists.errors import SpecialistInactiveError
+from specialists.serializers import (
+    SpecialistDetailSerializer,
+    WizardDraftSerializer,
+    WizardResponseSerializer,
+    WizardSerializer,
+    specialist_detail,
+)
+from workspaces.models import Workspace
 
 SSE_DESCRIPTION = """Server-Sent Events, in this order: `session` {sessionId, userMessageId, messageId} →
 any number of `delta` {text}, `tool_call` {id, name, arguments, connectionId}, `tool_result`
@@ -341,7 +355,58 @@ class UploadView(OrgAPIView):
             )
             if session is None:
                 raise ValidationFailed("sessionId", "Not found in this organization.")
-        attachment = store_upload(
+        attachment = services.attach_upload(
             org=self.org, user=request.user, upload=serializer.validated_data["file"], session=session
         )
         return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
+
+
+class SpecialistWizardView(OrgAPIView):
+    """The wizard is a turn of the pipeline (billed like a chat) whose answer is a specialist's draft."""
+
+    errors = (*REFUSALS, ProviderError, LLMBadOutputError)
+    required_roles = {"post": Role.ADMIN}
+
+    @extend_schema(
+        request=WizardSerializer,
+        responses={200: WizardResponseSerializer, 201: SpecialistDetailSerializer},
+        summary="Draft a specialist from a plain-language brief (admin); create: true saves it",
+        description=(
+            "The drafting model is `model`, else WIZARD_MODEL, else the cheapest active model whose provider is "
+            "configured (remote before local). Billed like a chat. A draft the model cannot produce in the "
+            "schema after one retry → 502 `llm_bad_output`."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        serializer = WizardSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        result = draft_specialist(org=self.org, user=request.user, brief=data["brief"], model=data.get("model") or None)
+        if data["create"]:
+            draft = WizardDraftSerializer(data=result.draft)
+            draft.is_valid(raise_exception=True)
+            values = dict(draft.validated_data)
+            tool_ids = values.pop("tool_ids")
+            values["tools"] = list(Tool.objects.filter(organization=self.org, pk__in=tool_ids))
+            specialist = specialist_services.create_specialist(org=self.org, created_by=request.user, data=values)
+            return Response(specialist_detail(specialist), status=status.HTTP_201_CREATED)
+        usage = {"input_tokens": result.input_tokens, "output_tokens": result.output_tokens, "credits": result.credits}
+        return Response(WizardResponseSerializer({"draft": result.draft, "usage": usage}).data)
+
+
+class WorkspaceThreadsView(mixins.ListModelMixin, OrgViewSet):
+    """A workspace's chats, as far as the caller may read them (served by chat, which knows sessions)."""
+
+    queryset = ChatSession.objects.all()
+    serializer_class = SessionSerializer
+
+    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+        workspace = Workspace.objects.filter(organization=self.org, pk=self.kwargs["pk"]).first()
+        if workspace is None:
+            raise NotFoundError
+        readable = selectors.readable_sessions(queryset, context=self.org_context, user=self.request.user)
+        return readable.filter(workspace=workspace).order_by("-created_at")
+
+    @extend_schema(summary="The workspace's chats the caller may read")
+    def list(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().list(request, *args, **kwargs)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -7,4 +9,4 @@ class LeancoreConfig(AppConfig):
     name = "leancore"
 
     def ready(self) -> None:
-        from leancore import checks  # noqa: F401 -- registers the deploy check of the middleware
+        import_module("leancore.checks")  # registers the deploy check of the middleware

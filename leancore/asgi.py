@@ -10,19 +10,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leancore.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from daphne.http_protocol import WebRequest  # noqa: E402
+from daphne.ws_protocol import WebSocketProtocol  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from leancore.routing import websocket_urlpatterns  # noqa: E402
+from leancore.worker import start_embedded_worker  # noqa: E402
 
 
 def _leave_form_bodies_to_django() -> None:
     """Daphne's Twisted request parses every POSTed form or multipart body itself (a second copy
     in memory, unused) and answers one it cannot parse with an empty 400 before Django sees it.
     Django parses bodies; Twisted must not (every 4xx is problem+json)."""
-    try:
-        from daphne.http_protocol import WebRequest
-    except ImportError:  # another ASGI server
-        return
     WebRequest._parsePOSTFormSubmission = property(lambda self: False, lambda self, value: None)
 
 
@@ -30,10 +29,6 @@ def _let_websockets_close_with_any_code() -> None:
     """Daphne closes a socket through autobahn's ``sendClose``, which accepts only 1000 and
     3000-4999: a consumer's 1009 (frame too large) or 1013 (try again later) became an internal
     error (1011). Send the close frame the consumer asked for."""
-    try:
-        from daphne.ws_protocol import WebSocketProtocol
-    except ImportError:  # another ASGI server
-        return
 
     def server_close(self, code=None):  # noqa: ANN001, ANN202
         self.sendCloseFrame(code=1000 if code is None else code, isReply=False)
@@ -45,8 +40,6 @@ _leave_form_bodies_to_django()
 _let_websockets_close_with_any_code()
 
 if settings.EMBEDDED_WORKER:
-    from leancore.worker import start_embedded_worker
-
     start_embedded_worker()
 
 application = ProtocolTypeRouter(

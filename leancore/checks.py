@@ -1,5 +1,5 @@
 """``check --deploy`` for LeanCore's middleware: Django's security checks look for its own middleware
-by dotted path, and LeanCore runs subclasses of them (``leancore.api.middleware``, hooks on the event
+by dotted path, and LeanCore runs subclasses of them (``core.middleware``, hooks on the event
 loop). Without this, Django reports them missing (W001–W003) and, believing them absent, skips the
 checks of the settings they apply (HSTS, SSL redirect, nosniff, referrer policy, X-Frame-Options,
 CSRF and session cookies). This runs Django's own security checks again as if each subclass were

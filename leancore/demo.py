@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from accounts.models import User
 from billing.selectors import balance
-from leancore.credits import credit_str
+from core.credits import credit_str
 from orgs.models import Organization
 from specialists.models import Specialist
 from tasks.models import Project, Task

@@ -8,6 +8,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.tasks import task
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from billing.services import release_stale_reservations
+from chat.services import fail_stuck_turns
+from tasks.services import recover_failed_runs
 
 logger = logging.getLogger(__name__)
 
@@ -16,10 +21,6 @@ TASK_PATH = "leancore.maintenance.maintenance"
 
 def run_upkeep() -> dict[str, int]:
     """Each app's periodic work, in one place."""
-    from billing.services import release_stale_reservations
-    from chat.services import fail_stuck_turns
-    from tasks.services import recover_failed_runs
-
     return {
         "failed_stuck_turns": fail_stuck_turns(),
         "released_reservations": release_stale_reservations(),
@@ -39,8 +40,6 @@ def maintenance() -> dict[str, int]:
 def ensure_scheduled() -> bool:
     """Enqueues the maintenance chain unless a run is already waiting (a run left RUNNING by a
     killed worker does not count). Returns True if it enqueued."""
-    from django_tasks_db.models import DBTaskResult
-
     waiting = DBTaskResult.objects.filter(task_path=TASK_PATH, status="READY").exists()
     if waiting:
         return False

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "accounts",
     "orgs",
     "billing",
+    "files",
     "specialists",
     "mcps",
     "chat",
@@ -73,16 +74,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",  # outermost: every answer, problems included, can be read
-    "leancore.api.middleware.ProblemMiddleware",
-    "leancore.api.middleware.SecurityMiddleware",
-    "leancore.api.middleware.RequestSizeMiddleware",
-    "leancore.api.middleware.StaticFilesMiddleware",
-    "leancore.api.middleware.SessionMiddleware",
-    "leancore.api.middleware.CommonMiddleware",
-    "leancore.api.middleware.CsrfViewMiddleware",
-    "leancore.api.middleware.AuthenticationMiddleware",
-    "leancore.api.middleware.MessageMiddleware",
-    "leancore.api.middleware.XFrameOptionsMiddleware",
+    "core.middleware.ProblemMiddleware",
+    "core.middleware.SecurityMiddleware",
+    "core.middleware.RequestSizeMiddleware",
+    "core.middleware.StaticFilesMiddleware",
+    "core.middleware.SessionMiddleware",
+    "core.middleware.CommonMiddleware",
+    "core.middleware.CsrfViewMiddleware",
+    "core.middleware.AuthenticationMiddleware",
+    "core.middleware.MessageMiddleware",
+    "core.middleware.XFrameOptionsMiddleware",
 ]
 
 # Django's "middleware missing" warnings are wrong for LeanCore's subclasses of that middleware;
@@ -190,7 +191,7 @@ if REDIS_URL:
     # (redis' default is also 5 s, and the race closes idle sockets with 1011).
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "leancore.layers.RedisChannelLayer",
+            "BACKEND": "core.layers.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
@@ -209,17 +210,17 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {
-            "BACKEND": "leancore.cache.RedisCache",
+            "BACKEND": "core.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {
-                "pool_class": "leancore.cache.SharedConnectionPool",
+                "pool_class": "core.cache.SharedConnectionPool",
                 "socket_connect_timeout": 1,  # a Redis that is gone fails fast (throttles fail open)
                 "socket_timeout": 2,
             },
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "leancore.layers.ProcessChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "core.layers.ProcessChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Background work ----------------------------------------------------------------------
@@ -237,16 +238,16 @@ REST_FRAMEWORK = {
         "djangorestframework_camel_case.parser.CamelCaseMultiPartParser",
         "djangorestframework_camel_case.parser.CamelCaseFormParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "leancore.api.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "leancore.api.filters.CamelOrderingFilter",
+        "core.filters.CamelOrderingFilter",
     ],
-    "EXCEPTION_HANDLER": "leancore.api.errors.exception_handler",
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "leancore.api.negotiation.JSONFallbackNegotiation",
-    "DEFAULT_METADATA_CLASS": "leancore.api.negotiation.MinimalMetadata",
-    "DEFAULT_SCHEMA_CLASS": "leancore.api.schema.LeanCoreAutoSchema",
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.JSONFallbackNegotiation",
+    "DEFAULT_METADATA_CLASS": "core.negotiation.MinimalMetadata",
+    "DEFAULT_SCHEMA_CLASS": "leancore.schema.LeanCoreAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": True,
     "DATETIME_FORMAT": "iso-8601",
@@ -268,7 +269,7 @@ def _scaled_rate(rate: str, factor: int) -> str:
     return f"{int(count) * factor}/{period}"
 
 
-# Throttle rates (DRF rate strings). Read at request time by leancore.api.throttles.
+# Throttle rates (DRF rate strings). Read at request time by core.throttles.
 THROTTLE_RATES = {
     "login": env_str("THROTTLE_LOGIN", "10/min"),
     "register": env_str("THROTTLE_REGISTER", "100/hour"),
@@ -321,9 +322,9 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "drf_spectacular.contrib.djangorestframework_camel_case.camelize_serializer_fields",
-        "leancore.api.schema.add_problem_schema",
+        "leancore.schema.add_problem_schema",
     ],
-    "PREPROCESSING_HOOKS": ["leancore.api.schema.drop_trailing_slash_twins"],
+    "PREPROCESSING_HOOKS": ["leancore.schema.drop_trailing_slash_twins"],
     "ENUM_NAME_OVERRIDES": {
         "MemberRoleEnum": "orgs.models.Role",
         "MessageRoleEnum": "chat.models.Message.Role",

@@ -6,9 +6,9 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from leancore.api.errors import NotFoundError, error_response
-from leancore.api.health import HealthView
-from leancore.api.routes import route
+from core.errors import NotFoundError, error_response
+from core.routes import route
+from leancore.health import HealthView
 
 
 class PublicSchemaView(SpectacularAPIView):
@@ -78,7 +78,7 @@ urlpatterns = [
     re_path(r"^(?!admin(?:/|$))(?P<rest>.*)$", unknown_path, name="unknown-path"),
 ]
 
-handler400 = "leancore.api.errors.handler400"
-handler403 = "leancore.api.errors.handler403"
-handler404 = "leancore.api.errors.handler404"
-handler500 = "leancore.api.errors.handler500"
+handler400 = "core.errors.handler400"
+handler403 = "core.errors.handler403"
+handler404 = "core.errors.handler404"
+handler500 = "core.errors.handler500"

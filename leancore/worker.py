@@ -10,6 +10,10 @@ import logging
 import threading
 import uuid
 
+from django_tasks_db.management.commands.db_worker import Worker
+
+from leancore.maintenance import ensure_scheduled
+
 logger = logging.getLogger(__name__)
 _started = threading.Event()
 
@@ -18,9 +22,6 @@ def start_embedded_worker(interval: float = 0.2) -> bool:
     if _started.is_set():
         return False
     _started.set()
-    from django_tasks_db.management.commands.db_worker import Worker
-
-    from leancore.maintenance import ensure_scheduled
 
     def run() -> None:
         try:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 
-from leancore.api.errors import DomainError
+from core.errors import DomainError
 from mcps import services
 from mcps.models import CatalogEntry, Connection, Tool
 from mcps.security import check_url

@@ -13,7 +13,7 @@ import httpx2
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
-from mcp import ClientSession
+from mcp import ClientSession, types
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -104,8 +104,6 @@ async def open_session(target: Target, *, time_limit: float) -> AsyncIterator[Cl
 
 async def list_remote_tools(target: Target, *, time_limit: float) -> list[RemoteTool]:
     """initialize + tools/list, following every cursor page; bounded in time."""
-    from mcp import types
-
     tools: list[RemoteTool] = []
     try:
         with anyio.fail_after(time_limit):

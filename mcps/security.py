@@ -14,7 +14,7 @@ import httpcore2
 import httpx2
 from django.conf import settings
 
-from leancore.api.errors import DomainError
+from core.errors import DomainError
 
 RESOLVE_TIMEOUT_SECONDS = 3.0
 _resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mcp-dns")

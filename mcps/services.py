@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from leancore.api.errors import DomainError, ValidationFailed
+from core.errors import DomainError, ValidationFailed
 from mcps.client import MCPError, RemoteTool, list_remote_tools, target_of
 from mcps.crypto import decrypt_json, encrypt_json
 from mcps.models import AuthType, CatalogEntry, Connection, Tool

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from leancore.api.routes import route
+from core.routes import route
 from mcps import views
 
 urlpatterns = [

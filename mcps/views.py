@@ -6,8 +6,8 @@ from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from leancore.api.errors import NotFoundError
-from leancore.api.views import OrgViewSet, UserViewSet
+from core.errors import NotFoundError
+from core.views import UserViewSet
 from mcps import services
 from mcps.models import CatalogEntry, Connection, Tool
 from mcps.security import UrlNotAllowedError
@@ -21,6 +21,7 @@ from mcps.serializers import (
     ToolSerializer,
 )
 from mcps.services import MCPUnreachableError
+from orgs.api import OrgViewSet
 from orgs.models import Role
 
 ADMIN_ACTIONS = ("create", "update", "destroy", "sync", "tool_update")

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 
+from accounts.admin import UserAdmin
+from accounts.models import User
 from orgs import selectors
 from orgs.models import Membership, Organization, Role
 
@@ -69,3 +71,28 @@ class MembershipAdmin(admin.ModelAdmin):
         if kept:
             self.message_user(request, f"Kept {len(kept)} owner(s): every organization keeps one.", messages.WARNING)
         queryset.exclude(pk__in=kept).delete()
+
+
+class UserMembershipInline(admin.TabularInline):
+    """Memberships at a glance; they change on their own page (which keeps every org owned)."""
+
+    model = Membership
+    fk_name = "user"
+    extra = 0
+    fields = ["organization", "role", "status", "joined_at"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class UserWithMembershipsAdmin(UserAdmin):
+    """The user's page as identity draws it, with the organizations they belong to."""
+
+    inlines = [*UserAdmin.inlines, UserMembershipInline]
+
+
+admin.site.unregister(User)
+admin.site.register(User, UserWithMembershipsAdmin)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from rest_framework.request import Request
 
 from accounts.models import User
-from leancore import db
-from leancore.api.errors import DomainError, NotFoundError, PermissionDeniedError
+from core import db
+from core.errors import DomainError, NotFoundError, PermissionDeniedError
 from orgs.models import ROLE_RANK, Membership, Organization, Role
 
 

@@ -73,7 +73,7 @@ class Membership(models.Model):
 
 
 class OrgScopedQuerySet(models.QuerySet):
-    """Querysets of org-owned objects; views filter them by the request's org (leancore.api.views)."""
+    """Querysets of org-owned objects; views filter them by the request's org (core.views)."""
 
 
 class OrgScopedModel(models.Model):

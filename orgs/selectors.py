@@ -61,3 +61,11 @@ def owners_a_deletion_would_remove(memberships: QuerySet[Membership]) -> list:
         if not remaining:
             keep += [pk for pk, owner_org in doomed if owner_org == org_id]
     return keep
+
+
+def active_memberships(*, user: User) -> QuerySet[Membership]:
+    return (
+        Membership.objects.select_related("organization")
+        .filter(user=user, status=Membership.Status.ACTIVE)
+        .order_by("organization__name")
+    )

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from leancore.api.fields import CreditField
+from accounts.models import User
+from core.fields import CreditField
+from orgs import selectors
 from orgs.models import Membership, Organization, Role
 
 
@@ -59,3 +62,56 @@ class RoleSerializer(serializers.Serializer):
 
 class ProfileSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=150, allow_blank=True)
+
+
+# --- signing in: who you are and where you belong ---------------------------------------------
+
+
+class MembershipBriefSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="organization.id")
+    name = serializers.CharField(source="organization.name")
+    role = serializers.CharField()
+
+
+class MeSerializer(serializers.ModelSerializer):
+    is_staff = serializers.BooleanField(read_only=True)
+    organizations = serializers.SerializerMethodField()
+
+    class Meta:
+        model = User
+        fields = ["id", "email", "name", "is_staff", "organizations"]
+
+    @extend_schema_field(MembershipBriefSerializer(many=True))
+    def get_organizations(self, user: User) -> list[dict]:
+        return MembershipBriefSerializer(selectors.active_memberships(user=user), many=True).data  # type: ignore[return-value]
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    access_token = serializers.CharField()
+    refresh_token = serializers.CharField()
+    token_type = serializers.CharField(default="Bearer")
+    expires_in = serializers.IntegerField(help_text="Seconds until the access token expires.")
+    user = MeSerializer()
+
+
+class AcceptInviteSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    password = serializers.CharField(trim_whitespace=False)
+    name = serializers.CharField(max_length=150, allow_blank=True, required=False, default="")
+
+
+class RegisterSerializer(serializers.Serializer):
+    organization_name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=150)
+    email = serializers.EmailField()
+    password = serializers.CharField(trim_whitespace=False)
+
+
+def token_body(*, user: User, access: str, refresh: str, expires_in: int) -> dict:
+    return {
+        "access_token": access,
+        "refresh_token": refresh,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "user": MeSerializer(user).data,
+    }

@@ -17,13 +17,14 @@ from accounts.services import (
     create_one_time_token,
     token_email_text,
 )
-from leancore.api.errors import InvalidTokenError, NotFoundError, PermissionDeniedError, ValidationFailed
-from leancore.mail import send_on_commit
+from core.errors import InvalidTokenError, NotFoundError, PermissionDeniedError, ValidationFailed
+from core.mail import send_on_commit
 from orgs import selectors
 from orgs.context import OrgContext
 from orgs.errors import AlreadyMemberError, LastOwnerError
 from orgs.models import Membership, Organization, Role
 from orgs.realtime import announce_membership_changed
+from orgs.signals import organization_created
 
 UNSET = object()
 
@@ -37,9 +38,8 @@ def _unique_slug(name: str) -> str:
 
 
 def create_organization(*, name: str, owner: User, billing_email: str = "") -> Organization:
-    """Creates the org and its owner membership; the billing account comes with it."""
-    from billing.services import open_account
-
+    """Creates the org and its owner membership, and announces it (``organization_created``: billing
+    opens the credit account with the sign-up credits) in the same transaction."""
     for _ in range(5):
         try:
             with transaction.atomic():
@@ -53,7 +53,7 @@ def create_organization(*, name: str, owner: User, billing_email: str = "") -> O
                     status=Membership.Status.ACTIVE,
                     joined_at=timezone.now(),
                 )
-                open_account(org=org, signup_credits=settings.SIGNUP_CREDITS)
+                organization_created.send(sender=Organization, organization=org, owner=owner)
                 return org
         except IntegrityError:  # a concurrent sign-up took the slug; pick another
             continue

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
-from leancore.api.routes import route
-from orgs import views
+from core.routes import route
+from orgs import auth_views, views
 
 urlpatterns = [
+    *route("auth/login", auth_views.LoginView.as_view(), name="auth-login"),
+    *route("auth/accept-invite", auth_views.AcceptInviteView.as_view(), name="auth-accept-invite"),
+    *route("register", auth_views.RegisterView.as_view(), name="register"),
+    *route("users/me", auth_views.MeView.as_view(), name="users-me"),
     *route("orgs", views.OrganizationListView.as_view({"get": "list"}), name="orgs"),
     *route("orgs/<uuid:pk>", views.OrganizationDetailView.as_view(), name="org-detail"),
     *route("orgs/<uuid:pk>/billing-email", views.BillingEmailView.as_view(), name="org-billing-email"),

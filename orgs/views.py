@@ -5,8 +5,9 @@ from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from leancore.api.views import OrgAPIView, OrgViewSet, UserViewSet
+from core.views import UserViewSet
 from orgs import selectors, services
+from orgs.api import OrgAPIView, OrgViewSet
 from orgs.errors import AlreadyMemberError, LastOwnerError
 from orgs.filters import MemberFilter
 from orgs.models import Membership, Organization, Role

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from leancore.api.errors import DomainError
+from core.errors import DomainError
 
 
 class SpecialistInactiveError(DomainError):

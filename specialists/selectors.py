@@ -1,13 +1,9 @@
 from __future__ import annotations
 
-from decimal import Decimal
+from django.db.models import QuerySet
 
-from django.db.models import QuerySet, Sum
-from django.utils import timezone
-
-from billing.models import LedgerEntry
-from leancore import db
-from leancore.credits import period_bounds
+from billing.selectors import specialist_usage_this_period
+from core import db
 from specialists.models import Specialist
 
 
@@ -32,16 +28,6 @@ def alive_with_tool_flag(*, org_id: object, specialist_id: object) -> Specialist
 
 
 def usage_this_period(*, specialist: Specialist) -> dict:
-    from chat.models import Message
-
-    start, _ = period_bounds(timezone.now())
-    spent = LedgerEntry.objects.filter(
-        organization_id=specialist.organization_id,
-        kind=LedgerEntry.Kind.USAGE,
-        specialist_id=specialist.pk,
-        created_at__gte=start,
-    ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
-    messages = Message.objects.filter(
-        session__specialist=specialist, role=Message.Role.ASSISTANT, created_at__gte=start
-    ).count()
-    return {"credits_this_period": -spent, "messages_this_period": messages}
+    """``usage`` of the specialist's page: credits and billed replies this period (billing's ledger)."""
+    usage = specialist_usage_this_period(org_id=specialist.organization_id, specialist_id=specialist.pk)
+    return {"credits_this_period": usage.credits, "messages_this_period": usage.messages}

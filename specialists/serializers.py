@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from leancore.api.fields import CreditField, OrgRelatedField
+from core.fields import CreditField
 from mcps.models import Tool
+from orgs.fields import OrgRelatedField
+from specialists import selectors
 from specialists.models import Specialist
 
 WRITE_FIELDS = [
@@ -90,3 +94,9 @@ class WizardUsageSerializer(serializers.Serializer):
 class WizardResponseSerializer(serializers.Serializer):
     draft = WizardDraftSerializer()
     usage = WizardUsageSerializer()
+
+
+def specialist_detail(specialist: Specialist) -> dict[str, Any]:
+    """The body of ``GET /specialists/{id}``: the specialist and its usage this period."""
+    usage = selectors.usage_this_period(specialist=specialist)
+    return SpecialistDetailSerializer(specialist, context={"usage": usage}).data

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from billing.services import active_rate
-from leancore.api.errors import ValidationFailed
+from core.errors import ValidationFailed
+from mcps.services import set_specialist_tools
 from orgs.models import Organization
 from specialists.models import Specialist
 
@@ -38,8 +39,6 @@ def _check_model(model: str, max_output_tokens: int | None) -> None:
 def _set_tools(specialist: Specialist, tools: list[Any] | None) -> None:
     if tools is None:
         return
-    from mcps.services import set_specialist_tools
-
     set_specialist_tools(specialist=specialist, tools=tools)
 
 

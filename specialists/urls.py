@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from leancore.api.routes import route
+from core.routes import route
 from specialists import views
 
 urlpatterns = [
     *route("specialists", views.SpecialistViewSet.as_view({"get": "list", "post": "create"}), name="specialists"),
-    *route("specialists/wizard", views.SpecialistViewSet.as_view({"post": "wizard"}), name="specialist-wizard"),
     *route(
         "specialists/<uuid:pk>",
         views.SpecialistViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"}),

@@ -1,17 +1,40 @@
-"""Task runs: the specialist works the task as an async chat turn, then the task is updated."""
+"""The background side of task runs: the specialist works the task as an async chat turn, then
+the task is updated with the answer or the error."""
 
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
-from django.tasks import task
+from typing import Any
 
-from chat.jobs import run_queued_turn
-from tasks import services
+from channels.db import database_sync_to_async
+from django.db import transaction
+from django.tasks import task
+from django.utils import timezone
+
+from chat.jobs import run_queued_message
+from chat.models import Message
+from tasks.models import Task
 
 
 @task()
 async def run_task_turn(task_id: str, message_id: str) -> str:
     try:
-        return await run_queued_turn.func(message_id)
+        return await run_queued_message(message_id)
     finally:
-        await database_sync_to_async(services.finish_task_run)(task_id=task_id, message_id=message_id)
+        await database_sync_to_async(finish_task_run)(task_id=task_id, message_id=message_id)
+
+
+def finish_task_run(*, task_id: Any, message_id: Any) -> Task | None:
+    """After the turn: done with the answer as result, or back to todo with the error."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().filter(pk=task_id, run_message_id=message_id).first()
+        if task is None or task.status != Task.Status.IN_PROGRESS:
+            return task
+        message = Message.objects.filter(pk=message_id).first()
+        if message is not None and message.status == Message.Status.COMPLETED:
+            task.status, task.result, task.error = Task.Status.DONE, message.content, ""
+        else:
+            task.status, task.result = Task.Status.TODO, ""  # a failed re-run leaves no old answer behind
+            task.error = (message.error if message else "") or "The run failed."
+        task.updated_at = timezone.now()
+        task.save(update_fields=["status", "result", "error", "updated_at"])
+        return task

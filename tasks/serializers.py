@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from leancore.api.fields import OrgMemberField, OrgRelatedField
+from orgs.fields import OrgMemberField, OrgRelatedField
 from specialists.models import Specialist
 from tasks.models import Project, Task
 from workspaces.models import Workspace

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Message
 from chat.turns import start_turn
-from leancore.api.errors import InvalidStateError, PermissionDeniedError, ValidationFailed
+from core.errors import InvalidStateError, PermissionDeniedError, ValidationFailed
 from orgs.context import OrgContext
 from orgs.models import Organization, Role
+from tasks.jobs import finish_task_run, run_task_turn
 from tasks.models import Project, Task
 
 PROJECT_FIELDS = ("name", "description", "status", "workspace")
@@ -129,27 +129,8 @@ def start_task_run(*, context: OrgContext, user: User, task_id: Any) -> TaskRun:
     task.run_message_id = turn.message_id
     task.error = ""
     task.save(update_fields=["status", "session", "run_message_id", "error", "updated_at"])
-    from tasks.jobs import run_task_turn
-
     transaction.on_commit(lambda: run_task_turn.enqueue(str(task.pk), str(turn.message_id)))
     return TaskRun(task_id=task.pk, session_id=turn.session_id, message_id=turn.message_id)
-
-
-def finish_task_run(*, task_id: Any, message_id: Any) -> Task | None:
-    """After the turn: done with the answer as result, or back to todo with the error."""
-    with transaction.atomic():
-        task = Task.objects.select_for_update().filter(pk=task_id, run_message_id=message_id).first()
-        if task is None or task.status != Task.Status.IN_PROGRESS:
-            return task
-        message = Message.objects.filter(pk=message_id).first()
-        if message is not None and message.status == Message.Status.COMPLETED:
-            task.status, task.result, task.error = Task.Status.DONE, message.content, ""
-        else:
-            task.status = Task.Status.TODO
-            task.error = (message.error if message else "") or "The run failed."
-        task.updated_at = timezone.now()
-        task.save(update_fields=["status", "result", "error", "updated_at"])
-        return task
 
 
 def recover_failed_runs() -> int:

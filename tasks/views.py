@@ -8,9 +8,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.errors import REFUSALS
-from leancore.api.errors import InvalidStateError
-from leancore.api.filters import DateOrDateTimeFilter
-from leancore.api.views import OrgViewSet
+from core.errors import InvalidStateError
+from core.filters import DateOrDateTimeFilter
+from orgs.api import OrgViewSet
 from specialists.errors import SpecialistInactiveError
 from tasks import services
 from tasks.models import Project, Task

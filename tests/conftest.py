@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.services import issue_tokens
-from leancore.api import throttles
+from core import throttles
 from orgs.models import Membership, Organization, Role
 from orgs.services import create_organization
 
@@ -255,7 +255,7 @@ _SEEN_STATUSES: set[tuple[str, str, int]] = set()
 def _schema_path(route: str) -> str:
     import re
 
-    from leancore.api.errors import camelize_key
+    from core.errors import camelize_key
 
     path = "/" + route.rstrip("/")
     path = path.replace("<uuid:pk>", "{id}")

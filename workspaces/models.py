@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from files.models import StoredFile
 from orgs.models import OrgScopedModel
 
 
@@ -22,7 +23,7 @@ def workspace_file_path(instance: WorkspaceFile, filename: str) -> str:
     return f"orgs/{instance.organization_id}/workspaces/{instance.workspace_id}/{instance.pk}/{filename}"
 
 
-class WorkspaceFile(OrgScopedModel):
+class WorkspaceFile(StoredFile, OrgScopedModel):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="files")
     file = models.FileField(upload_to=workspace_file_path, max_length=500)
     filename = models.CharField(max_length=255)

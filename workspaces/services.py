@@ -8,8 +8,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from accounts.models import User
-from chat.uploads import check_upload
-from leancore.api.errors import PermissionDeniedError
+from core.errors import PermissionDeniedError
+from files.uploads import store_upload
 from orgs.context import OrgContext
 from orgs.models import Organization, Role
 from workspaces.models import Artifact, Workspace, WorkspaceFile
@@ -47,21 +47,9 @@ def delete_workspace(*, context: OrgContext, user: User, workspace: Workspace) -
     transaction.on_commit(lambda: _delete_stored(files))
 
 
-@transaction.atomic
 def add_file(*, workspace: Workspace, user: User, upload: UploadedFile) -> WorkspaceFile:
-    checked = check_upload(org=workspace.organization, upload=upload)
-    item = WorkspaceFile(
-        organization_id=workspace.organization_id,
-        workspace=workspace,
-        filename=checked.filename,
-        content_type=checked.content_type,
-        size=checked.size,
-        text=checked.text,
-        uploaded_by=user,
-    )
-    item.file.save(checked.filename, upload, save=False)
-    item.save()
-    return item
+    item = WorkspaceFile(organization_id=workspace.organization_id, workspace=workspace, uploaded_by=user)
+    return store_upload(org=workspace.organization, upload=upload, stored=item)
 
 
 @transaction.atomic

@@ -8,13 +8,10 @@ from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from chat import selectors as chat_selectors
-from chat.models import ChatSession
-from chat.serializers import SessionSerializer
-from chat.uploads import FileTooLargeError, StorageQuotaExceededError
-from leancore.api.errors import NotFoundError, RateLimitedError
-from leancore.api.throttles import UploadThrottle
-from leancore.api.views import OrgViewSet
+from core.errors import NotFoundError, RateLimitedError
+from core.throttles import UploadThrottle
+from files.uploads import FileTooLargeError, StorageQuotaExceededError
+from orgs.api import OrgViewSet
 from workspaces import services
 from workspaces.models import Artifact, Workspace, WorkspaceFile
 from workspaces.serializers import (
@@ -75,17 +72,6 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
     def destroy(self, request: Request, pk: str) -> Response:
         services.delete_workspace(context=self.org_context, user=request.user, workspace=self._workspace())
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-    @extend_schema(responses={200: SessionSerializer(many=True)}, summary="The workspace's chats the caller may read")
-    def threads(self, request: Request, pk: str) -> Response:
-        workspace = self._workspace()
-        sessions = chat_selectors.readable_sessions(
-            ChatSession.objects.filter(organization=self.org, workspace=workspace),
-            context=self.org_context,
-            user=request.user,
-        ).order_by("-created_at")
-        page = self.paginate_queryset(sessions)
-        return self.get_paginated_response(SessionSerializer(page, many=True).data)
 
     @extend_schema(responses={200: ArtifactSerializer(many=True)}, summary="What specialists saved here")
     def artifacts(self, request: Request, pk: str) -> Response:

@@ -14,8 +14,8 @@ from billing.models import (
     BudgetAlert,
     CreditAccount,
 )
-from leancore.credits import credit_str, period_bounds
-from leancore.mail import send_on_commit
+from core.credits import credit_str, period_bounds
+from core.mail import send_on_commit
 from orgs.models import Organization
 
 logger = logging.getLogger(__name__)

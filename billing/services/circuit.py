@@ -11,7 +11,7 @@ from billing.models import (
     CircuitEvent,
 )
 from billing.services.alerts import raise_alert
-from leancore.credits import period_bounds
+from core.credits import period_bounds
 from orgs.models import Organization
 
 

@@ -19,9 +19,9 @@ from billing.models import (
     CreditPackage,
     LedgerEntry,
 )
-from leancore import db
-from leancore.api.errors import ValidationFailed
-from leancore.credits import period_bounds, q
+from core import db
+from core.credits import period_bounds, q
+from core.errors import ValidationFailed
 from orgs.models import Organization
 
 

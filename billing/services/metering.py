@@ -28,8 +28,8 @@ from billing.models import (
 )
 from billing.services.alerts import evaluate_alerts
 from billing.services.ledger import account_sql, joined_account, locked_account, roll_period, write_ledger_entry
-from leancore import db
-from leancore.credits import period_bounds, q, token_cost
+from core import db
+from core.credits import period_bounds, q, token_cost
 from orgs.models import Organization
 
 

@@ -11,7 +11,7 @@ from django.db import transaction
 from billing.models import (
     ModelRate,
 )
-from leancore.credits import q
+from core.credits import q
 
 RATE_FIELDS = {
     "model": "model",

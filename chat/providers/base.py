@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx2
+from django.conf import settings
 
-from leancore.api.errors import DomainError
+from core.errors import DomainError
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +109,9 @@ class SDKProvider:
     def timeout() -> httpx2.Timeout:
         """Connecting, then at most ``LLM_IDLE_TIMEOUT`` seconds without a byte from the provider
         (before its first token or between two): a provider that hangs fails the call."""
-        from django.conf import settings
-
         return httpx2.Timeout(settings.LLM_IDLE_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
 
     def _config(self) -> tuple[str, str]:
-        from django.conf import settings
-
         return getattr(settings, f"{self.settings_prefix}_API_KEY"), getattr(
             settings, f"{self.settings_prefix}_BASE_URL"
         )

@@ -13,7 +13,7 @@ from django.utils import timezone
 from billing import services
 from billing.errors import BudgetExhaustedError, CircuitOpenError, InsufficientCreditsError, UnknownModelError
 from billing.models import BudgetAlert, CreditAccount, LedgerEntry, ModelRate, Reservation
-from leancore.credits import period_bounds, token_cost
+from core.credits import period_bounds, token_cost
 
 pytestmark = pytest.mark.django_db
 
@@ -252,7 +252,7 @@ def test_grant_adjust_refund(org):
     services.adjust_credits(org=org, amount=Decimal("-7.5"), kind="adjustment", reason="correction")
     assert account(org).balance == Decimal("100")
     assert ledger_sum(org) == Decimal("100")
-    from leancore.api.errors import ValidationFailed
+    from core.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed):
         services.adjust_credits(org=org, amount=Decimal("-100.000001"), kind="adjustment", reason="too much")

@@ -190,7 +190,7 @@ async def test_websocket_send_a_message_and_watch_the_turn(ws_session):
 @pytest.mark.asyncio
 async def test_async_turn_run_by_an_embedded_worker_thread_reaches_the_socket(ws_session):
     """The quick start's single process: a worker thread publishes through the in-process layer."""
-    from chat.jobs import run_queued_turn
+    from chat.jobs import run_queued_message
 
     org, owner, specialist, session = ws_session
     token = await database_sync_to_async(lambda: issue_tokens(user=owner).access)()
@@ -203,7 +203,7 @@ async def test_async_turn_run_by_an_embedded_worker_thread_reaches_the_socket(ws
         )
     )()
     message_id = response.json()["messageId"]
-    worker = threading.Thread(target=lambda: async_to_sync(run_queued_turn.func)(message_id))
+    worker = threading.Thread(target=lambda: async_to_sync(run_queued_message)(message_id))
     worker.start()
     frames = await _events_until(communicator, "done")
     await asyncio.get_running_loop().run_in_executor(None, worker.join)
@@ -321,7 +321,7 @@ async def test_events_go_only_to_watched_groups_and_reach_a_watcher_that_joins_m
 
     from chat import pipeline as engine
     from chat.pipeline import TurnEvent, _Publisher
-    from leancore.layers import RedisChannelLayer
+    from core.layers import RedisChannelLayer
 
     redis_url = redis_url_for_tests()
     layer = RedisChannelLayer(hosts=[redis_url])
@@ -546,7 +546,7 @@ async def test_redis_going_away_under_an_open_socket_closes_it_1013(ws_session, 
     and closes 1013 instead of crashing (1011)."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from leancore import layers
+    from core import layers
 
     layer = layers.RedisChannelLayer(hosts=[GONE_REDIS])
 

@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from billing import services as billing
 from billing.models import CreditAccount
 from chat.models import Attachment, ChatSession, Message
-from chat.uploads import extract_text
+from files.uploads import extract_text
 from tests.conftest import add_member, assert_problem, client_for, make_org, make_specialist, owner_of
 
 pytestmark = pytest.mark.django_db

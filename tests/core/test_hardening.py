@@ -277,12 +277,12 @@ def test_an_unreachable_mail_server_never_fails_the_request(
         }
     }
     client = client_for(admin_user)
-    with caplog.at_level("ERROR", logger="leancore.mail"), django_capture_on_commit_callbacks(execute=True):
+    with caplog.at_level("ERROR", logger="core.mail"), django_capture_on_commit_callbacks(execute=True):
         invited = client.post("/users/invite", {"email": "new@example.com", "role": "member"}, format="json")
         reset = client.post("/auth/password-reset", {"email": admin_user.email}, format="json")
     assert invited.status_code == 201, invited.content
     assert reset.status_code == 202
-    assert len([r for r in caplog.records if r.name == "leancore.mail"]) == 2
+    assert len([r for r in caplog.records if r.name == "core.mail"]) == 2
 
 
 def test_deeply_nested_json_is_a_validation_error_on_json_routes(owner, org, anon):

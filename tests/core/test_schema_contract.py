@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from leancore.api import errors
-from leancore.api.errors import ERROR_CODES, DomainError
+from core import errors
+from core.errors import ERROR_CODES, DomainError
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,5 @@
 """The quick start's database: SQLite, through a real server. The turn's hot path reads by hand
-(``leancore.db``) and must read the same rows, decimals and times on SQLite as the ORM would."""
+(``core.db``) and must read the same rows, decimals and times on SQLite as the ORM would."""
 
 from __future__ import annotations
 

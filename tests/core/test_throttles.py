@@ -8,8 +8,8 @@ import uuid
 import pytest
 from django.core.cache.backends.locmem import LocMemCache
 
-from leancore.api import throttles
-from leancore.cache import RedisCache
+from core import throttles
+from core.cache import RedisCache
 from tests.servers import redis_url_for_tests
 
 WINDOW_START = 1_800_000_000.0  # a multiple of 60: the start of a one-minute window

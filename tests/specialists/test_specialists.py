@@ -103,11 +103,20 @@ def test_update_keeps_omitted_fields(admin_user, org):
 def test_detail_usage_this_period(member, org):
     specialist = make_specialist(org)
     session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=member, title="x")
-    Message.objects.create(session=session, role="assistant", content="hi")
-    hold = billing.reserve(org=org, model="local", input_tokens=0, max_output_tokens=10, specialist_id=specialist.pk)
-    billing.settle(reservation_id=hold.reservation_id, input_tokens=1000, output_tokens=1000)
+    reply = Message.objects.create(session=session, role="assistant", content="hi")
+    # a reply with a tool round: two model calls, two ledger entries, one message
+    for _ in range(2):
+        hold = billing.reserve(
+            org=org,
+            model="local",
+            input_tokens=0,
+            max_output_tokens=10,
+            specialist_id=specialist.pk,
+            message_id=reply.pk,
+        )
+        billing.settle(reservation_id=hold.reservation_id, input_tokens=1000, output_tokens=1000)
     usage = client_for(member).get(f"/specialists/{specialist.pk}").json()["usage"]
-    assert usage == {"creditsThisPeriod": "0.003000", "messagesThisPeriod": 1}
+    assert usage == {"creditsThisPeriod": "0.006000", "messagesThisPeriod": 1}
 
 
 def test_delete_hides_but_keeps_history(admin_user, org):

@@ -1,24 +1,13 @@
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.services import grant_credits
-from leancore.api.errors import DomainError
-from leancore.credits import credit_str
-from orgs.models import Organization
-
-
-def find_org(value: str) -> Organization:
-    try:
-        org = Organization.objects.filter(pk=uuid.UUID(value)).first()
-    except ValueError:
-        org = Organization.objects.filter(slug=value).first()
-    if org is None:
-        raise CommandError(f"No organization with id or slug {value!r}.")
-    return org
+from core.credits import credit_str
+from core.errors import DomainError
+from orgs.commands import find_org
 
 
 class Command(BaseCommand):

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import User
+from leancore.demo import seed_demo_content
 from orgs.models import Organization
 from orgs.services import create_organization
 
@@ -33,8 +34,6 @@ class Command(BaseCommand):
             org = create_organization(name="Demo Company", owner=user)
             Organization.objects.filter(pk=org.pk).update(slug=DEMO_SLUG, monthly_budget=Decimal("50"))
             org.refresh_from_db()
-        from leancore.demo import seed_demo_content
-
         summary = seed_demo_content(org=org, owner=user)
         self.stdout.write(self.style.SUCCESS("Demo organization ready."))
         self.stdout.write(f"  organization: {org.name} (id {org.pk}, slug {org.slug})")

@@ -4,10 +4,10 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from billing.management.commands.grant_credits import find_org
-from leancore.api.errors import DomainError
+from core.errors import DomainError
 from mcps.models import Connection
 from mcps.services import sync_connection
+from orgs.commands import find_org
 
 
 class Command(BaseCommand):

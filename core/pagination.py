@@ -10,7 +10,7 @@ from rest_framework import pagination
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from leancore.api.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 MAX_PAGE_DIGITS = 9  # a page number beyond this is not a page of anything the API holds
 

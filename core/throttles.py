@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from leancore.api.errors import RateLimitedError
+from core.errors import RateLimitedError
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ breaker = _CacheBreaker()
 
 def _window_hits(keys: list[str], window: int, now: float) -> list[tuple[int, int]]:
     """Counts one hit on each key: (hits in the current fixed window, hits in the one before), in
-    one cache round trip on Redis (``leancore.cache.RedisCache.count_hits``)."""
+    one cache round trip on Redis (``core.cache.RedisCache.count_hits``)."""
     index = int(now // window)
     counting = getattr(cache, "count_hits", None)
     if counting is not None:

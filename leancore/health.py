@@ -10,9 +10,9 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from leancore.api.errors import ServiceUnavailableError, problem_response
-from leancore.api.views import PublicAPIView
-from leancore.cache import SharedConnectionPool
+from core.cache import SharedConnectionPool
+from core.errors import ServiceUnavailableError, problem_response
+from core.views import PublicAPIView
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Uploads: size and type checks, storage quota, text extraction."""
+"""Uploads: size and type checks, the storage quota, text extraction, and storing the checked file
+on the model that keeps it (a chat attachment, a workspace file)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import mimetypes
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from django.apps import apps
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Model, Sum
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError
 
-from accounts.models import User
-from chat.models import Attachment, ChatSession
-from leancore.api.errors import DomainError
+from core.errors import DomainError
+from files.models import StoredFile
 from orgs.models import Organization
 
 ALLOWED_TYPES = {
@@ -70,9 +73,6 @@ def content_type_of(upload: UploadedFile) -> str:
 def extract_text(data: bytes, content_type: str) -> str:
     """Text for the model: text formats as they are (JSON pretty-printed), PDF through pypdf."""
     if content_type == "application/pdf":
-        from pypdf import PdfReader
-        from pypdf.errors import PdfReadError
-
         try:
             reader = PdfReader(io.BytesIO(data))
             text = "\n\n".join((page.extract_text() or "") for page in reader.pages)
@@ -89,12 +89,13 @@ def extract_text(data: bytes, content_type: str) -> str:
 
 
 def storage_used(org: Organization) -> int:
-    """Bytes the org stores: chat attachments and workspace files."""
-    from workspaces.models import WorkspaceFile
-
-    attachments = Attachment.objects.filter(organization=org).aggregate(total=Sum("size"))["total"] or 0
-    files = WorkspaceFile.objects.filter(organization=org).aggregate(total=Sum("size"))["total"] or 0
-    return attachments + files
+    """Bytes the org stores, over every model marked ``StoredFile``."""
+    total = 0
+    for model in apps.get_models():
+        if issubclass(model, StoredFile):
+            used = model._default_manager.filter(organization=org).aggregate(total=Sum("size"))["total"]
+            total += used or 0
+    return total
 
 
 @dataclass(frozen=True)
@@ -125,19 +126,15 @@ def check_upload(*, org: Organization, upload: UploadedFile) -> CheckedUpload:
 
 
 @transaction.atomic
-def store_upload(
-    *, org: Organization, user: User, upload: UploadedFile, session: ChatSession | None = None
-) -> Attachment:
+def store_upload(*, org: Organization, upload: UploadedFile, stored: Model) -> Model:
+    """Checks the upload against the org's quota and saves it on ``stored`` (an unsaved
+    ``StoredFile`` model carrying everything but the file): its name, type, size and text are
+    filled in here, in one transaction with the quota decision."""
     checked = check_upload(org=org, upload=upload)
-    attachment = Attachment(
-        organization=org,
-        filename=checked.filename,
-        content_type=checked.content_type,
-        size=checked.size,
-        text=checked.text,
-        session=session,
-        uploaded_by=user,
-    )
-    attachment.file.save(checked.filename, upload, save=False)
-    attachment.save()
-    return attachment
+    stored.filename = checked.filename
+    stored.content_type = checked.content_type
+    stored.size = checked.size
+    stored.text = checked.text
+    stored.file.save(checked.filename, upload, save=False)
+    stored.save()
+    return stored

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware import clickjacking, common, csrf, security
 from whitenoise.middleware import WhiteNoiseMiddleware
 
-from leancore.api.errors import (
+from core.errors import (
     GENERIC_CODES,
     TITLES,
     RequestTooLargeError,

@@ -1,25 +1,22 @@
-"""Base views. Every view declares its access class: public, user (no org) or org-scoped.
-
-Org-scoped views resolve the organization once per request (``X-Org-Id`` or the only
-membership) and filter every queryset by it in ``get_queryset``; subclasses set
-``queryset`` and never filter by org themselves.
+"""Org-aware base views: the organization is resolved once per request (``X-Org-Id``, the path's
+org, or the only membership) and every queryset is filtered by it in ``get_queryset``; subclasses
+set ``queryset``, narrow it only in ``scope_queryset`` and never filter by org themselves.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import viewsets
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from core.views import Access
 from orgs.context import OrgContext, require_role, resolve_org_from_header, resolve_org_from_path
-
-Access = Literal["public", "user", "org"]
 
 ORG_HEADER_PARAMETER = OpenApiParameter(
     name="X-Org-Id",
@@ -31,21 +28,6 @@ ORG_HEADER_PARAMETER = OpenApiParameter(
         "otherwise 400 `org_required`. Not a member → 403 `not_a_member`."
     ),
 )
-
-
-class PublicAPIView(APIView):
-    """No authentication at all (a stale Authorization header must not break login)."""
-
-    access: ClassVar[Access] = "public"
-    authentication_classes: ClassVar[list] = []
-    permission_classes: ClassVar[list] = [AllowAny]
-
-
-class UserAPIView(APIView):
-    """Authenticated; needs no organization."""
-
-    access: ClassVar[Access] = "user"
-    permission_classes: ClassVar[list] = [IsAuthenticated]
 
 
 class OrgContextMixin:
@@ -105,8 +87,3 @@ class OrgAPIView(OrgContextMixin, APIView):
 
 class OrgViewSet(OrgScopedQuerysetMixin, viewsets.GenericViewSet):
     pass
-
-
-class UserViewSet(viewsets.GenericViewSet):
-    access: ClassVar[Access] = "user"
-    permission_classes: ClassVar[list] = [IsAuthenticated]

@@ -1,4 +1,4 @@
-"""Shared serializer fields."""
+"""Serializer fields for ids in request bodies, looked up in the request's organization only."""
 
 from __future__ import annotations
 
@@ -6,22 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from leancore.credits import credit_str
-
-
-class CreditField(serializers.DecimalField):
-    """Credits on the wire: a JSON string with exactly 6 fractional digits; more digits → 400."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_digits", 20)
-        kwargs.setdefault("decimal_places", 6)
-        kwargs["coerce_to_string"] = True
-        super().__init__(**kwargs)
-
-    def to_representation(self, value: Any) -> str | None:
-        if value is None:
-            return None
-        return credit_str(value)
+from accounts.models import User
+from orgs.models import Membership
 
 
 class OrgRelatedField(serializers.PrimaryKeyRelatedField):
@@ -56,13 +42,9 @@ class OrgMemberField(OrgRelatedField):
     """A user id that must name an active member of the request's org."""
 
     def __init__(self, **kwargs: Any) -> None:
-        from accounts.models import User
-
         super().__init__(model=User, **kwargs)
 
     def get_queryset(self):  # noqa: ANN201
-        from orgs.models import Membership
-
         org = self.context["request"].org_context.org
         return self.model._default_manager.filter(
             memberships__organization=org, memberships__status=Membership.Status.ACTIVE

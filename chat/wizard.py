@@ -14,7 +14,7 @@ from billing.models import ModelRate
 from chat.pipeline import complete
 from chat.providers import PROVIDERS
 from chat.providers.base import ChatMessage, ProviderRequest
-from leancore.api.errors import DomainError, ValidationFailed
+from core.errors import DomainError, ValidationFailed
 from mcps.models import Tool
 from orgs.models import Organization
 

@@ -3,7 +3,7 @@
 An operation's error responses are derived, not listed by hand: the statuses the shared machinery
 can produce for that kind of view (authentication, the org context, bodies, throttles, path ids)
 plus the domain errors its view declares in ``errors``; each status lists its codes from the one
-registry in ``leancore.api.errors``.
+registry in ``core.errors``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
 
-from leancore.api import errors as e
-from leancore.api.views import ORG_HEADER_PARAMETER
+from core import errors as e
+from orgs.api import ORG_HEADER_PARAMETER
 from orgs.context import InvalidOrgIdError, NotAMemberError, OrgRequiredError
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}

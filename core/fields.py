@@ -1,0 +1,24 @@
+"""Shared serializer fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from core.credits import credit_str
+
+
+class CreditField(serializers.DecimalField):
+    """Credits on the wire: a JSON string with exactly 6 fractional digits; more digits → 400."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_digits", 20)
+        kwargs.setdefault("decimal_places", 6)
+        kwargs["coerce_to_string"] = True
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        return credit_str(value)

@@ -1,0 +1,113 @@
+"""Signing in and signing up: each answers with the caller and the organizations they belong to
+(as ``GET /users/me``), so they live with organizations, above identity."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts import services
+from accounts.errors import InvalidCredentialsError
+from accounts.models import User
+from accounts.serializers import LoginSerializer
+from accounts.views import valid_body
+from core.errors import InvalidTokenError, RateLimitedError
+from core.throttles import CLIENT_MULTIPLIER, FailureLimiter, RegisterThrottle, client_ip
+from core.views import PublicAPIView, UserAPIView
+from orgs import services as org_services
+from orgs.serializers import (
+    AcceptInviteSerializer,
+    MeSerializer,
+    OrganizationSerializer,
+    RegisterSerializer,
+    TokenResponseSerializer,
+    token_body,
+)
+
+
+def _tokens(user: User, *, status_code: int = 200, **extra: object) -> Response:
+    """The login body: tokens and the user (as GET /users/me), plus any extra keys."""
+    pair = services.issue_tokens(user=user)
+    body = token_body(user=user, access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in)
+    return Response({**body, **extra}, status=status_code)
+
+
+class LoginView(PublicAPIView):
+    errors = (InvalidCredentialsError, RateLimitedError)
+
+    @extend_schema(
+        request=LoginSerializer,
+        responses={200: TokenResponseSerializer},
+        summary="Log in with email and password",
+        description=(
+            "Repeated failures answer 429 with Retry-After: THROTTLE_LOGIN failures for one email, "
+            "five times as many from one client address."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        data = valid_body(LoginSerializer, request)
+        email = data["email"].strip().lower()
+        per_email = (FailureLimiter("login"), f"email:{email}")
+        per_client = (FailureLimiter("login", multiplier=CLIENT_MULTIPLIER), f"ip:{client_ip(request)}")
+        for limiter, ident in (per_email, per_client):
+            limiter.check(ident)
+        try:
+            user = services.authenticate_credentials(email=email, password=data["password"])
+        except InvalidCredentialsError:
+            for limiter, ident in (per_email, per_client):
+                limiter.record_failure(ident)
+            raise
+        return _tokens(user)
+
+
+class AcceptInviteView(PublicAPIView):
+    errors = (InvalidTokenError, RateLimitedError)
+
+    @extend_schema(
+        request=AcceptInviteSerializer,
+        responses={200: TokenResponseSerializer},
+        summary="Accept an invitation: set a password and log in",
+    )
+    def post(self, request: Request) -> Response:
+        data = valid_body(AcceptInviteSerializer, request)
+        limiter = FailureLimiter("login", multiplier=CLIENT_MULTIPLIER)  # guessing tokens from one client
+        ident = f"invite:{client_ip(request)}"
+        limiter.check(ident)
+        try:
+            user = org_services.accept_invitation(token=data["token"], password=data["password"], name=data["name"])
+        except InvalidTokenError:
+            limiter.record_failure(ident)
+            raise
+        return _tokens(user)
+
+
+class MeView(UserAPIView):
+    @extend_schema(responses={200: MeSerializer}, summary="The caller and their organizations")
+    def get(self, request: Request) -> Response:
+        return Response(MeSerializer(request.user).data)
+
+
+class RegisterResponseSerializer(TokenResponseSerializer):
+    organization = OrganizationSerializer()
+
+
+class RegisterView(PublicAPIView):
+    throttle_classes = [RegisterThrottle]
+
+    @extend_schema(
+        request=RegisterSerializer,
+        responses={201: RegisterResponseSerializer},
+        summary="Sign up: creates the account, the organization (you are its owner) and sign-up credits",
+    )
+    def post(self, request: Request) -> Response:
+        data = valid_body(RegisterSerializer, request)
+        user, org = org_services.register(
+            organization_name=data["organization_name"],
+            name=data["name"],
+            email=data["email"],
+            password=data["password"],
+        )
+        organization = OrganizationSerializer(org, context={"roles": {org.pk: "owner"}}).data
+        return _tokens(user, status_code=status.HTTP_201_CREATED, organization=organization)
