@@ -10,12 +10,22 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter
 
 from accounts.models import IdempotencyRecord, User
 from core.errors import IdempotencyKeyReusedError, ValidationFailed
 
 KEY_TTL = timedelta(hours=24)
 Result = tuple[int, dict[str, Any]]
+
+# The header as the OpenAPI schema documents it on every operation that honours it.
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    name="Idempotency-Key",
+    type=str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="A repeat with the same key and body returns the first result; a different body → 409.",
+)
 
 
 def _hash(payload: Any) -> str:

@@ -22,15 +22,9 @@ from accounts.serializers import (
 )
 from core.errors import InvalidTokenError, RateLimitedError, TokenNotValidError
 from core.throttles import CLIENT_MULTIPLIER, FailureLimiter, client_ip
-from core.views import PublicAPIView, UserAPIView
+from core.views import PublicAPIView, UserAPIView, valid_body
 
 NO_CONTENT = OpenApiResponse(description="Done; no body.")
-
-
-def valid_body(serializer_class: type, request: Request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class RefreshView(PublicAPIView):

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from orgs.models import Organization
+from orgs.models import Organization, OrgScopedQuerySet
 
 CREDIT_FIELD = {"max_digits": 20, "decimal_places": 6}
 
@@ -72,6 +72,8 @@ class CreditAccount(models.Model):
     period_spent = models.DecimalField(default=0, **CREDIT_FIELD)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = OrgScopedQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(balance__gte=0), name="account_balance_non_negative"),
@@ -114,6 +116,8 @@ class LedgerEntry(models.Model):
     package = models.ForeignKey(CreditPackage, null=True, blank=True, on_delete=models.PROTECT)
     description = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -162,6 +166,8 @@ class Reservation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
+    objects = OrgScopedQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["organization", "status"]), models.Index(fields=["status", "created_at"])]
@@ -188,6 +194,8 @@ class BudgetAlert(models.Model):
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+
+    objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -218,6 +226,8 @@ class Circuit(models.Model):
     )
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = OrgScopedQuerySet.as_manager()
+
     def __str__(self) -> str:
         return f"{self.organization_id}: {self.state}"
 
@@ -233,6 +243,8 @@ class CircuitEvent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -31,7 +31,7 @@ class Balance:
 
 
 def account_of(org: Organization) -> CreditAccount:
-    account = CreditAccount.objects.filter(organization=org).first()
+    account = CreditAccount.objects.for_org(org).first()
     if account is None:
         account = open_account(org=org)
     return account
@@ -57,7 +57,7 @@ def balance(*, org: Organization) -> Balance:
 
 
 def ledger(*, org: Organization) -> QuerySet[LedgerEntry]:
-    return LedgerEntry.objects.filter(organization=org).order_by("-created_at")
+    return LedgerEntry.objects.for_org(org).order_by("-created_at")
 
 
 def all_rates() -> QuerySet[ModelRate]:
@@ -69,7 +69,7 @@ def packages() -> QuerySet[CreditPackage]:
 
 
 def alerts(*, org: Organization) -> QuerySet[BudgetAlert]:
-    return BudgetAlert.objects.filter(organization=org).order_by("-created_at")
+    return BudgetAlert.objects.for_org(org).order_by("-created_at")
 
 
 def circuit(*, org: Organization) -> Circuit:
@@ -80,7 +80,7 @@ def capacity(*, org: Organization) -> dict:
     """Burn rate over the last 7 days, runway, and this period's spend by specialist and by model."""
     now = timezone.now()
     info = balance(org=org)
-    usage = LedgerEntry.objects.filter(organization=org, kind=LedgerEntry.Kind.USAGE)
+    usage = LedgerEntry.objects.for_org(org).filter(kind=LedgerEntry.Kind.USAGE)
     burned = -(
         usage.filter(created_at__gte=now - timedelta(days=BURN_WINDOW_DAYS)).aggregate(t=Sum("amount"))["t"] or 0
     )

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.idempotency import run_idempotent
+from accounts.idempotency import IDEMPOTENCY_HEADER, run_idempotent
 from billing import selectors, services
 from billing.filters import AlertFilter, LedgerFilter, ModelRateFilter
 from billing.models import BudgetAlert, LedgerEntry
@@ -26,14 +26,6 @@ from core.errors import IdempotencyKeyReusedError, PermissionDeniedError
 from core.views import UserViewSet
 from orgs.api import OrgAPIView, OrgViewSet
 from orgs.models import Role
-
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    name="Idempotency-Key",
-    type=str,
-    location=OpenApiParameter.HEADER,
-    required=False,
-    description="A repeat with the same key and body returns the first result; a different body → 409.",
-)
 
 
 class BalanceView(OrgAPIView):

@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from files.models import StoredFile
-from orgs.models import OrgScopedModel
+from orgs.models import OrgScopedModel, OrgScopedQuerySet
 
 
 class ChatSession(OrgScopedModel):
@@ -52,6 +52,10 @@ class Attachment(StoredFile, OrgScopedModel):
         return self.filename
 
 
+class MessageQuerySet(OrgScopedQuerySet):
+    org_field = "session__organization"
+
+
 class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user"
@@ -83,6 +87,8 @@ class Message(models.Model):
     # the lease of a running turn: renewed by whatever process runs it; a stale one means it died
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MessageQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at"]

@@ -173,7 +173,7 @@ async def _run_tools(turn: PreparedTurn, state: _CallState, totals: Totals) -> A
         outcome = await execute_tool(
             binding=binding,
             arguments=call.arguments,
-            context=ToolContext(turn.workspace_id, turn.session_id, turn.specialist_id),
+            context=ToolContext(turn.org.pk, turn.workspace_id, turn.session_id, turn.specialist_id),
         )
         totals.tool_calls.append(
             {

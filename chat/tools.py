@@ -50,6 +50,7 @@ SAVE_ARTIFACT = ToolSpec(
 class ToolContext:
     """Where a call happens, for built-ins."""
 
+    org_id: Any
     workspace_id: Any
     session_id: Any
     specialist_id: Any
@@ -110,6 +111,7 @@ async def _save_artifact(arguments: dict[str, Any], context: ToolContext) -> tup
     if not isinstance(arguments.get("content"), str) or not arguments.get("content"):
         return "save_artifact needs a non-empty 'content'.", True
     artifact = await database_sync_to_async(save_artifact)(
+        org_id=context.org_id,
         workspace_id=context.workspace_id,
         session_id=context.session_id,
         specialist_id=context.specialist_id,
@@ -117,6 +119,8 @@ async def _save_artifact(arguments: dict[str, Any], context: ToolContext) -> tup
         content=arguments["content"],
         kind=str(arguments.get("kind") or "document"),
     )
+    if artifact is None:
+        return "This workspace no longer exists.", True
     return json.dumps({"artifactId": str(artifact.pk), "title": artifact.title}), False
 
 

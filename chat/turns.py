@@ -137,7 +137,7 @@ def _session(context: OrgContext, user: User, session_id: Any, specialist: Speci
 def _workspace(context: OrgContext, workspace_id: Any) -> Any:
     if workspace_id is None:
         return None
-    workspace = Workspace.objects.filter(organization=context.org, pk=workspace_id).first()
+    workspace = Workspace.objects.for_org(context.org).filter(pk=workspace_id).first()
     if workspace is None:
         raise ValidationFailed("workspaceId", "Not found in this organization.")
     return workspace
@@ -150,7 +150,7 @@ def _attachments(context: OrgContext, ids: list[Any]) -> list[Attachment]:
         ids = [uuid.UUID(str(value)) for value in ids]
     except ValueError as exc:
         raise ValidationFailed("attachmentIds", "Must be a list of ids (UUIDs).") from exc
-    found = list(Attachment.objects.filter(organization=context.org, pk__in=ids))
+    found = list(Attachment.objects.for_org(context.org).filter(pk__in=ids))
     if len(found) != len(set(ids)):
         raise ValidationFailed("attachmentIds", "Not found in this organization.")
     return found

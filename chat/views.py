@@ -20,9 +20,8 @@ from rest_framework.settings import api_settings
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
-from accounts.idempotency import run_idempotent
+from accounts.idempotency import IDEMPOTENCY_HEADER, run_idempotent
 from billing.errors import REFUSALS
-from billing.views import IDEMPOTENCY_HEADER
 from chat import selectors, services, turns
 from chat.jobs import run_queued_turn
 from chat.models import ChatSession, Message
@@ -313,17 +312,15 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
     serializer_class = SessionSerializer
     filterset_class = selectors.SessionFilter
 
-    def scope_queryset(self, queryset):  # noqa: ANN001, ANN201
-        return selectors.readable_sessions(queryset, context=self.org_context, user=self.request.user)
-
-    def get_serializer_class(self):  # noqa: ANN201
-        return SessionDetailSerializer if self.action == "retrieve" else SessionSerializer
-
-    def get_queryset(self):  # noqa: ANN201
-        queryset = super().get_queryset().order_by("-created_at")
+    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+        queryset = selectors.readable_sessions(queryset, context=self.org_context, user=self.request.user)
+        queryset = queryset.order_by("-created_at")
         if self.action == "retrieve":
             queryset = queryset.prefetch_related(selectors.messages_prefetch())
         return queryset
+
+    def get_serializer_class(self):  # noqa: ANN201
+        return SessionDetailSerializer if self.action == "retrieve" else SessionSerializer
 
     @extend_schema(summary="Delete a chat session (its owner or an admin)")
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -348,7 +345,7 @@ class UploadView(OrgAPIView):
         if serializer.validated_data.get("session_id"):
             session = (
                 selectors.readable_sessions(
-                    ChatSession.objects.filter(organization=self.org), context=self.org_context, user=request.user
+                    ChatSession.objects.for_org(self.org), context=self.org_context, user=request.user
                 )
                 .filter(pk=serializer.validated_data["session_id"])
                 .first()
@@ -387,7 +384,7 @@ class SpecialistWizardView(OrgAPIView):
             draft.is_valid(raise_exception=True)
             values = dict(draft.validated_data)
             tool_ids = values.pop("tool_ids")
-            values["tools"] = list(Tool.objects.filter(organization=self.org, pk__in=tool_ids))
+            values["tools"] = list(Tool.objects.for_org(self.org).filter(pk__in=tool_ids))
             specialist = specialist_services.create_specialist(org=self.org, created_by=request.user, data=values)
             return Response(specialist_detail(specialist), status=status.HTTP_201_CREATED)
         usage = {"input_tokens": result.input_tokens, "output_tokens": result.output_tokens, "credits": result.credits}
@@ -401,7 +398,7 @@ class WorkspaceThreadsView(mixins.ListModelMixin, OrgViewSet):
     serializer_class = SessionSerializer
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
-        workspace = Workspace.objects.filter(organization=self.org, pk=self.kwargs["pk"]).first()
+        workspace = Workspace.objects.for_org(self.org).filter(pk=self.kwargs["pk"]).first()
         if workspace is None:
             raise NotFoundError
         readable = selectors.readable_sessions(queryset, context=self.org_context, user=self.request.user)

@@ -144,7 +144,7 @@ def _valid_draft(text: str, *, rate: ModelRate, tool_ids: set[str]) -> dict[str,
 
 def draft_specialist(*, org: Organization, user: User, brief: str, model: str | None) -> WizardResult:
     rate = choose_model(model)
-    tools = list(Tool.objects.filter(organization=org, enabled=True, connection__enabled=True).order_by("name"))
+    tools = list(Tool.objects.for_org(org).filter(enabled=True, connection__enabled=True).order_by("name"))
     tool_ids = [str(t.pk) for t in tools]
     schema = draft_schema(tool_ids, rate.model)
     totals = [0, 0, Decimal(0)]

@@ -3,10 +3,11 @@ class (``access``): public, user (no org) or org-scoped (``orgs.api``)."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from rest_framework import viewsets
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
 from rest_framework.views import APIView
 
 Access = Literal["public", "user", "org"]
@@ -30,3 +31,10 @@ class UserAPIView(APIView):
 class UserViewSet(viewsets.GenericViewSet):
     access: ClassVar[Access] = "user"
     permission_classes: ClassVar[list] = [IsAuthenticated]
+
+
+def valid_body(serializer_class: type, request: Request) -> dict[str, Any]:
+    """The request body validated by ``serializer_class``; invalid → 400 ``validation_error``."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

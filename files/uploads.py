@@ -93,7 +93,7 @@ def storage_used(org: Organization) -> int:
     total = 0
     for model in apps.get_models():
         if issubclass(model, StoredFile):
-            used = model._default_manager.filter(organization=org).aggregate(total=Sum("size"))["total"]
+            used = model._default_manager.for_org(org).aggregate(total=Sum("size"))["total"]
             total += used or 0
     return total
 

@@ -157,8 +157,9 @@ class LoadedTool:
 
 def _load_tool(org_id: str | None, tool_id: str) -> LoadedTool | str:
     tool = (  # a tool of another org is no tool at all: its server and credentials are not this org's
-        Tool.objects.select_related("connection")
-        .filter(pk=tool_id, organization_id=org_id, connection__organization_id=org_id)
+        Tool.objects.for_org(org_id)
+        .select_related("connection")
+        .filter(pk=tool_id, connection__organization_id=org_id)
         .first()
     )
     if tool is None:

@@ -4,7 +4,7 @@ import uuid
 
 from django.db import models
 
-from orgs.models import OrgScopedModel
+from orgs.models import OrgScopedModel, OrgScopedQuerySet
 
 
 class Transport(models.TextChoices):
@@ -78,6 +78,8 @@ class Tool(models.Model):
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

@@ -37,8 +37,8 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
     serializer_class = ConnectionSerializer
     required_roles = dict.fromkeys(ADMIN_ACTIONS, Role.ADMIN)
 
-    def get_queryset(self) -> QuerySet:
-        return super().get_queryset().annotate(tool_count=Count("tools", distinct=True)).order_by("-created_at")
+    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+        return queryset.annotate(tool_count=Count("tools", distinct=True)).order_by("-created_at")
 
     def _out(self, connection: Connection) -> dict:
         return ConnectionSerializer(self.get_queryset().get(pk=connection.pk)).data

@@ -12,10 +12,9 @@ from accounts import services
 from accounts.errors import InvalidCredentialsError
 from accounts.models import User
 from accounts.serializers import LoginSerializer
-from accounts.views import valid_body
 from core.errors import InvalidTokenError, RateLimitedError
 from core.throttles import CLIENT_MULTIPLIER, FailureLimiter, RegisterThrottle, client_ip
-from core.views import PublicAPIView, UserAPIView
+from core.views import PublicAPIView, UserAPIView, valid_body
 from orgs import services as org_services
 from orgs.serializers import (
     AcceptInviteSerializer,

@@ -26,7 +26,7 @@ class OrgRelatedField(serializers.PrimaryKeyRelatedField):
 
     def get_queryset(self):  # noqa: ANN201
         request = self.context["request"]
-        queryset = self.model._default_manager.filter(organization=request.org_context.org)
+        queryset = self.model._default_manager.for_org(request.org_context.org)
         return queryset.alive() if hasattr(queryset, "alive") else queryset  # deleted specialists are gone
 
     def to_internal_value(self, data: Any) -> Any:

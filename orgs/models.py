@@ -33,6 +33,18 @@ class Organization(models.Model):
         return self.name
 
 
+class OrgScopedQuerySet(models.QuerySet):
+    """Querysets of org-owned objects: reads by id go through ``for_org`` (selectors, services, the
+    org-aware base views in ``orgs.api``), so an id of another organization finds nothing."""
+
+    org_field = "organization"  # the path from the model to its organization
+
+    def for_org(self, org: Organization | uuid.UUID | str) -> OrgScopedQuerySet:
+        """Only the rows of ``org`` (an organization or its id)."""
+        org_id = org.pk if isinstance(org, Organization) else org
+        return self.filter(**{f"{self.org_field}_id": org_id})
+
+
 class Role(models.TextChoices):
     OWNER = "owner"
     ADMIN = "admin"
@@ -58,6 +70,8 @@ class Membership(models.Model):
     joined_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = OrgScopedQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
@@ -70,10 +84,6 @@ class Membership(models.Model):
 
     def has_role(self, role: str) -> bool:
         return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(role)]
-
-
-class OrgScopedQuerySet(models.QuerySet):
-    """Querysets of org-owned objects; views filter them by the request's org (core.views)."""
 
 
 class OrgScopedModel(models.Model):

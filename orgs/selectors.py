@@ -29,7 +29,7 @@ def organization_detail(*, org: Organization) -> Organization:
 
 
 def members(*, org: Organization) -> QuerySet[Membership]:
-    return Membership.objects.select_related("user").filter(organization=org).order_by("-created_at")
+    return Membership.objects.for_org(org).select_related("user").order_by("-created_at")
 
 
 def is_last_active_owner(membership: Membership) -> bool:
@@ -54,7 +54,8 @@ def owners_a_deletion_would_remove(memberships: QuerySet[Membership]) -> list:
     keep = []
     for org_id in {org_id for _, org_id in doomed}:
         remaining = (
-            Membership.objects.filter(organization_id=org_id, role=Role.OWNER, status=Membership.Status.ACTIVE)
+            Membership.objects.for_org(org_id)
+            .filter(role=Role.OWNER, status=Membership.Status.ACTIVE)
             .exclude(pk__in=[pk for pk, _ in doomed])
             .exists()
         )

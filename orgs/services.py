@@ -105,7 +105,7 @@ def _lock_org(org: Organization) -> None:
 
 
 def _member(org: Organization, user_id: object) -> Membership:
-    membership = Membership.objects.select_related("user").filter(organization=org, user_id=user_id).first()
+    membership = Membership.objects.for_org(org).select_related("user").filter(user_id=user_id).first()
     if membership is None:
         raise NotFoundError
     return membership
@@ -148,7 +148,7 @@ def invite_member(
     user = User.objects.filter(email__iexact=email).first()
     if user is None:
         user = User.objects.create_user(email=email, password=None, name=name, is_active=False)
-    membership = Membership.objects.filter(organization=org, user=user).first()
+    membership = Membership.objects.for_org(org).filter(user=user).first()
     if membership is not None and membership.status == Membership.Status.ACTIVE:
         raise AlreadyMemberError
     if membership is not None:  # already invited: re-send with a new token (the old one stops working)

@@ -62,9 +62,19 @@ def delete_file(*, context: OrgContext, user: User, item: WorkspaceFile) -> None
 
 
 def save_artifact(
-    *, workspace_id: Any, session_id: Any, specialist_id: Any, title: str, content: str, kind: str = "document"
-) -> Artifact:
-    workspace = Workspace.objects.get(pk=workspace_id)
+    *,
+    org_id: Any,
+    workspace_id: Any,
+    session_id: Any,
+    specialist_id: Any,
+    title: str,
+    content: str,
+    kind: str = "document",
+) -> Artifact | None:
+    """What a specialist saves with ``save_artifact``, in a workspace of its own org (None: gone)."""
+    workspace = Workspace.objects.for_org(org_id).filter(pk=workspace_id).first()
+    if workspace is None:
+        return None
     return Artifact.objects.create(
         organization_id=workspace.organization_id,
         workspace=workspace,

@@ -77,7 +77,7 @@ def evaluate_alerts(*, org: Organization, account: CreditAccount) -> list[str]:
 
 
 def acknowledge_alerts(*, org: Organization, user: object, alert_ids: list[uuid.UUID] | None, all_: bool) -> int:
-    queryset = BudgetAlert.objects.filter(organization=org, acknowledged_at__isnull=True)
+    queryset = BudgetAlert.objects.for_org(org).filter(acknowledged_at__isnull=True)
     if not all_:
         queryset = queryset.filter(pk__in=alert_ids or [])
     return queryset.update(acknowledged_at=timezone.now(), acknowledged_by=user)

@@ -67,9 +67,11 @@ def worst_case_cost(*, rate: ModelRate, input_tokens: int, max_output_tokens: in
 
 
 def _open_holds(org: Organization, **filters: object) -> Decimal:
-    total = Reservation.objects.filter(organization=org, status=Reservation.Status.ACTIVE, **filters).aggregate(
-        total=Sum("amount")
-    )["total"]
+    total = (
+        Reservation.objects.for_org(org)
+        .filter(status=Reservation.Status.ACTIVE, **filters)
+        .aggregate(total=Sum("amount"))["total"]
+    )
     return total or Decimal(0)
 
 

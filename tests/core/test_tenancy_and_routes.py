@@ -146,3 +146,45 @@ def test_every_route_with_ids_refuses_strangers(anon, member, org):
                 wrong.append((method, route, "member", response.status_code))
     assert checked >= 15
     assert wrong == [], wrong
+
+
+def _view_classes():
+    for route, callback in _walk(get_resolver().url_patterns):
+        view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+        if view_class is not None and not route.startswith("admin/"):
+            yield route, view_class
+
+
+def test_no_org_scoped_view_overrides_the_queryset_around_its_org_filter():
+    """Views narrow their org's rows in ``scope_queryset`` only; a ``get_queryset`` of their own
+    could read around the org filter of ``orgs.api.OrgScopedQuerysetMixin``."""
+    from orgs.api import OrgScopedQuerysetMixin
+
+    scoped = {cls for _, cls in _view_classes() if issubclass(cls, OrgScopedQuerysetMixin)}
+    assert len(scoped) >= 8
+    overriding = sorted(
+        cls.__qualname__
+        for cls in scoped
+        if cls.get_queryset is not OrgScopedQuerysetMixin.get_queryset
+        or any("get_queryset" in vars(base) for base in cls.__mro__[: cls.__mro__.index(OrgScopedQuerysetMixin)])
+    )
+    assert overriding == []
+
+
+def test_every_org_owned_model_reads_through_for_org(org, other_org):
+    """Every model with a path to an organization has ``objects.for_org``, and it keeps to that org."""
+    from django.apps import apps
+
+    from chat.models import Message
+
+    owned = []
+    for model in apps.get_models():
+        names = {f.name for f in model._meta.get_fields()}
+        if model.__module__.split(".")[0] in {"django", "rest_framework_simplejwt", "django_tasks_db"}:
+            continue
+        if "organization" in names or model is Message:
+            owned.append(model)
+            assert hasattr(model.objects, "for_org"), model
+            query = str(model.objects.for_org(org).query)
+            assert str(org.pk).replace("-", "") in query.replace("-", ""), model
+    assert len(owned) >= 15

@@ -19,7 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         connections = Connection.objects.filter(enabled=True).select_related("organization").order_by("created_at")
         if options.get("org"):
-            connections = connections.filter(organization=find_org(str(options["org"])))
+            connections = connections.for_org(find_org(str(options["org"])))
         items = list(connections)
         total = len(items)
         failures = 0
