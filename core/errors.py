@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from http import HTTPStatus
+from typing import Any, ClassVar
 
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -18,38 +19,16 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
-TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    402: "Payment Required",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    406: "Not Acceptable",
-    409: "Conflict",
-    413: "Content Too Large",
-    415: "Unsupported Media Type",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-}
+# RFC 9110's name where Python's table still has the older one.
+_RFC9110_TITLES = {413: "Content Too Large"}
 
 
-# The code of an answer that only has a status (a page Django or a server made for us).
-GENERIC_CODES = {
-    400: "validation_error",
-    401: "not_authenticated",
-    403: "permission_denied",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    413: "request_too_large",
-    415: "unsupported_media_type",
-    429: "rate_limited",
-    500: "server_error",
-    503: "service_unavailable",
-}
+def title_of(status: int) -> str:
+    """The problem's ``title``: the status's name."""
+    try:
+        return _RFC9110_TITLES.get(status) or HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,20 +37,31 @@ class ErrorCode:
 
     code: str
     status: int
+    title: str
     description: str
 
 
-# The one registry of error codes: every DomainError subclass that names a code registers it here,
-# and the OpenAPI schema documents each operation's statuses from the errors its view declares.
+# The one registry of error codes: every DomainError subclass that names a code registers it here
+# (code, status, title), the OpenAPI schema documents each operation's statuses from the errors its
+# view declares, and an answer that has only a status (a page Django or a server made) gets the
+# code registered as ``generic`` for it.
 ERROR_CODES: dict[str, ErrorCode] = {}
+_GENERIC: dict[int, str] = {}
 
 
-def _register(code: str, status: int, description: str) -> None:
+def _register(code: str, status: int, description: str, *, generic: bool) -> None:
     known = ERROR_CODES.get(code)
     if known is not None and known.status != status:
         raise TypeError(f"Error code {code!r} is already registered with status {known.status}, not {status}.")
     if known is None:
-        ERROR_CODES[code] = ErrorCode(code, status, description)
+        ERROR_CODES[code] = ErrorCode(code, status, title_of(status), description)
+    if generic and _GENERIC.setdefault(status, code) != code:
+        raise TypeError(f"Status {status} already has the generic code {_GENERIC[status]!r}.")
+
+
+def generic_code(status: int) -> str:
+    """The code of an answer that only has a status."""
+    return _GENERIC.get(status) or ("server_error" if status >= 500 else "validation_error")
 
 
 class DomainError(Exception):
@@ -80,11 +70,12 @@ class DomainError(Exception):
     status: int = 400
     code: str = "invalid_request"
     default_detail: str = "The request could not be processed."
+    generic: ClassVar[bool] = False  # the code of a bare answer with this status
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "code" in cls.__dict__:
-            _register(cls.code, cls.status, cls.default_detail)
+            _register(cls.code, cls.status, cls.default_detail, generic=cls.__dict__.get("generic", False))
 
     def __init__(self, detail: str | None = None, *, extra: dict[str, Any] | None = None) -> None:
         self.detail = detail or self.default_detail
@@ -98,6 +89,7 @@ class ValidationFailed(DomainError):
 
     status = 400
     code = "validation_error"
+    generic = True
     default_detail = "The request is not valid."
 
     def __init__(self, field: str, message: str) -> None:
@@ -115,6 +107,7 @@ class ValidationFailed(DomainError):
 class NotAuthenticatedError(DomainError):
     status = 401
     code = "not_authenticated"
+    generic = True
     default_detail = "Authentication credentials were not provided."
 
     def __init__(self, detail: str | None = None) -> None:
@@ -135,24 +128,28 @@ class TokenNotValidError(DomainError):
 class NotFoundError(DomainError):
     status = 404
     code = "not_found"
+    generic = True
     default_detail = "Not found."
 
 
 class PermissionDeniedError(DomainError):
     status = 403
     code = "permission_denied"
+    generic = True
     default_detail = "You do not have permission to perform this action."
 
 
 class MethodNotAllowedError(DomainError):
     status = 405
     code = "method_not_allowed"
+    generic = True
     default_detail = "This method is not allowed here."
 
 
 class NotAcceptableError(DomainError):
     status = 406
     code = "not_acceptable"
+    generic = True
     default_detail = "None of the media types in the Accept header can be produced."
 
 
@@ -177,18 +174,21 @@ class InvalidTokenError(DomainError):
 class RequestTooLargeError(DomainError):
     status = 413
     code = "request_too_large"
+    generic = True
     default_detail = "The request body is larger than the server accepts."
 
 
 class UnsupportedMediaTypeError(DomainError):
     status = 415
     code = "unsupported_media_type"
+    generic = True
     default_detail = "The request body's media type is not supported."
 
 
 class RateLimitedError(DomainError):
     status = 429
     code = "rate_limited"
+    generic = True
     default_detail = "Too many requests."
 
     def __init__(self, wait: int) -> None:
@@ -200,6 +200,7 @@ class RateLimitedError(DomainError):
 class ServiceUnavailableError(DomainError):
     status = 503
     code = "service_unavailable"
+    generic = True
     default_detail = "The service is briefly unavailable. Try again shortly."
     retry_after = 5
 
@@ -211,6 +212,7 @@ class ServiceUnavailableError(DomainError):
 class ServerError(DomainError):
     status = 500
     code = "server_error"
+    generic = True
     default_detail = "An unexpected error occurred."
 
 
@@ -219,7 +221,7 @@ def problem(
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"https://leancore.dev/problems/{code.replace('_', '-')}",
-        "title": title or TITLES.get(status, "Error"),
+        "title": title or title_of(status),
         "status": status,
         "detail": detail,
         "code": code,

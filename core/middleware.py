@@ -17,12 +17,12 @@ from django.middleware import clickjacking, common, csrf, security
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from core.errors import (
-    GENERIC_CODES,
-    TITLES,
     RequestTooLargeError,
     as_domain_error,
     error_response,
+    generic_code,
     problem_response,
+    title_of,
 )
 
 
@@ -103,10 +103,8 @@ class ProblemMiddleware(_DualMiddleware):
             return response
         problem = problem_response(
             response.status_code,
-            GENERIC_CODES.get(
-                response.status_code, "server_error" if response.status_code >= 500 else "validation_error"
-            ),
-            TITLES.get(response.status_code, "Error") + ".",
+            generic_code(response.status_code),
+            title_of(response.status_code) + ".",
         )
         for header in self.KEPT_HEADERS:
             if header in response:

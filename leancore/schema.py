@@ -92,7 +92,7 @@ def _responses(error_classes: Iterable[type[e.DomainError]]) -> dict[str, dict[s
     responses = {}
     for status, names in sorted(codes.items()):
         listed = ", ".join(f"`{name}`" for name in sorted(names))
-        title = e.TITLES.get(status, "Error")
+        title = e.title_of(status)
         headers = {}
         if status in (429, 503):
             headers["Retry-After"] = {"schema": {"type": "integer"}, "description": "Seconds to wait."}

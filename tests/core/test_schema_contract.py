@@ -120,3 +120,56 @@ def test_the_docs_pages_load_nothing_from_other_hosts(client, path):
     assert "default-src 'self'" in csp
     assert "img-src 'self' data:" in csp
     assert "http" not in csp
+
+
+# The contract's error codes and their statuses (the API reference's list), and the few the product
+# adds for what the contract leaves to HTTP itself.
+CONTRACT_CODES = {
+    "not_authenticated": 401,
+    "token_not_valid": 401,
+    "invalid_credentials": 401,
+    "permission_denied": 403,
+    "not_a_member": 403,
+    "org_required": 400,
+    "invalid_org_id": 400,
+    "invalid_token": 400,
+    "validation_error": 400,
+    "url_not_allowed": 400,
+    "not_found": 404,
+    "already_member": 409,
+    "last_owner": 409,
+    "specialist_inactive": 409,
+    "invalid_state": 409,
+    "idempotency_key_reused": 409,
+    "insufficient_credits": 402,
+    "budget_exhausted": 402,
+    "circuit_open": 402,
+    "file_too_large": 413,
+    "storage_quota_exceeded": 413,
+    "request_too_large": 413,
+    "unsupported_media_type": 415,
+    "rate_limited": 429,
+    "llm_unavailable": 502,
+    "llm_bad_output": 502,
+    "mcp_unreachable": 502,
+    "service_unavailable": 503,
+}
+PRODUCT_CODES = {"method_not_allowed": 405, "not_acceptable": 406, "server_error": 500}
+
+
+def test_the_registry_holds_each_code_of_the_contract_once_with_its_status_and_title(schema):
+    registered = {code: entry.status for code, entry in ERROR_CODES.items()}
+    assert registered == CONTRACT_CODES | PRODUCT_CODES
+    for entry in ERROR_CODES.values():
+        assert entry.title == errors.title_of(entry.status)
+    assert errors.title_of(413) == "Content Too Large"
+    # a bare answer with only a status gets the code registered for it
+    assert [errors.generic_code(s) for s in (400, 401, 403, 404, 413, 429, 503)] == [
+        "validation_error",
+        "not_authenticated",
+        "permission_denied",
+        "not_found",
+        "request_too_large",
+        "rate_limited",
+        "service_unavailable",
+    ]
