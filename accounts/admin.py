@@ -19,7 +19,7 @@ class RefreshTokenAdmin(admin.ModelAdmin):
     search_fields = ["user__email", "jti"]
     list_select_related = ["user", "blacklistedtoken"]
     fields = ["jti", "user", "created_at", "expires_at", "revoked"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]
     actions = ["revoke"]
 
     def get_queryset(self, request):

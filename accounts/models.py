@@ -67,9 +67,6 @@ class OneTimeToken(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="one_time_tokens")
-    membership = models.ForeignKey(
-        "orgs.Membership", null=True, blank=True, on_delete=models.CASCADE, related_name="tokens"
-    )
     purpose = models.CharField(max_length=20, choices=Purpose.choices)
     token_hash = models.CharField(max_length=64, unique=True)
     expires_at = models.DateTimeField()

@@ -12,9 +12,11 @@ from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -39,10 +41,14 @@ class TokenPair:
     expires_in: int
 
 
+def _access_lifetime() -> int:
+    """Seconds an access token lives."""
+    return int(jwt_settings.ACCESS_TOKEN_LIFETIME.total_seconds())
+
+
 def issue_tokens(*, user: User) -> TokenPair:
     refresh = RefreshToken.for_user(user)
-    lifetime = settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]
-    return TokenPair(access=str(refresh.access_token), refresh=str(refresh), expires_in=int(lifetime.total_seconds()))
+    return TokenPair(access=str(refresh.access_token), refresh=str(refresh), expires_in=_access_lifetime())
 
 
 def authenticate_credentials(*, email: str, password: str) -> User:
@@ -61,20 +67,19 @@ def rotate_refresh_token(*, refresh_token: str) -> TokenPair:
     """Rotation with blacklist: the old refresh token stops working."""
     serializer = TokenRefreshSerializer(data={"refresh": refresh_token})
     serializer.is_valid(raise_exception=True)
-    lifetime = settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]
     return TokenPair(
         access=serializer.validated_data["access"],
         refresh=serializer.validated_data["refresh"],
-        expires_in=int(lifetime.total_seconds()),
+        expires_in=_access_lifetime(),
     )
 
 
 def logout(*, user: User, refresh_token: str) -> None:
     try:
-        token = RefreshToken(refresh_token)
+        token = RefreshToken(refresh_token)  # type: ignore[arg-type]  # the stubs leave out the encoded form
     except TokenError as exc:
         raise ValidationFailed("refreshToken", "The refresh token is invalid or expired.") from exc
-    if str(token.get(settings.SIMPLE_JWT["USER_ID_CLAIM"])) != str(user.pk):
+    if str(token.get(jwt_settings.USER_ID_CLAIM)) != str(user.pk):
         raise ValidationFailed("refreshToken", "This refresh token is not yours.")
     token.blacklist()
 
@@ -98,17 +103,26 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_one_time_token(*, user: User, purpose: str, ttl: timedelta, membership: object | None = None) -> str:
-    """Creates a token (returned once, stored only hashed); earlier unused ones of the same kind stop working."""
+@dataclass(frozen=True)
+class IssuedToken:
+    raw: str  # shown once (in the email), never stored
+    record: OneTimeToken
+
+
+def unused_tokens(*, user: User, purpose: str) -> QuerySet[OneTimeToken]:
+    return OneTimeToken.objects.filter(user=user, purpose=purpose, used_at__isnull=True, revoked_at__isnull=True)
+
+
+def create_one_time_token(*, user: User, purpose: str, ttl: timedelta, revoke_earlier: bool = True) -> IssuedToken:
+    """Creates a token (returned once, stored only hashed). ``revoke_earlier``: the user's earlier
+    unused ones of the same kind stop working (a flow that scopes tokens more narrowly, such as one
+    invitation per organization, revokes its own)."""
     now = timezone.now()
-    OneTimeToken.objects.filter(
-        user=user, purpose=purpose, membership=membership, used_at__isnull=True, revoked_at__isnull=True
-    ).update(revoked_at=now)
+    if revoke_earlier:
+        unused_tokens(user=user, purpose=purpose).update(revoked_at=now)
     raw = secrets.token_urlsafe(32)
-    OneTimeToken.objects.create(
-        user=user, purpose=purpose, membership=membership, token_hash=_hash(raw), expires_at=now + ttl
-    )
-    return raw
+    record = OneTimeToken.objects.create(user=user, purpose=purpose, token_hash=_hash(raw), expires_at=now + ttl)
+    return IssuedToken(raw=raw, record=record)
 
 
 def consume_one_time_token(*, token: str, purpose: str) -> OneTimeToken:
@@ -116,7 +130,7 @@ def consume_one_time_token(*, token: str, purpose: str) -> OneTimeToken:
     now = timezone.now()
     record = (
         OneTimeToken.objects.select_for_update(of=("self",))
-        .select_related("user", "membership")
+        .select_related("user")
         .filter(token_hash=_hash(token or ""), purpose=purpose)
         .first()
     )
@@ -138,12 +152,12 @@ def request_password_reset(*, email: str) -> None:
     user = User.objects.filter(email__iexact=email.strip(), is_active=True).first()
     if user is None:
         return
-    token = create_one_time_token(
+    issued = create_one_time_token(
         user=user, purpose=OneTimeToken.Purpose.PASSWORD_RESET, ttl=settings.PASSWORD_RESET_TTL
     )
     body = token_email_text(
         intro="Someone asked to reset the password of your LeanCore account. If it was not you, ignore this.",
-        token=token,
+        token=issued.raw,
         path="reset-password",
     )
     send_on_commit("Reset your LeanCore password", body, [user.email])

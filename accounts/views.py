@@ -5,6 +5,7 @@ by ``orgs.auth_views``."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -12,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import services
+from accounts.auth import current_user
 from accounts.serializers import (
     ChangePasswordSerializer,
     PasswordResetConfirmSerializer,
@@ -44,15 +46,16 @@ class RefreshView(PublicAPIView):
 class VerifyView(UserAPIView):
     @extend_schema(responses={200: VerifyResponseSerializer}, summary="Check the bearer access token")
     def get(self, request: Request) -> Response:
-        expires_at = datetime.fromtimestamp(int(request.auth["exp"]), tz=UTC)
-        return Response({"valid": True, "user_id": request.user.pk, "expires_at": expires_at})
+        token: Any = request.auth  # the validated access token
+        expires_at = datetime.fromtimestamp(int(token["exp"]), tz=UTC)
+        return Response({"valid": True, "user_id": current_user(request).pk, "expires_at": expires_at})
 
 
 class LogoutView(UserAPIView):
     @extend_schema(request=RefreshSerializer, responses={204: NO_CONTENT}, summary="Revoke a refresh token")
     def post(self, request: Request) -> Response:
         data = valid_body(RefreshSerializer, request)
-        services.logout(user=request.user, refresh_token=data["refresh_token"])
+        services.logout(user=current_user(request), refresh_token=data["refresh_token"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -96,6 +99,6 @@ class ChangePasswordView(UserAPIView):
     def post(self, request: Request) -> Response:
         data = valid_body(ChangePasswordSerializer, request)
         services.change_password(
-            user=request.user, current_password=data["current_password"], new_password=data["new_password"]
+            user=current_user(request), current_password=data["current_password"], new_password=data["new_password"]
         )
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -10,7 +10,7 @@ from django.db.models import Q
 
 from orgs.models import Organization, OrgScopedQuerySet
 
-CREDIT_FIELD = {"max_digits": 20, "decimal_places": 6}
+CREDIT_DIGITS, CREDIT_PLACES = 20, 6  # credits: decimals with 6 places, never floats
 
 
 class ModelRate(models.Model):
@@ -23,8 +23,8 @@ class ModelRate(models.Model):
     model = models.CharField(max_length=100, unique=True)
     provider = models.CharField(max_length=20, choices=Provider.choices)
     display_name = models.CharField(max_length=200)
-    input_credits_per_million = models.DecimalField(**CREDIT_FIELD)
-    output_credits_per_million = models.DecimalField(**CREDIT_FIELD)
+    input_credits_per_million = models.DecimalField(max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
+    output_credits_per_million = models.DecimalField(max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
     context_window = models.PositiveIntegerField()
     max_output_tokens = models.PositiveIntegerField(default=4096)
     active = models.BooleanField(default=True)
@@ -47,7 +47,7 @@ class ModelRate(models.Model):
 class CreditPackage(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
-    credits = models.DecimalField(**CREDIT_FIELD)
+    credits = models.DecimalField(max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
     price_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3, default="USD")
     active = models.BooleanField(default=True)
@@ -66,10 +66,10 @@ class CreditAccount(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="credit_account")
-    balance = models.DecimalField(default=0, **CREDIT_FIELD)
-    reserved = models.DecimalField(default=0, **CREDIT_FIELD)
+    balance = models.DecimalField(default=0, max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
+    reserved = models.DecimalField(default=0, max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
     period_start = models.DateTimeField()
-    period_spent = models.DecimalField(default=0, **CREDIT_FIELD)
+    period_spent = models.DecimalField(default=0, max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = OrgScopedQuerySet.as_manager()
@@ -103,8 +103,8 @@ class LedgerEntry(models.Model):
     # PROTECT: the append-only ledger outlives any attempt to delete its organization
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="ledger_entries")
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    amount = models.DecimalField(**CREDIT_FIELD)
-    balance_after = models.DecimalField(**CREDIT_FIELD)
+    amount = models.DecimalField(max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
+    balance_after = models.DecimalField(max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
     model = models.CharField(max_length=100, blank=True)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
@@ -150,18 +150,18 @@ class Reservation(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="reservations")
     # The org's account, so that settling locks the hold and its account in one statement.
     account = models.ForeignKey(CreditAccount, on_delete=models.CASCADE, related_name="reservations")
-    amount = models.DecimalField(**CREDIT_FIELD)
+    amount = models.DecimalField(max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
     model = models.CharField(max_length=100)
     # The rates in force when the call was reserved: the call is settled at these.
-    input_credits_per_million = models.DecimalField(**CREDIT_FIELD, default=0)
-    output_credits_per_million = models.DecimalField(**CREDIT_FIELD, default=0)
+    input_credits_per_million = models.DecimalField(default=0, max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
+    output_credits_per_million = models.DecimalField(default=0, max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
     specialist_id = models.UUIDField(null=True, blank=True)
     specialist_name = models.CharField(max_length=200, blank=True)
     session_id = models.UUIDField(null=True, blank=True)
     message_id = models.UUIDField(null=True, blank=True)
     user_id = models.UUIDField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
-    charged = models.DecimalField(null=True, blank=True, **CREDIT_FIELD)
+    charged = models.DecimalField(null=True, blank=True, max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
     ledger_entry = models.OneToOneField(LedgerEntry, null=True, blank=True, on_delete=models.PROTECT)
     created_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -186,7 +186,7 @@ class BudgetAlert(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="alerts")
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    threshold = models.DecimalField(null=True, blank=True, **CREDIT_FIELD)
+    threshold = models.DecimalField(null=True, blank=True, max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
     period_start = models.DateTimeField()
     message = models.CharField(max_length=500)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

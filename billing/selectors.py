@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, Max, QuerySet, Sum
 from django.utils import timezone
@@ -76,7 +77,7 @@ def circuit(*, org: Organization) -> Circuit:
     return Circuit.objects.select_related("opened_by").get_or_create(organization=org)[0]
 
 
-def capacity(*, org: Organization) -> dict:
+def capacity(*, org: Organization) -> dict[str, Any]:
     """Burn rate over the last 7 days, runway, and this period's spend by specialist and by model."""
     now = timezone.now()
     info = balance(org=org)

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 from billing import views
 from core.routes import route
 
-LIST = {"get": "list"}
+LIST: dict[str, Any] = {"get": "list"}
 
 urlpatterns = [
     *route("billing/credits/balance", views.BalanceView.as_view(), name="billing-balance"),

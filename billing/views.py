@@ -5,6 +5,7 @@ from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.auth import current_user
 from accounts.idempotency import IDEMPOTENCY_HEADER, run_idempotent
 from billing import selectors, services
 from billing.filters import AlertFilter, LedgerFilter, ModelRateFilter
@@ -67,7 +68,7 @@ class GrantView(OrgAPIView):
         summary="Grant credits to the organization (platform staff)",
     )
     def post(self, request: Request) -> Response:
-        if not request.user.is_staff:
+        if not current_user(request).is_staff:
             raise PermissionDeniedError("Only platform staff may grant credits.")
         serializer = GrantSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -79,12 +80,12 @@ class GrantView(OrgAPIView):
                 amount=data.get("amount"),
                 package=data.get("package"),
                 reason=data["reason"],
-                actor=request.user,
+                actor=current_user(request),
             )
             return status.HTTP_201_CREATED, dict(LedgerEntrySerializer(entry).data)
 
         (code, body), _ = run_idempotent(
-            user=request.user,
+            user=current_user(request),
             scope=f"grant:{self.org.pk}",
             key=request.headers.get("Idempotency-Key"),
             payload=request.data,
@@ -118,7 +119,7 @@ class AcknowledgeView(OrgAPIView):
         serializer.is_valid(raise_exception=True)
         count = services.acknowledge_alerts(
             org=self.org,
-            user=request.user,
+            user=current_user(request),
             alert_ids=serializer.validated_data.get("alert_ids"),
             all_=serializer.validated_data["all"],
         )
@@ -144,7 +145,7 @@ class CircuitToggleView(OrgAPIView):
         serializer.is_valid(raise_exception=True)
         circuit = services.set_circuit(
             org=self.org,
-            actor=request.user,
+            actor=current_user(request),
             state=serializer.validated_data.get("state"),
             reason=serializer.validated_data["reason"],
         )

@@ -22,7 +22,7 @@ class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
     fields = ["role", "status", "content", "credits", "error_code", "created_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]
     can_delete = False
     show_change_link = True
 

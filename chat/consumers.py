@@ -50,7 +50,7 @@ class _Refused(Exception):
 
 def _user_for(token: str) -> User | None:
     try:
-        claims = AccessToken(token)
+        claims = AccessToken(token)  # type: ignore[arg-type]  # the stubs leave out the encoded form
     except TokenError:
         return None
     return User.objects.filter(pk=claims.get("user_id"), is_active=True).first()
@@ -74,13 +74,13 @@ def _open(token: str, session_id: str) -> tuple[User, ChatSession, OrgContext]:
 def _access(user: User, session: ChatSession) -> tuple[User, OrgContext]:
     """The caller's access to the session, read again: an inactive user or a membership that is
     gone closes the socket 4403, a role that may no longer read the session 4404."""
-    user = User.objects.filter(pk=user.pk, is_active=True).first()
-    context = context_for(user, session.organization_id) if user is not None else None
-    if context is None:
+    active = User.objects.filter(pk=user.pk, is_active=True).first()
+    context = context_for(active, session.organization_id) if active is not None else None
+    if active is None or context is None:
         raise _Refused(CLOSE_MEMBERSHIP_REMOVED)
-    if not turns.can_read_session(context, session, user):
+    if not turns.can_read_session(context, session, active):
         raise _Refused(CLOSE_NOT_FOUND)
-    return user, context
+    return active, context
 
 
 def _start_from_frame(user: User, session: ChatSession, message: str, attachment_ids: list) -> turns.PreparedTurn:
@@ -166,8 +166,8 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             data["attachment_ids"] = content["attachmentIds"]
         frame = FrameSerializer(data=data)
         if not frame.is_valid():  # the same rules as the HTTP send endpoints
-            error = as_domain_error(ValidationError(frame.errors))
-            await self._error(error.code, error.detail, error.extra)
+            invalid = as_domain_error(ValidationError(frame.errors)) or ServerError()
+            await self._error(invalid.code, invalid.detail, invalid.extra)
             return
         try:
             turn = await database_sync_to_async(_start_from_frame)(

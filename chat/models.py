@@ -89,6 +89,8 @@ class Message(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
+    # set by the turn's hand-written reads: whether the message has attachments (not a column)
+    has_attachments: bool
 
     class Meta:
         ordering = ["created_at"]

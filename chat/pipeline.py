@@ -18,7 +18,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 from decimal import Decimal
@@ -144,7 +144,7 @@ def _usage_event(totals: Totals) -> TurnEvent:
     )
 
 
-async def _model_call(turn: PreparedTurn, state: _CallState) -> AsyncIterator[TurnEvent]:
+async def _model_call(turn: PreparedTurn, state: _CallState) -> AsyncGenerator[TurnEvent]:
     """Call: one provider stream (closing it stops the provider call)."""
     async with aclosing(get_provider(turn.provider).stream(state.request)) as stream:
         async for event in stream:
@@ -159,7 +159,7 @@ async def _model_call(turn: PreparedTurn, state: _CallState) -> AsyncIterator[Tu
                 state.finish = event.reason
 
 
-async def _run_tools(turn: PreparedTurn, state: _CallState, totals: Totals) -> AsyncIterator[TurnEvent]:
+async def _run_tools(turn: PreparedTurn, state: _CallState, totals: Totals) -> AsyncGenerator[TurnEvent]:
     request = turn.request
     request.messages.append(ChatMessage(role="assistant", content="".join(state.text), tool_calls=state.calls))
     for call in state.calls:
@@ -210,7 +210,7 @@ class _InFlight:
         return state.usage_or_estimate() if state is not None and state.produced else None
 
 
-async def _phases(turn: PreparedTurn, totals: Totals, in_flight: _InFlight) -> AsyncIterator[TurnEvent]:
+async def _phases(turn: PreparedTurn, totals: Totals, in_flight: _InFlight) -> AsyncGenerator[TurnEvent]:
     if turn.session_id is not None:
         yield TurnEvent(
             "session",
@@ -284,7 +284,7 @@ async def _keep_alive(message_id: uuid.UUID) -> None:
             logger.warning("Turn %s: heartbeat not written: %r", message_id, exc)
 
 
-async def _recorded(turn: PreparedTurn, totals: Totals) -> AsyncIterator[TurnEvent]:
+async def _recorded(turn: PreparedTurn, totals: Totals) -> AsyncGenerator[TurnEvent]:
     """The turn's events; a failure (or the listener going away) is recorded before it propagates:
     what the call in flight produced is billed once, the message fails with the reason."""
     in_flight = _InFlight()
@@ -311,7 +311,7 @@ async def _recorded(turn: PreparedTurn, totals: Totals) -> AsyncIterator[TurnEve
             keeper.cancel()
 
 
-async def run_turn(turn: PreparedTurn) -> AsyncIterator[TurnEvent]:
+async def run_turn(turn: PreparedTurn) -> AsyncGenerator[TurnEvent]:
     """Yields the turn's events (and publishes each to the session group). A failure after the
     start ends with ``usage`` (if anything was billed) and ``error``; the message is then failed."""
     totals = Totals()
@@ -323,9 +323,9 @@ async def run_turn(turn: PreparedTurn) -> AsyncIterator[TurnEvent]:
                 yield event
     except Exception as exc:
         error = _error_of(exc)
-        events = [_usage_event(totals)] if totals.calls else []
-        events.append(TurnEvent("error", {"code": error.code, "detail": error.detail}, error))
-        for event in events:
+        last = [_usage_event(totals)] if totals.calls else []
+        last.append(TurnEvent("error", {"code": error.code, "detail": error.detail}, error))
+        for event in last:
             await publisher.publish(event)
             yield event
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django.db.models import Prefetch, QuerySet
 
@@ -16,7 +18,7 @@ def readable_sessions(queryset: QuerySet[ChatSession], *, context: OrgContext, u
     return queryset.filter(created_by=user)
 
 
-def messages_prefetch() -> Prefetch:
+def messages_prefetch() -> Prefetch[Any]:
     return Prefetch("messages", queryset=Message.objects.prefetch_related("attachments").order_by("created_at"))
 
 

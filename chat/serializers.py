@@ -18,9 +18,10 @@ class SendSerializer(serializers.Serializer):
 class FrameSerializer(SendSerializer):
     """A ``{"type": "message"}`` frame: the send body without the ids the socket already knows."""
 
-    specialist_id = None
-    session_id = None
-    workspace_id = None
+    # DRF's way of leaving out an inherited field
+    specialist_id = None  # type: ignore[assignment]
+    session_id = None  # type: ignore[assignment]
+    workspace_id = None  # type: ignore[assignment]
 
 
 class SentSerializer(serializers.Serializer):

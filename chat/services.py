@@ -4,6 +4,7 @@ session, and the maintenance of turns whose worker died or that could not run.""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from datetime import timedelta
@@ -71,7 +72,7 @@ def fail_stuck_turns(*, lease: timedelta | None = None) -> int:
             message.save(update_fields=["status", "error_code", "error", "completed_at"])
             metering.release_holds_of(message.pk)
             group = ChatSession(pk=message.session_id).group_name
-            transaction.on_commit(lambda group=group: _tell_watchers(group, "worker_lost", WORKER_LOST))
+            transaction.on_commit(functools.partial(_tell_watchers, group, "worker_lost", WORKER_LOST))
         failed += 1
     return failed
 
@@ -97,7 +98,9 @@ def delete_session(*, context: OrgContext, user: User, session: ChatSession) -> 
     session.delete()
 
 
-def attach_upload(*, org: Organization, user: User, upload: UploadedFile, session: ChatSession | None) -> Attachment:
+def attach_upload(
+    *, org: Organization, user: User, upload: UploadedFile[bytes], session: ChatSession | None
+) -> Attachment:
     """A file for the next message (and, with a session, kept with it), checked against the quota."""
     attachment = Attachment(organization=org, session=session, uploaded_by=user)
     return store_upload(org=org, upload=upload, stored=attachment)

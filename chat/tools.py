@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,10 +51,10 @@ SAVE_ARTIFACT = ToolSpec(
 class ToolContext:
     """Where a call happens, for built-ins."""
 
-    org_id: Any
-    workspace_id: Any
-    session_id: Any
-    specialist_id: Any
+    org_id: uuid.UUID
+    workspace_id: uuid.UUID | None
+    session_id: uuid.UUID | None
+    specialist_id: uuid.UUID | None
 
 
 def tool_plan(specialist: Specialist, *, in_workspace: bool = False) -> tuple[list[ToolSpec], dict[str, ToolBinding]]:
@@ -139,6 +140,8 @@ async def execute_tool(
     try:
         if binding.builtin == SAVE_ARTIFACT.name and context is not None and context.workspace_id:
             result, is_error = await _save_artifact(arguments, context)
+        elif binding.tool_id is None:
+            result, is_error = "This tool no longer exists.", True
         else:
             result, is_error = await call_tool_by_id(
                 org_id=binding.org_id, tool_id=binding.tool_id, arguments=arguments

@@ -101,7 +101,7 @@ def can_read_session(context: OrgContext, session: ChatSession, user: User) -> b
     return session.created_by_id == user.pk or context.has_role(Role.ADMIN)
 
 
-def _specialist(context: OrgContext, specialist_id: Any) -> Specialist:
+def _specialist(context: OrgContext, specialist_id: uuid.UUID | str) -> Specialist:
     try:
         specialist_id = uuid.UUID(str(specialist_id))
     except ValueError as exc:
@@ -115,7 +115,9 @@ def _specialist(context: OrgContext, specialist_id: Any) -> Specialist:
     return specialist
 
 
-def _session(context: OrgContext, user: User, session_id: Any, specialist: Specialist) -> ChatSession:
+def _session(
+    context: OrgContext, user: User, session_id: uuid.UUID | str | None, specialist: Specialist
+) -> ChatSession:
     try:
         session_id = uuid.UUID(str(session_id))
     except ValueError as exc:
@@ -134,10 +136,10 @@ def _session(context: OrgContext, user: User, session_id: Any, specialist: Speci
     return session
 
 
-def _workspace(context: OrgContext, workspace_id: Any) -> Any:
+def _workspace(context: OrgContext, workspace_id: uuid.UUID | str | None) -> Workspace | None:
     if workspace_id is None:
         return None
-    workspace = Workspace.objects.for_org(context.org).filter(pk=workspace_id).first()
+    workspace: Workspace | None = Workspace.objects.for_org(context.org).filter(pk=workspace_id).first()
     if workspace is None:
         raise ValidationFailed("workspaceId", "Not found in this organization.")
     return workspace
@@ -215,10 +217,10 @@ def start_turn(
     *,
     context: OrgContext,
     user: User,
-    specialist_id: Any,
+    specialist_id: uuid.UUID | str,
     message: str,
-    session_id: Any = None,
-    workspace_id: Any = None,
+    session_id: uuid.UUID | str | None = None,
+    workspace_id: uuid.UUID | str | None = None,
     attachment_ids: list[Any] | None = None,
     queued: bool = False,
 ) -> PreparedTurn:
@@ -305,6 +307,8 @@ def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
         .order_by("-created_at")
         .first()
     )
+    if user_message is None or assistant.reservation_id is None:  # queued turns always have both
+        raise LookupError(f"Queued message {message_id} has no question or no hold.")
     turn, _ = _prepared(
         session=session,
         specialist=session.specialist,
@@ -368,7 +372,7 @@ def _complete_message(
         return
     usage, charge = last or (Usage(0, 0), None)
     now = timezone.now()
-    where, params = "id = %s", [turn.message_id]
+    where, params = "id = %s", list[Any]([turn.message_id])
     if error_code:  # a turn already recorded (the listener left as it was) stays as it was
         where += " AND status IN (%s, %s)"
         params += [Message.Status.QUEUED, Message.Status.RUNNING]

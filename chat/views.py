@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
 from djangorestframework_camel_case.util import camelize
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
@@ -20,6 +21,7 @@ from rest_framework.settings import api_settings
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
+from accounts.auth import current_user
 from accounts.idempotency import IDEMPOTENCY_HEADER, run_idempotent
 from billing.errors import REFUSALS
 from chat import selectors, services, turns
@@ -80,7 +82,7 @@ def sse_frame(seq: int, name: str, data: dict[str, Any]) -> bytes:
     return f"id: {seq}\nevent: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-async def _sse_bytes(head: list[TurnEvent], events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
+async def _sse_bytes(head: list[TurnEvent], events: AsyncGenerator[TurnEvent]) -> AsyncGenerator[bytes]:
     seq = 0
     async with aclosing(events):
         for event in head:
@@ -91,7 +93,7 @@ async def _sse_bytes(head: list[TurnEvent], events: AsyncIterator[TurnEvent]) ->
             yield sse_frame(seq, event.name, event.data)
 
 
-async def stream_turn(turn: PreparedTurn) -> HttpResponse:
+async def stream_turn(turn: PreparedTurn) -> HttpResponseBase:
     """Runs the turn up to its first model output. A failure before any output (the provider is
     down, a later refusal) is still an ordinary problem response; otherwise the events stream."""
     events = run_turn(turn)
@@ -157,12 +159,12 @@ class _SendView(OrgAPIView):
     scope = ""
 
     def _start(self, request: Request) -> tuple[tuple[int, dict], bool, PreparedTurn | None]:
-        check_chat(user_id=request.user.pk, org_id=self.org_context.org.pk)
+        check_chat(user_id=current_user(request).pk, org_id=self.org_context.org.pk)
         serializer = SendSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return start_send(
             context=self.org_context,
-            user=request.user,
+            user=current_user(request),
             data=serializer.validated_data,
             key=request.headers.get("Idempotency-Key"),
             payload=request.data,
@@ -221,12 +223,12 @@ class ChatStreamView(_SendView):
 
 _stream_view = ChatStreamView.as_view()
 _bearer = JWTAuthentication()
-_body_parsers = [parser() for parser in api_settings.DEFAULT_PARSER_CLASSES]
+_body_parsers = [parser() for parser in api_settings.DEFAULT_PARSER_CLASSES]  # type: ignore[operator]  # classes, not names
 
 
 def _token(request: HttpRequest) -> Any:
     """The request's validated access token (no database read): 401 like every API view."""
-    header = _bearer.get_header(request)
+    header = _bearer.get_header(request)  # type: ignore[arg-type]  # reads only the headers
     raw = _bearer.get_raw_token(header) if header is not None else None
     if raw is None:
         raise NotAuthenticatedError
@@ -237,7 +239,7 @@ def _caller(request: HttpRequest, token: Any) -> tuple[Any, OrgContext | None]:
     """The token's user and, in the same query, their membership of the org asked for (None when
     the full road must tell why there is none)."""
     context = member_context(token.get(jwt_settings.USER_ID_CLAIM), request.headers.get("X-Org-Id"))
-    if context is not None:
+    if context is not None and context.membership is not None:
         return context.membership.user, context
     return _bearer.get_user(token), None
 
@@ -274,7 +276,7 @@ def _prepare_stream(request: HttpRequest) -> HttpResponse | PreparedTurn:
         release_connections()  # before the stream starts: tokens flow without a connection held
 
 
-async def chat_stream_endpoint(request: HttpRequest) -> HttpResponse:
+async def chat_stream_endpoint(request: HttpRequest) -> HttpResponseBase:
     """``POST /api/chat/stream``: the prepare phase in one thread hop, then the turn streams on the
     server's event loop (its record phase is one more hop at the end)."""
     if request.method != "POST":  # OPTIONS and the 405s answer like every other API view
@@ -313,7 +315,7 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
     filterset_class = selectors.SessionFilter
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
-        queryset = selectors.readable_sessions(queryset, context=self.org_context, user=self.request.user)
+        queryset = selectors.readable_sessions(queryset, context=self.org_context, user=current_user(self.request))
         queryset = queryset.order_by("-created_at")
         if self.action == "retrieve":
             queryset = queryset.prefetch_related(selectors.messages_prefetch())
@@ -324,7 +326,7 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
 
     @extend_schema(summary="Delete a chat session (its owner or an admin)")
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.delete_session(context=self.org_context, user=request.user, session=self.get_object())
+        services.delete_session(context=self.org_context, user=current_user(request), session=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -345,7 +347,7 @@ class UploadView(OrgAPIView):
         if serializer.validated_data.get("session_id"):
             session = (
                 selectors.readable_sessions(
-                    ChatSession.objects.for_org(self.org), context=self.org_context, user=request.user
+                    ChatSession.objects.for_org(self.org), context=self.org_context, user=current_user(request)
                 )
                 .filter(pk=serializer.validated_data["session_id"])
                 .first()
@@ -353,7 +355,7 @@ class UploadView(OrgAPIView):
             if session is None:
                 raise ValidationFailed("sessionId", "Not found in this organization.")
         attachment = services.attach_upload(
-            org=self.org, user=request.user, upload=serializer.validated_data["file"], session=session
+            org=self.org, user=current_user(request), upload=serializer.validated_data["file"], session=session
         )
         return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
 
@@ -378,14 +380,19 @@ class SpecialistWizardView(OrgAPIView):
         serializer = WizardSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        result = draft_specialist(org=self.org, user=request.user, brief=data["brief"], model=data.get("model") or None)
+        result = draft_specialist(
+            org=self.org, user=current_user(request), brief=data["brief"], model=data.get("model") or None
+        )
         if data["create"]:
             draft = WizardDraftSerializer(data=result.draft)
             draft.is_valid(raise_exception=True)
             values = dict(draft.validated_data)
             tool_ids = values.pop("tool_ids")
-            values["tools"] = list(Tool.objects.for_org(self.org).filter(pk__in=tool_ids))
-            specialist = specialist_services.create_specialist(org=self.org, created_by=request.user, data=values)
+            fields = cast(specialist_services.SpecialistFields, values)  # the draft is a specialist's fields
+            fields["tools"] = list(Tool.objects.for_org(self.org).filter(pk__in=tool_ids))
+            specialist = specialist_services.create_specialist(
+                org=self.org, created_by=current_user(request), data=fields
+            )
             return Response(specialist_detail(specialist), status=status.HTTP_201_CREATED)
         usage = {"input_tokens": result.input_tokens, "output_tokens": result.output_tokens, "credits": result.credits}
         return Response(WizardResponseSerializer({"draft": result.draft, "usage": usage}).data)
@@ -401,7 +408,7 @@ class WorkspaceThreadsView(mixins.ListModelMixin, OrgViewSet):
         workspace = Workspace.objects.for_org(self.org).filter(pk=self.kwargs["pk"]).first()
         if workspace is None:
             raise NotFoundError
-        readable = selectors.readable_sessions(queryset, context=self.org_context, user=self.request.user)
+        readable = selectors.readable_sessions(queryset, context=self.org_context, user=current_user(self.request))
         return readable.filter(workspace=workspace).order_by("-created_at")
 
     @extend_schema(summary="The workspace's chats the caller may read")

@@ -147,7 +147,7 @@ def draft_specialist(*, org: Organization, user: User, brief: str, model: str | 
     tools = list(Tool.objects.for_org(org).filter(enabled=True, connection__enabled=True).order_by("name"))
     tool_ids = [str(t.pk) for t in tools]
     schema = draft_schema(tool_ids, rate.model)
-    totals = [0, 0, Decimal(0)]
+    input_tokens, output_tokens, credits = 0, 0, Decimal(0)
     for _ in range(ATTEMPTS):
         request = ProviderRequest(
             model=rate.model,
@@ -160,10 +160,10 @@ def draft_specialist(*, org: Organization, user: User, brief: str, model: str | 
         result = complete(
             org=org, provider=rate.provider, request=request, user_id=user.pk, description="Specialist wizard draft"
         )
-        totals[0] += result.input_tokens
-        totals[1] += result.output_tokens
-        totals[2] += result.credits
+        input_tokens += result.input_tokens
+        output_tokens += result.output_tokens
+        credits += result.credits
         draft = _valid_draft(result.text, rate=rate, tool_ids=set(tool_ids))
         if draft is not None:
-            return WizardResult(draft, totals[0], totals[1], totals[2])
+            return WizardResult(draft, input_tokens, output_tokens, credits)
     raise LLMBadOutputError

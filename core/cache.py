@@ -16,10 +16,10 @@ from django.core.cache.backends import redis as django_redis
 
 class SharedConnectionPool(redis.ConnectionPool):
     _pools: ClassVar[dict[tuple[str, str], redis.ConnectionPool]] = {}
-    _lock = threading.Lock()
+    _lock = threading.Lock()  # type: ignore[assignment]
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> redis.ConnectionPool:
+    def from_url(cls, url: str, **kwargs: Any) -> redis.ConnectionPool:  # type: ignore[override]
         key = (url, repr(sorted(kwargs.items(), key=lambda item: item[0])))
         with cls._lock:
             pool = cls._pools.get(key)
@@ -35,12 +35,12 @@ class RedisCache(django_redis.RedisCache):
     _clients: ClassVar[dict[tuple[str, ...], django_redis.RedisCacheClient]] = {}
 
     @property
-    def _cache(self) -> django_redis.RedisCacheClient:  # type: ignore[override]
-        key = (*self._servers, repr(sorted(self._options.items())))
+    def _cache(self) -> django_redis.RedisCacheClient:
+        key = (*self._servers, repr(sorted(self._options.items())))  # type: ignore[attr-defined]
         client = self._clients.get(key)
         if client is None:
             with SharedConnectionPool._lock:
-                client = self._clients.setdefault(key, self._class(self._servers, **self._options))
+                client = self._clients.setdefault(key, self._class(self._servers, **self._options))  # type: ignore[attr-defined]
         return client
 
     def count_hits(self, keys: list[str], index: int, window: int) -> list[tuple[int, int]]:

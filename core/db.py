@@ -48,7 +48,7 @@ def in_thread[**P, R](fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 def columns(model: type[Model], alias: str) -> str:
     """The SELECT list of ``model``'s concrete fields under ``alias``, in the ORM's order."""
     quote = connection.ops.quote_name
-    return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)
+    return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)  # type: ignore[arg-type]
 
 
 def lock(alias: str) -> str:
@@ -91,7 +91,14 @@ class Row:
         self._values = values
         self._at = 0
 
-    def take[M: Model](self, model: type[M]) -> M | None:
+    def take[M: Model](self, model: type[M]) -> M:
+        """The next ``columns(model)``, as an instance."""
+        found = self.take_optional(model)
+        if found is None:
+            raise LookupError(f"The row has no {model.__name__}.")
+        return found
+
+    def take_optional[M: Model](self, model: type[M]) -> M | None:
         """The next ``columns(model)``, as an instance (None for a LEFT JOIN that found nothing)."""
         count = len(model._meta.concrete_fields)
         values = list(self._values[self._at : self._at + count])
@@ -104,7 +111,7 @@ class Row:
                 for converter in converters:
                     value = converter(value, col, connection)
                 values[index] = value
-        return model.from_db(connection.alias, None, values)
+        return model.from_db(connection.alias, None, values)  # type: ignore[arg-type]
 
     def rest(self) -> Sequence[Any]:
         """The columns after the models taken (raw values: counts, flags)."""
@@ -126,7 +133,7 @@ def cursor() -> Any:
     connection.validate_thread_sharing()
     with connection.wrap_database_errors:
         made = psycopg.Cursor(raw)
-    return connection.make_debug_cursor(made) if connection.queries_logged else connection.make_cursor(made)
+    return connection.make_debug_cursor(made) if connection.queries_logged else connection.make_cursor(made)  # type: ignore[arg-type]
 
 
 def rows(sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -150,7 +157,7 @@ def execute(sql: str, params: Sequence[Any] = ()) -> int:
 @cache
 def _insert_sql(model: type[Model], count: int) -> str:
     quote = connection.ops.quote_name
-    names = ", ".join(quote(field.column) for field in model._meta.concrete_fields)
+    names = ", ".join(quote(field.column) for field in model._meta.concrete_fields)  # type: ignore[arg-type]
     row = "(" + ", ".join(["%s"] * len(model._meta.concrete_fields)) + ")"
     return f"INSERT INTO {quote(model._meta.db_table)} ({names}) VALUES " + ", ".join([row] * count)  # noqa: S608
 
@@ -174,14 +181,14 @@ def insert[M: Model](*instances: M) -> list[M]:
 def _update_sql(model: type[Model], names: tuple[str, ...], where: str) -> str:
     quote = connection.ops.quote_name
     meta = model._meta
-    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in names)
+    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in names)  # type: ignore[arg-type, union-attr]
     return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {where}"  # noqa: S608
 
 
 def update_rows(model: type[Model], values: dict[str, Any], where: str, params: Sequence[Any] = ()) -> int:
     """``QuerySet.update(**values)`` of the rows ``where`` picks; the number of rows it touched."""
     meta = model._meta
-    prepared = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
+    prepared = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]  # type: ignore[union-attr]
     with cursor() as cursor_:
         cursor_.execute(_update_sql(model, tuple(values), where), [*prepared, *(adapt(value) for value in params)])
         return cursor_.rowcount
@@ -190,5 +197,5 @@ def update_rows(model: type[Model], values: dict[str, Any], where: str, params: 
 def update(instance: Model, *names: str) -> None:
     """``save(update_fields=names)`` of an instance read in this transaction (auto_now included)."""
     meta = instance._meta
-    values = {name: meta.get_field(name).pre_save(instance, False) for name in names}
-    update_rows(type(instance), values, f"{connection.ops.quote_name(meta.pk.column)} = %s", [instance.pk])
+    values = {name: meta.get_field(name).pre_save(instance, False) for name in names}  # type: ignore[union-attr]
+    update_rows(type(instance), values, f"{connection.ops.quote_name(meta.pk.column)} = %s", [instance.pk])  # type: ignore[arg-type]

@@ -299,7 +299,8 @@ def as_domain_error(exc: Exception) -> DomainError | None:
     if isinstance(exc, (drf.PermissionDenied, DjangoPermissionDenied)):
         return PermissionDeniedError(str(getattr(exc, "detail", "")) or None)
     if isinstance(exc, drf.Throttled):
-        return RateLimitedError(int(exc.wait or 1) if exc.wait is not None else 1)
+        wait = getattr(exc, "wait", None)
+        return RateLimitedError(int(wait or 1))
     if isinstance(exc, drf.ValidationError | DjangoValidationError):
         detail = exc.detail if isinstance(exc, drf.ValidationError) else _django_detail(exc)
         return ValidationFailed.of(field_errors(detail))

@@ -18,7 +18,5 @@ class CreditField(serializers.DecimalField):
         kwargs["coerce_to_string"] = True
         super().__init__(**kwargs)
 
-    def to_representation(self, value: Any) -> str | None:
-        if value is None:
-            return None
-        return credit_str(value)
+    def to_representation(self, value: Any) -> str:
+        return credit_str(value)  # DRF answers None itself, without calling this

@@ -9,7 +9,7 @@ turns reach WebSocket watchers live. Multi-process deployments use channels_redi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer
@@ -22,7 +22,7 @@ class ProcessChannelLayer(InMemoryChannelLayer):
         super().__init__(**kwargs)
         self._home: asyncio.AbstractEventLoop | None = None
 
-    async def _at_home(self, operation: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    async def _at_home(self, operation: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
         home = self._home
         here = asyncio.get_running_loop()
         if home is None or home is here or home.is_closed() or not home.is_running():

@@ -34,7 +34,7 @@ class _DualMiddleware:
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
-            markcoroutinefunction(self)
+            markcoroutinefunction(self)  # type: ignore[type-var]
 
 
 def _measure_chunked_body(request: HttpRequest) -> None:
@@ -158,7 +158,7 @@ class _OnTheLoop:
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         super().__init__(get_response)  # type: ignore[call-arg]
         if getattr(self, "async_mode", False) and hasattr(self, "process_view"):
-            sync_view = self.process_view
+            sync_view = self.process_view  # type: ignore[has-type]
 
             async def process_view(request: HttpRequest, view: Any, args: Any, kwargs: Any) -> HttpResponse | None:
                 if self._view_hook_on_loop(request, view):
@@ -212,7 +212,7 @@ class MessageMiddleware(_OnTheLoop, messages.MessageMiddleware):
         return storage is None or not (storage.used or storage.added_new)  # nothing to store
 
 
-class CsrfViewMiddleware(_OnTheLoop, csrf.CsrfViewMiddleware):
+class CsrfViewMiddleware(_OnTheLoop, csrf.CsrfViewMiddleware):  # type: ignore[misc]
     def _view_hook_on_loop(self, request: HttpRequest, view: Any) -> bool:
         # an unsafe method on a protected view reads the form body: a thread
         return getattr(view, "csrf_exempt", False) or request.method in ("GET", "HEAD", "OPTIONS", "TRACE")

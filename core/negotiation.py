@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.http import HttpRequest
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.metadata import BaseMetadata
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -20,7 +21,10 @@ class JSONFallbackNegotiation(DefaultContentNegotiation):
     (the chat stream) check the Accept header themselves."""
 
     def select_renderer(
-        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+        self,
+        request: Request,
+        renderers: list[BaseRenderer],  # type: ignore[override]  # DRF hands it a list
+        format_suffix: str | None = None,
     ) -> tuple[BaseRenderer, str]:
         try:
             return super().select_renderer(request, renderers, format_suffix)
@@ -49,7 +53,7 @@ def _media_ranges(header: str) -> list[tuple[str, str, float]]:
     return ranges
 
 
-def accepts_any(request: Request, media_types: tuple[str, ...]) -> bool:
+def accepts_any(request: Request | HttpRequest, media_types: tuple[str, ...]) -> bool:
     """True when the request has no Accept header or it accepts one of ``media_types``
     (wildcards included, ``q=0`` excluded)."""
     header = request.headers.get("Accept", "").strip()

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from django.db.models.fields.files import FieldFile
+
 
 class StoredFile:
     """Mixed into a model that stores an organization's files, with ``organization`` and ``size``
     (bytes) fields: ``files.uploads.storage_used`` sums every such model."""
+
+    if TYPE_CHECKING:  # what the model's fields give it, for the type checker
+        filename: str
+        content_type: str
+        size: int
+        text: str
+        file: FieldFile
+
+        def save(self, *args: Any, **kwargs: Any) -> None: ...

@@ -9,12 +9,13 @@ import json
 import mimetypes
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import Any
 
 from django.apps import apps
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Model, Sum
+from django.db.models import Sum
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 
@@ -59,7 +60,7 @@ class UnsupportedFileTypeError(DomainError):
         super().__init__(f"{name} is not an allowed file type. Allowed: {allowed}.")
 
 
-def content_type_of(upload: UploadedFile) -> str:
+def content_type_of(upload: UploadedFile[bytes]) -> str:
     """By the file name's extension, else by the declared type; anything else is a 415."""
     suffix = PurePath(upload.name or "").suffix.lower()
     if suffix in ALLOWED_TYPES:
@@ -93,7 +94,8 @@ def storage_used(org: Organization) -> int:
     total = 0
     for model in apps.get_models():
         if issubclass(model, StoredFile):
-            used = model._default_manager.for_org(org).aggregate(total=Sum("size"))["total"]
+            manager: Any = model._default_manager  # an OrgScopedQuerySet's manager
+            used = manager.for_org(org).aggregate(total=Sum("size"))["total"]
             total += used or 0
     return total
 
@@ -106,13 +108,14 @@ class CheckedUpload:
     text: str
 
 
-def check_upload(*, org: Organization, upload: UploadedFile) -> CheckedUpload:
+def check_upload(*, org: Organization, upload: UploadedFile[bytes]) -> CheckedUpload:
     """Size, type and the org's quota (call inside a transaction), then the extracted text."""
-    if upload.size > settings.UPLOAD_MAX_BYTES:
-        raise FileTooLargeError(upload.size)
+    size = upload.size or 0
+    if size > settings.UPLOAD_MAX_BYTES:
+        raise FileTooLargeError(size)
     content_type = content_type_of(upload)
     Organization.objects.select_for_update().filter(pk=org.pk).first()  # one quota decision at a time
-    if storage_used(org) + upload.size > settings.STORAGE_QUOTA_BYTES:
+    if storage_used(org) + size > settings.STORAGE_QUOTA_BYTES:
         raise StorageQuotaExceededError
     data = upload.read()
     upload.seek(0)
@@ -120,13 +123,13 @@ def check_upload(*, org: Organization, upload: UploadedFile) -> CheckedUpload:
     return CheckedUpload(
         filename=filename,
         content_type=content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream",
-        size=upload.size,
+        size=size,
         text=extract_text(data, content_type),
     )
 
 
 @transaction.atomic
-def store_upload(*, org: Organization, upload: UploadedFile, stored: Model) -> Model:
+def store_upload[S: StoredFile](*, org: Organization, upload: UploadedFile[bytes], stored: S) -> S:
     """Checks the upload against the org's quota and saves it on ``stored`` (an unsaved
     ``StoredFile`` model carrying everything but the file): its name, type, size and text are
     filled in here, in one transaction with the quota decision."""

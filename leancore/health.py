@@ -5,6 +5,7 @@ import logging
 import redis
 from channels.layers import get_channel_layer
 from django.db import connection
+from django.http.response import HttpResponseBase
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -56,7 +57,7 @@ class HealthView(PublicAPIView):
         summary="Liveness and dependencies",
         description="503 `service_unavailable` (problem+json, with `database` and `channelLayer`) when one is down.",
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponseBase:
         database = _status(_check_database)
         channel_layer = _status(_check_channel_layer)
         if database == "ok" and channel_layer == "ok":

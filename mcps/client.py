@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -151,11 +152,13 @@ async def call_remote_tool(
 class LoadedTool:
     target: Target
     name: str
-    connection_id: Any
+    connection_id: uuid.UUID
     connection_failing: bool
 
 
 def _load_tool(org_id: str | None, tool_id: str) -> LoadedTool | str:
+    if org_id is None:
+        return "This tool no longer exists."
     tool = (  # a tool of another org is no tool at all: its server and credentials are not this org's
         Tool.objects.for_org(org_id)
         .select_related("connection")
@@ -171,7 +174,7 @@ def _load_tool(org_id: str | None, tool_id: str) -> LoadedTool | str:
     return LoadedTool(target_of(connection), tool.name, connection.pk, failing)
 
 
-def _record_contact(connection_id: Any, error: str | None) -> None:
+def _record_contact(connection_id: uuid.UUID, error: str | None) -> None:
     """A tool call that could not reach the server (gone, refused, too slow) marks its connection
     ``error`` with the reason; the next call that gets through marks it ``connected`` again."""
     now = timezone.now()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -42,7 +42,7 @@ def set_specialist_tools(*, specialist: Any, tools: list[Tool]) -> None:
     specialist.tools.set(tools)
 
 
-def _credentials(auth_type: str, token: str | None, header_name: str | None, current: dict[str, Any]) -> dict:
+def _credentials(auth_type: str, token: str | None, header_name: str | None, current: dict[str, Any]) -> dict[str, Any]:
     if auth_type == AuthType.NONE:
         return {}
     merged = dict(current)
@@ -58,7 +58,21 @@ def _credentials(auth_type: str, token: str | None, header_name: str | None, cur
 
 
 @transaction.atomic
-def create_connection(*, org: Organization, data: dict[str, Any]) -> Connection:
+class ConnectionFields(TypedDict, total=False):
+    """A connection's writable fields as the write serializer validates them; ``token`` and
+    ``header_name`` are the credentials (stored encrypted)."""
+
+    name: str
+    url: str
+    transport: str
+    catalog_key: str
+    auth_type: str
+    token: str
+    header_name: str
+    enabled: bool
+
+
+def create_connection(*, org: Organization, data: ConnectionFields) -> Connection:
     entry = None
     if data.get("catalog_key"):
         entry = CatalogEntry.objects.filter(key=data["catalog_key"]).first()
@@ -84,7 +98,7 @@ def create_connection(*, org: Organization, data: dict[str, Any]) -> Connection:
 
 
 @transaction.atomic
-def update_connection(*, connection: Connection, data: dict[str, Any]) -> Connection:
+def update_connection(*, connection: Connection, data: ConnectionFields) -> Connection:
     if "url" in data and data["url"] != connection.url:
         check_url(data["url"])
         connection.url = data["url"]

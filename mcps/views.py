@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django.db.models import Count, Q, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
@@ -7,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.errors import NotFoundError
-from core.views import UserViewSet
+from core.views import UserViewSet, validated_as
 from mcps import services
 from mcps.models import CatalogEntry, Connection, Tool
 from mcps.security import UrlNotAllowedError
@@ -51,30 +53,32 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
     def create(self, request: Request, org_id: str) -> Response:
         serializer = ConnectionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        connection = services.create_connection(org=self.org, data=dict(serializer.validated_data))
+        connection = services.create_connection(org=self.org, data=validated_as(serializer, services.ConnectionFields))
         return Response(self._out(connection), status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=ConnectionWriteSerializer, responses={200: ConnectionSerializer}, summary="Update a connection (admin)"
     )
-    def update(self, request: Request, org_id: str, pk: str) -> Response:
+    def update(self, request: Request, org_id: str, pk: uuid.UUID) -> Response:
         serializer = ConnectionWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        connection = services.update_connection(connection=self.get_object(), data=dict(serializer.validated_data))
+        connection = services.update_connection(
+            connection=self.get_object(), data=validated_as(serializer, services.ConnectionFields)
+        )
         return Response(self._out(connection))
 
     @extend_schema(summary="Remove a connection (admin); its tools leave every specialist")
-    def destroy(self, request: Request, org_id: str, pk: str) -> Response:
+    def destroy(self, request: Request, org_id: str, pk: uuid.UUID) -> Response:
         services.delete_connection(connection=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={200: SyncResultSerializer}, summary="Sync the server's tools (admin)")
-    def sync(self, request: Request, org_id: str, pk: str) -> Response:
+    def sync(self, request: Request, org_id: str, pk: uuid.UUID) -> Response:
         result = services.sync_connection(connection=self.get_object())
         return Response(SyncResultSerializer(result).data)
 
     @extend_schema(responses={200: ToolSerializer(many=True)}, summary="The connection's stored tools")
-    def tools(self, request: Request, org_id: str, pk: str) -> Response:
+    def tools(self, request: Request, org_id: str, pk: uuid.UUID) -> Response:
         connection = self.get_object()
         page = self.paginate_queryset(Tool.objects.filter(connection=connection).order_by("name"))
         return self.get_paginated_response(ToolSerializer(page, many=True).data)
@@ -84,7 +88,7 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
         responses={200: ToolSerializer},
         summary="Allow or block a tool for the org (admin)",
     )
-    def tool_update(self, request: Request, org_id: str, pk: str, tool_id: str) -> Response:
+    def tool_update(self, request: Request, org_id: str, pk: uuid.UUID, tool_id: str) -> Response:
         connection = self.get_object()
         tool = Tool.objects.filter(connection=connection, pk=tool_id).first()
         if tool is None:

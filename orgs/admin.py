@@ -16,7 +16,7 @@ class MembershipInline(admin.TabularInline):
     fk_name = "organization"
     extra = 0
     fields = ["user", "role", "status", "joined_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]
     can_delete = False
     show_change_link = True
 
@@ -32,10 +32,10 @@ class MembershipAdminForm(forms.ModelForm):
     def clean(self) -> dict:
         data = super().clean()
         stored = self.instance
-        demoted = data.get("role", stored.role) != Role.OWNER or data.get("status", stored.status) != stored.status
+        demoted = data.get("role", stored.role) != Role.OWNER or data.get("status", stored.status) != stored.status  # type: ignore[union-attr]
         if stored.pk and demoted and selectors.is_last_active_owner(stored):
             raise forms.ValidationError("An organization must keep at least one active owner.")
-        return data
+        return data  # type: ignore[return-value]
 
 
 @admin.register(Organization)
@@ -80,7 +80,7 @@ class UserMembershipInline(admin.TabularInline):
     fk_name = "user"
     extra = 0
     fields = ["organization", "role", "status", "joined_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]
     can_delete = False
     show_change_link = True
 

@@ -32,7 +32,7 @@ class OrgOwnedAdmin(admin.ModelAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         org_id = getattr(obj, "organization_id", None)
 
-        class OrgScopedForm(form):
+        class OrgScopedForm(form):  # type: ignore[misc, valid-type]
             def __init__(self, *args: Any, **kw: Any) -> None:
                 super().__init__(*args, **kw)
                 for field in self.fields.values():
@@ -53,7 +53,7 @@ class OrgOwnedAdmin(admin.ModelAdmin):
                         if isinstance(item, User):
                             if not Membership.objects.filter(organization_id=org_pk, user=item).exists():
                                 self.add_error(name, f"{item} is not a member of this organization.")
-                        elif isinstance(item, Model) and _owned(type(item)) and item.organization_id != org_pk:
+                        elif isinstance(item, Model) and _owned(type(item)) and item.organization_id != org_pk:  # type: ignore[attr-defined]
                             self.add_error(name, f"{item} belongs to another organization.")
                 return data
 

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import services
+from accounts.auth import current_user
 from accounts.errors import InvalidCredentialsError
 from accounts.models import User
 from accounts.serializers import LoginSerializer
@@ -85,7 +86,7 @@ class AcceptInviteView(PublicAPIView):
 class MeView(UserAPIView):
     @extend_schema(responses={200: MeSerializer}, summary="The caller and their organizations")
     def get(self, request: Request) -> Response:
-        return Response(MeSerializer(request.user).data)
+        return Response(MeSerializer(current_user(request)).data)
 
 
 class RegisterResponseSerializer(TokenResponseSerializer):

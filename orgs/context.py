@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from rest_framework.request import Request
 
+from accounts.auth import current_user
 from accounts.models import User
 from core import db
 from core.errors import DomainError, NotFoundError, PermissionDeniedError
@@ -47,7 +48,7 @@ class OrgContext:
         return self.membership is not None and ROLE_RANK[Role(self.membership.role)] >= ROLE_RANK[Role(role)]
 
     @property
-    def user(self):  # noqa: ANN201
+    def user(self) -> User | None:
         return self.membership.user if self.membership else None
 
 
@@ -56,7 +57,7 @@ def require_role(context: OrgContext, role: str) -> None:
         raise PermissionDeniedError(f"This action needs the {role} role in the organization.")
 
 
-def _active_membership(user, org_id: uuid.UUID) -> Membership | None:  # noqa: ANN001
+def _active_membership(user: User, org_id: uuid.UUID) -> Membership | None:
     return (
         Membership.objects.select_related("organization", "user")
         .filter(user=user, organization_id=org_id, status=Membership.Status.ACTIVE)
@@ -64,7 +65,7 @@ def _active_membership(user, org_id: uuid.UUID) -> Membership | None:  # noqa: A
     )
 
 
-def context_for(user, org_id: uuid.UUID) -> OrgContext | None:  # noqa: ANN001
+def context_for(user: User, org_id: uuid.UUID) -> OrgContext | None:
     """The caller's context in one org: an active membership, or platform staff in any existing org."""
     membership = _active_membership(user, org_id)
     if membership is not None:
@@ -77,10 +78,10 @@ def context_for(user, org_id: uuid.UUID) -> OrgContext | None:  # noqa: ANN001
 
 
 def resolve_org_from_header(request: Request) -> OrgContext:
-    return resolve_org(request.user, request.headers.get("X-Org-Id"))
+    return resolve_org(current_user(request), request.headers.get("X-Org-Id"))
 
 
-def resolve_org(user, raw: str | None) -> OrgContext:  # noqa: ANN001
+def resolve_org(user: User, raw: str | None) -> OrgContext:
     """The org named by an ``X-Org-Id`` value, or the caller's only org."""
     if raw:
         try:
@@ -100,7 +101,7 @@ def resolve_org(user, raw: str | None) -> OrgContext:  # noqa: ANN001
     return OrgContext(org=membership.organization, membership=membership, is_staff=user.is_staff)
 
 
-def resolve_org_from_path(user, org_id: uuid.UUID | str) -> OrgContext:  # noqa: ANN001
+def resolve_org_from_path(user: User, org_id: uuid.UUID | str) -> OrgContext:
     """For paths that carry the org as a resource id: a non-member gets 404 like any object."""
     try:
         context = context_for(user, uuid.UUID(str(org_id)))
@@ -111,7 +112,7 @@ def resolve_org_from_path(user, org_id: uuid.UUID | str) -> OrgContext:  # noqa:
     return context
 
 
-def member_context(user_id: object, raw_org_id: str | None) -> OrgContext | None:
+def member_context(user_id: uuid.UUID | str, raw_org_id: str | None) -> OrgContext | None:
     """The caller's user and active membership in one hand-written read, for a hot path that knows
     the user's id from its token: the context when the (active) user is an active member of the org
     named (or of their only org). None means "take the full road" (``resolve_org`` after loading

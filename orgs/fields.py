@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Model
 from rest_framework import serializers
 
 from accounts.models import User
@@ -19,14 +20,15 @@ class OrgRelatedField(serializers.PrimaryKeyRelatedField):
         "incorrect_type": "Must be an id (UUID).",
     }
 
-    def __init__(self, *, model: type, **kwargs: Any) -> None:
+    def __init__(self, *, model: type[Model], **kwargs: Any) -> None:
         self.model = model
-        kwargs.setdefault("queryset", model._default_manager.all())
+        self.manager: Any = model._default_manager  # an OrgScopedQuerySet's manager
+        kwargs.setdefault("queryset", self.manager.all())
         super().__init__(**kwargs)
 
     def get_queryset(self):  # noqa: ANN201
         request = self.context["request"]
-        queryset = self.model._default_manager.for_org(request.org_context.org)
+        queryset = self.manager.for_org(request.org_context.org)
         return queryset.alive() if hasattr(queryset, "alive") else queryset  # deleted specialists are gone
 
     def to_internal_value(self, data: Any) -> Any:

@@ -86,6 +86,28 @@ class Membership(models.Model):
         return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(role)]
 
 
+class InvitationQuerySet(OrgScopedQuerySet):
+    org_field = "membership__organization"
+
+
+class Invitation(models.Model):
+    """Which membership an invitation token is for: the token is identity's (accounts), the
+    membership it opens is the organization's."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="invitations")
+    token = models.OneToOneField("accounts.OneTimeToken", on_delete=models.CASCADE, related_name="invitation")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Invitation of {self.membership}"
+
+
 class OrgScopedModel(models.Model):
     """Base for every object an organization owns: UUID id, org FK, timestamps."""
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django.db.models import Count, Q, QuerySet
 
 from accounts.models import User
@@ -14,7 +16,7 @@ def organizations_for(*, user: User) -> QuerySet[Organization]:
     return queryset.order_by("-created_at")
 
 
-def roles_of(*, user: User, org_ids: list) -> dict:
+def roles_of(*, user: User, org_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     return dict(
         Membership.objects.filter(user=user, organization_id__in=org_ids, status=Membership.Status.ACTIVE).values_list(
             "organization_id", "role"
@@ -45,7 +47,7 @@ def is_last_active_owner(membership: Membership) -> bool:
     )
 
 
-def owners_a_deletion_would_remove(memberships: QuerySet[Membership]) -> list:
+def owners_a_deletion_would_remove(memberships: QuerySet[Membership]) -> list[uuid.UUID]:
     """Of the memberships about to be deleted together, the active owners of every organization that
     would be left with none (they are kept)."""
     doomed = list(

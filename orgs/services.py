@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 from decimal import Decimal
 
 from django.conf import settings
@@ -16,13 +17,14 @@ from accounts.services import (
     consume_one_time_token,
     create_one_time_token,
     token_email_text,
+    unused_tokens,
 )
 from core.errors import InvalidTokenError, NotFoundError, PermissionDeniedError, ValidationFailed
 from core.mail import send_on_commit
 from orgs import selectors
 from orgs.context import OrgContext
 from orgs.errors import AlreadyMemberError, LastOwnerError
-from orgs.models import Membership, Organization, Role
+from orgs.models import Invitation, Membership, Organization, Role
 from orgs.realtime import announce_membership_changed
 from orgs.signals import organization_created
 
@@ -80,10 +82,10 @@ def update_organization(
 ) -> Organization:
     org.name = name
     fields = ["name", "updated_at"]
-    if monthly_budget is not UNSET:
+    if isinstance(monthly_budget, Decimal | None):
         org.monthly_budget = monthly_budget
         fields.append("monthly_budget")
-    if low_balance_threshold is not UNSET:
+    if isinstance(low_balance_threshold, Decimal | None):
         org.low_balance_threshold = low_balance_threshold
         fields.append("low_balance_threshold")
     org.save(update_fields=fields)
@@ -104,31 +106,34 @@ def _lock_org(org: Organization) -> None:
     Organization.objects.select_for_update().filter(pk=org.pk).first()
 
 
-def _member(org: Organization, user_id: object) -> Membership:
-    membership = Membership.objects.for_org(org).select_related("user").filter(user_id=user_id).first()
+def _member(org: Organization, user_id: uuid.UUID) -> Membership:
+    membership: Membership | None = (
+        Membership.objects.for_org(org).select_related("user").filter(user_id=user_id).first()
+    )
     if membership is None:
         raise NotFoundError
     return membership
 
 
-def get_member(*, org: Organization, user_id: object) -> Membership:
+def get_member(*, org: Organization, user_id: uuid.UUID) -> Membership:
     return _member(org, user_id)
 
 
 def _send_invitation(*, membership: Membership, inviter: User | None) -> None:
-    token = create_one_time_token(
-        user=membership.user,
-        purpose=OneTimeToken.Purpose.INVITE,
-        ttl=settings.INVITATION_TTL,
-        membership=membership,
+    # a new invitation to this org replaces its earlier ones (invitations to other orgs stay valid)
+    earlier = unused_tokens(user=membership.user, purpose=OneTimeToken.Purpose.INVITE)
+    earlier.filter(invitation__membership=membership).update(revoked_at=timezone.now())
+    issued = create_one_time_token(
+        user=membership.user, purpose=OneTimeToken.Purpose.INVITE, ttl=settings.INVITATION_TTL, revoke_earlier=False
     )
+    Invitation.objects.create(membership=membership, token=issued.record)
     who = (inviter.name or inviter.email) if inviter else "An operator"
     body = token_email_text(
         intro=(
             f"{who} invited you to join {membership.organization.name} on LeanCore "
             f"as {membership.role}. The invitation expires in 7 days."
         ),
-        token=token,
+        token=issued.raw,
         path="accept-invite",
     )
     recipient = membership.user.email
@@ -177,7 +182,8 @@ def invite_member(
 @transaction.atomic
 def accept_invitation(*, token: str, password: str, name: str) -> User:
     record = consume_one_time_token(token=token, purpose=OneTimeToken.Purpose.INVITE)
-    membership = record.membership
+    invitation = Invitation.objects.select_related("membership__organization").filter(token=record).first()
+    membership = invitation.membership if invitation is not None else None
     if membership is None or membership.status != Membership.Status.INVITED:
         raise InvalidTokenError
     user = record.user
@@ -194,7 +200,7 @@ def accept_invitation(*, token: str, password: str, name: str) -> User:
 
 
 @transaction.atomic
-def change_role(*, context: OrgContext, user_id: object, role: str) -> Membership:
+def change_role(*, context: OrgContext, user_id: uuid.UUID, role: str) -> Membership:
     _lock_org(context.org)
     membership = _member(context.org, user_id)
     touches_owner = Role.OWNER in (role, membership.role)
@@ -210,7 +216,7 @@ def change_role(*, context: OrgContext, user_id: object, role: str) -> Membershi
 
 
 @transaction.atomic
-def remove_member(*, context: OrgContext, actor: User, user_id: object) -> None:
+def remove_member(*, context: OrgContext, actor: User, user_id: uuid.UUID) -> None:
     _lock_org(context.org)
     membership = _member(context.org, user_id)
     is_self = membership.user_id == actor.pk
@@ -226,7 +232,7 @@ def remove_member(*, context: OrgContext, actor: User, user_id: object) -> None:
     transaction.on_commit(lambda: announce_membership_changed(org_id=org_id, user_id=user_id))
 
 
-def update_member_profile(*, context: OrgContext, actor: User, user_id: object, name: str) -> Membership:
+def update_member_profile(*, context: OrgContext, actor: User, user_id: uuid.UUID, name: str) -> Membership:
     membership = _member(context.org, user_id)
     if membership.user_id != actor.pk and not context.has_role(Role.ADMIN):
         raise PermissionDeniedError("Only an admin may change another member's profile.")

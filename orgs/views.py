@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import uuid
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.auth import current_user
 from core.views import UserViewSet
 from orgs import selectors, services
 from orgs.api import OrgAPIView, OrgViewSet
@@ -30,12 +33,12 @@ class OrganizationListView(mixins.ListModelMixin, UserViewSet):
     def get_queryset(self):  # noqa: ANN201
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
-        return selectors.organizations_for(user=self.request.user)
+        return selectors.organizations_for(user=current_user(self.request))
 
     def get_serializer_context(self) -> dict:
-        context = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         page_ids = [org.pk for org in getattr(self, "_page", [])]
-        context["roles"] = selectors.roles_of(user=self.request.user, org_ids=page_ids)
+        context["roles"] = selectors.roles_of(user=current_user(self.request), org_ids=page_ids)
         return context
 
     def paginate_queryset(self, queryset):  # noqa: ANN001, ANN201
@@ -57,7 +60,7 @@ class OrganizationDetailView(OrgAPIView):
     required_roles = {"put": Role.ADMIN}
 
     @extend_schema(responses={200: OrganizationDetailSerializer}, summary="One organization")
-    def get(self, request: Request, pk: str) -> Response:
+    def get(self, request: Request, pk: uuid.UUID) -> Response:
         return Response(_detail(self))
 
     @extend_schema(
@@ -65,7 +68,7 @@ class OrganizationDetailView(OrgAPIView):
         responses={200: OrganizationDetailSerializer},
         summary="Update the organization (admin)",
     )
-    def put(self, request: Request, pk: str) -> Response:
+    def put(self, request: Request, pk: uuid.UUID) -> Response:
         serializer = OrganizationUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.update_organization(org=self.org, **serializer.validated_data)
@@ -81,7 +84,7 @@ class BillingEmailView(OrgAPIView):
         responses={200: OrganizationDetailSerializer},
         summary="Set the billing email (admin)",
     )
-    def patch(self, request: Request, pk: str) -> Response:
+    def patch(self, request: Request, pk: uuid.UUID) -> Response:
         serializer = BillingEmailSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.set_billing_email(org=self.org, billing_email=serializer.validated_data["billing_email"])
@@ -110,7 +113,7 @@ class InviteView(OrgAPIView):
         serializer = InviteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership, created = services.invite_member(
-            context=self.org_context, inviter=request.user, **serializer.validated_data
+            context=self.org_context, inviter=current_user(request), **serializer.validated_data
         )
         return Response(
             MemberSerializer(membership).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -125,12 +128,12 @@ class MemberDetailView(OrgAPIView):
         responses={200: MemberSerializer},
         summary="Update a member's name (admin, or yourself)",
     )
-    def put(self, request: Request, pk: str) -> Response:
+    def put(self, request: Request, pk: uuid.UUID) -> Response:
         services.get_member(org=self.org, user_id=pk)  # an unknown member is a 404 before any validation
         serializer = ProfileSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = services.update_member_profile(
-            context=self.org_context, actor=request.user, user_id=pk, name=serializer.validated_data["name"]
+            context=self.org_context, actor=current_user(request), user_id=pk, name=serializer.validated_data["name"]
         )
         return Response(MemberSerializer(membership).data)
 
@@ -138,8 +141,8 @@ class MemberDetailView(OrgAPIView):
         responses={204: OpenApiResponse(description="Removed.")},
         summary="Remove a member or revoke an invitation (admin, or yourself to leave)",
     )
-    def delete(self, request: Request, pk: str) -> Response:
-        services.remove_member(context=self.org_context, actor=request.user, user_id=pk)
+    def delete(self, request: Request, pk: uuid.UUID) -> Response:
+        services.remove_member(context=self.org_context, actor=current_user(request), user_id=pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -152,7 +155,7 @@ class MemberRoleView(OrgAPIView):
         responses={200: MemberSerializer},
         summary="Change a member's role (admin; granting or revoking owner needs an owner)",
     )
-    def patch(self, request: Request, pk: str) -> Response:
+    def patch(self, request: Request, pk: uuid.UUID) -> Response:
         services.get_member(org=self.org, user_id=pk)  # an unknown member is a 404 before any validation
         serializer = RoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -34,6 +34,8 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== import contracts (pyproject.toml: [tool.importlinter])"
 .venv/bin/lint-imports
+echo "== types (pyproject.toml: [tool.mypy]; strict for services, selectors and the turn pipeline)"
+.venv/bin/mypy
 echo "== django checks"
 .venv/bin/python manage.py check --fail-level WARNING
 .venv/bin/python manage.py check --deploy --fail-level ERROR  # deployment warnings depend on the host; errors fail

@@ -35,7 +35,9 @@ class Specialist(OrgScopedModel):
     deleted_at = models.DateTimeField(null=True, blank=True)
     tools = models.ManyToManyField("mcps.Tool", blank=True, related_name="specialists")
 
-    objects = SpecialistQuerySet.as_manager()
+    objects = SpecialistQuerySet.as_manager()  # type: ignore[misc]  # narrows OrgScopedModel's queryset
+    # set by the turn's hand-written read: whether the specialist has any tools (not a column)
+    has_tools: bool
 
     class Meta:
         ordering = ["-created_at"]

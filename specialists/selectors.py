@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from django.db.models import QuerySet
 
 from billing.selectors import specialist_usage_this_period
@@ -11,7 +14,7 @@ def specialists_queryset() -> QuerySet[Specialist]:
     return Specialist.objects.alive().prefetch_related("tools").order_by("-created_at")
 
 
-def alive_with_tool_flag(*, org_id: object, specialist_id: object) -> Specialist | None:
+def alive_with_tool_flag(*, org_id: uuid.UUID, specialist_id: uuid.UUID | str) -> Specialist | None:
     """One live specialist of the org, and whether it has tools at all (``has_tools``), in one
     hand-written read: a chat turn's hot path."""
     tools = Specialist.tools.through._meta.db_table
@@ -27,7 +30,7 @@ def alive_with_tool_flag(*, org_id: object, specialist_id: object) -> Specialist
     return specialist
 
 
-def usage_this_period(*, specialist: Specialist) -> dict:
+def usage_this_period(*, specialist: Specialist) -> dict[str, Any]:
     """``usage`` of the specialist's page: credits and billed replies this period (billing's ledger)."""
     usage = specialist_usage_this_period(org_id=specialist.organization_id, specialist_id=specialist.pk)
     return {"credits_this_period": usage.credits, "messages_this_period": usage.messages}

@@ -71,7 +71,7 @@ class SpecialistWriteSerializer(serializers.ModelSerializer):
 class WizardSerializer(serializers.Serializer):
     brief = serializers.CharField(max_length=5000)
     model = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    create = serializers.BooleanField(required=False, default=False)
+    create = serializers.BooleanField(required=False, default=False)  # type: ignore[assignment]  # the body's field, not the method
 
 
 class WizardDraftSerializer(serializers.Serializer):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypedDict
 
 from django.db import transaction
 from django.utils import timezone
@@ -10,9 +11,27 @@ from django.utils import timezone
 from accounts.models import User
 from billing.services import active_rate
 from core.errors import ValidationFailed
+from mcps.models import Tool
 from mcps.services import set_specialist_tools
 from orgs.models import Organization
 from specialists.models import Specialist
+
+
+class SpecialistFields(TypedDict, total=False):
+    """A specialist's writable fields as the write serializer validates them (an update carries
+    only those it changes)."""
+
+    name: str
+    title: str
+    description: str
+    instructions: str
+    model: str
+    temperature: float
+    max_output_tokens: int
+    status: str
+    monthly_credit_limit: Decimal | None
+    tools: list[Tool]
+
 
 FIELDS = (
     "name",
@@ -43,7 +62,7 @@ def _set_tools(specialist: Specialist, tools: list[Any] | None) -> None:
 
 
 @transaction.atomic
-def create_specialist(*, org: Organization, created_by: User | None, data: dict[str, Any]) -> Specialist:
+def create_specialist(*, org: Organization, created_by: User | None, data: SpecialistFields) -> Specialist:
     tools = data.pop("tools", None)
     _check_model(data["model"], data.get("max_output_tokens"))
     specialist = Specialist.objects.create(
@@ -54,7 +73,7 @@ def create_specialist(*, org: Organization, created_by: User | None, data: dict[
 
 
 @transaction.atomic
-def update_specialist(*, specialist: Specialist, data: dict[str, Any]) -> Specialist:
+def update_specialist(*, specialist: Specialist, data: SpecialistFields) -> Specialist:
     tools = data.pop("tools", None)
     model = data.get("model", specialist.model)
     max_out = data.get("max_output_tokens", specialist.max_output_tokens)

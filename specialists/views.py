@@ -5,6 +5,8 @@ from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.auth import current_user
+from core.views import validated_as
 from orgs.api import OrgViewSet
 from orgs.models import Role
 from specialists import services
@@ -44,7 +46,7 @@ class SpecialistViewSet(
         serializer = SpecialistWriteSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         specialist = services.create_specialist(
-            org=self.org, created_by=request.user, data=dict(serializer.validated_data)
+            org=self.org, created_by=current_user(request), data=validated_as(serializer, services.SpecialistFields)
         )
         return Response(self._detail(specialist), status=status.HTTP_201_CREATED)
 
@@ -59,7 +61,7 @@ class SpecialistViewSet(
             specialist, data=request.data, partial=True, context={"request": request}
         )
         serializer.is_valid(raise_exception=True)
-        services.update_specialist(specialist=specialist, data=dict(serializer.validated_data))
+        services.update_specialist(specialist=specialist, data=validated_as(serializer, services.SpecialistFields))
         return Response(self._detail(specialist))
 
     @extend_schema(summary="Let a specialist go (admin); past chats and usage stay readable")

@@ -3,7 +3,7 @@ the task is updated with the answer or the error."""
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
 
 from channels.db import database_sync_to_async
 from django.db import transaction
@@ -23,7 +23,7 @@ async def run_task_turn(task_id: str, message_id: str) -> str:
         await database_sync_to_async(finish_task_run)(task_id=task_id, message_id=message_id)
 
 
-def finish_task_run(*, task_id: Any, message_id: Any) -> Task | None:
+def finish_task_run(*, task_id: uuid.UUID | str, message_id: uuid.UUID | str) -> Task | None:
     """After the turn: done with the answer as result, or back to todo with the error."""
     with transaction.atomic():
         task = Task.objects.select_for_update().filter(pk=task_id, run_message_id=message_id).first()

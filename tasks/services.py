@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from datetime import date
+from typing import Any, TypedDict
 
 from django.db import transaction
 
@@ -14,8 +15,35 @@ from chat.turns import start_turn
 from core.errors import InvalidStateError, PermissionDeniedError, ValidationFailed
 from orgs.context import OrgContext
 from orgs.models import Organization, Role
+from specialists.models import Specialist
 from tasks.jobs import finish_task_run, run_task_turn
 from tasks.models import Project, Task
+from workspaces.models import Workspace
+
+
+class ProjectFields(TypedDict, total=False):
+    """A project's writable fields as the write serializer validates them (ids already resolved
+    inside the org)."""
+
+    name: str
+    description: str
+    status: str
+    workspace: Workspace | None
+
+
+class TaskFields(TypedDict, total=False):
+    """A task's writable fields as the write serializer validates them (ids already resolved
+    inside the org)."""
+
+    title: str
+    description: str
+    status: str
+    priority: str
+    project: Project | None
+    assignee_user: User | None
+    assignee_specialist: Specialist | None
+    due_date: date | None
+
 
 PROJECT_FIELDS = ("name", "description", "status", "workspace")
 TASK_FIELDS = (
@@ -35,16 +63,15 @@ def _require_creator_or_admin(context: OrgContext, user: User, owner_id: Any) ->
         raise PermissionDeniedError("Only its creator or an admin may delete this.")
 
 
-def create_project(*, org: Organization, user: User, data: dict[str, Any]) -> Project:
-    return Project.objects.create(
-        organization=org, created_by=user, **{k: data[k] for k in PROJECT_FIELDS if k in data}
-    )
+def create_project(*, org: Organization, user: User, data: ProjectFields) -> Project:
+    values: dict[str, Any] = {k: v for k, v in data.items() if k in PROJECT_FIELDS}
+    return Project.objects.create(organization=org, created_by=user, **values)
 
 
-def update_project(*, project: Project, data: dict[str, Any]) -> Project:
-    for key in PROJECT_FIELDS:
-        if key in data:
-            setattr(project, key, data[key])
+def update_project(*, project: Project, data: ProjectFields) -> Project:
+    for key, value in data.items():
+        if key in PROJECT_FIELDS:
+            setattr(project, key, value)
     project.save()
     return project
 
@@ -54,21 +81,21 @@ def delete_project(*, context: OrgContext, user: User, project: Project) -> None
     project.delete()
 
 
-def _check_assignees(values: dict[str, Any]) -> None:
+def _check_assignees(values: TaskFields | dict[str, Any]) -> None:
     """At most one assignee (the serializer looked both up inside the org)."""
     if values.get("assignee_user") is not None and values.get("assignee_specialist") is not None:
         raise ValidationFailed("assigneeSpecialistId", "A task has at most one assignee.")
 
 
-def create_task(*, org: Organization, user: User, data: dict[str, Any]) -> Task:
-    values = {k: data[k] for k in TASK_FIELDS if k in data}
+def create_task(*, org: Organization, user: User, data: TaskFields) -> Task:
+    values: dict[str, Any] = {k: v for k, v in data.items() if k in TASK_FIELDS}
     _check_assignees(values)
     return Task.objects.create(organization=org, created_by=user, **values)
 
 
-def update_task(*, task: Task, data: dict[str, Any]) -> Task:
-    values = {k: data[k] for k in TASK_FIELDS if k in data}
-    merged = {
+def update_task(*, task: Task, data: TaskFields) -> Task:
+    values: dict[str, Any] = {k: v for k, v in data.items() if k in TASK_FIELDS}
+    merged: dict[str, Any] = {
         "assignee_user": values.get("assignee_user", task.assignee_user),
         "assignee_specialist": values.get("assignee_specialist", task.assignee_specialist),
     }
@@ -106,7 +133,7 @@ def task_prompt(task: Task) -> str:
 
 
 @transaction.atomic
-def start_task_run(*, context: OrgContext, user: User, task_id: Any) -> TaskRun:
+def start_task_run(*, context: OrgContext, user: User, task_id: uuid.UUID) -> TaskRun:
     """Holds the turn's worst case (402 here, before anything is queued), queues the turn, and
     moves the task to in_progress."""
     task = (
@@ -130,6 +157,8 @@ def start_task_run(*, context: OrgContext, user: User, task_id: Any) -> TaskRun:
     task.error = ""
     task.save(update_fields=["status", "session", "run_message_id", "error", "updated_at"])
     transaction.on_commit(lambda: run_task_turn.enqueue(str(task.pk), str(turn.message_id)))
+    if turn.session_id is None or turn.message_id is None:  # a queued session turn always has both
+        raise RuntimeError("A task run started without a session.")
     return TaskRun(task_id=task.pk, session_id=turn.session_id, message_id=turn.message_id)
 
 
@@ -142,5 +171,6 @@ def recover_failed_runs() -> int:
         )
     )
     for task_id, message_id in ids:
-        finish_task_run(task_id=task_id, message_id=message_id)
+        if message_id is not None:
+            finish_task_run(task_id=task_id, message_id=message_id)
     return len(ids)

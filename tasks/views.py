@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import django_filters
 from django.db.models import Count
 from drf_spectacular.utils import extend_schema
@@ -7,9 +9,11 @@ from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.auth import current_user
 from billing.errors import REFUSALS
 from core.errors import InvalidStateError
 from core.filters import DateOrDateTimeFilter
+from core.views import validated_as
 from orgs.api import OrgViewSet
 from specialists.errors import SpecialistInactiveError
 from tasks import services
@@ -52,25 +56,27 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSe
     def _out(self, project: Project) -> dict:
         return ProjectSerializer(self.get_queryset().get(pk=project.pk)).data
 
-    def _data(self, request: Request, partial: bool) -> dict:
+    def _data(self, request: Request, partial: bool) -> services.ProjectFields:
         serializer = ProjectWriteSerializer(data=request.data, partial=partial, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
+        return validated_as(serializer, services.ProjectFields)
 
     @extend_schema(request=ProjectWriteSerializer, responses={201: ProjectSerializer}, summary="Create a project")
     def create(self, request: Request) -> Response:
-        project = services.create_project(org=self.org, user=request.user, data=self._data(request, partial=False))
+        project = services.create_project(
+            org=self.org, user=current_user(request), data=self._data(request, partial=False)
+        )
         return Response(self._out(project), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ProjectWriteSerializer, responses={200: ProjectSerializer}, summary="Update a project")
-    def update(self, request: Request, pk: str) -> Response:
+    def update(self, request: Request, pk: uuid.UUID) -> Response:
         project = self.get_object()
         services.update_project(project=project, data=self._data(request, partial=True))
         return Response(self._out(project))
 
     @extend_schema(summary="Delete a project and its tasks (its creator or an admin)")
-    def destroy(self, request: Request, pk: str) -> Response:
-        services.delete_project(context=self.org_context, user=request.user, project=self.get_object())
+    def destroy(self, request: Request, pk: uuid.UUID) -> Response:
+        services.delete_project(context=self.org_context, user=current_user(request), project=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -82,26 +88,26 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
     ordering = ["-created_at"]
     ordering_fields = ["created_at", "updated_at", "due_date", "priority", "title"]
 
-    def _data(self, request: Request, partial: bool) -> dict:
+    def _data(self, request: Request, partial: bool) -> services.TaskFields:
         serializer = TaskWriteSerializer(data=request.data, partial=partial, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
+        return validated_as(serializer, services.TaskFields)
 
     @extend_schema(request=TaskWriteSerializer, responses={201: TaskSerializer}, summary="Create a task")
     def create(self, request: Request) -> Response:
-        task = services.create_task(org=self.org, user=request.user, data=self._data(request, partial=False))
+        task = services.create_task(org=self.org, user=current_user(request), data=self._data(request, partial=False))
         return Response(TaskSerializer(task).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=TaskWriteSerializer, responses={200: TaskSerializer}, summary="Update a task (omitted fields stay)"
     )
-    def update(self, request: Request, pk: str) -> Response:
+    def update(self, request: Request, pk: uuid.UUID) -> Response:
         task = services.update_task(task=self.get_object(), data=self._data(request, partial=True))
         return Response(TaskSerializer(task).data)
 
     @extend_schema(summary="Delete a task (its creator or an admin)")
-    def destroy(self, request: Request, pk: str) -> Response:
-        services.delete_task(context=self.org_context, user=request.user, task=self.get_object())
+    def destroy(self, request: Request, pk: uuid.UUID) -> Response:
+        services.delete_task(context=self.org_context, user=current_user(request), task=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -111,9 +117,9 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
         description="402 refusals happen here, before anything is queued. No specialist assignee, or a task "
         "that is not todo → 409 `invalid_state`.",
     )
-    def run(self, request: Request, pk: str) -> Response:
+    def run(self, request: Request, pk: uuid.UUID) -> Response:
         task = self.get_object()
-        started = services.start_task_run(context=self.org_context, user=request.user, task_id=task.pk)
+        started = services.start_task_run(context=self.org_context, user=current_user(request), task_id=task.pk)
         body = {
             "task_id": started.task_id,
             "session_id": started.session_id,

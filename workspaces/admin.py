@@ -10,7 +10,7 @@ class WorkspaceFileInline(admin.TabularInline):
     model = WorkspaceFile
     extra = 0
     fields = ["filename", "content_type", "size", "uploaded_by", "created_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]
     can_delete = False
 
 

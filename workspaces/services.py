@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Any, TypedDict
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
@@ -24,7 +25,12 @@ def create_workspace(*, org: Organization, user: User, name: str, description: s
     return Workspace.objects.create(organization=org, created_by=user, name=name, description=description)
 
 
-def update_workspace(*, context: OrgContext, user: User, workspace: Workspace, data: dict[str, Any]) -> Workspace:
+class WorkspaceChanges(TypedDict, total=False):
+    name: str
+    description: str
+
+
+def update_workspace(*, context: OrgContext, user: User, workspace: Workspace, data: WorkspaceChanges) -> Workspace:
     _require_creator_or_admin(context, user, workspace.created_by_id, "workspace")
     for field in ("name", "description"):
         if field in data:
@@ -47,7 +53,7 @@ def delete_workspace(*, context: OrgContext, user: User, workspace: Workspace) -
     transaction.on_commit(lambda: _delete_stored(files))
 
 
-def add_file(*, workspace: Workspace, user: User, upload: UploadedFile) -> WorkspaceFile:
+def add_file(*, workspace: Workspace, user: User, upload: UploadedFile[bytes]) -> WorkspaceFile:
     item = WorkspaceFile(organization_id=workspace.organization_id, workspace=workspace, uploaded_by=user)
     return store_upload(org=workspace.organization, upload=upload, stored=item)
 
@@ -63,10 +69,10 @@ def delete_file(*, context: OrgContext, user: User, item: WorkspaceFile) -> None
 
 def save_artifact(
     *,
-    org_id: Any,
-    workspace_id: Any,
-    session_id: Any,
-    specialist_id: Any,
+    org_id: uuid.UUID,
+    workspace_id: uuid.UUID,
+    session_id: uuid.UUID | None,
+    specialist_id: uuid.UUID | None,
     title: str,
     content: str,
     kind: str = "document",

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import django_filters
 from django.db.models import Count, Q, QuerySet
 from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
@@ -8,8 +10,10 @@ from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.auth import current_user
 from core.errors import NotFoundError, RateLimitedError
 from core.throttles import UploadThrottle
+from core.views import validated_as
 from files.uploads import FileTooLargeError, StorageQuotaExceededError
 from orgs.api import OrgViewSet
 from workspaces import services
@@ -53,34 +57,37 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
     def create(self, request: Request) -> Response:
         serializer = WorkspaceWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        workspace = services.create_workspace(org=self.org, user=request.user, **serializer.validated_data)
+        workspace = services.create_workspace(org=self.org, user=current_user(request), **serializer.validated_data)
         return Response(self._out(workspace), status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=WorkspaceWriteSerializer, responses={200: WorkspaceSerializer}, summary="Update (creator or admin)"
     )
-    def update(self, request: Request, pk: str) -> Response:
+    def update(self, request: Request, pk: uuid.UUID) -> Response:
         workspace = self._workspace()
         serializer = WorkspaceWriteSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         services.update_workspace(
-            context=self.org_context, user=request.user, workspace=workspace, data=dict(serializer.validated_data)
+            context=self.org_context,
+            user=current_user(request),
+            workspace=workspace,
+            data=validated_as(serializer, services.WorkspaceChanges),
         )
         return Response(self._out(workspace))
 
     @extend_schema(summary="Delete a workspace (creator or admin); its files leave storage")
-    def destroy(self, request: Request, pk: str) -> Response:
-        services.delete_workspace(context=self.org_context, user=request.user, workspace=self._workspace())
+    def destroy(self, request: Request, pk: uuid.UUID) -> Response:
+        services.delete_workspace(context=self.org_context, user=current_user(request), workspace=self._workspace())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={200: ArtifactSerializer(many=True)}, summary="What specialists saved here")
-    def artifacts(self, request: Request, pk: str) -> Response:
+    def artifacts(self, request: Request, pk: uuid.UUID) -> Response:
         workspace = self._workspace()
         page = self.paginate_queryset(Artifact.objects.filter(workspace=workspace).order_by("-created_at"))
         return self.get_paginated_response(ArtifactSerializer(page, many=True).data)
 
     @extend_schema(responses={200: WorkspaceFileSerializer(many=True)}, summary="The workspace's files")
-    def files(self, request: Request, pk: str) -> Response:
+    def files(self, request: Request, pk: uuid.UUID) -> Response:
         workspace = self._workspace()
         page = self.paginate_queryset(WorkspaceFile.objects.filter(workspace=workspace).order_by("-created_at"))
         return self.get_paginated_response(WorkspaceFileSerializer(page, many=True).data)
@@ -90,20 +97,22 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
         responses={201: WorkspaceFileSerializer},
         summary="Add a file; its text becomes context for the workspace's chats",
     )
-    def upload(self, request: Request, pk: str) -> Response:
+    def upload(self, request: Request, pk: uuid.UUID) -> Response:
         workspace = self._workspace()
         serializer = FileUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        item = services.add_file(workspace=workspace, user=request.user, upload=serializer.validated_data["file"])
+        item = services.add_file(
+            workspace=workspace, user=current_user(request), upload=serializer.validated_data["file"]
+        )
         return Response(WorkspaceFileSerializer(item).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Delete a file (its uploader, the workspace's creator or an admin)")
-    def delete_file(self, request: Request, pk: str, file_id: str) -> Response:
+    def delete_file(self, request: Request, pk: uuid.UUID, file_id: uuid.UUID) -> Response:
         workspace = self._workspace()
         item = WorkspaceFile.objects.filter(workspace=workspace, pk=file_id).select_related("workspace").first()
         if item is None:
             raise NotFoundError
-        services.delete_file(context=self.org_context, user=request.user, item=item)
+        services.delete_file(context=self.org_context, user=current_user(request), item=item)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def get_parsers(self):  # noqa: ANN201

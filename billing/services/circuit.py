@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import User
 from billing.models import (
     BudgetAlert,
     Circuit,
@@ -16,7 +17,7 @@ from orgs.models import Organization
 
 
 @transaction.atomic
-def set_circuit(*, org: Organization, actor: object | None, state: str | None, reason: str = "") -> Circuit:
+def set_circuit(*, org: Organization, actor: User | None, state: str | None, reason: str = "") -> Circuit:
     circuit, _ = Circuit.objects.select_for_update().get_or_create(organization=org)
     target = state or (Circuit.State.CLOSED if circuit.state == Circuit.State.OPEN else Circuit.State.OPEN)
     changed = target != circuit.state

@@ -52,7 +52,7 @@ def joined_account(row: db.Row) -> CreditAccount:
     """The account of an ``account_sql`` row, with its org and the org's circuit (or none) attached."""
     account = row.take(CreditAccount)
     org = row.take(Organization)
-    circuit = row.take(Circuit)
+    circuit = row.take_optional(Circuit)
     account.organization = org
     Organization.circuit.related.set_cached_value(org, circuit)  # None: no circuit, and no query for it
     if circuit is not None:
@@ -63,7 +63,7 @@ def joined_account(row: db.Row) -> CreditAccount:
 def locked_account(org: Organization | uuid.UUID) -> CreditAccount:
     """The org's account (with its org and circuit), locked for this transaction (only the
     account row), rolled into the current period."""
-    org_id = getattr(org, "pk", org)
+    org_id: uuid.UUID = org.pk if isinstance(org, Organization) else org
     sql = account_sql(source=f"{CreditAccount._meta.db_table} a", where="a.organization_id = %s", locked="a")
     found = db.rows(sql, [org_id])
     if not found:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from django.db import transaction
 
@@ -34,7 +35,7 @@ REQUIRED_RATE_FIELDS = (
 
 
 @transaction.atomic
-def load_model_rates(*, rows: list[dict]) -> tuple[int, int]:
+def load_model_rates(*, rows: list[dict[str, Any]]) -> tuple[int, int]:
     """Upserts rates from the documented JSON shape. Returns (created, updated)."""
     created = updated = 0
     providers = set(ModelRate.Provider.values)

@@ -5,7 +5,7 @@ The SDK (2.x) takes no sampling temperature: the model's default applies."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import anthropic
@@ -61,7 +61,7 @@ class AnthropicProvider(SDKProvider):
     def make_client(self, *, api_key: str, base_url: str | None) -> anthropic.AsyncAnthropic:
         return anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=self.timeout(), max_retries=1)
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent]:
         kwargs: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.max_output_tokens,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -83,7 +83,7 @@ class Provider(Protocol):
 
     def configured(self) -> bool: ...
 
-    def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]: ...
+    def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent]: ...
 
 
 _loop_cache: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Any]] = weakref.WeakKeyDictionary()

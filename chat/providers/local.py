@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from chat.providers.base import (
@@ -157,7 +157,7 @@ class LocalProvider:
     def configured(self) -> bool:
         return True
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent]:
         input_tokens = estimate_request_tokens(request)
         last = request.messages[-1] if request.messages else None
         if request.response_schema is not None:

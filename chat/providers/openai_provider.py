@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import anyio
@@ -62,7 +62,7 @@ def _parse_arguments(raw: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
-async def _chunks(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
+async def _chunks(lines: AsyncIterator[str]) -> AsyncGenerator[dict[str, Any]]:
     """The ``chat.completion.chunk`` objects of a server-sent event stream, up to ``[DONE]`` (the
     rest of the body is still read, so that the connection goes back to the client's pool). An
     ``error`` object in the stream (a failure after the headers) is a provider failure."""
@@ -99,7 +99,7 @@ class OpenAIProvider(SDKProvider):
     def make_client(self, *, api_key: str, base_url: str | None) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=self.timeout(), max_retries=1)
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent]:
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": _messages(request),

@@ -37,3 +37,43 @@ def test_migrations_are_linear():
     leaves = Counter(app for app, _ in loader.graph.leaf_nodes() if app in PROJECT_APPS)
     assert set(leaves) == set(loader.migrated_apps) & PROJECT_APPS
     assert all(count == 1 for count in leaves.values()), leaves
+
+
+@pytest.mark.django_db(transaction=True)
+def test_invitations_moving_to_orgs_keep_every_pending_invitation():
+    """orgs.0002 copies each invitation token's membership into orgs.Invitation before
+    accounts.0003 drops the column: a pending invitation sent before the move still opens its
+    membership after it, and a reset token (no membership) gets no invitation."""
+    from datetime import timedelta
+
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    before = [("orgs", "0001_initial"), ("accounts", "0002_initial")]
+    after = [("orgs", "0002_invitation"), ("accounts", "0003_remove_onetimetoken_membership")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    user = old.get_model("accounts", "User").objects.create(email="invited@example.com", name="I")
+    org = old.get_model("orgs", "Organization").objects.create(name="Moving", slug="moving")
+    membership = old.get_model("orgs", "Membership").objects.create(
+        organization=org, user=user, role="member", status="invited"
+    )
+    tokens = old.get_model("accounts", "OneTimeToken").objects
+    expires = timezone.now() + timedelta(days=7)
+    invite = tokens.create(user=user, purpose="invite", membership=membership, token_hash="a" * 64, expires_at=expires)
+    reset = tokens.create(user=user, purpose="password_reset", token_hash="b" * 64, expires_at=expires)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps
+    invitations = new.get_model("orgs", "Invitation").objects
+    assert list(invitations.values_list("token_id", "membership_id")) == [(invite.pk, membership.pk)]
+    assert not invitations.filter(token_id=reset.pk).exists()
+    assert "membership_id" not in {f.column for f in new.get_model("accounts", "OneTimeToken")._meta.fields}
+
+    executor = MigrationExecutor(connection)  # and back: the link returns to the token
+    executor.migrate(before)
+    back = executor.loader.project_state(before).apps
+    assert back.get_model("accounts", "OneTimeToken").objects.get(pk=invite.pk).membership_id == membership.pk
+    MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())

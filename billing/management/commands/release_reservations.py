@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
@@ -17,8 +17,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, **options: object) -> None:
-        cutoff = None
-        if options["older_than"] is not None:
-            cutoff = timezone.now() - timedelta(seconds=int(options["older_than"]))  # type: ignore[arg-type]
+        cutoff: datetime | None = None
+        older_than = options["older_than"]
+        if isinstance(older_than, int):
+            cutoff = timezone.now() - timedelta(seconds=older_than)
         count = release_stale_reservations(older_than=cutoff)
         self.stdout.write(self.style.SUCCESS(f"Released {count} stale reservations."))

@@ -12,11 +12,11 @@ from leancore.maintenance import ensure_scheduled
 class Command(BaseWorkerCommand):
     help = "Run the background worker (all queues by default) and the periodic maintenance job."
 
-    def add_arguments(self, parser: CommandParser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:  # type: ignore[override]
         super().add_arguments(parser)
         parser.set_defaults(queue_name="*")
 
     def handle(self, *args: object, **options: object) -> None:
         if not options.get("batch"):
             ensure_scheduled()
-        super().handle(*args, **options)
+        super().handle(*args, **options)  # type: ignore[arg-type]

@@ -186,7 +186,8 @@ class Command(BaseCommand):
             cursor.execute("SHOW max_connections")
             value = int(cursor.fetchone()[0])
         connection.close()
-        connection.close_pool()  # the supervisor itself keeps no connection for its whole life
+        # the supervisor itself keeps no connection for its whole life
+        connection.close_pool()  # type: ignore[attr-defined]  # PostgreSQL's wrapper has it
         return value
 
     def _supervise(self, specs: list[tuple[str, list[str], dict[str, str]]], fds: tuple[int, ...]) -> None:
