@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from billing.models import BudgetAlert, Circuit, CreditPackage, LedgerEntry, ModelRate
 from core.fields import CreditField
+from orgs.fields import OrgRelatedField
 
 
 class BalanceSerializer(serializers.Serializer):
@@ -131,7 +132,9 @@ class AlertSerializer(serializers.ModelSerializer):
 
 
 class AcknowledgeSerializer(serializers.Serializer):
-    alert_ids = serializers.ListField(child=serializers.UUIDField(), required=False)
+    alert_ids = serializers.ListField(
+        child=OrgRelatedField(model=BudgetAlert), required=False, help_text="Alerts of this organization."
+    )
     all = serializers.BooleanField(required=False, default=False)
 
     def validate(self, attrs: dict) -> dict:

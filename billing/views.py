@@ -115,12 +115,13 @@ class AcknowledgeView(OrgAPIView):
         summary="Acknowledge alerts (admin)",
     )
     def post(self, request: Request) -> Response:
-        serializer = AcknowledgeSerializer(data=request.data)
+        serializer = AcknowledgeSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
+        alerts = serializer.validated_data.get("alert_ids") or []  # each looked up in this org only
         count = services.acknowledge_alerts(
             org=self.org,
             user=current_user(request),
-            alert_ids=serializer.validated_data.get("alert_ids"),
+            alert_ids=[alert.pk for alert in alerts],
             all_=serializer.validated_data["all"],
         )
         return Response({"acknowledged": count})

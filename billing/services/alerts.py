@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.models import User
 from billing.models import (
     BudgetAlert,
     CreditAccount,
@@ -76,7 +77,7 @@ def evaluate_alerts(*, org: Organization, account: CreditAccount) -> list[str]:
     return raised
 
 
-def acknowledge_alerts(*, org: Organization, user: object, alert_ids: list[uuid.UUID] | None, all_: bool) -> int:
+def acknowledge_alerts(*, org: Organization, user: User, alert_ids: list[uuid.UUID] | None, all_: bool) -> int:
     queryset = BudgetAlert.objects.for_org(org).filter(acknowledged_at__isnull=True)
     if not all_:
         queryset = queryset.filter(pk__in=alert_ids or [])
