@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from chat.models import Attachment, ChatSession, Message
+from chat.models import Artifact, Attachment, ChatSession, Message
 
 
 class ReadOnlyHistory(admin.ModelAdmin):
@@ -50,3 +50,19 @@ class AttachmentAdmin(ReadOnlyHistory):
     list_display = ["filename", "organization", "content_type", "size", "uploaded_by", "created_at"]
     search_fields = ["filename", "organization__name"]
     list_select_related = ["organization", "uploaded_by"]
+
+
+@admin.register(Artifact)
+class ArtifactAdmin(admin.ModelAdmin):
+    """Artifacts are what specialists saved: operators read them."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    list_display = ["title", "kind", "workspace", "specialist", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["title", "content"]
+    list_select_related = ["workspace", "specialist"]

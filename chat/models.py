@@ -98,3 +98,22 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:40]}"
+
+
+class Artifact(OrgScopedModel):
+    """Something a specialist saved in a workspace with the built-in ``save_artifact`` tool."""
+
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="artifacts")
+    title = models.CharField(max_length=200)
+    kind = models.CharField(max_length=50, default="document")
+    content = models.TextField()
+    session = models.ForeignKey(ChatSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    specialist = models.ForeignKey(
+        "specialists.Specialist", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title

@@ -3,7 +3,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from chat.models import Attachment, ChatSession, Message
+from chat.models import Artifact, Attachment, ChatSession, Message
 from core.fields import CreditField
 
 
@@ -117,3 +117,12 @@ class SessionDetailSerializer(SessionSerializer):
 
     class Meta(SessionSerializer.Meta):
         fields = [*SessionSerializer.Meta.fields, "messages"]
+
+
+class ArtifactSerializer(serializers.ModelSerializer):
+    session_id = serializers.UUIDField(read_only=True, allow_null=True)
+    specialist_id = serializers.UUIDField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Artifact
+        fields = ["id", "title", "kind", "content", "session_id", "specialist_id", "created_at"]

@@ -11,11 +11,11 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from chat.artifacts import save_artifact
 from chat.context import ToolBinding
 from chat.providers.base import ToolSpec
 from mcps.client import call_tool_by_id
 from specialists.models import Specialist
-from workspaces.services import save_artifact
 
 NAME_PATTERN = re.compile(r"[^a-zA-Z0-9_-]")
 MAX_RESULT_CHARS = 20_000

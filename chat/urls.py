@@ -16,6 +16,11 @@ urlpatterns = [
     *route(
         "workspaces/<uuid:pk>/threads", views.WorkspaceThreadsView.as_view({"get": "list"}), name="workspace-threads"
     ),
+    *route(
+        "workspaces/<uuid:pk>/artifacts",
+        views.WorkspaceArtifactsView.as_view({"get": "list"}),
+        name="workspace-artifacts",
+    ),
     # the wizard drafts specialists with a model: a turn of the pipeline, so it is served here
     *route("specialists/wizard", views.SpecialistWizardView.as_view(), name="specialist-wizard"),
 ]

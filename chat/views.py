@@ -26,10 +26,11 @@ from accounts.idempotency import IDEMPOTENCY_HEADER, run_idempotent
 from billing.errors import REFUSALS
 from chat import selectors, services, turns
 from chat.jobs import run_queued_turn
-from chat.models import ChatSession, Message
+from chat.models import Artifact, ChatSession, Message
 from chat.pipeline import TurnEvent, run_turn
 from chat.providers.base import ProviderError
 from chat.serializers import (
+    ArtifactSerializer,
     AttachmentSerializer,
     SendSerializer,
     SentSerializer,
@@ -412,5 +413,22 @@ class WorkspaceThreadsView(mixins.ListModelMixin, OrgViewSet):
         return readable.filter(workspace=workspace).order_by("-created_at")
 
     @extend_schema(summary="The workspace's chats the caller may read")
+    def list(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().list(request, *args, **kwargs)
+
+
+class WorkspaceArtifactsView(mixins.ListModelMixin, OrgViewSet):
+    """What specialists saved in a workspace (served by chat, whose tool saves them)."""
+
+    queryset = Artifact.objects.all()
+    serializer_class = ArtifactSerializer
+
+    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+        workspace = Workspace.objects.for_org(self.org).filter(pk=self.kwargs["pk"]).first()
+        if workspace is None:
+            raise NotFoundError
+        return queryset.filter(workspace=workspace).order_by("-created_at")
+
+    @extend_schema(summary="What specialists saved here")
     def list(self, request: Request, *args: object, **kwargs: object) -> Response:
         return super().list(request, *args, **kwargs)

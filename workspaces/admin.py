@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from orgs.admin_mixins import OrgOwnedAdmin
-from workspaces.models import Artifact, Workspace, WorkspaceFile
+from workspaces.models import Workspace, WorkspaceFile
 
 
 class WorkspaceFileInline(admin.TabularInline):
@@ -20,19 +20,3 @@ class WorkspaceAdmin(OrgOwnedAdmin):
     search_fields = ["name", "organization__name"]
     list_select_related = ["organization", "created_by"]
     inlines = [WorkspaceFileInline]
-
-
-@admin.register(Artifact)
-class ArtifactAdmin(admin.ModelAdmin):
-    """Artifacts are what specialists saved: operators read them."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    list_display = ["title", "kind", "workspace", "specialist", "created_at"]
-    list_filter = ["kind"]
-    search_fields = ["title", "content"]
-    list_select_related = ["workspace", "specialist"]

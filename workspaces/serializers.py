@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from workspaces.models import Artifact, Workspace, WorkspaceFile
+from workspaces.models import Workspace, WorkspaceFile
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
@@ -30,12 +30,3 @@ class WorkspaceFileSerializer(serializers.ModelSerializer):
 
 class FileUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
-
-
-class ArtifactSerializer(serializers.ModelSerializer):
-    session_id = serializers.UUIDField(read_only=True, allow_null=True)
-    specialist_id = serializers.UUIDField(read_only=True, allow_null=True)
-
-    class Meta:
-        model = Artifact
-        fields = ["id", "title", "kind", "content", "session_id", "specialist_id", "created_at"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, TypedDict
 
 from django.core.files.uploadedfile import UploadedFile
@@ -13,7 +12,7 @@ from core.errors import PermissionDeniedError
 from files.uploads import store_upload
 from orgs.context import OrgContext
 from orgs.models import Organization, Role
-from workspaces.models import Artifact, Workspace, WorkspaceFile
+from workspaces.models import Workspace, WorkspaceFile
 
 
 def _require_creator_or_admin(context: OrgContext, user: User, owner_id: Any, what: str) -> None:
@@ -65,28 +64,3 @@ def delete_file(*, context: OrgContext, user: User, item: WorkspaceFile) -> None
         _require_creator_or_admin(context, user, item.uploaded_by_id, "file")
     item.delete()
     transaction.on_commit(lambda: item.file.delete(save=False))
-
-
-def save_artifact(
-    *,
-    org_id: uuid.UUID,
-    workspace_id: uuid.UUID,
-    session_id: uuid.UUID | None,
-    specialist_id: uuid.UUID | None,
-    title: str,
-    content: str,
-    kind: str = "document",
-) -> Artifact | None:
-    """What a specialist saves with ``save_artifact``, in a workspace of its own org (None: gone)."""
-    workspace = Workspace.objects.for_org(org_id).filter(pk=workspace_id).first()
-    if workspace is None:
-        return None
-    return Artifact.objects.create(
-        organization_id=workspace.organization_id,
-        workspace=workspace,
-        title=(title or "Untitled")[:200],
-        kind=(kind or "document")[:50],
-        content=content,
-        session_id=session_id,
-        specialist_id=specialist_id,
-    )

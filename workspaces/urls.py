@@ -10,7 +10,6 @@ urlpatterns = [
         V.as_view({"get": "retrieve", "put": "update", "delete": "destroy"}),
         name="workspace-detail",
     ),
-    *route("workspaces/<uuid:pk>/artifacts", V.as_view({"get": "artifacts"}), name="workspace-artifacts"),
     *route("workspaces/<uuid:pk>/files", V.as_view({"get": "files", "post": "upload"}), name="workspace-files"),
     *route("workspaces/<uuid:pk>/files/<uuid:file_id>", V.as_view({"delete": "delete_file"}), name="workspace-file"),
 ]

@@ -17,9 +17,8 @@ from core.views import validated_as
 from files.uploads import FileTooLargeError, StorageQuotaExceededError
 from orgs.api import OrgViewSet
 from workspaces import services
-from workspaces.models import Artifact, Workspace, WorkspaceFile
+from workspaces.models import Workspace, WorkspaceFile
 from workspaces.serializers import (
-    ArtifactSerializer,
     FileUploadSerializer,
     WorkspaceFileSerializer,
     WorkspaceSerializer,
@@ -79,12 +78,6 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
     def destroy(self, request: Request, pk: uuid.UUID) -> Response:
         services.delete_workspace(context=self.org_context, user=current_user(request), workspace=self._workspace())
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-    @extend_schema(responses={200: ArtifactSerializer(many=True)}, summary="What specialists saved here")
-    def artifacts(self, request: Request, pk: uuid.UUID) -> Response:
-        workspace = self._workspace()
-        page = self.paginate_queryset(Artifact.objects.filter(workspace=workspace).order_by("-created_at"))
-        return self.get_paginated_response(ArtifactSerializer(page, many=True).data)
 
     @extend_schema(responses={200: WorkspaceFileSerializer(many=True)}, summary="The workspace's files")
     def files(self, request: Request, pk: uuid.UUID) -> Response:

@@ -32,6 +32,7 @@ from billing import services as billing
 from billing.models import BudgetAlert
 from chat import services as chat_services
 from chat import turns
+from chat.artifacts import save_artifact
 from chat.models import Attachment, ChatSession, Message
 from mcps.models import Connection, Tool
 from orgs import services as org_services
@@ -184,7 +185,7 @@ def build_world(label: str) -> World:
     )
     session = ChatSession.objects.get(pk=turn.session_id)
     chat_services.attach_upload(org=org, user=owner, upload=_upload("later.txt", f"{marker} later"), session=session)
-    workspace_services.save_artifact(
+    save_artifact(
         org_id=org.pk,
         workspace_id=workspace.pk,
         session_id=session.pk,
@@ -389,7 +390,10 @@ ROUTE_IDS: dict[str, dict[str, type[models.Model]]] = {
 # Path parameters that are no ids: the catch-all 404's rest of the path.
 NOT_IDS = {"rest"}
 # Routes whose view reads another model than the one its ``pk`` names.
-PK_IS_NOT_THE_QUERYSET_MODEL = {"workspaces/<uuid:pk>/threads"}  # the workspace's chat sessions
+PK_IS_NOT_THE_QUERYSET_MODEL = {  # the workspace's chat sessions and artifacts, served by chat
+    "workspaces/<uuid:pk>/threads",
+    "workspaces/<uuid:pk>/artifacts",
+}
 
 # A valid body for every write on an id route: a 404 must come from the lookup, not the body.
 WRITE_BODIES: dict[tuple[str, str], Callable[[World], dict]] = {

@@ -77,3 +77,30 @@ def test_invitations_moving_to_orgs_keep_every_pending_invitation():
     back = executor.loader.project_state(before).apps
     assert back.get_model("accounts", "OneTimeToken").objects.get(pk=invite.pk).membership_id == membership.pk
     MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_artifacts_moving_to_chat_keep_their_rows():
+    """chat.0007 takes over the Artifact model on workspaces' table, workspaces.0002 lets go of it,
+    and chat.0008 renames the table: an artifact saved before the move is read by chat after it."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("chat", "0006_message_heartbeat"), ("workspaces", "0001_initial")]
+    after = [("chat", "0008_artifact_table"), ("workspaces", "0002_artifact_moves_to_chat")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    user = old.get_model("accounts", "User").objects.create(email="saver@example.com", name="S")
+    org = old.get_model("orgs", "Organization").objects.create(name="Savers", slug="savers")
+    workspace = old.get_model("workspaces", "Workspace").objects.create(organization=org, name="W", created_by=user)
+    saved = old.get_model("workspaces", "Artifact").objects.create(
+        organization=org, workspace=workspace, title="Plan", content="Step one."
+    )
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps
+    moved = new.get_model("chat", "Artifact").objects.get(pk=saved.pk)
+    assert (moved.title, moved.content, moved.workspace_id) == ("Plan", "Step one.", workspace.pk)
+    assert "workspaces_artifact" not in connection.introspection.table_names()
+    MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())

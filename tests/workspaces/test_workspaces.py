@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from chat.models import ChatSession
+from chat.models import Artifact, ChatSession
 from chat.turns import start_turn
 from orgs.context import OrgContext
 from orgs.models import Membership
 from tests.conftest import assert_problem, client_for, make_specialist
-from workspaces.models import Artifact, Workspace, WorkspaceFile
+from workspaces.models import Workspace, WorkspaceFile
 
 pytestmark = pytest.mark.django_db
 
