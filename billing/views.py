@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,6 +35,15 @@ class BalanceView(OrgAPIView):
         return Response(BalanceSerializer(selectors.balance(org=self.org)).data)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="The credit ledger: usage, grants, refunds and adjustments",
+        description=(
+            "Newest first; usage entries are negative. Filter by `kind`, `specialistId`, `model` and a `from`/`to` "
+            "date or time."
+        ),
+    ),
+)
 class UsageView(mixins.ListModelMixin, OrgViewSet):
     """The ledger: usage (negative), grants, refunds and adjustments, newest first."""
 
@@ -45,6 +54,12 @@ class UsageView(mixins.ListModelMixin, OrgViewSet):
     ordering = ["-created_at"]
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="Model rates: credits per million input and output tokens",
+        description="Every rate, active or not; a specialist's model must be an active one.",
+    ),
+)
 class ModelRateListView(mixins.ListModelMixin, UserViewSet):
     """Every rate, active or not (a specialist's model must be an active one); by model."""
 
@@ -53,6 +68,11 @@ class ModelRateListView(mixins.ListModelMixin, UserViewSet):
     filterset_class = ModelRateFilter
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="Credit packages that can be bought",
+    ),
+)
 class PackageListView(mixins.ListModelMixin, UserViewSet):
     queryset = selectors.packages()
     serializer_class = CreditPackageSerializer
@@ -100,6 +120,12 @@ class CapacityView(OrgAPIView):
         return Response(CapacitySerializer(selectors.capacity(org=self.org)).data)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="Budget, low-balance and circuit alerts of the organization",
+        description="Filter `acknowledged=true|false`.",
+    ),
+)
 class AlertListView(mixins.ListModelMixin, OrgViewSet):
     queryset = BudgetAlert.objects.all()
     serializer_class = AlertSerializer

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.http.response import HttpResponseBase
 from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
 from djangorestframework_camel_case.util import camelize
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.request import Request
@@ -310,6 +310,15 @@ class ChatAsyncView(_SendView):
         return Response(body, status=code)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="Your chat sessions (admins: every session of the organization), newest first",
+        description="Filter by `specialistId` and `workspaceId`; each has its message count.",
+    ),
+    retrieve=extend_schema(
+        summary="One chat session with its messages, tool calls and usage per turn",
+    ),
+)
 class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, OrgViewSet):
     queryset = ChatSession.objects.all()
     serializer_class = SessionSerializer

@@ -120,13 +120,42 @@ class LeanCoreAutoSchema(AutoSchema):
             return [path[1]]
         return [path[0] or "root"]
 
+    def get_description(self) -> str:  # type: ignore[override]  # drf-spectacular's signature, not DRF's
+        """Only what an operation's ``extend_schema`` says for API users: a view's docstring is a
+        note for the people who maintain it, not documentation."""
+        return ""
+
     def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         operation = super().get_operation(*args, **kwargs)
         if operation is None:
             return None
         for status, response in _responses(operation_errors(self.view, self.method, self.path)).items():
             operation["responses"].setdefault(status, response)
+        who = who_may_call(self.view, self.method)
+        operation["description"] = "\n\n".join(part for part in (operation.get("description", ""), who) if part)
         return operation
+
+
+ROLE_WORDS = {"member": "any member", "admin": "an admin or owner", "owner": "an owner"}
+
+
+def who_may_call(view: Any, method: str) -> str:
+    """The operation's access, in words: who may call it and in which organization."""
+    access = getattr(view, "access", None)
+    if access == "public":
+        return "**Access:** no authentication."
+    if access == "user":
+        return "**Access:** a bearer access token; no organization needed."
+    action = getattr(view, "action", None) or method.lower()
+    role = getattr(view, "required_roles", {}).get(action, "member")
+    if getattr(view, "org_path_kwarg", None):
+        where = "the organization in the path (not a member → 404)"
+    else:
+        where = (
+            "the organization named by `X-Org-Id`, or the caller's only organization "
+            "(several and no header → 400 `org_required`; not a member → 403 `not_a_member`)"
+        )
+    return f"**Access:** a bearer access token of {ROLE_WORDS.get(role, role)} of {where}; platform staff in any."
 
 
 def _path_params(path: str) -> list[str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.db.models import Count, Q, QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,6 +29,12 @@ from orgs.models import Role
 ADMIN_ACTIONS = ("create", "update", "destroy", "sync", "tool_update")
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="The organization's MCP connections",
+        description="Credentials are never returned: `hasCredentials` says whether some are stored.",
+    ),
+)
 class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
     """``/orgs/{orgId}/mcps…``: the org is in the path; another org's (or an unknown) org is a 404."""
 
@@ -99,6 +105,12 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
         return Response(ToolSerializer(tool).data)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="Known MCP servers to connect with one click",
+        description="A connection created with a `catalogKey` takes its URL, transport and auth type from here.",
+    ),
+)
 class CatalogViewSet(mixins.ListModelMixin, UserViewSet):
     queryset = CatalogEntry.objects.order_by("name")
     serializer_class = CatalogEntrySerializer

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -91,6 +91,9 @@ class BillingEmailView(OrgAPIView):
         return Response(_detail(self))
 
 
+@extend_schema_view(
+    list=extend_schema(summary="Members of the organization, active and invited"),
+)
 class MemberListView(mixins.ListModelMixin, OrgViewSet):
     """Members of the organization (active and invited)."""
 

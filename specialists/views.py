@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +20,14 @@ from specialists.serializers import (
 )
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="The organization's specialists",
+        description=(
+            "Filter by `status` and `model`; `search` looks in the name and title. Deleted specialists are not listed."
+        ),
+    ),
+)
 class SpecialistViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,

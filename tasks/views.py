@@ -4,7 +4,7 @@ import uuid
 
 import django_filters
 from django.db.models import Count
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -47,6 +47,14 @@ class TaskFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="The organization's projects",
+    ),
+    retrieve=extend_schema(
+        summary="One project",
+    ),
+)
 class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
     queryset = Project.objects.annotate(task_count=Count("tasks"))
     serializer_class = ProjectSerializer
@@ -80,6 +88,15 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSe
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="The organization's tasks",
+        description=("Filter by `status`, `projectId`, `assigneeUserId`, `assigneeSpecialistId` and `dueBefore`."),
+    ),
+    retrieve=extend_schema(
+        summary="One task, with the last run's result or error",
+    ),
+)
 class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
     errors = {"run": (InvalidStateError, SpecialistInactiveError, *REFUSALS)}
     queryset = Task.objects.all()

@@ -5,7 +5,7 @@ import uuid
 import django_filters
 from django.db.models import Count, Q, QuerySet
 from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -37,6 +37,15 @@ class WorkspaceFilter(django_filters.FilterSet):
         return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="The organization's workspaces",
+        description="Each with its file and chat counts; `search` looks in the name and description.",
+    ),
+    retrieve=extend_schema(
+        summary="One workspace",
+    ),
+)
 class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
     errors = {"upload": (FileTooLargeError, StorageQuotaExceededError, RateLimitedError)}
     queryset = Workspace.objects.annotate(

@@ -173,3 +173,16 @@ def test_the_registry_holds_each_code_of_the_contract_once_with_its_status_and_t
         "rate_limited",
         "service_unavailable",
     ]
+
+
+def test_every_operation_has_a_summary_and_a_description_for_api_users(schema):
+    """The API docs speak to API users: a summary and a description on every operation (its access
+    in words at least), and none of the notes views keep for their maintainers."""
+    internal = re.compile(r"``|org_context|required_roles|viewset|get_queryset|scope_queryset")
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if method not in OPERATIONS:
+                continue
+            assert operation.get("summary"), (method, path)
+            assert "**Access:**" in operation.get("description", ""), (method, path)
+            assert not internal.search(operation["description"]), (method, path, operation["description"])
