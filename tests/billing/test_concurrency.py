@@ -133,8 +133,11 @@ def test_concurrent_grants_with_one_idempotency_key_make_one_entry():
 
 
 def test_concurrent_spenders_never_pass_an_org_or_a_specialist_budget():
-    """One credit a call, exactly: ten calls fit the org's budget of 10, six the specialist's limit
-    of 6; however the threads interleave, no hold is granted once a budget is used up."""
+    """One credit a call, exactly. The org's budget is 10; one specialist's limit is 3, and six of
+    the eight threads spend for it (30 attempts, enough to take the whole org budget were its limit
+    not checked). The other specialist makes 7 attempts: with both checks every one of them fits
+    (3 + 7 = 10), so however the threads interleave the limited specialist spends exactly 3, is
+    refused for its own limit (never the org's), and the org spends exactly its budget."""
     import uuid
 
     ModelRate.objects.create(
@@ -149,11 +152,15 @@ def test_concurrent_spenders_never_pass_an_org_or_a_specialist_budget():
     org.monthly_budget = Decimal(10)
     org.save()
     limited, free = uuid.uuid4(), uuid.uuid4()
+    limit = Decimal(3)
+    # thread → (specialist, attempts): six limited threads of 5, two free ones of 4 and 3
+    plan = [(limited, 5)] * 6 + [(free, 4), (free, 3)]
+    assert len(plan) == THREADS
 
-    def spend(index: int) -> list[str]:
+    def spend(index: int) -> list[tuple[uuid.UUID, str]]:
         outcomes = []
-        specialist = limited if index % 2 == 0 else free
-        for _ in range(5):
+        specialist, attempts = plan[index]
+        for _ in range(attempts):
             try:
                 hold = services.reserve(
                     org=org,
@@ -161,22 +168,29 @@ def test_concurrent_spenders_never_pass_an_org_or_a_specialist_budget():
                     input_tokens=1,
                     max_output_tokens=0,
                     specialist_id=specialist,
-                    specialist_limit=Decimal(6) if specialist == limited else None,
+                    specialist_limit=limit if specialist == limited else None,
                 )
             except BillingRefusal as exc:
-                outcomes.append(exc.code)
+                outcomes.append((specialist, f"{exc.code}:{exc.extra.get('scope')}"))
                 continue
             services.settle(reservation_id=hold.reservation_id, input_tokens=1, output_tokens=0)
-            outcomes.append("spent")
+            outcomes.append((specialist, "spent"))
         return outcomes
 
     outcomes = [outcome for thread in _run_together(THREADS, spend) for outcome in thread]
+    limited_outcomes = [outcome for specialist, outcome in outcomes if specialist == limited]
+    free_outcomes = [outcome for specialist, outcome in outcomes if specialist == free]
     account = CreditAccount.objects.get(organization=org)
     usage = LedgerEntry.objects.filter(organization=org, kind="usage")
-    assert outcomes.count("spent") == 10
-    assert account.period_spent == Decimal(10)
+    limited_spent = -sum((entry.amount for entry in usage.filter(specialist_id=limited)), Decimal(0))
+    assert len(limited_outcomes) == 30
+    assert limited_outcomes.count("spent") == 3
+    assert limited_spent == limit  # to the credit: never a fraction over
+    assert set(limited_outcomes) - {"spent"} == {"budget_exhausted:specialist_budget"}
+    assert free_outcomes == ["spent"] * 7  # the limit of one specialist takes nothing from another
+    assert -sum((entry.amount for entry in usage.filter(specialist_id=free)), Decimal(0)) == Decimal(7)
+    assert account.period_spent == Decimal(10) == org.monthly_budget
     assert account.reserved == 0
-    assert -sum(entry.amount for entry in usage.filter(specialist_id=limited)) <= 6
     assert usage.count() == 10
-    assert {outcome for outcome in outcomes if outcome != "spent"} == {"budget_exhausted"}
+    assert not Reservation.objects.filter(organization=org, status="active").exists()
     assert sum((entry.amount for entry in LedgerEntry.objects.filter(organization=org)), Decimal(0)) == account.balance

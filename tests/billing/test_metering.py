@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -159,7 +159,9 @@ def test_org_budget_counts_spend_and_open_holds(clock, org, rate):
     services.reserve(org=org, model="test-model", input_tokens=0, max_output_tokens=1)
 
 
-def test_specialist_limit(org, rate):
+def test_specialist_limit(clock, org, rate):
+    """On the test's own clock (mid-June 2026, ticking a microsecond a reading): the spend, the limit
+    and the period it resets with never depend on today's date."""
     specialist = uuid.uuid4()
     hold = services.reserve(
         org=org,
@@ -181,6 +183,7 @@ def test_specialist_limit(org, rate):
         )
     assert info.value.extra["scope"] == "specialist_budget"
     assert info.value.extra["spent"] == "0.015000"
+    assert info.value.extra["resetAt"] == "2026-07-01T00:00:00Z"  # the period of the test's clock
     # another specialist and the org are not affected
     services.reserve(
         org=org,
@@ -221,7 +224,8 @@ def test_release_and_stale_sweep(org, rate):
     assert LedgerEntry.objects.filter(kind="usage").count() == 0
 
 
-def test_budget_alerts_once_per_period_and_emailed(org, rate, django_capture_on_commit_callbacks):
+def test_budget_alerts_once_per_period_and_emailed(clock, org, rate, django_capture_on_commit_callbacks):
+    """On the test's own clock (mid-June 2026): every alert belongs to the one period, whatever today is."""
     org.monthly_budget = Decimal("0.03")
     org.billing_email = "ap@acme.test"
     org.save()
@@ -233,6 +237,7 @@ def test_budget_alerts_once_per_period_and_emailed(org, rate, django_capture_on_
         services.evaluate_alerts(org=org, account=account(org))
     alerts = BudgetAlert.objects.filter(organization=org, kind="budget_threshold").order_by("threshold")
     assert [a.threshold for a in alerts] == [Decimal(50), Decimal(80), Decimal(100)]
+    assert {a.period_start for a in alerts} == {datetime(2026, 6, 1, tzinfo=UTC)}
     assert len([m for m in mail.outbox if m.to == ["ap@acme.test"]]) == 3
 
 
@@ -260,7 +265,8 @@ def test_grant_adjust_refund(org):
         services.grant_credits(org=org, amount=Decimal("0"), reason="nothing")
 
 
-def test_ledger_is_append_only_in_the_database(org):
+def test_balance_and_usage_sign_are_check_constraints_in_the_database(org):
+    """CHECK constraints, not the services, refuse a negative balance and a positive usage entry."""
     from django.db import IntegrityError, transaction
 
     entry = LedgerEntry.objects.filter(organization=org).first()

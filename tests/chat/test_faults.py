@@ -10,18 +10,25 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import httpx
+import psycopg
 import pytest
 import websockets
 from asgiref.sync import async_to_sync
+from django.db import connection
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from accounts.services import issue_tokens
+from billing import services as billing
 from billing.models import CreditAccount, LedgerEntry, Reservation
 from chat.models import Message
+from leancore.maintenance import TASK_PATH
 from tests.conftest import make_org, make_specialist, owner_of, watched_session
 from tests.fakes.llm_server import Scenario
-from tests.servers import ROOT, Daphne, redis_url_for_tests, server_env
+from tests.servers import APPLICATION_NAME, ROOT, Daphne, redis_url_for_tests, server_env, wait_for_disconnect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -148,3 +155,120 @@ def test_a_server_stopped_during_a_stream_leaves_nothing_running_or_held(stack, 
     usage = LedgerEntry.objects.filter(organization=org, kind="usage")
     assert usage.count() == 1  # what was produced, billed once
     assert usage.get().amount == -message.credits
+
+
+def test_a_server_killed_during_a_stream_is_recovered_by_maintenance_and_bills_nothing(stack, fake_llm):
+    """SIGKILL in the middle of an SSE turn: the process has no chance to settle, release or fail
+    anything. The turn's lease runs out; maintenance (a db_worker's chain) fails it ``worker_lost``
+    and gives its hold back. The tokens streamed were never recorded, so nobody pays for them, and
+    the turn is not run again."""
+    server, env = stack
+    org = make_org(name="Crashed")
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    token = issue_tokens(user=owner_of(org)).access
+    before = CreditAccount.objects.get(organization=org).balance
+    fake_llm.script(Scenario(chunks=[f"w{i} " for i in range(200)], delay=0.1))  # 20 s: killed long before
+    received = []
+
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        try:
+            with client.stream(
+                "POST",
+                "/api/chat/stream",
+                json={"specialistId": str(specialist.pk), "message": "crash"},
+                headers={"authorization": f"Bearer {token}", "accept": "text/event-stream"},
+            ) as response:
+                for line in response.iter_lines():
+                    received.append(line)
+                    if received.count("event: delta") == 3:
+                        server.process.send_signal(signal.SIGKILL)
+        except httpx.HTTPError:
+            pass  # the server went away
+    assert server.process.wait(timeout=10) == -signal.SIGKILL
+    assert received.count("event: done") == 0
+    message = Message.objects.get(role="assistant", session__organization=org)
+    assert message.status == "running"  # nobody left to end it…
+    assert Reservation.objects.filter(organization=org, status="active").count() == 1  # …or give its hold back
+    worker = _worker(env, "worker-after-server-kill.log")
+    try:
+        message = _wait_for(
+            lambda: Message.objects.filter(pk=message.pk).exclude(status="running").first(),
+            60,
+            "maintenance to end the turn",
+        )
+    finally:
+        worker.kill()
+        worker.wait(timeout=10)
+    assert (message.status, message.error_code) == ("failed", "worker_lost")
+    account = CreditAccount.objects.get(organization=org)
+    assert account.reserved == 0
+    assert account.balance == before  # nothing billed for tokens never recorded
+    assert not Reservation.objects.filter(organization=org, status="active").exists()
+    assert set(Reservation.objects.filter(organization=org).values_list("status", flat=True)) == {"released"}
+    assert not LedgerEntry.objects.filter(organization=org, kind="usage").exists()
+    assert not Message.objects.filter(session__organization=org, status__in=["running", "queued"]).exists()
+    assert len([r for r in fake_llm.requests if "crash" in json.dumps(r)]) == 1  # not run a second time
+
+
+def _blocked_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
+            [APPLICATION_NAME],
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def test_a_worker_killed_while_it_runs_maintenance_leaves_the_chain_going(bundled_data):
+    """The maintenance job is held in the middle of its work (a stale hold it must release is locked
+    by the test, so the job waits on the lock while RUNNING), and its worker is killed (SIGKILL).
+    The next run, enqueued before the work began, is waiting; a new worker runs it and the runs
+    after it: the stale hold is released, once, and the chain goes on."""
+    env = server_env(FAST_RECOVERY)
+    org = make_org(name="Upkeep")
+    before = CreditAccount.objects.get(organization=org).balance
+    hold = billing.reserve(org=org, model="local", input_tokens=10, max_output_tokens=10)
+    Reservation.objects.filter(pk=hold.reservation_id).update(created_at=timezone.now() - timedelta(hours=1))
+    maintenance_runs = DBTaskResult.objects.filter(task_path=TASK_PATH)
+    workers: list[subprocess.Popen] = []
+    s = connection.settings_dict
+    lock = psycopg.connect(
+        f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}", password=s["PASSWORD"]
+    )
+    try:
+        lock.execute("SELECT 1 FROM billing_reservation WHERE id = %s FOR UPDATE", [hold.reservation_id])
+        workers.append(_worker(env, "worker-killed-in-maintenance.log"))
+        _wait_for(
+            lambda: maintenance_runs.filter(status="RUNNING").exists() and _blocked_on_a_lock(),
+            60,
+            "maintenance to be waiting on the locked hold",
+        )
+        (killed,) = maintenance_runs.filter(status="RUNNING")
+        workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait(timeout=10)
+        # the next run was enqueued before the work: the chain did not die with the worker
+        assert maintenance_runs.filter(status="READY").count() == 1
+        assert not maintenance_runs.filter(status="SUCCESSFUL").exists()
+        lock.rollback()  # the killed job's statement, unblocked, has no client left to commit it
+        assert Reservation.objects.get(pk=hold.reservation_id).status == "active"
+        workers.append(_worker(env, "worker-after-maintenance-kill.log"))
+        _wait_for(
+            lambda: Reservation.objects.get(pk=hold.reservation_id).status == "released",
+            60,
+            "a new worker's maintenance to release the stale hold",
+        )
+        _wait_for(lambda: maintenance_runs.filter(status="SUCCESSFUL").count() >= 2, 30, "upkeep to run again")
+    finally:
+        lock.close()
+        for worker in workers:
+            worker.kill()
+            worker.wait(timeout=10)
+        wait_for_disconnect(env["DATABASE_URL"])
+    assert maintenance_runs.filter(status="READY").count() == 1  # still scheduled, exactly once
+    assert maintenance_runs.get(pk=killed.pk).status == "RUNNING"  # the killed run is not run again
+    first = maintenance_runs.filter(status="SUCCESSFUL").order_by("finished_at").first()
+    assert first.return_value["released_reservations"] == 1
+    assert sum(run.return_value["released_reservations"] for run in maintenance_runs.filter(status="SUCCESSFUL")) == 1
+    account = CreditAccount.objects.get(organization=org)
+    assert (account.reserved, account.balance) == (0, before)
+    assert not LedgerEntry.objects.filter(organization=org, kind="usage").exists()

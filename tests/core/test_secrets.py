@@ -8,6 +8,7 @@ import logging
 import re
 import uuid
 
+import httpx
 import pytest
 from django.contrib import admin
 from django.core import mail
@@ -99,3 +100,117 @@ def test_planted_secrets_stay_out_of_responses_logs_and_the_admin(
         for page, html in pages:
             assert secret not in html, (name, page)
     assert any("mcps" in page for page, _ in pages)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_planted_secrets_stay_out_of_the_output_of_a_server_and_a_worker(
+    fake_llm, mcp_server, bundled_data, django_db_blocker
+):
+    """The same, for real processes at DEBUG: everything a Daphne server and a db_worker print
+    (their logs, stdout and stderr) after turns that used each secret — a password at login (and at
+    a failed one), access and refresh tokens (rotated, then revoked), the provider's API key and an
+    MCP bearer token (sent by the server at sync and in a turn's tool call, and by the worker in an
+    async turn's)."""
+    from billing.models import LedgerEntry
+    from chat.models import Message
+    from mcps.models import Connection
+    from tests.chat.test_stream_e2e import parse_sse
+    from tests.conftest import make_specialist
+    from tests.fakes.llm_server import Scenario
+    from tests.servers import Daphne, redis_url_for_tests, run_worker_batch, server_env
+
+    tag = uuid.uuid4().hex[:10]
+    password = f"Planted-Passw0rd-{tag}"
+    mcp_token = f"planted-mcp-token-{tag}"
+    api_key = f"sk-planted-api-key-{tag}"
+    env = server_env(
+        {
+            "LOG_LEVEL": "DEBUG",
+            "OPENAI_BASE_URL": f"{fake_llm.url}/v1",
+            "OPENAI_API_KEY": api_key,
+            "REDIS_URL": redis_url_for_tests(),
+        }
+    )
+    with django_db_blocker.unblock():
+        server = Daphne(env)
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            email = f"owner-{tag}@example.com"
+            registered = http.post(
+                "/register",
+                json={"email": email, "password": password, "name": "Owner", "organizationName": "Secrets"},
+            )
+            assert registered.status_code == 201, registered.text
+            org_id = registered.json()["organization"]["id"]
+            assert http.post("/auth/login", json={"email": email, "password": password + "x"}).status_code == 401
+            wrong_user = http.post("/auth/login", json={"email": f"nobody-{tag}@example.com", "password": password})
+            assert wrong_user.status_code == 401
+            login = http.post("/auth/login", json={"email": email, "password": password}).json()
+            first_refresh = login["refreshToken"]
+            rotated = http.post("/auth/refresh", json={"refreshToken": first_refresh}).json()
+            assert http.post("/auth/refresh", json={"refreshToken": first_refresh}).status_code == 401  # reused
+            access, refresh = rotated["accessToken"], rotated["refreshToken"]
+            http.headers["authorization"] = f"Bearer {access}"
+            created = http.post(
+                f"/orgs/{org_id}/mcps",
+                json={
+                    "name": "Tools",
+                    "url": mcp_server.url("streamable_http"),
+                    "transport": "streamable_http",
+                    "authType": "bearer",
+                    "token": mcp_token,
+                },
+            )
+            assert created.status_code == 201, created.text
+            assert http.post(f"/orgs/{org_id}/mcps/{created.json()['id']}/sync").status_code == 200
+            assert mcp_server.server.seen_headers[-1].get("authorization") == f"Bearer {mcp_token}"
+            connection = Connection.objects.get(pk=created.json()["id"])
+            specialist = make_specialist(connection.organization, model="gpt-4o-mini")
+            specialist.tools.set(connection.tools.filter(name="add"))
+
+            def tool_round(call: str) -> None:
+                fake_llm.script(
+                    Scenario(chunks=[], tool_calls=[{"id": call, "name": "add", "arguments": {"a": 1, "b": 2}}]),
+                    Scenario(chunks=["3"]),
+                )
+
+            tool_round("c1")
+            streamed = http.post("/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "add"})
+            assert streamed.status_code == 200, streamed.text
+            assert next(data for _, name, data in parse_sse(streamed.text) if name == "tool_result")["result"] == "3"
+            tool_round("c2")
+            queued = http.post("/api/chat/async", json={"specialistId": str(specialist.pk), "message": "add later"})
+            assert queued.status_code == 202, queued.text
+            worker = run_worker_batch(env)
+            assert worker.returncode == 0, worker.stderr
+            done = Message.objects.get(pk=queued.json()["messageId"])
+            assert (done.status, done.tool_calls[0]["result"]) == ("completed", "3")  # the worker used the token
+            assert http.post("/auth/logout", json={"refreshToken": refresh}).status_code == 204
+    finally:
+        server.stop()
+    assert {headers.get("authorization") for headers in fake_llm.headers} == {f"Bearer {api_key}"}  # both used it
+    assert len(fake_llm.headers) == 4
+    assert LedgerEntry.objects.filter(kind="usage", organization_id=org_id).count() == 4
+
+    outputs = {"server log": server.log.read_text(), "worker output": worker.stdout + worker.stderr}
+    # DEBUG output of both, each showing what it did with the secrets: there was something to leak into
+    for line in (
+        '"POST /auth/login" 200',
+        '"POST /auth/refresh" 200',
+        "/v1/chat/completions",
+        "Sending client message",
+    ):
+        assert line in outputs["server log"], line
+    for line in ("chat.jobs.run_queued_turn", "/v1/chat/completions", "Sending client message"):
+        assert line in outputs["worker output"], line
+    secrets = {
+        "password": password,
+        "API key": api_key,
+        "MCP token": mcp_token,
+        "access token": access,
+        "first refresh token": first_refresh,
+        "rotated refresh token": refresh,
+    }
+    for name, secret in secrets.items():
+        for where, text in outputs.items():
+            assert secret not in text, (name, where)

@@ -24,6 +24,7 @@ from mcps.services import sync_connection
 from tests.chat.test_stream_e2e import parse_sse
 from tests.conftest import make_org, make_specialist, owner_of
 from tests.fakes.llm_server import Scenario, free_port
+from tests.servers import Daphne, server_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -155,3 +156,77 @@ def test_a_server_killed_mid_tool_call_becomes_a_tool_error_the_model_sees(
     assert next(data for _, name, data in parse_sse(again.text) if name == "tool_result")["result"] == "3"
     connection.refresh_from_db()
     assert (connection.status, connection.last_error) == ("connected", "")
+
+
+@pytest.fixture(scope="module")
+def impatient_server(django_db_setup, django_db_blocker, _fake_llm_server):
+    """A Daphne process that gives an MCP tool one second (the default is 30)."""
+    with django_db_blocker.unblock():
+        server = Daphne(
+            server_env(
+                {
+                    "OPENAI_BASE_URL": f"{_fake_llm_server.url}/v1",
+                    "OPENAI_API_KEY": "sk-test",
+                    "MCP_TOOL_TIMEOUT_SECONDS": "1",
+                }
+            )
+        )
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("mcp_process", ["streamable_http", "sse"], indirect=True)
+def test_a_tool_slower_than_the_timeout_is_a_tool_error_and_the_turn_completes(
+    impatient_server, fake_llm, bundled_data, mcp_process
+):
+    org = make_org(name="Slow tools")
+    token = issue_tokens(user=owner_of(org)).access
+    connection = Connection.objects.create(
+        organization=org, name="Slow", url=mcp_process.url, transport=mcp_process.transport
+    )
+    sync_connection(connection=connection)
+    connection.refresh_from_db()
+    assert (connection.status, connection.last_error) == ("connected", "")
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    specialist.tools.set(connection.tools.filter(name="hang"))  # answers never
+    fake_llm.script(
+        Scenario(chunks=[], tool_calls=[{"id": "c1", "name": "hang", "arguments": {}}], usage=(100, 20)),
+        Scenario(chunks=["No answer ", "in time."], usage=(150, 10)),
+    )
+    started = time.monotonic()
+    response = httpx.post(
+        f"{impatient_server.url}/api/chat/stream",
+        json={"specialistId": str(specialist.pk), "message": "use the slow tool"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    elapsed = time.monotonic() - started
+    assert mcp_process.marker.exists()  # the tool was called, and never answered
+    assert response.status_code == 200, response.text
+    assert elapsed < 10, elapsed  # given up after MCP_TOOL_TIMEOUT_SECONDS (1 s), not 30
+    events = parse_sse(response.text)
+    names = [name for _, name, _ in events]
+    assert names == ["session", "tool_call", "tool_result", "delta", "delta", "usage", "done"], names
+    result = events[2][2]
+    assert result["isError"] is True
+    assert result["result"] == "The tool failed: The MCP server did not answer in time."
+    # the model saw the error as the tool's result and answered
+    assert len(fake_llm.requests) == 2
+    assert fake_llm.requests[-1]["messages"][-1] == {"role": "tool", "tool_call_id": "c1", "content": result["result"]}
+    # each model call billed once: (100+150)×15/1e6 + (20+10)×60/1e6 = 0.00555
+    assert events[5][2]["credits"] == "0.005550"
+    assert sorted(e.amount for e in LedgerEntry.objects.filter(organization=org, kind="usage")) == [
+        Decimal("-0.002850"),
+        Decimal("-0.002700"),
+    ]
+    account = CreditAccount.objects.get(organization=org)
+    assert (account.balance, account.reserved) == (Decimal("99.994450"), 0)
+    assert not Reservation.objects.filter(organization=org, status="active").exists()
+    message = Message.objects.get(pk=events[0][2]["messageId"])
+    assert (message.status, message.content) == ("completed", "No answer in time.")
+    assert message.tool_calls[0]["isError"] is True
+    connection.refresh_from_db()
+    assert (connection.status, connection.last_error) == ("error", "The MCP server did not answer in time.")
+    listed = httpx.get(f"{impatient_server.url}/orgs/{org.pk}/mcps", headers={"Authorization": f"Bearer {token}"})
+    (shown,) = listed.json()["results"]
+    assert (shown["status"], shown["lastError"]) == ("error", "The MCP server did not answer in time.")
