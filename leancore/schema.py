@@ -115,10 +115,7 @@ class LeanCoreAutoSchema(AutoSchema):
         return params
 
     def get_tags(self) -> list[str]:
-        path = self.path.strip("/").split("/")
-        if path[0] == "api" and len(path) > 1:
-            return [path[1]]
-        return [path[0] or "root"]
+        return [area_of(self.path)]
 
     def get_description(self) -> str:  # type: ignore[override]  # drf-spectacular's signature, not DRF's
         """Only what an operation's ``extend_schema`` says for API users: a view's docstring is a
@@ -134,6 +131,30 @@ class LeanCoreAutoSchema(AutoSchema):
         who = who_may_call(self.view, self.method)
         operation["description"] = "\n\n".join(part for part in (operation.get("description", ""), who) if part)
         return operation
+
+
+# The API reference's areas, by path: the docs group operations as the contract does.
+AREAS = [
+    (r"^/users/me/password$", "Authentication"),
+    (r"^/auth/", "Authentication"),
+    (r"^/register$", "Registration"),
+    (r"^/orgs/\{[^}]+\}/mcps|^/mcp/", "MCP integration"),
+    (r"^/orgs", "Organizations"),
+    (r"^/users", "Users"),
+    (r"^/specialists", "Specialists"),
+    (r"^/api/chat/", "Chat"),
+    (r"^/billing/", "Billing"),
+    (r"^/workspaces", "Workspaces"),
+    (r"^/(tasks|projects)", "Tasks & projects"),
+    (r"^/health$", "Operations"),
+]
+
+
+def area_of(path: str) -> str:
+    for pattern, area in AREAS:
+        if re.search(pattern, path):
+            return area
+    return "Operations"
 
 
 ROLE_WORDS = {"member": "any member", "admin": "an admin or owner", "owner": "an owner"}
@@ -217,6 +238,84 @@ def add_links(result: dict[str, Any]) -> None:
             response.setdefault("links", {}).update(_link_all(paths, targets, {"id": f"$response.body#/{field}"}))
 
 
+_ID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+
+# One example body per write operation, in the contract's camelCase shapes.
+REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
+    ("/auth/login", "post"): {"email": "ada@example.com", "password": "correct horse battery staple"},
+    ("/auth/refresh", "post"): {"refreshToken": "eyJhbGciOi…"},
+    ("/auth/logout", "post"): {"refreshToken": "eyJhbGciOi…"},
+    ("/auth/accept-invite", "post"): {
+        "token": "the token from the email",
+        "password": "a long new password",
+        "name": "Bo",
+    },
+    ("/auth/password-reset", "post"): {"email": "ada@example.com"},
+    ("/auth/password-reset/confirm", "post"): {"token": "the token from the email", "password": "a long new password"},
+    ("/users/me/password", "post"): {"currentPassword": "the old one", "newPassword": "a long new password"},
+    ("/register", "post"): {
+        "organizationName": "Acme",
+        "name": "Ada Lovelace",
+        "email": "ada@example.com",
+        "password": "correct horse battery staple",
+    },
+    ("/orgs/{id}", "put"): {"name": "Acme Ltd", "monthlyBudget": "500.000000", "lowBalanceThreshold": "25.000000"},
+    ("/orgs/{id}/billing-email", "patch"): {"billingEmail": "billing@example.com"},
+    ("/users/invite", "post"): {"email": "bo@example.com", "role": "member", "name": "Bo"},
+    ("/users/{id}", "put"): {"name": "Bo Builder"},
+    ("/users/{id}/role", "patch"): {"role": "admin"},
+    ("/specialists", "post"): {
+        "name": "Ada",
+        "title": "Bookkeeper",
+        "instructions": "Reconcile invoices against payments; be precise.",
+        "model": "gpt-4o-mini",
+        "temperature": 0.2,
+        "maxOutputTokens": 1000,
+        "toolIds": [_ID],
+        "monthlyCreditLimit": "50.000000",
+    },
+    ("/specialists/{id}", "put"): {"title": "Lead Bookkeeper", "status": "paused"},
+    ("/specialists/wizard", "post"): {"brief": "A bookkeeper who reconciles invoices every month", "create": False},
+    ("/api/chat/stream", "post"): {"specialistId": _ID, "message": "What changed in Q3?", "sessionId": None},
+    ("/api/chat/async", "post"): {"specialistId": _ID, "message": "Draft the monthly report", "attachmentIds": [_ID]},
+    ("/api/chat/upload", "post"): {"file": "(the file's bytes)", "sessionId": _ID},
+    ("/orgs/{orgId}/mcps", "post"): {
+        "name": "CRM",
+        "url": "https://mcp.example.com/mcp",
+        "transport": "streamable_http",
+        "authType": "bearer",
+        "token": "the server's API token",
+    },
+    ("/orgs/{orgId}/mcps/{id}", "put"): {"name": "CRM (prod)", "enabled": True},
+    ("/orgs/{orgId}/mcps/{id}/tools/{toolId}", "patch"): {"enabled": False},
+    ("/billing/credits/grant", "post"): {"amount": "100.000000", "reason": "Pilot credits"},
+    ("/billing/alerts/acknowledge", "post"): {"alertIds": [_ID]},
+    ("/billing/circuit/toggle", "post"): {"state": "open", "reason": "Unexpected spend; investigating"},
+    ("/workspaces", "post"): {"name": "Q3 close", "description": "Everything for the quarter's books"},
+    ("/workspaces/{id}", "put"): {"description": "Books for Q3, due 10 October"},
+    ("/workspaces/{id}/files", "post"): {"file": "(the file's bytes)"},
+    ("/projects", "post"): {"name": "Q3 close", "description": "", "status": "active", "workspaceId": _ID},
+    ("/projects/{id}", "put"): {"status": "archived"},
+    ("/tasks", "post"): {
+        "title": "Reconcile September invoices",
+        "priority": "high",
+        "projectId": _ID,
+        "assigneeSpecialistId": _ID,
+        "dueDate": "2026-10-05",
+    },
+    ("/tasks/{id}", "put"): {"status": "todo", "assigneeUserId": _ID},
+}
+
+
+def add_request_examples(result: dict[str, Any]) -> None:
+    for (path, method), body in REQUEST_EXAMPLES.items():
+        operation = result.get("paths", {}).get(path, {}).get(method)
+        if operation is None or "requestBody" not in operation:
+            continue
+        for content in operation["requestBody"]["content"].values():
+            content.setdefault("examples", {"example": {"summary": "A typical request", "value": body}})
+
+
 def add_problem_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """Post-processing hook: the Problem component, camelCase path parameters (``{orgId}``) and
     links from creates to what they created."""
@@ -235,6 +334,7 @@ def add_problem_schema(result: dict[str, Any], generator: Any, request: Any, pub
         paths[renamed] = operations
     result["paths"] = paths
     add_links(result)
+    add_request_examples(result)
     return result
 
 
