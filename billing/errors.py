@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from core.credits import credit_str
-from core.errors import DomainError
+from core.errors import DomainError, ValidationFailed
 
 
 class BillingRefusal(DomainError):
@@ -53,13 +53,9 @@ class BudgetExhaustedError(BillingRefusal):
         )
 
 
-class UnknownModelError(DomainError):
-    status = 400
-    code = "validation_error"
-
+class UnknownModelError(ValidationFailed):
     def __init__(self, model: str) -> None:
-        message = f"'{model}' is not an active model."
-        super().__init__(message, extra={"errors": {"model": [message]}})
+        super().__init__("model", f"'{model}' is not an active model.")
 
 
 # Every refusal of a call before it starts (402).

@@ -80,9 +80,11 @@ class CreditAccount(models.Model):
             models.CheckConstraint(condition=Q(reserved__gte=0), name="account_reserved_non_negative"),
             models.CheckConstraint(condition=Q(period_spent__gte=0), name="account_spent_non_negative"),
         ]
+        # the back office's money actions: grant, adjust and refund credits, open and close the circuit
+        permissions = [("manage_credits", "Can grant, adjust and refund credits and open or close the circuit")]
 
     def __str__(self) -> str:
-        return f"Account of {self.organization_id}"
+        return f"Account of {self.organization.name}"
 
     @property
     def available(self):  # noqa: ANN201
@@ -229,7 +231,7 @@ class Circuit(models.Model):
     objects = OrgScopedQuerySet.as_manager()
 
     def __str__(self) -> str:
-        return f"{self.organization_id}: {self.state}"
+        return f"{self.organization.name}: {self.state}"
 
 
 class CircuitEvent(models.Model):

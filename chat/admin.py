@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin
+from django.utils.html import format_html, format_html_join
 
 from chat.models import Artifact, Attachment, ChatSession, Message
+from orgs.admin_mixins import credits_text
 
 
 class ReadOnlyHistory(admin.ModelAdmin):
-    """Chat history is a record: operators read it; it is never edited or moved to another org."""
+    """Chat history is a record: operators read it; it is never edited, deleted or moved to another org."""
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -14,35 +18,109 @@ class ReadOnlyHistory(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-
-class MessageInline(admin.TabularInline):
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    model = Message
-    extra = 0
-    fields = ["role", "status", "content", "credits", "error_code", "created_at"]
-    readonly_fields = fields  # type: ignore[assignment]
-    can_delete = False
-    show_change_link = True
+
+def _pretty(value) -> str:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def _tool_calls(message: Message) -> str:
+    calls = message.tool_calls if isinstance(message.tool_calls, list) else []
+    rows = []
+    for call in calls:
+        if not isinstance(call, dict):
+            continue
+        name = call.get("name") or (call.get("function") or {}).get("name") or "tool"
+        arguments = call.get("arguments", (call.get("function") or {}).get("arguments", {}))
+        result = call.get("result", call.get("output", ""))
+        rows.append((name, _pretty(arguments), _pretty(result) if result != "" else "-"))
+    return format_html_join(
+        "",
+        '<div class="tool-call"><strong>{}</strong><pre>arguments: {}</pre><pre>result: {}</pre></div>',
+        rows,
+    )
+
+
+def transcript_html(session: ChatSession) -> str:
+    """The session as it was: every turn with its role, text, tool calls (arguments and results) and usage."""
+    turns = []
+    for message in session.messages.order_by("created_at"):
+        usage = (
+            f"{message.input_tokens} in / {message.output_tokens} out tokens, {credits_text(message.credits)}"
+            if message.role == Message.Role.ASSISTANT
+            else ""
+        )
+        error = f" — {message.error_code or 'error'}: {message.error}" if message.error or message.error_code else ""
+        turns.append(
+            (
+                message.role,
+                message.role,
+                f"{message.created_at:%Y-%m-%d %H:%M:%S}",
+                message.status,
+                error,
+                usage,
+                message.content,
+                _tool_calls(message),
+            )
+        )
+    if not turns:
+        return "No messages."
+    body = format_html_join(
+        "",
+        '<div class="turn turn-{}" style="border-top:1px solid #ddd;padding:6px 0">'
+        "<p><strong>{}</strong> · {} · {}{} <em>{}</em></p>"
+        '<div style="white-space:pre-wrap">{}</div>{}</div>',
+        turns,
+    )
+    return format_html('<div class="transcript">{}</div>', body)
 
 
 @admin.register(ChatSession)
 class ChatSessionAdmin(ReadOnlyHistory):
     list_display = ["title", "organization", "specialist", "created_by", "message_count", "last_message_at"]
+    list_filter = [("organization", admin.RelatedOnlyFieldListFilter), "last_message_at"]
     search_fields = ["title", "organization__name", "specialist__name", "created_by__email"]
     list_select_related = ["organization", "specialist", "created_by"]
-    readonly_fields = ["created_at", "updated_at", "last_message_at", "message_count"]
-    inlines = [MessageInline]
+    fields = [
+        "title",
+        "organization",
+        "specialist",
+        "workspace",
+        "created_by",
+        "created_at",
+        "last_message_at",
+        "message_count",
+        "transcript",
+    ]
+    readonly_fields = fields  # type: ignore[assignment]
+
+    @admin.display(description="Transcript")
+    def transcript(self, obj) -> str:
+        return transcript_html(obj)
 
 
 @admin.register(Message)
 class MessageAdmin(ReadOnlyHistory):
-    list_display = ["session", "role", "status", "credits", "error_code", "created_at"]
+    list_display = ["session", "organization", "role", "status", "credits_display", "error_code", "created_at"]
     list_filter = ["role", "status", "error_code"]
     search_fields = ["content", "session__title"]
-    list_select_related = ["session"]
+    list_select_related = ["session", "session__organization"]
     readonly_fields = ["created_at", "started_at", "completed_at", "reservation_id"]
+
+    @admin.display(description="Organization", ordering="session__organization__name")
+    def organization(self, obj) -> str:
+        return obj.session.organization.name
+
+    @admin.display(description="Credits", ordering="credits")
+    def credits_display(self, obj) -> str:
+        return credits_text(obj.credits)
 
 
 @admin.register(Attachment)
@@ -50,6 +128,9 @@ class AttachmentAdmin(ReadOnlyHistory):
     list_display = ["filename", "organization", "content_type", "size", "uploaded_by", "created_at"]
     search_fields = ["filename", "organization__name"]
     list_select_related = ["organization", "uploaded_by"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)  # an upload may be removed
 
 
 @admin.register(Artifact)

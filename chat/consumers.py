@@ -19,7 +19,7 @@ from chat import turns
 from chat.models import ChatSession
 from chat.pipeline import drain
 from chat.serializers import FrameSerializer
-from core.errors import ServerError, as_domain_error
+from core.errors import ServerError, ValidationFailed, as_domain_error
 from core.throttles import chat_wait, websocket_wait
 from orgs.context import OrgContext, context_for
 from orgs.realtime import member_group
@@ -151,7 +151,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
         try:
             content = json.loads(text_data if text_data is not None else (bytes_data or b""))
         except (ValueError, RecursionError):
-            await self._error("validation_error", FRAME_HINT)
+            await self._error(ValidationFailed.code, FRAME_HINT)
             return
         await self.receive_json(content, **kwargs)
 
@@ -159,7 +159,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
         if not self.group:
             return
         if not isinstance(content, dict) or content.get("type") != "message":
-            await self._error("validation_error", FRAME_HINT)
+            await self._error(ValidationFailed.code, FRAME_HINT)
             return
         data = {"message": content.get("message")}
         if content.get("attachmentIds") is not None:

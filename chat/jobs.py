@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from channels.db import database_sync_to_async
 from django.tasks import task
@@ -25,7 +26,7 @@ async def run_queued_message(message_id: str) -> str:
         # the worker logs the failed job with its traceback; here only what happened to the message
         logger.error("Queued turn %s failed before it could run: %s", message_id, exc)
         await database_sync_to_async(services.fail_queued_message)(
-            message_id=message_id, code="llm_unavailable", detail=f"The turn could not run: {exc}"
+            message_id=uuid.UUID(message_id), code="llm_unavailable", detail=f"The turn could not run: {exc}"
         )
         raise
 

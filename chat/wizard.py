@@ -28,13 +28,9 @@ class LLMBadOutputError(DomainError):
     default_detail = "The model could not produce a specialist draft in the required format. Try again."
 
 
-class NoModelError(DomainError):
-    status = 400
-    code = "validation_error"
-
+class NoModelError(ValidationFailed):
     def __init__(self) -> None:
-        message = "No active model with a configured provider can draft specialists."
-        super().__init__(message, extra={"errors": {"model": [message]}})
+        super().__init__("model", "No active model with a configured provider can draft specialists.")
 
 
 @dataclass(frozen=True)

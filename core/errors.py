@@ -51,10 +51,9 @@ _GENERIC: dict[int, str] = {}
 
 def _register(code: str, status: int, description: str, *, generic: bool) -> None:
     known = ERROR_CODES.get(code)
-    if known is not None and known.status != status:
-        raise TypeError(f"Error code {code!r} is already registered with status {known.status}, not {status}.")
-    if known is None:
-        ERROR_CODES[code] = ErrorCode(code, status, title_of(status), description)
+    if known is not None:  # a more specific error subclasses the one that defines its code
+        raise TypeError(f"Error code {code!r} is already defined (status {known.status}); subclass its error.")
+    ERROR_CODES[code] = ErrorCode(code, status, title_of(status), description)
     if generic and _GENERIC.setdefault(status, code) != code:
         raise TypeError(f"Status {status} already has the generic code {_GENERIC[status]!r}.")
 

@@ -19,7 +19,7 @@ from django.db.models import Sum
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 
-from core.errors import DomainError
+from core.errors import DomainError, UnsupportedMediaTypeError
 from files.models import StoredFile
 from orgs.models import Organization
 
@@ -51,10 +51,7 @@ class StorageQuotaExceededError(DomainError):
     default_detail = "The organization's storage quota is used up."
 
 
-class UnsupportedFileTypeError(DomainError):
-    status = 415
-    code = "unsupported_media_type"
-
+class UnsupportedFileTypeError(UnsupportedMediaTypeError):
     def __init__(self, name: str) -> None:
         allowed = ", ".join(sorted(ALLOWED_TYPES))
         super().__init__(f"{name} is not an allowed file type. Allowed: {allowed}.")

@@ -385,6 +385,10 @@ LLM_CONNECT_TIMEOUT = float(env_str("LLM_CONNECT_TIMEOUT", "10"))
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL")
 MCP_ALLOW_PRIVATE_NETWORKS = env_bool("MCP_ALLOW_PRIVATE_NETWORKS", False)
+# Exact origins (scheme://host:port, comma-separated) let through the SSRF guard although they are
+# private or loopback, e.g. the demo MCP server that run.sh starts (http://127.0.0.1:8765). Every
+# other private address stays refused. Empty in production.
+MCP_ALLOWED_PRIVATE_URLS = env_list("MCP_ALLOWED_PRIVATE_URLS")
 MCP_SYNC_TIMEOUT_SECONDS = float(env_str("MCP_SYNC_TIMEOUT_SECONDS", "20"))
 MCP_TOOL_TIMEOUT_SECONDS = float(env_str("MCP_TOOL_TIMEOUT_SECONDS", "30"))
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")

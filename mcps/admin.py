@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 
 from core.errors import DomainError
 from mcps import services
 from mcps.models import CatalogEntry, Connection, Tool
 from mcps.security import check_url
-from orgs.admin_mixins import OrgOwnedAdmin
+from orgs.admin_mixins import OrgOwnedAdmin, record
+
+apps.get_app_config("mcps").verbose_name = "MCP"  # not "Mcps"
 
 
 class ConnectionAdminForm(forms.ModelForm):
@@ -44,23 +47,56 @@ class ToolInline(admin.TabularInline):
 @admin.register(Connection)
 class ConnectionAdmin(OrgOwnedAdmin):
     form = ConnectionAdminForm
-    list_display = ["name", "organization", "transport", "url", "status", "last_synced_at", "enabled"]
-    list_filter = ["status", "transport", "auth_type", "enabled"]
+    list_display = [
+        "name",
+        "organization",
+        "transport",
+        "url",
+        "status",
+        "last_error_short",
+        "last_synced_at",
+        "has_credentials",
+        "enabled",
+    ]
+    list_filter = ["status", "transport", "auth_type", "enabled", ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "url", "organization__name"]
-    readonly_fields = ["status", "last_error", "last_synced_at", "created_at", "updated_at"]
+    readonly_fields = ["status", "last_error", "last_synced_at", "has_credentials", "created_at", "updated_at"]
     exclude = ["credentials_encrypted"]  # secrets never show, not even to operators
     list_select_related = ["organization"]
     inlines = [ToolInline]
     actions = ["sync_tools"]
 
+    @admin.display(description="Last error")
+    def last_error_short(self, obj) -> str:
+        return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error or "-"
+
+    @admin.display(description="Credentials stored", boolean=True)
+    def has_credentials(self, obj) -> bool:
+        return obj.has_credentials  # whether there are any; never what they are
+
     @admin.action(description="Sync tools from the MCP server")
     def sync_tools(self, request, queryset):
-        for connection in queryset:
+        for connection in queryset.select_related("organization"):
             try:
                 result = services.sync_connection(connection=connection)
             except DomainError as exc:
+                connection.refresh_from_db(fields=["status", "last_error"])
+                record(
+                    request,
+                    action="sync_mcp_connection",
+                    obj=connection,
+                    org=connection.organization,
+                    details={"status": connection.status, "error": str(exc.detail)[:300]},
+                )
                 self.message_user(request, f"{connection}: {exc.detail}", messages.ERROR)
             else:
+                record(
+                    request,
+                    action="sync_mcp_connection",
+                    obj=connection,
+                    org=connection.organization,
+                    details={"added": result.added, "updated": result.updated, "removed": result.removed},
+                )
                 self.message_user(
                     request,
                     f"{connection}: {result.added} added, {result.updated} updated, {result.removed} removed.",

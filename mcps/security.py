@@ -1,4 +1,5 @@
-"""SSRF guard: MCP URLs must not reach private, loopback, link-local or metadata addresses."""
+"""SSRF guard: MCP URLs must not reach private, loopback, link-local or metadata addresses, except
+the exact origins of ``MCP_ALLOWED_PRIVATE_URLS`` (e.g. the demo MCP server on loopback)."""
 
 from __future__ import annotations
 
@@ -50,19 +51,42 @@ def _resolve(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
+def origin_of(url: str) -> str | None:
+    """``scheme://host:port`` with the port spelled out (None for a URL without a host or with a bad port)."""
+    parts = urlsplit(url.strip())
+    if not parts.hostname:
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        return None
+    host = parts.hostname.lower()
+    return f"{parts.scheme.lower()}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def allow_listed(url: str) -> bool:
+    """Whether ``url``'s origin is exactly one of ``MCP_ALLOWED_PRIVATE_URLS`` (same scheme, host and port)."""
+    origin = origin_of(url)
+    allowed = {origin_of(item) for item in getattr(settings, "MCP_ALLOWED_PRIVATE_URLS", ())}
+    return origin is not None and origin in allowed
+
+
 def check_url(url: str) -> list[str] | None:
     """Raises UrlNotAllowedError unless ``url`` is http(s) and every address it resolves to is public
     (or MCP_ALLOW_PRIVATE_NETWORKS is set). Called on save and again before every connect. Returns
     the addresses it checked, which are the only ones a connection may then go to (``PinnedTransport``:
     a name that resolves to something else a moment later, DNS rebinding, changes nothing); None
-    when private networks are allowed."""
+    when private networks are allowed. An origin of ``MCP_ALLOWED_PRIVATE_URLS`` may be private or
+    loopback (and is still pinned, to its port too); nothing else is."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise UrlNotAllowedError("Only http and https URLs with a host are allowed.")
     if settings.MCP_ALLOW_PRIVATE_NETWORKS:
         return None
     host = parts.hostname
-    if host.lower() in {"localhost", "metadata.google.internal", "metadata"} or host.lower().endswith(".localhost"):
+    allowed = allow_listed(url)
+    name = host.lower()
+    if not allowed and (name in {"localhost", "metadata.google.internal", "metadata"} or name.endswith(".localhost")):
         raise UrlNotAllowedError(f"{host} is a local or metadata address.")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     future = _resolver.submit(_resolve, host, port)
@@ -73,19 +97,21 @@ def check_url(url: str) -> list[str] | None:
     if not addresses:
         raise UrlNotAllowedError(f"{host} does not resolve.")
     blocked = [address for address in addresses if _blocked(address)]
-    if blocked:
+    if blocked and not allowed:
         raise UrlNotAllowedError(f"{host} resolves to a private, loopback, link-local or metadata address.")
     return addresses
 
 
 class _PinnedBackend(httpcore2.AnyIOBackend):
     """Connects a checked host to the addresses it was checked at, never to a fresh lookup; any other
-    host is refused. TLS still names (and verifies) the host itself."""
+    host (or, when ``port`` is given, any other port) is refused. TLS still names (and verifies) the
+    host itself."""
 
-    def __init__(self, host: str, addresses: list[str]) -> None:
+    def __init__(self, host: str, addresses: list[str], port: int | None = None) -> None:
         super().__init__()
         self.host = host.lower()
         self.addresses = addresses
+        self.port = port
 
     async def connect_tcp(
         self,
@@ -97,6 +123,8 @@ class _PinnedBackend(httpcore2.AnyIOBackend):
     ) -> httpcore2.AsyncNetworkStream:
         if host.lower() != self.host:
             raise httpcore2.ConnectError(f"{host} is not the checked MCP host.")
+        if self.port is not None and port != self.port:
+            raise httpcore2.ConnectError(f"{host}:{port} is not the checked MCP port.")
         failure: Exception | None = None
         for address in self.addresses:
             try:
@@ -112,4 +140,6 @@ class PinnedTransport(httpx2.AsyncHTTPTransport):
     def __init__(self, url: str, addresses: list[str]) -> None:
         super().__init__(trust_env=False)  # no proxy from the environment: it would resolve the name itself
         # httpcore takes its network backend at construction; httpx builds the pool for us
-        self._pool._network_backend = _PinnedBackend(urlsplit(url).hostname or "", addresses)
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._pool._network_backend = _PinnedBackend(parts.hostname or "", addresses, port)

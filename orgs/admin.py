@@ -6,7 +6,8 @@ from django.contrib import admin, messages
 from accounts.admin import UserAdmin
 from accounts.models import User
 from orgs import selectors
-from orgs.models import Membership, Organization, Role
+from orgs.admin_mixins import LabelledAdmin, ReadOnlyAdmin
+from orgs.models import AuditEntry, Membership, Organization, Role
 
 
 class MembershipInline(admin.TabularInline):
@@ -15,10 +16,17 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     fk_name = "organization"
     extra = 0
-    fields = ["user", "role", "status", "joined_at"]
+    fields = ["user", "user_name", "role", "status", "joined_at"]
     readonly_fields = fields  # type: ignore[assignment]
     can_delete = False
     show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+    @admin.display(description="Name")
+    def user_name(self, obj) -> str:
+        return obj.user.name
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -52,16 +60,24 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(LabelledAdmin):
     form = MembershipAdminForm
-    list_display = ["user", "organization", "role", "status", "joined_at"]
-    list_filter = ["role", "status"]
+    list_display = ["membership", "user", "organization", "role", "status", "joined_at"]
+    list_display_links = ["membership"]
+    list_filter = ["role", "status", "organization"]
     search_fields = ["user__email", "user__name", "organization__name", "organization__slug"]
     autocomplete_fields = ["user", "organization"]
     list_select_related = ["user", "organization"]
 
     def get_readonly_fields(self, request, obj=None):
         return ["user", "organization"] if obj is not None else []
+
+    def object_label(self, obj) -> str:
+        return f"{obj.user.email} in {obj.organization.name} ({obj.role})"
+
+    @admin.display(description="Membership", ordering="user__email")
+    def membership(self, obj) -> str:
+        return self.object_label(obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return not (obj is not None and selectors.is_last_active_owner(obj))
@@ -71,6 +87,29 @@ class MembershipAdmin(admin.ModelAdmin):
         if kept:
             self.message_user(request, f"Kept {len(kept)} owner(s): every organization keeps one.", messages.WARNING)
         queryset.exclude(pk__in=kept).delete()
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    """The audit trail of the back office: who changed what, when and why. Read-only."""
+
+    list_display = ["created_at", "actor", "organization", "action", "object_repr", "reason"]
+    list_filter = ["action", "organization"]
+    search_fields = ["actor__email", "organization__name", "object_repr", "object_id", "reason"]
+    list_select_related = ["actor", "organization"]
+    date_hierarchy = "created_at"
+    fields = [
+        "created_at",
+        "actor",
+        "organization",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "reason",
+        "details",
+    ]
+    readonly_fields = fields  # type: ignore[assignment]
 
 
 class UserMembershipInline(admin.TabularInline):

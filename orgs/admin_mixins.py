@@ -4,13 +4,19 @@ its own organization."""
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 
 from accounts.models import User
-from orgs.models import Membership, Organization
+from core.credits import q
+from orgs.models import AuditEntry, Membership, Organization
 
 
 def _owned(model: type[Model]) -> bool:
@@ -58,3 +64,67 @@ class OrgOwnedAdmin(admin.ModelAdmin):
                 return data
 
         return OrgScopedForm
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History: operators read it; it is never added, edited or deleted in the admin."""
+
+    def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+
+def credits_text(value: Decimal | int | str | None) -> str:
+    """Credits as operators read them: grouped, six places, with the unit ("1,234.500000 credits")."""
+    if value is None:
+        return "-"
+    return f"{q(value):,.6f} credits"
+
+
+def record(
+    request: HttpRequest,
+    *,
+    action: str,
+    obj: Model | None,
+    org: Organization | None,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+    log_on: Model | None = None,
+) -> AuditEntry:
+    """One operator change in the audit trail (who, when, what, why) and in the admin's own log
+    (the history of ``log_on``, by default the object itself)."""
+    user = request.user if request.user.is_authenticated else None
+    entry = AuditEntry.objects.create(
+        actor=user,
+        organization=org,
+        action=action,
+        object_type=obj._meta.label if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        object_repr=str(obj)[:200] if obj is not None else "",
+        reason=reason[:500],
+        details=json.loads(json.dumps(details or {}, cls=DjangoJSONEncoder)),
+    )
+    target = log_on if log_on is not None else obj
+    if user is not None and target is not None:
+        message = f"{action}" + (f": {reason}" if reason else "")
+        if details:
+            message += " (" + ", ".join(f"{key} {value}" for key, value in details.items()) + ")"
+        LogEntry.objects.log_actions(user.pk, [target], CHANGE, message[:2000], single_object=True)
+    return entry
+
+
+class LabelledAdmin(admin.ModelAdmin):
+    """A change page headed by ``object_label(obj)`` (names, not the ids a model's ``__str__`` shows)."""
+
+    def object_label(self, obj: Model) -> str:
+        return str(obj)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):  # noqa: ANN001, ANN201, PLR0917
+        if obj is not None:
+            context["subtitle"] = self.object_label(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)

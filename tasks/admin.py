@@ -1,22 +1,86 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django.apps import apps
+from django.contrib import admin, messages
+from django_tasks_db.admin import DBTaskResultAdmin
+from django_tasks_db.models import DBTaskResult
 
-from orgs.admin_mixins import OrgOwnedAdmin
+from core.errors import DomainError
+from orgs.admin_mixins import LabelledAdmin, OrgOwnedAdmin, record
+from orgs.context import OrgContext
+from tasks import services
 from tasks.models import Project, Task
+
+apps.get_app_config("django_tasks_database").verbose_name = "Background jobs"  # not "Tasks Database Backend"
 
 
 @admin.register(Project)
 class ProjectAdmin(OrgOwnedAdmin):
     list_display = ["name", "organization", "status", "workspace", "created_at"]
-    list_filter = ["status"]
+    list_filter = ["status", ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "organization__name"]
     list_select_related = ["organization", "workspace"]
+
+
+class FailedFilter(admin.SimpleListFilter):
+    title = "last run"
+    parameter_name = "run"
+
+    def lookups(self, request, model_admin):
+        return [("failed", "Failed (can be re-run)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "failed":
+            return queryset.filter(status=Task.Status.TODO).exclude(error="")
+        return queryset
 
 
 @admin.register(Task)
 class TaskAdmin(OrgOwnedAdmin):
     list_display = ["title", "organization", "status", "priority", "assignee_user", "assignee_specialist", "due_date"]
-    list_filter = ["status", "priority"]
+    list_filter = ["status", "priority", FailedFilter, ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["title", "description", "organization__name"]
     list_select_related = ["organization", "assignee_user", "assignee_specialist"]
+    actions = ["rerun"]
+
+    @admin.action(description="Re-run the selected failed tasks")
+    def rerun(self, request, queryset):
+        done = 0
+        for task in queryset.select_related("organization"):
+            if task.status != Task.Status.TODO or not task.error:
+                self.message_user(request, f"{task}: only a failed task is re-run.", messages.WARNING)
+                continue
+            context = OrgContext(org=task.organization, membership=None, is_staff=True)
+            previous_error = task.error
+            try:
+                run = services.start_task_run(context=context, user=request.user, task_id=task.pk)
+            except DomainError as exc:
+                self.message_user(request, f"{task}: {exc.detail}", messages.ERROR)
+                continue
+            record(
+                request,
+                action="rerun_task",
+                obj=task,
+                org=task.organization,
+                details={"previous_error": previous_error[:300], "message": str(run.message_id)},
+            )
+            done += 1
+        self.message_user(request, f"{done} task(s) queued again.", messages.SUCCESS if done else messages.WARNING)
+
+
+class BackgroundJobAdmin(LabelledAdmin, DBTaskResultAdmin):
+    """The queue's jobs, named by what they run (not "DBTaskResult object (…)")."""
+
+    list_display = ("job", "task_name", "status", "enqueued_at", "started_at", "finished_at", "priority", "queue_name")
+
+    def object_label(self, obj) -> str:
+        return f"{obj.task_name.rsplit('.', 1)[-1]} ({obj.status})"
+
+    @admin.display(description="Job", ordering="task_name")
+    def job(self, obj) -> str:
+        return self.object_label(obj)
+
+
+if admin.site.is_registered(DBTaskResult):
+    admin.site.unregister(DBTaskResult)
+admin.site.register(DBTaskResult, BackgroundJobAdmin)

@@ -1,4 +1,4 @@
-"""Workspace writes: workspaces, their files, and artifacts specialists save."""
+"""Workspace writes: workspaces and their files."""
 
 from __future__ import annotations
 

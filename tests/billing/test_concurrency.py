@@ -186,7 +186,8 @@ def test_concurrent_spenders_never_pass_an_org_or_a_specialist_budget():
     assert len(limited_outcomes) == 30
     assert limited_outcomes.count("spent") == 3
     assert limited_spent == limit  # to the credit: never a fraction over
-    assert set(limited_outcomes) - {"spent"} == {"budget_exhausted:specialist_budget"}
+    # refused by its own limit, or (once the other specialist has spent the rest) by the org's
+    assert set(limited_outcomes) - {"spent"} <= {"budget_exhausted:specialist_budget", "budget_exhausted:org_budget"}
     assert free_outcomes == ["spent"] * 7  # the limit of one specialist takes nothing from another
     assert -sum((entry.amount for entry in usage.filter(specialist_id=free)), Decimal(0)) == Decimal(7)
     assert account.period_spent == Decimal(10) == org.monthly_budget

@@ -37,7 +37,7 @@ from chat.models import Attachment, ChatSession, Message
 from mcps.models import Connection, Tool
 from orgs import services as org_services
 from orgs.context import OrgContext
-from orgs.models import Membership, Organization, Role
+from orgs.models import AuditEntry, Membership, Organization, Role
 from specialists import services as specialist_services
 from specialists.models import Specialist
 from tasks import services as task_services
@@ -204,6 +204,7 @@ def build_world(label: str) -> World:
     billing.settle(reservation_id=hold.reservation_id, input_tokens=10, output_tokens=20, description=f"{marker} use")
     billing.set_circuit(org=org, actor=owner, state="open", reason=f"{marker} audit")  # an event and an alert
     billing.set_circuit(org=org, actor=owner, state="closed", reason=f"{marker} done")  # spending goes on
+    AuditEntry.objects.create(actor=owner, organization=org, action="grant", object_repr=f"{marker} audit entry")
     return World(
         org=org,
         owner=owner,

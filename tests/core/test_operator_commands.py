@@ -19,7 +19,7 @@ def test_seed_demo_is_idempotent_and_logs_in(anon):
     call_command("seed_demo", stdout=StringIO())
     assert "demo@leancore.local" in out.getvalue()
     org = Organization.objects.get(slug="demo")
-    assert Membership.objects.get(organization=org).role == "owner"
+    assert Membership.objects.get(organization=org, user__email="demo@leancore.local").role == "owner"
     assert Specialist.objects.filter(organization=org, model="local").count() == 3
     assert Task.objects.filter(organization=org).count() == 3
     assert Task.objects.filter(organization=org, assignee_specialist__isnull=False).count() == 2

@@ -102,9 +102,11 @@ def test_the_registry_holds_one_status_per_code():
             status = 418
             code = "not_found"
 
-    class Again(DomainError):  # the same code and status again is fine (a more specific error)
-        status = 404
-        code = "not_found"
+    with pytest.raises(TypeError, match="already defined"):
+
+        class Again(DomainError):  # a more specific error subclasses the one that owns the code
+            status = 404
+            code = "not_found"
 
     assert ERROR_CODES["not_found"].status == 404
     assert errors.ValidationFailed.of({"a": ["b"]}).extra == {"errors": {"a": ["b"]}}

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from accounts.models import User
-from leancore.demo import seed_demo_content
+from core.progress import Progress
+from leancore.demo import MEMBER_EMAIL, seed_demo_content, seed_demo_mcp, seed_member, seed_spend
+from leancore.demo_mcp import DEFAULT_PORT
 from orgs.models import Organization
 from orgs.services import create_organization
 
@@ -17,12 +19,50 @@ DEMO_EMAIL = "demo@leancore.local"
 DEMO_SLUG = "demo"
 
 
-class Command(BaseCommand):
-    help = "Create (or refresh) a demo organization with an owner, specialists, a workspace, a project and tasks."
+def default_mcp_url() -> str:
+    """DEMO_MCP_URL, else the demo MCP server on loopback at DEMO_MCP_PORT (8765)."""
+    port = os.environ.get("DEMO_MCP_PORT") or str(DEFAULT_PORT)
+    return os.environ.get("DEMO_MCP_URL") or f"http://127.0.0.1:{port}/mcp"
 
-    @transaction.atomic
+
+class Command(BaseCommand):
+    help = (
+        "Create (or refresh) a demo organization: an owner and a member, specialists, a workspace with a "
+        "file, a project with tasks, a budget alert, and a connection to the demo MCP server."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--mcp-url",
+            help="The demo MCP server (default: DEMO_MCP_URL, else http://127.0.0.1:$DEMO_MCP_PORT/mcp, port 8765).",
+        )
+
     def handle(self, *args: object, **options: object) -> None:
         password = os.environ.get("DEMO_PASSWORD", "demo-Passw0rd!")
+        url = str(options.get("mcp_url") or default_mcp_url())
+        summary: list[str] = []
+        with Progress(self.stdout, 4, title="Seeding the demo organization…") as progress:
+            with transaction.atomic():
+                progress.step("owner and member", advance=0)
+                user, org = self._owner_and_org(password)
+                seed_member(org=org, password=password)
+                progress.step("owner and member")
+                summary += seed_demo_content(org=org, owner=user)
+                progress.step("specialists, workspace, project")
+                summary += seed_spend(org=org, owner=user)
+                progress.step("spend and alerts")
+            # outside the transaction: a network call (up to MCP_SYNC_TIMEOUT_SECONDS) holds no lock
+            progress.step("demo MCP server", advance=0)
+            summary += seed_demo_mcp(org=org, url=url)
+            progress.step("demo MCP server")
+        self.stdout.write(self.style.SUCCESS("Demo organization ready."))
+        self.stdout.write(f"  organization: {org.name} (id {org.pk}, slug {org.slug})")
+        self.stdout.write(f"  log in as:    {DEMO_EMAIL} / {password}  (owner)")
+        self.stdout.write(f"  member:       {MEMBER_EMAIL} / {password}")
+        for line in summary:
+            self.stdout.write(f"  {line}")
+
+    def _owner_and_org(self, password: str) -> tuple[User, Organization]:
         user = User.objects.filter(email=DEMO_EMAIL).first()
         if user is None:
             user = User.objects.create_user(email=DEMO_EMAIL, password=password, name="Demo Owner")
@@ -34,9 +74,4 @@ class Command(BaseCommand):
             org = create_organization(name="Demo Company", owner=user)
             Organization.objects.filter(pk=org.pk).update(slug=DEMO_SLUG, monthly_budget=Decimal("50"))
             org.refresh_from_db()
-        summary = seed_demo_content(org=org, owner=user)
-        self.stdout.write(self.style.SUCCESS("Demo organization ready."))
-        self.stdout.write(f"  organization: {org.name} (id {org.pk}, slug {org.slug})")
-        self.stdout.write(f"  log in as:    {DEMO_EMAIL} / {password}")
-        for line in summary:
-            self.stdout.write(f"  {line}")
+        return user, org

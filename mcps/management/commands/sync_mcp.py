@@ -5,6 +5,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandParser
 
 from core.errors import DomainError
+from core.progress import Progress
 from mcps.models import Connection
 from mcps.services import sync_connection
 from orgs.commands import find_org
@@ -23,16 +24,19 @@ class Command(BaseCommand):
         items = list(connections)
         total = len(items)
         failures = 0
-        for index, connection in enumerate(items, start=1):
-            try:
-                result = sync_connection(connection=connection)
-                line = f"ok: +{result.added} ~{result.updated} -{result.removed}"
-            except DomainError as exc:
-                failures += 1
-                line = f"error: {exc.detail}"
-            filled = int(30 * index / total)
-            bar = "#" * filled + "-" * (30 - filled)
-            self.stdout.write(f"[{bar}] {index}/{total} {connection.organization.slug}/{connection.name} {line}")
+        with Progress(self.stdout, total) as progress:
+            for connection in items:
+                name = f"{connection.organization.slug}/{connection.name}"
+                progress.step(f"{name} syncing…", advance=0)
+                try:
+                    result = sync_connection(connection=connection)
+                    line = f"ok: +{result.added} ~{result.updated} -{result.removed}"
+                except DomainError as exc:
+                    failures += 1
+                    line = f"error: {exc.detail}"
+                    if progress.tty:
+                        progress.note(f"{name} {line}")
+                progress.step(f"{name} {line}")
         self.stdout.write(self.style.SUCCESS(f"Synced {total - failures} of {total} connections."))
         if failures:
             sys.exit(1)
