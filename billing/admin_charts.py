@@ -101,7 +101,7 @@ def usage_svg(usage: Usage) -> SafeString:
     top = _nice_max(max((usage.total(day) for day in usage.days), default=Decimal(0)))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="usage-chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'width="100%" style="max-width:{WIDTH}px;font:11px sans-serif">',
+        f'width="{WIDTH}" style="max-width:100%;height:auto;font:11px sans-serif">',
         "<title>Credits used per day over the last 30 days, by model, and this period's spend</title>",
         f'<text x="{LEFT}" y="{BARS_TOP - 12}" font-weight="bold">Credits used per day (last {DAYS} days)</text>',
     ]

@@ -34,3 +34,19 @@ ensure_venv() {  # $1: requirements file
     touch "$stamp"
   fi
 }
+
+ensure_chromium() {  # the browser tests (tests/browser) drive Debian's Chromium; never `playwright install`
+  [ -x /usr/bin/chromium ] && return 0
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "The browser tests need Chromium at /usr/bin/chromium (Debian's chromium package): they will fail." >&2
+    return 0
+  fi
+  local as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  echo "Installing Chromium (Debian's chromium package) for the browser tests…"
+  local install=("${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+  if ! "${install[@]}" >/dev/null; then  # a stale package list: refresh it once, then try again
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null || true
+    "${install[@]}" >/dev/null || echo "Installing Chromium failed: the browser tests will fail." >&2
+  fi
+}

@@ -37,5 +37,21 @@ else
   PIDS+=($!)
 fi
 
-echo "LeanCore on http://$HOST:$PORT  (API docs: http://$HOST:$PORT/api/docs/, admin: http://$HOST:$PORT/admin/)"
+# Where to go. The admin is for operators (is_staff), and seed_demo creates none: name the ones there
+# are, or say how to make one (the demo owner is an organization's user: the API, not the admin).
+URL="http://$HOST:$PORT"
+OPERATORS=$($PY manage.py shell --no-imports -c "from accounts.models import User
+print(', '.join(User.objects.filter(is_staff=True, is_active=True).order_by('email').values_list('email', flat=True)[:3]))")
+echo
+echo "LeanCore on $URL"
+echo "  API docs:   $URL/api/docs/  (Redoc: $URL/api/redoc/, OpenAPI: $URL/api/schema/)"
+echo "  demo user:  demo@leancore.local / ${DEMO_PASSWORD:-demo-Passw0rd!}  (owner of Demo Company; for the API, not the admin)"
+if [ -n "$OPERATORS" ]; then
+  echo "  admin:      $URL/admin/  log in as an operator: $OPERATORS"
+else
+  echo "  admin:      $URL/admin/  no operator yet; create one in another terminal (in $ROOT):"
+  echo "              .venv/bin/python manage.py createsuperuser"
+fi
+echo "  try it:     the README's \"Walk-through with curl\""
+echo
 .venv/bin/daphne -b "$HOST" -p "$PORT" --websocket_timeout -1 leancore.asgi:application

@@ -2,6 +2,7 @@
 # One command: install, start PostgreSQL/Redis if needed, lint, check, and run the whole test suite.
 source "$(dirname "$0")/_env.sh"
 ensure_venv requirements-dev.txt
+ensure_chromium  # for tests/browser (Playwright drives /usr/bin/chromium)
 
 start_services() {
   if ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
