@@ -83,7 +83,13 @@ def watched_page(browser) -> Iterator[tuple[object, Traffic]]:
     page = context.new_page()
     page.on("request", lambda request: traffic.requests.append(request.url))
     page.on("websocket", lambda socket: traffic.requests.append(socket.url))
-    page.on("requestfailed", lambda request: traffic.failed.append(f"{request.url}: {request.failure}"))
+    # a request the page itself dropped by moving on to the next page (ERR_ABORTED) is no failure
+    page.on(
+        "requestfailed",
+        lambda request: (
+            request.failure != "net::ERR_ABORTED" and traffic.failed.append(f"{request.url}: {request.failure}")
+        ),
+    )
     page.on("response", lambda r: r.status >= 400 and traffic.failed.append(f"{r.url}: HTTP {r.status}"))
     page.on("pageerror", lambda error: traffic.errors.append(f"script error: {error}"))
     page.on(
