@@ -53,6 +53,14 @@ class MoneyPermission:
         return request.user.has_perm(f"billing.{MONEY}")
 
 
+class AcknowledgePermission:
+    """``@admin.action(permissions=["acknowledge"])``: operators who may change alerts (the alerts'
+    own page stays read-only)."""
+
+    def has_acknowledge_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("billing.change_budgetalert")
+
+
 # --- the forms the actions ask for ----------------------------------------------------------------
 
 
@@ -389,7 +397,7 @@ def threshold_text(alert: BudgetAlert) -> str:
 
 
 @admin.register(BudgetAlert)
-class BudgetAlertAdmin(ReadOnlyAdmin):
+class BudgetAlertAdmin(AcknowledgePermission, ReadOnlyAdmin):
     list_display = ["created_at", "organization", "kind", "threshold_display", "message", "acknowledged"]
     list_filter = [
         "kind",
@@ -413,7 +421,7 @@ class BudgetAlertAdmin(ReadOnlyAdmin):
         by = obj.acknowledged_by.email if obj.acknowledged_by else "someone"
         return f"{obj.acknowledged_at:%Y-%m-%d %H:%M} by {by}"
 
-    @admin.action(description="Acknowledge the selected alerts")
+    @admin.action(description="Acknowledge the selected alerts", permissions=["acknowledge"])
     def acknowledge(self, request, queryset):
         by_org = defaultdict(list)
         for alert in queryset.filter(acknowledged_at__isnull=True).select_related("organization"):
@@ -679,7 +687,7 @@ def ledger_csv(org: Organization, start: datetime, end: datetime) -> HttpRespons
     return response
 
 
-class BillingOrganizationAdmin(MoneyPermission, OrganizationAdmin):
+class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, OrganizationAdmin):
     """The organization's page as orgs draws it, with its credits, alerts, circuit and usage."""
 
     list_display = [
@@ -812,7 +820,7 @@ class BillingOrganizationAdmin(MoneyPermission, OrganizationAdmin):
             label=lambda org: f"{org.name} (balance {credits_text(org.balance)})",
         )
 
-    @admin.action(description="Acknowledge the open alerts")
+    @admin.action(description="Acknowledge the open alerts", permissions=["acknowledge"])
     def acknowledge_alerts(self, request, queryset):
         done = 0
         for org in queryset:

@@ -274,9 +274,14 @@ REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "toolIds": [_ID],
         "monthlyCreditLimit": "50.000000",
     },
-    ("/specialists/{id}", "put"): {"title": "Lead Bookkeeper", "status": "paused"},
+    ("/specialists/{id}", "put"): {
+        "name": "Ada",
+        "model": "gpt-4o-mini",
+        "title": "Lead Bookkeeper",
+        "status": "paused",
+    },
     ("/specialists/wizard", "post"): {"brief": "A bookkeeper who reconciles invoices every month", "create": False},
-    ("/api/chat/stream", "post"): {"specialistId": _ID, "message": "What changed in Q3?", "sessionId": None},
+    ("/api/chat/stream", "post"): {"specialistId": _ID, "message": "What changed in Q3?"},
     ("/api/chat/async", "post"): {"specialistId": _ID, "message": "Draft the monthly report", "attachmentIds": [_ID]},
     ("/api/chat/upload", "post"): {"file": "(the file's bytes)", "sessionId": _ID},
     ("/orgs/{orgId}/mcps", "post"): {
@@ -292,10 +297,10 @@ REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("/billing/alerts/acknowledge", "post"): {"alertIds": [_ID]},
     ("/billing/circuit/toggle", "post"): {"state": "open", "reason": "Unexpected spend; investigating"},
     ("/workspaces", "post"): {"name": "Q3 close", "description": "Everything for the quarter's books"},
-    ("/workspaces/{id}", "put"): {"description": "Books for Q3, due 10 October"},
+    ("/workspaces/{id}", "put"): {"name": "Q3 close", "description": "Books for Q3, due 10 October"},
     ("/workspaces/{id}/files", "post"): {"file": "(the file's bytes)"},
     ("/projects", "post"): {"name": "Q3 close", "description": "", "status": "active", "workspaceId": _ID},
-    ("/projects/{id}", "put"): {"status": "archived"},
+    ("/projects/{id}", "put"): {"name": "Q3 close", "status": "archived"},
     ("/tasks", "post"): {
         "title": "Reconcile September invoices",
         "priority": "high",
@@ -303,7 +308,7 @@ REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "assigneeSpecialistId": _ID,
         "dueDate": "2026-10-05",
     },
-    ("/tasks/{id}", "put"): {"status": "todo", "assigneeUserId": _ID},
+    ("/tasks/{id}", "put"): {"title": "Reconcile September invoices", "status": "todo", "assigneeUserId": _ID},
 }
 
 

@@ -74,7 +74,7 @@ class ConnectionAdmin(OrgOwnedAdmin):
     def has_credentials(self, obj) -> bool:
         return obj.has_credentials  # whether there are any; never what they are
 
-    @admin.action(description="Sync tools from the MCP server")
+    @admin.action(description="Sync tools from the MCP server", permissions=["change"])
     def sync_tools(self, request, queryset):
         for connection in queryset.select_related("organization"):
             try:

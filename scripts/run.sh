@@ -27,7 +27,7 @@ for _ in $(seq 50); do  # the demo MCP server is up (it starts while the databas
   (: </dev/tcp/127.0.0.1/"$DEMO_MCP_PORT") 2>/dev/null && break
   sleep 0.2
 done
-$PY manage.py seed_demo
+$PY manage.py seed_demo --operator  # and an operator for the admin (DEBUG only: a known password)
 
 if [ -z "${REDIS_URL:-}" ]; then
   # One process: the worker runs inside the server, so async turns reach WebSockets live.
@@ -37,8 +37,7 @@ else
   PIDS+=($!)
 fi
 
-# Where to go. The admin is for operators (is_staff), and seed_demo creates none: name the ones there
-# are, or say how to make one (the demo owner is an organization's user: the API, not the admin).
+# Where to go. The admin is for operators (is_staff): seed_demo --operator made one; name them.
 URL="http://$HOST:$PORT"
 OPERATORS=$($PY manage.py shell --no-imports -c "from accounts.models import User
 print(', '.join(User.objects.filter(is_staff=True, is_active=True).order_by('email').values_list('email', flat=True)[:3]))")
@@ -47,7 +46,7 @@ echo "LeanCore on $URL"
 echo "  API docs:   $URL/api/docs/  (Redoc: $URL/api/redoc/, OpenAPI: $URL/api/schema/)"
 echo "  demo user:  demo@leancore.local / ${DEMO_PASSWORD:-demo-Passw0rd!}  (owner of Demo Company; for the API, not the admin)"
 if [ -n "$OPERATORS" ]; then
-  echo "  admin:      $URL/admin/  log in as an operator: $OPERATORS"
+  echo "  admin:      $URL/admin/  log in as operator@leancore.local / ${DEMO_OPERATOR_PASSWORD:-operator-Passw0rd!}  (operators: $OPERATORS)"
 else
   echo "  admin:      $URL/admin/  no operator yet; create one in another terminal (in $ROOT):"
   echo "              .venv/bin/python manage.py createsuperuser"

@@ -43,7 +43,11 @@ class TaskAdmin(OrgOwnedAdmin):
     list_select_related = ["organization", "assignee_user", "assignee_specialist"]
     actions = ["rerun"]
 
-    @admin.action(description="Re-run the selected failed tasks")
+    def has_rerun_permission(self, request, obj=None) -> bool:
+        """A run spends the org's credits: operators who may change tasks and manage credits."""
+        return request.user.has_perm("tasks.change_task") and request.user.has_perm("billing.manage_credits")
+
+    @admin.action(description="Re-run the selected failed tasks", permissions=["rerun"])
     def rerun(self, request, queryset):
         done = 0
         for task in queryset.select_related("organization"):

@@ -282,3 +282,42 @@ def test_transcript_and_task_rerun(operator, org):
     assert AuditEntry.objects.filter(action="rerun_task", object_id=str(task.pk)).exists()
     assert operator.get(f"/admin/tasks/task/?organization__id__exact={org.pk}").status_code == 200
     assert operator.get(f"/admin/chat/chatsession/?organization__id__exact={org.pk}").status_code == 200
+
+
+def test_view_only_staff_cannot_run_any_action(org):
+    """Acknowledging alerts, syncing an MCP connection and re-running a task change things (a run
+    spends credits): a staff user who may only look is offered none of them, and a forged POST
+    changes nothing."""
+    from mcps.models import Connection
+    from tasks.models import Task
+
+    services.set_circuit(org=org, actor=None, state="open", reason="alert me")  # an open alert
+    alert = BudgetAlert.objects.for_org(org).get()
+    connection = Connection.objects.create(organization=org, name="c", url="https://mcp.example.com/mcp")
+    task = Task.objects.create(organization=org, title="t", created_by=owner_of(org), error="failed before")
+    viewer = _staff_client(
+        Client,
+        "orgs.view_organization",
+        "billing.view_budgetalert",
+        "mcps.view_connection",
+        "tasks.view_task",
+    )
+    pages = {
+        "/admin/orgs/organization/": "acknowledge_alerts",
+        "/admin/billing/budgetalert/": "acknowledge",
+        "/admin/mcps/connection/": "sync_tools",
+        "/admin/tasks/task/": "rerun",
+    }
+    for url, action in pages.items():
+        assert f'value="{action}"' not in viewer.get(url).content.decode(), url
+    _post_action(viewer, "/admin/billing/budgetalert/", "acknowledge", [alert.pk])
+    _post_action(viewer, "/admin/orgs/organization/", "acknowledge_alerts", [org.pk])
+    _post_action(viewer, "/admin/mcps/connection/", "sync_tools", [connection.pk])
+    _post_action(viewer, "/admin/tasks/task/", "rerun", [task.pk])
+    alert.refresh_from_db()
+    connection.refresh_from_db()
+    task.refresh_from_db()
+    assert alert.acknowledged_at is None
+    assert (connection.status, connection.last_synced_at) == ("pending", None)
+    assert (task.status, task.session_id) == ("todo", None)
+    assert not AuditEntry.objects.exists()

@@ -35,3 +35,17 @@ def test_createsuperuser_noinput_from_environment(monkeypatch):
     user = User.objects.get(email="ops@leancore.test")
     assert (user.is_staff, user.is_superuser, user.name) == (True, True, "Olga Ops")
     assert user.check_password("Op3rator-pass!")
+
+
+def test_seed_demo_operator_logs_in_to_the_admin_under_debug_only(settings, client):
+    from django.core.management.base import CommandError
+
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="only with DEBUG"):
+        call_command("seed_demo", "--operator", stdout=StringIO())
+    settings.DEBUG = True
+    out = StringIO()
+    call_command("seed_demo", "--operator", stdout=out)
+    assert "operator@leancore.local / operator-Passw0rd!" in out.getvalue()
+    assert client.login(email="operator@leancore.local", password="operator-Passw0rd!")
+    assert client.get("/admin/orgs/organization/").status_code == 200

@@ -188,3 +188,38 @@ def test_every_operation_has_a_summary_and_a_description_for_api_users(schema):
             assert operation.get("summary"), (method, path)
             assert "**Access:**" in operation.get("description", ""), (method, path)
             assert not internal.search(operation["description"]), (method, path, operation["description"])
+
+
+AREAS = {
+    "Authentication",
+    "Registration",
+    "Organizations",
+    "Users",
+    "Specialists",
+    "Chat",
+    "MCP integration",
+    "Billing",
+    "Workspaces",
+    "Tasks & projects",
+    "Operations",
+}
+
+
+def test_operations_are_grouped_by_the_contracts_areas_and_every_body_has_a_valid_example(schema):
+    schemas = schema["components"]["schemas"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if method not in OPERATIONS:
+                continue
+            assert len(operation["tags"]) == 1, (method, path)
+            assert operation["tags"][0] in AREAS, (method, path, operation["tags"])
+            if "requestBody" not in operation:
+                continue
+            for media, content in operation["requestBody"]["content"].items():
+                example = content["examples"]["example"]["value"]
+                body = content["schema"]
+                body = schemas[body["$ref"].rsplit("/", 1)[-1]] if "$ref" in body else body
+                properties = body.get("properties", {})
+                assert set(example) <= set(properties), (method, path, media, set(example) - set(properties))
+                assert set(body.get("required", [])) <= set(example), (method, path, media)
+    assert {op["tags"][0] for ops in schema["paths"].values() for op in ops.values() if "tags" in op} == AREAS

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from accounts.models import User
@@ -16,6 +17,7 @@ from orgs.models import Organization
 from orgs.services import create_organization
 
 DEMO_EMAIL = "demo@leancore.local"
+OPERATOR_EMAIL = "operator@leancore.local"
 DEMO_SLUG = "demo"
 
 
@@ -36,8 +38,15 @@ class Command(BaseCommand):
             "--mcp-url",
             help="The demo MCP server (default: DEMO_MCP_URL, else http://127.0.0.1:$DEMO_MCP_PORT/mcp, port 8765).",
         )
+        parser.add_argument(
+            "--operator",
+            action="store_true",
+            help=f"Also an operator for the admin ({OPERATOR_EMAIL}, password DEMO_OPERATOR_PASSWORD); DEBUG only.",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
+        if options.get("operator") and not settings.DEBUG:  # a known password: development only
+            raise CommandError("--operator makes a superuser with a known password: only with DEBUG=true.")
         password = os.environ.get("DEMO_PASSWORD", "demo-Passw0rd!")
         url = str(options.get("mcp_url") or default_mcp_url())
         summary: list[str] = []
@@ -61,6 +70,13 @@ class Command(BaseCommand):
         self.stdout.write(f"  member:       {MEMBER_EMAIL} / {password}")
         for line in summary:
             self.stdout.write(f"  {line}")
+        if options.get("operator"):
+            operator_password = os.environ.get("DEMO_OPERATOR_PASSWORD", "operator-Passw0rd!")
+            operator = User.objects.filter(email=OPERATOR_EMAIL).first() or User(email=OPERATOR_EMAIL)
+            operator.name, operator.is_staff, operator.is_superuser, operator.is_active = "Operator", True, True, True
+            operator.set_password(operator_password)
+            operator.save()
+            self.stdout.write(f"  admin:        {OPERATOR_EMAIL} / {operator_password}  (operator, /admin/)")
 
     def _owner_and_org(self, password: str) -> tuple[User, Organization]:
         user = User.objects.filter(email=DEMO_EMAIL).first()
