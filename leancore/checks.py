@@ -55,3 +55,28 @@ def security_of_the_subclassed_middleware(app_configs: Any, **kwargs: Any) -> li
                     continue  # Django reports it already
                 found.append(message)
     return found
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def mcp_private_addresses_in_production(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The SSRF guard's ways round it are for development: a deployment (DEBUG off) that opens one
+    lets an organization's MCP URL reach this machine's network."""
+    if settings.DEBUG:
+        return []
+    found: list[checks.CheckMessage] = []
+    if settings.MCP_ALLOW_PRIVATE_NETWORKS:
+        found.append(
+            checks.Warning(
+                "MCP_ALLOW_PRIVATE_NETWORKS is on with DEBUG off: MCP URLs may reach private addresses.",
+                id="leancore.W010",
+            )
+        )
+    if settings.MCP_ALLOWED_PRIVATE_URLS:
+        found.append(
+            checks.Warning(
+                f"MCP_ALLOWED_PRIVATE_URLS lets private origins through with DEBUG off: "
+                f"{', '.join(settings.MCP_ALLOWED_PRIVATE_URLS)}.",
+                id="leancore.W011",
+            )
+        )
+    return found

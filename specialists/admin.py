@@ -5,6 +5,7 @@ from django.contrib import admin
 
 from billing.models import ModelRate
 from orgs.admin_mixins import OrgOwnedAdmin
+from specialists import services
 from specialists.models import Specialist
 
 
@@ -45,3 +46,16 @@ class SpecialistAdmin(OrgOwnedAdmin):
     list_select_related = ["organization"]
     filter_horizontal = ["tools"]
     readonly_fields = ["created_at", "updated_at"]
+
+    def get_deleted_objects(self, objs, request):
+        """Nothing cascades and nothing blocks: the specialist is hidden, not removed (the view has
+        checked the permission to delete specialists)."""
+        return [str(obj) for obj in objs], {self.model._meta.verbose_name_plural: len(objs)}, set(), []
+
+    def delete_model(self, request, obj) -> None:
+        """Letting a specialist go hides it, as the API does: its chats and usage stay readable."""
+        services.delete_specialist(specialist=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for specialist in queryset:
+            services.delete_specialist(specialist=specialist)

@@ -321,3 +321,16 @@ def test_view_only_staff_cannot_run_any_action(org):
     assert (connection.status, connection.last_synced_at) == ("pending", None)
     assert (task.status, task.session_id) == ("todo", None)
     assert not AuditEntry.objects.exists()
+
+
+def test_deleting_a_specialist_in_the_admin_lets_it_go_as_the_api_does(operator, org):
+    from specialists.models import Specialist
+
+    specialist = make_specialist(org)
+    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner_of(org), title="t")
+    response = operator.post(f"/admin/specialists/specialist/{specialist.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    specialist = Specialist.objects.get(pk=specialist.pk)  # still there: hidden, its chats readable
+    assert specialist.deleted_at is not None
+    assert specialist.status == "archived"
+    assert ChatSession.objects.filter(pk=session.pk).exists()

@@ -54,3 +54,17 @@ def test_a_security_middleware_really_missing_is_still_reported(settings):
     ids = {message.id for message in security_of_the_subclassed_middleware(None)}
     assert {"leancore.W001", "leancore.W003"} <= ids
     assert all(isinstance(message, checks.CheckMessage) for message in security_of_the_subclassed_middleware(None))
+
+
+def test_ways_round_the_ssrf_guard_are_reported_when_debug_is_off(settings):
+    from leancore.checks import mcp_private_addresses_in_production
+
+    settings.DEBUG = False
+    settings.MCP_ALLOW_PRIVATE_NETWORKS = False
+    settings.MCP_ALLOWED_PRIVATE_URLS = []
+    assert mcp_private_addresses_in_production(None) == []
+    settings.MCP_ALLOW_PRIVATE_NETWORKS = True
+    settings.MCP_ALLOWED_PRIVATE_URLS = ["http://127.0.0.1:8765"]
+    assert [m.id for m in mcp_private_addresses_in_production(None)] == ["leancore.W010", "leancore.W011"]
+    settings.DEBUG = True  # development: the demo server's allow-list is what run.sh sets
+    assert mcp_private_addresses_in_production(None) == []
