@@ -20,7 +20,7 @@ from chat.providers.base import (
     TextDelta,
     ToolCall,
     Usage,
-    idle_message,
+    provider_failure,
 )
 
 SCHEMA_TOOL = "respond"
@@ -59,7 +59,13 @@ class AnthropicProvider(SDKProvider):
     settings_prefix = "ANTHROPIC"
 
     def make_client(self, *, api_key: str, base_url: str | None) -> anthropic.AsyncAnthropic:
-        return anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=self.timeout(), max_retries=1)
+        return anthropic.AsyncAnthropic(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=self.timeout(),
+            max_retries=1,
+            http_client=self.http_client(anthropic),
+        )
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent]:
         kwargs: dict[str, Any] = {
@@ -107,10 +113,10 @@ class AnthropicProvider(SDKProvider):
                         output_tokens = event.usage.output_tokens
                     if event.delta.stop_reason and finish != "tool_calls":
                         finish = STOP_REASONS.get(event.delta.stop_reason, event.delta.stop_reason)
-        except (anthropic.APITimeoutError, httpx2.TimeoutException) as exc:
-            raise ProviderError(idle_message(self.timeout())) from exc
         except (anthropic.APIError, httpx2.HTTPError) as exc:
-            raise ProviderError(f"Anthropic provider failed: {exc}") from exc
+            timed_out = isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException)
+            failure = provider_failure(exc, vendor="Anthropic provider", timeout=self.timeout(), timed_out=timed_out)
+            raise failure from exc
         except json.JSONDecodeError as exc:
             raise ProviderError("Anthropic sent malformed tool input.") from exc
         yield Usage(input_tokens, output_tokens)

@@ -8,6 +8,7 @@ import ssl
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
+import aiohttp
 import anyio
 import httpx2
 import openai
@@ -22,7 +23,7 @@ from chat.providers.base import (
     TextDelta,
     ToolCall,
     Usage,
-    idle_message,
+    provider_failure,
 )
 
 
@@ -87,9 +88,9 @@ async def _chunks(lines: AsyncIterator[str]) -> AsyncGenerator[dict[str, Any]]:
         yield chunk
 
 
-# What a connection can fail with mid-body that httpx does not map to its own errors (the SDK's own
-# stream maps them to APIConnectionError; reading the lines ourselves, so do we).
-READ_ERRORS = (ssl.SSLError, anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError)
+# What a connection can fail with mid-body that the transport does not map to httpx's errors (the
+# SDK's own stream maps them to APIConnectionError; reading the lines ourselves, so do we).
+READ_ERRORS = (ssl.SSLError, anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError, aiohttp.ClientError)
 
 
 class OpenAIProvider(SDKProvider):
@@ -97,7 +98,13 @@ class OpenAIProvider(SDKProvider):
     settings_prefix = "OPENAI"
 
     def make_client(self, *, api_key: str, base_url: str | None) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=self.timeout(), max_retries=1)
+        return openai.AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=self.timeout(),
+            max_retries=1,
+            http_client=self.http_client(openai),
+        )
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent]:
         kwargs: dict[str, Any] = {
@@ -145,10 +152,11 @@ class OpenAIProvider(SDKProvider):
                             slot["arguments"] += function.get("arguments") or ""
                         if choice.get("finish_reason"):
                             finish = choice["finish_reason"]
-        except (openai.APITimeoutError, httpx2.TimeoutException) as exc:
-            raise ProviderError(idle_message(self.timeout())) from exc
         except (openai.APIError, httpx2.HTTPError, *READ_ERRORS) as exc:
-            raise ProviderError(f"OpenAI-compatible provider failed: {exc}") from exc
+            timed_out = isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException)
+            raise provider_failure(
+                exc, vendor="OpenAI-compatible provider", timeout=self.timeout(), timed_out=timed_out
+            ) from exc
         for index in sorted(calls):
             slot = calls[index]
             yield ToolCall(slot["id"] or f"call_{index}", slot["name"], _parse_arguments(slot["arguments"]))

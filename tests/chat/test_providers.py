@@ -115,6 +115,44 @@ def test_unreachable_provider(settings):
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_provider_that_hangs_up_is_not_called_idle(settings, provider):
+    """A server that closes the connection without answering: a provider failure that says so,
+    not the idle-timeout message (the aiohttp transport reports it as a connect timeout)."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def hang_up() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                peer, _ = listener.accept()
+            except TimeoutError:
+                continue
+            peer.recv(65536)
+            peer.close()
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    prefix = provider.upper()
+    setattr(
+        settings, f"{prefix}_BASE_URL", f"http://127.0.0.1:{listener.getsockname()[1]}" + "/v1" * (prefix == "OPENAI")
+    )
+    setattr(settings, f"{prefix}_API_KEY", "k")
+    try:
+        with pytest.raises(ProviderError) as info:
+            collect(provider, request())
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+    assert "sent nothing" not in str(info.value.detail)
+    assert "failed" in str(info.value.detail)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_an_unconfigured_provider_refuses_without_connecting(settings, provider, monkeypatch):
     """No key and no base URL: the SDK would call the vendor's public endpoint; refuse first."""
     import socket
