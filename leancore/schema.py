@@ -128,8 +128,9 @@ class LeanCoreAutoSchema(AutoSchema):
             return None
         for status, response in _responses(operation_errors(self.view, self.method, self.path)).items():
             operation["responses"].setdefault(status, response)
+        own = operation.get("description", "") or DESCRIPTIONS.get((schema_path(self.path), self.method.lower()), "")
         who = who_may_call(self.view, self.method)
-        operation["description"] = "\n\n".join(part for part in (operation.get("description", ""), who) if part)
+        operation["description"] = "\n\n".join(part for part in (own, who) if part)
         return operation
 
 
@@ -346,3 +347,304 @@ def add_problem_schema(result: dict[str, Any], generator: Any, request: Any, pub
 def drop_trailing_slash_twins(endpoints: list[tuple]) -> list[tuple]:
     """Pre-processing hook: every path is also served with a trailing slash; document it once."""
     return [endpoint for endpoint in endpoints if not (endpoint[0].endswith("/") and endpoint[0] != "/")]
+
+
+def schema_path(path: str) -> str:
+    """A route's path as the schema names it: camelCase path parameters (``{org_id}`` → ``{orgId}``)."""
+    return re.sub(r"\{([^}]+)\}", lambda match: "{" + e.camelize_key(match.group(1)) + "}", path)
+
+
+# What each operation does, for API users (Markdown), where its own ``extend_schema`` says nothing;
+# keyed like ``REQUEST_EXAMPLES``. The access line is added after it.
+DESCRIPTIONS: dict[tuple[str, str], str] = {
+    # --- Authentication ---------------------------------------------------------------------
+    ("/auth/refresh", "post"): (
+        "Returns a new access token and a new refresh token; the refresh token sent is revoked, so a second "
+        "use of it answers 401 `token_not_valid`. Store the new refresh token before the next call."
+    ),
+    ("/auth/verify", "get"): (
+        "Answers `{valid: true, userId, expiresAt}` for a valid bearer access token. A missing token is 401 "
+        "`not_authenticated`; an expired, forged or otherwise invalid one is 401 `token_not_valid`."
+    ),
+    ("/auth/logout", "post"): (
+        "Revokes the given refresh token (it must be one of the caller's own; otherwise, or when it is invalid "
+        "or expired, 400 naming `refreshToken`) and answers 204. Access tokens are not revoked: they stay "
+        "valid until they expire, so a client should drop them too."
+    ),
+    ("/auth/accept-invite", "post"): (
+        "Redeems the one-time token from an invitation email: sets the password (and the name, if given), "
+        "activates the membership and answers 200 with the same body as a login. A used, expired, revoked or "
+        "unknown token is 400 `invalid_token`; a weak password is 400 naming `password` and leaves the token "
+        "usable. Repeated failures from one client answer 429 with `Retry-After`."
+    ),
+    ("/auth/password-reset", "post"): (
+        "Answers 202 whether or not the email belongs to an account, so it reveals nothing. For an active "
+        "account an email is sent with a one-time token (a `Token: …` line and a link with `?token=`) that "
+        "expires after 2 hours; asking again revokes the earlier token. Every request counts towards a limit "
+        "per email and per client: over it, 429 with `Retry-After`."
+    ),
+    ("/auth/password-reset/confirm", "post"): (
+        "Sets a new password with the token from a reset email and answers 204; the token works once. Every "
+        "refresh token of the account stops working, so other sessions must log in again. A used, expired or "
+        "unknown token is 400 `invalid_token`; a weak password is 400 naming `password` and leaves the token "
+        "usable."
+    ),
+    ("/users/me/password", "post"): (
+        "Changes the caller's password and answers 204. A wrong current password is 400 naming "
+        "`currentPassword`; a weak new one is 400 naming `newPassword`. Tokens already issued keep working."
+    ),
+    # --- Registration -----------------------------------------------------------------------
+    ("/register", "post"): (
+        "Creates the account and a new organization with the caller as its `owner`; the organization's "
+        "billing email is the account's email and it starts with the sign-up credits (a setting, 100 by "
+        "default). Answers 201 with the login body plus `organization`, so the client is signed in at once. "
+        "An email that already has an account, or a weak password, is 400 naming the field; sign-ups per "
+        "client are rate-limited (429)."
+    ),
+    # --- Users ------------------------------------------------------------------------------
+    ("/users/me", "get"): (
+        "The caller's account (`id`, `email`, `name`, `isStaff`) and every organization where they are an "
+        "active member, with their role there, by organization name. Use an `id` from `organizations` as "
+        "`X-Org-Id` on org-scoped calls; not paginated."
+    ),
+    ("/users", "get"): (
+        "Members of the organization with their role and `status` (`active`, or `invited` until the invitation "
+        "is accepted), newest first, paginated. Filter by `role` and `status`; `search` looks in the name and "
+        "the email."
+    ),
+    ("/users/{id}", "put"): (
+        "Sets the member's `name` (`{id}` is the user's id) and answers 200 with the member. The name belongs "
+        "to the person's account, so it changes in every organization they are in. Another member's name "
+        "needs an admin (403 `permission_denied`); a user who is not a member of this organization is 404."
+    ),
+    ("/users/{id}", "delete"): (
+        "Removes the membership, not the account, and answers 204; for an invited member it revokes the "
+        "invitation. Anyone may remove themselves (leave); removing others needs an admin, and removing an "
+        "owner needs an owner (403 `permission_denied`). Removing the last owner is 409 `last_owner`; the "
+        "removed user's open chat WebSockets of this organization are closed."
+    ),
+    ("/users/{id}/role", "patch"): (
+        "Sets the member's role (`member`, `admin` or `owner`) and answers 200 with the member. Granting or "
+        "taking away `owner` needs an owner (403 `permission_denied`); demoting the last owner is 409 "
+        "`last_owner`. The member's open WebSockets pick up the new role at once."
+    ),
+    # --- Organizations ----------------------------------------------------------------------
+    ("/orgs", "get"): (
+        "The organizations the caller is an active member of, newest first, paginated, each with the caller's "
+        "`role`. Platform staff see every organization, with `role: null` where they are not a member."
+    ),
+    ("/orgs/{id}", "get"): (
+        "The organization, the caller's `role` in it, its number of active members (`memberCount`) and its "
+        "spending settings: `monthlyBudget` and `lowBalanceThreshold` (null when not set)."
+    ),
+    ("/orgs/{id}", "put"): (
+        "Sets the name and, when given, the spending settings: `monthlyBudget` (calls are refused with 402 "
+        "`budget_exhausted` once the calendar month's spend plus open holds reaches it) and "
+        "`lowBalanceThreshold` (an alert is raised and emailed when the balance falls below it). An omitted "
+        "setting keeps its value; null removes it. "
+        "Answers 200 with the organization."
+    ),
+    ("/orgs/{id}/billing-email", "patch"): (
+        "Sets the address that receives the organization's billing alerts (budget thresholds, low balance, "
+        "circuit opened) and answers 200 with the organization."
+    ),
+    # --- Specialists ------------------------------------------------------------------------
+    ("/specialists", "post"): (
+        "Creates a specialist and answers 201 with it. `model` must name an active model rate and "
+        "`maxOutputTokens` may not exceed that model's limit; `toolIds` must be enabled MCP tools of this "
+        "organization (400 naming the field otherwise). Defaults: `temperature` 0.7, `maxOutputTokens` 1024, "
+        "`status` active, no `monthlyCreditLimit`."
+    ),
+    ("/specialists/{id}", "get"): (
+        "The specialist, with `usage`: the credits its work cost and the number of its billed replies in this "
+        "calendar month (UTC). A deleted specialist, or one of another organization, is 404."
+    ),
+    ("/specialists/{id}", "put"): (
+        "Changes only the fields given; `toolIds`, when given, replaces the whole list. A new `model` or "
+        "`maxOutputTokens` is checked against the active model rates like a create. Setting `status` to "
+        "`paused` or `archived` stops new chats with it (409 `specialist_inactive`). Answers 200 with the "
+        "specialist."
+    ),
+    ("/specialists/{id}", "delete"): (
+        "Removes the specialist from lists and makes its GET 404, and answers 204. Its chat sessions, messages "
+        "and ledger entries stay readable, and usage keeps its id."
+    ),
+    # --- Chat -------------------------------------------------------------------------------
+    ("/api/chat/stream", "post"): (
+        "Sends `message` to the specialist and streams the answer as Server-Sent Events; without `sessionId` "
+        "a new session starts (`workspaceId` gives it the workspace's files as context, `attachmentIds` "
+        "attach uploads). Credits are held for the call's worst case before it starts and settled to the "
+        "real usage at the end; refusals (402 `insufficient_credits`, `budget_exhausted`, `circuit_open`, 409 "
+        "`specialist_inactive`, 400, 429) arrive as problem+json before any event. If the client disconnects, "
+        "the model call is cancelled, what was produced is billed once and the message ends `failed`. With an "
+        "`Idempotency-Key` (kept 24 h) a repeat of the same body answers 200 JSON `{sessionId, messageId, "
+        "status}` instead of a second turn."
+    ),
+    ("/api/chat/async", "post"): (
+        "Takes the same body as the stream, holds the credits for the turn's worst case and answers 202 "
+        '`{sessionId, messageId, status: "queued"}`; a worker then runs the turn and the assistant message '
+        "moves queued → running → completed or failed. 402 refusals happen here, before anything is queued. "
+        "Follow it on the WebSocket `/ws/chat/sessions/{sessionId}/` or by polling `GET "
+        "/api/chat/sessions/{id}`; with an `Idempotency-Key` a repeat returns the first answer with the "
+        "message's current `status`."
+    ),
+    ("/api/chat/sessions/{id}", "get"): (
+        "The session with all its messages in order, each with its `status`, `error`, tool calls, attachments "
+        "and `usage` (tokens and credits). A member reads only sessions they started; another member's "
+        "session, or one of another organization, is 404."
+    ),
+    ("/api/chat/sessions/{id}", "delete"): (
+        "Deletes the session and its messages and answers 204; the ledger keeps its usage entries and "
+        "uploaded attachments stay stored. Its creator or an admin may delete it; a session the caller cannot "
+        "read (a member reads only the sessions they started) is 404."
+    ),
+    ("/api/chat/upload", "post"): (
+        "Stores a multipart `file` and answers 201 `{id, filename, contentType, size, createdAt}`; pass the "
+        "`id` in a send's `attachmentIds`. Allowed: plain text, Markdown, CSV, JSON, PDF, PNG and JPEG (else "
+        "415); the text of text files and PDFs is extracted for the specialist, images are stored without "
+        "text. Over the "
+        "upload size limit → 413 `file_too_large`, over the organization's storage quota → 413 "
+        "`storage_quota_exceeded`; `sessionId` must be a session the caller may read (400 otherwise)."
+    ),
+    # --- MCP integration --------------------------------------------------------------------
+    ("/orgs/{orgId}/mcps", "post"): (
+        'Creates a connection in `status: "pending"` and answers 201; it has no tools until a sync. With '
+        "`catalogKey` the catalog entry supplies the name, URL, transport and auth type; otherwise `name`, "
+        "`url` and `transport` are required. A URL that resolves to a private, loopback, link-local or "
+        "metadata address, or does not resolve, is 400 `url_not_allowed`; `authType` `bearer` needs `token`, "
+        "`header` also `headerName` (stored encrypted, never returned)."
+    ),
+    ("/orgs/{orgId}/mcps/{id}", "put"): (
+        "Changes only the fields given and answers 200 with the connection. A new `url` is checked like on "
+        "create (400 `url_not_allowed`) and sets the status back to `pending`; `token` and `headerName` "
+        "replace the stored credentials, a new `authType` needs its credentials, and `none` drops them. "
+        "`catalogKey` cannot be changed."
+    ),
+    ("/orgs/{orgId}/mcps/{id}", "delete"): (
+        "Deletes the connection and its stored tools and answers 204; the tools are taken from every "
+        "specialist that had them."
+    ),
+    ("/orgs/{orgId}/mcps/{id}/sync", "post"): (
+        "Connects to the server (initialize, then every page of `tools/list`) and makes the stored tools match "
+        "it; answers 200 `{added, updated, removed, tools}`. A tool gone from the server is deleted and leaves "
+        "every specialist; on success the connection is `connected` with `lastSyncedAt`. An unreachable or "
+        "failing server is 502 `mcp_unreachable`: the connection becomes `error` with `lastError`, and the "
+        "stored tools stay."
+    ),
+    ("/orgs/{orgId}/mcps/{id}/tools", "get"): (
+        "The tools stored by the last sync, by name, paginated, each with its `inputSchema` and whether the "
+        "organization allows it (`enabled`)."
+    ),
+    ("/orgs/{orgId}/mcps/{id}/tools/{toolId}", "patch"): (
+        "Allows or blocks one tool for the whole organization and answers 200 with it. A blocked tool is "
+        "offered to no specialist and cannot be added to one, but specialists keep it in `toolIds`, so "
+        "enabling it again gives it back; a tool of another connection is 404."
+    ),
+    # --- Billing ----------------------------------------------------------------------------
+    ("/billing/credits/balance", "get"): (
+        "The organization's credits: `balance`, `reserved` (held by calls in progress) and `available` "
+        "(balance − reserved, what the next call's hold is checked against), with `monthlyBudget`, "
+        "`spentThisPeriod` and the period's bounds (the calendar month, UTC)."
+    ),
+    ("/billing/credits/grant", "post"): (
+        "Adds credits to the organization: either `amount` (> 0) or the `packageId` of an active package "
+        "(its credits), with an optional `reason`; answers 201 with the `grant` ledger entry, and the balance "
+        "rises at once. Only platform staff may call it (others, owners included: 403). With an "
+        "`Idempotency-Key` (kept 24 h) a repeat of the same body returns the same entry; the same key with "
+        "another body is 409 `idempotency_key_reused`."
+    ),
+    ("/billing/packages", "get"): (
+        "The active credit packages, cheapest first, paginated, each with its credits and its price in cents. "
+        "A staff grant can name one with `packageId`."
+    ),
+    ("/billing/capacity", "get"): (
+        "How long the credits last: `burnRatePerDay` (average usage over the last 7 days), `runwayDays` "
+        "(available ÷ burn rate; null when nothing was used in those 7 days), and this period's spend against "
+        "the budget "
+        "(`budgetUsedPercent`, null without a budget). `bySpecialist` and `byModel` split this period's usage, "
+        "largest first."
+    ),
+    ("/billing/alerts/acknowledge", "post"): (
+        "Marks alerts as acknowledged (by the caller, now): `alertIds` of this organization (an unknown id is "
+        "400 naming `alertIds`) or `all: true`. Answers 200 `{acknowledged}`, the number newly acknowledged; "
+        "alerts already acknowledged are left as they were."
+    ),
+    ("/billing/circuit", "get"): (
+        "The spending circuit breaker: `closed` lets spending through, `open` refuses every call that would "
+        "spend credits with 402 `circuit_open`. When open, `reason`, `openedAt` and `openedBy` say why and "
+        "since when."
+    ),
+    ("/billing/circuit/toggle", "post"): (
+        "Sets the circuit to `state` (`open` or `closed`), or flips it when `state` is omitted, with an "
+        "optional `reason`; answers 200 with the circuit. Opening it stops all of the organization's spending "
+        "at once and raises a `circuit_opened` alert that is emailed to the billing email."
+    ),
+    # --- Workspaces -------------------------------------------------------------------------
+    ("/workspaces", "post"): (
+        "Creates a workspace and answers 201 with it; the caller, as its creator, may change and delete it "
+        "(as may admins). Chats started with its `workspaceId` get its files as context and can save artifacts "
+        "in it."
+    ),
+    ("/workspaces/{id}", "get"): "The workspace with its number of files (`fileCount`) and chats (`threadCount`).",
+    ("/workspaces/{id}", "put"): (
+        "Changes the `name` and `description` given (omitted ones keep their values) and answers 200. Only the "
+        "workspace's creator or an admin may (403 `permission_denied` otherwise)."
+    ),
+    ("/workspaces/{id}", "delete"): (
+        "Deletes the workspace, its files (removed from storage) and its artifacts, and answers 204. Its chat "
+        "sessions stay, outside any workspace, and its projects lose their `workspaceId`. Only its creator or "
+        "an admin may (403 otherwise)."
+    ),
+    ("/workspaces/{id}/threads", "get"): (
+        "The workspace's chat sessions, newest first, paginated: a member sees the ones they started, admins "
+        "all of them."
+    ),
+    ("/workspaces/{id}/artifacts", "get"): (
+        "The documents specialists saved in this workspace during its chats (with the `save_artifact` tool), "
+        "newest first, paginated, each with its content and the session and specialist that made it."
+    ),
+    ("/workspaces/{id}/files", "get"): (
+        "The workspace's files (name, type, size, uploader), newest first, paginated. The content itself is "
+        "not served here."
+    ),
+    ("/workspaces/{id}/files", "post"): (
+        "Stores a multipart `file` in the workspace and answers 201; its text is then given as context to the "
+        "specialist in every chat of this workspace. The same types and limits as a chat upload: 415 for "
+        "another type, 413 `file_too_large` or `storage_quota_exceeded`, 429 when uploading too fast."
+    ),
+    ("/workspaces/{id}/files/{fileId}", "delete"): (
+        "Deletes the file and its stored content and answers 204; chats no longer get its text. Its uploader, "
+        "the workspace's creator or an admin may (403 otherwise)."
+    ),
+    # --- Tasks & projects -------------------------------------------------------------------
+    ("/projects", "get"): (
+        "The organization's projects, newest first, paginated, each with its number of tasks (`taskCount`). "
+        "Filter by `status` (`active`, `archived`)."
+    ),
+    ("/projects", "post"): (
+        "Creates a project (`status` active unless given) and answers 201. `workspaceId` must name a workspace "
+        "of this organization (400 otherwise); tasks of the project then run in that workspace."
+    ),
+    ("/projects/{id}", "get"): "The project with its number of tasks (`taskCount`).",
+    ("/projects/{id}", "put"): (
+        "Changes only the fields given (`workspaceId: null` detaches the workspace) and answers 200 with the project."
+    ),
+    ("/projects/{id}", "delete"): (
+        "Deletes the project together with all of its tasks and answers 204. Only its creator or an admin may "
+        "(403 otherwise)."
+    ),
+    ("/tasks", "post"): (
+        "Creates a task (`status` todo and `priority` medium unless given) and answers 201. It has at most one "
+        "assignee: `assigneeUserId` (an active member) or `assigneeSpecialistId`; both is 400. Ids of the "
+        "project, member or specialist must be of this organization (400 naming the field)."
+    ),
+    ("/tasks/{id}", "get"): (
+        "The task; after a run, `result` holds the specialist's answer (or `error` why it failed) and "
+        "`sessionId` the chat session of the last run."
+    ),
+    ("/tasks/{id}", "put"): (
+        "Changes only the fields given and answers 200 with the task. Giving the task to a person removes the "
+        "specialist assignee and the other way round; both in one request is 400."
+    ),
+    ("/tasks/{id}", "delete"): "Deletes the task and answers 204. Only its creator or an admin may (403 otherwise).",
+}

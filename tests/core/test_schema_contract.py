@@ -177,17 +177,57 @@ def test_the_registry_holds_each_code_of_the_contract_once_with_its_status_and_t
     ]
 
 
-def test_every_operation_has_a_summary_and_a_description_for_api_users(schema):
-    """The API docs speak to API users: a summary and a description on every operation (its access
-    in words at least), and none of the notes views keep for their maintainers."""
-    internal = re.compile(r"``|org_context|required_roles|viewset|get_queryset|scope_queryset")
+# Words of the code, not of the API: a description that holds one is a maintainer's note.
+INTERNAL = re.compile(
+    r"``|org_context|required_roles|queryset|viewset|serializer|swagger_fake_view|self\.|docstring", re.IGNORECASE
+)
+ACCESS = "**Access:**"
+
+
+def _operations(schema: dict):
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
-            if method not in OPERATIONS:
-                continue
-            assert operation.get("summary"), (method, path)
-            assert "**Access:**" in operation.get("description", ""), (method, path)
-            assert not internal.search(operation["description"]), (method, path, operation["description"])
+            if method in OPERATIONS:
+                yield path, method, operation
+
+
+def test_every_operation_has_a_summary_and_a_description_for_api_users(schema):
+    """The API docs speak to API users: a summary and a description on every operation (what it does,
+    not only its access in words), and none of the notes views keep for their maintainers."""
+    for path, method, operation in _operations(schema):
+        summary, description = operation.get("summary", ""), operation.get("description", "")
+        assert summary.strip(), (method, path)
+        assert ACCESS in description, (method, path)
+        own = description.split(ACCESS, 1)[0].strip()
+        assert own, f"{method.upper()} {path} has only its access line; add it to leancore.schema.DESCRIPTIONS"
+        for text in (summary, description):
+            assert not INTERNAL.search(text), (method, path, text)
+
+
+def test_the_descriptions_table_names_only_operations_that_use_it(schema):
+    """Every entry of the table is a real operation of the schema, and the one it describes: no stale
+    entry, and none hidden behind a description of the operation's own."""
+    from leancore.schema import DESCRIPTIONS
+
+    operations = {(path, method): operation for path, method, operation in _operations(schema)}
+    for key, text in DESCRIPTIONS.items():
+        assert key in operations, f"{key} is not an operation of the schema"
+        assert text.strip(), key
+        assert not INTERNAL.search(text), (key, text)
+        assert operations[key]["description"].startswith(text), f"{key} has a description of its own"
+
+
+def test_an_operation_without_a_description_would_fail_the_contract(monkeypatch):
+    """The table is what fills an operation's description: without its entry only the access line is left."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    from leancore import schema as schema_module
+
+    monkeypatch.delitem(schema_module.DESCRIPTIONS, ("/tasks/{id}", "delete"))
+    generated = SchemaGenerator().get_schema(request=None, public=True)
+    description = generated["paths"]["/tasks/{id}"]["delete"]["description"]
+    assert description.startswith(ACCESS)
+    assert generated["paths"]["/tasks/{id}"]["get"]["description"].split(ACCESS, 1)[0].strip()
 
 
 AREAS = {
