@@ -45,6 +45,9 @@ class RefreshTokenAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # a deleted token leaves the blacklist with it: it would work again
+
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):

@@ -39,7 +39,7 @@ from billing.models import (
 from core.credits import credit_str, period_bounds
 from core.errors import DomainError
 from orgs.admin import OrganizationAdmin
-from orgs.admin_mixins import LabelledAdmin, ReadOnlyAdmin, credits_text, record
+from orgs.admin_mixins import AuditedAdmin, LabelledAdmin, ReadOnlyAdmin, credits_text, record
 from orgs.models import Membership, Organization
 
 MONEY = "manage_credits"  # billing.manage_credits: grant, adjust, refund, open and close the circuit
@@ -364,11 +364,13 @@ class ReservationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ModelRate)
-class ModelRateAdmin(admin.ModelAdmin):
+class ModelRateAdmin(AuditedAdmin):
+    """Platform configuration: every change asks a reason and is in the audit trail (so it is made
+    on the rate's page, not in the list)."""
+
     list_display = ["model", "provider", "display_name", "rates", "context_window", "active"]
     list_filter = ["provider", "active"]
     search_fields = ["model", "display_name"]
-    list_editable = ["active"]
 
     @admin.display(description="Credits per million tokens (in / out)")
     def rates(self, obj) -> str:
@@ -376,7 +378,7 @@ class ModelRateAdmin(admin.ModelAdmin):
 
 
 @admin.register(CreditPackage)
-class CreditPackageAdmin(admin.ModelAdmin):
+class CreditPackageAdmin(AuditedAdmin):
     list_display = ["name", "credits_display", "price_cents", "currency", "active"]
     list_filter = ["active", "currency"]
 
@@ -735,7 +737,7 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
                 ("Usage over the last 30 days", {"fields": ["usage_chart"]}),
                 ("Record", {"fields": ["id", "created_at", "updated_at"]}),
             ]
-        return fieldsets
+        return self.with_reason(request, obj, fieldsets)
 
     def get_urls(self):
         view = self.admin_site.admin_view(self.ledger_csv_view)

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
 from chat.models import Artifact, Attachment, ChatSession, Message
-from orgs.admin_mixins import credits_text
+from orgs.admin_mixins import AuditedAdmin, credits_text
 
 
 class ReadOnlyHistory(admin.ModelAdmin):
@@ -124,7 +124,9 @@ class MessageAdmin(ReadOnlyHistory):
 
 
 @admin.register(Attachment)
-class AttachmentAdmin(ReadOnlyHistory):
+class AttachmentAdmin(AuditedAdmin, ReadOnlyHistory):
+    """Read-only, but an upload may be removed (with a reason, in the audit trail)."""
+
     list_display = ["filename", "organization", "content_type", "size", "uploaded_by", "created_at"]
     search_fields = ["filename", "organization__name"]
     list_select_related = ["organization", "uploaded_by"]
@@ -134,8 +136,8 @@ class AttachmentAdmin(ReadOnlyHistory):
 
 
 @admin.register(Artifact)
-class ArtifactAdmin(admin.ModelAdmin):
-    """Artifacts are what specialists saved: operators read them."""
+class ArtifactAdmin(AuditedAdmin):
+    """Artifacts are what specialists saved: operators read them (a removal is audited)."""
 
     def has_add_permission(self, request) -> bool:
         return False

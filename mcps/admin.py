@@ -7,30 +7,36 @@ from django.contrib import admin, messages
 from core.errors import DomainError
 from mcps import services
 from mcps.models import CatalogEntry, Connection, Tool
-from mcps.security import check_url
-from orgs.admin_mixins import OrgOwnedAdmin, record
+from orgs.admin_mixins import AuditedAdmin, OrgOwnedAdmin, changed_values, record, stored
 
 apps.get_app_config("mcps").verbose_name = "MCP"  # not "Mcps"
 
 
+CONNECTION_FIELDS = ("name", "catalog_key", "transport", "url", "auth_type", "enabled")
+CREDENTIALS = ("token", "header_name")
+
+
 class ConnectionAdminForm(forms.ModelForm):
-    """The API's URL rule holds in the admin too (no private, loopback or metadata addresses)."""
+    """The API's rules (no private, loopback or metadata addresses; credentials for the auth type;
+    a new URL is pending until synced) are the service's: the admin saves through it. The
+    credentials are write-only: stored encrypted, never shown."""
+
+    token = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Stored encrypted and never shown. Leave empty to keep the stored one.",
+    )
+    header_name = forms.CharField(
+        required=False, max_length=100, help_text="For auth type header. Leave empty to keep the stored one."
+    )
 
     class Meta:
         model = Connection
-        fields = ["organization", "name", "catalog_key", "transport", "url", "auth_type", "enabled"]
-
-    def clean_url(self) -> str:
-        url = self.cleaned_data["url"]
-        try:
-            check_url(url)
-        except DomainError as exc:
-            raise forms.ValidationError(exc.detail) from None
-        return url
+        fields = ["organization", *CONNECTION_FIELDS]
 
 
 @admin.register(CatalogEntry)
-class CatalogEntryAdmin(admin.ModelAdmin):
+class CatalogEntryAdmin(AuditedAdmin):
     list_display = ["name", "key", "transport", "auth_type", "url_template"]
     list_filter = ["transport", "auth_type"]
     search_fields = ["name", "key", "description"]
@@ -65,6 +71,30 @@ class ConnectionAdmin(OrgOwnedAdmin):
     list_select_related = ["organization"]
     inlines = [ToolInline]
     actions = ["sync_tools"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, "catalog_key"] if obj is not None else fields  # where it came from stays
+
+    def service_save(self, request, form, change):
+        data = form.cleaned_data
+        secrets = {key: data[key] for key in CREDENTIALS if data.get(key)}
+        if change:
+            values = {**changed_values(form, CONNECTION_FIELDS), **secrets}
+            return services.update_connection(connection=stored(form), data=values)  # type: ignore[arg-type]
+        values = {**{key: data[key] for key in CONNECTION_FIELDS if key in data}, **secrets}
+        return services.create_connection(org=data["organization"], data=values)  # type: ignore[arg-type]
+
+    def save_formset(self, request, form, formset, change) -> None:
+        """The tools' allow-list through the service, as the API sets it."""
+        formset.new_objects, formset.deleted_objects, formset.changed_objects = [], [], []
+        for tool_form in formset.forms:
+            if "enabled" in tool_form.changed_data and tool_form.instance.pk is not None:
+                tool = services.set_tool_enabled(tool=tool_form.instance, enabled=tool_form.cleaned_data["enabled"])
+                formset.changed_objects.append((tool, ["enabled"]))
+
+    def service_delete(self, request, obj) -> None:
+        services.delete_connection(connection=obj)
 
     @admin.display(description="Last error")
     def last_error_short(self, obj) -> str:
@@ -112,9 +142,15 @@ class ToolAdmin(OrgOwnedAdmin):
     fields = ["name", "description", "connection", "organization", "input_schema", "enabled"]
     readonly_fields = ["name", "description", "connection", "organization", "input_schema"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
     list_filter = ["enabled"]
     search_fields = ["name", "description", "connection__name"]
     list_select_related = ["connection", "organization"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def service_save(self, request, form, change):
+        tool = stored(form)
+        if "enabled" in form.changed_data:
+            tool = services.set_tool_enabled(tool=tool, enabled=form.cleaned_data["enabled"])
+        return tool

@@ -57,7 +57,6 @@ def _credentials(auth_type: str, token: str | None, header_name: str | None, cur
     return merged
 
 
-@transaction.atomic
 class ConnectionFields(TypedDict, total=False):
     """A connection's writable fields as the write serializer validates them; ``token`` and
     ``header_name`` are the credentials (stored encrypted)."""
@@ -72,6 +71,7 @@ class ConnectionFields(TypedDict, total=False):
     enabled: bool
 
 
+@transaction.atomic
 def create_connection(*, org: Organization, data: ConnectionFields) -> Connection:
     entry = None
     if data.get("catalog_key"):

@@ -1,13 +1,22 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 
 from accounts.admin import UserAdmin
 from accounts.models import User
-from orgs import selectors
-from orgs.admin_mixins import LabelledAdmin, ReadOnlyAdmin
-from orgs.models import AuditEntry, Membership, Organization, Role
+from orgs import selectors, services
+from orgs.admin_mixins import (
+    SECRET,
+    AuditedAdmin,
+    LabelledAdmin,
+    ReadOnlyAdmin,
+    changed_values,
+    operator_context,
+    record,
+    stored,
+)
+from orgs.models import AuditEntry, Membership, Organization
 
 
 class MembershipInline(admin.TabularInline):
@@ -38,29 +47,51 @@ class MembershipAdminForm(forms.ModelForm):
         fields = ["user", "organization", "role", "status", "joined_at"]
 
     def clean(self) -> dict:
-        data = super().clean()
-        stored = self.instance
-        demoted = data.get("role", stored.role) != Role.OWNER or data.get("status", stored.status) != stored.status  # type: ignore[union-attr]
-        if stored.pk and demoted and selectors.is_last_active_owner(stored):
+        """A status change has no service: the last active owner stays active here (a role change is
+        ``change_role``'s to check)."""
+        data = super().clean() or {}
+        membership = self.instance
+        status_changed = "status" in data and data["status"] != membership.status
+        if membership.pk and status_changed and selectors.is_last_active_owner(membership):
             raise forms.ValidationError("An organization must keep at least one active owner.")
-        return data  # type: ignore[return-value]
+        return data
+
+
+ORG_FIELDS = ("name", "monthly_budget", "low_balance_threshold")
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(AuditedAdmin):
     list_display = ["name", "slug", "billing_email", "monthly_budget", "created_at"]
     search_fields = ["name", "slug", "billing_email"]
     list_filter = ["created_at"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    readonly_fields = ["id", "slug", "created_at", "updated_at"]
     inlines = [MembershipInline]
+
+    def has_add_permission(self, request) -> bool:
+        # an organization starts with its owner (sign-up), which also opens its credit account
+        return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         # an organization's ledger is append-only history (and protected in the database)
         return False
 
+    def service_save(self, request, form, change):
+        org = stored(form)
+        data = changed_values(form, (*ORG_FIELDS, "billing_email"))
+        if data.keys() & set(ORG_FIELDS):
+            org = services.update_organization(
+                org=org,
+                name=data.get("name", org.name),
+                **{key: data[key] for key in ORG_FIELDS[1:] if key in data},
+            )
+        if "billing_email" in data:
+            org = services.set_billing_email(org=org, billing_email=data["billing_email"])
+        return org
+
 
 @admin.register(Membership)
-class MembershipAdmin(LabelledAdmin):
+class MembershipAdmin(AuditedAdmin, LabelledAdmin):
     form = MembershipAdminForm
     list_display = ["membership", "user", "organization", "role", "status", "joined_at"]
     list_display_links = ["membership"]
@@ -69,8 +100,37 @@ class MembershipAdmin(LabelledAdmin):
     autocomplete_fields = ["user", "organization"]
     list_select_related = ["user", "organization"]
 
+    def get_fields(self, request, obj=None):
+        # a new member is invited with a role; the invitation decides the status
+        return super().get_fields(request, obj) if obj is not None else ["user", "organization", "role"]
+
     def get_readonly_fields(self, request, obj=None):
         return ["user", "organization"] if obj is not None else []
+
+    def service_save(self, request, form, change):
+        data = form.cleaned_data
+        if not change:
+            membership, _ = services.invite_member(
+                context=operator_context(data["organization"]),
+                inviter=request.user,
+                email=data["user"].email,
+                role=data["role"],
+            )
+            return membership
+        membership = stored(form)
+        if "role" in form.changed_data:
+            membership = services.change_role(
+                context=operator_context(membership.organization), user_id=membership.user_id, role=data["role"]
+            )
+        other = changed_values(form, ("status", "joined_at"))  # no service changes these: the form checks
+        if other:
+            for key, value in other.items():
+                setattr(membership, key, value)
+            membership.save(update_fields=list(other))
+        return membership
+
+    def service_delete(self, request, obj) -> None:
+        services.remove_member(context=operator_context(obj.organization), actor=request.user, user_id=obj.user_id)
 
     def object_label(self, obj) -> str:
         return f"{obj.user.email} in {obj.organization.name} ({obj.role})"
@@ -81,12 +141,6 @@ class MembershipAdmin(LabelledAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return not (obj is not None and selectors.is_last_active_owner(obj))
-
-    def delete_queryset(self, request, queryset) -> None:
-        kept = selectors.owners_a_deletion_would_remove(queryset)
-        if kept:
-            self.message_user(request, f"Kept {len(kept)} owner(s): every organization keeps one.", messages.WARNING)
-        queryset.exclude(pk__in=kept).delete()
 
 
 @admin.register(AuditEntry)
@@ -127,10 +181,20 @@ class UserMembershipInline(admin.TabularInline):
         return False
 
 
-class UserWithMembershipsAdmin(UserAdmin):
-    """The user's page as identity draws it, with the organizations they belong to."""
+class UserWithMembershipsAdmin(AuditedAdmin, UserAdmin):
+    """The user's page as identity draws it, with the organizations they belong to; audited."""
 
     inlines = [*UserAdmin.inlines, UserMembershipInline]
+
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            user = self.get_object(request, id)
+            if user is not None:  # the admin's own log has the change; the trail has it too
+                record(
+                    request, action="user_password_changed", obj=user, org=None, details={"password": SECRET}, log=False
+                )
+        return response
 
 
 admin.site.unregister(User)

@@ -3,14 +3,16 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from billing.models import ModelRate
-from orgs.admin_mixins import OrgOwnedAdmin
+from orgs.admin_mixins import OrgOwnedAdmin, changed_values, stored
 from specialists import services
 from specialists.models import Specialist
 
+WRITABLE = (*services.FIELDS, "tools")  # what the services write (the API's fields)
+
 
 class SpecialistAdminForm(forms.ModelForm):
-    """A specialist's model must be an active model rate (the API's rule)."""
+    """The API's rules (an active model within its output limit, the org's enabled tools) are the
+    service's: the admin saves through it."""
 
     class Meta:
         model = Specialist
@@ -26,15 +28,8 @@ class SpecialistAdminForm(forms.ModelForm):
             "status",
             "monthly_credit_limit",
             "created_by",
-            "deleted_at",
             "tools",
         ]
-
-    def clean_model(self) -> str:
-        model = self.cleaned_data["model"]
-        if not ModelRate.objects.filter(model=model, active=True).exists():
-            raise forms.ValidationError(f"'{model}' is not an active model.")
-        return model
 
 
 @admin.register(Specialist)
@@ -45,17 +40,31 @@ class SpecialistAdmin(OrgOwnedAdmin):
     search_fields = ["name", "title", "organization__name"]
     list_select_related = ["organization"]
     filter_horizontal = ["tools"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["deleted_at", "created_at", "updated_at"]
+    service_error_fields = {"toolIds": "tools"}
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, "created_by"] if obj is not None else fields  # who hired it stays
+
+    def service_save(self, request, form, change):
+        data = form.cleaned_data
+        values = changed_values(form, WRITABLE) if change else {key: data[key] for key in WRITABLE if key in data}
+        if "tools" in values:
+            values["tools"] = list(values["tools"])
+        if change:
+            return services.update_specialist(specialist=stored(form), data=values)  # type: ignore[arg-type]
+        return services.create_specialist(
+            org=data["organization"],
+            created_by=data.get("created_by"),
+            data=values,  # type: ignore[arg-type]
+        )
 
     def get_deleted_objects(self, objs, request):
         """Nothing cascades and nothing blocks: the specialist is hidden, not removed (the view has
         checked the permission to delete specialists)."""
         return [str(obj) for obj in objs], {self.model._meta.verbose_name_plural: len(objs)}, set(), []
 
-    def delete_model(self, request, obj) -> None:
+    def service_delete(self, request, obj) -> None:
         """Letting a specialist go hides it, as the API does: its chats and usage stay readable."""
         services.delete_specialist(specialist=obj)
-
-    def delete_queryset(self, request, queryset) -> None:
-        for specialist in queryset:
-            services.delete_specialist(specialist=specialist)

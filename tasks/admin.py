@@ -6,8 +6,7 @@ from django_tasks_db.admin import DBTaskResultAdmin
 from django_tasks_db.models import DBTaskResult
 
 from core.errors import DomainError
-from orgs.admin_mixins import LabelledAdmin, OrgOwnedAdmin, record
-from orgs.context import OrgContext
+from orgs.admin_mixins import LabelledAdmin, OrgOwnedAdmin, changed_values, operator_context, record, stored
 from tasks import services
 from tasks.models import Project, Task
 
@@ -20,6 +19,20 @@ class ProjectAdmin(OrgOwnedAdmin):
     list_filter = ["status", ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "organization__name"]
     list_select_related = ["organization", "workspace"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, "created_by"] if obj is not None else fields
+
+    def service_save(self, request, form, change):
+        data = form.cleaned_data
+        if change:
+            return services.update_project(project=stored(form), data=changed_values(form, services.PROJECT_FIELDS))  # type: ignore[arg-type]
+        values = {key: data[key] for key in services.PROJECT_FIELDS if key in data}
+        return services.create_project(org=data["organization"], user=data["created_by"], data=values)  # type: ignore[arg-type]
+
+    def service_delete(self, request, obj) -> None:
+        services.delete_project(context=operator_context(obj.organization), user=request.user, project=obj)
 
 
 class FailedFilter(admin.SimpleListFilter):
@@ -42,6 +55,22 @@ class TaskAdmin(OrgOwnedAdmin):
     search_fields = ["title", "description", "organization__name"]
     list_select_related = ["organization", "assignee_user", "assignee_specialist"]
     actions = ["rerun"]
+    service_error_fields = {"assigneeSpecialistId": "assignee_specialist", "assigneeUserId": "assignee_user"}
+    run_fields = ["result", "error", "session", "run_message_id"]  # a run writes these
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = [*super().get_readonly_fields(request, obj), *self.run_fields]
+        return [*fields, "created_by"] if obj is not None else fields
+
+    def service_save(self, request, form, change):
+        data = form.cleaned_data
+        if change:
+            return services.update_task(task=stored(form), data=changed_values(form, services.TASK_FIELDS))  # type: ignore[arg-type]
+        values = {key: data[key] for key in services.TASK_FIELDS if key in data}
+        return services.create_task(org=data["organization"], user=data["created_by"], data=values)  # type: ignore[arg-type]
+
+    def service_delete(self, request, obj) -> None:
+        services.delete_task(context=operator_context(obj.organization), user=request.user, task=obj)
 
     def has_rerun_permission(self, request, obj=None) -> bool:
         """A run spends the org's credits: operators who may change tasks and manage credits."""
@@ -54,7 +83,7 @@ class TaskAdmin(OrgOwnedAdmin):
             if task.status != Task.Status.TODO or not task.error:
                 self.message_user(request, f"{task}: only a failed task is re-run.", messages.WARNING)
                 continue
-            context = OrgContext(org=task.organization, membership=None, is_staff=True)
+            context = operator_context(task.organization)
             previous_error = task.error
             try:
                 run = services.start_task_run(context=context, user=request.user, task_id=task.pk)

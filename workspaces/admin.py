@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from orgs.admin_mixins import OrgOwnedAdmin
+from orgs.admin_mixins import OrgOwnedAdmin, changed_values, operator_context, stored
+from workspaces import services
 from workspaces.models import Workspace, WorkspaceFile
 
 
@@ -20,3 +21,25 @@ class WorkspaceAdmin(OrgOwnedAdmin):
     search_fields = ["name", "organization__name"]
     list_select_related = ["organization", "created_by"]
     inlines = [WorkspaceFileInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, "created_by"] if obj is not None else fields
+
+    def service_save(self, request, form, change):
+        data = form.cleaned_data
+        if change:
+            workspace = stored(form)
+            return services.update_workspace(
+                context=operator_context(workspace.organization),
+                user=request.user,
+                workspace=workspace,
+                data=changed_values(form, ("name", "description")),  # type: ignore[arg-type]
+            )
+        return services.create_workspace(
+            org=data["organization"], user=data["created_by"], name=data["name"], description=data["description"]
+        )
+
+    def service_delete(self, request, obj) -> None:
+        """Its files leave storage too, as through the API."""
+        services.delete_workspace(context=operator_context(obj.organization), user=request.user, workspace=obj)

@@ -329,8 +329,15 @@ def test_deleting_a_specialist_in_the_admin_lets_it_go_as_the_api_does(operator,
     specialist = make_specialist(org)
     session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner_of(org), title="t")
     response = operator.post(f"/admin/specialists/specialist/{specialist.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 200  # the confirmation again: a deletion needs a reason
+    assert Specialist.objects.get(pk=specialist.pk).deleted_at is None
+    response = operator.post(
+        f"/admin/specialists/specialist/{specialist.pk}/delete/", {"post": "yes", "audit_reason": "Not needed"}
+    )
     assert response.status_code == 302
     specialist = Specialist.objects.get(pk=specialist.pk)  # still there: hidden, its chats readable
     assert specialist.deleted_at is not None
     assert specialist.status == "archived"
     assert ChatSession.objects.filter(pk=session.pk).exists()
+    audit = AuditEntry.objects.get(action="specialist_deleted")
+    assert (audit.object_id, audit.reason, audit.organization) == (str(specialist.pk), "Not needed", org)

@@ -73,6 +73,7 @@ def test_the_admin_offers_and_accepts_only_the_specialists_own_tools(operator, o
         "max_output_tokens": "500",
         "status": "active",
         "tools": [str(foreign.pk)],
+        "audit_reason": "Give it the org's tools",
     }
     response = operator.post(f"/admin/specialists/specialist/{specialist.pk}/change/", form)
     assert response.status_code == 200  # the form again, with an error
@@ -106,9 +107,11 @@ def test_the_admin_refuses_mcp_urls_the_api_refuses(operator, org, settings):
         "enabled": "on",
         "tools-TOTAL_FORMS": "0",
         "tools-INITIAL_FORMS": "0",
+        "audit_reason": "Their server",
     }
     response = operator.post("/admin/mcps/connection/add/", form)
     assert response.status_code == 200
+    assert "is not allowed" in response.content.decode() or "errorlist" in response.content.decode()
     assert not Connection.objects.filter(name="metadata").exists()
     connection = Connection.objects.create(organization=org, name="ok", url="https://mcp.example.com/mcp")
     response = operator.post(f"/admin/mcps/connection/{connection.pk}/change/", {**form, "name": "ok"})
@@ -152,7 +155,14 @@ def test_org_owned_records_stay_in_their_org_and_point_only_inside_it(operator, 
     workspace = Workspace.objects.create(organization=org, name="W", created_by=owner)
     response = operator.post(
         f"/admin/workspaces/workspace/{workspace.pk}/change/",
-        {"organization": str(other_org.pk), "name": "W", "description": "", "created_by": owner.pk, **_empty_inline()},
+        {
+            "organization": str(other_org.pk),
+            "name": "W",
+            "description": "",
+            "created_by": owner.pk,
+            "audit_reason": "Tidy up",
+            **_empty_inline(),
+        },
     )
     assert response.status_code == 302  # saved, but the organization is not a field that changes
     workspace.refresh_from_db()
@@ -168,6 +178,7 @@ def test_org_owned_records_stay_in_their_org_and_point_only_inside_it(operator, 
         "created_by": owner.pk,
         "result": "",
         "error": "",
+        "audit_reason": "Reassign",
     }
     response = operator.post(f"/admin/tasks/task/{task.pk}/change/", form)
     assert response.status_code == 200  # the form again: another org's specialist is refused
@@ -190,14 +201,22 @@ def test_the_admin_keeps_every_org_owned(operator, org):
     membership = Membership.objects.get(organization=org, role="owner")
     page = f"/admin/orgs/membership/{membership.pk}/change/"
     response = operator.post(
-        page, {"role": "member", "status": "active", "joined_at_0": "2026-01-01", "joined_at_1": "00:00"}
+        page,
+        {
+            "role": "member",
+            "status": "active",
+            "joined_at_0": "2026-01-01",
+            "joined_at_1": "00:00",
+            "audit_reason": "Demote",
+        },
     )
     assert response.status_code == 200
     membership.refresh_from_db()
     assert membership.role == "owner"
     assert operator.get(f"/admin/orgs/membership/{membership.pk}/delete/").status_code == 403
     operator.post(
-        "/admin/orgs/membership/", {"action": "delete_selected", "_selected_action": [membership.pk], "post": "yes"}
+        "/admin/orgs/membership/",
+        {"action": "delete_selected", "_selected_action": [membership.pk], "post": "yes", "audit_reason": "Gone"},
     )
     assert Membership.objects.filter(pk=membership.pk).exists()
 
@@ -213,6 +232,7 @@ def test_a_specialist_needs_an_active_model_in_the_admin(operator, org):
         "temperature": "0.7",
         "max_output_tokens": "500",
         "status": "active",
+        "audit_reason": "New model",
     }
     assert operator.post(f"/admin/specialists/specialist/{specialist.pk}/change/", form).status_code == 200
     specialist.refresh_from_db()
