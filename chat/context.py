@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from django.db.models import prefetch_related_objects
@@ -21,11 +22,11 @@ class ToolBinding:
     built-in (``save_artifact`` in workspace sessions)."""
 
     model_name: str
-    tool_id: str | None
-    connection_id: str | None
+    tool_id: uuid.UUID | None
+    connection_id: uuid.UUID | None
     remote_name: str
     builtin: str = ""
-    org_id: str | None = None  # the specialist's org: a tool is only ever run inside it
+    org_id: uuid.UUID | None = None  # the specialist's org: a tool is only ever run inside it
 
 
 def system_prompt(specialist: Specialist, documents: list[tuple[str, str]]) -> str:

@@ -30,6 +30,7 @@ from django.conf import settings
 
 from billing.errors import BillingRefusal
 from chat import metering, turns
+from chat.errors import ClientDisconnectedError
 from chat.providers import get_provider
 from chat.providers.base import (
     ChatMessage,
@@ -165,7 +166,7 @@ async def _run_tools(turn: PreparedTurn, state: _CallState, totals: Totals) -> A
     for call in state.calls:
         binding = turn.bindings.get(call.name)
         remote_name = binding.remote_name if binding else call.name
-        connection_id = binding.connection_id if binding else None
+        connection_id = str(binding.connection_id) if binding and binding.connection_id else None  # JSON
         yield TurnEvent(
             "tool_call",
             {"id": call.id, "name": remote_name, "arguments": call.arguments, "connectionId": connection_id},
@@ -294,8 +295,8 @@ async def _recorded(turn: PreparedTurn, totals: Totals) -> AsyncGenerator[TurnEv
             async for event in events:
                 yield event
     except (asyncio.CancelledError, GeneratorExit):
-        reason = "The client went away; the turn was stopped."
-        await asyncio.shield(_fail(turn, totals, in_flight, "client_disconnected", reason))
+        gone = ClientDisconnectedError()
+        await asyncio.shield(_fail(turn, totals, in_flight, gone.code, gone.detail))
         raise
     except Exception as exc:
         if not isinstance(exc, (DomainError, ProviderError, BillingRefusal)):

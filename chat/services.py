@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat import metering
+from chat.errors import WorkerLostError
 from chat.models import Attachment, ChatSession, Message
 from chat.turns import can_read_session
 from core.errors import NotFoundError, PermissionDeniedError
@@ -28,7 +29,6 @@ from orgs.models import Organization, Role
 
 logger = logging.getLogger(__name__)
 
-WORKER_LOST = "The process running this turn stopped. Nothing more was billed; please send it again."
 NOTICE_TIMEOUT_SECONDS = 2.0
 
 
@@ -66,13 +66,15 @@ def fail_stuck_turns(*, lease: timedelta | None = None) -> int:
             if message is None:  # it beat, ended or is being handled meanwhile
                 continue
             message.status = Message.Status.FAILED
-            message.error_code = "worker_lost"
-            message.error = WORKER_LOST
+            message.error_code = WorkerLostError.code
+            message.error = WorkerLostError.default_detail
             message.completed_at = timezone.now()
             message.save(update_fields=["status", "error_code", "error", "completed_at"])
             metering.release_holds_of(message.pk)
             group = ChatSession(pk=message.session_id).group_name
-            transaction.on_commit(functools.partial(_tell_watchers, group, "worker_lost", WORKER_LOST))
+            transaction.on_commit(
+                functools.partial(_tell_watchers, group, WorkerLostError.code, WorkerLostError.default_detail)
+            )
         failed += 1
     return failed
 

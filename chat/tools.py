@@ -91,10 +91,10 @@ def tool_plan(specialist: Specialist, *, in_workspace: bool = False) -> tuple[li
         specs.append(ToolSpec(name=name, description=tool.description, input_schema=schema))
         bindings[name] = ToolBinding(
             model_name=name,
-            tool_id=str(tool.pk),
-            connection_id=str(tool.connection_id),
+            tool_id=tool.pk,
+            connection_id=tool.connection_id,
             remote_name=tool.name,
-            org_id=str(org_id),
+            org_id=org_id,
         )
     if in_workspace and SAVE_ARTIFACT.name not in bindings:
         specs.append(SAVE_ARTIFACT)

@@ -19,8 +19,9 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
-# RFC 9110's name where Python's table still has the older one.
-_RFC9110_TITLES = {413: "Content Too Large"}
+# RFC 9110's name where Python's table still has the older one; 499 (a client that closed the request) is
+# no HTTP status of the RFC: it names a turn whose client went away and is never sent.
+_RFC9110_TITLES = {413: "Content Too Large", 499: "Client Closed Request"}
 
 
 def title_of(status: int) -> str:

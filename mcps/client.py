@@ -156,7 +156,7 @@ class LoadedTool:
     connection_failing: bool
 
 
-def _load_tool(org_id: str | None, tool_id: str) -> LoadedTool | str:
+def _load_tool(org_id: uuid.UUID | None, tool_id: uuid.UUID) -> LoadedTool | str:
     if org_id is None:
         return "This tool no longer exists."
     tool = (  # a tool of another org is no tool at all: its server and credentials are not this org's
@@ -188,7 +188,9 @@ def _record_contact(connection_id: uuid.UUID, error: str | None) -> None:
         )
 
 
-async def call_tool_by_id(*, org_id: str | None, tool_id: str, arguments: dict[str, Any]) -> tuple[str, bool]:
+async def call_tool_by_id(
+    *, org_id: uuid.UUID | None, tool_id: uuid.UUID, arguments: dict[str, Any]
+) -> tuple[str, bool]:
     """For the turn pipeline: a tool of ``org_id``. Returns (result text, is_error); a failure becomes
     an error result the model sees, and the connection's status records it."""
     loaded = await database_sync_to_async(_load_tool)(org_id, tool_id)

@@ -15,11 +15,12 @@ from billing.services.metering import (
     specialist_spent,
     worst_case_cost,
 )
-from billing.services.rates import load_bundled_rates, load_model_rates
+from billing.services.rates import RateRow, load_bundled_rates, load_model_rates, parse_rate_rows
 
 __all__ = [
     "Charge",
     "Hold",
+    "RateRow",
     "acknowledge_alerts",
     "active_rate",
     "adjust_credits",
@@ -28,6 +29,7 @@ __all__ = [
     "load_bundled_rates",
     "load_model_rates",
     "open_account",
+    "parse_rate_rows",
     "release",
     "release_holds_of_message",
     "release_stale_reservations",

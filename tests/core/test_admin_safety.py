@@ -90,8 +90,8 @@ def test_the_pipeline_never_runs_another_orgs_tool_whatever_wrote_the_row(org, o
     specialist.tools.add(own, foreign)  # as a direct write could
     specs, bindings = tool_plan(specialist)
     assert [spec.name for spec in specs] == ["own"]
-    assert {binding.org_id for binding in bindings.values()} == {str(org.pk)}
-    result = async_to_sync(call_tool_by_id)(org_id=str(org.pk), tool_id=str(foreign.pk), arguments={})
+    assert {binding.org_id for binding in bindings.values()} == {org.pk}
+    result = async_to_sync(call_tool_by_id)(org_id=org.pk, tool_id=foreign.pk, arguments={})
     assert result == ("This tool no longer exists.", True)
 
 

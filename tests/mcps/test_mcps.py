@@ -338,28 +338,26 @@ def test_failing_disabled_or_deleted_tools_become_error_results(org, mcp_server)
     )
     explode = Tool.objects.create(organization=org, connection=conn, name="explode")
     add = Tool.objects.create(organization=org, connection=conn, name="add")
-    assert async_to_sync(call_tool_by_id)(org_id=str(org.pk), tool_id=str(add.pk), arguments={"a": 1, "b": 2}) == (
+    assert async_to_sync(call_tool_by_id)(org_id=org.pk, tool_id=add.pk, arguments={"a": 1, "b": 2}) == (
         "3",
         False,
     )
-    result, is_error = async_to_sync(call_tool_by_id)(org_id=str(org.pk), tool_id=str(explode.pk), arguments={})
+    result, is_error = async_to_sync(call_tool_by_id)(org_id=org.pk, tool_id=explode.pk, arguments={})
     assert is_error
     conn.enabled = False
     conn.save()
-    assert async_to_sync(call_tool_by_id)(org_id=str(org.pk), tool_id=str(add.pk), arguments={}) == (
+    assert async_to_sync(call_tool_by_id)(org_id=org.pk, tool_id=add.pk, arguments={}) == (
         "This tool is disabled.",
         True,
     )
-    assert async_to_sync(call_tool_by_id)(org_id=str(org.pk), tool_id=str(uuid.uuid4()), arguments={}) == (
+    assert async_to_sync(call_tool_by_id)(org_id=org.pk, tool_id=uuid.uuid4(), arguments={}) == (
         "This tool no longer exists.",
         True,
     )
     conn.enabled = True
     conn.url = f"http://127.0.0.1:{_closed_port()}/mcp"
     conn.save()
-    result, is_error = async_to_sync(call_tool_by_id)(
-        org_id=str(org.pk), tool_id=str(add.pk), arguments={"a": 1, "b": 2}
-    )
+    result, is_error = async_to_sync(call_tool_by_id)(org_id=org.pk, tool_id=add.pk, arguments={"a": 1, "b": 2})
     assert is_error
     assert result.startswith("The tool failed")
     outcome = async_to_sync(execute_tool)(binding=None, arguments={})
@@ -402,9 +400,7 @@ def test_a_slow_tool_call_times_out_into_an_error_result(org, mcp_server, settin
     settings.MCP_TOOL_TIMEOUT_SECONDS = 1
     conn = Connection.objects.create(organization=org, name="c", url=mcp_server.url("sse"), transport="sse")
     slow = Tool.objects.create(organization=org, connection=conn, name="slow")
-    result, is_error = async_to_sync(call_tool_by_id)(
-        org_id=str(org.pk), tool_id=str(slow.pk), arguments={"seconds": 5}
-    )
+    result, is_error = async_to_sync(call_tool_by_id)(org_id=org.pk, tool_id=slow.pk, arguments={"seconds": 5})
     assert is_error
     assert "time" in result.lower()
     conn.refresh_from_db()  # the connection says why

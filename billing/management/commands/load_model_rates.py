@@ -1,21 +1,18 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
-from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from billing.services import load_model_rates
+from billing.services import RateRow, load_model_rates, parse_rate_rows
 from core.progress import Progress
 
 CHUNK = 200
-ROW = re.compile(r"^Row (\d+):")
 
 
-def _chunks(rows: list[Any], size: int) -> list[list[Any]]:
+def _chunks(rows: list[RateRow], size: int) -> list[list[RateRow]]:
     return [rows[start : start + size] for start in range(0, len(rows), size)]
 
 
@@ -34,19 +31,14 @@ class Command(BaseCommand):
             rows = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise CommandError(f"Could not read {path}: {exc}") from exc
-        if not isinstance(rows, list):
-            raise CommandError("The file must hold a JSON list of rates.")
-        created = updated = 0
-        offset = 0
         try:
-            with transaction.atomic(), Progress(self.stdout, len(rows)) as progress:  # all rows or none
-                for chunk in _chunks(rows, CHUNK):
-                    added, changed = load_model_rates(rows=chunk)
-                    created, updated = created + added, updated + changed
-                    offset += len(chunk)
-                    progress.step(f"rates ({created} created, {updated} updated)", advance=len(chunk))
-        except (ValueError, KeyError, ArithmeticError) as exc:
-            # the service numbers rows within its chunk: say the row of the file
-            message = ROW.sub(lambda m: f"Row {int(m.group(1)) + offset}:", str(exc))
-            raise CommandError(message) from exc
+            rates = parse_rate_rows(rows)  # every row checked before anything is written
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        created = updated = 0
+        with transaction.atomic(), Progress(self.stdout, len(rates)) as progress:  # all rows or none
+            for chunk in _chunks(rates, CHUNK):
+                added, changed = load_model_rates(rows=chunk)
+                created, updated = created + added, updated + changed
+                progress.step(f"rates ({created} created, {updated} updated)", advance=len(chunk))
         self.stdout.write(self.style.SUCCESS(f"{created} rates created, {updated} updated."))
