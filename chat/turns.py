@@ -162,7 +162,8 @@ def _documents(session: ChatSession) -> list[tuple[str, str]]:
     """The text of the workspace's files, for a workspace session."""
     if not session.workspace_id:
         return []
-    files = WorkspaceFile.objects.filter(workspace_id=session.workspace_id).order_by("created_at")
+    files = WorkspaceFile.objects.filter(organization_id=session.organization_id, workspace_id=session.workspace_id)
+    files = files.order_by("created_at")
     return [(name, text) for name, text in files.values_list("filename", "text") if text]
 
 
@@ -266,7 +267,9 @@ def start_turn(
     user_message.has_attachments = bool(attachments)  # read without a query when it has none
     if attachments:
         user_message.attachments.set(attachments)
-        Attachment.objects.filter(pk__in=[a.pk for a in attachments], session__isnull=True).update(session=session)
+        Attachment.objects.filter(
+            organization_id=context.org.pk, pk__in=[a.pk for a in attachments], session__isnull=True
+        ).update(session=session)
     if session_id:
         db.execute(
             f"UPDATE {ChatSession._meta.db_table} SET message_count = message_count + 2, "  # noqa: S608

@@ -156,9 +156,7 @@ class LoadedTool:
     connection_failing: bool
 
 
-def _load_tool(org_id: uuid.UUID | None, tool_id: uuid.UUID) -> LoadedTool | str:
-    if org_id is None:
-        return "This tool no longer exists."
+def _load_tool(org_id: uuid.UUID, tool_id: uuid.UUID) -> LoadedTool | str:
     tool = (  # a tool of another org is no tool at all: its server and credentials are not this org's
         Tool.objects.for_org(org_id)
         .select_related("connection")
@@ -174,16 +172,16 @@ def _load_tool(org_id: uuid.UUID | None, tool_id: uuid.UUID) -> LoadedTool | str
     return LoadedTool(target_of(connection), tool.name, connection.pk, failing)
 
 
-def _record_contact(connection_id: uuid.UUID, error: str | None) -> None:
+def _record_contact(org_id: uuid.UUID, connection_id: uuid.UUID, error: str | None) -> None:
     """A tool call that could not reach the server (gone, refused, too slow) marks its connection
     ``error`` with the reason; the next call that gets through marks it ``connected`` again."""
     now = timezone.now()
     if error is not None:
-        Connection.objects.filter(pk=connection_id).update(
+        Connection.objects.for_org(org_id).filter(pk=connection_id).update(
             status=Connection.Status.ERROR, last_error=error[:2000], updated_at=now
         )
     else:
-        Connection.objects.filter(pk=connection_id, status=Connection.Status.ERROR).update(
+        Connection.objects.for_org(org_id).filter(pk=connection_id, status=Connection.Status.ERROR).update(
             status=Connection.Status.CONNECTED, last_error="", updated_at=now
         )
 
@@ -193,6 +191,8 @@ async def call_tool_by_id(
 ) -> tuple[str, bool]:
     """For the turn pipeline: a tool of ``org_id``. Returns (result text, is_error); a failure becomes
     an error result the model sees, and the connection's status records it."""
+    if org_id is None:
+        return "This tool no longer exists.", True
     loaded = await database_sync_to_async(_load_tool)(org_id, tool_id)
     if isinstance(loaded, str):
         return loaded, True
@@ -201,8 +201,8 @@ async def call_tool_by_id(
             loaded.target, loaded.name, arguments, time_limit=settings.MCP_TOOL_TIMEOUT_SECONDS
         )
     except MCPError as exc:
-        await database_sync_to_async(_record_contact)(loaded.connection_id, str(exc))
+        await database_sync_to_async(_record_contact)(org_id, loaded.connection_id, str(exc))
         return f"The tool failed: {exc}", True
     if loaded.connection_failing:
-        await database_sync_to_async(_record_contact)(loaded.connection_id, None)
+        await database_sync_to_async(_record_contact)(org_id, loaded.connection_id, None)
     return outcome

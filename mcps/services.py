@@ -145,7 +145,9 @@ def _apply_tools(connection: Connection, remote: list[RemoteTool]) -> SyncResult
             tool.save(update_fields=["description", "input_schema", "updated_at"])
             updated += 1
     gone = [tool.pk for name, tool in existing.items() if name not in seen]
-    Tool.objects.filter(pk__in=gone).delete()  # a vanished tool leaves every specialist too
+    Tool.objects.for_org(connection.organization_id).filter(
+        pk__in=gone
+    ).delete()  # a vanished tool leaves every specialist too
     tools = list(connection.tools.order_by("name"))
     return SyncResult(added=added, updated=updated, removed=len(gone), tools=tools)
 
@@ -157,13 +159,13 @@ def sync_connection(*, connection: Connection) -> SyncResult:
         remote = async_to_sync(list_remote_tools)(target_of(connection), time_limit=settings.MCP_SYNC_TIMEOUT_SECONDS)
     except (MCPError, DomainError, ValueError) as exc:
         reason = exc.detail if isinstance(exc, DomainError) else str(exc)
-        Connection.objects.filter(pk=connection.pk).update(
+        Connection.objects.for_org(connection.organization_id).filter(pk=connection.pk).update(
             status=Connection.Status.ERROR, last_error=reason[:2000], updated_at=timezone.now()
         )
         raise MCPUnreachableError(f"Sync failed: {reason}") from exc
     with transaction.atomic():
         result = _apply_tools(connection, remote)
-        Connection.objects.filter(pk=connection.pk).update(
+        Connection.objects.for_org(connection.organization_id).filter(pk=connection.pk).update(
             status=Connection.Status.CONNECTED, last_error="", last_synced_at=timezone.now(), updated_at=timezone.now()
         )
     return result
