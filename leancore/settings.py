@@ -212,6 +212,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "core.cache.RedisCache",
             "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("REDIS_KEY_PREFIX", ""),  # deployments sharing one Redis keep apart
             "OPTIONS": {
                 "pool_class": "core.cache.SharedConnectionPool",
                 "socket_connect_timeout": 1,  # a Redis that is gone fails fast (throttles fail open)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -48,6 +49,9 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
             "DB_CONN_MAX_AGE": "0",
             "DB_POOL_SIZE": "5",  # as in production: a bounded pool (closed when the server stops)
             "LLM_IDLE_TIMEOUT": "3",  # a provider that hangs is given up in seconds, not a minute
+            # its own throttle counters: the servers of other tests running meanwhile share the
+            # tests' Redis and the client address 127.0.0.1 (one test's 51 failed logins are not another's)
+            "REDIS_KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}",
         }
     )
     env.pop("REDIS_URL", None)
