@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin
+from django.db import transaction
 from django.utils.html import format_html, format_html_join
 
 from chat.models import Artifact, Attachment, ChatSession, Message
@@ -133,6 +134,13 @@ class AttachmentAdmin(AuditedAdmin, ReadOnlyHistory):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return admin.ModelAdmin.has_delete_permission(self, request, obj)  # an upload may be removed
+
+    def service_delete(self, request, obj) -> None:
+        """The row, then (once that is committed) its stored file: the quota counts rows."""
+        stored_file = obj.file
+        obj.delete()
+        if stored_file:
+            transaction.on_commit(lambda: stored_file.delete(save=False))
 
 
 @admin.register(Artifact)

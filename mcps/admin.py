@@ -49,6 +49,9 @@ class ToolInline(admin.TabularInline):
     readonly_fields = ["name", "description"]
     can_delete = False
 
+    def has_add_permission(self, request, obj=None) -> bool:  # tools come from syncing the connection
+        return False
+
 
 @admin.register(Connection)
 class ConnectionAdmin(OrgOwnedAdmin):
@@ -89,7 +92,7 @@ class ConnectionAdmin(OrgOwnedAdmin):
         """The tools' allow-list through the service, as the API sets it."""
         formset.new_objects, formset.deleted_objects, formset.changed_objects = [], [], []
         for tool_form in formset.forms:
-            if "enabled" in tool_form.changed_data and tool_form.instance.pk is not None:
+            if "enabled" in tool_form.changed_data and not tool_form.instance._state.adding:
                 tool = services.set_tool_enabled(tool=tool_form.instance, enabled=tool_form.cleaned_data["enabled"])
                 formset.changed_objects.append((tool, ["enabled"]))
 

@@ -2,17 +2,22 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
+from django.contrib.auth.models import Group
 
 from accounts.admin import UserAdmin
 from accounts.models import User
 from orgs import selectors, services
 from orgs.admin_mixins import (
+    REASON,
     SECRET,
     AuditedAdmin,
     LabelledAdmin,
     ReadOnlyAdmin,
     changed_values,
     operator_context,
+    reason_field,
     record,
     stored,
 )
@@ -105,7 +110,8 @@ class MembershipAdmin(AuditedAdmin, LabelledAdmin):
         return super().get_fields(request, obj) if obj is not None else ["user", "organization", "role"]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["user", "organization"] if obj is not None else []
+        # status follows the services (an invitation accepted, a member removed), never a form
+        return ["user", "organization", "status", "joined_at"] if obj is not None else []
 
     def service_save(self, request, form, change):
         data = form.cleaned_data
@@ -122,11 +128,6 @@ class MembershipAdmin(AuditedAdmin, LabelledAdmin):
             membership = services.change_role(
                 context=operator_context(membership.organization), user_id=membership.user_id, role=data["role"]
             )
-        other = changed_values(form, ("status", "joined_at"))  # no service changes these: the form checks
-        if other:
-            for key, value in other.items():
-                setattr(membership, key, value)
-            membership.save(update_fields=list(other))
         return membership
 
     def service_delete(self, request, obj) -> None:
@@ -181,10 +182,17 @@ class UserMembershipInline(admin.TabularInline):
         return False
 
 
+class ReasonedPasswordChangeForm(AdminPasswordChangeForm):
+    """An operator setting someone's password says why, like every other change."""
+
+    audit_reason = reason_field()
+
+
 class UserWithMembershipsAdmin(AuditedAdmin, UserAdmin):
     """The user's page as identity draws it, with the organizations they belong to; audited."""
 
     inlines = [*UserAdmin.inlines, UserMembershipInline]
+    change_password_form = ReasonedPasswordChangeForm
 
     def user_change_password(self, request, id, form_url=""):
         response = super().user_change_password(request, id, form_url)
@@ -192,10 +200,24 @@ class UserWithMembershipsAdmin(AuditedAdmin, UserAdmin):
             user = self.get_object(request, id)
             if user is not None:  # the admin's own log has the change; the trail has it too
                 record(
-                    request, action="user_password_changed", obj=user, org=None, details={"password": SECRET}, log=False
+                    request,
+                    action="user_password_changed",
+                    obj=user,
+                    org=None,
+                    reason=request.POST.get(REASON, ""),  # the form has checked it is given
+                    details={"password": SECRET},
+                    log=False,
                 )
         return response
 
 
 admin.site.unregister(User)
 admin.site.register(User, UserWithMembershipsAdmin)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
+    """Groups carry permissions (the money permission too): a change to one is audited like any."""

@@ -231,7 +231,7 @@ class AuditedAdmin(admin.ModelAdmin):
         for inline in formset.forms:
             if id(inline) in deleted:
                 continue
-            if not inline.has_changed() or inline.instance.pk is None:
+            if not inline.has_changed() or inline.instance._state.adding:  # unsaved (UUID pks are set early)
                 continue
             add = not inline.initial  # an extra form: a new record
             record(

@@ -14,7 +14,7 @@ from chat.models import Message
 from chat.turns import start_turn
 from core.errors import InvalidStateError, PermissionDeniedError, ValidationFailed
 from orgs.context import OrgContext
-from orgs.models import Organization, Role
+from orgs.models import Membership, Organization, Role
 from specialists.models import Specialist
 from tasks.jobs import finish_task_run, run_task_turn
 from tasks.models import Project, Task
@@ -87,9 +87,23 @@ def _check_assignees(values: TaskFields | dict[str, Any]) -> None:
         raise ValidationFailed("assigneeSpecialistId", "A task has at most one assignee.")
 
 
+def _check_new_assignees(org_id: uuid.UUID, values: dict[str, Any]) -> None:
+    """An assignee given now is an active member, or a live specialist, of the task's org (whoever
+    calls: the API's fields look them up that way, the admin's forms do not)."""
+    person, specialist = values.get("assignee_user"), values.get("assignee_specialist")
+    if (
+        person is not None
+        and not Membership.objects.filter(organization_id=org_id, user=person, status=Membership.Status.ACTIVE).exists()
+    ):
+        raise ValidationFailed("assigneeUserId", "Not an active member of this organization.")
+    if specialist is not None and (specialist.organization_id != org_id or specialist.deleted_at is not None):
+        raise ValidationFailed("assigneeSpecialistId", "Not found in this organization.")
+
+
 def create_task(*, org: Organization, user: User, data: TaskFields) -> Task:
     values: dict[str, Any] = {k: v for k, v in data.items() if k in TASK_FIELDS}
     _check_assignees(values)
+    _check_new_assignees(org.pk, values)
     return Task.objects.create(organization=org, created_by=user, **values)
 
 
@@ -104,6 +118,7 @@ def update_task(*, task: Task, data: TaskFields) -> Task:
     if "assignee_specialist" in values and values["assignee_specialist"] is not None and "assignee_user" not in values:
         merged["assignee_user"] = None
     _check_assignees(merged)
+    _check_new_assignees(task.organization_id, values)
     for key, value in {**values, **merged}.items():
         setattr(task, key, value)
     task.save()

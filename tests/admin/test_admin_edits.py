@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 from django.contrib.admin.models import DELETION, LogEntry
+from django.utils import timezone
 
 from billing.models import ModelRate
 from mcps.models import Connection, Tool
@@ -437,3 +438,85 @@ def test_view_only_pages_ask_no_reason(operator, org):
         organization=org, specialist=make_specialist(org), created_by=owner_of(org), title="t"
     )
     assert REASON not in operator.get(f"/admin/chat/chatsession/{session.pk}/change/").content.decode()
+
+
+# --- what a first review found ------------------------------------------------------------------
+
+
+def test_a_connection_page_offers_no_new_tool_row_and_audits_a_toggle(operator, org, settings):
+    settings.MCP_ALLOW_PRIVATE_NETWORKS = True
+    connection = Connection.objects.create(organization=org, name="c", url="https://mcp.example.com/mcp")
+    tool = Tool.objects.create(organization=org, connection=connection, name="t", input_schema={})
+    url = f"/admin/mcps/connection/{connection.pk}/change/"
+    fields = form_of(operator, url)
+    assert fields["tools-MAX_NUM_FORMS"] == "0" or "tools-__prefix__-name" not in fields  # no "add another"
+    response = submit(operator, url, **{"tools-0-enabled": None, REASON: "Block it"})
+    assert response.status_code == 302
+    tool.refresh_from_db()
+    assert tool.enabled is False
+    assert one_audit(action="tool_changed").reason == "Block it"
+
+
+def test_a_memberships_status_is_not_a_form_field(operator, org):
+    member = add_member(org)
+    membership = Membership.objects.get(organization=org, user=member)
+    url = f"/admin/orgs/membership/{membership.pk}/change/"
+    assert "status" not in form_of(operator, url)
+    submit(operator, url, status="invited", **{REASON: "try"})
+    membership.refresh_from_db()
+    assert membership.status == Membership.Status.ACTIVE
+
+
+def test_setting_a_password_in_the_admin_needs_a_reason(operator):
+    user = make_user()
+    url = f"/admin/accounts/user/{user.pk}/password/"
+    new = {"password1": "N3w-Passw0rd-long", "password2": "N3w-Passw0rd-long", "usable_password": "true"}
+    assert operator.post(url, new).status_code == 200  # the form again: no reason
+    user.refresh_from_db()
+    assert not user.check_password("N3w-Passw0rd-long")
+    assert operator.post(url, {**new, REASON: "Locked out, asked by phone"}).status_code == 302
+    user.refresh_from_db()
+    assert user.check_password("N3w-Passw0rd-long")
+    audit = one_audit(action="user_password_changed")
+    assert audit.reason == "Locked out, asked by phone"
+    assert "N3w-Passw0rd-long" not in str(audit.details)
+
+
+def test_a_group_change_is_audited(operator):
+    response = operator.post("/admin/auth/group/add/", {"name": "Finance"})
+    assert response.status_code == 200  # no reason
+    assert operator.post("/admin/auth/group/add/", {"name": "Finance", REASON: "Month-end team"}).status_code == 302
+    assert one_audit(action="group_added").reason == "Month-end team"
+
+
+def test_a_task_cannot_go_to_an_invited_member_or_a_deleted_specialist(operator, org):
+    owner = owner_of(org)
+    task = Task.objects.create(organization=org, title="T", created_by=owner)
+    url = f"/admin/tasks/task/{task.pk}/change/"
+    invited = make_user()
+    Membership.objects.create(organization=org, user=invited, status=Membership.Status.INVITED)
+    assert "assignee_user" in errors_of(submit(operator, url, assignee_user=str(invited.pk), **{REASON: "x"}))
+    gone = make_specialist(org)
+    Specialist.objects.filter(pk=gone.pk).update(deleted_at=timezone.now())
+    response = submit(operator, url, assignee_specialist=str(gone.pk), **{REASON: "x"})
+    assert response.status_code == 200  # refused (by the form's choices or the service)
+    task.refresh_from_db()
+    assert (task.assignee_user_id, task.assignee_specialist_id) == (None, None)
+
+
+def test_deleting_an_attachment_removes_its_stored_file(operator, org, django_capture_on_commit_callbacks):
+    from django.core.files.base import ContentFile
+
+    from chat.models import Attachment
+
+    attachment = Attachment(organization=org, uploaded_by=owner_of(org), filename="a.txt", size=2)
+    attachment.file.save("a.txt", ContentFile(b"hi"), save=False)
+    attachment.save()
+    name, storage = attachment.file.name, attachment.file.storage
+    assert storage.exists(name)
+    url = f"/admin/chat/attachment/{attachment.pk}/delete/"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator.post(url, {"post": "yes", REASON: "Uploaded by mistake"})
+    assert response.status_code == 302
+    assert not Attachment.objects.filter(pk=attachment.pk).exists()
+    assert not storage.exists(name)
