@@ -323,8 +323,12 @@ def _audited_delete_selected(modeladmin, request, queryset) -> HttpResponse | No
 
 class OrgOwnedAdmin(AuditedAdmin):
     def get_readonly_fields(self, request, obj=None):  # noqa: ANN001, ANN201
+        """Once a record exists, its organization and who created it stay as they are."""
         fields = list(super().get_readonly_fields(request, obj))
-        return [*fields, "organization"] if obj is not None and "organization" not in fields else fields
+        if obj is None:
+            return fields
+        stays = [name for name in ("organization", "created_by") if hasattr(obj, f"{name}_id")]
+        return [*fields, *(name for name in stays if name not in fields)]
 
     def get_form(self, request, obj=None, change=False, **kwargs):  # noqa: ANN001, ANN003, ANN201
         form = super().get_form(request, obj, change=change, **kwargs)

@@ -43,10 +43,6 @@ class SpecialistAdmin(OrgOwnedAdmin):
     readonly_fields = ["deleted_at", "created_at", "updated_at"]
     service_error_fields = {"toolIds": "tools"}
 
-    def get_readonly_fields(self, request, obj=None):
-        fields = super().get_readonly_fields(request, obj)
-        return [*fields, "created_by"] if obj is not None else fields  # who hired it stays
-
     def service_save(self, request, form, change):
         data = form.cleaned_data
         values = changed_values(form, WRITABLE) if change else {key: data[key] for key in WRITABLE if key in data}

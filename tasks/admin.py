@@ -20,10 +20,6 @@ class ProjectAdmin(OrgOwnedAdmin):
     search_fields = ["name", "organization__name"]
     list_select_related = ["organization", "workspace"]
 
-    def get_readonly_fields(self, request, obj=None):
-        fields = super().get_readonly_fields(request, obj)
-        return [*fields, "created_by"] if obj is not None else fields
-
     def service_save(self, request, form, change):
         data = form.cleaned_data
         if change:
@@ -59,8 +55,7 @@ class TaskAdmin(OrgOwnedAdmin):
     run_fields = ["result", "error", "session", "run_message_id"]  # a run writes these
 
     def get_readonly_fields(self, request, obj=None):
-        fields = [*super().get_readonly_fields(request, obj), *self.run_fields]
-        return [*fields, "created_by"] if obj is not None else fields
+        return [*super().get_readonly_fields(request, obj), *self.run_fields]
 
     def service_save(self, request, form, change):
         data = form.cleaned_data

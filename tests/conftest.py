@@ -292,3 +292,12 @@ def _every_status_is_documented(django_db_setup):
         and str(status) not in schema["paths"][path][method]["responses"]
     )
     assert not undocumented, f"responses the schema does not list: {undocumented}"
+
+
+@pytest.fixture
+def operator(client, django_user_model):
+    """A signed-in superuser's test client (``client.user``): the back office as an operator uses it."""
+    user = django_user_model.objects.create_superuser(email="ops@leancore.test", password="x-Passw0rd-x")
+    client.force_login(user)
+    client.user = user
+    return client

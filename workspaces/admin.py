@@ -22,10 +22,6 @@ class WorkspaceAdmin(OrgOwnedAdmin):
     list_select_related = ["organization", "created_by"]
     inlines = [WorkspaceFileInline]
 
-    def get_readonly_fields(self, request, obj=None):
-        fields = super().get_readonly_fields(request, obj)
-        return [*fields, "created_by"] if obj is not None else fields
-
     def service_save(self, request, form, change):
         data = form.cleaned_data
         if change:

@@ -24,14 +24,6 @@ pytestmark = pytest.mark.django_db
 REASON = "audit_reason"
 
 
-@pytest.fixture
-def operator(client, django_user_model):
-    user = django_user_model.objects.create_superuser(email="ops@leancore.test", password="x-Passw0rd-x")
-    client.force_login(user)
-    client.user = user
-    return client
-
-
 class _FormFields(HTMLParser):
     """What a browser would post from the admin's change form (its values as the page shows them)."""
 

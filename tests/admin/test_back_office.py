@@ -26,14 +26,6 @@ from tests.conftest import add_member, make_org, make_specialist, make_user, own
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def operator(client, django_user_model):
-    user = django_user_model.objects.create_superuser(email="ops@leancore.test", password="x-Passw0rd-x")
-    client.force_login(user)
-    client.user = user
-    return client
-
-
 def _staff_client(client_class, *perms):
     user = make_user(is_staff=True)
     for codename in perms:

@@ -20,13 +20,6 @@ from tests.conftest import make_specialist, make_user, owner_of
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def operator(client, django_user_model):
-    user = django_user_model.objects.create_superuser(email="ops@leancore.test", password="x-Passw0rd-x")
-    client.force_login(user)
-    return client
-
-
 def _tool(org, name: str = "add") -> Tool:
     connection = Connection.objects.create(
         organization=org, name=f"{org.name} server", url="https://mcp.example.com/mcp"
