@@ -7,7 +7,8 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from accounts.models import User
 
 # simplejwt's own admin shows every refresh token in full: anyone with admin access could sign in as
-# any user with it. Operators see which sessions exist and may revoke them; the tokens never show.
+# any user with it. Operators see which sessions exist; the tokens never show. Revoking one is an
+# audited action with a reason: the back office's audit trail adds it (orgs.admin), above this floor.
 for _model in (OutstandingToken, BlacklistedToken):
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
@@ -20,7 +21,6 @@ class RefreshTokenAdmin(admin.ModelAdmin):
     list_select_related = ["user", "blacklistedtoken"]
     fields = ["jti", "user", "created_at", "expires_at", "revoked"]
     readonly_fields = fields  # type: ignore[assignment]
-    actions = ["revoke"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("token")
@@ -32,12 +32,6 @@ class RefreshTokenAdmin(admin.ModelAdmin):
     @admin.display(boolean=True)
     def revoked(self, obj) -> bool:
         return hasattr(obj, "blacklistedtoken")
-
-    @admin.action(description="Revoke the selected refresh tokens")
-    def revoke(self, request, queryset):
-        for token in queryset:
-            BlacklistedToken.objects.get_or_create(token=token)
-        self.message_user(request, f"{queryset.count()} refresh token(s) revoked.")
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -84,6 +84,13 @@ def logout(*, user: User, refresh_token: str) -> None:
     token.blacklist()
 
 
+def revoke_refresh_token(*, outstanding: OutstandingToken) -> bool:
+    """Revokes one refresh token: it refreshes no more (the session ends when its access token
+    expires). False: it was already revoked."""
+    _, created = BlacklistedToken.objects.get_or_create(token=outstanding)
+    return created
+
+
 def revoke_all_refresh_tokens(*, user: User) -> None:
     for outstanding in OutstandingToken.objects.filter(user=user):
         BlacklistedToken.objects.get_or_create(token=outstanding)

@@ -10,15 +10,14 @@ import re
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, DecimalField, F, IntegerField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
+from django.http import Http404, HttpResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -37,9 +36,16 @@ from billing.models import (
     Reservation,
 )
 from core.credits import credit_str, period_bounds
-from core.errors import DomainError
 from orgs.admin import OrganizationAdmin
-from orgs.admin_mixins import AuditedAdmin, LabelledAdmin, ReadOnlyAdmin, credits_text, record
+from orgs.admin_mixins import (
+    AuditedAdmin,
+    LabelledAdmin,
+    ReadOnlyAdmin,
+    ReasonForm,
+    credits_text,
+    form_action,
+    record,
+)
 from orgs.models import Membership, Organization
 
 MONEY = "manage_credits"  # billing.manage_credits: grant, adjust, refund, open and close the circuit
@@ -84,38 +90,6 @@ class RefundForm(forms.Form):
         help_text="Leave empty to refund each selected usage entry in full.",
     )
     reason = forms.CharField(max_length=500)
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(max_length=500)
-
-
-def _form_action(modeladmin, request, queryset, *, form_class, title, apply, label=str):
-    """An action that asks for a form first (amount, reason…), then applies it to each selected row."""
-    if "apply" in request.POST:
-        form = form_class(request.POST)
-        if form.is_valid():
-            done = 0
-            for obj in queryset:
-                try:
-                    apply(obj, form.cleaned_data, request)
-                    done += 1
-                except (DomainError, InvalidOperation) as exc:
-                    detail = getattr(exc, "detail", exc)
-                    modeladmin.message_user(request, f"{label(obj)}: {detail}", messages.ERROR)
-            modeladmin.message_user(request, f"{title}: {done} done.", messages.SUCCESS if done else messages.WARNING)
-            return HttpResponseRedirect(request.get_full_path())
-    else:
-        form = form_class()
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "title": title,
-        "form": form,
-        "items": [(obj.pk, label(obj)) for obj in queryset],
-        "action": request.POST.get("action"),
-        "opts": modeladmin.model._meta,
-    }
-    return TemplateResponse(request, "admin/billing/action_form.html", context)
 
 
 # --- what the actions do: the services, then the audit trail and the admin's log -----------------
@@ -164,7 +138,7 @@ def _circuit(org: Organization, state: str, reason: str, request) -> Circuit:
     return circuit
 
 
-def _acknowledge(org: Organization, alert_ids: list[uuid.UUID], request) -> int:
+def _acknowledge(org: Organization, alert_ids: list[uuid.UUID], reason: str, request) -> int:
     count = services.acknowledge_alerts(org=org, user=request.user, alert_ids=alert_ids, all_=False)
     if count:
         record(
@@ -172,6 +146,7 @@ def _acknowledge(org: Organization, alert_ids: list[uuid.UUID], request) -> int:
             action="acknowledge_alerts",
             obj=org,
             org=org,
+            reason=reason,
             details={"alerts": [str(pk) for pk in alert_ids], "acknowledged": count},
         )
     return count
@@ -219,7 +194,7 @@ class CreditAccountAdmin(MoneyPermission, LabelledAdmin):
 
     @admin.action(description="Grant credits…", permissions=[MONEY])
     def grant_credits(self, request, queryset):
-        return _form_action(
+        return form_action(
             self,
             request,
             queryset.select_related("organization"),
@@ -231,7 +206,7 @@ class CreditAccountAdmin(MoneyPermission, LabelledAdmin):
 
     @admin.action(description="Adjust or refund credits…", permissions=[MONEY])
     def adjust_credits(self, request, queryset):
-        return _form_action(
+        return form_action(
             self,
             request,
             queryset.select_related("organization"),
@@ -334,7 +309,7 @@ class LedgerEntryAdmin(MoneyPermission, ReadOnlyAdmin):
             amount = data["amount"] or -entry.amount
             return _adjust(entry.organization, {**data, "kind": "refund", "amount": amount}, req, refund_of=entry)
 
-        return _form_action(
+        return form_action(
             self,
             request,
             usage,
@@ -423,13 +398,20 @@ class BudgetAlertAdmin(AcknowledgePermission, ReadOnlyAdmin):
         by = obj.acknowledged_by.email if obj.acknowledged_by else "someone"
         return f"{obj.acknowledged_at:%Y-%m-%d %H:%M} by {by}"
 
-    @admin.action(description="Acknowledge the selected alerts", permissions=["acknowledge"])
+    @admin.action(description="Acknowledge the selected alerts…", permissions=["acknowledge"])
     def acknowledge(self, request, queryset):
-        by_org = defaultdict(list)
-        for alert in queryset.filter(acknowledged_at__isnull=True).select_related("organization"):
-            by_org[alert.organization].append(alert.pk)
-        done = sum(_acknowledge(org, ids, request) for org, ids in by_org.items())
-        self.message_user(request, f"{done} alert(s) acknowledged.", messages.SUCCESS)
+        open_alerts = queryset.filter(acknowledged_at__isnull=True).select_related("organization")
+        if not open_alerts.exists():
+            self.message_user(request, "The selected alerts are already acknowledged.", messages.WARNING)
+            return None
+        return form_action(
+            self,
+            request,
+            open_alerts,
+            title="Acknowledge alerts",
+            apply=lambda alert, data, req: _acknowledge(alert.organization, [alert.pk], data["reason"], req),
+            label=lambda alert: f"{alert.organization.name}: {alert.message}",
+        )
 
 
 class CircuitEventInline(admin.TabularInline):
@@ -453,7 +435,7 @@ class CircuitEventInline(admin.TabularInline):
 
 def _circuit_actions(label):
     def open_circuit(modeladmin, request, queryset):
-        return _form_action(
+        return form_action(
             modeladmin,
             request,
             queryset,
@@ -464,7 +446,7 @@ def _circuit_actions(label):
         )
 
     def close_circuit(modeladmin, request, queryset):
-        return _form_action(
+        return form_action(
             modeladmin,
             request,
             queryset,
@@ -728,15 +710,16 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
         return with_billing(super().get_queryset(request))
 
     def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return super().get_fieldsets(request, obj)  # a new organization: its name and owner
         fieldsets: list = [
             (None, {"fields": ["name", "slug", "billing_email", "monthly_budget", "low_balance_threshold"]})
         ]
-        if obj is not None:
-            fieldsets += [
-                ("Credits", {"fields": self.billing_fields}),
-                ("Usage over the last 30 days", {"fields": ["usage_chart"]}),
-                ("Record", {"fields": ["id", "created_at", "updated_at"]}),
-            ]
+        fieldsets += [
+            ("Credits", {"fields": self.billing_fields}),
+            ("Usage over the last 30 days", {"fields": ["usage_chart"]}),
+            ("Record", {"fields": ["id", "created_at", "updated_at"]}),
+        ]
         return self.with_reason(request, obj, fieldsets)
 
     def get_urls(self):
@@ -800,7 +783,7 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
     # the actions
     @admin.action(description="Grant credits…", permissions=[MONEY])
     def grant_credits(self, request, queryset):
-        return _form_action(
+        return form_action(
             self,
             request,
             queryset,
@@ -812,7 +795,7 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
 
     @admin.action(description="Adjust or refund credits…", permissions=[MONEY])
     def adjust_credits(self, request, queryset):
-        return _form_action(
+        return form_action(
             self,
             request,
             queryset,
@@ -822,16 +805,27 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
             label=lambda org: f"{org.name} (balance {credits_text(org.balance)})",
         )
 
-    @admin.action(description="Acknowledge the open alerts", permissions=["acknowledge"])
+    @admin.action(description="Acknowledge the open alerts…", permissions=["acknowledge"])
     def acknowledge_alerts(self, request, queryset):
-        done = 0
-        for org in queryset:
+        with_alerts = queryset.filter(open_alerts__gt=0)
+        if not with_alerts.exists():
+            self.message_user(request, "The selected organizations have no open alerts.", messages.WARNING)
+            return None
+
+        def apply(org, data, req):
             ids = list(
                 BudgetAlert.objects.for_org(org).filter(acknowledged_at__isnull=True).values_list("pk", flat=True)
             )
-            if ids:
-                done += _acknowledge(org, ids, request)
-        self.message_user(request, f"{done} alert(s) acknowledged.", messages.SUCCESS)
+            return _acknowledge(org, ids, data["reason"], req)
+
+        return form_action(
+            self,
+            request,
+            with_alerts,
+            title="Acknowledge the open alerts",
+            apply=apply,
+            label=lambda org: f"{org.name} ({org.open_alerts} open alert(s))",
+        )
 
     @admin.action(description="Export this month's ledger (CSV)", permissions=["view"])
     def export_ledger(self, request, queryset):

@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from core.errors import DomainError
 from mcps import services
 from mcps.models import CatalogEntry, Connection, Tool
-from orgs.admin_mixins import AuditedAdmin, OrgOwnedAdmin, changed_values, record, stored
+from orgs.admin_mixins import AuditedAdmin, OrgOwnedAdmin, changed_values, form_action, record, stored
 
 apps.get_app_config("mcps").verbose_name = "MCP"  # not "Mcps"
 
@@ -107,34 +107,40 @@ class ConnectionAdmin(OrgOwnedAdmin):
     def has_credentials(self, obj) -> bool:
         return obj.has_credentials  # whether there are any; never what they are
 
-    @admin.action(description="Sync tools from the MCP server", permissions=["change"])
+    @admin.action(description="Sync tools from the MCP server…", permissions=["change"])
     def sync_tools(self, request, queryset):
-        for connection in queryset.select_related("organization"):
-            try:
-                result = services.sync_connection(connection=connection)
-            except DomainError as exc:
-                connection.refresh_from_db(fields=["status", "last_error"])
-                record(
-                    request,
-                    action="sync_mcp_connection",
-                    obj=connection,
-                    org=connection.organization,
-                    details={"status": connection.status, "error": str(exc.detail)[:300]},
-                )
-                self.message_user(request, f"{connection}: {exc.detail}", messages.ERROR)
-            else:
-                record(
-                    request,
-                    action="sync_mcp_connection",
-                    obj=connection,
-                    org=connection.organization,
-                    details={"added": result.added, "updated": result.updated, "removed": result.removed},
-                )
-                self.message_user(
-                    request,
-                    f"{connection}: {result.added} added, {result.updated} updated, {result.removed} removed.",
-                    messages.SUCCESS,
-                )
+        return form_action(self, request, queryset.select_related("organization"), title="Sync tools", apply=self._sync)
+
+    def _sync(self, connection: Connection, data, request) -> None:
+        """The sync, in the audit trail whether it succeeds or fails (a failure changes the status)."""
+        reason = data["reason"]
+        try:
+            result = services.sync_connection(connection=connection)
+        except DomainError as exc:
+            connection.refresh_from_db(fields=["status", "last_error"])
+            details = {"status": connection.status, "error": str(exc.detail)[:300]}
+            record(
+                request,
+                action="sync_mcp_connection",
+                obj=connection,
+                org=connection.organization,
+                reason=reason,
+                details=details,
+            )
+            raise
+        record(
+            request,
+            action="sync_mcp_connection",
+            obj=connection,
+            org=connection.organization,
+            reason=reason,
+            details={"added": result.added, "updated": result.updated, "removed": result.removed},
+        )
+        self.message_user(
+            request,
+            f"{connection}: {result.added} added, {result.updated} updated, {result.removed} removed.",
+            messages.SUCCESS,
+        )
 
 
 @admin.register(Tool)

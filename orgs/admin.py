@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.contrib.auth.models import Group
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
-from accounts.admin import UserAdmin
+from accounts.admin import RefreshTokenAdmin, UserAdmin
 from accounts.models import User
+from accounts.services import revoke_refresh_token
+from core.errors import ValidationFailed
 from orgs import selectors, services
 from orgs.admin_mixins import (
     REASON,
@@ -16,6 +20,7 @@ from orgs.admin_mixins import (
     LabelledAdmin,
     ReadOnlyAdmin,
     changed_values,
+    form_action,
     operator_context,
     reason_field,
     record,
@@ -65,6 +70,21 @@ class MembershipAdminForm(forms.ModelForm):
 ORG_FIELDS = ("name", "monthly_budget", "low_balance_threshold")
 
 
+class OrganizationAddForm(forms.ModelForm):
+    """A new organization starts as a sign-up starts one: with its owner, and (through the same
+    service) its credit account and sign-up credits."""
+
+    owner = forms.ModelChoiceField(
+        queryset=User.objects.filter(is_active=True),
+        widget=AutocompleteSelect(Membership._meta.get_field("user"), admin.site),
+        help_text="Becomes its owner. The billing email is the owner's until it is changed.",
+    )
+
+    class Meta:
+        model = Organization
+        fields = ["name"]
+
+
 @admin.register(Organization)
 class OrganizationAdmin(AuditedAdmin):
     list_display = ["name", "slug", "billing_email", "monthly_budget", "created_at"]
@@ -72,16 +92,30 @@ class OrganizationAdmin(AuditedAdmin):
     list_filter = ["created_at"]
     readonly_fields = ["id", "slug", "created_at", "updated_at"]
     inlines = [MembershipInline]
-
-    def has_add_permission(self, request) -> bool:
-        # an organization starts with its owner (sign-up), which also opens its credit account
-        return False
+    add_fieldsets = [(None, {"fields": ["name", "owner"]})]
+    service_error_fields = {"organizationName": "name"}
 
     def has_delete_permission(self, request, obj=None) -> bool:
         # an organization's ledger is append-only history (and protected in the database)
         return False
 
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return self.with_reason(request, obj, self.add_fieldsets)
+        return super().get_fieldsets(request, obj)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = OrganizationAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []  # a new organization's members: its owner
+
     def service_save(self, request, form, change):
+        if not change:  # the sign-up's own service: the owner's membership, the credit account
+            data = form.cleaned_data
+            return services.create_organization(name=data["name"], owner=data["owner"])
         org = stored(form)
         data = changed_values(form, (*ORG_FIELDS, "billing_email"))
         if data.keys() & set(ORG_FIELDS):
@@ -221,3 +255,45 @@ admin.site.unregister(Group)
 @admin.register(Group)
 class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
     """Groups carry permissions (the money permission too): a change to one is audited like any."""
+
+
+admin.site.unregister(OutstandingToken)
+
+
+@admin.register(OutstandingToken)
+class AuditedRefreshTokenAdmin(RefreshTokenAdmin):
+    """The refresh tokens as identity shows them (never the token itself), and revoking one: a
+    reason asked, and the audit trail."""
+
+    actions = ["revoke"]
+
+    def has_revoke_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("token_blacklist.add_blacklistedtoken")
+
+    @admin.action(description="Revoke the selected refresh tokens…", permissions=["revoke"])
+    def revoke(self, request, queryset):
+        live = queryset.filter(blacklistedtoken__isnull=True).select_related("user")
+        if not live.exists():
+            self.message_user(request, "The selected refresh tokens are already revoked.", messages.WARNING)
+            return None
+        return form_action(
+            self,
+            request,
+            live,
+            title="Revoke refresh tokens",
+            apply=_revoke,
+            label=lambda token: f"{token.user or 'no user'}: signed in {token.created_at:%Y-%m-%d %H:%M} ({token.jti})",
+        )
+
+
+def _revoke(token: OutstandingToken, data: dict, request) -> None:
+    if not revoke_refresh_token(outstanding=token):
+        raise ValidationFailed("token", "It was already revoked.")
+    record(
+        request,
+        action="revoke_refresh_token",
+        obj=token,
+        org=None,
+        reason=data["reason"],
+        details={"user": str(token.user_id) if token.user_id else None, "jti": token.jti},
+    )

@@ -10,8 +10,9 @@ import dataclasses
 import json
 import re
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 from django import forms
@@ -23,7 +24,8 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.template.response import TemplateResponse
 
 from accounts.models import User
 from core.credits import q
@@ -33,6 +35,7 @@ from orgs.models import AuditEntry, Membership, Organization
 
 REASON = "audit_reason"  # the form field every audited change and delete asks for
 SECRET = "(secret: not recorded)"  # noqa: S105  # what the trail says instead of a secret
+UNCHANGED = "No fields changed."  # Django's words for a save that changes nothing
 
 
 def _owned(model: type[Model]) -> bool:
@@ -113,7 +116,9 @@ class AuditedAdmin(admin.ModelAdmin):
     service where one writes the record (``service_save``/``service_delete``: the service's errors show
     on the form, checked by running it in a rolled-back savepoint while the form validates), and is
     written to the audit trail (``<model>_added``/``_changed``/``_deleted`` with the changed fields'
-    old and new values, secrets left out) and to the admin's history with its reason."""
+    old and new values, secrets left out) and to the admin's history with its reason. A save that
+    changes nothing writes neither (the operator is told "No fields changed."). An action that
+    changes things asks its reason on a page of its own first (``form_action``)."""
 
     audit_secret_fields: ClassVar[frozenset[str]] = frozenset(
         {"password", "password1", "password2", "token", "header_name", "credentials_encrypted"}
@@ -214,15 +219,20 @@ class AuditedAdmin(admin.ModelAdmin):
             super().save_related(request, form, formsets, change)
         obj = form.instance
         reason = form.cleaned_data.get(REASON, "")
-        record(
-            request,
-            action=f"{self.audit_name(obj)}_{'changed' if change else 'added'}",
-            obj=obj,
-            org=self.audit_org(obj),
-            reason=reason,
-            details=form_changes(form, add=not change, secret=self.audit_secret_fields),
-            log=False,  # the admin's own log_addition/log_change writes its history, with the reason
-        )
+        details = form_changes(form, add=not change, secret=self.audit_secret_fields)
+        if change and not details and not _formsets_changed(formsets):
+            request._audit_unchanged = True  # nothing to record, nor a history row
+            return
+        if details or not change:  # (not when only its inline records changed: they are written below)
+            record(
+                request,
+                action=f"{self.audit_name(obj)}_{'changed' if change else 'added'}",
+                obj=obj,
+                org=self.audit_org(obj),
+                reason=reason,
+                details=details,
+                log=False,  # the admin's own log_addition/log_change writes its history, with the reason
+            )
         for formset in formsets:
             self._audit_inline(request, formset, reason, org=self.audit_org(obj))
 
@@ -244,6 +254,17 @@ class AuditedAdmin(admin.ModelAdmin):
             )
         for obj in getattr(formset, "deleted_objects", []):
             record(request, action=f"{self.audit_name(obj)}_deleted", obj=obj, org=org, reason=reason, log=False)
+
+    def log_change(self, request, obj, message) -> LogEntry | None:  # type: ignore[override]  # noqa: ANN001
+        if getattr(request, "_audit_unchanged", False):
+            return None
+        return super().log_change(request, obj, message)
+
+    def message_user(self, request, message, level=messages.INFO, extra_tags="", fail_silently=False) -> None:  # noqa: ANN001
+        """A save that changed nothing says so (and is neither in the trail nor in the history)."""
+        if getattr(request, "_audit_unchanged", False) and level == messages.SUCCESS:
+            message, level = f"{UNCHANGED} Nothing was recorded.", messages.INFO
+        super().message_user(request, message, level, extra_tags, fail_silently)
 
     def construct_change_message(self, request, form, formsets, add=False):  # noqa: ANN001, ANN201
         message = super().construct_change_message(request, form, formsets, add)
@@ -313,6 +334,14 @@ class AuditedAdmin(admin.ModelAdmin):
         return True
 
 
+def _formsets_changed(formsets: Iterable[Any]) -> bool:
+    return any(
+        getattr(formset, name, None)
+        for formset in formsets
+        for name in ("new_objects", "changed_objects", "deleted_objects")
+    )
+
+
 def _audited_delete_selected(modeladmin, request, queryset) -> HttpResponse | None:  # noqa: ANN001
     """Django's bulk delete, once the confirmation page gave a reason."""
     if request.POST.get("post") and modeladmin._reason_to_delete(request) is None:
@@ -373,6 +402,49 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
         return False
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=500, help_text="Goes into the audit trail with who did what and when.")
+
+
+def form_action(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    *,
+    title: str,
+    apply: Callable[[Any, dict[str, Any], HttpRequest], object],
+    form_class: type[forms.Form] = ReasonForm,
+    label: Callable[[Any], str] = str,
+) -> HttpResponse:
+    """An admin action that asks for a form first (a reason, an amount…) on a page of its own, then
+    applies it to each selected row (``apply(obj, cleaned_data, request)``, which writes the audit
+    trail); a row the service refuses is reported and the others go on."""
+    if "apply" in request.POST:
+        form = form_class(request.POST)
+        if form.is_valid():
+            done = 0
+            for obj in queryset:
+                try:
+                    apply(obj, form.cleaned_data, request)
+                    done += 1
+                except (DomainError, InvalidOperation) as exc:
+                    detail = getattr(exc, "detail", exc)
+                    modeladmin.message_user(request, f"{label(obj)}: {detail}", messages.ERROR)
+            modeladmin.message_user(request, f"{title}: {done} done.", messages.SUCCESS if done else messages.WARNING)
+            return HttpResponseRedirect(request.get_full_path())
+    else:
+        form = form_class()
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "form": form,
+        "items": [(obj.pk, label(obj)) for obj in queryset],
+        "action": request.POST.get("action"),
+        "opts": modeladmin.model._meta,
+    }
+    return TemplateResponse(request, "admin/audited_action_form.html", context)
 
 
 def credits_text(value: Decimal | int | str | None) -> str:

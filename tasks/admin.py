@@ -5,8 +5,15 @@ from django.contrib import admin, messages
 from django_tasks_db.admin import DBTaskResultAdmin
 from django_tasks_db.models import DBTaskResult
 
-from core.errors import DomainError
-from orgs.admin_mixins import LabelledAdmin, OrgOwnedAdmin, changed_values, operator_context, record, stored
+from orgs.admin_mixins import (
+    LabelledAdmin,
+    OrgOwnedAdmin,
+    changed_values,
+    form_action,
+    operator_context,
+    record,
+    stored,
+)
 from tasks import services
 from tasks.models import Project, Task
 
@@ -71,29 +78,28 @@ class TaskAdmin(OrgOwnedAdmin):
         """A run spends the org's credits: operators who may change tasks and manage credits."""
         return request.user.has_perm("tasks.change_task") and request.user.has_perm("billing.manage_credits")
 
-    @admin.action(description="Re-run the selected failed tasks", permissions=["rerun"])
+    @admin.action(description="Re-run the selected failed tasks…", permissions=["rerun"])
     def rerun(self, request, queryset):
-        done = 0
-        for task in queryset.select_related("organization"):
-            if task.status != Task.Status.TODO or not task.error:
-                self.message_user(request, f"{task}: only a failed task is re-run.", messages.WARNING)
-                continue
-            context = operator_context(task.organization)
-            previous_error = task.error
-            try:
-                run = services.start_task_run(context=context, user=request.user, task_id=task.pk)
-            except DomainError as exc:
-                self.message_user(request, f"{task}: {exc.detail}", messages.ERROR)
-                continue
-            record(
-                request,
-                action="rerun_task",
-                obj=task,
-                org=task.organization,
-                details={"previous_error": previous_error[:300], "message": str(run.message_id)},
-            )
-            done += 1
-        self.message_user(request, f"{done} task(s) queued again.", messages.SUCCESS if done else messages.WARNING)
+        failed = queryset.filter(status=Task.Status.TODO).exclude(error="").select_related("organization")
+        if not failed.exists():
+            self.message_user(request, "Only a failed task is re-run: none is selected.", messages.WARNING)
+            return None
+        others = queryset.count() - failed.count()
+        if others and "apply" not in request.POST:
+            self.message_user(request, f"{others} selected task(s) did not fail: they are left as they are.")
+        return form_action(self, request, failed, title="Re-run failed tasks", apply=self._rerun)
+
+    def _rerun(self, task: Task, data, request) -> None:
+        previous_error = task.error
+        run = services.start_task_run(context=operator_context(task.organization), user=request.user, task_id=task.pk)
+        record(
+            request,
+            action="rerun_task",
+            obj=task,
+            org=task.organization,
+            reason=data["reason"],
+            details={"previous_error": previous_error[:300], "message": str(run.message_id)},
+        )
 
 
 class BackgroundJobAdmin(LabelledAdmin, DBTaskResultAdmin):

@@ -8,12 +8,14 @@ from decimal import Decimal
 from html.parser import HTMLParser
 
 import pytest
-from django.contrib.admin.models import DELETION, LogEntry
+from django.contrib.admin.models import ADDITION, DELETION, LogEntry
+from django.contrib.auth.models import Permission
+from django.test import Client
 from django.utils import timezone
 
-from billing.models import ModelRate
+from billing.models import CreditAccount, ModelRate
 from mcps.models import Connection, Tool
-from orgs.models import AuditEntry, Membership
+from orgs.models import AuditEntry, Membership, Organization
 from specialists.models import Specialist
 from tasks.models import Task
 from tests.conftest import add_member, make_specialist, make_user, owner_of
@@ -424,12 +426,85 @@ def test_a_user_edit_is_audited(operator):
 
 
 def test_view_only_pages_ask_no_reason(operator, org):
-    from chat.models import ChatSession
+    """An operator who may only look at an audited model reads its page: no form to save, no reason."""
+    viewer = Client()
+    user = make_user(is_staff=True)
+    for app, codename in (("orgs", "view_organization"), ("billing", "view_modelrate")):
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app, codename=codename))
+    viewer.force_login(user)
+    rate = ModelRate.objects.get(model="local")
+    for url in (f"/admin/orgs/organization/{org.pk}/change/", f"/admin/billing/modelrate/{rate.pk}/change/"):
+        assert REASON in operator.get(url).content.decode(), url  # an audited page: who may save is asked one
+        response = viewer.get(url)
+        assert response.status_code == 200, url
+        page = response.content.decode()
+        assert REASON not in page, url
+        assert 'name="_save"' not in page, url  # read-only indeed
 
-    session = ChatSession.objects.create(
-        organization=org, specialist=make_specialist(org), created_by=owner_of(org), title="t"
+
+def test_a_save_that_changes_nothing_is_in_neither_the_trail_nor_the_history(operator, org, settings):
+    rate = ModelRate.objects.get(model="local")
+    for url, pk in (
+        (f"/admin/orgs/organization/{org.pk}/change/", org.pk),
+        (f"/admin/billing/modelrate/{rate.pk}/change/", rate.pk),
+    ):
+        response = submit(operator, url, **{REASON: "Just looking"})
+        assert response.status_code == 302, url
+        assert not AuditEntry.objects.exists(), url
+        assert not LogEntry.objects.filter(object_id=str(pk)).exists(), url
+        page = operator.get(response["Location"]).content.decode()
+        assert "No fields changed." in page, url
+        assert "was changed successfully" not in page, url
+    # a change of the inline records only: theirs are recorded, not an empty one of the connection
+    settings.MCP_ALLOW_PRIVATE_NETWORKS = True
+    connection = Connection.objects.create(organization=org, name="c", url="https://mcp.example.com/mcp")
+    Tool.objects.create(organization=org, connection=connection, name="t", input_schema={})
+    url = f"/admin/mcps/connection/{connection.pk}/change/"
+    assert submit(operator, url, **{"tools-0-enabled": None, REASON: "Block it"}).status_code == 302
+    assert list(AuditEntry.objects.values_list("action", flat=True)) == ["tool_changed"]
+    assert LogEntry.objects.filter(object_id=str(connection.pk)).count() == 1  # the history names the tool
+
+
+def test_an_organization_is_added_with_its_owner_as_at_sign_up(operator, org):
+    owner = make_user()
+    url = "/admin/orgs/organization/add/"
+    assert 'href="/admin/orgs/organization/add/"' in operator.get("/admin/orgs/organization/").content.decode()
+    fields = form_of(operator, url)
+    assert {"name", "owner", REASON} <= set(fields)
+    assert not {"slug", "billing_email", "monthly_budget"} & set(fields)
+    search = {"app_label": "orgs", "model_name": "membership", "field_name": "user", "term": owner.email}
+    found = operator.get("/admin/autocomplete/", search).json()["results"]  # the owner is searched for
+    assert [item["id"] for item in found] == [str(owner.pk)]
+    assert REASON in errors_of(operator.post(url, {"name": "Globex", "owner": str(owner.pk)}))
+    inactive = make_user()
+    inactive.is_active = False
+    inactive.save()
+    assert "owner" in errors_of(operator.post(url, {"name": "Globex", "owner": str(inactive.pk), REASON: "x"}))
+    assert not Organization.objects.filter(name="Globex").exists()
+    assert not AuditEntry.objects.exists()
+
+    response = operator.post(url, {"name": "Globex", "owner": str(owner.pk), REASON: "Contract signed"})
+    assert response.status_code == 302
+    created = Organization.objects.get(name="Globex")
+    membership = Membership.objects.get(organization=created)
+    assert (membership.user, membership.role, membership.status) == (owner, "owner", "active")
+    assert created.billing_email == owner.email
+    signed_up = CreditAccount.objects.get(organization=org).balance  # what a sign-up opens with
+    assert signed_up > 0
+    assert CreditAccount.objects.get(organization=created).balance == signed_up
+    audit = one_audit()
+    assert (audit.action, audit.actor, audit.organization, audit.reason) == (
+        "organization_added",
+        operator.user,
+        created,
+        "Contract signed",
     )
-    assert REASON not in operator.get(f"/admin/chat/chatsession/{session.pk}/change/").content.decode()
+    assert audit.details == {"name": {"old": None, "new": "Globex"}, "owner": {"old": None, "new": str(owner.pk)}}
+    log = LogEntry.objects.get(object_id=str(created.pk))
+    assert (log.action_flag, "Contract signed" in log.change_message) == (ADDITION, True)
+    plain = Client()
+    plain.force_login(make_user(is_staff=True))
+    assert plain.get(url).status_code == 403  # adding needs orgs.add_organization
 
 
 # --- what a first review found ------------------------------------------------------------------

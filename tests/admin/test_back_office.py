@@ -191,7 +191,7 @@ def test_adjust_refund_circuit_and_alerts_are_audited(operator, org):
     circuit = Circuit.objects.get(organization=org)
     assert (circuit.state, circuit.reason, circuit.opened_by) == ("open", "Runaway spend", operator.user)
     alert = BudgetAlert.objects.get(organization=org, kind="circuit_opened")
-    _post_action(operator, "/admin/billing/budgetalert/", "acknowledge", [alert.pk])
+    _post_action(operator, "/admin/billing/budgetalert/", "acknowledge", [alert.pk], apply="1", reason="Seen it")
     alert.refresh_from_db()
     assert alert.acknowledged_by == operator.user
     _post_action(operator, url, "close_circuit", [org.pk], apply="1", reason="Talked to them")
@@ -201,7 +201,7 @@ def test_adjust_refund_circuit_and_alerts_are_audited(operator, org):
         ("adjust_credits", "Fix"),
         ("refund_credits", "Bad answer"),
         ("open_circuit", "Runaway spend"),
-        ("acknowledge_alerts", ""),
+        ("acknowledge_alerts", "Seen it"),
         ("close_circuit", "Talked to them"),
     ]
     assert LogEntry.objects.filter(object_id=str(org.pk)).count() == 5  # money, circuit and alert changes
@@ -266,12 +266,13 @@ def test_transcript_and_task_rerun(operator, org):
         organization=org, title="T", created_by=owner, assignee_specialist=specialist, error="The run failed."
     )
     done = Task.objects.create(organization=org, title="D", created_by=owner, status="done")
-    _post_action(operator, "/admin/tasks/task/", "rerun", [task.pk, done.pk])
+    _post_action(operator, "/admin/tasks/task/", "rerun", [task.pk, done.pk], apply="1", reason="Provider was down")
     task.refresh_from_db()
     assert task.status == "in_progress"
     assert task.error == ""
     assert Task.objects.get(pk=done.pk).status == "done"
-    assert AuditEntry.objects.filter(action="rerun_task", object_id=str(task.pk)).exists()
+    audit = AuditEntry.objects.get(action="rerun_task", object_id=str(task.pk))
+    assert audit.reason == "Provider was down"
     assert operator.get(f"/admin/tasks/task/?organization__id__exact={org.pk}").status_code == 200
     assert operator.get(f"/admin/chat/chatsession/?organization__id__exact={org.pk}").status_code == 200
 
@@ -333,3 +334,120 @@ def test_deleting_a_specialist_in_the_admin_lets_it_go_as_the_api_does(operator,
     assert ChatSession.objects.filter(pk=session.pk).exists()
     audit = AuditEntry.objects.get(action="specialist_deleted")
     assert (audit.object_id, audit.reason, audit.organization) == (str(specialist.pk), "Not needed", org)
+
+
+def _asks_a_reason_first(client, url: str, action: str, pks) -> None:
+    """The action's own page: what it applies to, and a reason it will not go on without."""
+    page = _post_action(client, url, action, pks)
+    assert page.status_code == 200, (url, page.status_code)
+    assert b'name="reason"' in page.content
+    assert b'name="apply"' in page.content
+    refused = _post_action(client, url, action, pks, apply="1", reason="")
+    assert refused.status_code == 200  # the page again, with the reason's error
+    assert refused.context["form"].errors["reason"]
+
+
+def test_rerunning_a_task_asks_a_reason_and_records_it(operator, org):
+    from tasks.models import Task
+
+    task = Task.objects.create(
+        organization=org, title="T", created_by=owner_of(org), assignee_specialist=make_specialist(org), error="x"
+    )
+    _asks_a_reason_first(operator, "/admin/tasks/task/", "rerun", [task.pk])
+    task.refresh_from_db()
+    assert (task.status, task.error, task.session_id) == ("todo", "x", None)
+    assert not AuditEntry.objects.exists()
+    response = _post_action(operator, "/admin/tasks/task/", "rerun", [task.pk], apply="1", reason="Quota raised")
+    assert response.status_code == 302
+    task.refresh_from_db()
+    assert task.status == "in_progress"
+    audit = AuditEntry.objects.get(action="rerun_task")
+    assert (audit.actor, audit.organization, audit.reason) == (operator.user, org, "Quota raised")
+    assert audit.details["previous_error"] == "x"
+    assert "Quota raised" in LogEntry.objects.get(object_id=str(task.pk)).change_message
+
+
+def test_acknowledging_alerts_asks_a_reason_and_records_it(operator, org):
+    services.set_circuit(org=org, actor=None, state="open", reason="alert me")
+    alert = BudgetAlert.objects.for_org(org).get()
+    for url, action, pk in (
+        ("/admin/billing/budgetalert/", "acknowledge", alert.pk),
+        ("/admin/orgs/organization/", "acknowledge_alerts", org.pk),
+    ):
+        _asks_a_reason_first(operator, url, action, [pk])
+        alert.refresh_from_db()
+        assert alert.acknowledged_at is None, url
+    assert not AuditEntry.objects.exists()
+    url = "/admin/orgs/organization/"
+    response = _post_action(operator, url, "acknowledge_alerts", [org.pk], apply="1", reason="Customer called")
+    assert response.status_code == 302
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == operator.user
+    audit = AuditEntry.objects.get(action="acknowledge_alerts")
+    assert (audit.organization, audit.reason, audit.details["alerts"]) == (org, "Customer called", [str(alert.pk)])
+    # nothing open any more: nothing to acknowledge, nothing asked, nothing recorded
+    response = _post_action(operator, "/admin/billing/budgetalert/", "acknowledge", [alert.pk])
+    assert response.status_code == 302
+    assert AuditEntry.objects.count() == 1
+
+
+def test_syncing_a_connection_asks_a_reason_and_records_it(operator, org, monkeypatch):
+    from mcps import services as mcp_services
+    from mcps.client import RemoteTool
+    from mcps.models import Connection, Tool
+
+    async def remote_tools(target, *, time_limit):
+        return [RemoteTool(name="add", description="Adds", input_schema={"type": "object"})]
+
+    monkeypatch.setattr(mcp_services, "list_remote_tools", remote_tools)
+    connection = Connection.objects.create(organization=org, name="c", url="https://mcp.example.com/mcp")
+    url = "/admin/mcps/connection/"
+    _asks_a_reason_first(operator, url, "sync_tools", [connection.pk])
+    connection.refresh_from_db()
+    assert (connection.status, connection.last_synced_at) == ("pending", None)
+    assert not Tool.objects.exists()
+    response = _post_action(operator, url, "sync_tools", [connection.pk], apply="1", reason="New tools released")
+    assert response.status_code == 302
+    assert list(Tool.objects.filter(connection=connection).values_list("name", flat=True)) == ["add"]
+    audit = AuditEntry.objects.get(action="sync_mcp_connection")
+    assert (audit.organization, audit.reason) == (org, "New tools released")
+    assert audit.details == {"added": 1, "updated": 0, "removed": 0}
+
+    async def unreachable(target, *, time_limit):
+        raise ValueError("connection refused")
+
+    monkeypatch.setattr(mcp_services, "list_remote_tools", unreachable)
+    _post_action(operator, url, "sync_tools", [connection.pk], apply="1", reason="Retry after their outage")
+    failed = AuditEntry.objects.filter(action="sync_mcp_connection").latest("created_at")
+    assert (failed.reason, failed.details["status"]) == ("Retry after their outage", "error")
+    assert "connection refused" in failed.details["error"]
+
+
+def test_revoking_a_refresh_token_asks_a_reason_and_records_it(operator, owner):
+    from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+    from accounts.services import issue_tokens
+
+    refresh = issue_tokens(user=owner).refresh
+    token = OutstandingToken.objects.get(user=owner)
+    url = "/admin/token_blacklist/outstandingtoken/"
+    _asks_a_reason_first(operator, url, "revoke", [token.pk])
+    assert not hasattr(OutstandingToken.objects.get(pk=token.pk), "blacklistedtoken")
+    response = _post_action(operator, url, "revoke", [token.pk], apply="1", reason="Laptop stolen")
+    assert response.status_code == 302
+    assert hasattr(OutstandingToken.objects.get(pk=token.pk), "blacklistedtoken")
+    audit = AuditEntry.objects.get(action="revoke_refresh_token")
+    assert (audit.actor, audit.organization, audit.reason) == (operator.user, None, "Laptop stolen")
+    assert (audit.object_id, audit.details) == (str(token.pk), {"user": str(owner.pk), "jti": token.jti})
+    assert refresh not in f"{audit.object_repr} {audit.details}"
+    assert "Laptop stolen" in LogEntry.objects.get(object_id=str(token.pk)).change_message
+    # once revoked, there is nothing to revoke again
+    _post_action(operator, url, "revoke", [token.pk], apply="1", reason="again")
+    assert AuditEntry.objects.count() == 1
+    # who may only look is not offered it, and a forged post revokes nothing
+    issue_tokens(user=owner)
+    other = OutstandingToken.objects.exclude(pk=token.pk).get(user=owner)
+    viewer = _staff_client(Client, "token_blacklist.view_outstandingtoken")
+    assert 'value="revoke"' not in viewer.get(url).content.decode()
+    _post_action(viewer, url, "revoke", [other.pk], apply="1", reason="x")
+    assert not hasattr(OutstandingToken.objects.get(pk=other.pk), "blacklistedtoken")

@@ -43,9 +43,11 @@ def test_no_refresh_token_is_readable_in_the_admin(operator, owner):
     for lookup in ("token__startswith", "token", "token__contains", "token__regex"):
         response = operator.get(f"/admin/token_blacklist/outstandingtoken/?{lookup}={refresh[:20]}")
         assert response.status_code == 400, lookup
-    response = operator.post(
-        "/admin/token_blacklist/outstandingtoken/", {"action": "revoke", "_selected_action": [token.pk]}
-    )
+    revoke = {"action": "revoke", "_selected_action": [token.pk]}
+    response = operator.post("/admin/token_blacklist/outstandingtoken/", revoke)
+    assert response.status_code == 200  # the reason first, on a page that shows no token either
+    assert refresh not in response.content.decode()
+    response = operator.post("/admin/token_blacklist/outstandingtoken/", {**revoke, "apply": "1", "reason": "Lost"})
     assert response.status_code == 302
     assert hasattr(OutstandingToken.objects.get(pk=token.pk), "blacklistedtoken")
 

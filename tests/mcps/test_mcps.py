@@ -14,6 +14,7 @@ from chat.tools import execute_tool, tool_plan
 from mcps.client import call_tool_by_id
 from mcps.crypto import decrypt_json
 from mcps.models import Connection, Tool
+from orgs.models import AuditEntry
 from tests.conftest import assert_problem, client_for, make_specialist
 
 pytestmark = pytest.mark.django_db
@@ -380,12 +381,13 @@ def test_sync_mcp_command_and_admin_action(org, mcp_server, client, django_user_
         call_command("sync_mcp", stdout=StringIO())
     operator = django_user_model.objects.create_superuser(email="ops@x.test", password="x-Passw0rd-x")
     client.force_login(operator)
-    response = client.post(
-        "/admin/mcps/connection/", {"action": "sync_tools", "_selected_action": [str(bad.pk)]}, follow=True
-    )
+    sync = {"action": "sync_tools", "_selected_action": [str(bad.pk)], "apply": "1", "reason": "Their server is back"}
+    response = client.post("/admin/mcps/connection/", sync, follow=True)
     assert response.status_code == 200
     bad.refresh_from_db()
     assert bad.status == "error"
+    audit = AuditEntry.objects.get(action="sync_mcp_connection", object_id=str(bad.pk))
+    assert (audit.reason, audit.details["status"]) == ("Their server is back", "error")
     assert client.get(f"/admin/mcps/connection/{bad.pk}/change/").status_code == 200
 
 
