@@ -6,7 +6,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from django.db.models import Count, Max, QuerySet, Sum
 from django.utils import timezone
@@ -77,7 +76,33 @@ def circuit(*, org: Organization) -> Circuit:
     return Circuit.objects.select_related("opened_by").get_or_create(organization=org)[0]
 
 
-def capacity(*, org: Organization) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class SpecialistSpend:
+    specialist_id: uuid.UUID
+    name: str
+    credits: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpend:
+    model: str
+    credits: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    balance: Decimal
+    available: Decimal
+    burn_rate_per_day: Decimal
+    runway_days: Decimal | None  # None when nothing burns
+    monthly_budget: Decimal | None
+    spent_this_period: Decimal
+    budget_used_percent: Decimal | None  # None without a budget
+    by_specialist: tuple[SpecialistSpend, ...]
+    by_model: tuple[ModelSpend, ...]
+
+
+def capacity(*, org: Organization) -> Capacity:
     """Burn rate over the last 7 days, runway, and this period's spend by specialist and by model."""
     now = timezone.now()
     info = balance(org=org)
@@ -98,20 +123,20 @@ def capacity(*, org: Organization) -> dict[str, Any]:
     budget_used = (
         q(info.spent_this_period * 100 / info.monthly_budget).quantize(Decimal("0.01")) if info.monthly_budget else None
     )
-    return {
-        "balance": info.balance,
-        "available": info.available,
-        "burn_rate_per_day": burn_rate,
-        "runway_days": runway,
-        "monthly_budget": info.monthly_budget,
-        "spent_this_period": info.spent_this_period,
-        "budget_used_percent": budget_used,
-        "by_specialist": [
-            {"specialist_id": row["specialist_id"], "name": row["specialist_name"], "credits": row["credits"]}
+    return Capacity(
+        balance=info.balance,
+        available=info.available,
+        burn_rate_per_day=burn_rate,
+        runway_days=runway,
+        monthly_budget=info.monthly_budget,
+        spent_this_period=info.spent_this_period,
+        budget_used_percent=budget_used,
+        by_specialist=tuple(
+            SpecialistSpend(specialist_id=row["specialist_id"], name=row["specialist_name"], credits=row["credits"])
             for row in by_specialist
-        ],
-        "by_model": [{"model": row["model"], "credits": row["credits"]} for row in by_model],
-    }
+        ),
+        by_model=tuple(ModelSpend(model=row["model"], credits=row["credits"]) for row in by_model),
+    )
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -64,7 +65,11 @@ def _open(token: str, session_id: str) -> tuple[User, ChatSession, OrgContext]:
         raise _Refused(CLOSE_NOT_AUTHENTICATED)
     if websocket_wait(user_id=user.pk) is not None:
         raise _Refused(CLOSE_TOO_MANY)
-    session = ChatSession.objects.filter(pk=session_id).first()
+    try:
+        session_pk = uuid.UUID(session_id)  # the route lets through any 36 hex digits and dashes
+    except ValueError as exc:
+        raise _Refused(CLOSE_NOT_FOUND) from exc
+    session = ChatSession.objects.filter(pk=session_pk).first()
     context = context_for(user, session.organization_id) if session is not None else None
     if session is None or context is None or not turns.can_read_session(context, session, user):
         raise _Refused(CLOSE_NOT_FOUND)
@@ -83,7 +88,9 @@ def _access(user: User, session: ChatSession) -> tuple[User, OrgContext]:
     return active, context
 
 
-def _start_from_frame(user: User, session: ChatSession, message: str, attachment_ids: list) -> turns.PreparedTurn:
+def _start_from_frame(
+    user: User, session: ChatSession, message: str, attachment_ids: list[uuid.UUID]
+) -> turns.PreparedTurn:
     """One hop for a ``message`` frame: the access checked again (it may have gone since the socket
     opened), the sender's chat throttle, then the turn's prepare phase."""
     user, context = _access(user, session)

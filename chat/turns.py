@@ -101,11 +101,7 @@ def can_read_session(context: OrgContext, session: ChatSession, user: User) -> b
     return session.created_by_id == user.pk or context.has_role(Role.ADMIN)
 
 
-def _specialist(context: OrgContext, specialist_id: uuid.UUID | str) -> Specialist:
-    try:
-        specialist_id = uuid.UUID(str(specialist_id))
-    except ValueError as exc:
-        raise ValidationFailed("specialistId", "Not found in this organization.") from exc
+def _specialist(context: OrgContext, specialist_id: uuid.UUID) -> Specialist:
     specialist = alive_with_tool_flag(org_id=context.org.pk, specialist_id=specialist_id)
     if specialist is None:
         raise ValidationFailed("specialistId", "Not found in this organization.")
@@ -115,13 +111,7 @@ def _specialist(context: OrgContext, specialist_id: uuid.UUID | str) -> Speciali
     return specialist
 
 
-def _session(
-    context: OrgContext, user: User, session_id: uuid.UUID | str | None, specialist: Specialist
-) -> ChatSession:
-    try:
-        session_id = uuid.UUID(str(session_id))
-    except ValueError as exc:
-        raise ValidationFailed("sessionId", "Not found in this organization.") from exc
+def _session(context: OrgContext, user: User, session_id: uuid.UUID, specialist: Specialist) -> ChatSession:
     found = db.rows(
         f"SELECT {db.columns(ChatSession, 's')} FROM {ChatSession._meta.db_table} s "  # noqa: S608
         "WHERE s.organization_id = %s AND s.id = %s",
@@ -136,7 +126,7 @@ def _session(
     return session
 
 
-def _workspace(context: OrgContext, workspace_id: uuid.UUID | str | None) -> Workspace | None:
+def _workspace(context: OrgContext, workspace_id: uuid.UUID | None) -> Workspace | None:
     if workspace_id is None:
         return None
     workspace: Workspace | None = Workspace.objects.for_org(context.org).filter(pk=workspace_id).first()
@@ -145,13 +135,9 @@ def _workspace(context: OrgContext, workspace_id: uuid.UUID | str | None) -> Wor
     return workspace
 
 
-def _attachments(context: OrgContext, ids: list[Any]) -> list[Attachment]:
+def _attachments(context: OrgContext, ids: list[uuid.UUID]) -> list[Attachment]:
     if not ids:
         return []
-    try:
-        ids = [uuid.UUID(str(value)) for value in ids]
-    except ValueError as exc:
-        raise ValidationFailed("attachmentIds", "Must be a list of ids (UUIDs).") from exc
     found = list(Attachment.objects.for_org(context.org).filter(pk__in=ids))
     if len(found) != len(set(ids)):
         raise ValidationFailed("attachmentIds", "Not found in this organization.")
@@ -218,11 +204,11 @@ def start_turn(
     *,
     context: OrgContext,
     user: User,
-    specialist_id: uuid.UUID | str,
+    specialist_id: uuid.UUID,
     message: str,
-    session_id: uuid.UUID | str | None = None,
-    workspace_id: uuid.UUID | str | None = None,
-    attachment_ids: list[Any] | None = None,
+    session_id: uuid.UUID | None = None,
+    workspace_id: uuid.UUID | None = None,
+    attachment_ids: list[uuid.UUID] | None = None,
     queued: bool = False,
 ) -> PreparedTurn:
     """Prepare: validates, creates the session and both messages, and holds the first call's worst
@@ -233,7 +219,7 @@ def start_turn(
         raise ValidationFailed("message", f"At most {MAX_MESSAGE_CHARS} characters.")
     specialist = _specialist(context, specialist_id)
     workspace = _workspace(context, workspace_id)
-    if session_id:
+    if session_id is not None:
         session = _session(context, user, session_id, specialist)
         if workspace is not None and session.workspace_id != workspace.pk:
             raise ValidationFailed("workspaceId", "This session belongs to another workspace.")
@@ -270,7 +256,7 @@ def start_turn(
         Attachment.objects.filter(
             organization_id=context.org.pk, pk__in=[a.pk for a in attachments], session__isnull=True
         ).update(session=session)
-    if session_id:
+    if session_id is not None:
         db.execute(
             f"UPDATE {ChatSession._meta.db_table} SET message_count = message_count + 2, "  # noqa: S608
             "last_message_at = %s, updated_at = %s WHERE id = %s",
@@ -283,7 +269,7 @@ def start_turn(
         assistant_id=assistant.pk,
         user_id=user.pk,
         reservation_id=reservation_id,
-        history=None if session_id else [user_message],  # a new session's history is this message
+        history=None if session_id is not None else [user_message],  # a new session's history is this message
     )
     metering.hold(turn.payer, turn.request, rate=rate, reservation_id=reservation_id)
     return turn

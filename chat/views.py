@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any, cast
@@ -239,7 +240,11 @@ def _token(request: HttpRequest) -> Any:
 def _caller(request: HttpRequest, token: Any) -> tuple[Any, OrgContext | None]:
     """The token's user and, in the same query, their membership of the org asked for (None when
     the full road must tell why there is none)."""
-    context = member_context(token.get(jwt_settings.USER_ID_CLAIM), request.headers.get("X-Org-Id"))
+    try:
+        user_id = uuid.UUID(str(token.get(jwt_settings.USER_ID_CLAIM)))
+    except ValueError:  # not a user this read can find: the full road answers as for any token
+        return _bearer.get_user(token), None
+    context = member_context(user_id, request.headers.get("X-Org-Id"))
     if context is not None and context.membership is not None:
         return context.membership.user, context
     return _bearer.get_user(token), None

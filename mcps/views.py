@@ -56,7 +56,7 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
         responses={201: ConnectionSerializer},
         summary="Connect an MCP server (admin)",
     )
-    def create(self, request: Request, org_id: str) -> Response:
+    def create(self, request: Request, org_id: uuid.UUID) -> Response:
         serializer = ConnectionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         connection = services.create_connection(org=self.org, data=validated_as(serializer, services.ConnectionFields))
@@ -65,7 +65,7 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
     @extend_schema(
         request=ConnectionWriteSerializer, responses={200: ConnectionSerializer}, summary="Update a connection (admin)"
     )
-    def update(self, request: Request, org_id: str, pk: uuid.UUID) -> Response:
+    def update(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:
         serializer = ConnectionWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         connection = services.update_connection(
@@ -74,17 +74,17 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
         return Response(self._out(connection))
 
     @extend_schema(summary="Remove a connection (admin); its tools leave every specialist")
-    def destroy(self, request: Request, org_id: str, pk: uuid.UUID) -> Response:
+    def destroy(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:
         services.delete_connection(connection=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={200: SyncResultSerializer}, summary="Sync the server's tools (admin)")
-    def sync(self, request: Request, org_id: str, pk: uuid.UUID) -> Response:
+    def sync(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:
         result = services.sync_connection(connection=self.get_object())
         return Response(SyncResultSerializer(result).data)
 
     @extend_schema(responses={200: ToolSerializer(many=True)}, summary="The connection's stored tools")
-    def tools(self, request: Request, org_id: str, pk: uuid.UUID) -> Response:
+    def tools(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:
         connection = self.get_object()
         page = self.paginate_queryset(Tool.objects.filter(connection=connection).order_by("name"))
         return self.get_paginated_response(ToolSerializer(page, many=True).data)
@@ -94,7 +94,7 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
         responses={200: ToolSerializer},
         summary="Allow or block a tool for the org (admin)",
     )
-    def tool_update(self, request: Request, org_id: str, pk: uuid.UUID, tool_id: str) -> Response:
+    def tool_update(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID, tool_id: uuid.UUID) -> Response:
         connection = self.get_object()
         tool = Tool.objects.filter(connection=connection, pk=tool_id).first()
         if tool is None:

@@ -5,6 +5,7 @@ set ``queryset``, narrow it only in ``scope_queryset`` and never filter by org t
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar, cast
 
 from django.db.models import QuerySet
@@ -17,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from accounts.auth import current_user
+from core.errors import NotFoundError
 from core.views import Access
 from orgs.context import OrgContext, require_role, resolve_org_from_header, resolve_org_from_path
 from orgs.models import OrgScopedQuerySet
@@ -31,6 +33,16 @@ ORG_HEADER_PARAMETER = OpenApiParameter(
         "otherwise 400 `org_required`. Not a member → 403 `not_a_member`."
     ),
 )
+
+
+def _path_org_id(value: object) -> uuid.UUID:
+    """The org id of the path (the routes' ``uuid`` converter parses it): anything else is 404."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise NotFoundError from exc
 
 
 class OrgContextMixin(APIView):
@@ -49,7 +61,7 @@ class OrgContextMixin(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         if self.org_path_kwarg:
-            context = resolve_org_from_path(current_user(request), kwargs[self.org_path_kwarg])
+            context = resolve_org_from_path(current_user(request), _path_org_id(kwargs[self.org_path_kwarg]))
         else:
             context = resolve_org_from_header(request)
         # Kept on the view: DRF hands some handlers (OPTIONS) a clone of the request.

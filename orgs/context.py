@@ -101,25 +101,22 @@ def resolve_org(user: User, raw: str | None) -> OrgContext:
     return OrgContext(org=membership.organization, membership=membership, is_staff=user.is_staff)
 
 
-def resolve_org_from_path(user: User, org_id: uuid.UUID | str) -> OrgContext:
+def resolve_org_from_path(user: User, org_id: uuid.UUID) -> OrgContext:
     """For paths that carry the org as a resource id: a non-member gets 404 like any object."""
-    try:
-        context = context_for(user, uuid.UUID(str(org_id)))
-    except ValueError as exc:
-        raise NotFoundError from exc
+    context = context_for(user, org_id)
     if context is None:
         raise NotFoundError
     return context
 
 
-def member_context(user_id: uuid.UUID | str, raw_org_id: str | None) -> OrgContext | None:
+def member_context(user_id: uuid.UUID, org_header: str | None) -> OrgContext | None:
     """The caller's user and active membership in one hand-written read, for a hot path that knows
     the user's id from its token: the context when the (active) user is an active member of the org
-    named (or of their only org). None means "take the full road" (``resolve_org`` after loading
-    the user), which tells apart a missing or inactive user, staff, non-members and several orgs."""
+    named by the raw ``X-Org-Id`` value ``org_header`` (parsed here), or of their only org. None
+    means "take the full road" (``resolve_org`` after loading the user), which tells apart a
+    missing or inactive user, staff, non-members, several orgs and a malformed header."""
     try:
-        user_id = uuid.UUID(str(user_id))
-        org_id = uuid.UUID(raw_org_id.strip()) if raw_org_id else None
+        org_id = uuid.UUID(org_header.strip()) if org_header else None
     except ValueError:
         return None
     found = db.rows(

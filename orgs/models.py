@@ -39,7 +39,7 @@ class OrgScopedQuerySet(models.QuerySet):
 
     org_field = "organization"  # the path from the model to its organization
 
-    def for_org(self, org: Organization | uuid.UUID | str) -> OrgScopedQuerySet:
+    def for_org(self, org: Organization | uuid.UUID) -> OrgScopedQuerySet:
         """Only the rows of ``org`` (an organization or its id)."""
         org_id = org.pk if isinstance(org, Organization) else org
         return self.filter(**{f"{self.org_field}_id": org_id})

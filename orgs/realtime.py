@@ -16,7 +16,7 @@ MEMBERSHIP_CHANGED = "membership.changed"
 NOTICE_TIMEOUT_SECONDS = 2.0
 
 
-def member_group(org_id: uuid.UUID | str, user_id: uuid.UUID | str) -> str:
+def member_group(org_id: uuid.UUID, user_id: uuid.UUID) -> str:
     return f"member.{org_id}.{user_id}"
 
 

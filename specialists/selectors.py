@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db.models import QuerySet
 
@@ -14,7 +15,7 @@ def specialists_queryset() -> QuerySet[Specialist]:
     return Specialist.objects.alive().prefetch_related("tools").order_by("-created_at")
 
 
-def alive_with_tool_flag(*, org_id: uuid.UUID, specialist_id: uuid.UUID | str) -> Specialist | None:
+def alive_with_tool_flag(*, org_id: uuid.UUID, specialist_id: uuid.UUID) -> Specialist | None:
     """One live specialist of the org, and whether it has tools at all (``has_tools``), in one
     hand-written read: a chat turn's hot path."""
     tools = Specialist.tools.through._meta.db_table
@@ -30,7 +31,15 @@ def alive_with_tool_flag(*, org_id: uuid.UUID, specialist_id: uuid.UUID | str) -
     return specialist
 
 
-def usage_this_period(*, specialist: Specialist) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class UsageThisPeriod:
+    """``usage`` of the specialist's page: credits and billed replies this period."""
+
+    credits_this_period: Decimal
+    messages_this_period: int
+
+
+def usage_this_period(*, specialist: Specialist) -> UsageThisPeriod:
     """``usage`` of the specialist's page: credits and billed replies this period (billing's ledger)."""
     usage = specialist_usage_this_period(org_id=specialist.organization_id, specialist_id=specialist.pk)
-    return {"credits_this_period": usage.credits, "messages_this_period": usage.messages}
+    return UsageThisPeriod(credits_this_period=usage.credits, messages_this_period=usage.messages)

@@ -17,13 +17,15 @@ from tasks.models import Task
 
 @task()
 async def run_task_turn(task_id: str, message_id: str) -> str:
+    """The background job of a task run; its arguments are the ids as text (a job's are JSON)."""
+    task_pk, message_pk = uuid.UUID(task_id), uuid.UUID(message_id)
     try:
-        return await run_queued_message(message_id)
+        return await run_queued_message(message_pk)
     finally:
-        await database_sync_to_async(finish_task_run)(task_id=task_id, message_id=message_id)
+        await database_sync_to_async(finish_task_run)(task_id=task_pk, message_id=message_pk)
 
 
-def finish_task_run(*, task_id: uuid.UUID | str, message_id: uuid.UUID | str) -> Task | None:
+def finish_task_run(*, task_id: uuid.UUID, message_id: uuid.UUID) -> Task | None:
     """After the turn: done with the answer as result, or back to todo with the error."""
     with transaction.atomic():
         task = Task.objects.select_for_update().filter(pk=task_id, run_message_id=message_id).first()

@@ -58,7 +58,7 @@ TASK_FIELDS = (
 )
 
 
-def _require_creator_or_admin(context: OrgContext, user: User, owner_id: Any) -> None:
+def _require_creator_or_admin(context: OrgContext, user: User, owner_id: uuid.UUID) -> None:
     if owner_id != user.pk and not context.has_role(Role.ADMIN):
         raise PermissionDeniedError("Only its creator or an admin may delete this.")
 
@@ -81,13 +81,13 @@ def delete_project(*, context: OrgContext, user: User, project: Project) -> None
     project.delete()
 
 
-def _check_assignees(values: TaskFields | dict[str, Any]) -> None:
+def _check_assignees(values: TaskFields) -> None:
     """At most one assignee (the serializer looked both up inside the org)."""
     if values.get("assignee_user") is not None and values.get("assignee_specialist") is not None:
         raise ValidationFailed("assigneeSpecialistId", "A task has at most one assignee.")
 
 
-def _check_new_assignees(org_id: uuid.UUID, values: dict[str, Any]) -> None:
+def _check_new_assignees(org_id: uuid.UUID, values: TaskFields) -> None:
     """An assignee given now is an active member, or a live specialist, of the task's org (whoever
     calls: the API's fields look them up that way, the admin's forms do not)."""
     person, specialist = values.get("assignee_user"), values.get("assignee_specialist")
@@ -101,24 +101,24 @@ def _check_new_assignees(org_id: uuid.UUID, values: dict[str, Any]) -> None:
 
 
 def create_task(*, org: Organization, user: User, data: TaskFields) -> Task:
+    _check_assignees(data)
+    _check_new_assignees(org.pk, data)
     values: dict[str, Any] = {k: v for k, v in data.items() if k in TASK_FIELDS}
-    _check_assignees(values)
-    _check_new_assignees(org.pk, values)
     return Task.objects.create(organization=org, created_by=user, **values)
 
 
 def update_task(*, task: Task, data: TaskFields) -> Task:
-    values: dict[str, Any] = {k: v for k, v in data.items() if k in TASK_FIELDS}
-    merged: dict[str, Any] = {
-        "assignee_user": values.get("assignee_user", task.assignee_user),
-        "assignee_specialist": values.get("assignee_specialist", task.assignee_specialist),
+    merged: TaskFields = {
+        "assignee_user": data.get("assignee_user", task.assignee_user),
+        "assignee_specialist": data.get("assignee_specialist", task.assignee_specialist),
     }
-    if "assignee_user" in values and values["assignee_user"] is not None and "assignee_specialist" not in values:
+    if data.get("assignee_user") is not None and "assignee_specialist" not in data:
         merged["assignee_specialist"] = None  # giving it to a person takes it from the specialist
-    if "assignee_specialist" in values and values["assignee_specialist"] is not None and "assignee_user" not in values:
+    if data.get("assignee_specialist") is not None and "assignee_user" not in data:
         merged["assignee_user"] = None
     _check_assignees(merged)
-    _check_new_assignees(task.organization_id, values)
+    _check_new_assignees(task.organization_id, data)
+    values: dict[str, Any] = {k: v for k, v in data.items() if k in TASK_FIELDS}
     for key, value in {**values, **merged}.items():
         setattr(task, key, value)
     task.save()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+import uuid
+from typing import TypedDict
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
@@ -15,7 +16,7 @@ from orgs.models import Organization, Role
 from workspaces.models import Workspace, WorkspaceFile
 
 
-def _require_creator_or_admin(context: OrgContext, user: User, owner_id: Any, what: str) -> None:
+def _require_creator_or_admin(context: OrgContext, user: User, owner_id: uuid.UUID, what: str) -> None:
     if owner_id != user.pk and not context.has_role(Role.ADMIN):
         raise PermissionDeniedError(f"Only the {what}'s creator or an admin may do this.")
 

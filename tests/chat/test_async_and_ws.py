@@ -167,6 +167,16 @@ async def test_websocket_hides_sessions_the_caller_may_not_read(ws_session):
 
 
 @pytest.mark.asyncio
+async def test_websocket_session_id_that_is_no_uuid_is_not_found(ws_session):
+    """The route lets through any 36 hex digits and dashes: one that is no UUID is a missing session."""
+    _, owner, _, _ = ws_session
+    token = await database_sync_to_async(lambda: issue_tokens(user=owner).access)()
+    communicator, connected, _ = await _connect(f"/ws/chat/sessions/{'-' * 36}/?token={token}")
+    assert connected
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4404}
+
+
+@pytest.mark.asyncio
 async def test_websocket_send_a_message_and_watch_the_turn(ws_session):
     org, owner, _, session = ws_session
     token = await database_sync_to_async(lambda: issue_tokens(user=owner).access)()
@@ -203,7 +213,7 @@ async def test_async_turn_run_by_an_embedded_worker_thread_reaches_the_socket(ws
         )
     )()
     message_id = response.json()["messageId"]
-    worker = threading.Thread(target=lambda: async_to_sync(run_queued_message)(message_id))
+    worker = threading.Thread(target=lambda: async_to_sync(run_queued_message)(uuid.UUID(message_id)))
     worker.start()
     frames = await _events_until(communicator, "done")
     await asyncio.get_running_loop().run_in_executor(None, worker.join)

@@ -248,7 +248,11 @@ def test_attachment_text_reaches_the_model(owner, org, specialist):
     attachment = _upload(client, "brief.txt", b"The launch is on Friday.").json()
     context = OrgContext(org=org, membership=Membership.objects.get(user=owner), is_staff=False)
     turn = start_turn(
-        context=context, user=owner, specialist_id=specialist.pk, message="When?", attachment_ids=[attachment["id"]]
+        context=context,
+        user=owner,
+        specialist_id=specialist.pk,
+        message="When?",
+        attachment_ids=[uuid.UUID(attachment["id"])],
     )
     assert "The launch is on Friday." in turn.request.messages[-1].content
     assert "### brief.txt" in turn.request.messages[-1].content

@@ -128,7 +128,11 @@ def test_workspace_chat_gets_file_text_and_save_artifact(member, org, workspace)
     specialist = make_specialist(org)
     context = OrgContext(org=org, membership=Membership.objects.get(user=member, organization=org), is_staff=False)
     turn = start_turn(
-        context=context, user=member, specialist_id=specialist.pk, message="When?", workspace_id=workspace["id"]
+        context=context,
+        user=member,
+        specialist_id=specialist.pk,
+        message="When?",
+        workspace_id=uuid.UUID(workspace["id"]),
     )
     assert "### brief.txt" in turn.request.system
     assert "The launch is on Friday." in turn.request.system
