@@ -18,6 +18,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -272,6 +273,11 @@ def start_turn(
         history=None if session_id is not None else [user_message],  # a new session's history is this message
     )
     metering.hold(turn.payer, turn.request, rate=rate, reservation_id=reservation_id)
+    if not queued and settings.DB_FAST_TURN_START:
+        # A live turn's start does not wait for the disk (DB_FAST_TURN_START): its client waits for
+        # the first token, and the turn's end commits durably, this start with it. A queued start
+        # was promised to its client (202) and waits.
+        db.commit_without_waiting_for_disk()
     return turn
 
 
@@ -339,9 +345,8 @@ def next_call(turn: PreparedTurn, usage: Usage, next_hold: uuid.UUID) -> tuple[m
     refusal = None
     with transaction.atomic(savepoint=False):
         charge = metering.settle(turn.reservation_id, usage, description=turn.description)
-        try:
-            with transaction.atomic():  # a refusal rolls back the hold only
-                metering.hold(turn.payer, turn.request, reservation_id=next_hold)
+        try:  # a refusal writes nothing and leaves the transaction usable: the settlement stands
+            metering.hold(turn.payer, turn.request, reservation_id=next_hold)
         except BillingRefusal as exc:
             refusal = exc
     return charge, refusal

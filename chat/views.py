@@ -251,28 +251,28 @@ def _caller(request: HttpRequest, token: Any) -> tuple[Any, OrgContext | None]:
 
 
 def _prepare_stream(request: HttpRequest) -> HttpResponse | PreparedTurn:
-    """Prepare, in one thread hop and one transaction: the caller, the throttle, the org, the body,
-    the Idempotency-Key, the session, both messages and the first hold (DRF's order of checks)."""
+    """Prepare, in one thread hop: the caller, the throttle, the org, the body, the Idempotency-Key
+    (DRF's order of checks), then one transaction for the session, both messages and the first hold
+    (the caller's read needs none of its own: one statement, no BEGIN, no savepoint)."""
     try:
         token = _token(request)  # a request without a valid token costs no connection
-        with transaction.atomic():
-            user, context = _caller(request, token)
-            request.user = user
-            if context is None:
-                context = resolve_org(user, request.headers.get("X-Org-Id"))
-            check_chat(user_id=user.pk, org_id=context.org.pk)
-            body = Request(request, parsers=_body_parsers).data
-            serializer = SendSerializer(data=body)
-            serializer.is_valid(raise_exception=True)
-            (code, answer), replayed, turn = start_send(
-                context=context,
-                user=user,
-                data=serializer.validated_data,
-                key=request.headers.get("Idempotency-Key"),
-                payload=body,
-                scope=ChatStreamView.scope,
-                queued=False,
-            )
+        user, context = _caller(request, token)
+        request.user = user
+        if context is None:
+            context = resolve_org(user, request.headers.get("X-Org-Id"))
+        check_chat(user_id=user.pk, org_id=context.org.pk)
+        body = Request(request, parsers=_body_parsers).data
+        serializer = SendSerializer(data=body)
+        serializer.is_valid(raise_exception=True)
+        (code, answer), replayed, turn = start_send(
+            context=context,
+            user=user,
+            data=serializer.validated_data,
+            key=request.headers.get("Idempotency-Key"),
+            payload=body,
+            scope=ChatStreamView.scope,
+            queued=False,
+        )
         if replayed or turn is None:
             return JsonResponse(camelize(answer), status=code)
         return turn

@@ -24,6 +24,16 @@ def release_connections() -> None:
             conn.close_if_unusable_or_obsolete()
 
 
+def commit_without_waiting_for_disk() -> None:
+    """This transaction's commit returns before PostgreSQL has flushed it to disk (its
+    ``synchronous_commit`` is ``off``, for this transaction only). A later synchronous commit of any
+    transaction flushes it too; a crash of the database before then loses it whole (it stays atomic).
+    Nothing on SQLite, or outside a transaction."""
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+
+
 def in_thread[**P, R](fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """``fn`` as one thread hop for async code, its connection released after it."""
 

@@ -13,6 +13,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from daphne.http_protocol import WebRequest  # noqa: E402
 from daphne.ws_protocol import WebSocketProtocol  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.core.signals import request_started  # noqa: E402
+from django.db import close_old_connections, reset_queries  # noqa: E402
 
 from leancore.routing import websocket_urlpatterns  # noqa: E402
 from leancore.worker import start_embedded_worker  # noqa: E402
@@ -23,6 +25,16 @@ def _leave_form_bodies_to_django() -> None:
     in memory, unused) and answers one it cannot parse with an empty 400 before Django sees it.
     Django parses bodies; Twisted must not (every 4xx is problem+json)."""
     WebRequest._parsePOSTFormSubmission = property(lambda self: False, lambda self, value: None)
+
+
+def _start_requests_without_a_thread_hop() -> None:
+    """Under ASGI each request's sync code runs in a thread of its own (Django's
+    ``ThreadSensitiveContext``), so Django's ``request_started`` receivers (reset the query log,
+    close old connections) find nothing to do at a request's start; being sync, they still cost
+    every request a hop to that thread before its view runs. Their ``request_finished``
+    counterparts stay: they give the request thread's connections back when it ends."""
+    request_started.disconnect(reset_queries)
+    request_started.disconnect(close_old_connections)
 
 
 def _let_websockets_close_with_any_code() -> None:
@@ -37,6 +49,7 @@ def _let_websockets_close_with_any_code() -> None:
 
 
 _leave_form_bodies_to_django()
+_start_requests_without_a_thread_hop()
 _let_websockets_close_with_any_code()
 
 if settings.EMBEDDED_WORKER:

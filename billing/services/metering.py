@@ -14,6 +14,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from billing.errors import (
+    BillingRefusal,
     BudgetExhaustedError,
     CircuitOpenError,
     InsufficientCreditsError,
@@ -98,21 +99,27 @@ def reserve(
     reservation_id: uuid.UUID | None = None,
 ) -> Hold:
     """Holds the call's worst case, or refuses with the contract's 402 (in its order).
-    ``rate`` saves a lookup when the caller has the model's active rate at hand."""
-    with transaction.atomic():
-        return _reserve(
-            org=org,
-            rate=rate if rate is not None and rate.active else active_rate(model),
-            input_tokens=input_tokens,
-            max_output_tokens=max_output_tokens,
-            specialist_id=specialist_id,
-            specialist_name=specialist_name,
-            specialist_limit=specialist_limit,
-            session_id=session_id,
-            message_id=message_id,
-            user_id=user_id,
-            reservation_id=reservation_id or uuid.uuid4(),
-        )
+    ``rate`` saves a lookup when the caller has the model's active rate at hand. No savepoint of its
+    own (it would cost two round trips): a refusal is decided before anything is written and raised
+    after the block, so the caller's transaction stays usable."""
+    with transaction.atomic(savepoint=False):
+        try:
+            return _reserve(
+                org=org,
+                rate=rate if rate is not None and rate.active else active_rate(model),
+                input_tokens=input_tokens,
+                max_output_tokens=max_output_tokens,
+                specialist_id=specialist_id,
+                specialist_name=specialist_name,
+                specialist_limit=specialist_limit,
+                session_id=session_id,
+                message_id=message_id,
+                user_id=user_id,
+                reservation_id=reservation_id or uuid.uuid4(),
+            )
+        except (BillingRefusal, UnknownModelError) as exc:  # decided before anything is written
+            refusal = exc
+    raise refusal  # outside the block: the caller's transaction stays usable
 
 
 def _reserve(

@@ -19,7 +19,10 @@ from tests.fakes.llm_server import Scenario
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CONTROL = re.compile(r"^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b")
+# Transaction control: not counted, but kept to check (no savepoint in a turn; a live start's
+# commit does not wait for the disk).
+CONTROL = re.compile(r"^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT|SET LOCAL)\b")
+FAST_START = "SET LOCAL synchronous_commit = off"
 
 BUDGET = 16
 
@@ -52,21 +55,40 @@ def _label(sql: str) -> str:
 
 
 @pytest.fixture
-def recorded(monkeypatch) -> list[str]:
+def everything(monkeypatch) -> list[str]:
+    """Every statement run through Django's cursors, transaction control included (psycopg sends
+    BEGIN and COMMIT itself: they are not here)."""
     statements: list[str] = []
     execute = CursorWrapper.execute
 
     def recording(self, sql, params=None):
-        if not CONTROL.match(sql):
-            statements.append(_label(sql))
+        statements.append(sql if CONTROL.match(sql) else _label(sql))
         return execute(self, sql, params)
 
     monkeypatch.setattr(CursorWrapper, "execute", recording)
     return statements
 
 
+class Counted:
+    """The statements counted (transaction control left out) of ``everything``."""
+
+    def __init__(self, everything: list[str]) -> None:
+        self.everything = everything
+
+    def clear(self) -> None:
+        self.everything.clear()
+
+    def snapshot(self) -> list[str]:
+        return [sql for sql in self.everything if not CONTROL.match(sql)]
+
+
+@pytest.fixture
+def recorded(everything) -> Counted:
+    return Counted(everything)
+
+
 async def _turn(
-    client: AsyncClient, token: str, specialist, recorded: list[str], session_id: str | None = None
+    client: AsyncClient, token: str, specialist, recorded: Counted, session_id: str | None = None
 ) -> tuple[list[str], str]:
     body = {"specialistId": str(specialist.pk), "message": "Plan our Q3 budget"}
     if session_id:
@@ -81,7 +103,7 @@ async def _turn(
     assert response.status_code == 200, response.content
     text = b"".join([chunk async for chunk in response.streaming_content]).decode()
     assert "event: done" in text, text
-    return list(recorded), text.split('"sessionId":"', 1)[1].split('"', 1)[0]
+    return recorded.snapshot(), text.split('"sessionId":"', 1)[1].split('"', 1)[0]
 
 
 async def test_a_turn_costs_these_statements(bundled_data, recorded):
@@ -101,6 +123,38 @@ async def test_a_turn_costs_these_statements(bundled_data, recorded):
     assert sorted(first) == sorted(new_session), first
     assert len(follow_up) <= BUDGET
     assert len(first) <= BUDGET
+    # No savepoint anywhere (two round trips each); the start's commit does not wait for the disk,
+    # the end's does (and makes the start durable with it).
+    control = [sql for sql in recorded.everything if CONTROL.match(sql)]
+    assert control == [FAST_START], control
+    assert recorded.everything.index(FAST_START) < recorded.everything.index("SELECT billing_reservation")
+
+
+@pytest.mark.parametrize("fast", [True, False])
+async def test_only_a_live_turns_start_skips_waiting_for_the_disk(bundled_data, everything, settings, fast):
+    """A queued turn's start was promised to its client (202): its commit waits for the disk. So
+    does every start with DB_FAST_TURN_START off."""
+    settings.DB_FAST_TURN_START = fast
+
+    def setup():
+        org = make_org(name="Durable")
+        member = add_member(org)
+        return make_specialist(org), issue_tokens(user=member).access
+
+    specialist, token = await database_sync_to_async(setup)()
+    headers = {"authorization": f"Bearer {token}"}
+    body = {"specialistId": str(specialist.pk), "message": "Plan our Q3 budget"}
+    client = AsyncClient()
+    everything.clear()
+    response = await client.post("/api/chat/async", body, content_type="application/json", headers=headers)
+    assert response.status_code == 202, response.content
+    assert FAST_START not in everything
+    response = await client.post(
+        "/api/chat/stream", body, content_type="application/json", headers={**headers, "accept": "text/event-stream"}
+    )
+    assert response.status_code == 200, response.content
+    assert "event: done" in b"".join([chunk async for chunk in response.streaming_content]).decode()
+    assert everything.count(FAST_START) == (1 if fast else 0)
 
 
 async def test_a_database_failure_after_the_stream_started_still_bills_and_ends_the_stream(bundled_data, monkeypatch):
