@@ -698,6 +698,12 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
         "exports",
     ]
     readonly_fields = [*OrganizationAdmin.readonly_fields, *billing_fields, "usage_chart"]
+
+    def has_add_permission(self, request) -> bool:
+        """A new organization opens with the sign-up credits: adding one mints credits, so it also
+        needs the money permission."""
+        return super().has_add_permission(request) and self.has_manage_credits_permission(request)
+
     actions = [
         "grant_credits",
         "adjust_credits",

@@ -100,8 +100,10 @@ def reserve(
 ) -> Hold:
     """Holds the call's worst case, or refuses with the contract's 402 (in its order).
     ``rate`` saves a lookup when the caller has the model's active rate at hand. No savepoint of its
-    own (it would cost two round trips): a refusal is decided before anything is written and raised
-    after the block, so the caller's transaction stays usable."""
+    own (it would cost two round trips): a refusal is decided before the hold writes anything and
+    raised after the block, so the caller's transaction stays usable. The only writes before it are
+    the account's own upkeep (opened if missing, rolled into the current period), which any locked
+    read of the account makes; the account stays locked until the caller's transaction ends."""
     with transaction.atomic(savepoint=False):
         try:
             return _reserve(
@@ -117,7 +119,7 @@ def reserve(
                 user_id=user_id,
                 reservation_id=reservation_id or uuid.uuid4(),
             )
-        except (BillingRefusal, UnknownModelError) as exc:  # decided before anything is written
+        except (BillingRefusal, UnknownModelError) as exc:  # decided before the hold writes
             refusal = exc
     raise refusal  # outside the block: the caller's transaction stays usable
 

@@ -503,8 +503,15 @@ def test_an_organization_is_added_with_its_owner_as_at_sign_up(operator, org):
     log = LogEntry.objects.get(object_id=str(created.pk))
     assert (log.action_flag, "Contract signed" in log.change_message) == (ADDITION, True)
     plain = Client()
-    plain.force_login(make_user(is_staff=True))
+    staff = make_user(is_staff=True)
+    plain.force_login(staff)
     assert plain.get(url).status_code == 403  # adding needs orgs.add_organization
+    staff.user_permissions.add(Permission.objects.get(codename="add_organization"))
+    assert plain.get(url).status_code == 403  # and, as it opens with the sign-up credits, the money permission
+    staff.user_permissions.add(Permission.objects.get(codename="manage_credits"))
+    staff = type(staff).objects.get(pk=staff.pk)  # permissions are cached per user object
+    plain.force_login(staff)
+    assert plain.get(url).status_code == 200
 
 
 # --- what a first review found ------------------------------------------------------------------
