@@ -113,29 +113,25 @@ class ConnectionAdmin(OrgOwnedAdmin):
 
     def _sync(self, connection: Connection, data, request) -> None:
         """The sync, in the audit trail whether it succeeds or fails (a failure changes the status)."""
-        reason = data["reason"]
+        failure: DomainError | None = None
+        details: dict[str, object]
         try:
             result = services.sync_connection(connection=connection)
+            details = {"added": result.added, "updated": result.updated, "removed": result.removed}
         except DomainError as exc:
+            failure = exc
             connection.refresh_from_db(fields=["status", "last_error"])
             details = {"status": connection.status, "error": str(exc.detail)[:300]}
-            record(
-                request,
-                action="sync_mcp_connection",
-                obj=connection,
-                org=connection.organization,
-                reason=reason,
-                details=details,
-            )
-            raise
         record(
             request,
             action="sync_mcp_connection",
             obj=connection,
             org=connection.organization,
-            reason=reason,
-            details={"added": result.added, "updated": result.updated, "removed": result.removed},
+            reason=data["reason"],
+            details=details,
         )
+        if failure is not None:
+            raise failure
         self.message_user(
             request,
             f"{connection}: {result.added} added, {result.updated} updated, {result.removed} removed.",

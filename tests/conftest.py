@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from asgiref.sync import SyncToAsync
 from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -301,3 +302,17 @@ def operator(client, django_user_model):
     client.force_login(user)
     client.user = user
     return client
+
+
+@pytest.fixture
+def thread_hops(monkeypatch) -> list[str]:
+    """The name of every function async code hands to a thread (``sync_to_async``), in order."""
+    hops: list[str] = []
+    call = SyncToAsync.__call__
+
+    async def counting(self, *args, **kwargs):
+        hops.append(getattr(self.func, "__qualname__", repr(self.func)))
+        return await call(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counting)
+    return hops

@@ -200,11 +200,10 @@ async def test_a_database_failure_after_the_stream_started_still_bills_and_ends_
 
 @pytest.mark.parametrize("deltas", [3, 30])
 async def test_a_turn_hops_to_a_thread_once_per_phase_however_long_the_answer(
-    bundled_data, fake_llm, deltas, monkeypatch
+    bundled_data, fake_llm, deltas, thread_hops
 ):
     """The stream's own database work is two thread hops, prepare and record, whatever the number of
     tokens: no event waits on sync code while tokens flow."""
-    from asgiref.sync import SyncToAsync
 
     def setup():
         org = make_org(name="Hops")
@@ -213,14 +212,7 @@ async def test_a_turn_hops_to_a_thread_once_per_phase_however_long_the_answer(
 
     specialist, token = await database_sync_to_async(setup)()
     fake_llm.script(Scenario(chunks=[f"t{i} " for i in range(deltas)]))
-    hops: list[str] = []
-    call = SyncToAsync.__call__
-
-    async def counting(self, *args, **kwargs):
-        hops.append(getattr(self.func, "__qualname__", repr(self.func)))
-        return await call(self, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", counting)
+    thread_hops.clear()  # the setup's own
     response = await AsyncClient().post(
         "/api/chat/stream",
         {"specialistId": str(specialist.pk), "message": "Hi"},
@@ -230,6 +222,6 @@ async def test_a_turn_hops_to_a_thread_once_per_phase_however_long_the_answer(
     text = b"".join([chunk async for chunk in response.streaming_content]).decode()
     assert text.count("event: delta") == deltas, text
     assert "event: done" in text
-    ours = [name for name in hops if "prepare" in name or "record" in name or "next_call" in name]
-    assert ours == ["_prepare_stream", "record_answer"], hops
-    assert len(hops) <= 6, hops  # Django's own per-request signals are the rest, never one per token
+    ours = [name for name in thread_hops if "prepare" in name or "record" in name or "next_call" in name]
+    assert ours == ["_prepare_stream", "record_answer"], thread_hops
+    assert len(thread_hops) <= 6, thread_hops  # Django's own per-request signals are the rest, never one per token

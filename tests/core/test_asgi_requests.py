@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from asgiref.sync import SyncToAsync
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
@@ -45,24 +44,16 @@ async def _get(path: str) -> tuple[int, bytes]:
     return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
-async def test_a_request_starts_without_a_thread_hop_and_still_gives_its_connections_back(monkeypatch):
+async def test_a_request_starts_without_a_thread_hop_and_still_gives_its_connections_back(thread_hops):
     """Django's request_started receivers are sync and have nothing to do under ASGI (each request's
     sync code gets a fresh thread): they are gone, so a request reaches its view without a hop.
     request_finished keeps closing (giving back) the request thread's connections."""
     asgi._start_requests_without_a_thread_hop()  # again: Django's test clients reconnect its receiver
-    hops: list[str] = []
-    call = SyncToAsync.__call__
-
-    async def counting(self, *args, **kwargs):
-        hops.append(getattr(self.func, "__qualname__", repr(self.func)))
-        return await call(self, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", counting)
     status, body = await _get("/no-such-page")
     assert status == 404, body
     assert b'"code":"not_found"' in body.replace(b" ", b""), body
-    assert SIGNAL_HOP not in hops, hops
-    assert hops[0] == "unknown_path", hops  # the first hop is the (sync) view's own
-    assert hops[-1] == "HttpResponseBase.close", hops  # the response closed: request_finished sent
+    assert SIGNAL_HOP not in thread_hops, thread_hops
+    assert thread_hops[0] == "unknown_path", thread_hops  # the first hop is the (sync) view's own
+    assert thread_hops[-1] == "HttpResponseBase.close", thread_hops  # the response closed: request_finished sent
     assert all(receiver() is not close_old_connections for _, receiver, *_ in request_started.receivers)
     assert any(receiver() is close_old_connections for _, receiver, *_ in request_finished.receivers)
