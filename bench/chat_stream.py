@@ -58,11 +58,11 @@ def setup_data() -> tuple[str, str]:
     from accounts.models import User
     from accounts.services import issue_tokens
     from billing.services import grant_credits
-    from orgs.services import create_organization
+    from signup.services import open_organization
     from specialists.models import Specialist
 
     user = User.objects.create_user(email=f"bench-{time.time_ns()}@example.com", password="x-Bench-pass-1")
-    org = create_organization(name="Bench", owner=user)
+    org = open_organization(name="Bench", owner=user)
     grant_credits(org=org, amount=Decimal(1_000_000), reason="bench")
     specialist = Specialist.objects.create(
         organization=org, name="Bench", model="gpt-4o-mini", max_output_tokens=200, instructions="Answer."

@@ -288,9 +288,9 @@ def prepare_leancore(env: dict[str, str]) -> dict[str, str]:
     )
     subprocess.run([*manage, "load_model_rates", str(rates)], cwd=ROOT, env=env, check=True, capture_output=True)
     script = (
-        "from accounts.models import User; from orgs.services import register; from billing import services as b;"
+        "from accounts.models import User; from signup.services import sign_up; from billing import services as b;"
         "from specialists.models import Specialist; from accounts.services import issue_tokens; import json;"
-        "u, o = register(organization_name='Bench', name='Bench', email='bench@example.com', password='Bench-Passw0rd!x');"
+        "u, o = sign_up(organization_name='Bench', name='Bench', email='bench@example.com', password='Bench-Passw0rd!x');"
         "from decimal import Decimal; b.grant_credits(org=o, amount=Decimal(10**9), reason='bench');"
         "s = Specialist.objects.create(organization=o, name='Bench', instructions='Answer.', model='bench-gpt', max_output_tokens=256);"
         "print(json.dumps({'token': issue_tokens(user=u).access, 'org': str(o.pk), 'specialist': str(s.pk)}))"

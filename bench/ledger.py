@@ -99,11 +99,11 @@ def main() -> None:
     from accounts.models import User
     from billing.models import ModelRate
     from billing.services import grant_credits
-    from orgs.services import create_organization
+    from signup.services import open_organization
 
     def make_org(name: str):
         owner = User.objects.create_user(email=f"ledger-{time.time_ns()}@example.com", password="x-Bench-pass-1")
-        return create_organization(name=name, owner=owner)
+        return open_organization(name=name, owner=owner)
 
     ModelRate.objects.update_or_create(
         model="bench-ledger",

@@ -44,12 +44,12 @@ def populate(rows: int) -> str:
     from accounts.services import issue_tokens
     from billing.models import LedgerEntry
     from chat.models import ChatSession
-    from orgs.services import create_organization
+    from signup.services import open_organization
     from specialists.models import Specialist
     from tasks.models import Task
 
     owner = User.objects.create_user(email=f"lists-{time.time_ns()}@example.com", password="x-Bench-pass-1")
-    org = create_organization(name="Lists bench", owner=owner)
+    org = open_organization(name="Lists bench", owner=owner)
     specialists = Specialist.objects.bulk_create(
         [Specialist(organization=org, name=f"S{n}", model="local") for n in range(rows)], batch_size=2000
     )

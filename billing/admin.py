@@ -699,11 +699,6 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
     ]
     readonly_fields = [*OrganizationAdmin.readonly_fields, *billing_fields, "usage_chart"]
 
-    def has_add_permission(self, request) -> bool:
-        """A new organization opens with the sign-up credits: adding one mints credits, so it also
-        needs the money permission."""
-        return super().has_add_permission(request) and self.has_manage_credits_permission(request)
-
     actions = [
         "grant_credits",
         "adjust_credits",
@@ -843,7 +838,3 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
             raise PermissionDenied
         start, end = _month_bounds(request.POST.get("month"))
         return ledger_csv(orgs[0], start, end)
-
-
-admin.site.unregister(Organization)
-admin.site.register(Organization, BillingOrganizationAdmin)

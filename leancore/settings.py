@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "accounts",
     "orgs",
     "billing",
+    "signup",  # after billing: its admin registers the organizations page billing draws
     "files",
     "specialists",
     "mcps",

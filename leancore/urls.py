@@ -101,6 +101,7 @@ urlpatterns = [
     *route("health", HealthView.as_view(), name="health"),
     path("", include("accounts.urls")),
     path("", include("orgs.urls")),
+    path("", include("signup.urls")),
     path("", include("billing.urls")),
     path("", include("specialists.urls")),
     path("", include("chat.urls")),

@@ -113,7 +113,7 @@ class OrganizationAdmin(AuditedAdmin):
         return self.inlines if obj is not None else []  # a new organization's members: its owner
 
     def service_save(self, request, form, change):
-        if not change:  # the sign-up's own service: the owner's membership, the credit account
+        if not change:  # the service behind sign-up: the owner's membership (signup adds the credits)
             data = form.cleaned_data
             return services.create_organization(name=data["name"], owner=data["owner"])
         org = stored(form)

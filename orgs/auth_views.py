@@ -1,10 +1,10 @@
-"""Signing in and signing up: each answers with the caller and the organizations they belong to
-(as ``GET /users/me``), so they live with organizations, above identity."""
+"""Signing in and accepting an invitation: each answers with the caller and the organizations they
+belong to (as ``GET /users/me``), so they live with organizations, above identity. Signing up, which
+also opens the credit account, is served by ``signup`` above billing, with the same answer."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -14,21 +14,20 @@ from accounts.errors import InvalidCredentialsError
 from accounts.models import User
 from accounts.serializers import LoginSerializer
 from core.errors import InvalidTokenError, RateLimitedError
-from core.throttles import CLIENT_MULTIPLIER, FailureLimiter, RegisterThrottle, client_ip
+from core.throttles import CLIENT_MULTIPLIER, FailureLimiter, client_ip
 from core.views import PublicAPIView, UserAPIView, valid_body
 from orgs import services as org_services
 from orgs.serializers import (
     AcceptInviteSerializer,
     MeSerializer,
-    OrganizationSerializer,
-    RegisterSerializer,
     TokenResponseSerializer,
     token_body,
 )
 
 
-def _tokens(user: User, *, status_code: int = 200, **extra: object) -> Response:
-    """The login body: tokens and the user (as GET /users/me), plus any extra keys."""
+def token_response(user: User, *, status_code: int = 200, **extra: object) -> Response:
+    """The login body: tokens and the user (as GET /users/me), plus any extra keys (sign-up adds its
+    organization)."""
     pair = services.issue_tokens(user=user)
     body = token_body(user=user, access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in)
     return Response({**body, **extra}, status=status_code)
@@ -59,7 +58,7 @@ class LoginView(PublicAPIView):
             for limiter, ident in (per_email, per_client):
                 limiter.record_failure(ident)
             raise
-        return _tokens(user)
+        return token_response(user)
 
 
 class AcceptInviteView(PublicAPIView):
@@ -80,34 +79,10 @@ class AcceptInviteView(PublicAPIView):
         except InvalidTokenError:
             limiter.record_failure(ident)
             raise
-        return _tokens(user)
+        return token_response(user)
 
 
 class MeView(UserAPIView):
     @extend_schema(responses={200: MeSerializer}, summary="The caller and their organizations")
     def get(self, request: Request) -> Response:
         return Response(MeSerializer(current_user(request)).data)
-
-
-class RegisterResponseSerializer(TokenResponseSerializer):
-    organization = OrganizationSerializer()
-
-
-class RegisterView(PublicAPIView):
-    throttle_classes = [RegisterThrottle]
-
-    @extend_schema(
-        request=RegisterSerializer,
-        responses={201: RegisterResponseSerializer},
-        summary="Sign up: creates the account, the organization (you are its owner) and sign-up credits",
-    )
-    def post(self, request: Request) -> Response:
-        data = valid_body(RegisterSerializer, request)
-        user, org = org_services.register(
-            organization_name=data["organization_name"],
-            name=data["name"],
-            email=data["email"],
-            password=data["password"],
-        )
-        organization = OrganizationSerializer(org, context={"roles": {org.pk: "owner"}}).data
-        return _tokens(user, status_code=status.HTTP_201_CREATED, organization=organization)

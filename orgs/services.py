@@ -26,7 +26,6 @@ from orgs.context import OrgContext
 from orgs.errors import AlreadyMemberError, LastOwnerError
 from orgs.models import Invitation, Membership, Organization, Role
 from orgs.realtime import announce_membership_changed
-from orgs.signals import organization_created
 
 UNSET = object()
 
@@ -40,8 +39,8 @@ def _unique_slug(name: str) -> str:
 
 
 def create_organization(*, name: str, owner: User, billing_email: str = "") -> Organization:
-    """Creates the org and its owner membership, and announces it (``organization_created``: billing
-    opens the credit account with the sign-up credits) in the same transaction."""
+    """Creates the org and its owner membership. Its credit account is billing's: the flow that opens
+    an organization for use (``signup.services.open_organization``) composes both."""
     for _ in range(5):
         try:
             with transaction.atomic():
@@ -55,7 +54,6 @@ def create_organization(*, name: str, owner: User, billing_email: str = "") -> O
                     status=Membership.Status.ACTIVE,
                     joined_at=timezone.now(),
                 )
-                organization_created.send(sender=Organization, organization=org, owner=owner)
                 return org
         except IntegrityError:  # a concurrent sign-up took the slug; pick another
             continue

@@ -6,7 +6,6 @@ from orgs import auth_views, views
 urlpatterns = [
     *route("auth/login", auth_views.LoginView.as_view(), name="auth-login"),
     *route("auth/accept-invite", auth_views.AcceptInviteView.as_view(), name="auth-accept-invite"),
-    *route("register", auth_views.RegisterView.as_view(), name="register"),
     *route("users/me", auth_views.MeView.as_view(), name="users-me"),
     *route("orgs", views.OrganizationListView.as_view({"get": "list"}), name="orgs"),
     *route("orgs/<uuid:pk>", views.OrganizationDetailView.as_view(), name="org-detail"),

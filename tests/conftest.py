@@ -15,7 +15,7 @@ from accounts.models import User
 from accounts.services import issue_tokens
 from core import throttles
 from orgs.models import Membership, Organization, Role
-from orgs.services import create_organization
+from signup.services import open_organization
 
 PASSWORD = "Corr3ct-Horse-Battery"
 _seq = itertools.count()
@@ -39,7 +39,7 @@ def make_user(*, email: str | None = None, name: str = "", is_staff: bool = Fals
 
 def make_org(*, owner: User | None = None, name: str = "Acme", signup_credits: bool = True) -> Organization:
     owner = owner or make_user()
-    return create_organization(name=name, owner=owner)
+    return open_organization(name=name, owner=owner)
 
 
 def add_member(org: Organization, user: User | None = None, role: str = Role.MEMBER) -> User:

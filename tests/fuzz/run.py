@@ -34,9 +34,9 @@ CONFINE_CATALOG = f"from mcps.models import CatalogEntry; CatalogEntry.objects.u
 # The fuzzing identity: the owner of a fresh organization who is also staff (so that staff-only
 # operations such as granting credits run too), with a second member to act on.
 MAKE_OWNER = (
-    "import json; from orgs.services import register; from accounts.services import issue_tokens;"
+    "import json; from signup.services import sign_up; from accounts.services import issue_tokens;"
     "from orgs.models import Membership; from accounts.models import User; from django.utils import timezone;"
-    "user, org = register(organization_name='Fuzz', name='Fuzz Owner', email='fuzz@example.com',"
+    "user, org = sign_up(organization_name='Fuzz', name='Fuzz Owner', email='fuzz@example.com',"
     " password='Fuzz-Owner-Passw0rd!');"
     "user.is_staff = True; user.save(update_fields=['is_staff']);"
     "other = User.objects.create_user(email='member@example.com', password='Fuzz-Member-Passw0rd!', name='Member');"

@@ -14,7 +14,7 @@ from core.progress import Progress
 from leancore.demo import MEMBER_EMAIL, seed_demo_content, seed_demo_mcp, seed_member, seed_spend
 from leancore.demo_mcp import DEFAULT_PORT
 from orgs.models import Organization
-from orgs.services import create_organization
+from signup.services import open_organization
 
 DEMO_EMAIL = "demo@leancore.local"
 OPERATOR_EMAIL = "operator@leancore.local"
@@ -87,7 +87,7 @@ class Command(BaseCommand):
             user.save(update_fields=["password"])
         org = Organization.objects.filter(slug=DEMO_SLUG).first()
         if org is None:
-            org = create_organization(name="Demo Company", owner=user)
+            org = open_organization(name="Demo Company", owner=user)
             Organization.objects.filter(pk=org.pk).update(slug=DEMO_SLUG, monthly_budget=Decimal("50"))
             org.refresh_from_db()
         return user, org

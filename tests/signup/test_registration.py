@@ -83,3 +83,52 @@ def test_register_is_throttled(anon, settings):
     response = anon.post("/register", {**BODY, "email": "y@globex.test"}, format="json")
     assert_problem(response, 429, "rate_limited")
     assert "Retry-After" in response
+
+
+# --- the flow above both floors: orgs makes the organization, billing its account ---
+
+
+def test_the_organization_floor_alone_opens_no_credit_account(db):
+    from orgs.services import create_organization
+
+    org = create_organization(name="Floor only", owner=make_user(email="floor@example.com"))
+    assert Membership.objects.get(organization=org).role == "owner"
+    assert not CreditAccount.objects.filter(organization=org).exists()  # billing is not reached from below
+
+
+def test_opening_an_organization_gives_it_the_sign_up_credits(db, settings):
+    from decimal import Decimal
+
+    from billing.models import Circuit
+    from signup.services import open_organization
+
+    settings.SIGNUP_CREDITS = Decimal("7.25")
+    org = open_organization(name="Opened", owner=make_user(email="opened@example.com"))
+    assert CreditAccount.objects.get(organization=org).balance == Decimal("7.25")
+    assert Circuit.objects.filter(organization=org).exists()
+    grant = LedgerEntry.objects.get(organization=org)
+    assert (grant.kind, grant.amount, grant.description) == ("grant", Decimal("7.25"), "Sign-up credits")
+
+
+def test_a_sign_up_whose_account_cannot_open_leaves_nothing_behind(anon, monkeypatch):
+    import signup.services
+
+    def refuse(**kwargs):
+        raise RuntimeError("billing is down")
+
+    monkeypatch.setattr(signup.services, "open_account", refuse)
+    before = (User.objects.count(), Organization.objects.count(), Membership.objects.count())
+    with pytest.raises(RuntimeError):
+        signup.services.sign_up(
+            organization_name="Globex", name="Hank", email="hank@globex.test", password=BODY["password"]
+        )
+    assert (User.objects.count(), Organization.objects.count(), Membership.objects.count()) == before
+
+
+def test_a_failed_opening_of_an_organization_leaves_no_organization(db, monkeypatch):
+    import signup.services
+
+    monkeypatch.setattr(signup.services, "open_account", lambda **kwargs: (_ for _ in ()).throw(RuntimeError("no")))
+    with pytest.raises(RuntimeError):
+        signup.services.open_organization(name="Half", owner=make_user(email="half@example.com"))
+    assert not Organization.objects.filter(name="Half").exists()

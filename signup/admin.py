@@ -1,0 +1,30 @@
+"""The organizations admin as the back office uses it: billing's page of an organization, added the
+way a sign-up opens one (the owner's membership, the credit account, the sign-up credits)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
+
+from billing.admin import BillingOrganizationAdmin
+from orgs.models import Organization
+from signup.services import open_organization
+
+
+class OrganizationAdmin(BillingOrganizationAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """A new organization opens with the sign-up credits: adding one mints credits, so it also
+        needs the money permission."""
+        return super().has_add_permission(request) and self.has_manage_credits_permission(request)
+
+    def service_save(self, request: HttpRequest, form: forms.ModelForm, change: bool) -> Model | None:
+        if change:
+            return super().service_save(request, form, change)
+        data = form.cleaned_data
+        return open_organization(name=data["name"], owner=data["owner"])
+
+
+admin.site.unregister(Organization)
+admin.site.register(Organization, OrganizationAdmin)
