@@ -1,10 +1,23 @@
 from __future__ import annotations
 
+import uuid
+from typing import Required, TypedDict
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chat.models import Artifact, Attachment, ChatSession, Message
 from core.fields import CreditField
+
+
+class SendBody(TypedDict, total=False):
+    """A send's validated body (``SendSerializer.validated_data``)."""
+
+    specialist_id: Required[uuid.UUID]
+    message: Required[str]
+    session_id: uuid.UUID | None
+    workspace_id: uuid.UUID | None
+    attachment_ids: list[uuid.UUID]
 
 
 class SendSerializer(serializers.Serializer):

@@ -24,6 +24,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from accounts.auth import current_user
 from accounts.idempotency import IDEMPOTENCY_HEADER, run_idempotent
+from accounts.models import User
 from billing.errors import REFUSALS
 from chat import selectors, services, turns
 from chat.jobs import run_queued_turn
@@ -33,6 +34,7 @@ from chat.providers.base import ProviderError
 from chat.serializers import (
     ArtifactSerializer,
     AttachmentSerializer,
+    SendBody,
     SendSerializer,
     SentSerializer,
     SessionDetailSerializer,
@@ -126,7 +128,7 @@ def _replay(record: Any) -> tuple[int, dict]:
 
 
 def start_send(
-    *, context: OrgContext, user: Any, data: dict[str, Any], key: str | None, payload: Any, scope: str, queued: bool
+    *, context: OrgContext, user: User, data: SendBody, key: str | None, payload: object, scope: str, queued: bool
 ) -> tuple[tuple[int, dict], bool, PreparedTurn | None]:
     """A send of either endpoint: the turn prepared once per Idempotency-Key. Returns the answer
     (status, body), whether it is a replay, and the turn (None for a replay)."""
@@ -167,7 +169,7 @@ class _SendView(OrgAPIView):
         return start_send(
             context=self.org_context,
             user=current_user(request),
-            data=serializer.validated_data,
+            data=cast(SendBody, serializer.validated_data),
             key=request.headers.get("Idempotency-Key"),
             payload=request.data,
             scope=self.scope,
@@ -267,7 +269,7 @@ def _prepare_stream(request: HttpRequest) -> HttpResponse | PreparedTurn:
         (code, answer), replayed, turn = start_send(
             context=context,
             user=user,
-            data=serializer.validated_data,
+            data=cast(SendBody, serializer.validated_data),
             key=request.headers.get("Idempotency-Key"),
             payload=body,
             scope=ChatStreamView.scope,
