@@ -87,11 +87,11 @@ def sse_frame(seq: int, name: str, data: dict[str, Any]) -> bytes:
 
 
 async def _sse_bytes(head: list[TurnEvent], events: AsyncGenerator[TurnEvent]) -> AsyncGenerator[bytes]:
-    seq = 0
+    seq = len(head)
     async with aclosing(events):
-        for event in head:
-            seq += 1
-            yield sse_frame(seq, event.name, event.data)
+        # what came before the first output (the session, then that output): one write
+        if head:
+            yield b"".join(sse_frame(at, event.name, event.data) for at, event in enumerate(head, 1))
         async for event in events:
             seq += 1
             yield sse_frame(seq, event.name, event.data)

@@ -28,11 +28,33 @@ class SharedConnectionPool(redis.ConnectionPool):
         return pool
 
 
+class SharedClientRedisCacheClient(django_redis.RedisCacheClient):
+    """Django's cache client, but with one ``redis.Redis`` per connection pool instead of a new one
+    for every cache call (building one, with its table of reply callbacks, cost a throttled request
+    more than the round trip itself). redis-py's clients are safe to share between threads: each
+    command takes a connection from the pool and gives it back."""
+
+    def __init__(self, servers: list[str], **options: Any) -> None:
+        super().__init__(servers, **options)
+        self._redis_clients: dict[int, redis.Redis] = {}
+
+    def get_client(self, key: str | bytes | memoryview | None = None, *, write: bool = False) -> redis.Redis:
+        pool = self._get_connection_pool(write)  # type: ignore[attr-defined]
+        client = self._redis_clients.get(id(pool))
+        if client is None:
+            client = self._redis_clients.setdefault(id(pool), self._client(connection_pool=pool))  # type: ignore[attr-defined]
+        return client
+
+
 class RedisCache(django_redis.RedisCache):
     """Django's Redis cache with one client per process: Django makes a cache object per thread
     (a new one per request under ASGI), and building its client each time cost about 2 ms of CPU."""
 
     _clients: ClassVar[dict[tuple[str, ...], django_redis.RedisCacheClient]] = {}
+
+    def __init__(self, server: str, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        self._class = SharedClientRedisCacheClient
 
     @property
     def _cache(self) -> django_redis.RedisCacheClient:

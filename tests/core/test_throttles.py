@@ -70,3 +70,25 @@ def test_redis_counts_every_key_in_one_round_trip(monkeypatch):
     assert backend.count_hits(["a", "b"], 7, 60) == [(1, 0), (1, 0)]
     assert backend.count_hits(["a", "b"], 8, 60) == [(1, 1), (1, 1)]
     assert calls == [6, 6]  # one pipe each time: INCR, EXPIRE and GET of the last window per key
+
+
+def test_the_redis_cache_builds_one_client_per_connection_pool_and_threads_share_it():
+    import threading
+
+    backend = RedisCache(redis_url_for_tests(), {"KEY_PREFIX": f"throttle-test-{uuid.uuid4().hex}"})
+    first = backend._cache.get_client(write=True)
+    assert backend._cache.get_client(write=True) is first
+    seen, counts = [], []
+
+    def hit():
+        other = RedisCache(redis_url_for_tests(), {"KEY_PREFIX": backend.key_prefix})  # a thread's own
+        seen.append(other._cache.get_client(write=True))
+        counts.append(other.count_hits(["shared"], 1, 60)[0][0])
+
+    threads = [threading.Thread(target=hit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(client is first for client in seen)
+    assert sorted(counts) == list(range(1, 9))  # every hit counted once, through the one client
