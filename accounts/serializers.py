@@ -18,6 +18,26 @@ class RefreshSerializer(serializers.Serializer):
     refresh_token = serializers.CharField()
 
 
+class LogoutOneSerializer(serializers.Serializer):
+    refresh_token = serializers.CharField(help_text="The refresh token to revoke.")
+
+
+class LogoutAllSerializer(serializers.Serializer):
+    all = serializers.BooleanField(help_text="true: every refresh token of the caller stops working.")
+
+
+class LogoutSerializer(serializers.Serializer):
+    """``{refreshToken}`` (that one) or ``{all: true}`` (every one of the caller)."""
+
+    refresh_token = serializers.CharField(required=False)
+    all = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs.get("all") and not attrs.get("refresh_token"):
+            raise serializers.ValidationError({"refresh_token": ["Give a refresh token, or all: true."]})
+        return attrs
+
+
 class VerifyResponseSerializer(serializers.Serializer):
     valid = serializers.BooleanField()
     user_id = serializers.UUIDField()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -63,10 +64,24 @@ def authenticate_credentials(*, email: str, password: str) -> User:
     return user
 
 
+def _lock_user(user_id: uuid.UUID | str) -> None:
+    """Serializes one user's refresh-token rotations with revoking them all: a rotation that
+    raced a password change cannot mint a token the revocation missed."""
+    User.objects.select_for_update().filter(pk=user_id).values_list("pk", flat=True).first()
+
+
+@transaction.atomic
 def rotate_refresh_token(*, refresh_token: str) -> TokenPair:
     """Rotation with blacklist: the old refresh token stops working."""
+    try:
+        unverified = RefreshToken(refresh_token)  # type: ignore[arg-type]  # the stubs leave out the encoded form
+    except TokenError:
+        unverified = None
+    user_id = unverified.get(jwt_settings.USER_ID_CLAIM) if unverified is not None else None
+    if isinstance(user_id, str):
+        _lock_user(user_id)
     serializer = TokenRefreshSerializer(data={"refresh": refresh_token})
-    serializer.is_valid(raise_exception=True)
+    serializer.is_valid(raise_exception=True)  # checks the blacklist again, under the lock
     return TokenPair(
         access=serializer.validated_data["access"],
         refresh=serializer.validated_data["refresh"],
@@ -91,9 +106,17 @@ def revoke_refresh_token(*, outstanding: OutstandingToken) -> bool:
     return created
 
 
-def revoke_all_refresh_tokens(*, user: User) -> None:
-    for outstanding in OutstandingToken.objects.filter(user=user):
-        BlacklistedToken.objects.get_or_create(token=outstanding)
+@transaction.atomic
+def revoke_all_refresh_tokens(*, user: User) -> int:
+    """Every refresh token of ``user`` stops working (a password changed or reset, ``logout
+    {all: true}``): the number newly revoked. Access tokens already issued live out their short
+    lifetime."""
+    _lock_user(user.pk)
+    live = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
+    revoked = BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token=outstanding) for outstanding in live], ignore_conflicts=True
+    )
+    return len(revoked)
 
 
 def check_password_strength(*, password: str, user: User | None = None, field: str = "password") -> None:
@@ -188,6 +211,7 @@ def change_password(*, user: User, current_password: str, new_password: str) -> 
     check_password_strength(password=new_password, user=user, field="newPassword")
     user.set_password(new_password)
     user.save(update_fields=["password"])
+    revoke_all_refresh_tokens(user=user)
 
 
 def update_profile(*, user: User, name: str) -> User:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +16,9 @@ from accounts import services
 from accounts.auth import current_user
 from accounts.serializers import (
     ChangePasswordSerializer,
+    LogoutAllSerializer,
+    LogoutOneSerializer,
+    LogoutSerializer,
     PasswordResetConfirmSerializer,
     PasswordResetSerializer,
     RefreshResponseSerializer,
@@ -23,7 +26,7 @@ from accounts.serializers import (
     VerifyResponseSerializer,
 )
 from core.errors import InvalidTokenError, RateLimitedError, TokenNotValidError
-from core.throttles import CLIENT_MULTIPLIER, FailureLimiter, client_ip
+from core.throttles import login_limits
 from core.views import PublicAPIView, UserAPIView, valid_body
 
 NO_CONTENT = OpenApiResponse(description="Done; no body.")
@@ -52,10 +55,21 @@ class VerifyView(UserAPIView):
 
 
 class LogoutView(UserAPIView):
-    @extend_schema(request=RefreshSerializer, responses={204: NO_CONTENT}, summary="Revoke a refresh token")
+    @extend_schema(
+        request=PolymorphicProxySerializer(
+            component_name="LogoutRequest",
+            serializers=[LogoutOneSerializer, LogoutAllSerializer],
+            resource_type_field_name=None,
+        ),
+        responses={204: NO_CONTENT},
+        summary="Revoke a refresh token, or with {all: true} every refresh token of yours",
+    )
     def post(self, request: Request) -> Response:
-        data = valid_body(RefreshSerializer, request)
-        services.logout(user=current_user(request), refresh_token=data["refresh_token"])
+        data = valid_body(LogoutSerializer, request)
+        if data["all"]:
+            services.revoke_all_refresh_tokens(user=current_user(request))
+        else:
+            services.logout(user=current_user(request), refresh_token=data["refresh_token"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -70,12 +84,9 @@ class PasswordResetView(PublicAPIView):
     def post(self, request: Request) -> Response:
         data = valid_body(PasswordResetSerializer, request)
         # every request counts (it sends an email): per address asked for, and more per client
-        per_email = (FailureLimiter("login"), f"reset-email:{data['email'].strip().lower()}")
-        per_client = (FailureLimiter("login", multiplier=CLIENT_MULTIPLIER), f"reset:{client_ip(request)}")
-        for limiter, ident in (per_email, per_client):
-            limiter.check(ident)
-        for limiter, ident in (per_email, per_client):
-            limiter.record_failure(ident)
+        limits = login_limits(request, email=data["email"], kind="reset")
+        limits.check()
+        limits.record_failure()
         services.request_password_reset(email=data["email"])
         return Response(status=status.HTTP_202_ACCEPTED)
 
@@ -95,7 +106,11 @@ class PasswordResetConfirmView(PublicAPIView):
 
 
 class ChangePasswordView(UserAPIView):
-    @extend_schema(request=ChangePasswordSerializer, responses={204: NO_CONTENT}, summary="Change your password")
+    @extend_schema(
+        request=ChangePasswordSerializer,
+        responses={204: NO_CONTENT},
+        summary="Change your password; every refresh token of yours stops working",
+    )
     def post(self, request: Request) -> Response:
         data = valid_body(ChangePasswordSerializer, request)
         services.change_password(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 import redis
 from django.conf import settings
 from django.core.cache import cache
+from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
@@ -102,6 +105,10 @@ class ScopedThrottle(BaseThrottle):
     def get_rate(self) -> str:
         return settings.THROTTLE_RATES[self.scope]
 
+    def get_ident(self, request: Request) -> str:
+        """The client address (``client_address``), never DRF's reading of ``X-Forwarded-For``."""
+        return client_address(request)
+
     def get_cache_key(self, request: Request, view: APIView | None) -> str:
         user = getattr(request, "user", None)
         ident = str(user.pk) if user is not None and user.is_authenticated else self.get_ident(request)
@@ -124,11 +131,22 @@ class RegisterThrottle(ScopedThrottle):
     scope = "register"
 
     def get_cache_key(self, request: Request, view: APIView | None) -> str:
-        return f"throttle_register_{self.get_ident(request)}"
+        return f"throttle_register_{client_address(request)}"
 
 
 class UploadThrottle(ScopedThrottle):
     scope = "upload"
+
+
+class MCPSyncThrottle(ScopedThrottle):
+    """MCP syncs per organization (``THROTTLE_MCP_SYNC``), whoever asks: each one waits on an outside
+    server. The org is the view's ``org_id`` path argument."""
+
+    scope = "mcp_sync"
+
+    def get_cache_key(self, request: Request, view: APIView | None) -> str:
+        org_id = (getattr(view, "kwargs", None) or {}).get("org_id")
+        return f"throttle_{self.scope}_{org_id}" if org_id else super().get_cache_key(request, view)
 
 
 def chat_wait(*, user_id: object, org_id: object) -> float | None:
@@ -161,7 +179,9 @@ class FailureLimiter:
     """Counts failures (e.g. wrong passwords) per key within the scope's window.
 
     Only failures count, so a user who logs in correctly is never slowed down, while
-    guessing against one email or from one client is stopped with 429 + Retry-After.
+    guessing against one email or from one client is stopped with 429 + Retry-After. A failure is
+    one atomic increment (Redis ``INCR``), so parallel guesses are each counted; the window slides
+    as ``over_limit``'s does (this fixed window's failures plus the last one's, weighted).
     """
 
     def __init__(self, scope: str, *, multiplier: int = 1) -> None:
@@ -173,34 +193,34 @@ class FailureLimiter:
         digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
         return f"failures_{self.scope}_{digest}"
 
-    def _history(self, key: str, now: float) -> list[float]:
+    def failures(self, ident: str) -> float:
+        """The failures that count now for ``ident`` (read only); 0 while the cache is unavailable."""
         if breaker.is_open():
-            return []
+            return 0.0
+        now = time.time()
+        index = int(now // self.window)
+        key = self._key(ident)
+        current, previous = f"{key}:{index}", f"{key}:{index - 1}"
         try:
-            return [t for t in cache.get(key, []) if t > now - self.window]
+            found = cache.get_many([current, previous])
         except CACHE_ERRORS as exc:
             breaker.trip(f"Limit {self.scope!r}", exc)
-            return []
+            return 0.0
+        elapsed = now % self.window
+        return int(found.get(previous) or 0) * (1 - elapsed / self.window) + int(found.get(current) or 0)
 
     def check(self, *idents: str) -> None:
-        now = time.time()
         for ident in idents:
-            history = self._history(self._key(ident), now)
-            if len(history) >= self.limit:
-                raise RateLimitedError(wait=int(history[0] + self.window - now) + 1)
+            if math.ceil(self.failures(ident)) >= self.limit:  # a fraction of a failure is one
+                raise RateLimitedError(wait=int(self.window - time.time() % self.window) + 1)
 
     def record_failure(self, *idents: str) -> None:
-        now = time.time()
-        for ident in idents:
-            key = self._key(ident)
-            history = self._history(key, now)
-            history.append(now)
-            if breaker.is_open():
-                continue
-            try:
-                cache.set(key, history, self.window)
-            except CACHE_ERRORS as exc:
-                breaker.trip(f"Limit {self.scope!r}", exc)
+        if breaker.is_open() or not idents:
+            return
+        try:
+            _window_hits([self._key(ident) for ident in idents], self.window, time.time())
+        except CACHE_ERRORS as exc:
+            breaker.trip(f"Limit {self.scope!r}", exc)
 
 
 # One client (an office behind one address) may fail for several people: it gets more room
@@ -208,5 +228,52 @@ class FailureLimiter:
 CLIENT_MULTIPLIER = 5
 
 
-def client_ip(request: Request) -> str:
-    return request.META.get("REMOTE_ADDR") or "unknown"
+def client_address(request: HttpRequest | Request) -> str:
+    """The client's address, for every per-client limit (login, password reset, invitations,
+    registration): the TCP peer (the server never rewrites it from headers), or, with
+    ``TRUSTED_PROXY_COUNT`` = N proxies in front, the ``X-Forwarded-For`` entry the outermost
+    trusted proxy wrote: the N-th from the end (with 1, the last). Entries further left are the
+    client's own words and are never read, nor is any other header (``X-Real-IP``, ``Forwarded``).
+    A header with fewer entries than trusted proxies, or an entry that is not an IP address, leaves
+    the peer (a client cannot reset its limits by sending headers)."""
+    meta = request.META
+    peer = str(meta.get("REMOTE_ADDR") or "unknown")
+    trusted = int(settings.TRUSTED_PROXY_COUNT)
+    if trusted <= 0:
+        return peer
+    entries = [entry.strip() for entry in str(meta.get("HTTP_X_FORWARDED_FOR", "")).split(",")]
+    entries = [entry for entry in entries if entry]
+    if len(entries) < trusted:
+        return peer
+    try:
+        return str(ipaddress.ip_address(entries[-trusted]))
+    except ValueError:
+        return peer
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Several failure limits checked and counted together (per email and per client address)."""
+
+    pairs: tuple[tuple[FailureLimiter, str], ...]
+
+    def check(self) -> None:
+        """429 (``RateLimitedError``) once any of them is spent."""
+        for limiter, ident in self.pairs:
+            limiter.check(ident)
+
+    def record_failure(self) -> None:
+        for limiter, ident in self.pairs:
+            limiter.record_failure(ident)
+
+
+def login_limits(request: HttpRequest | Request, *, email: str, kind: str = "") -> Limits:
+    """Password guesses (the API's login, the admin's, and ``kind`` flows that send or check
+    secrets): ``THROTTLE_LOGIN`` failures for one email, ``CLIENT_MULTIPLIER`` times as many from one
+    client address."""
+    prefix = f"{kind}-" if kind else ""
+    pairs: list[tuple[FailureLimiter, str]] = []
+    if email:
+        pairs.append((FailureLimiter("login"), f"{prefix}email:{email.strip().lower()}"))
+    pairs.append((FailureLimiter("login", multiplier=CLIENT_MULTIPLIER), f"{prefix}ip:{client_address(request)}"))
+    return Limits(tuple(pairs))

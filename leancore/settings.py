@@ -284,6 +284,7 @@ THROTTLE_RATES = {
     # per org, every member's sends together; unset: ten members' worth of THROTTLE_CHAT
     "chat_org": env_str("THROTTLE_CHAT_ORG", "") or _scaled_rate(env_str("THROTTLE_CHAT", "60/min"), 10),
     "upload": env_str("THROTTLE_UPLOAD", "30/min"),
+    "mcp_sync": env_str("THROTTLE_MCP_SYNC", "10/min"),  # MCP syncs per org (each talks to an outside server)
     "websocket": env_str("THROTTLE_WEBSOCKET", "30/min"),  # WebSocket connections opened, per user
 }
 
@@ -398,6 +399,9 @@ MCP_ALLOW_PRIVATE_NETWORKS = env_bool("MCP_ALLOW_PRIVATE_NETWORKS", False)
 MCP_ALLOWED_PRIVATE_URLS = env_list("MCP_ALLOWED_PRIVATE_URLS")
 MCP_SYNC_TIMEOUT_SECONDS = float(env_str("MCP_SYNC_TIMEOUT_SECONDS", "20"))
 MCP_TOOL_TIMEOUT_SECONDS = float(env_str("MCP_TOOL_TIMEOUT_SECONDS", "30"))
+# An MCP response (over SSE: a whole session's stream) larger than this fails the call: 502
+# `mcp_unreachable` for a sync, a tool error in a turn. It is counted as it arrives, never buffered whole.
+MCP_MAX_RESPONSE_BYTES = env_int("MCP_MAX_RESPONSE_BYTES", 4 * 1024 * 1024)
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")
 # Holds older than this are treated as abandoned (a crashed worker) and released.
 RESERVATION_TTL = timedelta(seconds=env_int("RESERVATION_TTL_SECONDS", 15 * 60))

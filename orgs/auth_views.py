@@ -4,21 +4,26 @@ also opens the credit account, is served by ``signup`` above billing, with the s
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts import services
 from accounts.auth import current_user
 from accounts.errors import InvalidCredentialsError
 from accounts.models import User
 from accounts.serializers import LoginSerializer
-from core.errors import InvalidTokenError, RateLimitedError
-from core.throttles import CLIENT_MULTIPLIER, FailureLimiter, client_ip
+from core.errors import InvalidTokenError, RateLimitedError, TokenNotValidError, ValidationFailed
+from core.throttles import login_limits
 from core.views import PublicAPIView, UserAPIView, valid_body
 from orgs import services as org_services
 from orgs.serializers import (
+    AcceptInviteNewSerializer,
     AcceptInviteSerializer,
+    AcceptInviteSignedInSerializer,
+    JoinedSerializer,
     MeSerializer,
     TokenResponseSerializer,
     token_body,
@@ -48,36 +53,58 @@ class LoginView(PublicAPIView):
     def post(self, request: Request) -> Response:
         data = valid_body(LoginSerializer, request)
         email = data["email"].strip().lower()
-        per_email = (FailureLimiter("login"), f"email:{email}")
-        per_client = (FailureLimiter("login", multiplier=CLIENT_MULTIPLIER), f"ip:{client_ip(request)}")
-        for limiter, ident in (per_email, per_client):
-            limiter.check(ident)
+        limits = login_limits(request, email=email)
+        limits.check()
         try:
             user = services.authenticate_credentials(email=email, password=data["password"])
         except InvalidCredentialsError:
-            for limiter, ident in (per_email, per_client):
-                limiter.record_failure(ident)
+            limits.record_failure()
             raise
         return token_response(user)
 
 
-class AcceptInviteView(PublicAPIView):
-    errors = (InvalidTokenError, RateLimitedError)
+class AcceptInviteView(APIView):
+    """Public, and also read with the caller's bearer token when one is sent: an existing account
+    accepts signed in as itself."""
+
+    access = "public"
+    permission_classes = [AllowAny]
+    errors = (InvalidTokenError, RateLimitedError, TokenNotValidError)
 
     @extend_schema(
-        request=AcceptInviteSerializer,
-        responses={200: TokenResponseSerializer},
-        summary="Accept an invitation: set a password and log in",
+        request=PolymorphicProxySerializer(
+            component_name="AcceptInviteRequest",
+            serializers=[AcceptInviteNewSerializer, AcceptInviteSignedInSerializer],
+            resource_type_field_name=None,
+        ),
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="AcceptInviteResponse",
+                serializers=[TokenResponseSerializer, JoinedSerializer],
+                resource_type_field_name=None,
+            )
+        },
+        summary="Accept an invitation: a new account sets its password; an existing one accepts signed in",
+        description=(
+            "Without a bearer token: `{token, password, name?}` for an address that has no account yet; "
+            "answers as login. With the invited account's own access token: `{token}`; answers "
+            "`{organization, role}` and changes nothing of the account. An invitation never sets the "
+            "password of, renames or re-activates an existing account (400 `invalid_token`)."
+        ),
     )
     def post(self, request: Request) -> Response:
         data = valid_body(AcceptInviteSerializer, request)
-        limiter = FailureLimiter("login", multiplier=CLIENT_MULTIPLIER)  # guessing tokens from one client
-        ident = f"invite:{client_ip(request)}"
-        limiter.check(ident)
+        limits = login_limits(request, email="", kind="invite")  # guessing tokens from one client
+        limits.check()
         try:
+            if isinstance(request.user, User):
+                membership = org_services.join_by_invitation(token=data["token"], user=request.user)
+                return Response(JoinedSerializer(membership).data)
+            if not data.get("password"):
+                raise ValidationFailed("password", "Choose a password (or sign in to accept with your account).")
             user = org_services.accept_invitation(token=data["token"], password=data["password"], name=data["name"])
         except InvalidTokenError:
-            limiter.record_failure(ident)
+            limits.record_failure()
             raise
         return token_response(user)
 

@@ -16,4 +16,9 @@ class MemberFilter(django_filters.FilterSet):
         fields = ["role", "status"]
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(Q(user__name__icontains=value) | Q(user__email__icontains=value))
+        """An active member by their account's name or email, a pending invitation by its own."""
+        active = Q(status=Membership.Status.ACTIVE) & (Q(user__name__icontains=value) | Q(user__email__icontains=value))
+        invited = Q(status=Membership.Status.INVITED) & (
+            Q(invited_name__icontains=value) | Q(invited_email__icontains=value)
+        )
+        return queryset.filter(active | invited)

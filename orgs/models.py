@@ -69,6 +69,10 @@ class Membership(models.Model):
     )
     joined_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # An invitation's own words, shown until it is accepted (never the invitee's account: an admin
+    # must not learn whether the address has one, nor what it is called)
+    invited_email = models.EmailField(blank=True)
+    invited_name = models.CharField(max_length=150, blank=True)
 
     objects = OrgScopedQuerySet.as_manager()
 
@@ -84,6 +88,18 @@ class Membership(models.Model):
 
     def has_role(self, role: str) -> bool:
         return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(role)]
+
+    @property
+    def shown_email(self) -> str:
+        """The email the organization sees: the invitation's until it is accepted, then the account's."""
+        if self.status == self.Status.INVITED:
+            return self.invited_email or self.user.email
+        return self.user.email
+
+    @property
+    def shown_name(self) -> str:
+        """The name the organization sees: the invitation's until it is accepted, then the account's."""
+        return self.invited_name if self.status == self.Status.INVITED else self.user.name
 
 
 class InvitationQuerySet(OrgScopedQuerySet):

@@ -41,9 +41,11 @@ class BillingEmailSerializer(serializers.Serializer):
 
 
 class MemberSerializer(serializers.ModelSerializer):
+    """A member; until an invitation is accepted, its own email and name (never the account's)."""
+
     id = serializers.UUIDField(source="user.id", read_only=True)
-    email = serializers.EmailField(source="user.email", read_only=True)
-    name = serializers.CharField(source="user.name", read_only=True)
+    email = serializers.EmailField(source="shown_email", read_only=True)
+    name = serializers.CharField(source="shown_name", read_only=True)
 
     class Meta:
         model = Membership
@@ -95,9 +97,36 @@ class TokenResponseSerializer(serializers.Serializer):
 
 
 class AcceptInviteSerializer(serializers.Serializer):
+    """Signed out (a new account): ``{token, password, name?}``. Signed in as the invited account:
+    ``{token}``."""
+
+    token = serializers.CharField()
+    password = serializers.CharField(
+        trim_whitespace=False, required=False, help_text="Required unless signed in as the invited account."
+    )
+    name = serializers.CharField(max_length=150, allow_blank=True, required=False, default="")
+
+
+class AcceptInviteNewSerializer(serializers.Serializer):
     token = serializers.CharField()
     password = serializers.CharField(trim_whitespace=False)
-    name = serializers.CharField(max_length=150, allow_blank=True, required=False, default="")
+    name = serializers.CharField(max_length=150, allow_blank=True, required=False)
+
+
+class AcceptInviteSignedInSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Sent with the invited account's own access token.")
+
+
+class OrganizationBriefSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+
+
+class JoinedSerializer(serializers.Serializer):
+    """An existing account accepted (a membership): the organization joined and the role there."""
+
+    organization = OrganizationBriefSerializer()
+    role = serializers.CharField()
 
 
 class RegisterSerializer(serializers.Serializer):

@@ -62,11 +62,21 @@ def create_organization(*, name: str, owner: User, billing_email: str = "") -> O
 
 @transaction.atomic
 def register(*, organization_name: str, name: str, email: str, password: str) -> tuple[User, Organization]:
+    """A new account (or the unclaimed one that invitations to this address made: its pending
+    invitations wait for it to accept them) and its organization."""
     email = email.strip().lower()
-    if User.objects.filter(email__iexact=email).exists():
+    existing = User.objects.select_for_update().filter(email__iexact=email).first()
+    if existing is not None and not is_unclaimed(existing):
         raise ValidationFailed("email", "An account with this email already exists.")
-    check_password_strength(password=password, user=User(email=email, name=name))
-    user = User.objects.create_user(email=email, password=password, name=name)
+    check_password_strength(password=password, user=existing or User(email=email, name=name))
+    if existing is None:
+        user = User.objects.create_user(email=email, password=password, name=name)
+    else:
+        user = existing
+        user.set_password(password)
+        user.name = name
+        user.is_active = True
+        user.save(update_fields=["password", "name", "is_active"])
     org = create_organization(name=organization_name, owner=user)
     return user, org
 
@@ -129,72 +139,114 @@ def _send_invitation(*, membership: Membership, inviter: User | None) -> None:
     body = token_email_text(
         intro=(
             f"{who} invited you to join {membership.organization.name} on LeanCore "
-            f"as {membership.role}. The invitation expires in 7 days."
+            f"as {membership.role}. The invitation expires in 7 days. If you already have a LeanCore "
+            "account, sign in and accept it with the token below; otherwise choose a password with it."
         ),
         token=issued.raw,
         path="accept-invite",
     )
-    recipient = membership.user.email
     subject = f"You are invited to {membership.organization.name} on LeanCore"
-    send_on_commit(subject, body, [recipient])
+    send_on_commit(subject, body, [membership.invited_email or membership.user.email])
+
+
+def is_unclaimed(user: User) -> bool:
+    """An account made only to hold invitations to an address nobody has signed up with: never
+    active, no password, never signed in, a member of nothing. An account an operator deactivated
+    is not one (an invitation never re-activates it)."""
+    return (
+        not user.is_active
+        and not user.has_usable_password()
+        and user.last_login is None
+        and not Membership.objects.filter(user=user, status=Membership.Status.ACTIVE).exists()
+    )
 
 
 @transaction.atomic
 def invite_member(
     *, context: OrgContext, inviter: User, email: str, role: str, name: str = ""
 ) -> tuple[Membership, bool]:
-    """Returns (membership, created). An active account is added directly; a new email gets an invitation."""
+    """Returns (membership, created): a pending membership and an email with a one-time token, the
+    same whether the address has an account or not (the answer shows the invitation's own email and
+    name). An existing account is never changed, and joins only when its user accepts while signed
+    in; a new address gets an unclaimed account that accepting (or signing up) claims."""
     if role == Role.OWNER and not context.has_role(Role.OWNER):
         raise PermissionDeniedError("Only an owner may invite an owner.")
     org = context.org
     email = email.strip().lower()
     user = User.objects.filter(email__iexact=email).first()
     if user is None:
-        user = User.objects.create_user(email=email, password=None, name=name, is_active=False)
-    membership = Membership.objects.for_org(org).filter(user=user).first()
+        user = User.objects.create_user(email=email, password=None, is_active=False)
+    membership = Membership.objects.for_org(org).select_related("organization", "user").filter(user=user).first()
     if membership is not None and membership.status == Membership.Status.ACTIVE:
         raise AlreadyMemberError
-    if membership is not None:  # already invited: re-send with a new token (the old one stops working)
-        membership.role = role
-        membership.invited_by = inviter
-        membership.save(update_fields=["role", "invited_by"])
-        _send_invitation(membership=membership, inviter=inviter)
-        return membership, False
-    if user.is_active:
+    created = membership is None
+    if membership is None:
         membership = Membership.objects.create(
             organization=org,
             user=user,
             role=role,
-            status=Membership.Status.ACTIVE,
+            status=Membership.Status.INVITED,
             invited_by=inviter,
-            joined_at=timezone.now(),
+            invited_email=email,
+            invited_name=name,
         )
-        return membership, True
-    membership = Membership.objects.create(
-        organization=org, user=user, role=role, status=Membership.Status.INVITED, invited_by=inviter
-    )
+    else:  # already invited: re-send with a new token (the old one stops working)
+        membership.role = role
+        membership.invited_by = inviter
+        membership.invited_email = email
+        membership.invited_name = name or membership.invited_name
+        membership.save(update_fields=["role", "invited_by", "invited_email", "invited_name"])
     _send_invitation(membership=membership, inviter=inviter)
-    return membership, True
+    return membership, created
+
+
+def _take_invitation(token: str) -> Membership:
+    """The pending membership a valid invitation token opens, the token marked used (undone with
+    the transaction when the caller refuses it); anything else → 400 invalid_token."""
+    record = consume_one_time_token(token=token, purpose=OneTimeToken.Purpose.INVITE)
+    invitation = (
+        Invitation.objects.select_related("membership__organization", "membership__user").filter(token=record).first()
+    )
+    membership = invitation.membership if invitation is not None else None
+    if membership is None or membership.status != Membership.Status.INVITED or membership.user_id != record.user_id:
+        raise InvalidTokenError
+    return membership
+
+
+def _join(membership: Membership) -> Membership:
+    membership.status = Membership.Status.ACTIVE
+    membership.joined_at = timezone.now()
+    membership.save(update_fields=["status", "joined_at"])
+    return membership
 
 
 @transaction.atomic
 def accept_invitation(*, token: str, password: str, name: str) -> User:
-    record = consume_one_time_token(token=token, purpose=OneTimeToken.Purpose.INVITE)
-    invitation = Invitation.objects.select_related("membership__organization").filter(token=record).first()
-    membership = invitation.membership if invitation is not None else None
-    if membership is None or membership.status != Membership.Status.INVITED:
+    """Accepting as a newcomer: the unclaimed account of the invited address gets its password and
+    name and joins. For an address that has an account (active, or deactivated by an operator) →
+    400 invalid_token, and the token stays unused: its user accepts while signed in
+    (``join_by_invitation``)."""
+    membership = _take_invitation(token)
+    user = User.objects.select_for_update().get(pk=membership.user_id)
+    if not is_unclaimed(user):
         raise InvalidTokenError
-    user = record.user
     check_password_strength(password=password, user=user)
     user.set_password(password)
-    if name:
-        user.name = name
+    user.name = name or membership.invited_name
     user.is_active = True
     user.save(update_fields=["password", "name", "is_active"])
-    membership.status = Membership.Status.ACTIVE
-    membership.joined_at = timezone.now()
-    membership.save(update_fields=["status", "joined_at"])
+    _join(membership)
     return user
+
+
+@transaction.atomic
+def join_by_invitation(*, token: str, user: User) -> Membership:
+    """Accepting while signed in: the invitation must be to the caller's own account (else 400
+    invalid_token, the token unused); nothing of the account changes."""
+    membership = _take_invitation(token)
+    if membership.user_id != user.pk or not user.is_active:
+        raise InvalidTokenError
+    return _join(membership)
 
 
 @transaction.atomic
@@ -231,9 +283,14 @@ def remove_member(*, context: OrgContext, actor: User, user_id: uuid.UUID) -> No
 
 
 def update_member_profile(*, context: OrgContext, actor: User, user_id: uuid.UUID, name: str) -> Membership:
+    """A member's name; for a pending invitation, the invitation's own name (never the account's)."""
     membership = _member(context.org, user_id)
     if membership.user_id != actor.pk and not context.has_role(Role.ADMIN):
         raise PermissionDeniedError("Only an admin may change another member's profile.")
+    if membership.status == Membership.Status.INVITED:
+        membership.invited_name = name
+        membership.save(update_fields=["invited_name"])
+        return membership
     membership.user.name = name
     membership.user.save(update_fields=["name"])
     return membership

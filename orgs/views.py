@@ -109,8 +109,12 @@ class InviteView(OrgAPIView):
     @extend_schema(
         request=InviteSerializer,
         responses={201: MemberSerializer, 200: MemberSerializer},
-        summary="Invite someone (admin); an existing account is added directly",
-        description="201 for a new member; 200 when an already invited email is re-sent a new token.",
+        summary="Invite someone by email (admin); they join when they accept",
+        description=(
+            "201 with the pending member (`status: invited`, the invitation's own email and name), the same "
+            "whether the address has an account or not; 200 when an already invited email is re-sent a new "
+            "token (the old one stops working). An existing account accepts signed in as itself."
+        ),
     )
     def post(self, request: Request) -> Response:
         serializer = InviteSerializer(data=request.data)

@@ -94,12 +94,12 @@ def test_reinvite_resends_and_old_token_dies(admin_user, anon, django_capture_on
     )
 
 
-def test_invite_existing_account_adds_directly(admin_user, org):
+def test_invite_existing_account_waits_for_its_consent(admin_user, org):
     existing = make_user()
     response = client_for(admin_user).post("/users/invite", {"email": existing.email, "role": "admin"}, format="json")
     assert response.status_code == 201
-    assert response.json()["status"] == "active"
-    assert Membership.objects.get(organization=org, user=existing).role == "admin"
+    assert response.json()["status"] == "invited"
+    assert Membership.objects.get(organization=org, user=existing).status == Membership.Status.INVITED
 
 
 def test_invite_active_member_is_409(admin_user, member):
@@ -193,7 +193,7 @@ def test_last_owner_cannot_be_demoted_or_removed(owner, admin_user, org, staff):
     client = client_for(owner)
     assert_problem(client.patch(f"/users/{owner.pk}/role", {"role": "admin"}, format="json"), 409, "last_owner")
     assert_problem(client.delete(f"/users/{owner.pk}"), 409, "last_owner")
-    assert_problem(client_for(staff, org).delete(f"/users/{owner.pk}"), 409, "last_owner")
+    assert_problem(client_for(staff, org).delete(f"/users/{owner.pk}"), 403, "permission_denied")  # not a member
     assert Membership.objects.get(organization=org, user=owner).role == "owner"
 
 
