@@ -276,6 +276,11 @@ def _scaled_rate(rate: str, factor: int) -> str:
     return f"{int(count) * factor}/{period}"
 
 
+# Proxies in front whose X-Forwarded-For is trusted for the client address (core.throttles
+# .client_address): 0 = clients connect directly, the TCP peer is the client; 1 = one proxy that
+# sets the header, the client is its last entry. No other header is ever trusted.
+TRUSTED_PROXY_COUNT = max(env_int("TRUSTED_PROXY_COUNT", 0), 0)
+
 # Throttle rates (DRF rate strings). Read at request time by core.throttles.
 THROTTLE_RATES = {
     "login": env_str("THROTTLE_LOGIN", "10/min"),
@@ -287,6 +292,10 @@ THROTTLE_RATES = {
     "mcp_sync": env_str("THROTTLE_MCP_SYNC", "10/min"),  # MCP syncs per org (each talks to an outside server)
     "websocket": env_str("THROTTLE_WEBSOCKET", "30/min"),  # WebSocket connections opened, per user
 }
+
+# An open WebSocket reads its user and membership again this often (seconds; at most 60): a
+# deactivated user or a removed member is closed 4403 within it.
+WEBSOCKET_RECHECK_SECONDS = min(max(float(env_str("WEBSOCKET_RECHECK_SECONDS", "30")), 0.1), 60.0)
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("ACCESS_TOKEN_LIFETIME", 15 * 60)),
