@@ -11,16 +11,17 @@ from typing import Any
 
 import anyio
 import httpx2
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 from mcp import ClientSession, types
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
+from core.db import in_thread
 from mcps.crypto import decrypt_json
 from mcps.models import AuthType, Connection, Tool, Transport
 from mcps.security import PinnedTransport, check_url
+from mcps.transport import CappedTransport, ResponseTooLargeError
 
 MAX_PAGES = 100
 
@@ -57,6 +58,8 @@ def target_of(connection: Connection) -> Target:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(_describe(e) for e in exc.exceptions)
+    if isinstance(exc, ResponseTooLargeError):
+        return str(exc)
     if isinstance(exc, TimeoutError):
         return "The MCP server did not answer in time."
     if isinstance(exc, httpx2.HTTPStatusError):
@@ -69,13 +72,19 @@ def _describe(exc: BaseException) -> str:
 @asynccontextmanager
 async def open_session(target: Target, *, time_limit: float) -> AsyncIterator[ClientSession]:
     """An initialized MCP session. The URL is checked (SSRF guard) again right before connecting."""
-    addresses = await anyio.to_thread.run_sync(check_url, target.url)
+    addresses = await anyio.to_thread.run_sync(check_url, target.url)  # bounded: see mcps.security
 
     def client(
         headers: dict[str, str] | None = None, timeout: httpx2.Timeout | None = None, auth: httpx2.Auth | None = None
     ) -> httpx2.AsyncClient:
-        """The SDK's client, connecting only to the addresses just checked (no second DNS lookup)."""
-        transport = PinnedTransport(target.url, addresses) if addresses is not None else None
+        """The SDK's client, connecting only to the addresses just checked (no second DNS lookup), every
+        response capped at ``MCP_MAX_RESPONSE_BYTES``."""
+        inner = (
+            PinnedTransport(target.url, addresses)
+            if addresses is not None
+            else httpx2.AsyncHTTPTransport(trust_env=False)
+        )
+        transport = CappedTransport(inner, settings.MCP_MAX_RESPONSE_BYTES)
         return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, transport=transport)
 
     if target.transport == Transport.SSE:
@@ -193,7 +202,7 @@ async def call_tool_by_id(
     an error result the model sees, and the connection's status records it."""
     if org_id is None:
         return "This tool no longer exists.", True
-    loaded = await database_sync_to_async(_load_tool)(org_id, tool_id)
+    loaded = await in_thread(_load_tool)(org_id, tool_id)  # the connection given back before the call
     if isinstance(loaded, str):
         return loaded, True
     try:
@@ -201,8 +210,8 @@ async def call_tool_by_id(
             loaded.target, loaded.name, arguments, time_limit=settings.MCP_TOOL_TIMEOUT_SECONDS
         )
     except MCPError as exc:
-        await database_sync_to_async(_record_contact)(org_id, loaded.connection_id, str(exc))
+        await in_thread(_record_contact)(org_id, loaded.connection_id, str(exc))
         return f"The tool failed: {exc}", True
     if loaded.connection_failing:
-        await database_sync_to_async(_record_contact)(org_id, loaded.connection_id, None)
+        await in_thread(_record_contact)(org_id, loaded.connection_id, None)
     return outcome

@@ -5,20 +5,33 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpcore2
 import httpx2
 from django.conf import settings
 
-from core.errors import DomainError
+from core.errors import DomainError, ServiceUnavailableError
 
 RESOLVE_TIMEOUT_SECONDS = 3.0
-_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mcp-dns")
+# A lookup runs in a thread of its own small pool, and is given up after RESOLVE_TIMEOUT_SECONDS. A
+# resolver that never answers keeps that thread until the system's resolver gives up: so lookups are
+# never queued behind stuck ones; once every thread is busy, the next lookup fails at once (503).
+LOOKUP_THREADS = 8
+_resolver = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="mcp-dns")
+_lookup_slots = threading.BoundedSemaphore(LOOKUP_THREADS)
+
+
+class ResolverBusyError(ServiceUnavailableError):
+    """Every lookup thread is waiting on a name server: refuse now rather than queue."""
+
+    def __init__(self) -> None:
+        super().__init__("Too many host names are being looked up right now. Try again shortly.")
 
 
 class UrlNotAllowedError(DomainError):
@@ -47,8 +60,27 @@ def _blocked(address: str) -> bool:
 
 
 def _resolve(host: str, port: int) -> list[str]:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    finally:
+        _lookup_slots.release()  # only when the lookup is really over, however long it took
     return sorted({str(info[4][0]) for info in infos})
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The addresses of ``host``, within RESOLVE_TIMEOUT_SECONDS (``OSError`` or ``TimeoutError``
+    otherwise); ``ResolverBusyError`` at once while every lookup thread is taken."""
+    if not _lookup_slots.acquire(blocking=False):
+        raise ResolverBusyError
+    try:
+        future = _resolver.submit(_resolve, host, port)
+    except BaseException:
+        _lookup_slots.release()
+        raise
+    try:
+        return future.result(timeout=RESOLVE_TIMEOUT_SECONDS)
+    except FutureTimeout as exc:
+        raise TimeoutError(f"{host} did not resolve in time.") from exc
 
 
 def origin_of(url: str) -> str | None:
@@ -62,6 +94,17 @@ def origin_of(url: str) -> str | None:
         return None
     host = parts.hostname.lower()
     return f"{parts.scheme.lower()}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def masked_url(url: str) -> str:
+    """``url`` as the API shows it: no userinfo, and every query value ``***`` (a key without a value
+    is itself shown as ``***``). The stored URL keeps both; they are often credentials."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{piece.partition('=')[0]}=***" if "=" in piece else "***" for piece in parts.query.split("&") if piece
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def allow_listed(url: str) -> bool:
@@ -89,10 +132,9 @@ def check_url(url: str) -> list[str] | None:
     if not allowed and (name in {"localhost", "metadata.google.internal", "metadata"} or name.endswith(".localhost")):
         raise UrlNotAllowedError(f"{host} is a local or metadata address.")
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    future = _resolver.submit(_resolve, host, port)
     try:
-        addresses = future.result(timeout=RESOLVE_TIMEOUT_SECONDS)
-    except (OSError, FutureTimeout) as exc:
+        addresses = resolve(host, port)
+    except OSError as exc:  # TimeoutError included
         raise UrlNotAllowedError(f"{host} does not resolve.") from exc
     if not addresses:
         raise UrlNotAllowedError(f"{host} does not resolve.")

@@ -3,9 +3,22 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from mcps.models import AuthType, CatalogEntry, Connection, Tool, Transport
+from mcps.security import masked_url
+
+
+class MaskedUrlField(serializers.URLField):
+    """The stored URL without its userinfo and with every query value ``***`` (both often hold
+    credentials); sending this form back in a PUT keeps the stored URL."""
+
+    def to_representation(self, value: str) -> str:
+        return masked_url(str(value))
 
 
 class ConnectionSerializer(serializers.ModelSerializer):
+    url = MaskedUrlField(
+        read_only=True,
+        help_text="Userinfo removed and every query value shown as `***`; the stored URL keeps them.",
+    )
     has_credentials = serializers.BooleanField(read_only=True)
     tool_count = serializers.IntegerField(read_only=True)
     catalog_key = serializers.SerializerMethodField()

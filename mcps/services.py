@@ -10,11 +10,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.db import release_connections
 from core.errors import DomainError, ValidationFailed
 from mcps.client import MCPError, RemoteTool, list_remote_tools, target_of
 from mcps.crypto import decrypt_json, encrypt_json
 from mcps.models import AuthType, CatalogEntry, Connection, Tool
-from mcps.security import check_url
+from mcps.security import check_url, masked_url, origin_of
 from orgs.models import Organization
 
 UNSET: Any = object()
@@ -97,18 +98,36 @@ def create_connection(*, org: Organization, data: ConnectionFields) -> Connectio
     )
 
 
+def _new_url(connection: Connection, url: str | None) -> str | None:
+    """The URL a PUT asks for, or None when it keeps the stored one (no ``url``, the same URL, or the
+    masked form the API shows, which would otherwise overwrite the hidden parts with ``***``)."""
+    if url is None or url in (connection.url, masked_url(connection.url)):
+        return None
+    return url
+
+
 @transaction.atomic
 def update_connection(*, connection: Connection, data: ConnectionFields) -> Connection:
-    if "url" in data and data["url"] != connection.url:
-        check_url(data["url"])
-        connection.url = data["url"]
+    """A URL on another origin (scheme, host or port) drops the stored credentials, unless this
+    request gives new ones: they were given for the old server, and must not reach the new one."""
+    url = _new_url(connection, data.get("url"))
+    moved = False
+    if url is not None:
+        check_url(url)
+        moved = origin_of(url) != origin_of(connection.url)
+        connection.url = url
         connection.status = Connection.Status.PENDING
     for field in ("name", "transport", "enabled"):
         if field in data:
             setattr(connection, field, data[field])
     auth_type = data.get("auth_type", connection.auth_type)
-    if auth_type != connection.auth_type or "token" in data or "header_name" in data:
-        current = decrypt_json(connection.credentials_encrypted) if auth_type == connection.auth_type else {}
+    given = "token" in data or "header_name" in data
+    if moved and not given:
+        connection.auth_type = auth_type
+        connection.credentials_encrypted = ""
+    elif auth_type != connection.auth_type or given:
+        kept = auth_type == connection.auth_type and not moved
+        current = decrypt_json(connection.credentials_encrypted) if kept else {}
         credentials = _credentials(auth_type, data.get("token"), data.get("header_name"), current)
         connection.auth_type = auth_type
         connection.credentials_encrypted = encrypt_json(credentials)
@@ -154,9 +173,13 @@ def _apply_tools(connection: Connection, remote: list[RemoteTool]) -> SyncResult
 
 def sync_connection(*, connection: Connection) -> SyncResult:
     """initialize + tools/list (every page) with the SDK; the stored tools then match the server.
-    A failure keeps the stored tools, records why, and raises 502 ``mcp_unreachable``."""
+    A failure keeps the stored tools, records why, and raises 502 ``mcp_unreachable``. Call it
+    outside a transaction: this thread's database connection is given back while the server is
+    talked to (short transactions before and after, none around it)."""
     try:
-        remote = async_to_sync(list_remote_tools)(target_of(connection), time_limit=settings.MCP_SYNC_TIMEOUT_SECONDS)
+        target = target_of(connection)
+        release_connections()  # no pooled connection held while the server takes its time
+        remote = async_to_sync(list_remote_tools)(target, time_limit=settings.MCP_SYNC_TIMEOUT_SECONDS)
     except (MCPError, DomainError, ValueError) as exc:
         reason = exc.detail if isinstance(exc, DomainError) else str(exc)
         Connection.objects.for_org(connection.organization_id).filter(pk=connection.pk).update(

@@ -8,7 +8,8 @@ from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.errors import NotFoundError
+from core.errors import NotFoundError, RateLimitedError, ServiceUnavailableError
+from core.throttles import MCPSyncThrottle
 from core.views import UserViewSet, validated_as
 from mcps import services
 from mcps.models import CatalogEntry, Connection, Tool
@@ -38,12 +39,19 @@ ADMIN_ACTIONS = ("create", "update", "destroy", "sync", "tool_update")
 class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
     """``/orgs/{orgId}/mcps…``: the org is in the path; another org's (or an unknown) org is a 404."""
 
-    errors = {"create": (UrlNotAllowedError,), "update": (UrlNotAllowedError,), "sync": (MCPUnreachableError,)}
+    errors = {
+        "create": (UrlNotAllowedError, ServiceUnavailableError),
+        "update": (UrlNotAllowedError, ServiceUnavailableError),
+        "sync": (MCPUnreachableError, RateLimitedError),
+    }
 
     org_path_kwarg = "org_id"
     queryset = Connection.objects.all()
     serializer_class = ConnectionSerializer
     required_roles = dict.fromkeys(ADMIN_ACTIONS, Role.ADMIN)
+
+    def get_throttles(self):  # noqa: ANN201
+        return [MCPSyncThrottle()] if getattr(self, "action", None) == "sync" else super().get_throttles()
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
         return queryset.annotate(tool_count=Count("tools", distinct=True)).order_by("-created_at")
@@ -78,7 +86,13 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
         services.delete_connection(connection=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses={200: SyncResultSerializer}, summary="Sync the server's tools (admin)")
+    @extend_schema(
+        request=None,
+        responses={200: SyncResultSerializer},
+        summary="Sync the server's tools (admin)",
+        description="Throttled per organization (`THROTTLE_MCP_SYNC`). A response from the server larger than "
+        "`MCP_MAX_RESPONSE_BYTES` fails the sync with `mcp_unreachable`.",
+    )
     def sync(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:
         result = services.sync_connection(connection=self.get_object())
         return Response(SyncResultSerializer(result).data)
