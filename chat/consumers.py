@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from rest_framework.exceptions import ValidationError
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
@@ -49,20 +51,23 @@ class _Refused(Exception):
         self.close_code = close_code
 
 
-def _user_for(token: str) -> User | None:
+def _user_for(token: str) -> tuple[User, float] | None:
+    """The token's active user and when the token expires (a Unix time)."""
     try:
         claims = AccessToken(token)  # type: ignore[arg-type]  # the stubs leave out the encoded form
     except TokenError:
         return None
-    return User.objects.filter(pk=claims.get("user_id"), is_active=True).first()
+    user = User.objects.filter(pk=claims.get("user_id"), is_active=True).first()
+    return (user, float(claims["exp"])) if user is not None else None
 
 
-def _open(token: str, session_id: str) -> tuple[User, ChatSession, OrgContext]:
-    """One hop for a new socket: the token's user (4401), the user's connection throttle (4429),
-    then the session and the caller's access to it (4404)."""
-    user = _user_for(token) if token else None
-    if user is None:
+def _open(token: str, session_id: str) -> tuple[User, float, ChatSession, OrgContext]:
+    """One hop for a new socket: the token's user and expiry (4401), the user's connection throttle
+    (4429), then the session and the caller's access to it (4404)."""
+    found = _user_for(token) if token else None
+    if found is None:
         raise _Refused(CLOSE_NOT_AUTHENTICATED)
+    user, expires_at = found
     if websocket_wait(user_id=user.pk) is not None:
         raise _Refused(CLOSE_TOO_MANY)
     try:
@@ -73,7 +78,7 @@ def _open(token: str, session_id: str) -> tuple[User, ChatSession, OrgContext]:
     context = context_for(user, session.organization_id) if session is not None else None
     if session is None or context is None or not turns.can_read_session(context, session, user):
         raise _Refused(CLOSE_NOT_FOUND)
-    return user, session, context
+    return user, expires_at, session, context
 
 
 def _access(user: User, session: ChatSession) -> tuple[User, OrgContext]:
@@ -107,9 +112,15 @@ def _start_from_frame(
 
 
 class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
+    """A socket lives no longer than its access: it closes 4401 when the access token it was opened
+    with expires, and reads the user and membership again every ``WEBSOCKET_RECHECK_SECONDS`` (4403
+    once the user is deactivated or no longer a member), besides at once when a membership change is
+    announced."""
+
     async def connect(self) -> None:
         self.group: str | None = None
         self.turns: set[asyncio.Task] = set()
+        self.watchers: list[asyncio.Task] = []
         protocols = list(self.scope.get("subprotocols") or [])
         token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
         offered_bearer = len(protocols) >= 2 and protocols[0].lower() == "bearer"
@@ -117,7 +128,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             token = protocols[1]
         subprotocol = protocols[0] if offered_bearer else None
         try:
-            self.user, self.session, self.context = await database_sync_to_async(_open)(
+            self.user, expires_at, self.session, self.context = await database_sync_to_async(_open)(
                 token, self.scope["url_route"]["kwargs"]["session_id"]
             )
         except _Refused as refused:  # accepted first, so that the client can read the close code
@@ -137,8 +148,32 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
             return
         await self.accept(subprotocol)
+        self.watchers = [asyncio.create_task(self._expire(expires_at)), asyncio.create_task(self._recheck())]
+
+    async def _expire(self, expires_at: float) -> None:
+        """Closes 4401 when the access token the socket was opened with expires."""
+        await asyncio.sleep(max(expires_at - time.time(), 0.0))
+        await self._close(CLOSE_NOT_AUTHENTICATED)
+
+    async def _recheck(self) -> None:
+        """Reads the caller's access again periodically: a user deactivated or a membership gone
+        (also when nobody announced it) closes the socket 4403 within one interval."""
+        while self.group:
+            await asyncio.sleep(settings.WEBSOCKET_RECHECK_SECONDS)
+            try:
+                await database_sync_to_async(_access)(self.user, self.session)
+            except _Refused as refused:
+                await self._close(refused.close_code)
+                return
+            except Exception as exc:  # the database briefly unavailable: read again next time
+                logger.warning("Could not re-check a WebSocket's access: %r", exc)
 
     async def disconnect(self, code: int) -> None:
+        current = asyncio.current_task()
+        for watcher in self.watchers:
+            if watcher is not current:  # a watcher that closes the socket finishes its own close
+                watcher.cancel()
+        self.watchers = []
         if self.group:
             group, self.group = self.group, None
             try:

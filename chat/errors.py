@@ -21,3 +21,11 @@ class ClientDisconnectedError(DomainError):
     status = 499  # the client closed the request; it reads no answer
     code = "client_disconnected"
     default_detail = "The client went away; the turn was stopped."
+
+
+class QueueTimeoutError(DomainError):
+    """A queued turn no worker started within TURN_QUEUE_TIMEOUT seconds: it never runs, costs nothing."""
+
+    status = 503
+    code = "queue_timeout"
+    default_detail = "No worker started this turn in time. Nothing was billed; please send it again."

@@ -8,7 +8,7 @@ import uuid
 from channels.db import database_sync_to_async
 from django.tasks import task
 
-from chat import services, turns
+from chat import queued, services
 from chat.pipeline import drain
 
 logger = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ async def run_queued_message(message_id: uuid.UUID) -> str:
     """Runs one queued assistant message through the turn pipeline. Returns the last event's name.
     The body of ``run_queued_turn``, for jobs of other apps that run a turn as part of their work."""
     try:
-        turn = await database_sync_to_async(turns.load_queued_turn)(message_id=message_id)
+        turn = await database_sync_to_async(queued.load_queued_turn)(message_id=message_id)
         if turn is None:
             return "skipped"
         return await drain(turn)

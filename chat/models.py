@@ -82,6 +82,9 @@ class Message(models.Model):
     output_tokens = models.PositiveIntegerField(default=0)
     credits = models.DecimalField(max_digits=20, decimal_places=6, default=0)
     reservation_id = models.UUIDField(null=True, blank=True)
+    # a queued turn's record of what it was accepted with (chat.snapshot): sender, model and rates,
+    # output limit, temperature, instructions, tools; it runs from this, whatever changes meanwhile
+    frozen_turn = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     # the lease of a running turn: renewed by whatever process runs it; a stale one means it died

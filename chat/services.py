@@ -7,7 +7,7 @@ import asyncio
 import functools
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat import metering
-from chat.errors import WorkerLostError
+from chat.errors import QueueTimeoutError, WorkerLostError
 from chat.models import Attachment, ChatSession, Message
 from chat.turns import can_read_session
-from core.errors import NotFoundError, PermissionDeniedError
+from core.errors import DomainError, NotFoundError, PermissionDeniedError
 from files.uploads import store_upload
 from orgs.context import OrgContext
 from orgs.models import Organization, Role
@@ -50,6 +50,20 @@ def _tell_watchers(group: str, code: str, detail: str) -> None:
         logger.exception("Could not tell the watchers of %s", group)
 
 
+def fail_locked_turn(message: Message, error: type[DomainError]) -> None:
+    """Fails a turn whose message the caller locked (in its transaction): every hold it still has is
+    given back (nothing it may have produced was recorded, so nobody pays for it), the message fails
+    with ``error``'s code, and its WebSocket watchers get the `error` event once this commits."""
+    message.status = Message.Status.FAILED
+    message.error_code = error.code
+    message.error = error.default_detail
+    message.completed_at = timezone.now()
+    message.save(update_fields=["status", "error_code", "error", "completed_at"])
+    metering.release_holds_of(message.pk)
+    group = ChatSession(pk=message.session_id).group_name
+    transaction.on_commit(functools.partial(_tell_watchers, group, error.code, error.default_detail))
+
+
 def fail_stuck_turns(*, lease: timedelta | None = None) -> int:
     """Fails every running turn whose lease (``heartbeat_at``, renewed while its process lives)
     is older than ``lease`` (TURN_LEASE_SECONDS): the process died. Its holds are released (the
@@ -65,16 +79,29 @@ def fail_stuck_turns(*, lease: timedelta | None = None) -> int:
             message = running.filter(stale, pk=message_id).select_for_update(skip_locked=True).first()
             if message is None:  # it beat, ended or is being handled meanwhile
                 continue
-            message.status = Message.Status.FAILED
-            message.error_code = WorkerLostError.code
-            message.error = WorkerLostError.default_detail
-            message.completed_at = timezone.now()
-            message.save(update_fields=["status", "error_code", "error", "completed_at"])
-            metering.release_holds_of(message.pk)
-            group = ChatSession(pk=message.session_id).group_name
-            transaction.on_commit(
-                functools.partial(_tell_watchers, group, WorkerLostError.code, WorkerLostError.default_detail)
-            )
+            fail_locked_turn(message, WorkerLostError)
+        failed += 1
+    return failed
+
+
+def queue_cutoff() -> datetime:
+    """A queued turn accepted before this has waited past TURN_QUEUE_TIMEOUT."""
+    return timezone.now() - timedelta(seconds=settings.TURN_QUEUE_TIMEOUT)
+
+
+def fail_overdue_queued_turns() -> int:
+    """Fails every queued turn that no worker started within TURN_QUEUE_TIMEOUT seconds of its
+    acceptance: ``queue_timeout``, its hold given back, nothing billed. A worker that picks one up
+    later finds it failed and does not run it."""
+    cutoff = queue_cutoff()
+    waiting = Message.objects.filter(role=Message.Role.ASSISTANT, status=Message.Status.QUEUED, created_at__lt=cutoff)
+    failed = 0
+    for message_id in list(waiting.values_list("id", flat=True)):
+        with transaction.atomic():
+            message = waiting.filter(pk=message_id).select_for_update(skip_locked=True).first()
+            if message is None:  # a worker is starting it, or it ended meanwhile
+                continue
+            fail_locked_turn(message, QueueTimeoutError)
         failed += 1
     return failed
 

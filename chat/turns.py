@@ -2,7 +2,7 @@
 ``chat/pipeline.py`` runs them in a thread, once per phase):
 
 - *prepare*: validate, create the session and both messages, hold the first call's worst case
-  (``start_turn``; ``load_queued_turn`` for a worker; ``start_completion`` for a call outside a
+  (``start_turn``; ``chat.queued.load_queued_turn`` for a worker; ``start_completion`` for a call outside a
   session, the wizard's);
 - between tool rounds: settle the call and hold the next (``next_call``);
 - *record*: settle the last call, write the ledger and complete the message (``record_answer``),
@@ -25,10 +25,10 @@ from django.utils import timezone
 from accounts.models import User
 from billing.errors import BillingRefusal
 from billing.models import ModelRate
-from chat import metering
+from chat import metering, snapshot
 from chat.context import ToolBinding, build_request
 from chat.models import Attachment, ChatSession, Message
-from chat.providers.base import ProviderRequest, Usage
+from chat.providers.base import ProviderRequest, ToolSpec, Usage
 from chat.tools import tool_plan
 from core import db
 from core.errors import ValidationFailed
@@ -52,6 +52,7 @@ class PreparedTurn:
     provider: str
     request: ProviderRequest
     reservation_id: uuid.UUID
+    rate: ModelRate | None = None  # the rate every call of the turn is held at (None: the active one)
     session_id: uuid.UUID | None = None
     user_message_id: uuid.UUID | None = None
     message_id: uuid.UUID | None = None
@@ -154,19 +155,21 @@ def _documents(session: ChatSession) -> list[tuple[str, str]]:
     return [(name, text) for name, text in files.values_list("filename", "text") if text]
 
 
-def _prepared(
+def assemble_turn(
     *,
     session: ChatSession,
     specialist: Specialist,
+    rate: ModelRate,
+    tools: tuple[list[ToolSpec], dict[str, ToolBinding]],
     user_message: Message,
     assistant_id: uuid.UUID,
     user_id: uuid.UUID,
     reservation_id: uuid.UUID,
     history: list[Message] | None = None,
-) -> tuple[PreparedTurn, ModelRate]:
-    """The turn of an assistant message: its request (instructions, documents, history, tools)."""
-    rate = metering.active_rate(specialist.model)
-    specs, bindings = tool_plan(specialist, in_workspace=bool(session.workspace_id))
+) -> PreparedTurn:
+    """The turn of an assistant message: its request (instructions, documents, history, tools), its
+    payer and the rate every call of it is held and billed at."""
+    specs, bindings = tools
     request = build_request(
         specialist=specialist,
         rate=rate,
@@ -185,11 +188,12 @@ def _prepared(
         session_id=session.pk,
         message_id=assistant_id,
     )
-    turn = PreparedTurn(
+    return PreparedTurn(
         payer=payer,
         provider=rate.provider,
         request=request,
         reservation_id=reservation_id,
+        rate=rate,
         session_id=session.pk,
         user_message_id=user_message.pk,
         message_id=assistant_id,
@@ -197,7 +201,6 @@ def _prepared(
         group=session.group_name,
         workspace_id=session.workspace_id,
     )
-    return turn, rate
 
 
 @transaction.atomic
@@ -238,6 +241,8 @@ def start_turn(
         )
     attachments = _attachments(context, attachment_ids or [])
     reservation_id = uuid.uuid4()
+    rate = metering.active_rate(specialist.model)
+    tools = tool_plan(specialist, in_workspace=bool(session.workspace_id))
     now = timezone.now()
     user_message, assistant = db.insert(
         Message(session=session, role=Message.Role.USER, content=message, created_at=now),
@@ -249,6 +254,10 @@ def start_turn(
             heartbeat_at=None if queued else now,
             reservation_id=reservation_id,
             created_at=now + timedelta(microseconds=1),  # strictly after the user's message
+            # a queued turn runs later from what it was accepted with, whatever changes meanwhile
+            frozen_turn=snapshot.freeze(specialist=specialist, rates=[rate], tools=tools, sender_id=user.pk)
+            if queued
+            else None,
         ),
     )
     user_message.has_attachments = bool(attachments)  # read without a query when it has none
@@ -263,10 +272,12 @@ def start_turn(
             "last_message_at = %s, updated_at = %s WHERE id = %s",
             [now, now, session.pk],
         )
-    turn, rate = _prepared(
+    turn = assemble_turn(
         session=session,
         specialist=specialist,
         user_message=user_message,
+        rate=rate,
+        tools=tools,
         assistant_id=assistant.pk,
         user_id=user.pk,
         reservation_id=reservation_id,
@@ -278,40 +289,6 @@ def start_turn(
         # the first token, and the turn's end commits durably, this start with it. A queued start
         # was promised to its client (202) and waits.
         db.commit_without_waiting_for_disk()
-    return turn
-
-
-def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
-    """Prepare, for the worker: marks a queued assistant message running and rebuilds its turn (its
-    hold was taken when it was queued). None when the message is no longer queued."""
-    with transaction.atomic():
-        assistant = (
-            Message.objects.select_for_update(of=("self",))
-            .select_related("session__specialist", "session__organization")
-            .filter(pk=message_id)
-            .first()
-        )
-        if assistant is None or assistant.status != Message.Status.QUEUED:
-            return None
-        assistant.status = Message.Status.RUNNING
-        assistant.started_at = assistant.heartbeat_at = timezone.now()
-        assistant.save(update_fields=["status", "started_at", "heartbeat_at"])
-    session = assistant.session
-    user_message = (
-        session.messages.filter(role=Message.Role.USER, created_at__lte=assistant.created_at)
-        .order_by("-created_at")
-        .first()
-    )
-    if user_message is None or assistant.reservation_id is None:  # queued turns always have both
-        raise LookupError(f"Queued message {message_id} has no question or no hold.")
-    turn, _ = _prepared(
-        session=session,
-        specialist=session.specialist,
-        user_message=user_message,
-        assistant_id=assistant.pk,
-        user_id=session.created_by_id,
-        reservation_id=assistant.reservation_id,
-    )
     return turn
 
 
@@ -346,7 +323,7 @@ def next_call(turn: PreparedTurn, usage: Usage, next_hold: uuid.UUID) -> tuple[m
     with transaction.atomic(savepoint=False):
         charge = metering.settle(turn.reservation_id, usage, description=turn.description)
         try:  # a refusal writes nothing and leaves the transaction usable: the settlement stands
-            metering.hold(turn.payer, turn.request, reservation_id=next_hold)
+            metering.hold(turn.payer, turn.request, rate=turn.rate, reservation_id=next_hold)
         except BillingRefusal as exc:
             refusal = exc
     return charge, refusal

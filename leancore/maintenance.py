@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from billing.services import release_stale_reservations
-from chat.services import fail_stuck_turns
+from chat.services import fail_overdue_queued_turns, fail_stuck_turns
 from tasks.services import recover_failed_runs
 
 logger = logging.getLogger(__name__)
@@ -23,6 +23,8 @@ def run_upkeep() -> dict[str, int]:
     """Each app's periodic work, in one place."""
     return {
         "failed_stuck_turns": fail_stuck_turns(),
+        # before task runs are recovered: a task whose run expired goes back to todo in this pass
+        "expired_queued_turns": fail_overdue_queued_turns(),
         "released_reservations": release_stale_reservations(),
         "recovered_task_runs": recover_failed_runs(),
     }

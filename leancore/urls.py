@@ -10,6 +10,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from accounts.admin_login import admin_login
 from core.errors import NotFoundError, error_response
 from core.routes import route
 from leancore.health import HealthView
@@ -93,6 +94,7 @@ admin.site.site_header = "LeanCore operations"
 admin.site.site_title = "LeanCore admin"
 
 urlpatterns = [
+    path("admin/login/", admin_login),  # before the admin's own: its sign-in, limited as /auth/login
     path("admin/", admin.site.urls),
     *route("api/schema", PublicSchemaView.as_view(), name="schema"),
     *route("api/docs", PublicSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

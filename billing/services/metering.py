@@ -99,7 +99,9 @@ def reserve(
     reservation_id: uuid.UUID | None = None,
 ) -> Hold:
     """Holds the call's worst case, or refuses with the contract's 402 (in its order).
-    ``rate`` saves a lookup when the caller has the model's active rate at hand. No savepoint of its
+    ``rate``, when given, is the rate the call is held and later settled at, whatever the model's
+    rate row says now (changed or deactivated): a turn's rates are fixed when it is accepted, for
+    every call of it; without it, the model's active rate (``unknown_model`` if none). No savepoint of its
     own (it would cost two round trips): a refusal is decided before the hold writes anything and
     raised after the block, so the caller's transaction stays usable. The only writes before it are
     the account's own upkeep (opened if missing, rolled into the current period), which any locked
@@ -108,7 +110,7 @@ def reserve(
         try:
             return _reserve(
                 org=org,
-                rate=rate if rate is not None and rate.active else active_rate(model),
+                rate=rate if rate is not None else active_rate(model),
                 input_tokens=input_tokens,
                 max_output_tokens=max_output_tokens,
                 specialist_id=specialist_id,

@@ -157,7 +157,13 @@ CONTRACT_CODES = {
     "service_unavailable": 503,
     "client_disconnected": 499,  # a message's error code: its client went away, no answer is sent
 }
-PRODUCT_CODES = {"method_not_allowed": 405, "not_acceptable": 406, "server_error": 500, "worker_lost": 503}
+PRODUCT_CODES = {
+    "method_not_allowed": 405,
+    "not_acceptable": 406,
+    "server_error": 500,
+    "worker_lost": 503,
+    "queue_timeout": 503,
+}
 
 
 def test_the_registry_holds_each_code_of_the_contract_once_with_its_status_and_title(schema):

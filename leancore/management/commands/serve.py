@@ -108,10 +108,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--proxy-headers",
             action="store_true",
-            help="trust X-Forwarded-For from a load balancer in front (never when clients connect directly)",
+            help="gone: set TRUSTED_PROXY_COUNT instead (the servers never rewrite the client address)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["proxy_headers"]:
+            # Daphne's --proxy-headers took the first X-Forwarded-For entry, the one a client writes:
+            # the address below Django was the client's choice. The servers keep the TCP peer, and
+            # core.throttles.client_address alone reads the header, as far as TRUSTED_PROXY_COUNT says.
+            raise CommandError(
+                "--proxy-headers is gone: behind a proxy that sets X-Forwarded-For, set TRUSTED_PROXY_COUNT "
+                "(1 for one proxy) instead."
+            )
         ports: list[int] = options["ports"] or [8000]
         per_port = options["processes"]
         if per_port is None:  # every core behind one port; one process per port when there are several
@@ -149,8 +157,7 @@ class Command(BaseCommand):
                     str(listener.fileno()),
                     "--websocket_timeout",
                     "-1",  # a WebSocket stays open as long as its client keeps it
-                    *(["--proxy-headers"] if options["proxy_headers"] else []),
-                    "leancore.asgi:application",
+                    "leancore.asgi:application",  # never --proxy-headers: the peer stays the peer
                 ],
                 server_env,
             )

@@ -1,0 +1,80 @@
+"""A queued turn's prepare phase, for the worker that picks it up: the turn runs from what it was
+accepted with (``Message.frozen_turn``, ``chat.snapshot``), billed to the user who sent it, or
+fails ``queue_timeout`` if it waited longer than TURN_QUEUE_TIMEOUT."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.models import Reservation
+from chat import metering, snapshot
+from chat.errors import QueueTimeoutError
+from chat.models import Message
+from chat.services import fail_locked_turn, queue_cutoff
+from chat.tools import tool_plan
+from chat.turns import PreparedTurn, assemble_turn
+
+
+def _frozen(assistant: Message) -> snapshot.Thawed:
+    """The turn as it was accepted. A turn queued before turns were frozen is frozen now, from its
+    specialist as it is and the sender its hold names."""
+    if assistant.frozen_turn:
+        return snapshot.thaw(assistant.frozen_turn)
+    session = assistant.session
+    specialist = session.specialist
+    sender = (
+        Reservation.objects.filter(organization_id=session.organization_id, pk=assistant.reservation_id)
+        .values_list("user_id", flat=True)
+        .first()
+    )
+    record = snapshot.freeze(
+        specialist=specialist,
+        rates=[metering.active_rate(specialist.model)],
+        tools=tool_plan(specialist, in_workspace=bool(session.workspace_id)),
+        sender_id=sender or session.created_by_id,
+    )
+    return snapshot.thaw(record)
+
+
+def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
+    """Prepare, for the worker: marks a queued assistant message running and rebuilds its turn from
+    what it was accepted with (its hold was taken then). None when the message is no longer queued,
+    or when it waited past TURN_QUEUE_TIMEOUT (it is then failed ``queue_timeout``, its hold given
+    back)."""
+    with transaction.atomic():
+        assistant = (
+            Message.objects.select_for_update(of=("self",))
+            .select_related("session__specialist", "session__organization")
+            .filter(pk=message_id)
+            .first()
+        )
+        if assistant is None or assistant.status != Message.Status.QUEUED:
+            return None
+        if assistant.created_at < queue_cutoff():
+            fail_locked_turn(assistant, QueueTimeoutError)
+            return None
+        assistant.status = Message.Status.RUNNING
+        assistant.started_at = assistant.heartbeat_at = timezone.now()
+        assistant.save(update_fields=["status", "started_at", "heartbeat_at"])
+    session = assistant.session
+    user_message = (
+        session.messages.filter(role=Message.Role.USER, created_at__lte=assistant.created_at)
+        .order_by("-created_at")
+        .first()
+    )
+    if user_message is None or assistant.reservation_id is None:  # queued turns always have both
+        raise LookupError(f"Queued message {message_id} has no question or no hold.")
+    frozen = _frozen(assistant)
+    return assemble_turn(
+        session=session,
+        specialist=frozen.specialist,
+        rate=frozen.rate,
+        tools=(frozen.specs, frozen.bindings),
+        user_message=user_message,
+        assistant_id=assistant.pk,
+        user_id=frozen.sender_id,
+        reservation_id=assistant.reservation_id,
+    )
