@@ -25,11 +25,8 @@ def _frozen(assistant: Message) -> snapshot.Thawed:
         return snapshot.thaw(assistant.frozen_turn)
     session = assistant.session
     specialist = session.specialist
-    sender = (
-        Reservation.objects.filter(organization_id=session.organization_id, pk=assistant.reservation_id)
-        .values_list("user_id", flat=True)
-        .first()
-    )
+    holds = Reservation.objects.filter(organization_id=session.organization_id, message_id=assistant.pk)
+    sender = holds.order_by("created_at").values_list("user_id", flat=True).first()
     record = snapshot.freeze(
         specialist=specialist,
         rates=[metering.active_rate(specialist.model)],

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chat', '0008_artifact_table'),
+        ("chat", "0008_artifact_table"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='message',
-            name='frozen_turn',
+            model_name="message",
+            name="frozen_turn",
             field=models.JSONField(blank=True, editable=False, null=True),
         ),
     ]

@@ -101,7 +101,8 @@ def test_a_queued_turn_calls_the_model_it_was_accepted_with_after_the_specialist
     assert request.get("max_completion_tokens", request.get("max_tokens")) == 300
     assert request["temperature"] == pytest.approx(0.7)
     system = request["messages"][0]["content"]
-    assert "Answer briefly." in system and "Write at length." not in system
+    assert "Answer briefly." in system
+    assert "Write at length." not in system
     (entry,) = ledger(org)
     assert (entry.model, entry.amount) == ("gpt-4o-mini", -cost(2000, 100, "15", "60"))
     assert entry.user_id == owner.pk
