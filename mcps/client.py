@@ -21,7 +21,7 @@ from core.db import in_thread
 from mcps.crypto import decrypt_json
 from mcps.models import AuthType, Connection, Tool, Transport
 from mcps.security import PinnedTransport, check_url
-from mcps.transport import CappedTransport, ResponseTooLargeError
+from mcps.transport import CappedTransport, ResponseCap
 
 MAX_PAGES = 100
 
@@ -58,8 +58,6 @@ def target_of(connection: Connection) -> Target:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(_describe(e) for e in exc.exceptions)
-    if isinstance(exc, ResponseTooLargeError):
-        return str(exc)
     if isinstance(exc, TimeoutError):
         return "The MCP server did not answer in time."
     if isinstance(exc, httpx2.HTTPStatusError):
@@ -70,21 +68,22 @@ def _describe(exc: BaseException) -> str:
 
 
 @asynccontextmanager
-async def open_session(target: Target, *, time_limit: float) -> AsyncIterator[ClientSession]:
-    """An initialized MCP session. The URL is checked (SSRF guard) again right before connecting."""
+async def open_session(target: Target, *, time_limit: float, cap: ResponseCap) -> AsyncIterator[ClientSession]:
+    """An initialized MCP session. The URL is checked (SSRF guard) again right before connecting;
+    every response is held to ``cap``."""
     addresses = await anyio.to_thread.run_sync(check_url, target.url)  # bounded: see mcps.security
 
     def client(
         headers: dict[str, str] | None = None, timeout: httpx2.Timeout | None = None, auth: httpx2.Auth | None = None
     ) -> httpx2.AsyncClient:
         """The SDK's client, connecting only to the addresses just checked (no second DNS lookup), every
-        response capped at ``MCP_MAX_RESPONSE_BYTES``."""
+        response capped."""
         inner = (
             PinnedTransport(target.url, addresses)
             if addresses is not None
             else httpx2.AsyncHTTPTransport(trust_env=False)
         )
-        transport = CappedTransport(inner, settings.MCP_MAX_RESPONSE_BYTES)
+        transport = CappedTransport(inner, cap)
         return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, transport=transport)
 
     if target.transport == Transport.SSE:
@@ -115,9 +114,10 @@ async def open_session(target: Target, *, time_limit: float) -> AsyncIterator[Cl
 async def list_remote_tools(target: Target, *, time_limit: float) -> list[RemoteTool]:
     """initialize + tools/list, following every cursor page; bounded in time."""
     tools: list[RemoteTool] = []
+    cap = ResponseCap(settings.MCP_MAX_RESPONSE_BYTES)
     try:
         with anyio.fail_after(time_limit):
-            async with open_session(target, time_limit=time_limit) as session:
+            async with open_session(target, time_limit=time_limit, cap=cap) as session:
                 cursor: str | None = None
                 for _ in range(MAX_PAGES):
                     params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
@@ -127,7 +127,7 @@ async def list_remote_tools(target: Target, *, time_limit: float) -> list[Remote
                     if not cursor:
                         break
     except Exception as exc:
-        raise MCPError(_describe(exc)) from exc
+        raise MCPError(str(cap.exceeded) if cap.exceeded else _describe(exc)) from exc
     return tools
 
 
@@ -148,12 +148,13 @@ def _result_text(result: Any) -> str:
 async def call_remote_tool(
     target: Target, name: str, arguments: dict[str, Any], *, time_limit: float
 ) -> tuple[str, bool]:
+    cap = ResponseCap(settings.MCP_MAX_RESPONSE_BYTES)
     try:
         with anyio.fail_after(time_limit):
-            async with open_session(target, time_limit=time_limit) as session:
+            async with open_session(target, time_limit=time_limit, cap=cap) as session:
                 result = await session.call_tool(name, arguments)
     except Exception as exc:
-        raise MCPError(_describe(exc)) from exc
+        raise MCPError(str(cap.exceeded) if cap.exceeded else _describe(exc)) from exc
     return _result_text(result), bool(getattr(result, "is_error", False))
 
 

@@ -60,11 +60,15 @@ def _blocked(address: str) -> bool:
 
 
 def _resolve(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def _lookup(host: str, port: int) -> list[str]:
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return _resolve(host, port)
     finally:
         _lookup_slots.release()  # only when the lookup is really over, however long it took
-    return sorted({str(info[4][0]) for info in infos})
 
 
 def resolve(host: str, port: int) -> list[str]:
@@ -73,7 +77,7 @@ def resolve(host: str, port: int) -> list[str]:
     if not _lookup_slots.acquire(blocking=False):
         raise ResolverBusyError
     try:
-        future = _resolver.submit(_resolve, host, port)
+        future = _resolver.submit(_lookup, host, port)
     except BaseException:
         _lookup_slots.release()
         raise

@@ -14,21 +14,34 @@ class ResponseTooLargeError(httpx2.TransportError):
     """The MCP server's response passed the size cap."""
 
 
+class ResponseCap:
+    """The cap of one MCP call's responses, which remembers a response it refused: the SDK may report
+    the stream it cut as a mere end of stream, and the caller then says what really happened."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.exceeded: ResponseTooLargeError | None = None
+
+    def refuse(self, request: httpx2.Request) -> ResponseTooLargeError:
+        self.exceeded = ResponseTooLargeError(
+            f"The MCP server's response is larger than {self.limit} bytes.", request=request
+        )
+        return self.exceeded
+
+
 class _CappedStream(httpx2.AsyncByteStream):
-    def __init__(self, stream: httpx2.AsyncByteStream, limit: int, request: httpx2.Request) -> None:
+    def __init__(self, stream: httpx2.AsyncByteStream, cap: ResponseCap, request: httpx2.Request) -> None:
         self._stream = stream
-        self._limit = limit
+        self._cap = cap
         self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         seen = 0
         async for chunk in self._stream:
             seen += len(chunk)
-            if seen > self._limit:
+            if seen > self._cap.limit:
                 await self._stream.aclose()
-                raise ResponseTooLargeError(
-                    f"The MCP server's response is larger than {self._limit} bytes.", request=self._request
-                )
+                raise self._cap.refuse(self._request)
             yield chunk
 
     async def aclose(self) -> None:
@@ -36,24 +49,22 @@ class _CappedStream(httpx2.AsyncByteStream):
 
 
 class CappedTransport(httpx2.AsyncBaseTransport):
-    """``inner`` (the pinned transport, or a plain one) with every response body capped at ``limit`` bytes;
-    a declared ``Content-Length`` over it fails at once, without reading the body."""
+    """``inner`` (the pinned transport, or a plain one) with every response body capped at ``cap.limit``
+    bytes; a declared ``Content-Length`` over it fails at once, without reading the body."""
 
-    def __init__(self, inner: httpx2.AsyncBaseTransport, limit: int) -> None:
+    def __init__(self, inner: httpx2.AsyncBaseTransport, cap: ResponseCap) -> None:
         self._inner = inner
-        self._limit = limit
+        self._cap = cap
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         response = await self._inner.handle_async_request(request)
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._limit:
+        if declared.isdigit() and int(declared) > self._cap.limit:
             await response.aclose()
-            raise ResponseTooLargeError(
-                f"The MCP server's response is larger than {self._limit} bytes.", request=request
-            )
+            raise self._cap.refuse(request)
         if not isinstance(response.stream, httpx2.AsyncByteStream):
             raise TypeError("An async transport's response streams asynchronously.")
-        response.stream = _CappedStream(response.stream, self._limit, request)
+        response.stream = _CappedStream(response.stream, self._cap, request)
         return response
 
     async def aclose(self) -> None:
