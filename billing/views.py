@@ -28,6 +28,8 @@ from core.views import UserViewSet
 from orgs.api import OrgAPIView, OrgViewSet
 from orgs.models import Role
 
+GRANT_PERMISSION = "billing.manage_credits"
+
 
 class BalanceView(OrgAPIView):
     @extend_schema(responses={200: BalanceSerializer}, summary="Credit balance, holds and this period's spend")
@@ -80,6 +82,7 @@ class PackageListView(mixins.ListModelMixin, UserViewSet):
 
 class GrantView(OrgAPIView):
     errors = (IdempotencyKeyReusedError,)
+    operator_writes = frozenset({"post"})  # staff grant in any org, with the permission below
 
     @extend_schema(
         request=GrantSerializer,
@@ -88,8 +91,11 @@ class GrantView(OrgAPIView):
         summary="Grant credits to the organization (platform staff)",
     )
     def post(self, request: Request) -> Response:
-        if not current_user(request).is_staff:
-            raise PermissionDeniedError("Only platform staff may grant credits.")
+        user = current_user(request)
+        if not (user.is_staff and user.has_perm(GRANT_PERMISSION)):
+            raise PermissionDeniedError(
+                f"Only platform staff with the {GRANT_PERMISSION} permission may grant credits."
+            )
         serializer = GrantSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -32,7 +32,7 @@ from chat.providers.base import ProviderRequest, ToolSpec, Usage
 from chat.tools import tool_plan
 from core import db
 from core.errors import ValidationFailed
-from orgs.context import OrgContext
+from orgs.context import OrgContext, require_member
 from orgs.models import Organization, Role
 from specialists.errors import SpecialistInactiveError
 from specialists.models import Specialist
@@ -217,6 +217,7 @@ def start_turn(
 ) -> PreparedTurn:
     """Prepare: validates, creates the session and both messages, and holds the first call's worst
     case. Any refusal (400/402/409) rolls all of it back."""
+    require_member(context)  # platform staff outside their orgs only read there (403)
     if not message or not message.strip():
         raise ValidationFailed("message", "This field may not be blank.")
     if len(message) > MAX_MESSAGE_CHARS:

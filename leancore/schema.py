@@ -177,7 +177,13 @@ def who_may_call(view: Any, method: str) -> str:
             "the organization named by `X-Org-Id`, or the caller's only organization "
             "(several and no header → 400 `org_required`; not a member → 403 `not_a_member`)"
         )
-    return f"**Access:** a bearer access token of {ROLE_WORDS.get(role, role)} of {where}; platform staff in any."
+    if method.upper() in ("GET", "HEAD", "OPTIONS"):
+        staff = "platform staff in any"
+    elif action in getattr(view, "operator_writes", ()):
+        staff = "platform staff in any (with the permission this operation names)"
+    else:
+        staff = "platform staff only where they are members, by their role (elsewhere 403 `permission_denied`)"
+    return f"**Access:** a bearer access token of {ROLE_WORDS.get(role, role)} of {where}; {staff}."
 
 
 def _path_params(path: str) -> list[str]:
@@ -549,7 +555,8 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("/billing/credits/grant", "post"): (
         "Adds credits to the organization: either `amount` (> 0) or the `packageId` of an active package "
         "(its credits), with an optional `reason`; answers 201 with the `grant` ledger entry, and the balance "
-        "rises at once. Only platform staff may call it (others, owners included: 403). With an "
+        "rises at once. Only platform staff with the `billing.manage_credits` permission may call it, in any "
+        "organization (others, owners and staff without it included: 403 `permission_denied`). With an "
         "`Idempotency-Key` (kept 24 h) a repeat of the same body returns the same entry; the same key with "
         "another body is 409 `idempotency_key_reused`."
     ),
@@ -577,7 +584,9 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("/billing/circuit/toggle", "post"): (
         "Sets the circuit to `state` (`open` or `closed`), or flips it when `state` is omitted, with an "
         "optional `reason`; answers 200 with the circuit. Opening it stops all of the organization's spending "
-        "at once and raises a `circuit_opened` alert that is emailed to the billing email."
+        "at once and raises a `circuit_opened` alert that is emailed to the billing email. A circuit opened by "
+        "an operator (from the admin, or by platform staff through the API) can be closed only by an operator: "
+        "an admin who is not platform staff gets 403 `permission_denied`."
     ),
     # --- Workspaces -------------------------------------------------------------------------
     ("/workspaces", "post"): (

@@ -50,7 +50,7 @@ def _values(value: Any) -> list[Any]:
 
 def operator_context(org: Organization) -> OrgContext:
     """An operator acting in an organization: platform staff, who pass the services' role checks."""
-    return OrgContext(org=org, membership=None, is_staff=True)
+    return OrgContext(org=org, membership=None, is_staff=True, in_admin=True)
 
 
 def reason_field() -> forms.CharField:

@@ -13,14 +13,20 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import viewsets
 from rest_framework.generics import GenericAPIView
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from accounts.auth import current_user
 from core.errors import NotFoundError
 from core.views import Access
-from orgs.context import OrgContext, require_role, resolve_org_from_header, resolve_org_from_path
+from orgs.context import (
+    OrgContext,
+    require_member,
+    require_role,
+    resolve_org_from_header,
+    resolve_org_from_path,
+)
 from orgs.models import OrgScopedQuerySet
 
 ORG_HEADER_PARAMETER = OpenApiParameter(
@@ -49,12 +55,15 @@ class OrgContextMixin(APIView):
     """Resolves ``request.org_context`` from the header right after authentication.
 
     ``required_roles`` maps a viewset action (or a lower-case HTTP method for plain
-    views) to the least role it needs; staff pass every check.
+    views) to the least role it needs. A write (any method but GET, HEAD, OPTIONS) needs a
+    membership: platform staff outside their orgs only read there, except the actions named in
+    ``operator_writes`` (which check their own permission).
     """
 
     access: ClassVar[Access] = "org"
     permission_classes = [IsAuthenticated]
     required_roles: ClassVar[dict[str, str]] = {}
+    operator_writes: ClassVar[frozenset[str]] = frozenset()
     # Set on views whose path carries the org (``/orgs/{orgId}/…``): non-members get 404.
     org_path_kwarg: ClassVar[str | None] = None
 
@@ -67,6 +76,8 @@ class OrgContextMixin(APIView):
         # Kept on the view: DRF hands some handlers (OPTIONS) a clone of the request.
         self._org_context = request.org_context = context  # type: ignore[attr-defined]  # read by body-id fields
         key = getattr(self, "action", None) or (request.method or "").lower()
+        if request.method not in SAFE_METHODS and key not in self.operator_writes:
+            require_member(context)
         role = self.required_roles.get(key)
         if role:
             require_role(context, role)

@@ -37,15 +37,24 @@ class OrgContext:
     org: Organization
     membership: Membership | None  # None for platform staff acting outside their orgs
     is_staff: bool
+    in_admin: bool = False  # an operator in the admin (their tool for changes), not the API
 
     @property
     def role(self) -> str | None:
         return self.membership.role if self.membership else None
 
+    @property
+    def is_outsider(self) -> bool:
+        """Platform staff through the API in an organization they are not a member of: they only
+        read there (``require_member``)."""
+        return self.membership is None and not self.in_admin
+
     def has_role(self, role: str) -> bool:
-        if self.is_staff:
-            return True
-        return self.membership is not None and ROLE_RANK[Role(self.membership.role)] >= ROLE_RANK[Role(role)]
+        """A member's role decides, platform staff's too; staff outside their orgs pass (they read
+        what an admin reads, and through the API they write nothing there)."""
+        if self.membership is not None:
+            return ROLE_RANK[Role(self.membership.role)] >= ROLE_RANK[Role(role)]
+        return self.is_staff
 
     @property
     def user(self) -> User | None:
@@ -55,6 +64,13 @@ class OrgContext:
 def require_role(context: OrgContext, role: str) -> None:
     if not context.has_role(role):
         raise PermissionDeniedError(f"This action needs the {role} role in the organization.")
+
+
+def require_member(context: OrgContext) -> None:
+    """Every write through the API (and every turn) needs a membership: platform staff outside their
+    orgs only read there (the admin is their tool for changes)."""
+    if context.is_outsider:
+        raise PermissionDeniedError("Platform staff may only read in an organization they are not a member of.")
 
 
 def _active_membership(user: User, org_id: uuid.UUID) -> Membership | None:

@@ -15,6 +15,15 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
+def staff(staff):
+    """An operator who may grant credits (``billing.manage_credits``; staff alone may not)."""
+    from django.contrib.auth.models import Permission
+
+    staff.user_permissions.add(Permission.objects.get(codename="manage_credits", content_type__app_label="billing"))
+    return type(staff).objects.get(pk=staff.pk)
+
+
+@pytest.fixture
 def spent(org):
     """One settled call of 1000 in / 500 out tokens on the bundled gpt-4o-mini rate (15 / 60 per million)."""
     specialist = uuid.uuid4()

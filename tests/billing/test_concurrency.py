@@ -116,6 +116,8 @@ def test_concurrent_grants_with_one_idempotency_key_make_one_entry():
 
     org = make_org(name="Granted")
     staff = make_user(is_staff=True)
+    staff.is_superuser = True  # every permission, billing.manage_credits included
+    staff.save(update_fields=["is_superuser"])
     before = CreditAccount.objects.get(organization=org).balance
 
     def grant(_: int) -> tuple[int, dict]:

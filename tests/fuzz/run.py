@@ -38,7 +38,7 @@ MAKE_OWNER = (
     "from orgs.models import Membership; from accounts.models import User; from django.utils import timezone;"
     "user, org = sign_up(organization_name='Fuzz', name='Fuzz Owner', email='fuzz@example.com',"
     " password='Fuzz-Owner-Passw0rd!');"
-    "user.is_staff = True; user.save(update_fields=['is_staff']);"
+    "user.is_staff = user.is_superuser = True; user.save(update_fields=['is_staff', 'is_superuser']);"
     "other = User.objects.create_user(email='member@example.com', password='Fuzz-Member-Passw0rd!', name='Member');"
     "Membership.objects.create(organization=org, user=other, role='member', status='active', joined_at=timezone.now());"
     "print(json.dumps({'token': issue_tokens(user=user).access, 'org': str(org.pk)}))"

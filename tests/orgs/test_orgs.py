@@ -101,7 +101,10 @@ def test_update_another_org_is_404(owner, other_org):
     assert_problem(client_for(owner).put(f"/orgs/{other_org.pk}", {"name": "X"}, format="json"), 404, "not_found")
 
 
-def test_staff_may_update_any_org(staff, org):
+def test_staff_may_update_only_an_org_they_are_a_member_of(staff, org):
+    denied = client_for(staff).put(f"/orgs/{org.pk}", {"name": "By staff"}, format="json")
+    assert_problem(denied, 403, "permission_denied")
+    add_member(org, staff, role=Role.ADMIN)
     assert client_for(staff).put(f"/orgs/{org.pk}", {"name": "By staff"}, format="json").status_code == 200
 
 
