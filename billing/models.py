@@ -226,6 +226,9 @@ class Circuit(models.Model):
     opened_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    opened_by_operator = models.BooleanField(
+        default=False, help_text="Opened by platform staff (admin or API): only an operator closes it."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = OrgScopedQuerySet.as_manager()
