@@ -13,7 +13,8 @@ from tasks.models import Task
 pytestmark = pytest.mark.django_db
 
 
-def test_seed_demo_is_idempotent_and_logs_in(anon):
+def test_seed_demo_is_idempotent_and_logs_in(anon, settings):
+    settings.DEBUG = True
     out = StringIO()
     call_command("seed_demo", stdout=out)
     call_command("seed_demo", stdout=StringIO())
@@ -49,3 +50,18 @@ def test_seed_demo_operator_logs_in_to_the_admin_under_debug_only(settings, clie
     assert "operator@leancore.local / operator-Passw0rd!" in out.getvalue()
     assert client.login(email="operator@leancore.local", password="operator-Passw0rd!")
     assert client.get("/admin/orgs/organization/").status_code == 200
+
+
+def test_seed_demo_refuses_known_passwords_without_debug(settings, anon):
+    """The attack: seed_demo on a production install (DEBUG off) gives the demo owner a password
+    everyone knows. Refused, and nothing is made, unless ``--i-know`` says it is meant."""
+    from django.core.management.base import CommandError
+
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="known password"):
+        call_command("seed_demo", stdout=StringIO())
+    assert not User.objects.filter(email="demo@leancore.local").exists()
+    assert not Organization.objects.filter(slug="demo").exists()
+    call_command("seed_demo", "--i-know", stdout=StringIO())
+    response = anon.post("/auth/login", {"email": "demo@leancore.local", "password": "demo-Passw0rd!"}, format="json")
+    assert response.status_code == 200

@@ -36,7 +36,7 @@ def test_demo_data_and_chat_turns_on_sqlite(tmp_path):
             "MEDIA_ROOT": str(tmp_path / "media"),
         }
     )
-    for command in (["migrate", "--noinput"], ["seed_demo"]):
+    for command in (["migrate", "--noinput"], ["seed_demo", "--i-know"]):  # DEBUG off: the known password asked for
         done = subprocess.run(
             [sys.executable, "manage.py", *command], cwd=ROOT, env=env, capture_output=True, text=True, check=False
         )

@@ -39,7 +39,7 @@ def demo_server(settings):
 
 def _seed(*args: str, stdout: StringIO | None = None) -> str:
     out = stdout or StringIO()
-    call_command("seed_demo", *args, stdout=out)
+    call_command("seed_demo", "--i-know", *args, stdout=out)  # the tests run with DEBUG off
     return out.getvalue()
 
 

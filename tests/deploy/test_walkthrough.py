@@ -43,7 +43,7 @@ def test_the_readme_walkthrough_works_as_printed(demo_mcp_process, bundled_data)
     )
     # seed_demo in its own process: the password is hashed as the server checks it (not the tests' hasher)
     seeded = subprocess.run(
-        [sys.executable, "manage.py", "seed_demo", "--mcp-url", f"{origin}/mcp"],
+        [sys.executable, "manage.py", "seed_demo", "--i-know", "--mcp-url", f"{origin}/mcp"],
         cwd=ROOT,
         env=env,
         capture_output=True,

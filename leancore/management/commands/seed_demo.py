@@ -43,10 +43,24 @@ class Command(BaseCommand):
             action="store_true",
             help=f"Also an operator for the admin ({OPERATOR_EMAIL}, password DEMO_OPERATOR_PASSWORD); DEBUG only.",
         )
+        parser.add_argument(
+            "--i-know",
+            action="store_true",
+            dest="i_know",
+            help=(
+                "Seed with DEBUG off all the same: the demo accounts get the known demo password (DEMO_PASSWORD), "
+                "so never on an install that anyone else can reach."
+            ),
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         if options.get("operator") and not settings.DEBUG:  # a known password: development only
             raise CommandError("--operator makes a superuser with a known password: only with DEBUG=true.")
+        if not settings.DEBUG and not options.get("i_know"):
+            raise CommandError(
+                "seed_demo gives the demo accounts a known password: only with DEBUG=true "
+                "(or --i-know, on an install that nobody else can reach)."
+            )
         password = os.environ.get("DEMO_PASSWORD", "demo-Passw0rd!")
         url = str(options.get("mcp_url") or default_mcp_url())
         summary: list[str] = []
