@@ -5,7 +5,6 @@ recorded in the audit trail and in the admin's own log."""
 
 from __future__ import annotations
 
-import csv
 import re
 import uuid
 from collections import defaultdict
@@ -36,6 +35,7 @@ from billing.models import (
     Reservation,
 )
 from core.credits import credit_str, period_bounds
+from core.exports import csv_writer
 from orgs.admin import OrganizationAdmin
 from orgs.admin_mixins import (
     AuditedAdmin,
@@ -617,7 +617,7 @@ def ledger_csv(org: Organization, start: datetime, end: datetime) -> HttpRespons
     emails = _user_emails(entry.user_id for entry in entries)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="ledger-{org.slug}-{start:%Y-%m}.csv"'
-    writer = csv.writer(response)
+    writer = csv_writer(response)  # formula-like cells escaped (core.exports)
     writer.writerow(
         [
             "created_at",
