@@ -14,6 +14,8 @@ from django.core import checks
 from django.test.utils import override_settings
 from django.utils.module_loading import import_string
 
+from mcps.crypto import configured_keys, invalid_keys
+
 SECURITY_MODULES = ("django.core.checks.security.",)
 # Django's "middleware missing" warnings are silenced in settings (they are false for the
 # subclasses); a middleware that is really missing is reported under these ids instead.
@@ -80,3 +82,38 @@ def mcp_private_addresses_in_production(app_configs: Any, **kwargs: Any) -> list
             )
         )
     return found
+
+
+@checks.register(checks.Tags.security)
+def field_encryption_keys_are_fernet_keys(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every key of FIELD_ENCRYPTION_KEY must be a Fernet key (else nothing can be encrypted)."""
+    bad = invalid_keys()
+    if not bad:
+        return []
+    return [
+        checks.Error(
+            f"FIELD_ENCRYPTION_KEY: key(s) at position {', '.join(map(str, bad))} are no Fernet key.",
+            hint="Make one: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'",
+            id="leancore.E002",
+        )
+    ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def field_encryption_key_in_production(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Stored credentials need their own key in a deployment: without one they are encrypted with a
+    key derived from SECRET_KEY, so whoever holds the JWT signing key reads every MCP credential, and
+    rotating SECRET_KEY makes them unreadable."""
+    if settings.DEBUG or configured_keys():
+        return []
+    return [
+        checks.Error(
+            "FIELD_ENCRYPTION_KEY is not set with DEBUG off: MCP credentials are encrypted with a key derived "
+            "from SECRET_KEY.",
+            hint=(
+                "Set FIELD_ENCRYPTION_KEY to a Fernet key (Fernet.generate_key()), then run "
+                "`manage.py rotate_field_key --from-secret-key` to re-encrypt what is stored."
+            ),
+            id="leancore.E001",
+        )
+    ]

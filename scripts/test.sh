@@ -21,6 +21,8 @@ start_services() {
 start_services
 
 export SECRET_KEY="${SECRET_KEY:-test-secret-key-not-for-production-0123456789abcdef}"
+# MCP credentials' own key (check --deploy requires one with DEBUG off); a test key, never a real one
+export FIELD_ENCRYPTION_KEY="${FIELD_ENCRYPTION_KEY:-AexEQdCC6DLZg2K8sFM7bJhAdXn5h0DwP2JIWwqGrd4=}"
 export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/leancore}"
 export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
 export DEBUG=false

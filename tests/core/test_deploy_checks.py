@@ -8,6 +8,7 @@ import secrets
 import subprocess
 import sys
 
+from cryptography.fernet import Fernet
 from django.core import checks
 
 from leancore.checks import security_of_the_subclassed_middleware
@@ -23,7 +24,7 @@ def _example_env() -> dict[str, str]:
             env[key] = value
     env["SECRET_KEY"] = secrets.token_urlsafe(50)
     env["DATABASE_URL"] = os.environ["DATABASE_URL"]
-    env.pop("FIELD_ENCRYPTION_KEY", None)
+    env["FIELD_ENCRYPTION_KEY"] = Fernet.generate_key().decode()  # its own key: required with DEBUG off
     return env
 
 
