@@ -10,7 +10,8 @@ from decimal import Decimal
 
 from billing import services as billing
 from billing.models import ModelRate
-from chat.providers.base import ProviderRequest, Usage, estimate_request_tokens
+from chat.models import Message
+from chat.providers.base import ProviderRequest, Usage, request_tokens_upper_bound
 from orgs.models import Organization
 
 Charge = billing.Charge
@@ -36,14 +37,14 @@ def active_rate(model: str) -> ModelRate:
 def hold(
     payer: Payer, request: ProviderRequest, *, rate: ModelRate | None = None, reservation_id: uuid.UUID | None = None
 ) -> uuid.UUID:
-    """Holds one call's worst case (its input estimate and ``max_output_tokens``) or refuses with
-    the contract's 402 before anything reaches the model."""
+    """Holds one call's worst case (the most input tokens its request can be, whatever its script, and
+    ``max_output_tokens``) or refuses with the contract's 402 before anything reaches the model."""
     return billing.reserve(
         rate=rate,
         reservation_id=reservation_id,
         org=payer.org,
         model=request.model,
-        input_tokens=estimate_request_tokens(request),
+        input_tokens=request_tokens_upper_bound(request),
         max_output_tokens=request.max_output_tokens,
         specialist_id=payer.specialist_id,
         specialist_name=payer.specialist_name,
@@ -55,7 +56,8 @@ def hold(
 
 
 def settle(reservation_id: uuid.UUID, usage: Usage, *, description: str = "") -> Charge:
-    """Charges the call's reported usage (at the rates pinned by its hold); settling twice charges once."""
+    """Charges the call's reported usage (at the rates pinned by its hold), also when its hold was
+    given back meanwhile (its turn was taken for lost); settling twice charges once."""
     return billing.settle(
         reservation_id=reservation_id,
         input_tokens=usage.input_tokens,
@@ -72,3 +74,20 @@ def release(reservation_id: uuid.UUID) -> None:
 def release_holds_of(message_id: uuid.UUID) -> int:
     """Gives back every hold a message's turn still has open (its process died mid-turn)."""
     return billing.release_holds_of_message(message_id=message_id)
+
+
+def release_holds_of_ended_turns() -> int:
+    """Maintenance: gives back the holds still open for a message whose turn is over (it ended
+    without settling them, or its session was deleted). A turn's holds last as long as the turn,
+    however long it waits in the queue or runs: a queued turn's and a running one's stay open (a
+    running turn whose process died is failed, its holds with it, by ``fail_stuck_turns``; a queued
+    one that waited too long by ``fail_overdue_queued_turns``)."""
+    holding = billing.messages_with_open_holds()
+    if not holding:
+        return 0
+    live = set(
+        Message.objects.filter(pk__in=holding, status__in=[Message.Status.QUEUED, Message.Status.RUNNING]).values_list(
+            "pk", flat=True
+        )
+    )
+    return sum(billing.release_holds_of_message(message_id=message_id) for message_id in holding - live)

@@ -14,6 +14,7 @@ tokens flow. Events are published to the session's channel-layer group for WebSo
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -40,8 +41,8 @@ from chat.providers.base import (
     TextDelta,
     ToolCall,
     Usage,
-    estimate_request_tokens,
-    estimate_tokens,
+    request_tokens_estimate,
+    tokens_estimate,
 )
 from chat.tools import ToolContext, execute_tool
 from chat.turns import PreparedTurn, Totals
@@ -83,10 +84,12 @@ class _CallState:
         return bool(self.text or self.calls or self.usage)
 
     def usage_or_estimate(self) -> Usage:
+        """The provider's reported usage, else the likely count of the input and of the output so
+        far (never the hold's upper bound: a call is billed what it most likely cost)."""
         if self.usage is not None:
             return self.usage
-        produced = "".join(self.text) + "".join(str(c.arguments) for c in self.calls)
-        return Usage(estimate_request_tokens(self.request), estimate_tokens(produced))
+        produced = "".join(self.text) + "".join(json.dumps(c.arguments) for c in self.calls)
+        return Usage(request_tokens_estimate(self.request), tokens_estimate(produced))
 
 
 class _Publisher:
@@ -197,18 +200,24 @@ async def _run_tools(turn: PreparedTurn, state: _CallState, totals: Totals) -> A
 
 
 class _InFlight:
-    """The call a failure interrupts: what it produced is billed, a call with nothing is released."""
+    """The call a failure interrupts: what it produced is billed, and so is a call we cut off while
+    the provider had it (its prompt is billed by the provider from the moment it was sent); a call
+    that failed with nothing produced is released."""
 
     __slots__ = ("next_hold", "state", "streaming")
 
     def __init__(self) -> None:
         self.state: _CallState | None = None
-        self.streaming = False  # its text is not in the totals yet
+        self.streaming = False  # sent to the provider, its text not in the totals yet
         self.next_hold: uuid.UUID | None = None  # a hold being taken for the next call
 
-    def produced(self) -> Usage | None:
+    def produced(self, *, cut_off: bool = False) -> Usage | None:
+        """What the interrupted call is billed: its usage or estimate if it produced anything, or if
+        we cut it off (``cut_off``: the listener left) while it was with the provider; else None."""
         state = self.state
-        return state.usage_or_estimate() if state is not None and state.produced else None
+        if state is None or not (state.produced or (cut_off and self.streaming)):
+            return None
+        return state.usage_or_estimate()
 
 
 async def _phases(turn: PreparedTurn, totals: Totals, in_flight: _InFlight) -> AsyncGenerator[TurnEvent]:
@@ -259,8 +268,10 @@ def _error_of(exc: BaseException) -> DomainError:
     return error if error is not None else ProviderError("The turn failed unexpectedly.")
 
 
-async def _fail(turn: PreparedTurn, totals: Totals, in_flight: _InFlight, code: str, detail: str) -> None:
-    produced = in_flight.produced()
+async def _fail(
+    turn: PreparedTurn, totals: Totals, in_flight: _InFlight, code: str, detail: str, *, cut_off: bool = False
+) -> None:
+    produced = in_flight.produced(cut_off=cut_off)
     if in_flight.streaming and in_flight.state is not None:  # a call cut short: its text so far
         totals.text.extend(in_flight.state.text)
         in_flight.streaming = False
@@ -296,7 +307,7 @@ async def _recorded(turn: PreparedTurn, totals: Totals) -> AsyncGenerator[TurnEv
                 yield event
     except (asyncio.CancelledError, GeneratorExit):
         gone = ClientDisconnectedError()
-        await asyncio.shield(_fail(turn, totals, in_flight, gone.code, gone.detail))
+        await asyncio.shield(_fail(turn, totals, in_flight, gone.code, gone.detail, cut_off=True))
         raise
     except Exception as exc:
         if not isinstance(exc, (DomainError, ProviderError, BillingRefusal)):

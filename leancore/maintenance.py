@@ -11,6 +11,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from billing.services import release_stale_reservations
+from chat.metering import release_holds_of_ended_turns
 from chat.services import fail_overdue_queued_turns, fail_stuck_turns
 from tasks.services import recover_failed_runs
 
@@ -25,7 +26,8 @@ def run_upkeep() -> dict[str, int]:
         "failed_stuck_turns": fail_stuck_turns(),
         # before task runs are recovered: a task whose run expired goes back to todo in this pass
         "expired_queued_turns": fail_overdue_queued_turns(),
-        "released_reservations": release_stale_reservations(),
+        # a turn's holds last while it is queued or running; holds outside any turn, RESERVATION_TTL
+        "released_reservations": release_holds_of_ended_turns() + release_stale_reservations(),
         "recovered_task_runs": recover_failed_runs(),
     }
 

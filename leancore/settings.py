@@ -412,7 +412,9 @@ MCP_TOOL_TIMEOUT_SECONDS = float(env_str("MCP_TOOL_TIMEOUT_SECONDS", "30"))
 # `mcp_unreachable` for a sync, a tool error in a turn. It is counted as it arrives, never buffered whole.
 MCP_MAX_RESPONSE_BYTES = env_int("MCP_MAX_RESPONSE_BYTES", 4 * 1024 * 1024)
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")
-# Holds older than this are treated as abandoned (a crashed worker) and released.
+# A hold of a call made outside any turn (the specialist wizard's, within one request) older than
+# this is treated as abandoned (a crashed process) and released. A turn's holds last while the turn
+# is queued or running, however long; they go with it when it ends or its process is lost.
 RESERVATION_TTL = timedelta(seconds=env_int("RESERVATION_TTL_SECONDS", 15 * 60))
 # A running turn renews its lease every TURN_HEARTBEAT_SECONDS; one whose lease is older than
 # TURN_LEASE_SECONDS lost its process (a killed worker or server): maintenance, which runs every

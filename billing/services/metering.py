@@ -203,14 +203,15 @@ def _locked_hold(reservation_id: uuid.UUID) -> Reservation | None:
 
 def settle(*, reservation_id: uuid.UUID, input_tokens: int, output_tokens: int, description: str = "") -> Charge:
     """Charges the real cost (provider-reported usage), releases the rest of the hold, writes one
-    usage entry. A cost above the hold comes out of the available balance as far as it goes.
-    Settling twice charges once."""
+    usage entry. A cost above the hold comes out of the available balance as far as it goes. A hold
+    already given back (its turn was taken for lost while the call went on) is still charged, out of
+    the available balance as far as it goes. Settling twice charges once."""
     with transaction.atomic(savepoint=False):
         reservation = _locked_hold(reservation_id)
         if reservation is None:
             raise Reservation.DoesNotExist(reservation_id)
         account = reservation.account
-        if reservation.status != Reservation.Status.ACTIVE:
+        if reservation.status == Reservation.Status.SETTLED:
             return Charge(
                 credits=reservation.charged or Decimal(0),
                 balance=account.balance,
@@ -222,8 +223,9 @@ def settle(*, reservation_id: uuid.UUID, input_tokens: int, output_tokens: int, 
             input_per_million=reservation.input_credits_per_million,
             output_per_million=reservation.output_credits_per_million,
         )
-        account.reserved = q(account.reserved - reservation.amount)
-        charge = min(cost, account.balance - account.reserved)
+        if reservation.status == Reservation.Status.ACTIVE:
+            account.reserved = q(account.reserved - reservation.amount)
+        charge = max(Decimal(0), min(cost, account.balance - account.reserved))
         account.period_spent = q(account.period_spent + charge)
         entry = write_ledger_entry(
             account,
@@ -250,7 +252,8 @@ def settle(*, reservation_id: uuid.UUID, input_tokens: int, output_tokens: int, 
 
 @transaction.atomic(savepoint=False)
 def release(*, reservation_id: uuid.UUID) -> None:
-    """Gives a hold back without charging (the call never reached the model)."""
+    """Gives a hold back without charging: the call never reached the model, or its turn is over or
+    was taken for lost (a call that still ends is charged by its ``settle``)."""
     reservation = _locked_hold(reservation_id)
     if reservation is None or reservation.status != Reservation.Status.ACTIVE:
         return
@@ -264,7 +267,7 @@ def release(*, reservation_id: uuid.UUID) -> None:
 
 
 def release_holds_of_message(*, message_id: uuid.UUID) -> int:
-    """Gives back every hold still open for one chat message (its turn's process died)."""
+    """Gives back every hold still open for one chat message (its turn is over, or its process died)."""
     ids = list(
         Reservation.objects.filter(message_id=message_id, status=Reservation.Status.ACTIVE).values_list("id", flat=True)
     )
@@ -273,11 +276,23 @@ def release_holds_of_message(*, message_id: uuid.UUID) -> int:
     return len(ids)
 
 
+def messages_with_open_holds() -> set[uuid.UUID]:
+    """The chat messages (turns) that have a hold open: whether each is still going is the turn's
+    owner's to say (``chat.metering.release_holds_of_ended_turns``)."""
+    found = Reservation.objects.filter(status=Reservation.Status.ACTIVE, message_id__isnull=False)
+    return {message_id for message_id in found.values_list("message_id", flat=True).distinct() if message_id}
+
+
 def release_stale_reservations(*, older_than: datetime | None = None) -> int:
-    """Releases holds whose call never settled (a crashed worker). Each is released at most once."""
+    """Releases the holds of calls made outside any turn (no message: the specialist wizard's, made
+    within one request) that never settled within RESERVATION_TTL (a crashed process). A turn's
+    holds are never released for their age: they last while the turn is queued or running. Each is
+    released at most once."""
     cutoff = older_than or timezone.now() - settings.RESERVATION_TTL
     ids = list(
-        Reservation.objects.filter(status=Reservation.Status.ACTIVE, created_at__lt=cutoff).values_list("id", flat=True)
+        Reservation.objects.filter(
+            status=Reservation.Status.ACTIVE, message_id__isnull=True, created_at__lt=cutoff
+        ).values_list("id", flat=True)
     )
     for reservation_id in ids:
         release(reservation_id=reservation_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import weakref
 from collections.abc import AsyncGenerator, Callable
@@ -167,19 +168,61 @@ def provider_failure(exc: BaseException, *, vendor: str, timeout: httpx2.Timeout
     return ProviderError(f"{vendor} failed: {exc}")
 
 
-def estimate_tokens(text: str) -> int:
-    """A cheap upper-leaning estimate (about 4 characters a token) for holds and context trimming."""
-    return math.ceil(len(text) / 4) if text else 0
+# Two estimates of a text's tokens, for different uses. Byte-level BPE tokenizers (OpenAI's,
+# Anthropic's) never make a token of less than one UTF-8 byte, so a text's UTF-8 length bounds its
+# tokens from above, whatever the script; characters ÷ 4 holds for English only (CJK text is about
+# one token a character, emoji two or more).
+MESSAGE_OVERHEAD_TOKENS = 8  # a message's role and separators, as the chat formats add them
+REQUEST_OVERHEAD_TOKENS = 16  # the reply's priming and the format's framing
 
 
-def estimate_request_tokens(request: ProviderRequest) -> int:
-    total = estimate_tokens(request.system) + 4
+def tokens_upper_bound(text: str) -> int:
+    """At most this many tokens, for any byte-level BPE tokenizer: what a hold must assume."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def tokens_estimate(text: str) -> int:
+    """The likely number of tokens (never above ``tokens_upper_bound``): about 4 ASCII characters a
+    token, 2 characters of the 2-byte scripts (accented Latin, Greek, Cyrillic, Hebrew, Arabic), one
+    for each 3-byte character (CJK, Thai, Indic) and 2 for each 4-byte one (emoji, rare CJK). For
+    trimming the history and billing a call whose usage the provider never reported."""
+    if not text:
+        return 0
+    if text.isascii():
+        return math.ceil(len(text) / 4)
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    utf8 = len(text.encode("utf-8", "surrogatepass"))
+    wide = len(text.encode("utf-16-le", "surrogatepass")) // 2 - len(text)  # 4-byte characters
+    rest = len(text) - ascii_chars - wide  # 2- and 3-byte characters
+    three = (utf8 - ascii_chars - 4 * wide) - 2 * rest
+    two = rest - three
+    return math.ceil(ascii_chars / 4 + two / 2) + three + 2 * wide
+
+
+def _request_tokens(request: ProviderRequest, count: Callable[[str], int]) -> int:
+    total = count(request.system) + REQUEST_OVERHEAD_TOKENS
     for message in request.messages:
-        total += estimate_tokens(message.content) + 4
+        total += count(message.content) + count(message.tool_call_id) + MESSAGE_OVERHEAD_TOKENS
         for call in message.tool_calls:
-            total += estimate_tokens(call.name) + estimate_tokens(str(call.arguments))
+            total += count(call.id) + count(call.name) + count(json.dumps(call.arguments)) + MESSAGE_OVERHEAD_TOKENS
     for tool in request.tools:
-        total += estimate_tokens(tool.name + tool.description + str(tool.input_schema))
+        total += count(tool_text(tool)) + MESSAGE_OVERHEAD_TOKENS
     if request.response_schema:
-        total += estimate_tokens(str(request.response_schema))
+        total += count(json.dumps(request.response_schema))
     return total
+
+
+def tool_text(tool: ToolSpec) -> str:
+    """What a tool's definition puts before the model: its name, description and input schema."""
+    return f"{tool.name}\n{tool.description}\n{json.dumps(tool.input_schema)}"
+
+
+def request_tokens_upper_bound(request: ProviderRequest) -> int:
+    """At most this many input tokens: what a call's hold assumes, so that a call settled at its
+    reported usage never costs more than was held."""
+    return _request_tokens(request, tokens_upper_bound)
+
+
+def request_tokens_estimate(request: ProviderRequest) -> int:
+    """The likely input tokens: what a call cut off before the provider reported its usage is billed."""
+    return _request_tokens(request, tokens_estimate)

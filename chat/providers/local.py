@@ -21,8 +21,8 @@ from chat.providers.base import (
     TextDelta,
     ToolCall,
     Usage,
-    estimate_request_tokens,
-    estimate_tokens,
+    request_tokens_estimate,
+    tokens_estimate,
 )
 
 LABEL = "[local offline model]"
@@ -137,14 +137,15 @@ def _answer(request: ProviderRequest) -> str:
             lines.append(f"- it {status}: {message.content[:500]}")
         return "\n".join(lines)
     question = _last_user_text(request.messages).strip()
-    context_files = re.findall(r"^### (.+)$", request.system, re.MULTILINE)
+    documents = [m.content for m in request.messages if m.role == "user" and m.content.startswith("<documents>")]
+    context_files = re.findall(r'^<document name="([^"]*)">$', "\n".join(documents), re.MULTILINE)
     parts = [f"{LABEL} You asked: “{question[:300]}”."]
     words = _words(question)
     if words:
         parts.append(f"The key words I see are: {', '.join(sorted({w.lower() for w in words})[:8])}.")
     if context_files:
         parts.append(f"I have {len(context_files)} document(s) in context: {', '.join(context_files[:5])}.")
-    history = sum(1 for m in request.messages[:-1] if m.role in {"user", "assistant"})
+    history = sum(1 for m in request.messages[:-1] if m.role in {"user", "assistant"}) - len(documents)
     if history:
         parts.append(f"This conversation has {history} earlier message(s).")
     parts.append("Connect a real model (OpenAI or Anthropic) for substantive answers.")
@@ -158,12 +159,12 @@ class LocalProvider:
         return True
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent]:
-        input_tokens = estimate_request_tokens(request)
+        input_tokens = request_tokens_estimate(request)
         last = request.messages[-1] if request.messages else None
         if request.response_schema is not None:
             text = json.dumps(fill_schema(request.response_schema, _last_user_text(request.messages)))
             yield TextDelta(text)
-            yield Usage(input_tokens, estimate_tokens(text))
+            yield Usage(input_tokens, tokens_estimate(text))
             yield Finish("stop")
             return
         if request.tools and last is not None and last.role == "user":
@@ -179,7 +180,7 @@ class LocalProvider:
             if calls:
                 for call in calls:
                     yield call
-                yield Usage(input_tokens, sum(estimate_tokens(json.dumps(c.arguments)) + 4 for c in calls))
+                yield Usage(input_tokens, sum(tokens_estimate(json.dumps(c.arguments)) + 4 for c in calls))
                 yield Finish("tool_calls")
                 return
         answer = _answer(request)
@@ -189,5 +190,5 @@ class LocalProvider:
             answer, finish = answer[:limit], "length"
         for piece in re.findall(r"\S+\s*", answer):
             yield TextDelta(piece)
-        yield Usage(input_tokens, estimate_tokens(answer))
+        yield Usage(input_tokens, tokens_estimate(answer))
         yield Finish(finish)

@@ -219,9 +219,15 @@ def test_release_and_stale_sweep(org, rate):
     assert services.release_stale_reservations() == 0
     assert account(org).reserved == fresh.amount
     assert Reservation.objects.get(pk=stale.reservation_id).status == "released"
-    # a late settle of a released hold charges nothing twice and never throws
+    # a late settle of a released hold (the call went on after all) charges its real cost, once
     services.settle(reservation_id=stale.reservation_id, input_tokens=5, output_tokens=5)
-    assert LedgerEntry.objects.filter(kind="usage").count() == 0
+    services.settle(reservation_id=stale.reservation_id, input_tokens=5, output_tokens=5)
+    (entry,) = LedgerEntry.objects.filter(kind="usage")
+    assert entry.amount == -token_cost(
+        input_tokens=5, output_tokens=5, input_per_million=Decimal(3), output_per_million=Decimal(15)
+    )
+    assert account(org).reserved == fresh.amount
+    assert ledger_sum(org) == account(org).balance
 
 
 def test_budget_alerts_once_per_period_and_emailed(clock, org, rate, django_capture_on_commit_callbacks):

@@ -255,7 +255,7 @@ def test_attachment_text_reaches_the_model(owner, org, specialist):
         attachment_ids=[uuid.UUID(attachment["id"])],
     )
     assert "The launch is on Friday." in turn.request.messages[-1].content
-    assert "### brief.txt" in turn.request.messages[-1].content
+    assert '<document name="brief.txt">' in turn.request.messages[-1].content  # fenced as data
     detail = client.get(f"/api/chat/sessions/{turn.session_id}").json()
     assert [a["filename"] for a in detail["messages"][0]["attachments"]] == ["brief.txt"]
 

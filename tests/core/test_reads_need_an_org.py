@@ -116,6 +116,8 @@ SPANS_ORGS = {
     ("tasks/services.py", "recover_failed_runs", "Task"): "maintenance over every org's task runs",
     ("billing/services/metering.py", "release_holds_of_message", "Reservation"): "the holds of one message, by id",
     ("billing/services/metering.py", "release_stale_reservations", "Reservation"): "maintenance over every org",
+    ("billing/services/metering.py", "messages_with_open_holds", "Reservation"): "maintenance over every org's holds",
+    ("chat/metering.py", "release_holds_of_ended_turns", "Message"): "maintenance over the turns that hold credits",
 }
 
 

@@ -134,8 +134,10 @@ def test_workspace_chat_gets_file_text_and_save_artifact(member, org, workspace)
         message="When?",
         workspace_id=uuid.UUID(workspace["id"]),
     )
-    assert "### brief.txt" in turn.request.system
-    assert "The launch is on Friday." in turn.request.system
+    assert "The launch is on Friday." not in turn.request.system  # outside text: never the instructions
+    documents = turn.request.messages[0]
+    assert documents.role == "user"
+    assert '<document name="brief.txt">\nThe launch is on Friday.\n</document>' in documents.content
     assert [t.name for t in turn.request.tools] == ["save_artifact"]
     assert ChatSession.objects.get(pk=turn.session_id).workspace_id == uuid.UUID(workspace["id"])
     other = Workspace.objects.create(organization=org, name="other", created_by=member)
