@@ -44,9 +44,15 @@ class SentSerializer(serializers.Serializer):
 
 
 class AttachmentSerializer(serializers.ModelSerializer):
+    text_extracted = serializers.BooleanField(
+        read_only=True,
+        help_text="Whether the file's text is available to the specialist: false for an image, an empty file, "
+        "or text that could not be extracted within the server's time and size bounds.",
+    )
+
     class Meta:
         model = Attachment
-        fields = ["id", "filename", "content_type", "size", "created_at"]
+        fields = ["id", "filename", "content_type", "size", "created_at", "text_extracted"]
 
 
 class UploadSerializer(serializers.Serializer):

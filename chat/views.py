@@ -349,6 +349,7 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
 
 class UploadView(OrgAPIView):
     errors = (FileTooLargeError, StorageQuotaExceededError)
+    upload_actions = ("post",)  # an over-large body here is a file too large (core.middleware)
     throttle_classes = [UploadThrottle]
     parser_classes = [CamelCaseMultiPartParser]
 

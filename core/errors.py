@@ -178,6 +178,15 @@ class RequestTooLargeError(DomainError):
     default_detail = "The request body is larger than the server accepts."
 
 
+class FileTooLargeError(DomainError):
+    """An upload over ``UPLOAD_MAX_BYTES`` (raised by the upload check, or by the request size limit
+    for a body to an upload endpoint that is over the server's limit too); the detail states the limit."""
+
+    status = 413
+    code = "file_too_large"
+    default_detail = "The file is larger than the upload limit."
+
+
 class UnsupportedMediaTypeError(DomainError):
     status = 415
     code = "unsupported_media_type"

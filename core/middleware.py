@@ -14,9 +14,11 @@ from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
 from django.http import HttpRequest, HttpResponse
 from django.middleware import clickjacking, common, csrf, security
+from django.urls import Resolver404, resolve
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from core.errors import (
+    FileTooLargeError,
     RequestTooLargeError,
     as_domain_error,
     error_response,
@@ -47,6 +49,20 @@ def _measure_chunked_body(request: HttpRequest) -> None:
         request.META["CONTENT_LENGTH"] = str(size)
 
 
+def _is_upload(request: HttpRequest) -> bool:
+    """A multipart body to an upload endpoint: a view whose ``upload_actions`` name the action (a
+    viewset's) or the method (an APIView's) this request is routed to. Resolving the path reads no body."""
+    if not (request.content_type or "").startswith("multipart/form-data"):
+        return False
+    try:
+        view = resolve(request.path_info).func
+    except Resolver404:
+        return False
+    method = (request.method or "").lower()
+    action = (getattr(view, "actions", None) or {}).get(method, method)
+    return action in getattr(getattr(view, "cls", None), "upload_actions", ())
+
+
 class RequestSizeMiddleware(_DualMiddleware):
     """A body larger than the server accepts is a 413 ``request_too_large`` on every route, before
     anything parses it (JSON, form or multipart alike, chunked or not)."""
@@ -69,6 +85,12 @@ class RequestSizeMiddleware(_DualMiddleware):
         except ValueError:
             length = 0
         if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            if _is_upload(request):  # the file is what is too large: say so, with the limit for a file
+                return error_response(
+                    FileTooLargeError(
+                        f"The upload is {length} bytes; the limit for a file is {settings.UPLOAD_MAX_BYTES} bytes."
+                    )
+                )
             return error_response(
                 RequestTooLargeError(
                     f"The request body is {length} bytes; the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."

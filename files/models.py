@@ -20,3 +20,9 @@ class StoredFile:
         file: FieldFile
 
         def save(self, *args: Any, **kwargs: Any) -> None: ...
+
+    @property
+    def text_extracted(self) -> bool:
+        """Whether the file's text is available to specialists (none for an image, or for a file whose
+        text could not be extracted within UPLOAD_EXTRACT_SECONDS and UPLOAD_EXTRACT_MAX_CHARS)."""
+        return bool(self.text)

@@ -3,11 +3,7 @@ on the model that keeps it (a chat attachment, a workspace file)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import mimetypes
-from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
@@ -16,10 +12,11 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Sum
-from pypdf import PdfReader
-from pypdf.errors import PdfReadError
 
+from core import errors
+from core.db import release_connections
 from core.errors import DomainError, UnsupportedMediaTypeError
+from files.extract import extract_text as bounded_text
 from files.models import StoredFile
 from orgs.models import Organization
 
@@ -34,13 +31,9 @@ ALLOWED_TYPES = {
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
 }
-TEXT_LIMIT = 200_000
 
 
-class FileTooLargeError(DomainError):
-    status = 413
-    code = "file_too_large"
-
+class FileTooLargeError(errors.FileTooLargeError):
     def __init__(self, size: int) -> None:
         super().__init__(f"The file is {size} bytes; the limit is {settings.UPLOAD_MAX_BYTES} bytes.")
 
@@ -69,21 +62,15 @@ def content_type_of(upload: UploadedFile[bytes]) -> str:
 
 
 def extract_text(data: bytes, content_type: str) -> str:
-    """Text for the model: text formats as they are (JSON pretty-printed), PDF through pypdf."""
-    if content_type == "application/pdf":
-        try:
-            reader = PdfReader(io.BytesIO(data))
-            text = "\n\n".join((page.extract_text() or "") for page in reader.pages)
-        except (PdfReadError, ValueError, KeyError):
-            return ""
-        return text[:TEXT_LIMIT]
-    if content_type.startswith("image/"):
-        return ""
-    text = data.decode("utf-8", errors="replace")
-    if content_type == "application/json":
-        with contextlib.suppress(json.JSONDecodeError):
-            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    return text[:TEXT_LIMIT]
+    """The upload's text within ``UPLOAD_EXTRACT_SECONDS`` and ``UPLOAD_EXTRACT_MAX_CHARS`` ("" when
+    there is none, or it could not be extracted within them)."""
+    text = bounded_text(
+        data,
+        content_type,
+        seconds=settings.UPLOAD_EXTRACT_SECONDS,
+        max_chars=settings.UPLOAD_EXTRACT_MAX_CHARS,
+    )
+    return text or ""
 
 
 def storage_used(org: Organization) -> int:
@@ -97,44 +84,33 @@ def storage_used(org: Organization) -> int:
     return total
 
 
-@dataclass(frozen=True)
-class CheckedUpload:
-    filename: str
-    content_type: str
-    size: int
-    text: str
+def _check_quota(org: Organization, size: int) -> None:
+    if storage_used(org) + size > settings.STORAGE_QUOTA_BYTES:
+        raise StorageQuotaExceededError
 
 
-def check_upload(*, org: Organization, upload: UploadedFile[bytes]) -> CheckedUpload:
-    """Size, type and the org's quota (call inside a transaction), then the extracted text."""
+def store_upload[S: StoredFile](*, org: Organization, upload: UploadedFile[bytes], stored: S) -> S:
+    """Checks the upload (size, type, the org's quota) and saves it on ``stored`` (an unsaved
+    ``StoredFile`` model carrying everything but the file): its name, type, size and text are filled
+    in here. The text is extracted first, bounded, with no lock held and this thread's database
+    connection given back meanwhile; only the quota decision and the save run under the org's lock."""
     size = upload.size or 0
     if size > settings.UPLOAD_MAX_BYTES:
         raise FileTooLargeError(size)
     content_type = content_type_of(upload)
-    Organization.objects.select_for_update().filter(pk=org.pk).first()  # one quota decision at a time
-    if storage_used(org) + size > settings.STORAGE_QUOTA_BYTES:
-        raise StorageQuotaExceededError
+    _check_quota(org, size)  # an org over its quota costs no extraction
+    release_connections()
     data = upload.read()
     upload.seek(0)
+    text = extract_text(data, content_type)
     filename = PurePath(upload.name or "upload").name[:255]
-    return CheckedUpload(
-        filename=filename,
-        content_type=content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream",
-        size=size,
-        text=extract_text(data, content_type),
-    )
-
-
-@transaction.atomic
-def store_upload[S: StoredFile](*, org: Organization, upload: UploadedFile[bytes], stored: S) -> S:
-    """Checks the upload against the org's quota and saves it on ``stored`` (an unsaved
-    ``StoredFile`` model carrying everything but the file): its name, type, size and text are
-    filled in here, in one transaction with the quota decision."""
-    checked = check_upload(org=org, upload=upload)
-    stored.filename = checked.filename
-    stored.content_type = checked.content_type
-    stored.size = checked.size
-    stored.text = checked.text
-    stored.file.save(checked.filename, upload, save=False)
-    stored.save()
+    stored.filename = filename
+    stored.content_type = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    stored.size = size
+    stored.text = text
+    with transaction.atomic():
+        Organization.objects.select_for_update().filter(pk=org.pk).first()  # one quota decision at a time
+        _check_quota(org, size)
+        stored.file.save(filename, upload, save=False)
+        stored.save()
     return stored

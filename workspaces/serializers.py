@@ -22,10 +22,15 @@ class WorkspaceWriteSerializer(serializers.Serializer):
 
 class WorkspaceFileSerializer(serializers.ModelSerializer):
     uploaded_by = serializers.UUIDField(source="uploaded_by_id", read_only=True)
+    text_extracted = serializers.BooleanField(
+        read_only=True,
+        help_text="Whether the file's text is available to specialists: false for an image, an empty file, "
+        "or text that could not be extracted within the server's time and size bounds.",
+    )
 
     class Meta:
         model = WorkspaceFile
-        fields = ["id", "filename", "content_type", "size", "uploaded_by", "created_at"]
+        fields = ["id", "filename", "content_type", "size", "uploaded_by", "created_at", "text_extracted"]
 
 
 class FileUploadSerializer(serializers.Serializer):

@@ -48,6 +48,7 @@ class WorkspaceFilter(django_filters.FilterSet):
 )
 class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
     errors = {"upload": (FileTooLargeError, StorageQuotaExceededError, RateLimitedError)}
+    upload_actions = ("upload",)  # an over-large body here is a file too large (core.middleware)
     queryset = Workspace.objects.annotate(
         file_count=Count("files", distinct=True), thread_count=Count("sessions", distinct=True)
     )

@@ -213,7 +213,7 @@ def test_upload_and_extraction(owner, org):
     response = _upload(client, "notes.md", b"# Plan\nShip it.")
     assert response.status_code == 201, response.content
     body = response.json()
-    assert set(body) == {"id", "filename", "contentType", "size", "createdAt"}
+    assert set(body) == {"id", "filename", "contentType", "size", "createdAt", "textExtracted"}
     assert (body["filename"], body["contentType"], body["size"]) == ("notes.md", "text/markdown", 15)
     assert Attachment.objects.get(pk=body["id"]).text == "# Plan\nShip it."
     assert (

@@ -83,7 +83,7 @@ def test_files_and_storage(member, admin_user, org, workspace, settings, django_
     response = _upload(client, workspace["id"])
     assert response.status_code == 201, response.content
     body = response.json()
-    assert set(body) == {"id", "filename", "contentType", "size", "uploadedBy", "createdAt"}
+    assert set(body) == {"id", "filename", "contentType", "size", "uploadedBy", "createdAt", "textExtracted"}
     assert (body["filename"], body["contentType"], body["size"]) == ("notes.md", "text/markdown", 16)
     stored = WorkspaceFile.objects.get(pk=body["id"])
     assert stored.text == "# Launch\nFriday."
