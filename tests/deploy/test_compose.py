@@ -49,14 +49,15 @@ def test_the_stack_has_its_services(compose):
             assert needed in services, (name, needed)
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["redis"]["image"].startswith("redis:")
-    assert set(compose["volumes"]) == {"pgdata", "static", "media"}
+    assert set(compose["volumes"]) == {"pgdata", "static", "media", "mail"}
 
 
 def test_the_app_runs_the_one_production_launcher(compose):
     app, migrate = compose["services"]["app"], compose["services"]["migrate"]
     command = " ".join(app["command"])
-    for part in ("python manage.py serve", "--workers", "--proxy-headers"):
+    for part in ("python manage.py serve", "--workers"):
         assert part in command
+    assert "--proxy-headers" not in command  # gone: TRUSTED_PROXY_COUNT says how far X-Forwarded-For is read
     assert "migrate --noinput" in " ".join(migrate["command"])
     assert "collectstatic --noinput" in " ".join(migrate["command"])
     assert app["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
@@ -84,7 +85,11 @@ def test_docker_compose_validates_it():
     command = _docker_compose()
     version = subprocess.run([*command, "version", "--short"], check=True, capture_output=True, text=True, timeout=30)
     assert version.stdout.startswith("2."), version  # Compose v2, which reads the Compose Specification
-    env = {**os.environ, "SECRET_KEY": "compose-config-check-0123456789abcdef0123456789"}
+    env = {
+        **os.environ,
+        "SECRET_KEY": "compose-config-check-0123456789abcdef0123456789",
+        "FIELD_ENCRYPTION_KEY": "AexEQdCC6DLZg2K8sFM7bJhAdXn5h0DwP2JIWwqGrd4=",
+    }
     checked = subprocess.run(
         [*command, "-f", str(ROOT / "compose.yaml"), "config", "--quiet"],
         cwd=ROOT,
