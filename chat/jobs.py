@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 
 from channels.db import database_sync_to_async
-from django.tasks import task
+from django.tasks import Task, task
+from django.utils import timezone
 
-from chat import queued, services
+from chat import queued, services, slots
 from chat.pipeline import drain
 
 logger = logging.getLogger(__name__)
 
+DEFERRED = "deferred"
+
 
 async def run_queued_message(message_id: uuid.UUID) -> str:
-    """Runs one queued assistant message through the turn pipeline. Returns the last event's name.
-    The body of ``run_queued_turn``, for jobs of other apps that run a turn as part of their work."""
+    """Runs one queued assistant message through the turn pipeline. Returns the last event's name,
+    or ``DEFERRED`` when the turn must wait for other orgs' turns (``chat.slots``): its job is then
+    to be enqueued again (``enqueue_again``), nothing else was done. The body of
+    ``run_queued_turn``, for jobs of other apps that run a turn as part of their work."""
+    admission = await database_sync_to_async(slots.admit)(message_id=message_id)
+    if admission.deferred:
+        return DEFERRED
     try:
         turn = await database_sync_to_async(queued.load_queued_turn)(message_id=message_id)
         if turn is None:
@@ -29,10 +38,21 @@ async def run_queued_message(message_id: uuid.UUID) -> str:
             message_id=message_id, code="llm_unavailable", detail=f"The turn could not run: {exc}"
         )
         raise
+    finally:
+        slots.leave(admission)
+
+
+def enqueue_again(job: Task[..., object], *args: str) -> None:
+    """A deferred turn's job, back in the queue after the others (``chat.slots``)."""
+    later = timezone.now() + timedelta(seconds=slots.DEFER_SECONDS)
+    job.using(run_after=later, priority=slots.DEFERRED_PRIORITY).enqueue(*args)
 
 
 @task()
 async def run_queued_turn(message_id: str) -> str:
     """The background job of an async chat turn (``POST /api/chat/async``); its argument is the
     message's id as text (a job's arguments are JSON)."""
-    return await run_queued_message(uuid.UUID(message_id))
+    outcome = await run_queued_message(uuid.UUID(message_id))
+    if outcome == DEFERRED:
+        await database_sync_to_async(enqueue_again)(run_queued_turn, message_id)
+    return outcome

@@ -241,9 +241,9 @@ def start_turn(
             )
         )
     attachments = _attachments(context, attachment_ids or [])
-    reservation_id = uuid.uuid4()
     rate = metering.active_rate(specialist.model)
     tools = tool_plan(specialist, in_workspace=bool(session.workspace_id))
+    reservation_id = uuid.uuid4()
     now = timezone.now()
     user_message, assistant = db.insert(
         Message(session=session, role=Message.Role.USER, content=message, created_at=now),
@@ -254,11 +254,11 @@ def start_turn(
             started_at=None if queued else now,
             heartbeat_at=None if queued else now,
             reservation_id=reservation_id,
-            created_at=now + timedelta(microseconds=1),  # strictly after the user's message
             # a queued turn runs later from what it was accepted with, whatever changes meanwhile
             frozen_turn=snapshot.freeze(specialist=specialist, rates=[rate], tools=tools, sender_id=user.pk)
             if queued
             else None,
+            created_at=now + timedelta(microseconds=1),  # strictly after the user's message
         ),
     )
     user_message.has_attachments = bool(attachments)  # read without a query when it has none
@@ -276,9 +276,9 @@ def start_turn(
     turn = assemble_turn(
         session=session,
         specialist=specialist,
-        user_message=user_message,
         rate=rate,
         tools=tools,
+        user_message=user_message,
         assistant_id=assistant.pk,
         user_id=user.pk,
         reservation_id=reservation_id,

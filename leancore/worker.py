@@ -1,44 +1,125 @@
-"""The background worker as a thread of the server process (EMBEDDED_WORKER=true).
+"""The background worker: WORKER_TURN_CONCURRENCY django-tasks-db workers in one process, one job
+(one turn) at a time each, so that a process runs that many turns at once (``chat.slots`` shares
+them fairly between organizations).
 
-For the single-process quick start: async chat turns then publish to the same in-memory
-channel layer the WebSocket consumers listen on. Production runs ``manage.py db_worker``
-processes and Redis instead."""
+As a thread of the server process (EMBEDDED_WORKER=true), for the single-process quick start:
+async chat turns then publish to the same in-memory channel layer the WebSocket consumers listen
+on. Production runs ``manage.py db_worker`` processes and Redis instead."""
 
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 import threading
+import time
 import uuid
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import Any
 
+from django.conf import settings
+from django.db import close_old_connections
+from django.tasks.base import TaskResultStatus
+from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.models import DBTaskResult
 
+from chat.slots import DEFER_SECONDS, set_capacity
 from leancore.maintenance import ensure_scheduled
 
 logger = logging.getLogger(__name__)
 _started = threading.Event()
+JOIN_SECONDS = 0.5  # the main thread wakes this often (signals are handled between waits)
+
+
+class WorkerPool:
+    """``concurrency`` workers, each on its own thread (and database connection), sharing the queue:
+    each claims its jobs with ``SKIP LOCKED``, so no job runs twice. SIGINT/SIGTERM stop them all
+    once their jobs end; a second signal ends the process at once."""
+
+    def __init__(self, *, concurrency: int, worker_id: str, **options: Any) -> None:
+        prefix = worker_id[:56]
+        set_capacity(max(1, concurrency))
+        self.workers = [Worker(worker_id=f"{prefix}-{slot}", **options) for slot in range(max(1, concurrency))]
+
+    def shutdown(self, signum: int, frame: FrameType | None) -> None:
+        if not any(worker.running for worker in self.workers):
+            logger.warning("Received %s again: stopping now.", signal.strsignal(signum))
+            sys.exit(1)
+        logger.warning("Received %s: stopping once the running jobs end.", signal.strsignal(signum))
+        for worker in self.workers:
+            worker.running = False
+
+    def configure_signals(self) -> None:
+        for name in ("SIGINT", "SIGTERM", "SIGQUIT"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), self.shutdown)
+
+    def start(self, name: str = "worker-slot") -> list[threading.Thread]:
+        threads = [
+            threading.Thread(target=self._run, args=(worker,), name=f"{name}-{slot}", daemon=True)
+            for slot, worker in enumerate(self.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        return threads
+
+    @staticmethod
+    def _run(worker: Worker) -> None:
+        try:
+            worker.run()
+        except Exception:
+            logger.exception("Worker %s stopped", worker.worker_id)
+
+    def run(self) -> None:
+        """Runs until every worker stopped (a signal, or ``--batch`` with nothing left to do: a job
+        put back for a moment, a deferred turn, is waited for)."""
+        while True:
+            threads = self.start()
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(JOIN_SECONDS)
+            due = self._deferred_due() if all(worker.batch and worker.running for worker in self.workers) else None
+            if due is None:
+                return
+            time.sleep(max(0.0, (due - timezone.now()).total_seconds()))
+
+    def _deferred_due(self) -> datetime | None:
+        """In ``--batch``: when the next job put back for a moment (within DEFER_SECONDS) is due."""
+        soon = timezone.now() + timedelta(seconds=2 * DEFER_SECONDS)
+        ready = DBTaskResult.objects.filter(
+            status=TaskResultStatus.READY, backend_name=self.workers[0].backend_name, run_after__lte=soon
+        )
+        try:
+            return ready.order_by("run_after").values_list("run_after", flat=True).first()
+        finally:
+            close_old_connections()
 
 
 def start_embedded_worker(interval: float = 0.2) -> bool:
     if _started.is_set():
         return False
     _started.set()
+    pool = WorkerPool(
+        concurrency=settings.WORKER_TURN_CONCURRENCY,
+        worker_id=f"embedded-{uuid.uuid4().hex[:16]}",
+        queue_names=["*"],
+        interval=interval,
+        batch=False,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        excluded_queue_names=[],
+    )
 
     def run() -> None:
         try:
             ensure_scheduled()
-            Worker(
-                queue_names=["*"],
-                interval=interval,
-                batch=False,
-                backend_name="default",
-                startup_delay=False,
-                max_tasks=None,
-                worker_id=f"embedded-{uuid.uuid4().hex[:16]}",
-                excluded_queue_names=[],
-            ).run()
         except Exception:
-            logger.exception("The embedded worker stopped")
+            logger.exception("The maintenance job could not be scheduled")
+        pool.start(name="leancore-embedded-worker")
 
     threading.Thread(target=run, name="leancore-embedded-worker", daemon=True).start()
-    logger.info("Embedded background worker started")
+    logger.info("Embedded background worker started (%s slots)", settings.WORKER_TURN_CONCURRENCY)
     return True

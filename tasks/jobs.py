@@ -10,7 +10,7 @@ from django.db import transaction
 from django.tasks import task
 from django.utils import timezone
 
-from chat.jobs import run_queued_message
+from chat.jobs import DEFERRED, enqueue_again, run_queued_message
 from chat.models import Message
 from tasks.models import Task
 
@@ -20,9 +20,15 @@ async def run_task_turn(task_id: str, message_id: str) -> str:
     """The background job of a task run; its arguments are the ids as text (a job's are JSON)."""
     task_pk, message_pk = uuid.UUID(task_id), uuid.UUID(message_id)
     try:
-        return await run_queued_message(message_pk)
-    finally:
+        outcome = await run_queued_message(message_pk)
+    except BaseException:
         await database_sync_to_async(finish_task_run)(task_id=task_pk, message_id=message_pk)
+        raise
+    if outcome == DEFERRED:  # the turn waits behind other orgs' turns: the task stays in progress
+        await database_sync_to_async(enqueue_again)(run_task_turn, task_id, message_id)
+    else:
+        await database_sync_to_async(finish_task_run)(task_id=task_pk, message_id=message_pk)
+    return outcome
 
 
 def finish_task_run(*, task_id: uuid.UUID, message_id: uuid.UUID) -> Task | None:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import websockets
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.core.management.base import CommandError
 
 from accounts.services import issue_tokens
@@ -29,10 +30,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_pools_are_sized_to_fit_postgresql_together():
-    plan = plan_pools(servers=4, workers=2, wanted_pool=10, max_connections=100)
+    plan = plan_pools(servers=4, workers=2, wanted_pool=10, max_connections=100, worker_pool=2)
     assert (plan.server_pool, plan.total) == (10, 44)
-    small = plan_pools(servers=8, workers=2, wanted_pool=20, max_connections=100)
+    small = plan_pools(servers=8, workers=2, wanted_pool=20, max_connections=100, worker_pool=2)
     assert small.server_pool == 10  # (100 - 10 reserved - 2 × 2) // 8
+    # by default a worker has a connection for each turn it runs at once, and one for maintenance
+    concurrent = plan_pools(servers=4, workers=2, wanted_pool=20, max_connections=100)
+    assert concurrent.worker_pool == settings.WORKER_TURN_CONCURRENCY + 1
+    assert concurrent.total <= 100 - 10
     assert small.total <= 100 - 10
     with pytest.raises(CommandError):
         plan_pools(servers=50, workers=1, wanted_pool=10, max_connections=100)
@@ -62,7 +67,7 @@ def test_two_server_processes_and_a_worker_behind_one_port(all_cores, fake_llm):
     for _ in range(40):
         assert httpx.get(f"{all_cores.url}/health", headers={"Connection": "close"}).status_code == 200
     log = all_cores.log.read_text()
-    assert re.search(r"2 server process\(es\) × pool \d+ \+ 1 worker\(s\) × pool 2 = at most \d+ of PostgreSQL", log)
+    assert re.search(r"2 server process\(es\) × pool \d+ \+ 1 worker\(s\) × pool \d+ = at most \d+ of PostgreSQL", log)
     assert "server-1 | " in log
     assert "server-2 | " in log
     # SSE through the shared port
@@ -146,7 +151,8 @@ def test_the_supervisor_holds_no_connection_and_its_children_die_with_it(all_cor
 
 
 def test_client_addresses_come_from_the_connection_unless_told_otherwise(all_cores):
-    """X-Forwarded-For is a client's word: trusted only with --proxy-headers (behind a load balancer)."""
+    """X-Forwarded-For is a client's word: the servers never take the address from it, and Django
+    reads it only as far as TRUSTED_PROXY_COUNT proxies are trusted (0 here)."""
     url = f"{all_cores.url}/auth/login"
     statuses = [
         httpx.post(url, json={"email": f"nobody{i}@example.com", "password": "wrong-Passw0rd"}).status_code

@@ -29,7 +29,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 PR_SET_PDEATHSIG = 1
-WORKER_POOL = 2  # a db_worker runs one task at a time; the maintenance job may take a second
 RESERVED = 10  # connections left for operators, migrations and PostgreSQL's own reserve
 BIN = Path(sys.executable).parent
 
@@ -40,34 +39,44 @@ class Plan:
     workers: int
     server_pool: int
     max_connections: int | None
+    worker_pool: int = 2
 
     @property
     def total(self) -> int:
-        return self.servers * self.server_pool + self.workers * WORKER_POOL
+        return self.servers * self.server_pool + self.workers * self.worker_pool
 
     def describe(self) -> str:
         if self.max_connections is None:
             return f"{self.servers} server process(es) and {self.workers} worker(s) on SQLite"
         return (
             f"{self.servers} server process(es) × pool {self.server_pool} + {self.workers} worker(s) × pool "
-            f"{WORKER_POOL} = at most {self.total} of PostgreSQL's {self.max_connections} connections "
+            f"{self.worker_pool} = at most {self.total} of PostgreSQL's {self.max_connections} connections "
             f"({RESERVED} kept free)"
         )
 
 
-def plan_pools(*, servers: int, workers: int, wanted_pool: int, max_connections: int | None) -> Plan:
+def connections_per_worker() -> int:
+    """A db_worker's connections: one per job it runs at once (WORKER_TURN_CONCURRENCY), and one
+    for the maintenance job."""
+    return settings.WORKER_TURN_CONCURRENCY + 1
+
+
+def plan_pools(
+    *, servers: int, workers: int, wanted_pool: int, max_connections: int | None, worker_pool: int | None = None
+) -> Plan:
     """The largest pool per server process (up to ``wanted_pool``) that keeps every process together
-    under ``max_connections``."""
+    under ``max_connections`` (each worker with ``worker_pool`` connections)."""
+    per_worker = worker_pool if worker_pool is not None else connections_per_worker()
     if max_connections is None:
-        return Plan(servers, workers, 0, None)
-    budget = max_connections - RESERVED - workers * WORKER_POOL
+        return Plan(servers, workers, 0, None, per_worker)
+    budget = max_connections - RESERVED - workers * per_worker
     pool = min(wanted_pool, budget // servers) if servers else 0
     if pool < 2:
         raise CommandError(
             f"PostgreSQL allows {max_connections} connections: too few for {servers} server process(es) and "
             f"{workers} worker(s). Raise max_connections or start fewer processes."
         )
-    return Plan(servers, workers, pool, max_connections)
+    return Plan(servers, workers, pool, max_connections, per_worker)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -147,7 +156,7 @@ class Command(BaseCommand):
             "EMBEDDED_WORKER": "true" if embedded else "false",
             "DB_POOL_SIZE": str(plan.server_pool or 0),
         }
-        worker_env = {**base_env, "EMBEDDED_WORKER": "false", "DB_POOL_SIZE": str(WORKER_POOL)}
+        worker_env = {**base_env, "EMBEDDED_WORKER": "false", "DB_POOL_SIZE": str(plan.worker_pool)}
         specs = [
             (
                 f"server-{i + 1}" if len(ports) == 1 else f"server-{port}-{i + 1}",
