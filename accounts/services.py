@@ -112,7 +112,9 @@ def revoke_all_refresh_tokens(*, user: User) -> int:
     {all: true}``): the number newly revoked. Access tokens already issued live out their short
     lifetime."""
     _lock_user(user.pk)
-    live = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
+    live = OutstandingToken.objects.filter(
+        user=user, blacklistedtoken__isnull=True, expires_at__gt=timezone.now() - timedelta(minutes=1)
+    )
     revoked = BlacklistedToken.objects.bulk_create(
         [BlacklistedToken(token=outstanding) for outstanding in live], ignore_conflicts=True
     )
