@@ -505,11 +505,13 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
         "read (a member reads only the sessions they started) is 404."
     ),
     ("/api/chat/upload", "post"): (
-        "Stores a multipart `file` and answers 201 `{id, filename, contentType, size, createdAt}`; pass the "
-        "`id` in a send's `attachmentIds`. Allowed: plain text, Markdown, CSV, JSON, PDF, PNG and JPEG (else "
-        "415); the text of text files and PDFs is extracted for the specialist, images are stored without "
-        "text. Over the "
-        "upload size limit → 413 `file_too_large`, over the organization's storage quota → 413 "
+        "Stores a multipart `file` and answers 201 `{id, filename, contentType, size, createdAt, "
+        "textExtracted}`; pass the `id` in a send's `attachmentIds`. Allowed: plain text, Markdown, CSV, JSON, "
+        "PDF, PNG and JPEG (else 415); the text of text files and PDFs is extracted for the specialist, within "
+        "`UPLOAD_EXTRACT_SECONDS` and `UPLOAD_EXTRACT_MAX_CHARS`; images, and files whose text cannot be "
+        "extracted within those bounds, are stored without text (`textExtracted: false`). Over the "
+        "upload size limit → 413 `file_too_large` stating that limit (also when the body is over the server's "
+        "request limit), over the organization's storage quota → 413 "
         "`storage_quota_exceeded`; `sessionId` must be a session the caller may read (400 otherwise)."
     ),
     # --- MCP integration --------------------------------------------------------------------
@@ -522,7 +524,10 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ),
     ("/orgs/{orgId}/mcps/{id}", "put"): (
         "Changes only the fields given and answers 200 with the connection. A new `url` is checked like on "
-        "create (400 `url_not_allowed`) and sets the status back to `pending`; `token` and `headerName` "
+        "create (400 `url_not_allowed`) and sets the status back to `pending`; a URL on another origin "
+        "(scheme, host or port) drops the stored credentials unless this request gives a new `token` "
+        "(`hasCredentials` says which). The masked URL this API shows (no userinfo, query values `***`) "
+        "sent back keeps the stored URL. `token` and `headerName` "
         "replace the stored credentials, a new `authType` needs its credentials, and `none` drops them. "
         "`catalogKey` cannot be changed."
     ),
@@ -534,8 +539,9 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
         "Connects to the server (initialize, then every page of `tools/list`) and makes the stored tools match "
         "it; answers 200 `{added, updated, removed, tools}`. A tool gone from the server is deleted and leaves "
         "every specialist; on success the connection is `connected` with `lastSyncedAt`. An unreachable or "
-        "failing server is 502 `mcp_unreachable`: the connection becomes `error` with `lastError`, and the "
-        "stored tools stay."
+        "failing server, or one whose response is larger than `MCP_MAX_RESPONSE_BYTES`, is 502 "
+        "`mcp_unreachable`: the connection becomes `error` with `lastError`, and the "
+        "stored tools stay. Throttled per organization (`THROTTLE_MCP_SYNC`): 429 with `Retry-After`."
     ),
     ("/orgs/{orgId}/mcps/{id}/tools", "get"): (
         "The tools stored by the last sync, by name, paginated, each with its `inputSchema` and whether the "
@@ -618,7 +624,8 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ),
     ("/workspaces/{id}/files", "post"): (
         "Stores a multipart `file` in the workspace and answers 201; its text is then given as context to the "
-        "specialist in every chat of this workspace. The same types and limits as a chat upload: 415 for "
+        "specialist in every chat of this workspace (`textExtracted` says whether it has any). The same "
+        "types, limits and extraction bounds as a chat upload: 415 for "
         "another type, 413 `file_too_large` or `storage_quota_exceeded`, 429 when uploading too fast."
     ),
     ("/workspaces/{id}/files/{fileId}", "delete"): (

@@ -33,7 +33,8 @@ ADMIN_ACTIONS = ("create", "update", "destroy", "sync", "tool_update")
 @extend_schema_view(
     list=extend_schema(
         summary="The organization's MCP connections",
-        description="Credentials are never returned: `hasCredentials` says whether some are stored.",
+        description="Credentials are never returned: `hasCredentials` says whether some are stored. Each `url` is "
+        "shown without userinfo and with every query value as `***` (the stored URL keeps them).",
     ),
 )
 class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
@@ -86,13 +87,7 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
         services.delete_connection(connection=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(
-        request=None,
-        responses={200: SyncResultSerializer},
-        summary="Sync the server's tools (admin)",
-        description="Throttled per organization (`THROTTLE_MCP_SYNC`). A response from the server larger than "
-        "`MCP_MAX_RESPONSE_BYTES` fails the sync with `mcp_unreachable`.",
-    )
+    @extend_schema(request=None, responses={200: SyncResultSerializer}, summary="Sync the server's tools (admin)")
     def sync(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:
         result = services.sync_connection(connection=self.get_object())
         return Response(SyncResultSerializer(result).data)
