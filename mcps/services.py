@@ -72,7 +72,13 @@ class ConnectionFields(TypedDict, total=False):
     enabled: bool
 
 
-@transaction.atomic
+def _check_url(url: str) -> None:
+    """The SSRF guard's check (a DNS lookup of up to a few seconds), with no database connection held
+    meanwhile. Connection writes are single statements after it, so no transaction waits on it."""
+    release_connections()
+    check_url(url)
+
+
 def create_connection(*, org: Organization, data: ConnectionFields) -> Connection:
     entry = None
     if data.get("catalog_key"):
@@ -82,7 +88,7 @@ def create_connection(*, org: Organization, data: ConnectionFields) -> Connectio
     url = data.get("url") or (entry.url_template if entry else "")
     if not url or "{" in url:
         raise ValidationFailed("url", "Give the server's URL (the catalog's template has a part to fill in).")
-    check_url(url)
+    _check_url(url)
     transport = data.get("transport") or (entry.transport if entry else "streamable_http")
     auth_type = data.get("auth_type") or (entry.auth_type if entry else AuthType.NONE)
     credentials = _credentials(auth_type, data.get("token"), data.get("header_name"), {})
@@ -106,14 +112,13 @@ def _new_url(connection: Connection, url: str | None) -> str | None:
     return url
 
 
-@transaction.atomic
 def update_connection(*, connection: Connection, data: ConnectionFields) -> Connection:
     """A URL on another origin (scheme, host or port) drops the stored credentials, unless this
     request gives new ones: they were given for the old server, and must not reach the new one."""
     url = _new_url(connection, data.get("url"))
     moved = False
     if url is not None:
-        check_url(url)
+        _check_url(url)
         moved = origin_of(url) != origin_of(connection.url)
         connection.url = url
         connection.status = Connection.Status.PENDING
