@@ -374,14 +374,18 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ),
     ("/auth/logout", "post"): (
         "Revokes the given refresh token (it must be one of the caller's own; otherwise, or when it is invalid "
-        "or expired, 400 naming `refreshToken`) and answers 204. Access tokens are not revoked: they stay "
-        "valid until they expire, so a client should drop them too."
+        "or expired, 400 naming `refreshToken`) and answers 204; `{all: true}` revokes every refresh token of "
+        "the caller. Access tokens are not revoked: they stay valid until they expire, so a client should drop "
+        "them too."
     ),
     ("/auth/accept-invite", "post"): (
-        "Redeems the one-time token from an invitation email: sets the password (and the name, if given), "
-        "activates the membership and answers 200 with the same body as a login. A used, expired, revoked or "
-        "unknown token is 400 `invalid_token`; a weak password is 400 naming `password` and leaves the token "
-        "usable. Repeated failures from one client answer 429 with `Retry-After`."
+        "Redeems the one-time token from an invitation email. Without a bearer token: `{token, password, name?}` "
+        "for an address that has no account yet; it sets the password and answers 200 with the same body as a "
+        "login. With the invited account's own access token: `{token}`; it answers `{organization, role}` and "
+        "changes nothing of the account. An invitation never sets the password of, renames or re-activates an "
+        "existing account (400 `invalid_token`). A used, expired, revoked or unknown token is 400 "
+        "`invalid_token`; a weak password is 400 naming `password` and leaves the token usable. Repeated "
+        "failures from one client answer 429 with `Retry-After`."
     ),
     ("/auth/password-reset", "post"): (
         "Answers 202 whether or not the email belongs to an account, so it reveals nothing. For an active "

@@ -85,12 +85,6 @@ class AcceptInviteView(APIView):
             )
         },
         summary="Accept an invitation: a new account sets its password; an existing one accepts signed in",
-        description=(
-            "Without a bearer token: `{token, password, name?}` for an address that has no account yet; "
-            "answers as login. With the invited account's own access token: `{token}`; answers "
-            "`{organization, role}` and changes nothing of the account. An invitation never sets the "
-            "password of, renames or re-activates an existing account (400 `invalid_token`)."
-        ),
     )
     def post(self, request: Request) -> Response:
         data = valid_body(AcceptInviteSerializer, request)

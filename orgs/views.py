@@ -113,7 +113,7 @@ class InviteView(OrgAPIView):
         description=(
             "201 with the pending member (`status: invited`, the invitation's own email and name), the same "
             "whether the address has an account or not; 200 when an already invited email is re-sent a new "
-            "token (the old one stops working). An existing account accepts signed in as itself."
+            "token (the old one stops working). An existing account accepts when signed in to that account."
         ),
     )
     def post(self, request: Request) -> Response:

@@ -106,6 +106,8 @@ SPANS_ORGS = {
     ("orgs/selectors.py", "active_memberships", "Membership"): "one user's own memberships, across their orgs",
     ("orgs/services.py", "_send_invitation", "Invitation"): "the invitation of a membership just written",
     ("orgs/services.py", "accept_invitation", "Invitation"): "a one-time token names its invitation",
+    ("orgs/services.py", "_take_invitation", "Invitation"): "a one-time token names its invitation",
+    ("orgs/services.py", "is_unclaimed", "Membership"): "one account's own memberships, across their orgs",
     ("chat/services.py", "fail_stuck_turns", "Message"): "maintenance over every org's stuck turns",
     ("chat/services.py", "fail_queued_message", "Message"): "a job's own message, by the id it carries",
     ("chat/services.py", "fail_overdue_queued_turns", "Message"): "maintenance over every org's queued turns",
