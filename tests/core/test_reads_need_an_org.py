@@ -105,7 +105,6 @@ SPANS_ORGS = {
     ("orgs/selectors.py", "roles_of", "Membership"): "one user's own roles in the orgs asked about",
     ("orgs/selectors.py", "active_memberships", "Membership"): "one user's own memberships, across their orgs",
     ("orgs/services.py", "_send_invitation", "Invitation"): "the invitation of a membership just written",
-    ("orgs/services.py", "accept_invitation", "Invitation"): "a one-time token names its invitation",
     ("orgs/services.py", "_take_invitation", "Invitation"): "a one-time token names its invitation",
     ("orgs/services.py", "is_unclaimed", "Membership"): "one account's own memberships, across their orgs",
     ("chat/services.py", "fail_stuck_turns", "Message"): "maintenance over every org's stuck turns",
