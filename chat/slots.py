@@ -54,6 +54,7 @@ def _others_waiting(org_id: uuid.UUID, cap: int) -> bool:
     waiting = (
         Message.objects.filter(role=Message.Role.ASSISTANT, status=Message.Status.QUEUED)
         .exclude(session__organization_id=org_id)
+        .order_by()  # DISTINCT over the org alone (a default ordering's column would join it)
         .values_list("session__organization_id", flat=True)
         .distinct()
     )

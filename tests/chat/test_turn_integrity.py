@@ -128,6 +128,7 @@ def test_a_tool_round_is_held_and_billed_at_the_rates_of_acceptance(
     else:
         ModelRate.objects.filter(model="gpt-4o-mini").update(active=False)
     assert client.delete(f"/specialists/{specialist.pk}").status_code == 204
+    specialist.tools.clear()  # and its tools taken away: the turn keeps those it was offered
     fake_llm.script(
         Scenario(chunks=[], tool_calls=[{"id": "c1", "name": "add", "arguments": {"a": 2, "b": 40}}], usage=(100, 20)),
         Scenario(chunks=["It is 42."], usage=(150, 10)),
@@ -136,6 +137,8 @@ def test_a_tool_round_is_held_and_billed_at_the_rates_of_acceptance(
     message = Message.objects.get(pk=body["messageId"])
     assert (message.status, message.content) == ("completed", "It is 42."), message.error
     assert [r["model"] for r in fake_llm.requests] == ["gpt-4o-mini", "gpt-4o-mini"]
+    assert [t["function"]["name"] for t in fake_llm.requests[0]["tools"]] == ["add"]
+    assert (message.tool_calls[0]["result"], message.tool_calls[0]["isError"]) == ("42", False)
     holds = list(Reservation.objects.filter(message_id=message.pk).order_by("created_at"))
     assert len(holds) == 2
     assert {(h.input_credits_per_million, h.output_credits_per_million) for h in holds} == {(Decimal(15), Decimal(60))}
@@ -214,3 +217,28 @@ def test_maintenance_fails_turns_queued_past_the_timeout(bundled_data, settings,
     assert CreditAccount.objects.get(organization=org).reserved == holds.get(message_id=waiting.pk).amount
     assert ledger(org) == []
     assert run_upkeep()["expired_queued_turns"] == 0  # once only
+
+
+def test_a_turn_queued_before_turns_were_frozen_is_billed_to_the_sender_its_hold_names(bundled_data):
+    """A turn accepted by the previous version (no record on its message) is frozen when picked up:
+    from the specialist as it is, billed to the user its hold names, not the session's creator."""
+    from chat.queued import load_queued_turn
+
+    org = make_org(name="Upgrade Co")
+    owner, member = owner_of(org), add_member(org)
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=member, title="mine")
+    body = client_for(owner).post(
+        "/api/chat/async",
+        {"specialistId": str(specialist.pk), "sessionId": str(session.pk), "message": "x"},
+        format="json",
+    )
+    message_id = body.json()["messageId"]
+    Message.objects.filter(pk=message_id).update(frozen_turn=None)
+    turn = load_queued_turn(message_id=message_id)
+    assert turn is not None
+    assert (turn.payer.user_id, turn.request.model, turn.rate.input_credits_per_million) == (
+        owner.pk,
+        "gpt-4o-mini",
+        Decimal(15),
+    )

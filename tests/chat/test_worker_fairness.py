@@ -87,6 +87,21 @@ def test_an_org_below_its_share_is_never_deferred_and_a_waiting_org_at_its_share
     assert slots.running() == {first.pk: 3, second.pk: 2}
 
 
+def test_an_org_waiting_behind_many_turns_of_another_still_counts(bundled_data, settings, admitted):
+    """Whoever else waits is looked up once per org, not once per queued turn: an org at its share
+    with a long queue does not hide a later org that could run."""
+    settings.WORKER_TURN_CONCURRENCY = 2  # a share of 1
+    busy, flood, late = make_org(name="Busy"), make_org(name="Flood"), make_org(name="Late")
+    a1, a2 = queue_turns(busy, 2)
+    flood_turns = queue_turns(flood, 5)
+    queue_turns(late, 1)
+    for message_id in (a1, flood_turns[0]):
+        admission = slots.admit(message_id=message_id)
+        admitted.append(admission)
+        assert admission.deferred is False
+    assert slots.admit(message_id=a2).deferred is True  # the late org waits and has no turn here
+
+
 def test_a_single_slot_worker_defers_nothing(bundled_data, settings, admitted):
     settings.WORKER_TURN_CONCURRENCY = 1
     busy, other = make_org(name="Alone"), make_org(name="Waiting")
