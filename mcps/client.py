@@ -111,23 +111,34 @@ async def open_session(target: Target, *, time_limit: float, cap: ResponseCap) -
         yield session
 
 
-async def list_remote_tools(target: Target, *, time_limit: float) -> list[RemoteTool]:
-    """initialize + tools/list, following every cursor page; bounded in time."""
-    tools: list[RemoteTool] = []
+@asynccontextmanager
+async def _bounded_call(time_limit: float) -> AsyncIterator[ResponseCap]:
+    """The body runs within ``time_limit``, and a response over ``MCP_MAX_RESPONSE_BYTES`` ends it at
+    once (the SDK would otherwise wait out the time limit for an answer the cut stream never brings).
+    Any failure is an ``MCPError`` that says what happened."""
     cap = ResponseCap(settings.MCP_MAX_RESPONSE_BYTES)
     try:
-        with anyio.fail_after(time_limit):
-            async with open_session(target, time_limit=time_limit, cap=cap) as session:
-                cursor: str | None = None
-                for _ in range(MAX_PAGES):
-                    params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
-                    result = await session.list_tools(params=params)
-                    tools += [RemoteTool(t.name, t.description or "", dict(t.input_schema or {})) for t in result.tools]
-                    cursor = result.next_cursor
-                    if not cursor:
-                        break
+        with anyio.fail_after(time_limit), anyio.CancelScope() as scope:
+            cap.on_exceeded = scope.cancel
+            yield cap
+        if cap.exceeded is not None:
+            raise cap.exceeded
     except Exception as exc:
         raise MCPError(str(cap.exceeded) if cap.exceeded else _describe(exc)) from exc
+
+
+async def list_remote_tools(target: Target, *, time_limit: float) -> list[RemoteTool]:
+    """initialize + tools/list, following every cursor page; bounded in time and size."""
+    tools: list[RemoteTool] = []
+    async with _bounded_call(time_limit) as cap, open_session(target, time_limit=time_limit, cap=cap) as session:
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+            result = await session.list_tools(params=params)
+            tools += [RemoteTool(t.name, t.description or "", dict(t.input_schema or {})) for t in result.tools]
+            cursor = result.next_cursor
+            if not cursor:
+                break
     return tools
 
 
@@ -148,13 +159,9 @@ def _result_text(result: Any) -> str:
 async def call_remote_tool(
     target: Target, name: str, arguments: dict[str, Any], *, time_limit: float
 ) -> tuple[str, bool]:
-    cap = ResponseCap(settings.MCP_MAX_RESPONSE_BYTES)
-    try:
-        with anyio.fail_after(time_limit):
-            async with open_session(target, time_limit=time_limit, cap=cap) as session:
-                result = await session.call_tool(name, arguments)
-    except Exception as exc:
-        raise MCPError(str(cap.exceeded) if cap.exceeded else _describe(exc)) from exc
+    """tools/call of one tool; bounded in time and size."""
+    async with _bounded_call(time_limit) as cap, open_session(target, time_limit=time_limit, cap=cap) as session:
+        result = await session.call_tool(name, arguments)
     return _result_text(result), bool(getattr(result, "is_error", False))
 
 

@@ -5,7 +5,7 @@ so the cap bounds the session."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx2
 
@@ -21,11 +21,14 @@ class ResponseCap:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.exceeded: ResponseTooLargeError | None = None
+        self.on_exceeded: Callable[[], object] | None = None  # e.g. cancel the whole call
 
     def refuse(self, request: httpx2.Request) -> ResponseTooLargeError:
         self.exceeded = ResponseTooLargeError(
             f"The MCP server's response is larger than {self.limit} bytes.", request=request
         )
+        if self.on_exceeded is not None:
+            self.on_exceeded()
         return self.exceeded
 
 

@@ -93,10 +93,14 @@ def _sync(client, org, connection_id):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("flood", ["json", "events"], indirect=True)
-def test_a_sync_against_a_flooding_server_fails_with_bounded_memory(admin_user, org, flood):
+@pytest.mark.parametrize(
+    ("flood", "transport"),
+    [("json", "streamable_http"), ("events", "streamable_http"), ("events", "sse")],
+    indirect=["flood"],
+)
+def test_a_sync_against_a_flooding_server_fails_with_bounded_memory(admin_user, org, flood, transport):
     client = client_for(admin_user)
-    body = {"name": "Flood", "url": flood.url, "transport": "streamable_http"}
+    body = {"name": "Flood", "url": flood.url, "transport": transport}
     created = client.post(f"/orgs/{org.pk}/mcps", body, format="json").json()
     tracemalloc.start()
     started = time.monotonic()
