@@ -27,6 +27,7 @@ from billing.errors import BillingRefusal
 from billing.models import ModelRate
 from chat import metering, snapshot
 from chat.context import ToolBinding, build_request
+from chat.inputs import attachments_of, session_title, specialist_of, workspace_of
 from chat.models import Attachment, ChatSession, Message
 from chat.providers.base import ProviderRequest, ToolSpec, Usage
 from chat.tools import tool_plan
@@ -34,13 +35,10 @@ from core import db
 from core.errors import ValidationFailed
 from orgs.context import OrgContext, require_member
 from orgs.models import Organization, Role
-from specialists.errors import SpecialistInactiveError
 from specialists.models import Specialist
-from specialists.selectors import alive_with_tool_flag
-from workspaces.models import Workspace, WorkspaceFile
+from workspaces.models import WorkspaceFile
 
 MAX_MESSAGE_CHARS = 100_000
-TITLE_CHARS = 60
 
 
 @dataclass(slots=True)
@@ -90,27 +88,8 @@ class Totals:
         self.calls += 1
 
 
-def session_title(message: str) -> str:
-    """The first message, cut at a word boundary. No model call."""
-    text = " ".join(message.split())
-    if len(text) <= TITLE_CHARS:
-        return text or "New chat"
-    cut = text[:TITLE_CHARS].rsplit(" ", 1)[0]
-    return f"{cut}…"
-
-
 def can_read_session(context: OrgContext, session: ChatSession, user: User) -> bool:
     return session.created_by_id == user.pk or context.has_role(Role.ADMIN)
-
-
-def _specialist(context: OrgContext, specialist_id: uuid.UUID) -> Specialist:
-    specialist = alive_with_tool_flag(org_id=context.org.pk, specialist_id=specialist_id)
-    if specialist is None:
-        raise ValidationFailed("specialistId", "Not found in this organization.")
-    if specialist.status != Specialist.Status.ACTIVE:
-        raise SpecialistInactiveError
-    specialist.organization = context.org  # the same row: no second read
-    return specialist
 
 
 def _session(context: OrgContext, user: User, session_id: uuid.UUID, specialist: Specialist) -> ChatSession:
@@ -126,24 +105,6 @@ def _session(context: OrgContext, user: User, session_id: uuid.UUID, specialist:
         raise ValidationFailed("sessionId", "This session belongs to another specialist.")
     session.organization = context.org  # the same row: no second read
     return session
-
-
-def _workspace(context: OrgContext, workspace_id: uuid.UUID | None) -> Workspace | None:
-    if workspace_id is None:
-        return None
-    workspace: Workspace | None = Workspace.objects.for_org(context.org).filter(pk=workspace_id).first()
-    if workspace is None:
-        raise ValidationFailed("workspaceId", "Not found in this organization.")
-    return workspace
-
-
-def _attachments(context: OrgContext, ids: list[uuid.UUID]) -> list[Attachment]:
-    if not ids:
-        return []
-    found = list(Attachment.objects.for_org(context.org).filter(pk__in=ids))
-    if len(found) != len(set(ids)):
-        raise ValidationFailed("attachmentIds", "Not found in this organization.")
-    return found
 
 
 def _documents(session: ChatSession) -> list[tuple[str, str]]:
@@ -222,8 +183,8 @@ def start_turn(
         raise ValidationFailed("message", "This field may not be blank.")
     if len(message) > MAX_MESSAGE_CHARS:
         raise ValidationFailed("message", f"At most {MAX_MESSAGE_CHARS} characters.")
-    specialist = _specialist(context, specialist_id)
-    workspace = _workspace(context, workspace_id)
+    specialist = specialist_of(context, specialist_id)
+    workspace = workspace_of(context, workspace_id)
     if session_id is not None:
         session = _session(context, user, session_id, specialist)
         if workspace is not None and session.workspace_id != workspace.pk:
@@ -240,7 +201,7 @@ def start_turn(
                 last_message_at=timezone.now(),
             )
         )
-    attachments = _attachments(context, attachment_ids or [])
+    attachments = attachments_of(context, attachment_ids or [])
     rate = metering.active_rate(specialist.model)
     tools = tool_plan(specialist, in_workspace=bool(session.workspace_id))
     reservation_id = uuid.uuid4()

@@ -26,6 +26,9 @@ def _modules() -> list[Path]:
         ROOT / p
         for p in (
             "chat/turns.py",
+            "chat/queued.py",
+            "chat/inputs.py",
+            "chat/slots.py",
             "chat/pipeline.py",
             "chat/tools.py",
             "chat/artifacts.py",
@@ -111,6 +114,7 @@ SPANS_ORGS = {
     ("chat/services.py", "fail_queued_message", "Message"): "a job's own message, by the id it carries",
     ("chat/services.py", "fail_overdue_queued_turns", "Message"): "maintenance over every org's queued turns",
     ("chat/queued.py", "load_queued_turn", "Message"): "a job's own message, by the id it carries",
+    ("chat/slots.py", "admit", "Message"): "a job's own message, by the id it carries",
     ("tasks/jobs.py", "finish_task_run", "Message"): "a job's own message, by the id it carries",
     ("tasks/jobs.py", "finish_task_run", "Task"): "a job's own task run, by the ids it carries",
     ("tasks/services.py", "recover_failed_runs", "Message"): "maintenance over every org's task runs",

@@ -1,0 +1,53 @@
+"""What a new turn refers to, each looked up inside the org of the request (400 naming the field
+when it is not there), and the title of a new session."""
+
+from __future__ import annotations
+
+import uuid
+
+from chat.models import Attachment
+from core.errors import ValidationFailed
+from orgs.context import OrgContext
+from specialists.errors import SpecialistInactiveError
+from specialists.models import Specialist
+from specialists.selectors import alive_with_tool_flag
+from workspaces.models import Workspace
+
+TITLE_CHARS = 60
+
+
+def session_title(message: str) -> str:
+    """The first message, cut at a word boundary. No model call."""
+    text = " ".join(message.split())
+    if len(text) <= TITLE_CHARS:
+        return text or "New chat"
+    cut = text[:TITLE_CHARS].rsplit(" ", 1)[0]
+    return f"{cut}…"
+
+
+def specialist_of(context: OrgContext, specialist_id: uuid.UUID) -> Specialist:
+    specialist = alive_with_tool_flag(org_id=context.org.pk, specialist_id=specialist_id)
+    if specialist is None:
+        raise ValidationFailed("specialistId", "Not found in this organization.")
+    if specialist.status != Specialist.Status.ACTIVE:
+        raise SpecialistInactiveError
+    specialist.organization = context.org  # the same row: no second read
+    return specialist
+
+
+def workspace_of(context: OrgContext, workspace_id: uuid.UUID | None) -> Workspace | None:
+    if workspace_id is None:
+        return None
+    workspace: Workspace | None = Workspace.objects.for_org(context.org).filter(pk=workspace_id).first()
+    if workspace is None:
+        raise ValidationFailed("workspaceId", "Not found in this organization.")
+    return workspace
+
+
+def attachments_of(context: OrgContext, ids: list[uuid.UUID]) -> list[Attachment]:
+    if not ids:
+        return []
+    found = list(Attachment.objects.for_org(context.org).filter(pk__in=ids))
+    if len(found) != len(set(ids)):
+        raise ValidationFailed("attachmentIds", "Not found in this organization.")
+    return found
