@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+import uuid
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
+from django import forms
+from django.utils import timezone
 from rest_framework import serializers
 
 from billing.models import BudgetAlert, Circuit, CreditPackage, LedgerEntry, ModelRate
+from billing.usage import DIMENSIONS, MAX_DAYS, SummaryRow
+from core.credits import period_bounds
 from core.fields import CreditField
+from core.filters import DateOrDateTimeField
 from orgs.fields import OrgRelatedField
 
 
@@ -161,3 +169,101 @@ class CircuitSerializer(serializers.ModelSerializer):
 class CircuitToggleSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=Circuit.State.choices, required=False)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+# --- Usage analytics ------------------------------------------------------------------------------
+
+
+MAX_GROUPS = 2
+
+
+class DateOrDateTimeParam(serializers.Field):
+    """An ISO date (its midnight, UTC) or date-time; one without an offset is UTC."""
+
+    def to_internal_value(self, data: Any) -> datetime:
+        try:
+            value = DateOrDateTimeField().to_python(data)
+        except forms.ValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+        if value is None:
+            raise serializers.ValidationError("Enter an ISO 8601 date or date-time.")
+        return value
+
+
+class GroupByField(serializers.Field):
+    """One or two of the dimensions, comma-separated."""
+
+    def to_internal_value(self, data: Any) -> tuple[str, ...]:
+        names = tuple(part.strip() for part in str(data).split(",") if part.strip())
+        if not names or len(names) > MAX_GROUPS:
+            raise serializers.ValidationError(f"Give one or two of: {', '.join(DIMENSIONS)}.")
+        unknown = [name for name in names if name not in DIMENSIONS]
+        if unknown:
+            raise serializers.ValidationError(f"Unknown: {', '.join(unknown)}; use {', '.join(DIMENSIONS)}.")
+        if len(set(names)) != len(names):
+            raise serializers.ValidationError("A dimension is named twice.")
+        return names
+
+
+class UsageSummaryQuerySerializer(serializers.Serializer):
+    """``from``, ``to`` (default: this period, at most 400 days) and ``groupBy``."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "from": DateOrDateTimeParam(required=False),
+            "to": DateOrDateTimeParam(required=False),
+            "group_by": GroupByField(),
+        }
+
+    def validate(self, attrs: dict) -> dict:
+        start, end = period_bounds(timezone.now())
+        start, end = attrs.get("from", start), attrs.get("to", end)
+        if end <= start:
+            raise serializers.ValidationError({"to": ["Must be after from."]})
+        if end - start > timedelta(days=MAX_DAYS):
+            message = f"At most {MAX_DAYS} days from from to to."
+            raise serializers.ValidationError({"from": [message], "to": [message]})
+        return {"start": start, "end": end, "group_by": attrs["group_by"]}
+
+
+class UsageFiguresSerializer(serializers.Serializer):
+    credits = CreditField(help_text="Credits spent (positive).")
+    calls = serializers.IntegerField(help_text="Model calls billed.")
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+
+
+class UsageRowSerializer(UsageFiguresSerializer):
+    """A group's key (only the dimensions of ``groupBy``; null: usage with no value for it), then its figures."""
+
+    day = serializers.DateField(required=False, allow_null=True, help_text="With groupBy=day (UTC).")
+    user_id = serializers.UUIDField(required=False, allow_null=True, help_text="With groupBy=member.")
+    specialist_id = serializers.UUIDField(required=False, allow_null=True, help_text="With groupBy=specialist.")
+    model = serializers.CharField(required=False, allow_null=True, help_text="With groupBy=model.")
+    api_key_id = serializers.UUIDField(required=False, allow_null=True, help_text="With groupBy=apiKey.")
+
+    def to_representation(self, row: SummaryRow) -> dict:
+        data = {key: _key(value) for key, value in summary_row_keys(row).items()}
+        return {**data, **UsageFiguresSerializer(row.figures).data}
+
+
+class UsageSummarySerializer(serializers.Serializer):
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "from": serializers.DateTimeField(source="start"),
+            "to": serializers.DateTimeField(source="end"),
+            "group_by": serializers.ListField(child=serializers.ChoiceField(choices=list(DIMENSIONS))),
+            "totals": UsageFiguresSerializer(),
+            "rows": UsageRowSerializer(many=True),
+        }
+
+
+def summary_row_keys(row: SummaryRow) -> dict[str, Any]:
+    """The row's keys under their JSON names (snake_case; the renderer camelizes)."""
+    return {DIMENSIONS[dimension][0]: value for dimension, value in row.keys.items()}
+
+
+def _key(value: Any) -> Any:
+    if isinstance(value, date | uuid.UUID):
+        return str(value) if isinstance(value, uuid.UUID) else value.isoformat()
+    return value

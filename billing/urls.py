@@ -10,6 +10,7 @@ LIST: dict[str, Any] = {"get": "list"}
 urlpatterns = [
     *route("billing/credits/balance", views.BalanceView.as_view(), name="billing-balance"),
     *route("billing/credits/usage", views.UsageView.as_view(LIST), name="billing-usage"),
+    *route("billing/usage/summary", views.UsageSummaryView.as_view(), name="billing-usage-summary"),
     *route("billing/credits/grant", views.GrantView.as_view(), name="billing-grant"),
     *route("billing/model-rates", views.ModelRateListView.as_view(LIST), name="billing-model-rates"),
     *route("billing/packages", views.PackageListView.as_view(LIST), name="billing-packages"),

@@ -1,13 +1,20 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http.response import HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from accounts.auth import current_user
 from accounts.idempotency import IDEMPOTENCY_HEADER, run_idempotent
-from billing import selectors, services
+from billing import selectors, services, usage
 from billing.filters import AlertFilter, LedgerFilter, ModelRateFilter
 from billing.models import BudgetAlert, LedgerEntry
 from billing.serializers import (
@@ -22,8 +29,13 @@ from billing.serializers import (
     GrantSerializer,
     LedgerEntrySerializer,
     ModelRateSerializer,
+    UsageRowSerializer,
+    UsageSummaryQuerySerializer,
+    UsageSummarySerializer,
 )
-from core.errors import IdempotencyKeyReusedError, PermissionDeniedError
+from billing.usage import DIMENSIONS
+from core.csv_stream import CHUNK_ROWS, CSV_MEDIA_TYPE, Chunk, CSVRenderer, csv_response, csv_schema_response, wants_csv
+from core.errors import IdempotencyKeyReusedError, PermissionDeniedError, camelize_key
 from core.views import UserViewSet
 from orgs.api import OrgAPIView, OrgViewSet
 from orgs.models import Role
@@ -37,13 +49,24 @@ class BalanceView(OrgAPIView):
         return Response(BalanceSerializer(selectors.balance(org=self.org)).data)
 
 
+RENDERERS_AND_CSV: list[type[BaseRenderer]] = [*api_settings.DEFAULT_RENDERER_CLASSES, CSVRenderer]  # type: ignore[list-item]  # classes, not names
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="The credit ledger: usage, grants, refunds and adjustments",
         description=(
-            "Newest first; usage entries are negative. Filter by `kind`, `specialistId`, `model` and a `from`/`to` "
-            "date or time."
+            "Newest first; usage entries are negative. Filter by `kind`, `specialistId`, `model`, `userId` and a "
+            "`from`/`to` date or time. A `member` sees only their own usage entries (and the organization's "
+            "grants, refunds and adjustments). With `Accept: text/csv` every matching entry (not one page), newest "
+            "first, is streamed as CSV: a header row of the JSON field names, then one row per entry "
+            "(`Content-Disposition: attachment`); a cell that starts like a spreadsheet formula is prefixed "
+            "with `'`."
         ),
+        responses={
+            (200, "application/json"): LedgerEntrySerializer(many=True),
+            (200, CSV_MEDIA_TYPE): csv_schema_response("Every matching entry, streamed."),
+        },
     ),
 )
 class UsageView(mixins.ListModelMixin, OrgViewSet):
@@ -54,6 +77,24 @@ class UsageView(mixins.ListModelMixin, OrgViewSet):
     filterset_class = LedgerFilter
     ordering_fields = ["created_at", "amount"]
     ordering = ["-created_at"]
+    renderer_classes = RENDERERS_AND_CSV
+
+    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+        return usage.visible_ledger(queryset, context=self.org_context)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]  # a CSV stream too
+        if not wants_csv(request):
+            return super().list(request, *args, **kwargs)
+        entries = self.filter_queryset(self.get_queryset())
+        fields = list(LedgerEntrySerializer().fields)
+
+        def read(after: usage.LedgerCursor | None) -> Chunk[usage.LedgerCursor]:
+            chunk, cursor = usage.ledger_chunk(entries, after=after, size=CHUNK_ROWS)
+            rows = LedgerEntrySerializer(chunk, many=True).data
+            return [[row[name] for name in fields] for row in rows], cursor
+
+        header = [camelize_key(name) for name in fields]
+        return csv_response(request, filename="ledger.csv", header=header, read=read)
 
 
 @extend_schema_view(
@@ -118,6 +159,60 @@ class GrantView(OrgAPIView):
             action=action,
         )
         return Response(body, status=code)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("from", OpenApiTypes.DATETIME, description="Inclusive; default: this period's start."),
+        OpenApiParameter("to", OpenApiTypes.DATETIME, description="Exclusive; default: this period's end."),
+        OpenApiParameter(
+            "groupBy",
+            str,
+            required=True,
+            description="One or two of `day`, `member`, `specialist`, `model`, `apiKey`, comma-separated.",
+        ),
+    ],
+    responses={
+        (200, "application/json"): UsageSummarySerializer,
+        (200, CSV_MEDIA_TYPE): csv_schema_response("The rows (no totals line), streamed."),
+    },
+    summary="Usage by day, member, specialist, model or API key",
+    description=(
+        "What the organization's model calls cost in [`from`, `to`) (default: this period; at most 400 days), "
+        "grouped by one or two dimensions: usage only (no grants), credits positive, rows ordered by credits "
+        "descending (by day ascending when grouped by `day`, days in UTC), each row's figures summing exactly "
+        "to `totals`. A group with no usage has no row; usage with no value for a dimension (a key's turns "
+        "grouped by `member`) is a row whose key is null. A `member` sees only their own usage (the totals "
+        "are theirs). With `Accept: text/csv` the rows are streamed as CSV with a header row of the JSON "
+        "field names and no totals line."
+    ),
+)
+class UsageSummaryView(OrgAPIView):
+    renderer_classes = RENDERERS_AND_CSV
+
+    def get(self, request: Request) -> HttpResponseBase:
+        params = request.query_params
+        query = UsageSummaryQuerySerializer(
+            data={key: params[param] for key, param in SUMMARY_PARAMS.items() if param in params}
+        )
+        query.is_valid(raise_exception=True)
+        found = usage.summary(org=self.org, context=self.org_context, **query.validated_data)
+        if not wants_csv(request):
+            return Response(UsageSummarySerializer(found).data)
+        keys = [DIMENSIONS[dimension][0] for dimension in found.group_by]
+        fields = [*keys, "credits", "calls", "input_tokens", "output_tokens"]
+        rows = [[row[name] for name in fields] for row in UsageRowSerializer(found.rows, many=True).data]
+
+        def read(at: int | None) -> Chunk[int]:
+            start = at or 0
+            end = start + CHUNK_ROWS
+            return rows[start:end], (end if end < len(rows) else None)
+
+        header = [camelize_key(name) for name in fields]
+        return csv_response(request, filename="usage-summary.csv", header=header, read=read)
+
+
+SUMMARY_PARAMS = {"from": "from", "to": "to", "group_by": "groupBy"}
 
 
 class CapacityView(OrgAPIView):
