@@ -30,9 +30,9 @@ FOLLOW_UP = [
     "SELECT orgs_membership",  # the caller: the token's user and their membership (with user and org)
     "SELECT specialists_specialist",  # the specialist, and whether it has tools at all
     "SELECT chat_chatsession",  # the session, readable by the caller
+    "SELECT billing_modelrate",  # the model's rates and context window (the turn's, for all its calls)
     "INSERT chat_message",  # the user's and the assistant's messages, one insert
     "UPDATE chat_chatsession",  # message count and last message time
-    "SELECT billing_modelrate",  # the model's rates and context window
     "SELECT chat_message",  # the history (with whether each message has attachments)
     "SELECT billing_creditaccount",  # the hold: the account, locked (with org and circuit)
     "UPDATE billing_creditaccount",  # the hold: reserved += worst case
