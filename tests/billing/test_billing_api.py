@@ -56,8 +56,8 @@ def test_balance_needs_auth_and_org(anon, org, other_org, member):
     assert_problem(client_for(member, other_org).get("/billing/credits/balance"), 403, "not_a_member")
 
 
-def test_usage_ledger_and_filters(clock, member, org, spent, other_org):
-    client = client_for(member)
+def test_usage_ledger_and_filters(clock, admin_user, org, spent, other_org):
+    client = client_for(admin_user)  # a member reads only their own usage (tests/billing/test_csv_export.py)
     body = client.get("/billing/credits/usage").json()
     assert body["count"] == 2
     usage, grant = body["results"]
@@ -97,7 +97,7 @@ def test_usage_ledger_and_filters(clock, member, org, spent, other_org):
     assert_problem(client.get("/billing/credits/usage?kind=bribe"), 400, "validation_error")
     assert_problem(client.get("/billing/credits/usage?specialistId=nope"), 400, "validation_error")
     # another org's ledger is invisible
-    assert client_for(member).get("/billing/credits/usage", HTTP_X_ORG_ID=str(other_org.pk)).status_code == 403
+    assert client_for(admin_user).get("/billing/credits/usage", HTTP_X_ORG_ID=str(other_org.pk)).status_code == 403
 
 
 def test_usage_list_query_count(member, org, django_assert_max_num_queries):
