@@ -109,6 +109,23 @@ def test_a_queued_turn_calls_the_model_it_was_accepted_with_after_the_specialist
     assert CreditAccount.objects.get(organization=org).reserved == 0
 
 
+def test_a_task_run_calls_the_model_it_was_accepted_with(bundled_data, fake_llm, worker_env):
+    org = make_org(name="Task Frozen Co")
+    client = client_for(owner_of(org))
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    task = client.post("/tasks", {"title": "Q3", "assigneeSpecialistId": str(specialist.pk)}, format="json").json()
+    run = client.post(f"/tasks/{task['id']}/run").json()
+    edited = client.put(f"/specialists/{specialist.pk}", {"name": "Ada", "model": "claude-opus-4-1"}, format="json")
+    assert edited.status_code == 200, edited.content
+    fake_llm.script(Scenario(chunks=["Done."], usage=(1000, 50)))
+    run_queue(worker_env())
+    assert [r["model"] for r in fake_llm.requests] == ["gpt-4o-mini"]
+    assert Message.objects.get(pk=run["messageId"]).status == "completed"
+    assert Task.objects.get(pk=task["id"]).status == "done"
+    (entry,) = ledger(org)
+    assert (entry.model, entry.amount) == ("gpt-4o-mini", -cost(1000, 50, "15", "60"))
+
+
 @pytest.mark.parametrize("change", ["raised", "deactivated"])
 def test_a_tool_round_is_held_and_billed_at_the_rates_of_acceptance(
     bundled_data, fake_llm, worker_env, calculator, change
