@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from chat import queued, services, slots
 from chat.pipeline import drain
+from core import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ async def run_queued_message(message_id: uuid.UUID) -> str:
     to be enqueued again (``enqueue_again``), nothing else was done. The body of
     ``run_queued_turn``, for jobs of other apps that run a turn as part of their work."""
     admission = await database_sync_to_async(slots.admit)(message_id=message_id)
+    log_context.bind(org_id=admission.org_id, message_id=message_id if admission.org_id else None)
     if admission.deferred:
         return DEFERRED
     try:
@@ -49,10 +51,14 @@ def enqueue_again(job: Task[..., object], *args: str) -> None:
 
 
 @task()
-async def run_queued_turn(message_id: str) -> str:
+async def run_queued_turn(message_id: str, request_id: str | None = None) -> str:
     """The background job of an async chat turn (``POST /api/chat/async``); its argument is the
-    message's id as text (a job's arguments are JSON)."""
-    outcome = await run_queued_message(uuid.UUID(message_id))
-    if outcome == DEFERRED:
-        await database_sync_to_async(enqueue_again)(run_queued_turn, message_id)
+    message's id as text (a job's arguments are JSON), and the id of the request that queued it (for
+    the log lines of the turn)."""
+    with log_context.scope(request_id=request_id):
+        outcome = await run_queued_message(uuid.UUID(message_id))
+        if outcome == DEFERRED:
+            await database_sync_to_async(enqueue_again)(
+                run_queued_turn, message_id, *([request_id] if request_id else [])
+            )
     return outcome

@@ -46,6 +46,7 @@ from chat.providers.base import (
 )
 from chat.tools import ToolContext, execute_tool
 from chat.turns import PreparedTurn, Totals
+from core import log_context
 from core.credits import credit_str
 from core.db import in_thread
 from core.errors import DomainError, as_domain_error
@@ -299,6 +300,7 @@ async def _keep_alive(message_id: uuid.UUID) -> None:
 async def _recorded(turn: PreparedTurn, totals: Totals) -> AsyncGenerator[TurnEvent]:
     """The turn's events; a failure (or the listener going away) is recorded before it propagates:
     what the call in flight produced is billed once, the message fails with the reason."""
+    log_context.bind(org_id=turn.org.pk, user_id=turn.payer.user_id, message_id=turn.message_id)  # the turn's lines
     in_flight = _InFlight()
     keeper = asyncio.create_task(_keep_alive(turn.message_id)) if turn.message_id is not None else None
     try:

@@ -54,6 +54,7 @@ from core.errors import (
     error_response,
     exception_handler,
 )
+from core.log_context import current_request_id
 from core.negotiation import accepts_any
 from core.throttles import UploadThrottle, check_chat
 from files.uploads import FileTooLargeError, StorageQuotaExceededError
@@ -147,7 +148,7 @@ def start_send(
         )
         started.append(turn)
         if queued:
-            transaction.on_commit(lambda: run_queued_turn.enqueue(str(turn.message_id)))
+            transaction.on_commit(lambda: run_queued_turn.enqueue(str(turn.message_id), current_request_id()))
         initial = Message.Status.QUEUED if queued else Message.Status.RUNNING
         return 202 if queued else 200, _sent_body(turn.session_id, turn.message_id, initial)
 

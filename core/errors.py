@@ -15,6 +15,8 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
+from core.log_context import current_request_id
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -237,6 +239,9 @@ def problem(
     }
     if extra:
         body.update(extra)
+    request_id = current_request_id()
+    if request_id is not None:  # every answer's (the request-id middleware binds it)
+        body["requestId"] = request_id
     return body
 
 

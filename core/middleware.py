@@ -17,6 +17,7 @@ from django.middleware import clickjacking, common, csrf, security
 from django.urls import Resolver404, resolve
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+from core import log_context
 from core.errors import (
     FileTooLargeError,
     RequestTooLargeError,
@@ -37,6 +38,29 @@ class _DualMiddleware:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)  # type: ignore[type-var]
+
+
+class RequestIdMiddleware(_DualMiddleware):
+    """The outermost layer: every answer carries ``X-Request-Id`` (the client's own when safe, else
+    a new one), bound for the request's log lines and problem bodies. Under ASGI the ids stay bound
+    in the request's own task until its last byte is sent (Daphne's access entry is written then);
+    a sync request gives them back when it returns."""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+        request_id = log_context.request_id_from(request.headers.get(log_context.REQUEST_ID_HEADER))
+        if self.is_async:
+            return self._acall(request, request_id)
+        with log_context.scope(request_id=request_id):
+            return self._tagged(self.get_response(request), request_id)
+
+    async def _acall(self, request: HttpRequest, request_id: str) -> HttpResponse:
+        log_context.start(request_id=request_id)
+        return self._tagged(await self.get_response(request), request_id)
+
+    @staticmethod
+    def _tagged(response: HttpResponse, request_id: str) -> HttpResponse:
+        response[log_context.REQUEST_ID_HEADER] = request_id
+        return response
 
 
 def _measure_chunked_body(request: HttpRequest) -> None:

@@ -16,6 +16,7 @@ from django.conf import settings  # noqa: E402
 from django.core.signals import request_started  # noqa: E402
 from django.db import close_old_connections, reset_queries  # noqa: E402
 
+from core.log_context import log_access_through_logging  # noqa: E402
 from leancore.routing import websocket_urlpatterns  # noqa: E402
 from leancore.worker import start_embedded_worker  # noqa: E402
 
@@ -51,6 +52,8 @@ def _let_websockets_close_with_any_code() -> None:
 _leave_form_bodies_to_django()
 _start_requests_without_a_thread_hop()
 _let_websockets_close_with_any_code()
+if settings.LOG_FORMAT == "json":
+    log_access_through_logging()
 
 if settings.EMBEDDED_WORKER:
     start_embedded_worker()

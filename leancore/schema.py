@@ -24,13 +24,17 @@ PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 PROBLEM_SCHEMA = {
     "type": "object",
     "description": "RFC 9457 problem details (Content-Type: application/problem+json).",
-    "required": ["type", "title", "status", "detail", "code"],
+    "required": ["type", "title", "status", "detail", "code", "requestId"],
     "properties": {
         "type": {"type": "string", "format": "uri"},
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "code": {"type": "string", "description": "A stable machine-readable code, e.g. `validation_error`."},
+        "requestId": {
+            "type": "string",
+            "description": "The request's id, as in its `X-Request-Id` response header and the server's log lines.",
+        },
         "errors": {
             "type": "object",
             "description": (
@@ -41,6 +45,14 @@ PROBLEM_SCHEMA = {
         },
     },
     "additionalProperties": True,
+}
+
+REQUEST_ID_HEADER = {
+    "schema": {"type": "string"},
+    "description": (
+        "The request's id: the client's own `X-Request-Id` when it sent one of at most 64 characters from "
+        "`[A-Za-z0-9._-]`, else a new one. Problem bodies carry it as `requestId`; so do the server's log lines."
+    ),
 }
 
 WRITE_METHODS = {"POST", "PUT", "PATCH"}
@@ -332,12 +344,15 @@ def add_problem_schema(result: dict[str, Any], generator: Any, request: Any, pub
     """Post-processing hook: the Problem component, camelCase path parameters (``{orgId}``) and
     links from creates to what they created."""
     result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    result["components"].setdefault("headers", {})["X-Request-Id"] = REQUEST_ID_HEADER
     paths = {}
     for path, operations in result.get("paths", {}).items():
         renamed = path
         for operation in operations.values():
             if not isinstance(operation, dict):
                 continue
+            for response in operation.get("responses", {}).values():
+                response.setdefault("headers", {})["X-Request-Id"] = {"$ref": "#/components/headers/X-Request-Id"}
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "path" and "_" in parameter["name"]:
                     camel = e.camelize_key(parameter["name"])

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from accounts.auth import current_user
+from core import log_context
 from core.errors import NotFoundError
 from core.views import Access
 from orgs.context import (
@@ -75,6 +76,7 @@ class OrgContextMixin(APIView):
             context = resolve_org_from_header(request)
         # Kept on the view: DRF hands some handlers (OPTIONS) a clone of the request.
         self._org_context = request.org_context = context  # type: ignore[attr-defined]  # read by body-id fields
+        log_context.bind(org_id=context.org.pk, user_id=request.user.pk)  # on the request's log lines
         key = getattr(self, "action", None) or (request.method or "").lower()
         if request.method not in SAFE_METHODS and key not in self.operator_writes:
             require_member(context)

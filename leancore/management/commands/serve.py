@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import json
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -90,9 +92,28 @@ def _die_with_parent(parent: int) -> None:
             os._exit(1)
 
 
+def _as_json_line(process: str, text: str, level: str = "ERROR") -> str:
+    """``LOG_FORMAT=json``: a child's line as one JSON object naming the process; a line that is no
+    log record (a crash's traceback written to stderr) becomes the message of one."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        record = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "level": level,
+            "logger": "leancore.serve",
+            "message": text,
+        }
+    return json.dumps({**record, "process": process}, ensure_ascii=False) + "\n"
+
+
 def _relay(prefix: str, stream: IO[bytes], out: IO[str]) -> None:
-    for line in iter(stream.readline, b""):
-        out.write(f"{prefix} | {line.decode(errors='replace')}")
+    as_json = settings.LOG_FORMAT == "json"
+    for raw in iter(stream.readline, b""):
+        line = raw.decode(errors="replace")
+        out.write(_as_json_line(prefix, line.rstrip("\n")) if as_json else f"{prefix} | {line}")
         out.flush()
 
 
@@ -178,7 +199,10 @@ class Command(BaseCommand):
         ]
         worker_note = " (the background worker runs inside the server: no REDIS_URL)" if embedded else ""
         address = ", ".join(f"http://{options['host']}:{port}" for port in ports)
-        self.stdout.write(f"LeanCore on {address}: {plan.describe()}{worker_note}.", ending="\n")
+        banner = f"LeanCore on {address}: {plan.describe()}{worker_note}."
+        if settings.LOG_FORMAT == "json":
+            banner = _as_json_line("serve", banner, "INFO").rstrip("\n")
+        self.stdout.write(banner, ending="\n")
         self.stdout.flush()
         self._supervise(specs, tuple(listener.fileno() for listener in listeners))
 
@@ -235,7 +259,10 @@ class Command(BaseCommand):
                 for name, command, env in specs:
                     code = children[name].poll()
                     if code is not None and not stopping.is_set():
-                        self.stderr.write(f"{name} exited with {code}; starting it again.")
+                        died = f"{name} exited with {code}; starting it again."
+                        self.stderr.write(
+                            _as_json_line("serve", died).rstrip("\n") if settings.LOG_FORMAT == "json" else died
+                        )
                         time.sleep(0.5)
                         start(name, command, env)
                 stopping.wait(0.5)
