@@ -1,7 +1,7 @@
 """Billing writes, one module per concern; import them from here."""
 
 from billing.services.alerts import acknowledge_alerts, evaluate_alerts
-from billing.services.circuit import set_circuit
+from billing.services.circuit import is_operator, set_circuit
 from billing.services.ledger import adjust_credits, grant_credits, open_account
 from billing.services.metering import (
     Charge,
@@ -27,6 +27,7 @@ __all__ = [
     "adjust_credits",
     "evaluate_alerts",
     "grant_credits",
+    "is_operator",
     "load_bundled_rates",
     "load_model_rates",
     "messages_with_open_holds",

@@ -16,27 +16,34 @@ from core.credits import period_bounds
 from core.errors import PermissionDeniedError
 from orgs.models import Organization
 
+OPERATOR_PERMISSION = "billing.manage_credits"
 
-def _is_operator(actor: User | None) -> bool:
-    """Platform staff (whom the admin and the API both know as ``is_staff``)."""
-    return actor is not None and actor.is_staff
+
+def is_operator(actor: User | None) -> bool:
+    """An operator of the circuit: active platform staff with ``billing.manage_credits``, the
+    permission the admin's open and close actions require. The one definition, whichever road (the
+    admin or the API's toggle) the actor takes."""
+    return actor is not None and actor.is_active and actor.is_staff and actor.has_perm(OPERATOR_PERMISSION)
 
 
 @transaction.atomic
 def set_circuit(*, org: Organization, actor: User | None, state: str | None, reason: str = "") -> Circuit:
     """Opens or closes the org's circuit (``state`` None flips it). A circuit an operator opened is
-    closed only by an operator: anyone else → ``PermissionDeniedError``."""
+    closed only by an operator: anyone else → ``PermissionDeniedError``. An operator who opens an
+    already open circuit makes it theirs too (an org admin cannot pre-empt the operator's lock)."""
     circuit, _ = Circuit.objects.select_for_update().get_or_create(organization=org)
     target = state or (Circuit.State.CLOSED if circuit.state == Circuit.State.OPEN else Circuit.State.OPEN)
     changed = target != circuit.state
-    if circuit.opened_by_operator and target == Circuit.State.CLOSED and not _is_operator(actor):
+    operator = is_operator(actor)
+    if circuit.opened_by_operator and target == Circuit.State.CLOSED and not operator:
         raise PermissionDeniedError("An operator opened this circuit: only an operator may close it.")
     circuit.state = target
     circuit.reason = reason
-    if target == Circuit.State.OPEN and changed:
-        circuit.opened_at = timezone.now()
+    if target == Circuit.State.OPEN and (changed or operator):
+        if changed:
+            circuit.opened_at = timezone.now()
         circuit.opened_by = actor
-        circuit.opened_by_operator = _is_operator(actor)
+        circuit.opened_by_operator = circuit.opened_by_operator or operator
     elif target == Circuit.State.CLOSED:
         circuit.opened_at = None
         circuit.opened_by = None
