@@ -127,6 +127,13 @@ class LedgerEntry(models.Model):
         indexes = [
             models.Index(fields=["organization", "kind", "created_at"]),
             models.Index(fields=["organization", "specialist_id", "created_at"]),
+            # the usage summary: an org's usage in a time range, read from the index alone
+            models.Index(
+                fields=["organization", "created_at"],
+                include=["amount", "input_tokens", "output_tokens", "user_id", "specialist_id", "model"],
+                condition=Q(kind="usage"),
+                name="ledger_usage_summary",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(balance_after__gte=0), name="ledger_balance_after_non_negative"),
