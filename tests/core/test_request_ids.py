@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 NEW_ID = re.compile(r"[0-9a-f]{32}")
 
 
-def _id_of(response) -> str:  # noqa: ANN001
+def _id_of(response) -> str:
     request_id = response.headers["X-Request-Id"]
     body = response.json() if response.headers.get("Content-Type", "").startswith("application/problem+json") else {}
     if body:
@@ -40,7 +40,7 @@ def test_a_safe_client_id_is_echoed(sent):
 
 @pytest.mark.parametrize(
     "sent",
-    ["a" * 65, "has space", "semi;colon", "slash/", "quote\"", "émoji", "line\\nbreak", "tab\tx", "", "a,b"],
+    ["a" * 65, "has space", "semi;colon", "slash/", 'quote"', "émoji", "line\\nbreak", "tab\tx", "", "a,b"],
 )
 def test_an_unsafe_or_overlong_client_id_is_replaced_with_a_new_one(sent):
     response = Client().get("/nowhere", headers={"X-Request-Id": sent})
