@@ -140,13 +140,22 @@ class UploadThrottle(ScopedThrottle):
 
 class MCPSyncThrottle(ScopedThrottle):
     """MCP syncs per organization (``THROTTLE_MCP_SYNC``), whoever asks: each one waits on an outside
-    server. The org is the view's ``org_id`` path argument."""
+    server. The org is the view's ``org_id`` path argument. The view calls ``check`` itself, once the
+    org, the caller's role and the connection are known: a request refused before that (a non-member,
+    a member, an unknown connection) spends nothing of the org's rate."""
 
     scope = "mcp_sync"
 
     def get_cache_key(self, request: Request, view: APIView | None) -> str:
         org_id = (getattr(view, "kwargs", None) or {}).get("org_id")
         return f"throttle_{self.scope}_{org_id}" if org_id else super().get_cache_key(request, view)
+
+
+class MCPWriteThrottle(MCPSyncThrottle):
+    """MCP connections created or updated per organization (``THROTTLE_MCP_WRITE``): each one looks an
+    outside host name up. Checked by the view after the org and role checks, as ``MCPSyncThrottle``."""
+
+    scope = "mcp_write"
 
 
 def chat_wait(*, user_id: object, org_id: object) -> float | None:

@@ -539,7 +539,10 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
         "`catalogKey` the catalog entry supplies the name, URL, transport and auth type; otherwise `name`, "
         "`url` and `transport` are required. A URL that resolves to a private, loopback, link-local or "
         "metadata address, or does not resolve, is 400 `url_not_allowed`; `authType` `bearer` needs `token`, "
-        "`header` also `headerName` (stored encrypted, never returned)."
+        "`header` also `headerName` (stored encrypted, never returned). Throttled per organization "
+        "(`THROTTLE_MCP_WRITE`, creates and updates together, counted once the caller is known as an admin): "
+        "429 with `Retry-After`. While the org's lookups of host names already hold its share of the lookup "
+        "threads (a name server that does not answer), 503 `service_unavailable`."
     ),
     ("/orgs/{orgId}/mcps/{id}", "put"): (
         "Changes only the fields given and answers 200 with the connection. A new `url` is checked like on "
@@ -548,7 +551,7 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
         "(`hasCredentials` says which). The masked URL this API shows (no userinfo, query values `***`) "
         "sent back keeps the stored URL. `token` and `headerName` "
         "replace the stored credentials, a new `authType` needs its credentials, and `none` drops them. "
-        "`catalogKey` cannot be changed."
+        "`catalogKey` cannot be changed. Throttled with create (`THROTTLE_MCP_WRITE`)."
     ),
     ("/orgs/{orgId}/mcps/{id}", "delete"): (
         "Deletes the connection and its stored tools and answers 204; the tools are taken from every "
@@ -558,9 +561,11 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
         "Connects to the server (initialize, then every page of `tools/list`) and makes the stored tools match "
         "it; answers 200 `{added, updated, removed, tools}`. A tool gone from the server is deleted and leaves "
         "every specialist; on success the connection is `connected` with `lastSyncedAt`. An unreachable or "
-        "failing server, or one whose response is larger than `MCP_MAX_RESPONSE_BYTES`, is 502 "
-        "`mcp_unreachable`: the connection becomes `error` with `lastError`, and the "
-        "stored tools stay. Throttled per organization (`THROTTLE_MCP_SYNC`): 429 with `Retry-After`."
+        "failing server, one whose responses to the sync (every page together) pass `MCP_MAX_RESPONSE_BYTES`, "
+        "or one that lists more than 500 tools, a tool name empty or over 200 characters, a description over "
+        "16 KiB or an input schema over 64 KiB, is 502 `mcp_unreachable` saying why: the connection becomes "
+        "`error` with `lastError`, and the stored tools stay. Throttled per organization (`THROTTLE_MCP_SYNC`), "
+        "counted only once the caller is known as an admin and the connection found: 429 with `Retry-After`."
     ),
     ("/orgs/{orgId}/mcps/{id}/tools", "get"): (
         "The tools stored by the last sync, by name, paginated, each with its `inputSchema` and whether the "

@@ -292,6 +292,7 @@ THROTTLE_RATES = {
     "chat_org": env_str("THROTTLE_CHAT_ORG", "") or _scaled_rate(env_str("THROTTLE_CHAT", "60/min"), 10),
     "upload": env_str("THROTTLE_UPLOAD", "30/min"),
     "mcp_sync": env_str("THROTTLE_MCP_SYNC", "10/min"),  # MCP syncs per org (each talks to an outside server)
+    "mcp_write": env_str("THROTTLE_MCP_WRITE", "20/min"),  # MCP connections created/updated per org (DNS lookups)
     "websocket": env_str("THROTTLE_WEBSOCKET", "30/min"),  # WebSocket connections opened, per user
 }
 

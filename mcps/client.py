@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +25,13 @@ from mcps.security import PinnedTransport, check_url
 from mcps.transport import CappedTransport, ResponseCap
 
 MAX_PAGES = 100
+# What one connection may store: a server listing more tools, or a tool with a longer name,
+# description or input schema, fails the sync (502 ``mcp_unreachable``, the reason in ``lastError``)
+# and the stored tools stay as they were.
+MAX_TOOLS = 500
+MAX_NAME_CHARS = Tool._meta.get_field("name").max_length or 200
+MAX_DESCRIPTION_CHARS = 16 * 1024
+MAX_SCHEMA_BYTES = 64 * 1024
 
 
 class MCPError(Exception):
@@ -35,6 +43,7 @@ class Target:
     url: str
     transport: str
     headers: dict[str, str]
+    org_id: uuid.UUID | None = None  # whose share of the DNS lookup threads the connect uses
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +61,14 @@ def target_of(connection: Connection) -> Target:
         headers["Authorization"] = f"Bearer {token}"
     elif connection.auth_type == AuthType.HEADER and token:
         headers[credentials.get("headerName") or "X-API-Key"] = token
-    return Target(url=connection.url, transport=connection.transport, headers=headers)
+    return Target(
+        url=connection.url, transport=connection.transport, headers=headers, org_id=connection.organization_id
+    )
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, MCPError):
+        return str(exc)
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(_describe(e) for e in exc.exceptions)
     if isinstance(exc, TimeoutError):
@@ -71,7 +84,9 @@ def _describe(exc: BaseException) -> str:
 async def open_session(target: Target, *, time_limit: float, cap: ResponseCap) -> AsyncIterator[ClientSession]:
     """An initialized MCP session. The URL is checked (SSRF guard) again right before connecting;
     every response is held to ``cap``."""
-    addresses = await anyio.to_thread.run_sync(check_url, target.url)  # bounded: see mcps.security
+    addresses = await anyio.to_thread.run_sync(  # bounded: see mcps.security
+        functools.partial(check_url, target.url, org_id=target.org_id)
+    )
 
     def client(
         headers: dict[str, str] | None = None, timeout: httpx2.Timeout | None = None, auth: httpx2.Auth | None = None
@@ -135,11 +150,32 @@ async def list_remote_tools(target: Target, *, time_limit: float) -> list[Remote
         for _ in range(MAX_PAGES):
             params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
             result = await session.list_tools(params=params)
-            tools += [RemoteTool(t.name, t.description or "", dict(t.input_schema or {})) for t in result.tools]
+            tools += [_checked(t) for t in result.tools]
+            if len(tools) > MAX_TOOLS:
+                raise MCPError(f"The MCP server lists more than {MAX_TOOLS} tools.")
             cursor = result.next_cursor
             if not cursor:
                 break
     return tools
+
+
+def _checked(tool: types.Tool) -> RemoteTool:
+    """The tool as stored, or ``MCPError`` saying which limit it passes (the database would refuse it,
+    or one server would fill it): a name of 1 to MAX_NAME_CHARS characters, a description of at most
+    MAX_DESCRIPTION_CHARS, an input schema of at most MAX_SCHEMA_BYTES of JSON; no NUL character."""
+    name, description = tool.name, tool.description or ""
+    schema = dict(tool.input_schema or {})
+    encoded = json.dumps(schema)
+    shown = name[:60]
+    if not name or len(name) > MAX_NAME_CHARS:
+        raise MCPError(f"The MCP server lists a tool whose name is empty or longer than {MAX_NAME_CHARS} characters.")
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise MCPError(f"The tool {shown!r} has a description longer than {MAX_DESCRIPTION_CHARS} characters.")
+    if len(encoded.encode()) > MAX_SCHEMA_BYTES:
+        raise MCPError(f"The tool {shown!r} has an input schema larger than {MAX_SCHEMA_BYTES} bytes.")
+    if "\x00" in name or "\x00" in description or "\\u0000" in encoded:
+        raise MCPError(f"The tool {shown!r} has a NUL character in its name, description or input schema.")
+    return RemoteTool(name, description, schema)
 
 
 def _result_text(result: Any) -> str:

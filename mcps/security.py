@@ -22,9 +22,14 @@ RESOLVE_TIMEOUT_SECONDS = 3.0
 # A lookup runs in a thread of its own small pool, and is given up after RESOLVE_TIMEOUT_SECONDS. A
 # resolver that never answers keeps that thread until the system's resolver gives up: so lookups are
 # never queued behind stuck ones; once every thread is busy, the next lookup fails at once (503).
+# One org (the ``key`` of a lookup) holds at most LOOKUPS_PER_ORG of them at once: an org that names
+# hosts under a silent name server is refused (503) itself, and leaves the others to every other org.
 LOOKUP_THREADS = 8
+LOOKUPS_PER_ORG = 2
 _resolver = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="mcp-dns")
 _lookup_slots = threading.BoundedSemaphore(LOOKUP_THREADS)
+_per_key_lock = threading.Lock()
+_per_key: dict[object, int] = {}
 
 
 class ResolverBusyError(ServiceUnavailableError):
@@ -64,22 +69,42 @@ def _resolve(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
-def _lookup(host: str, port: int) -> list[str]:
+def _take_slot(key: object) -> None:
+    """One lookup thread for ``key`` (None: no org's), or ``ResolverBusyError`` at once."""
+    with _per_key_lock:
+        if key is not None and _per_key.get(key, 0) >= LOOKUPS_PER_ORG:
+            raise ResolverBusyError
+        if not _lookup_slots.acquire(blocking=False):
+            raise ResolverBusyError
+        if key is not None:
+            _per_key[key] = _per_key.get(key, 0) + 1
+
+
+def _give_slot(key: object) -> None:
+    with _per_key_lock:
+        if key is not None:
+            left = _per_key.pop(key, 1) - 1
+            if left > 0:
+                _per_key[key] = left
+        _lookup_slots.release()
+
+
+def _lookup(host: str, port: int, key: object) -> list[str]:
     try:
         return _resolve(host, port)
     finally:
-        _lookup_slots.release()  # only when the lookup is really over, however long it took
+        _give_slot(key)  # only when the lookup is really over, however long it took
 
 
-def resolve(host: str, port: int) -> list[str]:
+def resolve(host: str, port: int, *, key: object = None) -> list[str]:
     """The addresses of ``host``, within RESOLVE_TIMEOUT_SECONDS (``OSError`` or ``TimeoutError``
-    otherwise); ``ResolverBusyError`` at once while every lookup thread is taken."""
-    if not _lookup_slots.acquire(blocking=False):
-        raise ResolverBusyError
+    otherwise); ``ResolverBusyError`` at once while every lookup thread is taken, or while ``key``
+    (the org that asks) already holds LOOKUPS_PER_ORG of them."""
+    _take_slot(key)
     try:
-        future = _resolver.submit(_lookup, host, port)
+        future = _resolver.submit(_lookup, host, port, key)
     except BaseException:
-        _lookup_slots.release()
+        _give_slot(key)
         raise
     try:
         return future.result(timeout=RESOLVE_TIMEOUT_SECONDS)
@@ -118,13 +143,14 @@ def allow_listed(url: str) -> bool:
     return origin is not None and origin in allowed
 
 
-def check_url(url: str) -> list[str] | None:
+def check_url(url: str, *, org_id: object = None) -> list[str] | None:
     """Raises UrlNotAllowedError unless ``url`` is http(s) and every address it resolves to is public
     (or MCP_ALLOW_PRIVATE_NETWORKS is set). Called on save and again before every connect. Returns
     the addresses it checked, which are the only ones a connection may then go to (``PinnedTransport``:
     a name that resolves to something else a moment later, DNS rebinding, changes nothing); None
     when private networks are allowed. An origin of ``MCP_ALLOWED_PRIVATE_URLS`` may be private or
-    loopback (and is still pinned, to its port too); nothing else is."""
+    loopback (and is still pinned, to its port too); nothing else is. ``org_id`` is the org whose
+    connection this is: its lookups share LOOKUPS_PER_ORG threads (``resolve``)."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise UrlNotAllowedError("Only http and https URLs with a host are allowed.")
@@ -137,7 +163,7 @@ def check_url(url: str) -> list[str] | None:
         raise UrlNotAllowedError(f"{host} is a local or metadata address.")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        addresses = resolve(host, port)
+        addresses = resolve(host, port, key=org_id)
     except OSError as exc:  # TimeoutError included
         raise UrlNotAllowedError(f"{host} does not resolve.") from exc
     if not addresses:

@@ -72,11 +72,12 @@ class ConnectionFields(TypedDict, total=False):
     enabled: bool
 
 
-def _check_url(url: str) -> None:
-    """The SSRF guard's check (a DNS lookup of up to a few seconds), with no database connection held
-    meanwhile. Connection writes are single statements after it, so no transaction waits on it."""
+def _check_url(url: str, *, org_id: object) -> None:
+    """The SSRF guard's check (a DNS lookup of up to a few seconds, within the org's share of the
+    lookup threads), with no database connection held meanwhile. Connection writes are single
+    statements after it, so no transaction waits on it."""
     release_connections()
-    check_url(url)
+    check_url(url, org_id=org_id)
 
 
 def create_connection(*, org: Organization, data: ConnectionFields) -> Connection:
@@ -88,7 +89,7 @@ def create_connection(*, org: Organization, data: ConnectionFields) -> Connectio
     url = data.get("url") or (entry.url_template if entry else "")
     if not url or "{" in url:
         raise ValidationFailed("url", "Give the server's URL (the catalog's template has a part to fill in).")
-    _check_url(url)
+    _check_url(url, org_id=org.pk)
     transport = data.get("transport") or (entry.transport if entry else "streamable_http")
     auth_type = data.get("auth_type") or (entry.auth_type if entry else AuthType.NONE)
     credentials = _credentials(auth_type, data.get("token"), data.get("header_name"), {})
@@ -118,7 +119,7 @@ def update_connection(*, connection: Connection, data: ConnectionFields) -> Conn
     url = _new_url(connection, data.get("url"))
     moved = False
     if url is not None:
-        _check_url(url)
+        _check_url(url, org_id=connection.organization_id)
         moved = origin_of(url) != origin_of(connection.url)
         connection.url = url
         connection.status = Connection.Status.PENDING

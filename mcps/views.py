@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.errors import NotFoundError, RateLimitedError, ServiceUnavailableError
-from core.throttles import MCPSyncThrottle
+from core.throttles import MCPSyncThrottle, MCPWriteThrottle
 from core.views import UserViewSet, validated_as
 from mcps import services
 from mcps.models import CatalogEntry, Connection, Tool
@@ -41,8 +41,8 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
     """``/orgs/{orgId}/mcps…``: the org is in the path; another org's (or an unknown) org is a 404."""
 
     errors = {
-        "create": (UrlNotAllowedError, ServiceUnavailableError),
-        "update": (UrlNotAllowedError, ServiceUnavailableError),
+        "create": (UrlNotAllowedError, ServiceUnavailableError, RateLimitedError),
+        "update": (UrlNotAllowedError, ServiceUnavailableError, RateLimitedError),
         "sync": (MCPUnreachableError, RateLimitedError),
     }
 
@@ -50,9 +50,6 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
     queryset = Connection.objects.all()
     serializer_class = ConnectionSerializer
     required_roles = dict.fromkeys(ADMIN_ACTIONS, Role.ADMIN)
-
-    def get_throttles(self):  # noqa: ANN201
-        return [MCPSyncThrottle()] if getattr(self, "action", None) == "sync" else super().get_throttles()
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
         return queryset.annotate(tool_count=Count("tools", distinct=True)).order_by("-created_at")
@@ -66,6 +63,7 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
         summary="Connect an MCP server (admin)",
     )
     def create(self, request: Request, org_id: uuid.UUID) -> Response:
+        MCPWriteThrottle().check(request, self)  # after the org and role checks (``initial``)
         serializer = ConnectionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         connection = services.create_connection(org=self.org, data=validated_as(serializer, services.ConnectionFields))
@@ -75,10 +73,12 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
         request=ConnectionWriteSerializer, responses={200: ConnectionSerializer}, summary="Update a connection (admin)"
     )
     def update(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:
+        connection = self.get_object()
+        MCPWriteThrottle().check(request, self)  # once the org, role and connection are known
         serializer = ConnectionWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         connection = services.update_connection(
-            connection=self.get_object(), data=validated_as(serializer, services.ConnectionFields)
+            connection=connection, data=validated_as(serializer, services.ConnectionFields)
         )
         return Response(self._out(connection))
 
@@ -89,7 +89,9 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
 
     @extend_schema(request=None, responses={200: SyncResultSerializer}, summary="Sync the server's tools (admin)")
     def sync(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:
-        result = services.sync_connection(connection=self.get_object())
+        connection = self.get_object()
+        MCPSyncThrottle().check(request, self)  # once the org, role and connection are known
+        result = services.sync_connection(connection=connection)
         return Response(SyncResultSerializer(result).data)
 
     @extend_schema(responses={200: ToolSerializer(many=True)}, summary="The connection's stored tools")

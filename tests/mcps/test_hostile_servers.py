@@ -251,15 +251,38 @@ def test_a_resolver_that_never_answers_cannot_exhaust_the_lookup_threads(setting
 
 
 @pytest.mark.django_db
-def test_a_busy_resolver_answers_503_to_a_new_connection(admin_user, org, settings, stuck_resolver):
+def test_a_busy_resolver_answers_503_to_a_new_connection(
+    admin_user, org, other_org, mcp_server, settings, stuck_resolver
+):
+    """One org names hosts under a silent name server, as many at once as there are lookup threads: it
+    holds only its share of them (LOOKUPS_PER_ORG), its next connection is 503, and another org still
+    connects (its lookup gets a thread) and syncs."""
     settings.MCP_ALLOW_PRIVATE_NETWORKS = False
+    url = mcp_server.url("streamable_http")
+    settings.MCP_ALLOWED_PRIVATE_URLS = [url]
     with ThreadPoolExecutor(security.LOOKUP_THREADS) as pool:
-        stuck = [pool.submit(security.resolve, f"h{i}.stuck.test", 443) for i in range(security.LOOKUP_THREADS)]
+        stuck = [
+            pool.submit(security.check_url, f"https://h{i}.stuck.test/mcp", org_id=org.pk)
+            for i in range(security.LOOKUP_THREADS)
+        ]
         time.sleep(0.1)
         body = {"name": "x", "url": "https://another.stuck.test/mcp", "transport": "streamable_http"}
         response = client_for(admin_user).post(f"/orgs/{org.pk}/mcps", body, format="json")
         assert_problem(response, 503, "service_unavailable")
         assert response["Retry-After"]
+        other = client_for(add_member(other_org, role=Role.ADMIN))
+        theirs = other.post(
+            f"/orgs/{other_org.pk}/mcps", {"name": "t", "url": url, "transport": "streamable_http"}, format="json"
+        )
+        assert theirs.status_code == 201, theirs.content  # its host was looked up meanwhile
+        assert other.post(f"/orgs/{other_org.pk}/mcps/{theirs.json()['id']}/sync").status_code == 200
+        outcomes = []
         for future in stuck:
-            with pytest.raises(TimeoutError):
+            try:
                 future.result()
+            except security.ResolverBusyError:
+                outcomes.append("busy")
+            except security.UrlNotAllowedError:
+                outcomes.append("timeout")
+        assert outcomes.count("timeout") == security.LOOKUPS_PER_ORG
+        assert outcomes.count("busy") == security.LOOKUP_THREADS - security.LOOKUPS_PER_ORG
