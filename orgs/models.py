@@ -73,6 +73,8 @@ class Membership(models.Model):
     # must not learn whether the address has one, nor what it is called)
     invited_email = models.EmailField(blank=True)
     invited_name = models.CharField(max_length=150, blank=True)
+    # The member's monthly credit cap (null: none), checked before each of their calls (``member_budget``)
+    monthly_credit_limit = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
 
     objects = OrgScopedQuerySet.as_manager()
 
@@ -80,6 +82,10 @@ class Membership(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "user"], name="unique_membership"),
+            models.CheckConstraint(
+                condition=models.Q(monthly_credit_limit__isnull=True) | models.Q(monthly_credit_limit__gte=0),
+                name="membership_credit_limit_non_negative",
+            ),
         ]
         indexes = [models.Index(fields=["user", "status"])]
 
