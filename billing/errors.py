@@ -37,11 +37,20 @@ class InsufficientCreditsError(BillingRefusal):
         )
 
 
+# What each budget scope is called in a refusal's detail.
+BUDGET_NAMES = {
+    "org_budget": "organization's monthly budget",
+    "specialist_budget": "specialist's monthly credit limit",
+    "member_budget": "member's monthly credit limit",
+    "api_key_budget": "API key's monthly credit limit",
+}
+
+
 class BudgetExhaustedError(BillingRefusal):
     code = "budget_exhausted"
 
     def __init__(self, *, scope: str, limit: Decimal, spent: Decimal, reset_at: datetime) -> None:
-        who = "organization's monthly budget" if scope == "org_budget" else "specialist's monthly credit limit"
+        who = BUDGET_NAMES.get(scope, "monthly credit limit")
         super().__init__(
             f"The {who} of {credit_str(limit)} credits is used up until {reset_at.isoformat()}.",
             extra={

@@ -4,10 +4,12 @@ when it is not there), and the title of a new session."""
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from chat.models import Attachment
 from core.errors import ValidationFailed
 from orgs.context import OrgContext
+from orgs.selectors import member_credit_limit
 from specialists.errors import SpecialistInactiveError
 from specialists.models import Specialist
 from specialists.selectors import alive_with_tool_flag
@@ -42,6 +44,28 @@ def workspace_of(context: OrgContext, workspace_id: uuid.UUID | None) -> Workspa
     if workspace is None:
         raise ValidationFailed("workspaceId", "Not found in this organization.")
     return workspace
+
+
+class Unread:
+    """A member's cap not read yet."""
+
+
+UNREAD = Unread()
+
+
+def caller_limit(context: OrgContext, user_id: uuid.UUID) -> Decimal | Unread | None:
+    """The caller's monthly credit cap, as read with their membership when the org context was
+    resolved (no query); UNREAD when the context holds no membership of theirs."""
+    membership = context.membership
+    if membership is None or membership.user_id != user_id:
+        return UNREAD
+    return membership.monthly_credit_limit
+
+
+def member_limit_of(org_id: uuid.UUID, user_id: uuid.UUID | None) -> Decimal | None:
+    """The sender's monthly credit cap, for a turn whose caller's membership was not read with it (a
+    queued turn's worker, the wizard); a turn started in a request has it from its org context."""
+    return member_credit_limit(org_id=org_id, user_id=user_id) if user_id is not None else None
 
 
 def attachments_of(context: OrgContext, ids: list[uuid.UUID]) -> list[Attachment]:

@@ -26,6 +26,7 @@ class Payer:
     specialist_id: uuid.UUID | None = None
     specialist_name: str = ""
     specialist_limit: Decimal | None = None
+    member_limit: Decimal | None = None  # the monthly cap of ``user_id``'s membership (None: none)
     session_id: uuid.UUID | None = None
     message_id: uuid.UUID | None = None
 
@@ -52,6 +53,7 @@ def hold(
         session_id=payer.session_id,
         message_id=payer.message_id,
         user_id=payer.user_id,
+        member_limit=payer.member_limit,
     ).reservation_id
 
 

@@ -27,7 +27,16 @@ from billing.errors import BillingRefusal
 from billing.models import ModelRate
 from chat import metering, snapshot
 from chat.context import ToolBinding, build_request
-from chat.inputs import attachments_of, session_title, specialist_of, workspace_of
+from chat.inputs import (
+    UNREAD,
+    Unread,
+    attachments_of,
+    caller_limit,
+    member_limit_of,
+    session_title,
+    specialist_of,
+    workspace_of,
+)
 from chat.models import Attachment, ChatSession, Message
 from chat.providers.base import ProviderRequest, ToolSpec, Usage
 from chat.tools import tool_plan
@@ -127,9 +136,13 @@ def assemble_turn(
     user_id: uuid.UUID,
     reservation_id: uuid.UUID,
     history: list[Message] | None = None,
+    member_limit: Decimal | Unread | None = UNREAD,
 ) -> PreparedTurn:
     """The turn of an assistant message: its request (instructions, documents, history, tools), its
-    payer and the rate every call of it is held and billed at."""
+    payer and the rate every call of it is held and billed at. ``member_limit``: the sender's cap as
+    read with their membership (read here when the caller has not, a queued turn's worker)."""
+    if isinstance(member_limit, Unread):
+        member_limit = member_limit_of(session.organization_id, user_id)
     specs, bindings = tools
     request = build_request(
         specialist=specialist,
@@ -146,6 +159,7 @@ def assemble_turn(
         specialist_id=specialist.pk,
         specialist_name=specialist.name,
         specialist_limit=specialist.monthly_credit_limit,
+        member_limit=member_limit,
         session_id=session.pk,
         message_id=assistant_id,
     )
@@ -244,6 +258,7 @@ def start_turn(
         user_id=user.pk,
         reservation_id=reservation_id,
         history=None if session_id is not None else [user_message],  # a new session's history is this message
+        member_limit=caller_limit(context, user.pk),
     )
     metering.hold(turn.payer, turn.request, rate=rate, reservation_id=reservation_id)
     if not queued and settings.DB_FAST_TURN_START:
@@ -260,7 +275,7 @@ def start_completion(
 ) -> PreparedTurn:
     """Prepare a model call outside a chat session (the specialist wizard): its hold (402 before
     anything reaches the model)."""
-    payer = metering.Payer(org=org, user_id=user_id)
+    payer = metering.Payer(org=org, user_id=user_id, member_limit=member_limit_of(org.pk, user_id))
     return PreparedTurn(
         payer=payer,
         provider=provider,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.db.models import Count, Q, QuerySet
 
@@ -32,6 +33,12 @@ def organization_detail(*, org: Organization) -> Organization:
 
 def members(*, org: Organization) -> QuerySet[Membership]:
     return Membership.objects.for_org(org).select_related("user").order_by("-created_at")
+
+
+def member_credit_limit(*, org_id: uuid.UUID, user_id: uuid.UUID) -> Decimal | None:
+    """The monthly credit cap of a user's membership of an org (None: no cap, or no membership)."""
+    found = Membership.objects.for_org(org_id).filter(user_id=user_id).values_list("monthly_credit_limit", flat=True)
+    return found.first()
 
 
 def is_last_active_owner(membership: Membership) -> bool:

@@ -83,6 +83,20 @@ def specialist_spent(*, org: Organization, specialist_id: uuid.UUID, since: date
     return -(total or Decimal(0))
 
 
+def member_spent(*, org: Organization, user_id: uuid.UUID, since: datetime) -> Decimal:
+    """What a member has committed this period: their usage since ``since`` plus their open holds, in
+    one statement (the index of each member's usage serves the first part)."""
+    sql = (
+        f"SELECT COALESCE(SUM(l.amount), 0), (SELECT COALESCE(SUM(r.amount), 0) FROM {Reservation._meta.db_table} r "  # noqa: S608
+        "WHERE r.organization_id = %s AND r.status = %s AND r.user_id = %s) "
+        f"FROM {LedgerEntry._meta.db_table} l "
+        "WHERE l.organization_id = %s AND l.kind = %s AND l.user_id = %s AND l.created_at >= %s"
+    )
+    params = [org.pk, Reservation.Status.ACTIVE, user_id, org.pk, LedgerEntry.Kind.USAGE, user_id, since]
+    used, held = db.rows(sql, params)[0].rest()
+    return q(Decimal(str(held)) - Decimal(str(used)))  # usage amounts are negative
+
+
 def reserve(
     *,
     org: Organization,
@@ -95,6 +109,7 @@ def reserve(
     session_id: uuid.UUID | None = None,
     message_id: uuid.UUID | None = None,
     user_id: uuid.UUID | None = None,
+    member_limit: Decimal | None = None,
     rate: ModelRate | None = None,
     reservation_id: uuid.UUID | None = None,
 ) -> Hold:
@@ -105,7 +120,9 @@ def reserve(
     own (it would cost two round trips): a refusal is decided before the hold writes anything and
     raised after the block, so the caller's transaction stays usable. The only writes before it are
     the account's own upkeep (opened if missing, rolled into the current period), which any locked
-    read of the account makes; the account stays locked until the caller's transaction ends."""
+    read of the account makes; the account stays locked until the caller's transaction ends.
+    ``member_limit`` is the monthly cap of ``user_id``'s membership (the caller read it with the
+    membership): checked only for a call a user started, and only then is their spend read."""
     with transaction.atomic(savepoint=False):
         try:
             return _reserve(
@@ -119,6 +136,7 @@ def reserve(
                 session_id=session_id,
                 message_id=message_id,
                 user_id=user_id,
+                member_limit=member_limit,
                 reservation_id=reservation_id or uuid.uuid4(),
             )
         except (BillingRefusal, UnknownModelError) as exc:  # decided before the hold writes
@@ -138,6 +156,7 @@ def _reserve(
     session_id: uuid.UUID | None,
     message_id: uuid.UUID | None,
     user_id: uuid.UUID | None,
+    member_limit: Decimal | None,
     reservation_id: uuid.UUID,
 ) -> Hold:
     model = rate.model
@@ -163,6 +182,10 @@ def _reserve(
             raise BudgetExhaustedError(
                 scope="specialist_budget", limit=specialist_limit, spent=committed, reset_at=period_end
             )
+    if user_id is not None and member_limit is not None:  # under the account's lock: one member's turns serialize
+        committed = member_spent(org=org, user_id=user_id, since=account.period_start)
+        if committed >= member_limit:
+            raise BudgetExhaustedError(scope="member_budget", limit=member_limit, spent=committed, reset_at=period_end)
     account.reserved = q(account.reserved + hold)
     db.update(account, "reserved", "updated_at")
     (reservation,) = db.insert(
