@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -153,3 +154,20 @@ def specialist_usage_this_period(*, org_id: uuid.UUID, specialist_id: uuid.UUID)
         organization_id=org_id, kind=LedgerEntry.Kind.USAGE, specialist_id=specialist_id, created_at__gte=start
     ).aggregate(total=Sum("amount"), messages=Count("message_id", distinct=True))
     return SpecialistUsage(credits=-(totals["total"] or Decimal(0)), messages=totals["messages"])
+
+
+def members_spent_this_period(*, org_id: uuid.UUID, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
+    """What each of these members' turns cost this period (their usage), in one grouped query that
+    the index of each member's usage serves; a member with no usage is 0."""
+    start, _ = period_bounds(timezone.now())
+    totals = (
+        LedgerEntry.objects.filter(
+            organization_id=org_id, kind=LedgerEntry.Kind.USAGE, user_id__in=list(user_ids), created_at__gte=start
+        )
+        .values_list("user_id")
+        .annotate(total=Sum("amount"))
+        .order_by()
+    )
+    spent = dict.fromkeys(user_ids, Decimal(0))
+    spent.update({user_id: q(-total) for user_id, total in totals})
+    return spent

@@ -43,6 +43,16 @@ PROBLEM_SCHEMA = {
             ),
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
         },
+        "scope": {
+            "type": "string",
+            "enum": ["circuit", "org_balance", "org_budget", "specialist_budget", "member_budget", "api_key_budget"],
+            "description": (
+                "A 402 refusal: what stopped the call, checked in this order. `circuit` adds `reason` and "
+                "`openedAt`; `org_balance` adds `required` (the hold) and `available`; each budget "
+                "(`org_budget`, `specialist_budget`, `member_budget`: the caller's monthly cap, "
+                "`api_key_budget`) adds `limit`, `spent` (this period's spend plus open holds) and `resetAt`."
+            ),
+        },
     },
     "additionalProperties": True,
 }
@@ -283,6 +293,7 @@ REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("/users/invite", "post"): {"email": "bo@example.com", "role": "member", "name": "Bo"},
     ("/users/{id}", "put"): {"name": "Bo Builder"},
     ("/users/{id}/role", "patch"): {"role": "admin"},
+    ("/users/{id}/quota", "patch"): {"monthlyCreditLimit": "50.000000"},
     ("/specialists", "post"): {
         "name": "Ada",
         "title": "Bookkeeper",
@@ -435,7 +446,23 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("/users", "get"): (
         "Members of the organization with their role and `status` (`active`, or `invited` until the invitation "
         "is accepted), newest first, paginated. Filter by `role` and `status`; `search` looks in the name and "
-        "the email."
+        "the email. Each member has `monthlyCreditLimit` (their monthly credit cap, null = none) and "
+        "`spentThisPeriod` (what their turns cost this calendar month, UTC); per-person spend is private to the "
+        "person and the admins, so for a `member` caller another member's `spentThisPeriod` is null."
+    ),
+    ("/users/{id}", "get"): (
+        "One member (`{id}` is the user's id), as in the list: with `monthlyCreditLimit` and "
+        "`spentThisPeriod` (null for another member when the caller is a `member`). A user who is not a member "
+        "of this organization is 404."
+    ),
+    ("/users/{id}/quota", "patch"): (
+        "Sets the member's monthly credit cap `{monthlyCreditLimit}` (a decimal string, at most 6 decimals, "
+        "at least 0; null removes it) and answers 200 with the member. Before each model call of a turn the "
+        "member started, their spend this period plus their open holds is checked against it, after the "
+        "specialist's limit: once it is reached the call is refused with 402 `budget_exhausted`, `scope: "
+        '"member_budget"`, `limit`, `spent` and `resetAt` (the next month). Concurrent turns of one member '
+        "exceed the cap by at most the last call's overrun. Needs an admin; an admin may not set their own cap "
+        "and only an owner sets an owner's (their own included) — otherwise 403 `permission_denied`."
     ),
     ("/users/{id}", "put"): (
         "Sets the member's `name` (`{id}` is the user's id) and answers 200 with the member. The name belongs "

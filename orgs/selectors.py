@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, Q, QuerySet
 
 from accounts.models import User
@@ -39,6 +41,26 @@ def member_credit_limit(*, org_id: uuid.UUID, user_id: uuid.UUID) -> Decimal | N
     """The monthly credit cap of a user's membership of an org (None: no cap, or no membership)."""
     found = Membership.objects.for_org(org_id).filter(user_id=user_id).values_list("monthly_credit_limit", flat=True)
     return found.first()
+
+
+# What members' turns cost this period is the ledger's (billing, a floor above): billing provides
+# the reader when it loads (``billing.apps``), and the members' pages show it.
+MemberSpendReader = Callable[..., dict[uuid.UUID, Decimal]]
+_member_spend: list[MemberSpendReader] = []
+
+
+def provide_member_spend(reader: MemberSpendReader) -> None:
+    """Billing's reader of members' spend: ``reader(org_id=..., user_ids=[...])`` → {user id: credits}."""
+    _member_spend[:] = [reader]
+
+
+def spent_this_period(*, org_id: uuid.UUID, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
+    """What each member's turns cost this period, in one query for all of them."""
+    if not user_ids:
+        return {}
+    if not _member_spend:
+        raise ImproperlyConfigured("No reader of members' spend: is the billing app installed?")
+    return _member_spend[0](org_id=org_id, user_ids=user_ids)
 
 
 def is_last_active_owner(membership: Membership) -> bool:

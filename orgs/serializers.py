@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import User
+from core.credits import credit_str
 from core.fields import CreditField
 from orgs import selectors
 from orgs.models import Membership, Organization, Role
@@ -41,15 +42,41 @@ class BillingEmailSerializer(serializers.Serializer):
 
 
 class MemberSerializer(serializers.ModelSerializer):
-    """A member; until an invitation is accepted, its own email and name (never the account's)."""
+    """A member; until an invitation is accepted, its own email and name (never the account's).
+    ``spentThisPeriod`` comes from the context: ``spend`` ({user id: credits}, the page's members
+    read in one query) and ``viewer`` (a member caller's own user id: others' spend is null; None for
+    a caller who sees everyone's)."""
 
     id = serializers.UUIDField(source="user.id", read_only=True)
     email = serializers.EmailField(source="shown_email", read_only=True)
     name = serializers.CharField(source="shown_name", read_only=True)
+    monthly_credit_limit = CreditField(
+        allow_null=True, read_only=True, help_text="The member's monthly credit cap (null: none)."
+    )
+    spent_this_period = serializers.SerializerMethodField(
+        help_text=(
+            "What the member's turns cost this period (the calendar month in UTC); null for another "
+            "member when the caller is a `member` (per-person spend is private to the person and the admins)."
+        )
+    )
 
     class Meta:
         model = Membership
-        fields = ["id", "email", "name", "role", "status", "joined_at"]
+        fields = ["id", "email", "name", "role", "status", "joined_at", "monthly_credit_limit", "spent_this_period"]
+
+    @extend_schema_field(CreditField(allow_null=True))
+    def get_spent_this_period(self, membership: Membership) -> str | None:
+        viewer = self.context.get("viewer")
+        if viewer is not None and viewer != membership.user_id:
+            return None
+        spent = self.context.get("spend", {}).get(membership.user_id)
+        return None if spent is None else credit_str(spent)
+
+
+class QuotaSerializer(serializers.Serializer):
+    monthly_credit_limit = CreditField(
+        allow_null=True, min_value=0, help_text="The member's monthly credit cap; null removes it."
+    )
 
 
 class InviteSerializer(serializers.Serializer):

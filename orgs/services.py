@@ -19,6 +19,7 @@ from accounts.services import (
     token_email_text,
     unused_tokens,
 )
+from core.credits import q
 from core.errors import InvalidTokenError, NotFoundError, PermissionDeniedError, ValidationFailed
 from core.mail import send_on_commit
 from orgs import selectors
@@ -293,4 +294,23 @@ def update_member_profile(*, context: OrgContext, actor: User, user_id: uuid.UUI
         return membership
     membership.user.name = name
     membership.user.save(update_fields=["name"])
+    return membership
+
+
+def set_member_quota(
+    *, context: OrgContext, actor: User, user_id: uuid.UUID, monthly_credit_limit: Decimal | None
+) -> Membership:
+    """A member's monthly credit cap (None removes it), checked before each of their calls. An admin
+    sets other members' and admins' caps, never their own; only an owner sets an owner's (their own
+    included)."""
+    membership = _member(context.org, user_id)
+    is_owner = context.has_role(Role.OWNER)
+    if not context.has_role(Role.ADMIN):
+        raise PermissionDeniedError("Only an admin may set a member's quota.")
+    if membership.user_id == actor.pk and not is_owner:
+        raise PermissionDeniedError("An admin may not set their own quota; an owner may.")
+    if membership.role == Role.OWNER and not is_owner:
+        raise PermissionDeniedError("Only an owner may set an owner's quota.")
+    membership.monthly_credit_limit = None if monthly_credit_limit is None else q(monthly_credit_limit)
+    membership.save(update_fields=["monthly_credit_limit"])
     return membership

@@ -14,4 +14,5 @@ urlpatterns = [
     *route("users/invite", views.InviteView.as_view(), name="users-invite"),
     *route("users/<uuid:pk>", views.MemberDetailView.as_view(), name="user-detail"),
     *route("users/<uuid:pk>/role", views.MemberRoleView.as_view(), name="user-role"),
+    *route("users/<uuid:pk>/quota", views.MemberQuotaView.as_view(), name="user-quota"),
 ]

@@ -22,6 +22,7 @@ from orgs.serializers import (
     OrganizationSerializer,
     OrganizationUpdateSerializer,
     ProfileSerializer,
+    QuotaSerializer,
     RoleSerializer,
 )
 
@@ -91,6 +92,20 @@ class BillingEmailView(OrgAPIView):
         return Response(_detail(self))
 
 
+def _member_context(view: OrgAPIView | OrgViewSet, memberships: list[Membership]) -> dict:
+    """What ``MemberSerializer`` shows of spend: everyone's for admins (and staff), only their own
+    for a member (others' null), read for all of ``memberships`` in one query."""
+    context = view.org_context
+    sees_all = context.has_role(Role.ADMIN)
+    viewer = None if sees_all else (context.user.pk if context.user is not None else uuid.UUID(int=0))
+    user_ids = [m.user_id for m in memberships if viewer is None or m.user_id == viewer]
+    return {"viewer": viewer, "spend": selectors.spent_this_period(org_id=context.org.pk, user_ids=user_ids)}
+
+
+def _member_body(view: OrgAPIView, membership: Membership) -> dict:
+    return MemberSerializer(membership, context=_member_context(view, [membership])).data
+
+
 @extend_schema_view(
     list=extend_schema(summary="Members of the organization, active and invited"),
 )
@@ -100,6 +115,16 @@ class MemberListView(mixins.ListModelMixin, OrgViewSet):
     serializer_class = MemberSerializer
     queryset = Membership.objects.select_related("user").order_by("-created_at")
     filterset_class = MemberFilter
+
+    def paginate_queryset(self, queryset):  # noqa: ANN001, ANN201
+        self._page = super().paginate_queryset(queryset)
+        return self._page
+
+    def get_serializer_context(self) -> dict:
+        context = dict(super().get_serializer_context())
+        if not getattr(self, "swagger_fake_view", False):
+            context.update(_member_context(self, list(getattr(self, "_page", None) or [])))
+        return context
 
 
 class InviteView(OrgAPIView):
@@ -123,12 +148,19 @@ class InviteView(OrgAPIView):
             context=self.org_context, inviter=current_user(request), **serializer.validated_data
         )
         return Response(
-            MemberSerializer(membership).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            _member_body(self, membership), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
 
 
 class MemberDetailView(OrgAPIView):
     errors = {"delete": (LastOwnerError,)}
+
+    @extend_schema(
+        responses={200: MemberSerializer},
+        summary="One member",
+    )
+    def get(self, request: Request, pk: uuid.UUID) -> Response:
+        return Response(_member_body(self, services.get_member(org=self.org, user_id=pk)))
 
     @extend_schema(
         request=ProfileSerializer,
@@ -142,7 +174,7 @@ class MemberDetailView(OrgAPIView):
         membership = services.update_member_profile(
             context=self.org_context, actor=current_user(request), user_id=pk, name=serializer.validated_data["name"]
         )
-        return Response(MemberSerializer(membership).data)
+        return Response(_member_body(self, membership))
 
     @extend_schema(
         responses={204: OpenApiResponse(description="Removed.")},
@@ -167,4 +199,25 @@ class MemberRoleView(OrgAPIView):
         serializer = RoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = services.change_role(context=self.org_context, user_id=pk, role=serializer.validated_data["role"])
-        return Response(MemberSerializer(membership).data)
+        return Response(_member_body(self, membership))
+
+
+class MemberQuotaView(OrgAPIView):
+    required_roles = {"patch": Role.ADMIN}
+
+    @extend_schema(
+        request=QuotaSerializer,
+        responses={200: MemberSerializer},
+        summary="Set a member's monthly credit cap (admin; an admin's own or an owner's needs an owner)",
+    )
+    def patch(self, request: Request, pk: uuid.UUID) -> Response:
+        services.get_member(org=self.org, user_id=pk)  # an unknown member is a 404 before any validation
+        serializer = QuotaSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.set_member_quota(
+            context=self.org_context,
+            actor=current_user(request),
+            user_id=pk,
+            monthly_credit_limit=serializer.validated_data["monthly_credit_limit"],
+        )
+        return Response(_member_body(self, membership))
