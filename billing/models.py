@@ -127,12 +127,13 @@ class LedgerEntry(models.Model):
         indexes = [
             models.Index(fields=["organization", "kind", "created_at"]),
             models.Index(fields=["organization", "specialist_id", "created_at"]),
-            # the usage summary: an org's usage in a time range, read from the index alone
+            # a member's usage (their summary, their ledger, the userId filter); an admin's summary reads
+            # the org's usage by time through the index above (migration 0009 adds the planner's
+            # statistics of the UTC day, so that a grouping by day is aggregated in parallel)
             models.Index(
-                fields=["organization", "created_at"],
-                include=["amount", "input_tokens", "output_tokens", "user_id", "specialist_id", "model"],
+                fields=["organization", "user_id", "created_at"],
                 condition=Q(kind="usage"),
-                name="ledger_usage_summary",
+                name="ledger_usage_by_member",
             ),
         ]
         constraints = [

@@ -47,14 +47,29 @@ def sees_all_usage(context: OrgContext) -> bool:
     return context.has_role(Role.ADMIN)
 
 
+def _own_usage(context: OrgContext) -> Q | None:
+    """None for a caller who sees everyone's usage; the caller's own usage for a member."""
+    if sees_all_usage(context):
+        return None
+    user = context.user
+    return Q(user_id=user.pk) if user is not None else Q(pk__in=[])
+
+
 def visible_ledger(queryset: QuerySet[LedgerEntry], *, context: OrgContext) -> QuerySet[LedgerEntry]:
     """The ledger a caller may read: everything for admins; for a member, their own usage entries and
     the org's grants, refunds and adjustments."""
-    if sees_all_usage(context):
-        return queryset
-    user = context.user
-    own = Q(user_id=user.pk) if user is not None else Q(pk__in=[])
-    return queryset.filter(~Q(kind=LedgerEntry.Kind.USAGE) | own)
+    own = _own_usage(context)
+    return queryset if own is None else queryset.filter(~Q(kind=LedgerEntry.Kind.USAGE) | own)
+
+
+def usage_entries(*, org: Organization, context: OrgContext, start: datetime, end: datetime) -> QuerySet[LedgerEntry]:
+    """The usage entries in [start, end) the caller may count (a member's: the index of each member's
+    usage serves them)."""
+    entries = LedgerEntry.objects.for_org(org).filter(
+        kind=LedgerEntry.Kind.USAGE, created_at__gte=start, created_at__lt=end
+    )
+    own = _own_usage(context)
+    return entries if own is None else entries.filter(own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +107,7 @@ def summary(
 ) -> Summary:
     """Usage in [start, end) grouped by one or two dimensions: one grouped query; the totals are the
     sums of its rows, so the rows sum to them exactly."""
-    usage = visible_ledger(
-        LedgerEntry.objects.for_org(org).filter(kind=LedgerEntry.Kind.USAGE, created_at__gte=start, created_at__lt=end),
-        context=context,
-    )
+    usage = usage_entries(org=org, context=context, start=start, end=end)
     groups = {f"g_{dimension}": DIMENSIONS[dimension][1] for dimension in group_by}
     found = usage.values(**groups).annotate(
         spent=Sum("amount"), calls=Count("id"), tokens_in=Sum("input_tokens"), tokens_out=Sum("output_tokens")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -89,12 +90,13 @@ class UsageView(mixins.ListModelMixin, OrgViewSet):
         fields = list(LedgerEntrySerializer().fields)
 
         def read(after: usage.LedgerCursor | None) -> Chunk[usage.LedgerCursor]:
-            chunk, cursor = usage.ledger_chunk(entries, after=after, size=CHUNK_ROWS)
-            rows = LedgerEntrySerializer(chunk, many=True).data
-            return [[row[name] for name in fields] for row in rows], cursor
+            return usage.ledger_chunk(entries, after=after, size=CHUNK_ROWS)
+
+        def rows(chunk: Sequence[LedgerEntry]) -> list[list[Any]]:
+            return [[row[name] for name in fields] for row in LedgerEntrySerializer(chunk, many=True).data]
 
         header = [camelize_key(name) for name in fields]
-        return csv_response(request, filename="ledger.csv", header=header, read=read)
+        return csv_response(request, filename="ledger.csv", header=header, read=read, rows=rows)
 
 
 @extend_schema_view(

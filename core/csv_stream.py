@@ -13,6 +13,7 @@ import io
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -20,14 +21,16 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
-from core.db import in_thread, release_connections
+from core.db import release_connections
 from core.exports import csv_writer
 
 CSV_MEDIA_TYPE = "text/csv"
 CHUNK_ROWS = 1000
 
-# One chunk: the rows read, and the cursor of the next chunk (None after the last one).
-type Chunk[C] = tuple[Sequence[Sequence[Any]], C | None]
+# One chunk: the items read, and the cursor of the next chunk (None after the last one).
+type Chunk[C] = tuple[Sequence[Any], C | None]
+type Reader[C] = Callable[[C | None], Chunk[C]]
+type Rows = Callable[[Sequence[Any]], Sequence[Sequence[Any]]]
 
 
 class CSVRenderer(BaseRenderer):
@@ -70,45 +73,54 @@ def _text(rows: Sequence[Sequence[Any]]) -> bytes:
     return "".join(_lines(rows)).encode()
 
 
-def _read_released[C](read: Callable[[C | None], Chunk[C]], cursor: C | None) -> Chunk[C]:
-    """One chunk, and this thread's connection given back right after it (on the pool: to the pool)."""
+def _read_released[C](read: Reader[C], rows: Rows, cursor: C | None) -> tuple[Sequence[Sequence[Any]], C | None]:
+    """One chunk read, this thread's connection given back (on the pool: to the pool) as soon as the
+    items are read, then the items as CSV rows."""
     try:
-        return read(cursor)
+        items, cursor = read(cursor)
     finally:
         release_connections()
+    return rows(items), cursor
 
 
-def _sync_stream[C](header: Sequence[str], read: Callable[[C | None], Chunk[C]]) -> Iterator[bytes]:
+def _sync_stream[C](header: Sequence[str], read: Reader[C], rows: Rows) -> Iterator[bytes]:
     yield _text([header])
     cursor: C | None = None
     while True:
-        rows, cursor = _read_released(read, cursor)
-        if rows:
-            yield _text(rows)
+        chunk, cursor = _read_released(read, rows, cursor)
+        if chunk:
+            yield _text(chunk)
         if cursor is None:
             return
 
 
-async def _async_stream[C](header: Sequence[str], read: Callable[[C | None], Chunk[C]]) -> AsyncGenerator[bytes]:
+async def _async_stream[C](header: Sequence[str], read: Reader[C], rows: Rows) -> AsyncGenerator[bytes]:
     yield _text([header])
-    read_in_thread = in_thread(read)
+    read_in_thread = sync_to_async(_read_released)
     cursor: C | None = None
     while True:
-        rows, cursor = await read_in_thread(cursor)
-        if rows:
-            yield _text(rows)
+        chunk, cursor = await read_in_thread(read, rows, cursor)
+        if chunk:
+            yield _text(chunk)
         if cursor is None:
             return
 
 
 def csv_response[C](
-    request: Request | HttpRequest, *, filename: str, header: Sequence[str], read: Callable[[C | None], Chunk[C]]
+    request: Request | HttpRequest,
+    *,
+    filename: str,
+    header: Sequence[str],
+    read: Reader[C],
+    rows: Rows = lambda items: items,
 ) -> StreamingHttpResponse:
-    """A streamed CSV: ``header``, then the chunks ``read(cursor)`` returns, from ``read(None)`` until a
-    chunk names no next cursor. The request's own connection is given back before the first byte."""
+    """A streamed CSV: ``header``, then ``rows(items)`` of each chunk ``read(cursor)`` returns, from
+    ``read(None)`` until a chunk names no next cursor; each chunk in one thread hop, its database
+    connection given back before its rows are made. The request's own connection is given back
+    before the first byte."""
     raw = request._request if isinstance(request, Request) else request
     release_connections()
-    stream = _async_stream(header, read) if isinstance(raw, ASGIRequest) else _sync_stream(header, read)
+    stream = _async_stream(header, read, rows) if isinstance(raw, ASGIRequest) else _sync_stream(header, read, rows)
     response = StreamingHttpResponse(stream, content_type=f"{CSV_MEDIA_TYPE}; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"

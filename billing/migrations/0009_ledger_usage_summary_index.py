@@ -1,17 +1,30 @@
-"""The usage summary's index: an org's usage entries by time, with every figure the summary sums and
-every key it groups by, so that PostgreSQL answers it from the index alone. Built CONCURRENTLY on
-PostgreSQL: the ledger takes a row on every model call, and a plain CREATE INDEX would stop those
-writes for as long as it takes to index a large ledger."""
+"""What the usage summary needs from the database.
+
+- An index of each member's usage by time: a member's summary and ledger read only their rows.
+- On PostgreSQL, statistics of the UTC day of each entry (the summary's ``groupBy=day``): without
+  them the planner expects as many days as rows, so it aggregates a day grouping in one process;
+  with them it knows there are few days and aggregates in parallel (1.4 s → under a second for a
+  million entries on two cores, bench/usage_summary.py). Statistics cost nothing on writes.
+
+The index is built CONCURRENTLY on PostgreSQL: the ledger takes a row on every model call, and a
+plain CREATE INDEX would stop those writes for as long as it takes to index a large ledger."""
 
 from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
 
 INDEX = models.Index(
     condition=models.Q(("kind", "usage")),
-    fields=["organization", "created_at"],
-    include=("amount", "input_tokens", "output_tokens", "user_id", "specialist_id", "model"),
-    name="ledger_usage_summary",
+    fields=["organization", "user_id", "created_at"],
+    name="ledger_usage_by_member",
 )
+
+# The expression must be the one the summary groups by (TruncDate("created_at", tzinfo=UTC)).
+STATISTICS = """
+CREATE STATISTICS IF NOT EXISTS billing_ledger_usage_day
+    ON ((created_at AT TIME ZONE 'UTC')::date) FROM billing_ledgerentry;
+ANALYZE billing_ledgerentry;
+"""
+STATISTICS_REVERSE = "DROP STATISTICS IF EXISTS billing_ledger_usage_day;"
 
 
 class AddIndexConcurrentlyOnPostgres(AddIndexConcurrently):
@@ -28,6 +41,16 @@ class AddIndexConcurrentlyOnPostgres(AddIndexConcurrently):
         return migrations.AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
 
 
+def day_statistics(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(STATISTICS)
+
+
+def drop_day_statistics(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(STATISTICS_REVERSE)
+
+
 class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run in a transaction
 
@@ -36,4 +59,7 @@ class Migration(migrations.Migration):
         ("orgs", "0004_membership_invitation_details"),
     ]
 
-    operations = [AddIndexConcurrentlyOnPostgres(model_name="ledgerentry", index=INDEX)]
+    operations = [
+        AddIndexConcurrentlyOnPostgres(model_name="ledgerentry", index=INDEX),
+        migrations.RunPython(day_statistics, drop_day_statistics),
+    ]
