@@ -13,18 +13,17 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from rest_framework.exceptions import ValidationError
-from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.tokens import AccessToken
+from rest_framework.exceptions import AuthenticationFailed, ValidationError
+from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.models import User
 from chat import turns
 from chat.models import ChatSession
 from chat.pipeline import drain
 from chat.serializers import FrameSerializer
-from core.errors import ServerError, ValidationFailed, as_domain_error
+from core.errors import NotAuthenticatedError, ServerError, ValidationFailed, as_domain_error
 from core.throttles import chat_wait, websocket_wait
-from orgs.context import OrgContext, context_for
+from orgs.principal import Credential, Principal, authenticate_token, principal_in
 from orgs.realtime import member_group
 
 logger = logging.getLogger(__name__)
@@ -51,59 +50,70 @@ class _Refused(Exception):
         self.close_code = close_code
 
 
-def _user_for(token: str) -> tuple[User, float] | None:
-    """The token's active user and when the token expires (a Unix time)."""
+def _credential(token: str) -> Credential | None:
+    """The token's active user and when the token expires (``orgs.principal``, as every path)."""
     try:
-        claims = AccessToken(token)  # type: ignore[arg-type]  # the stubs leave out the encoded form
-    except TokenError:
+        return authenticate_token(token)
+    except (InvalidToken, AuthenticationFailed, NotAuthenticatedError):
         return None
-    user = User.objects.filter(pk=claims.get("user_id"), is_active=True).first()
-    return (user, float(claims["exp"])) if user is not None else None
 
 
-def _open(token: str, session_id: str) -> tuple[User, float, ChatSession, OrgContext]:
-    """One hop for a new socket: the token's user and expiry (4401), the user's connection throttle
-    (4429), then the session and the caller's access to it (4404)."""
-    found = _user_for(token) if token else None
-    if found is None:
+class _Gone(Exception):
+    """The caller has no access to the session's org (``principal_in``)."""
+
+
+def _open(token: str, session_id: str) -> tuple[Principal, ChatSession]:
+    """One hop for a new socket: the caller (4401), their connection throttle (4429), then the
+    session and the caller's access to it, as a principal in the session's org (4404)."""
+    credential = _credential(token) if token else None
+    if credential is None:
         raise _Refused(CLOSE_NOT_AUTHENTICATED)
-    user, expires_at = found
-    if websocket_wait(user_id=user.pk) is not None:
+    if websocket_wait(user_id=credential.user.pk) is not None:
         raise _Refused(CLOSE_TOO_MANY)
     try:
         session_pk = uuid.UUID(session_id)  # the route lets through any 36 hex digits and dashes
     except ValueError as exc:
         raise _Refused(CLOSE_NOT_FOUND) from exc
     session = ChatSession.objects.filter(pk=session_pk).first()
-    context = context_for(user, session.organization_id) if session is not None else None
-    if session is None or context is None or not turns.can_read_session(context, session, user):
+    if session is None:
         raise _Refused(CLOSE_NOT_FOUND)
-    return user, expires_at, session, context
+    try:
+        principal = principal_in(credential, session.organization_id, missing=_Gone)
+    except _Gone as exc:
+        raise _Refused(CLOSE_NOT_FOUND) from exc
+    if not turns.can_read_session(principal.context, session, principal.user):
+        raise _Refused(CLOSE_NOT_FOUND)
+    return principal, session
 
 
-def _access(user: User, session: ChatSession) -> tuple[User, OrgContext]:
+def _access(principal: Principal, session: ChatSession) -> Principal:
     """The caller's access to the session, read again: an inactive user or a membership that is
     gone closes the socket 4403, a role that may no longer read the session 4404."""
-    active = User.objects.filter(pk=user.pk, is_active=True).first()
-    context = context_for(active, session.organization_id) if active is not None else None
-    if active is None or context is None:
+    active = User.objects.filter(pk=principal.user.pk, is_active=True).first()
+    if active is None:
         raise _Refused(CLOSE_MEMBERSHIP_REMOVED)
-    if not turns.can_read_session(context, session, active):
+    try:
+        again = principal_in(
+            Credential(user=active, expires_at=principal.expires_at), session.organization_id, missing=_Gone
+        )
+    except _Gone as exc:
+        raise _Refused(CLOSE_MEMBERSHIP_REMOVED) from exc
+    if not turns.can_read_session(again.context, session, again.user):
         raise _Refused(CLOSE_NOT_FOUND)
-    return active, context
+    return again
 
 
 def _start_from_frame(
-    user: User, session: ChatSession, message: str, attachment_ids: list[uuid.UUID]
+    principal: Principal, session: ChatSession, message: str, attachment_ids: list[uuid.UUID]
 ) -> turns.PreparedTurn:
     """One hop for a ``message`` frame: the access checked again (it may have gone since the socket
     opened), the sender's chat throttle, then the turn's prepare phase."""
-    user, context = _access(user, session)
-    if chat_wait(user_id=user.pk, org_id=context.org.pk) is not None:
+    principal = _access(principal, session)
+    if chat_wait(user_id=principal.user.pk, org_id=principal.org.pk) is not None:
         raise _Refused(CLOSE_TOO_MANY)
     return turns.start_turn(
-        context=context,
-        user=user,
+        context=principal.context,
+        user=principal.user,
         specialist_id=session.specialist_id,
         message=message,
         session_id=session.pk,
@@ -128,7 +138,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             token = protocols[1]
         subprotocol = protocols[0] if offered_bearer else None
         try:
-            self.user, expires_at, self.session, self.context = await database_sync_to_async(_open)(
+            self.principal, self.session = await database_sync_to_async(_open)(
                 token, self.scope["url_route"]["kwargs"]["session_id"]
             )
         except _Refused as refused:  # accepted first, so that the client can read the close code
@@ -136,7 +146,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=refused.close_code)
             return
         self.group = self.session.group_name
-        self.member_group = member_group(self.session.organization_id, self.user.pk)
+        self.member_group = member_group(self.session.organization_id, self.principal.user.pk)
         try:
             async with asyncio.timeout(LAYER_TIMEOUT_SECONDS):
                 await self.channel_layer.group_add(self.group, self.channel_name)
@@ -148,7 +158,10 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
             return
         await self.accept(subprotocol)
-        self.watchers = [asyncio.create_task(self._expire(expires_at)), asyncio.create_task(self._recheck())]
+        expires_at = self.principal.expires_at
+        self.watchers = [asyncio.create_task(self._recheck())]
+        if expires_at is not None:
+            self.watchers.append(asyncio.create_task(self._expire(expires_at)))
 
     async def _expire(self, expires_at: float) -> None:
         """Closes 4401 when the access token the socket was opened with expires."""
@@ -161,7 +174,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
         while self.group:
             await asyncio.sleep(settings.WEBSOCKET_RECHECK_SECONDS)
             try:
-                await database_sync_to_async(_access)(self.user, self.session)
+                self.principal = await database_sync_to_async(_access)(self.principal, self.session)
             except _Refused as refused:
                 await self._close(refused.close_code)
                 return
@@ -213,7 +226,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             turn = await database_sync_to_async(_start_from_frame)(
-                self.user,
+                self.principal,
                 self.session,
                 frame.validated_data["message"],
                 frame.validated_data.get("attachment_ids") or [],
@@ -241,7 +254,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
         read again, and the socket closes at once if it is gone (4403) or no longer covers this
         session (4404)."""
         try:
-            await database_sync_to_async(_access)(self.user, self.session)
+            self.principal = await database_sync_to_async(_access)(self.principal, self.session)
         except _Refused as refused:
             await self._close(refused.close_code)
 

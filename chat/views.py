@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any, cast
 
 from asgiref.sync import sync_to_async
@@ -19,12 +19,9 @@ from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
-from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from accounts.auth import current_user
 from accounts.idempotency import IDEMPOTENCY_HEADER, run_idempotent
-from accounts.models import User
 from billing.errors import REFUSALS
 from chat import selectors, services, turns
 from chat.jobs import run_queued_turn
@@ -46,8 +43,8 @@ from chat.wizard import LLMBadOutputError, draft_specialist
 from core.db import release_connections
 from core.errors import (
     IdempotencyKeyReusedError,
+    InvalidStateError,
     NotAcceptableError,
-    NotAuthenticatedError,
     NotFoundError,
     RateLimitedError,
     ValidationFailed,
@@ -61,8 +58,8 @@ from files.uploads import FileTooLargeError, StorageQuotaExceededError
 from mcps.models import Tool
 from mcps.services import MCPUnreachableError
 from orgs.api import OrgAPIView, OrgViewSet
-from orgs.context import OrgContext, member_context, resolve_org
 from orgs.models import Role
+from orgs.principal import Principal, authenticate, bearer
 from specialists import services as specialist_services
 from specialists.errors import SpecialistInactiveError
 from specialists.serializers import (
@@ -128,17 +125,30 @@ def _replay(record: Any) -> tuple[int, dict]:
     return record.response_status, body
 
 
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """A send's answer: its status and body, and the turn to run (None when the Idempotency-Key
+    replays an earlier send)."""
+
+    status: int
+    body: dict
+    turn: PreparedTurn | None
+
+    @property
+    def replayed(self) -> bool:
+        return self.turn is None
+
+
 def start_send(
-    *, context: OrgContext, user: User, data: SendBody, key: str | None, payload: object, scope: str, queued: bool
-) -> tuple[tuple[int, dict], bool, PreparedTurn | None]:
-    """A send of either endpoint: the turn prepared once per Idempotency-Key. Returns the answer
-    (status, body), whether it is a replay, and the turn (None for a replay)."""
+    *, principal: Principal, data: SendBody, key: str | None, payload: object, scope: str, queued: bool
+) -> SendResult:
+    """A send of either endpoint: the turn prepared once per Idempotency-Key."""
     started: list[PreparedTurn] = []
 
     def action() -> tuple[int, dict]:
         turn = turns.start_turn(
-            context=context,
-            user=user,
+            context=principal.context,
+            user=principal.user,
             specialist_id=data["specialist_id"],
             message=data["message"],
             session_id=data.get("session_id"),
@@ -152,10 +162,15 @@ def start_send(
         initial = Message.Status.QUEUED if queued else Message.Status.RUNNING
         return 202 if queued else 200, _sent_body(turn.session_id, turn.message_id, initial)
 
-    result, replayed = run_idempotent(
-        user=user, scope=f"{scope}:{context.org.pk}", key=key, payload=payload, action=action, replay=_replay
+    (code, body), replayed = run_idempotent(
+        user=principal.user,
+        scope=f"{scope}:{principal.org.pk}",
+        key=key,
+        payload=payload,
+        action=action,
+        replay=_replay,
     )
-    return result, replayed, (started[0] if started else None)
+    return SendResult(status=code, body=body, turn=None if replayed or not started else started[0])
 
 
 class _SendView(OrgAPIView):
@@ -163,13 +178,12 @@ class _SendView(OrgAPIView):
     queued = False
     scope = ""
 
-    def _start(self, request: Request) -> tuple[tuple[int, dict], bool, PreparedTurn | None]:
-        check_chat(user_id=current_user(request).pk, org_id=self.org_context.org.pk)
+    def _start(self, request: Request) -> SendResult:
+        check_chat(user_id=self.principal.user.pk, org_id=self.principal.org.pk)
         serializer = SendSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return start_send(
-            context=self.org_context,
-            user=current_user(request),
+            principal=self.principal,
             data=cast(SendBody, serializer.validated_data),
             key=request.headers.get("Idempotency-Key"),
             payload=request.data,
@@ -227,58 +241,32 @@ class ChatStreamView(_SendView):
 
 
 _stream_view = ChatStreamView.as_view()
-_bearer = JWTAuthentication()
 _body_parsers = [parser() for parser in api_settings.DEFAULT_PARSER_CLASSES]  # type: ignore[operator]  # classes, not names
 
 
-def _token(request: HttpRequest) -> Any:
-    """The request's validated access token (no database read): 401 like every API view."""
-    header = _bearer.get_header(request)  # type: ignore[arg-type]  # reads only the headers
-    raw = _bearer.get_raw_token(header) if header is not None else None
-    if raw is None:
-        raise NotAuthenticatedError
-    return _bearer.get_validated_token(raw)
-
-
-def _caller(request: HttpRequest, token: Any) -> tuple[Any, OrgContext | None]:
-    """The token's user and, in the same query, their membership of the org asked for (None when
-    the full road must tell why there is none)."""
-    try:
-        user_id = uuid.UUID(str(token.get(jwt_settings.USER_ID_CLAIM)))
-    except ValueError:  # not a user this read can find: the full road answers as for any token
-        return _bearer.get_user(token), None
-    context = member_context(user_id, request.headers.get("X-Org-Id"))
-    if context is not None and context.membership is not None:
-        return context.membership.user, context
-    return _bearer.get_user(token), None
-
-
 def _prepare_stream(request: HttpRequest) -> HttpResponse | PreparedTurn:
-    """Prepare, in one thread hop: the caller, the throttle, the org, the body, the Idempotency-Key
-    (DRF's order of checks), then one transaction for the session, both messages and the first hold
-    (the caller's read needs none of its own: one statement, no BEGIN, no savepoint)."""
+    """Prepare, in one thread hop: the caller (``orgs.principal.authenticate``: the token's user and
+    their membership in one query), the throttle, the body, the Idempotency-Key (DRF's order of
+    checks), then one transaction for the session, both messages and the first hold (the caller's
+    read needs none of its own: one statement, no BEGIN, no savepoint)."""
     try:
-        token = _token(request)  # a request without a valid token costs no connection
-        user, context = _caller(request, token)
-        request.user = user
-        if context is None:
-            context = resolve_org(user, request.headers.get("X-Org-Id"))
-        check_chat(user_id=user.pk, org_id=context.org.pk)
+        principal = authenticate(bearer(request), org_header=request.headers.get("X-Org-Id"))
+        request.user = principal.user
+        check_chat(user_id=principal.user.pk, org_id=principal.org.pk)
         body = Request(request, parsers=_body_parsers).data
         serializer = SendSerializer(data=body)
         serializer.is_valid(raise_exception=True)
-        (code, answer), replayed, turn = start_send(
-            context=context,
-            user=user,
+        sent = start_send(
+            principal=principal,
             data=cast(SendBody, serializer.validated_data),
             key=request.headers.get("Idempotency-Key"),
             payload=body,
             scope=ChatStreamView.scope,
             queued=False,
         )
-        if replayed or turn is None:
-            return JsonResponse(camelize(answer), status=code)
-        return turn
+        if sent.turn is None:
+            return JsonResponse(camelize(sent.body), status=sent.status)
+        return sent.turn
     except Exception as exc:
         return exception_handler(exc, {})
     finally:
@@ -314,8 +302,8 @@ class ChatAsyncView(_SendView):
         summary="Send a message; a worker runs the turn (watch it over the WebSocket or poll the session)",
     )
     def post(self, request: Request) -> Response:
-        (code, body), _, _ = self._start(request)
-        return Response(body, status=code)
+        sent = self._start(request)
+        return Response(sent.body, status=sent.status)
 
 
 @extend_schema_view(
@@ -331,6 +319,7 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
     queryset = ChatSession.objects.all()
     serializer_class = SessionSerializer
     filterset_class = selectors.SessionFilter
+    errors = {"delete": (InvalidStateError,)}  # a turn still running in the session
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
         queryset = selectors.readable_sessions(queryset, context=self.org_context, user=current_user(self.request))

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.openapi import AutoSchema
 
 from core import errors as e
@@ -126,6 +127,12 @@ def _responses(error_classes: Iterable[type[e.DomainError]]) -> dict[str, dict[s
             response["headers"] = headers
         responses[str(status)] = response
     return responses
+
+
+class PrincipalScheme(SimpleJWTScheme):
+    """The one way in (``orgs.principal``) takes the same bearer credential: the same security scheme."""
+
+    target_class = "orgs.principal.PrincipalAuthentication"
 
 
 class LeanCoreAutoSchema(AutoSchema):

@@ -17,18 +17,12 @@ from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from accounts.auth import current_user
 from core import log_context
 from core.errors import NotFoundError
 from core.views import Access
-from orgs.context import (
-    OrgContext,
-    require_member,
-    require_role,
-    resolve_org_from_header,
-    resolve_org_from_path,
-)
+from orgs.context import OrgContext, require_member, require_role
 from orgs.models import OrgScopedQuerySet
+from orgs.principal import Principal, request_principal
 
 ORG_HEADER_PARAMETER = OpenApiParameter(
     name="X-Org-Id",
@@ -70,11 +64,11 @@ class OrgContextMixin(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        if self.org_path_kwarg:
-            context = resolve_org_from_path(current_user(request), _path_org_id(kwargs[self.org_path_kwarg]))
-        else:
-            context = resolve_org_from_header(request)
+        path_org_id = _path_org_id(kwargs[self.org_path_kwarg]) if self.org_path_kwarg else None
+        principal = request_principal(request, path_org_id=path_org_id)
+        context = principal.context
         # Kept on the view: DRF hands some handlers (OPTIONS) a clone of the request.
+        self._principal = request.principal = principal  # type: ignore[attr-defined]
         self._org_context = request.org_context = context  # type: ignore[attr-defined]  # read by body-id fields
         log_context.bind(org_id=context.org.pk, user_id=request.user.pk)  # on the request's log lines
         key = getattr(self, "action", None) or (request.method or "").lower()
@@ -83,6 +77,11 @@ class OrgContextMixin(APIView):
         role = self.required_roles.get(key)
         if role:
             require_role(context, role)
+
+    @property
+    def principal(self) -> Principal:
+        """The caller, placed in the request's org: what services and the ledger are given."""
+        return self._principal
 
     @property
     def org_context(self) -> OrgContext:

@@ -5,12 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from rest_framework.request import Request
-
-from accounts.auth import current_user
 from accounts.models import User
 from core import db
-from core.errors import DomainError, NotFoundError, PermissionDeniedError
+from core.errors import DomainError, PermissionDeniedError
 from orgs.models import ROLE_RANK, Membership, Organization, Role
 
 
@@ -93,10 +90,6 @@ def context_for(user: User, org_id: uuid.UUID) -> OrgContext | None:
     return None
 
 
-def resolve_org_from_header(request: Request) -> OrgContext:
-    return resolve_org(current_user(request), request.headers.get("X-Org-Id"))
-
-
 def resolve_org(user: User, raw: str | None) -> OrgContext:
     """The org named by an ``X-Org-Id`` value, or the caller's only org."""
     if raw:
@@ -115,14 +108,6 @@ def resolve_org(user: User, raw: str | None) -> OrgContext:
         raise OrgRequiredError
     membership = memberships[0]
     return OrgContext(org=membership.organization, membership=membership, is_staff=user.is_staff)
-
-
-def resolve_org_from_path(user: User, org_id: uuid.UUID) -> OrgContext:
-    """For paths that carry the org as a resource id: a non-member gets 404 like any object."""
-    context = context_for(user, org_id)
-    if context is None:
-        raise NotFoundError
-    return context
 
 
 def member_context(user_id: uuid.UUID, org_header: str | None) -> OrgContext | None:
