@@ -14,13 +14,14 @@ from core.throttles import login_limits
 
 
 def admin_login(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-    """Django's admin login; a POST is refused 429 (with Retry-After) once the limits are spent, and
-    a POST that does not sign in (the form shown again) counts as a failure."""
+    """Django's admin login; a POST is counted before it is checked and refused 429 (with
+    Retry-After) once the limits are spent; one that signs in is forgiven, any other (the form shown
+    again) stays a failure."""
     if request.method != "POST":
         return admin.site.login(request, extra_context)
     limits = login_limits(request, email=str(request.POST.get("username", "")))
     try:
-        limits.check()
+        limits.count()  # before the password is checked: parallel guesses past the limit are refused
     except RateLimitedError as exc:
         return HttpResponse(
             f"Too many failed sign-ins. Try again in {exc.wait} seconds.\n",
@@ -30,8 +31,8 @@ def admin_login(request: HttpRequest, extra_context: dict[str, Any] | None = Non
         )
     response = admin.site.login(request, extra_context)
     signed_in = response.status_code in (301, 302, 303) and request.user.is_authenticated
-    if not signed_in:
-        limits.record_failure()
+    if signed_in:
+        limits.forgive()  # a right password is no failure
     return response
 
 

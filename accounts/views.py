@@ -25,8 +25,8 @@ from accounts.serializers import (
     RefreshSerializer,
     VerifyResponseSerializer,
 )
-from core.errors import InvalidTokenError, RateLimitedError, TokenNotValidError
-from core.throttles import login_limits
+from core.errors import InvalidTokenError, RateLimitedError, TokenNotValidError, ValidationFailed
+from core.throttles import guess_limits, login_limits
 from core.views import PublicAPIView, UserAPIView, valid_body
 
 NO_CONTENT = OpenApiResponse(description="Done; no body.")
@@ -84,36 +84,50 @@ class PasswordResetView(PublicAPIView):
     def post(self, request: Request) -> Response:
         data = valid_body(PasswordResetSerializer, request)
         # every request counts (it sends an email): per address asked for, and more per client
-        limits = login_limits(request, email=data["email"], kind="reset")
-        limits.check()
-        limits.record_failure()
+        login_limits(request, email=data["email"], kind="reset").count()
         services.request_password_reset(email=data["email"])
         return Response(status=status.HTTP_202_ACCEPTED)
 
 
 class PasswordResetConfirmView(PublicAPIView):
-    errors = (InvalidTokenError,)
+    errors = (InvalidTokenError, RateLimitedError)
 
     @extend_schema(
         request=PasswordResetConfirmSerializer,
         responses={204: NO_CONTENT},
         summary="Set a new password with a reset token; all refresh tokens stop working",
+        description="Wrong tokens from one client are limited as login failures are (429 with Retry-After).",
     )
     def post(self, request: Request) -> Response:
         data = valid_body(PasswordResetConfirmSerializer, request)
-        services.confirm_password_reset(token=data["token"], password=data["password"])
+        with guess_limits(request, kind="reset-confirm").attempt(InvalidTokenError):
+            services.confirm_password_reset(token=data["token"], password=data["password"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def _names_current_password(exc: Exception) -> bool:
+    """A wrong current password (the 400 that names ``currentPassword``), not a weak new one."""
+    return isinstance(exc, ValidationFailed) and "currentPassword" in exc.extra.get("errors", {})
+
+
 class ChangePasswordView(UserAPIView):
+    errors = (RateLimitedError,)
+
     @extend_schema(
         request=ChangePasswordSerializer,
         responses={204: NO_CONTENT},
         summary="Change your password; every refresh token of yours stops working",
+        description=(
+            "Wrong current passwords are limited as login failures are: THROTTLE_LOGIN for one user, five "
+            "times as many from one client address; then 429 with Retry-After."
+        ),
     )
     def post(self, request: Request) -> Response:
         data = valid_body(ChangePasswordSerializer, request)
-        services.change_password(
-            user=current_user(request), current_password=data["current_password"], new_password=data["new_password"]
-        )
+        user = current_user(request)
+        # counted before the password is checked (a stolen access token cannot guess in parallel)
+        with guess_limits(request, subject=f"user:{user.pk}", kind="change").attempt(_names_current_password):
+            services.change_password(
+                user=user, current_password=data["current_password"], new_password=data["new_password"]
+            )
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -7,7 +7,8 @@ import ipaddress
 import logging
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import redis
 from django.conf import settings
@@ -134,6 +135,23 @@ class RegisterThrottle(ScopedThrottle):
         return f"throttle_register_{client_address(request)}"
 
 
+class InviteThrottle(ScopedThrottle):
+    """Invitations sent (each one e-mails an outside address in the org's name): ``THROTTLE_INVITE``
+    per organization (the view's ``org``) and as many per client (``client_address``), re-sends
+    included. The view calls ``check`` itself, after the org and role checks and a valid body."""
+
+    scope = "invite"
+
+    def allow_request(self, request: Request, view: APIView | None) -> bool:
+        rate = self.get_rate()
+        rates = {f"throttle_invite_client_{client_address(request)}": rate}
+        org = getattr(view, "org", None)
+        if org is not None:
+            rates[f"throttle_invite_org_{org.pk}"] = rate
+        self._wait = over_limit(rates, what="Throttle 'invite'")
+        return self._wait is None
+
+
 class UploadThrottle(ScopedThrottle):
     scope = "upload"
 
@@ -185,20 +203,16 @@ def check_chat(*, user_id: object, org_id: object) -> None:
 
 
 class FailureLimiter:
-    """Counts failures (e.g. wrong passwords) per key within the scope's window.
-
-    Only failures count, so a user who logs in correctly is never slowed down, while
-    guessing against one email or from one client is stopped with 429 + Retry-After. A failure is
-    one atomic increment (Redis ``INCR``), so parallel guesses are each counted; the window slides
-    as ``over_limit``'s does (this fixed window's failures plus the last one's, weighted).
-    """
+    """Wrong guesses (passwords, tokens) about one ident within the scope's window, on the sliding
+    window of ``over_limit`` (this fixed window's count plus the last one's, weighted). Counted by
+    ``Limits``: an attempt is counted before it is evaluated and forgiven when it was right."""
 
     def __init__(self, scope: str, *, multiplier: int = 1) -> None:
         self.scope = scope
         limit, self.window = parse_rate(settings.THROTTLE_RATES[scope])
         self.limit = limit * multiplier
 
-    def _key(self, ident: str) -> str:
+    def key(self, ident: str) -> str:
         digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
         return f"failures_{self.scope}_{digest}"
 
@@ -208,7 +222,7 @@ class FailureLimiter:
             return 0.0
         now = time.time()
         index = int(now // self.window)
-        key = self._key(ident)
+        key = self.key(ident)
         current, previous = f"{key}:{index}", f"{key}:{index - 1}"
         try:
             found = cache.get_many([current, previous])
@@ -218,35 +232,40 @@ class FailureLimiter:
         elapsed = now % self.window
         return int(found.get(previous) or 0) * (1 - elapsed / self.window) + int(found.get(current) or 0)
 
-    def check(self, *idents: str) -> None:
-        for ident in idents:
-            if math.ceil(self.failures(ident)) >= self.limit:  # a fraction of a failure is one
-                raise RateLimitedError(wait=int(self.window - time.time() % self.window) + 1)
-
-    def record_failure(self, *idents: str) -> None:
-        if breaker.is_open() or not idents:
-            return
-        try:
-            _window_hits([self._key(ident) for ident in idents], self.window, time.time())
-        except CACHE_ERRORS as exc:
-            breaker.trip(f"Limit {self.scope!r}", exc)
-
 
 # One client (an office behind one address) may fail for several people: it gets more room
 # than one email does.
 CLIENT_MULTIPLIER = 5
+# Every address of an IPv6 /64 is one client: a single subscriber is routed a whole /64 (or more).
+IPV6_CLIENT_PREFIX = 64
+
+
+def _client_key(address: str) -> str | None:
+    """One client's key for an address: an IPv4 address as it is (an IPv4-mapped IPv6 one too), an
+    IPv6 address as its /64. None for what is not an IP address."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_CLIENT_PREFIX), strict=False))
+    return str(ip)
 
 
 def client_address(request: HttpRequest | Request) -> str:
-    """The client's address, for every per-client limit (login, password reset, invitations,
-    registration): the TCP peer (the server never rewrites it from headers), or, with
-    ``TRUSTED_PROXY_COUNT`` = N proxies in front, the ``X-Forwarded-For`` entry the outermost
-    trusted proxy wrote: the N-th from the end (with 1, the last). Entries further left are the
-    client's own words and are never read, nor is any other header (``X-Real-IP``, ``Forwarded``).
-    A header with fewer entries than trusted proxies, or an entry that is not an IP address, leaves
-    the peer (a client cannot reset its limits by sending headers)."""
+    """The client, for every per-client limit (login, password reset, invitations, registration):
+    the TCP peer (the server never rewrites it from headers), or, with ``TRUSTED_PROXY_COUNT`` = N
+    proxies in front, the ``X-Forwarded-For`` entry the outermost trusted proxy wrote: the N-th from
+    the end (with 1, the last). Entries further left are the client's own words and are never read,
+    nor is any other header (``X-Real-IP``, ``Forwarded``). A header with fewer entries than trusted
+    proxies, or an entry that is not an IP address, leaves the peer (a client cannot reset its limits
+    by sending headers). An IPv6 client is its /64 (``2001:db8:1:2::/64``): whoever holds one holds
+    all its addresses; an IPv4-mapped IPv6 address is its IPv4 address."""
     meta = request.META
     peer = str(meta.get("REMOTE_ADDR") or "unknown")
+    peer = _client_key(peer) or peer
     trusted = int(settings.TRUSTED_PROXY_COUNT)
     if trusted <= 0:
         return peer
@@ -254,35 +273,88 @@ def client_address(request: HttpRequest | Request) -> str:
     entries = [entry for entry in entries if entry]
     if len(entries) < trusted:
         return peer
-    try:
-        return str(ipaddress.ip_address(entries[-trusted]))
-    except ValueError:
-        return peer
+    return _client_key(entries[-trusted]) or peer
 
 
-@dataclass(frozen=True)
 class Limits:
-    """Several failure limits checked and counted together (per email and per client address)."""
+    """Failure limits counted together (e.g. per email and per client address), one attempt at a
+    time: ``count`` adds the attempt to every limit first, in one atomic increment each (one round
+    trip), and refuses it when any count is then over its limit; ``forgive`` takes it back. So
+    parallel guesses each take their own place in the count and at most the limit of them are ever
+    evaluated; the rest are refused (429) before anything is checked."""
 
-    pairs: tuple[tuple[FailureLimiter, str], ...]
+    def __init__(self, pairs: tuple[tuple[FailureLimiter, str], ...]) -> None:
+        self.pairs = pairs
+        self._counted: list[str] = []  # the cache keys this attempt incremented
 
-    def check(self) -> None:
-        """429 (``RateLimitedError``) once any of them is spent."""
+    def count(self) -> None:
+        """Counts this attempt; 429 (``RateLimitedError``, not counted) once any limit is spent.
+        Fails open (logged) while the cache is unavailable."""
+        if breaker.is_open():
+            return
+        now = time.time()
+        by_window: dict[int, list[tuple[FailureLimiter, str]]] = {}
         for limiter, ident in self.pairs:
-            limiter.check(ident)
+            by_window.setdefault(limiter.window, []).append((limiter, ident))
+        wait = 0.0
+        for window, pairs in by_window.items():
+            keys = [limiter.key(ident) for limiter, ident in pairs]
+            try:
+                counts = _window_hits(keys, window, now)
+            except CACHE_ERRORS as exc:
+                breaker.trip("Failure limits", exc)
+                return
+            index = int(now // window)
+            self._counted += [f"{key}:{index}" for key in keys]
+            elapsed = now % window
+            for (current, previous), (limiter, _) in zip(counts, pairs, strict=True):
+                if math.ceil(previous * (1 - elapsed / window) + current) > limiter.limit:  # a fraction is one
+                    wait = max(wait, window - elapsed)
+        if wait:
+            self.forgive()
+            raise RateLimitedError(math.ceil(wait))
 
-    def record_failure(self) -> None:
-        for limiter, ident in self.pairs:
-            limiter.record_failure(ident)
+    def forgive(self) -> None:
+        """Takes the counted attempt back (it was right, or it was refused)."""
+        counted, self._counted = self._counted, []
+        for key in counted:
+            try:
+                cache.decr(key)
+            except ValueError:  # expired meanwhile: nothing left to take back
+                pass
+            except CACHE_ERRORS as exc:
+                breaker.trip("Failure limits", exc)
+                return
+
+    @contextmanager
+    def attempt(self, wrong: type[Exception] | Callable[[Exception], bool]) -> Iterator[None]:
+        """Counts the attempt the block makes (429 before the block once a limit is spent); it stays
+        counted only when the block raises what ``wrong`` names (an exception class, or a test of the
+        exception): a right guess, or an error that is no guess, is forgiven."""
+        self.count()
+        try:
+            yield
+        except Exception as exc:
+            if not (isinstance(exc, wrong) if isinstance(wrong, type) else wrong(exc)):
+                self.forgive()
+            raise
+        self.forgive()
+
+
+def guess_limits(request: HttpRequest | Request, *, subject: str = "", kind: str = "") -> Limits:
+    """Secrets guessed (passwords, one-time tokens) in the ``kind`` flow: ``THROTTLE_LOGIN`` wrong
+    guesses about one ``subject`` (an email, a user), ``CLIENT_MULTIPLIER`` times as many from one
+    client (``client_address``)."""
+    prefix = f"{kind}-" if kind else ""
+    pairs: list[tuple[FailureLimiter, str]] = []
+    if subject:
+        pairs.append((FailureLimiter("login"), f"{prefix}{subject}"))
+    pairs.append((FailureLimiter("login", multiplier=CLIENT_MULTIPLIER), f"{prefix}ip:{client_address(request)}"))
+    return Limits(tuple(pairs))
 
 
 def login_limits(request: HttpRequest | Request, *, email: str, kind: str = "") -> Limits:
-    """Password guesses (the API's login, the admin's, and ``kind`` flows that send or check
-    secrets): ``THROTTLE_LOGIN`` failures for one email, ``CLIENT_MULTIPLIER`` times as many from one
-    client address."""
-    prefix = f"{kind}-" if kind else ""
-    pairs: list[tuple[FailureLimiter, str]] = []
-    if email:
-        pairs.append((FailureLimiter("login"), f"{prefix}email:{email.strip().lower()}"))
-    pairs.append((FailureLimiter("login", multiplier=CLIENT_MULTIPLIER), f"{prefix}ip:{client_address(request)}"))
-    return Limits(tuple(pairs))
+    """Password guesses about one email (the API's login and the admin's share them), and ``kind``
+    flows that send secrets to an email (password reset)."""
+    subject = f"email:{email.strip().lower()}" if email else ""
+    return guess_limits(request, subject=subject, kind=kind)

@@ -286,7 +286,8 @@ TRUSTED_PROXY_COUNT = max(env_int("TRUSTED_PROXY_COUNT", 0), 0)
 # Throttle rates (DRF rate strings). Read at request time by core.throttles.
 THROTTLE_RATES = {
     "login": env_str("THROTTLE_LOGIN", "10/min"),
-    "register": env_str("THROTTLE_REGISTER", "100/hour"),
+    # sign-ups per client (each opens an org with sign-up credits); an IPv6 client is its /64
+    "register": env_str("THROTTLE_REGISTER", "10/hour"),
     "chat": env_str("THROTTLE_CHAT", "60/min"),
     # per org, every member's sends together; unset: ten members' worth of THROTTLE_CHAT
     "chat_org": env_str("THROTTLE_CHAT_ORG", "") or _scaled_rate(env_str("THROTTLE_CHAT", "60/min"), 10),
@@ -294,6 +295,7 @@ THROTTLE_RATES = {
     "mcp_sync": env_str("THROTTLE_MCP_SYNC", "10/min"),  # MCP syncs per org (each talks to an outside server)
     "mcp_write": env_str("THROTTLE_MCP_WRITE", "20/min"),  # MCP connections created/updated per org (DNS lookups)
     "websocket": env_str("THROTTLE_WEBSOCKET", "30/min"),  # WebSocket connections opened, per user
+    "invite": env_str("THROTTLE_INVITE", "20/hour"),  # invitations sent (re-sends too), per org and per client
 }
 
 # An open WebSocket reads its user and membership again this often (seconds; at most 60): a

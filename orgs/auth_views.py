@@ -16,7 +16,7 @@ from accounts.errors import InvalidCredentialsError
 from accounts.models import User
 from accounts.serializers import LoginSerializer
 from core.errors import InvalidTokenError, RateLimitedError, TokenNotValidError, ValidationFailed
-from core.throttles import login_limits
+from core.throttles import guess_limits, login_limits
 from core.views import PublicAPIView, UserAPIView, valid_body
 from orgs import services as org_services
 from orgs.serializers import (
@@ -53,13 +53,10 @@ class LoginView(PublicAPIView):
     def post(self, request: Request) -> Response:
         data = valid_body(LoginSerializer, request)
         email = data["email"].strip().lower()
-        limits = login_limits(request, email=email)
-        limits.check()
-        try:
+        # counted before the password is checked (parallel guesses each take a place; past the
+        # limit they are refused unchecked), forgiven when it was right
+        with login_limits(request, email=email).attempt(InvalidCredentialsError):
             user = services.authenticate_credentials(email=email, password=data["password"])
-        except InvalidCredentialsError:
-            limits.record_failure()
-            raise
         return token_response(user)
 
 
@@ -88,18 +85,14 @@ class AcceptInviteView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = valid_body(AcceptInviteSerializer, request)
-        limits = login_limits(request, email="", kind="invite")  # guessing tokens from one client
-        limits.check()
-        try:
+        if not isinstance(request.user, User) and not data.get("password"):
+            raise ValidationFailed("password", "Choose a password (or sign in to accept with your account).")
+        # guessing tokens from one client: counted before the token is looked up, forgiven when right
+        with guess_limits(request, kind="invite").attempt(InvalidTokenError):
             if isinstance(request.user, User):
                 membership = org_services.join_by_invitation(token=data["token"], user=request.user)
                 return Response(JoinedSerializer(membership).data)
-            if not data.get("password"):
-                raise ValidationFailed("password", "Choose a password (or sign in to accept with your account).")
             user = org_services.accept_invitation(token=data["token"], password=data["password"], name=data["name"])
-        except InvalidTokenError:
-            limits.record_failure()
-            raise
         return token_response(user)
 
 

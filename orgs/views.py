@@ -8,6 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.auth import current_user
+from core.errors import RateLimitedError
+from core.throttles import InviteThrottle
 from core.views import UserViewSet
 from orgs import selectors, services
 from orgs.api import OrgAPIView, OrgViewSet
@@ -128,7 +130,7 @@ class MemberListView(mixins.ListModelMixin, OrgViewSet):
 
 
 class InviteView(OrgAPIView):
-    errors = (AlreadyMemberError,)
+    errors = (AlreadyMemberError, RateLimitedError)
     required_roles = {"post": Role.ADMIN}
 
     @extend_schema(
@@ -138,12 +140,15 @@ class InviteView(OrgAPIView):
         description=(
             "201 with the pending member (`status: invited`, the invitation's own email and name), the same "
             "whether the address has an account or not; 200 when an already invited email is re-sent a new "
-            "token (the old one stops working). An existing account accepts when signed in to that account."
+            "token (the old one stops working). An existing account accepts when signed in to that account. "
+            "Each invitation sent (re-sends too) counts toward THROTTLE_INVITE per organization and per client "
+            "address; past it, 429 with Retry-After."
         ),
     )
     def post(self, request: Request) -> Response:
         serializer = InviteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        InviteThrottle().check(request, self)  # each one e-mails an outside address in the org's name
         membership, created = services.invite_member(
             context=self.org_context, inviter=current_user(request), **serializer.validated_data
         )

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from django.core import mail
-from django.test import Client
+from django.test import Client, RequestFactory
 
 from core import throttles
 from core.cache import RedisCache
@@ -102,27 +102,30 @@ def test_parallel_failures_are_each_counted(redis_counts, settings, monkeypatch)
     """The attack on the old read-then-write counter: N guesses at once recorded one failure."""
     settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login": "1000/min"}
     monkeypatch.setattr(throttles.time, "time", lambda: 1_800_000_030.0)  # within one window
-    limiter = throttles.FailureLimiter("login")
+    request = RequestFactory().post("/auth/login", REMOTE_ADDR="198.51.100.5")
     guesses = 24
     start = threading.Barrier(guesses)
 
     def guess() -> None:
         start.wait()
-        limiter.record_failure("email:victim@example.com")
+        throttles.login_limits(request, email="victim@example.com").count()  # a wrong guess: never forgiven
 
     threads = [threading.Thread(target=guess) for _ in range(guesses)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert limiter.failures("email:victim@example.com") == guesses
+    assert throttles.FailureLimiter("login").failures("email:victim@example.com") == guesses
 
 
 @pytest.mark.django_db(transaction=True)
-def test_parallel_wrong_logins_all_count_toward_the_limit(redis_counts, settings):
-    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login": "8/min"}
+def test_parallel_wrong_logins_beyond_the_limit_are_refused_unchecked(redis_counts, settings):
+    """The attack: three times the limit of guesses at once. Each is counted before its password is
+    checked, so at most ``limit`` of them are ever evaluated (401); the rest are refused (429)."""
+    limit, guesses = 8, 24
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login": f"{limit}/min"}
     victim = make_user()
-    start = threading.Barrier(8)
+    start = threading.Barrier(guesses)
     statuses: list[int] = []
 
     def guess(i: int) -> None:
@@ -133,14 +136,14 @@ def test_parallel_wrong_logins_all_count_toward_the_limit(redis_counts, settings
         )
         statuses.append(response.status_code)
 
-    threads = [threading.Thread(target=guess, args=(i,)) for i in range(8)]
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(guesses)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(statuses) == [401] * 8
+    assert sorted(statuses) == [401] * limit + [429] * (guesses - limit), statuses
     right = Client().post("/auth/login", {"email": victim.email, "password": PASSWORD}, content_type="application/json")
-    assert right.status_code == 429  # eight guesses spent the allowance, the right password waits too
+    assert right.status_code == 429  # the guesses spent the allowance, the right password waits too
 
 
 @pytest.mark.django_db

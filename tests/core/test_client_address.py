@@ -36,7 +36,7 @@ def test_with_one_trusted_proxy_the_client_is_the_last_entry(settings):
     settings.TRUSTED_PROXY_COUNT = 1
     # what the client wrote comes first; what the proxy saw is last
     assert client_address(_request(HTTP_X_FORWARDED_FOR="10.1.1.1, 203.0.113.7")) == "203.0.113.7"
-    assert client_address(_request(HTTP_X_FORWARDED_FOR=" 2001:db8::1 ")) == "2001:db8::1"
+    assert client_address(_request(HTTP_X_FORWARDED_FOR=" 2001:db8::1 ")) == "2001:db8::/64"  # its /64
     # no header, an empty one, or one that is not an address: the peer (the proxy itself)
     assert client_address(_request()) == PEER
     assert client_address(_request(HTTP_X_FORWARDED_FOR=" , ")) == PEER
