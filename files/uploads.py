@@ -62,13 +62,15 @@ def content_type_of(upload: UploadedFile[bytes]) -> str:
 
 
 def extract_text(data: bytes, content_type: str) -> str:
-    """The upload's text within ``UPLOAD_EXTRACT_SECONDS`` and ``UPLOAD_EXTRACT_MAX_CHARS`` ("" when
-    there is none, or it could not be extracted within them)."""
+    """The upload's text within ``UPLOAD_EXTRACT_SECONDS`` and ``UPLOAD_EXTRACT_MAX_CHARS``, at most
+    ``UPLOAD_EXTRACT_CONCURRENCY`` PDFs at once ("" when there is none, or it could not be extracted
+    within them)."""
     text = bounded_text(
         data,
         content_type,
         seconds=settings.UPLOAD_EXTRACT_SECONDS,
         max_chars=settings.UPLOAD_EXTRACT_MAX_CHARS,
+        concurrency=settings.UPLOAD_EXTRACT_CONCURRENCY,
     )
     return text or ""
 

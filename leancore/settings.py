@@ -397,6 +397,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("REQUEST_MAX_BYTES", max(UPLOAD_MAX_BYTES 
 # text cannot be extracted within these bounds is stored with no text (`textExtracted: false`).
 UPLOAD_EXTRACT_SECONDS = float(env_str("UPLOAD_EXTRACT_SECONDS", "10"))
 UPLOAD_EXTRACT_MAX_CHARS = env_int("UPLOAD_EXTRACT_MAX_CHARS", 1_000_000)
+# PDF extractions (each a child process of up to UPLOAD_EXTRACT_SECONDS of CPU and 1 GiB) running at
+# once per server process; an upload that finds them all busy for a second is stored without text.
+UPLOAD_EXTRACT_CONCURRENCY = max(1, env_int("UPLOAD_EXTRACT_CONCURRENCY", 2))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 CORS_ALLOW_HEADERS = (*default_cors_headers, "x-org-id", "idempotency-key")
@@ -461,7 +464,10 @@ logging.captureWarnings(LOG_FORMAT == "json")  # a library's warning is a JSON l
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"ids": {"()": "core.log_context.ContextFilter"}},
+    "filters": {
+        "ids": {"()": "core.log_context.ContextFilter"},
+        "mask_urls": {"()": "mcps.masking.MaskUrlsFilter"},  # no URL userinfo or query value in a log line
+    },
     "formatters": {"json": {"()": "core.log_context.JsonFormatter"}},
     "handlers": {
         "console": {
@@ -476,5 +482,22 @@ LOGGING = {
         # would print twice (there and at the root). Everything goes to the root handler once.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.request": {"level": "ERROR"},
+        # The HTTP clients log every request's full URL at INFO (an MCP URL may carry credentials in
+        # its userinfo or query): every line they or the MCP SDK write has its URLs masked
+        # (mcps.masking), at any LOG_LEVEL; httpcore's per-request DEBUG traces are not written.
+        **{name: {"filters": ["mask_urls"]} for name in ("httpx", "httpx2")},
+        **{name: {"level": "WARNING", "filters": ["mask_urls"]} for name in ("httpcore", "httpcore2")},
+        **{
+            name: {"filters": ["mask_urls"]}
+            for name in (
+                "mcp.client.client",
+                "mcp.client.streamable_http",
+                "mcp.client.sse",
+                "mcp.client.auth.oauth2",
+                "mcp.shared.jsonrpc_dispatcher",
+                "mcp.shared.dispatcher",
+                "client",  # mcp.client.session's
+            )
+        },
     },
 }

@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 
 from core.errors import DomainError
 from mcps import services
+from mcps.masking import masked_url
 from mcps.models import CatalogEntry, Connection, Tool
 from orgs.admin_mixins import AuditedAdmin, OrgOwnedAdmin, changed_values, form_action, record, stored
 
@@ -34,6 +35,16 @@ class ConnectionAdminForm(forms.ModelForm):
         model = Connection
         fields = ["organization", *CONNECTION_FIELDS]
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and "url" in self.fields:  # the stored URL's userinfo and query stay hidden
+            self.initial["url"] = masked_url(self.instance.url)
+            self.fields[
+                "url"
+            ].help_text = (
+                "Shown without userinfo and with every query value as ***: sent back as shown, the stored URL stays."
+            )
+
 
 @admin.register(CatalogEntry)
 class CatalogEntryAdmin(AuditedAdmin):
@@ -60,7 +71,7 @@ class ConnectionAdmin(OrgOwnedAdmin):
         "name",
         "organization",
         "transport",
-        "url",
+        "shown_url",
         "status",
         "last_error_short",
         "last_synced_at",
@@ -98,6 +109,10 @@ class ConnectionAdmin(OrgOwnedAdmin):
 
     def service_delete(self, request, obj) -> None:
         services.delete_connection(connection=obj)
+
+    @admin.display(description="URL")
+    def shown_url(self, obj) -> str:
+        return masked_url(obj.url)  # as the API shows it: userinfo and query values are often credentials
 
     @admin.display(description="Last error")
     def last_error_short(self, obj) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpcore2
 import httpx2
@@ -123,17 +123,6 @@ def origin_of(url: str) -> str | None:
         return None
     host = parts.hostname.lower()
     return f"{parts.scheme.lower()}://{f'[{host}]' if ':' in host else host}:{port}"
-
-
-def masked_url(url: str) -> str:
-    """``url`` as the API shows it: no userinfo, and every query value ``***`` (a key without a value
-    is itself shown as ``***``). The stored URL keeps both; they are often credentials."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    query = "&".join(
-        f"{piece.partition('=')[0]}=***" if "=" in piece else "***" for piece in parts.query.split("&") if piece
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def allow_listed(url: str) -> bool:

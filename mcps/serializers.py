@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from mcps.masking import masked_url
 from mcps.models import AuthType, CatalogEntry, Connection, Tool, Transport
-from mcps.security import masked_url
 
 
 class MaskedUrlField(serializers.URLField):

@@ -14,8 +14,9 @@ from core.db import release_connections
 from core.errors import DomainError, ValidationFailed
 from mcps.client import MCPError, RemoteTool, list_remote_tools, target_of
 from mcps.crypto import decrypt_json, encrypt_json
+from mcps.masking import masked_url
 from mcps.models import AuthType, CatalogEntry, Connection, Tool
-from mcps.security import check_url, masked_url, origin_of
+from mcps.security import check_url, origin_of
 from orgs.models import Organization
 
 UNSET: Any = object()

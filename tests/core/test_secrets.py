@@ -61,6 +61,17 @@ def test_planted_secrets_stay_out_of_responses_logs_and_the_admin(
     assert created.status_code == 201, created.content
     responses += [created, owner.post(f"/orgs/{org_id}/mcps/{created.json()['id']}/sync")]
     assert mcp_server.server.seen_headers[-1].get("authorization") == f"Bearer {mcp_token}"  # it was used
+    # credentials in the URL itself (userinfo and a query value): the HTTP client logs every request's
+    # URL, and the SDK its endpoint at DEBUG
+    url_password, url_key = f"planted-url-password-{tag}", f"planted-url-key-{tag}"
+    keyed_url = mcp_server.url("streamable_http").replace("://", f"://ops:{url_password}@", 1) + f"?api_key={url_key}"
+    keyed = owner.post(
+        f"/orgs/{org_id}/mcps", {"name": "Keyed", "url": keyed_url, "transport": "streamable_http"}, format="json"
+    )
+    assert keyed.status_code == 201, keyed.content
+    keyed_sync = owner.post(f"/orgs/{org_id}/mcps/{keyed.json()['id']}/sync")
+    assert keyed_sync.status_code == 200, keyed_sync.content
+    responses += [keyed, keyed_sync]
     responses += [owner.get(f"/orgs/{org_id}/mcps"), owner.get(f"/orgs/{org_id}/mcps/{created.json()['id']}")]
 
     with django_capture_on_commit_callbacks(execute=True):  # the emails go out after commit
@@ -74,7 +85,14 @@ def test_planted_secrets_stay_out_of_responses_logs_and_the_admin(
     for wrong in (invitation[:-1] + "x", reset[:-1] + "x"):  # failures are logged too
         responses.append(public.post("/auth/accept-invite", {"token": wrong, "password": password, "name": "N"}))
 
-    secrets = {"password": password, "MCP token": mcp_token, "invitation": invitation, "reset token": reset}
+    secrets = {
+        "password": password,
+        "MCP token": mcp_token,
+        "MCP URL password": url_password,
+        "MCP URL query value": url_key,
+        "invitation": invitation,
+        "reset token": reset,
+    }
 
     staff = make_user(is_staff=True)
     staff.is_superuser = True
@@ -93,6 +111,7 @@ def test_planted_secrets_stay_out_of_responses_logs_and_the_admin(
 
     logged = "\n".join(f"{record.name}: {record.getMessage()} {record.args!r}" for record in caplog.records)
     assert len(caplog.records) > 0
+    assert "/mcp?api_key=***" in logged  # the keyed URL was logged, masked
     for name, secret in secrets.items():
         for response in responses:
             assert secret not in response.content.decode(), (name, response.wsgi_request.path)
@@ -214,3 +233,22 @@ def test_planted_secrets_stay_out_of_the_output_of_a_server_and_a_worker(
     for name, secret in secrets.items():
         for where, text in outputs.items():
             assert secret not in text, (name, where)
+
+
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR])
+@pytest.mark.parametrize("name", ["httpx2", "httpx", "mcp.client.streamable_http", "mcp.client.sse", "client"])
+def test_an_mcp_urls_credentials_reach_no_log_line_at_any_level(caplog, name, level):
+    """Whatever the level a line is written at, by the HTTP clients or the MCP SDK: its URLs have no
+    userinfo and no query value, in the message and in its traceback."""
+    caplog.set_level(logging.DEBUG)
+    url = "http://ops:planted-pw@mcp.example.com/mcp?api_key=planted-key&flag"
+    try:
+        raise ValueError(f"Client error for url {url}")
+    except ValueError:
+        logging.getLogger(name).log(level, 'HTTP Request: %s %s "%s"', "POST", url, "HTTP/1.1 200 OK", exc_info=True)
+    text = caplog.text
+    if not caplog.records:  # a level below the logger's own (httpcore's DEBUG): nothing written at all
+        assert level < logging.WARNING
+        return
+    assert "http://mcp.example.com/mcp?api_key=***&***" in text
+    assert "planted" not in text
