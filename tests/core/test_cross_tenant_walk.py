@@ -820,6 +820,7 @@ QUERY_MODELS = {
     "workspaceId": Workspace,
     "projectId": Project,
     "assigneeUserId": User,
+    "userId": User,
     "assigneeSpecialistId": Specialist,
     "sessionId": ChatSession,
 }
