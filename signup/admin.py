@@ -9,11 +9,16 @@ from django.db.models import Model
 from django.http import HttpRequest
 
 from billing.admin import BillingOrganizationAdmin
+from billing.admin_members import MemberSpendInline
+from orgs.admin import MembershipInline
 from orgs.models import Organization
 from signup.services import open_organization
 
 
 class OrganizationAdmin(BillingOrganizationAdmin):
+    # the members with their spend this month against their cap
+    inlines = [MemberSpendInline if i is MembershipInline else i for i in BillingOrganizationAdmin.inlines]
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         """A new organization opens with the sign-up credits: adding one mints credits, so it also
         needs the money permission."""

@@ -159,3 +159,25 @@ def test_the_members_spend_is_one_query_per_page(org, owner, rate, django_assert
         body = client.get("/users").json()
     assert body["count"] == 14
     assert sum(1 for q in many.captured_queries if "billing_ledgerentry" in q["sql"]) == 1
+
+
+def test_the_organizations_admin_page_shows_each_members_spend_against_their_cap(
+    org, owner, member, rate, operator, django_assert_max_num_queries
+):
+    spend(org, member, input_tokens=2000, output_tokens=0)  # 2 credits
+    spend(org, owner, input_tokens=500, output_tokens=0)
+    quota(client_for(owner), member, "8")
+    page = operator.get(f"/admin/orgs/organization/{org.pk}/change/").content.decode()
+    assert "Spent this month" in page
+    assert "Monthly cap" in page
+    assert "2.000000 credits (25% of the cap)" in page
+    assert "8.000000 credits" in page
+    assert "0.500000 credits" in page  # the owner's, no cap
+    for _ in range(5):
+        add_member(org)
+    with django_assert_max_num_queries(200) as few:
+        operator.get(f"/admin/orgs/organization/{org.pk}/change/")
+    for _ in range(10):
+        spend(org, add_member(org), input_tokens=10, output_tokens=0)
+    with django_assert_max_num_queries(len(few.captured_queries)):  # more members, no more queries
+        operator.get(f"/admin/orgs/organization/{org.pk}/change/")
