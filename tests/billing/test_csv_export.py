@@ -158,6 +158,8 @@ def test_the_summary_as_csv_is_its_rows_without_totals(clock, org, owner):
         ["2026-06-03", "gpt-4o-mini", "1.500000", "1", "7", "0"],
         ["2026-06-04", "gpt-4o-mini", "1.000000", "1", "0", "0"],
     ]
+    by_format = client_for(owner).get(SUMMARY, {"groupBy": "day,model", "format": "csv"})
+    assert read_csv(by_format)[0] == ["day", "model", "credits", "calls", "inputTokens", "outputTokens"]
 
 
 @pytest.mark.django_db
