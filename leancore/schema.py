@@ -297,6 +297,12 @@ REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("/orgs/{id}", "put"): {"name": "Acme Ltd", "monthlyBudget": "500.000000", "lowBalanceThreshold": "25.000000"},
     ("/orgs/{id}/billing-email", "patch"): {"billingEmail": "billing@example.com"},
+    ("/orgs/{orgId}/api-keys", "post"): {
+        "name": "CI server",
+        "role": "member",
+        "monthlyCreditLimit": "50.000000",
+        "expiresAt": "2027-01-01T00:00:00Z",
+    },
     ("/users/invite", "post"): {"email": "bo@example.com", "role": "member", "name": "Bo"},
     ("/users/{id}", "put"): {"name": "Bo Builder"},
     ("/users/{id}/role", "patch"): {"role": "admin"},
@@ -506,6 +512,21 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("/orgs/{id}/billing-email", "patch"): (
         "Sets the address that receives the organization's billing alerts (budget thresholds, low balance, "
         "circuit opened) and answers 200 with the organization."
+    ),
+    ("/orgs/{orgId}/api-keys", "post"): (
+        "Creates an API key of the organization (admin) and answers 201 with it and `key`, the secret "
+        "`lc_<prefix>_<secret>`, shown only in this answer: only a hash of the secret is stored. `role` is "
+        "`member` (default) or `admin`; anything else is 400 naming `role`. Creation is in the organization's "
+        "audit trail."
+    ),
+    ("/orgs/{orgId}/api-keys", "get"): (
+        "The organization's API keys (admin), newest first, paginated, revoked ones included, never a secret. "
+        "`revoked=true` lists only revoked keys, `revoked=false` only the others."
+    ),
+    ("/orgs/{orgId}/api-keys/{id}", "get"): "One API key of the organization (admin), never its secret.",
+    ("/orgs/{orgId}/api-keys/{id}", "delete"): (
+        "Revokes the key at once and answers 204 (revoking a revoked key changes nothing); the record stays, "
+        "with `revokedAt`, for the audit trail and the ledger. Revocation is in the organization's audit trail."
     ),
     # --- Specialists ------------------------------------------------------------------------
     ("/specialists", "post"): (

@@ -349,6 +349,7 @@ SPECTACULAR_SETTINGS = {
     "PREPROCESSING_HOOKS": ["leancore.schema.drop_trailing_slash_twins"],
     "ENUM_NAME_OVERRIDES": {
         "MemberRoleEnum": "orgs.models.Role",
+        "ApiKeyRoleEnum": "orgs.models.API_KEY_ROLES",
         "MessageRoleEnum": "chat.models.Message.Role",
         "MemberStatusEnum": "orgs.models.Membership.Status",
         "MessageStatusEnum": "chat.models.Message.Status",

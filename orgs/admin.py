@@ -26,7 +26,7 @@ from orgs.admin_mixins import (
     record,
     stored,
 )
-from orgs.models import AuditEntry, Membership, Organization
+from orgs.models import ApiKey, AuditEntry, Membership, Organization
 
 
 class MembershipInline(admin.TabularInline):
@@ -176,6 +176,30 @@ class MembershipAdmin(AuditedAdmin, LabelledAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return not (obj is not None and selectors.is_last_active_owner(obj))
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ReadOnlyAdmin):
+    """The orgs' API keys, for operators: who made them, their limits, use and revocation. Never the
+    secret (only its hash is stored, and the admin does not show even that)."""
+
+    list_display = ["name", "prefix", "organization", "role", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["role", "organization"]
+    search_fields = ["name", "prefix", "organization__name"]
+    list_select_related = ["organization"]
+    fields = [
+        "name",
+        "prefix",
+        "organization",
+        "role",
+        "specialist_ids",
+        "monthly_credit_limit",
+        "expires_at",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
 
 
 @admin.register(AuditEntry)

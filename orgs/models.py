@@ -172,3 +172,31 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action}: {self.object_repr}"
+
+
+API_KEY_ROLES = [(Role.MEMBER.value, "Member"), (Role.ADMIN.value, "Admin")]  # a key is never an owner
+
+
+class ApiKey(OrgScopedModel):
+    """An org's API key: its servers call LeanCore with ``lc_<prefix>_<secret>``. Only a hash of the
+    secret is stored (``orgs.api_keys``); revoked keys stay for the audit trail and the ledger."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=8, unique=True)
+    secret_hash = models.CharField(max_length=64)  # sha256 of the secret, hex
+    role = models.CharField(max_length=10, choices=API_KEY_ROLES)
+    specialist_ids = models.JSONField(null=True, blank=True)  # None: every specialist of the org
+    monthly_credit_limit = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(OrgScopedModel.Meta):
+        verbose_name = "API key"
+        indexes = [models.Index(fields=["organization", "-created_at"], name="orgs_apikey_org_created")]
+
+    def __str__(self) -> str:
+        return f"{self.name} (lc_{self.prefix}_…)"
