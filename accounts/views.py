@@ -96,7 +96,6 @@ class PasswordResetConfirmView(PublicAPIView):
         request=PasswordResetConfirmSerializer,
         responses={204: NO_CONTENT},
         summary="Set a new password with a reset token; all refresh tokens stop working",
-        description="Wrong tokens from one client are limited as login failures are (429 with Retry-After).",
     )
     def post(self, request: Request) -> Response:
         data = valid_body(PasswordResetConfirmSerializer, request)
@@ -117,10 +116,6 @@ class ChangePasswordView(UserAPIView):
         request=ChangePasswordSerializer,
         responses={204: NO_CONTENT},
         summary="Change your password; every refresh token of yours stops working",
-        description=(
-            "Wrong current passwords are limited as login failures are: THROTTLE_LOGIN for one user, five "
-            "times as many from one client address; then 429 with Retry-After."
-        ),
     )
     def post(self, request: Request) -> Response:
         data = valid_body(ChangePasswordSerializer, request)

@@ -436,11 +436,15 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
         "Sets a new password with the token from a reset email and answers 204; the token works once. Every "
         "refresh token of the account stops working, so other sessions must log in again. A used, expired or "
         "unknown token is 400 `invalid_token`; a weak password is 400 naming `password` and leaves the token "
-        "usable."
+        "usable. Wrong tokens from one client are limited as login failures are: over it, 429 with "
+        "`Retry-After`."
     ),
     ("/users/me/password", "post"): (
         "Changes the caller's password and answers 204. A wrong current password is 400 naming "
-        "`currentPassword`; a weak new one is 400 naming `newPassword`. Tokens already issued keep working."
+        "`currentPassword`; a weak new one is 400 naming `newPassword`. Every refresh token of the caller stops "
+        "working (access tokens already issued stay valid until they expire). Wrong current passwords are "
+        "limited as login failures are, per user and per client: over it, 429 with `Retry-After`, even for "
+        "the right one."
     ),
     # --- Registration -----------------------------------------------------------------------
     ("/register", "post"): (
