@@ -9,7 +9,8 @@ models), inserted by one ``generate_series`` statement (an org that already has 
 ledger is append-only), plus 100 000 entries of another org, then times ``billing.usage.summary``
 (what ``GET /billing/usage/summary`` runs: one grouped query) for each ``groupBy`` and a few pairs,
 as an admin (every member's usage) and as a member (their own), ``--runs`` times each: p50 and max,
-and the plan's scan.
+and the plan's scan; then the ledger CSV's work for ``--export-chunks`` chunks (rows per second, and
+the slowest chunk's read: keyset chunks deep in the ledger cost what the first ones do).
 """
 
 from __future__ import annotations
@@ -105,10 +106,35 @@ def plan(org, context, start, end, group_by: list[str]) -> str:
     return "; ".join(scan.split("  (")[0] for scan in scans)
 
 
+def export(org, chunks: int) -> tuple[int, float, float]:
+    """The ledger CSV's work for ``chunks`` chunks (read by keyset, rows made as the endpoint makes them):
+    rows, seconds, and the slowest chunk's read in ms (the last chunks are as fast as the first)."""
+    from billing import usage
+    from billing.models import LedgerEntry
+    from billing.serializers import LedgerEntrySerializer
+    from core.csv_stream import CHUNK_ROWS, _text
+
+    fields = list(LedgerEntrySerializer().fields)
+    queryset = LedgerEntry.objects.for_org(org)
+    cursor, rows, slowest = None, 0, 0.0
+    started = time.perf_counter()
+    for _ in range(chunks):
+        read_at = time.perf_counter()
+        chunk, cursor = usage.ledger_chunk(queryset, after=cursor, size=CHUNK_ROWS)
+        slowest = max(slowest, time.perf_counter() - read_at)
+        data = LedgerEntrySerializer(chunk, many=True).data
+        _text([[row[name] for name in fields] for row in data])
+        rows += len(chunk)
+        if cursor is None:
+            break
+    return rows, time.perf_counter() - started, slowest * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--export-chunks", type=int, default=200, help="chunks of the ledger CSV to time")
     args = parser.parse_args()
     ensure_database()
     import django
@@ -146,6 +172,10 @@ def main() -> None:
                 f"| {plan(org, context, start, end, group_by)} |",
                 flush=True,
             )
+    rows, seconds, slowest = export(org, args.export_chunks)
+    print(
+        f"ledger CSV: {rows} rows in {seconds:.1f} s ({rows / seconds:.0f} rows/s), slowest chunk read {slowest:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -150,7 +150,11 @@ def ledger_chunk(
     ordered = queryset.order_by("-created_at", "-id")
     if after is not None:
         created_at, entry_id = after
-        ordered = ordered.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=entry_id))
+        # the first bound is what an index can seek to (the OR alone makes PostgreSQL read every newer
+        # entry again for each chunk); the second breaks ties between entries of the same instant
+        ordered = ordered.filter(created_at__lte=created_at).filter(
+            Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=entry_id)
+        )
     entries = list(ordered[:size])
     if len(entries) < size:
         return entries, None
