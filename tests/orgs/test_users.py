@@ -31,7 +31,16 @@ def test_members_list_and_filters(owner, admin_user, member, org, other_org, dja
     with django_assert_max_num_queries(6):
         body = client.get("/users").json()
     assert body["count"] == 3
-    assert set(body["results"][0]) == {"id", "email", "name", "role", "status", "joinedAt"}
+    assert set(body["results"][0]) == {
+        "id",
+        "email",
+        "name",
+        "role",
+        "status",
+        "joinedAt",
+        "monthlyCreditLimit",
+        "spentThisPeriod",
+    }
     assert {r["id"] for r in body["results"]} == {str(owner.pk), str(admin_user.pk), str(member.pk)}
     admins = client.get("/users?role=admin").json()["results"]
     assert [r["id"] for r in admins] == [str(admin_user.pk)]
