@@ -87,14 +87,19 @@ def user_content(message: Message) -> str:
 
 
 def history_messages(session: ChatSession, upto: Message) -> list[Message]:
-    """Earlier completed messages and the new user message, oldest first (a hand-written read, with
-    whether each message has attachments: a chat turn's hot path)."""
+    """Earlier completed messages and the new user message, oldest first, as they were when the turn
+    was accepted (``upto``'s time): an answer completed later (an earlier turn of the session still
+    queued then) was not in the turn's hold and is left out, also when a worker builds the turn later
+    (the pipeline always records ``completed_at``; a message written without one counts from its
+    creation).
+    A hand-written read, with whether each message has attachments: a chat turn's hot path."""
     attachments = Message.attachments.through._meta.db_table
     found = db.rows(
         f"SELECT {db.columns(Message, 'm')}, "  # noqa: S608
         f"EXISTS (SELECT 1 FROM {attachments} a WHERE a.message_id = m.id) FROM {Message._meta.db_table} m "
         "WHERE m.session_id = %s AND m.created_at <= %s AND m.status <> %s "
-        "AND NOT (m.role = %s AND m.status IN (%s, %s)) ORDER BY m.created_at",
+        "AND NOT (m.role = %s AND (m.status IN (%s, %s) OR COALESCE(m.completed_at, m.created_at) > %s)) "
+        "ORDER BY m.created_at",
         [
             session.pk,
             upto.created_at,
@@ -102,6 +107,7 @@ def history_messages(session: ChatSession, upto: Message) -> list[Message]:
             Message.Role.ASSISTANT,
             Message.Status.QUEUED,
             Message.Status.RUNNING,
+            upto.created_at,
         ],
     )
     messages = []

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
 
 from billing import services as billing
 from billing.models import ModelRate
@@ -57,6 +61,18 @@ def hold(
     ).reservation_id
 
 
+def grow_hold(payer: Payer, request: ProviderRequest, *, reservation_id: uuid.UUID) -> Decimal:
+    """Grows a call's hold to its request's worst case (a queued turn's request, built when a worker
+    picks it up), at the rates the hold pinned, or refuses with the contract's 402."""
+    return billing.grow_hold(
+        reservation_id=reservation_id,
+        input_tokens=request_tokens_upper_bound(request),
+        max_output_tokens=request.max_output_tokens,
+        specialist_limit=payer.specialist_limit,
+        member_limit=payer.member_limit,
+    )
+
+
 def settle(reservation_id: uuid.UUID, usage: Usage, *, description: str = "") -> Charge:
     """Charges the call's reported usage (at the rates pinned by its hold), also when its hold was
     given back meanwhile (its turn was taken for lost); settling twice charges once."""
@@ -83,13 +99,20 @@ def release_holds_of_ended_turns() -> int:
     without settling them, or its session was deleted). A turn's holds last as long as the turn,
     however long it waits in the queue or runs: a queued turn's and a running one's stay open (a
     running turn whose process died is failed, its holds with it, by ``fail_stuck_turns``; a queued
-    one that waited too long by ``fail_overdue_queued_turns``)."""
+    one that waited too long by ``fail_overdue_queued_turns``). A session with a running turn cannot
+    be deleted, and its queued turns are failed with it; should a message vanish all the same (its
+    organization deleted), its holds are given back only once older than a turn's lease
+    (TURN_LEASE_SECONDS): a call still running for it would have settled by then or been failed."""
     holding = billing.messages_with_open_holds()
     if not holding:
         return 0
-    live = set(
-        Message.objects.filter(pk__in=holding, status__in=[Message.Status.QUEUED, Message.Status.RUNNING]).values_list(
-            "pk", flat=True
-        )
-    )
-    return sum(billing.release_holds_of_message(message_id=message_id) for message_id in holding - live)
+    found = dict(Message.objects.filter(pk__in=holding).values_list("pk", "status"))
+    live = {Message.Status.QUEUED, Message.Status.RUNNING}
+    lease_ago = timezone.now() - timedelta(seconds=settings.TURN_LEASE_SECONDS)
+    released = 0
+    for message_id in holding:
+        if message_id not in found:
+            released += billing.release_holds_of_message(message_id=message_id, created_before=lease_ago)
+        elif found[message_id] not in live:
+            released += billing.release_holds_of_message(message_id=message_id)
+    return released

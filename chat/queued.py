@@ -9,7 +9,8 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from billing.models import Reservation
+from billing.errors import BillingRefusal
+from billing.models import ModelRate, Reservation
 from chat import metering, snapshot
 from chat.errors import QueueTimeoutError
 from chat.models import Message
@@ -19,28 +20,46 @@ from chat.turns import PreparedTurn, assemble_turn
 
 
 def _frozen(assistant: Message) -> snapshot.Thawed:
-    """The turn as it was accepted. A turn queued before turns were frozen is frozen now, from its
-    specialist as it is and the sender its hold names."""
+    """The turn as it was accepted. A turn queued before turns were frozen is frozen now from its
+    first hold: the model and the two rates it pinned (with that model's provider and context
+    window), the specialist's other settings as they are, the sender the hold names."""
     if assistant.frozen_turn:
         return snapshot.thaw(assistant.frozen_turn)
     session = assistant.session
     specialist = session.specialist
-    holds = Reservation.objects.filter(organization_id=session.organization_id, message_id=assistant.pk)
-    sender = holds.order_by("created_at").values_list("user_id", flat=True).first()
+    first = (
+        Reservation.objects.filter(organization_id=session.organization_id, message_id=assistant.pk)
+        .order_by("created_at")
+        .first()
+    )
+    rate = metering.active_rate(specialist.model)
+    if first is not None:
+        row = ModelRate.objects.filter(model=first.model).order_by("-active").first() or rate
+        rate = ModelRate(
+            model=first.model,
+            provider=row.provider,
+            input_credits_per_million=first.input_credits_per_million,
+            output_credits_per_million=first.output_credits_per_million,
+            context_window=row.context_window,
+            active=True,
+        )
+        specialist.model = first.model  # an unsaved change: the turn calls the model it was held for
     record = snapshot.freeze(
         specialist=specialist,
-        rates=[metering.active_rate(specialist.model)],
+        rates=[rate],
         tools=tool_plan(specialist, in_workspace=bool(session.workspace_id)),
-        sender_id=sender or session.created_by_id,
+        sender_id=(first.user_id if first is not None else None) or session.created_by_id,
     )
     return snapshot.thaw(record)
 
 
 def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
     """Prepare, for the worker: marks a queued assistant message running and rebuilds its turn from
-    what it was accepted with (its hold was taken then). None when the message is no longer queued,
-    or when it waited past TURN_QUEUE_TIMEOUT (it is then failed ``queue_timeout``, its hold given
-    back)."""
+    what it was accepted with: its frozen settings, and the workspace files and history there were
+    then. Its hold was taken at acceptance; should the request now be bigger than what it assumed,
+    the hold is grown, in the same transaction, or the turn fails with the 402's code (its hold
+    given back). None when the message is no longer queued, when it waited past TURN_QUEUE_TIMEOUT
+    (it is then failed ``queue_timeout``, its hold given back), or when its hold could not grow."""
     with transaction.atomic():
         assistant = (
             Message.objects.select_for_update(of=("self",))
@@ -53,25 +72,32 @@ def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
         if assistant.created_at < queue_cutoff():
             fail_locked_turn(assistant, QueueTimeoutError)
             return None
+        session = assistant.session
+        user_message = (
+            session.messages.filter(role=Message.Role.USER, created_at__lte=assistant.created_at)
+            .order_by("-created_at")
+            .first()
+        )
+        if user_message is None or assistant.reservation_id is None:  # queued turns always have both
+            raise LookupError(f"Queued message {message_id} has no question or no hold.")
+        frozen = _frozen(assistant)
+        turn = assemble_turn(
+            session=session,
+            specialist=frozen.specialist,
+            rate=frozen.rate,
+            tools=(frozen.specs, frozen.bindings),
+            user_message=user_message,
+            assistant_id=assistant.pk,
+            user_id=frozen.sender_id,
+            reservation_id=assistant.reservation_id,
+            accepted_at=assistant.created_at,
+        )
+        try:
+            metering.grow_hold(turn.payer, turn.request, reservation_id=assistant.reservation_id)
+        except BillingRefusal as exc:
+            fail_locked_turn(assistant, type(exc))
+            return None
         assistant.status = Message.Status.RUNNING
         assistant.started_at = assistant.heartbeat_at = timezone.now()
         assistant.save(update_fields=["status", "started_at", "heartbeat_at"])
-    session = assistant.session
-    user_message = (
-        session.messages.filter(role=Message.Role.USER, created_at__lte=assistant.created_at)
-        .order_by("-created_at")
-        .first()
-    )
-    if user_message is None or assistant.reservation_id is None:  # queued turns always have both
-        raise LookupError(f"Queued message {message_id} has no question or no hold.")
-    frozen = _frozen(assistant)
-    return assemble_turn(
-        session=session,
-        specialist=frozen.specialist,
-        rate=frozen.rate,
-        tools=(frozen.specs, frozen.bindings),
-        user_message=user_message,
-        assistant_id=assistant.pk,
-        user_id=frozen.sender_id,
-        reservation_id=assistant.reservation_id,
-    )
+    return turn

@@ -22,7 +22,7 @@ from chat import metering
 from chat.errors import QueueTimeoutError, WorkerLostError
 from chat.models import Attachment, ChatSession, Message
 from chat.turns import can_read_session
-from core.errors import DomainError, NotFoundError, PermissionDeniedError
+from core.errors import DomainError, InvalidStateError, NotFoundError, PermissionDeniedError
 from files.uploads import store_upload
 from orgs.context import OrgContext
 from orgs.models import Organization, Role
@@ -50,18 +50,20 @@ def _tell_watchers(group: str, code: str, detail: str) -> None:
         logger.exception("Could not tell the watchers of %s", group)
 
 
-def fail_locked_turn(message: Message, error: type[DomainError]) -> None:
+def fail_locked_turn(message: Message, error: type[DomainError] | DomainError) -> None:
     """Fails a turn whose message the caller locked (in its transaction): every hold it still has is
     given back (nothing it may have produced was recorded, so nobody pays for it), the message fails
-    with ``error``'s code, and its WebSocket watchers get the `error` event once this commits."""
+    with ``error``'s code and detail, and its WebSocket watchers get the `error` event once this
+    commits."""
+    detail = error.detail if isinstance(error, DomainError) else error.default_detail
     message.status = Message.Status.FAILED
     message.error_code = error.code
-    message.error = error.default_detail
+    message.error = detail
     message.completed_at = timezone.now()
     message.save(update_fields=["status", "error_code", "error", "completed_at"])
     metering.release_holds_of(message.pk)
     group = ChatSession(pk=message.session_id).group_name
-    transaction.on_commit(functools.partial(_tell_watchers, group, error.code, error.default_detail))
+    transaction.on_commit(functools.partial(_tell_watchers, group, error.code, detail))
 
 
 def fail_stuck_turns(*, lease: timedelta | None = None) -> int:
@@ -122,8 +124,20 @@ def fail_queued_message(*, message_id: uuid.UUID, code: str, detail: str) -> Non
 def delete_session(*, context: OrgContext, user: User, session: ChatSession) -> None:
     if not can_read_session(context, session, user):
         raise NotFoundError
+    """Deletes a session and its messages. A turn still running in it refuses (409
+    ``invalid_state``): its call goes on and its holds must last until it settles. A queued one is
+    failed first, its hold given back. The session's row is locked first, so no turn starts in it
+    meanwhile, then its unfinished turns (a worker picking one up waits, or is waited for)."""
     if session.created_by_id != user.pk and not context.has_role(Role.ADMIN):
         raise PermissionDeniedError("Only the session's owner or an admin may delete it.")
+    ChatSession.objects.select_for_update().filter(pk=session.pk).exists()
+    unfinished = Message.objects.select_for_update().filter(
+        session_id=session.pk, status__in=[Message.Status.QUEUED, Message.Status.RUNNING]
+    )
+    for message in unfinished:
+        if message.status == Message.Status.RUNNING:
+            raise InvalidStateError("A turn is running in this session: delete it once the turn has ended.")
+        fail_locked_turn(message, InvalidStateError("The session was deleted before this turn ran."))
     session.delete()
 
 

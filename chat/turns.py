@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -116,11 +116,15 @@ def _session(context: OrgContext, user: User, session_id: uuid.UUID, specialist:
     return session
 
 
-def _documents(session: ChatSession) -> list[tuple[str, str]]:
-    """The text of the workspace's files, for a workspace session."""
+def _documents(session: ChatSession, accepted_at: datetime) -> list[tuple[str, str]]:
+    """The text of the workspace's files, for a workspace session: those there when the turn was
+    accepted (``accepted_at``, its assistant message's time); a file added since, while the turn was
+    queued, was not in its hold and is not sent."""
     if not session.workspace_id:
         return []
-    files = WorkspaceFile.objects.filter(organization_id=session.organization_id, workspace_id=session.workspace_id)
+    files = WorkspaceFile.objects.filter(
+        organization_id=session.organization_id, workspace_id=session.workspace_id, created_at__lte=accepted_at
+    )
     files = files.order_by("created_at")
     return [(name, text) for name, text in files.values_list("filename", "text") if text]
 
@@ -135,12 +139,15 @@ def assemble_turn(
     assistant_id: uuid.UUID,
     user_id: uuid.UUID,
     reservation_id: uuid.UUID,
+    accepted_at: datetime,
     history: list[Message] | None = None,
     member_limit: Decimal | Unread | None = UNREAD,
 ) -> PreparedTurn:
     """The turn of an assistant message: its request (instructions, documents, history, tools), its
     payer and the rate every call of it is held and billed at. ``member_limit``: the sender's cap as
-    read with their membership (read here when the caller has not, a queued turn's worker)."""
+    read with their membership (read here when the caller has not, a queued turn's worker). The input
+    is the turn's as it was accepted (``accepted_at``, the assistant message's time), also when a
+    worker builds it later: the files and history the hold was sized for, nothing added since."""
     if isinstance(member_limit, Unread):
         member_limit = member_limit_of(session.organization_id, user_id)
     specs, bindings = tools
@@ -150,7 +157,7 @@ def assemble_turn(
         session=session,
         user_message=user_message,
         tools=specs,
-        documents=_documents(session),
+        documents=_documents(session, accepted_at),
         history=history,
     )
     payer = metering.Payer(
@@ -257,6 +264,7 @@ def start_turn(
         assistant_id=assistant.pk,
         user_id=user.pk,
         reservation_id=reservation_id,
+        accepted_at=assistant.created_at,
         history=None if session_id is not None else [user_message],  # a new session's history is this message
         member_limit=caller_limit(context, user.pk),
     )

@@ -162,6 +162,48 @@ def _reserve(
     model = rate.model
     hold = worst_case_cost(rate=rate, input_tokens=input_tokens, max_output_tokens=max_output_tokens)
     account = locked_account(org)
+    _refuse_unless_room(
+        account,
+        org=org,
+        hold=hold,
+        specialist_id=specialist_id,
+        specialist_limit=specialist_limit,
+        user_id=user_id,
+        member_limit=member_limit,
+    )
+    account.reserved = q(account.reserved + hold)
+    db.update(account, "reserved", "updated_at")
+    (reservation,) = db.insert(
+        Reservation(
+            id=reservation_id,
+            organization=org,
+            account=account,
+            amount=hold,
+            model=model,
+            input_credits_per_million=rate.input_credits_per_million,
+            output_credits_per_million=rate.output_credits_per_million,
+            specialist_id=specialist_id,
+            specialist_name=specialist_name[:200],
+            session_id=session_id,
+            message_id=message_id,
+            user_id=user_id,
+        )
+    )
+    return Hold(reservation_id=reservation.id, amount=hold, rate=rate)
+
+
+def _refuse_unless_room(
+    account: CreditAccount,
+    *,
+    org: Organization,
+    hold: Decimal,
+    specialist_id: uuid.UUID | None,
+    specialist_limit: Decimal | None,
+    user_id: uuid.UUID | None,
+    member_limit: Decimal | None,
+) -> None:
+    """The contract's 402 refusals, in their order, for holding ``hold`` more on the locked
+    ``account`` (a new hold, or a hold grown): raised before anything is written."""
     circuit = getattr(account.organization, "circuit", None)
     if circuit is not None and circuit.state == Circuit.State.OPEN:
         raise CircuitOpenError(reason=circuit.reason, opened_at=circuit.opened_at)
@@ -186,25 +228,55 @@ def _reserve(
         committed = member_spent(org=org, user_id=user_id, since=account.period_start)
         if committed >= member_limit:
             raise BudgetExhaustedError(scope="member_budget", limit=member_limit, spent=committed, reset_at=period_end)
-    account.reserved = q(account.reserved + hold)
-    db.update(account, "reserved", "updated_at")
-    (reservation,) = db.insert(
-        Reservation(
-            id=reservation_id,
-            organization=org,
-            account=account,
-            amount=hold,
-            model=model,
-            input_credits_per_million=rate.input_credits_per_million,
-            output_credits_per_million=rate.output_credits_per_million,
-            specialist_id=specialist_id,
-            specialist_name=specialist_name[:200],
-            session_id=session_id,
-            message_id=message_id,
-            user_id=user_id,
-        )
-    )
-    return Hold(reservation_id=reservation.id, amount=hold, rate=rate)
+
+
+def grow_hold(
+    *,
+    reservation_id: uuid.UUID,
+    input_tokens: int,
+    max_output_tokens: int,
+    specialist_limit: Decimal | None = None,
+    member_limit: Decimal | None = None,
+) -> Decimal:
+    """Grows an open hold to the worst case of a call of ``input_tokens`` (at most) and
+    ``max_output_tokens``, at the rates it pinned, or refuses with the contract's 402 (in the order
+    of ``reserve``) for the difference: a queued turn whose request, built when a worker picks it up,
+    may be bigger than what was held at its acceptance. Returns what was added (0 when the hold
+    already covers it). Like ``reserve``, a refusal is raised after the block, nothing written."""
+    with transaction.atomic(savepoint=False):
+        try:
+            reservation = _locked_hold(reservation_id)
+            if reservation is None or reservation.status != Reservation.Status.ACTIVE:
+                raise Reservation.DoesNotExist(reservation_id)
+            rate = ModelRate(
+                model=reservation.model,
+                input_credits_per_million=reservation.input_credits_per_million,
+                output_credits_per_million=reservation.output_credits_per_million,
+            )
+            extra = q(
+                worst_case_cost(rate=rate, input_tokens=input_tokens, max_output_tokens=max_output_tokens)
+                - reservation.amount
+            )
+            if extra <= 0:
+                return Decimal(0)
+            account = reservation.account
+            _refuse_unless_room(
+                account,
+                org=account.organization,
+                hold=extra,
+                specialist_id=reservation.specialist_id,
+                specialist_limit=specialist_limit,
+                user_id=reservation.user_id,
+                member_limit=member_limit,
+            )
+            account.reserved = q(account.reserved + extra)
+            db.update(account, "reserved", "updated_at")
+            reservation.amount = q(reservation.amount + extra)
+            db.update(reservation, "amount")
+            return extra
+        except BillingRefusal as exc:  # decided before anything is written
+            refusal = exc
+    raise refusal
 
 
 def _locked_hold(reservation_id: uuid.UUID) -> Reservation | None:
@@ -289,11 +361,13 @@ def release(*, reservation_id: uuid.UUID) -> None:
     db.update(reservation, "status", "charged", "closed_at")
 
 
-def release_holds_of_message(*, message_id: uuid.UUID) -> int:
-    """Gives back every hold still open for one chat message (its turn is over, or its process died)."""
-    ids = list(
-        Reservation.objects.filter(message_id=message_id, status=Reservation.Status.ACTIVE).values_list("id", flat=True)
-    )
+def release_holds_of_message(*, message_id: uuid.UUID, created_before: datetime | None = None) -> int:
+    """Gives back every hold still open for one chat message (its turn is over, or its process died);
+    with ``created_before``, only those taken before it."""
+    found = Reservation.objects.filter(message_id=message_id, status=Reservation.Status.ACTIVE)
+    if created_before is not None:
+        found = found.filter(created_at__lt=created_before)
+    ids = list(found.values_list("id", flat=True))
     for reservation_id in ids:
         release(reservation_id=reservation_id)
     return len(ids)

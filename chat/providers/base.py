@@ -174,6 +174,9 @@ def provider_failure(exc: BaseException, *, vendor: str, timeout: httpx2.Timeout
 # one token a character, emoji two or more).
 MESSAGE_OVERHEAD_TOKENS = 8  # a message's role and separators, as the chat formats add them
 REQUEST_OVERHEAD_TOKENS = 16  # the reply's priming and the format's framing
+# What a provider adds, unseen, to a request that offers tools (Anthropic's tool-use system prompt is
+# some 300-350 input tokens): in the upper bound only, so that a hold covers it.
+TOOLS_OVERHEAD_TOKENS = 512
 
 
 def tokens_upper_bound(text: str) -> int:
@@ -219,8 +222,8 @@ def tool_text(tool: ToolSpec) -> str:
 
 def request_tokens_upper_bound(request: ProviderRequest) -> int:
     """At most this many input tokens: what a call's hold assumes, so that a call settled at its
-    reported usage never costs more than was held."""
-    return _request_tokens(request, tokens_upper_bound)
+    reported usage never costs more than was held; with tools, what the provider adds for them too."""
+    return _request_tokens(request, tokens_upper_bound) + (TOOLS_OVERHEAD_TOKENS if request.tools else 0)
 
 
 def request_tokens_estimate(request: ProviderRequest) -> int:
