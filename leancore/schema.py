@@ -580,7 +580,9 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("/api/chat/sessions/{id}", "delete"): (
         "Deletes the session and its messages and answers 204; the ledger keeps its usage entries and "
         "uploaded attachments stay stored. Its creator or an admin may delete it; a session the caller cannot "
-        "read (a member reads only the sessions they started) is 404."
+        "read (a member reads only the sessions they started) is 404. A session with a turn still running is "
+        "409 `invalid_state` (delete it once the turn has ended); a turn still queued in it is failed first, "
+        "its hold given back."
     ),
     ("/api/chat/upload", "post"): (
         "Stores a multipart `file` and answers 201 `{id, filename, contentType, size, createdAt, "
