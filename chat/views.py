@@ -44,7 +44,6 @@ from core.db import release_connections
 from core.errors import (
     IdempotencyKeyReusedError,
     InvalidStateError,
-    InvalidStateError,
     NotAcceptableError,
     NotFoundError,
     RateLimitedError,
@@ -320,7 +319,6 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
     queryset = ChatSession.objects.all()
     serializer_class = SessionSerializer
     filterset_class = selectors.SessionFilter
-    errors = {"delete": (InvalidStateError,)}  # a turn still running in the session
     errors = {"delete": (InvalidStateError,)}  # a turn still running in the session
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
