@@ -19,11 +19,17 @@ logger = logging.getLogger(__name__)
 DEFERRED = "deferred"
 
 
-async def run_queued_message(message_id: uuid.UUID) -> str:
+async def run_queued_message(message_id: uuid.UUID, *, request_id: str | None = None) -> str:
     """Runs one queued assistant message through the turn pipeline. Returns the last event's name,
     or ``DEFERRED`` when the turn must wait for other orgs' turns (``chat.slots``): its job is then
     to be enqueued again (``enqueue_again``), nothing else was done. The body of
-    ``run_queued_turn``, for jobs of other apps that run a turn as part of their work."""
+    ``run_queued_turn``, for jobs of other apps that run a turn as part of their work. Its log lines
+    carry the turn's ids (and ``request_id``, the request that queued it), and only its own."""
+    with log_context.scope(request_id=request_id):
+        return await _run_queued_message(message_id)
+
+
+async def _run_queued_message(message_id: uuid.UUID) -> str:
     admission = await database_sync_to_async(slots.admit)(message_id=message_id)
     log_context.bind(org_id=admission.org_id, message_id=message_id if admission.org_id else None)
     if admission.deferred:
@@ -55,10 +61,7 @@ async def run_queued_turn(message_id: str, request_id: str | None = None) -> str
     """The background job of an async chat turn (``POST /api/chat/async``); its argument is the
     message's id as text (a job's arguments are JSON), and the id of the request that queued it (for
     the log lines of the turn)."""
-    with log_context.scope(request_id=request_id):
-        outcome = await run_queued_message(uuid.UUID(message_id))
-        if outcome == DEFERRED:
-            await database_sync_to_async(enqueue_again)(
-                run_queued_turn, message_id, *([request_id] if request_id else [])
-            )
+    outcome = await run_queued_message(uuid.UUID(message_id), request_id=request_id)
+    if outcome == DEFERRED:
+        await database_sync_to_async(enqueue_again)(run_queued_turn, message_id, *([request_id] if request_id else []))
     return outcome

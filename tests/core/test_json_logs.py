@@ -13,6 +13,7 @@ import uuid
 
 import httpx
 import pytest
+from asgiref.sync import async_to_sync
 
 from core import log_context
 
@@ -185,3 +186,12 @@ def test_json_lines_of_serve_carry_the_ids_of_their_request_and_turn_and_no_secr
     }
     for name, secret in secrets.items():
         assert secret not in text, name
+
+
+@pytest.mark.django_db(transaction=True)  # the job's database hops close the connection, as in a worker
+def test_a_queued_turn_binds_its_ids_for_its_own_lines_only():
+    from chat.jobs import run_queued_message
+
+    with log_context.scope(request_id="outer"):
+        assert async_to_sync(run_queued_message)(uuid.uuid4(), request_id="queued-by") == "skipped"
+        assert log_context.fields() == {"requestId": "outer"}  # nothing of the job's is left behind

@@ -115,7 +115,8 @@ def test_bound_ids_cross_tasks_and_thread_hops_both_ways():
     async def _fields() -> dict:
         return log_context.fields()
 
-    seen = async_to_sync(request)()
+    with log_context.scope():  # async_to_sync hands what the coroutine bound back to this thread
+        seen = async_to_sync(request)()
     assert seen["thread"] == {"requestId": "hops"}
     both = {"requestId": "hops", "orgId": "org-1", "userId": "user-1"}
     assert seen["back_in_loop"] == both
