@@ -48,7 +48,7 @@ class CreatedApiKeySerializer(ApiKeySerializer):
 class ApiKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     role = serializers.ChoiceField(choices=API_KEY_ROLES, default=Role.MEMBER)
-    specialist_ids = serializers.ListField(child=serializers.UUIDField(), allow_null=True, required=False)
+    # ``specialistIds`` is not taken yet: it must name the org's specialists, a check for a higher floor.
     monthly_credit_limit = serializers.DecimalField(
         max_digits=18, decimal_places=6, min_value=0, allow_null=True, required=False
     )

@@ -8,7 +8,6 @@ import hmac
 import re
 import secrets
 import string
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -65,7 +64,6 @@ def create_api_key(
     context: OrgContext,
     name: str,
     role: str = Role.MEMBER,
-    specialist_ids: list[uuid.UUID] | None = None,
     monthly_credit_limit: Decimal | None = None,
     expires_at: datetime | None = None,
 ) -> CreatedKey:
@@ -84,7 +82,6 @@ def create_api_key(
             prefix=prefix,
             secret_hash=_hash(secret),
             role=role,
-            specialist_ids=[str(pk) for pk in specialist_ids] if specialist_ids else None,
             monthly_credit_limit=monthly_credit_limit,
             expires_at=expires_at,
             created_by=context.user,

@@ -36,8 +36,9 @@ from chat.artifacts import save_artifact
 from chat.models import Attachment, ChatSession, Message
 from mcps.models import Connection, Tool
 from orgs import services as org_services
+from orgs.api_keys import create_api_key
 from orgs.context import OrgContext
-from orgs.models import AuditEntry, Membership, Organization, Role
+from orgs.models import ApiKey, AuditEntry, Membership, Organization, Role
 from specialists import services as specialist_services
 from specialists.models import Specialist
 from tasks import services as task_services
@@ -88,6 +89,7 @@ class World:
     task: Task  # assigned to the specialist: it can be run
     plain_task: Task  # no assignee: any assignee may be set on it
     alert: BudgetAlert
+    api_key: ApiKey
 
     @property
     def users(self) -> list[User]:
@@ -116,6 +118,7 @@ class World:
             Project: self.project,
             Task: self.task,
             BudgetAlert: self.alert,
+            ApiKey: self.api_key,
         }
         return chosen[model]
 
@@ -223,6 +226,7 @@ def build_world(label: str) -> World:
         task=task,
         plain_task=plain_task,
         alert=BudgetAlert.objects.for_org(org).get(),
+        api_key=create_api_key(context=context, name=f"{marker} key").key,
     )
 
 
@@ -372,6 +376,8 @@ ROUTE_IDS: dict[str, dict[str, type[models.Model]]] = {
     "api/chat/sessions/<uuid:pk>": {"pk": ChatSession},
     "workspaces/<uuid:pk>/threads": {"pk": Workspace},
     "orgs/<uuid:org_id>/mcps": {"org_id": Organization},
+    "orgs/<uuid:org_id>/api-keys": {"org_id": Organization},
+    "orgs/<uuid:org_id>/api-keys/<uuid:pk>": {"org_id": Organization, "pk": ApiKey},
     "orgs/<uuid:org_id>/mcps/<uuid:pk>": {"org_id": Organization, "pk": Connection},
     "orgs/<uuid:org_id>/mcps/<uuid:pk>/sync": {"org_id": Organization, "pk": Connection},
     "orgs/<uuid:org_id>/mcps/<uuid:pk>/tools": {"org_id": Organization, "pk": Connection},
@@ -403,6 +409,7 @@ WRITE_BODIES: dict[tuple[str, str], Callable[[World], dict]] = {
     ("users/<uuid:pk>", "put"): lambda w: {"name": "Taken over"},
     ("users/<uuid:pk>/role", "patch"): lambda w: {"role": "admin"},
     ("specialists/<uuid:pk>", "put"): lambda w: {"name": "Taken over", "model": "local", "status": "paused"},
+    ("orgs/<uuid:org_id>/api-keys", "post"): lambda w: {"name": "Taken", "role": "admin"},
     ("orgs/<uuid:org_id>/mcps", "post"): lambda w: {"name": "Taken", "url": UNREACHABLE_MCP, "transport": "sse"},
     ("orgs/<uuid:org_id>/mcps/<uuid:pk>", "put"): lambda w: {"name": "Taken over", "enabled": False},
     ("orgs/<uuid:org_id>/mcps/<uuid:pk>/sync", "post"): lambda w: {},
