@@ -143,8 +143,9 @@ def test_a_call_that_outlives_its_turns_lease_is_still_billed(daphne_server, fak
 
 
 def test_maintenance_gives_back_the_holds_of_turns_that_are_over(bundled_data):
-    """A queued turn whose session is deleted, and a turn that ended without settling its hold:
-    their holds go back at once, whatever their age."""
+    """A queued turn whose session is deleted (the delete fails it and gives its hold back), and a
+    turn that ended without settling its hold (maintenance gives it back): at once, whatever their
+    age."""
     org = make_org(name="Ended Co")
     specialist = make_specialist(org, model="gpt-4o-mini")
     client = client_for(owner_of(org))
@@ -153,8 +154,10 @@ def test_maintenance_gives_back_the_holds_of_turns_that_are_over(bundled_data):
         for m in ("one", "two", "three")
     ]
     assert client.delete(f"/api/chat/sessions/{sent[0]['sessionId']}").status_code == 204
+    assert Reservation.objects.get(message_id=sent[0]["messageId"]).status == "released"
     Message.objects.filter(pk=sent[1]["messageId"]).update(status="failed", error_code="llm_unavailable")
-    assert run_upkeep()["released_reservations"] == 2
+    assert run_upkeep()["released_reservations"] == 1
+    assert Reservation.objects.get(message_id=sent[1]["messageId"]).status == "released"
     live = Message.objects.get(pk=sent[2]["messageId"])
     assert Reservation.objects.get(pk=live.reservation_id).status == "active"  # still queued
     account = CreditAccount.objects.get(organization=org)
