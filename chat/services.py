@@ -122,17 +122,19 @@ def fail_queued_message(*, message_id: uuid.UUID, code: str, detail: str) -> Non
 
 @transaction.atomic
 def delete_session(*, context: OrgContext, user: User, session: ChatSession) -> None:
-    if not can_read_session(context, session, user):
-        raise NotFoundError
     """Deletes a session and its messages. A turn still running in it refuses (409
     ``invalid_state``): its call goes on and its holds must last until it settles. A queued one is
     failed first, its hold given back. The session's row is locked first, so no turn starts in it
     meanwhile, then its unfinished turns (a worker picking one up waits, or is waited for)."""
+    if not can_read_session(context, session, user):
+        raise NotFoundError
     if session.created_by_id != user.pk and not context.has_role(Role.ADMIN):
         raise PermissionDeniedError("Only the session's owner or an admin may delete it.")
-    ChatSession.objects.select_for_update().filter(pk=session.pk).exists()
+    ChatSession.objects.select_for_update().filter(organization_id=context.org.pk, pk=session.pk).exists()
     unfinished = Message.objects.select_for_update().filter(
-        session_id=session.pk, status__in=[Message.Status.QUEUED, Message.Status.RUNNING]
+        session__organization_id=context.org.pk,
+        session_id=session.pk,
+        status__in=[Message.Status.QUEUED, Message.Status.RUNNING],
     )
     for message in unfinished:
         if message.status == Message.Status.RUNNING:

@@ -16,7 +16,12 @@ pytestmark = pytest.mark.django_db
 def test_maintenance_releases_stale_holds_and_reschedules_itself(org):
     hold = services.reserve(org=org, model="local", input_tokens=10, max_output_tokens=10)
     Reservation.objects.filter(pk=hold.reservation_id).update(created_at=timezone.now() - timedelta(hours=1))
-    assert maintenance.call() == {"failed_stuck_turns": 0, "released_reservations": 1, "recovered_task_runs": 0}
+    assert maintenance.call() == {
+        "failed_stuck_turns": 0,
+        "expired_queued_turns": 0,
+        "released_reservations": 1,
+        "recovered_task_runs": 0,
+    }
     assert CreditAccount.objects.get(organization=org).reserved == 0
     follow_up = DBTaskResult.objects.get(task_path=TASK_PATH)
     assert follow_up.run_after > timezone.now() + timedelta(seconds=30)

@@ -151,8 +151,9 @@ def test_staff_outside_an_org_read_what_its_admins_read(foreign):
     client = client_for(staff, foreign.org)
     refused = []
     reads = [op for op in org_operations() if op[1] == "get"]
+    required_query = {"billing/usage/summary": {"groupBy": "day"}}  # reads that need a parameter
     for route, _method, _view, _key in reads:
-        response = client.get(_path(route, foreign))
+        response = client.get(_path(route, foreign), required_query.get(route, {}))
         if response.status_code != 200:
             refused.append((route, response.status_code, response.content[:200]))
     assert refused == [], "\n".join(map(str, refused))
