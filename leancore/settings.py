@@ -436,13 +436,6 @@ RESERVATION_TTL = timedelta(seconds=env_int("RESERVATION_TTL_SECONDS", 15 * 60))
 TURN_HEARTBEAT_SECONDS = float(env_str("TURN_HEARTBEAT_SECONDS", "10"))
 TURN_LEASE_SECONDS = float(env_str("TURN_LEASE_SECONDS", "60"))
 MAINTENANCE_INTERVAL_SECONDS = float(env_str("MAINTENANCE_INTERVAL_SECONDS", "60"))
-
-# --- Security (production) ----------------------------------------------------------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SECURE_REDIRECT_EXEMPT = [r"^health$"]  # a load balancer's plain-HTTP probe is answered, not redirected
 # A queued turn (an async chat turn, a task run) that no worker started within TURN_QUEUE_TIMEOUT
 # seconds fails with `queue_timeout` and costs nothing (its hold is given back): the worker checks
 # when it picks the turn up, and maintenance fails those still waiting.
@@ -450,6 +443,13 @@ TURN_QUEUE_TIMEOUT = float(env_str("TURN_QUEUE_TIMEOUT", "3600"))
 # How many turns one worker process (`manage.py db_worker`) runs at once; while other orgs' turns
 # wait, one org's turns take at most half of them (at least one).
 WORKER_TURN_CONCURRENCY = max(1, env_int("WORKER_TURN_CONCURRENCY", 4))
+
+# --- Security (production) ----------------------------------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^health$"]  # a load balancer's plain-HTTP probe is answered, not redirected
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
