@@ -81,6 +81,8 @@ class Message(models.Model):
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     credits = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    # an assistant message: the model that answered (its last call; a fallback model after a failover)
+    model = models.CharField(max_length=100, blank=True)
     reservation_id = models.UUIDField(null=True, blank=True)
     # a queued turn's record of what it was accepted with (chat.snapshot): sender, model and rates,
     # output limit, temperature, instructions, tools; it runs from this, whatever changes meanwhile

@@ -77,6 +77,7 @@ class UsageSerializer(serializers.Serializer):
 
 
 class MessageSerializer(serializers.ModelSerializer):
+    model = serializers.SerializerMethodField(help_text="Assistant messages: the model that answered (null if none).")
     error = serializers.SerializerMethodField()
     usage = serializers.SerializerMethodField()
     tool_calls = serializers.SerializerMethodField()
@@ -87,6 +88,7 @@ class MessageSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "role",
+            "model",
             "content",
             "status",
             "error",
@@ -96,6 +98,9 @@ class MessageSerializer(serializers.ModelSerializer):
             "created_at",
             "completed_at",
         ]
+
+    def get_model(self, message: Message) -> str | None:
+        return message.model or None
 
     def get_error(self, message: Message) -> str | None:
         return message.error or None
