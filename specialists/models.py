@@ -25,6 +25,8 @@ class Specialist(OrgScopedModel):
     description = models.TextField(blank=True)
     instructions = models.TextField(blank=True)
     model = models.CharField(max_length=100)
+    # tried in order when ``model`` fails before its first output (active model rates, at most 3)
+    fallback_models = models.JSONField(default=list, blank=True)
     temperature = models.FloatField(default=0.7, validators=[MinValueValidator(0), MaxValueValidator(2)])
     max_output_tokens = models.PositiveIntegerField(default=1024)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
