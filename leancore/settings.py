@@ -296,6 +296,7 @@ THROTTLE_RATES = {
     "mcp_write": env_str("THROTTLE_MCP_WRITE", "20/min"),  # MCP connections created/updated per org (DNS lookups)
     "websocket": env_str("THROTTLE_WEBSOCKET", "30/min"),  # WebSocket connections opened, per user
     "invite": env_str("THROTTLE_INVITE", "20/hour"),  # invitations sent (re-sends too), per org and per client
+    "api_key": env_str("THROTTLE_API_KEY", "600/min"),  # requests made with one org API key, every process
 }
 
 # An open WebSocket reads its user and membership again this often (seconds; at most 60): a
