@@ -48,7 +48,13 @@ class CreatedApiKeySerializer(ApiKeySerializer):
 class ApiKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     role = serializers.ChoiceField(choices=API_KEY_ROLES, default=Role.MEMBER)
-    # ``specialistIds`` is not taken yet: it must name the org's specialists, a check for a higher floor.
+    specialist_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        allow_null=True,
+        required=False,
+        max_length=1000,
+        help_text="The specialists the key may use (null or [] = every one); each must be the org's.",
+    )
     monthly_credit_limit = serializers.DecimalField(
         max_digits=18, decimal_places=6, min_value=0, allow_null=True, required=False
     )
