@@ -115,6 +115,7 @@ class LedgerEntry(models.Model):
     session_id = models.UUIDField(null=True, blank=True)
     message_id = models.UUIDField(null=True, blank=True)
     user_id = models.UUIDField(null=True, blank=True)
+    api_key_id = models.UUIDField(null=True, blank=True)  # the org API key a turn was started with
     package = models.ForeignKey(CreditPackage, null=True, blank=True, on_delete=models.PROTECT)
     description = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -134,6 +135,13 @@ class LedgerEntry(models.Model):
                 fields=["organization", "user_id", "created_at"],
                 condition=Q(kind="usage"),
                 name="ledger_usage_by_member",
+            ),
+            # an API key's usage (its api_key_budget, its spentThisPeriod, the apiKeyId filter): the
+            # entries of turns started with a key only, so it stays small where keys are little used
+            models.Index(
+                fields=["organization", "api_key_id", "created_at"],
+                condition=Q(kind="usage", api_key_id__isnull=False),
+                name="ledger_usage_by_api_key",
             ),
         ]
         constraints = [
@@ -170,6 +178,7 @@ class Reservation(models.Model):
     session_id = models.UUIDField(null=True, blank=True)
     message_id = models.UUIDField(null=True, blank=True)
     user_id = models.UUIDField(null=True, blank=True)
+    api_key_id = models.UUIDField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     charged = models.DecimalField(null=True, blank=True, max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
     ledger_entry = models.OneToOneField(LedgerEntry, null=True, blank=True, on_delete=models.PROTECT)
