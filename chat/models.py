@@ -16,7 +16,12 @@ class ChatSession(OrgScopedModel):
     workspace = models.ForeignKey(
         "workspaces.Workspace", null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
     )
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_by_api_key = models.ForeignKey(
+        "orgs.ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )  # the org API key that created it (then ``created_by`` is None)
     last_message_at = models.DateTimeField(null=True, blank=True)
     message_count = models.PositiveIntegerField(default=0)
 
@@ -43,7 +48,12 @@ class Attachment(StoredFile, OrgScopedModel):
     size = models.PositiveBigIntegerField()
     text = models.TextField(blank=True, help_text="Extracted text given to the specialist.")
     session = models.ForeignKey(ChatSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="uploads")
-    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    uploaded_by_api_key = models.ForeignKey(
+        "orgs.ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )  # the org API key that uploaded it (then ``uploaded_by`` is None)
 
     class Meta:
         ordering = ["-created_at"]

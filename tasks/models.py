@@ -18,7 +18,12 @@ class Project(OrgScopedModel):
     workspace = models.ForeignKey(
         "workspaces.Workspace", null=True, blank=True, on_delete=models.SET_NULL, related_name="projects"
     )
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_by_api_key = models.ForeignKey(
+        "orgs.ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )  # the org API key that created it (then ``created_by`` is None)
 
     class Meta:
         ordering = ["-created_at"]
@@ -55,7 +60,12 @@ class Task(OrgScopedModel):
     error = models.TextField(blank=True)
     session = models.ForeignKey("chat.ChatSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     run_message_id = models.UUIDField(null=True, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_by_api_key = models.ForeignKey(
+        "orgs.ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )  # the org API key that created it (then ``created_by`` is None)
 
     class Meta:
         ordering = ["-created_at"]

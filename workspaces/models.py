@@ -10,7 +10,12 @@ from orgs.models import OrgScopedModel
 class Workspace(OrgScopedModel):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_by_api_key = models.ForeignKey(
+        "orgs.ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )  # the org API key that created it (then ``created_by`` is None)
 
     class Meta:
         ordering = ["-created_at"]
@@ -30,7 +35,12 @@ class WorkspaceFile(StoredFile, OrgScopedModel):
     content_type = models.CharField(max_length=100)
     size = models.PositiveBigIntegerField()
     text = models.TextField(blank=True, help_text="Extracted text given to specialists in this workspace.")
-    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    uploaded_by_api_key = models.ForeignKey(
+        "orgs.ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )  # the org API key that uploaded it (then ``uploaded_by`` is None)
 
     class Meta:
         ordering = ["-created_at"]
