@@ -14,10 +14,10 @@ from billing.services.metering import (
     release_stale_reservations,
     reserve,
     settle,
-    specialist_spent,
     worst_case_cost,
 )
 from billing.services.rates import RateRow, load_bundled_rates, load_model_rates, parse_rate_rows
+from billing.services.spend import key_spent, member_spent, specialist_spent
 
 __all__ = [
     "Charge",
@@ -30,8 +30,10 @@ __all__ = [
     "grant_credits",
     "grow_hold",
     "is_operator",
+    "key_spent",
     "load_bundled_rates",
     "load_model_rates",
+    "member_spent",
     "messages_with_open_holds",
     "open_account",
     "parse_rate_rows",

@@ -10,7 +10,6 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from billing.errors import (
@@ -29,6 +28,7 @@ from billing.models import (
 )
 from billing.services.alerts import evaluate_alerts
 from billing.services.ledger import account_sql, joined_account, locked_account, roll_period, write_ledger_entry
+from billing.services.spend import key_spent, member_spent, open_holds, specialist_spent
 from core import db
 from core.credits import period_bounds, q, token_cost
 from orgs.models import Organization
@@ -67,36 +67,6 @@ def worst_case_cost(*, rate: ModelRate, input_tokens: int, max_output_tokens: in
     )
 
 
-def _open_holds(org: Organization, **filters: object) -> Decimal:
-    total = (
-        Reservation.objects.for_org(org)
-        .filter(status=Reservation.Status.ACTIVE, **filters)
-        .aggregate(total=Sum("amount"))["total"]
-    )
-    return total or Decimal(0)
-
-
-def specialist_spent(*, org: Organization, specialist_id: uuid.UUID, since: datetime) -> Decimal:
-    total = LedgerEntry.objects.filter(
-        organization=org, kind=LedgerEntry.Kind.USAGE, specialist_id=specialist_id, created_at__gte=since
-    ).aggregate(total=Sum("amount"))["total"]
-    return -(total or Decimal(0))
-
-
-def member_spent(*, org: Organization, user_id: uuid.UUID, since: datetime) -> Decimal:
-    """What a member has committed this period: their usage since ``since`` plus their open holds, in
-    one statement (the index of each member's usage serves the first part)."""
-    sql = (
-        f"SELECT COALESCE(SUM(l.amount), 0), (SELECT COALESCE(SUM(r.amount), 0) FROM {Reservation._meta.db_table} r "  # noqa: S608
-        "WHERE r.organization_id = %s AND r.status = %s AND r.user_id = %s) "
-        f"FROM {LedgerEntry._meta.db_table} l "
-        "WHERE l.organization_id = %s AND l.kind = %s AND l.user_id = %s AND l.created_at >= %s"
-    )
-    params = [org.pk, Reservation.Status.ACTIVE, user_id, org.pk, LedgerEntry.Kind.USAGE, user_id, since]
-    used, held = db.rows(sql, params)[0].rest()
-    return q(Decimal(str(held)) - Decimal(str(used)))  # usage amounts are negative
-
-
 def reserve(
     *,
     org: Organization,
@@ -110,6 +80,8 @@ def reserve(
     message_id: uuid.UUID | None = None,
     user_id: uuid.UUID | None = None,
     member_limit: Decimal | None = None,
+    api_key_id: uuid.UUID | None = None,
+    key_limit: Decimal | None = None,
     rate: ModelRate | None = None,
     reservation_id: uuid.UUID | None = None,
 ) -> Hold:
@@ -122,7 +94,11 @@ def reserve(
     the account's own upkeep (opened if missing, rolled into the current period), which any locked
     read of the account makes; the account stays locked until the caller's transaction ends.
     ``member_limit`` is the monthly cap of ``user_id``'s membership (the caller read it with the
-    membership): checked only for a call a user started, and only then is their spend read."""
+    membership): checked only for a call a user started, and only then is their spend read.
+    ``key_limit`` is the monthly cap of the API key ``api_key_id`` a call was started with, checked
+    last; a key's call is no member's (``user_id`` None: it counts against no member's quota)."""
+    if api_key_id is not None and user_id is not None:
+        raise ValueError("A call is started by a user or with an API key, not both.")
     with transaction.atomic(savepoint=False):
         try:
             return _reserve(
@@ -137,6 +113,8 @@ def reserve(
                 message_id=message_id,
                 user_id=user_id,
                 member_limit=member_limit,
+                api_key_id=api_key_id,
+                key_limit=key_limit,
                 reservation_id=reservation_id or uuid.uuid4(),
             )
         except (BillingRefusal, UnknownModelError) as exc:  # decided before the hold writes
@@ -157,6 +135,8 @@ def _reserve(
     message_id: uuid.UUID | None,
     user_id: uuid.UUID | None,
     member_limit: Decimal | None,
+    api_key_id: uuid.UUID | None,
+    key_limit: Decimal | None,
     reservation_id: uuid.UUID,
 ) -> Hold:
     model = rate.model
@@ -170,6 +150,8 @@ def _reserve(
         specialist_limit=specialist_limit,
         user_id=user_id,
         member_limit=member_limit,
+        api_key_id=api_key_id,
+        key_limit=key_limit,
     )
     account.reserved = q(account.reserved + hold)
     db.update(account, "reserved", "updated_at")
@@ -187,6 +169,7 @@ def _reserve(
             session_id=session_id,
             message_id=message_id,
             user_id=user_id,
+            api_key_id=api_key_id,
         )
     )
     return Hold(reservation_id=reservation.id, amount=hold, rate=rate)
@@ -201,6 +184,8 @@ def _refuse_unless_room(
     specialist_limit: Decimal | None,
     user_id: uuid.UUID | None,
     member_limit: Decimal | None,
+    api_key_id: uuid.UUID | None,
+    key_limit: Decimal | None,
 ) -> None:
     """The contract's 402 refusals, in their order, for holding ``hold`` more on the locked
     ``account`` (a new hold, or a hold grown): raised before anything is written."""
@@ -217,7 +202,7 @@ def _refuse_unless_room(
         if committed >= budget:
             raise BudgetExhaustedError(scope="org_budget", limit=budget, spent=committed, reset_at=period_end)
     if specialist_id is not None and specialist_limit is not None:
-        committed = specialist_spent(org=org, specialist_id=specialist_id, since=account.period_start) + _open_holds(
+        committed = specialist_spent(org=org, specialist_id=specialist_id, since=account.period_start) + open_holds(
             org, specialist_id=specialist_id
         )
         if committed >= specialist_limit:
@@ -228,6 +213,10 @@ def _refuse_unless_room(
         committed = member_spent(org=org, user_id=user_id, since=account.period_start)
         if committed >= member_limit:
             raise BudgetExhaustedError(scope="member_budget", limit=member_limit, spent=committed, reset_at=period_end)
+    if api_key_id is not None and key_limit is not None:  # under the account's lock: one key's turns serialize
+        committed = key_spent(org=org, api_key_id=api_key_id, since=account.period_start)
+        if committed >= key_limit:
+            raise BudgetExhaustedError(scope="api_key_budget", limit=key_limit, spent=committed, reset_at=period_end)
 
 
 def grow_hold(
@@ -237,6 +226,7 @@ def grow_hold(
     max_output_tokens: int,
     specialist_limit: Decimal | None = None,
     member_limit: Decimal | None = None,
+    key_limit: Decimal | None = None,
 ) -> Decimal:
     """Grows an open hold to the worst case of a call of ``input_tokens`` (at most) and
     ``max_output_tokens``, at the rates it pinned, or refuses with the contract's 402 (in the order
@@ -268,6 +258,8 @@ def grow_hold(
                 specialist_limit=specialist_limit,
                 user_id=reservation.user_id,
                 member_limit=member_limit,
+                api_key_id=reservation.api_key_id,
+                key_limit=key_limit,
             )
             account.reserved = q(account.reserved + extra)
             db.update(account, "reserved", "updated_at")
@@ -335,6 +327,7 @@ def settle(*, reservation_id: uuid.UUID, input_tokens: int, output_tokens: int, 
             session_id=reservation.session_id,
             message_id=reservation.message_id,
             user_id=reservation.user_id,
+            api_key_id=reservation.api_key_id,
         )
         reservation.status = Reservation.Status.SETTLED
         reservation.charged = charge
