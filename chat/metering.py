@@ -33,6 +33,8 @@ class Payer:
     member_limit: Decimal | None = None  # the monthly cap of ``user_id``'s membership (None: none)
     session_id: uuid.UUID | None = None
     message_id: uuid.UUID | None = None
+    api_key_id: uuid.UUID | None = None  # the org API key the turn was started with (``user_id`` None then)
+    key_limit: Decimal | None = None  # that key's monthly cap (None: none)
 
 
 def active_rate(model: str) -> ModelRate:
@@ -58,6 +60,8 @@ def hold(
         message_id=payer.message_id,
         user_id=payer.user_id,
         member_limit=payer.member_limit,
+        api_key_id=payer.api_key_id,
+        key_limit=payer.key_limit,
     ).reservation_id
 
 
@@ -70,6 +74,7 @@ def grow_hold(payer: Payer, request: ProviderRequest, *, reservation_id: uuid.UU
         max_output_tokens=request.max_output_tokens,
         specialist_limit=payer.specialist_limit,
         member_limit=payer.member_limit,
+        key_limit=payer.key_limit,
     )
 
 
