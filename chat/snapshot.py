@@ -25,13 +25,15 @@ VERSION = 1
 @dataclass(frozen=True, slots=True)
 class Thawed:
     """A frozen turn read back: the specialist as it was (an unsaved copy: no query reads it), the
-    rate of each model in order (the first is called), the offered tools, the sender."""
+    rate of each model in order (the first is called), the offered tools, the sender: a user, or
+    the org API key the turn was started with (then no user)."""
 
     specialist: Specialist
     rates: list[ModelRate]
     specs: list[ToolSpec]
     bindings: dict[str, ToolBinding]
-    sender_id: uuid.UUID
+    sender_id: uuid.UUID | None
+    sender_api_key_id: uuid.UUID | None = None
 
     @property
     def rate(self) -> ModelRate:
@@ -63,14 +65,16 @@ def freeze(
     specialist: Specialist,
     rates: list[ModelRate],
     tools: tuple[list[ToolSpec], dict[str, ToolBinding]],
-    sender_id: uuid.UUID,
+    sender_id: uuid.UUID | None,
+    sender_api_key_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     """The turn's record, as JSON."""
     specs, bindings = tools
     limit = specialist.monthly_credit_limit
     return {
         "version": VERSION,
-        "senderId": str(sender_id),
+        "senderId": str(sender_id) if sender_id else None,
+        "senderApiKeyId": str(sender_api_key_id) if sender_api_key_id else None,
         "specialist": {
             "id": str(specialist.pk),
             "organizationId": str(specialist.organization_id),
@@ -138,5 +142,10 @@ def thaw(record: dict[str, Any]) -> Thawed:
             org_id=_uuid(bound["orgId"]),
         )
     return Thawed(
-        specialist=specialist, rates=rates, specs=specs, bindings=bindings, sender_id=uuid.UUID(record["senderId"])
+        specialist=specialist,
+        rates=rates,
+        specs=specs,
+        bindings=bindings,
+        sender_id=_uuid(record["senderId"]),
+        sender_api_key_id=_uuid(record.get("senderApiKeyId")),  # absent from the records of before keys
     )
