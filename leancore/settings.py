@@ -414,6 +414,9 @@ OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 # token or between two), the turn ends `failed` and what was produced is billed.
 LLM_IDLE_TIMEOUT = float(env_str("LLM_IDLE_TIMEOUT", "60"))
 LLM_CONNECT_TIMEOUT = float(env_str("LLM_CONNECT_TIMEOUT", "10"))
+# A provider whose answer has not started (no first byte) within this many seconds: the call is
+# given up before any output, retried once, then the specialist's fallback models are tried.
+LLM_FIRST_BYTE_TIMEOUT = float(env_str("LLM_FIRST_BYTE_TIMEOUT", "30"))
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL")
 MCP_ALLOW_PRIVATE_NETWORKS = env_bool("MCP_ALLOW_PRIVATE_NETWORKS", False)
