@@ -108,6 +108,8 @@ class UsageView(mixins.ListModelMixin, OrgViewSet):
 class ModelRateListView(mixins.ListModelMixin, UserViewSet):
     """Every rate, active or not (a specialist's model must be an active one); by model."""
 
+    allows_api_keys = True  # a catalogue a program may read with its key
+
     queryset = selectors.all_rates()
     serializer_class = ModelRateSerializer
     filterset_class = ModelRateFilter
@@ -119,11 +121,13 @@ class ModelRateListView(mixins.ListModelMixin, UserViewSet):
     ),
 )
 class PackageListView(mixins.ListModelMixin, UserViewSet):
+    allows_api_keys = True  # a catalogue a program may read with its key
     queryset = selectors.packages()
     serializer_class = CreditPackageSerializer
 
 
 class GrantView(OrgAPIView):
+    people_only = frozenset({"post"})
     errors = (IdempotencyKeyReusedError,)
     operator_writes = frozenset({"post"})  # staff grant in any org, with the permission below
 

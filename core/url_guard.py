@@ -1,5 +1,8 @@
-"""SSRF guard: MCP URLs must not reach private, loopback, link-local or metadata addresses, except
-the exact origins of ``MCP_ALLOWED_PRIVATE_URLS`` (e.g. the demo MCP server on loopback)."""
+"""SSRF guard of every outbound URL an organization gives (MCP servers, webhooks): it must not reach
+private, loopback, link-local or metadata addresses, except the exact origins of
+``MCP_ALLOWED_PRIVATE_URLS`` (e.g. the demo MCP server on loopback). ``MCP_ALLOW_PRIVATE_NETWORKS``
+lets everything through (development). Checked when the URL is saved and again before each connection,
+which then goes only to the addresses just checked (``PinnedTransport``)."""
 
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ class ResolverBusyError(ServiceUnavailableError):
 class UrlNotAllowedError(DomainError):
     status = 400
     code = "url_not_allowed"
-    default_detail = "This URL is not allowed for an MCP connection."
+    default_detail = "This URL is not allowed."
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, extra={"errors": {"url": [detail]}})
@@ -139,7 +142,7 @@ def check_url(url: str, *, org_id: object = None) -> list[str] | None:
     a name that resolves to something else a moment later, DNS rebinding, changes nothing); None
     when private networks are allowed. An origin of ``MCP_ALLOWED_PRIVATE_URLS`` may be private or
     loopback (and is still pinned, to its port too); nothing else is. ``org_id`` is the org whose
-    connection this is: its lookups share LOOKUPS_PER_ORG threads (``resolve``)."""
+    URL this is: its lookups share LOOKUPS_PER_ORG threads (``resolve``)."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise UrlNotAllowedError("Only http and https URLs with a host are allowed.")

@@ -11,7 +11,30 @@ from rest_framework.request import Request
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from core.errors import PermissionDeniedError
+
 Access = Literal["public", "user", "org"]
+
+
+def refuse_api_key(request: Request, what: str = "use this endpoint: it is for people") -> None:
+    """403 ``permission_denied`` for a request made with an org API key (its ``request.user`` carries
+    the key: ``orgs.principal.KeyCaller``)."""
+    if getattr(request.user, "api_key", None) is not None:
+        raise PermissionDeniedError(f"An API key cannot {what}.")
+
+
+class _UserOnly(APIView):
+    """Authenticated; needs no organization. An org API key is refused (403) unless the view says
+    ``allows_api_keys`` (read-only catalogues a program may need)."""
+
+    access: ClassVar[Access] = "user"
+    permission_classes = [IsAuthenticated]
+    allows_api_keys: ClassVar[bool] = False
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if not self.allows_api_keys:
+            refuse_api_key(request)
 
 
 class PublicAPIView(APIView):
@@ -22,16 +45,12 @@ class PublicAPIView(APIView):
     permission_classes = [AllowAny]
 
 
-class UserAPIView(APIView):
+class UserAPIView(_UserOnly):
     """Authenticated; needs no organization."""
 
-    access: ClassVar[Access] = "user"
-    permission_classes = [IsAuthenticated]
 
-
-class UserViewSet(viewsets.GenericViewSet):
-    access: ClassVar[Access] = "user"
-    permission_classes = [IsAuthenticated]
+class UserViewSet(_UserOnly, viewsets.GenericViewSet):
+    pass
 
 
 def valid_body(serializer_class: type, request: Request) -> dict[str, Any]:

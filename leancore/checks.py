@@ -14,7 +14,7 @@ from django.core import checks
 from django.test.utils import override_settings
 from django.utils.module_loading import import_string
 
-from mcps.crypto import configured_keys, invalid_keys
+from core.crypto import configured_keys, invalid_keys
 
 SECURITY_MODULES = ("django.core.checks.security.",)
 # Django's "middleware missing" warnings are silenced in settings (they are false for the

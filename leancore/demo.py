@@ -18,8 +18,8 @@ from billing.selectors import balance
 from billing.services import active_rate, grant_credits, reserve, settle
 from core.credits import credit_str
 from core.errors import DomainError
+from core.url_guard import UrlNotAllowedError
 from mcps.models import Connection
-from mcps.security import UrlNotAllowedError
 from mcps.services import create_connection, set_specialist_tools, sync_connection
 from orgs.models import Membership, Organization, Role
 from specialists.models import Specialist

@@ -88,8 +88,10 @@ def operation_errors(view: Any, method: str, path: str) -> list[type[e.DomainErr
         e.NotFoundError,
     ]
     access = getattr(view, "access", None)
-    if access != "public":
-        found += [e.NotAuthenticatedError, e.TokenNotValidError]
+    if access != "public":  # an org API key's own throttle (THROTTLE_API_KEY) may answer anywhere
+        found += [e.NotAuthenticatedError, e.TokenNotValidError, e.RateLimitedError]
+    if access == "user" and not getattr(view, "allows_api_keys", False):
+        found.append(e.PermissionDeniedError)  # an org API key: these are for people
     if access == "org":
         found.append(e.PermissionDeniedError)
         found += (
@@ -196,7 +198,9 @@ def who_may_call(view: Any, method: str) -> str:
     if access == "public":
         return "**Access:** no authentication."
     if access == "user":
-        return "**Access:** a bearer access token; no organization needed."
+        if getattr(view, "allows_api_keys", False):
+            return "**Access:** a bearer access token or an org API key; no organization needed."
+        return "**Access:** a bearer access token (an org API key → 403 `permission_denied`); no organization needed."
     action = getattr(view, "action", None) or method.lower()
     role = getattr(view, "required_roles", {}).get(action, "member")
     if getattr(view, "org_path_kwarg", None):
@@ -212,7 +216,12 @@ def who_may_call(view: Any, method: str) -> str:
         staff = "platform staff in any (with the permission this operation names)"
     else:
         staff = "platform staff only where they are members, by their role (elsewhere 403 `permission_denied`)"
-    return f"**Access:** a bearer access token of {ROLE_WORDS.get(role, role)} of {where}; {staff}."
+    keys = (
+        "an org API key → 403 `permission_denied`"
+        if "*" in getattr(view, "people_only", ()) or action in getattr(view, "people_only", ())
+        else "or an org API key of that role (its org is its own; `X-Org-Id` may be omitted)"
+    )
+    return f"**Access:** a bearer access token of {ROLE_WORDS.get(role, role)} of {where} ({keys}); {staff}."
 
 
 def _path_params(path: str) -> list[str]:

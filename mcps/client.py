@@ -18,10 +18,10 @@ from mcp import ClientSession, types
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
+from core.crypto import decrypt_json
 from core.db import in_thread
-from mcps.crypto import decrypt_json
+from core.url_guard import PinnedTransport, check_url
 from mcps.models import AuthType, Connection, Tool, Transport
-from mcps.security import PinnedTransport, check_url
 from mcps.transport import CappedTransport, ResponseCap
 
 MAX_PAGES = 100
@@ -84,7 +84,7 @@ def _describe(exc: BaseException) -> str:
 async def open_session(target: Target, *, time_limit: float, cap: ResponseCap) -> AsyncIterator[ClientSession]:
     """An initialized MCP session. The URL is checked (SSRF guard) again right before connecting;
     every response is held to ``cap``."""
-    addresses = await anyio.to_thread.run_sync(  # bounded: see mcps.security
+    addresses = await anyio.to_thread.run_sync(  # bounded: see core.url_guard
         functools.partial(check_url, target.url, org_id=target.org_id)
     )
 

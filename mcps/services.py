@@ -10,13 +10,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.crypto import decrypt_json, encrypt_json
 from core.db import release_connections
 from core.errors import DomainError, ValidationFailed
+from core.url_guard import check_url, origin_of
 from mcps.client import MCPError, RemoteTool, list_remote_tools, target_of
-from mcps.crypto import decrypt_json, encrypt_json
 from mcps.masking import masked_url
 from mcps.models import AuthType, CatalogEntry, Connection, Tool
-from mcps.security import check_url, origin_of
 from orgs.models import Organization
 
 UNSET: Any = object()

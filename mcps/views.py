@@ -10,10 +10,10 @@ from rest_framework.response import Response
 
 from core.errors import NotFoundError, RateLimitedError, ServiceUnavailableError
 from core.throttles import MCPSyncThrottle, MCPWriteThrottle
+from core.url_guard import UrlNotAllowedError
 from core.views import UserViewSet, validated_as
 from mcps import services
 from mcps.models import CatalogEntry, Connection, Tool
-from mcps.security import UrlNotAllowedError
 from mcps.serializers import (
     CatalogEntrySerializer,
     ConnectionCreateSerializer,
@@ -123,6 +123,7 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
     ),
 )
 class CatalogViewSet(mixins.ListModelMixin, UserViewSet):
+    allows_api_keys = True  # a catalogue a program may read with its key
     queryset = CatalogEntry.objects.order_by("name")
     serializer_class = CatalogEntrySerializer
 

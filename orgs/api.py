@@ -61,6 +61,9 @@ class OrgContextMixin(APIView):
     operator_writes: ClassVar[frozenset[str]] = frozenset()
     # Set on views whose path carries the org (``/orgs/{orgId}/…``): non-members get 404.
     org_path_kwarg: ClassVar[str | None] = None
+    # Actions for people only (managing keys, memberships, roles, quotas, granting credits): an org
+    # API key gets 403 ``permission_denied`` whatever its role. ``"*"``: every action of the view.
+    people_only: ClassVar[frozenset[str]] = frozenset()
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -70,8 +73,13 @@ class OrgContextMixin(APIView):
         # Kept on the view: DRF hands some handlers (OPTIONS) a clone of the request.
         self._principal = request.principal = principal  # type: ignore[attr-defined]
         self._org_context = request.org_context = context  # type: ignore[attr-defined]  # read by body-id fields
-        log_context.bind(org_id=context.org.pk, user_id=request.user.pk)  # on the request's log lines
+        if context.api_key is not None:  # on the request's log lines
+            log_context.bind(org_id=context.org.pk, api_key_id=context.api_key.pk)
+        else:
+            log_context.bind(org_id=context.org.pk, user_id=request.user.pk)
         key = getattr(self, "action", None) or (request.method or "").lower()
+        if key in self.people_only or "*" in self.people_only:
+            context.refuse_for_keys("manage keys, memberships, roles, quotas or credits")
         if request.method not in SAFE_METHODS and key not in self.operator_writes:
             require_member(context)
         role = self.required_roles.get(key)

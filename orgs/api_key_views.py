@@ -80,6 +80,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet
     serializer_class = ApiKeySerializer
     filterset_class = ApiKeyFilter
     org_path_kwarg = "org_id"
+    people_only = frozenset({"*"})  # a key never manages keys
     required_roles = {"list": Role.ADMIN, "retrieve": Role.ADMIN, "create": Role.ADMIN, "destroy": Role.ADMIN}
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import string
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from core.errors import RateLimitedError, TokenNotValidError, ValidationFailed
 from orgs.context import OrgContext, require_member, require_role
 from orgs.models import ApiKey, AuditEntry, Role
 
@@ -47,6 +53,13 @@ class CreatedKey:
     secret: str
 
 
+# ``lastUsedAt`` is written at most once a minute per key: one UPDATE a minute, not one per request.
+LAST_USED_PRECISION = timedelta(minutes=1)
+# The specialists' table, read by id only: specialists sit above orgs in the floors, so a key's
+# allow-list is checked against it with one statement rather than an import upwards.
+_SPECIALIST_TABLE = "specialists_specialist"
+
+
 def _audit(*, context: OrgContext, action: str, key: ApiKey) -> None:
     AuditEntry.objects.create(
         actor=context.user,
@@ -64,12 +77,16 @@ def create_api_key(
     context: OrgContext,
     name: str,
     role: str = Role.MEMBER,
+    specialist_ids: Sequence[uuid.UUID] | None = None,
     monthly_credit_limit: Decimal | None = None,
     expires_at: datetime | None = None,
 ) -> CreatedKey:
-    """A new key of the org, created by an admin (in the audit trail)."""
+    """A new key of the org, created by an admin (in the audit trail). ``specialist_ids`` must name
+    the org's specialists (400 naming ``specialistIds``); empty is the same as none (every one)."""
     require_member(context)
     require_role(context, Role.ADMIN)
+    context.refuse_for_keys("manage API keys")
+    allowed = _org_specialists(context, specialist_ids) if specialist_ids else None
     secret = _random(SECRET_LENGTH)
     with transaction.atomic():
         while True:  # 62^8 prefixes: a collision is rare, and retried
@@ -82,6 +99,7 @@ def create_api_key(
             prefix=prefix,
             secret_hash=_hash(secret),
             role=role,
+            specialist_ids=allowed,
             monthly_credit_limit=monthly_credit_limit,
             expires_at=expires_at,
             created_by=context.user,
@@ -95,6 +113,7 @@ def revoke_api_key(*, context: OrgContext, key: ApiKey) -> None:
     for the audit trail and the ledger. Revoking a revoked key changes nothing."""
     require_member(context)
     require_role(context, Role.ADMIN)
+    context.refuse_for_keys("manage API keys")
     with transaction.atomic():
         updated = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         if updated:
@@ -115,4 +134,41 @@ def find_api_key(raw: str) -> ApiKey | None:
         return None
     if key.expires_at is not None and key.expires_at <= timezone.now():
         return None
+    return key
+
+
+def _org_specialists(context: OrgContext, specialist_ids: Sequence[uuid.UUID]) -> list[str]:
+    """The ids, each once, when every one names a specialist of the org; else 400."""
+    wanted = list(dict.fromkeys(specialist_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {_SPECIALIST_TABLE} WHERE organization_id = %s "  # noqa: S608
+            f"AND id IN ({', '.join(['%s'] * len(wanted))})",
+            [context.org.pk, *wanted],
+        )
+        found = {uuid.UUID(str(row[0])) for row in cursor.fetchall()}
+    missing = [value for value in wanted if value not in found]
+    if missing:
+        raise ValidationFailed("specialistIds", f"Not a specialist of this organization: {missing[0]}.")
+    return [str(value) for value in wanted]
+
+
+def use_api_key(raw: str) -> ApiKey:
+    """The usable key a credential names, its use counted: 401 ``token_not_valid`` for an unknown,
+    revoked or expired key (the same answer, at the same cost, for each), 429 once the key has spent
+    its own rate (``THROTTLE_API_KEY``, counted across processes in the shared cache). ``lastUsedAt``
+    is kept within a minute."""
+    from core.throttles import over_limit  # noqa: PLC0415  # it imports DRF, whose settings import this module
+
+    key = find_api_key(raw)
+    if key is None:
+        raise TokenNotValidError("The API key is unknown, revoked or expired.")
+    wait = over_limit({f"throttle_api_key_{key.pk}": settings.THROTTLE_RATES["api_key"]}, what="Throttle 'api_key'")
+    if wait is not None:
+        raise RateLimitedError(math.ceil(wait or 1))
+    now = timezone.now()
+    if key.last_used_at is None or key.last_used_at <= now - LAST_USED_PRECISION:
+        stale = Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_PRECISION)
+        ApiKey.objects.filter(stale, pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
     return key

@@ -15,9 +15,9 @@ from accounts.auth import current_user
 from accounts.errors import InvalidCredentialsError
 from accounts.models import User
 from accounts.serializers import LoginSerializer
-from core.errors import InvalidTokenError, RateLimitedError, TokenNotValidError, ValidationFailed
+from core.errors import InvalidTokenError, PermissionDeniedError, RateLimitedError, TokenNotValidError, ValidationFailed
 from core.throttles import guess_limits, login_limits
-from core.views import PublicAPIView, UserAPIView, valid_body
+from core.views import PublicAPIView, UserAPIView, refuse_api_key, valid_body
 from orgs import services as org_services
 from orgs.serializers import (
     AcceptInviteNewSerializer,
@@ -66,7 +66,7 @@ class AcceptInviteView(APIView):
 
     access = "public"
     permission_classes = [AllowAny]
-    errors = (InvalidTokenError, RateLimitedError, TokenNotValidError)
+    errors = (InvalidTokenError, RateLimitedError, TokenNotValidError, PermissionDeniedError)  # 403: an API key
 
     @extend_schema(
         request=PolymorphicProxySerializer(
@@ -84,6 +84,7 @@ class AcceptInviteView(APIView):
         summary="Accept an invitation: a new account sets its password; an existing one accepts signed in",
     )
     def post(self, request: Request) -> Response:
+        refuse_api_key(request)  # a key never joins an org
         data = valid_body(AcceptInviteSerializer, request)
         if not isinstance(request.user, User) and not data.get("password"):
             raise ValidationFailed("password", "Choose a password (or sign in to accept with your account).")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from accounts.models import User
 from core import db
 from core.errors import DomainError, PermissionDeniedError
-from orgs.models import ROLE_RANK, Membership, Organization, Role
+from orgs.models import ROLE_RANK, ApiKey, Membership, Organization, Role
 
 
 class OrgRequiredError(DomainError):
@@ -31,31 +31,67 @@ class NotAMemberError(DomainError):
 
 @dataclass(frozen=True, slots=True)
 class OrgContext:
+    """Who acts in which org: a member (``membership``), an org API key (``api_key``: the org is
+    the key's, its role the key's), or platform staff outside their orgs (neither)."""
+
     org: Organization
-    membership: Membership | None  # None for platform staff acting outside their orgs
+    membership: Membership | None  # None for platform staff acting outside their orgs, and for a key
     is_staff: bool
     in_admin: bool = False  # an operator in the admin (their tool for changes), not the API
+    api_key: ApiKey | None = None  # the org API key the caller used (then ``membership`` is None)
 
     @property
     def role(self) -> str | None:
+        if self.api_key is not None:
+            return self.api_key.role
         return self.membership.role if self.membership else None
 
     @property
     def is_outsider(self) -> bool:
         """Platform staff through the API in an organization they are not a member of: they only
         read there (``require_member``)."""
-        return self.membership is None and not self.in_admin
+        return self.membership is None and self.api_key is None and not self.in_admin
 
     def has_role(self, role: str) -> bool:
-        """A member's role decides, platform staff's too; staff outside their orgs pass (they read
-        what an admin reads, and through the API they write nothing there)."""
-        if self.membership is not None:
-            return ROLE_RANK[Role(self.membership.role)] >= ROLE_RANK[Role(role)]
+        """A member's or key's role decides, platform staff's too; staff outside their orgs pass
+        (they read what an admin reads, and through the API they write nothing there)."""
+        own = self.role
+        if own is not None:
+            return ROLE_RANK[Role(own)] >= ROLE_RANK[Role(role)]
         return self.is_staff
 
     @property
     def user(self) -> User | None:
         return self.membership.user if self.membership else None
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        return self.membership.user_id if self.membership else None
+
+    @property
+    def api_key_id(self) -> uuid.UUID | None:
+        return self.api_key.pk if self.api_key is not None else None
+
+    def created(self, *, created_by_id: uuid.UUID | None, created_by_api_key_id: uuid.UUID | None) -> bool:
+        """Whether the caller created a row that records its creator as a user or a key."""
+        if self.api_key is not None:
+            return created_by_api_key_id == self.api_key.pk
+        return created_by_id is not None and created_by_id == self.user_id
+
+    def creator(self) -> dict[str, object]:
+        """The creator fields of a row the caller creates: their user, or their key."""
+        return {"created_by": self.user, "created_by_api_key": self.api_key}
+
+    @property
+    def allowed_specialist_ids(self) -> frozenset[uuid.UUID] | None:
+        """The specialists a key is limited to (None: every specialist of the org)."""
+        ids = self.api_key.specialist_ids if self.api_key is not None else None
+        return frozenset(uuid.UUID(str(value)) for value in ids) if ids else None
+
+    def refuse_for_keys(self, what: str) -> None:
+        """403 for an API key: ``what`` is for people only (keys, memberships, quotas, credits)."""
+        if self.api_key is not None:
+            raise PermissionDeniedError(f"An API key cannot {what}.")
 
 
 def require_role(context: OrgContext, role: str) -> None:

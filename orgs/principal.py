@@ -20,18 +20,20 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from accounts.models import User
 from core.errors import NotAuthenticatedError, NotFoundError
-from orgs.context import NotAMemberError, OrgContext, context_for, member_context, resolve_org
-from orgs.models import Organization
+from orgs.api_keys import looks_like_key, use_api_key
+from orgs.context import InvalidOrgIdError, NotAMemberError, OrgContext, context_for, member_context, resolve_org
+from orgs.models import ApiKey, Organization
 
 _jwt = JWTAuthentication()
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The caller of a request or a socket, placed in one org."""
+    """The caller of a request or a socket, placed in one org: a user (``user``) or an org API key
+    (``api_key``, with ``user`` None)."""
 
     context: OrgContext
-    user: User
+    user: User | None
     expires_at: float | None = None  # when the credential stops being valid (a Unix time), if known
 
     @property
@@ -42,13 +44,54 @@ class Principal:
     def role(self) -> str | None:
         return self.context.role
 
+    @property
+    def api_key(self) -> ApiKey | None:
+        return self.context.api_key
+
+    @property
+    def caller_id(self) -> str:
+        """The caller's id for per-caller limits and records: the user's, or ``key:<id>``."""
+        if self.context.api_key is not None:
+            return f"key:{self.context.api_key.pk}"
+        return str(self.user.pk if self.user is not None else "")
+
 
 @dataclass(frozen=True, slots=True)
 class Credential:
-    """A checked credential: its user, active, and when it expires."""
+    """A checked credential: its active user, or the usable API key; and when it expires."""
 
-    user: User
+    user: User | None
     expires_at: float | None
+    api_key: ApiKey | None = None
+
+
+def _key_expiry(key: ApiKey) -> float | None:
+    return key.expires_at.timestamp() if key.expires_at is not None else None
+
+
+def _key_credential(raw: str) -> Credential:
+    """An API key's credential (401 ``token_not_valid`` for an unknown, revoked or expired key, the
+    same answer for each), its use counted against its own throttle."""
+    key = use_api_key(raw)
+    return Credential(user=None, expires_at=_key_expiry(key), api_key=key)
+
+
+def _key_principal(credential: Credential, org_id: uuid.UUID | None, *, missing: type[Exception]) -> Principal:
+    key = credential.api_key
+    assert key is not None
+    if org_id is not None and org_id != key.organization_id:
+        raise missing
+    context = OrgContext(org=key.organization, membership=None, is_staff=False, api_key=key)
+    return Principal(context=context, user=None, expires_at=credential.expires_at)
+
+
+def _header_org_id(org_header: str | None) -> uuid.UUID | None:
+    if not org_header:
+        return None
+    try:
+        return uuid.UUID(org_header.strip())
+    except ValueError as exc:
+        raise InvalidOrgIdError from exc
 
 
 def _validated(raw: str | bytes | None) -> Any:
@@ -68,14 +111,25 @@ def _user(token: Any) -> User:
     return cast(User, _jwt.get_user(token))  # AUTH_USER_MODEL is accounts.User
 
 
+def _text(raw: str | bytes) -> str:
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+
+
 def authenticate_token(raw: str | bytes | None) -> Credential:
-    """The credential's active user (401 ``token_not_valid`` for a bad, expired or unknown one)."""
+    """The credential's active user or usable API key (401 ``token_not_valid`` for a bad, expired,
+    revoked or unknown one)."""
+    if raw and looks_like_key(_text(raw)):
+        return _key_credential(_text(raw))
     token = _validated(raw)
     return Credential(user=_user(token), expires_at=_expiry(token))
 
 
 def principal_for(credential: Credential, *, org_header: str | None = None) -> Principal:
-    """The caller in the org named by an ``X-Org-Id`` value, or in their only org (400/403)."""
+    """The caller in the org named by an ``X-Org-Id`` value, or in their only org (400/403); a
+    key's org is its own (another org named → 403 ``not_a_member``)."""
+    if credential.api_key is not None:
+        return _key_principal(credential, _header_org_id(org_header), missing=NotAMemberError)
+    assert credential.user is not None
     return Principal(
         context=resolve_org(credential.user, org_header), user=credential.user, expires_at=credential.expires_at
     )
@@ -84,6 +138,9 @@ def principal_for(credential: Credential, *, org_header: str | None = None) -> P
 def principal_in(credential: Credential, org_id: uuid.UUID, *, missing: type[Exception] = NotAMemberError) -> Principal:
     """The caller in the org a resource belongs to (a path's org, a session's org): ``missing`` is
     raised when they may not act there (403 ``not_a_member``, or 404 for a resource's path)."""
+    if credential.api_key is not None:
+        return _key_principal(credential, org_id, missing=missing)
+    assert credential.user is not None
     context = context_for(credential.user, org_id)
     if context is None:
         raise missing
@@ -93,7 +150,10 @@ def principal_in(credential: Credential, org_id: uuid.UUID, *, missing: type[Exc
 def authenticate(raw: str | bytes | None, *, org_header: str | None) -> Principal:
     """Both steps for the hot path: the token's user and, in the same query, their active
     membership of the org asked for; any other case (staff, several orgs, a malformed header, an
-    inactive or unknown user) takes the full road, which tells them apart."""
+    inactive or unknown user) takes the full road, which tells them apart. An API key is read with
+    its org in one query too."""
+    if raw and looks_like_key(_text(raw)):
+        return principal_for(_key_credential(_text(raw)), org_header=org_header)
     token = _validated(raw)
     try:
         user_id = uuid.UUID(str(token.get(jwt_settings.USER_ID_CLAIM)))
@@ -111,14 +171,37 @@ def bearer(request: Any) -> bytes | None:
     return _jwt.get_raw_token(header) if header is not None else None
 
 
+class KeyCaller:
+    """``request.user`` of a request made with an org API key: authenticated, but no user (views
+    that need a person refuse it: ``orgs.api``, ``core.views``)."""
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    is_anonymous = False
+    pk = None
+    id = None
+
+    def __init__(self, key: ApiKey) -> None:
+        self.api_key = key
+
+    def __str__(self) -> str:
+        return str(self.api_key)
+
+
 class PrincipalAuthentication(JWTAuthentication):
     """DRF's side of the one way in: the credential checked as by ``authenticate_token``; org-aware
-    views then place the caller with ``principal_for``/``principal_in`` (``orgs.api``)."""
+    views then place the caller with ``principal_for``/``principal_in`` (``orgs.api``). With an API
+    key, ``request.user`` is a ``KeyCaller`` and ``request.auth`` the key."""
 
-    def authenticate(self, request: Request) -> tuple[User, Any] | None:  # type: ignore[override]
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:  # type: ignore[override]
         raw = bearer(request)
         if raw is None:
             return None
+        if looks_like_key(_text(raw)):
+            key = use_api_key(_text(raw))
+            return KeyCaller(key), key
         token = _validated(raw)
         return _user(token), token  # the validated token stays ``request.auth``
 
@@ -127,10 +210,13 @@ def request_principal(request: Request, *, path_org_id: uuid.UUID | None = None)
     """The principal of an authenticated DRF request: in the path's org (a non-member gets 404
     like any object) or the one ``X-Org-Id`` names."""
     user = request.user
-    if not isinstance(user, User):
+    if isinstance(request.auth, ApiKey):
+        credential = Credential(user=None, expires_at=_key_expiry(request.auth), api_key=request.auth)
+    elif isinstance(user, User):
+        token = request.auth
+        credential = Credential(user=user, expires_at=_expiry(token) if hasattr(token, "get") else None)
+    else:
         raise NotAuthenticatedError
-    token = request.auth
-    credential = Credential(user=user, expires_at=_expiry(token) if hasattr(token, "get") else None)
     if path_org_id is not None:
         return principal_in(credential, path_org_id, missing=NotFoundError)
     return principal_for(credential, org_header=request.headers.get("X-Org-Id"))

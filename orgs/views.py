@@ -130,6 +130,7 @@ class MemberListView(mixins.ListModelMixin, OrgViewSet):
 
 
 class InviteView(OrgAPIView):
+    people_only = frozenset({"post"})
     errors = (AlreadyMemberError, RateLimitedError)
     required_roles = {"post": Role.ADMIN}
 
@@ -158,6 +159,7 @@ class InviteView(OrgAPIView):
 
 
 class MemberDetailView(OrgAPIView):
+    people_only = frozenset({"put", "delete"})
     errors = {"delete": (LastOwnerError,)}
 
     @extend_schema(
@@ -191,6 +193,7 @@ class MemberDetailView(OrgAPIView):
 
 
 class MemberRoleView(OrgAPIView):
+    people_only = frozenset({"patch"})
     errors = (LastOwnerError,)
     required_roles = {"patch": Role.ADMIN}
 
@@ -208,6 +211,7 @@ class MemberRoleView(OrgAPIView):
 
 
 class MemberQuotaView(OrgAPIView):
+    people_only = frozenset({"patch"})
     required_roles = {"patch": Role.ADMIN}
 
     @extend_schema(

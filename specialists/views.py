@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.auth import current_user
+from core.errors import PermissionDeniedError
 from core.views import validated_as
 from orgs.api import OrgViewSet
 from orgs.models import Role
@@ -40,6 +41,11 @@ class SpecialistViewSet(
     ordering = ["-created_at"]
     required_roles = {"create": Role.ADMIN, "update": Role.ADMIN, "destroy": Role.ADMIN}
 
+    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+        """A key limited to some specialists sees only those (another's id is 404)."""
+        allowed = self.org_context.allowed_specialist_ids
+        return queryset if allowed is None else queryset.filter(pk__in=allowed)
+
     def _detail(self, specialist: Specialist) -> dict:
         return specialist_detail(self.get_queryset().get(pk=specialist.pk))
 
@@ -51,10 +57,12 @@ class SpecialistViewSet(
         request=SpecialistWriteSerializer, responses={201: SpecialistSerializer}, summary="Hire a specialist (admin)"
     )
     def create(self, request: Request) -> Response:
+        if self.org_context.allowed_specialist_ids is not None:
+            raise PermissionDeniedError("An API key limited to some specialists cannot hire more.")
         serializer = SpecialistWriteSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         specialist = services.create_specialist(
-            org=self.org, created_by=current_user(request), data=validated_as(serializer, services.SpecialistFields)
+            org=self.org, created_by=self.org_context.user, data=validated_as(serializer, services.SpecialistFields)
         )
         return Response(self._detail(specialist), status=status.HTTP_201_CREATED)
 

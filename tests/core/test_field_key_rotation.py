@@ -15,9 +15,9 @@ from cryptography.fernet import Fernet, InvalidToken
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from core.crypto import decrypt_json, derived_key, encrypt_json
 from leancore.checks import field_encryption_key_in_production, field_encryption_keys_are_fernet_keys
 from leancore.management.commands.rotate_field_key import encrypted_fields
-from mcps.crypto import decrypt_json, derived_key, encrypt_json
 from mcps.models import Connection
 from tests.core.test_deploy_checks import _example_env
 from tests.servers import ROOT

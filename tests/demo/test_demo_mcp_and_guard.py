@@ -13,9 +13,9 @@ import pytest
 from asgiref.sync import async_to_sync
 from mcp.server.transport_security import TransportSecuritySettings
 
+from core.url_guard import UrlNotAllowedError, _PinnedBackend, allow_listed, check_url, origin_of
 from leancore import demo_mcp
 from mcps.client import MCPError, Target, list_remote_tools
-from mcps.security import UrlNotAllowedError, _PinnedBackend, allow_listed, check_url, origin_of
 from tests.fakes.llm_server import ThreadedServer, free_port
 from tests.servers import ROOT
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mcps.crypto import decrypt_json
+from core.crypto import decrypt_json
 from mcps.models import Connection
 from tests.conftest import client_for
 

@@ -17,7 +17,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from accounts.services import issue_tokens
-from mcps import security
+from core import url_guard as security
 from mcps.client import call_tool_by_id
 from mcps.models import Connection, Tool
 from orgs.models import Role

@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.db import connection as db
 
 from chat.tools import execute_tool, tool_plan
+from core.crypto import decrypt_json
 from mcps.client import call_tool_by_id
-from mcps.crypto import decrypt_json
 from mcps.models import Connection, Tool
 from orgs.models import AuditEntry
 from tests.conftest import assert_problem, client_for, make_specialist
@@ -416,7 +416,7 @@ def test_a_name_that_rebinds_after_the_check_cannot_move_the_connection(mcp_serv
     import socket
     from urllib.parse import urlsplit
 
-    from mcps import security
+    from core import url_guard as security
     from mcps.client import Target, list_remote_tools
 
     settings.MCP_ALLOW_PRIVATE_NETWORKS = False
@@ -441,7 +441,7 @@ def test_a_name_that_rebinds_after_the_check_cannot_move_the_connection(mcp_serv
 
 
 def test_a_pinned_connection_refuses_any_other_host():
-    from mcps.security import _PinnedBackend
+    from core.url_guard import _PinnedBackend
 
     async def connect():
         return await _PinnedBackend("mcp.example", ["127.0.0.1"]).connect_tcp("elsewhere.example", 80)

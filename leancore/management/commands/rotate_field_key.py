@@ -12,7 +12,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models, transaction
 
-from mcps.crypto import configured_keys, invalid_keys, rotation_fernet
+from core.crypto import configured_keys, invalid_keys, rotation_fernet
 
 SUFFIX = "_encrypted"
 
