@@ -262,6 +262,7 @@ class LedgerEntryAdmin(MoneyPermission, ReadOnlyAdmin):
         "input_tokens",
         "output_tokens",
         "user_link",
+        "api_key_id",
         "specialist_link",
         "session_link",
         "message_id",
@@ -631,6 +632,7 @@ def ledger_csv(org: Organization, start: datetime, end: datetime) -> HttpRespons
             "specialist_id",
             "session_id",
             "user",
+            "api_key_id",
             "description",
         ]
     )
@@ -650,6 +652,7 @@ def ledger_csv(org: Organization, start: datetime, end: datetime) -> HttpRespons
                 entry.specialist_id or "",
                 entry.session_id or "",
                 emails.get(entry.user_id, entry.user_id or ""),
+                entry.api_key_id or "",
                 entry.description,
             ]
         )

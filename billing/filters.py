@@ -12,6 +12,7 @@ class LedgerFilter(django_filters.FilterSet):
     specialistId = django_filters.UUIDFilter(field_name="specialist_id")  # noqa: N815
     model = django_filters.CharFilter(field_name="model")
     userId = django_filters.UUIDFilter(field_name="user_id")  # noqa: N815
+    apiKeyId = django_filters.UUIDFilter(field_name="api_key_id")  # noqa: N815
     to = DateOrDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
@@ -21,8 +22,6 @@ class LedgerFilter(django_filters.FilterSet):
 
 # "from" is a Python keyword: declare it after the class body.
 LedgerFilter.base_filters["from"] = DateOrDateTimeFilter(field_name="created_at", lookup_expr="gte")
-if any(field.name == "api_key" for field in LedgerEntry._meta.get_fields()):  # the ledger's API key column
-    LedgerFilter.base_filters["apiKeyId"] = django_filters.UUIDFilter(field_name="api_key_id")
 
 
 class AlertFilter(django_filters.FilterSet):

@@ -46,6 +46,7 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
             "specialist_id",
             "session_id",
             "user_id",
+            "api_key_id",
             "description",
             "created_at",
         ]

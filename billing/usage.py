@@ -11,8 +11,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from django.core.exceptions import FieldDoesNotExist
-from django.db.models import Count, F, Q, QuerySet, Sum, UUIDField, Value
+from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import NullIf, TruncDate
 
 from billing.models import LedgerEntry
@@ -22,15 +21,6 @@ from orgs.models import Organization, Role
 MAX_DAYS = 400
 
 
-def _column_or_null(name: str) -> F | Value:
-    """The ledger's column ``name``, or NULL while the ledger has no such column (API keys)."""
-    try:
-        LedgerEntry._meta.get_field(name)
-    except FieldDoesNotExist:
-        return Value(None, output_field=UUIDField())
-    return F(name)
-
-
 # groupBy value → (the row's key, how the database computes it). Usage with no value for a
 # dimension (a key's turns by member, a call with no specialist) is grouped under NULL.
 DIMENSIONS: dict[str, tuple[str, Any]] = {
@@ -38,7 +28,7 @@ DIMENSIONS: dict[str, tuple[str, Any]] = {
     "member": ("user_id", F("user_id")),
     "specialist": ("specialist_id", F("specialist_id")),
     "model": ("model", NullIf(F("model"), Value(""))),
-    "apiKey": ("api_key_id", _column_or_null("api_key_id")),
+    "apiKey": ("api_key_id", F("api_key_id")),
 }
 
 
@@ -124,7 +114,6 @@ def summary(
             ),
         )
         for group in grouped
-        if group["calls"]  # a group by constants only (no API key column yet) is one row, even of nothing
     ]
     rows.sort(key=lambda row: _sort_key(row, group_by))
     totals = Figures(

@@ -81,9 +81,11 @@ def test_usage_ledger_and_filters(clock, admin_user, org, spent, other_org):
         "specialistId",
         "sessionId",
         "userId",
+        "apiKeyId",
         "description",
         "createdAt",
     }
+    assert usage["apiKeyId"] is None  # a user's turn
     assert client.get("/billing/credits/usage?kind=grant").json()["count"] == 1
     assert client.get(f"/billing/credits/usage?specialistId={spent}").json()["count"] == 1
     assert client.get("/billing/credits/usage?model=gpt-4o").json()["count"] == 0
