@@ -156,18 +156,28 @@ def specialist_usage_this_period(*, org_id: uuid.UUID, specialist_id: uuid.UUID)
     return SpecialistUsage(credits=-(totals["total"] or Decimal(0)), messages=totals["messages"])
 
 
-def members_spent_this_period(*, org_id: uuid.UUID, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
-    """What each of these members' turns cost this period (their usage), in one grouped query that
-    the index of each member's usage serves; a member with no usage is 0."""
+def _usage_this_period_by(column: str, *, org_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
+    """What the turns of each payer ``column = id`` (a member, an API key) cost this period (their
+    usage), in one grouped query that the payer's index of usage by time serves; none is 0."""
     start, _ = period_bounds(timezone.now())
     totals = (
         LedgerEntry.objects.filter(
-            organization_id=org_id, kind=LedgerEntry.Kind.USAGE, user_id__in=list(user_ids), created_at__gte=start
+            organization_id=org_id, kind=LedgerEntry.Kind.USAGE, created_at__gte=start, **{f"{column}__in": list(ids)}
         )
-        .values_list("user_id")
+        .values_list(column)
         .annotate(total=Sum("amount"))
         .order_by()
     )
-    spent = dict.fromkeys(user_ids, Decimal(0))
-    spent.update({user_id: q(-total) for user_id, total in totals})
+    spent = dict.fromkeys(ids, Decimal(0))
+    spent.update({payer_id: q(-total) for payer_id, total in totals})
     return spent
+
+
+def members_spent_this_period(*, org_id: uuid.UUID, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
+    """What each of these members' turns cost this period; a member with no usage is 0."""
+    return _usage_this_period_by("user_id", org_id=org_id, ids=user_ids)
+
+
+def keys_spent_this_period(*, org_id: uuid.UUID, key_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
+    """What the turns started with each of these API keys cost this period; a key with no usage is 0."""
+    return _usage_this_period_by("api_key_id", org_id=org_id, ids=key_ids)

@@ -6,18 +6,26 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from orgs import api_keys
+from core.credits import credit_str
+from core.fields import CreditField
+from orgs import api_keys, selectors
 from orgs.api import OrgViewSet
 from orgs.models import API_KEY_ROLES, ApiKey, Role
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
+    """A key. ``spentThisPeriod`` comes from the context's ``spend`` ({key id: credits}, the page's
+    keys read in one query) or, for a key not in it, is read for that key alone."""
+
     specialist_ids = serializers.ListField(child=serializers.UUIDField(), allow_null=True, read_only=True)
+    spent_this_period = serializers.SerializerMethodField(
+        help_text="What the turns started with this key cost this period (the calendar month in UTC)."
+    )
 
     class Meta:
         model = ApiKey
@@ -28,6 +36,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "role",
             "specialist_ids",
             "monthly_credit_limit",
+            "spent_this_period",
             "expires_at",
             "created_by",
             "created_at",
@@ -35,6 +44,13 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "revoked_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(CreditField())
+    def get_spent_this_period(self, key: ApiKey) -> str:
+        spend = self.context.get("spend") or {}
+        if key.pk not in spend:
+            spend = selectors.key_spent_this_period(org_id=key.organization_id, key_ids=[key.pk])
+        return credit_str(spend[key.pk])
 
 
 class CreatedApiKeySerializer(ApiKeySerializer):
@@ -85,6 +101,18 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
         return queryset.order_by("-created_at")
+
+    def paginate_queryset(self, queryset: QuerySet) -> list[ApiKey] | None:
+        self._page = super().paginate_queryset(queryset)
+        return self._page
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        """The spend of the page's keys, in one query (a single key's is read by the serializer)."""
+        context = dict(super().get_serializer_context())
+        page = getattr(self, "_page", None)
+        if page:
+            context["spend"] = selectors.key_spent_this_period(org_id=self.org.pk, key_ids=[key.pk for key in page])
+        return context
 
     @extend_schema(
         request=ApiKeyCreateSerializer,

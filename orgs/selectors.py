@@ -8,7 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, Q, QuerySet
 
 from accounts.models import User
-from orgs.models import Membership, Organization, Role
+from orgs.models import ApiKey, Membership, Organization, Role
 
 
 def organizations_for(*, user: User) -> QuerySet[Organization]:
@@ -43,24 +43,43 @@ def member_credit_limit(*, org_id: uuid.UUID, user_id: uuid.UUID) -> Decimal | N
     return found.first()
 
 
-# What members' turns cost this period is the ledger's (billing, a floor above): billing provides
-# the reader when it loads (``billing.apps``), and the members' pages show it.
-MemberSpendReader = Callable[..., dict[uuid.UUID, Decimal]]
-_member_spend: list[MemberSpendReader] = []
+def api_key_credit_limit(*, org_id: uuid.UUID, api_key_id: uuid.UUID) -> Decimal | None:
+    """The monthly credit cap of an org's API key as it is now (None: no cap, or no such key)."""
+    found = ApiKey.objects.for_org(org_id).filter(pk=api_key_id).values_list("monthly_credit_limit", flat=True)
+    return found.first()
 
 
-def provide_member_spend(reader: MemberSpendReader) -> None:
-    """Billing's reader of members' spend: ``reader(org_id=..., user_ids=[...])`` → {user id: credits}."""
-    _member_spend[:] = [reader]
+# What members' and API keys' turns cost this period is the ledger's (billing, a floor above):
+# billing provides the readers when it loads (``billing.apps``), and the members' and keys' pages
+# show it.
+SpendReader = Callable[..., dict[uuid.UUID, Decimal]]
+_spend_readers: dict[str, SpendReader] = {}
+
+
+def provide_spend_readers(*, members: SpendReader, keys: SpendReader) -> None:
+    """Billing's readers of spend: ``members(org_id=..., user_ids=[...])`` → {user id: credits},
+    ``keys(org_id=..., key_ids=[...])`` → {key id: credits}."""
+    _spend_readers.update(members=members, keys=keys)
+
+
+def _spend_reader(name: str) -> SpendReader:
+    if name not in _spend_readers:
+        raise ImproperlyConfigured("No reader of spend: is the billing app installed?")
+    return _spend_readers[name]
 
 
 def spent_this_period(*, org_id: uuid.UUID, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
     """What each member's turns cost this period, in one query for all of them."""
     if not user_ids:
         return {}
-    if not _member_spend:
-        raise ImproperlyConfigured("No reader of members' spend: is the billing app installed?")
-    return _member_spend[0](org_id=org_id, user_ids=user_ids)
+    return _spend_reader("members")(org_id=org_id, user_ids=user_ids)
+
+
+def key_spent_this_period(*, org_id: uuid.UUID, key_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
+    """What the turns started with each API key cost this period, in one query for all of them."""
+    if not key_ids:
+        return {}
+    return _spend_reader("keys")(org_id=org_id, key_ids=key_ids)
 
 
 def is_last_active_owner(membership: Membership) -> bool:
