@@ -29,9 +29,10 @@ def record(clock, org, *, at: datetime, kind: str = "usage", amount: Decimal, **
 
 
 def random_usage(clock, org, users, *, count: int, seed: int) -> list[LedgerEntry]:
-    """Usage spread over three days of June 2026, members (and no member), specialists and models, with
-    random amounts of 6 decimals; a grant too (never counted)."""
+    """Usage spread over three days of June 2026, members, API keys (a key's turn has no member) and
+    neither, specialists and models, with random amounts of 6 decimals; a grant too (never counted)."""
     rng = random.Random(seed)
+    payers = [*({"user_id": user.pk} for user in users), *({"api_key_id": uuid.uuid4()} for _ in range(2)), {}]
     specialists = [uuid.uuid4(), uuid.uuid4(), None]
     models = ["gpt-4o-mini", "claude-3-5-haiku", ""]
     entries = []
@@ -43,7 +44,7 @@ def random_usage(clock, org, users, *, count: int, seed: int) -> list[LedgerEntr
                 org,
                 at=at,
                 amount=-Decimal(rng.randrange(1, 10**9)) / Decimal(10**6),
-                user_id=rng.choice([*[user.pk for user in users], None]),
+                **rng.choice(payers),
                 specialist_id=rng.choice(specialists),
                 model=rng.choice(models),
                 input_tokens=rng.randrange(5000),
@@ -60,7 +61,7 @@ def key_of(entry: LedgerEntry, dimension: str) -> str | None:
         "member": entry.user_id,
         "specialist": entry.specialist_id,
         "model": entry.model or None,
-        "apiKey": getattr(entry, "api_key_id", None),
+        "apiKey": entry.api_key_id,
     }[dimension]
     return None if value is None else str(value)
 
