@@ -2,7 +2,8 @@
 WebSocket, a task run, the wizard) prepares its turn with ``chat.turns`` (one transaction: the
 session, both messages and the first hold), then runs it here and only adapts the events:
 
-- *call*: stream the provider on the event loop, run tool calls through MCP and feed the results
+- *call*: stream the provider on the event loop (each call through ``chat.fallbacks``: retried,
+  then fallen back, before its first output), run tool calls through MCP and feed the results
   back (bounded rounds; between rounds one transaction settles the call and holds the next);
 - *record*: one transaction settles the last call, writes the ledger and completes the message,
   or, when the turn fails, bills what was produced and fails the message with the reason.
@@ -14,7 +15,6 @@ tokens flow. Events are published to the session's channel-layer group for WebSo
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -31,19 +31,10 @@ from django.conf import settings
 
 from billing.errors import BillingRefusal
 from chat import metering, turns
+from chat.calls import CallState, InFlight, TurnEvent
 from chat.errors import ClientDisconnectedError
-from chat.providers import get_provider
-from chat.providers.base import (
-    ChatMessage,
-    Finish,
-    ProviderError,
-    ProviderRequest,
-    TextDelta,
-    ToolCall,
-    Usage,
-    request_tokens_estimate,
-    tokens_estimate,
-)
+from chat.fallbacks import call_model
+from chat.providers.base import ChatMessage, ProviderError, ProviderRequest
 from chat.tools import ToolContext, execute_tool
 from chat.turns import PreparedTurn, Totals
 from core import log_context
@@ -59,38 +50,6 @@ WATCHERS_RECHECK_SECONDS = 0.5
 PUBLISH_TIMEOUT_SECONDS = 1.0
 PUBLISH_BACKOFF_SECONDS = 5.0
 FINAL_EVENTS = frozenset({"done", "error"})
-
-
-@dataclass(frozen=True, slots=True)
-class TurnEvent:
-    name: str
-    data: dict[str, Any]
-    error: DomainError | None = None  # an ``error`` event's error: its status and headers, for a transport
-
-
-class _CallState:
-    """What one model call produced so far (to bill a call cut short for what it produced)."""
-
-    __slots__ = ("calls", "finish", "request", "text", "usage")
-
-    def __init__(self, request: ProviderRequest) -> None:
-        self.request = request
-        self.text: list[str] = []
-        self.calls: list[ToolCall] = []
-        self.usage: Usage | None = None
-        self.finish = "stop"
-
-    @property
-    def produced(self) -> bool:
-        return bool(self.text or self.calls or self.usage)
-
-    def usage_or_estimate(self) -> Usage:
-        """The provider's reported usage, else the likely count of the input and of the output so
-        far (never the hold's upper bound: a call is billed what it most likely cost)."""
-        if self.usage is not None:
-            return self.usage
-        produced = "".join(self.text) + "".join(json.dumps(c.arguments) for c in self.calls)
-        return Usage(request_tokens_estimate(self.request), tokens_estimate(produced))
 
 
 class _Publisher:
@@ -145,26 +104,12 @@ def _usage_event(totals: Totals) -> TurnEvent:
             "outputTokens": totals.output_tokens,
             "credits": credit_str(totals.credits),
             "balance": credit_str(totals.balance) if totals.balance is not None else None,
+            "model": totals.model or None,  # the model of the last call that answered
         },
     )
 
 
-async def _model_call(turn: PreparedTurn, state: _CallState) -> AsyncGenerator[TurnEvent]:
-    """Call: one provider stream (closing it stops the provider call)."""
-    async with aclosing(get_provider(turn.provider).stream(state.request)) as stream:
-        async for event in stream:
-            if isinstance(event, TextDelta):
-                state.text.append(event.text)
-                yield TurnEvent("delta", {"text": event.text})
-            elif isinstance(event, ToolCall):
-                state.calls.append(event)
-            elif isinstance(event, Usage):
-                state.usage = event
-            elif isinstance(event, Finish):
-                state.finish = event.reason
-
-
-async def _run_tools(turn: PreparedTurn, state: _CallState, totals: Totals) -> AsyncGenerator[TurnEvent]:
+async def _run_tools(turn: PreparedTurn, state: CallState, totals: Totals) -> AsyncGenerator[TurnEvent]:
     request = turn.request
     request.messages.append(ChatMessage(role="assistant", content="".join(state.text), tool_calls=state.calls))
     for call in state.calls:
@@ -200,28 +145,7 @@ async def _run_tools(turn: PreparedTurn, state: _CallState, totals: Totals) -> A
         )
 
 
-class _InFlight:
-    """The call a failure interrupts: what it produced is billed, and so is a call we cut off while
-    the provider had it (its prompt is billed by the provider from the moment it was sent); a call
-    that failed with nothing produced is released."""
-
-    __slots__ = ("next_hold", "state", "streaming")
-
-    def __init__(self) -> None:
-        self.state: _CallState | None = None
-        self.streaming = False  # sent to the provider, its text not in the totals yet
-        self.next_hold: uuid.UUID | None = None  # a hold being taken for the next call
-
-    def produced(self, *, cut_off: bool = False) -> Usage | None:
-        """What the interrupted call is billed: its usage or estimate if it produced anything, or if
-        we cut it off (``cut_off``: the listener left) while it was with the provider; else None."""
-        state = self.state
-        if state is None or not (state.produced or (cut_off and self.streaming)):
-            return None
-        return state.usage_or_estimate()
-
-
-async def _phases(turn: PreparedTurn, totals: Totals, in_flight: _InFlight) -> AsyncGenerator[TurnEvent]:
+async def _phases(turn: PreparedTurn, totals: Totals, in_flight: InFlight) -> AsyncGenerator[TurnEvent]:
     if turn.session_id is not None:
         yield TurnEvent(
             "session",
@@ -232,13 +156,13 @@ async def _phases(turn: PreparedTurn, totals: Totals, in_flight: _InFlight) -> A
             },
         )
     for round_number in range(1, MAX_ROUNDS + 1):
-        state = in_flight.state = _CallState(turn.request)
-        in_flight.streaming = True
-        async with aclosing(_model_call(turn, state)) as events:
+        async with aclosing(call_model(turn, totals, in_flight)) as events:  # retries and fallbacks
             async for event in events:
                 yield event
-        in_flight.streaming = False
+        state = in_flight.state
+        assert state is not None  # the attempt that answered
         totals.text.extend(state.text)
+        totals.model = state.model
         finish = state.finish
         if state.calls and round_number < MAX_ROUNDS:
             state.usage = state.usage_or_estimate()  # frozen before the tool results join the request
@@ -270,9 +194,11 @@ def _error_of(exc: BaseException) -> DomainError:
 
 
 async def _fail(
-    turn: PreparedTurn, totals: Totals, in_flight: _InFlight, code: str, detail: str, *, cut_off: bool = False
+    turn: PreparedTurn, totals: Totals, in_flight: InFlight, code: str, detail: str, *, cut_off: bool = False
 ) -> None:
     produced = in_flight.produced(cut_off=cut_off)
+    if produced is not None and in_flight.state is not None:  # the model of the call billed last
+        totals.model = in_flight.state.model
     if in_flight.streaming and in_flight.state is not None:  # a call cut short: its text so far
         totals.text.extend(in_flight.state.text)
         in_flight.streaming = False
@@ -301,7 +227,7 @@ async def _recorded(turn: PreparedTurn, totals: Totals) -> AsyncGenerator[TurnEv
     """The turn's events; a failure (or the listener going away) is recorded before it propagates:
     what the call in flight produced is billed once, the message fails with the reason."""
     log_context.bind(org_id=turn.org.pk, user_id=turn.payer.user_id, message_id=turn.message_id)  # the turn's lines
-    in_flight = _InFlight()
+    in_flight = InFlight()
     keeper = asyncio.create_task(_keep_alive(turn.message_id)) if turn.message_id is not None else None
     try:
         async with aclosing(_phases(turn, totals, in_flight)) as events:

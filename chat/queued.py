@@ -91,6 +91,7 @@ def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
             user_id=frozen.sender_id,
             reservation_id=assistant.reservation_id,
             accepted_at=assistant.created_at,
+            fallbacks=frozen.fallbacks,
         )
         try:
             metering.grow_hold(turn.payer, turn.request, reservation_id=assistant.reservation_id)

@@ -4,8 +4,8 @@ rates of each model it may call. A queued turn runs, and every call and tool rou
 and billed, from this record only: editing or deleting the specialist, its tools or the model's
 rate afterwards changes nothing for it.
 
-``models`` is a list so that fallback models can join it, each with its own frozen rate; the
-first is the model the turn calls."""
+``models`` is the list of the turn's models, each with its own frozen rate and output limit: the
+first is the model the turn calls, the others its fallback models, in order (``chat.fallbacks``)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from chat.providers.base import ToolSpec
 from specialists.models import Specialist
 
 VERSION = 1
+MAX_OUTPUT_UNKNOWN = 2**31 - 1  # a record from before rates kept their output limit: the specialist's applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,10 @@ class Thawed:
     def rate(self) -> ModelRate:
         return self.rates[0]
 
+    @property
+    def fallbacks(self) -> list[ModelRate]:
+        return self.rates[1:]
+
 
 def _rate(rate: ModelRate) -> dict[str, Any]:
     return {
@@ -47,6 +52,7 @@ def _rate(rate: ModelRate) -> dict[str, Any]:
         "inputCreditsPerMillion": str(rate.input_credits_per_million),
         "outputCreditsPerMillion": str(rate.output_credits_per_million),
         "contextWindow": rate.context_window,
+        "maxOutputTokens": rate.max_output_tokens,
     }
 
 
@@ -112,6 +118,7 @@ def thaw(record: dict[str, Any]) -> Thawed:
             input_credits_per_million=Decimal(row["inputCreditsPerMillion"]),
             output_credits_per_million=Decimal(row["outputCreditsPerMillion"]),
             context_window=row["contextWindow"],
+            max_output_tokens=row.get("maxOutputTokens", MAX_OUTPUT_UNKNOWN),
             active=True,  # as it was when the turn was accepted
         )
         for row in record["models"]

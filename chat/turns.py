@@ -27,6 +27,7 @@ from billing.errors import BillingRefusal
 from billing.models import ModelRate
 from chat import metering, snapshot
 from chat.context import ToolBinding, build_request
+from chat.fallbacks import fallback_rates
 from chat.inputs import (
     UNREAD,
     Unread,
@@ -60,6 +61,7 @@ class PreparedTurn:
     request: ProviderRequest
     reservation_id: uuid.UUID
     rate: ModelRate | None = None  # the rate every call of the turn is held at (None: the active one)
+    fallbacks: list[ModelRate] = field(default_factory=list)  # tried in order, each at its rate (chat.fallbacks)
     session_id: uuid.UUID | None = None
     user_message_id: uuid.UUID | None = None
     message_id: uuid.UUID | None = None
@@ -86,6 +88,7 @@ class Totals:
     credits: Decimal = Decimal(0)
     balance: Decimal | None = None
     calls: int = 0
+    model: str = ""  # the model of the last call that answered
     text: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
@@ -142,6 +145,7 @@ def assemble_turn(
     accepted_at: datetime,
     history: list[Message] | None = None,
     member_limit: Decimal | Unread | None = UNREAD,
+    fallbacks: list[ModelRate] | None = None,
 ) -> PreparedTurn:
     """The turn of an assistant message: its request (instructions, documents, history, tools), its
     payer and the rate every call of it is held and billed at. ``member_limit``: the sender's cap as
@@ -176,6 +180,7 @@ def assemble_turn(
         request=request,
         reservation_id=reservation_id,
         rate=rate,
+        fallbacks=fallbacks or [],
         session_id=session.pk,
         user_message_id=user_message.pk,
         message_id=assistant_id,
@@ -224,6 +229,7 @@ def start_turn(
         )
     attachments = attachments_of(context, attachment_ids or [])
     rate = metering.active_rate(specialist.model)
+    fallbacks = fallback_rates(specialist.fallback_models)
     tools = tool_plan(specialist, in_workspace=bool(session.workspace_id))
     reservation_id = uuid.uuid4()
     now = timezone.now()
@@ -237,7 +243,7 @@ def start_turn(
             heartbeat_at=None if queued else now,
             reservation_id=reservation_id,
             # a queued turn runs later from what it was accepted with, whatever changes meanwhile
-            frozen_turn=snapshot.freeze(specialist=specialist, rates=[rate], tools=tools, sender_id=user.pk)
+            frozen_turn=snapshot.freeze(specialist=specialist, rates=[rate, *fallbacks], tools=tools, sender_id=user.pk)
             if queued
             else None,
             created_at=now + timedelta(microseconds=1),  # strictly after the user's message
@@ -267,6 +273,7 @@ def start_turn(
         accepted_at=assistant.created_at,
         history=None if session_id is not None else [user_message],  # a new session's history is this message
         member_limit=caller_limit(context, user.pk),
+        fallbacks=fallbacks,
     )
     metering.hold(turn.payer, turn.request, rate=rate, reservation_id=reservation_id)
     if not queued and settings.DB_FAST_TURN_START:
@@ -339,6 +346,7 @@ def _complete_message(
         "output_tokens": totals.output_tokens + usage.output_tokens,
         "credits": totals.credits + (charge.credits if charge else 0),
         "finish_reason": finish_reason,
+        "model": totals.model,
         "status": Message.Status.FAILED if error_code else Message.Status.COMPLETED,
         "error_code": error_code,
         "error": error,

@@ -10,9 +10,27 @@ from specialists.models import Specialist
 WRITABLE = (*services.FIELDS, "tools")  # what the services write (the API's fields)
 
 
+class ModelNamesField(forms.CharField):
+    """A list of model names, written comma-separated."""
+
+    def prepare_value(self, value: object) -> object:
+        return ", ".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: object) -> list[str]:  # type: ignore[override]  # a list, not a string
+        if isinstance(value, list):
+            return value
+        return [name.strip() for name in str(value or "").split(",") if name.strip()]
+
+
 class SpecialistAdminForm(forms.ModelForm):
     """The API's rules (an active model within its output limit, the org's enabled tools) are the
     service's: the admin saves through it."""
+
+    fallback_models = ModelNamesField(
+        required=False,
+        help_text="Models tried in order, comma-separated, when the model fails before its first output "
+        "(active models, at most 3, not the model itself).",
+    )
 
     class Meta:
         model = Specialist
@@ -23,6 +41,7 @@ class SpecialistAdminForm(forms.ModelForm):
             "description",
             "instructions",
             "model",
+            "fallback_models",
             "temperature",
             "max_output_tokens",
             "status",

@@ -10,6 +10,7 @@ from mcps.models import Tool
 from orgs.fields import OrgRelatedField
 from specialists import selectors
 from specialists.models import Specialist
+from specialists.services import MAX_FALLBACK_MODELS
 
 WRITE_FIELDS = [
     "name",
@@ -17,6 +18,7 @@ WRITE_FIELDS = [
     "description",
     "instructions",
     "model",
+    "fallback_models",
     "temperature",
     "max_output_tokens",
     "status",
@@ -25,8 +27,17 @@ WRITE_FIELDS = [
 ]
 
 
+FALLBACK_MODELS_HELP = (
+    "Active models tried in order when `model` fails before its first output (at most "
+    f"{MAX_FALLBACK_MODELS}, none repeated, not `model` itself)."
+)
+
+
 class SpecialistSerializer(serializers.ModelSerializer):
     tool_ids = serializers.SerializerMethodField()
+    fallback_models = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text=FALLBACK_MODELS_HELP
+    )
     monthly_credit_limit = CreditField(allow_null=True)
     created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)
 
@@ -61,6 +72,12 @@ class SpecialistWriteSerializer(serializers.ModelSerializer):
     monthly_credit_limit = CreditField(required=False, allow_null=True, min_value=0)
     temperature = serializers.FloatField(required=False, min_value=0, max_value=2)
     max_output_tokens = serializers.IntegerField(required=False, min_value=1)
+    fallback_models = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        max_length=MAX_FALLBACK_MODELS,
+        help_text=FALLBACK_MODELS_HELP,
+    )
 
     class Meta:
         model = Specialist

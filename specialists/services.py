@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from billing.models import ModelRate
 from billing.services import active_rate
 from core.errors import ValidationFailed
 from mcps.models import Tool
@@ -26,6 +27,7 @@ class SpecialistFields(TypedDict, total=False):
     description: str
     instructions: str
     model: str
+    fallback_models: list[str]
     temperature: float
     max_output_tokens: int
     status: str
@@ -39,6 +41,7 @@ FIELDS = (
     "description",
     "instructions",
     "model",
+    "fallback_models",
     "temperature",
     "max_output_tokens",
     "status",
@@ -55,6 +58,24 @@ def _check_model(model: str, max_output_tokens: int | None) -> None:
         raise ValidationFailed("maxOutputTokens", f"{model} produces at most {rate.max_output_tokens} output tokens.")
 
 
+MAX_FALLBACK_MODELS = 3
+
+
+def _check_fallbacks(model: str, fallbacks: list[str]) -> None:
+    """``fallbackModels``: active models, at most MAX_FALLBACK_MODELS, none repeated, not ``model``."""
+    field = "fallbackModels"
+    if len(fallbacks) > MAX_FALLBACK_MODELS:
+        raise ValidationFailed(field, f"At most {MAX_FALLBACK_MODELS} fallback models.")
+    if len(set(fallbacks)) != len(fallbacks):
+        raise ValidationFailed(field, "A fallback model is named twice.")
+    if model in fallbacks:
+        raise ValidationFailed(field, f"'{model}' is the specialist's own model, not a fallback.")
+    active = set(ModelRate.objects.filter(model__in=fallbacks, active=True).values_list("model", flat=True))
+    for name in fallbacks:
+        if name not in active:
+            raise ValidationFailed(field, f"'{name}' is not an active model.")
+
+
 def _set_tools(specialist: Specialist, tools: list[Any] | None) -> None:
     if tools is None:
         return
@@ -65,6 +86,7 @@ def _set_tools(specialist: Specialist, tools: list[Any] | None) -> None:
 def create_specialist(*, org: Organization, created_by: User | None, data: SpecialistFields) -> Specialist:
     tools = data.pop("tools", None)
     _check_model(data["model"], data.get("max_output_tokens"))
+    _check_fallbacks(data["model"], data.get("fallback_models", []))
     specialist = Specialist.objects.create(
         organization=org, created_by=created_by, **{k: v for k, v in data.items() if k in FIELDS}
     )
@@ -79,6 +101,8 @@ def update_specialist(*, specialist: Specialist, data: SpecialistFields) -> Spec
     max_out = data.get("max_output_tokens", specialist.max_output_tokens)
     if "model" in data or "max_output_tokens" in data:
         _check_model(model, max_out)
+    if "model" in data or "fallback_models" in data:
+        _check_fallbacks(model, data.get("fallback_models", specialist.fallback_models))
     for key, value in data.items():
         if key in FIELDS:
             setattr(specialist, key, value)

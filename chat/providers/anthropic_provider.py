@@ -13,6 +13,7 @@ import httpx2
 
 from chat.providers.base import (
     Finish,
+    FirstByte,
     ProviderError,
     ProviderEvent,
     ProviderRequest,
@@ -63,7 +64,7 @@ class AnthropicProvider(SDKProvider):
             api_key=api_key,
             base_url=base_url,
             timeout=self.timeout(),
-            max_retries=1,
+            max_retries=0,  # one retry policy, ours (chat.fallbacks): no attempt hidden from billing
             http_client=self.http_client(anthropic),
         )
 
@@ -82,42 +83,59 @@ class AnthropicProvider(SDKProvider):
             kwargs["tool_choice"] = {"type": "tool", "name": SCHEMA_TOOL}
         if tools:
             kwargs["tools"] = tools
+        first_byte = FirstByte()
+        try:
+            async with first_byte:
+                async for event in self._events(request, kwargs, first_byte):
+                    yield event
+        except (anthropic.APIError, httpx2.HTTPError) as exc:
+            if first_byte.expired():  # the deadline's cancellation, as the SDK reported it
+                raise first_byte.error() from exc
+            timed_out = isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException)
+            connection = isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError)
+            failure = provider_failure(
+                exc, vendor="Anthropic provider", timeout=self.timeout(), timed_out=timed_out, connection=connection
+            )
+            raise failure from exc
+        except TimeoutError as exc:
+            if first_byte.expired():
+                raise first_byte.error() from exc
+            raise
+        except json.JSONDecodeError as exc:
+            raise ProviderError("Anthropic sent malformed tool input.") from exc
+
+    async def _events(
+        self, request: ProviderRequest, kwargs: dict[str, Any], first_byte: FirstByte
+    ) -> AsyncGenerator[ProviderEvent]:
+        """The SDK's stream events as the provider's events (the SDK makes the request)."""
         input_tokens = output_tokens = 0
         blocks: dict[int, dict[str, str]] = {}
         finish = "stop"
-        client = self.client()
-        try:
-            stream = await client.messages.create(**kwargs)
-            async for event in stream:
-                kind = event.type
-                if kind == "message_start":
-                    input_tokens = event.message.usage.input_tokens or 0
-                    output_tokens = event.message.usage.output_tokens or 0
-                elif kind == "content_block_start" and event.content_block.type == "tool_use":
-                    blocks[event.index] = {"id": event.content_block.id, "name": event.content_block.name, "json": ""}
-                elif kind == "content_block_delta":
-                    if event.delta.type == "text_delta":
-                        yield TextDelta(event.delta.text)
-                    elif event.delta.type == "input_json_delta" and event.index in blocks:
-                        blocks[event.index]["json"] += event.delta.partial_json
-                elif kind == "content_block_stop" and event.index in blocks:
-                    block = blocks.pop(event.index)
-                    arguments = json.loads(block["json"] or "{}")
-                    if request.response_schema is not None:
-                        yield TextDelta(json.dumps(arguments))
-                    else:
-                        finish = "tool_calls"
-                        yield ToolCall(block["id"], block["name"], arguments)
-                elif kind == "message_delta":
-                    if event.usage is not None and event.usage.output_tokens is not None:
-                        output_tokens = event.usage.output_tokens
-                    if event.delta.stop_reason and finish != "tool_calls":
-                        finish = STOP_REASONS.get(event.delta.stop_reason, event.delta.stop_reason)
-        except (anthropic.APIError, httpx2.HTTPError) as exc:
-            timed_out = isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException)
-            failure = provider_failure(exc, vendor="Anthropic provider", timeout=self.timeout(), timed_out=timed_out)
-            raise failure from exc
-        except json.JSONDecodeError as exc:
-            raise ProviderError("Anthropic sent malformed tool input.") from exc
+        stream = await self.client().messages.create(**kwargs)
+        async for event in first_byte.lines(stream):
+            kind = event.type
+            if kind == "message_start":
+                input_tokens = event.message.usage.input_tokens or 0
+                output_tokens = event.message.usage.output_tokens or 0
+            elif kind == "content_block_start" and event.content_block.type == "tool_use":
+                blocks[event.index] = {"id": event.content_block.id, "name": event.content_block.name, "json": ""}
+            elif kind == "content_block_delta":
+                if event.delta.type == "text_delta":
+                    yield TextDelta(event.delta.text)
+                elif event.delta.type == "input_json_delta" and event.index in blocks:
+                    blocks[event.index]["json"] += event.delta.partial_json
+            elif kind == "content_block_stop" and event.index in blocks:
+                block = blocks.pop(event.index)
+                arguments = json.loads(block["json"] or "{}")
+                if request.response_schema is not None:
+                    yield TextDelta(json.dumps(arguments))
+                else:
+                    finish = "tool_calls"
+                    yield ToolCall(block["id"], block["name"], arguments)
+            elif kind == "message_delta":
+                if event.usage is not None and event.usage.output_tokens is not None:
+                    output_tokens = event.usage.output_tokens
+                if event.delta.stop_reason and finish != "tool_calls":
+                    finish = STOP_REASONS.get(event.delta.stop_reason, event.delta.stop_reason)
         yield Usage(input_tokens, output_tokens)
         yield Finish(finish)

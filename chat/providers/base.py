@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import math
 import weakref
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import aiohttp
@@ -72,12 +74,41 @@ class ProviderRequest:
     response_schema: dict[str, Any] | None = None  # ask for one JSON object of this schema
 
 
+# How a provider call failed (``ProviderError.kind``): what a retry policy decides on.
+TIMEOUT = "timeout"  # nothing within LLM_FIRST_BYTE_TIMEOUT, or LLM_IDLE_TIMEOUT between two bytes
+CONNECTION_ERROR = "connection_error"  # no connection, or the provider closed it
+HTTP = "http"  # the provider answered an error status (``http_status``)
+RESPONSE = "response"  # a malformed stream, an error inside it, a provider not configured
+
+
 class ProviderError(DomainError):
-    """The provider failed (network, 4xx/5xx, a dropped stream): 502 ``llm_unavailable``."""
+    """The provider failed (network, 4xx/5xx, a dropped stream): 502 ``llm_unavailable``. It says
+    how (``kind``), the provider's status (``http_status``) and its ``Retry-After`` in seconds
+    (``retry_after``), for the caller's retry policy: a provider itself never retries."""
 
     status = 502
     code = "llm_unavailable"
     default_detail = "The model provider failed."
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        kind: str = RESPONSE,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.http_status = http_status
+        self.retry_after = retry_after
+
+    @property
+    def reason(self) -> str:
+        """``timeout``, ``connection_error``, ``http_<status>`` or ``provider_error``."""
+        if self.kind == HTTP:
+            return f"http_{self.http_status}"
+        return self.kind if self.kind in (TIMEOUT, CONNECTION_ERROR) else "provider_error"
 
 
 class Provider(Protocol):
@@ -146,6 +177,65 @@ class SDKProvider:
         )
 
 
+class FirstByte:
+    """The deadline of a call's first byte: the provider's answer must start (its headers and the
+    first line or event of its stream) within LLM_FIRST_BYTE_TIMEOUT seconds of the call. Entered
+    around the whole call; ``lines`` disarms it at the first line, before anything is yielded."""
+
+    def __init__(self) -> None:
+        self.seconds: float = settings.LLM_FIRST_BYTE_TIMEOUT
+        self.deadline = asyncio.timeout(self.seconds)
+
+    async def __aenter__(self) -> FirstByte:
+        await self.deadline.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        return await self.deadline.__aexit__(*exc)
+
+    def arrived(self) -> None:
+        if self.deadline.when() is not None and not self.deadline.expired():
+            self.deadline.reschedule(None)
+
+    async def lines[T](self, source: AsyncIterator[T]) -> AsyncGenerator[T]:
+        async for item in source:
+            self.arrived()
+            yield item
+
+    def expired(self) -> bool:
+        return self.deadline.expired()
+
+    def error(self) -> ProviderError:
+        return ProviderError(
+            f"The provider sent nothing within {self.seconds:g} s (LLM_FIRST_BYTE_TIMEOUT); the call was given up.",
+            kind=TIMEOUT,
+        )
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """A provider's ``Retry-After`` (seconds or an HTTP date; ``retry-after-ms`` first), in seconds."""
+    if headers is None:
+        return None
+    raw_ms = headers.get("retry-after-ms")
+    try:
+        if raw_ms is not None:
+            return max(float(raw_ms) / 1000, 0.0)
+    except ValueError:
+        pass
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
 def idle_message(timeout: httpx2.Timeout) -> str:
     return f"The provider sent nothing for {timeout.read:g} s (LLM_IDLE_TIMEOUT); the call was given up."
 
@@ -161,11 +251,21 @@ def _closed_by_peer(exc: BaseException) -> bool:
     return False
 
 
-def provider_failure(exc: BaseException, *, vendor: str, timeout: httpx2.Timeout, timed_out: bool) -> ProviderError:
-    """What a failed provider call tells the caller: the idle timeout, or the provider's failure."""
+def provider_failure(
+    exc: BaseException, *, vendor: str, timeout: httpx2.Timeout, timed_out: bool, connection: bool
+) -> ProviderError:
+    """What a failed provider call tells the caller: the idle timeout, a connection that failed
+    (``connection``: the SDK's connection error or the transport's), the provider's error status
+    with its Retry-After, or another failure."""
     if timed_out and not _closed_by_peer(exc):
-        return ProviderError(idle_message(timeout))
-    return ProviderError(f"{vendor} failed: {exc}")
+        return ProviderError(idle_message(timeout), kind=TIMEOUT)
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and status >= 400:
+        response = getattr(exc, "response", None)
+        retry_after = retry_after_seconds(getattr(response, "headers", None))
+        return ProviderError(f"{vendor} failed: {exc}", kind=HTTP, http_status=status, retry_after=retry_after)
+    kind = CONNECTION_ERROR if connection or timed_out else RESPONSE
+    return ProviderError(f"{vendor} failed: {exc}", kind=kind)
 
 
 # Two estimates of a text's tokens, for different uses. Byte-level BPE tokenizers (OpenAI's,

@@ -16,6 +16,7 @@ import openai
 from chat.providers.base import (
     ChatMessage,
     Finish,
+    FirstByte,
     ProviderError,
     ProviderEvent,
     ProviderRequest,
@@ -102,7 +103,7 @@ class OpenAIProvider(SDKProvider):
             api_key=api_key,
             base_url=base_url,
             timeout=self.timeout(),
-            max_retries=1,
+            max_retries=0,  # one retry policy, ours (chat.fallbacks): no attempt hidden from billing
             http_client=self.http_client(openai),
         )
 
@@ -131,11 +132,15 @@ class OpenAIProvider(SDKProvider):
         calls: dict[int, dict[str, str]] = {}
         finish = "stop"
         client = self.client()
+        first_byte = FirstByte()
         try:
-            # The SDK makes the request (auth, base URL, timeouts, retries, status errors); the
-            # chunks are read as the JSON they are, not built into one pydantic object each.
-            async with client.chat.completions.with_streaming_response.create(**kwargs) as response:
-                async for chunk in _chunks(response.iter_lines()):
+            # The SDK makes the request (auth, base URL, timeouts, status errors); the chunks are
+            # read as the JSON they are, not built into one pydantic object each.
+            async with (
+                first_byte,
+                client.chat.completions.with_streaming_response.create(**kwargs) as response,
+            ):
+                async for chunk in _chunks(first_byte.lines(response.iter_lines())):
                     usage = chunk.get("usage")
                     if usage:
                         yield Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
@@ -153,10 +158,21 @@ class OpenAIProvider(SDKProvider):
                         if choice.get("finish_reason"):
                             finish = choice["finish_reason"]
         except (openai.APIError, httpx2.HTTPError, *READ_ERRORS) as exc:
+            if first_byte.expired():  # the deadline's cancellation, as the SDK reported it
+                raise first_byte.error() from exc
             timed_out = isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException)
+            connection = isinstance(exc, (openai.APIConnectionError, httpx2.TransportError, *READ_ERRORS))
             raise provider_failure(
-                exc, vendor="OpenAI-compatible provider", timeout=self.timeout(), timed_out=timed_out
+                exc,
+                vendor="OpenAI-compatible provider",
+                timeout=self.timeout(),
+                timed_out=timed_out,
+                connection=connection,
             ) from exc
+        except TimeoutError as exc:
+            if first_byte.expired():
+                raise first_byte.error() from exc
+            raise
         for index in sorted(calls):
             slot = calls[index]
             yield ToolCall(slot["id"] or f"call_{index}", slot["name"], _parse_arguments(slot["arguments"]))

@@ -30,6 +30,8 @@ class Scenario:
     delay: float = 0.0  # seconds between chunks
     hang_after: int | None = None  # send nothing more (the connection stays open) after this many chunks
     finish: str | None = None
+    retry_after: str | None = None  # the Retry-After header of an HTTP error (``status``)
+    stall: float = 0.0  # seconds before anything is sent (no first byte: not even the headers)
 
 
 class FakeLLM:
@@ -69,11 +71,23 @@ def build_app(fake: FakeLLM) -> Starlette:
         fake.headers.append(dict(request.headers))
         return body
 
+    async def before_answering(scenario: Scenario) -> None:
+        if scenario.stall:
+            await asyncio.sleep(scenario.stall)
+
+    def error_headers(scenario: Scenario) -> dict[str, str]:
+        return {"retry-after": scenario.retry_after} if scenario.retry_after is not None else {}
+
     async def openai_chat(request: Request) -> Any:
         body = await record(request)
         scenario = fake.next()
+        await before_answering(scenario)
         if scenario.status != 200:
-            return JSONResponse({"error": {"message": "scripted failure", "type": "server_error"}}, scenario.status)
+            return JSONResponse(
+                {"error": {"message": "scripted failure", "type": "server_error"}},
+                scenario.status,
+                headers=error_headers(scenario),
+            )
         model = body.get("model", "m")
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -139,9 +153,12 @@ def build_app(fake: FakeLLM) -> Starlette:
     async def anthropic_messages(request: Request) -> Any:
         body = await record(request)
         scenario = fake.next()
+        await before_answering(scenario)
         if scenario.status != 200:
             return JSONResponse(
-                {"type": "error", "error": {"type": "api_error", "message": "scripted failure"}}, scenario.status
+                {"type": "error", "error": {"type": "api_error", "message": "scripted failure"}},
+                scenario.status,
+                headers=error_headers(scenario),
             )
 
         async def stream() -> Any:
