@@ -545,8 +545,9 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("/specialists", "post"): (
         "Creates a specialist and answers 201 with it. `model` must name an active model rate and "
         "`maxOutputTokens` may not exceed that model's limit; `toolIds` must be enabled MCP tools of this "
-        "organization (400 naming the field otherwise). Defaults: `temperature` 0.7, `maxOutputTokens` 1024, "
-        "`status` active, no `monthlyCreditLimit`."
+        "organization (400 naming the field otherwise); `fallbackModels` (tried in order when `model` fails "
+        "before its first output) are at most 3 active models, none repeated and not `model` itself. Defaults: "
+        "`temperature` 0.7, `maxOutputTokens` 1024, `status` active, no `monthlyCreditLimit`, no `fallbackModels`."
     ),
     ("/specialists/{id}", "get"): (
         "The specialist, with `usage`: the credits its work cost and the number of its billed replies in this "
@@ -554,7 +555,9 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ),
     ("/specialists/{id}", "put"): (
         "Changes only the fields given; `toolIds`, when given, replaces the whole list. A new `model` or "
-        "`maxOutputTokens` is checked against the active model rates like a create. Setting `status` to "
+        "`maxOutputTokens` is checked against the active model rates like a create, and so are the "
+        "`fallbackModels` when they or `model` change (a turn already accepted keeps what it was accepted "
+        "with). Setting `status` to "
         "`paused` or `archived` stops new chats with it (409 `specialist_inactive`). Answers 200 with the "
         "specialist."
     ),
@@ -568,7 +571,10 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
         "a new session starts (`workspaceId` gives it the workspace's files as context, `attachmentIds` "
         "attach uploads). Credits are held for the call's worst case before it starts and settled to the "
         "real usage at the end; refusals (402 `insufficient_credits`, `budget_exhausted`, `circuit_open`, 409 "
-        "`specialist_inactive`, 400, 429) arrive as problem+json before any event. If the client disconnects, "
+        "`specialist_inactive`, 400, 429) arrive as problem+json before any event. A model call that fails "
+        "before its first output is retried once, then the specialist's `fallbackModels` are tried (a "
+        "`fallback` event each); when every model failed before the stream started: 502 `llm_unavailable`. "
+        "If the client disconnects, "
         "the model call is cancelled, what was produced is billed once and the message ends `failed`. With an "
         "`Idempotency-Key` (kept 24 h) a repeat of the same body answers 200 JSON `{sessionId, messageId, "
         "status}` instead of a second turn."
