@@ -1,6 +1,7 @@
 """Usage analytics: what the org's model calls cost, grouped by day, member, specialist, model or
 API key, computed by the database in one grouped query; and the ledger read in keyset chunks for
-the CSV export. Per-person spend is private: a ``member`` caller sees only their own usage."""
+the CSV export. Per-person spend is private: a ``member`` caller (a person or a key) sees only their
+own usage."""
 
 from __future__ import annotations
 
@@ -38,16 +39,26 @@ def sees_all_usage(context: OrgContext) -> bool:
 
 
 def _own_usage(context: OrgContext) -> Q | None:
-    """None for a caller who sees everyone's usage; the caller's own usage for a member."""
-    if sees_all_usage(context):
-        return None
-    user = context.user
-    return Q(user_id=user.pk) if user is not None else Q(pk__in=[])
+    """None for a caller who sees all of the org's usage; else the usage it may see: a member's own, a
+    member API key's own (its turns), and for a key limited to some specialists, theirs only."""
+    own = Q()
+    if not sees_all_usage(context):
+        if context.api_key is not None:
+            own &= Q(api_key_id=context.api_key.pk)
+        elif context.user_id is not None:
+            own &= Q(user_id=context.user_id)
+        else:
+            return Q(pk__in=[])
+    allowed = context.allowed_specialist_ids
+    if allowed is not None:
+        own &= Q(specialist_id__in=allowed)
+    return own if own else None
 
 
 def visible_ledger(queryset: QuerySet[LedgerEntry], *, context: OrgContext) -> QuerySet[LedgerEntry]:
-    """The ledger a caller may read: everything for admins; for a member, their own usage entries and
-    the org's grants, refunds and adjustments."""
+    """The ledger a caller may read: everything for admins; for a member (or a member key), their own
+    usage entries and the org's grants, refunds and adjustments; for a key limited to some
+    specialists, none of the other specialists' usage."""
     own = _own_usage(context)
     return queryset if own is None else queryset.filter(~Q(kind=LedgerEntry.Kind.USAGE) | own)
 

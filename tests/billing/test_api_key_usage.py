@@ -13,13 +13,14 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
 
 from billing import services as billing
 from billing.models import LedgerEntry, ModelRate
 from orgs import api_keys
 from orgs.context import OrgContext
 from orgs.models import ApiKey, Membership, Role
-from tests.conftest import assert_problem, client_for
+from tests.conftest import assert_problem, client_for, make_specialist
 
 pytestmark = pytest.mark.django_db
 
@@ -177,3 +178,48 @@ def test_a_settled_key_call_reaches_the_ledger_and_the_keys_spend(clock, org, ow
     assert (entry["amount"], entry["userId"], entry["apiKeyId"]) == ("-2.000000", None, str(key.pk))
     members = client.get("/users").json()["results"]
     assert {row["spentThisPeriod"] for row in members} == {"0.000000"}
+
+
+def key_client(secret: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+def new_secret(org, *, role: str = Role.MEMBER, specialist_ids=None) -> tuple[str, ApiKey]:
+    owner = Membership.objects.get(organization=org, role=Role.OWNER)
+    context = OrgContext(org=org, membership=owner, is_staff=False)
+    created = api_keys.create_api_key(context=context, name="caller", role=role, specialist_ids=specialist_ids)
+    return created.secret, created.key
+
+
+def test_a_member_key_reads_only_its_own_usage(usage, org):
+    """A ``member`` key is a member: its own turns' usage (and the org's grants), nobody else's."""
+    secret, key = new_secret(org)
+    LedgerEntry.objects.create(
+        organization=org, kind="usage", amount=Decimal("-0.5"), balance_after=Decimal(1), api_key_id=key.pk
+    )
+    client = key_client(secret)
+    kinds = [(row["kind"], row["apiKeyId"]) for row in client.get(LEDGER).json()["results"]]
+    assert sorted(kinds, key=str) == sorted([("usage", str(key.pk)), ("grant", None), ("grant", None)], key=str)
+    body = client.get(SUMMARY, {**JUNE, "groupBy": "apiKey"}).json()
+    assert body["rows"] == [
+        {"apiKeyId": str(key.pk), "credits": "0.500000", "calls": 1, "inputTokens": 0, "outputTokens": 0}
+    ]
+    # an admin key sees everyone's
+    admin_secret, _ = new_secret(org, role=Role.ADMIN)
+    assert key_client(admin_secret).get(SUMMARY, {**JUNE, "groupBy": "apiKey"}).json()["totals"]["calls"] == 5
+
+
+def test_a_key_limited_to_some_specialists_sees_only_their_usage(clock, org):
+    mine, theirs = make_specialist(org, name="Mine"), make_specialist(org, name="Theirs")
+    at = datetime(2026, 6, 3, tzinfo=UTC)
+    record(clock, org, at=at, amount="-1", specialist_id=mine.pk)
+    record(clock, org, at=at, amount="-2", specialist_id=theirs.pk)
+    record(clock, org, at=at, amount="-4")  # no specialist (the wizard's)
+    secret, _ = new_secret(org, role=Role.ADMIN, specialist_ids=[mine.pk])
+    client = key_client(secret)
+    usage = [row for row in client.get(LEDGER).json()["results"] if row["kind"] == "usage"]
+    assert [row["specialistId"] for row in usage] == [str(mine.pk)]
+    body = client.get(SUMMARY, {**JUNE, "groupBy": "specialist"}).json()
+    assert [(row["specialistId"], row["credits"]) for row in body["rows"]] == [(str(mine.pk), "1.000000")]
