@@ -57,8 +57,9 @@ RENDERERS_AND_CSV: list[type[BaseRenderer]] = [*api_settings.DEFAULT_RENDERER_CL
     list=extend_schema(
         summary="The credit ledger: usage, grants, refunds and adjustments",
         description=(
-            "Newest first; usage entries are negative. Filter by `kind`, `specialistId`, `model`, `userId` and a "
-            "`from`/`to` date or time. A `member` sees only their own usage entries (and the organization's "
+            "Newest first; usage entries are negative. Filter by `kind`, `specialistId`, `model`, `userId`, `apiKeyId` "
+            "and a `from`/`to` date or time. A `member` (a person or a member key) sees only their own usage "
+            "entries (and the organization's "
             "grants, refunds and adjustments). With `Accept: text/csv` every matching entry (not one page), newest "
             "first, is streamed as CSV: a header row of the JSON field names, then one row per entry "
             "(`Content-Disposition: attachment`); a cell that starts like a spreadsheet formula is prefixed "
