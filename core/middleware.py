@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +19,7 @@ from django.middleware import clickjacking, common, csrf, security
 from django.urls import Resolver404, resolve
 from whitenoise.middleware import WhiteNoiseMiddleware
 
-from core import log_context
+from core import log_context, metrics
 from core.errors import (
     FileTooLargeError,
     RequestTooLargeError,
@@ -61,6 +63,43 @@ class RequestIdMiddleware(_DualMiddleware):
     def _tagged(response: HttpResponse, request_id: str) -> HttpResponse:
         response[log_context.REQUEST_ID_HEADER] = request_id
         return response
+
+
+class MetricsMiddleware(_DualMiddleware):
+    """Counts and times every answer (``leancore_http_requests_total``, ``…_duration_seconds``) by
+    method, URL pattern (``request.resolver_match.route``, never the path: no id reaches a label)
+    and status. A streamed answer is timed until its last byte (when the server closes it)."""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+        if self.is_async:
+            return self._acall(request)
+        started = time.perf_counter()
+        return self._recorded(request, self.get_response(request), started)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        return self._recorded(request, await self.get_response(request), started)
+
+    @staticmethod
+    def _recorded(request: HttpRequest, response: HttpResponse, started: float) -> HttpResponse:
+        match = request.resolver_match
+        unmatched = match is None or match.url_name == "unknown-path"  # the catch-all 404 is no pattern
+        record = functools.partial(
+            _record_answer,
+            request.method or "",
+            metrics.UNMATCHED_ROUTE if unmatched else metrics.route_label(match.route),  # type: ignore[union-attr]
+            response.status_code,
+            started,
+        )
+        if response.streaming:
+            response._resource_closers.append(record)  # Django's hook, run once the body is sent
+        else:
+            record()
+        return response
+
+
+def _record_answer(method: str, route: str, status: int, started: float) -> None:
+    metrics.record_http_request(method=method, route=route, status=status, seconds=time.perf_counter() - started)
 
 
 def _measure_chunked_body(request: HttpRequest) -> None:

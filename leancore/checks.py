@@ -117,3 +117,35 @@ def field_encryption_key_in_production(app_configs: Any, **kwargs: Any) -> list[
             id="leancore.E001",
         )
     ]
+
+
+METRICS_TOKEN_MIN_LENGTH = 32
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def metrics_token_in_production(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+    """GET /metrics is guarded by METRICS_TOKEN alone: a deployment (DEBUG off) without one has no
+    metrics (a warning); one with a short token lets a guess read the install's traffic and spend
+    (an error)."""
+    if settings.DEBUG:
+        return []
+    hint = "Make one: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    if not settings.METRICS_TOKEN:
+        return [
+            checks.Warning(
+                "METRICS_TOKEN is not set with DEBUG off: GET /metrics answers 404 and Prometheus has nothing "
+                "to scrape.",
+                hint=hint,
+                id="leancore.W020",
+            )
+        ]
+    if len(settings.METRICS_TOKEN) < METRICS_TOKEN_MIN_LENGTH:
+        return [
+            checks.Error(
+                f"METRICS_TOKEN is shorter than {METRICS_TOKEN_MIN_LENGTH} characters: a guessable bearer "
+                "token guards GET /metrics.",
+                hint=hint,
+                id="leancore.E020",
+            )
+        ]
+    return []

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.middleware.RequestIdMiddleware",  # first: every answer carries X-Request-Id, every log line its id
+    "core.middleware.MetricsMiddleware",  # every answer counted and timed (GET /metrics)
     "corsheaders.middleware.CorsMiddleware",  # outermost: every answer, problems included, can be read
     "core.middleware.ProblemMiddleware",
     "core.middleware.SecurityMiddleware",
@@ -136,6 +137,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL
     from psycopg_pool import ConnectionPool
 
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django must not
+    DATABASES["default"]["ENGINE"] = "core.postgresql"  # Django's backend, the pool's waits timed (metrics)
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": min(2, DB_POOL_SIZE),
         "max_size": DB_POOL_SIZE,
@@ -447,6 +449,9 @@ TURN_QUEUE_TIMEOUT = float(env_str("TURN_QUEUE_TIMEOUT", "3600"))
 # How many turns one worker process (`manage.py db_worker`) runs at once; while other orgs' turns
 # wait, one org's turns take at most half of them (at least one).
 WORKER_TURN_CONCURRENCY = max(1, env_int("WORKER_TURN_CONCURRENCY", 4))
+
+# GET /metrics (Prometheus text) answers only with `Authorization: Bearer <METRICS_TOKEN>`; unset, it is a 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 # --- Security (production) ----------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None

@@ -12,6 +12,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from accounts.admin_login import admin_login
 from core.errors import NotFoundError, error_response
+from core.metrics_export import metrics_view
 from core.routes import route
 from leancore.health import HealthView
 
@@ -101,6 +102,7 @@ urlpatterns = [
     *route("api/redoc", PublicRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/redoc/redoc.standalone.js", redoc_bundle, name="redoc-bundle"),
     *route("health", HealthView.as_view(), name="health"),
+    path("metrics", metrics_view, name="metrics"),  # operators' Prometheus scrape, not in the API schema
     path("", include("accounts.urls")),
     path("", include("orgs.urls")),
     path("", include("signup.urls")),
@@ -108,6 +110,7 @@ urlpatterns = [
     path("", include("specialists.urls")),
     path("", include("chat.urls")),
     path("", include("mcps.urls")),
+    path("", include("webhooks.urls")),
     path("", include("workspaces.urls")),
     path("", include("tasks.urls")),
     path("admin", admin_redirect),

@@ -25,6 +25,7 @@ def _example_env() -> dict[str, str]:
     env["SECRET_KEY"] = secrets.token_urlsafe(50)
     env["DATABASE_URL"] = os.environ["DATABASE_URL"]
     env["FIELD_ENCRYPTION_KEY"] = Fernet.generate_key().decode()  # its own key: required with DEBUG off
+    env["METRICS_TOKEN"] = secrets.token_urlsafe(32)  # unset: a warning (no metrics); short: an error
     return env
 
 
