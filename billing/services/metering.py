@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from billing import usage_metrics
 from billing.errors import (
     BillingRefusal,
     BudgetExhaustedError,
@@ -29,7 +30,7 @@ from billing.models import (
 from billing.services.alerts import evaluate_alerts
 from billing.services.ledger import account_sql, joined_account, locked_account, roll_period, write_ledger_entry
 from billing.services.spend import key_spent, member_spent, open_holds, specialist_spent
-from core import db
+from core import db, metrics
 from core.credits import period_bounds, q, token_cost
 from orgs.models import Organization
 
@@ -119,6 +120,7 @@ def reserve(
             )
         except (BillingRefusal, UnknownModelError) as exc:  # decided before the hold writes
             refusal = exc
+    metrics.record_refusal(refusal)
     raise refusal  # outside the block: the caller's transaction stays usable
 
 
@@ -268,6 +270,7 @@ def grow_hold(
             return extra
         except BillingRefusal as exc:  # decided before anything is written
             refusal = exc
+    metrics.record_refusal(refusal)
     raise refusal
 
 
@@ -335,6 +338,9 @@ def settle(*, reservation_id: uuid.UUID, input_tokens: int, output_tokens: int, 
         reservation.closed_at = timezone.now()
         db.update(reservation, "status", "charged", "ledger_entry", "closed_at")
         evaluate_alerts(org=account.organization, account=account)
+        usage_metrics.record_billed_call(
+            model=reservation.model, input_tokens=input_tokens, output_tokens=output_tokens, credits=charge
+        )
         return Charge(credits=charge, balance=account.balance, ledger_entry_id=entry.pk)
 
 

@@ -1,0 +1,31 @@
+"""What billing tells the Prometheus metrics (``core.metrics``): each billed call's tokens and the
+credits charged for it, by model and that model's provider."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from billing.models import ModelRate
+from core import metrics
+
+_providers: dict[str, str] = {}  # model → provider, read once per process (a handful of models)
+
+
+def provider_of(model: str) -> str:
+    provider = _providers.get(model)
+    if provider is None:
+        found = ModelRate.objects.filter(model=model).values_list("provider", flat=True).first()
+        provider = _providers[model] = found or "unknown"
+    return provider
+
+
+def record_billed_call(*, model: str, input_tokens: int, output_tokens: int, credits: Decimal) -> None:
+    """One model call settled: its tokens and credits, whatever road it came by (a turn, a fallback
+    attempt, the wizard)."""
+    metrics.record_billed_call(
+        provider=provider_of(model),
+        model=model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        credits=credits,
+    )
