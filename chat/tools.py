@@ -14,6 +14,7 @@ from channels.db import database_sync_to_async
 from chat.artifacts import save_artifact
 from chat.context import ToolBinding
 from chat.providers.base import ToolSpec
+from core import metrics
 from mcps.client import call_tool_by_id
 from specialists.models import Specialist
 
@@ -148,4 +149,6 @@ async def execute_tool(
             )
     except Exception as exc:
         result, is_error = f"The tool failed: {exc}", True
+    if binding.tool_id is not None:  # an MCP server's tool (not a built-in)
+        metrics.record_mcp_tool_call(ok=not is_error)
     return ToolOutcome(_as_text(result), is_error, int((time.monotonic() - started) * 1000))
