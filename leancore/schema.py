@@ -345,6 +345,8 @@ REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("/orgs/{orgId}/mcps/{id}", "put"): {"name": "CRM (prod)", "enabled": True},
     ("/orgs/{orgId}/mcps/{id}/tools/{toolId}", "patch"): {"enabled": False},
+    ("/orgs/{orgId}/webhooks", "post"): {"url": "https://hooks.example.com/leancore", "events": ["alert.raised"]},
+    ("/orgs/{orgId}/webhooks/{id}", "put"): {"events": ["alert.raised", "turn.failed"], "enabled": True},
     ("/billing/credits/grant", "post"): {"amount": "100.000000", "reason": "Pilot credits"},
     ("/billing/alerts/acknowledge", "post"): {"alertIds": [_ID]},
     ("/billing/circuit/toggle", "post"): {"state": "open", "reason": "Unexpected spend; investigating"},

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "accounts",
     "orgs",
+    "webhooks",
     "billing",
     "signup",  # after billing: its admin registers the organizations page billing draws
     "files",
@@ -235,7 +236,8 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Background work ----------------------------------------------------------------------
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# "webhooks": webhook deliveries, served on threads of their own (leancore.worker)
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "webhooks"]}}
 # Run the worker as a thread of the server process (single-process quick start without Redis).
 EMBEDDED_WORKER = env_bool("EMBEDDED_WORKER", False)
 
@@ -296,6 +298,8 @@ THROTTLE_RATES = {
     "upload": env_str("THROTTLE_UPLOAD", "30/min"),
     "mcp_sync": env_str("THROTTLE_MCP_SYNC", "10/min"),  # MCP syncs per org (each talks to an outside server)
     "mcp_write": env_str("THROTTLE_MCP_WRITE", "20/min"),  # MCP connections created/updated per org (DNS lookups)
+    # webhooks created, re-pointed or pinged per org (each looks a host up or has the worker call it)
+    "webhook_write": env_str("THROTTLE_WEBHOOK_WRITE", "20/min"),
     "websocket": env_str("THROTTLE_WEBSOCKET", "30/min"),  # WebSocket connections opened, per user
     "invite": env_str("THROTTLE_INVITE", "20/hour"),  # invitations sent (re-sends too), per org and per client
     "api_key": env_str("THROTTLE_API_KEY", "600/min"),  # requests made with one org API key, every process
@@ -449,6 +453,13 @@ TURN_QUEUE_TIMEOUT = float(env_str("TURN_QUEUE_TIMEOUT", "3600"))
 # How many turns one worker process (`manage.py db_worker`) runs at once; while other orgs' turns
 # wait, one org's turns take at most half of them (at least one).
 WORKER_TURN_CONCURRENCY = max(1, env_int("WORKER_TURN_CONCURRENCY", 4))
+# Webhook deliveries: a worker process makes WEBHOOK_WORKER_CONCURRENCY attempts at once, on threads of
+# their own (never a turn's), one org at most half of them. An attempt that gets no 2xx answer within
+# WEBHOOK_TIMEOUT_SECONDS (the name lookup included) fails and is retried later; of an answer only its
+# status and the first WEBHOOK_RESPONSE_PREVIEW_BYTES (for the delivery log) are read.
+WEBHOOK_WORKER_CONCURRENCY = max(1, env_int("WEBHOOK_WORKER_CONCURRENCY", 4))
+WEBHOOK_TIMEOUT_SECONDS = float(env_str("WEBHOOK_TIMEOUT_SECONDS", "10"))
+WEBHOOK_RESPONSE_PREVIEW_BYTES = max(0, env_int("WEBHOOK_RESPONSE_PREVIEW_BYTES", 1024))
 
 # GET /metrics (Prometheus text) answers only with `Authorization: Bearer <METRICS_TOKEN>`; unset, it is a 404.
 METRICS_TOKEN = env_str("METRICS_TOKEN")

@@ -34,6 +34,7 @@ from chat import services as chat_services
 from chat import turns
 from chat.artifacts import save_artifact
 from chat.models import Attachment, ChatSession, Message
+from core.crypto import encrypt_json
 from mcps.models import Connection, Tool
 from orgs import services as org_services
 from orgs.api_keys import create_api_key
@@ -44,6 +45,8 @@ from specialists.models import Specialist
 from tasks import services as task_services
 from tasks.models import Project, Task
 from tests.conftest import add_member, client_for, make_org, make_user
+from webhooks import services as webhook_services
+from webhooks.models import Webhook
 from workspaces import services as workspace_services
 from workspaces.models import Workspace, WorkspaceFile
 
@@ -90,6 +93,7 @@ class World:
     plain_task: Task  # no assignee: any assignee may be set on it
     alert: BudgetAlert
     api_key: ApiKey
+    webhook: Webhook  # with deliveries of its events: a ping and the circuit's changes
 
     @property
     def users(self) -> list[User]:
@@ -119,6 +123,7 @@ class World:
             Task: self.task,
             BudgetAlert: self.alert,
             ApiKey: self.api_key,
+            Webhook: self.webhook,
         }
         return chosen[model]
 
@@ -203,6 +208,13 @@ def build_world(label: str) -> World:
         org=org, user=owner, data={"title": f"{marker} task", "project": project, "assignee_specialist": specialist}
     )
     plain_task = task_services.create_task(org=org, user=owner, data={"title": f"{marker} plain", "project": project})
+    webhook = Webhook.objects.create(  # (as the connection: its URL would not pass the guard here)
+        organization=org,
+        url=UNREACHABLE_MCP,
+        events=["circuit.changed", "credits.granted"],
+        secret_encrypted=encrypt_json({"secret": f"whsec_{marker}"}),
+    )
+    webhook_services.send_ping(context=context, webhook=webhook)  # an event and its delivery
     hold = billing.reserve(org=org, model="local", input_tokens=10, max_output_tokens=20)
     billing.settle(reservation_id=hold.reservation_id, input_tokens=10, output_tokens=20, description=f"{marker} use")
     billing.set_circuit(org=org, actor=owner, state="open", reason=f"{marker} audit")  # an event and an alert
@@ -227,6 +239,7 @@ def build_world(label: str) -> World:
         plain_task=plain_task,
         alert=BudgetAlert.objects.for_org(org).get(),
         api_key=create_api_key(context=context, name=f"{marker} key").key,
+        webhook=webhook,
     )
 
 
@@ -380,6 +393,10 @@ ROUTE_IDS: dict[str, dict[str, type[models.Model]]] = {
     "orgs/<uuid:org_id>/api-keys": {"org_id": Organization},
     "orgs/<uuid:org_id>/api-keys/<uuid:pk>": {"org_id": Organization, "pk": ApiKey},
     "orgs/<uuid:org_id>/mcps/<uuid:pk>": {"org_id": Organization, "pk": Connection},
+    "orgs/<uuid:org_id>/webhooks": {"org_id": Organization},
+    "orgs/<uuid:org_id>/webhooks/<uuid:pk>": {"org_id": Organization, "pk": Webhook},
+    "orgs/<uuid:org_id>/webhooks/<uuid:pk>/deliveries": {"org_id": Organization, "pk": Webhook},
+    "orgs/<uuid:org_id>/webhooks/<uuid:pk>/test": {"org_id": Organization, "pk": Webhook},
     "orgs/<uuid:org_id>/mcps/<uuid:pk>/sync": {"org_id": Organization, "pk": Connection},
     "orgs/<uuid:org_id>/mcps/<uuid:pk>/tools": {"org_id": Organization, "pk": Connection},
     "orgs/<uuid:org_id>/mcps/<uuid:pk>/tools/<uuid:tool_id>": {
@@ -415,6 +432,9 @@ WRITE_BODIES: dict[tuple[str, str], Callable[[World], dict]] = {
     ("orgs/<uuid:org_id>/mcps", "post"): lambda w: {"name": "Taken", "url": UNREACHABLE_MCP, "transport": "sse"},
     ("orgs/<uuid:org_id>/mcps/<uuid:pk>", "put"): lambda w: {"name": "Taken over", "enabled": False},
     ("orgs/<uuid:org_id>/mcps/<uuid:pk>/sync", "post"): lambda w: {},
+    ("orgs/<uuid:org_id>/webhooks", "post"): lambda w: {"url": UNREACHABLE_MCP, "events": ["alert.raised"]},
+    ("orgs/<uuid:org_id>/webhooks/<uuid:pk>", "put"): lambda w: {"url": f"{UNREACHABLE_MCP}?moved", "enabled": False},
+    ("orgs/<uuid:org_id>/webhooks/<uuid:pk>/test", "post"): lambda w: {},
     ("orgs/<uuid:org_id>/mcps/<uuid:pk>/tools/<uuid:tool_id>", "patch"): lambda w: {"enabled": False},
     ("workspaces/<uuid:pk>", "put"): lambda w: {"name": "Taken over"},
     ("workspaces/<uuid:pk>/files", "post"): lambda w: {"file": _upload("planted.txt", "planted")},

@@ -1,0 +1,144 @@
+"""Webhooks and their delivery log for operators: read-only (never the secret; URLs without userinfo
+or query values, which are often credentials), and a re-send of a delivery with a reason, audited."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit, urlunsplit
+
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
+
+from orgs.admin_mixins import ReadOnlyAdmin, form_action, operator_context, record
+from webhooks import services
+from webhooks.models import Delivery, Webhook
+
+RESEND_PERMISSION = "webhooks.change_delivery"
+
+
+def shown_url(url: str) -> str:
+    """A URL without its userinfo and with its query values as ``***``."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    query = "&".join(f"{item.split('=', 1)[0]}=***" for item in parts.query.split("&") if item)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+@admin.register(Webhook)
+class WebhookAdmin(ReadOnlyAdmin):
+    list_display = ["webhook_url", "organization", "events_text", "enabled", "last_delivery_at", "last_status"]
+    list_filter = ["enabled", "last_status", ("organization", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["url", "organization__name"]
+    list_select_related = ["organization"]
+    fields = [
+        "id",
+        "webhook_url",
+        "organization",
+        "events_text",
+        "enabled",
+        "created_by",
+        "created_at",
+        "last_delivery_at",
+        "last_status",
+        "delivery_log",
+    ]
+    readonly_fields = fields  # type: ignore[assignment]  # the secret is not among them, ever
+
+    @admin.display(description="URL")
+    def webhook_url(self, obj) -> str:
+        return shown_url(obj.url)
+
+    @admin.display(description="Events")
+    def events_text(self, obj) -> str:
+        return ", ".join(obj.events) or "(ping only)"
+
+    @admin.display(description="Deliveries")
+    def delivery_log(self, obj) -> str:
+        url = reverse("admin:webhooks_delivery_changelist") + f"?webhook__id__exact={obj.pk}"
+        return format_html('<a href="{}">The delivery log</a>', url)
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "organization",
+        "event_type",
+        "attempt",
+        "status",
+        "response_status",
+        "error_short",
+        "sent_at",
+        "delivered_at",
+    ]
+    list_filter = ["status", "event__type", ("organization", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["=event__id", "webhook__url", "organization__name"]
+    date_hierarchy = "created_at"
+    fields = [
+        "id",
+        "organization",
+        "webhook",
+        "event_type",
+        "event_id",
+        "attempt",
+        "status",
+        "due_at",
+        "sent_at",
+        "response_status",
+        "error",
+        "delivered_at",
+        "body",
+    ]
+    readonly_fields = fields  # type: ignore[assignment]
+    actions = ["resend"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("organization", "webhook", "event")
+
+    def has_resend_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm(RESEND_PERMISSION)
+
+    @admin.display(description="Event", ordering="event__type")
+    def event_type(self, obj) -> str:
+        return obj.event.type
+
+    @admin.display(description="Error")
+    def error_short(self, obj) -> str:
+        return (obj.error[:80] + "…") if len(obj.error) > 80 else obj.error or "-"
+
+    @admin.display(description="Body sent")
+    def body(self, obj) -> str:
+        try:
+            text = json.dumps(json.loads(obj.event.body), indent=2, ensure_ascii=False)
+        except ValueError:
+            text = obj.event.body
+        return format_html("<pre>{}</pre>", text)
+
+    @admin.action(description="Re-send the selected deliveries' events…", permissions=["resend"])
+    def resend(self, request, queryset):
+        return form_action(
+            self,
+            request,
+            queryset.select_related("organization", "event"),
+            title="Re-send webhook deliveries",
+            apply=_resend,
+            label=lambda d: f"{d.event.type} {d.event_id} to webhook {str(d.webhook_id)[:8]} (attempt {d.attempt})",
+        )
+
+
+def _resend(delivery: Delivery, data, request) -> None:
+    resent = services.resend_delivery(context=operator_context(delivery.organization), delivery=delivery)
+    record(
+        request,
+        action="webhook_delivery_resent",
+        obj=resent,
+        org=delivery.organization,
+        reason=data["reason"],
+        details={"event": str(delivery.event_id), "webhook": str(delivery.webhook_id), "attempt": resent.attempt},
+        log_on=delivery,
+    )
+    messages.info(request, f"Attempt {resent.attempt} of {delivery.event.type} is queued.")
