@@ -102,7 +102,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
         return queryset.order_by("-created_at")
 
-    def paginate_queryset(self, queryset: QuerySet) -> list[ApiKey] | None:
+    def paginate_queryset(self, queryset):  # noqa: ANN001, ANN201  # DRF's generic signature
         self._page = super().paginate_queryset(queryset)
         return self._page
 
