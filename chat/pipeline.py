@@ -158,6 +158,7 @@ async def _phases(turn: PreparedTurn, totals: Totals, in_flight: InFlight) -> As
     for round_number in range(1, MAX_ROUNDS + 1):
         async with aclosing(call_model(turn, totals, in_flight)) as events:  # retries and fallbacks
             async for event in events:
+                turn.meter.seen(event.name)  # its first token, for the metrics
                 yield event
         state = in_flight.state
         assert state is not None  # the attempt that answered

@@ -17,6 +17,7 @@ from chat.models import Message
 from chat.services import fail_locked_turn, queue_cutoff
 from chat.tools import tool_plan
 from chat.turns import PreparedTurn, assemble_turn
+from core import metrics
 
 
 def _frozen(assistant: Message) -> snapshot.Thawed:
@@ -96,6 +97,7 @@ def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
         try:
             metering.grow_hold(turn.payer, turn.request, reservation_id=assistant.reservation_id)
         except BillingRefusal as exc:
+            metrics.record_turn_refused(provider=turn.provider, model=turn.request.model)
             fail_locked_turn(assistant, type(exc))
             return None
         assistant.status = Message.Status.RUNNING

@@ -41,7 +41,7 @@ from chat.inputs import (
 from chat.models import Attachment, ChatSession, Message
 from chat.providers.base import ProviderRequest, ToolSpec, Usage
 from chat.tools import tool_plan
-from core import db
+from core import db, metrics
 from core.errors import ValidationFailed
 from orgs.context import OrgContext, require_member
 from orgs.models import Organization, Role
@@ -69,6 +69,7 @@ class PreparedTurn:
     group: str = ""  # the session's channel-layer group (WebSocket watchers); "" for none
     workspace_id: uuid.UUID | None = None
     description: str = ""  # the ledger's text for a call outside a session
+    meter: metrics.TurnMeter = field(default_factory=metrics.TurnMeter)  # its clock, for the metrics
 
     @property
     def org(self) -> Organization:
@@ -275,7 +276,8 @@ def start_turn(
         member_limit=caller_limit(context, user.pk),
         fallbacks=fallbacks,
     )
-    metering.hold(turn.payer, turn.request, rate=rate, reservation_id=reservation_id)
+    with metrics.refused_turns_counted(provider=rate.provider, model=rate.model):  # a 402: the turn is refused
+        metering.hold(turn.payer, turn.request, rate=rate, reservation_id=reservation_id)
     if not queued and settings.DB_FAST_TURN_START:
         # A live turn's start does not wait for the disk (DB_FAST_TURN_START): its client waits for
         # the first token, and the turn's end commits durably, this start with it. A queued start
@@ -372,6 +374,7 @@ def record_answer(turn: PreparedTurn, totals: Totals, usage: Usage, finish_reaso
     """Record: settles the last call, writes its ledger entry and completes the message."""
     charge = metering.settle(turn.reservation_id, usage, description=turn.description)
     _complete_message(turn, totals, (usage, charge), finish_reason=finish_reason)
+    metrics.record_turn_end(turn.meter, provider=turn.provider, model=turn.request.model)
     return charge
 
 
@@ -388,6 +391,7 @@ def record_failure(
     """Record a turn that failed: the call in flight is billed for what it produced (``produced``;
     settling twice charges once), or its hold released; a hold being taken for a next call
     (``next_hold``) is released; the message fails with the reason."""
+    metrics.record_turn_end(turn.meter, provider=turn.provider, model=turn.request.model, code=code)
     if next_hold is not None:
         metering.release(next_hold)
     if produced is None:
