@@ -30,6 +30,7 @@ from billing.models import ModelRate
 from chat import metering
 from chat.calls import CallState, InFlight, TurnEvent, stream_call
 from chat.providers.base import CONNECTION_ERROR, HTTP, TIMEOUT, ProviderError, ProviderRequest, Usage
+from core import metrics
 from core.db import in_thread
 
 if TYPE_CHECKING:
@@ -174,6 +175,7 @@ async def call_model(turn: PreparedTurn, totals: Totals, in_flight: InFlight) ->
                     raise chain_failure(error, tried) from error
                 following = links[index + 1]
                 await _switch(turn, totals, in_flight, following)
+                metrics.record_fallback(link.model, following.model)
                 yield TurnEvent("fallback", {"fromModel": link.model, "toModel": following.model, "reason": reason})
                 break
             in_flight.streaming = False
