@@ -21,6 +21,7 @@ from chat import turns
 from chat.models import ChatSession
 from chat.pipeline import drain
 from chat.serializers import FrameSerializer
+from core import metrics
 from core.errors import NotAuthenticatedError, ServerError, ValidationFailed, as_domain_error
 from core.throttles import chat_wait, websocket_wait
 from orgs.principal import Credential, Principal, authenticate_token, principal_in
@@ -146,6 +147,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=refused.close_code)
             return
         self.group = self.session.group_name
+        metrics.websocket_opened()  # counted down in disconnect, which leaves the group once
         self.member_group = member_group(self.session.organization_id, self.principal.user.pk)
         try:
             async with asyncio.timeout(LAYER_TIMEOUT_SECONDS):
@@ -189,6 +191,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
         self.watchers = []
         if self.group:
             group, self.group = self.group, None
+            metrics.websocket_closed()
             try:
                 async with asyncio.timeout(LAYER_TIMEOUT_SECONDS):
                     await self.channel_layer.group_discard(group, self.channel_name)
