@@ -149,9 +149,9 @@ class TurnMeter:
         self.started_at = time.perf_counter()
         self.first_token_at: float | None = None
 
-    def token(self) -> None:
-        """A text token arrived (only the turn's first one is kept)."""
-        if self.first_token_at is None:
+    def seen(self, event: str) -> None:
+        """The turn yielded ``event``: its first ``delta`` (text token) is its first token."""
+        if event == "delta" and self.first_token_at is None:
             self.first_token_at = time.perf_counter()
 
 

@@ -7,6 +7,10 @@ stack as it runs on several machines (a load balancer in front, one PostgreSQL, 
 Children that die are started again; SIGTERM/SIGINT stop them all. The database pools are sized so
 that servers × pool + workers × pool stays under PostgreSQL's ``max_connections``, and the plan is
 printed. Several server processes need ``REDIS_URL`` (the channel layer between them).
+
+Every child writes its Prometheus metrics to one multi-process directory (``PROMETHEUS_MULTIPROC_DIR``
+when set, else a temporary one removed at exit), emptied at start, so that ``GET /metrics`` on any
+server process covers them all; a child that dies is marked dead there (its live gauges go).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
+
+from core.metrics_export import MULTIPROC_ENV, MultiprocessDirectory
 
 PR_SET_PDEATHSIG = 1
 RESERVED = 10  # connections left for operators, migrations and PostgreSQL's own reserve
@@ -58,9 +64,9 @@ class Plan:
 
 
 def connections_per_worker() -> int:
-    """A db_worker's connections: one per job it runs at once (WORKER_TURN_CONCURRENCY), and one
-    for the maintenance job."""
-    return settings.WORKER_TURN_CONCURRENCY + 1
+    """A db_worker's connections: one per job it runs at once (WORKER_TURN_CONCURRENCY turns and
+    WEBHOOK_WORKER_CONCURRENCY deliveries), and one for the maintenance job."""
+    return settings.WORKER_TURN_CONCURRENCY + settings.WEBHOOK_WORKER_CONCURRENCY + 1
 
 
 def plan_pools(
@@ -171,7 +177,9 @@ class Command(BaseCommand):
             max_connections=self._max_connections(),
         )
         listeners = [self._listen(options["host"], port) for port in ports]
-        base_env = dict(os.environ)
+        # every child writes its metrics there; a scrape of any server process adds them all up
+        metrics_directory = MultiprocessDirectory.prepare()
+        base_env = {**os.environ, MULTIPROC_ENV: str(metrics_directory.path)}
         server_env = {
             **base_env,
             "EMBEDDED_WORKER": "true" if embedded else "false",
@@ -204,7 +212,10 @@ class Command(BaseCommand):
             banner = _as_json_line("serve", banner, "INFO").rstrip("\n")
         self.stdout.write(banner, ending="\n")
         self.stdout.flush()
-        self._supervise(specs, tuple(listener.fileno() for listener in listeners))
+        try:
+            self._supervise(specs, tuple(listener.fileno() for listener in listeners), metrics_directory)
+        finally:
+            metrics_directory.remove()
 
     @staticmethod
     def _listen(host: str, port: int) -> socket.socket:
@@ -230,7 +241,9 @@ class Command(BaseCommand):
         connection.close_pool()  # type: ignore[attr-defined]  # PostgreSQL's wrapper has it
         return value
 
-    def _supervise(self, specs: list[tuple[str, list[str], dict[str, str]]], fds: tuple[int, ...]) -> None:
+    def _supervise(
+        self, specs: list[tuple[str, list[str], dict[str, str]]], fds: tuple[int, ...], metrics: MultiprocessDirectory
+    ) -> None:
         stopping = threading.Event()
         children: dict[str, subprocess.Popen] = {}
 
@@ -259,6 +272,7 @@ class Command(BaseCommand):
                 for name, command, env in specs:
                     code = children[name].poll()
                     if code is not None and not stopping.is_set():
+                        metrics.process_died(children[name].pid)  # its WebSockets count no more
                         died = f"{name} exited with {code}; starting it again."
                         self.stderr.write(
                             _as_json_line("serve", died).rstrip("\n") if settings.LOG_FORMAT == "json" else died
