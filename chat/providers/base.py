@@ -240,12 +240,12 @@ def idle_message(timeout: httpx2.Timeout) -> str:
     return f"The provider sent nothing for {timeout.read:g} s (LLM_IDLE_TIMEOUT); the call was given up."
 
 
-def _closed_by_peer(exc: BaseException) -> bool:
-    """The SDKs' aiohttp transport reports a connection the provider closed as a (connect)
-    timeout; the cause chain tells the two apart."""
+def _connection_failed(exc: BaseException) -> bool:
+    """The SDKs' aiohttp transport reports a connection refused, or one the provider closed, as a
+    (connect) timeout; the cause chain tells them apart."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, aiohttp.ServerDisconnectedError):
+        if isinstance(seen, aiohttp.ServerDisconnectedError | aiohttp.ClientConnectorError | ConnectionError):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -257,14 +257,15 @@ def provider_failure(
     """What a failed provider call tells the caller: the idle timeout, a connection that failed
     (``connection``: the SDK's connection error or the transport's), the provider's error status
     with its Retry-After, or another failure."""
-    if timed_out and not _closed_by_peer(exc):
+    failed = _connection_failed(exc)
+    if timed_out and not failed:
         return ProviderError(idle_message(timeout), kind=TIMEOUT)
     status = getattr(exc, "status_code", None)
     if isinstance(status, int) and status >= 400:
         response = getattr(exc, "response", None)
         retry_after = retry_after_seconds(getattr(response, "headers", None))
         return ProviderError(f"{vendor} failed: {exc}", kind=HTTP, http_status=status, retry_after=retry_after)
-    kind = CONNECTION_ERROR if connection or timed_out else RESPONSE
+    kind = CONNECTION_ERROR if connection or failed else RESPONSE
     return ProviderError(f"{vendor} failed: {exc}", kind=kind)
 
 

@@ -52,7 +52,13 @@ def test_full_turn_is_streamed_persisted_and_billed_exactly(setup, fake_llm):
     session = events[0][2]
     assert set(session) == {"sessionId", "userMessageId", "messageId"}
     # gpt-4o-mini: 15 in / 60 out per million → 1000×15/1e6 + 500×60/1e6 = 0.045
-    assert events[4][2] == {"inputTokens": 1000, "outputTokens": 500, "credits": "0.045000", "balance": "99.955000"}
+    assert events[4][2] == {
+        "inputTokens": 1000,
+        "outputTokens": 500,
+        "credits": "0.045000",
+        "balance": "99.955000",
+        "model": "gpt-4o-mini",
+    }
     assert events[5][2] == {"messageId": session["messageId"], "finishReason": "stop"}
     account = CreditAccount.objects.get(organization=org)
     assert account.balance == Decimal("99.955000")
@@ -172,13 +178,18 @@ def test_a_provider_that_hangs_mid_stream_is_given_up_and_what_it_produced_is_bi
 
 
 def test_a_provider_that_never_answers_is_a_problem_before_the_stream(setup, fake_llm):
+    """Headers, then nothing, twice (the call is retried once before any output): a problem, no cost."""
     org, _, client = setup
     specialist = make_specialist(org, model="gpt-4o-mini")
-    fake_llm.script(Scenario(chunks=["never"], hang_after=0))  # headers, then nothing
+    silent = Scenario(chunks=["never"], hang_after=0)  # headers, then nothing
+    fake_llm.script(silent, silent)
     response = client.post("/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "hello?"})
     assert response.status_code == 502, response.text
     assert response.json()["code"] == "llm_unavailable"
+    assert "gpt-4o-mini (timeout, timeout)" in response.json()["detail"]
+    assert len(fake_llm.requests) == 2
     assert not LedgerEntry.objects.filter(organization=org, kind="usage").exists()
+    assert set(Reservation.objects.filter(organization=org).values_list("status", flat=True)) == {"released"}
     assert CreditAccount.objects.get(organization=org).reserved == 0
     message = Message.objects.get(role="assistant", session__organization=org)
     assert (message.status, message.error_code) == ("failed", "llm_unavailable")

@@ -203,7 +203,13 @@ async def test_a_watcher_of_the_runs_session_sees_the_whole_run(runner, fake_llm
     }
     assert "".join(f["data"]["text"] for f in frames if f["event"] == "delta") == "Task work done."
     # 40 × 15 / 1e6 + 6 × 60 / 1e6 = 0.00096, from the 100 signup credits
-    assert frames[-2]["data"] == {"inputTokens": 40, "outputTokens": 6, "credits": "0.000960", "balance": "99.999040"}
+    assert frames[-2]["data"] == {
+        "inputTokens": 40,
+        "outputTokens": 6,
+        "credits": "0.000960",
+        "balance": "99.999040",
+        "model": "gpt-4o-mini",
+    }
     assert frames[-1]["data"] == {"messageId": body["messageId"], "finishReason": "stop"}
     task = await database_sync_to_async(Task.objects.get)(pk=body["taskId"])
     assert (task.status, task.result) == (Task.Status.DONE, "Task work done.")
