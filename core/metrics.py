@@ -141,13 +141,14 @@ def record_http_request(*, method: str, route: str, status: int, seconds: float)
 
 
 class TurnMeter:
-    """A turn's clock: when it started and when its first text token came."""
+    """A turn's clock: when it started, when its first text token came, whether its end is counted."""
 
-    __slots__ = ("first_token_at", "started_at")
+    __slots__ = ("ended", "first_token_at", "started_at")
 
     def __init__(self) -> None:
         self.started_at = time.perf_counter()
         self.first_token_at: float | None = None
+        self.ended = False
 
     def seen(self, event: str) -> None:
         """The turn yielded ``event``: its first ``delta`` (text token) is its first token."""
@@ -165,7 +166,11 @@ def outcome_of(code: str) -> str:
 
 
 def record_turn_end(meter: TurnMeter, *, provider: str, model: str, code: str = "") -> None:
-    """A turn that ran ended: completed (no ``code``) or failed with ``code``."""
+    """A turn that ran ended: completed (no ``code``) or failed with ``code``. Counted once: a listener
+    that leaves once the turn is recorded does not make it fail as well."""
+    if meter.ended:
+        return
+    meter.ended = True
     _child(TURNS, provider, model, outcome_of(code)).inc()
     _child(TURN_DURATION, provider, model).observe(time.perf_counter() - meter.started_at)
     if meter.first_token_at is not None:

@@ -10,14 +10,19 @@ from collections.abc import Iterable
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from django.test import AsyncClient
 
+from accounts.services import issue_tokens
+from chat import fallbacks
 from chat.context import ToolBinding
 from chat.tools import execute_tool
 from core import metrics, metrics_export
 from leancore.checks import metrics_token_in_production
 from mcps.models import Connection, Tool
-from tests.conftest import assert_problem, client_for, make_specialist
+from tests.conftest import assert_problem, client_for, make_org, make_specialist, owner_of
 from tests.core.prometheus_text import TOKEN, assert_contract, parse, value
+from tests.fakes.llm_server import Scenario
 
 
 def scrape(client=None) -> dict:
@@ -148,6 +153,58 @@ def test_mcp_tool_calls_are_counted_by_outcome(org, mcp_server):
     name = "leancore_mcp_tool_calls_total"
     for outcome in ("ok", "error"):
         assert value(after, name, outcome=outcome) - value(before, name, outcome=outcome) == 1, outcome
+
+
+@pytest.mark.usefixtures("metrics_on")
+def test_a_turn_s_end_is_counted_once():
+    """A listener that leaves just after the turn was recorded: the turn stays completed."""
+    before = scrape()
+    meter = metrics.TurnMeter()
+    metrics.record_turn_end(meter, provider="local", model="once", code="")
+    metrics.record_turn_end(meter, provider="local", model="once", code="client_disconnected")
+    after = scrape()
+    for outcome, moved in (("completed", 1), ("failed", 0)):
+        labels = {"provider": "local", "model": "once", "outcome": outcome}
+        assert value(after, "leancore_turns_total", **labels) - value(before, "leancore_turns_total", **labels) == moved
+    count = "leancore_turn_duration_seconds_count"
+    labels = {"provider": "local", "model": "once"}
+    assert value(after, "leancore_turn_duration_seconds", count, **labels) == 1
+
+
+@pytest.mark.usefixtures("metrics_on")
+@pytest.mark.django_db(transaction=True)
+async def test_a_fallback_is_counted_and_the_answering_model_s_tokens_are_its_own(bundled_data, fake_llm, monkeypatch):
+    async def no_pause(seconds: float) -> None:
+        return None
+
+    monkeypatch.setattr(fallbacks, "pause", no_pause)
+    primary, backup = "gpt-4o-mini", "claude-haiku-4-5"
+
+    def setup():
+        org = make_org(name="Failover")
+        specialist = make_specialist(org, model=primary, fallback_models=[backup])
+        return specialist, issue_tokens(user=owner_of(org)).access
+
+    specialist, token = await database_sync_to_async(setup)()
+    fake_llm.script(Scenario(status=503), Scenario(status=503), Scenario(chunks=["Up", " again."], usage=(800, 40)))
+    before = await database_sync_to_async(scrape)()
+    response = await AsyncClient().post(
+        "/api/chat/stream",
+        {"specialistId": str(specialist.pk), "message": "Q3?"},
+        content_type="application/json",
+        headers={"accept": "text/event-stream", "authorization": f"Bearer {token}"},
+    )
+    assert "event: done" in b"".join([chunk async for chunk in response.streaming_content]).decode()
+    after = await database_sync_to_async(scrape)()
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("leancore_llm_fallbacks_total", from_model=primary, to_model=backup) == 1
+    assert moved("leancore_llm_tokens_total", provider="anthropic", model=backup, direction="input") == 800
+    assert moved("leancore_llm_tokens_total", provider="anthropic", model=backup, direction="output") == 40
+    assert moved("leancore_llm_tokens_total", provider="openai", model=primary, direction="input") == 0
+    assert moved("leancore_turns_total", provider="openai", model=primary, outcome="completed") == 1  # the turn's model
 
 
 def test_the_metrics_route_is_not_in_the_public_api_schema(anon):
