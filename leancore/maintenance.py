@@ -14,6 +14,7 @@ from billing.services import release_stale_reservations
 from chat.metering import release_holds_of_ended_turns
 from chat.services import fail_overdue_queued_turns, fail_stuck_turns
 from tasks.services import recover_failed_runs
+from webhooks.jobs import recover_stalled_deliveries
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ def run_upkeep() -> dict[str, int]:
         # a turn's holds last while it is queued or running; holds outside any turn, RESERVATION_TTL
         "released_reservations": release_holds_of_ended_turns() + release_stale_reservations(),
         "recovered_task_runs": recover_failed_runs(),
+        "recovered_webhook_deliveries": recover_stalled_deliveries(),
     }
 
 

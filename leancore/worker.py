@@ -1,6 +1,7 @@
 """The background worker: WORKER_TURN_CONCURRENCY django-tasks-db workers in one process, one job
 (one turn) at a time each, so that a process runs that many turns at once (``chat.slots`` shares
-them fairly between organizations).
+them fairly between organizations), and WEBHOOK_WORKER_CONCURRENCY more that serve only the webhook
+deliveries' queue (``webhooks.jobs``): a slow endpoint never holds a turn's slot.
 
 As a thread of the server process (EMBEDDED_WORKER=true), for the single-process quick start:
 async chat turns then publish to the same in-memory channel layer the WebSocket consumers listen
@@ -27,10 +28,25 @@ from django_tasks_db.models import DBTaskResult
 
 from chat.slots import DEFER_SECONDS, set_capacity
 from leancore.maintenance import ensure_scheduled
+from webhooks.jobs import QUEUE as WEBHOOK_QUEUE
 
 logger = logging.getLogger(__name__)
 _started = threading.Event()
 JOIN_SECONDS = 0.5  # the main thread wakes this often (signals are handled between waits)
+
+
+def split_queues(options: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The options of the turn workers and of the webhook delivery workers (None: this process serves
+    no such queue). The webhooks queue is served only by its own workers."""
+    queues, excluded = options["queue_names"], options["excluded_queue_names"]
+    everything = "*" in queues
+    turns: dict[str, Any] | None = {**options, "excluded_queue_names": [*excluded, WEBHOOK_QUEUE]}
+    if not everything:
+        rest = [name for name in queues if name != WEBHOOK_QUEUE]
+        turns = {**options, "queue_names": rest} if rest else None
+    serves_webhooks = WEBHOOK_QUEUE in queues or (everything and WEBHOOK_QUEUE not in excluded)
+    webhooks = {**options, "queue_names": [WEBHOOK_QUEUE], "excluded_queue_names": []} if serves_webhooks else None
+    return turns, webhooks
 
 
 class WorkerPool:
@@ -41,7 +57,11 @@ class WorkerPool:
     def __init__(self, *, concurrency: int, worker_id: str, **options: Any) -> None:
         prefix = worker_id[:56]
         set_capacity(max(1, concurrency))
-        self.workers = [Worker(worker_id=f"{prefix}-{slot}", **options) for slot in range(max(1, concurrency))]
+        turns, webhooks = split_queues(options)
+        self.workers = [Worker(worker_id=f"{prefix}-{slot}", **turns) for slot in range(max(1, concurrency)) if turns]
+        if webhooks:  # deliveries on threads of their own: a slow endpoint never holds a turn's slot
+            count = settings.WEBHOOK_WORKER_CONCURRENCY
+            self.workers += [Worker(worker_id=f"{prefix}-w{slot}", **webhooks) for slot in range(count)]
 
     def shutdown(self, signum: int, frame: FrameType | None) -> None:
         if not any(worker.running for worker in self.workers):

@@ -21,6 +21,7 @@ def test_maintenance_releases_stale_holds_and_reschedules_itself(org):
         "expired_queued_turns": 0,
         "released_reservations": 1,
         "recovered_task_runs": 0,
+        "recovered_webhook_deliveries": 0,
     }
     assert CreditAccount.objects.get(organization=org).reserved == 0
     follow_up = DBTaskResult.objects.get(task_path=TASK_PATH)

@@ -34,9 +34,9 @@ def test_pools_are_sized_to_fit_postgresql_together():
     assert (plan.server_pool, plan.total) == (10, 44)
     small = plan_pools(servers=8, workers=2, wanted_pool=20, max_connections=100, worker_pool=2)
     assert small.server_pool == 10  # (100 - 10 reserved - 2 × 2) // 8
-    # by default a worker has a connection for each turn it runs at once, and one for maintenance
+    # by default a worker has a connection for each turn and delivery it runs at once, and one for maintenance
     concurrent = plan_pools(servers=4, workers=2, wanted_pool=20, max_connections=100)
-    assert concurrent.worker_pool == settings.WORKER_TURN_CONCURRENCY + 1
+    assert concurrent.worker_pool == settings.WORKER_TURN_CONCURRENCY + settings.WEBHOOK_WORKER_CONCURRENCY + 1
     assert concurrent.total <= 100 - 10
     assert small.total <= 100 - 10
     with pytest.raises(CommandError):
