@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
-from chat import metering
+from chat import metering, webhook_events
 from chat.errors import QueueTimeoutError, WorkerLostError
 from chat.models import Attachment, ChatSession, Message
 from chat.turns import can_read_session
@@ -62,6 +62,7 @@ def fail_locked_turn(message: Message, error: type[DomainError] | DomainError) -
     message.completed_at = timezone.now()
     message.save(update_fields=["status", "error_code", "error", "completed_at"])
     metering.release_holds_of(message.pk)
+    webhook_events.turn_failed(message)
     group = ChatSession(pk=message.session_id).group_name
     transaction.on_commit(functools.partial(_tell_watchers, group, error.code, detail))
 

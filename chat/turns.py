@@ -25,7 +25,7 @@ from django.utils import timezone
 from accounts.models import User
 from billing.errors import BillingRefusal
 from billing.models import ModelRate
-from chat import metering, snapshot
+from chat import metering, snapshot, webhook_events
 from chat.context import ToolBinding, build_request
 from chat.fallbacks import fallback_rates
 from chat.inputs import (
@@ -356,6 +356,7 @@ def _complete_message(
     }
     db.update_rows(Message, values, where, params)
     db.update_rows(ChatSession, {"last_message_at": now, "updated_at": now}, "id = %s", [turn.session_id])
+    webhook_events.turn_ended(org_id=turn.org.pk, message_id=turn.message_id, failed=bool(error_code))
 
 
 def _storable(value: Any) -> Any:

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from chat.jobs import DEFERRED, enqueue_again, run_queued_message
 from chat.models import Message
+from tasks import webhook_events
 from tasks.models import Task
 
 
@@ -45,4 +46,5 @@ def finish_task_run(*, task_id: uuid.UUID, message_id: uuid.UUID) -> Task | None
             task.error = (message.error if message else "") or "The run failed."
         task.updated_at = timezone.now()
         task.save(update_fields=["status", "result", "error", "updated_at"])
+        webhook_events.task_finished(task)
         return task

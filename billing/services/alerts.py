@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from billing import webhook_events
 from billing.models import (
     BudgetAlert,
     CreditAccount,
@@ -30,11 +31,12 @@ def raise_alert(
     """Creates the alert (once per period for budget and low-balance kinds); emails after commit."""
     try:
         with transaction.atomic():
-            BudgetAlert.objects.create(
+            alert = BudgetAlert.objects.create(
                 organization=org, kind=kind, threshold=threshold, period_start=period_start, message=message
             )
     except IntegrityError:  # already raised this period
         return False
+    webhook_events.alert_raised(alert)
     if org.billing_email:
         recipient = org.billing_email
         send_on_commit(f"LeanCore: {message}", message, [recipient])

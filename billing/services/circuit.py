@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from billing import webhook_events
 from billing.models import (
     BudgetAlert,
     Circuit,
@@ -50,6 +51,8 @@ def set_circuit(*, org: Organization, actor: User | None, state: str | None, rea
         circuit.opened_by_operator = False
     circuit.save()
     CircuitEvent.objects.create(organization=org, state=target, reason=reason, actor=actor)
+    if changed:
+        webhook_events.circuit_changed(circuit)
     if target == Circuit.State.OPEN and changed:
         who = getattr(actor, "email", "an operator")
         message = f"Spending for {org.name} was stopped by {who}" + (f": {reason}" if reason else ".")

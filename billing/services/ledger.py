@@ -13,6 +13,7 @@ from functools import cache
 from django.db import transaction
 from django.utils import timezone
 
+from billing import webhook_events
 from billing.models import (
     Circuit,
     CreditAccount,
@@ -115,7 +116,7 @@ def grant_credits(
     if amount is None or q(amount) <= 0:
         raise ValidationFailed("amount", "The amount must be greater than zero.")
     account = locked_account(org)
-    return write_ledger_entry(
+    entry = write_ledger_entry(
         account,
         kind=LedgerEntry.Kind.GRANT,
         amount=q(amount),
@@ -123,6 +124,8 @@ def grant_credits(
         package=package,
         user_id=getattr(actor, "pk", None),
     )
+    webhook_events.credits_granted(entry)
+    return entry
 
 
 @transaction.atomic
