@@ -16,7 +16,7 @@ import yaml
 
 from tests.servers import ROOT
 
-SERVICES = {"postgres", "redis", "migrate", "app", "proxy"}
+SERVICES = {"postgres", "redis", "migrate", "app", "proxy", "prometheus"}  # prometheus: profile `metrics`
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_the_stack_has_its_services(compose):
             assert needed in services, (name, needed)
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["redis"]["image"].startswith("redis:")
-    assert set(compose["volumes"]) == {"pgdata", "static", "media", "mail"}
+    assert set(compose["volumes"]) == {"pgdata", "static", "media", "mail", "prometheus"}
 
 
 def test_the_app_runs_the_one_production_launcher(compose):
