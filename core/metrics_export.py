@@ -115,7 +115,7 @@ class Scrape:
 
 
 def scrape() -> bytes:
-    return generate_latest(Scrape())  # type: ignore[arg-type]  # any object with collect() will do
+    return generate_latest(Scrape())  # any object with collect() will do
 
 
 # --- GET /metrics --------------------------------------------------------------------------------

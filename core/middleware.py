@@ -92,7 +92,7 @@ class MetricsMiddleware(_DualMiddleware):
             started,
         )
         if response.streaming:
-            response._resource_closers.append(record)  # Django's hook, run once the body is sent
+            response._resource_closers.append(record)  # type: ignore[attr-defined]  # Django's hook, run once the body is sent
         else:
             record()
         return response
