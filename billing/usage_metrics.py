@@ -8,10 +8,18 @@ from decimal import Decimal
 from billing.models import ModelRate
 from core import metrics
 
-_providers: dict[str, str] = {}  # model → provider, read once per process (a handful of models)
+_providers: dict[str, str] = {}  # model → provider, per process (a handful of models)
+
+
+def remember_provider(rate: ModelRate) -> None:
+    """A hold names its rate: its call's settlement then finds the provider without a query."""
+    if rate.provider and _providers.get(rate.model) != rate.provider:
+        _providers[rate.model] = rate.provider
 
 
 def provider_of(model: str) -> str:
+    """The model's provider: as its hold named it in this process, else read (once per model; a
+    worker settling a call held by a server process)."""
     provider = _providers.get(model)
     if provider is None:
         found = ModelRate.objects.filter(model=model).values_list("provider", flat=True).first()

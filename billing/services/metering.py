@@ -142,6 +142,7 @@ def _reserve(
     reservation_id: uuid.UUID,
 ) -> Hold:
     model = rate.model
+    usage_metrics.remember_provider(rate)  # its settlement's metrics, without a query
     hold = worst_case_cost(rate=rate, input_tokens=input_tokens, max_output_tokens=max_output_tokens)
     account = locked_account(org)
     _refuse_unless_room(
