@@ -32,8 +32,8 @@ def _hash(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _existing(user: User, scope: str, key: str, request_hash: str) -> IdempotencyRecord | None:
-    record = IdempotencyRecord.objects.filter(user=user, scope=scope, key=key).first()
+def _existing(caller: str, scope: str, key: str, request_hash: str) -> IdempotencyRecord | None:
+    record = IdempotencyRecord.objects.filter(caller=caller, scope=scope, key=key).first()
     if record is None:
         return None
     if record.created_at < timezone.now() - KEY_TTL:
@@ -46,14 +46,16 @@ def _existing(user: User, scope: str, key: str, request_hash: str) -> Idempotenc
 
 def run_idempotent(
     *,
-    user: User,
+    caller: str,
+    user: User | None,
     scope: str,
     key: str | None,
     payload: Any,
     action: Callable[[], Result],
     replay: Callable[[IdempotencyRecord], Result] | None = None,
 ) -> tuple[Result, bool]:
-    """Runs ``action`` once per (user, scope, key). Returns (result, replayed)."""
+    """Runs ``action`` once per (caller, scope, key): ``caller`` is the user's id or an org API key's
+    ``key:<id>`` (``user`` the user, if any). Returns (result, replayed)."""
     if not key:
         return action(), False
     if len(key) > 255:
@@ -65,7 +67,7 @@ def run_idempotent(
             return replay(record), True
         return (record.response_status, record.response_body), True
 
-    record = _existing(user, scope, key, request_hash)
+    record = _existing(caller, scope, key, request_hash)
     if record is not None:
         return answer(record)
     try:
@@ -73,6 +75,7 @@ def run_idempotent(
             status, body = action()
             IdempotencyRecord.objects.create(
                 user=user,
+                caller=caller,
                 scope=scope,
                 key=key,
                 request_hash=request_hash,
@@ -82,7 +85,7 @@ def run_idempotent(
             return (status, body), False
     except IntegrityError:
         # A concurrent request with the same key won; its work stands and ours was rolled back.
-        record = _existing(user, scope, key, request_hash)
+        record = _existing(caller, scope, key, request_hash)
         if record is None:
             raise
         return answer(record)

@@ -82,10 +82,12 @@ class OneTimeToken(models.Model):
 
 
 class IdempotencyRecord(models.Model):
-    """The first answer to a request sent with an Idempotency-Key, scoped to the caller (24 h)."""
+    """The first answer to a request sent with an Idempotency-Key, scoped to the caller (24 h): a
+    user, or an org API key (``caller`` is the user's id or ``key:<id>``: keys live in a floor above)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    caller = models.CharField(max_length=64)
     scope = models.CharField(max_length=50)
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
@@ -94,7 +96,7 @@ class IdempotencyRecord(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "scope", "key"], name="unique_idempotency_key")]
+        constraints = [models.UniqueConstraint(fields=["caller", "scope", "key"], name="unique_idempotency_caller_key")]
 
     def __str__(self) -> str:
         return f"{self.scope}:{self.key}"

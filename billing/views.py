@@ -159,7 +159,8 @@ class GrantView(OrgAPIView):
             return status.HTTP_201_CREATED, dict(LedgerEntrySerializer(entry).data)
 
         (code, body), _ = run_idempotent(
-            user=current_user(request),
+            caller=self.principal.caller_id,
+            user=user,
             scope=f"grant:{self.org.pk}",
             key=request.headers.get("Idempotency-Key"),
             payload=request.data,
@@ -254,7 +255,7 @@ class AcknowledgeView(OrgAPIView):
         alerts = serializer.validated_data.get("alert_ids") or []  # each looked up in this org only
         count = services.acknowledge_alerts(
             org=self.org,
-            user=current_user(request),
+            user=self.org_context.user,  # None for an org API key
             alert_ids=[alert.pk for alert in alerts],
             all_=serializer.validated_data["all"],
         )
@@ -280,7 +281,7 @@ class CircuitToggleView(OrgAPIView):
         serializer.is_valid(raise_exception=True)
         circuit = services.set_circuit(
             org=self.org,
-            actor=current_user(request),
+            actor=self.org_context.user,  # None for an org API key
             state=serializer.validated_data.get("state"),
             reason=serializer.validated_data["reason"],
         )

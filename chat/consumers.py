@@ -22,8 +22,16 @@ from chat.models import ChatSession
 from chat.pipeline import drain
 from chat.serializers import FrameSerializer
 from core import metrics
-from core.errors import NotAuthenticatedError, ServerError, ValidationFailed, as_domain_error
+from core.errors import (
+    NotAuthenticatedError,
+    RateLimitedError,
+    ServerError,
+    TokenNotValidError,
+    ValidationFailed,
+    as_domain_error,
+)
 from core.throttles import chat_wait, websocket_wait
+from orgs.api_keys import usable_api_key
 from orgs.principal import Credential, Principal, authenticate_token, principal_in
 from orgs.realtime import member_group
 
@@ -52,11 +60,20 @@ class _Refused(Exception):
 
 
 def _credential(token: str) -> Credential | None:
-    """The token's active user and when the token expires (``orgs.principal``, as every path)."""
+    """The token's active user or the usable org API key, and when it expires (``orgs.principal``,
+    as every path); a key past its own throttle closes 4429."""
     try:
         return authenticate_token(token)
-    except (InvalidToken, AuthenticationFailed, NotAuthenticatedError):
+    except RateLimitedError as exc:
+        raise _Refused(CLOSE_TOO_MANY) from exc
+    except (InvalidToken, AuthenticationFailed, NotAuthenticatedError, TokenNotValidError):
         return None
+
+
+def _caller_id(credential: Credential) -> str:
+    if credential.api_key is not None:
+        return f"key:{credential.api_key.pk}"
+    return str(credential.user.pk if credential.user is not None else "")
 
 
 class _Gone(Exception):
@@ -69,7 +86,7 @@ def _open(token: str, session_id: str) -> tuple[Principal, ChatSession]:
     credential = _credential(token) if token else None
     if credential is None:
         raise _Refused(CLOSE_NOT_AUTHENTICATED)
-    if websocket_wait(user_id=credential.user.pk) is not None:
+    if websocket_wait(caller_id=_caller_id(credential)) is not None:
         raise _Refused(CLOSE_TOO_MANY)
     try:
         session_pk = uuid.UUID(session_id)  # the route lets through any 36 hex digits and dashes
@@ -82,24 +99,30 @@ def _open(token: str, session_id: str) -> tuple[Principal, ChatSession]:
         principal = principal_in(credential, session.organization_id, missing=_Gone)
     except _Gone as exc:
         raise _Refused(CLOSE_NOT_FOUND) from exc
-    if not turns.can_read_session(principal.context, session, principal.user):
+    if not turns.can_read_session(principal.context, session):
         raise _Refused(CLOSE_NOT_FOUND)
     return principal, session
 
 
 def _access(principal: Principal, session: ChatSession) -> Principal:
     """The caller's access to the session, read again: an inactive user or a membership that is
-    gone closes the socket 4403, a role that may no longer read the session 4404."""
-    active = User.objects.filter(pk=principal.user.pk, is_active=True).first()
-    if active is None:
-        raise _Refused(CLOSE_MEMBERSHIP_REMOVED)
+    gone closes the socket 4403, a revoked or expired key 4401, a role that may no longer read the
+    session 4404."""
+    if principal.api_key is not None:
+        key = usable_api_key(principal.api_key.pk)
+        if key is None:
+            raise _Refused(CLOSE_NOT_AUTHENTICATED)
+        credential = Credential(user=None, expires_at=principal.expires_at, api_key=key)
+    else:
+        active = User.objects.filter(pk=principal.user.pk, is_active=True).first() if principal.user else None
+        if active is None:
+            raise _Refused(CLOSE_MEMBERSHIP_REMOVED)
+        credential = Credential(user=active, expires_at=principal.expires_at)
     try:
-        again = principal_in(
-            Credential(user=active, expires_at=principal.expires_at), session.organization_id, missing=_Gone
-        )
+        again = principal_in(credential, session.organization_id, missing=_Gone)
     except _Gone as exc:
         raise _Refused(CLOSE_MEMBERSHIP_REMOVED) from exc
-    if not turns.can_read_session(again.context, session, again.user):
+    if not turns.can_read_session(again.context, session):
         raise _Refused(CLOSE_NOT_FOUND)
     return again
 
@@ -110,11 +133,10 @@ def _start_from_frame(
     """One hop for a ``message`` frame: the access checked again (it may have gone since the socket
     opened), the sender's chat throttle, then the turn's prepare phase."""
     principal = _access(principal, session)
-    if chat_wait(user_id=principal.user.pk, org_id=principal.org.pk) is not None:
+    if chat_wait(caller_id=principal.caller_id, org_id=principal.org.pk) is not None:
         raise _Refused(CLOSE_TOO_MANY)
     return turns.start_turn(
         context=principal.context,
-        user=principal.user,
         specialist_id=session.specialist_id,
         message=message,
         session_id=session.pk,
@@ -148,7 +170,12 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             return
         self.group = self.session.group_name
         metrics.websocket_opened()  # counted down in disconnect, which leaves the group once
-        self.member_group = member_group(self.session.organization_id, self.principal.user.pk)
+        key = self.principal.api_key
+        self.member_group = member_group(
+            self.session.organization_id,
+            self.principal.user.pk if self.principal.user is not None else None,
+            api_key_id=key.pk if key is not None else None,
+        )
         try:
             async with asyncio.timeout(LAYER_TIMEOUT_SECONDS):
                 await self.channel_layer.group_add(self.group, self.channel_name)

@@ -9,7 +9,7 @@ from decimal import Decimal
 from chat.models import Attachment
 from core.errors import ValidationFailed
 from orgs.context import OrgContext
-from orgs.selectors import member_credit_limit
+from orgs.selectors import api_key_credit_limit, member_credit_limit
 from specialists.errors import SpecialistInactiveError
 from specialists.models import Specialist
 from specialists.selectors import alive_with_tool_flag
@@ -28,7 +28,12 @@ def session_title(message: str) -> str:
 
 
 def specialist_of(context: OrgContext, specialist_id: uuid.UUID) -> Specialist:
-    specialist = alive_with_tool_flag(org_id=context.org.pk, specialist_id=specialist_id)
+    allowed = context.allowed_specialist_ids  # a key limited to some specialists: the others are unknown
+    specialist = (
+        alive_with_tool_flag(org_id=context.org.pk, specialist_id=specialist_id)
+        if allowed is None or specialist_id in allowed
+        else None
+    )
     if specialist is None:
         raise ValidationFailed("specialistId", "Not found in this organization.")
     if specialist.status != Specialist.Status.ACTIVE:
@@ -53,7 +58,7 @@ class Unread:
 UNREAD = Unread()
 
 
-def caller_limit(context: OrgContext, user_id: uuid.UUID) -> Decimal | Unread | None:
+def caller_limit(context: OrgContext, user_id: uuid.UUID | None) -> Decimal | Unread | None:
     """The caller's monthly credit cap, as read with their membership when the org context was
     resolved (no query); UNREAD when the context holds no membership of theirs."""
     membership = context.membership
@@ -66,6 +71,13 @@ def member_limit_of(org_id: uuid.UUID, user_id: uuid.UUID | None) -> Decimal | N
     """The sender's monthly credit cap, for a turn whose caller's membership was not read with it (a
     queued turn's worker, the wizard); a turn started in a request has it from its org context."""
     return member_credit_limit(org_id=org_id, user_id=user_id) if user_id is not None else None
+
+
+def key_limit_of(org_id: uuid.UUID, api_key_id: uuid.UUID | None) -> Decimal | None:
+    """The monthly credit cap of the API key a turn was started with, as it is now, for a turn whose
+    key was not read with it (a queued turn's worker); a turn started in a request has it from its
+    org context."""
+    return api_key_credit_limit(org_id=org_id, api_key_id=api_key_id) if api_key_id is not None else None
 
 
 def attachments_of(context: OrgContext, ids: list[uuid.UUID]) -> list[Attachment]:

@@ -23,7 +23,6 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -41,7 +40,7 @@ from core import log_context
 from core.credits import credit_str
 from core.db import in_thread
 from core.errors import DomainError, as_domain_error
-from orgs.models import Organization
+from orgs.context import OrgContext
 
 logger = logging.getLogger(__name__)
 
@@ -296,11 +295,9 @@ async def _complete(turn: PreparedTurn) -> Completion:
     return Completion("".join(totals.text), totals.input_tokens, totals.output_tokens, totals.credits)
 
 
-def complete(
-    *, org: Organization, provider: str, request: ProviderRequest, user_id: Any, description: str
-) -> Completion:
+def complete(*, context: OrgContext, provider: str, request: ProviderRequest, description: str) -> Completion:
     """One metered model call outside a chat session (the specialist wizard), through the same
     phases as a chat turn: prepare (the hold, 402 before anything reaches the model), call, record
     (settled to the reported usage; a call cut short is billed for what it produced). Errors raise."""
-    turn = turns.start_completion(org=org, user_id=user_id, provider=provider, request=request, description=description)
+    turn = turns.start_completion(context=context, provider=provider, request=request, description=description)
     return async_to_sync(_complete)(turn)

@@ -5,17 +5,22 @@ from typing import Any
 import django_filters
 from django.db.models import Prefetch, QuerySet
 
-from accounts.models import User
 from chat.models import ChatSession, Message
 from orgs.context import OrgContext
 from orgs.models import Role
 
 
-def readable_sessions(queryset: QuerySet[ChatSession], *, context: OrgContext, user: User) -> QuerySet[ChatSession]:
-    """A member reads their own sessions; admins and owners (and staff) read all of the org's."""
+def readable_sessions(queryset: QuerySet[ChatSession], *, context: OrgContext) -> QuerySet[ChatSession]:
+    """A member reads their own sessions (a member key, the ones it started); admins and owners
+    (and staff) read all of the org's; a key limited to some specialists, only theirs."""
+    allowed = context.allowed_specialist_ids
+    if allowed is not None:
+        queryset = queryset.filter(specialist_id__in=allowed)
     if context.has_role(Role.ADMIN):
         return queryset
-    return queryset.filter(created_by=user)
+    if context.api_key is not None:
+        return queryset.filter(created_by_api_key=context.api_key)
+    return queryset.filter(created_by=context.user)
 
 
 def messages_prefetch() -> Prefetch[Any]:

@@ -119,7 +119,13 @@ class MessageSerializer(serializers.ModelSerializer):
 class SessionSerializer(serializers.ModelSerializer):
     specialist_id = serializers.UUIDField(read_only=True)
     workspace_id = serializers.UUIDField(read_only=True, allow_null=True)
-    created_by = serializers.UUIDField(source="created_by_id", read_only=True)
+    created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)
+    api_key_id = serializers.UUIDField(
+        source="created_by_api_key_id",
+        read_only=True,
+        allow_null=True,
+        help_text="The org API key that started the session (then createdBy is null).",
+    )
 
     class Meta:
         model = ChatSession
@@ -129,6 +135,7 @@ class SessionSerializer(serializers.ModelSerializer):
             "specialist_id",
             "workspace_id",
             "created_by",
+            "api_key_id",
             "created_at",
             "updated_at",
             "last_message_at",

@@ -17,7 +17,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import User
 from chat import metering, webhook_events
 from chat.errors import QueueTimeoutError, WorkerLostError
 from chat.models import Attachment, ChatSession, Message
@@ -25,7 +24,7 @@ from chat.turns import can_read_session
 from core.errors import DomainError, InvalidStateError, NotFoundError, PermissionDeniedError
 from files.uploads import store_upload
 from orgs.context import OrgContext
-from orgs.models import Organization, Role
+from orgs.models import Role
 
 logger = logging.getLogger(__name__)
 
@@ -122,14 +121,15 @@ def fail_queued_message(*, message_id: uuid.UUID, code: str, detail: str) -> Non
 
 
 @transaction.atomic
-def delete_session(*, context: OrgContext, user: User, session: ChatSession) -> None:
+def delete_session(*, context: OrgContext, session: ChatSession) -> None:
     """Deletes a session and its messages. A turn still running in it refuses (409
     ``invalid_state``): its call goes on and its holds must last until it settles. A queued one is
     failed first, its hold given back. The session's row is locked first, so no turn starts in it
     meanwhile, then its unfinished turns (a worker picking one up waits, or is waited for)."""
-    if not can_read_session(context, session, user):
+    if not can_read_session(context, session):
         raise NotFoundError
-    if session.created_by_id != user.pk and not context.has_role(Role.ADMIN):
+    own = context.created(created_by_id=session.created_by_id, created_by_api_key_id=session.created_by_api_key_id)
+    if not own and not context.has_role(Role.ADMIN):
         raise PermissionDeniedError("Only the session's owner or an admin may delete it.")
     ChatSession.objects.select_for_update().filter(organization_id=context.org.pk, pk=session.pk).exists()
     unfinished = Message.objects.select_for_update().filter(
@@ -144,9 +144,10 @@ def delete_session(*, context: OrgContext, user: User, session: ChatSession) -> 
     session.delete()
 
 
-def attach_upload(
-    *, org: Organization, user: User, upload: UploadedFile[bytes], session: ChatSession | None
-) -> Attachment:
-    """A file for the next message (and, with a session, kept with it), checked against the quota."""
-    attachment = Attachment(organization=org, session=session, uploaded_by=user)
-    return store_upload(org=org, upload=upload, stored=attachment)
+def attach_upload(*, context: OrgContext, upload: UploadedFile[bytes], session: ChatSession | None) -> Attachment:
+    """A file for the next message (and, with a session, kept with it), checked against the quota;
+    uploaded by the caller (a member, or an org API key)."""
+    attachment = Attachment(
+        organization=context.org, session=session, uploaded_by=context.user, uploaded_by_api_key=context.api_key
+    )
+    return store_upload(org=context.org, upload=upload, stored=attachment)

@@ -22,7 +22,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User
 from billing.errors import BillingRefusal
 from billing.models import ModelRate
 from chat import metering, snapshot, webhook_events
@@ -101,18 +100,24 @@ class Totals:
         self.calls += 1
 
 
-def can_read_session(context: OrgContext, session: ChatSession, user: User) -> bool:
-    return session.created_by_id == user.pk or context.has_role(Role.ADMIN)
+def can_read_session(context: OrgContext, session: ChatSession) -> bool:
+    """Admins read every session of the org, a member (or a member key) the ones they started; a
+    key limited to some specialists reads none of the others'."""
+    allowed = context.allowed_specialist_ids
+    if allowed is not None and session.specialist_id not in allowed:
+        return False
+    created = context.created(created_by_id=session.created_by_id, created_by_api_key_id=session.created_by_api_key_id)
+    return created or context.has_role(Role.ADMIN)
 
 
-def _session(context: OrgContext, user: User, session_id: uuid.UUID, specialist: Specialist) -> ChatSession:
+def _session(context: OrgContext, session_id: uuid.UUID, specialist: Specialist) -> ChatSession:
     found = db.rows(
         f"SELECT {db.columns(ChatSession, 's')} FROM {ChatSession._meta.db_table} s "  # noqa: S608
         "WHERE s.organization_id = %s AND s.id = %s",
         [context.org.pk, session_id],
     )
     session = found[0].take(ChatSession) if found else None
-    if session is None or not can_read_session(context, session, user):
+    if session is None or not can_read_session(context, session):
         raise ValidationFailed("sessionId", "Not found in this organization.")
     if session.specialist_id != specialist.pk:
         raise ValidationFailed("sessionId", "This session belongs to another specialist.")
@@ -141,12 +146,14 @@ def assemble_turn(
     tools: tuple[list[ToolSpec], dict[str, ToolBinding]],
     user_message: Message,
     assistant_id: uuid.UUID,
-    user_id: uuid.UUID,
+    user_id: uuid.UUID | None,
     reservation_id: uuid.UUID,
     accepted_at: datetime,
     history: list[Message] | None = None,
     member_limit: Decimal | Unread | None = UNREAD,
     fallbacks: list[ModelRate] | None = None,
+    api_key_id: uuid.UUID | None = None,
+    key_limit: Decimal | None = None,
 ) -> PreparedTurn:
     """The turn of an assistant message: its request (instructions, documents, history, tools), its
     payer and the rate every call of it is held and billed at. ``member_limit``: the sender's cap as
@@ -172,6 +179,8 @@ def assemble_turn(
         specialist_name=specialist.name,
         specialist_limit=specialist.monthly_credit_limit,
         member_limit=member_limit,
+        api_key_id=api_key_id,
+        key_limit=key_limit,
         session_id=session.pk,
         message_id=assistant_id,
     )
@@ -195,7 +204,6 @@ def assemble_turn(
 def start_turn(
     *,
     context: OrgContext,
-    user: User,
     specialist_id: uuid.UUID,
     message: str,
     session_id: uuid.UUID | None = None,
@@ -204,7 +212,8 @@ def start_turn(
     queued: bool = False,
 ) -> PreparedTurn:
     """Prepare: validates, creates the session and both messages, and holds the first call's worst
-    case. Any refusal (400/402/409) rolls all of it back."""
+    case. Any refusal (400/402/409) rolls all of it back. The sender is the context's caller: a
+    member, or an org API key (then the session's creator and the ledger's payer are the key)."""
     require_member(context)  # platform staff outside their orgs only read there (403)
     if not message or not message.strip():
         raise ValidationFailed("message", "This field may not be blank.")
@@ -213,7 +222,7 @@ def start_turn(
     specialist = specialist_of(context, specialist_id)
     workspace = workspace_of(context, workspace_id)
     if session_id is not None:
-        session = _session(context, user, session_id, specialist)
+        session = _session(context, session_id, specialist)
         if workspace is not None and session.workspace_id != workspace.pk:
             raise ValidationFailed("workspaceId", "This session belongs to another workspace.")
     else:
@@ -222,7 +231,7 @@ def start_turn(
                 organization=context.org,
                 specialist=specialist,
                 workspace=workspace,
-                created_by=user,
+                **context.creator(),
                 title=session_title(message),
                 message_count=2,
                 last_message_at=timezone.now(),
@@ -244,7 +253,13 @@ def start_turn(
             heartbeat_at=None if queued else now,
             reservation_id=reservation_id,
             # a queued turn runs later from what it was accepted with, whatever changes meanwhile
-            frozen_turn=snapshot.freeze(specialist=specialist, rates=[rate, *fallbacks], tools=tools, sender_id=user.pk)
+            frozen_turn=snapshot.freeze(
+                specialist=specialist,
+                rates=[rate, *fallbacks],
+                tools=tools,
+                sender_id=context.user_id,
+                sender_api_key_id=context.api_key_id,
+            )
             if queued
             else None,
             created_at=now + timedelta(microseconds=1),  # strictly after the user's message
@@ -269,11 +284,13 @@ def start_turn(
         tools=tools,
         user_message=user_message,
         assistant_id=assistant.pk,
-        user_id=user.pk,
+        user_id=context.user_id,
         reservation_id=reservation_id,
         accepted_at=assistant.created_at,
         history=None if session_id is not None else [user_message],  # a new session's history is this message
-        member_limit=caller_limit(context, user.pk),
+        member_limit=caller_limit(context, context.user_id),
+        api_key_id=context.api_key_id,
+        key_limit=context.api_key.monthly_credit_limit if context.api_key is not None else None,
         fallbacks=fallbacks,
     )
     with metrics.refused_turns_counted(provider=rate.provider, model=rate.model):  # a 402: the turn is refused
@@ -287,12 +304,17 @@ def start_turn(
 
 
 @transaction.atomic
-def start_completion(
-    *, org: Organization, user_id: uuid.UUID, provider: str, request: ProviderRequest, description: str
-) -> PreparedTurn:
-    """Prepare a model call outside a chat session (the specialist wizard): its hold (402 before
-    anything reaches the model)."""
-    payer = metering.Payer(org=org, user_id=user_id, member_limit=member_limit_of(org.pk, user_id))
+def start_completion(*, context: OrgContext, provider: str, request: ProviderRequest, description: str) -> PreparedTurn:
+    """Prepare a model call outside a chat session (the specialist wizard), billed to the caller (a
+    member, or an org API key): its hold (402 before anything reaches the model)."""
+    key = context.api_key
+    payer = metering.Payer(
+        org=context.org,
+        user_id=context.user_id,
+        member_limit=member_limit_of(context.org.pk, context.user_id),
+        api_key_id=key.pk if key is not None else None,
+        key_limit=key.monthly_credit_limit if key is not None else None,
+    )
     return PreparedTurn(
         payer=payer,
         provider=provider,

@@ -20,7 +20,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from accounts.auth import current_user
 from accounts.idempotency import IDEMPOTENCY_HEADER, run_idempotent
 from billing.errors import REFUSALS
 from chat import selectors, services, turns
@@ -46,6 +45,7 @@ from core.errors import (
     InvalidStateError,
     NotAcceptableError,
     NotFoundError,
+    PermissionDeniedError,
     RateLimitedError,
     ValidationFailed,
     error_response,
@@ -148,7 +148,6 @@ def start_send(
     def action() -> tuple[int, dict]:
         turn = turns.start_turn(
             context=principal.context,
-            user=principal.user,
             specialist_id=data["specialist_id"],
             message=data["message"],
             session_id=data.get("session_id"),
@@ -163,6 +162,7 @@ def start_send(
         return 202 if queued else 200, _sent_body(turn.session_id, turn.message_id, initial)
 
     (code, body), replayed = run_idempotent(
+        caller=principal.caller_id,
         user=principal.user,
         scope=f"{scope}:{principal.org.pk}",
         key=key,
@@ -179,7 +179,7 @@ class _SendView(OrgAPIView):
     scope = ""
 
     def _start(self, request: Request) -> SendResult:
-        check_chat(user_id=self.principal.user.pk, org_id=self.principal.org.pk)
+        check_chat(caller_id=self.principal.caller_id, org_id=self.principal.org.pk)
         serializer = SendSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return start_send(
@@ -251,8 +251,7 @@ def _prepare_stream(request: HttpRequest) -> HttpResponse | PreparedTurn:
     read needs none of its own: one statement, no BEGIN, no savepoint)."""
     try:
         principal = authenticate(bearer(request), org_header=request.headers.get("X-Org-Id"))
-        request.user = principal.user
-        check_chat(user_id=principal.user.pk, org_id=principal.org.pk)
+        check_chat(caller_id=principal.caller_id, org_id=principal.org.pk)
         body = Request(request, parsers=_body_parsers).data
         serializer = SendSerializer(data=body)
         serializer.is_valid(raise_exception=True)
@@ -322,7 +321,7 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
     errors = {"delete": (InvalidStateError,)}  # a turn still running in the session
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
-        queryset = selectors.readable_sessions(queryset, context=self.org_context, user=current_user(self.request))
+        queryset = selectors.readable_sessions(queryset, context=self.org_context)
         queryset = queryset.order_by("-created_at")
         if self.action == "retrieve":
             queryset = queryset.prefetch_related(selectors.messages_prefetch())
@@ -333,7 +332,7 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
 
     @extend_schema(summary="Delete a chat session (its owner or an admin)")
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.delete_session(context=self.org_context, user=current_user(request), session=self.get_object())
+        services.delete_session(context=self.org_context, session=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -354,16 +353,14 @@ class UploadView(OrgAPIView):
         session = None
         if serializer.validated_data.get("session_id"):
             session = (
-                selectors.readable_sessions(
-                    ChatSession.objects.for_org(self.org), context=self.org_context, user=current_user(request)
-                )
+                selectors.readable_sessions(ChatSession.objects.for_org(self.org), context=self.org_context)
                 .filter(pk=serializer.validated_data["session_id"])
                 .first()
             )
             if session is None:
                 raise ValidationFailed("sessionId", "Not found in this organization.")
         attachment = services.attach_upload(
-            org=self.org, user=current_user(request), upload=serializer.validated_data["file"], session=session
+            context=self.org_context, upload=serializer.validated_data["file"], session=session
         )
         return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
 
@@ -388,9 +385,9 @@ class SpecialistWizardView(OrgAPIView):
         serializer = WizardSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        result = draft_specialist(
-            org=self.org, user=current_user(request), brief=data["brief"], model=data.get("model") or None
-        )
+        if data["create"] and self.org_context.allowed_specialist_ids is not None:
+            raise PermissionDeniedError("An API key limited to some specialists cannot hire more.")
+        result = draft_specialist(context=self.org_context, brief=data["brief"], model=data.get("model") or None)
         if data["create"]:
             draft = WizardDraftSerializer(data=result.draft)
             draft.is_valid(raise_exception=True)
@@ -399,7 +396,7 @@ class SpecialistWizardView(OrgAPIView):
             fields = cast(specialist_services.SpecialistFields, values)  # the draft is a specialist's fields
             fields["tools"] = list(Tool.objects.for_org(self.org).filter(pk__in=tool_ids))
             specialist = specialist_services.create_specialist(
-                org=self.org, created_by=current_user(request), data=fields
+                org=self.org, created_by=self.org_context.user, data=fields
             )
             return Response(specialist_detail(specialist), status=status.HTTP_201_CREATED)
         usage = {"input_tokens": result.input_tokens, "output_tokens": result.output_tokens, "credits": result.credits}
@@ -416,7 +413,7 @@ class WorkspaceThreadsView(mixins.ListModelMixin, OrgViewSet):
         workspace = Workspace.objects.for_org(self.org).filter(pk=self.kwargs["pk"]).first()
         if workspace is None:
             raise NotFoundError
-        readable = selectors.readable_sessions(queryset, context=self.org_context, user=current_user(self.request))
+        readable = selectors.readable_sessions(queryset, context=self.org_context)
         return readable.filter(workspace=workspace).order_by("-created_at")
 
     @extend_schema(summary="The workspace's chats the caller may read")

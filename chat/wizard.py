@@ -10,14 +10,13 @@ from typing import Any
 
 from django.conf import settings
 
-from accounts.models import User
 from billing.models import ModelRate
 from chat.pipeline import complete
 from chat.providers import PROVIDERS
 from chat.providers.base import ChatMessage, ProviderRequest
 from core.errors import DomainError, ValidationFailed
 from mcps.models import Tool
-from orgs.models import Organization
+from orgs.context import OrgContext
 
 WIZARD_MAX_OUTPUT_TOKENS = 1500
 ATTEMPTS = 2
@@ -150,7 +149,9 @@ def _valid_draft(text: str, *, rate: ModelRate, tool_ids: set[str]) -> dict[str,
     }
 
 
-def draft_specialist(*, org: Organization, user: User, brief: str, model: str | None) -> WizardResult:
+def draft_specialist(*, context: OrgContext, brief: str, model: str | None) -> WizardResult:
+    """A specialist's draft from a brief, billed to the caller like a chat turn."""
+    org = context.org
     rate = choose_model(model)
     tools = list(Tool.objects.for_org(org).filter(enabled=True, connection__enabled=True).order_by("name"))
     tool_ids = [str(t.pk) for t in tools]
@@ -166,7 +167,7 @@ def draft_specialist(*, org: Organization, user: User, brief: str, model: str | 
             response_schema=schema,
         )
         result = complete(
-            org=org, provider=rate.provider, request=request, user_id=user.pk, description="Specialist wizard draft"
+            context=context, provider=rate.provider, request=request, description="Specialist wizard draft"
         )
         input_tokens += result.input_tokens
         output_tokens += result.output_tokens

@@ -95,7 +95,7 @@ def over_limit(rates: dict[str, str], *, what: str) -> float | None:
 
 
 class ScopedThrottle(BaseThrottle):
-    """Counts requests per authenticated user (or client IP) within a scope (DRF's throttle
+    """Counts requests per authenticated user or org API key (or client IP) within a scope (DRF's throttle
     interface, on ``over_limit``)."""
 
     scope = ""
@@ -112,7 +112,13 @@ class ScopedThrottle(BaseThrottle):
 
     def get_cache_key(self, request: Request, view: APIView | None) -> str:
         user = getattr(request, "user", None)
-        ident = str(user.pk) if user is not None and user.is_authenticated else self.get_ident(request)
+        key = getattr(user, "api_key", None)  # an org API key's caller (``orgs.principal.KeyCaller``)
+        if key is not None:
+            ident = f"key:{key.pk}"
+        elif user is not None and user.is_authenticated:
+            ident = str(user.pk)
+        else:
+            ident = self.get_ident(request)
         return f"throttle_{self.scope}_{ident}"
 
     def allow_request(self, request: Request, view: APIView | None) -> bool:
@@ -176,28 +182,29 @@ class MCPWriteThrottle(MCPSyncThrottle):
     scope = "mcp_write"
 
 
-def chat_wait(*, user_id: object, org_id: object) -> float | None:
-    """Chat sends (every road: SSE, async send, WebSocket frames), limited per user
-    (``THROTTLE_CHAT``) and per org (``THROTTLE_CHAT_ORG``), in one round trip: None, or the
-    seconds to wait."""
+def chat_wait(*, caller_id: object, org_id: object) -> float | None:
+    """Chat sends (every road: SSE, async send, WebSocket frames), limited per caller (a user, or
+    an org API key: ``THROTTLE_CHAT``) and per org (``THROTTLE_CHAT_ORG``), in one round trip:
+    None, or the seconds to wait."""
     rates = settings.THROTTLE_RATES
     return over_limit(
-        {f"throttle_chat_{user_id}": rates["chat"], f"throttle_chat_org_{org_id}": rates["chat_org"]},
+        {f"throttle_chat_{caller_id}": rates["chat"], f"throttle_chat_org_{org_id}": rates["chat_org"]},
         what="Throttle 'chat'",
     )
 
 
-def websocket_wait(*, user_id: object) -> float | None:
-    """WebSocket connections opened by one user (``THROTTLE_WEBSOCKET``): None, or the seconds to
-    wait. A client that reconnects in a loop is closed 4429 before its session is even read."""
+def websocket_wait(*, caller_id: object) -> float | None:
+    """WebSocket connections opened by one caller, a user or an org API key
+    (``THROTTLE_WEBSOCKET``): None, or the seconds to wait. A client that reconnects in a loop is
+    closed 4429 before its session is even read."""
     return over_limit(
-        {f"throttle_websocket_{user_id}": settings.THROTTLE_RATES["websocket"]}, what="Throttle 'websocket'"
+        {f"throttle_websocket_{caller_id}": settings.THROTTLE_RATES["websocket"]}, what="Throttle 'websocket'"
     )
 
 
-def check_chat(*, user_id: object, org_id: object) -> None:
+def check_chat(*, caller_id: object, org_id: object) -> None:
     """429 with ``Retry-After`` once the caller or their org has spent its chat rate."""
-    wait = chat_wait(user_id=user_id, org_id=org_id)
+    wait = chat_wait(caller_id=caller_id, org_id=org_id)
     if wait is not None:
         raise RateLimitedError(math.ceil(wait or 1))
 

@@ -21,6 +21,7 @@ from core.errors import DomainError
 from core.url_guard import UrlNotAllowedError
 from mcps.models import Connection
 from mcps.services import create_connection, set_specialist_tools, sync_connection
+from orgs.context import OrgContext
 from orgs.models import Membership, Organization, Role
 from specialists.models import Specialist
 from tasks.models import Project, Task
@@ -104,7 +105,12 @@ def seed_demo_content(*, org: Organization, owner: User) -> list[str]:
     )
     if not WorkspaceFile.objects.filter(workspace=workspace, filename=BUDGET_FILE).exists():
         upload = SimpleUploadedFile(BUDGET_FILE, BUDGET_TEXT.encode(), content_type="text/markdown")
-        add_file(workspace=workspace, user=owner, upload=upload)
+        membership = Membership.objects.get(organization=org, user=owner)
+        add_file(
+            context=OrgContext(org=org, membership=membership, is_staff=owner.is_staff),
+            workspace=workspace,
+            upload=upload,
+        )
     project, _ = Project.objects.get_or_create(
         organization=org, name="Q3 launch", defaults={"workspace": workspace, "created_by": owner}
     )

@@ -23,6 +23,7 @@ from django.utils import timezone
 from core.errors import RateLimitedError, TokenNotValidError, ValidationFailed
 from orgs.context import OrgContext, require_member, require_role
 from orgs.models import ApiKey, AuditEntry, Role
+from orgs.realtime import announce_api_key_revoked
 
 PREFIX_LENGTH = 8
 SECRET_LENGTH = 40  # ≥ 32 random characters: a sha256 of it cannot be reversed by guessing
@@ -119,6 +120,8 @@ def revoke_api_key(*, context: OrgContext, key: ApiKey) -> None:
         if updated:
             key.refresh_from_db(fields=["revoked_at"])
             _audit(context=context, action="api_key.revoked", key=key)
+            org_id, key_id = key.organization_id, key.pk
+            transaction.on_commit(lambda: announce_api_key_revoked(org_id=org_id, api_key_id=key_id))
 
 
 def find_api_key(raw: str) -> ApiKey | None:
@@ -149,7 +152,7 @@ def _org_specialists(context: OrgContext, specialist_ids: Sequence[uuid.UUID]) -
         found = {uuid.UUID(str(row[0])) for row in cursor.fetchall()}
     missing = [value for value in wanted if value not in found]
     if missing:
-        raise ValidationFailed("specialistIds", f"Not a specialist of this organization: {missing[0]}.")
+        raise ValidationFailed("specialistIds", "Not found in this organization.")
     return [str(value) for value in wanted]
 
 
@@ -171,4 +174,12 @@ def use_api_key(raw: str) -> ApiKey:
         stale = Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_PRECISION)
         ApiKey.objects.filter(stale, pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+    return key
+
+
+def usable_api_key(key_id: uuid.UUID) -> ApiKey | None:
+    """The key read again by id (an open WebSocket's recheck): None once revoked or expired."""
+    key = ApiKey.objects.select_related("organization").filter(pk=key_id, revoked_at__isnull=True).first()
+    if key is None or (key.expires_at is not None and key.expires_at <= timezone.now()):
+        return None
     return key

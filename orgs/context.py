@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import TypedDict
 
 from accounts.models import User
 from core import db
@@ -27,6 +28,13 @@ class NotAMemberError(DomainError):
     status = 403
     code = "not_a_member"
     default_detail = "You are not a member of this organization."
+
+
+class Creator(TypedDict):
+    """Who created a row: a member (``created_by``) or an org API key (``created_by_api_key``)."""
+
+    created_by: User | None
+    created_by_api_key: ApiKey | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +86,7 @@ class OrgContext:
             return created_by_api_key_id == self.api_key.pk
         return created_by_id is not None and created_by_id == self.user_id
 
-    def creator(self) -> dict[str, object]:
+    def creator(self) -> Creator:
         """The creator fields of a row the caller creates: their user, or their key."""
         return {"created_by": self.user, "created_by_api_key": self.api_key}
 

@@ -195,7 +195,7 @@ class PrincipalAuthentication(JWTAuthentication):
     views then place the caller with ``principal_for``/``principal_in`` (``orgs.api``). With an API
     key, ``request.user`` is a ``KeyCaller`` and ``request.auth`` the key."""
 
-    def authenticate(self, request: Request) -> tuple[Any, Any] | None:  # type: ignore[override]
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         raw = bearer(request)
         if raw is None:
             return None

@@ -32,10 +32,10 @@ class ProjectAdmin(OrgOwnedAdmin):
         if change:
             return services.update_project(project=stored(form), data=changed_values(form, services.PROJECT_FIELDS))  # type: ignore[arg-type]
         values = {key: data[key] for key in services.PROJECT_FIELDS if key in data}
-        return services.create_project(org=data["organization"], user=data["created_by"], data=values)  # type: ignore[arg-type]
+        return services.create_project(org=data["organization"], created_by=data["created_by"], data=values)  # type: ignore[arg-type]
 
     def service_delete(self, request, obj) -> None:
-        services.delete_project(context=operator_context(obj.organization), user=request.user, project=obj)
+        services.delete_project(context=operator_context(obj.organization), project=obj)
 
 
 class FailedFilter(admin.SimpleListFilter):
@@ -69,10 +69,10 @@ class TaskAdmin(OrgOwnedAdmin):
         if change:
             return services.update_task(task=stored(form), data=changed_values(form, services.TASK_FIELDS))  # type: ignore[arg-type]
         values = {key: data[key] for key in services.TASK_FIELDS if key in data}
-        return services.create_task(org=data["organization"], user=data["created_by"], data=values)  # type: ignore[arg-type]
+        return services.create_task(org=data["organization"], created_by=data["created_by"], data=values)  # type: ignore[arg-type]
 
     def service_delete(self, request, obj) -> None:
-        services.delete_task(context=operator_context(obj.organization), user=request.user, task=obj)
+        services.delete_task(context=operator_context(obj.organization), task=obj)
 
     def has_rerun_permission(self, request, obj=None) -> bool:
         """A run spends the org's credits: operators who may change tasks and manage credits."""
@@ -91,7 +91,7 @@ class TaskAdmin(OrgOwnedAdmin):
 
     def _rerun(self, task: Task, data, request) -> None:
         previous_error = task.error
-        run = services.start_task_run(context=operator_context(task.organization), user=request.user, task_id=task.pk)
+        run = services.start_task_run(context=operator_context(task.organization), task_id=task.pk)
         record(
             request,
             action="rerun_task",

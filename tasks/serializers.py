@@ -29,7 +29,7 @@ class TaskSerializer(serializers.ModelSerializer):
     assignee_user_id = serializers.UUIDField(read_only=True, allow_null=True)
     assignee_specialist_id = serializers.UUIDField(read_only=True, allow_null=True)
     session_id = serializers.UUIDField(read_only=True, allow_null=True)
-    created_by = serializers.UUIDField(source="created_by_id", read_only=True)
+    created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)  # null: an API key
     result = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
 

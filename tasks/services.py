@@ -14,7 +14,7 @@ from chat.models import Message
 from chat.turns import start_turn
 from core.errors import InvalidStateError, PermissionDeniedError, ValidationFailed
 from orgs.context import OrgContext
-from orgs.models import Membership, Organization, Role
+from orgs.models import ApiKey, Membership, Organization, Role
 from specialists.models import Specialist
 from tasks.jobs import finish_task_run, run_task_turn
 from tasks.models import Project, Task
@@ -58,14 +58,20 @@ TASK_FIELDS = (
 )
 
 
-def _require_creator_or_admin(context: OrgContext, user: User, owner_id: uuid.UUID) -> None:
-    if owner_id != user.pk and not context.has_role(Role.ADMIN):
+def _require_creator_or_admin(context: OrgContext, row: Project | Task) -> None:
+    """Its creator (a member, or the org API key that created it) or an admin."""
+    own = context.created(created_by_id=row.created_by_id, created_by_api_key_id=row.created_by_api_key_id)
+    if not own and not context.has_role(Role.ADMIN):
         raise PermissionDeniedError("Only its creator or an admin may delete this.")
 
 
-def create_project(*, org: Organization, user: User, data: ProjectFields) -> Project:
+def create_project(
+    *, org: Organization, data: ProjectFields, created_by: User | None, created_by_api_key: ApiKey | None = None
+) -> Project:
     values: dict[str, Any] = {k: v for k, v in data.items() if k in PROJECT_FIELDS}
-    return Project.objects.create(organization=org, created_by=user, **values)
+    return Project.objects.create(
+        organization=org, created_by=created_by, created_by_api_key=created_by_api_key, **values
+    )
 
 
 def update_project(*, project: Project, data: ProjectFields) -> Project:
@@ -76,8 +82,8 @@ def update_project(*, project: Project, data: ProjectFields) -> Project:
     return project
 
 
-def delete_project(*, context: OrgContext, user: User, project: Project) -> None:
-    _require_creator_or_admin(context, user, project.created_by_id)
+def delete_project(*, context: OrgContext, project: Project) -> None:
+    _require_creator_or_admin(context, project)
     project.delete()
 
 
@@ -100,11 +106,13 @@ def _check_new_assignees(org_id: uuid.UUID, values: TaskFields) -> None:
         raise ValidationFailed("assigneeSpecialistId", "Not found in this organization.")
 
 
-def create_task(*, org: Organization, user: User, data: TaskFields) -> Task:
+def create_task(
+    *, org: Organization, data: TaskFields, created_by: User | None, created_by_api_key: ApiKey | None = None
+) -> Task:
     _check_assignees(data)
     _check_new_assignees(org.pk, data)
     values: dict[str, Any] = {k: v for k, v in data.items() if k in TASK_FIELDS}
-    return Task.objects.create(organization=org, created_by=user, **values)
+    return Task.objects.create(organization=org, created_by=created_by, created_by_api_key=created_by_api_key, **values)
 
 
 def update_task(*, task: Task, data: TaskFields) -> Task:
@@ -125,8 +133,8 @@ def update_task(*, task: Task, data: TaskFields) -> Task:
     return task
 
 
-def delete_task(*, context: OrgContext, user: User, task: Task) -> None:
-    _require_creator_or_admin(context, user, task.created_by_id)
+def delete_task(*, context: OrgContext, task: Task) -> None:
+    _require_creator_or_admin(context, task)
     task.delete()
 
 
@@ -148,7 +156,7 @@ def task_prompt(task: Task) -> str:
 
 
 @transaction.atomic
-def start_task_run(*, context: OrgContext, user: User, task_id: uuid.UUID) -> TaskRun:
+def start_task_run(*, context: OrgContext, task_id: uuid.UUID) -> TaskRun:
     """Holds the turn's worst case (402 here, before anything is queued), queues the turn, and
     moves the task to in_progress."""
     task = (
@@ -160,7 +168,6 @@ def start_task_run(*, context: OrgContext, user: User, task_id: uuid.UUID) -> Ta
         raise InvalidStateError(f"A task that is {task.status} cannot be run.")
     turn = start_turn(
         context=context,
-        user=user,
         specialist_id=task.assignee_specialist_id,
         message=task_prompt(task),
         workspace_id=task.project.workspace_id if task.project else None,

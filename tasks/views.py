@@ -3,15 +3,14 @@ from __future__ import annotations
 import uuid
 
 import django_filters
-from django.db.models import Count
+from django.db.models import Count, Q, QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.auth import current_user
 from billing.errors import REFUSALS
-from core.errors import InvalidStateError
+from core.errors import InvalidStateError, ValidationFailed
 from core.filters import DateOrDateTimeFilter
 from core.views import validated_as
 from orgs.api import OrgViewSet
@@ -72,7 +71,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSe
     @extend_schema(request=ProjectWriteSerializer, responses={201: ProjectSerializer}, summary="Create a project")
     def create(self, request: Request) -> Response:
         project = services.create_project(
-            org=self.org, user=current_user(request), data=self._data(request, partial=False)
+            org=self.org, data=self._data(request, partial=False), **self.org_context.creator()
         )
         return Response(self._out(project), status=status.HTTP_201_CREATED)
 
@@ -84,7 +83,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSe
 
     @extend_schema(summary="Delete a project and its tasks (its creator or an admin)")
     def destroy(self, request: Request, pk: uuid.UUID) -> Response:
-        services.delete_project(context=self.org_context, user=current_user(request), project=self.get_object())
+        services.delete_project(context=self.org_context, project=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -105,14 +104,26 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
     ordering = ["-created_at"]
     ordering_fields = ["created_at", "updated_at", "due_date", "priority", "title"]
 
+    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+        """A key limited to some specialists sees no task assigned to another specialist."""
+        allowed = self.org_context.allowed_specialist_ids
+        if allowed is None:
+            return queryset
+        return queryset.filter(Q(assignee_specialist__isnull=True) | Q(assignee_specialist_id__in=allowed))
+
     def _data(self, request: Request, partial: bool) -> services.TaskFields:
         serializer = TaskWriteSerializer(data=request.data, partial=partial, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        return validated_as(serializer, services.TaskFields)
+        data = validated_as(serializer, services.TaskFields)
+        allowed = self.org_context.allowed_specialist_ids
+        specialist = data.get("assignee_specialist")
+        if allowed is not None and specialist is not None and specialist.pk not in allowed:
+            raise ValidationFailed("assigneeSpecialistId", "Not found in this organization.")
+        return data
 
     @extend_schema(request=TaskWriteSerializer, responses={201: TaskSerializer}, summary="Create a task")
     def create(self, request: Request) -> Response:
-        task = services.create_task(org=self.org, user=current_user(request), data=self._data(request, partial=False))
+        task = services.create_task(org=self.org, data=self._data(request, partial=False), **self.org_context.creator())
         return Response(TaskSerializer(task).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -124,7 +135,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
 
     @extend_schema(summary="Delete a task (its creator or an admin)")
     def destroy(self, request: Request, pk: uuid.UUID) -> Response:
-        services.delete_task(context=self.org_context, user=current_user(request), task=self.get_object())
+        services.delete_task(context=self.org_context, task=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -136,7 +147,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
     )
     def run(self, request: Request, pk: uuid.UUID) -> Response:
         task = self.get_object()
-        started = services.start_task_run(context=self.org_context, user=current_user(request), task_id=task.pk)
+        started = services.start_task_run(context=self.org_context, task_id=task.pk)
         body = {
             "task_id": started.task_id,
             "session_id": started.session_id,

@@ -28,14 +28,16 @@ class WorkspaceAdmin(OrgOwnedAdmin):
             workspace = stored(form)
             return services.update_workspace(
                 context=operator_context(workspace.organization),
-                user=request.user,
                 workspace=workspace,
                 data=changed_values(form, ("name", "description")),  # type: ignore[arg-type]
             )
         return services.create_workspace(
-            org=data["organization"], user=data["created_by"], name=data["name"], description=data["description"]
+            org=data["organization"],
+            created_by=data["created_by"],
+            name=data["name"],
+            description=data["description"],
         )
 
     def service_delete(self, request, obj) -> None:
         """Its files leave storage too, as through the API."""
-        services.delete_workspace(context=operator_context(obj.organization), user=request.user, workspace=obj)
+        services.delete_workspace(context=operator_context(obj.organization), workspace=obj)

@@ -6,7 +6,7 @@ from workspaces.models import Workspace, WorkspaceFile
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
-    created_by = serializers.UUIDField(source="created_by_id", read_only=True)
+    created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)  # null: an API key
     file_count = serializers.IntegerField(read_only=True)
     thread_count = serializers.IntegerField(read_only=True)
 
@@ -21,7 +21,7 @@ class WorkspaceWriteSerializer(serializers.Serializer):
 
 
 class WorkspaceFileSerializer(serializers.ModelSerializer):
-    uploaded_by = serializers.UUIDField(source="uploaded_by_id", read_only=True)
+    uploaded_by = serializers.UUIDField(source="uploaded_by_id", read_only=True, allow_null=True)  # null: an API key
     text_extracted = serializers.BooleanField(
         read_only=True,
         help_text="Whether the file's text is available to specialists: false for an image, an empty file, "

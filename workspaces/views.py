@@ -10,7 +10,6 @@ from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.auth import current_user
 from core.errors import NotFoundError, RateLimitedError
 from core.throttles import UploadThrottle
 from core.views import validated_as
@@ -66,7 +65,10 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
     def create(self, request: Request) -> Response:
         serializer = WorkspaceWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        workspace = services.create_workspace(org=self.org, user=current_user(request), **serializer.validated_data)
+        data = serializer.validated_data
+        workspace = services.create_workspace(
+            org=self.org, name=data["name"], description=data.get("description", ""), **self.org_context.creator()
+        )
         return Response(self._out(workspace), status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -78,7 +80,6 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
         serializer.is_valid(raise_exception=True)
         services.update_workspace(
             context=self.org_context,
-            user=current_user(request),
             workspace=workspace,
             data=validated_as(serializer, services.WorkspaceChanges),
         )
@@ -86,7 +87,7 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
 
     @extend_schema(summary="Delete a workspace (creator or admin); its files leave storage")
     def destroy(self, request: Request, pk: uuid.UUID) -> Response:
-        services.delete_workspace(context=self.org_context, user=current_user(request), workspace=self._workspace())
+        services.delete_workspace(context=self.org_context, workspace=self._workspace())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={200: WorkspaceFileSerializer(many=True)}, summary="The workspace's files")
@@ -105,7 +106,7 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
         serializer = FileUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         item = services.add_file(
-            workspace=workspace, user=current_user(request), upload=serializer.validated_data["file"]
+            context=self.org_context, workspace=workspace, upload=serializer.validated_data["file"]
         )
         return Response(WorkspaceFileSerializer(item).data, status=status.HTTP_201_CREATED)
 
@@ -115,7 +116,7 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
         item = WorkspaceFile.objects.filter(workspace=workspace, pk=file_id).select_related("workspace").first()
         if item is None:
             raise NotFoundError
-        services.delete_file(context=self.org_context, user=current_user(request), item=item)
+        services.delete_file(context=self.org_context, item=item)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def get_parsers(self):  # noqa: ANN201

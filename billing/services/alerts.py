@@ -79,7 +79,7 @@ def evaluate_alerts(*, org: Organization, account: CreditAccount) -> list[str]:
     return raised
 
 
-def acknowledge_alerts(*, org: Organization, user: User, alert_ids: list[uuid.UUID] | None, all_: bool) -> int:
+def acknowledge_alerts(*, org: Organization, user: User | None, alert_ids: list[uuid.UUID] | None, all_: bool) -> int:
     queryset = BudgetAlert.objects.for_org(org).filter(acknowledged_at__isnull=True)
     if not all_:
         queryset = queryset.filter(pk__in=alert_ids or [])

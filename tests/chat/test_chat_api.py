@@ -155,6 +155,7 @@ def test_sessions_members_see_their_own_admins_all(
         "specialistId",
         "workspaceId",
         "createdBy",
+        "apiKeyId",
         "createdAt",
         "updatedAt",
         "lastMessageAt",
@@ -249,7 +250,6 @@ def test_attachment_text_reaches_the_model(owner, org, specialist):
     context = OrgContext(org=org, membership=Membership.objects.get(user=owner), is_staff=False)
     turn = start_turn(
         context=context,
-        user=owner,
         specialist_id=specialist.pk,
         message="When?",
         attachment_ids=[uuid.UUID(attachment["id"])],
@@ -284,7 +284,7 @@ def test_history_is_trimmed_to_the_context_window(owner, org, specialist):
         Message.objects.create(session=session, role="user", content=f"old question {i} " + "x" * 400)
         Message.objects.create(session=session, role="assistant", content=f"old answer {i} " + "y" * 400)
     context = OrgContext(org=org, membership=Membership.objects.get(user=owner), is_staff=False)
-    turn = start_turn(context=context, user=owner, specialist_id=specialist.pk, message="newest", session_id=session.pk)
+    turn = start_turn(context=context, specialist_id=specialist.pk, message="newest", session_id=session.pk)
     contents = [m.content for m in turn.request.messages]
     assert contents[-1] == "newest"
     assert 1 < len(contents) < 21

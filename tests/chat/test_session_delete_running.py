@@ -37,14 +37,14 @@ def test_deleting_the_session_of_a_running_turn_is_refused_and_its_hold_stays(bu
     owner = owner_of(org)
     specialist = make_specialist(org, model="gpt-4o-mini", max_output_tokens=16000)
     CreditAccount.objects.filter(organization=org).update(balance=Decimal("1.5"))
-    first = turns.start_turn(context=_context(org, owner), user=owner, specialist_id=specialist.pk, message="a lot")
+    first = turns.start_turn(context=_context(org, owner), specialist_id=specialist.pk, message="a lot")
     response = client_for(owner).delete(f"/api/chat/sessions/{first.session_id}")
     assert_problem(response, 409, "invalid_state")
     assert ChatSession.objects.filter(pk=first.session_id).exists()
     run_upkeep()
     assert Reservation.objects.get(pk=first.reservation_id).status == "active"
     with pytest.raises(InsufficientCreditsError):  # the balance is still held for the running call
-        turns.start_turn(context=_context(org, owner), user=owner, specialist_id=specialist.pk, message="again")
+        turns.start_turn(context=_context(org, owner), specialist_id=specialist.pk, message="again")
     charge = turns.record_answer(first, turns.Totals(), Usage(50, 16000), "length")
     real = token_cost(
         input_tokens=50, output_tokens=16000, input_per_million=Decimal(15), output_per_million=Decimal(60)
@@ -81,7 +81,7 @@ def test_maintenance_keeps_a_vanished_messages_young_hold(bundled_data, settings
     org = make_org(name="Vanish Co")
     owner = owner_of(org)
     specialist = make_specialist(org, model="gpt-4o-mini")
-    turn = turns.start_turn(context=_context(org, owner), user=owner, specialist_id=specialist.pk, message="hi")
+    turn = turns.start_turn(context=_context(org, owner), specialist_id=specialist.pk, message="hi")
     Message.objects.filter(session_id=turn.session_id).delete()
     assert release_holds_of_ended_turns() == 0
     assert Reservation.objects.get(pk=turn.reservation_id).status == "active"

@@ -174,17 +174,16 @@ def build_world(label: str) -> World:
         },
     )
     workspace = workspace_services.create_workspace(
-        org=org, user=owner, name=f"{marker} workspace", description=f"{marker} description"
+        org=org, created_by=owner, name=f"{marker} workspace", description=f"{marker} description"
     )
     workspace_file = workspace_services.add_file(
-        workspace=workspace, user=owner, upload=_upload("notes.txt", f"{marker} workspace file")
+        context=context, workspace=workspace, upload=_upload("notes.txt", f"{marker} workspace file")
     )
     attachment = chat_services.attach_upload(
-        org=org, user=owner, upload=_upload("brief.txt", f"{marker} attachment"), session=None
+        context=context, upload=_upload("brief.txt", f"{marker} attachment"), session=None
     )
     turn = turns.start_turn(  # the session, both messages (the attachment on the first) and a hold
         context=context,
-        user=owner,
         specialist_id=specialist.pk,
         message=f"{marker} message",
         workspace_id=workspace.pk,
@@ -192,7 +191,7 @@ def build_world(label: str) -> World:
         queued=True,
     )
     session = ChatSession.objects.get(pk=turn.session_id)
-    chat_services.attach_upload(org=org, user=owner, upload=_upload("later.txt", f"{marker} later"), session=session)
+    chat_services.attach_upload(context=context, upload=_upload("later.txt", f"{marker} later"), session=session)
     save_artifact(
         org_id=org.pk,
         workspace_id=workspace.pk,
@@ -202,12 +201,16 @@ def build_world(label: str) -> World:
         content=f"{marker} artifact content",
     )
     project = task_services.create_project(
-        org=org, user=owner, data={"name": f"{marker} project", "description": marker, "workspace": workspace}
+        org=org, created_by=owner, data={"name": f"{marker} project", "description": marker, "workspace": workspace}
     )
     task = task_services.create_task(
-        org=org, user=owner, data={"title": f"{marker} task", "project": project, "assignee_specialist": specialist}
+        org=org,
+        created_by=owner,
+        data={"title": f"{marker} task", "project": project, "assignee_specialist": specialist},
     )
-    plain_task = task_services.create_task(org=org, user=owner, data={"title": f"{marker} plain", "project": project})
+    plain_task = task_services.create_task(
+        org=org, created_by=owner, data={"title": f"{marker} plain", "project": project}
+    )
     webhook = Webhook.objects.create(  # (as the connection: its URL would not pass the guard here)
         organization=org,
         url=UNREACHABLE_MCP,
@@ -730,6 +733,14 @@ BODY_CASES: list[BodyCase] = [
     BodyCase("/projects/{id}", "put", "workspaceId", Workspace, lambda h, v: {"workspaceId": v}, route_model=Project),
     *_task_cases("/tasks", "post", None),
     *_task_cases("/tasks/{id}", "put", Task),
+    BodyCase(
+        "/orgs/{orgId}/api-keys",
+        "post",
+        "specialistIds",
+        Specialist,
+        lambda h, v: {"name": "K", "specialistIds": v},
+        many=True,
+    ),
 ]
 # Body ids that name no org-owned object: credit packages are the platform's (and a grant is staff's).
 NOT_ORG_OWNED_BODY_IDS = {("/billing/credits/grant", "post", "packageId")}
@@ -778,6 +789,7 @@ def _values(case: BodyCase, home: World, foreign: World) -> Iterator[tuple[str, 
 
 def _body_request(client, case: BodyCase, home: World, value: Any):
     path = case.path.replace("{id}", str(home.own(case.route_model).pk)) if case.route_model else case.path
+    path = path.replace("{orgId}", str(home.org.pk))
     fmt = "multipart" if case.multipart else "json"
     # the stream answers errors before its first byte as problems; ask for JSON all the same
     return getattr(client, case.method)(path, case.build(home, value), format=fmt, HTTP_ACCEPT="application/json")
@@ -845,6 +857,7 @@ def schema_query_ids() -> list[tuple[str, str]]:
 
 
 QUERY_MODELS = {
+    "apiKeyId": ApiKey,
     "specialistId": Specialist,
     "workspaceId": Workspace,
     "projectId": Project,

@@ -129,7 +129,6 @@ def test_workspace_chat_gets_file_text_and_save_artifact(member, org, workspace)
     context = OrgContext(org=org, membership=Membership.objects.get(user=member, organization=org), is_staff=False)
     turn = start_turn(
         context=context,
-        user=member,
         specialist_id=specialist.pk,
         message="When?",
         workspace_id=uuid.UUID(workspace["id"]),
