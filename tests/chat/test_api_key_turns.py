@@ -53,7 +53,8 @@ def test_a_key_streams_a_turn_billed_to_the_key(daphne_server, fake_llm, bundled
     assert usage.api_key_id == key.pk
     assert [row["apiKeyId"] for row in ledger if row["kind"] == "usage"] == [str(key.pk)]
     session = ChatSession.objects.get(pk=session_id)
-    assert session.created_by_id is None and session.created_by_api_key_id == key.pk
+    assert session.created_by_id is None
+    assert session.created_by_api_key_id == key.pk
     # the owner's own session is not the member key's to read
     mine = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner, title="mine")
     with _client(daphne_server, secret) as client:
