@@ -9,7 +9,9 @@ on. Production runs ``manage.py db_worker`` processes and Redis instead."""
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import signal
 import sys
 import threading
@@ -20,11 +22,12 @@ from types import FrameType
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
+from django.db.models import Q
 from django.tasks.base import TaskResultStatus
 from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
-from django_tasks_db.models import DBTaskResult
+from django_tasks_db.models import DBTaskResult, get_date_max
 
 from chat.slots import DEFER_SECONDS, set_capacity
 from leancore.maintenance import ensure_scheduled
@@ -91,6 +94,8 @@ class WorkerPool:
             worker.run()
         except Exception:
             logger.exception("Worker %s stopped", worker.worker_id)
+        finally:
+            connections.close_all()  # this thread's (a batch worker returns holding one): back to the pool
 
     def run(self) -> None:
         """Runs until every worker stopped (a signal, or ``--batch`` with nothing left to do: a job
@@ -105,14 +110,30 @@ class WorkerPool:
                 return
             time.sleep(max(0.0, (due - timezone.now()).total_seconds()))
 
+    def _served(self) -> Q:
+        """The jobs this pool's workers take (their queues)."""
+        parts = []
+        for worker in self.workers:
+            mine = Q() if worker.process_all_queues else Q(queue_name__in=worker.queue_names)
+            if worker.excluded_queue_names:
+                mine &= ~Q(queue_name__in=worker.excluded_queue_names)
+            if not mine:
+                return Q()
+            parts.append(mine)
+        return functools.reduce(operator.or_, parts)
+
     def _deferred_due(self) -> datetime | None:
-        """In ``--batch``: when the next job put back for a moment (within DEFER_SECONDS) is due."""
+        """In ``--batch``: when the next job of this pool's queues is due: one put back for a moment
+        (within DEFER_SECONDS), or at once one that a job enqueued after its queue's workers had
+        stopped (a turn's webhook delivery)."""
         soon = timezone.now() + timedelta(seconds=2 * DEFER_SECONDS)
         ready = DBTaskResult.objects.filter(
-            status=TaskResultStatus.READY, backend_name=self.workers[0].backend_name, run_after__lte=soon
+            self._served(), status=TaskResultStatus.READY, backend_name=self.workers[0].backend_name
         )
         try:
-            return ready.order_by("run_after").values_list("run_after", flat=True).first()
+            if ready.filter(run_after=get_date_max()).exists():
+                return timezone.now()
+            return ready.filter(run_after__lte=soon).order_by("run_after").values_list("run_after", flat=True).first()
         finally:
             close_old_connections()
 

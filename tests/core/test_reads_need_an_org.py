@@ -13,7 +13,7 @@ from pathlib import Path
 from django.apps import apps
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ["accounts", "orgs", "billing", "specialists", "mcps", "workspaces", "files", "chat", "tasks"]
+APPS = ["accounts", "orgs", "webhooks", "billing", "specialists", "mcps", "workspaces", "files", "chat", "tasks"]
 
 
 def _modules() -> list[Path]:
@@ -37,6 +37,9 @@ def _modules() -> list[Path]:
             "mcps/client.py",
             "files/uploads.py",
             "tasks/jobs.py",
+            "webhooks/jobs.py",
+            "webhooks/outbox.py",
+            "chat/webhook_events.py",
         )
     ]
     return found
@@ -123,6 +126,12 @@ SPANS_ORGS = {
     ("billing/services/metering.py", "release_stale_reservations", "Reservation"): "maintenance over every org",
     ("billing/services/metering.py", "messages_with_open_holds", "Reservation"): "maintenance over every org's holds",
     ("chat/metering.py", "release_holds_of_ended_turns", "Message"): "maintenance over the turns that hold credits",
+    ("chat/webhook_events.py", "turn_failed", "ChatSession"): "the session of a message being failed, by its id",
+    ("webhooks/jobs.py", "org_of", "Delivery"): "a job's own delivery, by the id it carries",
+    ("webhooks/jobs.py", "begin_attempt", "Delivery"): "a job's own delivery, by the id it carries",
+    ("webhooks/jobs.py", "record_attempt", "Delivery"): "a job's own delivery, by the id it carries",
+    ("webhooks/jobs.py", "record_attempt", "Webhook"): "the webhook of a job's own delivery",
+    ("webhooks/jobs.py", "recover_stalled_deliveries", "Delivery"): "maintenance over every org's deliveries",
 }
 
 
