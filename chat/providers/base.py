@@ -190,8 +190,8 @@ class FirstByte:
         await self.deadline.__aenter__()
         return self
 
-    async def __aexit__(self, *exc: Any) -> bool | None:
-        return await self.deadline.__aexit__(*exc)
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.deadline.__aexit__(*exc)  # raises TimeoutError if the deadline passed
 
     def arrived(self) -> None:
         if self.deadline.when() is not None and not self.deadline.expired():
