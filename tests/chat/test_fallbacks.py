@@ -130,6 +130,11 @@ async def test_a_model_that_fails_twice_falls_back_and_each_attempt_is_held_and_
         assert Decimal(usage["credits"]) == expected
 
     await database_sync_to_async(check)()
+    session = await AsyncClient().get(
+        f"/api/chat/sessions/{events[0][1]['sessionId']}", headers={"authorization": f"Bearer {token}"}
+    )
+    models = [(m["role"], m["model"]) for m in json.loads(session.content)["messages"]]
+    assert models == [("user", None), ("assistant", BACKUP)]  # the message names the model that answered
 
 
 async def test_a_retry_on_the_same_model_needs_no_fallback(team, fake_llm, pauses):
