@@ -155,6 +155,14 @@ def test_mcp_tool_calls_are_counted_by_outcome(org, mcp_server):
         assert value(after, name, outcome=outcome) - value(before, name, outcome=outcome) == 1, outcome
 
 
+def test_a_turn_that_ended_with_a_402_was_refused_and_any_other_error_failed():
+    assert metrics.outcome_of("") == "completed"
+    for refusal in ("insufficient_credits", "budget_exhausted", "circuit_open"):
+        assert metrics.outcome_of(refusal) == "refused"
+    for failure in ("llm_unavailable", "client_disconnected", "service_unavailable", "no-such-code"):
+        assert metrics.outcome_of(failure) == "failed"
+
+
 @pytest.mark.usefixtures("metrics_on")
 def test_a_turn_s_end_is_counted_once():
     """A listener that leaves just after the turn was recorded: the turn stays completed."""

@@ -100,7 +100,11 @@ def test_one_scrape_adds_up_every_process_and_a_dead_one_leaves_only_its_counter
     watched = watched_session("Sockets", model="local")
     with connect(watched.socket_url(stack.url), open_timeout=30) as socket:
         deadline = time.monotonic() + 30
-        while not (open_sockets := per_process(directory, "gauge_livesum", "leancore_websocket_connections")):
+        # every process has the gauge (at 0): wait for the one that took the socket
+        while (
+            1
+            not in (open_sockets := per_process(directory, "gauge_livesum", "leancore_websocket_connections")).values()
+        ):
             assert time.monotonic() < deadline, "the socket is not counted"
             time.sleep(0.1)
         assert value(scrape(stack), "leancore_websocket_connections") == 1
