@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from chat import views
+from chat import send_views, views
 from core.routes import route
 
 urlpatterns = [
-    *route("api/chat/stream", views.chat_stream_endpoint, name="chat-stream"),
-    *route("api/chat/async", views.ChatAsyncView.as_view(), name="chat-async"),
+    *route("api/chat/stream", send_views.ChatStreamView.as_view(), name="chat-stream"),
+    *route("api/chat/async", send_views.ChatAsyncView.as_view(), name="chat-async"),
     *route("api/chat/upload", views.UploadView.as_view(), name="chat-upload"),
     *route("api/chat/sessions", views.SessionViewSet.as_view({"get": "list"}), name="chat-sessions"),
     *route(

@@ -36,6 +36,14 @@ ORG_HEADER_PARAMETER = OpenApiParameter(
 )
 
 
+def bind_log_context(principal: Principal) -> None:
+    """The caller's ids on the request's log lines: the org, and the user or the API key."""
+    if principal.api_key is not None:
+        log_context.bind(org_id=principal.org.pk, api_key_id=principal.api_key.pk)
+    else:
+        log_context.bind(org_id=principal.org.pk, user_id=principal.user.pk if principal.user else None)
+
+
 def _path_org_id(value: object) -> uuid.UUID:
     """The org id of the path (the routes' ``uuid`` converter parses it): anything else is 404."""
     if isinstance(value, uuid.UUID):
@@ -73,10 +81,7 @@ class OrgContextMixin(APIView):
         # Kept on the view: DRF hands some handlers (OPTIONS) a clone of the request.
         self._principal = request.principal = principal  # type: ignore[attr-defined]
         self._org_context = request.org_context = context  # type: ignore[attr-defined]  # read by body-id fields
-        if context.api_key is not None:  # on the request's log lines
-            log_context.bind(org_id=context.org.pk, api_key_id=context.api_key.pk)
-        else:
-            log_context.bind(org_id=context.org.pk, user_id=request.user.pk)
+        bind_log_context(principal)
         key = getattr(self, "action", None) or (request.method or "").lower()
         if key in self.people_only or "*" in self.people_only:
             context.refuse_for_keys("manage keys, memberships, roles, quotas or credits")

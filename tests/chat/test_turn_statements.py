@@ -10,7 +10,6 @@ import re
 
 import pytest
 from channels.db import database_sync_to_async
-from django.db.backends.utils import CursorWrapper
 from django.test import AsyncClient
 
 from accounts.services import issue_tokens
@@ -55,41 +54,8 @@ def _label(sql: str) -> str:
     return f"{sql.split(None, 1)[0]} {table.group(1) if table else '?'}"
 
 
-@pytest.fixture
-def everything(monkeypatch) -> list[str]:
-    """Every statement run through Django's cursors, transaction control included (psycopg sends
-    BEGIN and COMMIT itself: they are not here)."""
-    statements: list[str] = []
-    execute = CursorWrapper.execute
-
-    def recording(self, sql, params=None):
-        statements.append(sql if CONTROL.match(sql) else _label(sql))
-        return execute(self, sql, params)
-
-    monkeypatch.setattr(CursorWrapper, "execute", recording)
-    return statements
-
-
-class Counted:
-    """The statements counted (transaction control left out) of ``everything``."""
-
-    def __init__(self, everything: list[str]) -> None:
-        self.everything = everything
-
-    def clear(self) -> None:
-        self.everything.clear()
-
-    def snapshot(self) -> list[str]:
-        return [sql for sql in self.everything if not CONTROL.match(sql)]
-
-
-@pytest.fixture
-def recorded(everything) -> Counted:
-    return Counted(everything)
-
-
 async def _turn(
-    client: AsyncClient, token: str, specialist, recorded: Counted, session_id: str | None = None
+    client: AsyncClient, token: str, specialist, recorded, session_id: str | None = None
 ) -> tuple[list[str], str]:
     body = {"specialistId": str(specialist.pk), "message": "Plan our Q3 budget"}
     if session_id:
@@ -224,5 +190,5 @@ async def test_a_turn_hops_to_a_thread_once_per_phase_however_long_the_answer(
     assert text.count("event: delta") == deltas, text
     assert "event: done" in text
     ours = [name for name in thread_hops if "prepare" in name or "record" in name or "next_call" in name]
-    assert ours == ["_prepare_stream", "record_answer"], thread_hops
+    assert ours == ["ChatStreamView.prepare_stream", "record_answer"], thread_hops
     assert len(thread_hops) <= 6, thread_hops  # Django's own per-request signals are the rest, never one per token

@@ -20,9 +20,17 @@ from tests.servers import ROOT, Daphne, server_env
 
 def test_the_walkthrough_is_bash_blocks_between_the_markers():
     blocks = walkthrough.blocks()
-    assert len(blocks) == 5, blocks
+    assert len(blocks) == 6, blocks
     commands = "\n".join(blocks)
-    for needed in ("/auth/login", "/specialists", "/api/chat/stream", "/billing/credits/balance", "/api/chat/async"):
+    for needed in (
+        "/auth/login",
+        "/specialists",
+        "/api/chat/stream",
+        "/billing/credits/balance",
+        "/api/chat/async",
+        "/api-keys",
+        "/billing/usage/summary",
+    ):
         assert needed in commands
     assert "localhost:8000" not in commands  # every URL goes through BASE
     assert commands.count("127.0.0.1:8000") == 1
@@ -67,7 +75,7 @@ def test_the_readme_walkthrough_works_as_printed(demo_mcp_process, bundled_data)
         server.stop()
     output = done.stdout
     assert done.returncode == 0, output + done.stderr
-    login, specialists, stream, after, watched = walkthrough.steps(output)
+    login, specialists, stream, after, watched, keyed = walkthrough.steps(output)
     assert login == "", login
     names = [line.split("\t")[0] for line in specialists.splitlines()]
     assert sorted(names) == ["Ada", "Alan", "Grace"], specialists
@@ -106,3 +114,14 @@ def test_the_readme_walkthrough_works_as_printed(demo_mcp_process, bundled_data)
     result = next(frame["data"] for frame in frames if frame["event"] == "tool_result")
     assert result["result"] == "1250*12*1.08 = 16200", result
     assert re.fullmatch(r"closed 1000 ?", lines[-1]), watched  # the client closed after done and exited
+
+    # an org API key's turn: streamed, billed to the key, told apart in the summary
+    usage_line, summary = keyed.split("\n", 2)[1], keyed.split("\n", 2)[2]
+    assert keyed.startswith("event: usage\n"), keyed
+    key_usage = json.loads(usage_line.removeprefix("data: "))
+    assert Decimal(key_usage["credits"]) > 0
+    rows = [json.loads(line) for line in summary.splitlines() if line.startswith("{")]
+    by_key = {row["apiKeyId"] is not None: row for row in rows}
+    assert set(by_key) == {False, True}, rows
+    assert by_key[True]["calls"] == 1, rows
+    assert by_key[True]["credits"] == key_usage["credits"], rows

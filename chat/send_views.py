@@ -1,0 +1,206 @@
+"""The send endpoints: ``POST /api/chat/stream`` (the turn's events as Server-Sent Events) and
+``POST /api/chat/async`` (a worker runs it). Both send through ``chat.sending.send_message``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any, cast
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from djangorestframework_camel_case.util import camelize
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from accounts.idempotency import IDEMPOTENCY_HEADER
+from billing.errors import REFUSALS
+from chat.pipeline import TurnEvent, run_turn
+from chat.providers.base import ProviderError
+from chat.sending import SendResult, send_message
+from chat.serializers import SendSerializer, SentSerializer
+from chat.turns import PreparedTurn
+from core.db import release_connections
+from core.errors import (
+    IdempotencyKeyReusedError,
+    NotAcceptableError,
+    RateLimitedError,
+    error_response,
+    exception_handler,
+)
+from core.negotiation import accepts_any
+from mcps.services import MCPUnreachableError
+from orgs.api import OrgAPIView, bind_log_context
+from orgs.principal import authenticate, bearer
+from specialists.errors import SpecialistInactiveError
+
+SSE_DESCRIPTION = """Server-Sent Events, in this order: `session` {sessionId, userMessageId, messageId} →
+any number of `delta` {text}, `tool_call` {id, name, arguments, connectionId}, `tool_result`
+{id, result, isError, durationMs} → `usage` {inputTokens, outputTokens, credits, balance} → `done`
+{messageId, finishReason}. A failure after the stream started ends with `usage` (if anything was billed)
+and `error` {code, detail}. Every event carries an SSE `id:`. Refusals before the stream starts
+(400, 402, 403, 404, 409, 429) are ordinary problem+json responses. With an Idempotency-Key that was
+already used with the same body, the answer is 200 JSON {sessionId, messageId, status} instead of a second stream."""
+
+
+def sse_frame(seq: int, name: str, data: dict[str, Any]) -> bytes:
+    return f"id: {seq}\nevent: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def _sse_bytes(head: list[TurnEvent], events: AsyncGenerator[TurnEvent]) -> AsyncGenerator[bytes]:
+    seq = len(head)
+    async with aclosing(events):
+        # what came before the first output (the session, then that output): one write
+        if head:
+            yield b"".join(sse_frame(at, event.name, event.data) for at, event in enumerate(head, 1))
+        async for event in events:
+            seq += 1
+            yield sse_frame(seq, event.name, event.data)
+
+
+async def stream_turn(turn: PreparedTurn) -> HttpResponseBase:
+    """Runs the turn up to its first model output. A failure before any output (the provider is
+    down, a later refusal) is still an ordinary problem response; otherwise the events stream."""
+    events = run_turn(turn)
+    head: list[TurnEvent] = []
+    async for event in events:
+        head.append(event)
+        if event.name != "session":
+            break
+    if head and head[-1].error is not None:  # nothing streamed yet: the error's own status
+        await events.aclose()
+        return error_response(head[-1].error)
+    response = StreamingHttpResponse(_sse_bytes(head, events), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+class SendView(OrgAPIView):
+    """A send endpoint: the caller (a member or an org API key) sends a message to a specialist."""
+
+    errors = (SpecialistInactiveError, IdempotencyKeyReusedError, RateLimitedError, *REFUSALS)
+    queued = False
+    scope = ""
+
+    def send(self, request: Request) -> SendResult:
+        return send_message(
+            principal=self.principal,
+            body=request.data,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            scope=self.scope,
+            queued=self.queued,
+        )
+
+
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "description": "One Server-Sent Event; `data` is one line of JSON whose shape depends on `event`.",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string"},
+        "event": {"type": "string", "enum": ["session", "delta", "tool_call", "tool_result", "usage", "done", "error"]},
+        "data": {"type": "string"},
+    },
+}
+
+STREAM_MEDIA_TYPES = ("text/event-stream", "application/json", "application/problem+json")
+NOT_ACCEPTABLE = "This endpoint answers text/event-stream (or application/json, application/problem+json)."
+
+
+_body_parsers = [parser() for parser in api_settings.DEFAULT_PARSER_CLASSES]  # type: ignore[operator]  # classes, not names
+
+
+class ChatStreamView(SendView):
+    """An async view: ``as_view`` gives Django an async callable whose POST is ``post`` below (the
+    prepare phase in one thread hop, then the turn streams on the server's event loop, its record
+    phase one more hop at the end); every other method (OPTIONS, the 405s) is served by DRF like any
+    API view. The caller is resolved by the one way in (``orgs.principal.authenticate``: a token's
+    user and membership, or an org API key and its org, in one query)."""
+
+    errors = (*SendView.errors, NotAcceptableError, ProviderError, MCPUnreachableError)
+    scope = "chat-stream"
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        drf_view = super().as_view(**initkwargs)
+
+        async def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if request.method != "POST":
+                return cast(HttpResponseBase, await sync_to_async(drf_view)(request, *args, **kwargs))
+            return await cls(**initkwargs).post(request)
+
+        endpoint = cast(Any, view)  # what DRF's own as_view records, for the schema and the route checks
+        endpoint.cls, endpoint.initkwargs, endpoint.csrf_exempt = cls, initkwargs, True
+        return view
+
+    def prepare_stream(self, request: HttpRequest) -> HttpResponseBase | PreparedTurn:
+        """Prepare, in one thread hop: the caller, then the send (throttle, body, Idempotency-Key,
+        one transaction for the session, both messages and the first hold). Its connection is given
+        back before the stream starts: tokens flow without one held."""
+        try:
+            principal = authenticate(bearer(request), org_header=request.headers.get("X-Org-Id"))
+            bind_log_context(principal)
+            sent = send_message(
+                principal=principal,
+                body=Request(request, parsers=_body_parsers).data,
+                idempotency_key=request.headers.get("Idempotency-Key"),
+                scope=self.scope,
+                queued=False,
+            )
+            if sent.turn is None:
+                return JsonResponse(camelize(sent.body), status=sent.status)
+            return sent.turn
+        except Exception as exc:
+            return exception_handler(exc, {})
+        finally:
+            release_connections()
+
+    @extend_schema(
+        request=SendSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                SSE_EVENT_SCHEMA,
+                description=SSE_DESCRIPTION,
+                examples=[
+                    OpenApiExample(
+                        "A short turn",
+                        value='id: 1\nevent: session\ndata: {"sessionId":"…","userMessageId":"…","messageId":"…"}\n\n'
+                        'id: 2\nevent: delta\ndata: {"text":"Hello"}\n\n'
+                        'id: 3\nevent: usage\ndata: {"inputTokens":12,"outputTokens":3,"credits":"0.000018",'
+                        '"balance":"99.999982"}\n\n'
+                        'id: 4\nevent: done\ndata: {"messageId":"…","finishReason":"stop"}\n\n',
+                    )
+                ],
+            ),
+            (200, "application/json"): SentSerializer,
+        },
+        summary="Send a message and stream the specialist's answer (SSE)",
+    )
+    async def post(self, request: HttpRequest) -> HttpResponseBase:  # type: ignore[override]  # Django's request, async
+        if not accepts_any(request, STREAM_MEDIA_TYPES):
+            return error_response(NotAcceptableError(NOT_ACCEPTABLE))
+        prepared = await sync_to_async(self.prepare_stream)(request)
+        if isinstance(prepared, HttpResponseBase):
+            return prepared
+        return await stream_turn(prepared)
+
+
+class ChatAsyncView(SendView):
+    scope = "chat-async"
+    queued = True
+
+    @extend_schema(
+        request=SendSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={202: SentSerializer},
+        summary="Send a message; a worker runs the turn (watch it over the WebSocket or poll the session)",
+    )
+    def post(self, request: Request) -> Response:
+        sent = self.send(request)
+        return Response(sent.body, status=sent.status)
