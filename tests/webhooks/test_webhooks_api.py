@@ -3,7 +3,12 @@ another org's webhooks out of reach, the delivery log and the test ping (queued,
 
 from __future__ import annotations
 
+import json
+from io import StringIO
+
 import pytest
+from cryptography.fernet import Fernet
+from django.core.management import call_command
 from django_tasks_db.models import DBTaskResult
 
 from core.crypto import decrypt_json
@@ -196,3 +201,12 @@ def test_the_lists_are_paginated_newest_first_in_bounded_queries(
     assert page["count"] == 25
     assert len(page["results"]) == 20
     assert all(item["event"] == "ping" for item in page["results"])
+
+
+def test_a_new_field_key_takes_the_signing_secrets_over_too(org, admin, loopback, settings):
+    secret = _create(admin, org).json()["secret"]
+    new = Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEY = f"{new},{settings.FIELD_ENCRYPTION_KEY}"
+    call_command("rotate_field_key", stdout=StringIO())
+    stored = Webhook.objects.get().secret_encrypted.encode()
+    assert json.loads(Fernet(new.encode()).decrypt(stored)) == {"secret": secret}  # the new key alone reads it
