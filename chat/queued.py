@@ -1,6 +1,7 @@
 """A queued turn's prepare phase, for the worker that picks it up: the turn runs from what it was
-accepted with (``Message.frozen_turn``, ``chat.snapshot``), billed to the user who sent it, or
-fails ``queue_timeout`` if it waited longer than TURN_QUEUE_TIMEOUT."""
+accepted with (``Message.frozen_turn``, ``chat.snapshot``), billed to whoever sent it (a user, or the
+org API key it was started with, against that key's cap as it is now), or fails ``queue_timeout`` if it
+waited longer than TURN_QUEUE_TIMEOUT."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from billing.errors import BillingRefusal
 from billing.models import ModelRate, Reservation
 from chat import metering, snapshot
 from chat.errors import QueueTimeoutError
+from chat.inputs import key_limit_of
 from chat.models import Message
 from chat.services import fail_locked_turn, queue_cutoff
 from chat.tools import tool_plan
@@ -23,7 +25,7 @@ from core import metrics
 def _frozen(assistant: Message) -> snapshot.Thawed:
     """The turn as it was accepted. A turn queued before turns were frozen is frozen now from its
     first hold: the model and the two rates it pinned (with that model's provider and context
-    window), the specialist's other settings as they are, the sender the hold names."""
+    window), the specialist's other settings as they are, the sender the hold names (a user, or a key)."""
     if assistant.frozen_turn:
         return snapshot.thaw(assistant.frozen_turn)
     session = assistant.session
@@ -45,11 +47,13 @@ def _frozen(assistant: Message) -> snapshot.Thawed:
             active=True,
         )
         specialist.model = first.model  # an unsaved change: the turn calls the model it was held for
+    key_id = first.api_key_id if first is not None else None  # a key's turn has no user
     record = snapshot.freeze(
         specialist=specialist,
         rates=[rate],
         tools=tool_plan(specialist, in_workspace=bool(session.workspace_id)),
-        sender_id=(first.user_id if first is not None else None) or session.created_by_id,
+        sender_id=None if key_id else (first.user_id if first is not None else None) or session.created_by_id,
+        sender_api_key_id=key_id,
     )
     return snapshot.thaw(record)
 
@@ -90,6 +94,8 @@ def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
             user_message=user_message,
             assistant_id=assistant.pk,
             user_id=frozen.sender_id,
+            api_key_id=frozen.sender_api_key_id,
+            key_limit=key_limit_of(session.organization_id, frozen.sender_api_key_id),
             reservation_id=assistant.reservation_id,
             accepted_at=assistant.created_at,
             fallbacks=frozen.fallbacks,
