@@ -9,6 +9,8 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -100,3 +102,33 @@ def test_a_queued_keys_turn_is_held_against_the_keys_cap_as_it_is_now(org):
     with pytest.raises(BudgetExhaustedError) as info:  # its next call (a tool round) meets the key's cap
         metering.hold(turn.payer, turn.request, rate=turn.rate)
     assert info.value.extra["scope"] == "api_key_budget"
+
+
+@pytest.mark.django_db
+def test_a_capped_keys_turn_costs_one_statement_more(org):
+    """The key's cap comes with the key (no statement); only a capped key's hold reads its spend, in one
+    statement (usage and open holds together)."""
+    ModelRate.objects.create(
+        model="key-model",
+        provider="openai",
+        display_name="Key",
+        input_credits_per_million=Decimal("1000"),
+        output_credits_per_million=Decimal("2000"),
+        context_window=8000,
+        max_output_tokens=1000,
+    )
+    specialist = make_specialist(org, model="key-model", max_output_tokens=1000)
+    free, capped = new_key(org, cap=None), new_key(org, cap=Decimal(1000))
+    counts: dict[str, list[str]] = {}
+    for secret, _ in (free, capped, free, capped):  # the second round: everything warm
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        with CaptureQueriesContext(connection) as queries:
+            response = api.post("/api/chat/async", {"specialistId": str(specialist.pk), "message": "x"}, format="json")
+        assert response.status_code == 202, response.content
+        counts[secret] = [q["sql"] for q in queries.captured_queries]
+    assert len(counts[capped[0]]) == len(counts[free[0]]) + 1
+    extra = [sql for sql in counts[capped[0]] if "billing_ledgerentry" in sql and sql.startswith("SELECT")]
+    assert len(extra) == 1
+    assert "billing_reservation" in extra[0]  # usage and open holds in the one statement
+    assert "api_key_id" in extra[0]
