@@ -14,7 +14,7 @@ from billing.services import release_stale_reservations
 from chat.metering import release_holds_of_ended_turns
 from chat.services import fail_overdue_queued_turns, fail_stuck_turns
 from tasks.services import recover_failed_runs
-from webhooks.jobs import recover_stalled_deliveries
+from webhooks.jobs import purge_old_events, recover_stalled_deliveries
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ def run_upkeep() -> dict[str, int]:
         "released_reservations": release_holds_of_ended_turns() + release_stale_reservations(),
         "recovered_task_runs": recover_failed_runs(),
         "recovered_webhook_deliveries": recover_stalled_deliveries(),
+        "purged_webhook_events": purge_old_events(),
     }
 
 

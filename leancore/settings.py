@@ -460,6 +460,8 @@ WORKER_TURN_CONCURRENCY = max(1, env_int("WORKER_TURN_CONCURRENCY", 4))
 WEBHOOK_WORKER_CONCURRENCY = max(1, env_int("WEBHOOK_WORKER_CONCURRENCY", 4))
 WEBHOOK_TIMEOUT_SECONDS = float(env_str("WEBHOOK_TIMEOUT_SECONDS", "10"))
 WEBHOOK_RESPONSE_PREVIEW_BYTES = max(0, env_int("WEBHOOK_RESPONSE_PREVIEW_BYTES", 1024))
+# Events (their bodies and delivery logs) are kept this many days, then maintenance drops them.
+WEBHOOK_RETENTION_DAYS = max(1, env_int("WEBHOOK_RETENTION_DAYS", 30))
 
 # GET /metrics (Prometheus text) answers only with `Authorization: Bearer <METRICS_TOKEN>`; unset, it is a 404.
 METRICS_TOKEN = env_str("METRICS_TOKEN")

@@ -21,14 +21,15 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.tasks import task
 from django.utils import timezone
 
+from core import log_context
 from core.crypto import decrypt_json
 from core.db import in_thread
 from webhooks import sending
-from webhooks.models import PING, Delivery, DeliveryStatus, Webhook
+from webhooks.models import PING, Delivery, DeliveryStatus, Event, Webhook
 from webhooks.signing import signature
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ RETRY_DELAYS = (
 MAX_ATTEMPTS = 1 + len(RETRY_DELAYS)
 DEFER_SECONDS = 1.0  # how long a job over its org's share waits before it is tried again
 DEFERRED_PRIORITY = -1  # after the jobs of the same moment that were not put back
-STALLED_AFTER = timedelta(minutes=5)  # an attempt begun this long ago and still pending lost its worker
+STALLED_AFTER = timedelta(minutes=5)  # an attempt begun this long ago (or 4 timeouts) and still pending lost its worker
 LOST_AFTER = timedelta(minutes=15)  # an attempt due this long ago and never begun lost its job
 
 _lock = threading.Lock()
@@ -186,6 +187,7 @@ async def attempt_delivery(delivery_id: uuid.UUID) -> str:
     org_id = await in_thread(org_of)(delivery_id=delivery_id)
     if org_id is None:
         return "skipped"
+    log_context.bind(org_id=org_id)
     if not _admit(org_id):
         await in_thread(put_back)(delivery_id=delivery_id)
         return "deferred"
@@ -207,8 +209,10 @@ async def attempt_delivery(delivery_id: uuid.UUID) -> str:
 
 @task(queue_name=QUEUE)
 async def deliver_webhook(delivery_id: str) -> str:
-    """The job of one delivery attempt; its argument is the delivery's id as text (a job's are JSON)."""
-    return await attempt_delivery(uuid.UUID(delivery_id))
+    """The job of one delivery attempt; its argument is the delivery's id as text (a job's are JSON).
+    Its log lines carry its org's id, and only its own."""
+    with log_context.scope():
+        return await attempt_delivery(uuid.UUID(delivery_id))
 
 
 def recover_stalled_deliveries() -> int:
@@ -216,7 +220,8 @@ def recover_stalled_deliveries() -> int:
     (the endpoint may have had it: at least once) and is recorded failed, retried on the schedule; an
     attempt due more than LOST_AFTER ago and never begun lost its job, and gets one again."""
     now = timezone.now()
-    stalled = Delivery.objects.filter(status=DeliveryStatus.PENDING, sent_at__lt=now - STALLED_AFTER)
+    stall = max(STALLED_AFTER, timedelta(seconds=4 * settings.WEBHOOK_TIMEOUT_SECONDS))
+    stalled = Delivery.objects.filter(status=DeliveryStatus.PENDING, sent_at__lt=now - stall)
     recovered = 0
     for delivery_id in list(stalled.values_list("pk", flat=True)[:500]):
         lost = sending.Outcome(None, "The worker stopped during this attempt.")
@@ -230,3 +235,14 @@ def recover_stalled_deliveries() -> int:
             schedule(delivery)
         recovered += 1
     return recovered
+
+
+def purge_old_events() -> int:
+    """Maintenance: events older than WEBHOOK_RETENTION_DAYS go, with their delivery log, once none of
+    their attempts is pending (at most a thousand a run). Returns how many went."""
+    cutoff = timezone.now() - timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
+    pending = Delivery.objects.filter(event=OuterRef("pk"), status=DeliveryStatus.PENDING)
+    old = Event.objects.filter(created_at__lt=cutoff).exclude(Exists(pending)).order_by("created_at")
+    ids = list(old.values_list("pk", flat=True)[:1000])
+    Event.objects.filter(pk__in=ids).delete()
+    return len(ids)

@@ -61,7 +61,8 @@ def event_body(*, event_id: uuid.UUID, event_type: str, org_id: uuid.UUID, data:
         "org_id": str(org_id),
         "data": dict(data),
     }
-    return CamelCaseJSONRenderer().render(payload).decode()
+    rendered: bytes = CamelCaseJSONRenderer().render(payload)
+    return rendered.decode()
 
 
 def record_event(

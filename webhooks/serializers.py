@@ -37,13 +37,13 @@ class CreatedWebhookSerializer(WebhookSerializer):
         read_only_fields = fields
 
 
-def _events(**kwargs: object) -> serializers.ListField:
+def _events(*, required: bool = True) -> serializers.ListField:
     return serializers.ListField(
         child=serializers.ChoiceField(choices=EventType.choices),
         min_length=1,
         max_length=len(EventType.values),
         help_text="The events to send (at least one); a `ping` is sent on request whatever this says.",
-        **kwargs,
+        required=required,
     )
 
 

@@ -117,7 +117,7 @@ def send_ping(*, context: OrgContext, webhook: Webhook) -> Delivery:
     require_role(context, Role.ADMIN)
     with transaction.atomic():
         event = record_event(org_id=context.org.pk, event_type=PING, subject_id=None, data={}, webhook_ids=[webhook.pk])
-        return Delivery.objects.for_org(context.org).get(event=event, webhook=webhook)
+        return Delivery.objects.get(organization=context.org, event=event, webhook=webhook)
 
 
 def resend_delivery(*, context: OrgContext, delivery: Delivery) -> Delivery:

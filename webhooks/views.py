@@ -45,8 +45,7 @@ class WebhookWriteThrottle(MCPSyncThrottle):
 def deliveries_of(webhook: Webhook) -> QuerySet[Delivery]:
     """A webhook's delivery log, newest first, with each event's type (not its body)."""
     return (
-        Delivery.objects.for_org(webhook.organization_id)
-        .filter(webhook=webhook)
+        Delivery.objects.filter(organization_id=webhook.organization_id, webhook=webhook)
         .annotate(event_type=F("event__type"))
         .order_by("-created_at", "-attempt")
     )

@@ -22,6 +22,7 @@ def test_maintenance_releases_stale_holds_and_reschedules_itself(org):
         "released_reservations": 1,
         "recovered_task_runs": 0,
         "recovered_webhook_deliveries": 0,
+        "purged_webhook_events": 0,
     }
     assert CreditAccount.objects.get(organization=org).reserved == 0
     follow_up = DBTaskResult.objects.get(task_path=TASK_PATH)

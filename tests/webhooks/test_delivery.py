@@ -15,11 +15,11 @@ from django.db import transaction
 from django_tasks_db.models import DBTaskResult
 
 from billing import services as billing
-from core import url_guard
+from core import log_context, url_guard
 from tests.conftest import client_for, make_org, owner_of
 from tests.webhooks.conftest import admin_context, hook, run_webhook_jobs
 from tests.webhooks.receiver import Answer
-from webhooks import jobs, services
+from webhooks import jobs, sending, services
 from webhooks.jobs import QUEUE, RETRY_DELAYS
 from webhooks.models import Delivery, Event, Webhook
 
@@ -297,3 +297,21 @@ def test_the_alert_and_the_events_data_are_the_apis(receiver):
     assert by_type["alert.raised"]["data"] == client.get("/billing/alerts").json()["results"][0]
     assert all(item.verified for item in receiver.at("/alerts"))
     assert json.loads(Event.objects.get(type="alert.raised").body) == by_type["alert.raised"]
+
+
+def test_an_attempts_log_lines_carry_its_orgs_id(receiver, monkeypatch):
+    org = make_org(name="Logged")
+    hook(receiver, org, "/logged", ["credits.granted"])
+    _grant(org)
+    seen = []
+    post = sending.post
+
+    async def recording(**kwargs):
+        seen.append(log_context.fields())
+        return await post(**kwargs)
+
+    monkeypatch.setattr(sending, "post", recording)
+    before = log_context.fields()
+    assert run_webhook_jobs() == 1
+    assert seen == [{"orgId": str(org.pk)}]  # nothing of what ran before it here
+    assert log_context.fields() == before  # and nothing of it after

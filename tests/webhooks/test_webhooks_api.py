@@ -4,6 +4,8 @@ another org's webhooks out of reach, the delivery log and the test ping (queued,
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -14,7 +16,7 @@ from django_tasks_db.models import DBTaskResult
 from core.crypto import decrypt_json
 from orgs.models import AuditEntry, Role
 from tests.conftest import add_member, assert_problem, client_for, make_org, owner_of
-from webhooks.jobs import QUEUE
+from webhooks.jobs import QUEUE, purge_old_events
 from webhooks.models import Delivery, Event, Webhook
 
 pytestmark = pytest.mark.django_db
@@ -210,3 +212,16 @@ def test_a_new_field_key_takes_the_signing_secrets_over_too(org, admin, loopback
     call_command("rotate_field_key", stdout=StringIO())
     stored = Webhook.objects.get().secret_encrypted.encode()
     assert json.loads(Fernet(new.encode()).decrypt(stored)) == {"secret": secret}  # the new key alone reads it
+
+
+def test_old_events_go_with_their_log_unless_an_attempt_is_pending(org, admin, loopback, clock):
+    webhook_id = _create(admin, org).json()["id"]
+    done = admin.post(_path(org, webhook_id, "/test")).json()
+    waiting = admin.post(_path(org, webhook_id, "/test")).json()
+    Delivery.objects.filter(pk=done["id"]).update(status="delivered")
+    clock["at"] += timedelta(days=29)
+    assert purge_old_events() == 0  # kept WEBHOOK_RETENTION_DAYS (30)
+    clock["at"] += timedelta(days=2)
+    assert purge_old_events() == 1
+    assert list(Event.objects.values_list("pk", flat=True)) == [uuid.UUID(waiting["eventId"])]  # still pending
+    assert list(Delivery.objects.values_list("pk", flat=True)) == [uuid.UUID(waiting["id"])]
