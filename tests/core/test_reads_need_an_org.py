@@ -132,6 +132,8 @@ SPANS_ORGS = {
     ("webhooks/jobs.py", "record_attempt", "Delivery"): "a job's own delivery, by the id it carries",
     ("webhooks/jobs.py", "record_attempt", "Webhook"): "the webhook of a job's own delivery",
     ("webhooks/jobs.py", "recover_stalled_deliveries", "Delivery"): "maintenance over every org's deliveries",
+    ("webhooks/jobs.py", "purge_old_events", "Event"): "maintenance over every org's old events",
+    ("webhooks/jobs.py", "purge_old_events", "Delivery"): "the pending attempts of those events",
 }
 
 
