@@ -29,6 +29,7 @@ class TurnEvent:
     name: str
     data: dict[str, Any]
     error: DomainError | None = None  # an ``error`` event's error: its status and headers, for a transport
+    id: int = 0  # its SSE id within the turn (1, 2, 3, …), given by ``chat.replay.TurnLog``
 
 
 class CallState:

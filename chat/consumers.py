@@ -1,4 +1,5 @@
-"""WebSocket ``/ws/chat/sessions/{id}/``: every turn of the session, live; send messages too."""
+"""WebSocket ``/ws/chat/sessions/{id}/``: every turn of the session, live, each event once and in
+order (with its turn's ``messageId`` and ``id``); send messages, and resume a turn from an event id."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from rest_framework.exceptions import AuthenticationFailed, ValidationError
 from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.models import User
-from chat import turns
+from chat import replay, resume, turns
+from chat.calls import TurnEvent
 from chat.models import ChatSession
 from chat.pipeline import drain
-from chat.serializers import FrameSerializer
+from chat.serializers import FrameSerializer, ResumeFrameSerializer
 from core import metrics
 from core.errors import (
     NotAuthenticatedError,
@@ -50,7 +52,10 @@ MAX_FRAME_BYTES = 768 * 1024
 LAYER_TIMEOUT_SECONDS = 2.0
 
 
-FRAME_HINT = 'Send a JSON frame {"type": "message", "message": "…", "attachmentIds": [...]}.'
+FRAME_HINT = (
+    'Send a JSON frame {"type": "message", "message": "…", "attachmentIds": [...]} or '
+    '{"type": "resume", "messageId": "…", "after": <event id>}.'
+)
 
 
 class _Refused(Exception):
@@ -152,6 +157,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.group: str | None = None
+        self.sent: dict[str, int] = {}  # per turn, the id of the last event this socket sent
         self.turns: set[asyncio.Task] = set()
         self.watchers: list[asyncio.Task] = []
         protocols = list(self.scope.get("subprotocols") or [])
@@ -243,7 +249,11 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not self.group:
             return
-        if not isinstance(content, dict) or content.get("type") != "message":
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "resume":
+            await self._resume(content)
+            return
+        if kind != "message":
             await self._error(ValidationFailed.code, FRAME_HINT)
             return
         data = {"message": content.get("message")}
@@ -297,4 +307,63 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"event": "error", "data": {"code": code, "detail": detail, **(extra or {})}})
 
     async def chat_event(self, message: dict[str, Any]) -> None:
+        """One event without a turn's id: maintenance's ``error`` for a turn it failed."""
         await self.send_json({"event": message["event"], "data": message["data"]})
+
+    # --- a turn's events, each once and in order -------------------------------------------------
+    # ``self.sent`` holds, per turn this socket has sent events of (or was asked to resume), the id of
+    # the last one it sent. Live batches (``chat.replay``: written to the log before they are
+    # published) that skip ids are completed from the log; ids already sent are skipped.
+
+    async def chat_events(self, message: dict[str, Any]) -> None:
+        key = message["message_id"]
+        batch = [TurnEvent(name, data, id=seq) for seq, name, data in message["events"]]
+        sent = self.sent.get(key, 0)
+        if batch and batch[0].id > sent + 1:  # this socket has not had the turn's earlier events
+            try:
+                kept = await replay.store().read(key, after=sent)
+            except Exception as exc:  # the log is away: the live events still go out
+                logger.warning("Could not complete the events of %s from the log: %r", key, exc)
+                kept = None
+            if kept is not None and kept.events:
+                batch = [*kept.events, *(event for event in batch if event.id > kept.events[-1].id)]
+        await self._send_events(key, batch)
+
+    async def _resume(self, content: dict[str, Any]) -> None:
+        """A turn of this session: its kept events after ``after`` that this socket has not sent,
+        then (through the group) its live ones. A refusal is an ``error`` frame with the
+        ``messageId`` and no ``id``; the socket stays open."""
+        frame = ResumeFrameSerializer(data={"message_id": content.get("messageId"), "after": content.get("after", 0)})
+        if not frame.is_valid():
+            invalid = as_domain_error(ValidationError(frame.errors)) or ServerError()
+            await self._error(invalid.code, invalid.detail, invalid.extra)
+            return
+        message_id, after = frame.validated_data["message_id"], frame.validated_data["after"]
+        key = str(message_id)
+        try:
+            state = await database_sync_to_async(resume.readable_turn)(
+                context=self.principal.context, message_id=message_id, session_id=self.session.pk
+            )
+            replayed = await resume.replay_after(state=state, after=max(after, self.sent.get(key, 0)))
+        except Exception as exc:  # not this session's turn (404), its events expired (410), Redis away (503)
+            error = as_domain_error(exc)
+            if error is None:
+                logger.exception("Could not resume turn %s on a WebSocket", key)
+                error = ServerError()
+            refusal = {"code": error.code, "detail": error.detail}
+            await self.send_json({"event": "error", "data": refusal, "messageId": key})
+            return
+        self.sent[key] = max(after, self.sent.get(key, 0))
+        await self._send_events(key, replayed.events)
+
+    async def _send_events(self, key: str, events: list[TurnEvent]) -> None:
+        sent = self.sent.get(key, 0)
+        for event in events:
+            if event.id <= sent:
+                continue
+            await self.send_json({"event": event.name, "data": event.data, "messageId": key, "id": event.id})
+            sent = event.id
+            if event.name in replay.FINAL_EVENTS:  # the turn is over: nothing more of it will come
+                self.sent.pop(key, None)
+                return
+        self.sent[key] = sent

@@ -1,10 +1,11 @@
 """How a turn can end without an HTTP answer: its message fails with one of these codes (and its
 WebSocket watchers get it in the ``error`` frame). They are in the one registry of codes like every
-other; no HTTP response carries them, so no operation of the schema declares them."""
+other; no HTTP response carries them, so no operation of the schema declares them. Then the errors of
+reading a turn's kept events again (``GET /api/chat/messages/{id}/events``), which the schema lists."""
 
 from __future__ import annotations
 
-from core.errors import DomainError
+from core.errors import DomainError, ServiceUnavailableError
 
 
 class WorkerLostError(DomainError):
@@ -29,3 +30,22 @@ class QueueTimeoutError(DomainError):
     status = 503
     code = "queue_timeout"
     default_detail = "No worker started this turn in time. Nothing was billed; please send it again."
+
+
+class EventsExpiredError(DomainError):
+    """A turn's events are no longer kept: it ended more than STREAM_REPLAY_SECONDS ago (or the
+    events asked for were past the per-turn cap). The session's messages still hold its result."""
+
+    status = 410
+    code = "events_expired"
+    default_detail = (
+        "The events of this turn are no longer kept (they are kept for STREAM_REPLAY_SECONDS after it ends); "
+        "the session's messages hold its result."
+    )
+
+
+class ReplayUnavailableError(ServiceUnavailableError):
+    """The replay log (Redis) cannot be read, or what it kept of a turn is incomplete: no history is
+    answered rather than a wrong one."""
+
+    default_detail = "The kept events of this turn cannot be read right now. Try again shortly."

@@ -9,15 +9,14 @@ session, both messages and the first hold), then runs it here and only adapts th
   or, when the turn fails, bills what was produced and fails the message with the reason.
 
 Each database phase is one hop to a thread; nothing on the event loop waits on sync code while
-tokens flow. Events are published to the session's channel-layer group for WebSocket watchers.
+tokens flow. Events are numbered, kept for replay and published to the session's channel-layer group
+for WebSocket watchers in one place (``chat.replay.TurnLog``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import time
 import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -25,15 +24,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from billing.errors import BillingRefusal
-from chat import metering, turns
+from chat import metering, records, turns
 from chat.calls import CallState, InFlight, TurnEvent
 from chat.errors import ClientDisconnectedError
 from chat.fallbacks import call_model
 from chat.providers.base import ChatMessage, ProviderError, ProviderRequest
+from chat.replay import TurnLog
 from chat.tools import ToolContext, execute_tool
 from chat.turns import PreparedTurn, Totals
 from core import log_context
@@ -45,53 +44,12 @@ from orgs.context import OrgContext
 logger = logging.getLogger(__name__)
 
 MAX_ROUNDS = 8
-WATCHERS_RECHECK_SECONDS = 0.5
-PUBLISH_TIMEOUT_SECONDS = 1.0
-PUBLISH_BACKOFF_SECONDS = 5.0
-FINAL_EVENTS = frozenset({"done", "error"})
 
 
-class _Publisher:
-    """Publishes a turn's events to the session's group, for WebSocket watchers. Whether anyone
-    watches is asked when the turn starts and again every WATCHERS_RECHECK_SECONDS (a socket that
-    connects mid-turn sees the events from then on), not for every event. A channel layer that
-    fails or does not answer within PUBLISH_TIMEOUT_SECONDS (Redis is gone, or the loop is
-    overloaded) is left alone for PUBLISH_BACKOFF_SECONDS: the stream never waits on it for more
-    than one event in a while, and the turn's last events are always tried."""
-
-    def __init__(self, group: str) -> None:
-        self.group = group
-        self.layer = get_channel_layer() if group else None
-        self.asked_at = -math.inf
-        self.watched = True
-        self.resume_at = -math.inf
-
-    async def publish(self, event: TurnEvent) -> None:
-        if self.layer is None:
-            return
-        now = time.monotonic()
-        if not self.watched and now - self.asked_at < WATCHERS_RECHECK_SECONDS:
-            return  # nobody watched a moment ago: no timer, no round trip
-        if now < self.resume_at and event.name not in FINAL_EVENTS:
-            return
-        try:
-            async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
-                if time.monotonic() - self.asked_at >= WATCHERS_RECHECK_SECONDS:
-                    has_members = getattr(self.layer, "has_members", None)
-                    self.watched = True if has_members is None else await has_members(self.group)
-                    self.asked_at = time.monotonic()
-                if self.watched:
-                    message = {"type": "chat.event", "event": event.name, "data": event.data}
-                    await self.layer.group_send(self.group, message)
-        except Exception as exc:  # a watcher channel must never break or stall the turn
-            logger.warning("Events of %s not published for %s s: %r", self.group, PUBLISH_BACKOFF_SECONDS, exc)
-            self.resume_at = time.monotonic() + PUBLISH_BACKOFF_SECONDS
-
-
-_next_call = in_thread(turns.next_call)
+_settle_and_hold_next = in_thread(records.settle_and_hold_next)
 _beat = in_thread(turns.beat)
-_record_answer = in_thread(turns.record_answer)
-_record_failure = in_thread(turns.record_failure)
+_record_answer = in_thread(records.record_answer)
+_record_failure = in_thread(records.record_failure)
 _settle_alone = in_thread(metering.settle)
 
 
@@ -170,7 +128,7 @@ async def _phases(turn: PreparedTurn, totals: Totals, in_flight: InFlight) -> As
                 yield event
             # settle this call and hold the next (its input now includes the tool results)
             in_flight.next_hold = next_hold = uuid.uuid4()
-            charge, refusal = await _next_call(turn, state.usage, next_hold)
+            charge, refusal = await _settle_and_hold_next(turn, state.usage, next_hold)
             in_flight.state = in_flight.next_hold = None
             totals.add(state.usage, charge)
             if refusal is not None:  # the next call would overdraw: 402, nothing more is called
@@ -252,22 +210,31 @@ async def _recorded(turn: PreparedTurn, totals: Totals) -> AsyncGenerator[TurnEv
 
 
 async def run_turn(turn: PreparedTurn) -> AsyncGenerator[TurnEvent]:
-    """Yields the turn's events (and publishes each to the session group). A failure after the
-    start ends with ``usage`` (if anything was billed) and ``error``; the message is then failed."""
+    """Yields the turn's events, each with its id (``chat.replay.TurnLog``: kept for replay and
+    published to the session group). A failure after the start ends with ``usage`` (if anything was
+    billed) and ``error``; the message is then failed."""
     totals = Totals()
-    publisher = _Publisher(turn.group)
+    log = TurnLog(message_id=turn.message_id, group=turn.group)
     try:
         async with aclosing(_recorded(turn, totals)) as events:
             async for event in events:
-                await publisher.publish(event)
-                yield event
+                yield log.record(event)
+    except (asyncio.CancelledError, GeneratorExit):  # the listener left: its log still ends with the error
+        if not log.ended:
+            for event in _last_events(totals, ClientDisconnectedError()):
+                log.record(event)
+        raise
     except Exception as exc:
-        error = _error_of(exc)
-        last = [_usage_event(totals)] if totals.calls else []
-        last.append(TurnEvent("error", {"code": error.code, "detail": error.detail}, error))
-        for event in last:
-            await publisher.publish(event)
-            yield event
+        for event in _last_events(totals, _error_of(exc)):
+            yield log.record(event)
+    finally:
+        await log.flush()
+
+
+def _last_events(totals: Totals, error: DomainError) -> list[TurnEvent]:
+    last = [_usage_event(totals)] if totals.calls else []
+    last.append(TurnEvent("error", {"code": error.code, "detail": error.detail}, error))
+    return last
 
 
 async def drain(turn: PreparedTurn) -> str:

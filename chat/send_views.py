@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -52,20 +53,48 @@ def sse_frame(seq: int, name: str, data: dict[str, Any]) -> bytes:
 
 
 async def _sse_bytes(head: list[TurnEvent], events: AsyncGenerator[TurnEvent]) -> AsyncGenerator[bytes]:
-    seq = len(head)
     async with aclosing(events):
         # what came before the first output (the session, then that output): one write
         if head:
-            yield b"".join(sse_frame(at, event.name, event.data) for at, event in enumerate(head, 1))
+            yield b"".join(sse_frame(event.id, event.name, event.data) for event in head)
         async for event in events:
-            seq += 1
-            yield sse_frame(seq, event.name, event.data)
+            yield sse_frame(event.id, event.name, event.data)
 
 
-async def stream_turn(turn: PreparedTurn) -> HttpResponseBase:
+_detached: set[asyncio.Task[None]] = set()  # turns that run on without their client (onDisconnect "continue")
+
+
+async def _kept_running(events: AsyncGenerator[TurnEvent]) -> AsyncGenerator[TurnEvent]:
+    """The turn's events, from a task of its own: the turn runs to its end (recorded, billed in full,
+    its events kept for replay) even when this listener goes away; its lease is renewed as for any
+    live turn, so maintenance fails it if this process dies."""
+    queue: asyncio.Queue[TurnEvent | None] = asyncio.Queue()
+    listening = True
+
+    async def run() -> None:
+        try:
+            async with aclosing(events):
+                async for event in events:
+                    if listening:
+                        queue.put_nowait(event)
+        finally:
+            queue.put_nowait(None)
+
+    task = asyncio.create_task(run())
+    _detached.add(task)
+    task.add_done_callback(_detached.discard)
+    try:
+        while (event := await queue.get()) is not None:
+            yield event
+    finally:
+        listening = False
+
+
+async def stream_turn(turn: PreparedTurn, *, keep_running: bool = False) -> HttpResponseBase:
     """Runs the turn up to its first model output. A failure before any output (the provider is
-    down, a later refusal) is still an ordinary problem response; otherwise the events stream."""
-    events = run_turn(turn)
+    down, a later refusal) is still an ordinary problem response; otherwise the events stream.
+    ``keep_running``: the turn goes on if the client goes away (else it is cancelled)."""
+    events = _kept_running(run_turn(turn)) if keep_running else run_turn(turn)
     head: list[TurnEvent] = []
     async for event in events:
         head.append(event)
@@ -115,30 +144,40 @@ NOT_ACCEPTABLE = "This endpoint answers text/event-stream (or application/json, 
 _body_parsers = [parser() for parser in api_settings.DEFAULT_PARSER_CLASSES]  # type: ignore[operator]  # classes, not names
 
 
-class ChatStreamView(SendView):
-    """An async view: ``as_view`` gives Django an async callable whose POST is ``post`` below (the
-    prepare phase in one thread hop, then the turn streams on the server's event loop, its record
-    phase one more hop at the end); every other method (OPTIONS, the 405s) is served by DRF like any
-    API view. The caller is resolved by the one way in (``orgs.principal.authenticate``: a token's
-    user and membership, or an org API key and its org, in one query)."""
+class AsyncHandlers:
+    """For an org-aware view some of whose methods (``async_methods``) are async handlers of Django's
+    request: ``as_view`` gives Django an async callable that awaits them on the server's event loop
+    (HEAD is GET's); every other method (OPTIONS, the 405s) is served by DRF like any API view."""
 
-    errors = (*SendView.errors, NotAcceptableError, ProviderError, MCPUnreachableError)
-    scope = "chat-stream"
+    async_methods: frozenset[str] = frozenset()
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
-        drf_view = super().as_view(**initkwargs)
+        drf_view = super().as_view(**initkwargs)  # type: ignore[misc]  # DRF's, of the view this is mixed into
 
         async def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-            if request.method != "POST":
+            method = request.method or ""
+            if method not in cls.async_methods:
                 return cast(HttpResponseBase, await sync_to_async(drf_view)(request, *args, **kwargs))
-            return await cls(**initkwargs).post(request)
+            handler = getattr(cls(**initkwargs), "get" if method == "HEAD" else method.lower())
+            return cast(HttpResponseBase, await handler(request, *args, **kwargs))
 
         endpoint = cast(Any, view)  # what DRF's own as_view records, for the schema and the route checks
         endpoint.cls, endpoint.initkwargs, endpoint.csrf_exempt = cls, initkwargs, True
         return view
 
-    def prepare_stream(self, request: HttpRequest) -> HttpResponseBase | PreparedTurn:
+
+class ChatStreamView(AsyncHandlers, SendView):
+    """An async view (``AsyncHandlers``): its POST is ``post`` below (the prepare phase in one thread
+    hop, then the turn streams on the server's event loop, its record phase one more hop at the
+    end). The caller is resolved by the one way in (``orgs.principal.authenticate``: a token's user
+    and membership, or an org API key and its org, in one query)."""
+
+    errors = (*SendView.errors, NotAcceptableError, ProviderError, MCPUnreachableError)
+    scope = "chat-stream"
+    async_methods = frozenset({"POST"})
+
+    def prepare_stream(self, request: HttpRequest) -> HttpResponseBase | SendResult:
         """Prepare, in one thread hop: the caller, then the send (throttle, body, Idempotency-Key,
         one transaction for the session, both messages and the first hold). Its connection is given
         back before the stream starts: tokens flow without one held."""
@@ -154,7 +193,7 @@ class ChatStreamView(SendView):
             )
             if sent.turn is None:
                 return JsonResponse(camelize(sent.body), status=sent.status)
-            return sent.turn
+            return sent
         except Exception as exc:
             return exception_handler(exc, {})
         finally:
@@ -182,13 +221,14 @@ class ChatStreamView(SendView):
         },
         summary="Send a message and stream the specialist's answer (SSE)",
     )
-    async def post(self, request: HttpRequest) -> HttpResponseBase:  # type: ignore[override]  # Django's request, async
+    async def post(self, request: HttpRequest) -> HttpResponseBase:
         if not accepts_any(request, STREAM_MEDIA_TYPES):
             return error_response(NotAcceptableError(NOT_ACCEPTABLE))
-        prepared = await sync_to_async(self.prepare_stream)(request)
-        if isinstance(prepared, HttpResponseBase):
-            return prepared
-        return await stream_turn(prepared)
+        sent = await sync_to_async(self.prepare_stream)(request)
+        if isinstance(sent, HttpResponseBase):
+            return sent
+        assert sent.turn is not None  # a send that was not a repeat
+        return await stream_turn(sent.turn, keep_running=sent.keep_running)
 
 
 class ChatAsyncView(SendView):

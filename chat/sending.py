@@ -15,7 +15,7 @@ from accounts.models import IdempotencyRecord
 from chat import turns
 from chat.jobs import run_queued_turn
 from chat.models import Message
-from chat.serializers import SendBody, SendSerializer
+from chat.serializers import ON_DISCONNECT_CONTINUE, SendBody, SendSerializer
 from chat.turns import PreparedTurn
 from core.log_context import current_request_id
 from core.throttles import check_chat
@@ -30,6 +30,7 @@ class SendResult:
     status: int
     body: dict[str, str]
     turn: PreparedTurn | None
+    keep_running: bool = False  # onDisconnect "continue": a stream's turn goes on without its client
 
     @property
     def replayed(self) -> bool:
@@ -86,4 +87,9 @@ def send_message(
         action=action,
         replay=_replay,
     )
-    return SendResult(status=code, body=answer, turn=None if replayed or not started else started[0])
+    return SendResult(
+        status=code,
+        body=answer,
+        turn=None if replayed or not started else started[0],
+        keep_running=data["on_disconnect"] == ON_DISCONNECT_CONTINUE,
+    )

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Required, TypedDict
+from typing import Literal, Required, TypedDict
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -18,6 +18,10 @@ class SendBody(TypedDict, total=False):
     session_id: uuid.UUID | None
     workspace_id: uuid.UUID | None
     attachment_ids: list[uuid.UUID]
+    on_disconnect: Required[Literal["cancel", "continue"]]
+
+
+ON_DISCONNECT_CONTINUE = "continue"
 
 
 class SendSerializer(serializers.Serializer):
@@ -26,6 +30,13 @@ class SendSerializer(serializers.Serializer):
     session_id = serializers.UUIDField(required=False, allow_null=True)
     workspace_id = serializers.UUIDField(required=False, allow_null=True)
     attachment_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=20)
+    on_disconnect = serializers.ChoiceField(
+        choices=["cancel", ON_DISCONNECT_CONTINUE],
+        default="cancel",
+        help_text='The stream only. "cancel": a client that goes away stops the turn (the message fails with '
+        '`client_disconnected`). "continue": the turn runs to its end without the client, billed in full; resume '
+        "it with GET /api/chat/messages/{messageId}/events.",
+    )
 
 
 class FrameSerializer(SendSerializer):
@@ -35,6 +46,14 @@ class FrameSerializer(SendSerializer):
     specialist_id = None  # type: ignore[assignment]
     session_id = None  # type: ignore[assignment]
     workspace_id = None  # type: ignore[assignment]
+    on_disconnect = None  # type: ignore[assignment]  # a socket's turn runs on whether it stays or not
+
+
+class ResumeFrameSerializer(serializers.Serializer):
+    """A ``{"type": "resume", "messageId", "after"}`` frame: a turn's events after ``after``, then its live ones."""
+
+    message_id = serializers.UUIDField()
+    after = serializers.IntegerField(min_value=0, max_value=2**53, default=0)
 
 
 class SentSerializer(serializers.Serializer):

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
-from chat import send_views, views
+from chat import event_views, send_views, views
 from core.routes import route
 
 urlpatterns = [
     *route("api/chat/stream", send_views.ChatStreamView.as_view(), name="chat-stream"),
     *route("api/chat/async", send_views.ChatAsyncView.as_view(), name="chat-async"),
+    *route(
+        "api/chat/messages/<uuid:message_id>/events",
+        event_views.MessageEventsView.as_view(),
+        name="chat-message-events",
+    ),
     *route("api/chat/upload", views.UploadView.as_view(), name="chat-upload"),
     *route("api/chat/sessions", views.SessionViewSet.as_view({"get": "list"}), name="chat-sessions"),
     *route(

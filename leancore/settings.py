@@ -195,6 +195,7 @@ WHITENOISE_USE_FINDERS = True
 
 # --- Redis, cache and channel layer -------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
+REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "")  # deployments sharing one Redis keep apart
 if REDIS_URL:
     from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -223,7 +224,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "core.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env_str("REDIS_KEY_PREFIX", ""),  # deployments sharing one Redis keep apart
+            "KEY_PREFIX": REDIS_KEY_PREFIX,
             "OPTIONS": {
                 "pool_class": "core.cache.SharedConnectionPool",
                 "socket_connect_timeout": 1,  # a Redis that is gone fails fast (throttles fail open)
@@ -450,6 +451,10 @@ MAINTENANCE_INTERVAL_SECONDS = float(env_str("MAINTENANCE_INTERVAL_SECONDS", "60
 # seconds fails with `queue_timeout` and costs nothing (its hold is given back): the worker checks
 # when it picks the turn up, and maintenance fails those still waiting.
 TURN_QUEUE_TIMEOUT = float(env_str("TURN_QUEUE_TIMEOUT", "3600"))
+# Every event of a turn is kept (Redis with REDIS_URL, else in the process) from its start until
+# STREAM_REPLAY_SECONDS after it ends: GET /api/chat/messages/{id}/events and the WebSocket's
+# `resume` frame replay it; later, 410 `events_expired` (the session's messages hold the result).
+STREAM_REPLAY_SECONDS = max(1, env_int("STREAM_REPLAY_SECONDS", 600))
 # How many turns one worker process (`manage.py db_worker`) runs at once; while other orgs' turns
 # wait, one org's turns take at most half of them (at least one).
 WORKER_TURN_CONCURRENCY = max(1, env_int("WORKER_TURN_CONCURRENCY", 4))

@@ -1,0 +1,337 @@
+"""The replay log: every event of every turn, with its per-turn id (1, 2, 3, …), kept from the
+turn's start until STREAM_REPLAY_SECONDS after it ends, where every server process can read it.
+
+``TurnLog`` is the one place a turn's events get their ids. It writes them to the log and then
+hands the same batch to the session's channel-layer group (WebSocket watchers): whatever a watcher
+sees live is already in the log, so a reader that fills a gap from the log always finds it there.
+Writes are batched (one Redis round trip per FLUSH_SECONDS of events, not per event) and never
+delay the turn: its own stream yields each event at once; only its end waits for the last batch.
+
+The log is Redis Streams when ``REDIS_URL`` is set (one stream per assistant message, entry id
+``<event id>-0``, capped at MAX_EVENTS_PER_TURN and expiring), else a store in this process (the
+single-process quick start). A write that fails leaves the rest of that turn's events out of the
+log (it stays a gapless prefix): the turn itself goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from chat.calls import TurnEvent
+from chat.errors import ReplayUnavailableError
+
+logger = logging.getLogger(__name__)
+
+FINAL_EVENTS = frozenset({"done", "error"})
+FLUSH_SECONDS = 0.05  # a turn's events are written (and fanned out) at most this long after they happen
+MAX_EVENTS_PER_TURN = 10_000  # the oldest are dropped past this (a resume before them is 410)
+WRITE_TIMEOUT_SECONDS = 1.0  # a log or a channel layer slower than this is given up for the batch
+PUBLISH_BACKOFF_SECONDS = 5.0  # a channel layer that failed is left alone this long (final events still go)
+WATCHERS_RECHECK_SECONDS = 0.5  # whether anyone watches the session is asked this often, not per batch
+SWEEP_SECONDS = 10.0  # the in-process store drops expired turns at most this often
+CHAT_EVENTS = "chat.events"  # the group message of a batch: {"message_id", "events": [[id, name, data], …]}
+
+
+def kept_seconds(*, ended: bool) -> int:
+    """How long a turn's log lives after its last write: STREAM_REPLAY_SECONDS once it ended; while
+    it runs, longer by a lease (a turn is never silent that long: its process would be lost)."""
+    window = settings.STREAM_REPLAY_SECONDS
+    return window if ended else window + math.ceil(settings.TURN_LEASE_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """What the log holds of a turn: its first and last kept ids, whether its last event is final,
+    and its events after the id asked for."""
+
+    first_id: int
+    last_id: int
+    ended: bool
+    events: list[TurnEvent]
+
+
+class ReplayStore(Protocol):
+    async def append(self, key: str, events: Sequence[TurnEvent], *, ended: bool) -> None: ...
+
+    async def read(self, key: str, *, after: int) -> Kept | None:
+        """None: nothing is kept of that turn (not started, expired, or never written)."""
+
+    async def wait(self, key: str, *, after: int, seconds: float) -> list[TurnEvent]:
+        """The events after ``after`` as soon as there are any, else [] after ``seconds``."""
+
+
+# --- Redis Streams ---------------------------------------------------------------------------
+
+
+def _event_of(entry_id: bytes | str, fields: dict[Any, Any]) -> TurnEvent:
+    seq = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).partition("-")[0])
+    name = fields.get(b"e", fields.get("e", b""))
+    data = fields.get(b"d", fields.get("d", b"{}"))
+    return TurnEvent(name.decode() if isinstance(name, bytes) else name, json.loads(data), id=seq)
+
+
+def _channel_layer_redis() -> Any:
+    """A Redis client of this event loop: the channel layer's (channels_redis keeps one pool per
+    loop and closes it with the loop), so the log adds no connection of its own."""
+    connection = getattr(get_channel_layer(), "connection", None)
+    if connection is None:
+        raise ReplayUnavailableError("REDIS_URL is set but the channel layer is not Redis.")
+    return connection(0)
+
+
+class RedisStore:
+    """One stream per turn; its entry ids are the event ids (``<id>-0``), so a batch written twice
+    is refused by Redis rather than kept twice."""
+
+    def __init__(self, redis: Callable[[], Any] = _channel_layer_redis, prefix: str = "") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def key(self, key: str) -> str:
+        return f"{self.prefix}replay:{key}"
+
+    async def append(self, key: str, events: Sequence[TurnEvent], *, ended: bool) -> None:
+        name = self.key(key)
+        pipe = self.redis().pipeline(transaction=False)
+        for event in events:
+            fields = {"e": event.name, "d": json.dumps(event.data, separators=(",", ":"))}
+            pipe.xadd(name, fields, id=f"{event.id}-0", maxlen=MAX_EVENTS_PER_TURN, approximate=True)
+        pipe.expire(name, kept_seconds(ended=ended))
+        await pipe.execute()
+
+    async def read(self, key: str, *, after: int) -> Kept | None:
+        name = self.key(key)
+        try:
+            pipe = self.redis().pipeline(transaction=True)  # one moment's view: the last id and what follows agree
+            pipe.xrange(name, "-", "+", count=1)
+            pipe.xrevrange(name, "+", "-", count=1)
+            pipe.xrange(name, f"{after + 1}-0", "+")
+            first, last, rest = await pipe.execute()
+        except Exception as exc:
+            raise ReplayUnavailableError from exc
+        if not first or not last:
+            return None
+        first_event, last_event = _event_of(*first[0]), _event_of(*last[0])
+        return Kept(
+            first_id=first_event.id,
+            last_id=last_event.id,
+            ended=last_event.name in FINAL_EVENTS,
+            events=[_event_of(*entry) for entry in rest],
+        )
+
+    async def wait(self, key: str, *, after: int, seconds: float) -> list[TurnEvent]:
+        name = self.key(key)
+        try:  # blocks on a key that does not exist yet too (a queued turn's)
+            found = await self.redis().xread({name: f"{after}-0"}, block=max(1, int(seconds * 1000)))
+        except Exception as exc:
+            raise ReplayUnavailableError from exc
+        return [_event_of(*entry) for entry in _entries(found)]
+
+
+def _entries(found: Any) -> list[Any]:
+    """The entries of one stream in an XREAD reply: ``[[name, entries]]`` (RESP2) or
+    ``{name: [entries]}`` (RESP3); nothing when the block timed out."""
+    if not found:
+        return []
+    if isinstance(found, dict):
+        return list(next(iter(found.values()))[0])
+    return list(found[0][1])
+
+
+# --- In this process ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Turn:
+    events: list[TurnEvent] = field(default_factory=list)
+    expires_at: float = math.inf
+
+
+class MemoryStore:
+    """The log in this process (no Redis): readable by every thread of it (the embedded worker's
+    turns included), not by other processes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._turns: dict[str, _Turn] = {}
+        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
+        self._swept_at = time.monotonic()
+
+    def _sweep(self, now: float) -> None:
+        if now - self._swept_at >= SWEEP_SECONDS:
+            self._swept_at = now
+            for gone in [key for key, turn in self._turns.items() if turn.expires_at <= now]:
+                del self._turns[gone]
+
+    def _alive(self, key: str, now: float) -> _Turn | None:
+        turn = self._turns.get(key)
+        return turn if turn is not None and turn.expires_at > now else None
+
+    async def append(self, key: str, events: Sequence[TurnEvent], *, ended: bool) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._sweep(now)
+            turn = self._turns.setdefault(key, _Turn())
+            turn.events.extend(events)
+            del turn.events[:-MAX_EVENTS_PER_TURN]
+            turn.expires_at = now + kept_seconds(ended=ended)
+            waiters = self._waiters.pop(key, [])
+        for loop, waiter in waiters:
+            loop.call_soon_threadsafe(_wake, waiter)
+
+    def _after(self, turn: _Turn | None, after: int) -> list[TurnEvent]:
+        if turn is None or not turn.events:
+            return []
+        return turn.events[max(0, after - turn.events[0].id + 1) :]
+
+    async def read(self, key: str, *, after: int) -> Kept | None:
+        with self._lock:
+            turn = self._alive(key, time.monotonic())
+            if turn is None or not turn.events:
+                return None
+            first, last = turn.events[0], turn.events[-1]
+            return Kept(first.id, last.id, last.name in FINAL_EVENTS, self._after(turn, after))
+
+    async def wait(self, key: str, *, after: int, seconds: float) -> list[TurnEvent]:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            found = self._after(self._alive(key, time.monotonic()), after)
+            if found:
+                return found
+            self._waiters.setdefault(key, []).append((loop, waiter))
+        try:
+            await asyncio.wait_for(waiter, seconds)
+        except TimeoutError:
+            with self._lock:
+                waiting = self._waiters.get(key, [])
+                if (loop, waiter) in waiting:
+                    waiting.remove((loop, waiter))
+                if not waiting:
+                    self._waiters.pop(key, None)
+            return []
+        with self._lock:
+            return self._after(self._alive(key, time.monotonic()), after)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+_memory = MemoryStore()
+
+
+def store() -> ReplayStore:
+    """The log every process of this deployment reads: Redis with ``REDIS_URL``, else this process's."""
+    if settings.REDIS_URL:
+        return RedisStore(prefix=settings.REDIS_KEY_PREFIX)
+    return _memory
+
+
+# --- Writing a turn's events ---------------------------------------------------------------------
+
+
+class _Watchers:
+    """The live fan-out to the session's channel-layer group. Whether anyone watches is asked at
+    most every WATCHERS_RECHECK_SECONDS (and always for a turn's last batch); a layer that fails or
+    does not answer within WRITE_TIMEOUT_SECONDS is left alone for PUBLISH_BACKOFF_SECONDS, except
+    for the turn's last batch."""
+
+    def __init__(self, group: str, message_id: str) -> None:
+        self.group = group
+        self.message_id = message_id
+        self.layer = get_channel_layer() if group else None
+        self.asked_at = -math.inf
+        self.watched = True
+        self.resume_at = -math.inf
+
+    async def send(self, batch: list[TurnEvent], *, final: bool) -> None:
+        if self.layer is None:
+            return
+        now = time.monotonic()
+        due = final or now - self.asked_at >= WATCHERS_RECHECK_SECONDS
+        if (not self.watched and not due) or (now < self.resume_at and not final):
+            return  # nobody watched a moment ago (no round trip), or the layer is being left alone
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+                if due:
+                    has_members = getattr(self.layer, "has_members", None)
+                    self.watched = True if has_members is None else await has_members(self.group)
+                    self.asked_at = time.monotonic()
+                if self.watched:
+                    events = [[event.id, event.name, event.data] for event in batch]
+                    message = {"type": CHAT_EVENTS, "message_id": self.message_id, "events": events}
+                    await self.layer.group_send(self.group, message)
+        except Exception as exc:  # a watcher channel must never break or stall the turn
+            logger.warning("Events of %s not published for %s s: %r", self.group, PUBLISH_BACKOFF_SECONDS, exc)
+            self.resume_at = time.monotonic() + PUBLISH_BACKOFF_SECONDS
+
+
+class TurnLog:
+    """A turn's events: numbered here (``record``, at once), then written to the replay log and
+    fanned out to the session's watchers in batches, in order (a batch waits for the one before it).
+    ``flush`` writes what is left; the turn awaits it once, at its end."""
+
+    def __init__(self, *, message_id: object, group: str, replay: ReplayStore | None = None) -> None:
+        self.key = str(message_id) if message_id is not None else ""
+        self.replay = (replay or store()) if self.key else None
+        self.watchers = _Watchers(group, self.key)
+        self.seq = 0
+        self.last_name = ""
+        self.pending: list[TurnEvent] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.writing: asyncio.Future[None] | None = None
+
+    @property
+    def ended(self) -> bool:
+        """Whether the turn's last event (``done`` or ``error``) was recorded."""
+        return self.last_name in FINAL_EVENTS
+
+    def record(self, event: TurnEvent) -> TurnEvent:
+        """The event with its id; written and fanned out within FLUSH_SECONDS."""
+        self.seq += 1
+        self.last_name = event.name
+        numbered = replace(event, id=self.seq)
+        self.pending.append(numbered)
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._flush)
+        return numbered
+
+    def _flush(self) -> asyncio.Future[None]:
+        self.timer = None
+        batch, self.pending = self.pending, []
+        self.writing = asyncio.ensure_future(self._write(batch, self.writing))
+        return self.writing
+
+    async def _write(self, batch: list[TurnEvent], before: asyncio.Future[None] | None) -> None:
+        if before is not None:
+            await before  # never raises: batches go out in order
+        if not batch:
+            return
+        final = batch[-1].name in FINAL_EVENTS
+        if self.replay is not None:
+            try:
+                async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+                    await self.replay.append(self.key, batch, ended=final)
+            except Exception as exc:  # the log degrades, the turn does not: nothing more of it is kept
+                logger.warning("Turn %s: events from %s on not kept for replay: %r", self.key, batch[0].id, exc)
+                self.replay = None
+        await self.watchers.send(batch, final=final)
+
+    async def flush(self) -> None:
+        """Writes the events not written yet and waits for them (the turn's end awaits it once)."""
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.pending or self.writing is not None:
+            await asyncio.shield(self._flush())
