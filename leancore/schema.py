@@ -577,7 +577,10 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
         "before its first output is retried once, then the specialist's `fallbackModels` are tried (a "
         "`fallback` event each); when every model failed before the stream started: 502 `llm_unavailable`. "
         "If the client disconnects, "
-        "the model call is cancelled, what was produced is billed once and the message ends `failed`. With an "
+        "the model call is cancelled, what was produced is billed once and the message ends `failed` "
+        '(`onDisconnect: "cancel"`, the default); with `onDisconnect: "continue"` the turn runs to its end '
+        "without the client and is billed in full. Every event of the turn is kept for `STREAM_REPLAY_SECONDS` "
+        "after it ends: resume with `GET /api/chat/messages/{messageId}/events` and `Last-Event-ID`. With an "
         "`Idempotency-Key` (kept 24 h) a repeat of the same body answers 200 JSON `{sessionId, messageId, "
         "status}` instead of a second turn."
     ),
