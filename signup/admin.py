@@ -8,8 +8,8 @@ from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest
 
-from billing.admin import BillingOrganizationAdmin
-from billing.admin_members import MemberSpendInline
+from billing.admin.member_spend import MemberSpendInline
+from billing.admin.organizations import BillingOrganizationAdmin
 from orgs.admin import MembershipInline
 from orgs.models import Organization
 from signup.services import open_organization

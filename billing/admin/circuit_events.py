@@ -1,0 +1,35 @@
+"""The circuit's history: its page, and the inline on an organization's page."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from billing.models import CircuitEvent
+from orgs.admin_mixins import ReadOnlyAdmin
+
+
+class CircuitEventInline(admin.TabularInline):
+    """The circuit's history: who opened or closed it, and why."""
+
+    model = CircuitEvent
+    fk_name = "organization"
+    extra = 0
+    fields = ["created_at", "state", "reason", "actor"]
+    readonly_fields = fields  # type: ignore[assignment]
+    can_delete = False
+    verbose_name = "circuit change"
+    verbose_name_plural = "circuit history"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(CircuitEvent)
+class CircuitEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "organization", "state", "reason", "actor"]
+    list_filter = ["state", ("organization", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["organization__name", "reason", "actor__email"]
+    list_select_related = ["organization", "actor"]

@@ -1,0 +1,31 @@
+"""The circuits' page: each organization's spending circuit, opened and closed by operators."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from billing.admin.actions import circuit_actions
+from billing.admin.permissions import MoneyPermission
+from billing.models import Circuit
+from orgs.admin_mixins import LabelledAdmin, ReadOnlyAdmin
+
+
+@admin.register(Circuit)
+class CircuitAdmin(MoneyPermission, LabelledAdmin, ReadOnlyAdmin):
+    list_display = ["circuit", "organization", "state", "reason", "opened_at", "opened_by"]
+    list_filter = ["state"]
+    search_fields = ["organization__name"]
+    fields = ["organization", "state", "reason", "opened_at", "opened_by", "opened_by_operator", "updated_at"]
+    readonly_fields = fields  # type: ignore[assignment]
+    list_select_related = ["organization", "opened_by"]
+    actions = [*circuit_actions(lambda circuit: circuit.organization.name)]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("organization")
+
+    def object_label(self, obj) -> str:
+        return f"{obj.organization.name}: {obj.state}"
+
+    @admin.display(description="Circuit", ordering="organization__name")
+    def circuit(self, obj) -> str:
+        return self.object_label(obj)

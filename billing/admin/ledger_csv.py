@@ -1,0 +1,92 @@
+"""The ledger of an organization for a month as a CSV, for invoicing."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.http import Http404, HttpResponse
+from django.utils import timezone
+
+from billing.admin.ledger import user_emails
+from billing.models import LedgerEntry
+from core.credits import credit_str, period_bounds
+from core.exports import csv_writer
+from orgs.models import Organization
+
+MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def month_bounds(value: str | None) -> tuple[datetime, datetime]:
+    if not value:
+        return period_bounds(timezone.now())
+    match = MONTH.match(value)
+    if not match or not 1 <= int(match[2]) <= 12:
+        raise Http404("The month must be written YYYY-MM.")
+    return period_bounds(datetime(int(match[1]), int(match[2]), 1, tzinfo=UTC))
+
+
+def ledger_csv(org: Organization, start: datetime, end: datetime) -> HttpResponse:
+    """The org's ledger for a month, then its usage by model and totals by kind: exact decimals."""
+    entries = list(
+        LedgerEntry.objects.for_org(org).filter(created_at__gte=start, created_at__lt=end).order_by("created_at")
+    )
+    emails = user_emails(entry.user_id for entry in entries)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="ledger-{org.slug}-{start:%Y-%m}.csv"'
+    writer = csv_writer(response)  # formula-like cells escaped (core.exports)
+    writer.writerow(
+        [
+            "created_at",
+            "kind",
+            "amount",
+            "balance_after",
+            "model",
+            "input_tokens",
+            "output_tokens",
+            "specialist",
+            "specialist_id",
+            "session_id",
+            "user",
+            "api_key_id",
+            "description",
+        ]
+    )
+    usage: dict[str, list] = defaultdict(lambda: [0, 0, Decimal(0)])
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for entry in entries:
+        writer.writerow(
+            [
+                entry.created_at.astimezone(UTC).isoformat(),
+                entry.kind,
+                credit_str(entry.amount),
+                credit_str(entry.balance_after),
+                entry.model,
+                entry.input_tokens,
+                entry.output_tokens,
+                entry.specialist_name,
+                entry.specialist_id or "",
+                entry.session_id or "",
+                emails.get(entry.user_id, entry.user_id or ""),
+                entry.api_key_id or "",
+                entry.description,
+            ]
+        )
+        totals[entry.kind] += entry.amount
+        if entry.kind == LedgerEntry.Kind.USAGE:
+            row = usage[entry.model]
+            row[0] += entry.input_tokens
+            row[1] += entry.output_tokens
+            row[2] += -entry.amount
+    writer.writerow([])
+    writer.writerow(["usage_model", "input_tokens", "output_tokens", "credits"])
+    for model in sorted(usage):
+        input_tokens, output_tokens, used = usage[model]
+        writer.writerow([model, input_tokens, output_tokens, credit_str(used)])
+    writer.writerow([])
+    writer.writerow(["total_kind", "amount"])
+    for kind in LedgerEntry.Kind.values:
+        writer.writerow([kind, credit_str(totals.get(kind, Decimal(0)))])
+    return response

@@ -1,0 +1,201 @@
+"""The organization's page as orgs draws it, with its credits, alerts, circuit and usage."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html_join
+
+from billing.admin.actions import (
+    AdjustForm,
+    GrantForm,
+    acknowledge_and_record,
+    adjust_and_record,
+    circuit_actions,
+    grant_and_record,
+)
+from billing.admin.alerts import OpenAlertInline
+from billing.admin.circuit_events import CircuitEventInline
+from billing.admin.ledger_csv import ledger_csv, month_bounds
+from billing.admin.organization_figures import CircuitStateFilter, RunwayFilter, SpendFilter, with_billing
+from billing.admin.permissions import MONEY, AcknowledgePermission, MoneyPermission
+from billing.admin.usage_chart import usage_of, usage_svg
+from billing.models import BudgetAlert, Circuit
+from core.credits import period_bounds
+from orgs.admin import OrganizationAdmin
+from orgs.admin_mixins import credits_text, form_action
+from orgs.models import Organization
+
+
+class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, OrganizationAdmin):
+    """The organization's page as orgs draws it, with its credits, alerts, circuit and usage."""
+
+    list_display = [
+        "name",
+        "slug",
+        "balance_display",
+        "reserved_display",
+        "spent_display",
+        "open_alerts_display",
+        "circuit_display",
+        "members_display",
+        "budget_display",
+    ]
+    list_filter = [CircuitStateFilter, RunwayFilter, SpendFilter, "created_at"]
+    inlines = [*OrganizationAdmin.inlines, OpenAlertInline, CircuitEventInline]
+    billing_fields = [
+        "balance_display",
+        "reserved_display",
+        "spent_display",
+        "burn_display",
+        "circuit_display",
+        "open_alerts_display",
+        "members_display",
+        "exports",
+    ]
+    readonly_fields = [*OrganizationAdmin.readonly_fields, *billing_fields, "usage_chart"]
+
+    actions = [
+        "grant_credits",
+        "adjust_credits",
+        *circuit_actions(lambda org: org.name),
+        "acknowledge_alerts",
+        "export_ledger",
+    ]
+
+    def get_queryset(self, request):
+        return with_billing(super().get_queryset(request))
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return super().get_fieldsets(request, obj)  # a new organization: its name and owner
+        fieldsets: list = [
+            (None, {"fields": ["name", "slug", "billing_email", "monthly_budget", "low_balance_threshold"]})
+        ]
+        fieldsets += [
+            ("Credits", {"fields": self.billing_fields}),
+            ("Usage over the last 30 days", {"fields": ["usage_chart"]}),
+            ("Record", {"fields": ["id", "created_at", "updated_at"]}),
+        ]
+        return self.with_reason(request, obj, fieldsets)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.ledger_csv_view)
+        return [path("<uuid:object_id>/ledger.csv", view, name="orgs_organization_ledger_csv"), *super().get_urls()]
+
+    def ledger_csv_view(self, request, object_id):
+        if not (self.has_view_permission(request) and request.user.has_perm("billing.view_ledgerentry")):
+            raise PermissionDenied
+        org = Organization.objects.filter(pk=object_id).first()
+        if org is None:
+            raise Http404("No such organization.")
+        start, end = month_bounds(request.GET.get("month"))
+        return ledger_csv(org, start, end)
+
+    # the columns and fields
+    @admin.display(description="Balance", ordering="balance")
+    def balance_display(self, obj) -> str:
+        return credits_text(obj.balance)
+
+    @admin.display(description="Reserved", ordering="reserved")
+    def reserved_display(self, obj) -> str:
+        return credits_text(obj.reserved)
+
+    @admin.display(description="Spent this month", ordering="spent_month")
+    def spent_display(self, obj) -> str:
+        return credits_text(obj.spent_month)
+
+    @admin.display(description="Used in the last 7 days", ordering="burn_7d")
+    def burn_display(self, obj) -> str:
+        return credits_text(obj.burn_7d)
+
+    @admin.display(description="Open alerts", ordering="open_alerts")
+    def open_alerts_display(self, obj) -> int:
+        return obj.open_alerts
+
+    @admin.display(description="Circuit", ordering="circuit_state")
+    def circuit_display(self, obj) -> str:
+        return "open (spending stopped)" if obj.circuit_state == Circuit.State.OPEN else "closed"
+
+    @admin.display(description="Members", ordering="members")
+    def members_display(self, obj) -> int:
+        return obj.members
+
+    @admin.display(description="Monthly budget", ordering="monthly_budget")
+    def budget_display(self, obj) -> str:
+        return credits_text(obj.monthly_budget)
+
+    @admin.display(description="Ledger for invoicing (CSV)")
+    def exports(self, obj) -> str:
+        now = timezone.now()
+        last = (period_bounds(now)[0] - timedelta(days=1)).strftime("%Y-%m")
+        url = reverse("admin:orgs_organization_ledger_csv", args=[obj.pk])
+        months = [(now.strftime("%Y-%m"), "this month"), (last, "last month")]
+        return format_html_join(" · ", '<a href="{}?month={}">{} ({})</a>', ((url, m, label, m) for m, label in months))
+
+    @admin.display(description="Credits used per day, by model")
+    def usage_chart(self, obj):
+        return usage_svg(usage_of(obj, timezone.now()))
+
+    # the actions
+    @admin.action(description="Grant credits…", permissions=[MONEY])
+    def grant_credits(self, request, queryset):
+        return form_action(
+            self,
+            request,
+            queryset,
+            form_class=GrantForm,
+            title="Grant credits",
+            apply=grant_and_record,
+            label=lambda org: f"{org.name} (balance {credits_text(org.balance)})",
+        )
+
+    @admin.action(description="Adjust or refund credits…", permissions=[MONEY])
+    def adjust_credits(self, request, queryset):
+        return form_action(
+            self,
+            request,
+            queryset,
+            form_class=AdjustForm,
+            title="Adjust or refund credits",
+            apply=adjust_and_record,
+            label=lambda org: f"{org.name} (balance {credits_text(org.balance)})",
+        )
+
+    @admin.action(description="Acknowledge the open alerts…", permissions=["acknowledge"])
+    def acknowledge_alerts(self, request, queryset):
+        with_alerts = queryset.filter(open_alerts__gt=0)
+        if not with_alerts.exists():
+            self.message_user(request, "The selected organizations have no open alerts.", messages.WARNING)
+            return None
+
+        def apply(org, data, req):
+            ids = list(
+                BudgetAlert.objects.for_org(org).filter(acknowledged_at__isnull=True).values_list("pk", flat=True)
+            )
+            return acknowledge_and_record(org, ids, data["reason"], req)
+
+        return form_action(
+            self,
+            request,
+            with_alerts,
+            title="Acknowledge the open alerts",
+            apply=apply,
+            label=lambda org: f"{org.name} ({org.open_alerts} open alert(s))",
+        )
+
+    @admin.action(description="Export this month's ledger (CSV)", permissions=["view"])
+    def export_ledger(self, request, queryset):
+        orgs = list(queryset[:2])
+        if len(orgs) != 1:
+            self.message_user(request, "Select one organization to export.", messages.WARNING)
+            return None
+        if not request.user.has_perm("billing.view_ledgerentry"):
+            raise PermissionDenied
+        start, end = month_bounds(request.POST.get("month"))
+        return ledger_csv(orgs[0], start, end)
