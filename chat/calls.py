@@ -14,6 +14,7 @@ from typing import Any
 from chat.providers import get_provider
 from chat.providers.base import (
     Finish,
+    ProviderError,
     ProviderRequest,
     TextDelta,
     ToolCall,
@@ -21,6 +22,7 @@ from chat.providers.base import (
     request_tokens_estimate,
     tokens_estimate,
 )
+from core import tracing
 from core.errors import DomainError
 
 
@@ -87,8 +89,14 @@ class InFlight:
         return state.usage_or_estimate()
 
 
-async def stream_call(provider: str, state: CallState) -> AsyncGenerator[TurnEvent]:
-    """One provider stream (closing it stops the provider call); ``state`` records what it produced."""
+def stream_call(provider: str, state: CallState) -> AsyncGenerator[TurnEvent]:
+    """One provider stream (closing it stops the provider call); ``state`` records what it produced.
+    While tracing is on, in a model call's span (``core.tracing``: no content on it)."""
+    events = _stream(provider, state)
+    return _traced(provider, state, events) if tracing.ENABLED else events
+
+
+async def _stream(provider: str, state: CallState) -> AsyncGenerator[TurnEvent]:
     async with aclosing(get_provider(provider).stream(state.request)) as stream:
         async for event in stream:
             if isinstance(event, TextDelta):
@@ -100,3 +108,29 @@ async def stream_call(provider: str, state: CallState) -> AsyncGenerator[TurnEve
                 state.usage = event
             elif isinstance(event, Finish):
                 state.finish = event.reason
+
+
+async def _traced(provider: str, state: CallState, events: AsyncGenerator[TurnEvent]) -> AsyncGenerator[TurnEvent]:
+    request = state.request
+    span = tracing.start_model_call(provider=provider, model=request.model, max_tokens=request.max_output_tokens)
+    error = None
+    try:
+        async with aclosing(events):
+            async for event in events:
+                yield event
+    except ProviderError as exc:
+        error = exc.reason
+        raise
+    except BaseException as exc:  # cut off: the listener left, the turn was cancelled
+        error = type(exc).__name__
+        raise
+    finally:
+        usage = state.usage
+        tracing.end_model_call(
+            span,
+            response_model=request.model,
+            input_tokens=usage.input_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            finish=None if error else state.finish,
+            error=error,
+        )

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from chat import queued, services, slots
 from chat.pipeline import drain
-from core import log_context
+from core import log_context, tracing
 
 logger = logging.getLogger(__name__)
 
@@ -50,18 +50,24 @@ async def _run_queued_message(message_id: uuid.UUID) -> str:
         slots.leave(admission)
 
 
-def enqueue_again(job: Task[..., object], *args: str) -> None:
-    """A deferred turn's job, back in the queue after the others (``chat.slots``)."""
+def enqueue_again(job: Task[..., object], *args: str, trace_context: dict[str, str] | None = None) -> None:
+    """A deferred turn's job, back in the queue after the others (``chat.slots``), still in the trace
+    of the request that queued it."""
     later = timezone.now() + timedelta(seconds=slots.DEFER_SECONDS)
-    job.using(run_after=later, priority=slots.DEFERRED_PRIORITY).enqueue(*args)
+    carried = {tracing.JOB_CONTEXT_ARGUMENT: trace_context} if trace_context else {}
+    job.using(run_after=later, priority=slots.DEFERRED_PRIORITY).enqueue(*args, **carried)
 
 
 @task()
-async def run_queued_turn(message_id: str, request_id: str | None = None) -> str:
+async def run_queued_turn(
+    message_id: str, request_id: str | None = None, trace_context: dict[str, str] | None = None
+) -> str:
     """The background job of an async chat turn (``POST /api/chat/async``); its argument is the
     message's id as text (a job's arguments are JSON), and the id of the request that queued it (for
-    the log lines of the turn)."""
+    the log lines of the turn). ``trace_context`` (``core.tracing.job_context``) is read by the
+    worker: the job's span continues the request's trace."""
     outcome = await run_queued_message(uuid.UUID(message_id), request_id=request_id)
     if outcome == DEFERRED:
-        await database_sync_to_async(enqueue_again)(run_queued_turn, message_id, *([request_id] if request_id else []))
+        arguments = (message_id, *([request_id] if request_id else []))
+        await database_sync_to_async(enqueue_again)(run_queued_turn, *arguments, trace_context=trace_context)
     return outcome

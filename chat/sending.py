@@ -17,6 +17,7 @@ from chat.jobs import run_queued_turn
 from chat.models import Message
 from chat.serializers import ON_DISCONNECT_CONTINUE, SendBody, SendSerializer
 from chat.turns import PreparedTurn
+from core import tracing
 from core.log_context import current_request_id
 from core.throttles import check_chat
 from orgs.principal import Principal
@@ -74,7 +75,9 @@ def send_message(
         )
         started.append(turn)
         if queued:
-            transaction.on_commit(lambda: run_queued_turn.enqueue(str(turn.message_id), current_request_id()))
+            transaction.on_commit(
+                lambda: run_queued_turn.enqueue(str(turn.message_id), current_request_id(), **tracing.job_context())
+            )
             return 202, _sent_body(turn, Message.Status.QUEUED)
         return 200, _sent_body(turn, Message.Status.RUNNING)
 

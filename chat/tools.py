@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async
 from chat.artifacts import save_artifact
 from chat.context import ToolBinding
 from chat.providers.base import ToolSpec
-from core import metrics
+from core import metrics, tracing
 from mcps.client import call_tool_by_id
 from specialists.models import Specialist
 
@@ -134,10 +134,21 @@ def _as_text(value: Any) -> str:
 async def execute_tool(
     *, binding: ToolBinding | None, arguments: dict[str, Any], context: ToolContext | None = None
 ) -> ToolOutcome:
-    """Runs one call. Never raises: a failing, disabled or deleted tool is reported to the model."""
-    started = time.monotonic()
+    """Runs one call. Never raises: a failing, disabled or deleted tool is reported to the model.
+    While tracing is on, in a tool call's span (``core.tracing``: no argument or result on it)."""
     if binding is None:
         return ToolOutcome("This tool is not available to this specialist.", True, 0)
+    if not tracing.ENABLED:
+        return await _execute(binding, arguments, context)
+    with tracing.tool_call(name=binding.remote_name, mcp=binding.tool_id is not None) as span:
+        outcome = await _execute(binding, arguments, context)
+        if outcome.is_error:
+            tracing.tool_failed(span)
+    return outcome
+
+
+async def _execute(binding: ToolBinding, arguments: dict[str, Any], context: ToolContext | None) -> ToolOutcome:
+    started = time.monotonic()
     try:
         if binding.builtin == SAVE_ARTIFACT.name and context is not None and context.workspace_id:
             result, is_error = await _save_artifact(arguments, context)

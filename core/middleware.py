@@ -19,7 +19,7 @@ from django.middleware import clickjacking, common, csrf, security
 from django.urls import Resolver404, resolve
 from whitenoise.middleware import WhiteNoiseMiddleware
 
-from core import log_context, metrics
+from core import log_context, metrics, tracing
 from core.errors import (
     FileTooLargeError,
     RequestTooLargeError,
@@ -84,6 +84,8 @@ class MetricsMiddleware(_DualMiddleware):
     def _recorded(request: HttpRequest, response: HttpResponse, started: float) -> HttpResponse:
         match = request.resolver_match
         unmatched = match is None or match.url_name == "unknown-path"  # the catch-all 404 is no pattern
+        if tracing.ENABLED:  # the request's span is named by the same pattern
+            tracing.name_request(request.method or "", None if unmatched else match.route)  # type: ignore[union-attr]
         record = functools.partial(
             _record_answer,
             request.method or "",

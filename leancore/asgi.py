@@ -16,6 +16,7 @@ from django.conf import settings  # noqa: E402
 from django.core.signals import request_started  # noqa: E402
 from django.db import close_old_connections, reset_queries  # noqa: E402
 
+from core import tracing  # noqa: E402
 from core.log_context import log_access_through_logging  # noqa: E402
 from leancore.routing import websocket_urlpatterns  # noqa: E402
 from leancore.worker import start_embedded_worker  # noqa: E402
@@ -54,13 +55,14 @@ _start_requests_without_a_thread_hop()
 _let_websockets_close_with_any_code()
 if settings.LOG_FORMAT == "json":
     log_access_through_logging()
+tracing.configure()  # before any database connection: OTEL_EXPORTER_OTLP_ENDPOINT set, or nothing
 
 if settings.EMBEDDED_WORKER:
     start_embedded_worker()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": tracing.traced_asgi(django_asgi_app),  # a span per request (the app itself while off)
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

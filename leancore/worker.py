@@ -30,6 +30,7 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult, get_date_max
 
 from chat.slots import DEFER_SECONDS, set_capacity
+from core import tracing
 from leancore.maintenance import ensure_scheduled
 from webhooks.jobs import QUEUE as WEBHOOK_QUEUE
 
@@ -52,6 +53,25 @@ def split_queues(options: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[s
     return turns, webhooks
 
 
+class TracedWorker(Worker):
+    """django-tasks-db's worker; while tracing is on, each job runs in a span of its own, in the trace
+    of the request that queued it when the job carries it (``core.tracing.job_context``)."""
+
+    def run_task(self, db_task_result: DBTaskResult) -> None:
+        if not tracing.ENABLED:
+            return super().run_task(db_task_result)
+        with tracing.job_span(
+            task=db_task_result.task_path,
+            queue=db_task_result.queue_name,
+            job_id=str(db_task_result.pk),
+            carrier=tracing.carried_context((db_task_result.args_kwargs or {}).get("kwargs") or {}),
+        ) as span:
+            super().run_task(db_task_result)
+            if db_task_result.status == TaskResultStatus.FAILED:
+                tracing.job_failed(span, db_task_result.exception_class_path)
+        return None
+
+
 class WorkerPool:
     """``concurrency`` workers, each on its own thread (and database connection), sharing the queue:
     each claims its jobs with ``SKIP LOCKED``, so no job runs twice. SIGINT/SIGTERM stop them all
@@ -59,12 +79,15 @@ class WorkerPool:
 
     def __init__(self, *, concurrency: int, worker_id: str, **options: Any) -> None:
         prefix = worker_id[:56]
+        tracing.configure()  # this process's once (the server's, for an embedded worker)
         set_capacity(max(1, concurrency))
         turns, webhooks = split_queues(options)
-        self.workers = [Worker(worker_id=f"{prefix}-{slot}", **turns) for slot in range(max(1, concurrency)) if turns]
+        self.workers = [
+            TracedWorker(worker_id=f"{prefix}-{slot}", **turns) for slot in range(max(1, concurrency)) if turns
+        ]
         if webhooks:  # deliveries on threads of their own: a slow endpoint never holds a turn's slot
             count = settings.WEBHOOK_WORKER_CONCURRENCY
-            self.workers += [Worker(worker_id=f"{prefix}-w{slot}", **webhooks) for slot in range(count)]
+            self.workers += [TracedWorker(worker_id=f"{prefix}-w{slot}", **webhooks) for slot in range(count)]
 
     def shutdown(self, signum: int, frame: FrameType | None) -> None:
         if not any(worker.running for worker in self.workers):

@@ -17,8 +17,10 @@ from tasks.models import Task
 
 
 @task()
-async def run_task_turn(task_id: str, message_id: str) -> str:
-    """The background job of a task run; its arguments are the ids as text (a job's are JSON)."""
+async def run_task_turn(task_id: str, message_id: str, trace_context: dict[str, str] | None = None) -> str:
+    """The background job of a task run; its arguments are the ids as text (a job's are JSON).
+    ``trace_context`` (``core.tracing.job_context``) is read by the worker: the job's span continues
+    the trace of the request that started the run."""
     task_pk, message_pk = uuid.UUID(task_id), uuid.UUID(message_id)
     try:
         outcome = await run_queued_message(message_pk)
@@ -26,7 +28,7 @@ async def run_task_turn(task_id: str, message_id: str) -> str:
         await database_sync_to_async(finish_task_run)(task_id=task_pk, message_id=message_pk)
         raise
     if outcome == DEFERRED:  # the turn waits behind other orgs' turns: the task stays in progress
-        await database_sync_to_async(enqueue_again)(run_task_turn, task_id, message_id)
+        await database_sync_to_async(enqueue_again)(run_task_turn, task_id, message_id, trace_context=trace_context)
     else:
         await database_sync_to_async(finish_task_run)(task_id=task_pk, message_id=message_pk)
     return outcome

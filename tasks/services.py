@@ -12,6 +12,7 @@ from django.db import transaction
 from accounts.models import User
 from chat.models import Message
 from chat.turns import start_turn
+from core import tracing
 from core.errors import InvalidStateError, PermissionDeniedError, ValidationFailed
 from orgs.context import OrgContext
 from orgs.models import ApiKey, Membership, Organization, Role
@@ -178,7 +179,7 @@ def start_task_run(*, context: OrgContext, task_id: uuid.UUID) -> TaskRun:
     task.run_message_id = turn.message_id
     task.error = ""
     task.save(update_fields=["status", "session", "run_message_id", "error", "updated_at"])
-    transaction.on_commit(lambda: run_task_turn.enqueue(str(task.pk), str(turn.message_id)))
+    transaction.on_commit(lambda: run_task_turn.enqueue(str(task.pk), str(turn.message_id), **tracing.job_context()))
     if turn.session_id is None or turn.message_id is None:  # a queued session turn always has both
         raise RuntimeError("A task run started without a session.")
     return TaskRun(task_id=task.pk, session_id=turn.session_id, message_id=turn.message_id)

@@ -1,0 +1,263 @@
+"""OpenTelemetry traces (API.md §7) through real processes: a Daphne server and a ``db_worker --batch``
+export OTLP over HTTP/protobuf to a receiver in this process, which decodes every request with
+opentelemetry-proto. A streamed turn is one trace under the caller's ``traceparent`` (the request,
+its model calls with the GenAI attributes, its tool call with the MCP client's request under it, its
+statements across the thread hops); an async turn's job continues the request's trace in the
+worker; no span carries the message, the answer or the tool's argument and result. Unset, nothing
+is installed and nothing is exported."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+import uuid
+
+import httpx
+import pytest
+
+from accounts.services import issue_tokens
+from chat.models import Message
+from tests.conftest import make_org, make_specialist, owner_of
+from tests.fakes.llm_server import Scenario
+from tests.fakes.otlp_receiver import OTLPReceiver, ReceivedSpan
+from tests.servers import ROOT, Daphne, run_worker_batch, server_env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    with OTLPReceiver() as otlp:
+        yield otlp
+
+
+def _traced_env(endpoint: str, llm_url: str) -> dict[str, str]:
+    return server_env(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms: spans reach the receiver a moment after they end
+            "OPENAI_BASE_URL": f"{llm_url}/v1",
+            "OPENAI_API_KEY": "sk-test",
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def traced_server(django_db_setup, django_db_blocker, _fake_llm_server, receiver):
+    """A Daphne process (and, for the async turn, its worker) exporting to ``receiver``."""
+    env = _traced_env(receiver.endpoint, _fake_llm_server.url)
+    with django_db_blocker.unblock():
+        server = Daphne(env)
+    server.env = env
+    yield server
+    server.stop()
+
+
+def _traceparent() -> tuple[str, str, str]:
+    """A caller's ``traceparent`` header, with its trace id and span id."""
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    return f"00-{trace_id}-{span_id}-01", trace_id, span_id
+
+
+def _one(spans: list[ReceivedSpan], **wanted: str) -> ReceivedSpan:
+    found = [span for span in spans if all(getattr(span, key) == value for key, value in wanted.items())]
+    assert len(found) == 1, (wanted, [(s.name, s.kind) for s in spans])
+    return found[0]
+
+
+def _models(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+    return [span for span in spans if span.attributes.get("gen_ai.operation.name") == "chat"]
+
+
+def _assert_nowhere(secret: str, spans: list[ReceivedSpan]) -> None:
+    for span in spans:
+        text = json.dumps([span.name, span.attributes, span.events, span.resource], default=str)
+        assert secret not in text, span
+
+
+def _tools_specialist(org, mcp_server):
+    from mcps.models import Connection
+    from mcps.services import sync_connection
+
+    connection = Connection.all_orgs.create(
+        organization=org, name="Tools", url=mcp_server.url("streamable_http"), transport="streamable_http"
+    )
+    sync_connection(connection=connection)
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    specialist.tools.set(connection.tools.filter(name="echo"))
+    return specialist
+
+
+def test_a_streamed_turn_is_one_trace_under_the_callers_traceparent(
+    traced_server, receiver, fake_llm, mcp_server, bundled_data
+):
+    org = make_org(name="Traced")
+    specialist = _tools_specialist(org, mcp_server)
+    secret = uuid.uuid4().hex
+    fake_llm.script(
+        Scenario(
+            chunks=[],
+            tool_calls=[{"id": "c1", "name": "echo", "arguments": {"text": f"arg-{secret}"}}],
+            usage=(100, 20),
+        ),
+        Scenario(chunks=["The answer: ", f"ans-{secret}"], usage=(150, 10)),
+    )
+    header, trace_id, caller = _traceparent()
+    response = httpx.post(
+        f"{traced_server.url}/api/chat/stream",
+        json={"specialistId": str(specialist.pk), "message": f"question-{secret}"},
+        headers={"Authorization": f"Bearer {issue_tokens(user=owner_of(org)).access}", "traceparent": header},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    assert "event: done" in response.text
+    assert f"ans-{secret}" in response.text
+    assert Message.all_orgs.filter(content__contains=f"ans-{secret}").exists()  # the tool's result went back
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        mine = [span for span in spans if span.trace_id == trace_id]
+        return any(span.kind == "SERVER" for span in mine) and len(_models(mine)) == 2
+
+    receiver.wait_for(complete)
+    spans = receiver.of_trace(trace_id)
+    request = _one(spans, kind="SERVER")
+    assert request.parent_span_id == caller  # the caller's traceparent is honoured
+    assert request.name == "POST /api/chat/stream"
+    assert request.attributes["http.route"] == "/api/chat/stream"
+    assert request.resource["service.name"] == "leancore"
+
+    first, second = sorted(_models(spans), key=lambda span: span.attributes["gen_ai.usage.input_tokens"])
+    for model in (first, second):
+        assert (model.name, model.kind, model.parent_span_id) == ("chat gpt-4o-mini", "CLIENT", request.span_id)
+        assert model.attributes["gen_ai.provider.name"] == "openai"
+        assert model.attributes["gen_ai.request.model"] == "gpt-4o-mini"
+        assert model.attributes["gen_ai.response.model"] == "gpt-4o-mini"
+    assert (first.attributes["gen_ai.usage.input_tokens"], first.attributes["gen_ai.usage.output_tokens"]) == (100, 20)
+    assert first.attributes["gen_ai.response.finish_reasons"] == ["tool_calls"]
+    assert (second.attributes["gen_ai.usage.input_tokens"], second.attributes["gen_ai.usage.output_tokens"]) == (
+        150,
+        10,
+    )
+    assert second.attributes["gen_ai.response.finish_reasons"] == ["stop"]
+
+    tool = _one(spans, name="execute_tool echo")
+    assert (tool.kind, tool.parent_span_id, tool.status) == ("INTERNAL", request.span_id, "UNSET")
+    assert tool.attributes["gen_ai.operation.name"] == "execute_tool"
+    assert tool.attributes["gen_ai.tool.name"] == "echo"
+    mcp_request = _one(spans, name="MCP send tools/call echo")  # the MCP SDK's own client span
+    assert (mcp_request.kind, mcp_request.parent_span_id) == ("CLIENT", tool.span_id)
+
+    # the statements of the sync phases (threads) are under the request too
+    statements = [span for span in spans if span.attributes.get("db.system") == "postgresql"]
+    assert statements
+    assert {span.parent_span_id for span in statements} <= {span.span_id for span in spans}
+
+    _assert_nowhere(secret, receiver.spans)  # neither the message, the answer, the argument nor the result
+
+
+def test_an_async_turns_job_continues_the_requests_trace_in_the_worker(traced_server, receiver, fake_llm, bundled_data):
+    org = make_org(name="Traced later")
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    secret = uuid.uuid4().hex
+    fake_llm.script(Scenario(chunks=[f"later-{secret}"], usage=(200, 20)))
+    header, trace_id, caller = _traceparent()
+    queued = httpx.post(
+        f"{traced_server.url}/api/chat/async",
+        json={"specialistId": str(specialist.pk), "message": f"question-{secret}"},
+        headers={"Authorization": f"Bearer {issue_tokens(user=owner_of(org)).access}", "traceparent": header},
+        timeout=60,
+    )
+    assert queued.status_code == 202, queued.text
+    worker = run_worker_batch(traced_server.env)
+    assert worker.returncode == 0, worker.stderr
+    message = Message.all_orgs.get(pk=queued.json()["messageId"])
+    assert (message.status, message.content) == ("completed", f"later-{secret}")
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        mine = [span for span in spans if span.trace_id == trace_id]
+        return any(span.kind == "SERVER" for span in mine) and len(_models(mine)) == 1
+
+    receiver.wait_for(complete)
+    spans = receiver.of_trace(trace_id)
+    request = _one(spans, kind="SERVER")
+    assert (request.name, request.parent_span_id) == ("POST /api/chat/async", caller)
+    job = _one(spans, kind="CONSUMER")
+    assert (job.name, job.parent_span_id, job.status) == ("run_queued_turn", request.span_id, "UNSET")
+    assert job.attributes["code.function.name"] == "chat.jobs.run_queued_turn"
+    assert job.attributes["messaging.destination.name"] == "default"
+    model = _models(spans)[0]
+    assert model.parent_span_id == job.span_id  # the worker's model call is in the job's span
+    assert (model.attributes["gen_ai.usage.input_tokens"], model.attributes["gen_ai.usage.output_tokens"]) == (200, 20)
+    assert model.resource["service.name"] == request.resource["service.name"] == "leancore"
+    _assert_nowhere(secret, receiver.spans)
+
+
+PROBE = """
+import asyncio, json, sys, threading
+import httpx
+from leancore.asgi import application
+from opentelemetry import trace
+from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+from core import tracing
+
+async def ask():
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        return (await client.get("/no/such/route", headers={"traceparent": sys.argv[1]})).status_code
+
+print(json.dumps({
+    "status": asyncio.run(ask()),
+    "enabled": tracing.ENABLED,
+    "provider": type(trace.get_tracer_provider()).__name__,
+    "http": type(application.application_mapping["http"]).__name__,
+    "psycopg": PsycopgInstrumentor().is_instrumented_by_opentelemetry,
+    "otel_threads": [t.name for t in threading.enumerate() if "Otel" in t.name],
+}))
+"""
+
+
+def _probe(env: dict[str, str], traceparent: str) -> dict:
+    """A process that imports the ASGI app as Daphne does and serves one request through it."""
+    run = subprocess.run(
+        [sys.executable, "-c", PROBE, traceparent],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_unset_nothing_is_installed_and_nothing_exported_and_set_the_same_process_exports(
+    django_db_setup, django_db_blocker
+):
+    with OTLPReceiver() as otlp, django_db_blocker.unblock():
+        env = _traced_env(otlp.endpoint, "http://127.0.0.1:9")
+        off = {key: value for key, value in env.items() if key != "OTEL_EXPORTER_OTLP_ENDPOINT"}
+        off["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = f"{otlp.endpoint}/v1/traces"  # where it would go
+        header, trace_id, caller = _traceparent()
+        unset = _probe(off, header)
+        assert unset == {
+            "status": 404,
+            "enabled": False,
+            "provider": "ProxyTracerProvider",  # the API's placeholder: no SDK provider
+            "http": "ASGIHandler",  # Django's app itself, unwrapped
+            "psycopg": False,
+            "otel_threads": [],  # no exporter
+        }
+        assert otlp.requests == 0  # the process has exited: a span would have been flushed by now
+
+        on = _probe(env, header)  # the same process with the variable: the guard can fire
+        assert (on["enabled"], on["provider"], on["http"], on["psycopg"]) == (
+            True,
+            "TracerProvider",
+            "OpenTelemetryMiddleware",
+            True,
+        )
+        request = _one(otlp.wait_for(lambda spans: spans), kind="SERVER")
+        assert (request.trace_id, request.parent_span_id, request.name) == (trace_id, caller, "GET")
