@@ -37,7 +37,7 @@ class TurnEvent:
 class CallState:
     """What one model call (one attempt, on ``request.model``) produced so far."""
 
-    __slots__ = ("calls", "finish", "request", "text", "usage")
+    __slots__ = ("answered_by", "calls", "finish", "request", "text", "usage")
 
     def __init__(self, request: ProviderRequest) -> None:
         self.request = request
@@ -45,6 +45,7 @@ class CallState:
         self.calls: list[ToolCall] = []
         self.usage: Usage | None = None
         self.finish = "stop"
+        self.answered_by = ""  # the model that answered, as the provider named it
 
     @property
     def model(self) -> str:
@@ -107,7 +108,7 @@ async def _stream(provider: str, state: CallState) -> AsyncGenerator[TurnEvent]:
             elif isinstance(event, Usage):
                 state.usage = event
             elif isinstance(event, Finish):
-                state.finish = event.reason
+                state.finish, state.answered_by = event.reason, event.model
 
 
 async def _traced(provider: str, state: CallState, events: AsyncGenerator[TurnEvent]) -> AsyncGenerator[TurnEvent]:
@@ -128,7 +129,7 @@ async def _traced(provider: str, state: CallState, events: AsyncGenerator[TurnEv
         usage = state.usage
         tracing.end_model_call(
             span,
-            response_model=request.model,
+            response_model=state.answered_by or request.model,
             input_tokens=usage.input_tokens if usage else None,
             output_tokens=usage.output_tokens if usage else None,
             finish=None if error else state.finish,

@@ -110,11 +110,12 @@ class AnthropicProvider(SDKProvider):
         """The SDK's stream events as the provider's events (the SDK makes the request)."""
         input_tokens = output_tokens = 0
         blocks: dict[int, dict[str, str]] = {}
-        finish = "stop"
+        finish, answered_by = "stop", ""
         stream = await self.client().messages.create(**kwargs)
         async for event in first_byte.lines(stream):
             kind = event.type
             if kind == "message_start":
+                answered_by = event.message.model or ""
                 input_tokens = event.message.usage.input_tokens or 0
                 output_tokens = event.message.usage.output_tokens or 0
             elif kind == "content_block_start" and event.content_block.type == "tool_use":
@@ -138,4 +139,4 @@ class AnthropicProvider(SDKProvider):
                 if event.delta.stop_reason and finish != "tool_calls":
                     finish = STOP_REASONS.get(event.delta.stop_reason, event.delta.stop_reason)
         yield Usage(input_tokens, output_tokens)
-        yield Finish(finish)
+        yield Finish(finish, answered_by)

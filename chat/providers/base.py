@@ -40,6 +40,7 @@ class Usage:
 @dataclass(frozen=True, slots=True)
 class Finish:
     reason: str  # "stop" | "tool_calls" | "length" | …
+    model: str = ""  # the model that answered, as the provider names it ("": it did not say)
 
 
 ProviderEvent = TextDelta | ToolCall | Usage | Finish

@@ -165,7 +165,7 @@ class LocalProvider:
             text = json.dumps(fill_schema(request.response_schema, _last_user_text(request.messages)))
             yield TextDelta(text)
             yield Usage(input_tokens, tokens_estimate(text))
-            yield Finish("stop")
+            yield Finish("stop", request.model)
             return
         if request.tools and last is not None and last.role == "user":
             calls = [
@@ -181,7 +181,7 @@ class LocalProvider:
                 for call in calls:
                     yield call
                 yield Usage(input_tokens, sum(tokens_estimate(json.dumps(c.arguments)) + 4 for c in calls))
-                yield Finish("tool_calls")
+                yield Finish("tool_calls", request.model)
                 return
         answer = _answer(request)
         limit = request.max_output_tokens * 4
@@ -191,4 +191,4 @@ class LocalProvider:
         for piece in re.findall(r"\S+\s*", answer):
             yield TextDelta(piece)
         yield Usage(input_tokens, tokens_estimate(answer))
-        yield Finish(finish)
+        yield Finish(finish, request.model)

@@ -130,7 +130,7 @@ class OpenAIProvider(SDKProvider):
                 "json_schema": {"name": "response", "schema": request.response_schema},
             }
         calls: dict[int, dict[str, str]] = {}
-        finish = "stop"
+        finish, answered_by = "stop", ""
         client = self.client()
         first_byte = FirstByte()
         try:
@@ -141,6 +141,7 @@ class OpenAIProvider(SDKProvider):
                 client.chat.completions.with_streaming_response.create(**kwargs) as response,
             ):
                 async for chunk in _chunks(first_byte.lines(response.iter_lines())):
+                    answered_by = answered_by or chunk.get("model") or ""  # each chunk names it
                     usage = chunk.get("usage")
                     if usage:
                         yield Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
@@ -176,4 +177,4 @@ class OpenAIProvider(SDKProvider):
         for index in sorted(calls):
             slot = calls[index]
             yield ToolCall(slot["id"] or f"call_{index}", slot["name"], _parse_arguments(slot["arguments"]))
-        yield Finish("tool_calls" if calls else finish)
+        yield Finish("tool_calls" if calls else finish, answered_by)

@@ -42,11 +42,11 @@ def collect(provider: str, req: ProviderRequest) -> list:
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_text_deltas_usage_and_finish(fake_llm, provider):
-    fake_llm.script(Scenario(chunks=["Hel", "lo"], usage=(11, 7)))
+    fake_llm.script(Scenario(chunks=["Hel", "lo"], usage=(11, 7), model="m-2024-12-01"))
     events = collect(provider, request())
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["Hel", "lo"]
     assert [e for e in events if isinstance(e, Usage)] == [Usage(11, 7)]
-    assert events[-1] == Finish("stop")
+    assert events[-1] == Finish("stop", "m-2024-12-01")  # and the model that answered, as it named itself
     sent = fake_llm.requests[-1]
     assert sent["stream"] is True
     if provider == "openai":
@@ -64,7 +64,7 @@ def test_tool_call_fragments_are_joined(fake_llm, provider):
     fake_llm.script(Scenario(chunks=[], tool_calls=[{"id": "call_1", "name": "add", "arguments": {"a": 2, "b": 40}}]))
     events = collect(provider, request(tools=[ADD]))
     assert [e for e in events if isinstance(e, ToolCall)] == [ToolCall("call_1", "add", {"a": 2, "b": 40})]
-    assert events[-1] == Finish("tool_calls")
+    assert events[-1] == Finish("tool_calls", "m")
     sent = fake_llm.requests[-1]
     if provider == "openai":
         assert sent["tools"][0]["function"]["name"] == "add"

@@ -102,7 +102,7 @@ def test_a_streamed_turn_is_one_trace_under_the_callers_traceparent(
             tool_calls=[{"id": "c1", "name": "echo", "arguments": {"text": f"arg-{secret}"}}],
             usage=(100, 20),
         ),
-        Scenario(chunks=["The answer: ", f"ans-{secret}"], usage=(150, 10)),
+        Scenario(chunks=["The answer: ", f"ans-{secret}"], usage=(150, 10), model="gpt-4o-mini-2024-07-18"),
     )
     header, trace_id, caller = _traceparent()
     response = httpx.post(
@@ -133,7 +133,8 @@ def test_a_streamed_turn_is_one_trace_under_the_callers_traceparent(
         assert (model.name, model.kind, model.parent_span_id) == ("chat gpt-4o-mini", "CLIENT", request.span_id)
         assert model.attributes["gen_ai.provider.name"] == "openai"
         assert model.attributes["gen_ai.request.model"] == "gpt-4o-mini"
-        assert model.attributes["gen_ai.response.model"] == "gpt-4o-mini"
+    assert first.attributes["gen_ai.response.model"] == "gpt-4o-mini"
+    assert second.attributes["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"  # as the answer named it
     assert (first.attributes["gen_ai.usage.input_tokens"], first.attributes["gen_ai.usage.output_tokens"]) == (100, 20)
     assert first.attributes["gen_ai.response.finish_reasons"] == ["tool_calls"]
     assert (second.attributes["gen_ai.usage.input_tokens"], second.attributes["gen_ai.usage.output_tokens"]) == (

@@ -32,6 +32,7 @@ class Scenario:
     finish: str | None = None
     retry_after: str | None = None  # the Retry-After header of an HTTP error (``status``)
     stall: float = 0.0  # seconds before anything is sent (no first byte: not even the headers)
+    model: str | None = None  # the model the answer names (else the one asked for)
 
 
 class FakeLLM:
@@ -88,7 +89,7 @@ def build_app(fake: FakeLLM) -> Starlette:
                 scenario.status,
                 headers=error_headers(scenario),
             )
-        model = body.get("model", "m")
+        model = scenario.model or body.get("model", "m")
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
             return _sse(
@@ -171,7 +172,7 @@ def build_app(fake: FakeLLM) -> Starlette:
                             "type": "message",
                             "role": "assistant",
                             "content": [],
-                            "model": body.get("model"),
+                            "model": scenario.model or body.get("model"),
                             "stop_reason": None,
                             "stop_sequence": None,
                             "usage": {"input_tokens": scenario.usage[0], "output_tokens": 1},
