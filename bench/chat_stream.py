@@ -64,7 +64,7 @@ def setup_data() -> tuple[str, str]:
     user = User.objects.create_user(email=f"bench-{time.time_ns()}@example.com", password="x-Bench-pass-1")
     org = open_organization(name="Bench", owner=user)
     grant_credits(org=org, amount=Decimal(1_000_000), reason="bench")
-    specialist = Specialist.objects.create(
+    specialist = Specialist.all_orgs.create(
         organization=org, name="Bench", model="gpt-4o-mini", max_output_tokens=200, instructions="Answer."
     )
     return issue_tokens(user=user).access, str(specialist.pk)

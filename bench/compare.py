@@ -292,7 +292,7 @@ def prepare_leancore(env: dict[str, str]) -> dict[str, str]:
         "from specialists.models import Specialist; from accounts.services import issue_tokens; import json;"
         "u, o = sign_up(organization_name='Bench', name='Bench', email='bench@example.com', password='Bench-Passw0rd!x');"
         "from decimal import Decimal; b.grant_credits(org=o, amount=Decimal(10**9), reason='bench');"
-        "s = Specialist.objects.create(organization=o, name='Bench', instructions='Answer.', model='bench-gpt', max_output_tokens=256);"
+        "s = Specialist.all_orgs.create(organization=o, name='Bench', instructions='Answer.', model='bench-gpt', max_output_tokens=256);"
         "print(json.dumps({'token': issue_tokens(user=u).access, 'org': str(o.pk), 'specialist': str(s.pk)}))"
     )
     out = subprocess.run(

@@ -79,8 +79,8 @@ def exact(orgs: list) -> bool:
     from billing.models import CreditAccount, LedgerEntry
 
     for org in orgs:
-        account = CreditAccount.objects.get(organization=org)
-        total = LedgerEntry.objects.filter(organization=org).aggregate(total=Sum("amount"))["total"]
+        account = CreditAccount.all_orgs.get(organization=org)
+        total = LedgerEntry.all_orgs.filter(organization=org).aggregate(total=Sum("amount"))["total"]
         if total != account.balance or account.reserved != 0:
             return False
     return True

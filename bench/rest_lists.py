@@ -50,24 +50,24 @@ def populate(rows: int) -> str:
 
     owner = User.objects.create_user(email=f"lists-{time.time_ns()}@example.com", password="x-Bench-pass-1")
     org = open_organization(name="Lists bench", owner=owner)
-    specialists = Specialist.objects.bulk_create(
+    specialists = Specialist.all_orgs.bulk_create(
         [Specialist(organization=org, name=f"S{n}", model="local") for n in range(rows)], batch_size=2000
     )
-    ChatSession.objects.bulk_create(
+    ChatSession.all_orgs.bulk_create(
         [
             ChatSession(organization=org, specialist=specialists[n % len(specialists)], created_by=owner, title=f"{n}")
             for n in range(rows)
         ],
         batch_size=2000,
     )
-    LedgerEntry.objects.bulk_create(
+    LedgerEntry.all_orgs.bulk_create(
         [
             LedgerEntry(organization=org, kind="grant", amount=Decimal(1), balance_after=Decimal(n + 1))
             for n in range(rows)
         ],
         batch_size=2000,
     )
-    Task.objects.bulk_create(
+    Task.all_orgs.bulk_create(
         [Task(organization=org, title=f"T{n}", created_by=owner) for n in range(rows)], batch_size=2000
     )
     return issue_tokens(user=owner).access

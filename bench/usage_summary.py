@@ -64,11 +64,11 @@ def populate(entries: int) -> tuple:
     for index in range(MEMBERS):
         email = f"usage-member-{index}-{org.pk}@example.com"
         user = User.objects.filter(email=email).first() or User.objects.create_user(email=email, password="x-Pass-1a")
-        Membership.objects.get_or_create(organization=org, user=user, defaults={"role": Role.MEMBER})
+        Membership.all_orgs.get_or_create(organization=org, user=user, defaults={"role": Role.MEMBER})
         members.append(user)
     specialists = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench-specialist-{n}")) for n in range(SPECIALISTS)]
     for target, count in ((org, entries), (other, entries // 10)):
-        have = LedgerEntry.objects.filter(organization=target, kind="usage").count()
+        have = LedgerEntry.all_orgs.filter(organization=target, kind="usage").count()
         if have < count:
             started = time.perf_counter()
             with connection.cursor() as cursor:
@@ -84,7 +84,7 @@ def populate(entries: int) -> tuple:
             print(f"inserted {count - have} entries of {target.name} in {time.perf_counter() - started:.1f} s")
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE billing_ledgerentry")
-    owner = Membership.objects.get(organization=org, role=Role.OWNER).user
+    owner = Membership.all_orgs.get(organization=org, role=Role.OWNER).user
     return org, owner, members[0]
 
 
@@ -115,7 +115,7 @@ def export(org, chunks: int) -> tuple[int, float, float]:
     from core.csv_stream import CHUNK_ROWS, _text
 
     fields = list(LedgerEntrySerializer().fields)
-    queryset = LedgerEntry.objects.for_org(org)
+    queryset = LedgerEntry.all_orgs.for_org(org)
     cursor, rows, slowest = None, 0, 0.0
     started = time.perf_counter()
     for _ in range(chunks):
@@ -157,7 +157,7 @@ def main() -> None:
     print("| groupBy | caller | rows | p50 ms | max ms | scan |")
     print("| --- | --- | ---: | ---: | ---: | --- |")
     for user in (owner, member):
-        membership = Membership.objects.select_related("user").get(organization=org, user=user)
+        membership = Membership.all_orgs.select_related("user").get(organization=org, user=user)
         context = OrgContext(org=org, membership=membership, is_staff=False)
         for grouping in GROUPINGS:
             group_by = grouping.split(",")

@@ -97,7 +97,11 @@ def _open(token: str, session_id: str) -> tuple[Principal, ChatSession]:
         session_pk = uuid.UUID(session_id)  # the route lets through any 36 hex digits and dashes
     except ValueError as exc:
         raise _Refused(CLOSE_NOT_FOUND) from exc
-    session = ChatSession.objects.filter(pk=session_pk).first()
+    session = (
+        ChatSession.objects.across_orgs("the id in the socket's URL; access is checked next")
+        .filter(pk=session_pk)
+        .first()
+    )
     if session is None:
         raise _Refused(CLOSE_NOT_FOUND)
     try:
@@ -114,7 +118,7 @@ def _access(principal: Principal, session: ChatSession) -> Principal:
     gone closes the socket 4403, a revoked or expired key 4401, a role that may no longer read the
     session 4404."""
     if principal.api_key is not None:
-        key = usable_api_key(principal.api_key.pk)
+        key = usable_api_key(principal.api_key)
         if key is None:
             raise _Refused(CLOSE_NOT_AUTHENTICATED)
         credential = Credential(user=None, expires_at=principal.expires_at, api_key=key)

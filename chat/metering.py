@@ -111,7 +111,11 @@ def release_holds_of_ended_turns() -> int:
     holding = billing.messages_with_open_holds()
     if not holding:
         return 0
-    found = dict(Message.objects.filter(pk__in=holding).values_list("pk", "status"))
+    found = dict(
+        Message.objects.across_orgs("maintenance: the messages of open holds")
+        .filter(pk__in=holding)
+        .values_list("pk", "status")
+    )
     live = {Message.Status.QUEUED, Message.Status.RUNNING}
     lease_ago = timezone.now() - timedelta(seconds=settings.TURN_LEASE_SECONDS)
     released = 0

@@ -103,6 +103,7 @@ class Message(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
+    all_orgs = MessageQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
     objects = MessageQuerySet.as_manager()
     # set by the turn's hand-written reads: whether the message has attachments (not a column)
     has_attachments: bool

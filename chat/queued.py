@@ -67,7 +67,8 @@ def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
     (it is then failed ``queue_timeout``, its hold given back), or when its hold could not grow."""
     with transaction.atomic():
         assistant = (
-            Message.objects.select_for_update(of=("self",))
+            Message.objects.across_orgs("the worker's job names its message")
+            .select_for_update(of=("self",))
             .select_related("session__specialist", "session__organization")
             .filter(pk=message_id)
             .first()

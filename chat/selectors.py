@@ -24,7 +24,12 @@ def readable_sessions(queryset: QuerySet[ChatSession], *, context: OrgContext) -
 
 
 def messages_prefetch() -> Prefetch[Any]:
-    return Prefetch("messages", queryset=Message.objects.prefetch_related("attachments").order_by("created_at"))
+    return Prefetch(
+        "messages",
+        queryset=Message.objects.across_orgs("prefetched for sessions read in their org")
+        .prefetch_related("attachments")
+        .order_by("created_at"),
+    )
 
 
 class SessionFilter(django_filters.FilterSet):

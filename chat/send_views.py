@@ -40,8 +40,9 @@ from orgs.principal import authenticate, bearer
 from specialists.errors import SpecialistInactiveError
 
 SSE_DESCRIPTION = """Server-Sent Events, in this order: `session` {sessionId, userMessageId, messageId} →
-any number of `delta` {text}, `tool_call` {id, name, arguments, connectionId}, `tool_result`
-{id, result, isError, durationMs} → `usage` {inputTokens, outputTokens, credits, balance} → `done`
+any number of `fallback` {fromModel, toModel, reason} (a model failed before its first output and the next is
+tried), `delta` {text}, `tool_call` {id, name, arguments, connectionId}, `tool_result`
+{id, result, isError, durationMs} → `usage` {inputTokens, outputTokens, credits, balance, model} → `done`
 {messageId, finishReason}. A failure after the stream started ends with `usage` (if anything was billed)
 and `error` {code, detail}. Every event carries an SSE `id:`. Refusals before the stream starts
 (400, 402, 403, 404, 409, 429) are ordinary problem+json responses. With an Idempotency-Key that was
@@ -132,7 +133,10 @@ SSE_EVENT_SCHEMA = {
     "required": ["id", "event", "data"],
     "properties": {
         "id": {"type": "string"},
-        "event": {"type": "string", "enum": ["session", "delta", "tool_call", "tool_result", "usage", "done", "error"]},
+        "event": {
+            "type": "string",
+            "enum": ["session", "fallback", "delta", "tool_call", "tool_result", "usage", "done", "error"],
+        },
         "data": {"type": "string"},
     },
 }
@@ -175,6 +179,7 @@ class ChatStreamView(AsyncHandlers, SendView):
 
     errors = (*SendView.errors, NotAcceptableError, ProviderError, MCPUnreachableError)
     scope = "chat-stream"
+    view_is_async = False  # DRF's part (OPTIONS, the 405s) is sync; the POST is served by as_view's own coroutine
     async_methods = frozenset({"POST"})
 
     def prepare_stream(self, request: HttpRequest) -> HttpResponseBase | SendResult:
@@ -212,7 +217,7 @@ class ChatStreamView(AsyncHandlers, SendView):
                         value='id: 1\nevent: session\ndata: {"sessionId":"…","userMessageId":"…","messageId":"…"}\n\n'
                         'id: 2\nevent: delta\ndata: {"text":"Hello"}\n\n'
                         'id: 3\nevent: usage\ndata: {"inputTokens":12,"outputTokens":3,"credits":"0.000018",'
-                        '"balance":"99.999982"}\n\n'
+                        '"balance":"99.999982","model":"gpt-4o-mini"}\n\n'
                         'id: 4\nevent: done\ndata: {"messageId":"…","finishReason":"stop"}\n\n',
                     )
                 ],

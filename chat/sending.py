@@ -45,7 +45,12 @@ def _sent_body(turn: PreparedTurn, message_status: str) -> dict[str, str]:
 def _replay(record: IdempotencyRecord) -> tuple[int, dict[str, Any]]:
     """A repeated send: the first result with the message's current status."""
     body = dict(record.response_body)
-    current = Message.objects.filter(pk=body["message_id"]).values_list("status", flat=True).first()
+    current = (
+        Message.objects.across_orgs("the message of the caller's own idempotency record")
+        .filter(pk=body["message_id"])
+        .values_list("status", flat=True)
+        .first()
+    )
     body["status"] = current or body["status"]
     return record.response_status, body
 

@@ -74,7 +74,9 @@ def fail_stuck_turns(*, lease: timedelta | None = None) -> int:
     again, so nothing is paid twice."""
     cutoff = timezone.now() - (lease or timedelta(seconds=settings.TURN_LEASE_SECONDS))
     stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
-    running = Message.objects.filter(role=Message.Role.ASSISTANT, status=Message.Status.RUNNING)
+    running = Message.objects.across_orgs("maintenance: every org's running turns").filter(
+        role=Message.Role.ASSISTANT, status=Message.Status.RUNNING
+    )
     failed = 0
     for message_id in list(running.filter(stale).values_list("id", flat=True)):
         with transaction.atomic():
@@ -96,7 +98,9 @@ def fail_overdue_queued_turns() -> int:
     acceptance: ``queue_timeout``, its hold given back, nothing billed. A worker that picks one up
     later finds it failed and does not run it."""
     cutoff = queue_cutoff()
-    waiting = Message.objects.filter(role=Message.Role.ASSISTANT, status=Message.Status.QUEUED, created_at__lt=cutoff)
+    waiting = Message.objects.across_orgs("maintenance: every org's overdue turns").filter(
+        role=Message.Role.ASSISTANT, status=Message.Status.QUEUED, created_at__lt=cutoff
+    )
     failed = 0
     for message_id in list(waiting.values_list("id", flat=True)):
         with transaction.atomic():
@@ -110,14 +114,14 @@ def fail_overdue_queued_turns() -> int:
 
 def fail_queued_message(*, message_id: uuid.UUID, code: str, detail: str) -> None:
     """Fails a turn that could not run and gives its hold back."""
-    message = Message.objects.filter(pk=message_id).first()
+    message = Message.objects.across_orgs("a worker's job names its message").filter(pk=message_id).first()
     if message is None:
         return
     if message.reservation_id:
         metering.release(message.reservation_id)
-    Message.objects.filter(pk=message_id, status__in=[Message.Status.QUEUED, Message.Status.RUNNING]).update(
-        status=Message.Status.FAILED, error_code=code, error=detail, completed_at=timezone.now()
-    )
+    Message.objects.across_orgs("a worker's job names its message").filter(
+        pk=message_id, status__in=[Message.Status.QUEUED, Message.Status.RUNNING]
+    ).update(status=Message.Status.FAILED, error_code=code, error=detail, completed_at=timezone.now())
 
 
 @transaction.atomic

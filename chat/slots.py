@@ -52,7 +52,8 @@ def share() -> int:
 def _others_waiting(org_id: uuid.UUID, cap: int) -> bool:
     """Whether another org has a queued turn that a free slot could run here (one below its share)."""
     waiting = (
-        Message.objects.filter(role=Message.Role.ASSISTANT, status=Message.Status.QUEUED)
+        Message.objects.across_orgs("the other orgs with turns waiting")
+        .filter(role=Message.Role.ASSISTANT, status=Message.Status.QUEUED)
         .exclude(session__organization_id=org_id)
         .order_by()  # DISTINCT over the org alone (a default ordering's column would join it)
         .values_list("session__organization_id", flat=True)
@@ -65,7 +66,8 @@ def _others_waiting(org_id: uuid.UUID, cap: int) -> bool:
 def admit(*, message_id: uuid.UUID) -> Admission:
     """Takes a slot for a queued turn's org, or defers the turn (see the module)."""
     org_id = (
-        Message.objects.filter(pk=message_id, status=Message.Status.QUEUED)
+        Message.objects.across_orgs("the worker's job names its message")
+        .filter(pk=message_id, status=Message.Status.QUEUED)
         .values_list("session__organization_id", flat=True)
         .first()
     )

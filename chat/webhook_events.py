@@ -39,6 +39,11 @@ def turn_ended(*, org_id: uuid.UUID, message_id: uuid.UUID, failed: bool) -> Non
 
 def turn_failed(message: Message) -> None:
     """A turn failed outside the pipeline (its worker lost, its queue time over, its session deleted)."""
-    org_id = ChatSession.objects.filter(pk=message.session_id).values_list("organization_id", flat=True).first()
+    org_id = (
+        ChatSession.objects.across_orgs("the session of a message being recorded")
+        .filter(pk=message.session_id)
+        .values_list("organization_id", flat=True)
+        .first()
+    )
     if org_id is not None:
         turn_ended(org_id=org_id, message_id=message.pk, failed=True)

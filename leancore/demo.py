@@ -103,7 +103,7 @@ def seed_demo_content(*, org: Organization, owner: User) -> list[str]:
         name="Q3 planning",
         defaults={"description": "Budget and launch plans for the quarter.", "created_by": owner},
     )
-    if not WorkspaceFile.objects.filter(workspace=workspace, filename=BUDGET_FILE).exists():
+    if not WorkspaceFile.objects.for_org(org).filter(workspace=workspace, filename=BUDGET_FILE).exists():
         upload = SimpleUploadedFile(BUDGET_FILE, BUDGET_TEXT.encode(), content_type="text/markdown")
         membership = Membership.objects.get(organization=org, user=owner)
         add_file(
@@ -192,12 +192,16 @@ def seed_demo_mcp(*, org: Organization, url: str) -> list[str]:
                 org=org, data={"name": MCP_CONNECTION_NAME, "url": url, "transport": "streamable_http"}
             )
         elif connection.url != url:
-            Connection.objects.filter(pk=connection.pk).update(url=url, status=Connection.Status.PENDING)
+            Connection.objects.for_org(connection.organization_id).filter(pk=connection.pk).update(
+                url=url, status=Connection.Status.PENDING
+            )
             connection.refresh_from_db()
     except UrlNotAllowedError as exc:
         if connection is None:  # kept, so that allowing the URL and syncing is all that is left
             connection = Connection.objects.create(organization=org, name=MCP_CONNECTION_NAME, url=url)
-        Connection.objects.filter(pk=connection.pk).update(status=Connection.Status.ERROR, last_error=exc.detail)
+        Connection.objects.for_org(connection.organization_id).filter(pk=connection.pk).update(
+            status=Connection.Status.ERROR, last_error=exc.detail
+        )
         return [
             f"MCP tools:    {url}: error ({exc.detail}) Set MCP_ALLOWED_PRIVATE_URLS to its origin "
             "(run.sh does) and run seed_demo again."

@@ -97,7 +97,7 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
     @extend_schema(responses={200: ToolSerializer(many=True)}, summary="The connection's stored tools")
     def tools(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:
         connection = self.get_object()
-        page = self.paginate_queryset(Tool.objects.filter(connection=connection).order_by("name"))
+        page = self.paginate_queryset(Tool.objects.for_org(self.org).filter(connection=connection).order_by("name"))
         return self.get_paginated_response(ToolSerializer(page, many=True).data)
 
     @extend_schema(
@@ -107,7 +107,7 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
     )
     def tool_update(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID, tool_id: uuid.UUID) -> Response:
         connection = self.get_object()
-        tool = Tool.objects.filter(connection=connection, pk=tool_id).first()
+        tool = Tool.objects.for_org(self.org).filter(connection=connection, pk=tool_id).first()
         if tool is None:
             raise NotFoundError
         serializer = ToolPatchSerializer(data=request.data)

@@ -92,7 +92,7 @@ def create_api_key(
     with transaction.atomic():
         while True:  # 62^8 prefixes: a collision is rare, and retried
             prefix = _random(PREFIX_LENGTH)
-            if not ApiKey.objects.filter(prefix=prefix).exists():
+            if not ApiKey.objects.across_orgs("prefixes are unique across every org").filter(prefix=prefix).exists():
                 break
         key = ApiKey.objects.create(
             organization=context.org,
@@ -116,7 +116,8 @@ def revoke_api_key(*, context: OrgContext, key: ApiKey) -> None:
     require_role(context, Role.ADMIN)
     context.refuse_for_keys("manage API keys")
     with transaction.atomic():
-        updated = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        live = ApiKey.objects.for_org(context.org).filter(pk=key.pk, revoked_at__isnull=True)
+        updated = live.update(revoked_at=timezone.now())
         if updated:
             key.refresh_from_db(fields=["revoked_at"])
             _audit(context=context, action="api_key.revoked", key=key)
@@ -130,7 +131,8 @@ def find_api_key(raw: str) -> ApiKey | None:
     indexed read by prefix and one constant-time hash comparison in every case."""
     match = KEY_PATTERN.match(raw)
     prefix, secret = (match.group(1), match.group(2)) if match else ("", raw)
-    key = ApiKey.objects.select_related("organization").filter(prefix=prefix).first() if match else None
+    by_prefix = ApiKey.objects.across_orgs("a credential names its key by prefix, whatever its org")
+    key = by_prefix.select_related("organization").filter(prefix=prefix).first() if match else None
     expected = key.secret_hash if key is not None else _DECOY_HASH
     matches = hmac.compare_digest(expected.encode(), _hash(secret).encode())
     if key is None or not matches or key.revoked_at is not None:
@@ -172,14 +174,15 @@ def use_api_key(raw: str) -> ApiKey:
     now = timezone.now()
     if key.last_used_at is None or key.last_used_at <= now - LAST_USED_PRECISION:
         stale = Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_PRECISION)
-        ApiKey.objects.filter(stale, pk=key.pk).update(last_used_at=now)
+        ApiKey.objects.for_org(key.organization_id).filter(stale, pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
     return key
 
 
-def usable_api_key(key_id: uuid.UUID) -> ApiKey | None:
-    """The key read again by id (an open WebSocket's recheck): None once revoked or expired."""
-    key = ApiKey.objects.select_related("organization").filter(pk=key_id, revoked_at__isnull=True).first()
+def usable_api_key(key: ApiKey) -> ApiKey | None:
+    """The key read again (an open WebSocket's recheck): None once revoked or expired."""
+    found = ApiKey.objects.for_org(key.organization_id).select_related("organization")
+    key = found.filter(pk=key.pk, revoked_at__isnull=True).first()
     if key is None or (key.expires_at is not None and key.expires_at <= timezone.now()):
         return None
     return key

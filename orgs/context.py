@@ -146,7 +146,9 @@ def resolve_org(user: User, raw: str | None) -> OrgContext:
             raise NotAMemberError
         return context
     memberships = list(
-        Membership.objects.select_related("organization", "user").filter(user=user, status=Membership.Status.ACTIVE)[:2]
+        Membership.objects.across_orgs("the caller's own memberships: their only org")
+        .select_related("organization", "user")
+        .filter(user=user, status=Membership.Status.ACTIVE)[:2]
     )
     if len(memberships) != 1:
         raise OrgRequiredError

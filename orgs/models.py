@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -33,16 +34,129 @@ class Organization(models.Model):
         return self.name
 
 
+class UnscopedQueryError(RuntimeError):
+    """A read or write of org-owned rows through ``objects`` that names no organization: refused
+    (fail closed) rather than run across every organization."""
+
+
+# The lookups on the org field that scope a query to an organization (or to a few named ones).
+_ORG_LOOKUPS = ("", "_id", "__id", "__pk", "__exact", "_id__exact", "__in", "_id__in", "__pk__in", "__id__in")
+
+
 class OrgScopedQuerySet(models.QuerySet):
-    """Querysets of org-owned objects: reads by id go through ``for_org`` (selectors, services, the
-    org-aware base views in ``orgs.api``), so an id of another organization finds nothing."""
+    """Querysets of org-owned objects. Through a model's ``objects`` they fail closed: a query runs
+    only once it names its organization (``for_org(org)``, or a filter on the model's org field) or
+    says why it spans organizations (``across_orgs(reason)``); any other query raises
+    ``UnscopedQueryError`` instead of reading every org's rows. ``all_orgs``, the model's named
+    unscoped manager, is the framework's (the admin, forms, related managers) and the few jobs that
+    find a row by its own id; each use in the code says why (``tests/core/test_reads_need_an_org``)."""
 
     org_field = "organization"  # the path from the model to its organization
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._org_scope: str | None = None  # why this queryset may run: its org, or a reason
+
+    def _clone(self) -> OrgScopedQuerySet:
+        clone = super()._clone()  # type: ignore[misc]
+        clone._org_scope = self._org_scope
+        return clone  # type: ignore[no-any-return]
 
     def for_org(self, org: Organization | uuid.UUID) -> OrgScopedQuerySet:
         """Only the rows of ``org`` (an organization or its id)."""
         org_id = org.pk if isinstance(org, Organization) else org
         return self.filter(**{f"{self.org_field}_id": org_id})
+
+    def across_orgs(self, reason: str) -> OrgScopedQuerySet:
+        """Every organization's rows, on purpose: ``reason`` says why (maintenance, a job that finds a
+        row by its own id, a token that names its record)."""
+        clone = self._chain()
+        clone._org_scope = reason
+        return clone
+
+    def _names_its_org(self, kwargs: dict[str, object]) -> bool:
+        return any(key in {f"{self.org_field}{lookup}" for lookup in _ORG_LOOKUPS} for key in kwargs)
+
+    def _filter_or_exclude(
+        self, negate: bool, args: tuple[object, ...], kwargs: dict[str, object]
+    ) -> OrgScopedQuerySet:
+        clone = super()._filter_or_exclude(negate, args, kwargs)  # type: ignore[misc]
+        if not negate and clone._org_scope is None and self._names_its_org(kwargs):
+            clone._org_scope = "org"
+        return clone  # type: ignore[no-any-return]
+
+    def _require_scope(self) -> None:
+        if self._org_scope is None:
+            raise UnscopedQueryError(
+                f"{self.model.__name__}.objects: name the organization (for_org) or say why the query "
+                "spans organizations (across_orgs)."
+            )
+
+    def _fetch_all(self) -> None:
+        if self._result_cache is None:
+            self._require_scope()
+        super()._fetch_all()  # type: ignore[misc]
+
+    def count(self) -> int:
+        if self._result_cache is None:
+            self._require_scope()
+        return super().count()
+
+    def exists(self) -> bool:
+        if self._result_cache is None:
+            self._require_scope()
+        return super().exists()
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self._require_scope()
+        return super().aggregate(*args, **kwargs)
+
+    def update(self, **kwargs: Any) -> int:
+        self._require_scope()
+        return super().update(**kwargs)
+
+    def _update(self, values: Any) -> Any:
+        self._require_scope()
+        return super()._update(values)  # type: ignore[misc]
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        self._require_scope()
+        return super().delete()
+
+    def iterator(self, chunk_size: int | None = None) -> Any:
+        self._require_scope()
+        return super().iterator(chunk_size)
+
+    def in_bulk(self, *args: Any, **kwargs: Any) -> Any:
+        self._require_scope()
+        return super().in_bulk(*args, **kwargs)
+
+    def contains(self, obj: Any) -> bool:
+        self._require_scope()
+        return super().contains(obj)
+
+    @classmethod
+    def as_manager(cls) -> Any:  # type: ignore[override]
+        """``objects``: the fail-closed manager."""
+        manager = models.Manager.from_queryset(cls)()
+        manager._built_with_as_manager = True
+        return manager
+
+    as_manager.queryset_only = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def all_orgs_manager(cls) -> Any:
+        """``all_orgs``: the named unscoped manager (the model's default manager for the framework)."""
+        return _AllOrgsManager.from_queryset(cls)()
+
+
+class _AllOrgsManager(models.Manager):  # type: ignore[type-arg]
+    """Every organization's rows: the admin's, the forms', related managers' (scoped by their row)."""
+
+    def get_queryset(self) -> Any:
+        queryset = super().get_queryset()
+        queryset._org_scope = "all_orgs"
+        return queryset
 
 
 class Role(models.TextChoices):
@@ -76,6 +190,7 @@ class Membership(models.Model):
     # The member's monthly credit cap (null: none), checked before each of their calls (``member_budget``)
     monthly_credit_limit = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
 
+    all_orgs = OrgScopedQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
     objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
@@ -121,6 +236,7 @@ class Invitation(models.Model):
     token = models.OneToOneField("accounts.OneTimeToken", on_delete=models.CASCADE, related_name="invitation")
     created_at = models.DateTimeField(auto_now_add=True)
 
+    all_orgs = InvitationQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
     objects = InvitationQuerySet.as_manager()
 
     class Meta:
@@ -138,6 +254,7 @@ class OrgScopedModel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    all_orgs = OrgScopedQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
     objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
@@ -164,6 +281,7 @@ class AuditEntry(models.Model):
     reason = models.CharField(max_length=500, blank=True)
     details = models.JSONField(default=dict, blank=True)
 
+    all_orgs = OrgScopedQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
     objects = OrgScopedQuerySet.as_manager()
 
     class Meta:

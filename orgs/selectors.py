@@ -116,7 +116,8 @@ def owners_a_deletion_would_remove(memberships: QuerySet[Membership]) -> list[uu
 
 def active_memberships(*, user: User) -> QuerySet[Membership]:
     return (
-        Membership.objects.select_related("organization")
+        Membership.objects.across_orgs("a user's own organizations")
+        .select_related("organization")
         .filter(user=user, status=Membership.Status.ACTIVE)
         .order_by("organization__name")
     )

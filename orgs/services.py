@@ -158,7 +158,9 @@ def is_unclaimed(user: User) -> bool:
         not user.is_active
         and not user.has_usable_password()
         and user.last_login is None
-        and not Membership.objects.filter(user=user, status=Membership.Status.ACTIVE).exists()
+        and not Membership.objects.across_orgs("whether the user belongs to any org")
+        .filter(user=user, status=Membership.Status.ACTIVE)
+        .exists()
     )
 
 
@@ -206,7 +208,10 @@ def _take_invitation(token: str) -> Membership:
     the transaction when the caller refuses it); anything else → 400 invalid_token."""
     record = consume_one_time_token(token=token, purpose=OneTimeToken.Purpose.INVITE)
     invitation = (
-        Invitation.objects.select_related("membership__organization", "membership__user").filter(token=record).first()
+        Invitation.objects.across_orgs("an invitation token names its record")
+        .select_related("membership__organization", "membership__user")
+        .filter(token=record)
+        .first()
     )
     membership = invitation.membership if invitation is not None else None
     if membership is None or membership.status != Membership.Status.INVITED or membership.user_id != record.user_id:

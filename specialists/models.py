@@ -37,6 +37,7 @@ class Specialist(OrgScopedModel):
     deleted_at = models.DateTimeField(null=True, blank=True)
     tools = models.ManyToManyField("mcps.Tool", blank=True, related_name="specialists")
 
+    all_orgs = SpecialistQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
     objects = SpecialistQuerySet.as_manager()  # type: ignore[misc]  # narrows OrgScopedModel's queryset
     # set by the turn's hand-written read: whether the specialist has any tools (not a column)
     has_tools: bool

@@ -12,7 +12,12 @@ from specialists.models import Specialist
 
 
 def specialists_queryset() -> QuerySet[Specialist]:
-    return Specialist.objects.alive().prefetch_related("tools").order_by("-created_at")
+    return (
+        Specialist.objects.across_orgs("a view's base queryset: for_org scopes it")
+        .alive()
+        .prefetch_related("tools")
+        .order_by("-created_at")
+    )
 
 
 def alive_with_tool_flag(*, org_id: uuid.UUID, specialist_id: uuid.UUID) -> Specialist | None:

@@ -37,10 +37,15 @@ async def run_task_turn(task_id: str, message_id: str, trace_context: dict[str, 
 def finish_task_run(*, task_id: uuid.UUID, message_id: uuid.UUID) -> Task | None:
     """After the turn: done with the answer as result, or back to todo with the error."""
     with transaction.atomic():
-        task = Task.objects.select_for_update().filter(pk=task_id, run_message_id=message_id).first()
+        task = (
+            Task.objects.across_orgs("the job names its task")
+            .select_for_update()
+            .filter(pk=task_id, run_message_id=message_id)
+            .first()
+        )
         if task is None or task.status != Task.Status.IN_PROGRESS:
             return task
-        message = Message.objects.filter(pk=message_id).first()
+        message = Message.objects.across_orgs("the job names its message").filter(pk=message_id).first()
         if message is not None and message.status == Message.Status.COMPLETED:
             task.status, task.result, task.error = Task.Status.DONE, message.content, ""
         else:

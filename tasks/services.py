@@ -187,11 +187,15 @@ def start_task_run(*, context: OrgContext, task_id: uuid.UUID) -> TaskRun:
 
 def recover_failed_runs() -> int:
     """Tasks still in progress whose turn failed (e.g. its worker died) go back to todo."""
-    failed = Message.objects.filter(status=Message.Status.FAILED).values("id")
+    failed = (
+        Message.objects.across_orgs("maintenance: every org's failed runs")
+        .filter(status=Message.Status.FAILED)
+        .values("id")
+    )
     ids = list(
-        Task.objects.filter(status=Task.Status.IN_PROGRESS, run_message_id__in=failed).values_list(
-            "id", "run_message_id"
-        )
+        Task.objects.across_orgs("maintenance: every org's failed runs")
+        .filter(status=Task.Status.IN_PROGRESS, run_message_id__in=failed)
+        .values_list("id", "run_message_id")
     )
     for task_id, message_id in ids:
         if message_id is not None:

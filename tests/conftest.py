@@ -44,14 +44,14 @@ def make_org(*, owner: User | None = None, name: str = "Acme", signup_credits: b
 
 def add_member(org: Organization, user: User | None = None, role: str = Role.MEMBER) -> User:
     user = user or make_user()
-    Membership.objects.create(
+    Membership.all_orgs.create(
         organization=org, user=user, role=role, status=Membership.Status.ACTIVE, joined_at=timezone.now()
     )
     return user
 
 
 def owner_of(org: Organization) -> User:
-    return Membership.objects.filter(organization=org, role=Role.OWNER).first().user
+    return Membership.all_orgs.filter(organization=org, role=Role.OWNER).first().user
 
 
 def client_for(user: User | None = None, org: Organization | None = None) -> APIClient:
@@ -163,7 +163,7 @@ def make_specialist(org, *, model: str = "local", **fields):
     from specialists.models import Specialist
 
     defaults = {"name": "Ada", "title": "Analyst", "instructions": "Be precise.", "max_output_tokens": 500}
-    return Specialist.objects.create(organization=org, model=model, **{**defaults, **fields})
+    return Specialist.all_orgs.create(organization=org, model=model, **{**defaults, **fields})
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def watched_session(org_name: str, *, model: str = "gpt-4o-mini") -> WatchedSess
     org = make_org(name=org_name)
     owner = owner_of(org)
     specialist = make_specialist(org, model=model)
-    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner, title="t")
+    session = ChatSession.all_orgs.create(organization=org, specialist=specialist, created_by=owner, title="t")
     return WatchedSession(org, owner, specialist, session, issue_tokens(user=owner).access)
 
 

@@ -98,7 +98,8 @@ def running() -> dict[uuid.UUID, int]:
 def org_of(*, delivery_id: uuid.UUID) -> uuid.UUID | None:
     """The org of a delivery still waiting for its attempt (None: nothing to do)."""
     return (
-        Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, sent_at__isnull=True)
+        Delivery.objects.across_orgs("a job's own delivery, by the id it carries")
+        .filter(pk=delivery_id, status=DeliveryStatus.PENDING, sent_at__isnull=True)
         .values_list("organization_id", flat=True)
         .first()
     )
@@ -116,7 +117,8 @@ def begin_attempt(*, delivery_id: uuid.UUID) -> Attempt | None:
     None when there is nothing to send: already begun or ended (a repeated job), or its webhook is
     disabled (then it fails, for a subscribed event; a ping is sent all the same)."""
     delivery = (
-        Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+        Delivery.objects.across_orgs("a job's own delivery, by the id it carries")
+        .select_for_update(skip_locked=True, of=("self",))
         .select_related("webhook", "event")
         .filter(pk=delivery_id, status=DeliveryStatus.PENDING, sent_at__isnull=True)
         .first()
@@ -157,7 +159,8 @@ def record_attempt(*, delivery_id: uuid.UUID, outcome: sending.Outcome) -> Deliv
     """Records what an attempt got, on its delivery row and as its webhook's latest attempt (unless a
     later attempt was recorded first), and schedules the next attempt of a failed one."""
     delivery = (
-        Delivery.objects.select_for_update(of=("self",))
+        Delivery.objects.across_orgs("a job's own delivery, by the id it carries")
+        .select_for_update(of=("self",))
         .select_related("event")
         .filter(pk=delivery_id, status=DeliveryStatus.PENDING)
         .first()
@@ -173,7 +176,7 @@ def record_attempt(*, delivery_id: uuid.UUID, outcome: sending.Outcome) -> Deliv
         delivery.status = DeliveryStatus.FAILED
     delivery.save(update_fields=["status", "response_status", "error", "delivered_at", "updated_at"])
     began = delivery.sent_at or now
-    Webhook.objects.filter(pk=delivery.webhook_id).filter(
+    Webhook.objects.for_org(delivery.organization_id).filter(pk=delivery.webhook_id).filter(
         Q(last_delivery_at__isnull=True) | Q(last_delivery_at__lte=began)
     ).update(last_delivery_at=began, last_status=delivery.status)
     if not outcome.delivered:
@@ -221,17 +224,18 @@ def recover_stalled_deliveries() -> int:
     attempt due more than LOST_AFTER ago and never begun lost its job, and gets one again."""
     now = timezone.now()
     stall = max(STALLED_AFTER, timedelta(seconds=4 * settings.WEBHOOK_TIMEOUT_SECONDS))
-    stalled = Delivery.objects.filter(status=DeliveryStatus.PENDING, sent_at__lt=now - stall)
+    every_org = Delivery.objects.across_orgs("maintenance: every org's deliveries")
+    stalled = every_org.filter(status=DeliveryStatus.PENDING, sent_at__lt=now - stall)
     recovered = 0
     for delivery_id in list(stalled.values_list("pk", flat=True)[:500]):
         lost = sending.Outcome(None, "The worker stopped during this attempt.")
         recovered += record_attempt(delivery_id=delivery_id, outcome=lost) is not None
-    waiting = Delivery.objects.filter(
+    waiting = every_org.filter(
         status=DeliveryStatus.PENDING, sent_at__isnull=True, due_at__lt=now - LOST_AFTER
     ).order_by("due_at")
     for delivery in list(waiting[:500]):
         with transaction.atomic():  # due again now: asked once per LOST_AFTER, however long the queue
-            Delivery.objects.filter(pk=delivery.pk).update(due_at=now, updated_at=now)
+            Delivery.objects.for_org(delivery.organization_id).filter(pk=delivery.pk).update(due_at=now, updated_at=now)
             schedule(delivery)
         recovered += 1
     return recovered
@@ -242,7 +246,8 @@ def purge_old_events() -> int:
     their attempts is pending (at most a thousand a run). Returns how many went."""
     cutoff = timezone.now() - timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
     pending = Delivery.objects.filter(event=OuterRef("pk"), status=DeliveryStatus.PENDING)
-    old = Event.objects.filter(created_at__lt=cutoff).exclude(Exists(pending)).order_by("created_at")
+    every_org = Event.objects.across_orgs("maintenance: every org's old events")
+    old = every_org.filter(created_at__lt=cutoff).exclude(Exists(pending)).order_by("created_at")
     ids = list(old.values_list("pk", flat=True)[:1000])
-    Event.objects.filter(pk__in=ids).delete()
+    every_org.filter(pk__in=ids).delete()
     return len(ids)

@@ -93,7 +93,9 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
     @extend_schema(responses={200: WorkspaceFileSerializer(many=True)}, summary="The workspace's files")
     def files(self, request: Request, pk: uuid.UUID) -> Response:
         workspace = self._workspace()
-        page = self.paginate_queryset(WorkspaceFile.objects.filter(workspace=workspace).order_by("-created_at"))
+        page = self.paginate_queryset(
+            WorkspaceFile.objects.for_org(self.org).filter(workspace=workspace).order_by("-created_at")
+        )
         return self.get_paginated_response(WorkspaceFileSerializer(page, many=True).data)
 
     @extend_schema(
@@ -113,7 +115,12 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
     @extend_schema(summary="Delete a file (its uploader, the workspace's creator or an admin)")
     def delete_file(self, request: Request, pk: uuid.UUID, file_id: uuid.UUID) -> Response:
         workspace = self._workspace()
-        item = WorkspaceFile.objects.filter(workspace=workspace, pk=file_id).select_related("workspace").first()
+        item = (
+            WorkspaceFile.objects.for_org(self.org)
+            .filter(workspace=workspace, pk=file_id)
+            .select_related("workspace")
+            .first()
+        )
         if item is None:
             raise NotFoundError
         services.delete_file(context=self.org_context, item=item)

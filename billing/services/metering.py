@@ -364,7 +364,9 @@ def release(*, reservation_id: uuid.UUID) -> None:
 def release_holds_of_message(*, message_id: uuid.UUID, created_before: datetime | None = None) -> int:
     """Gives back every hold still open for one chat message (its turn is over, or its process died);
     with ``created_before``, only those taken before it."""
-    found = Reservation.objects.filter(message_id=message_id, status=Reservation.Status.ACTIVE)
+    found = Reservation.objects.across_orgs("a message's holds, by the message's id (maintenance)").filter(
+        message_id=message_id, status=Reservation.Status.ACTIVE
+    )
     if created_before is not None:
         found = found.filter(created_at__lt=created_before)
     ids = list(found.values_list("id", flat=True))
@@ -376,7 +378,9 @@ def release_holds_of_message(*, message_id: uuid.UUID, created_before: datetime 
 def messages_with_open_holds() -> set[uuid.UUID]:
     """The chat messages (turns) that have a hold open: whether each is still going is the turn's
     owner's to say (``chat.metering.release_holds_of_ended_turns``)."""
-    found = Reservation.objects.filter(status=Reservation.Status.ACTIVE, message_id__isnull=False)
+    found = Reservation.objects.across_orgs("maintenance: every org's open holds").filter(
+        status=Reservation.Status.ACTIVE, message_id__isnull=False
+    )
     return {message_id for message_id in found.values_list("message_id", flat=True).distinct() if message_id}
 
 
@@ -387,9 +391,9 @@ def release_stale_reservations(*, older_than: datetime | None = None) -> int:
     released at most once."""
     cutoff = older_than or timezone.now() - settings.RESERVATION_TTL
     ids = list(
-        Reservation.objects.filter(
-            status=Reservation.Status.ACTIVE, message_id__isnull=True, created_at__lt=cutoff
-        ).values_list("id", flat=True)
+        Reservation.objects.across_orgs("maintenance: every org's stale holds")
+        .filter(status=Reservation.Status.ACTIVE, message_id__isnull=True, created_at__lt=cutoff)
+        .values_list("id", flat=True)
     )
     for reservation_id in ids:
         release(reservation_id=reservation_id)

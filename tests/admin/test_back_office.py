@@ -46,13 +46,13 @@ def _use(org, amount: str, model: str = "gpt-4o-mini", **fields) -> LedgerEntry:
 
 def test_history_cannot_be_edited_or_deleted(operator, org):
     specialist = make_specialist(org)
-    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner_of(org), title="t")
-    message = Message.objects.create(session=session, role="user", content="hi")
-    alert = BudgetAlert.objects.create(
+    session = ChatSession.all_orgs.create(organization=org, specialist=specialist, created_by=owner_of(org), title="t")
+    message = Message.all_orgs.create(session=session, role="user", content="hi")
+    alert = BudgetAlert.all_orgs.create(
         organization=org, kind="low_balance", period_start=session.created_at, message="m"
     )
     circuit = services.set_circuit(org=org, actor=operator.user, state="open", reason="r")
-    event = CircuitEvent.objects.filter(organization=org).first()
+    event = CircuitEvent.all_orgs.filter(organization=org).first()
     for name, pk in (
         ("chat/message", message.pk),
         ("chat/chatsession", session.pk),
@@ -71,7 +71,7 @@ def test_history_cannot_be_edited_or_deleted(operator, org):
 
 def test_names_not_ids(operator, org):
     owner = owner_of(org)
-    membership = Membership.objects.get(organization=org, user=owner)
+    membership = Membership.all_orgs.get(organization=org, user=owner)
     page = operator.get("/admin/orgs/membership/").content.decode()
     assert f"{owner.email} in {org.name} (owner)" in page
     page = operator.get(f"/admin/orgs/membership/{membership.pk}/change/").content.decode()
@@ -155,7 +155,7 @@ def test_money_actions_need_their_own_permission(org):
     assert "grant_credits" not in page
     assert "open_circuit" not in page
     _post_action(plain, "/admin/orgs/organization/", "grant_credits", [org.pk], apply="1", amount="5", reason="x")
-    assert CreditAccount.objects.get(organization=org).balance == Decimal(100)
+    assert CreditAccount.all_orgs.get(organization=org).balance == Decimal(100)
     money = _staff_client(Client, "orgs.view_organization", "orgs.change_organization", "billing.manage_credits")
     assert "grant_credits" in money.get("/admin/orgs/organization/").content.decode()
     form = _post_action(money, "/admin/orgs/organization/", "grant_credits", [org.pk])
@@ -165,8 +165,8 @@ def test_money_actions_need_their_own_permission(org):
         money, "/admin/orgs/organization/", "grant_credits", [org.pk], apply="1", amount="5.5", reason="Promo"
     )
     assert response.status_code == 302
-    assert CreditAccount.objects.get(organization=org).balance == Decimal("105.5")
-    audit = AuditEntry.objects.get(action="grant_credits")
+    assert CreditAccount.all_orgs.get(organization=org).balance == Decimal("105.5")
+    audit = AuditEntry.all_orgs.get(action="grant_credits")
     assert (audit.actor, audit.organization, audit.reason) == (money.user, org, "Promo")
     assert audit.details == {"amount": "5.500000", "balance_after": "105.500000"}
     log = LogEntry.objects.get(object_id=str(org.pk))
@@ -179,24 +179,24 @@ def test_adjust_refund_circuit_and_alerts_are_audited(operator, org):
     _post_action(operator, url, "adjust_credits", [org.pk], apply="1", kind="adjustment", amount="-10", reason="Fix")
     usage = _use(org, "4")
     _post_action(operator, "/admin/billing/ledgerentry/", "refund", [usage.pk], apply="1", reason="Bad answer")
-    refund = LedgerEntry.objects.get(organization=org, kind="refund")
+    refund = LedgerEntry.all_orgs.get(organization=org, kind="refund")
     assert refund.amount == Decimal(4)
     assert str(usage.pk) in refund.description
     assert refund.user_id == operator.user.pk
-    assert CreditAccount.objects.get(organization=org).balance == Decimal(90)
+    assert CreditAccount.all_orgs.get(organization=org).balance == Decimal(90)
     # a circuit needs a reason
     form = _post_action(operator, url, "open_circuit", [org.pk], apply="1", reason="")
     assert form.status_code == 200
     _post_action(operator, url, "open_circuit", [org.pk], apply="1", reason="Runaway spend")
-    circuit = Circuit.objects.get(organization=org)
+    circuit = Circuit.all_orgs.get(organization=org)
     assert (circuit.state, circuit.reason, circuit.opened_by) == ("open", "Runaway spend", operator.user)
-    alert = BudgetAlert.objects.get(organization=org, kind="circuit_opened")
+    alert = BudgetAlert.all_orgs.get(organization=org, kind="circuit_opened")
     _post_action(operator, "/admin/billing/budgetalert/", "acknowledge", [alert.pk], apply="1", reason="Seen it")
     alert.refresh_from_db()
     assert alert.acknowledged_by == operator.user
     _post_action(operator, url, "close_circuit", [org.pk], apply="1", reason="Talked to them")
-    assert Circuit.objects.get(organization=org).state == "closed"
-    actions = list(AuditEntry.objects.filter(organization=org).order_by("created_at").values_list("action", "reason"))
+    assert Circuit.all_orgs.get(organization=org).state == "closed"
+    actions = list(AuditEntry.all_orgs.filter(organization=org).order_by("created_at").values_list("action", "reason"))
     assert actions == [
         ("adjust_credits", "Fix"),
         ("refund_credits", "Bad answer"),
@@ -207,7 +207,7 @@ def test_adjust_refund_circuit_and_alerts_are_audited(operator, org):
     assert LogEntry.objects.filter(object_id=str(org.pk)).count() == 5  # money, circuit and alert changes
     page = operator.get("/admin/orgs/auditentry/").content.decode()
     assert "Runaway spend" in page
-    entry = AuditEntry.objects.first()
+    entry = AuditEntry.all_orgs.first()
     assert operator.post(f"/admin/orgs/auditentry/{entry.pk}/change/", {}).status_code == 403
     assert operator.get(f"/admin/orgs/auditentry/{entry.pk}/delete/").status_code == 403
     history = operator.get(f"/admin/orgs/organization/{org.pk}/history/").content.decode()
@@ -245,9 +245,9 @@ def test_ledger_csv_for_a_month_has_exact_amounts(operator, org, clock):
 def test_transcript_and_task_rerun(operator, org):
     specialist = make_specialist(org)
     owner = owner_of(org)
-    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner, title="t")
-    Message.objects.create(session=session, role="user", content="what is 2+2?")
-    Message.objects.create(
+    session = ChatSession.all_orgs.create(organization=org, specialist=specialist, created_by=owner, title="t")
+    Message.all_orgs.create(session=session, role="user", content="what is 2+2?")
+    Message.all_orgs.create(
         session=session,
         role="assistant",
         content="4",
@@ -262,16 +262,16 @@ def test_transcript_and_task_rerun(operator, org):
     assert "&quot;a&quot;: 2" in page
     from tasks.models import Task
 
-    task = Task.objects.create(
+    task = Task.all_orgs.create(
         organization=org, title="T", created_by=owner, assignee_specialist=specialist, error="The run failed."
     )
-    done = Task.objects.create(organization=org, title="D", created_by=owner, status="done")
+    done = Task.all_orgs.create(organization=org, title="D", created_by=owner, status="done")
     _post_action(operator, "/admin/tasks/task/", "rerun", [task.pk, done.pk], apply="1", reason="Provider was down")
     task.refresh_from_db()
     assert task.status == "in_progress"
     assert task.error == ""
-    assert Task.objects.get(pk=done.pk).status == "done"
-    audit = AuditEntry.objects.get(action="rerun_task", object_id=str(task.pk))
+    assert Task.all_orgs.get(pk=done.pk).status == "done"
+    audit = AuditEntry.all_orgs.get(action="rerun_task", object_id=str(task.pk))
     assert audit.reason == "Provider was down"
     assert operator.get(f"/admin/tasks/task/?organization__id__exact={org.pk}").status_code == 200
     assert operator.get(f"/admin/chat/chatsession/?organization__id__exact={org.pk}").status_code == 200
@@ -285,9 +285,9 @@ def test_view_only_staff_cannot_run_any_action(org):
     from tasks.models import Task
 
     services.set_circuit(org=org, actor=None, state="open", reason="alert me")  # an open alert
-    alert = BudgetAlert.objects.for_org(org).get()
-    connection = Connection.objects.create(organization=org, name="c", url="https://mcp.example.com/mcp")
-    task = Task.objects.create(organization=org, title="t", created_by=owner_of(org), error="failed before")
+    alert = BudgetAlert.all_orgs.for_org(org).get()
+    connection = Connection.all_orgs.create(organization=org, name="c", url="https://mcp.example.com/mcp")
+    task = Task.all_orgs.create(organization=org, title="t", created_by=owner_of(org), error="failed before")
     viewer = _staff_client(
         Client,
         "orgs.view_organization",
@@ -313,26 +313,26 @@ def test_view_only_staff_cannot_run_any_action(org):
     assert alert.acknowledged_at is None
     assert (connection.status, connection.last_synced_at) == ("pending", None)
     assert (task.status, task.session_id) == ("todo", None)
-    assert not AuditEntry.objects.exists()
+    assert not AuditEntry.all_orgs.exists()
 
 
 def test_deleting_a_specialist_in_the_admin_lets_it_go_as_the_api_does(operator, org):
     from specialists.models import Specialist
 
     specialist = make_specialist(org)
-    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner_of(org), title="t")
+    session = ChatSession.all_orgs.create(organization=org, specialist=specialist, created_by=owner_of(org), title="t")
     response = operator.post(f"/admin/specialists/specialist/{specialist.pk}/delete/", {"post": "yes"})
     assert response.status_code == 200  # the confirmation again: a deletion needs a reason
-    assert Specialist.objects.get(pk=specialist.pk).deleted_at is None
+    assert Specialist.all_orgs.get(pk=specialist.pk).deleted_at is None
     response = operator.post(
         f"/admin/specialists/specialist/{specialist.pk}/delete/", {"post": "yes", "audit_reason": "Not needed"}
     )
     assert response.status_code == 302
-    specialist = Specialist.objects.get(pk=specialist.pk)  # still there: hidden, its chats readable
+    specialist = Specialist.all_orgs.get(pk=specialist.pk)  # still there: hidden, its chats readable
     assert specialist.deleted_at is not None
     assert specialist.status == "archived"
-    assert ChatSession.objects.filter(pk=session.pk).exists()
-    audit = AuditEntry.objects.get(action="specialist_deleted")
+    assert ChatSession.all_orgs.filter(pk=session.pk).exists()
+    audit = AuditEntry.all_orgs.get(action="specialist_deleted")
     assert (audit.object_id, audit.reason, audit.organization) == (str(specialist.pk), "Not needed", org)
 
 
@@ -350,18 +350,18 @@ def _asks_a_reason_first(client, url: str, action: str, pks) -> None:
 def test_rerunning_a_task_asks_a_reason_and_records_it(operator, org):
     from tasks.models import Task
 
-    task = Task.objects.create(
+    task = Task.all_orgs.create(
         organization=org, title="T", created_by=owner_of(org), assignee_specialist=make_specialist(org), error="x"
     )
     _asks_a_reason_first(operator, "/admin/tasks/task/", "rerun", [task.pk])
     task.refresh_from_db()
     assert (task.status, task.error, task.session_id) == ("todo", "x", None)
-    assert not AuditEntry.objects.exists()
+    assert not AuditEntry.all_orgs.exists()
     response = _post_action(operator, "/admin/tasks/task/", "rerun", [task.pk], apply="1", reason="Quota raised")
     assert response.status_code == 302
     task.refresh_from_db()
     assert task.status == "in_progress"
-    audit = AuditEntry.objects.get(action="rerun_task")
+    audit = AuditEntry.all_orgs.get(action="rerun_task")
     assert (audit.actor, audit.organization, audit.reason) == (operator.user, org, "Quota raised")
     assert audit.details["previous_error"] == "x"
     assert "Quota raised" in LogEntry.objects.get(object_id=str(task.pk)).change_message
@@ -369,7 +369,7 @@ def test_rerunning_a_task_asks_a_reason_and_records_it(operator, org):
 
 def test_acknowledging_alerts_asks_a_reason_and_records_it(operator, org):
     services.set_circuit(org=org, actor=None, state="open", reason="alert me")
-    alert = BudgetAlert.objects.for_org(org).get()
+    alert = BudgetAlert.all_orgs.for_org(org).get()
     for url, action, pk in (
         ("/admin/billing/budgetalert/", "acknowledge", alert.pk),
         ("/admin/orgs/organization/", "acknowledge_alerts", org.pk),
@@ -377,18 +377,18 @@ def test_acknowledging_alerts_asks_a_reason_and_records_it(operator, org):
         _asks_a_reason_first(operator, url, action, [pk])
         alert.refresh_from_db()
         assert alert.acknowledged_at is None, url
-    assert not AuditEntry.objects.exists()
+    assert not AuditEntry.all_orgs.exists()
     url = "/admin/orgs/organization/"
     response = _post_action(operator, url, "acknowledge_alerts", [org.pk], apply="1", reason="Customer called")
     assert response.status_code == 302
     alert.refresh_from_db()
     assert alert.acknowledged_by == operator.user
-    audit = AuditEntry.objects.get(action="acknowledge_alerts")
+    audit = AuditEntry.all_orgs.get(action="acknowledge_alerts")
     assert (audit.organization, audit.reason, audit.details["alerts"]) == (org, "Customer called", [str(alert.pk)])
     # nothing open any more: nothing to acknowledge, nothing asked, nothing recorded
     response = _post_action(operator, "/admin/billing/budgetalert/", "acknowledge", [alert.pk])
     assert response.status_code == 302
-    assert AuditEntry.objects.count() == 1
+    assert AuditEntry.all_orgs.count() == 1
 
 
 def test_syncing_a_connection_asks_a_reason_and_records_it(operator, org, monkeypatch):
@@ -400,16 +400,16 @@ def test_syncing_a_connection_asks_a_reason_and_records_it(operator, org, monkey
         return [RemoteTool(name="add", description="Adds", input_schema={"type": "object"})]
 
     monkeypatch.setattr(mcp_services, "list_remote_tools", remote_tools)
-    connection = Connection.objects.create(organization=org, name="c", url="https://mcp.example.com/mcp")
+    connection = Connection.all_orgs.create(organization=org, name="c", url="https://mcp.example.com/mcp")
     url = "/admin/mcps/connection/"
     _asks_a_reason_first(operator, url, "sync_tools", [connection.pk])
     connection.refresh_from_db()
     assert (connection.status, connection.last_synced_at) == ("pending", None)
-    assert not Tool.objects.exists()
+    assert not Tool.all_orgs.exists()
     response = _post_action(operator, url, "sync_tools", [connection.pk], apply="1", reason="New tools released")
     assert response.status_code == 302
-    assert list(Tool.objects.filter(connection=connection).values_list("name", flat=True)) == ["add"]
-    audit = AuditEntry.objects.get(action="sync_mcp_connection")
+    assert list(Tool.all_orgs.filter(connection=connection).values_list("name", flat=True)) == ["add"]
+    audit = AuditEntry.all_orgs.get(action="sync_mcp_connection")
     assert (audit.organization, audit.reason) == (org, "New tools released")
     assert audit.details == {"added": 1, "updated": 0, "removed": 0}
 
@@ -418,7 +418,7 @@ def test_syncing_a_connection_asks_a_reason_and_records_it(operator, org, monkey
 
     monkeypatch.setattr(mcp_services, "list_remote_tools", unreachable)
     _post_action(operator, url, "sync_tools", [connection.pk], apply="1", reason="Retry after their outage")
-    failed = AuditEntry.objects.filter(action="sync_mcp_connection").latest("created_at")
+    failed = AuditEntry.all_orgs.filter(action="sync_mcp_connection").latest("created_at")
     assert (failed.reason, failed.details["status"]) == ("Retry after their outage", "error")
     assert "connection refused" in failed.details["error"]
 
@@ -436,14 +436,14 @@ def test_revoking_a_refresh_token_asks_a_reason_and_records_it(operator, owner):
     response = _post_action(operator, url, "revoke", [token.pk], apply="1", reason="Laptop stolen")
     assert response.status_code == 302
     assert hasattr(OutstandingToken.objects.get(pk=token.pk), "blacklistedtoken")
-    audit = AuditEntry.objects.get(action="revoke_refresh_token")
+    audit = AuditEntry.all_orgs.get(action="revoke_refresh_token")
     assert (audit.actor, audit.organization, audit.reason) == (operator.user, None, "Laptop stolen")
     assert (audit.object_id, audit.details) == (str(token.pk), {"user": str(owner.pk), "jti": token.jti})
     assert refresh not in f"{audit.object_repr} {audit.details}"
     assert "Laptop stolen" in LogEntry.objects.get(object_id=str(token.pk)).change_message
     # once revoked, there is nothing to revoke again
     _post_action(operator, url, "revoke", [token.pk], apply="1", reason="again")
-    assert AuditEntry.objects.count() == 1
+    assert AuditEntry.all_orgs.count() == 1
     # who may only look is not offered it, and a forged post revokes nothing
     issue_tokens(user=owner)
     other = OutstandingToken.objects.exclude(pk=token.pk).get(user=owner)

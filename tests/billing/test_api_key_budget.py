@@ -40,7 +40,7 @@ def rate(db) -> ModelRate:
 
 
 def new_key(org, *, cap: Decimal | None = None, role: str = Role.MEMBER) -> ApiKey:
-    owner = Membership.objects.get(organization=org, role=Role.OWNER)
+    owner = Membership.all_orgs.get(organization=org, role=Role.OWNER)
     context = OrgContext(org=org, membership=owner, is_staff=False)
     return api_keys.create_api_key(context=context, name="server", role=role, monthly_credit_limit=cap).key
 
@@ -98,10 +98,10 @@ def test_a_keys_hold_and_usage_name_the_key_and_no_user(org, member, rate):
     count against no member's quota."""
     key = new_key(org)
     hold = reserve(org, key, None, session_id=uuid.uuid4(), message_id=uuid.uuid4())
-    reservation = Reservation.objects.get(pk=hold.reservation_id)
+    reservation = Reservation.all_orgs.get(pk=hold.reservation_id)
     assert (reservation.api_key_id, reservation.user_id) == (key.pk, None)
     charge = billing.settle(reservation_id=hold.reservation_id, input_tokens=100, output_tokens=100)
-    entry = LedgerEntry.objects.get(pk=charge.ledger_entry_id)
+    entry = LedgerEntry.all_orgs.get(pk=charge.ledger_entry_id)
     assert (entry.api_key_id, entry.user_id, entry.kind) == (key.pk, None, "usage")
     since = period_bounds(entry.created_at)[0]
     assert billing.member_spent(org=org, user_id=member.pk, since=since) == 0
@@ -109,7 +109,7 @@ def test_a_keys_hold_and_usage_name_the_key_and_no_user(org, member, rate):
     # a member's call names no key
     mine = billing.reserve(org=org, model="key-model", input_tokens=10, max_output_tokens=10, user_id=member.pk)
     charge = billing.settle(reservation_id=mine.reservation_id, input_tokens=10, output_tokens=10)
-    assert LedgerEntry.objects.filter(pk=charge.ledger_entry_id, user_id=member.pk, api_key_id=None).exists()
+    assert LedgerEntry.all_orgs.filter(pk=charge.ledger_entry_id, user_id=member.pk, api_key_id=None).exists()
 
 
 @pytest.mark.django_db
@@ -123,7 +123,7 @@ def test_a_call_is_started_by_a_user_or_a_key_never_both(org, member, rate):
             user_id=member.pk,
             api_key_id=new_key(org).pk,
         )
-    assert not Reservation.objects.filter(organization=org).exists()
+    assert not Reservation.all_orgs.filter(organization=org).exists()
 
 
 @pytest.mark.django_db
@@ -176,7 +176,7 @@ def test_refusal_order_scope_by_scope_for_a_key_started_call(clock, org, member,
     assert refused.extra == {"scope": "api_key_budget", "limit": "0.000000", "spent": "0.000000", "resetAt": RESET_AT}
     limits["key"] = Decimal(1000)
     hold = attempt()  # every limit lifted: the call is held
-    assert Reservation.objects.get(pk=hold.reservation_id).api_key_id == key.pk
+    assert Reservation.all_orgs.get(pk=hold.reservation_id).api_key_id == key.pk
     # the same call started by the member stops at their cap (member_budget), the key's is not read
     with pytest.raises(BudgetExhaustedError) as info:
         billing.reserve(
@@ -208,13 +208,13 @@ def test_a_grown_hold_is_checked_against_its_keys_cap(clock, org, rate):
         "spent": "3.000000",
         "resetAt": RESET_AT,
     }
-    assert Reservation.objects.get(pk=hold.reservation_id).amount == Decimal(3)  # nothing written
+    assert Reservation.all_orgs.get(pk=hold.reservation_id).amount == Decimal(3)  # nothing written
     added = billing.grow_hold(
         reservation_id=hold.reservation_id, input_tokens=3000, max_output_tokens=1000, key_limit=Decimal(4)
     )
     assert added == Decimal(2)
     charge = billing.settle(reservation_id=hold.reservation_id, input_tokens=3000, output_tokens=0)
-    assert LedgerEntry.objects.get(pk=charge.ledger_entry_id).api_key_id == key.pk
+    assert LedgerEntry.all_orgs.get(pk=charge.ledger_entry_id).api_key_id == key.pk
 
 
 THREADS = 8
@@ -264,11 +264,11 @@ def test_concurrent_turns_of_one_key_pass_its_cap_by_at_most_the_last_call(rate)
         thread.join()
 
     assert errors == []
-    usage = LedgerEntry.objects.filter(organization=org, kind="usage", api_key_id=capped.pk)
+    usage = LedgerEntry.all_orgs.filter(organization=org, kind="usage", api_key_id=capped.pk)
     charged = -sum((entry.amount for entry in usage), Decimal(0))
     assert charged <= cap + hold_cost
     assert refused
     assert set(refused) == {"budget_exhausted:api_key_budget:True"}  # only the capped key, only its cap
-    assert not LedgerEntry.objects.filter(organization=org, kind="usage", user_id__isnull=False).exists()
-    assert Reservation.objects.filter(organization=org, status="active").count() == 0
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert not LedgerEntry.all_orgs.filter(organization=org, kind="usage", user_id__isnull=False).exists()
+    assert Reservation.all_orgs.filter(organization=org, status="active").count() == 0
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0

@@ -30,14 +30,14 @@ JUNE = {"from": "2026-06-01", "to": "2026-07-01"}
 
 
 def new_key(org, *, name: str = "server", cap: Decimal | None = None) -> ApiKey:
-    owner = Membership.objects.get(organization=org, role=Role.OWNER)
+    owner = Membership.all_orgs.get(organization=org, role=Role.OWNER)
     context = OrgContext(org=org, membership=owner, is_staff=False)
     return api_keys.create_api_key(context=context, name=name, monthly_credit_limit=cap).key
 
 
 def record(clock, org, *, at: datetime, amount: str, **fields) -> LedgerEntry:
     clock["at"] = at
-    return LedgerEntry.objects.create(
+    return LedgerEntry.all_orgs.create(
         organization=org, kind="usage", amount=Decimal(amount), balance_after=Decimal(1), **fields
     )
 
@@ -69,7 +69,7 @@ def test_the_summary_groups_by_key_with_a_null_row_for_users_turns(usage, owner)
     # with the member: a key's turns are no member's (null), the member's turn no key's (null)
     both = client_for(owner).get(SUMMARY, {**JUNE, "groupBy": "apiKey,member"}).json()["rows"]
     assert {(row["apiKeyId"], row["userId"]) for row in both} == {
-        (None, str(Membership.objects.get(role=Role.MEMBER).user_id)),
+        (None, str(Membership.all_orgs.get(role=Role.MEMBER).user_id)),
         (str(first.pk), None),
         (str(second.pk), None),
     }
@@ -144,7 +144,7 @@ def test_a_page_of_keys_reads_their_spend_in_one_query(clock, org, owner):
     client = client_for(owner)
     counts = []
     for keys in (2, 6):
-        while ApiKey.objects.filter(organization=org).count() < keys:
+        while ApiKey.all_orgs.filter(organization=org).count() < keys:
             key = new_key(org, name=f"k{keys}")
             record(clock, org, at=clock["at"], amount="-1", api_key_id=key.pk)
         with CaptureQueriesContext(connection) as queries:
@@ -187,7 +187,7 @@ def key_client(secret: str) -> APIClient:
 
 
 def new_secret(org, *, role: str = Role.MEMBER, specialist_ids=None) -> tuple[str, ApiKey]:
-    owner = Membership.objects.get(organization=org, role=Role.OWNER)
+    owner = Membership.all_orgs.get(organization=org, role=Role.OWNER)
     context = OrgContext(org=org, membership=owner, is_staff=False)
     created = api_keys.create_api_key(context=context, name="caller", role=role, specialist_ids=specialist_ids)
     return created.secret, created.key
@@ -196,7 +196,7 @@ def new_secret(org, *, role: str = Role.MEMBER, specialist_ids=None) -> tuple[st
 def test_a_member_key_reads_only_its_own_usage(usage, org):
     """A ``member`` key is a member: its own turns' usage (and the org's grants), nobody else's."""
     secret, key = new_secret(org)
-    LedgerEntry.objects.create(
+    LedgerEntry.all_orgs.create(
         organization=org, kind="usage", amount=Decimal("-0.5"), balance_after=Decimal(1), api_key_id=key.pk
     )
     client = key_client(secret)

@@ -158,7 +158,7 @@ def test_grant_by_staff_with_idempotency(staff, org):
     again = client.post("/billing/credits/grant", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     assert again.status_code == 201
     assert again.json() == entry
-    assert LedgerEntry.objects.filter(organization=org, kind="grant").count() == 2  # sign-up + one
+    assert LedgerEntry.all_orgs.filter(organization=org, kind="grant").count() == 2  # sign-up + one
     reused = client.post(
         "/billing/credits/grant", {"amount": "1", "reason": "x"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1"
     )
@@ -261,12 +261,12 @@ def test_circuit_toggle(admin_user, member, org):
     assert opened["reason"] == "Runaway costs"
     assert opened["openedBy"] == str(admin_user.pk)
     assert opened["openedAt"]
-    assert BudgetAlert.objects.filter(organization=org, kind="circuit_opened").count() == 1
+    assert BudgetAlert.all_orgs.filter(organization=org, kind="circuit_opened").count() == 1
     assert client.get("/billing/circuit").json()["state"] == "open"
     closed = admin.post("/billing/circuit/toggle", {}, format="json").json()
     assert closed["state"] == "closed"
     assert admin.post("/billing/circuit/toggle", {"state": "closed"}, format="json").json()["state"] == "closed"
     assert_problem(admin.post("/billing/circuit/toggle", {"state": "ajar"}, format="json"), 400, "validation_error")
-    events = list(CircuitEvent.objects.filter(organization=org).order_by("created_at").values_list("state", "actor"))
+    events = list(CircuitEvent.all_orgs.filter(organization=org).order_by("created_at").values_list("state", "actor"))
     assert events[0] == ("open", admin_user.pk)
     assert len(events) == 3

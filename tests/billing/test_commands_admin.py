@@ -20,8 +20,8 @@ def test_grant_credits_command_by_slug_and_id(org):
     call_command("grant_credits", "--org", org.slug, "--amount", "12.25", "--reason", "Promo", stdout=out)
     assert "balance 112.250000" in out.getvalue()
     call_command("grant_credits", "--org", str(org.pk), "--amount", "1", stdout=StringIO())
-    assert CreditAccount.objects.get(organization=org).balance == Decimal("113.25")
-    entry = LedgerEntry.objects.filter(organization=org, kind="grant").order_by("-created_at")[1]
+    assert CreditAccount.all_orgs.get(organization=org).balance == Decimal("113.25")
+    entry = LedgerEntry.all_orgs.filter(organization=org, kind="grant").order_by("-created_at")[1]
     assert entry.description == "Promo"
     with pytest.raises(CommandError):
         call_command("grant_credits", "--org", "nope", "--amount", "1")
@@ -101,17 +101,17 @@ def test_bundled_rates_were_loaded_by_migration(db):
 
 def test_release_reservations_command(org):
     hold = services.reserve(org=org, model="local", input_tokens=10, max_output_tokens=10)
-    Reservation.objects.filter(pk=hold.reservation_id).update(created_at=timezone.now() - timedelta(hours=2))
+    Reservation.all_orgs.filter(pk=hold.reservation_id).update(created_at=timezone.now() - timedelta(hours=2))
     out = StringIO()
     call_command("release_reservations", stdout=out)
     assert "Released 1" in out.getvalue()
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
 
 
 def test_admin_grant_action(client, org, django_user_model):
     operator = django_user_model.objects.create_superuser(email="ops@leancore.test", password="x-Passw0rd-x")
     client.force_login(operator)
-    account = CreditAccount.objects.get(organization=org)
+    account = CreditAccount.all_orgs.get(organization=org)
     response = client.post(
         "/admin/billing/creditaccount/",
         {
@@ -125,7 +125,7 @@ def test_admin_grant_action(client, org, django_user_model):
     assert response.status_code == 302
     account.refresh_from_db()
     assert account.balance == Decimal("107.5")
-    entry = LedgerEntry.objects.filter(organization=org).order_by("-created_at").first()
+    entry = LedgerEntry.all_orgs.filter(organization=org).order_by("-created_at").first()
     assert (entry.kind, entry.description, entry.user_id) == ("grant", "Admin gift", operator.pk)
     # the action's form page renders
     page = client.post(
@@ -138,7 +138,7 @@ def test_admin_grant_action(client, org, django_user_model):
 def test_admin_ledger_is_read_only(client, org, django_user_model):
     operator = django_user_model.objects.create_superuser(email="ops@leancore.test", password="x-Passw0rd-x")
     client.force_login(operator)
-    entry = LedgerEntry.objects.filter(organization=org).first()
+    entry = LedgerEntry.all_orgs.filter(organization=org).first()
     assert client.get("/admin/billing/ledgerentry/").status_code == 200
     assert client.get(f"/admin/billing/ledgerentry/{entry.pk}/delete/").status_code == 403
     assert client.post(f"/admin/billing/ledgerentry/{entry.pk}/change/", {"amount": "1"}).status_code == 403

@@ -68,13 +68,13 @@ def test_balance_never_below_zero_and_ledger_sums_to_balance():
         t.join()
 
     assert errors == []
-    account = CreditAccount.objects.get(organization=org)
-    entries = list(LedgerEntry.objects.filter(organization=org))
+    account = CreditAccount.all_orgs.get(organization=org)
+    entries = list(LedgerEntry.all_orgs.filter(organization=org))
     assert account.balance >= 0
     assert account.reserved == 0
     assert sum((e.amount for e in entries), Decimal(0)) == account.balance
     assert all(e.balance_after >= 0 for e in entries)
-    assert Reservation.objects.filter(organization=org, status="active").count() == 0
+    assert Reservation.all_orgs.filter(organization=org, status="active").count() == 0
     usage = [e for e in entries if e.kind == "usage"]
     assert len(usage) + len(refused) == THREADS * CALLS_PER_THREAD
     assert set(refused) <= {"insufficient_credits"}
@@ -118,7 +118,7 @@ def test_concurrent_grants_with_one_idempotency_key_make_one_entry():
     staff = make_user(is_staff=True)
     staff.is_superuser = True  # every permission, billing.manage_credits included
     staff.save(update_fields=["is_superuser"])
-    before = CreditAccount.objects.get(organization=org).balance
+    before = CreditAccount.all_orgs.get(organization=org).balance
 
     def grant(_: int) -> tuple[int, dict]:
         response = client_for(staff, org).post(
@@ -129,9 +129,9 @@ def test_concurrent_grants_with_one_idempotency_key_make_one_entry():
     answers = _run_together(THREADS, grant)
     assert {status for status, _ in answers} == {201}
     assert len({body["id"] for _, body in answers}) == 1  # every caller sees the one entry
-    grants = LedgerEntry.objects.filter(organization=org, kind="grant", description="Once")
+    grants = LedgerEntry.all_orgs.filter(organization=org, kind="grant", description="Once")
     assert grants.count() == 1
-    assert CreditAccount.objects.get(organization=org).balance == before + Decimal("7.25")
+    assert CreditAccount.all_orgs.get(organization=org).balance == before + Decimal("7.25")
 
 
 def test_concurrent_spenders_never_pass_an_org_or_a_specialist_budget():
@@ -182,8 +182,8 @@ def test_concurrent_spenders_never_pass_an_org_or_a_specialist_budget():
     outcomes = [outcome for thread in _run_together(THREADS, spend) for outcome in thread]
     limited_outcomes = [outcome for specialist, outcome in outcomes if specialist == limited]
     free_outcomes = [outcome for specialist, outcome in outcomes if specialist == free]
-    account = CreditAccount.objects.get(organization=org)
-    usage = LedgerEntry.objects.filter(organization=org, kind="usage")
+    account = CreditAccount.all_orgs.get(organization=org)
+    usage = LedgerEntry.all_orgs.filter(organization=org, kind="usage")
     limited_spent = -sum((entry.amount for entry in usage.filter(specialist_id=limited)), Decimal(0))
     assert len(limited_outcomes) == 30
     assert limited_outcomes.count("spent") == 3
@@ -195,5 +195,5 @@ def test_concurrent_spenders_never_pass_an_org_or_a_specialist_budget():
     assert account.period_spent == Decimal(10) == org.monthly_budget
     assert account.reserved == 0
     assert usage.count() == 10
-    assert not Reservation.objects.filter(organization=org, status="active").exists()
-    assert sum((entry.amount for entry in LedgerEntry.objects.filter(organization=org)), Decimal(0)) == account.balance
+    assert not Reservation.all_orgs.filter(organization=org, status="active").exists()
+    assert sum((entry.amount for entry in LedgerEntry.all_orgs.filter(organization=org)), Decimal(0)) == account.balance

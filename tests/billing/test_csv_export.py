@@ -33,7 +33,7 @@ LEDGER_HEADER = [camelize_key(name) for name in LedgerEntrySerializer().fields]
 
 def record(clock, org, *, at: datetime, kind: str = "usage", amount: str, **fields) -> LedgerEntry:
     clock["at"] = at
-    return LedgerEntry.objects.create(
+    return LedgerEntry.all_orgs.create(
         organization=org, kind=kind, amount=Decimal(amount), balance_after=Decimal(1), **fields
     )
 
@@ -119,7 +119,7 @@ def test_an_export_of_many_chunks_has_every_row_once_in_order(clock, org, owner,
     rows = read_csv(client_for(owner).get(LEDGER, {"kind": "usage"}, **CSV))[1:]
     ids = [row[0] for row in rows]
     expected = list(
-        LedgerEntry.objects.filter(organization=org, kind="usage")
+        LedgerEntry.all_orgs.filter(organization=org, kind="usage")
         .order_by("-created_at", "-id")
         .values_list("id", flat=True)
     )
@@ -135,7 +135,7 @@ def test_a_members_export_has_only_their_own_usage_and_the_orgs_grants(clock, or
     record(clock, org, at=datetime(2026, 6, 5, tzinfo=UTC), amount="-4", user_id=None)
     refund = record(clock, org, at=datetime(2026, 6, 6, tzinfo=UTC), kind="refund", amount="2", user_id=other.pk)
     client = client_for(member)
-    grants = {str(pk) for pk in LedgerEntry.objects.filter(organization=org, kind="grant").values_list("pk", flat=True)}
+    grants = {str(pk) for pk in LedgerEntry.all_orgs.filter(organization=org, kind="grant").values_list("pk", flat=True)}
     visible = {str(mine.pk), str(refund.pk), *grants}
     assert {row[0] for row in read_csv(client.get(LEDGER, **CSV))[1:]} == visible
     assert {entry["id"] for entry in client.get(LEDGER).json()["results"]} == visible

@@ -40,8 +40,8 @@ def mini_cost(input_tokens: int, output_tokens: int) -> Decimal:
 
 
 def ledger_matches_balance(org) -> bool:
-    account = CreditAccount.objects.get(organization=org)
-    total = LedgerEntry.objects.filter(organization=org).aggregate(total=Sum("amount"))["total"]
+    account = CreditAccount.all_orgs.get(organization=org)
+    total = LedgerEntry.all_orgs.filter(organization=org).aggregate(total=Sum("amount"))["total"]
     return total == account.balance and account.balance >= 0
 
 
@@ -54,19 +54,19 @@ def test_a_turn_queued_past_the_ttl_keeps_its_hold_and_is_billed_when_it_runs(da
         "/api/chat/async", {"specialistId": str(specialist.pk), "message": "Later"}, format="json"
     )
     assert response.status_code == 202, response.content
-    message = Message.objects.get(pk=response.json()["messageId"])
-    Reservation.objects.filter(pk=message.reservation_id).update(created_at=F("created_at") - LONG_AGO)
-    Message.objects.filter(session_id=message.session_id).update(created_at=F("created_at") - LONG_AGO)
+    message = Message.all_orgs.get(pk=response.json()["messageId"])
+    Reservation.all_orgs.filter(pk=message.reservation_id).update(created_at=F("created_at") - LONG_AGO)
+    Message.all_orgs.filter(session_id=message.session_id).update(created_at=F("created_at") - LONG_AGO)
     run_upkeep()
-    assert Reservation.objects.get(pk=message.reservation_id).status == "active"  # still queued: still held
+    assert Reservation.all_orgs.get(pk=message.reservation_id).status == "active"  # still queued: still held
     fake_llm.script(Scenario(chunks=["Done."], usage=(2000, 100)))
     result = run_worker_batch(daphne_server.env)
     assert result.returncode == 0, result.stderr
     message.refresh_from_db()
     assert message.status == "completed", (message.error_code, message.error, result.stderr[-2000:])
-    entry = LedgerEntry.objects.get(organization=org, kind="usage")
+    entry = LedgerEntry.all_orgs.get(organization=org, kind="usage")
     assert entry.amount == -mini_cost(2000, 100)
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
     assert ledger_matches_balance(org)
 
 
@@ -93,14 +93,14 @@ def test_a_live_call_longer_than_the_ttl_keeps_its_hold_and_is_billed(daphne_ser
     thread = threading.Thread(target=stream)
     thread.start()
     assert streaming.wait(30)
-    Reservation.objects.filter(organization=org).update(created_at=timezone.now() - timedelta(hours=2))
+    Reservation.all_orgs.filter(organization=org).update(created_at=timezone.now() - timedelta(hours=2))
     run_upkeep()
-    assert Reservation.objects.get(organization=org).status == "active"  # the call is live: held
+    assert Reservation.all_orgs.get(organization=org).status == "active"  # the call is live: held
     thread.join(60)
     assert "event: done" in body
-    reservation = Reservation.objects.get(organization=org)
+    reservation = Reservation.all_orgs.get(organization=org)
     assert reservation.status == "settled"
-    assert LedgerEntry.objects.get(organization=org, kind="usage").amount == -mini_cost(3000, 400)
+    assert LedgerEntry.all_orgs.get(organization=org, kind="usage").amount == -mini_cost(3000, 400)
     assert ledger_matches_balance(org)
 
 
@@ -128,17 +128,17 @@ def test_a_call_that_outlives_its_turns_lease_is_still_billed(daphne_server, fak
     thread = threading.Thread(target=stream)
     thread.start()
     assert streaming.wait(30)
-    Message.objects.filter(role="assistant", session__organization=org).update(
+    Message.all_orgs.filter(role="assistant", session__organization=org).update(
         heartbeat_at=timezone.now() - timedelta(hours=1)
     )
     assert run_upkeep()["failed_stuck_turns"] == 1
-    assert Reservation.objects.get(organization=org).status == "released"
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert Reservation.all_orgs.get(organization=org).status == "released"
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
     thread.join(60)
     assert "event: done" in body
-    reservation = Reservation.objects.get(organization=org)
+    reservation = Reservation.all_orgs.get(organization=org)
     assert (reservation.status, reservation.charged) == ("settled", mini_cost(1500, 300))
-    assert LedgerEntry.objects.get(organization=org, kind="usage").amount == -mini_cost(1500, 300)
+    assert LedgerEntry.all_orgs.get(organization=org, kind="usage").amount == -mini_cost(1500, 300)
     assert ledger_matches_balance(org)
 
 
@@ -154,15 +154,15 @@ def test_maintenance_gives_back_the_holds_of_turns_that_are_over(bundled_data):
         for m in ("one", "two", "three")
     ]
     assert client.delete(f"/api/chat/sessions/{sent[0]['sessionId']}").status_code == 204
-    assert Reservation.objects.get(message_id=sent[0]["messageId"]).status == "released"
-    Message.objects.filter(pk=sent[1]["messageId"]).update(status="failed", error_code="llm_unavailable")
+    assert Reservation.all_orgs.get(message_id=sent[0]["messageId"]).status == "released"
+    Message.all_orgs.filter(pk=sent[1]["messageId"]).update(status="failed", error_code="llm_unavailable")
     assert run_upkeep()["released_reservations"] == 1
-    assert Reservation.objects.get(message_id=sent[1]["messageId"]).status == "released"
-    live = Message.objects.get(pk=sent[2]["messageId"])
-    assert Reservation.objects.get(pk=live.reservation_id).status == "active"  # still queued
-    account = CreditAccount.objects.get(organization=org)
-    assert account.reserved == Reservation.objects.get(pk=live.reservation_id).amount
-    assert not LedgerEntry.objects.filter(organization=org, kind="usage").exists()
+    assert Reservation.all_orgs.get(message_id=sent[1]["messageId"]).status == "released"
+    live = Message.all_orgs.get(pk=sent[2]["messageId"])
+    assert Reservation.all_orgs.get(pk=live.reservation_id).status == "active"  # still queued
+    account = CreditAccount.all_orgs.get(organization=org)
+    assert account.reserved == Reservation.all_orgs.get(pk=live.reservation_id).amount
+    assert not LedgerEntry.all_orgs.filter(organization=org, kind="usage").exists()
 
 
 def test_a_released_hold_is_settled_as_far_as_the_available_balance_goes(bundled_data):
@@ -171,15 +171,15 @@ def test_a_released_hold_is_settled_as_far_as_the_available_balance_goes(bundled
         org=org, model="gpt-4o-mini", input_tokens=1000, max_output_tokens=1000, message_id=uuid.uuid4()
     )
     billing.release(reservation_id=hold.reservation_id)  # its turn taken for lost
-    account = CreditAccount.objects.get(organization=org)
+    account = CreditAccount.all_orgs.get(organization=org)
     billing.adjust_credits(org=org, amount=Decimal("0.01") - account.balance, kind="adjustment", reason="spent")
     other = billing.reserve(org=org, model="gpt-4o-mini", input_tokens=0, max_output_tokens=100)  # 0.006 held
     charge = billing.settle(reservation_id=hold.reservation_id, input_tokens=100_000, output_tokens=10_000)
     assert charge.credits == Decimal("0.004000")  # 2.1 credits of cost, 0.004 available
     again = billing.settle(reservation_id=hold.reservation_id, input_tokens=100_000, output_tokens=10_000)
     assert again.credits == charge.credits
-    account = CreditAccount.objects.get(organization=org)
+    account = CreditAccount.all_orgs.get(organization=org)
     assert (account.balance, account.reserved) == (Decimal("0.006000"), other.amount)
-    assert LedgerEntry.objects.filter(organization=org, kind="usage").count() == 1
+    assert LedgerEntry.all_orgs.filter(organization=org, kind="usage").count() == 1
     assert ledger_matches_balance(org)
-    assert Reservation.objects.get(pk=hold.reservation_id).status == "settled"
+    assert Reservation.all_orgs.get(pk=hold.reservation_id).status == "settled"

@@ -40,7 +40,7 @@ def rate(db) -> ModelRate:
 
 
 def set_cap(org, user, cap: Decimal | None) -> None:
-    Membership.objects.filter(organization=org, user=user).update(monthly_credit_limit=cap)
+    Membership.all_orgs.filter(organization=org, user=user).update(monthly_credit_limit=cap)
 
 
 def reserve(org, user, cap: Decimal | None, **extra):
@@ -124,9 +124,9 @@ def test_refusal_order_scope_by_scope_through_the_api(clock, org, owner, member,
     assert owners.status_code == 202, owners.content
     set_cap(org, member, Decimal(1000))
     assert send().status_code == 202
-    assert Reservation.objects.filter(organization=org, user_id=member.pk, status="active").count() == 1
+    assert Reservation.all_orgs.filter(organization=org, user_id=member.pk, status="active").count() == 1
     # the hold of the accepted turn counts: a cap just under it refuses the next turn
-    held = Reservation.objects.get(organization=org, user_id=member.pk, status="active").amount
+    held = Reservation.all_orgs.get(organization=org, user_id=member.pk, status="active").amount
     set_cap(org, member, held)
     assert assert_problem(send(), 402, "budget_exhausted")["spent"] == f"{held:.6f}"
 
@@ -149,7 +149,7 @@ def test_a_queued_turns_worker_reads_the_senders_cap(org, member, rate):
     with pytest.raises(BudgetExhaustedError) as info:
         metering.hold(turn.payer, turn.request, rate=turn.rate)
     assert info.value.extra["scope"] == "member_budget"
-    assert Message.objects.get(pk=turn.message_id).status == Message.Status.RUNNING
+    assert Message.all_orgs.get(pk=turn.message_id).status == Message.Status.RUNNING
 
 
 @pytest.mark.django_db
@@ -223,10 +223,10 @@ def test_concurrent_turns_of_one_member_pass_the_cap_by_at_most_the_last_call(ra
         thread.join()
 
     assert errors == []
-    usage = LedgerEntry.objects.filter(organization=org, kind="usage", user_id=member.pk)
+    usage = LedgerEntry.all_orgs.filter(organization=org, kind="usage", user_id=member.pk)
     charged = -sum((entry.amount for entry in usage), Decimal(0))
     assert charged <= cap + hold_cost
     assert refused
     assert set(refused) == {"budget_exhausted:member_budget:True"}  # only the member, only their cap
-    assert Reservation.objects.filter(organization=org, status="active").count() == 0
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert Reservation.all_orgs.filter(organization=org, status="active").count() == 0
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0

@@ -33,11 +33,11 @@ def rate(db) -> ModelRate:
 
 
 def account(org) -> CreditAccount:
-    return CreditAccount.objects.get(organization=org)
+    return CreditAccount.all_orgs.get(organization=org)
 
 
 def ledger_sum(org) -> Decimal:
-    return sum((e.amount for e in LedgerEntry.objects.filter(organization=org)), Decimal(0))
+    return sum((e.amount for e in LedgerEntry.all_orgs.filter(organization=org)), Decimal(0))
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ def test_reserve_holds_worst_case_and_settle_charges_real_usage(org, rate):
     assert acc.reserved == 0
     assert acc.balance == Decimal("99.994900")
     assert acc.period_spent == Decimal("0.005100")
-    entry = LedgerEntry.objects.get(organization=org, kind="usage")
+    entry = LedgerEntry.all_orgs.get(organization=org, kind="usage")
     assert entry.amount == Decimal("-0.005100")
     assert entry.balance_after == acc.balance
     assert (entry.input_tokens, entry.output_tokens, entry.model) == (1200, 100, "test-model")
@@ -92,7 +92,7 @@ def test_settling_twice_charges_once(org, rate):
     hold = services.reserve(org=org, model="test-model", input_tokens=10, max_output_tokens=10)
     services.settle(reservation_id=hold.reservation_id, input_tokens=10, output_tokens=10)
     services.settle(reservation_id=hold.reservation_id, input_tokens=10, output_tokens=10)
-    assert LedgerEntry.objects.filter(organization=org, kind="usage").count() == 1
+    assert LedgerEntry.all_orgs.filter(organization=org, kind="usage").count() == 1
 
 
 def test_cost_above_hold_is_taken_from_available_but_never_below_zero(org, rate):
@@ -128,7 +128,7 @@ def test_insufficient_credits_body(org, rate):
     assert err.status == 402
     assert err.extra == {"scope": "org_balance", "required": "150.000000", "available": "100.000000"}
     assert account(org).reserved == 0
-    assert not Reservation.objects.exists()
+    assert not Reservation.all_orgs.exists()
 
 
 def test_circuit_comes_first(org, rate):
@@ -214,15 +214,15 @@ def test_unknown_or_inactive_model(org, rate):
 def test_release_and_stale_sweep(org, rate):
     fresh = services.reserve(org=org, model="test-model", input_tokens=0, max_output_tokens=1000)
     stale = services.reserve(org=org, model="test-model", input_tokens=0, max_output_tokens=1000)
-    Reservation.objects.filter(pk=stale.reservation_id).update(created_at=timezone.now() - timedelta(hours=1))
+    Reservation.all_orgs.filter(pk=stale.reservation_id).update(created_at=timezone.now() - timedelta(hours=1))
     assert services.release_stale_reservations() == 1
     assert services.release_stale_reservations() == 0
     assert account(org).reserved == fresh.amount
-    assert Reservation.objects.get(pk=stale.reservation_id).status == "released"
+    assert Reservation.all_orgs.get(pk=stale.reservation_id).status == "released"
     # a late settle of a released hold (the call went on after all) charges its real cost, once
     services.settle(reservation_id=stale.reservation_id, input_tokens=5, output_tokens=5)
     services.settle(reservation_id=stale.reservation_id, input_tokens=5, output_tokens=5)
-    (entry,) = LedgerEntry.objects.filter(kind="usage")
+    (entry,) = LedgerEntry.all_orgs.filter(kind="usage")
     assert entry.amount == -token_cost(
         input_tokens=5, output_tokens=5, input_per_million=Decimal(3), output_per_million=Decimal(15)
     )
@@ -241,7 +241,7 @@ def test_budget_alerts_once_per_period_and_emailed(clock, org, rate, django_capt
             services.settle(reservation_id=hold.reservation_id, input_tokens=0, output_tokens=1000)
         # 0.015 → 50 %; 0.030 → 80 % and 100 %; evaluating again raises nothing new
         services.evaluate_alerts(org=org, account=account(org))
-    alerts = BudgetAlert.objects.filter(organization=org, kind="budget_threshold").order_by("threshold")
+    alerts = BudgetAlert.all_orgs.filter(organization=org, kind="budget_threshold").order_by("threshold")
     assert [a.threshold for a in alerts] == [Decimal(50), Decimal(80), Decimal(100)]
     assert {a.period_start for a in alerts} == {datetime(2026, 6, 1, tzinfo=UTC)}
     assert len([m for m in mail.outbox if m.to == ["ap@acme.test"]]) == 3
@@ -254,7 +254,7 @@ def test_low_balance_alert_once(org, rate, django_capture_on_commit_callbacks):
         for _ in range(2):
             hold = services.reserve(org=org, model="test-model", input_tokens=0, max_output_tokens=1000)
             services.settle(reservation_id=hold.reservation_id, input_tokens=0, output_tokens=1000)
-    assert BudgetAlert.objects.filter(organization=org, kind="low_balance").count() == 1
+    assert BudgetAlert.all_orgs.filter(organization=org, kind="low_balance").count() == 1
 
 
 def test_grant_adjust_refund(org):
@@ -275,11 +275,11 @@ def test_balance_and_usage_sign_are_check_constraints_in_the_database(org):
     """CHECK constraints, not the services, refuse a negative balance and a positive usage entry."""
     from django.db import IntegrityError, transaction
 
-    entry = LedgerEntry.objects.filter(organization=org).first()
+    entry = LedgerEntry.all_orgs.filter(organization=org).first()
     with pytest.raises(IntegrityError), transaction.atomic():
-        CreditAccount.objects.filter(organization=org).update(balance=Decimal("-1"))
+        CreditAccount.all_orgs.filter(organization=org).update(balance=Decimal("-1"))
     with pytest.raises(IntegrityError), transaction.atomic():
-        LedgerEntry.objects.filter(pk=entry.pk).update(kind="usage")  # a positive usage is refused
+        LedgerEntry.all_orgs.filter(pk=entry.pk).update(kind="usage")  # a positive usage is refused
 
 
 def test_ledger_rows_cannot_be_changed_or_deleted_by_anyone(org):
@@ -287,16 +287,16 @@ def test_ledger_rows_cannot_be_changed_or_deleted_by_anyone(org):
     from the ORM and from plain SQL alike, and the row stays as it was."""
     from django.db import IntegrityError, connection, transaction
 
-    entry = LedgerEntry.objects.filter(organization=org).first()
-    before = list(LedgerEntry.objects.values_list("id", "amount", "description"))
+    entry = LedgerEntry.all_orgs.filter(organization=org).first()
+    before = list(LedgerEntry.all_orgs.values_list("id", "amount", "description"))
     assert entry is not None
     attempts = [
-        lambda: LedgerEntry.objects.filter(pk=entry.pk).update(description="rewritten"),
-        lambda: LedgerEntry.objects.filter(pk=entry.pk).delete(),
+        lambda: LedgerEntry.all_orgs.filter(pk=entry.pk).update(description="rewritten"),
+        lambda: LedgerEntry.all_orgs.filter(pk=entry.pk).delete(),
         lambda: connection.cursor().execute("UPDATE billing_ledgerentry SET amount = amount * 2"),
         lambda: connection.cursor().execute("DELETE FROM billing_ledgerentry"),
     ]
     for attempt in attempts:
         with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
             attempt()
-    assert list(LedgerEntry.objects.values_list("id", "amount", "description")) == before
+    assert list(LedgerEntry.all_orgs.values_list("id", "amount", "description")) == before

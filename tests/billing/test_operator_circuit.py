@@ -35,23 +35,23 @@ def _operator_user(*, is_active: bool = True):
 
 
 def _state(org) -> str:
-    return Circuit.objects.get(organization=org).state
+    return Circuit.all_orgs.get(organization=org).state
 
 
 def test_an_org_admin_cannot_close_a_circuit_an_operator_opened_in_the_admin(operator, org, admin_user, owner):
     _admin_action(operator, "open_circuit", org, "Card declined; call us")
     assert _state(org) == "open"
-    events = CircuitEvent.objects.filter(organization=org).count()
+    events = CircuitEvent.all_orgs.filter(organization=org).count()
     for caller in (admin_user, owner):
         client = client_for(caller, org)
         for body in ({"state": "closed", "reason": "We need it"}, {}):  # an explicit close and a flip
             assert_problem(client.post("/billing/circuit/toggle", body, format="json"), 403, "permission_denied")
             assert _state(org) == "open"
-    assert CircuitEvent.objects.filter(organization=org).count() == events  # nothing recorded either
+    assert CircuitEvent.all_orgs.filter(organization=org).count() == events  # nothing recorded either
     # keeping it open (a new reason) is no closing: allowed, and it stays the operator's
     reopened = client_for(owner, org).post("/billing/circuit/toggle", {"state": "open", "reason": "ok"}, format="json")
     assert reopened.status_code == 200
-    assert Circuit.objects.get(organization=org).opened_by_operator
+    assert Circuit.all_orgs.get(organization=org).opened_by_operator
     assert_problem(
         client_for(owner, org).post("/billing/circuit/toggle", {"state": "closed"}, format="json"),
         403,
@@ -59,7 +59,7 @@ def test_an_org_admin_cannot_close_a_circuit_an_operator_opened_in_the_admin(ope
     )
     _admin_action(operator, "close_circuit", org, "Paid")
     assert _state(org) == "closed"
-    assert not Circuit.objects.get(organization=org).opened_by_operator
+    assert not Circuit.all_orgs.get(organization=org).opened_by_operator
 
 
 def test_a_circuit_staff_opened_through_the_api_is_closed_by_staff_only(org, owner):
@@ -80,7 +80,7 @@ def test_a_circuit_staff_opened_through_the_api_is_closed_by_staff_only(org, own
 def test_a_circuit_the_org_opened_its_admins_close(org, admin_user, owner):
     client_for(owner, org).post("/billing/circuit/toggle", {"state": "open", "reason": "Pause"}, format="json")
     assert _state(org) == "open"
-    assert not Circuit.objects.get(organization=org).opened_by_operator
+    assert not Circuit.all_orgs.get(organization=org).opened_by_operator
     assert client_for(admin_user, org).post("/billing/circuit/toggle", {}, format="json").json()["state"] == "closed"
 
 
@@ -104,7 +104,7 @@ def test_an_operator_who_opens_an_open_circuit_makes_it_theirs(operator, org, ow
         == 200
     )
     _admin_action(operator, "open_circuit", org, "Fraud hold")
-    assert Circuit.objects.get(organization=org).opened_by_operator
+    assert Circuit.all_orgs.get(organization=org).opened_by_operator
     assert_problem(client.post("/billing/circuit/toggle", {"state": "closed"}, format="json"), 403, "permission_denied")
     assert_problem(client.post("/billing/circuit/toggle", {}, format="json"), 403, "permission_denied")
     assert _state(org) == "open"
@@ -120,7 +120,7 @@ def test_staff_without_manage_credits_is_no_operator(org, owner):
     assert services.is_operator(_operator_user())
     assert not services.is_operator(_operator_user(is_active=False))
     client_for(staff, org).post("/billing/circuit/toggle", {"state": "open", "reason": "x"}, format="json")
-    assert not Circuit.objects.get(organization=org).opened_by_operator  # the org's admins may close it
+    assert not Circuit.all_orgs.get(organization=org).opened_by_operator  # the org's admins may close it
     assert client_for(owner, org).post("/billing/circuit/toggle", {"state": "closed"}, format="json").status_code == 200
     services.set_circuit(org=org, actor=_operator_user(), state="open", reason="Fraud check")
     with pytest.raises(PermissionDeniedError):

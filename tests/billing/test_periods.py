@@ -42,20 +42,20 @@ def _spend(org, credits: int) -> None:
 
 
 def _budget_alerts(org) -> list[tuple[str, datetime]]:
-    alerts = BudgetAlert.objects.filter(organization=org, kind=BudgetAlert.Kind.BUDGET_THRESHOLD)
+    alerts = BudgetAlert.all_orgs.filter(organization=org, kind=BudgetAlert.Kind.BUDGET_THRESHOLD)
     return sorted((str(int(alert.threshold)), alert.period_start) for alert in alerts)
 
 
 def test_spend_and_budget_alerts_start_again_in_a_new_period(clock, org, per_token):  # the org opens in March
     org.monthly_budget = Decimal(10)
     org.save()
-    opening = CreditAccount.objects.get(organization=org).balance
+    opening = CreditAccount.all_orgs.get(organization=org).balance
     services.grant_credits(org=org, amount=Decimal(1000), reason="plenty")
     for credits in (5, 3, 2, 0):  # 50 %, 80 %, 100 %, and once more at 100 %: no second alert
         if credits:
             _spend(org, credits)
         else:
-            services.evaluate_alerts(org=org, account=CreditAccount.objects.get(organization=org))
+            services.evaluate_alerts(org=org, account=CreditAccount.all_orgs.get(organization=org))
     march = datetime(2026, 3, 1, tzinfo=UTC)
     assert _budget_alerts(org) == [("100", march), ("50", march), ("80", march)]
     with pytest.raises(BudgetExhaustedError):
@@ -63,7 +63,7 @@ def test_spend_and_budget_alerts_start_again_in_a_new_period(clock, org, per_tok
 
     clock["at"] = APRIL_START
     _spend(org, 4)  # April: the spend starts from zero, so this is allowed
-    account = CreditAccount.objects.get(organization=org)
+    account = CreditAccount.all_orgs.get(organization=org)
     assert account.period_start == datetime(2026, 4, 1, tzinfo=UTC)
     assert account.period_spent == Decimal(4)
     assert _budget_alerts(org) == [("100", march), ("50", march), ("80", march)]  # 40 %: none yet
@@ -74,4 +74,4 @@ def test_spend_and_budget_alerts_start_again_in_a_new_period(clock, org, per_tok
     assert _budget_alerts(org) == sorted(
         [("100", march), ("50", march), ("80", march), ("100", april), ("50", april), ("80", april)]
     )
-    assert CreditAccount.objects.get(organization=org).balance == opening + 1000 - 20  # every credit spent, once
+    assert CreditAccount.all_orgs.get(organization=org).balance == opening + 1000 - 20  # every credit spent, once

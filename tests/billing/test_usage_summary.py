@@ -25,7 +25,7 @@ SUMMARY = "/billing/usage/summary"
 
 def record(clock, org, *, at: datetime, kind: str = "usage", amount: Decimal, **fields) -> LedgerEntry:
     clock["at"] = at
-    return LedgerEntry.objects.create(organization=org, kind=kind, amount=amount, balance_after=Decimal(1), **fields)
+    return LedgerEntry.all_orgs.create(organization=org, kind=kind, amount=amount, balance_after=Decimal(1), **fields)
 
 
 def random_usage(clock, org, users, *, count: int, seed: int) -> list[LedgerEntry]:

@@ -47,7 +47,7 @@ def test_an_operator_grants_credits_in_the_admin_and_sees_the_balance_and_the_ch
     org.save(update_fields=["monthly_budget"])
     _use(org, "12.5", "gpt-4o-mini")
     _use(org, "7.25", "claude-haiku")
-    before = CreditAccount.objects.get(organization=org).balance
+    before = CreditAccount.all_orgs.get(organization=org).balance
     granted = Decimal("250.5")
     expected = credits_text(before + granted)
 
@@ -111,8 +111,8 @@ def test_an_operator_grants_credits_in_the_admin_and_sees_the_balance_and_the_ch
     assert not traffic.outside, traffic.outside
     assert not traffic.failed, traffic.failed
     assert not traffic.errors, traffic.errors
-    grant = LedgerEntry.objects.get(organization=org, kind=LedgerEntry.Kind.GRANT, user_id=operator.pk)
+    grant = LedgerEntry.all_orgs.get(organization=org, kind=LedgerEntry.Kind.GRANT, user_id=operator.pk)
     assert grant.amount == granted
     assert grant.description == "Goodwill after the outage (browser test)"
-    assert CreditAccount.objects.get(organization=org).balance == before + granted
-    assert AuditEntry.objects.filter(organization=org, actor=operator, action="grant_credits").count() == 1
+    assert CreditAccount.all_orgs.get(organization=org).balance == before + granted
+    assert AuditEntry.all_orgs.filter(organization=org, actor=operator, action="grant_credits").count() == 1

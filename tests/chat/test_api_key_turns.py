@@ -35,7 +35,7 @@ def test_a_key_streams_a_turn_billed_to_the_key(daphne_server, fake_llm, bundled
     owner = owner_of(org)
     specialist = make_specialist(org, model="gpt-4o-mini", max_output_tokens=1000)
     secret = new_key(org, role=Role.MEMBER)
-    key = ApiKey.objects.get(prefix=secret.split("_")[1])
+    key = ApiKey.all_orgs.get(prefix=secret.split("_")[1])
     fake_llm.script(Scenario(chunks=["Hi ", "there."], usage=(1000, 500)))
     with _client(daphne_server, secret) as client:
         response = client.post("/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "Hello?"})
@@ -48,15 +48,15 @@ def test_a_key_streams_a_turn_billed_to_the_key(daphne_server, fake_llm, bundled
         assert listed["results"][0]["createdBy"] is None
         assert listed["results"][0]["apiKeyId"] == str(key.pk)
         ledger = client.get("/billing/credits/usage").json()["results"]
-    usage = LedgerEntry.objects.get(organization=org, kind="usage")
+    usage = LedgerEntry.all_orgs.get(organization=org, kind="usage")
     assert usage.user_id is None
     assert usage.api_key_id == key.pk
     assert [row["apiKeyId"] for row in ledger if row["kind"] == "usage"] == [str(key.pk)]
-    session = ChatSession.objects.get(pk=session_id)
+    session = ChatSession.all_orgs.get(pk=session_id)
     assert session.created_by_id is None
     assert session.created_by_api_key_id == key.pk
     # the owner's own session is not the member key's to read
-    mine = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner, title="mine")
+    mine = ChatSession.all_orgs.create(organization=org, specialist=specialist, created_by=owner, title="mine")
     with _client(daphne_server, secret) as client:
         assert client.get(f"/api/chat/sessions/{mine.pk}").status_code == 404
         assert client.get(f"/api/chat/sessions/{session_id}").status_code == 200
@@ -80,7 +80,7 @@ def test_idempotency_keys_are_scoped_to_the_api_key(daphne_server, bundled_data)
     assert again.json()["messageId"] == one.json()["messageId"]  # the first key's repeat: replayed
     assert other.status_code == 202
     assert other.json()["messageId"] != one.json()["messageId"]  # another key's: its own turn
-    assert ChatSession.objects.filter(organization=org).count() == 2
+    assert ChatSession.all_orgs.filter(organization=org).count() == 2
 
 
 def test_a_revoked_keys_socket_closes_4401_at_once(daphne_server, bundled_data):
@@ -88,8 +88,8 @@ def test_a_revoked_keys_socket_closes_4401_at_once(daphne_server, bundled_data):
     owner = owner_of(org)
     specialist = make_specialist(org)
     secret = new_key(org, role=Role.ADMIN)
-    key = ApiKey.objects.get(prefix=secret.split("_")[1])
-    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner, title="t")
+    key = ApiKey.all_orgs.get(prefix=secret.split("_")[1])
+    session = ChatSession.all_orgs.create(organization=org, specialist=specialist, created_by=owner, title="t")
     url = daphne_server.url.replace("http", "ws") + f"/ws/chat/sessions/{session.pk}/"
     owner_token = issue_tokens(user=owner).access
 
@@ -119,7 +119,7 @@ def test_a_revoked_keys_socket_closes_4401_at_once(daphne_server, bundled_data):
     assert first["event"] == "session"
     assert code == 4401
     assert lasted < 5  # announced at once, not at the next periodic re-check (WEBSOCKET_RECHECK_SECONDS)
-    usage = LedgerEntry.objects.get(organization=org, kind="usage")
+    usage = LedgerEntry.all_orgs.get(organization=org, kind="usage")
     assert (usage.user_id, usage.api_key_id) == (None, key.pk)
 
     # the revoked key opens no new socket

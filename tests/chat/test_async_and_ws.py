@@ -46,9 +46,9 @@ def test_async_turn_runs_in_a_real_worker_process(org_setup, fake_llm, daphne_se
     assert response.status_code == 202, response.content
     body = response.json()
     assert body["status"] == "queued"
-    message = Message.objects.get(pk=body["messageId"])
+    message = Message.all_orgs.get(pk=body["messageId"])
     assert message.status == "queued"
-    held = CreditAccount.objects.get(organization=org).reserved
+    held = CreditAccount.all_orgs.get(organization=org).reserved
     assert held > 0  # the worst case is held before anything is queued
     result = run_worker_batch(daphne_server.env)
     assert result.returncode == 0, result.stderr
@@ -57,8 +57,8 @@ def test_async_turn_runs_in_a_real_worker_process(org_setup, fake_llm, daphne_se
     assert message.started_at is not None
     assert message.completed_at is not None
     # 2000×15/1e6 + 100×60/1e6 = 0.036
-    assert LedgerEntry.objects.get(organization=org, kind="usage").amount == Decimal("-0.036000")
-    account = CreditAccount.objects.get(organization=org)
+    assert LedgerEntry.all_orgs.get(organization=org, kind="usage").amount == Decimal("-0.036000")
+    account = CreditAccount.all_orgs.get(organization=org)
     assert (account.balance, account.reserved) == (Decimal("99.964000"), Decimal(0))
     detail = client.get(f"/api/chat/sessions/{body['sessionId']}").json()
     assert [m["status"] for m in detail["messages"]] == ["completed", "completed"]
@@ -75,9 +75,9 @@ def test_async_failure_is_recorded(org_setup, fake_llm, daphne_server):
         .json()
     )
     assert run_worker_batch(daphne_server.env).returncode == 0
-    message = Message.objects.get(pk=body["messageId"])
+    message = Message.all_orgs.get(pk=body["messageId"])
     assert (message.status, message.error_code) == ("failed", "llm_unavailable")
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
 
 
 def test_async_idempotency(org_setup):
@@ -89,8 +89,8 @@ def test_async_idempotency(org_setup):
     again = client.post("/api/chat/async", payload, format="json", HTTP_IDEMPOTENCY_KEY="abc")
     assert (first.status_code, again.status_code) == (202, 202)
     assert first.json() == again.json()
-    assert Message.objects.filter(role="assistant").count() == 1
-    Message.objects.filter(pk=first.json()["messageId"]).update(status="completed")
+    assert Message.all_orgs.filter(role="assistant").count() == 1
+    Message.all_orgs.filter(pk=first.json()["messageId"]).update(status="completed")
     assert (
         client.post("/api/chat/async", payload, format="json", HTTP_IDEMPOTENCY_KEY="abc").json()["status"]
         == "completed"
@@ -110,11 +110,11 @@ def test_a_turn_whose_worker_died_is_failed_not_stuck(org_setup):
         .post("/api/chat/async", {"specialistId": str(specialist.pk), "message": "x"}, format="json")
         .json()
     )
-    Message.objects.filter(pk=body["messageId"]).update(
+    Message.all_orgs.filter(pk=body["messageId"]).update(
         status="running", started_at=timezone.now() - timedelta(hours=1)
     )
     assert fail_stuck_turns() == 1
-    message = Message.objects.get(pk=body["messageId"])
+    message = Message.all_orgs.get(pk=body["messageId"])
     assert (message.status, message.error_code) == ("failed", "worker_lost")
 
 
@@ -140,7 +140,7 @@ async def _events_until(communicator: WebsocketCommunicator, last: str, timeout:
 def ws_session(org_setup):
     org, owner = org_setup
     specialist = make_specialist(org)
-    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner, title="t")
+    session = ChatSession.all_orgs.create(organization=org, specialist=specialist, created_by=owner, title="t")
     return org, owner, specialist, session
 
 
@@ -358,7 +358,7 @@ async def test_a_message_from_a_socket_whose_membership_is_gone_is_refused(ws_se
     from orgs.models import Membership
 
     org, _, admin, session, communicator = await _admin_socket(ws_session)
-    await database_sync_to_async(lambda: Membership.objects.filter(organization=org, user=admin).delete())()
+    await database_sync_to_async(lambda: Membership.all_orgs.filter(organization=org, user=admin).delete())()
     await communicator.send_json_to({"type": "message", "message": "Still here?"})
     assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
     assert await database_sync_to_async(session.messages.count)() == 0

@@ -71,8 +71,8 @@ def test_refusals_before_the_stream_are_problems_and_change_nothing(path, owner,
     specialist.status = "paused"
     specialist.save()
     assert_problem(send(client, path, specialistId=str(specialist.pk), message="x"), 409, "specialist_inactive")
-    assert ChatSession.objects.count() == 0
-    assert Message.objects.count() == 0
+    assert ChatSession.all_orgs.count() == 0
+    assert Message.all_orgs.count() == 0
 
 
 @pytest.mark.parametrize("path", ["/api/chat/stream", "/api/chat/async"])
@@ -100,8 +100,8 @@ def test_402_bodies(path, owner, org, specialist):
     billing.set_circuit(org=org, actor=None, state="open", reason="Audit")
     body = assert_problem(send(client, path, specialistId=str(specialist.pk), message="x"), 402, "circuit_open")
     assert (body["scope"], body["reason"]) == ("circuit", "Audit")
-    assert Message.objects.count() == 0
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert Message.all_orgs.count() == 0
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
 
 
 def test_chat_is_throttled(owner, specialist, settings):
@@ -130,7 +130,7 @@ def test_chat_is_throttled_per_org_as_well_as_per_user(org, owner, specialist, s
 
 
 def _session(org, specialist, user, title="s"):
-    return ChatSession.objects.create(organization=org, specialist=specialist, created_by=user, title=title)
+    return ChatSession.all_orgs.create(organization=org, specialist=specialist, created_by=user, title=title)
 
 
 def test_sessions_members_see_their_own_admins_all(
@@ -164,13 +164,13 @@ def test_sessions_members_see_their_own_admins_all(
     }
     assert member_client.delete(f"/api/chat/sessions/{mine.pk}").status_code == 204
     assert client_for(admin_user).delete(f"/api/chat/sessions/{theirs.pk}").status_code == 204
-    assert ChatSession.objects.filter(organization=org).count() == 0
+    assert ChatSession.all_orgs.filter(organization=org).count() == 0
 
 
 def test_session_detail_shows_messages_in_order(owner, org, specialist):
     client = client_for(owner)
     send(client, "/api/chat/async", specialistId=str(specialist.pk), message="first")
-    session = ChatSession.objects.get()
+    session = ChatSession.all_orgs.get()
     detail = client.get(f"/api/chat/sessions/{session.pk}").json()
     assert [(m["role"], m["status"]) for m in detail["messages"]] == [("user", "completed"), ("assistant", "queued")]
     assert detail["messages"][1]["usage"] == {"inputTokens": 0, "outputTokens": 0, "credits": "0.000000"}
@@ -216,15 +216,15 @@ def test_upload_and_extraction(owner, org):
     body = response.json()
     assert set(body) == {"id", "filename", "contentType", "size", "createdAt", "textExtracted"}
     assert (body["filename"], body["contentType"], body["size"]) == ("notes.md", "text/markdown", 15)
-    assert Attachment.objects.get(pk=body["id"]).text == "# Plan\nShip it."
+    assert Attachment.all_orgs.get(pk=body["id"]).text == "# Plan\nShip it."
     assert (
         "Quarterly numbers"
-        in Attachment.objects.get(pk=_upload(client, "r.pdf", _pdf_with_text("Quarterly numbers")).json()["id"]).text
+        in Attachment.all_orgs.get(pk=_upload(client, "r.pdf", _pdf_with_text("Quarterly numbers")).json()["id"]).text
     )
-    assert '"a": 1' in Attachment.objects.get(pk=_upload(client, "d.json", b'{"a":1}').json()["id"]).text
-    assert "x,y" in Attachment.objects.get(pk=_upload(client, "t.csv", b"x,y\n1,2").json()["id"]).text
+    assert '"a": 1' in Attachment.all_orgs.get(pk=_upload(client, "d.json", b'{"a":1}').json()["id"]).text
+    assert "x,y" in Attachment.all_orgs.get(pk=_upload(client, "t.csv", b"x,y\n1,2").json()["id"]).text
     by_type = _upload(client, "README", b"plain words", "text/plain").json()
-    assert (by_type["contentType"], Attachment.objects.get(pk=by_type["id"]).text) == ("text/plain", "plain words")
+    assert (by_type["contentType"], Attachment.all_orgs.get(pk=by_type["id"]).text) == ("text/plain", "plain words")
 
 
 def test_upload_limits(owner, org, settings):
@@ -237,7 +237,7 @@ def test_upload_limits(owner, org, settings):
     assert _upload(client, "a.txt", b"x" * 10).status_code == 201
     assert_problem(_upload(client, "b.txt", b"x" * 10), 413, "storage_quota_exceeded")
     assert_problem(client.post("/api/chat/upload", {}, format="multipart"), 400, "validation_error")
-    assert Attachment.objects.count() == 1
+    assert Attachment.all_orgs.count() == 1
 
 
 def test_attachment_text_reaches_the_model(owner, org, specialist):
@@ -247,7 +247,7 @@ def test_attachment_text_reaches_the_model(owner, org, specialist):
 
     client = client_for(owner)
     attachment = _upload(client, "brief.txt", b"The launch is on Friday.").json()
-    context = OrgContext(org=org, membership=Membership.objects.get(user=owner), is_staff=False)
+    context = OrgContext(org=org, membership=Membership.all_orgs.get(user=owner), is_staff=False)
     turn = start_turn(
         context=context,
         specialist_id=specialist.pk,
@@ -281,9 +281,9 @@ def test_history_is_trimmed_to_the_context_window(owner, org, specialist):
     specialist.save()
     session = _session(org, specialist, owner)
     for i in range(10):
-        Message.objects.create(session=session, role="user", content=f"old question {i} " + "x" * 400)
-        Message.objects.create(session=session, role="assistant", content=f"old answer {i} " + "y" * 400)
-    context = OrgContext(org=org, membership=Membership.objects.get(user=owner), is_staff=False)
+        Message.all_orgs.create(session=session, role="user", content=f"old question {i} " + "x" * 400)
+        Message.all_orgs.create(session=session, role="assistant", content=f"old answer {i} " + "y" * 400)
+    context = OrgContext(org=org, membership=Membership.all_orgs.get(user=owner), is_staff=False)
     turn = start_turn(context=context, specialist_id=specialist.pk, message="newest", session_id=session.pk)
     contents = [m.content for m in turn.request.messages]
     assert contents[-1] == "newest"

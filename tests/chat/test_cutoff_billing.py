@@ -34,7 +34,7 @@ def streamer(daphne_server, bundled_data):
 def _ended(org) -> Message:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        message = Message.objects.filter(role="assistant", session__organization=org).first()
+        message = Message.all_orgs.filter(role="assistant", session__organization=org).first()
         if message is not None and message.status not in ("queued", "running"):
             return message
         time.sleep(0.05)
@@ -75,14 +75,14 @@ def test_a_client_that_leaves_before_the_first_token_pays_for_the_prompt_sent(st
     assert fake_llm.closed_early.wait(10)  # the provider call was cut off
     message = _ended(org)
     assert (message.status, message.error_code, message.content) == ("failed", "client_disconnected", "")
-    entry = LedgerEntry.objects.get(organization=org, kind="usage")
+    entry = LedgerEntry.all_orgs.get(organization=org, kind="usage")
     expected_input = request_tokens_estimate(_as_sent(fake_llm.requests[-1]))
     assert (entry.input_tokens, entry.output_tokens) == (expected_input, 0)
     assert expected_input > len(prompt) // 4  # the prompt's likely count, not nothing
     assert entry.amount < 0
     assert message.credits == -entry.amount
-    assert not Reservation.objects.filter(organization=org, status="active").exists()
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert not Reservation.all_orgs.filter(organization=org, status="active").exists()
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
 
 
 def test_a_provider_error_before_any_output_costs_nothing(streamer, fake_llm):
@@ -93,9 +93,9 @@ def test_a_provider_error_before_any_output_costs_nothing(streamer, fake_llm):
     assert response.json()["code"] == "llm_unavailable"
     message = _ended(org)
     assert (message.status, message.error_code) == ("failed", "llm_unavailable")
-    assert not LedgerEntry.objects.filter(organization=org, kind="usage").exists()
-    assert set(Reservation.objects.filter(organization=org).values_list("status", flat=True)) == {"released"}
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert not LedgerEntry.all_orgs.filter(organization=org, kind="usage").exists()
+    assert set(Reservation.all_orgs.filter(organization=org).values_list("status", flat=True)) == {"released"}
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
 
 
 def test_a_client_that_leaves_mid_answer_pays_for_the_prompt_and_what_was_produced(streamer, fake_llm):
@@ -110,6 +110,6 @@ def test_a_client_that_leaves_mid_answer_pays_for_the_prompt_and_what_was_produc
     assert fake_llm.closed_early.wait(10)
     message = _ended(org)
     assert message.error_code == "client_disconnected"
-    entry = LedgerEntry.objects.get(organization=org, kind="usage")
+    entry = LedgerEntry.all_orgs.get(organization=org, kind="usage")
     assert entry.input_tokens == request_tokens_estimate(_as_sent(fake_llm.requests[-1]))
     assert 0 < entry.output_tokens < 40  # what was produced, not the 99,999 never reported

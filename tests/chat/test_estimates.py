@@ -119,7 +119,7 @@ def test_a_cjk_turn_at_a_nearly_exhausted_balance_is_billed_in_full(daphne_serve
     cjk = "四半期の売上高と利益率の推移を詳しく分析してください。" * 700  # 18,900 characters
     body = {"specialistId": str(specialist.pk), "message": cjk}
     with httpx.Client(base_url=daphne_server.url, headers={"authorization": f"Bearer {token}"}, timeout=60) as client:
-        account = CreditAccount.objects.get(organization=org)
+        account = CreditAccount.all_orgs.get(organization=org)
         billing.adjust_credits(org=org, amount=Decimal("0.000001") - account.balance, kind="adjustment", reason="t")
         refused = client.post("/api/chat/stream", json=body)
         assert refused.status_code == 402, refused.text
@@ -136,11 +136,11 @@ def test_a_cjk_turn_at_a_nearly_exhausted_balance_is_billed_in_full(daphne_serve
         input_per_million=Decimal(15),
         output_per_million=Decimal(60),
     )
-    account = CreditAccount.objects.get(organization=org)
-    entry = LedgerEntry.objects.get(organization=org, kind="usage")
+    account = CreditAccount.all_orgs.get(organization=org)
+    entry = LedgerEntry.all_orgs.get(organization=org, kind="usage")
     assert entry.amount == -cost  # charged in full, not cut to what was available
     assert (entry.input_tokens, entry.output_tokens) == (real_input, 500)
     assert account.balance >= 0
     assert account.reserved == 0
-    assert LedgerEntry.objects.filter(organization=org).aggregate(total=Sum("amount"))["total"] == account.balance
-    assert Message.objects.get(role="assistant", session__organization=org).credits == cost
+    assert LedgerEntry.all_orgs.filter(organization=org).aggregate(total=Sum("amount"))["total"] == account.balance
+    assert Message.all_orgs.get(role="assistant", session__organization=org).credits == cost

@@ -85,14 +85,14 @@ def _billing(org):
     """The org's usage entries (model, tokens, amount), its holds' statuses by model, what stays held."""
     entries = [
         (e.model, e.input_tokens, e.output_tokens, e.amount)
-        for e in LedgerEntry.objects.filter(organization=org, kind="usage").order_by("created_at")
+        for e in LedgerEntry.all_orgs.filter(organization=org, kind="usage").order_by("created_at")
     ]
-    holds = [(r.model, r.status) for r in Reservation.objects.filter(organization=org).order_by("created_at")]
-    return entries, holds, CreditAccount.objects.get(organization=org).reserved
+    holds = [(r.model, r.status) for r in Reservation.all_orgs.filter(organization=org).order_by("created_at")]
+    return entries, holds, CreditAccount.all_orgs.get(organization=org).reserved
 
 
 def _message(org) -> Message:
-    return Message.objects.get(role="assistant", session__organization=org)
+    return Message.all_orgs.get(role="assistant", session__organization=org)
 
 
 def cost(model: str, input_tokens: int, output_tokens: int) -> Decimal:
@@ -270,7 +270,7 @@ async def test_a_fallback_models_output_limit_is_its_own_when_smaller(team, fake
     assert fake_llm.requests[2]["max_tokens"] == 64
 
     def holds():
-        return list(Reservation.objects.filter(organization=org).order_by("created_at").values_list("model", "amount"))
+        return list(Reservation.all_orgs.filter(organization=org).order_by("created_at").values_list("model", "amount"))
 
     held = await database_sync_to_async(holds)()
     assert held[2][0] == "small-backup"
@@ -281,7 +281,7 @@ async def test_a_refused_hold_on_a_fallback_ends_the_chain_with_its_402(team, fa
     org, specialist, token = await _setup(team, fallback_models=["claude-opus-4-1"], max_output_tokens=30000)
 
     def leave_little():  # enough for the primary's worst case (2 credits), not for Opus's (225)
-        CreditAccount.objects.filter(organization=org).update(balance=Decimal(5))
+        CreditAccount.all_orgs.filter(organization=org).update(balance=Decimal(5))
 
     await database_sync_to_async(leave_little)()
     fake_llm.script(DOWN, DOWN, Scenario(chunks=["never"]))
@@ -301,7 +301,7 @@ async def test_each_tool_round_starts_again_at_the_specialists_model(team, fake_
     org, specialist, token = await _setup(team, fallback_models=[BACKUP])
 
     def connect():
-        connection = Connection.objects.create(
+        connection = Connection.all_orgs.create(
             organization=org, name="Calc", url=mcp_server.url("streamable_http"), transport="streamable_http"
         )
         sync_connection(connection=connection)
@@ -367,7 +367,7 @@ async def test_a_queued_turn_keeps_the_fallbacks_and_rates_it_was_accepted_with(
         assert entries == [(BACKUP, 700, 30, -frozen)]
         assert holds == [(PRIMARY, "released"), (PRIMARY, "released"), (BACKUP, "settled")]
         assert reserved == 0
-        message = Message.objects.get(pk=message_id)
+        message = Message.all_orgs.get(pk=message_id)
         assert (message.status, message.model) == ("completed", BACKUP)
         assert [m["model"] for m in message.frozen_turn["models"]] == [PRIMARY, BACKUP]
 

@@ -107,11 +107,11 @@ def test_a_worker_killed_mid_turn_fails_the_turn_releases_its_hold_and_tells_the
             worker.wait(timeout=10)
     assert frames[-1]["event"] == "error"
     assert frames[-1]["data"]["code"] == "worker_lost"
-    message = Message.objects.get(session=session, role="assistant")
+    message = Message.all_orgs.get(session=session, role="assistant")
     assert (message.status, message.error_code) == ("failed", "worker_lost")
-    assert CreditAccount.objects.get(organization=org).reserved == 0
-    assert not Reservation.objects.filter(organization=org, status="active").exists()
-    assert not LedgerEntry.objects.filter(organization=org, kind="usage").exists()  # never recorded: never billed
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
+    assert not Reservation.all_orgs.filter(organization=org, status="active").exists()
+    assert not LedgerEntry.all_orgs.filter(organization=org, kind="usage").exists()  # never recorded: never billed
     assert len([r for r in fake_llm.requests if "long" in json.dumps(r)]) == 1  # not run a second time
 
 
@@ -146,13 +146,13 @@ def test_a_server_stopped_during_a_stream_leaves_nothing_running_or_held(stack, 
     stream()
     server.process.wait(timeout=30)
     message = _wait_for(
-        lambda: Message.objects.filter(role="assistant", session__organization=org).exclude(status="running").first(),
+        lambda: Message.all_orgs.filter(role="assistant", session__organization=org).exclude(status="running").first(),
         30,
         "the turn to end",
     )
     assert message.status in ("failed", "completed")
-    assert CreditAccount.objects.get(organization=org).reserved == 0
-    usage = LedgerEntry.objects.filter(organization=org, kind="usage")
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
+    usage = LedgerEntry.all_orgs.filter(organization=org, kind="usage")
     assert usage.count() == 1  # what was produced, billed once
     assert usage.get().amount == -message.credits
 
@@ -166,7 +166,7 @@ def test_a_server_killed_during_a_stream_is_recovered_by_maintenance_and_bills_n
     org = make_org(name="Crashed")
     specialist = make_specialist(org, model="gpt-4o-mini")
     token = issue_tokens(user=owner_of(org)).access
-    before = CreditAccount.objects.get(organization=org).balance
+    before = CreditAccount.all_orgs.get(organization=org).balance
     fake_llm.script(Scenario(chunks=[f"w{i} " for i in range(200)], delay=0.1))  # 20 s: killed long before
     received = []
 
@@ -186,13 +186,13 @@ def test_a_server_killed_during_a_stream_is_recovered_by_maintenance_and_bills_n
             pass  # the server went away
     assert server.process.wait(timeout=10) == -signal.SIGKILL
     assert received.count("event: done") == 0
-    message = Message.objects.get(role="assistant", session__organization=org)
+    message = Message.all_orgs.get(role="assistant", session__organization=org)
     assert message.status == "running"  # nobody left to end it…
-    assert Reservation.objects.filter(organization=org, status="active").count() == 1  # …or give its hold back
+    assert Reservation.all_orgs.filter(organization=org, status="active").count() == 1  # …or give its hold back
     worker = _worker(env, "worker-after-server-kill.log")
     try:
         message = _wait_for(
-            lambda: Message.objects.filter(pk=message.pk).exclude(status="running").first(),
+            lambda: Message.all_orgs.filter(pk=message.pk).exclude(status="running").first(),
             60,
             "maintenance to end the turn",
         )
@@ -200,13 +200,13 @@ def test_a_server_killed_during_a_stream_is_recovered_by_maintenance_and_bills_n
         worker.kill()
         worker.wait(timeout=10)
     assert (message.status, message.error_code) == ("failed", "worker_lost")
-    account = CreditAccount.objects.get(organization=org)
+    account = CreditAccount.all_orgs.get(organization=org)
     assert account.reserved == 0
     assert account.balance == before  # nothing billed for tokens never recorded
-    assert not Reservation.objects.filter(organization=org, status="active").exists()
-    assert set(Reservation.objects.filter(organization=org).values_list("status", flat=True)) == {"released"}
-    assert not LedgerEntry.objects.filter(organization=org, kind="usage").exists()
-    assert not Message.objects.filter(session__organization=org, status__in=["running", "queued"]).exists()
+    assert not Reservation.all_orgs.filter(organization=org, status="active").exists()
+    assert set(Reservation.all_orgs.filter(organization=org).values_list("status", flat=True)) == {"released"}
+    assert not LedgerEntry.all_orgs.filter(organization=org, kind="usage").exists()
+    assert not Message.all_orgs.filter(session__organization=org, status__in=["running", "queued"]).exists()
     assert len([r for r in fake_llm.requests if "crash" in json.dumps(r)]) == 1  # not run a second time
 
 
@@ -226,9 +226,9 @@ def test_a_worker_killed_while_it_runs_maintenance_leaves_the_chain_going(bundle
     after it: the stale hold is released, once, and the chain goes on."""
     env = server_env(FAST_RECOVERY)
     org = make_org(name="Upkeep")
-    before = CreditAccount.objects.get(organization=org).balance
+    before = CreditAccount.all_orgs.get(organization=org).balance
     hold = billing.reserve(org=org, model="local", input_tokens=10, max_output_tokens=10)
-    Reservation.objects.filter(pk=hold.reservation_id).update(created_at=timezone.now() - timedelta(hours=1))
+    Reservation.all_orgs.filter(pk=hold.reservation_id).update(created_at=timezone.now() - timedelta(hours=1))
     maintenance_runs = DBTaskResult.objects.filter(task_path=TASK_PATH)
     workers: list[subprocess.Popen] = []
     s = connection.settings_dict
@@ -250,10 +250,10 @@ def test_a_worker_killed_while_it_runs_maintenance_leaves_the_chain_going(bundle
         assert maintenance_runs.filter(status="READY").count() == 1
         assert not maintenance_runs.filter(status="SUCCESSFUL").exists()
         lock.rollback()  # the killed job's statement, unblocked, has no client left to commit it
-        assert Reservation.objects.get(pk=hold.reservation_id).status == "active"
+        assert Reservation.all_orgs.get(pk=hold.reservation_id).status == "active"
         workers.append(_worker(env, "worker-after-maintenance-kill.log"))
         _wait_for(
-            lambda: Reservation.objects.get(pk=hold.reservation_id).status == "released",
+            lambda: Reservation.all_orgs.get(pk=hold.reservation_id).status == "released",
             60,
             "a new worker's maintenance to release the stale hold",
         )
@@ -269,6 +269,6 @@ def test_a_worker_killed_while_it_runs_maintenance_leaves_the_chain_going(bundle
     first = maintenance_runs.filter(status="SUCCESSFUL").order_by("finished_at").first()
     assert first.return_value["released_reservations"] == 1
     assert sum(run.return_value["released_reservations"] for run in maintenance_runs.filter(status="SUCCESSFUL")) == 1
-    account = CreditAccount.objects.get(organization=org)
+    account = CreditAccount.all_orgs.get(organization=org)
     assert (account.reserved, account.balance) == (0, before)
-    assert not LedgerEntry.objects.filter(organization=org, kind="usage").exists()
+    assert not LedgerEntry.all_orgs.filter(organization=org, kind="usage").exists()

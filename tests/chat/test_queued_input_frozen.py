@@ -78,13 +78,13 @@ def test_a_file_uploaded_after_acceptance_is_not_sent(bundled_data, fake_llm):
     sent = json.dumps(request, ensure_ascii=False)
     assert "the notes of before" in sent  # the files there at acceptance are sent
     assert "中中中" not in sent  # the one uploaded while the turn was queued is not
-    message = Message.objects.get(pk=body["messageId"])
+    message = Message.all_orgs.get(pk=body["messageId"])
     assert message.status == "completed", (message.error_code, message.error)
-    hold = Reservation.objects.get(message_id=message.pk)
+    hold = Reservation.all_orgs.get(message_id=message.pk)
     assert hold.charged == token_cost(
         input_tokens=300, output_tokens=1, input_per_million=Decimal(15), output_per_million=Decimal(60)
     )
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
 
 
 def test_an_answer_completed_after_acceptance_is_not_in_the_history(bundled_data):
@@ -96,14 +96,14 @@ def test_an_answer_completed_after_acceptance_is_not_in_the_history(bundled_data
     a = _send_async(api, specialist, "long essay")
     b = _send_async(api, specialist, "more", sessionId=a["sessionId"])
     # turn A runs first and answers at length (what its record phase writes)
-    Message.objects.filter(pk=a["messageId"]).update(
+    Message.all_orgs.filter(pk=a["messageId"]).update(
         status="completed", content="字" * 30_000, completed_at=timezone.now()
     )
     turn = queued.load_queued_turn(message_id=b["messageId"])
     assert turn is not None
     contents = [m.content for m in turn.request.messages]
     assert contents == ["long essay", "more"]  # A's question was there at acceptance, its answer was not
-    hold = Reservation.objects.get(message_id=b["messageId"])
+    hold = Reservation.all_orgs.get(message_id=b["messageId"])
     assert turn.reservation_id == hold.pk
     assert _covers(hold, turn.request)
 
@@ -113,7 +113,7 @@ def test_an_answer_completed_before_acceptance_is_in_the_history(bundled_data):
     api = client_for(owner_of(org))
     specialist = make_specialist(org, model="gpt-4o-mini", max_output_tokens=100)
     a = _send_async(api, specialist, "first")
-    Message.objects.filter(pk=a["messageId"]).update(
+    Message.all_orgs.filter(pk=a["messageId"]).update(
         status="completed", content="the answer", completed_at=timezone.now()
     )
     b = _send_async(api, specialist, "second", sessionId=a["sessionId"])
@@ -124,7 +124,7 @@ def test_an_answer_completed_before_acceptance_is_in_the_history(bundled_data):
 
 def _legacy(message_id: str) -> None:
     """What a turn queued before turns were frozen looks like: no ``frozen_turn``."""
-    Message.objects.filter(pk=message_id).update(frozen_turn=None)
+    Message.all_orgs.filter(pk=message_id).update(frozen_turn=None)
 
 
 def test_a_request_bigger_than_its_hold_grows_the_hold_at_the_frozen_rates(bundled_data):
@@ -135,17 +135,17 @@ def test_a_request_bigger_than_its_hold_grows_the_hold_at_the_frozen_rates(bundl
     specialist = make_specialist(org, model="gpt-4o-mini", max_output_tokens=100)
     body = _send_async(api, specialist, "hi")
     _legacy(body["messageId"])
-    before = Reservation.objects.get(message_id=body["messageId"]).amount
-    Specialist.objects.filter(pk=specialist.pk).update(instructions="Be thorough. " * 5_000)
+    before = Reservation.all_orgs.get(message_id=body["messageId"]).amount
+    Specialist.all_orgs.filter(pk=specialist.pk).update(instructions="Be thorough. " * 5_000)
     ModelRate.objects.filter(model="gpt-4o-mini").update(input_credits_per_million=Decimal(999))
     turn = queued.load_queued_turn(message_id=body["messageId"])
     assert turn is not None
-    hold = Reservation.objects.get(message_id=body["messageId"])
+    hold = Reservation.all_orgs.get(message_id=body["messageId"])
     assert hold.pk == turn.reservation_id
     assert hold.amount > before
     assert hold.input_credits_per_million == Decimal(15)  # the rates pinned at acceptance
     assert _covers(hold, turn.request)
-    account = CreditAccount.objects.get(organization=org)
+    account = CreditAccount.all_orgs.get(organization=org)
     assert account.reserved == hold.amount
 
 
@@ -155,15 +155,15 @@ def test_a_hold_that_cannot_grow_fails_the_turn_and_gives_it_back(bundled_data):
     specialist = make_specialist(org, model="gpt-4o-mini", max_output_tokens=100)
     body = _send_async(api, specialist, "hi")
     _legacy(body["messageId"])
-    held = Reservation.objects.get(message_id=body["messageId"]).amount
-    CreditAccount.objects.filter(organization=org).update(balance=held + Decimal("0.01"))
-    Specialist.objects.filter(pk=specialist.pk).update(instructions="Be thorough. " * 5_000)  # ~65k tokens
+    held = Reservation.all_orgs.get(message_id=body["messageId"]).amount
+    CreditAccount.all_orgs.filter(organization=org).update(balance=held + Decimal("0.01"))
+    Specialist.all_orgs.filter(pk=specialist.pk).update(instructions="Be thorough. " * 5_000)  # ~65k tokens
     assert queued.load_queued_turn(message_id=body["messageId"]) is None
-    message = Message.objects.get(pk=body["messageId"])
+    message = Message.all_orgs.get(pk=body["messageId"])
     assert (message.status, message.error_code) == ("failed", "insufficient_credits")
-    assert Reservation.objects.get(message_id=message.pk).status == "released"
-    assert CreditAccount.objects.get(organization=org).reserved == 0
-    assert not LedgerEntry.objects.filter(organization=org, kind="usage").exists()
+    assert Reservation.all_orgs.get(message_id=message.pk).status == "released"
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
+    assert not LedgerEntry.all_orgs.filter(organization=org, kind="usage").exists()
 
 
 def test_a_legacy_turn_runs_on_the_model_and_rates_of_its_first_hold(bundled_data):
@@ -174,7 +174,7 @@ def test_a_legacy_turn_runs_on_the_model_and_rates_of_its_first_hold(bundled_dat
     specialist = make_specialist(org, model="gpt-4o-mini", max_output_tokens=100)
     body = _send_async(api, specialist, "hi")
     _legacy(body["messageId"])
-    Specialist.objects.filter(pk=specialist.pk).update(model="gpt-4o")
+    Specialist.all_orgs.filter(pk=specialist.pk).update(model="gpt-4o")
     ModelRate.objects.filter(model="gpt-4o-mini").update(output_credits_per_million=Decimal(500))
     turn = queued.load_queued_turn(message_id=body["messageId"])
     assert turn is not None
@@ -182,7 +182,7 @@ def test_a_legacy_turn_runs_on_the_model_and_rates_of_its_first_hold(bundled_dat
     assert turn.rate is not None
     assert (turn.rate.model, turn.rate.provider, turn.rate.context_window) == ("gpt-4o-mini", "openai", 128000)
     assert (turn.rate.input_credits_per_million, turn.rate.output_credits_per_million) == (Decimal(15), Decimal(60))
-    hold = Reservation.objects.get(message_id=body["messageId"])
+    hold = Reservation.all_orgs.get(message_id=body["messageId"])
     assert hold.model == "gpt-4o-mini"
     assert _covers(hold, turn.request)
 

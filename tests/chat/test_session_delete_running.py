@@ -13,7 +13,7 @@ from django.db.models import F, Sum
 
 from billing.errors import InsufficientCreditsError
 from billing.models import CreditAccount, LedgerEntry, Reservation
-from chat import turns
+from chat import records, turns
 from chat.metering import release_holds_of_ended_turns
 from chat.models import ChatSession, Message
 from chat.providers.base import Usage
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _context(org, user) -> OrgContext:
-    return OrgContext(org=org, membership=Membership.objects.get(user=user, organization=org), is_staff=False)
+    return OrgContext(org=org, membership=Membership.all_orgs.get(user=user, organization=org), is_staff=False)
 
 
 def test_deleting_the_session_of_a_running_turn_is_refused_and_its_hold_stays(bundled_data):
@@ -36,25 +36,25 @@ def test_deleting_the_session_of_a_running_turn_is_refused_and_its_hold_stays(bu
     org = make_org(name="Del Co")
     owner = owner_of(org)
     specialist = make_specialist(org, model="gpt-4o-mini", max_output_tokens=16000)
-    CreditAccount.objects.filter(organization=org).update(balance=Decimal("1.5"))
+    CreditAccount.all_orgs.filter(organization=org).update(balance=Decimal("1.5"))
     first = turns.start_turn(context=_context(org, owner), specialist_id=specialist.pk, message="a lot")
     response = client_for(owner).delete(f"/api/chat/sessions/{first.session_id}")
     assert_problem(response, 409, "invalid_state")
-    assert ChatSession.objects.filter(pk=first.session_id).exists()
+    assert ChatSession.all_orgs.filter(pk=first.session_id).exists()
     run_upkeep()
-    assert Reservation.objects.get(pk=first.reservation_id).status == "active"
+    assert Reservation.all_orgs.get(pk=first.reservation_id).status == "active"
     with pytest.raises(InsufficientCreditsError):  # the balance is still held for the running call
         turns.start_turn(context=_context(org, owner), specialist_id=specialist.pk, message="again")
-    charge = turns.record_answer(first, turns.Totals(), Usage(50, 16000), "length")
+    charge = records.record_answer(first, turns.Totals(), Usage(50, 16000), "length")
     real = token_cost(
         input_tokens=50, output_tokens=16000, input_per_million=Decimal(15), output_per_million=Decimal(60)
     )
     assert charge.credits == real
     assert client_for(owner).delete(f"/api/chat/sessions/{first.session_id}").status_code == 204  # once it ended
-    account = CreditAccount.objects.get(organization=org)
+    account = CreditAccount.all_orgs.get(organization=org)
     assert account.reserved == 0
     assert account.balance == Decimal("1.5") - real
-    assert -LedgerEntry.objects.filter(organization=org, kind="usage").aggregate(t=Sum("amount"))["t"] == real
+    assert -LedgerEntry.all_orgs.filter(organization=org, kind="usage").aggregate(t=Sum("amount"))["t"] == real
 
 
 def test_deleting_the_session_of_a_queued_turn_fails_it_and_gives_its_hold_back(bundled_data):
@@ -66,13 +66,13 @@ def test_deleting_the_session_of_a_queued_turn_fails_it_and_gives_its_hold_back(
         .post("/api/chat/async", {"specialistId": str(specialist.pk), "message": "later"}, format="json")
         .json()
     )
-    hold = Reservation.objects.get(message_id=body["messageId"])
-    assert CreditAccount.objects.get(organization=org).reserved == hold.amount
+    hold = Reservation.all_orgs.get(message_id=body["messageId"])
+    assert CreditAccount.all_orgs.get(organization=org).reserved == hold.amount
     assert client_for(owner).delete(f"/api/chat/sessions/{body['sessionId']}").status_code == 204
-    assert not Message.objects.filter(pk=body["messageId"]).exists()
+    assert not Message.all_orgs.filter(pk=body["messageId"]).exists()
     hold.refresh_from_db()
     assert hold.status == "released"
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
 
 
 def test_maintenance_keeps_a_vanished_messages_young_hold(bundled_data, settings):
@@ -82,11 +82,11 @@ def test_maintenance_keeps_a_vanished_messages_young_hold(bundled_data, settings
     owner = owner_of(org)
     specialist = make_specialist(org, model="gpt-4o-mini")
     turn = turns.start_turn(context=_context(org, owner), specialist_id=specialist.pk, message="hi")
-    Message.objects.filter(session_id=turn.session_id).delete()
+    Message.all_orgs.filter(session_id=turn.session_id).delete()
     assert release_holds_of_ended_turns() == 0
-    assert Reservation.objects.get(pk=turn.reservation_id).status == "active"
+    assert Reservation.all_orgs.get(pk=turn.reservation_id).status == "active"
     lease = timedelta(seconds=settings.TURN_LEASE_SECONDS + 1)
-    Reservation.objects.filter(pk=turn.reservation_id).update(created_at=F("created_at") - lease)
+    Reservation.all_orgs.filter(pk=turn.reservation_id).update(created_at=F("created_at") - lease)
     assert release_holds_of_ended_turns() == 1
-    assert Reservation.objects.get(pk=turn.reservation_id).status == "released"
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert Reservation.all_orgs.get(pk=turn.reservation_id).status == "released"
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0

@@ -60,16 +60,16 @@ def test_full_turn_is_streamed_persisted_and_billed_exactly(setup, fake_llm):
         "model": "gpt-4o-mini",
     }
     assert events[5][2] == {"messageId": session["messageId"], "finishReason": "stop"}
-    account = CreditAccount.objects.get(organization=org)
+    account = CreditAccount.all_orgs.get(organization=org)
     assert account.balance == Decimal("99.955000")
     assert account.reserved == 0
-    usage = LedgerEntry.objects.get(organization=org, kind="usage")
+    usage = LedgerEntry.all_orgs.get(organization=org, kind="usage")
     assert usage.amount == Decimal("-0.045000")
     assert str(usage.session_id) == session["sessionId"]
     assert usage.specialist_id == specialist.pk
-    message = Message.objects.get(pk=session["messageId"])
+    message = Message.all_orgs.get(pk=session["messageId"])
     assert (message.status, message.content, message.credits) == ("completed", "The answer is 42.", Decimal("0.045"))
-    chat = ChatSession.objects.get(pk=session["sessionId"])
+    chat = ChatSession.all_orgs.get(pk=session["sessionId"])
     assert chat.title == "What is it?"
     assert chat.message_count == 2
     # the model got the instructions and the message
@@ -129,9 +129,9 @@ def test_provider_down_before_any_output_is_a_502_problem_and_bills_nothing(setu
     assert response.status_code == 502
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] == "llm_unavailable"
-    assert not LedgerEntry.objects.filter(organization=org, kind="usage").exists()
-    assert CreditAccount.objects.get(organization=org).reserved == 0
-    message = Message.objects.get(role="assistant", session__organization=org)
+    assert not LedgerEntry.all_orgs.filter(organization=org, kind="usage").exists()
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
+    message = Message.all_orgs.get(role="assistant", session__organization=org)
     assert (message.status, message.error_code) == ("failed", "llm_unavailable")
 
 
@@ -146,11 +146,11 @@ def test_dropped_stream_ends_with_usage_then_error_and_bills_what_was_produced(s
     assert events[-1][2]["code"] == "llm_unavailable"
     usage = events[-2][2]
     assert usage["outputTokens"] == 2  # "one two " is 8 characters ≈ 2 tokens
-    entry = LedgerEntry.objects.get(organization=org, kind="usage")
+    entry = LedgerEntry.all_orgs.get(organization=org, kind="usage")
     assert entry.amount == -Decimal(usage["credits"])
-    message = Message.objects.get(pk=events[0][2]["messageId"])
+    message = Message.all_orgs.get(pk=events[0][2]["messageId"])
     assert (message.status, message.content) == ("failed", "one two ")
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
 
 
 def test_a_provider_that_hangs_mid_stream_is_given_up_and_what_it_produced_is_billed(setup, fake_llm):
@@ -168,12 +168,12 @@ def test_a_provider_that_hangs_mid_stream_is_given_up_and_what_it_produced_is_bi
     assert [name for _, name, _ in events] == ["session", "delta", "delta", "usage", "error"]
     assert events[-1][2]["code"] == "llm_unavailable"
     assert "LLM_IDLE_TIMEOUT" in events[-1][2]["detail"]
-    entry = LedgerEntry.objects.get(organization=org, kind="usage")
+    entry = LedgerEntry.all_orgs.get(organization=org, kind="usage")
     assert entry.amount == -Decimal(events[-2][2]["credits"])
     assert entry.output_tokens == 2
-    message = Message.objects.get(pk=events[0][2]["messageId"])
+    message = Message.all_orgs.get(pk=events[0][2]["messageId"])
     assert (message.status, message.content, message.error_code) == ("failed", "one two ", "llm_unavailable")
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
     assert fake_llm.closed_early.wait(5)  # the server hung up on the silent provider
 
 
@@ -188,10 +188,10 @@ def test_a_provider_that_never_answers_is_a_problem_before_the_stream(setup, fak
     assert response.json()["code"] == "llm_unavailable"
     assert "gpt-4o-mini (timeout, timeout)" in response.json()["detail"]
     assert len(fake_llm.requests) == 2
-    assert not LedgerEntry.objects.filter(organization=org, kind="usage").exists()
-    assert set(Reservation.objects.filter(organization=org).values_list("status", flat=True)) == {"released"}
-    assert CreditAccount.objects.get(organization=org).reserved == 0
-    message = Message.objects.get(role="assistant", session__organization=org)
+    assert not LedgerEntry.all_orgs.filter(organization=org, kind="usage").exists()
+    assert set(Reservation.all_orgs.filter(organization=org).values_list("status", flat=True)) == {"released"}
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
+    message = Message.all_orgs.get(role="assistant", session__organization=org)
     assert (message.status, message.error_code) == ("failed", "llm_unavailable")
 
 
@@ -214,15 +214,15 @@ def test_client_disconnect_stops_the_provider_and_bills_only_what_was_produced(s
     deadline = time.monotonic() + 10
     message = None
     while time.monotonic() < deadline:
-        message = Message.objects.filter(role="assistant", session__organization=org).first()
+        message = Message.all_orgs.filter(role="assistant", session__organization=org).first()
         if message and message.status != "running":
             break
         time.sleep(0.05)
     assert message.status == "failed"
     assert message.error_code == "client_disconnected"  # the contract's word for it
-    entry = LedgerEntry.objects.get(organization=org, kind="usage")
+    entry = LedgerEntry.all_orgs.get(organization=org, kind="usage")
     assert entry.output_tokens < 40  # not the 99999 the provider would have reported at the end
-    assert Reservation.objects.filter(organization=org, status="active").count() == 0
+    assert Reservation.all_orgs.filter(organization=org, status="active").count() == 0
 
 
 def test_stream_idempotency_replays_json_instead_of_a_second_stream(setup):
@@ -236,7 +236,7 @@ def test_stream_idempotency_replays_json_instead_of_a_second_stream(setup):
     assert again.status_code == 200
     assert again.headers["content-type"].startswith("application/json")
     assert again.json() == {"sessionId": session["sessionId"], "messageId": session["messageId"], "status": "completed"}
-    assert Message.objects.filter(role="assistant", session__organization=org).count() == 1
+    assert Message.all_orgs.filter(role="assistant", session__organization=org).count() == 1
     other = client.post("/api/chat/stream", json={**payload, "message": "twice"}, headers={"Idempotency-Key": "k-1"})
     assert other.status_code == 409
     assert other.json()["code"] == "idempotency_key_reused"
@@ -246,7 +246,7 @@ def _mcp_specialist(org, mcp_server, model):
     from mcps.models import Connection
     from mcps.services import sync_connection
 
-    connection = Connection.objects.create(
+    connection = Connection.all_orgs.create(
         organization=org, name="Calc", url=mcp_server.url("streamable_http"), transport="streamable_http"
     )
     sync_connection(connection=connection)
@@ -274,17 +274,17 @@ def test_a_turn_that_calls_an_mcp_tool(setup, fake_llm, mcp_server):
     # one turn = the sum of its two model calls: (100+150)×15/1e6 + (20+10)×60/1e6 = 0.00555
     assert events[5][2]["inputTokens"] == 250
     assert events[5][2]["credits"] == "0.005550"
-    assert LedgerEntry.objects.filter(organization=org, kind="usage").count() == 2
+    assert LedgerEntry.all_orgs.filter(organization=org, kind="usage").count() == 2
     # the offered tools and the fed-back result reached the model
     first, second = fake_llm.requests[-2], fake_llm.requests[-1]
     assert sorted(t["function"]["name"] for t in first["tools"]) == ["add", "explode"]
     assert second["messages"][-1] == {"role": "tool", "tool_call_id": "call_1", "content": "42"}
-    message = Message.objects.get(pk=events[0][2]["messageId"])
+    message = Message.all_orgs.get(pk=events[0][2]["messageId"])
     assert message.content == "It is 42."
     assert message.tool_calls[0]["result"] == "42"
     assert message.tool_calls[0]["arguments"] == {"a": 2, "b": 40}
     # the second call's hold was taken once the tool's result was part of its input
-    first_hold, second_hold = Reservation.objects.filter(message_id=message.pk).order_by("created_at")
+    first_hold, second_hold = Reservation.all_orgs.filter(message_id=message.pk).order_by("created_at")
     assert second_hold.amount > first_hold.amount
     assert {first_hold.status, second_hold.status} == {Reservation.Status.SETTLED}
 
@@ -329,7 +329,7 @@ def test_the_local_model_saves_an_artifact_in_a_workspace(setup):
     from workspaces.models import Workspace
 
     org, owner, client = setup
-    workspace = Workspace.objects.create(organization=org, name="W", created_by=owner)
+    workspace = Workspace.all_orgs.create(organization=org, name="W", created_by=owner)
     specialist = make_specialist(org, model="local")
     response = client.post(
         "/api/chat/stream",
@@ -344,7 +344,7 @@ def test_the_local_model_saves_an_artifact_in_a_workspace(setup):
     assert (call["name"], call["connectionId"]) == ("save_artifact", None)
     result = next(data for _, name, data in events if name == "tool_result")
     assert result["isError"] is False
-    artifact = Artifact.objects.get(workspace=workspace)
+    artifact = Artifact.all_orgs.get(workspace=workspace)
     assert (artifact.title, artifact.content, artifact.specialist_id) == ("Q3", "Budget", specialist.pk)
     assert str(artifact.session_id) == events[0][2]["sessionId"]
 
@@ -358,10 +358,10 @@ def test_a_nul_in_the_answer_is_stored_and_billed(setup, fake_llm):
     response = client.post("/api/chat/stream", json={"specialistId": str(specialist.pk), "message": "Hi"})
     events = parse_sse(response.text)
     assert [name for _, name, _ in events] == ["session", "delta", "delta", "usage", "done"]
-    message = Message.objects.get(pk=events[0][2]["messageId"])
+    message = Message.all_orgs.get(pk=events[0][2]["messageId"])
     assert (message.status, message.content) == ("completed", "a\ufffdb")
-    assert LedgerEntry.objects.filter(organization=org, kind="usage").count() == 1
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert LedgerEntry.all_orgs.filter(organization=org, kind="usage").count() == 1
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
 
 
 def test_the_tool_round_limit_ends_the_turn_cleanly_and_bills_every_round_exactly(setup, fake_llm, mcp_server):
@@ -379,9 +379,9 @@ def test_the_tool_round_limit_ends_the_turn_cleanly_and_bills_every_round_exactl
     assert events[-1][2]["finishReason"] == "max_rounds"
     # 8 × (100 × 15 + 20 × 60) / 1e6 = 0.0216
     assert events[-2][2]["credits"] == "0.021600"
-    assert LedgerEntry.objects.filter(organization=org, kind="usage").count() == 8
-    assert CreditAccount.objects.get(organization=org).reserved == 0
-    assert not Reservation.objects.filter(organization=org, status="active").exists()
+    assert LedgerEntry.all_orgs.filter(organization=org, kind="usage").count() == 8
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
+    assert not Reservation.all_orgs.filter(organization=org, status="active").exists()
 
 
 def test_a_later_rounds_hold_refused_ends_the_turn_and_bills_only_the_first_call(setup, fake_llm, mcp_server):
@@ -393,7 +393,7 @@ def test_a_later_rounds_hold_refused_ends_the_turn_and_bills_only_the_first_call
 
     org, _, client = setup
     specialist, _ = _mcp_specialist(org, mcp_server, "gpt-4o-mini")
-    specialist.tools.add(*Connection.objects.get(organization=org).tools.filter(name="echo"))
+    specialist.tools.add(*Connection.all_orgs.get(organization=org).tools.filter(name="echo"))
     specialist.max_output_tokens = 10_000  # each hold: 10,000 × 60 / 1e6 = 0.6 credits, plus its input
     specialist.save()
     adjust_credits(org=org, amount=Decimal("-99.35"), kind="adjustment", reason="leave 0.65")
@@ -410,11 +410,11 @@ def test_a_later_rounds_hold_refused_ends_the_turn_and_bills_only_the_first_call
     assert names[-2:] == ["usage", "error"], names
     assert events[-1][2]["code"] == "insufficient_credits"
     assert events[-2][2]["credits"] == "0.002700"  # the first call: 100 × 15 / 1e6 + 20 × 60 / 1e6
-    entry = LedgerEntry.objects.get(organization=org, kind="usage")
+    entry = LedgerEntry.all_orgs.get(organization=org, kind="usage")
     assert entry.amount == Decimal("-0.002700")
-    account = CreditAccount.objects.get(organization=org)
+    account = CreditAccount.all_orgs.get(organization=org)
     assert account.reserved == 0
     assert account.balance == Decimal("0.65") - Decimal("0.0027")
     assert len(fake_llm.requests) == 1  # the second call never reached the model
-    message = Message.objects.get(pk=events[0][2]["messageId"])
+    message = Message.all_orgs.get(pk=events[0][2]["messageId"])
     assert (message.status, message.error_code) == ("failed", "insufficient_credits")

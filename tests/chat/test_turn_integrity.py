@@ -49,7 +49,7 @@ def run_queue(env: dict[str, str]) -> None:
 @pytest.fixture
 def calculator(mcp_server):
     def connect(org, specialist) -> Connection:
-        connection = Connection.objects.create(
+        connection = Connection.all_orgs.create(
             organization=org, name="Calc", url=mcp_server.url("streamable_http"), transport="streamable_http"
         )
         sync_connection(connection=connection)
@@ -60,7 +60,7 @@ def calculator(mcp_server):
 
 
 def ledger(org) -> list[LedgerEntry]:
-    return list(LedgerEntry.objects.filter(organization=org, kind="usage").order_by("created_at"))
+    return list(LedgerEntry.all_orgs.filter(organization=org, kind="usage").order_by("created_at"))
 
 
 def cost(input_tokens: int, output_tokens: int, input_rate: str, output_rate: str) -> Decimal:
@@ -94,7 +94,7 @@ def test_a_queued_turn_calls_the_model_it_was_accepted_with_after_the_specialist
     assert edited.status_code == 200, edited.content
     fake_llm.script(Scenario(chunks=["Up."], usage=(2000, 100)))
     run_queue(worker_env())
-    message = Message.objects.get(pk=body["messageId"])
+    message = Message.all_orgs.get(pk=body["messageId"])
     assert (message.status, message.content) == ("completed", "Up.")
     (request,) = fake_llm.requests
     assert request["model"] == "gpt-4o-mini"  # the OpenAI API, not Anthropic's: the model accepted
@@ -106,7 +106,7 @@ def test_a_queued_turn_calls_the_model_it_was_accepted_with_after_the_specialist
     (entry,) = ledger(org)
     assert (entry.model, entry.amount) == ("gpt-4o-mini", -cost(2000, 100, "15", "60"))
     assert entry.user_id == owner.pk
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
 
 
 def test_a_task_run_calls_the_model_it_was_accepted_with(bundled_data, fake_llm, worker_env):
@@ -120,8 +120,8 @@ def test_a_task_run_calls_the_model_it_was_accepted_with(bundled_data, fake_llm,
     fake_llm.script(Scenario(chunks=["Done."], usage=(1000, 50)))
     run_queue(worker_env())
     assert [r["model"] for r in fake_llm.requests] == ["gpt-4o-mini"]
-    assert Message.objects.get(pk=run["messageId"]).status == "completed"
-    assert Task.objects.get(pk=task["id"]).status == "done"
+    assert Message.all_orgs.get(pk=run["messageId"]).status == "completed"
+    assert Task.all_orgs.get(pk=task["id"]).status == "done"
     (entry,) = ledger(org)
     assert (entry.model, entry.amount) == ("gpt-4o-mini", -cost(1000, 50, "15", "60"))
 
@@ -151,17 +151,17 @@ def test_a_tool_round_is_held_and_billed_at_the_rates_of_acceptance(
         Scenario(chunks=["It is 42."], usage=(150, 10)),
     )
     run_queue(worker_env())
-    message = Message.objects.get(pk=body["messageId"])
+    message = Message.all_orgs.get(pk=body["messageId"])
     assert (message.status, message.content) == ("completed", "It is 42."), message.error
     assert [r["model"] for r in fake_llm.requests] == ["gpt-4o-mini", "gpt-4o-mini"]
     assert [t["function"]["name"] for t in fake_llm.requests[0]["tools"]] == ["add"]
     assert (message.tool_calls[0]["result"], message.tool_calls[0]["isError"]) == ("42", False)
-    holds = list(Reservation.objects.filter(message_id=message.pk).order_by("created_at"))
+    holds = list(Reservation.all_orgs.filter(message_id=message.pk).order_by("created_at"))
     assert len(holds) == 2
     assert {(h.input_credits_per_million, h.output_credits_per_million) for h in holds} == {(Decimal(15), Decimal(60))}
     assert [e.amount for e in ledger(org)] == [-cost(100, 20, "15", "60"), -cost(150, 10, "15", "60")]
     assert message.credits == cost(100, 20, "15", "60") + cost(150, 10, "15", "60")
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
 
 
 # --- every call is billed to the sender ------------------------------------------------------------
@@ -174,7 +174,7 @@ def test_every_call_of_a_queued_turn_is_billed_to_the_user_who_sent_it(bundled_d
     owner, member = owner_of(org), add_member(org)
     specialist = make_specialist(org, model="local")
     calculator(org, specialist)
-    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=member, title="mine")
+    session = ChatSession.all_orgs.create(organization=org, specialist=specialist, created_by=member, title="mine")
     response = client_for(owner).post(
         "/api/chat/async",
         {"specialistId": str(specialist.pk), "sessionId": str(session.pk), "message": "please add a=2 b=40"},
@@ -182,13 +182,13 @@ def test_every_call_of_a_queued_turn_is_billed_to_the_user_who_sent_it(bundled_d
     )
     assert response.status_code == 202, response.content
     run_queue(worker_env())
-    message = Message.objects.get(pk=response.json()["messageId"])
+    message = Message.all_orgs.get(pk=response.json()["messageId"])
     assert message.status == "completed", message.error
     assert "42" in message.content
     entries = ledger(org)
     assert len(entries) == 2  # the call that asked for the tool, and the answer
     assert {e.user_id for e in entries} == {owner.pk}
-    assert set(Reservation.objects.filter(message_id=message.pk).values_list("user_id", flat=True)) == {owner.pk}
+    assert set(Reservation.all_orgs.filter(message_id=message.pk).values_list("user_id", flat=True)) == {owner.pk}
 
 
 # --- a turn that waits too long ----------------------------------------------------------------------
@@ -201,17 +201,17 @@ def test_a_turn_picked_up_after_the_queue_timeout_fails_and_costs_nothing(bundle
     chat = client.post("/api/chat/async", {"specialistId": str(specialist.pk), "message": "x"}, format="json").json()
     task = client.post("/tasks", {"title": "T", "assigneeSpecialistId": str(specialist.pk)}, format="json").json()
     run = client.post(f"/tasks/{task['id']}/run").json()
-    assert CreditAccount.objects.get(organization=org).reserved > 0
+    assert CreditAccount.all_orgs.get(organization=org).reserved > 0
     run_queue(worker_env(TURN_QUEUE_TIMEOUT="0"))  # every turn waited longer than that
     for message_id in (chat["messageId"], run["messageId"]):
-        message = Message.objects.get(pk=message_id)
+        message = Message.all_orgs.get(pk=message_id)
         assert (message.status, message.error_code, message.credits) == ("failed", "queue_timeout", 0)
     assert fake_llm.requests == []  # nothing reached the model
     assert ledger(org) == []
-    account = CreditAccount.objects.get(organization=org)
+    account = CreditAccount.all_orgs.get(organization=org)
     assert (account.reserved, account.balance) == (Decimal(0), Decimal(100))
-    assert not Reservation.objects.filter(organization=org, status="active").exists()
-    assert Task.objects.get(pk=task["id"]).status == "todo"  # the task can be run again
+    assert not Reservation.all_orgs.filter(organization=org, status="active").exists()
+    assert Task.all_orgs.get(pk=task["id"]).status == "todo"  # the task can be run again
 
 
 def test_maintenance_fails_turns_queued_past_the_timeout(bundled_data, settings, django_capture_on_commit_callbacks):
@@ -222,16 +222,16 @@ def test_maintenance_fails_turns_queued_past_the_timeout(bundled_data, settings,
     old = client.post("/api/chat/async", {"specialistId": str(specialist.pk), "message": "x"}, format="json").json()
     fresh = client.post("/api/chat/async", {"specialistId": str(specialist.pk), "message": "y"}, format="json").json()
     long_ago = timezone.now() - timedelta(seconds=601)
-    Message.objects.filter(session_id=old["sessionId"]).update(created_at=long_ago)
+    Message.all_orgs.filter(session_id=old["sessionId"]).update(created_at=long_ago)
     with django_capture_on_commit_callbacks(execute=True):
         assert run_upkeep()["expired_queued_turns"] == 1
-    expired, waiting = Message.objects.get(pk=old["messageId"]), Message.objects.get(pk=fresh["messageId"])
+    expired, waiting = Message.all_orgs.get(pk=old["messageId"]), Message.all_orgs.get(pk=fresh["messageId"])
     assert (expired.status, expired.error_code) == ("failed", "queue_timeout")
     assert waiting.status == "queued"  # within the timeout: still waiting, still held
-    holds = Reservation.objects.filter(organization=org)
+    holds = Reservation.all_orgs.filter(organization=org)
     assert holds.get(message_id=expired.pk).status == "released"
     assert holds.get(message_id=waiting.pk).status == "active"
-    assert CreditAccount.objects.get(organization=org).reserved == holds.get(message_id=waiting.pk).amount
+    assert CreditAccount.all_orgs.get(organization=org).reserved == holds.get(message_id=waiting.pk).amount
     assert ledger(org) == []
     assert run_upkeep()["expired_queued_turns"] == 0  # once only
 
@@ -244,14 +244,14 @@ def test_a_turn_queued_before_turns_were_frozen_is_billed_to_the_sender_its_hold
     org = make_org(name="Upgrade Co")
     owner, member = owner_of(org), add_member(org)
     specialist = make_specialist(org, model="gpt-4o-mini")
-    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=member, title="mine")
+    session = ChatSession.all_orgs.create(organization=org, specialist=specialist, created_by=member, title="mine")
     body = client_for(owner).post(
         "/api/chat/async",
         {"specialistId": str(specialist.pk), "sessionId": str(session.pk), "message": "x"},
         format="json",
     )
     message_id = body.json()["messageId"]
-    Message.objects.filter(pk=message_id).update(frozen_turn=None)
+    Message.all_orgs.filter(pk=message_id).update(frozen_turn=None)
     turn = load_queued_turn(message_id=message_id)
     assert turn is not None
     assert (turn.payer.user_id, turn.request.model, turn.rate.input_credits_per_million) == (

@@ -34,9 +34,9 @@ def running_turn(org, bundled_data):
         .post("/api/chat/async", {"specialistId": str(specialist.pk), "message": "x"}, format="json")
         .json()
     )
-    message = Message.objects.get(pk=body["messageId"])
+    message = Message.all_orgs.get(pk=body["messageId"])
     now = timezone.now()
-    Message.objects.filter(pk=message.pk).update(status="running", started_at=now, heartbeat_at=now)
+    Message.all_orgs.filter(pk=message.pk).update(status="running", started_at=now, heartbeat_at=now)
     second = billing.reserve(
         org=org, model=specialist.model, input_tokens=50, max_output_tokens=50, message_id=message.pk
     )
@@ -57,15 +57,15 @@ def test_a_turn_whose_lease_ran_out_is_failed_its_holds_released_and_its_watcher
     message, second_hold = running_turn
     receive = _listen(ChatSession(pk=message.session_id).group_name)
     assert fail_stuck_turns() == 0  # the lease is fresh: the turn is alive
-    Message.objects.filter(pk=message.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=2))
+    Message.all_orgs.filter(pk=message.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=2))
     with django_capture_on_commit_callbacks(execute=True):
         assert fail_stuck_turns() == 1
     message.refresh_from_db()
     assert (message.status, message.error_code) == ("failed", "worker_lost")
-    assert CreditAccount.objects.get(organization=org).reserved == 0
-    assert not Reservation.objects.filter(message_id=message.pk, status="active").exists()
-    assert Reservation.objects.get(pk=second_hold).status == "released"
-    assert not LedgerEntry.objects.filter(organization=org, kind="usage").exists()  # nothing billed
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
+    assert not Reservation.all_orgs.filter(message_id=message.pk, status="active").exists()
+    assert Reservation.all_orgs.get(pk=second_hold).status == "released"
+    assert not LedgerEntry.all_orgs.filter(organization=org, kind="usage").exists()  # nothing billed
     event = receive()
     assert (event["type"], event["event"], event["data"]["code"]) == ("chat.event", "error", "worker_lost")
     assert fail_stuck_turns() == 0  # once only
@@ -99,7 +99,7 @@ async def test_a_long_turn_renews_its_lease_while_it_runs(bundled_data, fake_llm
     beats = []
     async for chunk in response.streaming_content:
         if b"event: delta" in chunk:
-            message = await Message.objects.filter(role="assistant", session__specialist=specialist).afirst()
+            message = await Message.all_orgs.filter(role="assistant", session__specialist=specialist).afirst()
             beats.append(message.heartbeat_at)
     assert len(set(beats)) >= 3, beats  # renewed several times over 1.2 s
     assert beats == sorted(beats)

@@ -154,8 +154,8 @@ async def test_a_database_failure_after_the_stream_started_still_bills_and_ends_
     ), text
 
     def billing_state():
-        account = CreditAccount.objects.get(organization=org)
-        return account.reserved, LedgerEntry.objects.filter(organization=org, kind="usage").count()
+        account = CreditAccount.all_orgs.get(organization=org)
+        return account.reserved, LedgerEntry.all_orgs.filter(organization=org, kind="usage").count()
 
     assert await database_sync_to_async(billing_state)() == (0, 1)  # billed once, nothing held
 
@@ -189,6 +189,6 @@ async def test_a_turn_hops_to_a_thread_once_per_phase_however_long_the_answer(
     text = b"".join([chunk async for chunk in response.streaming_content]).decode()
     assert text.count("event: delta") == deltas, text
     assert "event: done" in text
-    ours = [name for name in thread_hops if "prepare" in name or "record" in name or "next_call" in name]
+    ours = [name for name in thread_hops if "prepare" in name or "record" in name or "hold_next" in name]
     assert ours == ["ChatStreamView.prepare_stream", "record_answer"], thread_hops
     assert len(thread_hops) <= 6, thread_hops  # Django's own per-request signals are the rest, never one per token

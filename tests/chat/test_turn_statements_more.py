@@ -88,7 +88,7 @@ async def test_a_turn_with_a_tool_round_costs_these_statements(bundled_data, rec
         from mcps.models import Connection
         from mcps.services import sync_connection
 
-        connection = Connection.objects.create(
+        connection = Connection.all_orgs.create(
             organization=org, name="Calc", url=mcp_server.url("streamable_http"), transport="streamable_http"
         )
         sync_connection(connection=connection)
@@ -106,7 +106,7 @@ ATTACHED = [
     *FOLLOW_UP[: FOLLOW_UP.index("SELECT billing_modelrate")],
     "SELECT chat_attachment",  # the attachments named, in the org
     *FOLLOW_UP[FOLLOW_UP.index("SELECT billing_modelrate") : FOLLOW_UP.index("INSERT chat_message") + 1],
-    "SELECT chat_message_attachments",  # the user's message gets them …
+    "SELECT chat_attachment",  # the user's message gets them (set() reads what it has) …
     "INSERT chat_message_attachments",
     "UPDATE chat_attachment",  # … and the session keeps them
     *FOLLOW_UP[FOLLOW_UP.index("UPDATE chat_chatsession") : FOLLOW_UP.index("SELECT billing_creditaccount")],
@@ -123,7 +123,7 @@ async def test_a_turn_with_an_attachment_costs_these_statements(bundled_data, re
         from orgs.context import OrgContext
         from orgs.models import Membership
 
-        context = OrgContext(org=org, membership=Membership.objects.get(user=member), is_staff=False)
+        context = OrgContext(org=org, membership=Membership.all_orgs.get(user=member), is_staff=False)
         upload = SimpleUploadedFile("brief.txt", b"The launch is on Friday.", content_type="text/plain")
         attachment: Attachment = attach_upload(context=context, upload=upload, session=None)
         return {"attachmentIds": [str(attachment.pk)]}

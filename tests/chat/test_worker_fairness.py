@@ -62,7 +62,7 @@ def test_an_org_at_half_the_slots_is_deferred_while_another_org_waits(bundled_da
     assert admission.deferred is False
     assert slots.running() == {busy.pk: 2, other.pk: 1}
     # once nobody else waits, the busy org may use the free slots
-    Message.objects.filter(pk=b1).update(status="running")
+    Message.all_orgs.filter(pk=b1).update(status="running")
     admission = slots.admit(message_id=a3)
     admitted.append(admission)
     assert admission.deferred is False
@@ -115,7 +115,7 @@ def test_a_single_slot_worker_defers_nothing(bundled_data, settings, admitted):
 def test_a_turn_no_longer_queued_takes_no_slot(bundled_data, admitted):
     org = make_org(name="Done")
     (a1,) = queue_turns(org, 1)
-    Message.objects.filter(pk=a1).update(status="completed")
+    Message.all_orgs.filter(pk=a1).update(status="completed")
     admission = slots.admit(message_id=a1)
     assert (admission.org_id, admission.deferred) == (None, False)
     assert slots.running() == {}
@@ -149,7 +149,7 @@ def test_a_busy_org_does_not_stall_another_orgs_turn_in_a_real_worker(bundled_da
     try:
         everything = [*flood, small]
         _wait(
-            lambda: Message.objects.filter(pk__in=everything, status="completed").count() == 4,
+            lambda: Message.all_orgs.filter(pk__in=everything, status="completed").count() == 4,
             60,
             "every turn to complete",
         )
@@ -158,12 +158,12 @@ def test_a_busy_org_does_not_stall_another_orgs_turn_in_a_real_worker(bundled_da
         worker.wait(20)
         log.close()
         wait_for_disconnect(env["DATABASE_URL"])
-    turns = {str(m.pk): m for m in Message.objects.filter(pk__in=everything)}
+    turns = {str(m.pk): m for m in Message.all_orgs.filter(pk__in=everything)}
     b = turns[small]
     a_started = sorted(turns[pk].started_at for pk in flood)
     # B started while A's first turn ran, before A's second and third
     assert a_started[0] < b.started_at < a_started[1], (a_started, b.started_at)
     ran_together = [pk for pk in flood if turns[pk].started_at < b.started_at < turns[pk].completed_at]
     assert len(ran_together) == 1  # two slots: one for A, one for B
-    assert CreditAccount.objects.get(organization=busy).reserved == 0
-    assert CreditAccount.objects.get(organization=other).reserved == 0
+    assert CreditAccount.all_orgs.get(organization=busy).reserved == 0
+    assert CreditAccount.all_orgs.get(organization=other).reserved == 0

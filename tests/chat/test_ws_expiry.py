@@ -40,7 +40,7 @@ def _token(user: User, seconds: float) -> str:
 
 def _session_for(user: User, org) -> ChatSession:
     specialist = make_specialist(org)
-    return ChatSession.objects.create(organization=org, specialist=specialist, created_by=user, title="t")
+    return ChatSession.all_orgs.create(organization=org, specialist=specialist, created_by=user, title="t")
 
 
 def _closed_after(url: str, then=None, timeout: float = 30) -> tuple[int, float]:
@@ -85,6 +85,6 @@ def test_a_member_who_left_is_closed_4403_within_the_interval(recheck_daphne, bu
     member = add_member(org)
     session = _session_for(member, org)
     url = recheck_daphne.url.replace("http", "ws") + f"/ws/chat/sessions/{session.pk}/?token={_token(member, 600)}"
-    code, lasted = _closed_after(url, lambda: Membership.objects.filter(organization=org, user=member).delete())
+    code, lasted = _closed_after(url, lambda: Membership.all_orgs.filter(organization=org, user=member).delete())
     assert code == 4403
     assert lasted < 10

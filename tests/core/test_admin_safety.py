@@ -21,10 +21,10 @@ pytestmark = pytest.mark.django_db
 
 
 def _tool(org, name: str = "add") -> Tool:
-    connection = Connection.objects.create(
+    connection = Connection.all_orgs.create(
         organization=org, name=f"{org.name} server", url="https://mcp.example.com/mcp"
     )
-    return Tool.objects.create(organization=org, connection=connection, name=name)
+    return Tool.all_orgs.create(organization=org, connection=connection, name=name)
 
 
 def test_no_refresh_token_is_readable_in_the_admin(operator, owner):
@@ -107,8 +107,8 @@ def test_the_admin_refuses_mcp_urls_the_api_refuses(operator, org, settings):
     response = operator.post("/admin/mcps/connection/add/", form)
     assert response.status_code == 200
     assert "is not allowed" in response.content.decode() or "errorlist" in response.content.decode()
-    assert not Connection.objects.filter(name="metadata").exists()
-    connection = Connection.objects.create(organization=org, name="ok", url="https://mcp.example.com/mcp")
+    assert not Connection.all_orgs.filter(name="metadata").exists()
+    connection = Connection.all_orgs.create(organization=org, name="ok", url="https://mcp.example.com/mcp")
     response = operator.post(f"/admin/mcps/connection/{connection.pk}/change/", {**form, "name": "ok"})
     assert response.status_code == 200
     connection.refresh_from_db()
@@ -117,7 +117,7 @@ def test_the_admin_refuses_mcp_urls_the_api_refuses(operator, org, settings):
 
 def test_chat_history_is_read_only_in_the_admin(operator, org, other_org):
     specialist = make_specialist(org)
-    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=owner_of(org), title="t")
+    session = ChatSession.all_orgs.create(organization=org, specialist=specialist, created_by=owner_of(org), title="t")
     assert operator.get(f"/admin/chat/chatsession/{session.pk}/change/").status_code == 200  # readable
     response = operator.post(
         f"/admin/chat/chatsession/{session.pk}/change/",
@@ -130,16 +130,16 @@ def test_chat_history_is_read_only_in_the_admin(operator, org, other_org):
 
 
 def test_an_organization_and_its_ledger_cannot_be_deleted(operator, org):
-    assert LedgerEntry.objects.filter(organization=org).exists()
+    assert LedgerEntry.all_orgs.filter(organization=org).exists()
     assert operator.get(f"/admin/orgs/organization/{org.pk}/delete/").status_code == 403
     response = operator.post(
         "/admin/orgs/organization/", {"action": "delete_selected", "_selected_action": [org.pk], "post": "yes"}
     )
     assert org.__class__.objects.filter(pk=org.pk).exists(), response.status_code
-    Specialist.objects.filter(organization=org).delete()
+    Specialist.all_orgs.filter(organization=org).delete()
     with pytest.raises(ProtectedError):
         org.delete()
-    assert LedgerEntry.objects.filter(organization=org).exists()
+    assert LedgerEntry.all_orgs.filter(organization=org).exists()
 
 
 def test_org_owned_records_stay_in_their_org_and_point_only_inside_it(operator, org, other_org):
@@ -147,7 +147,7 @@ def test_org_owned_records_stay_in_their_org_and_point_only_inside_it(operator, 
     from workspaces.models import Workspace
 
     owner = owner_of(org)
-    workspace = Workspace.objects.create(organization=org, name="W", created_by=owner)
+    workspace = Workspace.all_orgs.create(organization=org, name="W", created_by=owner)
     response = operator.post(
         f"/admin/workspaces/workspace/{workspace.pk}/change/",
         {
@@ -163,7 +163,7 @@ def test_org_owned_records_stay_in_their_org_and_point_only_inside_it(operator, 
     workspace.refresh_from_db()
     assert workspace.organization_id == org.pk
     foreign = make_specialist(other_org)
-    task = Task.objects.create(organization=org, title="T", created_by=owner)
+    task = Task.all_orgs.create(organization=org, title="T", created_by=owner)
     form = {
         "title": "T",
         "description": "",
@@ -193,7 +193,7 @@ def _empty_inline() -> dict:
 
 
 def test_the_admin_keeps_every_org_owned(operator, org):
-    membership = Membership.objects.get(organization=org, role="owner")
+    membership = Membership.all_orgs.get(organization=org, role="owner")
     page = f"/admin/orgs/membership/{membership.pk}/change/"
     response = operator.post(
         page,
@@ -213,7 +213,7 @@ def test_the_admin_keeps_every_org_owned(operator, org):
         "/admin/orgs/membership/",
         {"action": "delete_selected", "_selected_action": [membership.pk], "post": "yes", "audit_reason": "Gone"},
     )
-    assert Membership.objects.filter(pk=membership.pk).exists()
+    assert Membership.all_orgs.filter(pk=membership.pk).exists()
 
 
 def test_a_specialist_needs_an_active_model_in_the_admin(operator, org):

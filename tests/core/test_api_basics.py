@@ -85,7 +85,7 @@ def test_page_size_is_clamped_to_100(owner, org):
     from orgs.models import Membership
 
     users = User.objects.bulk_create([User(email=f"bulk{i}@example.com", name=f"B{i}") for i in range(105)])
-    Membership.objects.bulk_create([Membership(organization=org, user=u, role="member") for u in users])
+    Membership.all_orgs.bulk_create([Membership(organization=org, user=u, role="member") for u in users])
     client = client_for(owner)
     body = client.get("/users?pageSize=1000").json()
     assert body["count"] == 106

@@ -147,14 +147,14 @@ def build_world(label: str) -> World:
     org = make_org(owner=owner, name=f"{marker} Org")
     admin = add_member(org, make_user(email=f"{marker}-admin@example.com", name=f"{marker} admin"), role=Role.ADMIN)
     member = add_member(org, make_user(email=f"{marker}-member@example.com", name=f"{marker} member"))
-    context = OrgContext(org=org, membership=Membership.objects.get(organization=org, user=owner), is_staff=False)
+    context = OrgContext(org=org, membership=Membership.all_orgs.get(organization=org, user=owner), is_staff=False)
     invitation, _ = org_services.invite_member(
         context=context, inviter=owner, email=f"{marker}-invited@example.com", role=Role.MEMBER, name=f"{marker} inv"
     )
-    connection = Connection.objects.create(
+    connection = Connection.all_orgs.create(
         organization=org, name=f"{marker} connection", url=UNREACHABLE_MCP, status=Connection.Status.CONNECTED
     )
-    tool = Tool.objects.create(
+    tool = Tool.all_orgs.create(
         organization=org,
         connection=connection,
         name=f"{marker}_lookup",
@@ -190,7 +190,7 @@ def build_world(label: str) -> World:
         attachment_ids=[attachment.pk],
         queued=True,
     )
-    session = ChatSession.objects.get(pk=turn.session_id)
+    session = ChatSession.all_orgs.get(pk=turn.session_id)
     chat_services.attach_upload(context=context, upload=_upload("later.txt", f"{marker} later"), session=session)
     save_artifact(
         org_id=org.pk,
@@ -211,7 +211,7 @@ def build_world(label: str) -> World:
     plain_task = task_services.create_task(
         org=org, created_by=owner, data={"title": f"{marker} plain", "project": project}
     )
-    webhook = Webhook.objects.create(  # (as the connection: its URL would not pass the guard here)
+    webhook = Webhook.all_orgs.create(  # (as the connection: its URL would not pass the guard here)
         organization=org,
         url=UNREACHABLE_MCP,
         events=["circuit.changed", "credits.granted"],
@@ -222,7 +222,7 @@ def build_world(label: str) -> World:
     billing.settle(reservation_id=hold.reservation_id, input_tokens=10, output_tokens=20, description=f"{marker} use")
     billing.set_circuit(org=org, actor=owner, state="open", reason=f"{marker} audit")  # an event and an alert
     billing.set_circuit(org=org, actor=owner, state="closed", reason=f"{marker} done")  # spending goes on
-    AuditEntry.objects.create(actor=owner, organization=org, action="grant", object_repr=f"{marker} audit entry")
+    AuditEntry.all_orgs.create(actor=owner, organization=org, action="grant", object_repr=f"{marker} audit entry")
     return World(
         org=org,
         owner=owner,
@@ -240,7 +240,7 @@ def build_world(label: str) -> World:
         project=project,
         task=task,
         plain_task=plain_task,
-        alert=BudgetAlert.objects.for_org(org).get(),
+        alert=BudgetAlert.all_orgs.for_org(org).get(),
         api_key=create_api_key(context=context, name=f"{marker} key").key,
         webhook=webhook,
     )
@@ -300,7 +300,7 @@ def snapshot() -> dict[str, Rows]:
     rows["chat.Message.attachments"] = _rows(Message.attachments.through.objects.all())
     stored: Rows = {}
     for model in (WorkspaceFile, Attachment):
-        for item in model.objects.all():
+        for item in model.all_orgs.all():
             stored[str(item.pk)] = (("name", item.file.name), ("bytes", _stored_bytes(item.file)))
     rows["stored files"] = stored
     return rows
@@ -308,7 +308,7 @@ def snapshot() -> dict[str, Rows]:
 
 def counts_of(world: World) -> dict[str, int]:
     return {model._meta.label: model._default_manager.for_org(world.org).count() for model in org_owned_models()} | {
-        "members": Membership.objects.for_org(world.org).count(),
+        "members": Membership.all_orgs.for_org(world.org).count(),
         "one-time tokens": OneTimeToken.objects.filter(user__memberships__organization=world.org).count(),
     }
 
@@ -532,7 +532,7 @@ def test_the_world_has_an_object_of_every_org_owned_model(home, foreign):
     missing = [label for label, count in counts_of(foreign).items() if count == 0]
     assert missing == [], f"no foreign object of: {missing} (give build_world one)"
     assert len(org_owned_models()) >= 19
-    assert not Membership.objects.filter(organization=foreign.org, user__in=home.users).exists()
+    assert not Membership.all_orgs.filter(organization=foreign.org, user__in=home.users).exists()
 
 
 # --- the path walk -----------------------------------------------------------------------------------

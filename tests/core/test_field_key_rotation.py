@@ -28,13 +28,13 @@ CREDENTIALS = {"token": "sk-live-very-secret", "headerName": "Authorization"}
 
 
 def _connection(org, name: str = "CRM") -> Connection:
-    return Connection.objects.create(
+    return Connection.all_orgs.create(
         organization=org, name=name, url="https://mcp.example.com/mcp", credentials_encrypted=encrypt_json(CREDENTIALS)
     )
 
 
 def _stored(connection: Connection) -> bytes:
-    return Connection.objects.get(pk=connection.pk).credentials_encrypted.encode()
+    return Connection.all_orgs.get(pk=connection.pk).credentials_encrypted.encode()
 
 
 def test_credentials_written_with_the_derived_key_move_to_the_new_key(settings, org):
@@ -42,7 +42,7 @@ def test_credentials_written_with_the_derived_key_move_to_the_new_key(settings, 
     decrypts the stored credentials. After the new key and the command, only the new key does."""
     settings.FIELD_ENCRYPTION_KEY = ""
     connection = _connection(org)
-    empty = Connection.objects.create(organization=org, name="Open", url="https://open.example.com/mcp")
+    empty = Connection.all_orgs.create(organization=org, name="Open", url="https://open.example.com/mcp")
     assert json.loads(Fernet(derived_key(settings.SECRET_KEY)).decrypt(_stored(connection))) == CREDENTIALS
 
     new = Fernet.generate_key().decode()
@@ -57,8 +57,8 @@ def test_credentials_written_with_the_derived_key_move_to_the_new_key(settings, 
     with pytest.raises(InvalidToken):
         Fernet(derived_key(settings.SECRET_KEY)).decrypt(_stored(connection))
     settings.SECRET_KEY = "a-rotated-secret-key-0123456789abcdef0123456789abcdef"  # rotating it breaks nothing
-    assert decrypt_json(Connection.objects.get(pk=connection.pk).credentials_encrypted) == CREDENTIALS
-    assert Connection.objects.get(pk=empty.pk).credentials_encrypted == ""
+    assert decrypt_json(Connection.all_orgs.get(pk=connection.pk).credentials_encrypted) == CREDENTIALS
+    assert Connection.all_orgs.get(pk=empty.pk).credentials_encrypted == ""
 
 
 def test_a_key_is_rotated_with_the_old_one_after_the_new(settings, org):

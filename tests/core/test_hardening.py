@@ -94,7 +94,7 @@ def test_the_stream_refuses_only_a_client_that_accepts_none_of_its_answers(live)
         client.post("/api/chat/stream", json=body, headers={"Accept": "text/event-stream;q=0"}), 406, "not_acceptable"
     )
     # a problem is acceptable to a client that asks for problems: the refusal (409) still answers
-    Specialist.objects.filter(pk=specialist.pk).update(status=Specialist.Status.PAUSED)
+    Specialist.all_orgs.filter(pk=specialist.pk).update(status=Specialist.Status.PAUSED)
     _problem(
         client.post("/api/chat/stream", json=body, headers={"Accept": "application/problem+json"}),
         409,
@@ -123,7 +123,7 @@ def test_bodies_over_the_limit_are_413_on_json_multipart_and_public_routes(live)
         "request_too_large",
     )
     # nothing was created, and the server still serves
-    assert not Specialist.objects.filter(organization=org).exists()
+    assert not Specialist.all_orgs.filter(organization=org).exists()
     assert client.get("/health").status_code == 200
 
 

@@ -117,7 +117,7 @@ def test_json_lines_of_serve_carry_the_ids_of_their_request_and_turn_and_no_secr
                 f"/orgs/{org_id}/mcps/{created.json()['id']}/sync", headers={"X-Request-Id": f"sync-{tag}"}
             )
             assert synced.status_code == 200, synced.text
-            connection = Connection.objects.get(pk=created.json()["id"])
+            connection = Connection.all_orgs.get(pk=created.json()["id"])
             specialist = make_specialist(connection.organization, model="gpt-4o-mini")
             specialist.tools.set(connection.tools.filter(name="add"))
             fake_llm.script(
@@ -131,8 +131,8 @@ def test_json_lines_of_serve_carry_the_ids_of_their_request_and_turn_and_no_secr
             )
             assert queued.status_code == 202, queued.text
             message_id = queued.json()["messageId"]
-            _wait_for(lambda: Message.objects.get(pk=message_id).status in ("completed", "failed"))
-            done = Message.objects.get(pk=message_id)
+            _wait_for(lambda: Message.all_orgs.get(pk=message_id).status in ("completed", "failed"))
+            done = Message.all_orgs.get(pk=message_id)
             assert (done.status, done.tool_calls[0]["result"]) == ("completed", "3")  # the worker used the token
             missing = http.get("/no/such/route", headers={"X-Request-Id": f"missing-{tag}"})
             assert missing.status_code == 404

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 def test_maintenance_releases_stale_holds_and_reschedules_itself(org):
     hold = services.reserve(org=org, model="local", input_tokens=10, max_output_tokens=10)
-    Reservation.objects.filter(pk=hold.reservation_id).update(created_at=timezone.now() - timedelta(hours=1))
+    Reservation.all_orgs.filter(pk=hold.reservation_id).update(created_at=timezone.now() - timedelta(hours=1))
     assert maintenance.call() == {
         "failed_stuck_turns": 0,
         "expired_queued_turns": 0,
@@ -24,7 +24,7 @@ def test_maintenance_releases_stale_holds_and_reschedules_itself(org):
         "recovered_webhook_deliveries": 0,
         "purged_webhook_events": 0,
     }
-    assert CreditAccount.objects.get(organization=org).reserved == 0
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
     follow_up = DBTaskResult.objects.get(task_path=TASK_PATH)
     assert follow_up.run_after > timezone.now() + timedelta(seconds=30)
 

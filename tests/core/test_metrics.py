@@ -133,11 +133,11 @@ def test_jobs_waiting_are_read_from_the_jobs_table(owner, org, django_capture_on
 @pytest.mark.usefixtures("metrics_on")
 @pytest.mark.django_db(transaction=True)
 def test_mcp_tool_calls_are_counted_by_outcome(org, mcp_server):
-    connection = Connection.objects.create(
+    connection = Connection.all_orgs.create(
         organization=org, name="c", url=mcp_server.url("streamable_http"), transport="streamable_http"
     )
-    add = Tool.objects.create(organization=org, connection=connection, name="add")
-    explode = Tool.objects.create(organization=org, connection=connection, name="explode")
+    add = Tool.all_orgs.create(organization=org, connection=connection, name="add")
+    explode = Tool.all_orgs.create(organization=org, connection=connection, name="explode")
 
     def call(tool: Tool, arguments: dict) -> bool:
         binding = ToolBinding(

@@ -136,8 +136,8 @@ def test_turns_through_a_server_and_the_worker_and_a_refusal_are_counted(stack, 
     assert queued.status_code == 202, queued.text
     message_id = queued.json()["messageId"]
     deadline = time.monotonic() + 60
-    while Message.objects.get(pk=message_id).status != Message.Status.COMPLETED:  # run by the worker process
-        assert time.monotonic() < deadline, Message.objects.get(pk=message_id).status
+    while Message.all_orgs.get(pk=message_id).status != Message.Status.COMPLETED:  # run by the worker process
+        assert time.monotonic() < deadline, Message.all_orgs.get(pk=message_id).status
         time.sleep(0.2)
     billing.set_circuit(org=watched.org, actor=None, state="open", reason="Audit")
     refused = httpx.post(f"{stack.url}/api/chat/stream", json=body, headers=headers, timeout=30)
@@ -154,7 +154,7 @@ def test_turns_through_a_server_and_the_worker_and_a_refusal_are_counted(stack, 
     assert moved("leancore_refusals_total", scope="circuit") == 1
     for histogram in ("leancore_turn_first_token_seconds", "leancore_turn_duration_seconds"):
         assert moved(histogram, f"{histogram}_count", **local) == 2
-    billed = Message.objects.filter(session__organization=watched.org, status=Message.Status.COMPLETED)
+    billed = Message.all_orgs.filter(session__organization=watched.org, status=Message.Status.COMPLETED)
     for direction, field in (("input", "input_tokens"), ("output", "output_tokens")):
         tokens = sum(getattr(message, field) for message in billed)
         assert moved("leancore_llm_tokens_total", **local, direction=direction) == tokens > 0

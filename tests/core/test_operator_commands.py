@@ -20,10 +20,10 @@ def test_seed_demo_is_idempotent_and_logs_in(anon, settings):
     call_command("seed_demo", stdout=StringIO())
     assert "demo@leancore.local" in out.getvalue()
     org = Organization.objects.get(slug="demo")
-    assert Membership.objects.get(organization=org, user__email="demo@leancore.local").role == "owner"
-    assert Specialist.objects.filter(organization=org, model="local").count() == 3
-    assert Task.objects.filter(organization=org).count() == 3
-    assert Task.objects.filter(organization=org, assignee_specialist__isnull=False).count() == 2
+    assert Membership.all_orgs.get(organization=org, user__email="demo@leancore.local").role == "owner"
+    assert Specialist.all_orgs.filter(organization=org, model="local").count() == 3
+    assert Task.all_orgs.filter(organization=org).count() == 3
+    assert Task.all_orgs.filter(organization=org, assignee_specialist__isnull=False).count() == 2
     response = anon.post("/auth/login", {"email": "demo@leancore.local", "password": "demo-Passw0rd!"}, format="json")
     assert response.status_code == 200
 

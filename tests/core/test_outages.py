@@ -97,7 +97,7 @@ def test_redis_going_away_leaves_http_and_sse_working_and_closes_websockets_1013
     assert health["channelLayer"] != "ok"
     assert health["database"] == "ok"
     # the turn was billed once, exactly as when Redis is up
-    assert LedgerEntry.objects.filter(organization=org, kind="usage").count() == 1
+    assert LedgerEntry.all_orgs.filter(organization=org, kind="usage").count() == 1
 
     redis.start()  # back, on the same address: no restart of LeanCore
 
@@ -170,7 +170,7 @@ def test_postgres_restarting_under_the_server_answers_503_then_recovers_by_itsel
     token = issue_tokens(user=owner).access
     headers = {"authorization": f"Bearer {token}"}
     # what the server sees is the throwaway copy: the shared test database is never stopped
-    assert CreditAccount.objects.get(organization=org).balance == Decimal(100)
+    assert CreditAccount.all_orgs.get(organization=org).balance == Decimal(100)
     server = start()
     database = server.env_database
 
@@ -206,4 +206,4 @@ def test_postgres_restarting_under_the_server_answers_503_then_recovers_by_itsel
     balance, reserved, total, usage = _balance(database, org.pk)
     assert (reserved, usage) == (Decimal(0), 2)
     assert total == balance < Decimal(100)
-    assert LedgerEntry.objects.filter(organization=org).aggregate(total=Sum("amount"))["total"] == Decimal(100)
+    assert LedgerEntry.all_orgs.filter(organization=org).aggregate(total=Sum("amount"))["total"] == Decimal(100)

@@ -1,64 +1,87 @@
-"""Tenancy below the view: in the services, selectors and the turn pipeline, every read of an
-org-owned model names its organization (``for_org(org)`` or an ``organization=`` filter). The few
-reads that span organizations on purpose (maintenance, a row found by its own id a moment after
-an org-scoped read, a token that names its record) are listed here with the reason; a new bare
-read fails this test until it is scoped or listed."""
+"""Org-owned rows fail closed. A model's ``objects`` runs a query only once it names its organization
+(``for_org(org)``, or a filter on the org field) or says why it spans organizations
+(``across_orgs(reason)``): anything else raises ``UnscopedQueryError`` instead of reading or writing
+every org's rows. The models are found from the app registry (a new org-owned model is covered), and
+the few deliberate ``across_orgs`` uses of the app code are listed here with where they stand; a new
+one fails this test until it is listed (and reviewed)."""
 
 from __future__ import annotations
 
 import ast
-import sys
+import uuid
 from pathlib import Path
 
+import pytest
 from django.apps import apps
+from django.db import models
+
+from orgs.models import OrgScopedQuerySet, UnscopedQueryError
+from tests.conftest import make_org
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ["accounts", "orgs", "webhooks", "billing", "specialists", "mcps", "workspaces", "files", "chat", "tasks"]
+APPS = [
+    "core",
+    "accounts",
+    "orgs",
+    "billing",
+    "signup",
+    "files",
+    "mcps",
+    "specialists",
+    "workspaces",
+    "chat",
+    "tasks",
+    "webhooks",
+    "leancore",
+]
 
 
-def _modules() -> list[Path]:
-    found: list[Path] = []
-    for app in APPS:
-        base = ROOT / app
-        found += [base / name for name in ("services.py", "selectors.py") if (base / name).exists()]
-        found += sorted((base / "services").glob("*.py")) if (base / "services").is_dir() else []
-    found += [
-        ROOT / p
-        for p in (
-            "chat/turns.py",
-            "chat/queued.py",
-            "chat/inputs.py",
-            "chat/slots.py",
-            "chat/pipeline.py",
-            "chat/tools.py",
-            "chat/artifacts.py",
-            "chat/context.py",
-            "chat/metering.py",
-            "mcps/client.py",
-            "files/uploads.py",
-            "tasks/jobs.py",
-            "webhooks/jobs.py",
-            "webhooks/outbox.py",
-            "chat/webhook_events.py",
-        )
+def org_owned_models() -> list[type[models.Model]]:
+    return [
+        model
+        for model in apps.get_models()
+        if isinstance(getattr(model, "objects", None), models.Manager)
+        and isinstance(model.objects.all(), OrgScopedQuerySet)
     ]
-    return found
 
 
-def _org_owned() -> set[str]:
-    owned = set()
-    for model in apps.get_models():
-        scoped = hasattr(model._default_manager, "for_org")
-        if scoped or any(field.name == "organization" for field in model._meta.get_fields()):
-            owned.add(model.__name__)
-    return owned - {"Organization"}
+def test_org_owned_models_are_found():
+    names = {model.__name__ for model in org_owned_models()}
+    assert {"ChatSession", "Message", "LedgerEntry", "Membership", "ApiKey", "Specialist", "Task"} <= names
 
 
-ORG_KEYWORDS = {"organization", "organization_id", "session__organization", "session__organization_id"}
+@pytest.mark.django_db
+@pytest.mark.parametrize("model", org_owned_models(), ids=lambda model: model.__name__)
+def test_objects_fails_closed_without_an_org(model):
+    org = make_org(name="Scoped")
+    unscoped = model.objects.filter(pk=uuid.uuid4())
+    for run in (
+        lambda: unscoped.first(),
+        lambda: list(unscoped),
+        unscoped.count,
+        unscoped.exists,
+        lambda: unscoped.update(pk=uuid.uuid4()),
+        unscoped.delete,
+        lambda: model.objects.all().aggregate(n=models.Count("pk")),
+        lambda: list(model.objects.all().iterator()),
+    ):
+        with pytest.raises(UnscopedQueryError):
+            run()
+    queryset = model.objects.all()
+    org_field = queryset.org_field
+    with pytest.raises(UnscopedQueryError):  # excluding one org names none
+        model.objects.exclude(**{org_field: org}).count()
+    # what runs: its org named, by for_org or by the org field, or a reason given
+    assert model.objects.for_org(org).filter(pk=uuid.uuid4()).first() is None
+    assert model.objects.filter(**{f"{org_field}_id": org.pk}).count() >= 0
+    assert model.objects.filter(**{org_field: org}).exists() in (True, False)
+    assert model.objects.across_orgs("this test").filter(pk=uuid.uuid4()).first() is None
+    # the framework's default manager (the admin, forms, related managers) is the named unscoped one
+    assert model._default_manager.name == "all_orgs"
+    assert model.all_orgs.filter(pk=uuid.uuid4()).count() == 0
 
 
 def _chain(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> ast.AST:
-    """The whole ``Model.objects.a(...).b(...)`` expression that starts at ``node``."""
     while True:
         parent = parents.get(node)
         if (isinstance(parent, ast.Attribute) and parent.value is node) or (
@@ -69,90 +92,99 @@ def _chain(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> ast.AST:
         return node
 
 
-def _names_its_org(chain: ast.AST) -> bool:
-    for call in ast.walk(chain):
-        if not isinstance(call, ast.Call):
-            continue
-        if isinstance(call.func, ast.Attribute) and call.func.attr == "for_org":
-            return True
-        if any(keyword.arg in ORG_KEYWORDS for keyword in call.keywords):
-            return True
-    return False
+def _modules() -> list[Path]:
+    return [path for app in APPS for path in sorted((ROOT / app).rglob("*.py")) if "migrations" not in path.parts]
 
 
-def _bare_reads() -> set[tuple[str, str, str]]:
-    """(module, function, model) of every read of an org-owned model that does not name its org."""
-    owned = _org_owned()
-    found = set()
-    for path in _modules():
+def unscoped_uses(modules: list[Path] | None = None) -> dict[tuple[str, str, str], str]:
+    """(module, function, model) → the reason given, for every ``Model.objects.across_orgs(reason)`` and
+    every ``Model.all_orgs`` of the app code (the latter's reason: ``""``, none can be given)."""
+    found: dict[tuple[str, str, str], str] = {}
+    for path in modules if modules is not None else _modules():
         tree = ast.parse(path.read_text())
         parents = {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
         for func in ast.walk(tree):
             if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
             for node in ast.walk(func):
-                if not (isinstance(node, ast.Attribute) and node.attr == "objects"):
+                if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)):
                     continue
-                if not (isinstance(node.value, ast.Name) and node.value.id in owned):
+                where = (str(path.relative_to(ROOT)), func.name, node.value.id)
+                if node.attr == "all_orgs":
+                    found[where] = ""
                     continue
-                if not _names_its_org(_chain(node, parents)):
-                    found.add((str(path.relative_to(ROOT)), func.name, node.value.id))
+                if node.attr != "objects":
+                    continue
+                for call in ast.walk(_chain(node, parents)):
+                    if isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "across_orgs":
+                        reason = call.args[0] if call.args else None
+                        text = reason.value if isinstance(reason, ast.Constant) else ""
+                        found[where] = text if isinstance(text, str) else ""
     return found
 
 
-# (module, function, model): why this read spans organizations (or needs no org named).
+# (module, function, model): the app code's deliberate reads and writes across organizations.
 SPANS_ORGS = {
-    (
-        "specialists/selectors.py",
-        "specialists_queryset",
-        "Specialist",
-    ): "the list view's base; scope_queryset scopes it",
-    ("chat/selectors.py", "messages_prefetch", "Message"): "prefetched under sessions already read for one org",
-    ("orgs/selectors.py", "roles_of", "Membership"): "one user's own roles in the orgs asked about",
-    ("orgs/selectors.py", "active_memberships", "Membership"): "one user's own memberships, across their orgs",
-    ("orgs/services.py", "_send_invitation", "Invitation"): "the invitation of a membership just written",
-    ("orgs/services.py", "_take_invitation", "Invitation"): "a one-time token names its invitation",
-    ("orgs/services.py", "is_unclaimed", "Membership"): "one account's own memberships, across their orgs",
-    ("chat/services.py", "fail_stuck_turns", "Message"): "maintenance over every org's stuck turns",
-    ("chat/services.py", "fail_queued_message", "Message"): "a job's own message, by the id it carries",
-    ("chat/services.py", "fail_overdue_queued_turns", "Message"): "maintenance over every org's queued turns",
-    ("chat/queued.py", "load_queued_turn", "Message"): "a job's own message, by the id it carries",
-    ("chat/slots.py", "admit", "Message"): "a job's own message, by the id it carries",
-    ("tasks/jobs.py", "finish_task_run", "Message"): "a job's own message, by the id it carries",
-    ("tasks/jobs.py", "finish_task_run", "Task"): "a job's own task run, by the ids it carries",
-    ("tasks/services.py", "recover_failed_runs", "Message"): "maintenance over every org's task runs",
-    ("tasks/services.py", "recover_failed_runs", "Task"): "maintenance over every org's task runs",
-    ("billing/services/metering.py", "release_holds_of_message", "Reservation"): "the holds of one message, by id",
-    ("billing/services/metering.py", "release_stale_reservations", "Reservation"): "maintenance over every org",
-    ("billing/services/metering.py", "messages_with_open_holds", "Reservation"): "maintenance over every org's holds",
-    ("chat/metering.py", "release_holds_of_ended_turns", "Message"): "maintenance over the turns that hold credits",
-    ("chat/webhook_events.py", "turn_failed", "ChatSession"): "the session of a message being failed, by its id",
-    ("webhooks/jobs.py", "org_of", "Delivery"): "a job's own delivery, by the id it carries",
-    ("webhooks/jobs.py", "begin_attempt", "Delivery"): "a job's own delivery, by the id it carries",
-    ("webhooks/jobs.py", "record_attempt", "Delivery"): "a job's own delivery, by the id it carries",
-    ("webhooks/jobs.py", "record_attempt", "Webhook"): "the webhook of a job's own delivery",
-    ("webhooks/jobs.py", "recover_stalled_deliveries", "Delivery"): "maintenance over every org's deliveries",
-    ("webhooks/jobs.py", "purge_old_events", "Event"): "maintenance over every org's old events",
-    ("webhooks/jobs.py", "purge_old_events", "Delivery"): "the pending attempts of those events",
+    ("orgs/api_keys.py", "create_api_key", "ApiKey"),  # prefixes are unique across every org
+    ("orgs/api_keys.py", "find_api_key", "ApiKey"),  # a credential names its key by prefix
+    ("orgs/context.py", "resolve_org", "Membership"),  # the caller's own memberships: their only org
+    ("orgs/selectors.py", "active_memberships", "Membership"),  # a user's own organizations
+    ("orgs/services.py", "is_unclaimed", "Membership"),  # whether an account belongs to any org
+    ("orgs/services.py", "_take_invitation", "Invitation"),  # a one-time token names its invitation
+    ("specialists/selectors.py", "specialists_queryset", "Specialist"),  # a view's base: for_org scopes it
+    ("mcps/management/commands/sync_mcp.py", "handle", "Connection"),  # the operator's command, every org
+    ("billing/services/metering.py", "release_holds_of_message", "Reservation"),  # one message's holds, by id
+    ("billing/services/metering.py", "messages_with_open_holds", "Reservation"),  # maintenance
+    ("billing/services/metering.py", "release_stale_reservations", "Reservation"),  # maintenance
+    ("chat/consumers.py", "_open", "ChatSession"),  # the session in a socket's URL; access checked next
+    ("chat/metering.py", "release_holds_of_ended_turns", "Message"),  # maintenance
+    ("chat/queued.py", "load_queued_turn", "Message"),  # a job's own message, by the id it carries
+    ("chat/selectors.py", "messages_prefetch", "Message"),  # prefetched under sessions read in their org
+    ("chat/sending.py", "_replay", "Message"),  # the message of the caller's own idempotency record
+    ("chat/services.py", "fail_stuck_turns", "Message"),  # maintenance
+    ("chat/services.py", "fail_overdue_queued_turns", "Message"),  # maintenance
+    ("chat/services.py", "fail_queued_message", "Message"),  # a job's own message
+    ("chat/slots.py", "admit", "Message"),  # a job's own message
+    ("chat/slots.py", "_others_waiting", "Message"),  # the other orgs with turns waiting
+    ("chat/webhook_events.py", "turn_failed", "ChatSession"),  # the session of a message being failed
+    ("tasks/jobs.py", "finish_task_run", "Message"),  # a job's own message
+    ("tasks/jobs.py", "finish_task_run", "Task"),  # a job's own task run
+    ("tasks/services.py", "recover_failed_runs", "Message"),  # maintenance
+    ("tasks/services.py", "recover_failed_runs", "Task"),  # maintenance
+    ("webhooks/jobs.py", "org_of", "Delivery"),  # a job's own delivery
+    ("webhooks/jobs.py", "begin_attempt", "Delivery"),  # a job's own delivery
+    ("webhooks/jobs.py", "record_attempt", "Delivery"),  # a job's own delivery
+    ("webhooks/jobs.py", "recover_stalled_deliveries", "Delivery"),  # maintenance
+    ("webhooks/jobs.py", "purge_old_events", "Event"),  # maintenance
 }
 
 
-def test_every_read_of_an_org_owned_model_names_its_org():
-    bare = _bare_reads()
-    unexplained = sorted(bare - SPANS_ORGS.keys())
-    assert not unexplained, f"scope these reads with for_org(org) (or list why they span orgs): {unexplained}"
-    assert not SPANS_ORGS.keys() - bare, f"stale entries: {sorted(SPANS_ORGS.keys() - bare)}"
+def test_every_unscoped_use_is_listed_and_says_why():
+    uses = unscoped_uses()
+    unexplained = sorted(where for where, reason in uses.items() if len(reason) < 8)
+    assert not unexplained, f"give across_orgs a reason (and never use all_orgs in the app code): {unexplained}"
+    unlisted = sorted(uses.keys() - SPANS_ORGS)
+    assert not unlisted, f"a new read across organizations: scope it with for_org, or list it here: {unlisted}"
+    assert not SPANS_ORGS - uses.keys(), f"stale entries: {sorted(SPANS_ORGS - uses.keys())}"
 
 
-def test_the_walk_finds_a_bare_read(tmp_path, monkeypatch):
-    """The check itself: a module with an unscoped read is found, its scoped twin is not."""
-    module = tmp_path / "services.py"
+def test_the_walk_finds_unscoped_uses(tmp_path, monkeypatch):
+    """The check itself: across_orgs with and without a reason, and all_orgs, are found; a scoped read
+    is not."""
+    module = ROOT / "tests" / "core" / "_unscoped_sample.py"
     module.write_text(
-        "def bare(pk):\n    return Specialist.objects.filter(pk=pk).first()\n"
+        "def spans(pk):\n    return Specialist.objects.across_orgs('a job names its row').filter(pk=pk).first()\n"
+        "def silent(pk):\n    return Specialist.objects.across_orgs(REASON).filter(pk=pk).first()\n"
+        "def framework(pk):\n    return Specialist.all_orgs.filter(pk=pk).first()\n"
         "def scoped(org, pk):\n    return Specialist.objects.for_org(org).filter(pk=pk).first()\n"
-        "def named(org, pk):\n    return Specialist.objects.filter(organization=org, pk=pk).first()\n"
     )
-    this = sys.modules[__name__]
-    monkeypatch.setattr(this, "_modules", lambda: [module])
-    monkeypatch.setattr(this, "ROOT", tmp_path)
-    assert _bare_reads() == {("services.py", "bare", "Specialist")}
+    try:
+        found = unscoped_uses([module])
+    finally:
+        module.unlink()
+    where = "tests/core/_unscoped_sample.py"
+    assert found == {
+        (where, "spans", "Specialist"): "a job names its row",
+        (where, "silent", "Specialist"): "",
+        (where, "framework", "Specialist"): "",
+    }

@@ -183,7 +183,7 @@ def test_planted_secrets_stay_out_of_the_output_of_a_server_and_a_worker(
             assert created.status_code == 201, created.text
             assert http.post(f"/orgs/{org_id}/mcps/{created.json()['id']}/sync").status_code == 200
             assert mcp_server.server.seen_headers[-1].get("authorization") == f"Bearer {mcp_token}"
-            connection = Connection.objects.get(pk=created.json()["id"])
+            connection = Connection.all_orgs.get(pk=created.json()["id"])
             specialist = make_specialist(connection.organization, model="gpt-4o-mini")
             specialist.tools.set(connection.tools.filter(name="add"))
 
@@ -202,14 +202,14 @@ def test_planted_secrets_stay_out_of_the_output_of_a_server_and_a_worker(
             assert queued.status_code == 202, queued.text
             worker = run_worker_batch(env)
             assert worker.returncode == 0, worker.stderr
-            done = Message.objects.get(pk=queued.json()["messageId"])
+            done = Message.all_orgs.get(pk=queued.json()["messageId"])
             assert (done.status, done.tool_calls[0]["result"]) == ("completed", "3")  # the worker used the token
             assert http.post("/auth/logout", json={"refreshToken": refresh}).status_code == 204
     finally:
         server.stop()
     assert {headers.get("authorization") for headers in fake_llm.headers} == {f"Bearer {api_key}"}  # both used it
     assert len(fake_llm.headers) == 4
-    assert LedgerEntry.objects.filter(kind="usage", organization_id=org_id).count() == 4
+    assert LedgerEntry.all_orgs.filter(kind="usage", organization_id=org_id).count() == 4
 
     outputs = {"server log": server.log.read_text(), "worker output": worker.stdout + worker.stderr}
     # DEBUG output of both, each showing what it did with the secrets: there was something to leak into

@@ -165,7 +165,7 @@ def test_staff_outside_an_org_read_what_its_admins_read(foreign):
 
 
 def test_grant_needs_the_permission_not_only_staff(foreign):
-    grants = LedgerEntry.objects.filter(organization=foreign.org, kind="grant")
+    grants = LedgerEntry.all_orgs.filter(organization=foreign.org, kind="grant")
     before = grants.count()  # the sign-up credits
     without = client_for(operator(), foreign.org)
     response = without.post("/billing/credits/grant", {"amount": "5", "reason": "x"}, format="json")
@@ -191,8 +191,8 @@ def test_staff_who_are_members_act_by_their_role():
     assert (denied.status_code, _problem_code(denied)) == (403, "permission_denied")
     toggled = client.post("/billing/circuit/toggle", {"state": "open"}, format="json")
     assert (toggled.status_code, _problem_code(toggled)) == (403, "permission_denied")
-    assert Circuit.objects.get(organization=org).state == "closed"
-    Membership.objects.filter(organization=org, user=staff).update(role=Role.ADMIN)
+    assert Circuit.all_orgs.get(organization=org).state == "closed"
+    Membership.all_orgs.filter(organization=org, user=staff).update(role=Role.ADMIN)
     assert client.put(f"/orgs/{org.pk}", {"name": "By an admin"}, format="json").status_code == 200
     assert Organization.objects.get(pk=org.pk).name == "By an admin"
 
@@ -212,7 +212,7 @@ async def test_staff_outside_an_org_cannot_chat_over_the_websocket(bundled_data,
 
     def setup() -> tuple[World, str, int]:
         world = build_world("outside")
-        return world, issue_tokens(user=operator()).access, Message.objects.count()
+        return world, issue_tokens(user=operator()).access, Message.all_orgs.count()
 
     world, token, messages = await database_sync_to_async(setup)()
     communicator = WebsocketCommunicator(application, f"/ws/chat/sessions/{world.session.pk}/?token={token}")
@@ -223,7 +223,7 @@ async def test_staff_outside_an_org_cannot_chat_over_the_websocket(bundled_data,
     assert frame["event"] == "error", frame
     assert frame["data"]["code"] == "permission_denied", frame
     await communicator.disconnect()
-    assert await database_sync_to_async(Message.objects.count)() == messages
+    assert await database_sync_to_async(Message.all_orgs.count)() == messages
 
 
 def test_the_access_line_says_so():

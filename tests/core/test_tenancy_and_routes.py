@@ -43,7 +43,7 @@ def test_invited_membership_gives_no_access(org, admin_user, django_capture_on_c
     pending = make_user()
     from orgs.models import Membership
 
-    Membership.objects.create(organization=org, user=pending, role=Role.MEMBER, status=Membership.Status.INVITED)
+    Membership.all_orgs.create(organization=org, user=pending, role=Role.MEMBER, status=Membership.Status.INVITED)
     assert_problem(client_for(pending, org).get("/users"), 403, "not_a_member")
 
 

@@ -60,7 +60,7 @@ def test_a_local_model_turn_calls_the_demo_tool_over_mcp(demo_mcp_process, setti
     out = StringIO()
     call_command("seed_demo", "--i-know", "--mcp-url", f"{origin}/mcp", stdout=out)
     assert "connected, tools calculate" in out.getvalue()
-    assert Connection.objects.get(organization__slug="demo").status == "connected"
+    assert Connection.all_orgs.get(organization__slug="demo").status == "connected"
     server = Daphne(server_env({"MCP_ALLOW_PRIVATE_NETWORKS": "false", "MCP_ALLOWED_PRIVATE_URLS": origin}))
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:

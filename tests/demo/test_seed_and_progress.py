@@ -47,14 +47,14 @@ def test_seed_demo_connects_the_demo_tools_and_is_idempotent(demo_server):
     out = _seed("--mcp-url", demo_server)
     _seed("--mcp-url", demo_server)
     org = Organization.objects.get(slug="demo")
-    connection = Connection.objects.get(organization=org)
+    connection = Connection.all_orgs.get(organization=org)
     assert (connection.status, connection.url) == ("connected", demo_server)
-    assert sorted(Tool.objects.filter(connection=connection).values_list("name", flat=True)) == [
+    assert sorted(Tool.all_orgs.filter(connection=connection).values_list("name", flat=True)) == [
         "calculate",
         "lookup_customer",
         "lookup_invoice",
     ]
-    for specialist in Specialist.objects.filter(organization=org):
+    for specialist in Specialist.all_orgs.filter(organization=org):
         assert specialist.tools.count() == 3
     assert "connected, tools calculate, lookup_customer, lookup_invoice" in out
     assert 'calculate expression="1250 * 12 * 1.08"' in out  # a prompt that makes the local model call it
@@ -65,15 +65,15 @@ def test_seed_demo_has_a_member_a_file_and_a_budget_alert_once(settings):
     out = _seed()
     _seed()
     org = Organization.objects.get(slug="demo")
-    roles = sorted(Membership.objects.filter(organization=org).values_list("user__email", "role"))
+    roles = sorted(Membership.all_orgs.filter(organization=org).values_list("user__email", "role"))
     assert roles == [("demo@leancore.local", "owner"), ("member@leancore.local", "member")]
-    (item,) = WorkspaceFile.objects.filter(organization=org)
+    (item,) = WorkspaceFile.all_orgs.filter(organization=org)
     assert item.filename == "q3-budget.md"
     assert "Q3 budget" in item.text
-    account = CreditAccount.objects.get(organization=org)
+    account = CreditAccount.all_orgs.get(organization=org)
     assert account.period_spent == Decimal("27.5")  # 55 % of the budget of 50
-    assert LedgerEntry.objects.filter(organization=org, kind="usage").count() == 1
-    (alert,) = BudgetAlert.objects.filter(organization=org)
+    assert LedgerEntry.all_orgs.filter(organization=org, kind="usage").count() == 1
+    (alert,) = BudgetAlert.all_orgs.filter(organization=org)
     assert (alert.kind, alert.threshold) == ("budget_threshold", Decimal(50))
     assert "used 50" in out
     assert "alerts:" in out
@@ -85,7 +85,7 @@ def test_seed_demo_succeeds_without_the_demo_server(settings):
     settings.MCP_ALLOW_PRIVATE_NETWORKS = False
     settings.MCP_ALLOWED_PRIVATE_URLS = [origin]
     out = _seed("--mcp-url", f"{origin}/mcp")
-    connection = Connection.objects.get(organization__slug="demo")
+    connection = Connection.all_orgs.get(organization__slug="demo")
     assert connection.status == "error"
     assert connection.last_error
     assert f"{origin}/mcp: error" in out
@@ -98,7 +98,7 @@ def test_seed_demo_without_the_allow_list_keeps_the_connection_refused(settings)
     settings.MCP_ALLOWED_PRIVATE_URLS = []
     out = _seed("--mcp-url", "http://127.0.0.1:8765/mcp")
     _seed("--mcp-url", "http://127.0.0.1:8765/mcp")
-    (connection,) = Connection.objects.filter(organization__slug="demo")
+    (connection,) = Connection.all_orgs.filter(organization__slug="demo")
     assert connection.status == "error"
     assert "private, loopback" in connection.last_error
     assert "MCP_ALLOWED_PRIVATE_URLS" in out
@@ -131,7 +131,7 @@ def test_progress_lines_and_bar():
 
 
 def test_sync_mcp_shows_progress(org, demo_server):
-    Connection.objects.create(organization=org, name="demo", url=demo_server)
+    Connection.all_orgs.create(organization=org, name="demo", url=demo_server)
     out = StringIO()
     call_command("sync_mcp", stdout=out)
     assert "1/1 " in out.getvalue()

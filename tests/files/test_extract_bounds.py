@@ -81,7 +81,7 @@ def test_a_pdf_that_takes_too_long_is_stored_without_text(member, org, settings)
     assert time.monotonic() - started < 5
     assert response.status_code == 201, response.content
     assert response.json()["textExtracted"] is False
-    assert Attachment.objects.get(pk=response.json()["id"]).text == ""
+    assert Attachment.all_orgs.get(pk=response.json()["id"]).text == ""
 
     workspace = client.post("/workspaces", {"name": "W"}, format="json").json()
     started = time.monotonic()
@@ -89,7 +89,7 @@ def test_a_pdf_that_takes_too_long_is_stored_without_text(member, org, settings)
     assert time.monotonic() - started < 5
     assert response.status_code == 201, response.content
     assert response.json()["textExtracted"] is False
-    assert WorkspaceFile.objects.get(pk=response.json()["id"]).text == ""
+    assert WorkspaceFile.all_orgs.get(pk=response.json()["id"]).text == ""
 
 
 @pytest.mark.django_db
@@ -97,7 +97,7 @@ def test_text_extracted_says_whether_the_specialist_gets_text(member, org):
     client = client_for(member)
     readable = chat_upload(client, "report.pdf", text_pdf("Quarterly numbers")).json()
     assert readable["textExtracted"] is True
-    assert "Quarterly numbers" in Attachment.objects.get(pk=readable["id"]).text
+    assert "Quarterly numbers" in Attachment.all_orgs.get(pk=readable["id"]).text
     assert chat_upload(client, "notes.txt", b"plain words").json()["textExtracted"] is True
     assert chat_upload(client, "photo.png", b"\x89PNG\r\n\x1a\n").json()["textExtracted"] is False
     assert chat_upload(client, "broken.pdf", b"%PDF-1.4 not really").json()["textExtracted"] is False
@@ -113,10 +113,10 @@ def test_text_stops_at_the_size_bound(member, org, settings):
     client = client_for(member)
     body = chat_upload(client, "long.txt", b"x" * 5000).json()
     assert body["textExtracted"] is True
-    assert Attachment.objects.get(pk=body["id"]).text == "x" * 100
+    assert Attachment.all_orgs.get(pk=body["id"]).text == "x" * 100
     pages = pdf(*[f"BT /F1 12 Tf 20 200 Td (page {n} {'y' * 60}) Tj ET".encode() for n in range(200)])
     body = chat_upload(client, "pages.pdf", pages).json()
-    text = Attachment.objects.get(pk=body["id"]).text
+    text = Attachment.all_orgs.get(pk=body["id"]).text
     assert text.startswith("page 0")
     assert len(text) == 100
     assert len(pdf_text(pages, max_chars=100)) == 100  # the pages after the bound are never read

@@ -35,7 +35,7 @@ def test_a_32_mib_upload_is_a_file_too_large_stating_the_upload_limit(daphne_ser
     org = make_org(name="Big files")
     owner = owner_of(org)
     token = issue_tokens(user=owner).access
-    workspace = Workspace.objects.create(organization=org, name="W", created_by=owner)
+    workspace = Workspace.all_orgs.create(organization=org, name="W", created_by=owner)
     files = {"file": ("big.txt", HUGE, "text/plain")}
     _assert_file_too_large(_post(f"{daphne_server.url}/api/chat/upload", token, files=files))
     _assert_file_too_large(_post(f"{daphne_server.url}/workspaces/{workspace.pk}/files", token, files=files))

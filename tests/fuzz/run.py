@@ -40,7 +40,7 @@ MAKE_OWNER = (
     " password='Fuzz-Owner-Passw0rd!');"
     "user.is_staff = user.is_superuser = True; user.save(update_fields=['is_staff', 'is_superuser']);"
     "other = User.objects.create_user(email='member@example.com', password='Fuzz-Member-Passw0rd!', name='Member');"
-    "Membership.objects.create(organization=org, user=other, role='member', status='active', joined_at=timezone.now());"
+    "Membership.all_orgs.create(organization=org, user=other, role='member', status='active', joined_at=timezone.now());"
     "print(json.dumps({'token': issue_tokens(user=user).access, 'org': str(org.pk)}))"
 )
 

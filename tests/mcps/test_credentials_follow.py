@@ -56,7 +56,7 @@ def test_a_url_on_another_origin_drops_the_stored_token(admin_client, org, mcp_s
     sync(admin_client, org, created["id"])
     assert mcp_server.server.seen_headers
     assert all("authorization" not in headers for headers in mcp_server.server.seen_headers)
-    assert decrypt_json(Connection.objects.get(pk=created["id"]).credentials_encrypted) == {}
+    assert decrypt_json(Connection.all_orgs.get(pk=created["id"]).credentials_encrypted) == {}
 
 
 def test_new_credentials_given_with_the_new_url_go_to_the_new_server(admin_client, org, mcp_server):
@@ -75,7 +75,7 @@ def test_a_header_name_alone_is_no_new_credential_for_another_origin(admin_clien
     response = admin_client.put(f"{base(org)}/{created['id']}", body, format="json")
     assert response.status_code == 400, response.content
     assert "token" in response.json()["errors"]
-    stored = Connection.objects.get(pk=created["id"])
+    stored = Connection.all_orgs.get(pk=created["id"])
     assert stored.url == mcp_server.url("streamable_http")
     assert decrypt_json(stored.credentials_encrypted) == {"token": "old-server-token"}
 
@@ -103,7 +103,7 @@ def test_urls_are_shown_without_userinfo_or_query_values(admin_client, member, o
         assert [item["url"] for item in listed] == [masked]
         assert "sk-live-123" not in str(listed)
         assert "pa55word" not in str(listed)
-    assert Connection.objects.get(pk=created["id"]).url == secret
+    assert Connection.all_orgs.get(pk=created["id"]).url == secret
 
 
 def test_a_put_of_the_masked_url_keeps_the_stored_one(admin_client, org, mcp_server):
@@ -116,6 +116,6 @@ def test_a_put_of_the_masked_url_keeps_the_stored_one(admin_client, org, mcp_ser
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "connected"  # nothing changed that needs a new sync
     assert response.json()["hasCredentials"] is True
-    stored = Connection.objects.get(pk=created["id"])
+    stored = Connection.all_orgs.get(pk=created["id"])
     assert (stored.url, stored.name) == (secret, "CRM 2")
     assert decrypt_json(stored.credentials_encrypted) == {"token": "tok"}

@@ -114,7 +114,7 @@ def test_a_sync_against_a_flooding_server_fails_with_bounded_memory(admin_user, 
     assert time.monotonic() - started < 15  # the cap ended it, not the time limit
     assert peak < 24 * 1024 * 1024, peak  # the response was never held whole
     assert flood.sent < 64 * 1024 * 1024  # it stopped reading long before the server stopped sending
-    stored = Connection.objects.get(pk=created["id"])
+    stored = Connection.all_orgs.get(pk=created["id"])
     assert stored.status == Connection.Status.ERROR
     assert "larger than" in stored.last_error
 
@@ -122,8 +122,8 @@ def test_a_sync_against_a_flooding_server_fails_with_bounded_memory(admin_user, 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("flood", ["json"], indirect=True)
 def test_a_flooding_tool_call_becomes_a_tool_error(org, flood):
-    connection = Connection.objects.create(organization=org, name="Flood", url=flood.url, transport="streamable_http")
-    tool = Tool.objects.create(organization=org, connection=connection, name="anything")
+    connection = Connection.all_orgs.create(organization=org, name="Flood", url=flood.url, transport="streamable_http")
+    tool = Tool.all_orgs.create(organization=org, connection=connection, name="anything")
     result, is_error = async_to_sync(call_tool_by_id)(org_id=org.pk, tool_id=tool.pk, arguments={})
     assert is_error
     assert f"larger than {CAP} bytes" in result
@@ -156,7 +156,7 @@ def test_syncs_to_a_silent_server_do_not_take_the_pool_from_other_orgs():
     attacker_token = issue_tokens(user=add_member(attacker, role=Role.ADMIN)).access
     bystander_token = issue_tokens(user=add_member(bystander, role=Role.MEMBER)).access
     with ThreadedServer(silent) as hanging:
-        connection = Connection.objects.create(
+        connection = Connection.all_orgs.create(
             organization=attacker, name="Silent", url=f"{hanging.url}/mcp", transport="streamable_http"
         )
         env = server_env(

@@ -68,7 +68,7 @@ def test_connection_writes_are_throttled_per_org_after_the_role_check(admin_user
     assert_problem(refused, 429, "rate_limited")
     assert int(refused["Retry-After"]) > 0
     assert_problem(admin.post(f"/orgs/{org.pk}/mcps", body, format="json"), 429, "rate_limited")
-    assert Connection.objects.get(pk=created.json()["id"]).url == "http://127.0.0.1:10/mcp"
+    assert Connection.all_orgs.get(pk=created.json()["id"]).url == "http://127.0.0.1:10/mcp"
     other = client_for(add_member(other_org, role=Role.ADMIN))
     assert other.post(f"/orgs/{other_org.pk}/mcps", body, format="json").status_code == 201
 
@@ -141,7 +141,7 @@ def pager_sync(admin_user, org, settings):
             created = client.post(f"/orgs/{org.pk}/mcps", body, format="json")
             assert created.status_code == 201, created.content
             connection_id = created.json()["id"]
-            return _sync(client, org, connection_id), Connection.objects.get(pk=connection_id)
+            return _sync(client, org, connection_id), Connection.all_orgs.get(pk=connection_id)
 
     return sync
 
@@ -152,7 +152,7 @@ def _failed(response, connection, reason: str) -> None:
     connection.refresh_from_db()
     assert connection.status == Connection.Status.ERROR
     assert reason in connection.last_error
-    assert not Tool.objects.filter(connection=connection).exists()
+    assert not Tool.all_orgs.filter(connection=connection).exists()
 
 
 def test_pages_each_under_the_cap_fail_once_the_call_passes_it(pager_sync):
@@ -194,4 +194,4 @@ def test_a_nul_character_in_a_tool_fails_the_sync(pager_sync):
 def test_tools_within_every_limit_are_stored(pager_sync):
     response, connection = pager_sync(Pager(pages=3, per_page=2, description=1000))
     assert response.status_code == 200, response.content
-    assert Tool.objects.filter(connection=connection).count() == 6
+    assert Tool.all_orgs.filter(connection=connection).count() == 6

@@ -78,7 +78,7 @@ def test_a_server_killed_mid_tool_call_becomes_a_tool_error_the_model_sees(
 ):
     org = make_org(name="Vanishing tools")
     token = issue_tokens(user=owner_of(org)).access
-    connection = Connection.objects.create(
+    connection = Connection.all_orgs.create(
         organization=org, name="Flaky", url=mcp_process.url, transport=mcp_process.transport
     )
     sync_connection(connection=connection)
@@ -124,14 +124,14 @@ def test_a_server_killed_mid_tool_call_becomes_a_tool_error_the_model_sees(
     assert fake_llm.requests[-1]["messages"][-1] == {"role": "tool", "tool_call_id": "c1", "content": result["result"]}
     # both model calls billed exactly once: (100+150)×15/1e6 + (20+10)×60/1e6 = 0.00555
     assert events[5][2]["credits"] == "0.005550"
-    assert sorted(e.amount for e in LedgerEntry.objects.filter(organization=org, kind="usage")) == [
+    assert sorted(e.amount for e in LedgerEntry.all_orgs.filter(organization=org, kind="usage")) == [
         Decimal("-0.002850"),
         Decimal("-0.002700"),
     ]
-    assert CreditAccount.objects.get(organization=org).balance == Decimal("99.994450")
-    assert CreditAccount.objects.get(organization=org).reserved == 0
-    assert not Reservation.objects.filter(organization=org, status="active").exists()
-    message = Message.objects.get(pk=events[0][2]["messageId"])
+    assert CreditAccount.all_orgs.get(organization=org).balance == Decimal("99.994450")
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
+    assert not Reservation.all_orgs.filter(organization=org, status="active").exists()
+    message = Message.all_orgs.get(pk=events[0][2]["messageId"])
     assert (message.status, message.content) == ("completed", "The tool is gone.")
     assert message.tool_calls[0]["isError"] is True
     # the connection says what happened; the API shows it
@@ -181,7 +181,7 @@ def test_a_tool_slower_than_the_timeout_is_a_tool_error_and_the_turn_completes(
 ):
     org = make_org(name="Slow tools")
     token = issue_tokens(user=owner_of(org)).access
-    connection = Connection.objects.create(
+    connection = Connection.all_orgs.create(
         organization=org, name="Slow", url=mcp_process.url, transport=mcp_process.transport
     )
     sync_connection(connection=connection)
@@ -215,14 +215,14 @@ def test_a_tool_slower_than_the_timeout_is_a_tool_error_and_the_turn_completes(
     assert fake_llm.requests[-1]["messages"][-1] == {"role": "tool", "tool_call_id": "c1", "content": result["result"]}
     # each model call billed once: (100+150)×15/1e6 + (20+10)×60/1e6 = 0.00555
     assert events[5][2]["credits"] == "0.005550"
-    assert sorted(e.amount for e in LedgerEntry.objects.filter(organization=org, kind="usage")) == [
+    assert sorted(e.amount for e in LedgerEntry.all_orgs.filter(organization=org, kind="usage")) == [
         Decimal("-0.002850"),
         Decimal("-0.002700"),
     ]
-    account = CreditAccount.objects.get(organization=org)
+    account = CreditAccount.all_orgs.get(organization=org)
     assert (account.balance, account.reserved) == (Decimal("99.994450"), 0)
-    assert not Reservation.objects.filter(organization=org, status="active").exists()
-    message = Message.objects.get(pk=events[0][2]["messageId"])
+    assert not Reservation.all_orgs.filter(organization=org, status="active").exists()
+    message = Message.all_orgs.get(pk=events[0][2]["messageId"])
     assert (message.status, message.content) == ("completed", "No answer in time.")
     assert message.tool_calls[0]["isError"] is True
     connection.refresh_from_db()

@@ -110,7 +110,7 @@ def test_ssrf_guard(admin_client, org, settings, url):
     settings.MCP_ALLOW_PRIVATE_NETWORKS = False
     body = assert_problem(create(admin_client, org, name="x", url=url, transport="sse"), 400, "url_not_allowed")
     assert "url" in body["errors"]
-    assert Connection.objects.count() == 0
+    assert Connection.all_orgs.count() == 0
 
 
 def test_public_address_is_allowed(admin_client, org, settings):
@@ -165,7 +165,7 @@ def test_roles_and_tenancy(admin_client, member, owner, org, other_org, mcp_serv
     # another org's path is a 404, header or not
     assert_problem(client_for(owner).get(base(other_org)), 404, "not_found")
     assert_problem(client_for(owner).get(f"/orgs/{uuid.uuid4()}/mcps"), 404, "not_found")
-    foreign_admin = Connection.objects.get(pk=created["id"])
+    foreign_admin = Connection.all_orgs.get(pk=created["id"])
     outsider_owner = other_org.memberships.get().user
     assert_problem(
         client_for(outsider_owner).put(f"{base(org)}/{foreign_admin.pk}", {"name": "x"}, format="json"),
@@ -194,8 +194,8 @@ def test_sync_follows_pages_and_tracks_changes(admin_client, org, mcp_server, tr
     assert detail["lastSyncedAt"]
 
     specialist = make_specialist(org)
-    echo = Tool.objects.get(connection_id=created["id"], name="echo")
-    specialist.tools.add(echo, Tool.objects.get(connection_id=created["id"], name="add"))
+    echo = Tool.all_orgs.get(connection_id=created["id"], name="echo")
+    specialist.tools.add(echo, Tool.all_orgs.get(connection_id=created["id"], name="add"))
 
     server = mcp_server.server
     server.remove_tool("echo")
@@ -216,7 +216,7 @@ def test_sync_follows_pages_and_tracks_changes(admin_client, org, mcp_server, tr
     assert sorted(t["name"] for t in second["tools"]) == ["add", "explode", "multiply", "slow"]
     assert [t.name for t in specialist.tools.all()] == ["add"]  # the vanished tool left the specialist
     assert admin_client.get(f"/specialists/{specialist.pk}").json()["toolIds"] == [
-        str(Tool.objects.get(connection_id=created["id"], name="add").pk)
+        str(Tool.all_orgs.get(connection_id=created["id"], name="add").pk)
     ]
 
 
@@ -268,12 +268,12 @@ def test_update_and_delete(admin_client, org, mcp_server):
     body = admin_client.put(url, {"name": "Renamed", "enabled": False}, format="json").json()
     assert (body["name"], body["enabled"], body["hasCredentials"]) == ("Renamed", False, True)
     admin_client.put(url, {"token": "two"}, format="json")
-    assert decrypt_json(Connection.objects.get(pk=created["id"]).credentials_encrypted) == {"token": "two"}
+    assert decrypt_json(Connection.all_orgs.get(pk=created["id"]).credentials_encrypted) == {"token": "two"}
     body = admin_client.put(url, {"authType": "none"}, format="json").json()
     assert body["hasCredentials"] is False
     admin_client.post(f"{url}/sync")
     specialist = make_specialist(org)
-    specialist.tools.set(Tool.objects.filter(connection_id=created["id"]))
+    specialist.tools.set(Tool.all_orgs.filter(connection_id=created["id"]))
     assert admin_client.delete(url).status_code == 204
     assert specialist.tools.count() == 0
     assert_problem(admin_client.delete(url), 404, "not_found")
@@ -299,30 +299,30 @@ def test_tool_allow_list(admin_client, member, org, mcp_server):
     add = next(t for t in tools if t["name"] == "add")
     ok = admin_client.put(f"/specialists/{specialist.pk}", {"toolIds": [add["id"]]}, format="json")
     assert ok.json()["toolIds"] == [add["id"]]
-    specialist.tools.add(Tool.objects.get(pk=echo["id"]))
+    specialist.tools.add(Tool.all_orgs.get(pk=echo["id"]))
     specs, _ = tool_plan(specialist)
     assert [s.name for s in specs] == ["add"]
 
 
 def test_tool_ids_of_another_org_are_refused(admin_client, org, other_org, mcp_server):
-    foreign_conn = Connection.objects.create(
+    foreign_conn = Connection.all_orgs.create(
         organization=other_org, name="f", url=mcp_server.url("sse"), transport="sse"
     )
-    foreign_tool = Tool.objects.create(organization=other_org, connection=foreign_conn, name="x")
+    foreign_tool = Tool.all_orgs.create(organization=other_org, connection=foreign_conn, name="x")
     specialist = make_specialist(org)
     response = admin_client.put(f"/specialists/{specialist.pk}", {"toolIds": [str(foreign_tool.pk)]}, format="json")
     assert "toolIds" in assert_problem(response, 400, "validation_error")["errors"]
 
 
 def test_model_facing_names_are_unique(org, mcp_server):
-    first = Connection.objects.create(organization=org, name="Alpha", url=mcp_server.url("sse"), transport="sse")
-    second = Connection.objects.create(organization=org, name="Beta Server", url=mcp_server.url("sse"), transport="sse")
+    first = Connection.all_orgs.create(organization=org, name="Alpha", url=mcp_server.url("sse"), transport="sse")
+    second = Connection.all_orgs.create(organization=org, name="Beta Server", url=mcp_server.url("sse"), transport="sse")
     specialist = make_specialist(org)
     specialist.tools.set(
         [
-            Tool.objects.create(organization=org, connection=first, name="search"),
-            Tool.objects.create(organization=org, connection=second, name="search"),
-            Tool.objects.create(organization=org, connection=second, name="only.here"),
+            Tool.all_orgs.create(organization=org, connection=first, name="search"),
+            Tool.all_orgs.create(organization=org, connection=second, name="search"),
+            Tool.all_orgs.create(organization=org, connection=second, name="only.here"),
         ]
     )
     specs, bindings = tool_plan(specialist)
@@ -334,11 +334,11 @@ def test_model_facing_names_are_unique(org, mcp_server):
 
 @pytest.mark.django_db(transaction=True)
 def test_failing_disabled_or_deleted_tools_become_error_results(org, mcp_server):
-    conn = Connection.objects.create(
+    conn = Connection.all_orgs.create(
         organization=org, name="c", url=mcp_server.url("streamable_http"), transport="streamable_http"
     )
-    explode = Tool.objects.create(organization=org, connection=conn, name="explode")
-    add = Tool.objects.create(organization=org, connection=conn, name="add")
+    explode = Tool.all_orgs.create(organization=org, connection=conn, name="explode")
+    add = Tool.all_orgs.create(organization=org, connection=conn, name="add")
     assert async_to_sync(call_tool_by_id)(org_id=org.pk, tool_id=add.pk, arguments={"a": 1, "b": 2}) == (
         "3",
         False,
@@ -366,15 +366,15 @@ def test_failing_disabled_or_deleted_tools_become_error_results(org, mcp_server)
 
 
 def test_sync_mcp_command_and_admin_action(org, mcp_server, client, django_user_model):
-    Connection.objects.create(
+    Connection.all_orgs.create(
         organization=org, name="good", url=mcp_server.url("streamable_http"), transport="streamable_http"
     )
     out = StringIO()
     call_command("sync_mcp", "--org", org.slug, stdout=out)
     assert "1/1" in out.getvalue()
     assert "Synced 1 of 1" in out.getvalue()
-    assert Tool.objects.filter(organization=org).count() == 4
-    bad = Connection.objects.create(
+    assert Tool.all_orgs.filter(organization=org).count() == 4
+    bad = Connection.all_orgs.create(
         organization=org, name="bad", url=f"http://127.0.0.1:{_closed_port()}/mcp", transport="sse"
     )
     with pytest.raises(SystemExit):
@@ -386,7 +386,7 @@ def test_sync_mcp_command_and_admin_action(org, mcp_server, client, django_user_
     assert response.status_code == 200
     bad.refresh_from_db()
     assert bad.status == "error"
-    audit = AuditEntry.objects.get(action="sync_mcp_connection", object_id=str(bad.pk))
+    audit = AuditEntry.all_orgs.get(action="sync_mcp_connection", object_id=str(bad.pk))
     assert (audit.reason, audit.details["status"]) == ("Their server is back", "error")
     assert client.get(f"/admin/mcps/connection/{bad.pk}/change/").status_code == 200
 
@@ -400,8 +400,8 @@ def _closed_port() -> int:
 @pytest.mark.django_db(transaction=True)
 def test_a_slow_tool_call_times_out_into_an_error_result(org, mcp_server, settings):
     settings.MCP_TOOL_TIMEOUT_SECONDS = 1
-    conn = Connection.objects.create(organization=org, name="c", url=mcp_server.url("sse"), transport="sse")
-    slow = Tool.objects.create(organization=org, connection=conn, name="slow")
+    conn = Connection.all_orgs.create(organization=org, name="c", url=mcp_server.url("sse"), transport="sse")
+    slow = Tool.all_orgs.create(organization=org, connection=conn, name="slow")
     result, is_error = async_to_sync(call_tool_by_id)(org_id=org.pk, tool_id=slow.pk, arguments={"seconds": 5})
     assert is_error
     assert "time" in result.lower()

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 def new_key(org, *, role: str = Role.MEMBER, **fields) -> str:
     """A new key of ``org`` (created by its owner): the secret."""
-    owner = Membership.objects.get(organization=org, role=Role.OWNER)
+    owner = Membership.all_orgs.get(organization=org, role=Role.OWNER)
     context = OrgContext(org=org, membership=owner, is_staff=False)
     return api_keys.create_api_key(context=context, name="server", role=role, **fields).secret
 
@@ -51,9 +51,9 @@ def test_unknown_revoked_and_expired_keys_are_one_401(org, owner):
     wrong_secret = f"lc_{prefix}_{'x' * 40}"
     unknown_prefix = f"lc_ZZZZZZZZ_{secret.split('_', 2)[2]}"
     expired = new_key(org, expires_at=timezone.now() + timedelta(seconds=1))
-    ApiKey.objects.filter(prefix=expired.split("_")[1]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    ApiKey.all_orgs.filter(prefix=expired.split("_")[1]).update(expires_at=timezone.now() - timedelta(seconds=1))
     revoked = new_key(org)
-    ApiKey.objects.filter(prefix=revoked.split("_")[1]).update(revoked_at=timezone.now())
+    ApiKey.all_orgs.filter(prefix=revoked.split("_")[1]).update(revoked_at=timezone.now())
     bodies = []
     for raw in (wrong_secret, unknown_prefix, expired, revoked, "lc_short"):
         body = assert_problem(key_client(raw).get("/specialists"), 401, "token_not_valid")
@@ -68,7 +68,7 @@ def test_revocation_refuses_the_very_next_request(org, owner):
     secret = new_key(org)
     client = key_client(secret)
     assert client.get("/specialists").status_code == 200
-    key_id = ApiKey.objects.get(prefix=secret.split("_")[1]).pk
+    key_id = ApiKey.all_orgs.get(prefix=secret.split("_")[1]).pk
     assert client_for(owner).delete(f"/orgs/{org.pk}/api-keys/{key_id}").status_code == 204
     assert_problem(client.get("/specialists"), 401, "token_not_valid")
 
@@ -92,7 +92,7 @@ def test_a_key_never_manages_people_keys_quotas_or_credits(org, owner, member, r
     ]
     for response in refused:
         assert_problem(response, 403, "permission_denied")
-    assert Membership.objects.get(user=member).role == Role.MEMBER
+    assert Membership.all_orgs.get(user=member).role == Role.MEMBER
     # what it may do: read members, the balance, the model catalogue
     assert client.get("/users").status_code == 200
     assert client.get("/billing/credits/balance").status_code == 200
@@ -110,7 +110,7 @@ def test_a_member_key_acts_as_a_member(org, owner):
 
 def test_last_used_at_is_kept_within_a_minute(org, owner):
     secret = new_key(org)
-    key = ApiKey.objects.get(prefix=secret.split("_")[1])
+    key = ApiKey.all_orgs.get(prefix=secret.split("_")[1])
     assert key.last_used_at is None
     key_client(secret).get("/specialists")
     key.refresh_from_db()
@@ -119,7 +119,7 @@ def test_last_used_at_is_kept_within_a_minute(org, owner):
     key_client(secret).get("/specialists")
     key.refresh_from_db()
     assert key.last_used_at == first  # within the minute: not written again
-    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now() - timedelta(minutes=2))
+    ApiKey.all_orgs.filter(pk=key.pk).update(last_used_at=timezone.now() - timedelta(minutes=2))
     key_client(secret).get("/specialists")
     key.refresh_from_db()
     assert key.last_used_at > first - timedelta(minutes=1)

@@ -40,10 +40,10 @@ def test_an_admin_creates_a_key_whose_secret_is_shown_once_and_stored_as_a_hash(
     assert body["createdBy"] == str(admin_user.pk)
     assert body["revokedAt"] is None
 
-    stored = ApiKey.objects.get(pk=body["id"])
+    stored = ApiKey.all_orgs.get(pk=body["id"])
     raw_secret = secret.split("_", 2)[2]
     assert stored.secret_hash == hashlib.sha256(raw_secret.encode()).hexdigest()
-    assert raw_secret not in str(ApiKey.objects.filter(pk=stored.pk).values().get())
+    assert raw_secret not in str(ApiKey.all_orgs.filter(pk=stored.pk).values().get())
 
     shown = client.get(_keys_url(org, body["id"])).json()
     assert "key" not in shown
@@ -70,7 +70,7 @@ def test_only_admins_manage_keys(org, owner, role):
     assert_problem(member.get(_keys_url(org)), 403, "permission_denied")
     assert_problem(member.get(_keys_url(org, key_id)), 403, "permission_denied")
     assert_problem(member.delete(_keys_url(org, key_id)), 403, "permission_denied")
-    assert ApiKey.objects.get(pk=key_id).revoked_at is None
+    assert ApiKey.all_orgs.get(pk=key_id).revoked_at is None
 
 
 def test_another_orgs_keys_are_not_found(org, owner):
@@ -81,7 +81,7 @@ def test_another_orgs_keys_are_not_found(org, owner):
     assert_problem(outsider.delete(_keys_url(org, key_id)), 404, "not_found")
     # their own org's path does not reach this org's key either
     assert_problem(outsider.get(_keys_url(other, key_id)), 404, "not_found")
-    assert ApiKey.objects.get(pk=key_id).revoked_at is None
+    assert ApiKey.all_orgs.get(pk=key_id).revoked_at is None
 
 
 def test_revocation_keeps_the_record_and_the_filter_tells_them_apart(org, owner):
@@ -94,9 +94,9 @@ def test_revocation_keeps_the_record_and_the_filter_tells_them_apart(org, owner)
     assert [k["name"] for k in client.get(_keys_url(org)).json()["results"]] == ["gone", "kept"]
     assert [k["id"] for k in client.get(_keys_url(org) + "?revoked=true").json()["results"]] == [gone["id"]]
     assert [k["id"] for k in client.get(_keys_url(org) + "?revoked=false").json()["results"]] == [kept["id"]]
-    actions = list(AuditEntry.objects.filter(organization=org, object_id=gone["id"]).values_list("action", "actor_id"))
+    actions = list(AuditEntry.all_orgs.filter(organization=org, object_id=gone["id"]).values_list("action", "actor_id"))
     assert sorted(actions) == [("api_key.created", owner.pk), ("api_key.revoked", owner.pk)]  # one revocation
-    assert gone["key"].split("_", 2)[2] not in str(list(AuditEntry.objects.values()))
+    assert gone["key"].split("_", 2)[2] not in str(list(AuditEntry.all_orgs.values()))
 
 
 def test_the_lookup_answers_the_same_for_every_key_that_does_not_work(org, owner, django_assert_num_queries):
@@ -105,7 +105,7 @@ def test_the_lookup_answers_the_same_for_every_key_that_does_not_work(org, owner
     revoked = _create(client, org).json()
     client.delete(_keys_url(org, revoked["id"]))
     expired = _create(client, org, expiresAt=(timezone.now() + timedelta(hours=1)).isoformat()).json()
-    ApiKey.objects.filter(pk=expired["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    ApiKey.all_orgs.filter(pk=expired["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
 
     assert api_keys.find_api_key(good["key"]).pk.hex == good["id"].replace("-", "")
     prefix, secret = good["key"].split("_", 2)[1:]

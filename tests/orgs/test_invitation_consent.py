@@ -49,7 +49,7 @@ def test_the_answer_is_the_same_whether_the_address_has_an_account(admin_user, o
     assert known.name == "Real Name"  # the inviter renames nobody
     # not a member until they say so
     assert client_for(known).get("/users/me").json()["organizations"] == []
-    assert Membership.objects.get(organization=org, user=known).status == Membership.Status.INVITED
+    assert Membership.all_orgs.get(organization=org, user=known).status == Membership.Status.INVITED
     # the list and its search show the invitation's own words, never the account's
     listed = {row["id"]: row for row in client.get("/users", {"status": "invited"}).json()["results"]}
     assert (listed[str(known.pk)]["name"], listed[str(known.pk)]["email"]) == ("Typed Name", known.email)

@@ -44,7 +44,7 @@ def quota(client, user, value):
 
 
 def limit_of(org, user) -> Decimal | None:
-    return Membership.objects.get(organization=org, user=user).monthly_credit_limit
+    return Membership.all_orgs.get(organization=org, user=user).monthly_credit_limit
 
 
 def test_admin_sets_and_removes_a_members_cap(org, admin_user, member):

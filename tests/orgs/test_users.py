@@ -108,7 +108,7 @@ def test_invite_existing_account_waits_for_its_consent(admin_user, org):
     response = client_for(admin_user).post("/users/invite", {"email": existing.email, "role": "admin"}, format="json")
     assert response.status_code == 201
     assert response.json()["status"] == "invited"
-    assert Membership.objects.get(organization=org, user=existing).status == Membership.Status.INVITED
+    assert Membership.all_orgs.get(organization=org, user=existing).status == Membership.Status.INVITED
 
 
 def test_invite_active_member_is_409(admin_user, member):
@@ -175,7 +175,7 @@ def test_update_name_self_or_admin(member, admin_user, owner, org):
 
 
 def test_user_of_another_org_is_404(owner, other_org):
-    stranger = Membership.objects.get(organization=other_org).user
+    stranger = Membership.all_orgs.get(organization=other_org).user
     client = client_for(owner)
     assert_problem(client.put(f"/users/{stranger.pk}", {"name": "x"}, format="json"), 404, "not_found")
     assert_problem(client.delete(f"/users/{stranger.pk}"), 404, "not_found")
@@ -203,7 +203,7 @@ def test_last_owner_cannot_be_demoted_or_removed(owner, admin_user, org, staff):
     assert_problem(client.patch(f"/users/{owner.pk}/role", {"role": "admin"}, format="json"), 409, "last_owner")
     assert_problem(client.delete(f"/users/{owner.pk}"), 409, "last_owner")
     assert_problem(client_for(staff, org).delete(f"/users/{owner.pk}"), 403, "permission_denied")  # not a member
-    assert Membership.objects.get(organization=org, user=owner).role == "owner"
+    assert Membership.all_orgs.get(organization=org, user=owner).role == "owner"
 
 
 def test_leave_and_remove(owner, admin_user, member, org):
@@ -213,7 +213,7 @@ def test_leave_and_remove(owner, admin_user, member, org):
     assert User.objects.filter(pk=member.pk).exists()  # the account stays
     other = add_member(org)
     assert client_for(admin_user).delete(f"/users/{other.pk}").status_code == 204
-    assert not Membership.objects.filter(organization=org, user=other).exists()
+    assert not Membership.all_orgs.filter(organization=org, user=other).exists()
 
 
 def test_accept_invite_weak_password(admin_user, anon, django_capture_on_commit_callbacks):

@@ -21,12 +21,12 @@ def test_register_creates_user_org_owner_and_signup_credits(anon):
     assert body["organization"]["slug"] == "globex"
     assert body["organization"]["role"] == "owner"
     assert body["user"]["organizations"] == [{"id": str(org.pk), "name": "Globex", "role": "owner"}]
-    membership = Membership.objects.get(organization=org)
+    membership = Membership.all_orgs.get(organization=org)
     assert membership.role == "owner"
     assert membership.user.email == "hank@globex.test"
-    account = CreditAccount.objects.get(organization=org)
+    account = CreditAccount.all_orgs.get(organization=org)
     assert str(account.balance) == "100.000000"
-    grant = LedgerEntry.objects.get(organization=org)
+    grant = LedgerEntry.all_orgs.get(organization=org)
     assert grant.kind == "grant"
     balance = anon.get("/billing/credits/balance", HTTP_AUTHORIZATION=f"Bearer {body['accessToken']}")
     assert balance.json()["balance"] == "100.000000"
@@ -37,7 +37,7 @@ def test_signup_credits_come_from_settings(anon, settings):
 
     settings.SIGNUP_CREDITS = Decimal("12.5")
     body = anon.post("/register", BODY, format="json").json()
-    assert CreditAccount.objects.get(organization_id=body["organization"]["id"]).balance == Decimal("12.5")
+    assert CreditAccount.all_orgs.get(organization_id=body["organization"]["id"]).balance == Decimal("12.5")
 
 
 def test_slugs_are_unique(anon):
@@ -92,8 +92,8 @@ def test_the_organization_floor_alone_opens_no_credit_account(db):
     from orgs.services import create_organization
 
     org = create_organization(name="Floor only", owner=make_user(email="floor@example.com"))
-    assert Membership.objects.get(organization=org).role == "owner"
-    assert not CreditAccount.objects.filter(organization=org).exists()  # billing is not reached from below
+    assert Membership.all_orgs.get(organization=org).role == "owner"
+    assert not CreditAccount.all_orgs.filter(organization=org).exists()  # billing is not reached from below
 
 
 def test_opening_an_organization_gives_it_the_sign_up_credits(db, settings):
@@ -104,9 +104,9 @@ def test_opening_an_organization_gives_it_the_sign_up_credits(db, settings):
 
     settings.SIGNUP_CREDITS = Decimal("7.25")
     org = open_organization(name="Opened", owner=make_user(email="opened@example.com"))
-    assert CreditAccount.objects.get(organization=org).balance == Decimal("7.25")
-    assert Circuit.objects.filter(organization=org).exists()
-    grant = LedgerEntry.objects.get(organization=org)
+    assert CreditAccount.all_orgs.get(organization=org).balance == Decimal("7.25")
+    assert Circuit.all_orgs.filter(organization=org).exists()
+    grant = LedgerEntry.all_orgs.get(organization=org)
     assert (grant.kind, grant.amount, grant.description) == ("grant", Decimal("7.25"), "Sign-up credits")
 
 
@@ -117,12 +117,12 @@ def test_a_sign_up_whose_account_cannot_open_leaves_nothing_behind(anon, monkeyp
         raise RuntimeError("billing is down")
 
     monkeypatch.setattr(signup.services, "open_account", refuse)
-    before = (User.objects.count(), Organization.objects.count(), Membership.objects.count())
+    before = (User.objects.count(), Organization.objects.count(), Membership.all_orgs.count())
     with pytest.raises(RuntimeError):
         signup.services.sign_up(
             organization_name="Globex", name="Hank", email="hank@globex.test", password=BODY["password"]
         )
-    assert (User.objects.count(), Organization.objects.count(), Membership.objects.count()) == before
+    assert (User.objects.count(), Organization.objects.count(), Membership.all_orgs.count()) == before
 
 
 def test_a_failed_opening_of_an_organization_leaves_no_organization(db, monkeypatch):

@@ -28,7 +28,7 @@ def test_fallback_models_default_to_none_and_keep_their_order(admin_user):
     assert updated.status_code == 200, updated.content
     assert updated.json()["fallbackModels"] == chain
     assert client.get(f"/specialists/{created.json()['id']}").json()["fallbackModels"] == chain
-    assert Specialist.objects.get(pk=created.json()["id"]).fallback_models == chain
+    assert Specialist.all_orgs.get(pk=created.json()["id"]).fallback_models == chain
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def test_fallback_models_are_validated_like_model(admin_user, fallbacks, message
     errors = assert_problem(response, 400, "validation_error")["errors"]
     assert set(errors) == {"fallbackModels"}, errors
     assert message in json.dumps(errors), errors
-    assert not Specialist.objects.exists()
+    assert not Specialist.all_orgs.exists()
 
 
 def test_an_inactive_rate_is_no_fallback(admin_user):
@@ -108,9 +108,9 @@ def test_the_wizards_draft_has_no_fallbacks_and_its_call_is_retried_once_before_
     assert response.status_code == 200, response.content
     assert "fallbackModels" not in response.json()["draft"]
     assert [r["model"] for r in fake_llm.requests] == ["gpt-4o-mini", "gpt-4o-mini"]
-    (entry,) = LedgerEntry.objects.filter(organization=org, kind="usage")
+    (entry,) = LedgerEntry.all_orgs.filter(organization=org, kind="usage")
     assert (entry.model, entry.input_tokens, entry.output_tokens) == ("gpt-4o-mini", 300, 90)
-    holds = Reservation.objects.filter(organization=org).order_by("created_at").values_list("status", flat=True)
+    holds = Reservation.all_orgs.filter(organization=org).order_by("created_at").values_list("status", flat=True)
     assert list(holds) == ["released", "settled"]  # the failed attempt cost nothing
 
     fake_llm.script(Scenario(status=503), Scenario(chunks=[json.dumps(draft)]))
@@ -125,4 +125,4 @@ def test_the_wizard_gives_up_after_one_retry(admin_user, org, fake_llm):
     body = assert_problem(response, 502, "llm_unavailable")
     assert "gpt-4o-mini (http_503, http_503)" in body["detail"]
     assert len(fake_llm.requests) == 2
-    assert not LedgerEntry.objects.filter(organization=org, kind="usage").exists()
+    assert not LedgerEntry.all_orgs.filter(organization=org, kind="usage").exists()

@@ -102,8 +102,8 @@ def test_update_keeps_omitted_fields(admin_user, org):
 
 def test_detail_usage_this_period(member, org):
     specialist = make_specialist(org)
-    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=member, title="x")
-    reply = Message.objects.create(session=session, role="assistant", content="hi")
+    session = ChatSession.all_orgs.create(organization=org, specialist=specialist, created_by=member, title="x")
+    reply = Message.all_orgs.create(session=session, role="assistant", content="hi")
     # a reply with a tool round: two model calls, two ledger entries, one message
     for _ in range(2):
         hold = billing.reserve(
@@ -121,7 +121,7 @@ def test_detail_usage_this_period(member, org):
 
 def test_delete_hides_but_keeps_history(admin_user, org):
     specialist = make_specialist(org)
-    session = ChatSession.objects.create(organization=org, specialist=specialist, created_by=admin_user, title="x")
+    session = ChatSession.all_orgs.create(organization=org, specialist=specialist, created_by=admin_user, title="x")
     hold = billing.reserve(org=org, model="local", input_tokens=0, max_output_tokens=10, specialist_id=specialist.pk)
     billing.settle(reservation_id=hold.reservation_id, input_tokens=10, output_tokens=10)
     client = client_for(admin_user)
@@ -130,7 +130,7 @@ def test_delete_hides_but_keeps_history(admin_user, org):
     assert client.get("/specialists").json()["count"] == 0
     assert client.get(f"/api/chat/sessions/{session.pk}").status_code == 200
     assert client.get(f"/billing/credits/usage?specialistId={specialist.pk}").json()["count"] == 1
-    assert Specialist.objects.filter(pk=specialist.pk).exists()
+    assert Specialist.all_orgs.filter(pk=specialist.pk).exists()
 
 
 def test_wizard_with_the_local_model_drafts_and_bills(admin_user, org):
@@ -157,10 +157,10 @@ def test_wizard_with_the_local_model_drafts_and_bills(admin_user, org):
     usage = body["usage"]
     assert usage["inputTokens"] > 0
     assert Decimal(usage["credits"]) > 0
-    entry = LedgerEntry.objects.get(organization=org, kind="usage")
+    entry = LedgerEntry.all_orgs.get(organization=org, kind="usage")
     assert entry.amount == -Decimal(usage["credits"])
     assert entry.description == "Specialist wizard draft"
-    assert Specialist.objects.count() == 0
+    assert Specialist.all_orgs.count() == 0
 
 
 def test_wizard_create_saves_the_draft(admin_user, org):
@@ -168,7 +168,7 @@ def test_wizard_create_saves_the_draft(admin_user, org):
         "/specialists/wizard", {"brief": "A support agent", "create": True}, format="json"
     )
     assert response.status_code == 201
-    assert Specialist.objects.get(pk=response.json()["id"]).organization == org
+    assert Specialist.all_orgs.get(pk=response.json()["id"]).organization == org
 
 
 def test_wizard_prefers_the_cheapest_configured_remote_model(admin_user, org, fake_llm):
@@ -231,15 +231,15 @@ def test_wizard_refusals(admin_user, org, settings):
 def test_wizard_provider_failure_costs_nothing(admin_user, org, fake_llm):
     """A provider that answers 500 before producing anything: 502, and the hold is released
     without a charge (the same rule as chat)."""
-    account = CreditAccount.objects.get(organization=org)
-    before = (account.balance, LedgerEntry.objects.filter(organization=org).count())
+    account = CreditAccount.all_orgs.get(organization=org)
+    before = (account.balance, LedgerEntry.all_orgs.filter(organization=org).count())
     fake_llm.script(*[Scenario(status=500)] * 6)
     response = client_for(admin_user).post("/specialists/wizard", {"brief": "x", "model": "gpt-4o-mini"}, format="json")
     assert_problem(response, 502, "llm_unavailable")
     account.refresh_from_db()
-    assert (account.balance, LedgerEntry.objects.filter(organization=org).count()) == before
+    assert (account.balance, LedgerEntry.all_orgs.filter(organization=org).count()) == before
     assert account.reserved == 0
-    assert not Reservation.objects.filter(organization=org, status=Reservation.Status.ACTIVE).exists()
+    assert not Reservation.all_orgs.filter(organization=org, status=Reservation.Status.ACTIVE).exists()
 
 
 def test_a_specialist_deleted_while_it_is_read_is_a_404(member, org, monkeypatch):
@@ -253,7 +253,7 @@ def test_a_specialist_deleted_while_it_is_read_is_a_404(member, org, monkeypatch
 
     def found_then_deleted(self):
         obj = found(self)
-        Specialist.objects.filter(pk=obj.pk).update(deleted_at=timezone.now())  # a concurrent DELETE
+        Specialist.all_orgs.filter(pk=obj.pk).update(deleted_at=timezone.now())  # a concurrent DELETE
         return obj
 
     monkeypatch.setattr(SpecialistViewSet, "get_object", found_then_deleted)
@@ -263,13 +263,13 @@ def test_a_specialist_deleted_while_it_is_read_is_a_404(member, org, monkeypatch
 def test_a_wizard_call_cut_short_is_billed_for_what_it_produced(admin_user, org, fake_llm):
     """The wizard is a call of the turn pipeline: a stream that drops midway is settled for what
     it produced (like a chat turn), and nothing stays held."""
-    account = CreditAccount.objects.get(organization=org)
+    account = CreditAccount.all_orgs.get(organization=org)
     before = account.balance
     fake_llm.script(Scenario(chunks=['{"name": ', '"Ada"', ", more"], drop_after=2))
     response = client_for(admin_user).post("/specialists/wizard", {"brief": "x", "model": "gpt-4o-mini"}, format="json")
     assert_problem(response, 502, "llm_unavailable")
     account.refresh_from_db()
-    entries = LedgerEntry.objects.filter(organization=org, kind=LedgerEntry.Kind.USAGE)
+    entries = LedgerEntry.all_orgs.filter(organization=org, kind=LedgerEntry.Kind.USAGE)
     (entry,) = entries  # the text before the drop, billed once
     assert entry.description == "Specialist wizard draft"
     assert entry.output_tokens > 0

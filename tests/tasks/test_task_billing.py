@@ -43,7 +43,7 @@ def expected_cost(input_tokens: int, output_tokens: int, rate: ModelRate) -> Dec
 
 
 def account_of(org) -> CreditAccount:
-    return CreditAccount.objects.get(organization=org)
+    return CreditAccount.all_orgs.get(organization=org)
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def run_job(body: dict) -> str:
 
 def assert_nothing_held(org) -> None:
     assert account_of(org).reserved == Decimal(0)
-    assert not Reservation.objects.filter(organization=org, status=Reservation.Status.ACTIVE).exists()
+    assert not Reservation.all_orgs.filter(organization=org, status=Reservation.Status.ACTIVE).exists()
 
 
 # --- 1. a run is billed exactly, once ----------------------------------------------------------------
@@ -93,7 +93,7 @@ def test_a_task_run_is_billed_exactly_once_at_the_usage_the_provider_reported(ru
     body = start_run(client, specialist)
 
     # queued: the worst case is held for this run's message, nothing is charged yet
-    hold = Reservation.objects.get(message_id=body["messageId"])
+    hold = Reservation.all_orgs.get(message_id=body["messageId"])
     assert hold.status == Reservation.Status.ACTIVE
     assert account_of(org).reserved == hold.amount > 0
     assert account_of(org).balance == before
@@ -103,7 +103,7 @@ def test_a_task_run_is_billed_exactly_once_at_the_usage_the_provider_reported(ru
     # 12345 × 0.37 / 1e6 + 678 × 1.13 / 1e6 = 0.00456765 + 0.00076614 = 0.00533379 → 0.005334
     cost = expected_cost(12_345, 678, rate)
     assert cost == Decimal("0.005334")
-    entry = LedgerEntry.objects.get(organization=org, kind=LedgerEntry.Kind.USAGE)  # one, not two
+    entry = LedgerEntry.all_orgs.get(organization=org, kind=LedgerEntry.Kind.USAGE)  # one, not two
     assert isinstance(entry.amount, Decimal)
     assert entry.amount == -cost
     assert (entry.input_tokens, entry.output_tokens, entry.model) == (12_345, 678, "task-test-model")
@@ -120,7 +120,7 @@ def test_a_task_run_is_billed_exactly_once_at_the_usage_the_provider_reported(ru
     hold.refresh_from_db()
     assert (hold.status, hold.charged, hold.ledger_entry_id) == (Reservation.Status.SETTLED, cost, entry.pk)
 
-    message = Message.objects.get(pk=body["messageId"])
+    message = Message.all_orgs.get(pk=body["messageId"])
     assert (message.status, message.content, message.credits) == ("completed", "Q3 was good.", cost)
     assert (message.input_tokens, message.output_tokens) == (12_345, 678)
     task = client.get(f"/tasks/{body['taskId']}").json()
@@ -129,10 +129,10 @@ def test_a_task_run_is_billed_exactly_once_at_the_usage_the_provider_reported(ru
 
     # the worker runs the job again (a retry after a crash): nothing is called or charged twice
     assert run_job(body) == "skipped"
-    assert LedgerEntry.objects.filter(organization=org, kind=LedgerEntry.Kind.USAGE).count() == 1
+    assert LedgerEntry.all_orgs.filter(organization=org, kind=LedgerEntry.Kind.USAGE).count() == 1
     assert account_of(org).balance == before - cost
     assert len(fake_llm.requests) == 1
-    assert Task.objects.get(pk=body["taskId"]).status == Task.Status.DONE
+    assert Task.all_orgs.get(pk=body["taskId"]).status == Task.Status.DONE
 
 
 def test_each_run_of_two_tasks_is_its_own_single_charge(runner, fake_llm):
@@ -144,7 +144,7 @@ def test_each_run_of_two_tasks_is_its_own_single_charge(runner, fake_llm):
     first, second = start_run(client, specialist, "First"), start_run(client, specialist, "Second")
     assert run_job(first) == run_job(second) == "done"
     charges = {
-        str(e.message_id): e.amount for e in LedgerEntry.objects.filter(organization=org, kind=LedgerEntry.Kind.USAGE)
+        str(e.message_id): e.amount for e in LedgerEntry.all_orgs.filter(organization=org, kind=LedgerEntry.Kind.USAGE)
     }
     assert charges == {first["messageId"]: Decimal("-0.045000"), second["messageId"]: Decimal("-0.036000")}
     assert charges[first["messageId"]] == -expected_cost(1000, 500, rate)
@@ -194,7 +194,7 @@ async def test_a_watcher_of_the_runs_session_sees_the_whole_run(runner, fake_llm
     fake_llm.script(Scenario(chunks=["Task ", "work ", "done."], usage=(40, 6)))
     body, frames = await _watch_a_run(runner)
     assert [f["event"] for f in frames] == ["session", "delta", "delta", "delta", "usage", "done"]
-    prompt = await database_sync_to_async(Message.objects.get)(session_id=body["sessionId"], role="user")
+    prompt = await database_sync_to_async(Message.all_orgs.get)(session_id=body["sessionId"], role="user")
     assert "Summarize Q3" in prompt.content  # the task's prompt is the session's user message
     assert frames[0]["data"] == {
         "sessionId": body["sessionId"],
@@ -211,7 +211,7 @@ async def test_a_watcher_of_the_runs_session_sees_the_whole_run(runner, fake_llm
         "model": "gpt-4o-mini",
     }
     assert frames[-1]["data"] == {"messageId": body["messageId"], "finishReason": "stop"}
-    task = await database_sync_to_async(Task.objects.get)(pk=body["taskId"])
+    task = await database_sync_to_async(Task.all_orgs.get)(pk=body["taskId"])
     assert (task.status, task.result) == (Task.Status.DONE, "Task work done.")
 
 
@@ -221,9 +221,9 @@ async def test_a_watcher_sees_a_run_that_fails_mid_stream_end_with_usage_and_err
     body, frames = await _watch_a_run(runner)
     assert [f["event"] for f in frames] == ["session", "delta", "delta", "usage", "error"]
     assert frames[-1]["data"]["code"] == "llm_unavailable"
-    entry = await database_sync_to_async(LedgerEntry.objects.get)(message_id=body["messageId"], kind="usage")
+    entry = await database_sync_to_async(LedgerEntry.all_orgs.get)(message_id=body["messageId"], kind="usage")
     assert frames[-2]["data"]["credits"] == str(-entry.amount)
-    task = await database_sync_to_async(Task.objects.get)(pk=body["taskId"])
+    task = await database_sync_to_async(Task.all_orgs.get)(pk=body["taskId"])
     assert task.status == Task.Status.TODO
 
 
@@ -270,8 +270,8 @@ def test_a_run_worked_by_a_worker_process_reaches_a_socket_on_daphne_over_redis(
     assert frames[0]["data"]["messageId"] == body["messageId"]
     assert "".join(f["data"]["text"] for f in frames if f["event"] == "delta") == "from the worker"
     assert frames[-2]["data"]["credits"] == "0.000330"  # 10 × 15 / 1e6 + 3 × 60 / 1e6
-    assert Task.objects.get(pk=task["id"]).status == Task.Status.DONE
-    assert LedgerEntry.objects.get(organization=org, kind="usage").amount == Decimal("-0.000330")
+    assert Task.all_orgs.get(pk=task["id"]).status == Task.Status.DONE
+    assert LedgerEntry.all_orgs.get(organization=org, kind="usage").amount == Decimal("-0.000330")
     assert_nothing_held(org)
 
 
@@ -283,7 +283,7 @@ def test_a_run_that_fails_before_any_output_bills_nothing_and_releases_its_hold(
     specialist = make_specialist(org, model="gpt-4o-mini")
     before = account_of(org).balance
     body = start_run(client, specialist)
-    hold = Reservation.objects.get(message_id=body["messageId"])
+    hold = Reservation.all_orgs.get(message_id=body["messageId"])
     assert account_of(org).reserved == hold.amount > 0
     fake_llm.script(Scenario(status=500), Scenario(status=500))  # the SDK tries twice
     assert run_job(body) == "error"
@@ -291,9 +291,9 @@ def test_a_run_that_fails_before_any_output_bills_nothing_and_releases_its_hold(
     assert_nothing_held(org)
     hold.refresh_from_db()
     assert hold.status == Reservation.Status.RELEASED
-    assert not LedgerEntry.objects.filter(organization=org, kind=LedgerEntry.Kind.USAGE).exists()
+    assert not LedgerEntry.all_orgs.filter(organization=org, kind=LedgerEntry.Kind.USAGE).exists()
     assert account_of(org).balance == before
-    message = Message.objects.get(pk=body["messageId"])
+    message = Message.all_orgs.get(pk=body["messageId"])
     assert (message.status, message.error_code, message.credits) == ("failed", "llm_unavailable", Decimal(0))
     task = client.get(f"/tasks/{body['taskId']}").json()
     assert (task["status"], task["result"]) == ("todo", None)
@@ -304,7 +304,7 @@ def test_a_run_that_fails_before_any_output_bills_nothing_and_releases_its_hold(
     again = client.post(f"/tasks/{body['taskId']}/run").json()
     assert again["sessionId"] != body["sessionId"]
     assert run_job(again) == "done"
-    entry = LedgerEntry.objects.get(organization=org, kind=LedgerEntry.Kind.USAGE)
+    entry = LedgerEntry.all_orgs.get(organization=org, kind=LedgerEntry.Kind.USAGE)
     assert (str(entry.message_id), entry.amount) == (again["messageId"], Decimal("-0.045000"))
     assert account_of(org).balance == before - Decimal("0.045000")
     assert_nothing_held(org)
@@ -331,11 +331,11 @@ def test_a_run_that_fails_mid_stream_bills_what_was_produced_once_and_releases_t
     specialist = make_specialist(org, model=model)
     before = account_of(org).balance
     body = start_run(client, specialist)
-    hold = Reservation.objects.get(message_id=body["messageId"])
+    hold = Reservation.all_orgs.get(message_id=body["messageId"])
     fake_llm.script(scenario)
     assert run_job(body) == "error"
 
-    entry = LedgerEntry.objects.get(organization=org, kind=LedgerEntry.Kind.USAGE)  # once
+    entry = LedgerEntry.all_orgs.get(organization=org, kind=LedgerEntry.Kind.USAGE)  # once
     assert entry.output_tokens == 2  # "one two " is 8 characters ≈ 2 tokens
     assert entry.input_tokens > 0  # the request's estimate: it was sent
     cost = expected_cost(entry.input_tokens, entry.output_tokens, rate)
@@ -347,7 +347,7 @@ def test_a_run_that_fails_mid_stream_bills_what_was_produced_once_and_releases_t
     hold.refresh_from_db()
     assert (hold.status, hold.charged) == (Reservation.Status.SETTLED, cost)
 
-    message = Message.objects.get(pk=body["messageId"])
+    message = Message.all_orgs.get(pk=body["messageId"])
     assert (message.status, message.error_code, message.content) == ("failed", "llm_unavailable", "one two ")
     assert (message.input_tokens, message.output_tokens, message.credits) == (entry.input_tokens, 2, cost)
     task = client.get(f"/tasks/{body['taskId']}").json()

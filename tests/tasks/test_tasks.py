@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def test_projects(member, admin_user, org, other_org):
     client = client_for(member)
-    workspace = Workspace.objects.create(organization=org, name="W", created_by=member)
+    workspace = Workspace.all_orgs.create(organization=org, name="W", created_by=member)
     created = client.post("/projects", {"name": "Launch", "workspaceId": str(workspace.pk)}, format="json")
     assert created.status_code == 201, created.content
     body = created.json()
@@ -32,7 +32,7 @@ def test_projects(member, admin_user, org, other_org):
     assert archived["status"] == "archived"
     assert client.get("/projects?status=archived").json()["count"] == 1
     assert client.get("/projects?status=active").json()["count"] == 0
-    foreign_ws = Workspace.objects.create(organization=other_org, name="F", created_by=other_org.memberships.get().user)
+    foreign_ws = Workspace.all_orgs.create(organization=other_org, name="F", created_by=other_org.memberships.get().user)
     bad = client.post("/projects", {"name": "x", "workspaceId": str(foreign_ws.pk)}, format="json")
     assert "workspaceId" in assert_problem(bad, 400, "validation_error")["errors"]
     assert "name" in assert_problem(client.post("/projects", {}, format="json"), 400, "validation_error")["errors"]
@@ -40,7 +40,7 @@ def test_projects(member, admin_user, org, other_org):
     assert_problem(stranger.delete(f"/projects/{body['id']}"), 403, "permission_denied")
     assert_problem(client_for(other_org.memberships.get().user).get(f"/projects/{body['id']}"), 404, "not_found")
     assert client.delete(f"/projects/{body['id']}").status_code == 204
-    assert Task.objects.count() == 0
+    assert Task.all_orgs.count() == 0
 
 
 def test_tasks_crud_filters_and_assignees(member, admin_user, org, other_org, django_assert_max_num_queries):
@@ -144,8 +144,8 @@ def test_run_refusals(member, org):
     todo = client.post("/tasks", {"title": "x", "assigneeSpecialistId": str(specialist.pk)}, format="json").json()
     billing.set_circuit(org=org, actor=None, state="open", reason="stop")
     assert_problem(client.post(f"/tasks/{todo['id']}/run"), 402, "circuit_open")
-    assert Task.objects.get(pk=todo["id"]).status == "todo"
-    assert Message.objects.count() == 0
+    assert Task.all_orgs.get(pk=todo["id"]).status == "todo"
+    assert Message.all_orgs.count() == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -173,15 +173,15 @@ def test_a_task_run_is_a_billed_turn_that_completes_the_task(bundled_data):
     assert body["status"] == "queued"
     assert client.get(f"/tasks/{task['id']}").json()["status"] == "in_progress"
     assert_problem(client.post(f"/tasks/{task['id']}/run"), 409, "invalid_state")
-    before = CreditAccount.objects.get(organization=org).balance
+    before = CreditAccount.all_orgs.get(organization=org).balance
     async_to_sync(run_task_turn.func)(body["taskId"], body["messageId"])
     done = client.get(f"/tasks/{task['id']}").json()
     assert done["status"] == "done"
     assert done["result"].startswith("[local offline model]")
     assert "Summarize Q3" in done["result"]
     assert done["sessionId"] == body["sessionId"]
-    assert CreditAccount.objects.get(organization=org).balance < before
-    assert Decimal(Message.objects.get(pk=body["messageId"]).credits) > 0
+    assert CreditAccount.all_orgs.get(organization=org).balance < before
+    assert Decimal(Message.all_orgs.get(pk=body["messageId"]).credits) > 0
 
 
 @pytest.mark.django_db(transaction=True)

@@ -28,7 +28,7 @@ def receiver(_receiver_server, settings) -> Receiver:
 
 
 def admin_context(org: Organization) -> OrgContext:
-    membership = Membership.objects.filter(organization=org, role=Role.OWNER).select_related("user").first()
+    membership = Membership.all_orgs.filter(organization=org, role=Role.OWNER).select_related("user").first()
     return OrgContext(org=org, membership=membership, is_staff=False)
 
 

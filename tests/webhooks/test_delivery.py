@@ -44,7 +44,7 @@ def test_a_committed_event_is_sent_after_commit_signed_with_the_api_representati
     assert got.verified
     timestamp, _ = SIGNATURE.match(got.headers["LeanCore-Signature"]).groups()
     assert got.headers["Content-Type"] == "application/json"
-    event = Event.objects.get(type="circuit.changed")
+    event = Event.all_orgs.get(type="circuit.changed")
     circuit = client.get("/billing/circuit").json()
     assert got.payload == {
         "id": str(event.pk),
@@ -53,7 +53,7 @@ def test_a_committed_event_is_sent_after_commit_signed_with_the_api_representati
         "orgId": str(org.pk),
         "data": {"id": got.payload["data"]["id"], **circuit},
     }
-    delivery = Delivery.objects.get()
+    delivery = Delivery.all_orgs.get()
     assert (delivery.status, delivery.attempt, delivery.response_status, delivery.error) == ("delivered", 1, 200, "")
     assert int(timestamp) == int(delivery.sent_at.timestamp())
     webhook.refresh_from_db()
@@ -68,10 +68,10 @@ def test_a_rolled_back_cause_sends_nothing(receiver):
     hook(receiver, org, "/rolled", ["circuit.changed", "alert.raised"])
     with transaction.atomic():
         billing.set_circuit(org=org, actor=owner_of(org), state="open", reason="never")
-        assert Event.objects.count() == 2  # written in the cause's transaction, with their jobs
+        assert Event.all_orgs.count() == 2  # written in the cause's transaction, with their jobs
         assert DBTaskResult.objects.filter(queue_name=QUEUE).count() == 2
         transaction.set_rollback(True)
-    assert not Event.objects.exists()
+    assert not Event.all_orgs.exists()
     assert not DBTaskResult.objects.filter(queue_name=QUEUE).exists()
     assert run_webhook_jobs() == 0
     assert receiver.received == []
@@ -101,20 +101,20 @@ def test_a_failing_endpoint_is_retried_on_the_schedule_then_the_event_fails(rece
     _grant(org)
     assert run_webhook_jobs() == 1
     for attempt, delay in enumerate(RETRY_DELAYS, start=2):
-        failed = Delivery.objects.get(attempt=attempt - 1)
+        failed = Delivery.all_orgs.get(attempt=attempt - 1)
         assert (failed.status, failed.response_status, failed.error) == (
             "failed",
             503,
             "HTTP 503: down for maintenance",
         )
-        due = Delivery.objects.get(status="pending")
+        due = Delivery.all_orgs.get(status="pending")
         assert due.attempt == attempt
         assert failed.updated_at + delay - timedelta(seconds=1) < due.due_at <= failed.updated_at + delay
         clock["at"] = due.due_at - timedelta(seconds=1)
         assert run_webhook_jobs() == 0  # not yet
         clock["at"] = due.due_at
         assert run_webhook_jobs() == 1
-    assert list(Delivery.objects.order_by("attempt").values_list("attempt", "status")) == [
+    assert list(Delivery.all_orgs.order_by("attempt").values_list("attempt", "status")) == [
         (n, "failed") for n in range(1, 7)
     ]
     clock["at"] += timedelta(days=2)
@@ -126,7 +126,7 @@ def test_a_failing_endpoint_is_retried_on_the_schedule_then_the_event_fails(rece
     assert len({item.headers["LeanCore-Signature"] for item in got}) == 6  # each attempt signed at its time
     webhook.refresh_from_db()
     assert webhook.last_status == "failed"
-    assert webhook.last_delivery_at == Delivery.objects.get(attempt=6).sent_at
+    assert webhook.last_delivery_at == Delivery.all_orgs.get(attempt=6).sent_at
 
 
 def test_an_endpoint_that_comes_back_gets_the_event_once_more_and_no_further(receiver, clock):
@@ -135,9 +135,9 @@ def test_an_endpoint_that_comes_back_gets_the_event_once_more_and_no_further(rec
     receiver.answers["/back"] = [Answer(status=500), Answer(status=204, body=b"")]
     _grant(org)
     run_webhook_jobs()
-    clock["at"] = Delivery.objects.get(status="pending").due_at
+    clock["at"] = Delivery.all_orgs.get(status="pending").due_at
     assert run_webhook_jobs() == 1
-    assert list(Delivery.objects.order_by("attempt").values_list("attempt", "status", "response_status")) == [
+    assert list(Delivery.all_orgs.order_by("attempt").values_list("attempt", "status", "response_status")) == [
         (1, "failed", 500),
         (2, "delivered", 204),
     ]
@@ -153,9 +153,9 @@ def test_no_answer_in_time_is_a_failed_attempt(receiver, settings):
     receiver.answers["/slow"] = [Answer(delay=3)]
     _grant(org)
     assert run_webhook_jobs() == 1
-    failed = Delivery.objects.get(attempt=1)
+    failed = Delivery.all_orgs.get(attempt=1)
     assert (failed.status, failed.response_status, failed.error) == ("failed", None, "No answer within 0.5 seconds.")
-    assert Delivery.objects.filter(attempt=2, status="pending").exists()
+    assert Delivery.all_orgs.filter(attempt=2, status="pending").exists()
 
 
 def test_a_redirect_is_not_followed(receiver):
@@ -164,8 +164,8 @@ def test_a_redirect_is_not_followed(receiver):
     receiver.answers["/moved"] = [Answer(status=307, location=f"{receiver.url}/elsewhere")]
     _grant(org)
     run_webhook_jobs()
-    assert Delivery.objects.get(attempt=1).response_status == 307
-    assert Delivery.objects.get(attempt=1).status == "failed"
+    assert Delivery.all_orgs.get(attempt=1).response_status == 307
+    assert Delivery.all_orgs.get(attempt=1).status == "failed"
     assert receiver.at("/elsewhere") == []
 
 
@@ -175,7 +175,7 @@ def test_only_the_start_of_a_large_answer_is_read(receiver):
     receiver.answers["/chatty"] = [Answer(status=500, body=b"x" * 5_000_000)]
     _grant(org)
     run_webhook_jobs()
-    error = Delivery.objects.get(attempt=1).error
+    error = Delivery.all_orgs.get(attempt=1).error
     assert error.startswith("HTTP 500: xxx")
     assert len(error) <= len("HTTP 500: ") + 200
 
@@ -199,7 +199,7 @@ def test_the_guard_runs_again_at_send_time_and_the_connection_is_pinned(receiver
     answers["rebind.example"] = ["127.0.0.1"]  # where the receiver is
     _grant(org)
     run_webhook_jobs()
-    failed = Delivery.objects.get(attempt=1)
+    failed = Delivery.all_orgs.get(attempt=1)
     assert failed.status == "failed"
     assert failed.error.startswith("The URL is not allowed: rebind.example resolves to a private")
     assert receiver.at("/rebound") == []
@@ -231,18 +231,18 @@ def test_the_test_ping_is_signed_with_empty_data_and_tried_once(receiver):
         ("ping", "failed", 500),
         ("ping", "delivered", 200),
     ]
-    assert not Delivery.objects.filter(status="pending").exists()  # a ping is not retried
+    assert not Delivery.all_orgs.filter(status="pending").exists()  # a ping is not retried
 
 
 def test_a_disabled_webhook_is_sent_no_event(receiver):
     org = make_org(name="Disabled")
     webhook = hook(receiver, org, "/off", ["credits.granted"])
     _grant(org)  # queued while enabled
-    Webhook.objects.filter(pk=webhook.pk).update(enabled=False)
+    Webhook.all_orgs.filter(pk=webhook.pk).update(enabled=False)
     _grant(org)  # not even queued
     run_webhook_jobs()
     assert receiver.at("/off") == []
-    assert list(Delivery.objects.values_list("status", "error")) == [("failed", "The webhook is disabled.")]
+    assert list(Delivery.all_orgs.values_list("status", "error")) == [("failed", "The webhook is disabled.")]
 
 
 def test_one_org_holds_at_most_half_of_the_delivery_threads(receiver, settings):
@@ -253,11 +253,11 @@ def test_one_org_holds_at_most_half_of_the_delivery_threads(receiver, settings):
     hook(receiver, calm, "/calm", ["credits.granted"])
     _grant(busy)
     _grant(calm)
-    waiting = Delivery.objects.get(organization=busy)
+    waiting = Delivery.all_orgs.get(organization=busy)
     assert jobs._admit(busy.pk)  # one of the busy org's attempts is in flight in this process
     try:
         assert async_to_sync(jobs.attempt_delivery)(waiting.pk) == "deferred"
-        assert async_to_sync(jobs.attempt_delivery)(Delivery.objects.get(organization=calm).pk) == "delivered"
+        assert async_to_sync(jobs.attempt_delivery)(Delivery.all_orgs.get(organization=calm).pk) == "delivered"
     finally:
         jobs._leave(busy.pk)
     assert receiver.at("/busy") == []
@@ -272,14 +272,14 @@ def test_attempts_that_lost_their_worker_or_their_job_are_recovered(receiver, cl
     hook(receiver, org, "/lost", ["credits.granted"])
     _grant(org)
     _grant(org)
-    begun, never = Delivery.objects.order_by("created_at")
-    Delivery.objects.filter(pk=begun.pk).update(sent_at=clock["at"] - timedelta(minutes=10))
-    Delivery.objects.filter(pk=never.pk).update(due_at=clock["at"] - timedelta(minutes=20))
+    begun, never = Delivery.all_orgs.order_by("created_at")
+    Delivery.all_orgs.filter(pk=begun.pk).update(sent_at=clock["at"] - timedelta(minutes=10))
+    Delivery.all_orgs.filter(pk=never.pk).update(due_at=clock["at"] - timedelta(minutes=20))
     DBTaskResult.objects.filter(queue_name=QUEUE).delete()  # their jobs are gone
     assert jobs.recover_stalled_deliveries() == 2
     begun.refresh_from_db()
     assert (begun.status, begun.error) == ("failed", "The worker stopped during this attempt.")
-    assert Delivery.objects.filter(event_id=begun.event_id, attempt=2, status="pending").exists()
+    assert Delivery.all_orgs.filter(event_id=begun.event_id, attempt=2, status="pending").exists()
     assert run_webhook_jobs() == 1  # the one never begun, sent now (its retry is due later)
     never.refresh_from_db()
     assert never.status == "delivered"
@@ -296,7 +296,7 @@ def test_the_alert_and_the_events_data_are_the_apis(receiver):
     assert set(by_type) == {"alert.raised", "circuit.changed"}
     assert by_type["alert.raised"]["data"] == client.get("/billing/alerts").json()["results"][0]
     assert all(item.verified for item in receiver.at("/alerts"))
-    assert json.loads(Event.objects.get(type="alert.raised").body) == by_type["alert.raised"]
+    assert json.loads(Event.all_orgs.get(type="alert.raised").body) == by_type["alert.raised"]
 
 
 def test_an_attempts_log_lines_carry_its_orgs_id(receiver, monkeypatch):

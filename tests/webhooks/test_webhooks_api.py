@@ -58,8 +58,8 @@ def test_the_secret_is_shown_once_stored_encrypted_and_never_again(org, admin, l
         "lastDeliveryAt": None,
         "lastStatus": None,
     }
-    stored = Webhook.objects.get(pk=body["id"])
-    assert secret not in str(Webhook.objects.filter(pk=stored.pk).values().get())  # encrypted at rest
+    stored = Webhook.all_orgs.get(pk=body["id"])
+    assert secret not in str(Webhook.all_orgs.filter(pk=stored.pk).values().get())  # encrypted at rest
     assert decrypt_json(stored.secret_encrypted) == {"secret": secret}
     answers = [
         admin.get(_path(org)),
@@ -72,8 +72,8 @@ def test_the_secret_is_shown_once_stored_encrypted_and_never_again(org, admin, l
     for answer in answers:
         assert secret not in answer.content.decode()
         assert "secret" not in answer.content.decode().lower()
-    assert AuditEntry.objects.filter(organization=org, action="webhook.created", object_id=body["id"]).exists()
-    assert secret not in str(list(AuditEntry.objects.values()))
+    assert AuditEntry.all_orgs.filter(organization=org, action="webhook.created", object_id=body["id"]).exists()
+    assert secret not in str(list(AuditEntry.all_orgs.values()))
 
 
 def test_events_are_from_the_contracts_list(org, admin, loopback):
@@ -82,7 +82,7 @@ def test_events_are_from_the_contracts_list(org, admin, loopback):
     assert "item 1" in body["errors"]["events"][0]
     assert_problem(_create(admin, org, events=[]), 400, "validation_error")
     assert_problem(admin.post(_path(org), {"url": HOOK_URL}, format="json"), 400, "validation_error")
-    assert not Webhook.objects.exists()
+    assert not Webhook.all_orgs.exists()
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def test_the_url_guard_of_mcp_urls_refuses_private_and_unresolvable_urls(org, ad
     settings.MCP_ALLOW_PRIVATE_NETWORKS = False
     body = assert_problem(_create(admin, org, url=url), 400, "url_not_allowed")
     assert "url" in body["errors"]
-    assert not Webhook.objects.exists()
+    assert not Webhook.all_orgs.exists()
 
 
 def test_a_new_url_passes_the_guard_again_and_a_refused_one_changes_nothing(org, admin, settings, loopback):
@@ -109,7 +109,7 @@ def test_a_new_url_passes_the_guard_again_and_a_refused_one_changes_nothing(org,
     settings.MCP_ALLOW_PRIVATE_NETWORKS = False
     moved = admin.put(_path(org, webhook_id), {"url": "http://169.254.169.254/x", "enabled": False}, format="json")
     assert_problem(moved, 400, "url_not_allowed")
-    webhook = Webhook.objects.get(pk=webhook_id)
+    webhook = Webhook.all_orgs.get(pk=webhook_id)
     assert (webhook.url, webhook.enabled) == (HOOK_URL, True)
     changed = admin.put(_path(org, webhook_id), {"enabled": False, "events": ["task.finished"]}, format="json")
     assert changed.status_code == 200
@@ -124,7 +124,7 @@ def test_only_admins_manage_webhooks(org, loopback):
     assert_problem(_create(member, org), 403, "permission_denied")
     assert_problem(member.post(_path(org, webhook_id, "/test")), 403, "permission_denied")
     assert_problem(member.delete(_path(org, webhook_id)), 403, "permission_denied")
-    assert Webhook.objects.filter(pk=webhook_id).exists()
+    assert Webhook.all_orgs.filter(pk=webhook_id).exists()
 
 
 def test_another_orgs_admin_finds_nothing(org, loopback):
@@ -141,8 +141,8 @@ def test_another_orgs_admin_finds_nothing(org, loopback):
     assert_problem(intruder.put(_path(other, webhook_id), {"enabled": False}, format="json"), 404, "not_found")
     assert_problem(intruder.delete(_path(other, webhook_id)), 404, "not_found")
     assert_problem(_create(intruder, org), 404, "not_found")
-    assert Webhook.objects.get(pk=webhook_id).enabled
-    assert not Delivery.objects.exists()
+    assert Webhook.all_orgs.get(pk=webhook_id).enabled
+    assert not Delivery.all_orgs.exists()
     assert intruder.get(_path(other)).json()["count"] == 0
 
 
@@ -158,7 +158,7 @@ def test_the_test_ping_is_queued_not_sent_by_the_request(org, admin, loopback):
         "responseStatus": None,
         "error": None,
     }
-    event = Event.objects.get(pk=delivery["eventId"])
+    event = Event.all_orgs.get(pk=delivery["eventId"])
     assert event.type == "ping"
     job = DBTaskResult.objects.get(queue_name=QUEUE)
     assert job.args_kwargs["args"] == [delivery["id"]]
@@ -172,8 +172,8 @@ def test_deleting_a_webhook_takes_its_log_and_it_is_sent_nothing_more(org, admin
     admin.post(_path(org, webhook_id, "/test"))
     assert admin.delete(_path(org, webhook_id)).status_code == 204
     assert_problem(admin.get(_path(org, webhook_id)), 404, "not_found")
-    assert not Delivery.objects.exists()
-    assert AuditEntry.objects.filter(organization=org, action="webhook.deleted").count() == 1
+    assert not Delivery.all_orgs.exists()
+    assert AuditEntry.all_orgs.filter(organization=org, action="webhook.deleted").count() == 1
 
 
 def test_pings_and_url_changes_are_throttled_per_org(org, admin, settings, loopback):
@@ -210,7 +210,7 @@ def test_a_new_field_key_takes_the_signing_secrets_over_too(org, admin, loopback
     new = Fernet.generate_key().decode()
     settings.FIELD_ENCRYPTION_KEY = f"{new},{settings.FIELD_ENCRYPTION_KEY}"
     call_command("rotate_field_key", stdout=StringIO())
-    stored = Webhook.objects.get().secret_encrypted.encode()
+    stored = Webhook.all_orgs.get().secret_encrypted.encode()
     assert json.loads(Fernet(new.encode()).decrypt(stored)) == {"secret": secret}  # the new key alone reads it
 
 
@@ -218,10 +218,10 @@ def test_old_events_go_with_their_log_unless_an_attempt_is_pending(org, admin, l
     webhook_id = _create(admin, org).json()["id"]
     done = admin.post(_path(org, webhook_id, "/test")).json()
     waiting = admin.post(_path(org, webhook_id, "/test")).json()
-    Delivery.objects.filter(pk=done["id"]).update(status="delivered")
+    Delivery.all_orgs.filter(pk=done["id"]).update(status="delivered")
     clock["at"] += timedelta(days=29)
     assert purge_old_events() == 0  # kept WEBHOOK_RETENTION_DAYS (30)
     clock["at"] += timedelta(days=2)
     assert purge_old_events() == 1
-    assert list(Event.objects.values_list("pk", flat=True)) == [uuid.UUID(waiting["eventId"])]  # still pending
-    assert list(Delivery.objects.values_list("pk", flat=True)) == [uuid.UUID(waiting["id"])]
+    assert list(Event.all_orgs.values_list("pk", flat=True)) == [uuid.UUID(waiting["eventId"])]  # still pending
+    assert list(Delivery.all_orgs.values_list("pk", flat=True)) == [uuid.UUID(waiting["id"])]

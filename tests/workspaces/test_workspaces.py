@@ -53,7 +53,7 @@ def test_create_list_search_get(member, admin_user, org, workspace, django_asser
 
 
 def test_update_and_delete_need_creator_or_admin(member, admin_user, org, workspace):
-    other = client_for(Membership.objects.create(organization=org, user=make_user_(), role="member").user)
+    other = client_for(Membership.all_orgs.create(organization=org, user=make_user_(), role="member").user)
     url = f"/workspaces/{workspace['id']}"
     assert_problem(other.put(url, {"name": "Mine now"}, format="json"), 403, "permission_denied")
     assert_problem(other.delete(url), 403, "permission_denied")
@@ -85,7 +85,7 @@ def test_files_and_storage(member, admin_user, org, workspace, settings, django_
     body = response.json()
     assert set(body) == {"id", "filename", "contentType", "size", "uploadedBy", "createdAt", "textExtracted"}
     assert (body["filename"], body["contentType"], body["size"]) == ("notes.md", "text/markdown", 16)
-    stored = WorkspaceFile.objects.get(pk=body["id"])
+    stored = WorkspaceFile.all_orgs.get(pk=body["id"])
     assert stored.text == "# Launch\nFriday."
     path = Path(stored.file.path)
     assert path.exists()
@@ -97,7 +97,7 @@ def test_files_and_storage(member, admin_user, org, workspace, settings, django_
     settings.UPLOAD_MAX_BYTES = 1000
     settings.STORAGE_QUOTA_BYTES = 20
     assert_problem(_upload(client, workspace["id"]), 413, "storage_quota_exceeded")
-    stranger = client_for(Membership.objects.create(organization=org, user=make_user_(), role="member").user)
+    stranger = client_for(Membership.all_orgs.create(organization=org, user=make_user_(), role="member").user)
     assert_problem(stranger.delete(f"/workspaces/{workspace['id']}/files/{body['id']}"), 403, "permission_denied")
     assert_problem(client.delete(f"/workspaces/{workspace['id']}/files/{uuid.uuid4()}"), 404, "not_found")
     with django_capture_on_commit_callbacks(execute=True):
@@ -110,9 +110,9 @@ def test_deleting_a_workspace_removes_its_files_but_keeps_chats(
 ):
     client = client_for(member)
     file_id = _upload(client, workspace["id"]).json()["id"]
-    path = Path(WorkspaceFile.objects.get(pk=file_id).file.path)
+    path = Path(WorkspaceFile.all_orgs.get(pk=file_id).file.path)
     specialist = make_specialist(org)
-    session = ChatSession.objects.create(
+    session = ChatSession.all_orgs.create(
         organization=org, specialist=specialist, created_by=member, title="t", workspace_id=workspace["id"]
     )
     with django_capture_on_commit_callbacks(execute=True):
@@ -126,7 +126,7 @@ def test_workspace_chat_gets_file_text_and_save_artifact(member, org, workspace)
     client = client_for(member)
     _upload(client, workspace["id"], "brief.txt", b"The launch is on Friday.")
     specialist = make_specialist(org)
-    context = OrgContext(org=org, membership=Membership.objects.get(user=member, organization=org), is_staff=False)
+    context = OrgContext(org=org, membership=Membership.all_orgs.get(user=member, organization=org), is_staff=False)
     turn = start_turn(
         context=context,
         specialist_id=specialist.pk,
@@ -138,8 +138,8 @@ def test_workspace_chat_gets_file_text_and_save_artifact(member, org, workspace)
     assert documents.role == "user"
     assert '<document name="brief.txt">\nThe launch is on Friday.\n</document>' in documents.content
     assert [t.name for t in turn.request.tools] == ["save_artifact"]
-    assert ChatSession.objects.get(pk=turn.session_id).workspace_id == uuid.UUID(workspace["id"])
-    other = Workspace.objects.create(organization=org, name="other", created_by=member)
+    assert ChatSession.all_orgs.get(pk=turn.session_id).workspace_id == uuid.UUID(workspace["id"])
+    other = Workspace.all_orgs.create(organization=org, name="other", created_by=member)
     response = client.post(
         "/api/chat/async",
         {
@@ -154,7 +154,7 @@ def test_workspace_chat_gets_file_text_and_save_artifact(member, org, workspace)
 
 
 def test_foreign_workspace_id_is_refused(owner, org, other_org):
-    foreign = Workspace.objects.create(organization=other_org, name="f", created_by=other_org.memberships.get().user)
+    foreign = Workspace.all_orgs.create(organization=other_org, name="f", created_by=other_org.memberships.get().user)
     specialist = make_specialist(org)
     response = client_for(owner).post(
         "/api/chat/async",
@@ -166,19 +166,19 @@ def test_foreign_workspace_id_is_refused(owner, org, other_org):
 
 def test_threads_and_artifacts(member, admin_user, org, workspace):
     specialist = make_specialist(org)
-    mine = ChatSession.objects.create(
+    mine = ChatSession.all_orgs.create(
         organization=org, specialist=specialist, created_by=member, title="mine", workspace_id=workspace["id"]
     )
-    ChatSession.objects.create(
+    ChatSession.all_orgs.create(
         organization=org, specialist=specialist, created_by=admin_user, title="theirs", workspace_id=workspace["id"]
     )
-    ChatSession.objects.create(organization=org, specialist=specialist, created_by=member, title="elsewhere")
+    ChatSession.all_orgs.create(organization=org, specialist=specialist, created_by=member, title="elsewhere")
     assert [t["title"] for t in client_for(member).get(f"/workspaces/{workspace['id']}/threads").json()["results"]] == [
         "mine"
     ]
     assert client_for(admin_user).get(f"/workspaces/{workspace['id']}/threads").json()["count"] == 2
     assert client_for(member).get(f"/workspaces/{workspace['id']}").json()["threadCount"] == 2
-    Artifact.objects.create(
+    Artifact.all_orgs.create(
         organization=org,
         workspace_id=workspace["id"],
         title="Plan",

@@ -18,7 +18,12 @@ class Command(BaseCommand):
         parser.add_argument("--org", help="Organization id or slug (default: every organization).")
 
     def handle(self, *args: object, **options: object) -> None:
-        connections = Connection.objects.filter(enabled=True).select_related("organization").order_by("created_at")
+        connections = (
+            Connection.objects.across_orgs("the operator's command syncs every org")
+            .filter(enabled=True)
+            .select_related("organization")
+            .order_by("created_at")
+        )
         if options.get("org"):
             connections = connections.for_org(find_org(str(options["org"])))
         items = list(connections)

@@ -1,0 +1,120 @@
+"""The turn pipeline's database phases after the model answered, each one transaction (the async
+pipeline in ``chat/pipeline.py`` runs them in a thread):
+
+- between tool rounds: settle the call just made and hold the next (``settle_and_hold_next``);
+- *record*: settle the last call, write the ledger and complete the message (``record_answer``),
+  or fail it, billing what was produced (``record_failure``).
+
+Billing is reached only through ``chat.metering``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.errors import BillingRefusal
+from chat import metering, webhook_events
+from chat.models import ChatSession, Message
+from chat.providers.base import Usage
+from chat.turns import PreparedTurn, Totals
+from core import db, metrics
+
+
+def settle_and_hold_next(
+    turn: PreparedTurn, usage: Usage, next_hold: uuid.UUID
+) -> tuple[metering.Charge, BillingRefusal | None]:
+    """Between tool rounds, one transaction: settles the call just made and holds the next one (as
+    ``next_hold``, an id its caller already knows). A refusal of the next hold (402) is returned,
+    not raised: the settlement stands either way."""
+    refusal = None
+    with transaction.atomic(savepoint=False):
+        charge = metering.settle(turn.reservation_id, usage, description=turn.description)
+        try:  # a refusal writes nothing and leaves the transaction usable: the settlement stands
+            metering.hold(turn.payer, turn.request, rate=turn.rate, reservation_id=next_hold)
+        except BillingRefusal as exc:
+            refusal = exc
+    return charge, refusal
+
+
+def _complete_message(
+    turn: PreparedTurn,
+    totals: Totals,
+    last: tuple[Usage, metering.Charge] | None,
+    *,
+    finish_reason: str = "",
+    error_code: str = "",
+    error: str = "",
+) -> None:
+    """The assistant message with everything the turn produced, ``last`` call included."""
+    if turn.message_id is None:
+        return
+    usage, charge = last or (Usage(0, 0), None)
+    now = timezone.now()
+    where, params = "id = %s", list[Any]([turn.message_id])
+    if error_code:  # a turn already recorded (the listener left as it was) stays as it was
+        where += " AND status IN (%s, %s)"
+        params += [Message.Status.QUEUED, Message.Status.RUNNING]
+    values = {
+        "content": _storable("".join(totals.text)),
+        "tool_calls": _storable(totals.tool_calls),
+        "input_tokens": totals.input_tokens + usage.input_tokens,
+        "output_tokens": totals.output_tokens + usage.output_tokens,
+        "credits": totals.credits + (charge.credits if charge else 0),
+        "finish_reason": finish_reason,
+        "model": totals.model,
+        "status": Message.Status.FAILED if error_code else Message.Status.COMPLETED,
+        "error_code": error_code,
+        "error": error,
+        "completed_at": now,
+    }
+    db.update_rows(Message, values, where, params)
+    db.update_rows(ChatSession, {"last_message_at": now, "updated_at": now}, "id = %s", [turn.session_id])
+    webhook_events.turn_ended(org_id=turn.org.pk, message_id=turn.message_id, failed=bool(error_code))
+
+
+def _storable(value: Any) -> Any:
+    """Text PostgreSQL can store: a NUL (from a model or a tool result) cannot be, in text or JSON."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _storable(item) for key, item in value.items()}
+    return value
+
+
+@transaction.atomic(savepoint=False)
+def record_answer(turn: PreparedTurn, totals: Totals, usage: Usage, finish_reason: str) -> metering.Charge:
+    """Record: settles the last call, writes its ledger entry and completes the message."""
+    charge = metering.settle(turn.reservation_id, usage, description=turn.description)
+    _complete_message(turn, totals, (usage, charge), finish_reason=finish_reason)
+    metrics.record_turn_end(turn.meter, provider=turn.provider, model=turn.request.model)
+    return charge
+
+
+@transaction.atomic(savepoint=False)
+def record_failure(
+    turn: PreparedTurn,
+    totals: Totals,
+    produced: Usage | None,
+    code: str,
+    detail: str,
+    *,
+    next_hold: uuid.UUID | None = None,
+) -> metering.Charge | None:
+    """Record a turn that failed: the call in flight is billed for what it produced (``produced``;
+    settling twice charges once), or its hold released; a hold being taken for a next call
+    (``next_hold``) is released; the message fails with the reason."""
+    metrics.record_turn_end(turn.meter, provider=turn.provider, model=turn.request.model, code=code)
+    if next_hold is not None:
+        metering.release(next_hold)
+    if produced is None:
+        metering.release(turn.reservation_id)
+        _complete_message(turn, totals, None, error_code=code, error=detail)
+        return None
+    charge = metering.settle(turn.reservation_id, produced, description=turn.description)
+    _complete_message(turn, totals, (produced, charge), error_code=code, error=detail)
+    return charge
