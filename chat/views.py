@@ -116,7 +116,7 @@ class SpecialistWizardView(OrgAPIView):
         description=(
             "The drafting model is `model`, else WIZARD_MODEL, else the cheapest active model whose provider is "
             "configured (remote before local). Billed like a chat. A draft the model cannot produce in the "
-            "schema after one retry → 502 `llm_bad_output`."
+            "schema after one retry is refused."
         ),
     )
     def post(self, request: Request) -> Response:

@@ -55,7 +55,7 @@ class HealthView(PublicAPIView):
             ),
         },
         summary="Liveness and dependencies",
-        description="503 `service_unavailable` (problem+json, with `database` and `channelLayer`) when one is down.",
+        description="Unavailable (problem+json, with `database` and `channelLayer`) when one is down.",
     )
     def get(self, request: Request) -> HttpResponseBase:
         database = _status(_check_database)

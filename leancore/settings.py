@@ -261,7 +261,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.errors.exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.JSONFallbackNegotiation",
     "DEFAULT_METADATA_CLASS": "core.negotiation.MinimalMetadata",
-    "DEFAULT_SCHEMA_CLASS": "leancore.schema.LeanCoreAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "leancore.schema.operations.LeanCoreAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": True,
     "DATETIME_FORMAT": "iso-8601",
@@ -352,9 +352,9 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "drf_spectacular.contrib.djangorestframework_camel_case.camelize_serializer_fields",
-        "leancore.schema.add_problem_schema",
+        "leancore.schema.hooks.add_problem_schema",
     ],
-    "PREPROCESSING_HOOKS": ["leancore.schema.drop_trailing_slash_twins"],
+    "PREPROCESSING_HOOKS": ["leancore.schema.hooks.drop_trailing_slash_twins"],
     "ENUM_NAME_OVERRIDES": {
         "MemberRoleEnum": "orgs.models.Role",
         "ApiKeyRoleEnum": "orgs.models.API_KEY_ROLES",

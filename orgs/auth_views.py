@@ -46,8 +46,8 @@ class LoginView(PublicAPIView):
         responses={200: TokenResponseSerializer},
         summary="Log in with email and password",
         description=(
-            "Repeated failures answer 429 with Retry-After: THROTTLE_LOGIN failures for one email, "
-            "five times as many from one client address."
+            "Repeated failures are limited: THROTTLE_LOGIN failures for one email, five times as many "
+            "from one client address."
         ),
     )
     def post(self, request: Request) -> Response:

@@ -143,7 +143,7 @@ class InviteView(OrgAPIView):
             "whether the address has an account or not; 200 when an already invited email is re-sent a new "
             "token (the old one stops working). An existing account accepts when signed in to that account. "
             "Each invitation sent (re-sends too) counts toward THROTTLE_INVITE per organization and per client "
-            "address; past it, 429 with Retry-After."
+            "address."
         ),
     )
     def post(self, request: Request) -> Response:

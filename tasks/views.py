@@ -142,8 +142,8 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
         request=None,
         responses={202: TaskRunSerializer},
         summary="Have the assigned specialist work the task (an async chat turn, billed)",
-        description="402 refusals happen here, before anything is queued. No specialist assignee, or a task "
-        "that is not todo → 409 `invalid_state`.",
+        description="Refusals for credits and budgets happen here, before anything is queued. A task "
+        "without a specialist assignee, or not todo, is not run.",
     )
     def run(self, request: Request, pk: uuid.UUID) -> Response:
         task = self.get_object()

@@ -83,7 +83,7 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSe
         description=(
             "`events` from `alert.raised`, `circuit.changed`, `turn.completed`, `turn.failed`, `task.finished`, "
             "`credits.granted`. A URL that is not http(s), does not resolve, or resolves to a private, loopback, "
-            "link-local or metadata address is 400 `url_not_allowed` (the guard of MCP URLs). The answer's `secret` "
+            "link-local or metadata address is not allowed (the guard of MCP URLs). The answer's `secret` "
             f"signs every delivery and is never shown again. {SIGNED}"
         ),
     )
@@ -102,7 +102,7 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSe
         summary="Change a webhook (admin)",
         description=(
             "Any of `url`, `events`, `enabled`; the others stay, and so does the secret. A new URL passes the "
-            "guard again (400 `url_not_allowed`). A disabled webhook is sent nothing but a requested `ping`."
+            "guard again. A disabled webhook is sent nothing but a requested `ping`."
         ),
     )
     def update(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:

@@ -186,7 +186,7 @@ def test_the_registry_holds_each_code_of_the_contract_once_with_its_status_and_t
 
 # Words of the code, not of the API: a description that holds one is a maintainer's note.
 INTERNAL = re.compile(
-    r"``|org_context|required_roles|queryset|viewset|serializer|swagger_fake_view|self\.|docstring", re.IGNORECASE
+    r"``|org_context|required_roles|queryset|viewset|serializer|swagger_fake_view|\bself\.|docstring", re.IGNORECASE
 )
 ACCESS = "**Access:**"
 
@@ -206,35 +206,75 @@ def test_every_operation_has_a_summary_and_a_description_for_api_users(schema):
         assert summary.strip(), (method, path)
         assert ACCESS in description, (method, path)
         own = description.split(ACCESS, 1)[0].strip()
-        assert own, f"{method.upper()} {path} has only its access line; add it to leancore.schema.DESCRIPTIONS"
+        assert own, f"{method.upper()} {path} has only its access line; add it to its app's api_descriptions"
         for text in (summary, description):
             assert not INTERNAL.search(text), (method, path, text)
 
 
-def test_the_descriptions_table_names_only_operations_that_use_it(schema):
-    """Every entry of the table is a real operation of the schema, and the one it describes: no stale
-    entry, and none hidden behind a description of the operation's own."""
-    from leancore.schema import DESCRIPTIONS
+def test_the_descriptions_tables_name_only_operations_that_use_them(schema):
+    """Every entry of an app's ``api_descriptions`` is a real operation of the schema, of a view of that
+    app, and the one it describes: no stale entry, none in another app's table, and none hidden behind a
+    description of the operation's own."""
+    from leancore.schema.descriptions import described_operations
 
     operations = {(path, method): operation for path, method, operation in _operations(schema)}
-    for key, text in DESCRIPTIONS.items():
-        assert key in operations, f"{key} is not an operation of the schema"
+    described = described_operations()
+    assert len(described) > 50
+    for key, (app, text) in described.items():
+        assert key in operations, f"{key} (in {app}.api_descriptions) is not an operation of the schema"
         assert text.strip(), key
         assert not INTERNAL.search(text), (key, text)
-        assert operations[key]["description"].startswith(text), f"{key} has a description of its own"
+        assert operations[key]["description"].startswith(text), f"{key}: not {app}'s, or it has its own"
 
 
 def test_an_operation_without_a_description_would_fail_the_contract(monkeypatch):
-    """The table is what fills an operation's description: without its entry only the access line is left."""
+    """The app's table is what fills an operation's description: without its entry only the access line
+    is left, and an entry in another app's table is not used."""
     from drf_spectacular.generators import SchemaGenerator
 
-    from leancore import schema as schema_module
+    from tasks import api_descriptions as tasks_descriptions
+    from workspaces import api_descriptions as workspaces_descriptions
 
-    monkeypatch.delitem(schema_module.DESCRIPTIONS, ("/tasks/{id}", "delete"))
+    text = tasks_descriptions.DESCRIPTIONS[("/tasks/{id}", "delete")]
+    monkeypatch.delitem(tasks_descriptions.DESCRIPTIONS, ("/tasks/{id}", "delete"))
+    monkeypatch.setitem(workspaces_descriptions.DESCRIPTIONS, ("/tasks/{id}", "delete"), text)
     generated = SchemaGenerator().get_schema(request=None, public=True)
     description = generated["paths"]["/tasks/{id}"]["delete"]["description"]
     assert description.startswith(ACCESS)
     assert generated["paths"]["/tasks/{id}"]["get"]["description"].split(ACCESS, 1)[0].strip()
+
+
+# An error status (4xx, 5xx) or a code in backticks, as prose would write them.
+STATUS = re.compile(r"(?<![\w.])([45]\d\d)(?![\w.]| (?:days|hours|characters|tools|bytes))")
+CODE = re.compile(r"`([a-z_]+)`")
+STATUS_AND_CODE = re.compile(r"(?<![\w.])([45]\d\d) `([a-z_]+)`")
+
+
+def repeated_refusals(description: str, responses: dict) -> list[str]:
+    """The statuses and codes a description's own text (before its access line) names that the
+    operation's responses already list from the registry: prose that repeats them and can drift."""
+    own = description.split(ACCESS, 1)[0]
+    listed = {status for status in responses if int(status) >= 400}
+    codes = {code for status in listed for code in CODE.findall(responses[status]["description"])}
+    return [s for s in STATUS.findall(own) if s in listed] + [c for c in CODE.findall(own) if c in codes]
+
+
+def test_descriptions_leave_statuses_and_codes_to_the_registry(schema):
+    """A description says what happens; which status and code answer is the responses' part, derived
+    from the registry. Where a description names another operation's refusal, the status is the code's."""
+    for path, method, operation in _operations(schema):
+        description = operation["description"]
+        assert not repeated_refusals(description, operation["responses"]), (method, path, description)
+        for status, code in STATUS_AND_CODE.findall(description):
+            assert code in ERROR_CODES, (method, path, code)
+            assert ERROR_CODES[code].status == int(status), (method, path, status, code)
+
+
+def test_a_description_that_repeats_a_refusal_is_caught(schema):
+    responses = schema["paths"]["/users/{id}/role"]["patch"]["responses"]
+    assert repeated_refusals("Demoting the last owner is 409 `last_owner`.", responses) == ["409", "last_owner"]
+    assert repeated_refusals("The last owner cannot be demoted.", responses) == []
+    assert repeated_refusals(f"Fine. {ACCESS} elsewhere 403 `permission_denied`.", responses) == []
 
 
 AREAS = {

@@ -1,0 +1,40 @@
+"""drf-spectacular's pre- and post-processing hooks (named in settings' ``SPECTACULAR_SETTINGS``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core import errors as e
+from leancore.schema.error_responses import PROBLEM_SCHEMA, REQUEST_ID_HEADER
+from leancore.schema.examples import add_request_examples
+from leancore.schema.links import add_links
+
+
+def add_problem_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Post-processing hook: the Problem component, camelCase path parameters (``{orgId}``) and
+    links from creates to what they created."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    result["components"].setdefault("headers", {})["X-Request-Id"] = REQUEST_ID_HEADER
+    paths = {}
+    for path, operations in result.get("paths", {}).items():
+        renamed = path
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for response in operation.get("responses", {}).values():
+                response.setdefault("headers", {})["X-Request-Id"] = {"$ref": "#/components/headers/X-Request-Id"}
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "path" and "_" in parameter["name"]:
+                    camel = e.camelize_key(parameter["name"])
+                    renamed = renamed.replace("{" + parameter["name"] + "}", "{" + camel + "}")
+                    parameter["name"] = camel
+        paths[renamed] = operations
+    result["paths"] = paths
+    add_links(result)
+    add_request_examples(result)
+    return result
+
+
+def drop_trailing_slash_twins(endpoints: list[tuple]) -> list[tuple]:
+    """Pre-processing hook: every path is also served with a trailing slash; document it once."""
+    return [endpoint for endpoint in endpoints if not (endpoint[0].endswith("/") and endpoint[0] != "/")]
