@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from orgs.models import Organization, OrgScopedQuerySet
+from orgs.models import Organization, OrgScopedAllOrgsManager, OrgScopedQuerySet
 
 CREDIT_DIGITS, CREDIT_PLACES = 20, 6  # credits: decimals with 6 places, never floats
 
@@ -72,7 +72,7 @@ class CreditAccount(models.Model):
     period_spent = models.DecimalField(default=0, max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
     updated_at = models.DateTimeField(auto_now=True)
 
-    all_orgs = OrgScopedQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
+    all_orgs = OrgScopedAllOrgsManager()  # the default manager: the framework's, every org
     objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
@@ -121,7 +121,7 @@ class LedgerEntry(models.Model):
     description = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
-    all_orgs = OrgScopedQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
+    all_orgs = OrgScopedAllOrgsManager()  # the default manager: the framework's, every org
     objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
@@ -187,7 +187,7 @@ class Reservation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
-    all_orgs = OrgScopedQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
+    all_orgs = OrgScopedAllOrgsManager()  # the default manager: the framework's, every org
     objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
@@ -217,7 +217,7 @@ class BudgetAlert(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
-    all_orgs = OrgScopedQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
+    all_orgs = OrgScopedAllOrgsManager()  # the default manager: the framework's, every org
     objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
@@ -252,7 +252,7 @@ class Circuit(models.Model):
     )
     updated_at = models.DateTimeField(auto_now=True)
 
-    all_orgs = OrgScopedQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
+    all_orgs = OrgScopedAllOrgsManager()  # the default manager: the framework's, every org
     objects = OrgScopedQuerySet.as_manager()
 
     def __str__(self) -> str:
@@ -271,7 +271,7 @@ class CircuitEvent(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
-    all_orgs = OrgScopedQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
+    all_orgs = OrgScopedAllOrgsManager()  # the default manager: the framework's, every org
     objects = OrgScopedQuerySet.as_manager()
 
     class Meta:

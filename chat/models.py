@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from files.models import StoredFile
-from orgs.models import OrgScopedModel, OrgScopedQuerySet
+from orgs.models import AllOrgsManager, OrgScopedModel, OrgScopedQuerySet
 
 
 class ChatSession(OrgScopedModel):
@@ -66,6 +66,9 @@ class MessageQuerySet(OrgScopedQuerySet):
     org_field = "session__organization"
 
 
+MessageAllOrgsManager = AllOrgsManager.from_queryset(MessageQuerySet)
+
+
 class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user"
@@ -103,7 +106,7 @@ class Message(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
-    all_orgs = MessageQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
+    all_orgs = MessageAllOrgsManager()  # the default manager: the framework's, every org
     objects = MessageQuerySet.as_manager()
     # set by the turn's hand-written reads: whether the message has attachments (not a column)
     has_attachments: bool

@@ -4,7 +4,7 @@ import uuid
 
 from django.db import models
 
-from orgs.models import OrgScopedModel, OrgScopedQuerySet
+from orgs.models import OrgScopedAllOrgsManager, OrgScopedModel, OrgScopedQuerySet
 
 
 class Transport(models.TextChoices):
@@ -79,7 +79,7 @@ class Tool(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    all_orgs = OrgScopedQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
+    all_orgs = OrgScopedAllOrgsManager()  # the default manager: the framework's, every org
     objects = OrgScopedQuerySet.as_manager()
 
     class Meta:

@@ -182,7 +182,7 @@ def use_api_key(raw: str) -> ApiKey:
 def usable_api_key(key: ApiKey) -> ApiKey | None:
     """The key read again (an open WebSocket's recheck): None once revoked or expired."""
     found = ApiKey.objects.for_org(key.organization_id).select_related("organization")
-    key = found.filter(pk=key.pk, revoked_at__isnull=True).first()
-    if key is None or (key.expires_at is not None and key.expires_at <= timezone.now()):
+    again = found.filter(pk=key.pk, revoked_at__isnull=True).first()
+    if again is None or (again.expires_at is not None and again.expires_at <= timezone.now()):
         return None
-    return key
+    return again

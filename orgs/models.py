@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Self, cast
 
 from django.conf import settings
 from django.db import models
@@ -57,33 +57,31 @@ class OrgScopedQuerySet(models.QuerySet):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._org_scope: str | None = None  # why this queryset may run: its org, or a reason
 
-    def _clone(self) -> OrgScopedQuerySet:
-        clone = super()._clone()  # type: ignore[misc]
+    def _clone(self) -> Self:
+        clone = cast(Self, super()._clone())  # type: ignore[misc]  # private in the stubs
         clone._org_scope = self._org_scope
-        return clone  # type: ignore[no-any-return]
+        return clone
 
     def for_org(self, org: Organization | uuid.UUID) -> OrgScopedQuerySet:
         """Only the rows of ``org`` (an organization or its id)."""
         org_id = org.pk if isinstance(org, Organization) else org
         return self.filter(**{f"{self.org_field}_id": org_id})
 
-    def across_orgs(self, reason: str) -> OrgScopedQuerySet:
+    def across_orgs(self, reason: str) -> Self:
         """Every organization's rows, on purpose: ``reason`` says why (maintenance, a job that finds a
         row by its own id, a token that names its record)."""
-        clone = self._chain()
+        clone = self.all()
         clone._org_scope = reason
         return clone
 
     def _names_its_org(self, kwargs: dict[str, object]) -> bool:
         return any(key in {f"{self.org_field}{lookup}" for lookup in _ORG_LOOKUPS} for key in kwargs)
 
-    def _filter_or_exclude(
-        self, negate: bool, args: tuple[object, ...], kwargs: dict[str, object]
-    ) -> OrgScopedQuerySet:
-        clone = super()._filter_or_exclude(negate, args, kwargs)  # type: ignore[misc]
+    def _filter_or_exclude(self, negate: bool, args: tuple[object, ...], kwargs: dict[str, object]) -> Self:
+        clone = cast(Self, super()._filter_or_exclude(negate, args, kwargs))  # type: ignore[misc]  # private in the stubs
         if not negate and clone._org_scope is None and self._names_its_org(kwargs):
             clone._org_scope = "org"
-        return clone  # type: ignore[no-any-return]
+        return clone
 
     def _require_scope(self) -> None:
         if self._org_scope is None:
@@ -95,7 +93,7 @@ class OrgScopedQuerySet(models.QuerySet):
     def _fetch_all(self) -> None:
         if self._result_cache is None:
             self._require_scope()
-        super()._fetch_all()  # type: ignore[misc]
+        super()._fetch_all()
 
     def count(self) -> int:
         if self._result_cache is None:
@@ -135,28 +133,18 @@ class OrgScopedQuerySet(models.QuerySet):
         self._require_scope()
         return super().contains(obj)
 
-    @classmethod
-    def as_manager(cls) -> Any:  # type: ignore[override]
-        """``objects``: the fail-closed manager."""
-        manager = models.Manager.from_queryset(cls)()
-        manager._built_with_as_manager = True
-        return manager
 
-    as_manager.queryset_only = True  # type: ignore[attr-defined]
-
-    @classmethod
-    def all_orgs_manager(cls) -> Any:
-        """``all_orgs``: the named unscoped manager (the model's default manager for the framework)."""
-        return _AllOrgsManager.from_queryset(cls)()
-
-
-class _AllOrgsManager(models.Manager):  # type: ignore[type-arg]
-    """Every organization's rows: the admin's, the forms', related managers' (scoped by their row)."""
+class AllOrgsManager(models.Manager[Any]):
+    """``all_orgs``: every organization's rows, the framework's default manager (the admin, forms,
+    related managers, which a row already scopes). App code names its reason with ``across_orgs``."""
 
     def get_queryset(self) -> Any:
-        queryset = super().get_queryset()
+        queryset = cast(OrgScopedQuerySet, super().get_queryset())  # built from an OrgScopedQuerySet
         queryset._org_scope = "all_orgs"
         return queryset
+
+
+OrgScopedAllOrgsManager = AllOrgsManager.from_queryset(OrgScopedQuerySet)
 
 
 class Role(models.TextChoices):
@@ -190,7 +178,7 @@ class Membership(models.Model):
     # The member's monthly credit cap (null: none), checked before each of their calls (``member_budget``)
     monthly_credit_limit = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
 
-    all_orgs = OrgScopedQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
+    all_orgs = OrgScopedAllOrgsManager()  # the default manager: the framework's, every org
     objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
@@ -227,6 +215,9 @@ class InvitationQuerySet(OrgScopedQuerySet):
     org_field = "membership__organization"
 
 
+InvitationAllOrgsManager = AllOrgsManager.from_queryset(InvitationQuerySet)
+
+
 class Invitation(models.Model):
     """Which membership an invitation token is for: the token is identity's (accounts), the
     membership it opens is the organization's."""
@@ -236,7 +227,7 @@ class Invitation(models.Model):
     token = models.OneToOneField("accounts.OneTimeToken", on_delete=models.CASCADE, related_name="invitation")
     created_at = models.DateTimeField(auto_now_add=True)
 
-    all_orgs = InvitationQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
+    all_orgs = InvitationAllOrgsManager()  # the default manager: the framework's, every org
     objects = InvitationQuerySet.as_manager()
 
     class Meta:
@@ -254,7 +245,7 @@ class OrgScopedModel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    all_orgs = OrgScopedQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
+    all_orgs = OrgScopedAllOrgsManager()  # the default manager: the framework's, every org
     objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
@@ -281,7 +272,7 @@ class AuditEntry(models.Model):
     reason = models.CharField(max_length=500, blank=True)
     details = models.JSONField(default=dict, blank=True)
 
-    all_orgs = OrgScopedQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
+    all_orgs = OrgScopedAllOrgsManager()  # the default manager: the framework's, every org
     objects = OrgScopedQuerySet.as_manager()
 
     class Meta:

@@ -4,12 +4,15 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from orgs.models import OrgScopedModel, OrgScopedQuerySet
+from orgs.models import AllOrgsManager, OrgScopedModel, OrgScopedQuerySet
 
 
 class SpecialistQuerySet(OrgScopedQuerySet):
     def alive(self) -> SpecialistQuerySet:
         return self.filter(deleted_at__isnull=True)
+
+
+SpecialistAllOrgsManager = AllOrgsManager.from_queryset(SpecialistQuerySet)
 
 
 class Specialist(OrgScopedModel):
@@ -37,7 +40,7 @@ class Specialist(OrgScopedModel):
     deleted_at = models.DateTimeField(null=True, blank=True)
     tools = models.ManyToManyField("mcps.Tool", blank=True, related_name="specialists")
 
-    all_orgs = SpecialistQuerySet.all_orgs_manager()  # the default manager: the framework's, every org
+    all_orgs = SpecialistAllOrgsManager()  # type: ignore[assignment,misc]  # narrows OrgScopedModel's manager
     objects = SpecialistQuerySet.as_manager()  # type: ignore[misc]  # narrows OrgScopedModel's queryset
     # set by the turn's hand-written read: whether the specialist has any tools (not a column)
     has_tools: bool
