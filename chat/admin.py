@@ -7,7 +7,8 @@ from django.db import transaction
 from django.utils.html import format_html, format_html_join
 
 from chat.models import Artifact, Attachment, ChatSession, Message
-from orgs.admin_mixins import AuditedAdmin, credits_text
+from orgs.admin_base.audited import AuditedAdmin
+from orgs.admin_base.display import credits_text
 
 
 class ReadOnlyHistory(admin.ModelAdmin):

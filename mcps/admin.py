@@ -8,7 +8,11 @@ from core.errors import DomainError
 from mcps import services
 from mcps.masking import masked_url
 from mcps.models import CatalogEntry, Connection, Tool
-from orgs.admin_mixins import AuditedAdmin, OrgOwnedAdmin, changed_values, form_action, record, stored
+from orgs.admin_base.actions import form_action
+from orgs.admin_base.audit_trail import record
+from orgs.admin_base.audited import AuditedAdmin
+from orgs.admin_base.org_owned import OrgOwnedAdmin
+from orgs.admin_base.service_saves import changed_values, stored
 
 apps.get_app_config("mcps").verbose_name = "MCP"  # not "Mcps"
 

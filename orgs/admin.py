@@ -13,19 +13,12 @@ from accounts.models import User
 from accounts.services import revoke_refresh_token
 from core.errors import ValidationFailed
 from orgs import selectors, services
-from orgs.admin_mixins import (
-    REASON,
-    SECRET,
-    AuditedAdmin,
-    LabelledAdmin,
-    ReadOnlyAdmin,
-    changed_values,
-    form_action,
-    operator_context,
-    reason_field,
-    record,
-    stored,
-)
+from orgs.admin_base.actions import form_action
+from orgs.admin_base.audit_trail import REASON, SECRET, reason_field, record
+from orgs.admin_base.audited import AuditedAdmin
+from orgs.admin_base.display import LabelledAdmin
+from orgs.admin_base.read_only import ReadOnlyAdmin
+from orgs.admin_base.service_saves import changed_values, operator_context, stored
 from orgs.models import ApiKey, AuditEntry, Membership, Organization
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from orgs.admin_mixins import OrgOwnedAdmin, changed_values, stored
+from orgs.admin_base.org_owned import OrgOwnedAdmin
+from orgs.admin_base.service_saves import changed_values, stored
 from specialists import services
 from specialists.models import Specialist
 

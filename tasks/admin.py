@@ -5,15 +5,11 @@ from django.contrib import admin, messages
 from django_tasks_db.admin import DBTaskResultAdmin
 from django_tasks_db.models import DBTaskResult
 
-from orgs.admin_mixins import (
-    LabelledAdmin,
-    OrgOwnedAdmin,
-    changed_values,
-    form_action,
-    operator_context,
-    record,
-    stored,
-)
+from orgs.admin_base.actions import form_action
+from orgs.admin_base.audit_trail import record
+from orgs.admin_base.display import LabelledAdmin
+from orgs.admin_base.org_owned import OrgOwnedAdmin
+from orgs.admin_base.service_saves import changed_values, operator_context, stored
 from tasks import services
 from tasks.models import Project, Task
 

@@ -10,7 +10,10 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from orgs.admin_mixins import ReadOnlyAdmin, form_action, operator_context, record
+from orgs.admin_base.actions import form_action
+from orgs.admin_base.audit_trail import record
+from orgs.admin_base.read_only import ReadOnlyAdmin
+from orgs.admin_base.service_saves import operator_context
 from webhooks import services
 from webhooks.models import Delivery, Webhook
 

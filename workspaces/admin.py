@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from orgs.admin_mixins import OrgOwnedAdmin, changed_values, operator_context, stored
+from orgs.admin_base.org_owned import OrgOwnedAdmin
+from orgs.admin_base.service_saves import changed_values, operator_context, stored
 from workspaces import services
 from workspaces.models import Workspace, WorkspaceFile
 

@@ -13,7 +13,8 @@ from billing import services
 from billing.admin.permissions import MONEY
 from billing.models import Circuit, LedgerEntry
 from core.credits import credit_str
-from orgs.admin_mixins import ReasonForm, form_action, record
+from orgs.admin_base.actions import ReasonForm, form_action
+from orgs.admin_base.audit_trail import record
 from orgs.models import Organization
 
 

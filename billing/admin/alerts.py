@@ -8,7 +8,9 @@ from django.contrib import admin, messages
 from billing.admin.actions import acknowledge_and_record
 from billing.admin.permissions import AcknowledgePermission
 from billing.models import BudgetAlert
-from orgs.admin_mixins import ReadOnlyAdmin, credits_text, form_action
+from orgs.admin_base.actions import form_action
+from orgs.admin_base.display import credits_text
+from orgs.admin_base.read_only import ReadOnlyAdmin
 
 
 def threshold_text(alert: BudgetAlert) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from billing.models import CircuitEvent
-from orgs.admin_mixins import ReadOnlyAdmin
+from orgs.admin_base.read_only import ReadOnlyAdmin
 
 
 class CircuitEventInline(admin.TabularInline):

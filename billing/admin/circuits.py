@@ -7,7 +7,8 @@ from django.contrib import admin
 from billing.admin.actions import circuit_actions
 from billing.admin.permissions import MoneyPermission
 from billing.models import Circuit
-from orgs.admin_mixins import LabelledAdmin, ReadOnlyAdmin
+from orgs.admin_base.display import LabelledAdmin
+from orgs.admin_base.read_only import ReadOnlyAdmin
 
 
 @admin.register(Circuit)

@@ -7,7 +7,8 @@ from django.contrib import admin
 from billing.admin.actions import AdjustForm, GrantForm, adjust_and_record, grant_and_record
 from billing.admin.permissions import MONEY, MoneyPermission
 from billing.models import CreditAccount
-from orgs.admin_mixins import LabelledAdmin, credits_text, form_action
+from orgs.admin_base.actions import form_action
+from orgs.admin_base.display import LabelledAdmin, credits_text
 
 
 @admin.register(CreditAccount)

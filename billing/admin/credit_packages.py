@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 
 from billing.models import CreditPackage
-from orgs.admin_mixins import AuditedAdmin, credits_text
+from orgs.admin_base.audited import AuditedAdmin
+from orgs.admin_base.display import credits_text
 
 
 @admin.register(CreditPackage)

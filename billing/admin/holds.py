@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 
 from billing.models import Reservation
-from orgs.admin_mixins import ReadOnlyAdmin, credits_text
+from orgs.admin_base.display import credits_text
+from orgs.admin_base.read_only import ReadOnlyAdmin
 
 
 @admin.register(Reservation)

@@ -11,7 +11,9 @@ from accounts.models import User
 from billing.admin.actions import RefundForm, adjust_and_record
 from billing.admin.permissions import MONEY, MoneyPermission
 from billing.models import LedgerEntry
-from orgs.admin_mixins import ReadOnlyAdmin, credits_text, form_action
+from orgs.admin_base.actions import form_action
+from orgs.admin_base.display import credits_text
+from orgs.admin_base.read_only import ReadOnlyAdmin
 
 
 def admin_link(viewname: str, pk, text: str) -> str:

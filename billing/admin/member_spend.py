@@ -14,7 +14,7 @@ from django.utils import timezone
 from billing.models import LedgerEntry
 from core.credits import period_bounds
 from orgs.admin import MembershipInline
-from orgs.admin_mixins import credits_text
+from orgs.admin_base.display import credits_text
 from orgs.models import Membership
 
 CREDITS = DecimalField(max_digits=20, decimal_places=6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from billing.models import ModelRate
-from orgs.admin_mixins import AuditedAdmin
+from orgs.admin_base.audited import AuditedAdmin
 
 
 @admin.register(ModelRate)

@@ -28,7 +28,8 @@ from billing.admin.usage_chart import usage_of, usage_svg
 from billing.models import BudgetAlert, Circuit
 from core.credits import period_bounds
 from orgs.admin import OrganizationAdmin
-from orgs.admin_mixins import credits_text, form_action
+from orgs.admin_base.actions import form_action
+from orgs.admin_base.display import credits_text
 from orgs.models import Organization
 
 

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 from accounts.models import User
 from billing.models import CreditAccount, LedgerEntry
 from billing.services.ledger import locked_account, write_ledger_entry
-from orgs.admin_mixins import credits_text
+from orgs.admin_base.display import credits_text
 from orgs.models import AuditEntry
 from tests.browser.support import chromium, screenshot, watched_page
 from tests.conftest import make_org

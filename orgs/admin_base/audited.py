@@ -1,106 +1,30 @@
-"""What every admin page enforces. An audited page (``AuditedAdmin``) asks a reason for every add,
-change and delete, saves through the app's services where they exist (their rules hold, their
-errors show on the form), and writes the audit trail and the admin's history. An org-owned record
-(``OrgOwnedAdmin``) never moves to another organization, and whatever it points to (a specialist,
-tools, a workspace, a user) is of its own organization."""
+"""``AuditedAdmin``: the page every audited record has. Every add, change and delete asks a reason, saves
+through the app's service where one exists (its rules hold, its errors show on the form), and writes
+the audit trail and the admin's history."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import re
-import uuid
-from collections.abc import Callable, Iterable
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
-from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.utils import flatten_fieldsets
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Model, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
-from django.template.response import TemplateResponse
+from django.db.models import Model
+from django.http import HttpRequest, HttpResponse, QueryDict
 
-from accounts.models import User
-from core.credits import q
 from core.errors import DomainError
-from orgs.context import OrgContext
-from orgs.models import AuditEntry, Membership, Organization
+from orgs.admin_base.audit_trail import REASON, form_changes, reason_field, record
+from orgs.models import Organization
 
-REASON = "audit_reason"  # the form field every audited change and delete asks for
-SECRET = "(secret: not recorded)"  # noqa: S105  # what the trail says instead of a secret
 UNCHANGED = "No fields changed."  # Django's words for a save that changes nothing
-
-
-def _owned(model: type[Model]) -> bool:
-    return any(field.name == "organization" for field in model._meta.get_fields())
-
-
-def _values(value: Any) -> list[Any]:
-    if isinstance(value, QuerySet | list | tuple):
-        return list(value)
-    return [value] if value is not None else []
-
-
-def operator_context(org: Organization) -> OrgContext:
-    """An operator acting in an organization: platform staff, who pass the services' role checks."""
-    return OrgContext(org=org, membership=None, is_staff=True, in_admin=True)
-
-
-def reason_field() -> forms.CharField:
-    return forms.CharField(
-        label="Reason for this change",
-        max_length=500,
-        help_text="Goes into the audit trail with who changed what and when.",
-    )
-
-
-def _plain(value: Any) -> Any:
-    """A form value as the audit trail keeps it: records by id, lists as lists."""
-    if isinstance(value, Model):
-        return str(value.pk)
-    if isinstance(value, QuerySet | list | tuple | set):
-        return [_plain(item) for item in value]
-    if value is None or isinstance(value, str | bool | int | float | Decimal | date | datetime | uuid.UUID):
-        return value
-    return str(value)
-
-
-def form_changes(form: forms.BaseForm, *, add: bool, secret: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """``{field: {"old": …, "new": …}}`` of what the form changes (of every field it sets, for an
-    addition); a secret shows only that it changed."""
-    data = getattr(form, "cleaned_data", {})
-    names = list(form.fields) if add else form.changed_data
-    changes: dict[str, Any] = {}
-    for name in names:
-        if name == REASON or name not in data:
-            continue
-        if name in secret:
-            if data[name]:
-                changes[name] = SECRET
-            continue
-        old = None if add else _plain(form.initial.get(name))
-        new = _plain(data[name])
-        if not add or new not in (None, "", []):
-            changes[name] = {"old": old, "new": new}
-    return changes
-
-
-def changed_values(form: forms.BaseForm, names: tuple[str, ...] | frozenset[str]) -> dict[str, Any]:
-    """The cleaned values of the fields the form changes, among ``names`` (what a service's update takes)."""
-    return {name: form.cleaned_data[name] for name in form.changed_data if name in names and name in form.cleaned_data}
-
-
-def stored(form: forms.ModelForm) -> Any:
-    """The record as it is in the database (the form's instance already carries the new values)."""
-    instance = form.instance
-    return type(instance)._default_manager.get(pk=instance.pk)
 
 
 class _DryRun(Exception):
@@ -348,153 +272,3 @@ def _audited_delete_selected(modeladmin, request, queryset) -> HttpResponse | No
         request.POST = request.POST.copy()
         request.POST.pop("post")
     return delete_selected(modeladmin, request, queryset)
-
-
-class OrgOwnedAdmin(AuditedAdmin):
-    def get_readonly_fields(self, request, obj=None):  # noqa: ANN001, ANN201
-        """Once a record exists, its organization and who created it stay as they are."""
-        fields = list(super().get_readonly_fields(request, obj))
-        if obj is None:
-            return fields
-        stays = [name for name in ("organization", "created_by") if hasattr(obj, f"{name}_id")]
-        return [*fields, *(name for name in stays if name not in fields)]
-
-    def get_form(self, request, obj=None, change=False, **kwargs):  # noqa: ANN001, ANN003, ANN201
-        form = super().get_form(request, obj, change=change, **kwargs)
-        org_id = getattr(obj, "organization_id", None)
-
-        class OrgScopedForm(form):  # type: ignore[misc, valid-type]
-            def __init__(self, *args: Any, **kw: Any) -> None:
-                super().__init__(*args, **kw)
-                for field in self.fields.values():
-                    queryset = getattr(field, "queryset", None)
-                    if org_id and queryset is not None and _owned(queryset.model):
-                        field.queryset = queryset.filter(organization_id=org_id)
-
-            def clean(self) -> dict[str, Any]:
-                data = super().clean()
-                org = data.get("organization") if isinstance(data.get("organization"), Organization) else None
-                org_pk = org.pk if org else org_id
-                if org_pk is None:
-                    return data
-                for name, value in list(data.items()):  # add_error drops the field from data
-                    if name not in self.changed_data:  # what is already stored stays (a creator who left)
-                        continue
-                    for item in _values(value):
-                        if isinstance(item, User):
-                            if not Membership.objects.filter(organization_id=org_pk, user=item).exists():
-                                self.add_error(name, f"{item} is not a member of this organization.")
-                        elif isinstance(item, Model) and _owned(type(item)) and item.organization_id != org_pk:  # type: ignore[attr-defined]
-                            self.add_error(name, f"{item} belongs to another organization.")
-                return data
-
-        return OrgScopedForm
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """History: operators read it; it is never added, edited or deleted in the admin."""
-
-    def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
-        return False
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(max_length=500, help_text="Goes into the audit trail with who did what and when.")
-
-
-def form_action(
-    modeladmin: admin.ModelAdmin,
-    request: HttpRequest,
-    queryset: QuerySet[Any],
-    *,
-    title: str,
-    apply: Callable[[Any, dict[str, Any], HttpRequest], object],
-    form_class: type[forms.Form] = ReasonForm,
-    label: Callable[[Any], str] = str,
-) -> HttpResponse:
-    """An admin action that asks for a form first (a reason, an amount…) on a page of its own, then
-    applies it to each selected row (``apply(obj, cleaned_data, request)``, which writes the audit
-    trail); a row the service refuses is reported and the others go on."""
-    if "apply" in request.POST:
-        form = form_class(request.POST)
-        if form.is_valid():
-            done = 0
-            for obj in queryset:
-                try:
-                    apply(obj, form.cleaned_data, request)
-                    done += 1
-                except (DomainError, InvalidOperation) as exc:
-                    detail = getattr(exc, "detail", exc)
-                    modeladmin.message_user(request, f"{label(obj)}: {detail}", messages.ERROR)
-            modeladmin.message_user(request, f"{title}: {done} done.", messages.SUCCESS if done else messages.WARNING)
-            return HttpResponseRedirect(request.get_full_path())
-    else:
-        form = form_class()
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "title": title,
-        "form": form,
-        "items": [(obj.pk, label(obj)) for obj in queryset],
-        "action": request.POST.get("action"),
-        "opts": modeladmin.model._meta,
-    }
-    return TemplateResponse(request, "admin/audited_action_form.html", context)
-
-
-def credits_text(value: Decimal | int | str | None) -> str:
-    """Credits as operators read them: grouped, six places, with the unit ("1,234.500000 credits")."""
-    if value is None:
-        return "-"
-    return f"{q(value):,.6f} credits"
-
-
-def record(
-    request: HttpRequest,
-    *,
-    action: str,
-    obj: Model | None,
-    org: Organization | None,
-    reason: str = "",
-    details: dict[str, Any] | None = None,
-    log_on: Model | None = None,
-    log: bool = True,
-) -> AuditEntry:
-    """One operator change in the audit trail (who, when, what, why) and in the admin's own log
-    (the history of ``log_on``, by default the object itself; not with ``log=False``, when the admin
-    writes that history itself)."""
-    user = request.user if request.user.is_authenticated else None
-    entry = AuditEntry.objects.create(
-        actor=user,
-        organization=org,
-        action=action,
-        object_type=obj._meta.label if obj is not None else "",
-        object_id=str(obj.pk) if obj is not None else "",
-        object_repr=str(obj)[:200] if obj is not None else "",
-        reason=reason[:500],
-        details=json.loads(json.dumps(details or {}, cls=DjangoJSONEncoder)),
-    )
-    target = log_on if log_on is not None else obj
-    if log and user is not None and target is not None:
-        message = f"{action}" + (f": {reason}" if reason else "")
-        if details:
-            message += " (" + ", ".join(f"{key} {value}" for key, value in details.items()) + ")"
-        LogEntry.objects.log_actions(user.pk, [target], CHANGE, message[:2000], single_object=True)
-    return entry
-
-
-class LabelledAdmin(admin.ModelAdmin):
-    """A change page headed by ``object_label(obj)`` (names, not the ids a model's ``__str__`` shows)."""
-
-    def object_label(self, obj: Model) -> str:
-        return str(obj)
-
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):  # noqa: ANN001, ANN201, PLR0917
-        if obj is not None:
-            context["subtitle"] = self.object_label(obj)
-        return super().render_change_form(request, context, add, change, form_url, obj)
