@@ -36,10 +36,10 @@ EVENTS_DESCRIPTION = (
     "the original stream (`session`, `fallback`, `delta`, `tool_call`, `tool_result`, `usage`, `done`, "
     "`error`). A cancelled or failed turn's events end with its `error`. For a message still queued the "
     "stream waits for the turn to start, with SSE comments (`: keep-alive`) while nothing happens. Events "
-    "are kept from the turn's start until `STREAM_REPLAY_SECONDS` (default 600) after it ends; later they are "
-    "gone (the session's messages still hold the result). Tenancy as for the session: another member's "
-    "session, for a `member`, is not found. Kept events that cannot be read (Redis is away) or were not "
-    "all kept make the replay unavailable."
+    "are kept from the turn's start until `STREAM_REPLAY_SECONDS` (default 600) after it ends, then they "
+    "are gone (the session's messages still hold the result). Tenancy as for the session: another "
+    "member's session, for a member, is not found. When the kept events cannot be read (Redis is away) or "
+    "were not all kept, no history is answered rather than a wrong one."
 )
 
 

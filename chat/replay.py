@@ -36,6 +36,7 @@ FINAL_EVENTS = frozenset({"done", "error"})
 FLUSH_SECONDS = 0.05  # a turn's events are written (and fanned out) at most this long after they happen
 MAX_EVENTS_PER_TURN = 10_000  # the oldest are dropped past this (a resume before them is 410)
 WRITE_TIMEOUT_SECONDS = 1.0  # a log or a channel layer slower than this is given up for the batch
+READ_TIMEOUT_SECONDS = 2.0  # a read of the log (beyond its blocking wait) slower than this is a 503
 PUBLISH_BACKOFF_SECONDS = 5.0  # a channel layer that failed is left alone this long (final events still go)
 WATCHERS_RECHECK_SECONDS = 0.5  # whether anyone watches the session is asked this often, not per batch
 SWEEP_SECONDS = 10.0  # the in-process store drops expired turns at most this often
@@ -116,7 +117,8 @@ class RedisStore:
             pipe.xrange(name, "-", "+", count=1)
             pipe.xrevrange(name, "+", "-", count=1)
             pipe.xrange(name, f"{after + 1}-0", "+")
-            first, last, rest = await pipe.execute()
+            async with asyncio.timeout(READ_TIMEOUT_SECONDS):
+                first, last, rest = await pipe.execute()
         except Exception as exc:
             raise ReplayUnavailableError from exc
         if not first or not last:
@@ -132,7 +134,8 @@ class RedisStore:
     async def wait(self, key: str, *, after: int, seconds: float) -> list[TurnEvent]:
         name = self.key(key)
         try:  # blocks on a key that does not exist yet too (a queued turn's)
-            found = await self.redis().xread({name: f"{after}-0"}, block=max(1, int(seconds * 1000)))
+            async with asyncio.timeout(seconds + READ_TIMEOUT_SECONDS):
+                found = await self.redis().xread({name: f"{after}-0"}, block=max(1, int(seconds * 1000)))
         except Exception as exc:
             raise ReplayUnavailableError from exc
         return [_event_of(*entry) for entry in _entries(found)]

@@ -66,11 +66,13 @@ STATE_FIELDS = ("id", "status", "started_at", "completed_at", "error_code", "err
 
 @dataclass(frozen=True, slots=True)
 class Replayed:
-    """The kept events after the id asked for; ``last_id`` the highest id the turn has given (or the
-    one asked for); ``ended`` whether its final event is among what was read."""
+    """The kept events after the id asked for (``sent``: the client's last one, once these are
+    sent); ``logged`` the last id read from the log (it may be behind the client, whose stream ran
+    ahead of the log's batches); ``ended`` whether the turn's final event has been read."""
 
     events: list[TurnEvent]
-    last_id: int
+    sent: int
+    logged: int
     ended: bool
 
 
@@ -92,19 +94,20 @@ async def replay_after(*, state: TurnState, after: int, replay: ReplayStore | No
     kept = await (replay or store()).read(str(state.message_id), after=after)
     if kept is None:
         if not state.settled(now):
-            return Replayed([], after, False)  # not started yet, or its first events are on their way
+            return Replayed([], after, 0, False)  # not started yet, or its first events are on their way
         closing = _closing_error(state, after)
         if closing is None:
             raise ReplayUnavailableError("The events of this turn were not kept.")
-        return Replayed([closing], closing.id, True)
+        return Replayed([closing], closing.id, closing.id, True)
     if kept.first_id > after + 1:
         raise EventsExpiredError("The earliest events of this turn asked for are no longer kept.")
+    sent = max(kept.last_id, after)
     if not kept.ended and state.settled(now):
-        closing = _closing_error(state, max(kept.last_id, after))
+        closing = _closing_error(state, sent)
         if closing is None:
             raise ReplayUnavailableError("The events of this turn were not all kept.")
-        return Replayed([*kept.events, closing], closing.id, True)
-    return Replayed(kept.events, max(kept.last_id, after), kept.ended)
+        return Replayed([*kept.events, closing], closing.id, closing.id, True)
+    return Replayed(kept.events, sent, kept.last_id, kept.ended)
 
 
 async def follow(
@@ -123,16 +126,18 @@ async def follow(
         yield event
     if replayed.ended:
         return
-    last, key = replayed.last_id, str(state.message_id)
+    sent, logged, key = replayed.sent, replayed.logged, str(state.message_id)
     while True:
         try:
-            events = await replay.wait(key, after=last, seconds=KEEPALIVE_SECONDS)
+            events = await replay.wait(key, after=logged, seconds=KEEPALIVE_SECONDS)
         except ReplayUnavailableError as error:
-            yield _error_event(error, last)
+            yield _error_event(error, sent)
             return
         for event in events:
-            yield event
-            last = event.id
+            logged = event.id
+            if event.id > sent:  # what the client has not had (its stream may have run ahead of the log)
+                yield event
+                sent = event.id
             if event.name in FINAL_EVENTS:
                 return
         if events:
@@ -141,16 +146,16 @@ async def follow(
         try:
             state = await read_state()
         except NotFoundError as error:  # deleted with its session (a turn that never ran)
-            yield _error_event(error, last)
+            yield _error_event(error, sent)
             return
         except Exception as exc:  # the database is briefly away: read again at the next keep-alive
             logger.warning("Could not read the state of turn %s: %r", key, exc)
             continue
         if state.settled(timezone.now()):
             try:
-                tail = await replay_after(state=state, after=last, replay=replay)
+                tail = await replay_after(state=state, after=sent, replay=replay)
             except (EventsExpiredError, ReplayUnavailableError) as error:
-                yield _error_event(error, last)
+                yield _error_event(error, sent)
                 return
             for event in tail.events:
                 yield event

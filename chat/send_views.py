@@ -154,6 +154,7 @@ class AsyncHandlers:
     (HEAD is GET's); every other method (OPTIONS, the 405s) is served by DRF like any API view."""
 
     async_methods: frozenset[str] = frozenset()
+    view_is_async = False  # DRF's own view (the other methods) stays sync: it runs in a thread
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:

@@ -56,11 +56,12 @@ def _replay(record: IdempotencyRecord) -> tuple[int, dict[str, Any]]:
 
 
 def send_message(
-    *, principal: Principal, body: Mapping[str, Any], idempotency_key: str | None, scope: str, queued: bool
+    *, principal: Principal, body: Mapping[str, Any] | list[Any], idempotency_key: str | None, scope: str, queued: bool
 ) -> SendResult:
     """A message sent by ``principal`` (a member or an org API key): 429 past the caller's or the
     org's chat rate, 400 for a bad body, then the turn prepared (its session, both messages and the
-    first hold, or a refusal) once per ``Idempotency-Key`` of the caller within ``scope``. A queued
+    first hold, or a refusal) once per ``Idempotency-Key`` of the caller within ``scope``. ``body``
+    is the request's parsed JSON, whatever its shape (validated here). A queued
     turn is handed to a worker when the transaction commits."""
     check_chat(caller_id=principal.caller_id, org_id=principal.org.pk)
     serializer = SendSerializer(data=body)

@@ -33,7 +33,9 @@ from billing.models import BudgetAlert
 from chat import services as chat_services
 from chat import turns
 from chat.artifacts import save_artifact
+from chat.calls import TurnEvent
 from chat.models import Attachment, ChatSession, Message
+from chat.replay import TurnLog
 from core.crypto import encrypt_json
 from mcps.models import Connection, Tool
 from orgs import services as org_services
@@ -88,6 +90,7 @@ class World:
     workspace_file: WorkspaceFile
     attachment: Attachment
     session: ChatSession
+    turn: Message  # the session's assistant message, its events kept for replay
     project: Project
     task: Task  # assigned to the specialist: it can be run
     plain_task: Task  # no assignee: any assignee may be set on it
@@ -119,6 +122,7 @@ class World:
             WorkspaceFile: self.workspace_file,
             Attachment: self.attachment,
             ChatSession: self.session,
+            Message: self.turn,
             Project: self.project,
             Task: self.task,
             BudgetAlert: self.alert,
@@ -134,6 +138,14 @@ class World:
         for model in org_owned_models():
             found |= {str(pk) for pk in model._default_manager.for_org(self.org).values_list("pk", flat=True)}
         return found
+
+
+async def _keep_events(message_id: uuid.UUID) -> None:
+    """The turn's events as its run would have kept them (its start, its end): a resume reads them."""
+    log = TurnLog(message_id=message_id, group="")
+    log.record(TurnEvent("session", {"messageId": str(message_id)}))
+    log.record(TurnEvent("done", {"messageId": str(message_id), "finishReason": "stop"}))
+    await log.flush()
 
 
 def _upload(name: str, text: str) -> SimpleUploadedFile:
@@ -191,6 +203,7 @@ def build_world(label: str) -> World:
         queued=True,
     )
     session = ChatSession.all_orgs.get(pk=turn.session_id)
+    async_to_sync(_keep_events)(turn.message_id)
     chat_services.attach_upload(context=context, upload=_upload("later.txt", f"{marker} later"), session=session)
     save_artifact(
         org_id=org.pk,
@@ -237,6 +250,7 @@ def build_world(label: str) -> World:
         workspace_file=workspace_file,
         attachment=attachment,
         session=session,
+        turn=Message.objects.for_org(org).get(pk=turn.message_id),
         project=project,
         task=task,
         plain_task=plain_task,
@@ -391,6 +405,7 @@ ROUTE_IDS: dict[str, dict[str, type[models.Model]]] = {
     "users/<uuid:pk>/quota": {"pk": User},
     "specialists/<uuid:pk>": {"pk": Specialist},
     "api/chat/sessions/<uuid:pk>": {"pk": ChatSession},
+    "api/chat/messages/<uuid:message_id>/events": {"message_id": Message},
     "workspaces/<uuid:pk>/threads": {"pk": Workspace},
     "orgs/<uuid:org_id>/mcps": {"org_id": Organization},
     "orgs/<uuid:org_id>/api-keys": {"org_id": Organization},
