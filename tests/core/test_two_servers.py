@@ -19,7 +19,9 @@ from django.db.models import Sum
 from accounts.services import issue_tokens
 from billing.models import CreditAccount, LedgerEntry, Reservation
 from billing.services import adjust_credits
+from tests.chat.test_stream_e2e import parse_sse
 from tests.conftest import add_member, make_org, make_specialist, watched_session
+from tests.fakes.llm_server import Scenario
 from tests.servers import Daphne, redis_url_for_tests, server_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -137,3 +139,47 @@ def test_concurrent_spenders_over_both_servers_never_overdraw_and_the_ledger_sum
     assert not Reservation.all_orgs.filter(organization=org, status="active").exists()
     assert LedgerEntry.all_orgs.filter(organization=org).aggregate(total=Sum("amount"))["total"] == account.balance
     assert LedgerEntry.all_orgs.filter(organization=org, kind="usage").count() == served
+
+
+def test_a_turn_started_on_one_server_is_resumed_on_the_other(two_machines, fake_llm, bundled_data):
+    """The replay log is Redis: a stream begun on A whose client leaves (onDisconnect continue) is
+    resumed on B from the last event A's client saw; an async turn accepted by A and run by a worker
+    is followed from B, by its events endpoint and by a socket opened after the 202. Each gets
+    every event once, in order."""
+    server_a, server_b = two_machines
+    watched = watched_session("Resumed elsewhere")
+    specialist, session = watched.specialist, watched.session
+    headers = {"authorization": f"Bearer {watched.token}"}
+    chunks = [f"w{i} " for i in range(6)]
+    fake_llm.script(Scenario(chunks=chunks, delay=0.1, usage=(100, 6)), Scenario(chunks=["by ", "a ", "worker"]))
+    body = {"specialistId": str(specialist.pk), "sessionId": str(session.pk), "onDisconnect": "continue"}
+    seen = ""
+    with httpx.stream("POST", f"{server_a.url}/api/chat/stream", json={**body, "message": "go"}, headers=headers) as r:
+        for line in r.iter_lines():  # the session and the first delta, then the client goes away
+            seen += line + "\n"
+            if line == "" and seen.count("event: ") == 2:
+                break
+    first = parse_sse(seen)
+    events_url = f"/api/chat/messages/{first[0][2]['messageId']}/events"
+    resumed = httpx.get(f"{server_b.url}{events_url}", headers={**headers, "Last-Event-ID": first[-1][0]}, timeout=60)
+    assert resumed.status_code == 200, resumed.text
+    turn = first + parse_sse(resumed.text)
+    assert [int(eid) for eid, _, _ in turn] == list(range(1, len(turn) + 1))
+    assert [name for _, name, _ in turn][-2:] == ["usage", "done"]
+    assert "".join(data["text"] for _, name, data in turn if name == "delta") == "".join(chunks)
+
+    async def follow_an_async_turn_from_b() -> tuple[list[dict], str]:
+        async with httpx.AsyncClient(headers=headers, timeout=60) as http:
+            sent = await http.post(f"{server_a.url}/api/chat/async", json={**body, "message": "later"})
+            assert sent.status_code == 202, sent.text
+            message_id = sent.json()["messageId"]
+            async with websockets.connect(watched.socket_url(server_b.url)) as socket:
+                await socket.send(json.dumps({"type": "resume", "messageId": message_id, "after": 0}))
+                stream = await http.get(f"{server_b.url}/api/chat/messages/{message_id}/events")
+                (frames,) = await _frames_until_done(socket, 1)
+        return frames, stream.text
+
+    frames, stream = async_to_sync(follow_an_async_turn_from_b)()
+    assert [frame["id"] for frame in frames] == list(range(1, len(frames) + 1))
+    assert [(str(f["id"]), f["event"], f["data"]) for f in frames] == parse_sse(stream)
+    assert "".join(f["data"]["text"] for f in frames if f["event"] == "delta") == "by a worker"
