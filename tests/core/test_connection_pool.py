@@ -23,26 +23,42 @@ pytestmark = pytest.mark.django_db(transaction=True)
 POOL = 3
 STREAMS = 12
 APPLICATION = "leancore-pool-test"
+# Every request reads its caller (the user, and the membership for org-scoped ones) first: while the test
+# holds these tables, each request that got a connection waits on the lock, holding its connection.
+CALLER_TABLES = "accounts_user, orgs_membership"
+BACKENDS = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s"
 
 
 def _connections(admin_url: str, database: str, stop: threading.Event, seen: list[int]) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         while not stop.is_set():
-            row = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
-                [database, APPLICATION],
-            ).fetchone()
-            seen.append(row[0])
+            seen.append(conn.execute(BACKENDS, [database, APPLICATION]).fetchone()[0])
             time.sleep(0.01)
 
 
+def _waiting_on_the_lock(admin_url: str, database: str) -> int:
+    """The server's connections in use and blocked on the test's lock, once as many as the pool holds
+    (or after 60 s, when the assertion below names how many)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for _ in range(6000):
+            blocked = conn.execute(f"{BACKENDS} AND wait_event_type = 'Lock'", [database, APPLICATION]).fetchone()[0]
+            if blocked >= POOL:
+                return blocked
+            time.sleep(0.01)
+    return blocked
+
+
 def test_more_concurrent_streams_than_the_pool_all_complete_within_it(fake_llm, bundled_data):
+    """A full pool: the test holds the tables every request reads first, so each request that gets a
+    connection keeps it, blocked. Exactly POOL of them are blocked in the database while all STREAMS are
+    still unanswered: every connection of the pool is in use and the other requests queue for one. Once
+    the lock goes, every stream completes, and the process never had more than POOL connections."""
     env = server_env(
         {
             "OPENAI_BASE_URL": f"{fake_llm.url}/v1",
             "OPENAI_API_KEY": "sk-test",
             "DB_POOL_SIZE": str(POOL),
-            "DB_POOL_TIMEOUT": "30",
+            "DB_POOL_TIMEOUT": "60",
         }
     )
     env["DATABASE_URL"] = env["DATABASE_URL"].replace(
@@ -53,34 +69,45 @@ def test_more_concurrent_streams_than_the_pool_all_complete_within_it(fake_llm, 
     specialist = make_specialist(org, model="gpt-4o-mini")
     fake_llm.script(*[Scenario(chunks=[f"w{i} " for i in range(10)], usage=(50, 10), delay=0.05)] * STREAMS)
     server = Daphne(env)
-    base, _, database = env["DATABASE_URL"].split("?", 1)[0].rpartition("/")
+    url = env["DATABASE_URL"].split("?", 1)[0]
+    base, _, database = url.rpartition("/")
+    admin_url = f"{base}/postgres"
     stop, seen = threading.Event(), []
-    watcher = threading.Thread(target=_connections, args=(f"{base}/postgres", database, stop, seen))
+    watcher = threading.Thread(target=_connections, args=(admin_url, database, stop, seen))
+    results: list[tuple[int, str]] = []
+
+    async def crowd() -> None:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+
+            async def one(i: int) -> None:
+                response = await client.post(
+                    "/api/chat/stream",
+                    json={"specialistId": str(specialist.pk), "message": f"question {i}"},
+                    headers={"Authorization": f"Bearer {token}", "Accept": "text/event-stream"},
+                )
+                results.append((response.status_code, response.text))  # as each one is answered
+
+            await asyncio.gather(*(one(i) for i in range(STREAMS)))
+
+    crowd_thread = threading.Thread(target=async_to_sync(crowd))
     watcher.start()
     try:
-
-        async def crowd() -> list[tuple[int, str]]:
-            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-
-                async def one(i: int) -> tuple[int, str]:
-                    response = await client.post(
-                        "/api/chat/stream",
-                        json={"specialistId": str(specialist.pk), "message": f"question {i}"},
-                        headers={"Authorization": f"Bearer {token}", "Accept": "text/event-stream"},
-                    )
-                    return response.status_code, response.text
-
-                return await asyncio.gather(*(one(i) for i in range(STREAMS)))
-
-        results = async_to_sync(crowd)()
+        with psycopg.connect(url) as lock:
+            lock.execute(f"LOCK TABLE {CALLER_TABLES} IN ACCESS EXCLUSIVE MODE")
+            crowd_thread.start()
+            blocked = _waiting_on_the_lock(admin_url, database)
+            answered = len(results)
+            lock.rollback()  # the lock goes: the blocked requests go on, the queued ones get connections
+        crowd_thread.join()
     finally:
         stop.set()
         watcher.join()
         server.stop()
+    assert blocked == POOL, blocked  # every connection of the pool in use at once, and not one more
+    assert answered == 0  # all STREAMS outstanding: the other STREAMS - POOL waited for a connection
     assert [status for status, _ in results] == [200] * STREAMS, results
     assert all("event: done" in text for _, text in results)
-    assert max(seen) <= POOL, max(seen)
-    assert max(seen) >= 1  # the watcher saw the server's connections at all
+    assert max(seen) == POOL, max(seen)  # never more connections than the pool's
 
 
 def test_a_database_that_is_briefly_unavailable_is_a_503_with_retry_after(owner, org, monkeypatch):
