@@ -138,6 +138,7 @@ CONTRACT_CODES = {
     "validation_error": 400,
     "url_not_allowed": 400,
     "not_found": 404,
+    "events_expired": 410,
     "already_member": 409,
     "last_owner": 409,
     "specialist_inactive": 409,

@@ -134,7 +134,7 @@ def test_every_route_with_ids_refuses_strangers(anon, member, org):
             continue
         own_org = str(org.pk) if route.count("<") > 1 else str(uuid.uuid4())  # only the org id: a stranger's
         path = "/" + route.replace("<uuid:org_id>", own_org)
-        for name in ("pk", "tool_id", "org_id", "file_id"):
+        for name in ("pk", "tool_id", "org_id", "file_id", "message_id"):
             path = path.replace(f"<uuid:{name}>", str(uuid.uuid4()))
         for method in _methods(callback):
             checked += 1
