@@ -103,8 +103,9 @@ class Capacity:
     by_model: tuple[ModelSpend, ...]
 
 
-def capacity(*, org: Organization) -> Capacity:
-    """Burn rate over the last 7 days, runway, and this period's spend by specialist and by model."""
+def capacity(*, org: Organization, specialist_ids: frozenset[uuid.UUID] | None = None) -> Capacity:
+    """Burn rate over the last 7 days, runway, and this period's spend by specialist and by model
+    (for a caller limited to some specialists, ``specialist_ids``: theirs only)."""
     now = timezone.now()
     info = balance(org=org)
     usage = LedgerEntry.objects.for_org(org).filter(kind=LedgerEntry.Kind.USAGE)
@@ -114,6 +115,8 @@ def capacity(*, org: Organization) -> Capacity:
     burn_rate = q(Decimal(burned) / BURN_WINDOW_DAYS)
     runway = q(info.available / burn_rate).quantize(Decimal("0.1")) if burn_rate > 0 else None
     period = usage.filter(created_at__gte=info.period_start)
+    if specialist_ids is not None:
+        period = period.filter(specialist_id__in=specialist_ids)
     by_specialist = (
         period.filter(specialist_id__isnull=False)
         .values("specialist_id")

@@ -226,7 +226,11 @@ SUMMARY_PARAMS = {"from": "from", "to": "to", "group_by": "groupBy"}
 class CapacityView(OrgAPIView):
     @extend_schema(responses={200: CapacitySerializer}, summary="Burn rate, runway and where the credits go")
     def get(self, request: Request) -> Response:
-        return Response(CapacitySerializer(selectors.capacity(org=self.org)).data)
+        return Response(
+            CapacitySerializer(
+                selectors.capacity(org=self.org, specialist_ids=self.org_context.allowed_specialist_ids)
+            ).data
+        )
 
 
 @extend_schema_view(
@@ -282,6 +286,7 @@ class CircuitToggleView(OrgAPIView):
         circuit = services.set_circuit(
             org=self.org,
             actor=self.org_context.user,  # None for an org API key
+            by=f"the API key {key.name!r}" if (key := self.org_context.api_key) is not None else None,
             state=serializer.validated_data.get("state"),
             reason=serializer.validated_data["reason"],
         )

@@ -109,6 +109,7 @@ def history_messages(session: ChatSession, upto: Message) -> list[Message]:
             Message.Status.RUNNING,
             upto.created_at,
         ],
+        scope=db.AcrossOrgs("the history of a session read in its org, by the session's id"),
     )
     messages = []
     for row in found:

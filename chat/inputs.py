@@ -6,9 +6,10 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from chat.models import Attachment
+from chat.models import Attachment, ChatSession
 from core.errors import ValidationFailed
 from orgs.context import OrgContext
+from orgs.models import Role
 from orgs.selectors import api_key_credit_limit, member_credit_limit
 from specialists.errors import SpecialistInactiveError
 from specialists.models import Specialist
@@ -80,10 +81,31 @@ def key_limit_of(org_id: uuid.UUID, api_key_id: uuid.UUID | None) -> Decimal | N
     return api_key_credit_limit(org_id=org_id, api_key_id=api_key_id) if api_key_id is not None else None
 
 
+def session_readable(context: OrgContext, session: ChatSession) -> bool:
+    """Admins read every session of the org, a member (or a member key) the ones they started; a
+    key limited to some specialists reads none of the others'."""
+    allowed = context.allowed_specialist_ids
+    if allowed is not None and session.specialist_id not in allowed:
+        return False
+    created = context.created(created_by_id=session.created_by_id, created_by_api_key_id=session.created_by_api_key_id)
+    return created or context.has_role(Role.ADMIN)
+
+
+def _attachable(context: OrgContext, attachment: Attachment) -> bool:
+    """An upload the caller may send: one of a session they may read, or one not sent yet that they
+    uploaded (an admin of the whole org: anyone's)."""
+    if attachment.session is not None:
+        return session_readable(context, attachment.session)
+    own = context.created(
+        created_by_id=attachment.uploaded_by_id, created_by_api_key_id=attachment.uploaded_by_api_key_id
+    )
+    return own or (context.has_role(Role.ADMIN) and context.allowed_specialist_ids is None)
+
+
 def attachments_of(context: OrgContext, ids: list[uuid.UUID]) -> list[Attachment]:
     if not ids:
         return []
-    found = list(Attachment.objects.for_org(context.org).filter(pk__in=ids))
-    if len(found) != len(set(ids)):
+    found = list(Attachment.objects.for_org(context.org).select_related("session").filter(pk__in=ids))
+    if len(found) != len(set(ids)) or not all(_attachable(context, attachment) for attachment in found):
         raise ValidationFailed("attachmentIds", "Not found in this organization.")
     return found

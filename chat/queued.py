@@ -20,6 +20,8 @@ from chat.services import fail_locked_turn, queue_cutoff
 from chat.tools import tool_plan
 from chat.turns import PreparedTurn, assemble_turn
 from core import metrics
+from core.errors import TokenNotValidError
+from orgs.selectors import api_key_usable
 
 
 def _frozen(assistant: Message) -> snapshot.Thawed:
@@ -87,6 +89,10 @@ def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
         if user_message is None or assistant.reservation_id is None:  # queued turns always have both
             raise LookupError(f"Queued message {message_id} has no question or no hold.")
         frozen = _frozen(assistant)
+        key_id = frozen.sender_api_key_id
+        if key_id is not None and not api_key_usable(org_id=session.organization_id, api_key_id=key_id):
+            fail_locked_turn(assistant, TokenNotValidError("The API key that sent this turn was revoked or expired."))
+            return None  # revoked at once: a key's queued turns do not run after it, nor cost anything
         turn = assemble_turn(
             session=session,
             specialist=frozen.specialist,

@@ -70,8 +70,15 @@ def _complete_message(
         "error": error,
         "completed_at": now,
     }
-    db.update_rows(Message, values, where, params)
-    db.update_rows(ChatSession, {"last_message_at": now, "updated_at": now}, "id = %s", [turn.session_id])
+    db.update_rows(Message, values, where, params, scope=db.AcrossOrgs("the turn's own message, by its id"))
+    org_id = turn.org.pk
+    db.update_rows(
+        ChatSession,
+        {"last_message_at": now, "updated_at": now},
+        "id = %s AND organization_id = %s",
+        [turn.session_id, org_id],
+        scope=db.InOrg(org_id),
+    )
     webhook_events.turn_ended(org_id=turn.org.pk, message_id=turn.message_id, failed=bool(error_code))
 
 

@@ -30,6 +30,7 @@ from chat.inputs import (
     attachments_of,
     caller_limit,
     member_limit_of,
+    session_readable,
     session_title,
     specialist_of,
     workspace_of,
@@ -40,7 +41,7 @@ from chat.tools import tool_plan
 from core import db, metrics
 from core.errors import ValidationFailed
 from orgs.context import OrgContext, require_member
-from orgs.models import Organization, Role
+from orgs.models import Organization
 from specialists.models import Specialist
 from workspaces.models import WorkspaceFile
 
@@ -97,14 +98,7 @@ class Totals:
         self.calls += 1
 
 
-def can_read_session(context: OrgContext, session: ChatSession) -> bool:
-    """Admins read every session of the org, a member (or a member key) the ones they started; a
-    key limited to some specialists reads none of the others'."""
-    allowed = context.allowed_specialist_ids
-    if allowed is not None and session.specialist_id not in allowed:
-        return False
-    created = context.created(created_by_id=session.created_by_id, created_by_api_key_id=session.created_by_api_key_id)
-    return created or context.has_role(Role.ADMIN)
+can_read_session = session_readable  # the one rule of who reads a session (chat.inputs)
 
 
 def _session(context: OrgContext, session_id: uuid.UUID, specialist: Specialist) -> ChatSession:
@@ -112,6 +106,7 @@ def _session(context: OrgContext, session_id: uuid.UUID, specialist: Specialist)
         f"SELECT {db.columns(ChatSession, 's')} FROM {ChatSession._meta.db_table} s "  # noqa: S608
         "WHERE s.organization_id = %s AND s.id = %s",
         [context.org.pk, session_id],
+        scope=db.InOrg(context.org.pk),
     )
     session = found[0].take(ChatSession) if found else None
     if session is None or not can_read_session(context, session):
@@ -271,8 +266,9 @@ def start_turn(
     if session_id is not None:
         db.execute(
             f"UPDATE {ChatSession._meta.db_table} SET message_count = message_count + 2, "  # noqa: S608
-            "last_message_at = %s, updated_at = %s WHERE id = %s",
-            [now, now, session.pk],
+            "last_message_at = %s, updated_at = %s WHERE id = %s AND organization_id = %s",
+            [now, now, session.pk, context.org.pk],
+            scope=db.InOrg(context.org.pk),
         )
     turn = assemble_turn(
         session=session,
@@ -324,5 +320,9 @@ def start_completion(*, context: OrgContext, provider: str, request: ProviderReq
 def beat(message_id: uuid.UUID) -> None:
     """Renews a running turn's lease (``heartbeat_at``): its process is alive."""
     db.update_rows(
-        Message, {"heartbeat_at": timezone.now()}, "id = %s AND status = %s", [message_id, Message.Status.RUNNING]
+        Message,
+        {"heartbeat_at": timezone.now()},
+        "id = %s AND status = %s",
+        [message_id, Message.Status.RUNNING],
+        scope=db.AcrossOrgs("a running turn's own message, by its id"),
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
@@ -169,7 +169,12 @@ class WorkspaceArtifactsView(mixins.ListModelMixin, OrgViewSet):
         workspace = Workspace.objects.for_org(self.org).filter(pk=self.kwargs["pk"]).first()
         if workspace is None:
             raise NotFoundError
-        return queryset.filter(workspace=workspace).order_by("-created_at")
+        sessions = selectors.readable_sessions(ChatSession.objects.for_org(self.org), context=self.org_context)
+        queryset = queryset.filter(workspace=workspace).filter(Q(session__isnull=True) | Q(session__in=sessions))
+        allowed = self.org_context.allowed_specialist_ids
+        if allowed is not None:  # a key limited to some specialists: theirs only
+            queryset = queryset.filter(Q(specialist__isnull=True) | Q(specialist_id__in=allowed))
+        return queryset.order_by("-created_at")
 
     @extend_schema(summary="What specialists saved here")
     def list(self, request: Request, *args: object, **kwargs: object) -> Response:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import cache, wraps
@@ -32,6 +33,18 @@ def commit_without_waiting_for_disk() -> None:
     if connection.vendor == "postgresql" and connection.in_atomic_block:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")
+
+
+def wait_for_disk() -> None:
+    """Returns once every commit this connection has made is on disk: a synchronous commit of one
+    WAL record of its own (a transactional logical message; no table is touched) flushes the WAL up
+    to itself, and the WAL is flushed in order. So a transaction may commit without waiting for the
+    disk while it holds a hot row's lock, and wait after the lock is released (concurrent waits
+    share one flush). Outside a transaction only (inside one, its own commit decides); nothing on
+    SQLite."""
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        with cursor() as cursor_:
+            cursor_.execute("SELECT pg_logical_emit_message(true, 'leancore.durable', '')")
 
 
 def in_thread[**P, R](fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
@@ -146,17 +159,90 @@ def cursor() -> Any:
     return connection.make_debug_cursor(made) if connection.queries_logged else connection.make_cursor(made)  # type: ignore[arg-type]
 
 
-def rows(sql: str, params: Sequence[Any] = ()) -> list[Row]:
+# --- Scopes: every hand-written statement names its organization, or says why it spans them ----
+
+
+class UnscopedSQLError(RuntimeError):
+    """A hand-written statement said to be one organization's that does not bind that org's id to an
+    ``organization_id`` condition."""
+
+
+@dataclass(frozen=True, slots=True)
+class InOrg:
+    """A statement of one organization's rows: its SQL filters on ``organization_id`` and its
+    parameters bind ``org_id`` (checked before it runs)."""
+
+    org_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class AcrossOrgs:
+    """A statement that spans organizations on purpose (a row found by its own id, a user's
+    memberships): ``reason`` says why (``tests/core/test_reads_need_an_org.py`` lists them)."""
+
+    reason: str
+
+
+type Scope = InOrg | AcrossOrgs
+
+
+def _check(scope: Scope | None, sql: str, values: Sequence[Any]) -> None:
+    """Every call of the app code gives its scope (``tests/core/test_hand_written_sql.py`` walks them)."""
+    if isinstance(scope, InOrg) and ("organization_id" not in sql or scope.org_id not in values):
+        raise UnscopedSQLError(f"Not scoped to organization {scope.org_id}: {sql[:120]}")
+
+
+def rows(sql: str, params: Sequence[Any] = (), *, scope: Scope | None = None) -> list[Row]:
+    _check(scope, sql, params)
     with cursor() as cursor_:
         cursor_.execute(sql, [adapt(value) for value in params])
         return [Row(values) for values in cursor_.fetchall()]
 
 
-def execute(sql: str, params: Sequence[Any] = ()) -> int:
+def execute(sql: str, params: Sequence[Any] = (), *, scope: Scope | None = None) -> int:
     """A hand-written write; the number of rows it touched."""
+    _check(scope, sql, params)
     with cursor() as cursor_:
         cursor_.execute(sql, [adapt(value) for value in params])
         return cursor_.rowcount
+
+
+# Values of a hand-written statement with named parameters (``fetch``): what PostgreSQL's types
+# read back as (numeric: Decimal, uuid: UUID, timestamptz: an aware datetime).
+type SqlValue = Decimal | int | str | bool | uuid.UUID | datetime | None
+
+
+def fetch(sql: str, params: Mapping[str, SqlValue], *, scope: Scope | None = None) -> list[tuple[SqlValue, ...]]:
+    """A hand-written PostgreSQL statement with named parameters (``%(name)s``, bound on the
+    server): its rows (none for a statement that returns nothing)."""
+    _check(scope, sql, list(params.values()))
+    with cursor() as cursor_:
+        cursor_.execute(sql, params)
+        if cursor_.description is None:
+            return []
+        return [tuple(row) for row in cursor_.fetchall()]
+
+
+def as_decimal(value: SqlValue) -> Decimal:
+    if not isinstance(value, Decimal):
+        raise TypeError(f"Not a decimal: {value!r}")
+    return value
+
+
+def as_optional_decimal(value: SqlValue) -> Decimal | None:
+    return None if value is None else as_decimal(value)
+
+
+def as_str(value: SqlValue) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"Not a string: {value!r}")
+    return value
+
+
+def as_uuid(value: SqlValue) -> uuid.UUID:
+    if not isinstance(value, uuid.UUID):
+        raise TypeError(f"Not a UUID: {value!r}")
+    return value
 
 
 # --- Hand-written writes of a hot path -----------------------------------------------------
@@ -195,8 +281,11 @@ def _update_sql(model: type[Model], names: tuple[str, ...], where: str) -> str:
     return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {where}"  # noqa: S608
 
 
-def update_rows(model: type[Model], values: dict[str, Any], where: str, params: Sequence[Any] = ()) -> int:
+def update_rows(
+    model: type[Model], values: dict[str, Any], where: str, params: Sequence[Any] = (), *, scope: Scope | None = None
+) -> int:
     """``QuerySet.update(**values)`` of the rows ``where`` picks; the number of rows it touched."""
+    _check(scope, where, params)
     meta = model._meta
     prepared = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]  # type: ignore[union-attr]
     with cursor() as cursor_:
@@ -205,7 +294,14 @@ def update_rows(model: type[Model], values: dict[str, Any], where: str, params: 
 
 
 def update(instance: Model, *names: str) -> None:
-    """``save(update_fields=names)`` of an instance read in this transaction (auto_now included)."""
+    """``save(update_fields=names)`` of an instance read in this transaction (auto_now included), by
+    its id and, for an org-owned row, its organization's."""
     meta = instance._meta
     values = {name: meta.get_field(name).pre_save(instance, False) for name in names}  # type: ignore[union-attr]
-    update_rows(type(instance), values, f"{connection.ops.quote_name(meta.pk.column)} = %s", [instance.pk])  # type: ignore[arg-type]
+    where = f"{connection.ops.quote_name(meta.pk.column)} = %s"  # type: ignore[arg-type]  # a model's pk always has its column
+    org_id = getattr(instance, "organization_id", None)
+    if org_id is None:
+        update_rows(type(instance), values, where, [instance.pk], scope=AcrossOrgs("a row by its own id"))
+        return
+    where += " AND organization_id = %s"
+    update_rows(type(instance), values, where, [instance.pk, org_id], scope=InOrg(org_id))

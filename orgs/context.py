@@ -174,6 +174,7 @@ def member_context(user_id: uuid.UUID, org_header: str | None) -> OrgContext | N
         + (" AND m.organization_id = %s" if org_id else "")
         + " LIMIT 2",
         [user_id, True, Membership.Status.ACTIVE, *([org_id] if org_id else [])],
+        scope=db.AcrossOrgs("the caller's own membership, by their token's user"),
     )
     if len(found) != 1:
         return None

@@ -75,7 +75,9 @@ class OrgScopedQuerySet(models.QuerySet):
         return clone
 
     def _names_its_org(self, kwargs: dict[str, object]) -> bool:
-        return any(key in {f"{self.org_field}{lookup}" for lookup in _ORG_LOOKUPS} for key in kwargs)
+        """A filter on the org field with given ids (not a queryset of organizations)."""
+        named = {f"{self.org_field}{lookup}" for lookup in _ORG_LOOKUPS}
+        return any(key in named and not isinstance(value, models.QuerySet) for key, value in kwargs.items())
 
     def _filter_or_exclude(self, negate: bool, args: tuple[object, ...], kwargs: dict[str, object]) -> Self:
         clone = cast(Self, super()._filter_or_exclude(negate, args, kwargs))  # type: ignore[misc]  # private in the stubs
@@ -94,6 +96,26 @@ class OrgScopedQuerySet(models.QuerySet):
         if self._result_cache is None:
             self._require_scope()
         super()._fetch_all()
+
+    def raw(self, *args: Any, **kwargs: Any) -> Any:
+        self._require_scope()
+        return super().raw(*args, **kwargs)
+
+    def aiterator(self, chunk_size: int = 2000) -> Any:
+        self._require_scope()
+        return super().aiterator(chunk_size)
+
+    def resolve_expression(self, *args: Any, **kwargs: Any) -> Any:
+        """Used inside another query (``pk__in=queryset``): scoped like any read."""
+        self._require_scope()
+        return super().resolve_expression(*args, **kwargs)
+
+    def _combinator_query(self, combinator: str, *other_qs: Any, all: bool = False) -> Self:
+        """``union`` and the like: scoped only when every part is."""
+        combined = cast(Self, super()._combinator_query(combinator, *other_qs, all=all))  # type: ignore[misc]
+        parts_scoped = self._org_scope is not None and all_parts_scoped(other_qs)
+        combined._org_scope = self._org_scope if parts_scoped else None
+        return combined
 
     def count(self) -> int:
         if self._result_cache is None:
@@ -132,6 +154,10 @@ class OrgScopedQuerySet(models.QuerySet):
     def contains(self, obj: Any) -> bool:
         self._require_scope()
         return super().contains(obj)
+
+
+def all_parts_scoped(parts: tuple[Any, ...]) -> bool:
+    return all(getattr(part, "_org_scope", "") is not None for part in parts)
 
 
 class AllOrgsManager(models.Manager[Any]):

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import User
 from orgs.models import ApiKey, Membership, Organization, Role
@@ -41,6 +42,12 @@ def member_credit_limit(*, org_id: uuid.UUID, user_id: uuid.UUID) -> Decimal | N
     """The monthly credit cap of a user's membership of an org (None: no cap, or no membership)."""
     found = Membership.objects.for_org(org_id).filter(user_id=user_id).values_list("monthly_credit_limit", flat=True)
     return found.first()
+
+
+def api_key_usable(*, org_id: uuid.UUID, api_key_id: uuid.UUID) -> bool:
+    """Whether an org's API key still works now: not revoked, not expired."""
+    live = ApiKey.objects.for_org(org_id).filter(pk=api_key_id, revoked_at__isnull=True)
+    return live.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())).exists()
 
 
 def api_key_credit_limit(*, org_id: uuid.UUID, api_key_id: uuid.UUID) -> Decimal | None:

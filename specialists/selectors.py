@@ -28,6 +28,7 @@ def alive_with_tool_flag(*, org_id: uuid.UUID, specialist_id: uuid.UUID) -> Spec
         f"SELECT {db.columns(Specialist, 's')}, EXISTS (SELECT 1 FROM {tools} t WHERE t.specialist_id = s.id) "  # noqa: S608
         f"FROM {Specialist._meta.db_table} s WHERE s.organization_id = %s AND s.id = %s AND s.deleted_at IS NULL",
         [org_id, specialist_id],
+        scope=db.InOrg(org_id),
     )
     if not found:
         return None

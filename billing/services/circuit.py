@@ -28,10 +28,13 @@ def is_operator(actor: User | None) -> bool:
 
 
 @transaction.atomic
-def set_circuit(*, org: Organization, actor: User | None, state: str | None, reason: str = "") -> Circuit:
+def set_circuit(
+    *, org: Organization, actor: User | None, state: str | None, reason: str = "", by: str | None = None
+) -> Circuit:
     """Opens or closes the org's circuit (``state`` None flips it). A circuit an operator opened is
     closed only by an operator: anyone else → ``PermissionDeniedError``. An operator who opens an
-    already open circuit makes it theirs too (an org admin cannot pre-empt the operator's lock)."""
+    already open circuit makes it theirs too (an org admin cannot pre-empt the operator's lock).
+    ``by`` names who acted when there is no user (an org API key); the alert says it."""
     circuit, _ = Circuit.objects.select_for_update().get_or_create(organization=org)
     target = state or (Circuit.State.CLOSED if circuit.state == Circuit.State.OPEN else Circuit.State.OPEN)
     changed = target != circuit.state
@@ -54,7 +57,7 @@ def set_circuit(*, org: Organization, actor: User | None, state: str | None, rea
     if changed:
         webhook_events.circuit_changed(circuit)
     if target == Circuit.State.OPEN and changed:
-        who = getattr(actor, "email", "an operator")
+        who = by or getattr(actor, "email", "an operator")
         message = f"Spending for {org.name} was stopped by {who}" + (f": {reason}" if reason else ".")
         start, _ = period_bounds(timezone.now())
         raise_alert(org=org, kind=BudgetAlert.Kind.CIRCUIT_OPENED, threshold=None, period_start=start, message=message)

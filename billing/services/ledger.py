@@ -66,10 +66,10 @@ def locked_account(org: Organization | uuid.UUID) -> CreditAccount:
     account row), rolled into the current period."""
     org_id: uuid.UUID = org.pk if isinstance(org, Organization) else org
     sql = account_sql(source=f"{CreditAccount._meta.db_table} a", where="a.organization_id = %s", locked="a")
-    found = db.rows(sql, [org_id])
+    found = db.rows(sql, [org_id], scope=db.InOrg(org_id))
     if not found:
         open_account(org=Organization.objects.get(pk=org_id))
-        found = db.rows(sql, [org_id])
+        found = db.rows(sql, [org_id], scope=db.InOrg(org_id))
     return roll_period(joined_account(found[0]))
 
 

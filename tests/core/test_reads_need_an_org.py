@@ -56,7 +56,7 @@ def test_objects_fails_closed_without_an_org(model):
     org = make_org(name="Scoped")
     unscoped = model.objects.filter(pk=uuid.uuid4())
     for run in (
-        lambda: unscoped.first(),
+        unscoped.first,
         lambda: list(unscoped),
         unscoped.count,
         unscoped.exists,
