@@ -12,7 +12,6 @@ from django.core.management.base import CommandError
 from mcp.server.transport_security import TransportSecuritySettings
 
 from billing.models import BudgetAlert, CreditAccount, LedgerEntry, ModelRate
-from core.progress import Progress
 from leancore import demo_mcp
 from mcps.models import Connection, Tool
 from orgs.models import Membership, Organization
@@ -26,6 +25,10 @@ pytestmark = pytest.mark.django_db
 class FakeTTY(StringIO):
     def isatty(self) -> bool:
         return True
+
+
+REDRAWN = "\r\x1b[2K"  # rich's live bar: back to the line's start, the line erased, drawn again
+BAR = "━"
 
 
 @pytest.fixture
@@ -108,26 +111,16 @@ def test_seed_demo_draws_a_bar_on_a_terminal(settings):
     settings.MCP_ALLOWED_PRIVATE_URLS = []
     tty = FakeTTY()
     _seed(stdout=tty)
-    assert "\r[" in tty.getvalue()
-    assert "#" * 30 in tty.getvalue()
+    assert REDRAWN in tty.getvalue()
+    assert BAR in tty.getvalue()
+    assert "4/4 demo MCP server" in tty.getvalue()
     plain = _seed()
     assert "\r" not in plain
-    assert "4/4 demo MCP server" in plain
-
-
-def test_progress_lines_and_bar():
-    plain = StringIO()
-    with Progress(plain, 2) as progress:
-        progress.step("one", advance=0)
-        progress.step("one")
-        progress.step("two")
-    assert plain.getvalue() == "1/2 one\n2/2 two\n"
-    tty = FakeTTY()
-    with Progress(tty, 4, width=8) as progress:
-        progress.step("a")
-        progress.step("b", advance=3)
-    assert tty.getvalue().startswith("\r[##------] 1/4 a")
-    assert "\r[########] 4/4 b" in tty.getvalue()
+    assert "\x1b" not in plain
+    assert (
+        "1/4 owner and member\n2/4 specialists, workspace, project\n3/4 spend and alerts\n4/4 demo MCP server\n"
+        in plain
+    )
 
 
 def test_sync_mcp_shows_progress(org, demo_server):
@@ -139,7 +132,9 @@ def test_sync_mcp_shows_progress(org, demo_server):
     assert "\r" not in out.getvalue()
     tty = FakeTTY()
     call_command("sync_mcp", stdout=tty)
-    assert "\r[" + "#" * 30 + "] 1/1" in tty.getvalue()
+    assert REDRAWN in tty.getvalue()
+    assert BAR in tty.getvalue()
+    assert "1/1 " in tty.getvalue()
     assert "Synced 1 of 1" in tty.getvalue()
 
 
@@ -166,9 +161,11 @@ def test_load_model_rates_on_a_big_file_shows_progress(tmp_path):
     assert lines[0].startswith("200/1000 ")
     assert lines[4].startswith("1000/1000 ")
     assert "1000 rates created, 0 updated." in out.getvalue()
+    assert "\r" not in out.getvalue()
     tty = FakeTTY()
     call_command("load_model_rates", str(path), stdout=tty)
-    assert "\r[######------------------------] 200/1000" in tty.getvalue()
+    assert REDRAWN in tty.getvalue()
+    assert BAR in tty.getvalue()
     assert "0 rates created, 1000 updated." in tty.getvalue()
 
 

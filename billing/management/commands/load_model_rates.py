@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from typing import TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from rich.console import Console
+from rich.progress import Progress
 
 from billing.services import RateRow, load_model_rates, parse_rate_rows
-from core.progress import Progress
 
 CHUNK = 200
 
@@ -36,9 +39,16 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         created = updated = 0
-        with transaction.atomic(), Progress(self.stdout, len(rates)) as progress:  # all rows or none
+        # a bar on a terminal (rich); a line per chunk there and in a log
+        stream = cast("TextIO", options.get("stdout") or sys.stdout)  # call_command(stdout=…), else the terminal
+        console = Console(file=stream, no_color=bool(options.get("no_color")))
+        with transaction.atomic(), Progress(console=console) as progress:  # all rows or none
+            bar = progress.add_task("Loading model rates", total=len(rates))
             for chunk in _chunks(rates, CHUNK):
                 added, changed = load_model_rates(rows=chunk)
                 created, updated = created + added, updated + changed
-                progress.step(f"rates ({created} created, {updated} updated)", advance=len(chunk))
+                progress.update(bar, advance=len(chunk))
+                done = created + updated
+                line = f"{done}/{len(rates)} rates ({created} created, {updated} updated)"
+                progress.console.print(line, markup=False, highlight=False)
         self.stdout.write(self.style.SUCCESS(f"{created} rates created, {updated} updated."))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 from decimal import Decimal
+from typing import TextIO, cast
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from rich.console import Console
+from rich.progress import Progress, TaskID
 
 from accounts.models import User
-from core.progress import Progress
 from leancore.demo import MEMBER_EMAIL, seed_demo_content, seed_demo_mcp, seed_member, seed_spend
 from leancore.demo_mcp import DEFAULT_PORT
 from orgs.models import Organization
@@ -19,12 +22,19 @@ from signup.services import open_organization
 DEMO_EMAIL = "demo@leancore.local"
 OPERATOR_EMAIL = "operator@leancore.local"
 DEMO_SLUG = "demo"
+STEPS = 4  # the seeding's steps, as its progress counts them
 
 
 def default_mcp_url() -> str:
     """DEMO_MCP_URL, else the demo MCP server on loopback at DEMO_MCP_PORT (8765)."""
     port = os.environ.get("DEMO_MCP_PORT") or str(DEFAULT_PORT)
     return os.environ.get("DEMO_MCP_URL") or f"http://127.0.0.1:{port}/mcp"
+
+
+def _done(progress: Progress, bar: TaskID, number: int, step: str) -> None:
+    """Step ``number`` of STEPS is done: the bar moves on, and its line is written."""
+    progress.update(bar, completed=number)
+    progress.console.print(f"{number}/{STEPS} {step}", markup=False, highlight=False)
 
 
 class Command(BaseCommand):
@@ -64,20 +74,22 @@ class Command(BaseCommand):
         password = os.environ.get("DEMO_PASSWORD", "demo-Passw0rd!")
         url = str(options.get("mcp_url") or default_mcp_url())
         summary: list[str] = []
-        with Progress(self.stdout, 4, title="Seeding the demo organization…") as progress:
+        # a bar on a terminal (rich); a line per step there and in a log
+        stream = cast("TextIO", options.get("stdout") or sys.stdout)  # call_command(stdout=…), else the terminal
+        console = Console(file=stream, no_color=bool(options.get("no_color")))
+        with Progress(console=console) as progress:
+            bar = progress.add_task("Seeding the demo organization", total=STEPS)
             with transaction.atomic():
-                progress.step("owner and member", advance=0)
                 user, org = self._owner_and_org(password)
                 seed_member(org=org, password=password)
-                progress.step("owner and member")
+                _done(progress, bar, 1, "owner and member")
                 summary += seed_demo_content(org=org, owner=user)
-                progress.step("specialists, workspace, project")
+                _done(progress, bar, 2, "specialists, workspace, project")
                 summary += seed_spend(org=org, owner=user)
-                progress.step("spend and alerts")
+                _done(progress, bar, 3, "spend and alerts")
             # outside the transaction: a network call (up to MCP_SYNC_TIMEOUT_SECONDS) holds no lock
-            progress.step("demo MCP server", advance=0)
             summary += seed_demo_mcp(org=org, url=url)
-            progress.step("demo MCP server")
+            _done(progress, bar, 4, "demo MCP server")
         self.stdout.write(self.style.SUCCESS("Demo organization ready."))
         self.stdout.write(f"  organization: {org.name} (id {org.pk}, slug {org.slug})")
         self.stdout.write(f"  log in as:    {DEMO_EMAIL} / {password}  (owner)")

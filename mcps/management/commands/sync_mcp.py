@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import sys
+from typing import TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandParser
+from rich.console import Console
+from rich.progress import Progress
 
 from core.errors import DomainError
-from core.progress import Progress
 from mcps.models import Connection
 from mcps.services import sync_connection
 from orgs.commands import find_org
@@ -29,19 +31,22 @@ class Command(BaseCommand):
         items = list(connections)
         total = len(items)
         failures = 0
-        with Progress(self.stdout, total) as progress:
-            for connection in items:
+        # a bar on a terminal (rich); a line per connection there and in a log
+        stream = cast("TextIO", options.get("stdout") or sys.stdout)  # call_command(stdout=…), else the terminal
+        console = Console(file=stream, no_color=bool(options.get("no_color")))
+        with Progress(console=console) as progress:
+            bar = progress.add_task("Syncing MCP connections", total=total)
+            for done, connection in enumerate(items, start=1):
                 name = f"{connection.organization.slug}/{connection.name}"
-                progress.step(f"{name} syncing…", advance=0)
+                progress.update(bar, description=f"{name} syncing…")
                 try:
                     result = sync_connection(connection=connection)
                     line = f"ok: +{result.added} ~{result.updated} -{result.removed}"
                 except DomainError as exc:
                     failures += 1
                     line = f"error: {exc.detail}"
-                    if progress.tty:
-                        progress.note(f"{name} {line}")
-                progress.step(f"{name} {line}")
+                progress.console.print(f"{done}/{total} {name} {line}", markup=False, highlight=False)
+                progress.update(bar, advance=1, description="Syncing MCP connections")
         self.stdout.write(self.style.SUCCESS(f"Synced {total - failures} of {total} connections."))
         if failures:
             sys.exit(1)
