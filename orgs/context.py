@@ -160,8 +160,9 @@ def member_context(user_id: uuid.UUID, org_header: str | None) -> OrgContext | N
     """The caller's user and active membership in one hand-written read, for a hot path that knows
     the user's id from its token: the context when the (active) user is an active member of the org
     named by the raw ``X-Org-Id`` value ``org_header`` (parsed here), or of their only org. None
-    means "take the full road" (``resolve_org`` after loading the user), which tells apart a
-    missing or inactive user, staff, non-members, several orgs and a malformed header."""
+    means the caller must be placed the general way (their user loaded, then ``resolve_org``),
+    which tells apart a missing or inactive user, staff, non-members, several orgs and a malformed
+    header."""
     try:
         org_id = uuid.UUID(org_header.strip()) if org_header else None
     except ValueError:

@@ -150,8 +150,8 @@ def principal_in(credential: Credential, org_id: uuid.UUID, *, missing: type[Exc
 def authenticate(raw: str | bytes | None, *, org_header: str | None) -> Principal:
     """Both steps for the hot path: the token's user and, in the same query, their active
     membership of the org asked for; any other case (staff, several orgs, a malformed header, an
-    inactive or unknown user) takes the full road, which tells them apart. An API key is read with
-    its org in one query too."""
+    inactive or unknown user) is placed by ``principal_for`` (the user loaded, then their org
+    resolved), which tells them apart. An API key is read with its org in one query too."""
     if raw and looks_like_key(_text(raw)):
         return principal_for(_key_credential(_text(raw)), org_header=org_header)
     token = _validated(raw)

@@ -1,4 +1,4 @@
-"""One way in: the stream endpoint's one-query road and the full road (REST, WebSocket) place a
+"""One way in: the stream endpoint's one-query read and the general one (REST, WebSocket) place a
 caller in the same org with the same role, and refuse the same credentials the same way."""
 
 from __future__ import annotations
