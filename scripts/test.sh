@@ -44,8 +44,8 @@ echo "== django checks"
 .venv/bin/python manage.py check --deploy --fail-level ERROR  # deployment warnings depend on the host; errors fail
 .venv/bin/python manage.py makemigrations --check --dry-run
 .venv/bin/python manage.py spectacular --validate --fail-on-warn --file /dev/null
-echo "== tests"
-.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" -q "$@"
+echo "== tests (the 15 slowest listed at the end)"
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" -q --durations=15 "$@"
 
 # The OpenAPI contract, fuzzed: its own server and database, after the parallel test workers.
 # A focused run (arguments given) skips it, and so does FUZZ=0.
