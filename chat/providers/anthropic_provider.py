@@ -66,6 +66,9 @@ class AnthropicProvider(SDKProvider):
             timeout=self.timeout(),
             max_retries=0,  # one retry policy, ours (chat.fallbacks): no attempt hidden from billing
             http_client=self.http_client(anthropic),
+            # the call's span is ours (core.tracing: never content); the SDK's own, which can record the
+            # request and answer (ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE), is never made
+            open_telemetry=False,
         )
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent]:

@@ -40,6 +40,9 @@ def _traced_env(endpoint: str, llm_url: str) -> dict[str, str]:
             "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms: spans reach the receiver a moment after they end
             "OPENAI_BASE_URL": f"{llm_url}/v1",
             "OPENAI_API_KEY": "sk-test",
+            "ANTHROPIC_BASE_URL": llm_url,
+            "ANTHROPIC_API_KEY": "sk-ant-test",
+            "ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE": "content",  # the SDK's own spans would carry content
         }
     )
 
@@ -156,6 +159,36 @@ def test_a_streamed_turn_is_one_trace_under_the_callers_traceparent(
     assert {span.parent_span_id for span in statements} <= {span.span_id for span in spans}
 
     _assert_nowhere(secret, receiver.spans)  # neither the message, the answer, the argument nor the result
+
+
+def test_an_anthropic_call_has_our_span_only_never_the_sdks_with_its_content(
+    traced_server, receiver, fake_llm, bundled_data
+):
+    org = make_org(name="Traced Claude")
+    specialist = make_specialist(org, model="claude-haiku-4-5")
+    secret = uuid.uuid4().hex
+    fake_llm.script(Scenario(chunks=[f"claude-{secret}"], usage=(30, 3)))
+    header, trace_id, _ = _traceparent()
+    response = httpx.post(
+        f"{traced_server.url}/api/chat/stream",
+        json={"specialistId": str(specialist.pk), "message": f"question-{secret}"},
+        headers={"Authorization": f"Bearer {issue_tokens(user=owner_of(org)).access}", "traceparent": header},
+        timeout=60,
+    )
+    assert f"claude-{secret}" in response.text
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        return any(span.trace_id == trace_id and span.kind == "SERVER" for span in spans)
+
+    receiver.wait_for(complete)
+    spans = receiver.of_trace(trace_id)
+    model = _one(_models(spans), kind="CLIENT")
+    assert (model.name, model.attributes["gen_ai.provider.name"]) == ("chat claude-haiku-4-5", "anthropic")
+    assert (model.attributes["gen_ai.usage.input_tokens"], model.attributes["gen_ai.usage.output_tokens"]) == (30, 3)
+    assert model.attributes["gen_ai.response.finish_reasons"] == ["stop"]
+    scopes = {span.scope for span in spans}  # the SDK's would be com.anthropic.sdk.python
+    assert scopes <= {"leancore", "opentelemetry.instrumentation.asgi", "opentelemetry.instrumentation.psycopg"}
+    _assert_nowhere(secret, receiver.spans)
 
 
 def test_an_async_turns_job_continues_the_requests_trace_in_the_worker(traced_server, receiver, fake_llm, bundled_data):
