@@ -191,27 +191,44 @@ def test_an_anthropic_call_has_our_span_only_never_the_sdks_with_its_content(
     _assert_nowhere(secret, receiver.spans)
 
 
-def test_an_async_turns_job_continues_the_requests_trace_in_the_worker(traced_server, receiver, fake_llm, bundled_data):
+def test_an_async_turns_and_a_task_runs_jobs_continue_their_requests_traces_in_the_worker(
+    traced_server, receiver, fake_llm, bundled_data
+):
     org = make_org(name="Traced later")
     specialist = make_specialist(org, model="gpt-4o-mini")
     secret = uuid.uuid4().hex
     fake_llm.script(Scenario(chunks=[f"later-{secret}"], usage=(200, 20)))
+    auth = {"Authorization": f"Bearer {issue_tokens(user=owner_of(org)).access}"}
     header, trace_id, caller = _traceparent()
     queued = httpx.post(
         f"{traced_server.url}/api/chat/async",
         json={"specialistId": str(specialist.pk), "message": f"question-{secret}"},
-        headers={"Authorization": f"Bearer {issue_tokens(user=owner_of(org)).access}", "traceparent": header},
+        headers={**auth, "traceparent": header},
         timeout=60,
     )
     assert queued.status_code == 202, queued.text
+    task = httpx.post(
+        f"{traced_server.url}/tasks",
+        json={"title": f"task-{secret}", "assigneeSpecialistId": str(make_specialist(org, model="local").pk)},
+        headers=auth,
+        timeout=60,
+    )
+    assert task.status_code == 201, task.text
+    run_header, run_trace_id, run_caller = _traceparent()
+    run = httpx.post(
+        f"{traced_server.url}/tasks/{task.json()['id']}/run", headers={**auth, "traceparent": run_header}, timeout=60
+    )
+    assert run.status_code == 202, run.text
     worker = run_worker_batch(traced_server.env)
     assert worker.returncode == 0, worker.stderr
     message = Message.all_orgs.get(pk=queued.json()["messageId"])
     assert (message.status, message.content) == ("completed", f"later-{secret}")
+    assert Message.all_orgs.get(pk=run.json()["messageId"]).status == "completed"
 
     def complete(spans: list[ReceivedSpan]) -> bool:
-        mine = [span for span in spans if span.trace_id == trace_id]
-        return any(span.kind == "SERVER" for span in mine) and len(_models(mine)) == 1
+        turn = [span for span in spans if span.trace_id == trace_id]
+        task_run = [span for span in spans if span.trace_id == run_trace_id]
+        return all(any(span.kind == "SERVER" for span in mine) and _models(mine) for mine in (turn, task_run))
 
     receiver.wait_for(complete)
     spans = receiver.of_trace(trace_id)
@@ -221,10 +238,18 @@ def test_an_async_turns_job_continues_the_requests_trace_in_the_worker(traced_se
     assert (job.name, job.parent_span_id, job.status) == ("run_queued_turn", request.span_id, "UNSET")
     assert job.attributes["code.function.name"] == "chat.jobs.run_queued_turn"
     assert job.attributes["messaging.destination.name"] == "default"
-    model = _models(spans)[0]
+    model = _one(_models(spans), kind="CLIENT")
     assert model.parent_span_id == job.span_id  # the worker's model call is in the job's span
     assert (model.attributes["gen_ai.usage.input_tokens"], model.attributes["gen_ai.usage.output_tokens"]) == (200, 20)
     assert model.resource["service.name"] == request.resource["service.name"] == "leancore"
+
+    spans = receiver.of_trace(run_trace_id)
+    request = _one(spans, kind="SERVER")
+    assert (request.name, request.parent_span_id) == ("POST /tasks/<uuid:pk>/run", run_caller)
+    job = _one(spans, kind="CONSUMER")
+    assert (job.name, job.parent_span_id) == ("run_task_turn", request.span_id)
+    model = _one(_models(spans), kind="INTERNAL")  # the offline model runs in the worker's process
+    assert (model.parent_span_id, model.attributes["gen_ai.provider.name"]) == (job.span_id, "local")
     _assert_nowhere(secret, receiver.spans)
 
 
