@@ -4,6 +4,7 @@ the rounds."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncGenerator
@@ -122,7 +123,10 @@ async def _traced(provider: str, state: CallState, events: AsyncGenerator[TurnEv
     except ProviderError as exc:
         error = exc.reason
         raise
-    except BaseException as exc:  # cut off: the listener left, the turn was cancelled
+    except (GeneratorExit, asyncio.CancelledError):  # cut off: the listener left, the turn was stopped
+        error = "cancelled"
+        raise
+    except BaseException as exc:
         error = type(exc).__name__
         raise
     finally:

@@ -161,6 +161,30 @@ def test_a_streamed_turn_is_one_trace_under_the_callers_traceparent(
     _assert_nowhere(secret, receiver.spans)  # neither the message, the answer, the argument nor the result
 
 
+def test_a_failed_model_call_is_an_error_span_named_by_its_kind(traced_server, receiver, fake_llm, bundled_data):
+    org = make_org(name="Traced failure")
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    fake_llm.script(Scenario(status=400), Scenario(status=400))
+    header, trace_id, _ = _traceparent()
+    response = httpx.post(
+        f"{traced_server.url}/api/chat/stream",
+        json={"specialistId": str(specialist.pk), "message": "fail"},
+        headers={"Authorization": f"Bearer {issue_tokens(user=owner_of(org)).access}", "traceparent": header},
+        timeout=60,
+    )
+    assert response.status_code == 502, response.text
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        return any(span.trace_id == trace_id and span.kind == "SERVER" for span in spans)
+
+    receiver.wait_for(complete)
+    spans = receiver.of_trace(trace_id)
+    model = _one(_models(spans), kind="CLIENT")  # a 400 is not retried
+    assert (model.status, model.attributes["error.type"]) == ("ERROR", "http_400")
+    assert "gen_ai.usage.input_tokens" not in model.attributes  # the provider reported none
+    assert _one(spans, kind="SERVER").attributes["http.status_code"] == 502
+
+
 def test_an_anthropic_call_has_our_span_only_never_the_sdks_with_its_content(
     traced_server, receiver, fake_llm, bundled_data
 ):
