@@ -25,8 +25,9 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
         "Takes the same body as the stream, holds the credits for the turn's worst case and answers 202 "
         '`{sessionId, messageId, status: "queued"}`; a worker then runs the turn and the assistant message '
         "moves queued → running → completed or failed. Refusals for credits and budgets happen here, before "
-        "anything is queued. Follow it on the WebSocket `/ws/chat/sessions/{sessionId}/` or by polling `GET "
-        "/api/chat/sessions/{id}`; with an `Idempotency-Key` a repeat returns the first answer with the "
+        "anything is queued. Follow it on the WebSocket `/ws/chat/sessions/{sessionId}/` (a `resume` frame "
+        "with the `messageId` misses nothing), with `GET /api/chat/messages/{messageId}/events`, or by polling "
+        "`GET /api/chat/sessions/{id}`; with an `Idempotency-Key` a repeat returns the first answer with the "
         "message's current `status`."
     ),
     ("/api/chat/sessions/{id}", "get"): (
