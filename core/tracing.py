@@ -80,6 +80,22 @@ def _request_span_details(scope: Mapping[str, Any]) -> tuple[str, dict[str, Any]
     return str(scope.get("method") or "HTTP"), {}
 
 
+def _mask_query(span: Span, scope: Mapping[str, Any]) -> None:
+    """A query's values may carry a token or what a user typed (a search): the request's span shows
+    each as ``***``, as the access log leaves the query out."""
+    query = scope.get("query_string")
+    if not query or not span.is_recording():
+        return
+    pieces = bytes(query).decode("latin-1").split("&")
+    masked = "&".join(f"{piece.partition('=')[0]}=***" if "=" in piece else "***" for piece in pieces if piece)
+    recorded: Mapping[str, Any] = getattr(span, "attributes", None) or {}
+    for key in ("http.url", "url.full"):  # the attribute of the semantic conventions in use
+        if key in recorded:
+            span.set_attribute(key, f"{str(recorded[key]).partition('?')[0]}?{masked}")
+    if "url.query" in recorded:
+        span.set_attribute("url.query", masked)
+
+
 def traced_asgi(app: Any) -> Any:
     """``app`` in the ASGI instrumentation's middleware (one server span per request, covering a
     streamed answer to its last byte; no span per chunk sent), or ``app`` itself while tracing is off."""
@@ -93,6 +109,7 @@ def traced_asgi(app: Any) -> Any:
         app,
         excluded_urls=get_excluded_urls("ASGI") if configured else parse_excluded_urls(DEFAULT_EXCLUDED_URLS),
         default_span_details=_request_span_details,
+        server_request_hook=_mask_query,
         exclude_spans=["receive", "send"],
     )
 

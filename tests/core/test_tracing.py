@@ -288,7 +288,8 @@ from core import tracing
 async def ask():
     transport = httpx.ASGITransport(app=application)
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-        return (await client.get("/no/such/route", headers={"traceparent": sys.argv[1]})).status_code
+        answer = await client.get(f"/no/such/route?search={sys.argv[2]}&flag", headers={"traceparent": sys.argv[1]})
+        return answer.status_code
 
 print(json.dumps({
     "status": asyncio.run(ask()),
@@ -301,10 +302,10 @@ print(json.dumps({
 """
 
 
-def _probe(env: dict[str, str], traceparent: str) -> dict:
+def _probe(env: dict[str, str], traceparent: str, query: str) -> dict:
     """A process that imports the ASGI app as Daphne does and serves one request through it."""
     run = subprocess.run(
-        [sys.executable, "-c", PROBE, traceparent],
+        [sys.executable, "-c", PROBE, traceparent, query],
         check=False,
         cwd=ROOT,
         env=env,
@@ -324,7 +325,8 @@ def test_unset_nothing_is_installed_and_nothing_exported_and_set_the_same_proces
         off = {key: value for key, value in env.items() if key != "OTEL_EXPORTER_OTLP_ENDPOINT"}
         off["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = f"{otlp.endpoint}/v1/traces"  # where it would go
         header, trace_id, caller = _traceparent()
-        unset = _probe(off, header)
+        secret = uuid.uuid4().hex
+        unset = _probe(off, header, secret)
         assert unset == {
             "status": 404,
             "enabled": False,
@@ -335,7 +337,7 @@ def test_unset_nothing_is_installed_and_nothing_exported_and_set_the_same_proces
         }
         assert otlp.requests == 0  # the process has exited: a span would have been flushed by now
 
-        on = _probe(env, header)  # the same process with the variable: the guard can fire
+        on = _probe(env, header, secret)  # the same process with the variable: the guard can fire
         assert (on["enabled"], on["provider"], on["http"], on["psycopg"]) == (
             True,
             "TracerProvider",
@@ -344,3 +346,5 @@ def test_unset_nothing_is_installed_and_nothing_exported_and_set_the_same_proces
         )
         request = _one(otlp.wait_for(lambda spans: spans), kind="SERVER")
         assert (request.trace_id, request.parent_span_id, request.name) == (trace_id, caller, "GET")
+        assert request.attributes["http.url"].endswith("/no/such/route?search=***&***")  # no query value
+        _assert_nowhere(secret, otlp.spans)
