@@ -98,8 +98,20 @@ def test_redis_going_away_leaves_http_and_sse_working_and_closes_websockets_1013
     assert health["database"] == "ok"
     # the turn was billed once, exactly as when Redis is up
     assert LedgerEntry.all_orgs.filter(organization=org, kind="usage").count() == 1
+    # its events could not be kept for replay: a resume is told so, it is not given a history
+    message_id = json.loads(response.text.split("data: ", 1)[1].split("\n", 1)[0])["messageId"]
+    replay_url = f"{server.url}/api/chat/messages/{message_id}/events"
+    _assert_problem(httpx.get(replay_url, headers=headers, timeout=10), 503, "service_unavailable")
 
     redis.start()  # back, on the same address: no restart of LeanCore
+    # still not kept: a 503, or (within a few seconds of the turn's end, while its last events may
+    # still be on their way) a stream whose one event is that error
+    again = httpx.get(replay_url, headers=headers, timeout=30)
+    if again.status_code == 200:
+        assert _events(again) == ["error"], again.text
+        assert '"code":"service_unavailable"' in again.text
+    else:
+        _assert_problem(again, 503, "service_unavailable")
 
     async def recovered() -> list[str]:
         async with websockets.connect(socket_url) as watcher:
