@@ -13,18 +13,21 @@ import httpx
 import pytest
 from asgiref.sync import async_to_sync
 from django.utils import timezone
+from redis import asyncio as aioredis
 
 from accounts.services import issue_tokens
-from billing.models import LedgerEntry
-from chat import turns
+from billing.models import LedgerEntry, Reservation
+from chat import resume, turns
 from chat.models import Message
-from chat.replay import TurnLog, store
+from chat.replay import RedisStore, TurnLog, store
+from chat.services import fail_stuck_turns
 from orgs.context import OrgContext
 from orgs.models import Membership, Role
 from tests.chat.test_stream_e2e import parse_sse
 from tests.conftest import add_member, assert_problem, client_for, make_org, make_specialist, owner_of
 from tests.fakes.llm_server import Scenario
 from tests.orgs.test_api_key_auth import key_client, new_key
+from tests.servers import Daphne, redis_url_for_tests, server_env
 
 EVENTS = ["session", "delta", "usage", "done"]
 
@@ -254,3 +257,57 @@ def test_a_cancelled_turn_keeps_its_events_up_to_the_error(served, fake_llm):
     assert [name for _, name, _ in kept][-2:] == ["usage", "error"]
     assert kept[-1][2]["code"] == "client_disconnected"
     assert [int(eid) for eid, _, _ in kept] == list(range(1, len(kept) + 1))
+
+
+def test_a_continued_turn_whose_server_dies_is_failed_by_maintenance_and_replayed_to_that_error(
+    django_db_blocker, fake_llm, bundled_data, transactional_db
+):
+    """A turn that runs on without its client is recovered like any live turn: its server process
+    is killed mid-turn, maintenance fails it once its lease has run out (its holds released), and
+    its events, kept in Redis, replay up to where it died and end with that error."""
+    env = server_env(
+        {"REDIS_URL": redis_url_for_tests(), "OPENAI_BASE_URL": f"{fake_llm.url}/v1", "OPENAI_API_KEY": "x"}
+    )
+    with django_db_blocker.unblock():
+        server = Daphne(env)
+    org = make_org(name="Died")
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    token = issue_tokens(user=owner_of(org)).access
+    fake_llm.script(Scenario(chunks=[f"w{i} " for i in range(100)], delay=0.2))
+    body = {"specialistId": str(specialist.pk), "message": "a long one", "onDisconnect": "continue"}
+
+    async def logged(message_id: str) -> list:
+        client = aioredis.Redis.from_url(env["REDIS_URL"])
+        kept = await RedisStore(redis=lambda: client, prefix=env["REDIS_KEY_PREFIX"]).read(message_id, after=0)
+        await client.aclose()
+        return kept.events if kept else []
+
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+            first = _first_events(client, body, 3)
+        message_id = first[0][2]["messageId"]
+        while len(async_to_sync(logged)(message_id)) < len(first):  # what the client saw is kept
+            time.sleep(0.05)
+        server.process.kill()  # the process dies with the turn in it
+        server.process.wait(timeout=10)
+    finally:
+        server.stop()
+    assert Message.objects.for_org(org).get(pk=message_id).status == "running"
+    assert fail_stuck_turns(lease=timedelta(microseconds=1)) == 1  # its lease, as if it had run out
+    message = Message.objects.for_org(org).get(pk=message_id)
+    assert (message.status, message.error_code) == ("failed", "worker_lost")
+    assert not Reservation.objects.for_org(org).filter(status="active").exists()
+    kept = async_to_sync(logged)(message_id)
+    state = resume.TurnState(message_id, "failed", True, message.completed_at - timedelta(minutes=1), "worker_lost", "")
+
+    async def replayed() -> list:
+        client = aioredis.Redis.from_url(env["REDIS_URL"])
+        store = RedisStore(redis=lambda: client, prefix=env["REDIS_KEY_PREFIX"])
+        found = await resume.replay_after(state=state, after=0, replay=store)
+        await client.aclose()
+        return found.events
+
+    events = async_to_sync(replayed)()
+    assert [event.id for event in events] == list(range(1, len(kept) + 2))
+    assert [(str(e.id), e.name, e.data) for e in events[: len(first)]] == first
+    assert (events[-1].name, events[-1].data["code"]) == ("error", "worker_lost")
