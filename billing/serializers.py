@@ -14,6 +14,7 @@ from billing.usage import DIMENSIONS, MAX_DAYS, SummaryRow
 from core.credits import period_bounds
 from core.fields import CreditField
 from core.filters import DateOrDateTimeField
+from core.serializers import PlainReadModelSerializer
 from orgs.fields import OrgRelatedField
 
 
@@ -28,7 +29,7 @@ class BalanceSerializer(serializers.Serializer):
     low_balance_threshold = CreditField(allow_null=True)
 
 
-class LedgerEntrySerializer(serializers.ModelSerializer):
+class LedgerEntrySerializer(PlainReadModelSerializer):
     amount = CreditField()
     balance_after = CreditField()
     model = serializers.CharField(allow_null=True)

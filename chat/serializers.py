@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from chat.models import Artifact, Attachment, ChatSession, Message
 from core.fields import CreditField
+from core.serializers import PlainReadModelSerializer
 
 
 class SendBody(TypedDict, total=False):
@@ -135,7 +136,7 @@ class MessageSerializer(serializers.ModelSerializer):
         ).data
 
 
-class SessionSerializer(serializers.ModelSerializer):
+class SessionSerializer(PlainReadModelSerializer):
     specialist_id = serializers.UUIDField(read_only=True)
     workspace_id = serializers.UUIDField(read_only=True, allow_null=True)
     created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)

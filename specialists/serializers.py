@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.fields import CreditField
+from core.serializers import PlainReadModelSerializer
 from mcps.models import Tool
 from orgs.fields import OrgRelatedField
 from specialists import selectors
@@ -33,7 +34,7 @@ FALLBACK_MODELS_HELP = (
 )
 
 
-class SpecialistSerializer(serializers.ModelSerializer):
+class SpecialistSerializer(PlainReadModelSerializer):
     tool_ids = serializers.SerializerMethodField()
     fallback_models = serializers.ListField(
         child=serializers.CharField(), read_only=True, help_text=FALLBACK_MODELS_HELP

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.serializers import PlainReadModelSerializer
 from orgs.fields import OrgMemberField, OrgRelatedField
 from specialists.models import Specialist
 from tasks.models import Project, Task
@@ -24,7 +25,7 @@ class ProjectWriteSerializer(serializers.Serializer):
     workspace_id = OrgRelatedField(model=Workspace, required=False, allow_null=True, source="workspace")
 
 
-class TaskSerializer(serializers.ModelSerializer):
+class TaskSerializer(PlainReadModelSerializer):
     project_id = serializers.UUIDField(read_only=True, allow_null=True)
     assignee_user_id = serializers.UUIDField(read_only=True, allow_null=True)
     assignee_specialist_id = serializers.UUIDField(read_only=True, allow_null=True)

@@ -1,0 +1,85 @@
+"""The lighter read path of list pages (core.serializers, core.renderers) answers the same bytes as
+DRF's generic serializer walk and djangorestframework_camel_case's renderer: every list endpoint, a
+page of the default size and one of 100, key for key and in the same order."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.utils.functional import lazy
+from djangorestframework_camel_case.settings import api_settings
+from djangorestframework_camel_case.util import camelize as library_camelize
+from rest_framework import serializers
+
+from core import renderers
+from core.serializers import PlainReadModelSerializer
+from tests.conftest import client_for
+from tests.core.test_query_counts import LISTS, _url, populated  # noqa: F401  # populated: the fixture
+
+pytestmark = pytest.mark.django_db
+
+
+def _old_path(monkeypatch) -> None:
+    """Every page rendered as before: DRF's own to_representation, the library's camelize."""
+    monkeypatch.setattr(PlainReadModelSerializer, "to_representation", serializers.ModelSerializer.to_representation)
+    monkeypatch.setattr(renderers, "camelize", lambda data: library_camelize(data, **api_settings.JSON_UNDERSCOREIZE))
+
+
+def _pages(client, urls: list[str]) -> list[bytes]:
+    answers = [client.get(url) for url in urls]
+    assert [answer.status_code for answer in answers] == [200] * len(urls), urls
+    return [answer.content for answer in answers]
+
+
+def _urls(org, populated) -> list[str]:  # noqa: F811
+    return [_url(path, org, populated) + query for path in LISTS for query in ("", "?pageSize=100")]
+
+
+def test_every_list_page_is_the_same_bytes_as_through_the_generic_path(org, owner, populated, monkeypatch):  # noqa: F811
+    client, urls = client_for(owner), _urls(org, populated)
+    new = _pages(client, urls)
+    _old_path(monkeypatch)
+    old = _pages(client, urls)
+    for url, fast, generic in zip(urls, new, old, strict=True):
+        assert fast == generic, url
+        assert json.loads(fast)["count"] >= 1, url
+
+
+def test_the_comparison_fires_on_a_key_rendered_differently(org, owner, populated, monkeypatch):  # noqa: F811
+    client, urls = client_for(owner), [_url("/tasks", org, populated)]
+    monkeypatch.setattr(renderers, "_key_plan", lambda key: (key, False, False))  # snake_case left as it is
+    new = _pages(client, urls)
+    _old_path(monkeypatch)
+    assert new != _pages(client, urls)
+
+
+lazy_str = lazy(str, str)
+
+TRICKY: list[Any] = [
+    {
+        "created_at": "x",
+        "field_1": 1,
+        "a_b_c_d": [{"inner_key": None, 3: "three"}],
+        "arguments": {"keep_me": {"as_is": 1}},
+        "input_schema": {"snake_case": True},
+        "result": [{"kept_key": 1}],
+        lazy_str("lazy_key"): lazy_str("lazy value"),
+        "tuple_value": ("a_b", {"c_d": 1}),
+        "amount": Decimal("1.500000"),
+        "already_camel": {"camelCase": 1, "_leading": 2, "trailing_": 3, "UPPER_CASE": 4},
+        "x_y": 1,
+        "xY": 2,
+    },
+    [1, "two", None, True, 2.5],
+    "plain_string",
+]
+
+
+@pytest.mark.parametrize("data", TRICKY)
+def test_camelize_matches_the_library(data):
+    expected = library_camelize(data, **api_settings.JSON_UNDERSCOREIZE)
+    assert json.dumps(renderers.camelize(data), default=str) == json.dumps(expected, default=str)
+    assert renderers.CachedCamelCaseJSONRenderer().render(data) == renderers.CamelCaseJSONRenderer().render(data)
