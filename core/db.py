@@ -141,10 +141,20 @@ class Row:
         return self._values[self._at :]
 
 
+class _Cursor(psycopg.Cursor[Any]):
+    """psycopg's server-binding cursor whose prepared statements keep their text as the last query,
+    as unprepared ones do: Django's SQL log and ``CaptureQueriesContext`` read it from there."""
+
+    def _send_query_prepared(self, name: bytes, pgq: Any, *, binary: bool | None = None) -> None:
+        self._query = pgq
+        super()._send_query_prepared(name, pgq, binary=binary)
+
+
 def cursor() -> Any:
     """A cursor for the hand-written statements. On PostgreSQL it binds parameters on the server
     (psycopg's own cursor, not Django's client-side one): the statement text is the same on every
-    call, so psycopg skips quoting the values and, after a few runs on a connection, prepares it."""
+    call, so psycopg skips quoting the values and prepares it on the server at its first run on a
+    connection (parsed and planned once: the settlement's statement plans in about a millisecond)."""
     if connection.vendor != "postgresql":
         return connection.cursor()
     connection.close_if_health_check_failed()
@@ -154,8 +164,10 @@ def cursor() -> Any:
     if raw.adapters.get_loader(timestamptz, psycopg.pq.Format.TEXT).timezone != connection.timezone:
         return connection.cursor()  # a connection in another time zone: Django's cursor registers it
     connection.validate_thread_sharing()
+    if raw.prepare_threshold is None:  # Django turns psycopg's preparing off (its cursors bind on the client)
+        raw.prepare_threshold = 0
     with connection.wrap_database_errors:
-        made = psycopg.Cursor(raw)
+        made = _Cursor(raw)
     return connection.make_debug_cursor(made) if connection.queries_logged else connection.make_cursor(made)  # type: ignore[arg-type]
 
 

@@ -4,7 +4,6 @@ from billing.services.alerts import acknowledge_alerts, evaluate_alerts
 from billing.services.circuit import is_operator, set_circuit
 from billing.services.ledger import adjust_credits, grant_credits, open_account
 from billing.services.metering import (
-    Charge,
     Hold,
     active_rate,
     grow_hold,
@@ -13,10 +12,10 @@ from billing.services.metering import (
     release_holds_of_message,
     release_stale_reservations,
     reserve,
-    settle,
     worst_case_cost,
 )
 from billing.services.rates import RateRow, load_bundled_rates, load_model_rates, parse_rate_rows
+from billing.services.settlement import Charge, settle
 from billing.services.spend import key_spent, member_spent, specialist_spent
 
 __all__ = [

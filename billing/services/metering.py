@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing import usage_metrics
@@ -23,13 +23,13 @@ from billing.errors import (
 from billing.models import (
     Circuit,
     CreditAccount,
-    LedgerEntry,
     ModelRate,
     Reservation,
 )
-from billing.services.alerts import evaluate_alerts
-from billing.services.ledger import account_sql, joined_account, locked_account, roll_period, write_ledger_entry
-from billing.services.spend import key_spent, member_spent, open_holds, specialist_spent
+from billing.services import hot_ledger
+from billing.services.ledger import locked_account
+from billing.services.settlement import locked_hold
+from billing.services.spend import key_spent, member_spent, specialist_committed
 from core import db, metrics
 from core.credits import period_bounds, q, token_cost
 from orgs.models import Organization
@@ -42,17 +42,11 @@ class Hold:
     rate: ModelRate
 
 
-@dataclass(frozen=True)
-class Charge:
-    credits: Decimal
-    balance: Decimal
-    ledger_entry_id: uuid.UUID | None
-
-
 def active_rate(model: str) -> ModelRate:
     found = db.rows(
         f"SELECT {db.columns(ModelRate, 'r')} FROM {ModelRate._meta.db_table} r WHERE r.model = %s AND r.active = %s",  # noqa: S608
         [model, True],
+        scope=db.AcrossOrgs("model rates are the platform's, no org's"),
     )
     if not found:
         raise UnknownModelError(model)
@@ -97,85 +91,90 @@ def reserve(
     ``member_limit`` is the monthly cap of ``user_id``'s membership (the caller read it with the
     membership): checked only for a call a user started, and only then is their spend read.
     ``key_limit`` is the monthly cap of the API key ``api_key_id`` a call was started with, checked
-    last; a key's call is no member's (``user_id`` None: it counts against no member's quota)."""
+    last; a key's call is no member's (``user_id`` None: it counts against no member's quota).
+    A hold in a transaction of its own commits without waiting for the disk, like a live turn's
+    start: a crash of the database a moment later can lose it whole (nothing held, nothing billed);
+    without a cap on PostgreSQL it is then one statement, the account's row locked for its arithmetic
+    alone."""
     if api_key_id is not None and user_id is not None:
         raise ValueError("A call is started by a user or with an API key, not both.")
-    with transaction.atomic(savepoint=False):
+    if rate is None:
         try:
-            return _reserve(
-                org=org,
-                rate=rate if rate is not None else active_rate(model),
-                input_tokens=input_tokens,
-                max_output_tokens=max_output_tokens,
-                specialist_id=specialist_id,
-                specialist_name=specialist_name,
-                specialist_limit=specialist_limit,
-                session_id=session_id,
-                message_id=message_id,
-                user_id=user_id,
-                member_limit=member_limit,
-                api_key_id=api_key_id,
-                key_limit=key_limit,
-                reservation_id=reservation_id or uuid.uuid4(),
-            )
-        except (BillingRefusal, UnknownModelError) as exc:  # decided before the hold writes
+            rate = active_rate(model)
+        except UnknownModelError as exc:  # nothing written, no transaction of ours begun
+            metrics.record_refusal(exc)
+            raise
+    usage_metrics.remember_provider(rate)  # its settlement's metrics, without a query
+    new = hot_ledger.NewHold(
+        id=reservation_id or uuid.uuid4(),
+        org_id=org.pk,
+        amount=worst_case_cost(rate=rate, input_tokens=input_tokens, max_output_tokens=max_output_tokens),
+        rate=rate,
+        specialist_name=specialist_name,
+        session_id=session_id,
+        message_id=message_id,
+    )
+    caps = hot_ledger.Caps(specialist_id, specialist_limit, user_id, member_limit, api_key_id, key_limit)
+    own = not connection.in_atomic_block
+    # On its own and without a cap (PostgreSQL): one statement, a transaction of its own
+    alone = own and connection.vendor == "postgresql" and not any(caps.checked())
+    if alone and _hold_in_one_statement(new, caps, alone=True):
+        return Hold(reservation_id=new.id, amount=new.amount, rate=rate)
+    with transaction.atomic(savepoint=False):
+        if own:
+            db.commit_without_waiting_for_disk()
+        try:
+            _reserve(org, new, caps, tried=alone)
+            return Hold(reservation_id=new.id, amount=new.amount, rate=rate)
+        except BillingRefusal as exc:  # decided before the hold writes
             refusal = exc
     metrics.record_refusal(refusal)
     raise refusal  # outside the block: the caller's transaction stays usable
 
 
-def _reserve(
-    *,
-    org: Organization,
-    rate: ModelRate,
-    input_tokens: int,
-    max_output_tokens: int,
-    specialist_id: uuid.UUID | None,
-    specialist_name: str,
-    specialist_limit: Decimal | None,
-    session_id: uuid.UUID | None,
-    message_id: uuid.UUID | None,
-    user_id: uuid.UUID | None,
-    member_limit: Decimal | None,
-    api_key_id: uuid.UUID | None,
-    key_limit: Decimal | None,
-    reservation_id: uuid.UUID,
-) -> Hold:
-    model = rate.model
-    usage_metrics.remember_provider(rate)  # its settlement's metrics, without a query
-    hold = worst_case_cost(rate=rate, input_tokens=input_tokens, max_output_tokens=max_output_tokens)
+def _hold_in_one_statement(new: hot_ledger.NewHold, caps: hot_ledger.Caps, *, alone: bool) -> bool:
+    now = timezone.now()
+    return hot_ledger.hold(new, caps, now=now, period_start=period_bounds(now)[0], alone=alone)
+
+
+def _reserve(org: Organization, new: hot_ledger.NewHold, caps: hot_ledger.Caps, *, tried: bool) -> None:
+    """The hold in the caller's transaction: one conditional statement (two with a cap) unless it was
+    ``tried`` already; else (no room: which rule refuses, with its figures, the contract's 402; no
+    account yet; SQLite) the account read and locked, the rules checked in their order, the hold
+    written."""
+    if not tried and connection.vendor == "postgresql" and _hold_in_one_statement(new, caps, alone=False):
+        return
     account = locked_account(org)
     _refuse_unless_room(
         account,
         org=org,
-        hold=hold,
-        specialist_id=specialist_id,
-        specialist_limit=specialist_limit,
-        user_id=user_id,
-        member_limit=member_limit,
-        api_key_id=api_key_id,
-        key_limit=key_limit,
+        hold=new.amount,
+        specialist_id=caps.specialist_id,
+        specialist_limit=caps.specialist_limit,
+        user_id=caps.user_id,
+        member_limit=caps.member_limit,
+        api_key_id=caps.api_key_id,
+        key_limit=caps.key_limit,
     )
-    account.reserved = q(account.reserved + hold)
+    account.reserved = q(account.reserved + new.amount)
     db.update(account, "reserved", "updated_at")
-    (reservation,) = db.insert(
+    db.insert(
         Reservation(
-            id=reservation_id,
+            id=new.id,
             organization=org,
             account=account,
-            amount=hold,
-            model=model,
-            input_credits_per_million=rate.input_credits_per_million,
-            output_credits_per_million=rate.output_credits_per_million,
-            specialist_id=specialist_id,
-            specialist_name=specialist_name[:200],
-            session_id=session_id,
-            message_id=message_id,
-            user_id=user_id,
-            api_key_id=api_key_id,
+            amount=new.amount,
+            model=new.rate.model,
+            input_credits_per_million=new.rate.input_credits_per_million,
+            output_credits_per_million=new.rate.output_credits_per_million,
+            specialist_id=caps.specialist_id,
+            specialist_name=new.specialist_name[:200],
+            session_id=new.session_id,
+            message_id=new.message_id,
+            user_id=caps.user_id,
+            api_key_id=caps.api_key_id,
         )
     )
-    return Hold(reservation_id=reservation.id, amount=hold, rate=rate)
 
 
 def _refuse_unless_room(
@@ -205,9 +204,7 @@ def _refuse_unless_room(
         if committed >= budget:
             raise BudgetExhaustedError(scope="org_budget", limit=budget, spent=committed, reset_at=period_end)
     if specialist_id is not None and specialist_limit is not None:
-        committed = specialist_spent(org=org, specialist_id=specialist_id, since=account.period_start) + open_holds(
-            org, specialist_id=specialist_id
-        )
+        committed = specialist_committed(org=org, specialist_id=specialist_id, since=account.period_start)
         if committed >= specialist_limit:
             raise BudgetExhaustedError(
                 scope="specialist_budget", limit=specialist_limit, spent=committed, reset_at=period_end
@@ -238,7 +235,7 @@ def grow_hold(
     already covers it). Like ``reserve``, a refusal is raised after the block, nothing written."""
     with transaction.atomic(savepoint=False):
         try:
-            reservation = _locked_hold(reservation_id)
+            reservation = locked_hold(reservation_id)
             if reservation is None or reservation.status != Reservation.Status.ACTIVE:
                 raise Reservation.DoesNotExist(reservation_id)
             rate = ModelRate(
@@ -275,81 +272,14 @@ def grow_hold(
     raise refusal
 
 
-def _locked_hold(reservation_id: uuid.UUID) -> Reservation | None:
-    """The hold and its account (with its org and circuit), both locked, in one statement; the
-    account rolled into the current period."""
-    sql = account_sql(
-        before=f"{db.columns(Reservation, 'r')}, ",
-        source=f"{Reservation._meta.db_table} r JOIN {CreditAccount._meta.db_table} a ON a.id = r.account_id",
-        where="r.id = %s",
-        locked="r, a",
-    )
-    found = db.rows(sql, [reservation_id])
-    if not found:
-        return None
-    reservation = found[0].take(Reservation)
-    reservation.account = roll_period(joined_account(found[0]))
-    return reservation
-
-
-def settle(*, reservation_id: uuid.UUID, input_tokens: int, output_tokens: int, description: str = "") -> Charge:
-    """Charges the real cost (provider-reported usage), releases the rest of the hold, writes one
-    usage entry. A cost above the hold comes out of the available balance as far as it goes. A hold
-    already given back (its turn was taken for lost while the call went on) is still charged, out of
-    the available balance as far as it goes. Settling twice charges once."""
-    with transaction.atomic(savepoint=False):
-        reservation = _locked_hold(reservation_id)
-        if reservation is None:
-            raise Reservation.DoesNotExist(reservation_id)
-        account = reservation.account
-        if reservation.status == Reservation.Status.SETTLED:
-            return Charge(
-                credits=reservation.charged or Decimal(0),
-                balance=account.balance,
-                ledger_entry_id=reservation.ledger_entry_id,
-            )
-        cost = token_cost(  # at the rates in force when the call was reserved
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            input_per_million=reservation.input_credits_per_million,
-            output_per_million=reservation.output_credits_per_million,
-        )
-        if reservation.status == Reservation.Status.ACTIVE:
-            account.reserved = q(account.reserved - reservation.amount)
-        charge = max(Decimal(0), min(cost, account.balance - account.reserved))
-        account.period_spent = q(account.period_spent + charge)
-        entry = write_ledger_entry(
-            account,
-            kind=LedgerEntry.Kind.USAGE,
-            amount=-charge,
-            description=description or f"{input_tokens} in + {output_tokens} out tokens on {reservation.model}",
-            model=reservation.model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            specialist_id=reservation.specialist_id,
-            specialist_name=reservation.specialist_name,
-            session_id=reservation.session_id,
-            message_id=reservation.message_id,
-            user_id=reservation.user_id,
-            api_key_id=reservation.api_key_id,
-        )
-        reservation.status = Reservation.Status.SETTLED
-        reservation.charged = charge
-        reservation.ledger_entry = entry
-        reservation.closed_at = timezone.now()
-        db.update(reservation, "status", "charged", "ledger_entry", "closed_at")
-        evaluate_alerts(org=account.organization, account=account)
-        usage_metrics.record_billed_call(
-            model=reservation.model, input_tokens=input_tokens, output_tokens=output_tokens, credits=charge
-        )
-        return Charge(credits=charge, balance=account.balance, ledger_entry_id=entry.pk)
-
-
 @transaction.atomic(savepoint=False)
 def release(*, reservation_id: uuid.UUID) -> None:
     """Gives a hold back without charging: the call never reached the model, or its turn is over or
     was taken for lost (a call that still ends is charged by its ``settle``)."""
-    reservation = _locked_hold(reservation_id)
+    if connection.vendor == "postgresql":  # one statement: the hold, then its account
+        hot_ledger.release(reservation_id=reservation_id, now=timezone.now())
+        return
+    reservation = locked_hold(reservation_id)
     if reservation is None or reservation.status != Reservation.Status.ACTIVE:
         return
     account = reservation.account

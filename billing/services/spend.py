@@ -16,15 +16,6 @@ from core.credits import q
 from orgs.models import Organization
 
 
-def open_holds(org: Organization, **filters: object) -> Decimal:
-    total = (
-        Reservation.objects.for_org(org)
-        .filter(status=Reservation.Status.ACTIVE, **filters)
-        .aggregate(total=Sum("amount"))["total"]
-    )
-    return total or Decimal(0)
-
-
 def specialist_spent(*, org: Organization, specialist_id: uuid.UUID, since: datetime) -> Decimal:
     total = LedgerEntry.objects.filter(
         organization=org, kind=LedgerEntry.Kind.USAGE, specialist_id=specialist_id, created_at__gte=since
@@ -33,22 +24,37 @@ def specialist_spent(*, org: Organization, specialist_id: uuid.UUID, since: date
 
 
 # The payer columns a committed figure is read by: each served by its index of usage by time.
-PAYER_COLUMNS = frozenset({"user_id", "api_key_id"})
+PAYER_COLUMNS = frozenset({"user_id", "api_key_id", "specialist_id"})
+
+
+def committed_sql(column: str, *, org: str, payer: str, since: str) -> str:
+    """SQL of what the payer ``column = payer`` of the org ``org`` has committed since ``since``: its
+    open holds plus its usage (a positive figure). ``org``, ``payer`` and ``since`` are SQL (a
+    parameter's placeholder or a column); the one place the figure is written, for a check in Python
+    and for the hot path's conditional hold alike."""
+    if column not in PAYER_COLUMNS:
+        raise ValueError(f"Not a payer column: {column}")
+    return (
+        f"((SELECT COALESCE(SUM(r.amount), 0) FROM {Reservation._meta.db_table} r "  # noqa: S608
+        f"WHERE r.organization_id = {org} AND r.status = '{Reservation.Status.ACTIVE.value}' AND r.{column} = {payer})"
+        f" - (SELECT COALESCE(SUM(l.amount), 0) FROM {LedgerEntry._meta.db_table} l "
+        f"WHERE l.organization_id = {org} AND l.kind = '{LedgerEntry.Kind.USAGE.value}' AND l.{column} = {payer} "
+        f"AND l.created_at >= {since}))"
+    )
 
 
 def _committed(*, org: Organization, column: str, payer_id: uuid.UUID, since: datetime) -> Decimal:
     """Usage of the payer ``column = payer_id`` since ``since`` plus its open holds, in one statement."""
-    if column not in PAYER_COLUMNS:
-        raise ValueError(f"Not a payer column: {column}")
-    sql = (
-        f"SELECT COALESCE(SUM(l.amount), 0), (SELECT COALESCE(SUM(r.amount), 0) FROM {Reservation._meta.db_table} r "  # noqa: S608
-        f"WHERE r.organization_id = %s AND r.status = %s AND r.{column} = %s) "
-        f"FROM {LedgerEntry._meta.db_table} l "
-        f"WHERE l.organization_id = %s AND l.kind = %s AND l.{column} = %s AND l.created_at >= %s"
-    )
-    params = [org.pk, Reservation.Status.ACTIVE, payer_id, org.pk, LedgerEntry.Kind.USAGE, payer_id, since]
-    used, held = db.rows(sql, params)[0].rest()
-    return q(Decimal(str(held)) - Decimal(str(used)))  # usage amounts are negative
+    sql = "SELECT " + committed_sql(column, org="%s", payer="%s", since="%s")
+    params = [org.pk, payer_id, org.pk, payer_id, since]
+    (committed,) = db.rows(sql, params, scope=db.InOrg(org.pk))[0].rest()
+    return q(Decimal(str(committed)))
+
+
+def specialist_committed(*, org: Organization, specialist_id: uuid.UUID, since: datetime) -> Decimal:
+    """What a specialist has committed this period: its usage since ``since`` plus its open holds, in
+    one statement (the index of each specialist's entries by time serves the first part)."""
+    return _committed(org=org, column="specialist_id", payer_id=specialist_id, since=since)
 
 
 def member_spent(*, org: Organization, user_id: uuid.UUID, since: datetime) -> Decimal:

@@ -20,11 +20,11 @@ from tests.orgs.test_api_key_auth import new_key
 pytestmark = pytest.mark.django_db(transaction=True)
 
 KEYED = ["SELECT orgs_apikey" if label == "SELECT orgs_membership" else label for label in FOLLOW_UP]
-# the key's cap: its usage this period and its open holds, read under the account's lock
+# the key's cap: the account locked, with the key's usage this period and its open holds
 CAPPED = [
-    *KEYED[: KEYED.index("UPDATE billing_creditaccount")],
-    "SELECT billing_ledgerentry",
-    *KEYED[KEYED.index("UPDATE billing_creditaccount") :],
+    *KEYED[: KEYED.index("INSERT billing_reservation")],
+    "SELECT billing_creditaccount",
+    *KEYED[KEYED.index("INSERT billing_reservation") :],
 ]
 
 
@@ -70,16 +70,16 @@ async def _member_turn(setup_extra, recorded, model: str = "local"):
     return recorded.snapshot(), text
 
 
-SETTLE = FOLLOW_UP[FOLLOW_UP.index("SELECT billing_reservation") : FOLLOW_UP.index("UPDATE chat_message")]
-HOLD = FOLLOW_UP[FOLLOW_UP.index("SELECT billing_creditaccount") : FOLLOW_UP.index("SELECT billing_reservation")]
+SETTLE = FOLLOW_UP[FOLLOW_UP.index("UPDATE billing_reservation") : FOLLOW_UP.index("UPDATE chat_message")]
+HOLD = FOLLOW_UP[FOLLOW_UP.index("INSERT billing_reservation") : FOLLOW_UP.index("UPDATE billing_reservation")]
 TOOL_ROUND = [
     *FOLLOW_UP[: FOLLOW_UP.index("INSERT chat_message")],
     "SELECT mcps_tool",  # the specialist's tools, offered to the model (with their connections)
-    *FOLLOW_UP[FOLLOW_UP.index("INSERT chat_message") : FOLLOW_UP.index("SELECT billing_reservation")],
+    *FOLLOW_UP[FOLLOW_UP.index("INSERT chat_message") : FOLLOW_UP.index("UPDATE billing_reservation")],
     "SELECT mcps_tool",  # the called tool and its connection, read when it runs (no connection held meanwhile)
     *SETTLE,  # the first call settled …
     *HOLD,  # … and the next one held, its input with the tool's result
-    *FOLLOW_UP[FOLLOW_UP.index("SELECT billing_reservation") :],
+    *FOLLOW_UP[FOLLOW_UP.index("UPDATE billing_reservation") :],
 ]
 
 
@@ -109,9 +109,9 @@ ATTACHED = [
     "SELECT chat_attachment",  # the user's message gets them (set() reads what it has) …
     "INSERT chat_message_attachments",
     "UPDATE chat_attachment",  # … and the session keeps them
-    *FOLLOW_UP[FOLLOW_UP.index("UPDATE chat_chatsession") : FOLLOW_UP.index("SELECT billing_creditaccount")],
+    *FOLLOW_UP[FOLLOW_UP.index("UPDATE chat_chatsession") : FOLLOW_UP.index("INSERT billing_reservation")],
     "SELECT chat_attachment",  # the history's attachments, with their text
-    *FOLLOW_UP[FOLLOW_UP.index("SELECT billing_creditaccount") :],
+    *FOLLOW_UP[FOLLOW_UP.index("INSERT billing_reservation") :],
 ]
 
 
