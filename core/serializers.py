@@ -10,17 +10,49 @@ relations) takes DRF's path. The result is the same dict, key for key and in the
 
 from __future__ import annotations
 
+import datetime
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from django.db import models
 from rest_framework import fields as drf_fields
 from rest_framework import serializers
 from rest_framework.relations import PKOnlyObject
+from rest_framework.settings import ISO_8601, api_settings
 
 # Fields whose representation of a value of the given type is that value itself.
 _IDENTITY = {drf_fields.CharField: str, drf_fields.IntegerField: int, drf_fields.BooleanField: bool}
 
-type _Step = tuple[str, str | None, Any, type | None]
+type _Convert = Callable[[Any], Any]
+type _Step = tuple[str, str | None, Any, _Convert | None]
+
+
+def _converter(field: drf_fields.Field) -> _Convert:
+    """How a column's non-null value becomes its field's representation: the field's own
+    ``to_representation``, skipped where it would give the value back (a ``str`` of a CharField…)
+    and, for an ISO 8601 DateTimeField, its steps done with the time zone looked up once."""
+    represent = field.to_representation
+    same_type = _IDENTITY.get(type(field))
+    if same_type is not None:
+        return lambda value: value if type(value) is same_type else represent(value)
+    if type(field) is drf_fields.DateTimeField:
+        zone = field.timezone if hasattr(field, "timezone") else field.default_timezone()
+        output = getattr(field, "format", api_settings.DATETIME_FORMAT)
+        if zone is not None and isinstance(output, str) and output.lower() == ISO_8601:
+            return functools.partial(_iso_datetime, zone=zone, represent=represent)
+    return represent
+
+
+def _iso_datetime(value: Any, *, zone: datetime.tzinfo, represent: _Convert) -> Any:
+    """``DateTimeField.to_representation`` of an aware datetime in ISO 8601 (``Z`` for UTC)."""
+    if type(value) is not datetime.datetime or value.utcoffset() is None:
+        return represent(value)
+    try:
+        text = value.astimezone(zone).isoformat()
+    except OverflowError:
+        return represent(value)  # the field's own error
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def _column_attributes(model: type[models.Model]) -> frozenset[str]:
@@ -28,8 +60,8 @@ def _column_attributes(model: type[models.Model]) -> frozenset[str]:
 
 
 class PlainReadModelSerializer(serializers.ModelSerializer):
-    """A ``ModelSerializer`` whose reads render through a plan made once
-    per serializer instance (a list's child serves every row of its page)."""
+    """A ``ModelSerializer`` whose reads render through a plan made once per serializer instance
+    (a list's child serves every row of its page)."""
 
     def _read_plan(self) -> list[_Step]:
         plan: list[_Step] | None = self.__dict__.get("_plan")
@@ -43,8 +75,8 @@ class PlainReadModelSerializer(serializers.ModelSerializer):
                     and type(field).get_attribute is drf_fields.Field.get_attribute
                     and not isinstance(field, serializers.SerializerMethodField)
                 )
-                same_type = _IDENTITY.get(type(field)) if direct else None
-                plan.append((field.field_name, source if direct else None, field, same_type))
+                convert = _converter(field) if direct else None
+                plan.append((field.field_name, source if direct else None, field, convert))
             self.__dict__["_plan"] = plan
         return plan
 
@@ -52,15 +84,10 @@ class PlainReadModelSerializer(serializers.ModelSerializer):
         if not isinstance(instance, models.Model):
             return super().to_representation(instance)
         rendered: dict[str, Any] = {}
-        for name, attribute, field, same_type in self._read_plan():
-            if attribute is not None:
-                value = getattr(instance, attribute)
-                if value is None:
-                    rendered[name] = None
-                elif type(value) is same_type:
-                    rendered[name] = value
-                else:
-                    rendered[name] = field.to_representation(value)
+        for name, attribute, field, convert in self._read_plan():
+            if convert is not None:
+                value = getattr(instance, attribute)  # type: ignore[arg-type]  # set with convert
+                rendered[name] = None if value is None else convert(value)
                 continue
             try:
                 value = field.get_attribute(instance)
