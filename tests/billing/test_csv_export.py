@@ -135,7 +135,9 @@ def test_a_members_export_has_only_their_own_usage_and_the_orgs_grants(clock, or
     record(clock, org, at=datetime(2026, 6, 5, tzinfo=UTC), amount="-4", user_id=None)
     refund = record(clock, org, at=datetime(2026, 6, 6, tzinfo=UTC), kind="refund", amount="2", user_id=other.pk)
     client = client_for(member)
-    grants = {str(pk) for pk in LedgerEntry.all_orgs.filter(organization=org, kind="grant").values_list("pk", flat=True)}
+    grants = {
+        str(pk) for pk in LedgerEntry.all_orgs.filter(organization=org, kind="grant").values_list("pk", flat=True)
+    }
     visible = {str(mine.pk), str(refund.pk), *grants}
     assert {row[0] for row in read_csv(client.get(LEDGER, **CSV))[1:]} == visible
     assert {entry["id"] for entry in client.get(LEDGER).json()["results"]} == visible

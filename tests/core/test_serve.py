@@ -80,7 +80,9 @@ def test_two_server_processes_and_a_worker_behind_one_port(all_cores, fake_llm):
     )
     assert response.status_code == 200
     assert "event: done" in response.text
-    session = ChatSession.all_orgs.get(pk=json.loads(response.text.split("data: ", 1)[1].split("\n", 1)[0])["sessionId"])
+    session = ChatSession.all_orgs.get(
+        pk=json.loads(response.text.split("data: ", 1)[1].split("\n", 1)[0])["sessionId"]
+    )
     # an async turn run by the worker process reaches a WebSocket on whichever server process took it
     fake_llm.script(Scenario(chunks=["from ", "the ", "worker"], usage=(10, 3)))
     ws_url = all_cores.url.replace("http", "ws") + f"/ws/chat/sessions/{session.pk}/?token={token}"

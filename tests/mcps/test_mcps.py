@@ -316,7 +316,9 @@ def test_tool_ids_of_another_org_are_refused(admin_client, org, other_org, mcp_s
 
 def test_model_facing_names_are_unique(org, mcp_server):
     first = Connection.all_orgs.create(organization=org, name="Alpha", url=mcp_server.url("sse"), transport="sse")
-    second = Connection.all_orgs.create(organization=org, name="Beta Server", url=mcp_server.url("sse"), transport="sse")
+    second = Connection.all_orgs.create(
+        organization=org, name="Beta Server", url=mcp_server.url("sse"), transport="sse"
+    )
     specialist = make_specialist(org)
     specialist.tools.set(
         [

@@ -101,7 +101,9 @@ def test_a_key_never_manages_people_keys_quotas_or_credits(org, owner, member, r
 
 def test_a_member_key_acts_as_a_member(org, owner):
     client = key_client(new_key(org, role=Role.MEMBER))
-    assert_problem(client.post("/specialists", {"name": "X", "model": "local"}, format="json"), 403, "permission_denied")
+    assert_problem(
+        client.post("/specialists", {"name": "X", "model": "local"}, format="json"), 403, "permission_denied"
+    )
     admin = key_client(new_key(org, role=Role.ADMIN))
     created = admin.post("/specialists", {"name": "X", "title": "T", "model": "local"}, format="json")
     assert created.status_code == 201, created.content

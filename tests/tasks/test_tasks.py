@@ -32,7 +32,9 @@ def test_projects(member, admin_user, org, other_org):
     assert archived["status"] == "archived"
     assert client.get("/projects?status=archived").json()["count"] == 1
     assert client.get("/projects?status=active").json()["count"] == 0
-    foreign_ws = Workspace.all_orgs.create(organization=other_org, name="F", created_by=other_org.memberships.get().user)
+    foreign_ws = Workspace.all_orgs.create(
+        organization=other_org, name="F", created_by=other_org.memberships.get().user
+    )
     bad = client.post("/projects", {"name": "x", "workspaceId": str(foreign_ws.pk)}, format="json")
     assert "workspaceId" in assert_problem(bad, 400, "validation_error")["errors"]
     assert "name" in assert_problem(client.post("/projects", {}, format="json"), 400, "validation_error")["errors"]
