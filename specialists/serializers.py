@@ -47,7 +47,9 @@ class SpecialistSerializer(PlainReadModelSerializer):
         fields = ["id", *WRITE_FIELDS, "created_by", "created_at", "updated_at"]
 
     def get_tool_ids(self, specialist: Specialist) -> list[str]:
-        return [str(tool.pk) for tool in specialist.tools.all()]
+        # a page's tools are prefetched: read them without building a related manager per row
+        prefetched = getattr(specialist, "_prefetched_objects_cache", {}).get("tools")
+        return [str(tool.pk) for tool in (specialist.tools.all() if prefetched is None else prefetched)]
 
 
 class SpecialistUsageSerializer(serializers.Serializer):
