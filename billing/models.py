@@ -199,6 +199,39 @@ class Reservation(models.Model):
         return f"hold {self.amount} ({self.status})"
 
 
+class PayerSpend(models.Model):
+    """What one payer of an org (a specialist, a member, an API key: the ledger's column that names it)
+    spent in one budget period: the sum of that period's usage entries naming it, kept by every
+    settlement in its own statement (PostgreSQL), so that a cap's check reads one row instead of
+    summing the period's entries. A payer with no row spent nothing in that period."""
+
+    class Payer(models.TextChoices):
+        SPECIALIST = "specialist_id"
+        MEMBER = "user_id"
+        API_KEY = "api_key_id"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    payer = models.CharField(max_length=20, choices=Payer.choices)
+    payer_id = models.UUIDField()
+    period_start = models.DateTimeField()
+    spent = models.DecimalField(default=0, max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)
+
+    all_orgs = OrgScopedAllOrgsManager()  # the default manager: the framework's, every org
+    objects = OrgScopedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "payer", "payer_id", "period_start"], name="payer_spend_once_per_period"
+            ),
+            models.CheckConstraint(condition=Q(spent__gte=0), name="payer_spend_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payer} {self.payer_id}: {self.spent}"
+
+
 class BudgetAlert(models.Model):
     class Kind(models.TextChoices):
         BUDGET_THRESHOLD = "budget_threshold"

@@ -235,6 +235,35 @@ def fetch(sql: str, params: Mapping[str, SqlValue], *, scope: Scope | None = Non
         return [tuple(row) for row in cursor_.fetchall()]
 
 
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One hand-written statement of ``fetch_together``."""
+
+    sql: str
+    params: Mapping[str, SqlValue]
+    scope: Scope
+
+
+def fetch_together(*statements: Statement) -> list[list[tuple[SqlValue, ...]]]:
+    """PostgreSQL, outside any transaction: the statements sent at once (psycopg's pipeline mode) and
+    run in order as one implicit transaction, committed when the last has run and rolled back whole
+    if one fails: one round trip, and nothing of the client's time between them. Each statement has
+    a snapshot of its own, taken when it starts. Their rows, statement by statement."""
+    if connection.in_atomic_block:
+        raise RuntimeError("fetch_together runs its statements as a transaction of their own.")
+    for statement in statements:
+        _check(statement.scope, statement.sql, list(statement.params.values()))
+    cursors = [cursor() for _ in statements]  # before the pipeline: opening one may check the connection
+    try:
+        with connection.connection.pipeline():
+            for cursor_, statement in zip(cursors, statements, strict=True):
+                cursor_.execute(statement.sql, statement.params)
+        return [[tuple(row) for row in cursor_.fetchall()] if cursor_.description else [] for cursor_ in cursors]
+    finally:
+        for cursor_ in cursors:
+            cursor_.close()
+
+
 def as_decimal(value: SqlValue) -> Decimal:
     if not isinstance(value, Decimal):
         raise TypeError(f"Not a decimal: {value!r}")

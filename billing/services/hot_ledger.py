@@ -23,7 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import cache
 
-from billing.models import Circuit, CreditAccount, LedgerEntry, ModelRate, Reservation
+from billing.models import Circuit, CreditAccount, LedgerEntry, ModelRate, PayerSpend, Reservation
 from billing.services.alerts import no_alert_due_sql
 from billing.services.spend import committed_sql
 from core import db
@@ -32,6 +32,8 @@ from orgs.models import Organization
 ACCOUNT = CreditAccount._meta.db_table
 RESERVATION = Reservation._meta.db_table
 LEDGER = LedgerEntry._meta.db_table
+SPEND = PayerSpend._meta.db_table
+PAYERS = ", ".join(f"('{payer.value}', r.{payer.value})" for payer in PayerSpend.Payer)  # a hold's payers
 ACTIVE, SETTLED, RELEASED = (
     Reservation.Status.ACTIVE.value,
     Reservation.Status.SETTLED.value,
@@ -108,7 +110,7 @@ CAP_COLUMNS = (
 def _locked_caps_sql(checked: tuple[bool, bool, bool]) -> str:
     since = "GREATEST(a.period_start, %(start)s)"
     committed = ", ".join(
-        committed_sql(column, org="%(org)s", payer=f"%({payer})s", since=since)
+        committed_sql(column, org="%(org)s", payer=f"%({payer})s", since=since, counted=True)
         for on, (column, payer, _) in zip(checked, CAP_COLUMNS, strict=True)
         if on
     )
@@ -139,11 +141,21 @@ def _lock_and_check_caps(params: dict[str, db.SqlValue], caps: Caps, checked: tu
 
 
 @cache
+def _lock_sql() -> str:
+    """The org's account locked as an update would, in a transaction of its own that does not wait for
+    the disk."""
+    return (
+        f"SELECT a.id, {COMMIT_WITHOUT_WAITING} FROM {ACCOUNT} a "  # noqa: S608
+        "WHERE a.organization_id = %(org)s FOR NO KEY UPDATE"
+    )
+
+
+@cache
 def _hold_sql(specialist: bool, member: bool, key: bool, alone: bool) -> str:
     spent = "CASE WHEN a.period_start < %(start)s THEN 0 ELSE a.period_spent END"  # rolled into this period
     since = "GREATEST(a.period_start, %(start)s)"
     caps = "".join(
-        f" AND {committed_sql(column, org='%(org)s', payer=f'%({payer})s', since=since)} < %({limit})s"
+        f" AND {committed_sql(column, org='%(org)s', payer=f'%({payer})s', since=since, counted=True)} < %({limit})s"
         for on, (column, payer, limit) in zip((specialist, member, key), CAP_COLUMNS, strict=True)
         if on
     )
@@ -188,8 +200,8 @@ def hold(new: NewHold, caps: Caps, *, now: datetime, period_start: datetime, alo
     writes the hold: one statement. With a cap, one more before it: the account locked with the
     caps' spend read (exact unless a call of the org committed while it waited for the lock; the
     hold's statement then reads it again, after the lock). False, with nothing written, otherwise.
-    ``alone``: the statement is a transaction of its own (no cap then), committed without waiting
-    for the disk."""
+    ``alone``: a transaction of its own, committed without waiting for the disk; with a cap, its two
+    statements are sent together (one round trip, the lock held for the server's time alone)."""
     params: dict[str, db.SqlValue] = {
         "org": new.org_id,
         "id": new.id,
@@ -210,8 +222,11 @@ def hold(new: NewHold, caps: Caps, *, now: datetime, period_start: datetime, alo
         "start": period_start,
     }
     checked = caps.checked()
-    if alone and any(checked):
-        raise ValueError("A hold with a cap locks the account first: it needs a transaction.")
+    scope = db.InOrg(new.org_id)
+    if alone and any(checked):  # one round trip: the account locked, then the hold (its caps read after the lock)
+        lock = db.Statement(_lock_sql(), params, scope)
+        _, held = db.fetch_together(lock, db.Statement(_hold_sql(*checked, False), params, scope))
+        return bool(held)
     if any(checked):
         room = _lock_and_check_caps(params, caps, checked)
         if room is False:
@@ -265,8 +280,15 @@ def _settle_sql(alone: bool) -> str:
         "c AS (SELECT n.*, LEAST(n.cost, GREATEST(n.balance - n.reserved, 0)) AS charge FROM n), "
         f"a AS (UPDATE {ACCOUNT} AS a SET balance = c.balance - c.charge, reserved = c.reserved, "
         "period_spent = c.period_spent + c.charge, period_start = c.period_start, updated_at = c.at "
-        f"FROM c WHERE a.id = c.id{guard} RETURNING a.organization_id, a.balance, a.period_spent, c.charge, c.at), "
-        f"e AS (INSERT INTO {LEDGER} ({columns}) SELECT {expressions} FROM a, r) "
+        f"FROM c WHERE a.id = c.id{guard} RETURNING a.organization_id, a.balance, a.period_spent, c.period_start, "
+        "c.charge, c.at), "
+        f"e AS (INSERT INTO {LEDGER} ({columns}) SELECT {expressions} FROM a, r), "
+        # what each payer named by the hold spent this period, kept with the entry (the caps read it)
+        f"p AS (INSERT INTO {SPEND} (id, organization_id, payer, payer_id, period_start, spent) "
+        "SELECT gen_random_uuid(), a.organization_id, v.payer, v.payer_id, a.period_start, a.charge FROM a, r, "
+        f"LATERAL (VALUES {PAYERS}) v(payer, payer_id) WHERE v.payer_id IS NOT NULL AND a.charge > 0 "
+        "ON CONFLICT (organization_id, payer, payer_id, period_start) "
+        f"DO UPDATE SET spent = {SPEND}.spent + EXCLUDED.spent) "
         f"UPDATE {RESERVATION} AS s SET status = '{SETTLED}', charged = a.charge, ledger_entry_id = %(entry)s, "
         f"closed_at = a.at FROM a, r, {org} AS o WHERE s.id = r.id AND s.organization_id = a.organization_id "
         "AND o.id = a.organization_id RETURNING a.charge, a.balance, a.period_spent, r.model, a.organization_id, "

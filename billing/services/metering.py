@@ -94,8 +94,7 @@ def reserve(
     last; a key's call is no member's (``user_id`` None: it counts against no member's quota).
     A hold in a transaction of its own commits without waiting for the disk, like a live turn's
     start: a crash of the database a moment later can lose it whole (nothing held, nothing billed);
-    without a cap on PostgreSQL it is then one statement, the account's row locked for its arithmetic
-    alone."""
+    on PostgreSQL it is then one round trip, the account's row locked for the server's work alone."""
     if api_key_id is not None and user_id is not None:
         raise ValueError("A call is started by a user or with an API key, not both.")
     if rate is None:
@@ -116,8 +115,8 @@ def reserve(
     )
     caps = hot_ledger.Caps(specialist_id, specialist_limit, user_id, member_limit, api_key_id, key_limit)
     own = not connection.in_atomic_block
-    # On its own and without a cap (PostgreSQL): one statement, a transaction of its own
-    alone = own and connection.vendor == "postgresql" and not any(caps.checked())
+    # On its own (PostgreSQL): one round trip, a transaction of its own
+    alone = own and connection.vendor == "postgresql"
     if alone and _hold_in_one_statement(new, caps, alone=True):
         return Hold(reservation_id=new.id, amount=new.amount, rate=rate)
     with transaction.atomic(savepoint=False):

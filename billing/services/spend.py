@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
-from billing.models import LedgerEntry, Reservation
+from billing.models import LedgerEntry, PayerSpend, Reservation
 from core import db
 from core.credits import q
 from orgs.models import Organization
@@ -24,23 +24,33 @@ def specialist_spent(*, org: Organization, specialist_id: uuid.UUID, since: date
 
 
 # The payer columns a committed figure is read by: each served by its index of usage by time.
-PAYER_COLUMNS = frozenset({"user_id", "api_key_id", "specialist_id"})
+PAYER_COLUMNS = frozenset(payer.value for payer in PayerSpend.Payer)
 
 
-def committed_sql(column: str, *, org: str, payer: str, since: str) -> str:
+def committed_sql(column: str, *, org: str, payer: str, since: str, counted: bool = False) -> str:
     """SQL of what the payer ``column = payer`` of the org ``org`` has committed since ``since``: its
     open holds plus its usage (a positive figure). ``org``, ``payer`` and ``since`` are SQL (a
     parameter's placeholder or a column); the one place the figure is written, for a check in Python
-    and for the hot path's conditional hold alike."""
+    and for the hot path's conditional hold alike. ``counted``: the usage as the settlements counted
+    it (``PayerSpend``, one row; ``since`` must then be the start of the budget period, and the
+    database PostgreSQL), else summed from the period's entries."""
     if column not in PAYER_COLUMNS:
         raise ValueError(f"Not a payer column: {column}")
-    return (
-        f"((SELECT COALESCE(SUM(r.amount), 0) FROM {Reservation._meta.db_table} r "  # noqa: S608
+    held = (
+        f"(SELECT COALESCE(SUM(r.amount), 0) FROM {Reservation._meta.db_table} r "  # noqa: S608
         f"WHERE r.organization_id = {org} AND r.status = '{Reservation.Status.ACTIVE.value}' AND r.{column} = {payer})"
-        f" - (SELECT COALESCE(SUM(l.amount), 0) FROM {LedgerEntry._meta.db_table} l "
-        f"WHERE l.organization_id = {org} AND l.kind = '{LedgerEntry.Kind.USAGE.value}' AND l.{column} = {payer} "
-        f"AND l.created_at >= {since}))"
     )
+    used = (
+        f"(SELECT -COALESCE(SUM(l.amount), 0) FROM {LedgerEntry._meta.db_table} l "  # noqa: S608
+        f"WHERE l.organization_id = {org} AND l.kind = '{LedgerEntry.Kind.USAGE.value}' AND l.{column} = {payer} "
+        f"AND l.created_at >= {since})"
+    )
+    if counted:  # a payer without a row this period: from the ledger (nothing, once every settlement counts)
+        used = (
+            f"COALESCE((SELECT p.spent FROM {PayerSpend._meta.db_table} p WHERE p.organization_id = {org} "  # noqa: S608
+            f"AND p.payer = '{column}' AND p.payer_id = {payer} AND p.period_start = {since}), {used})"
+        )
+    return f"({held} + {used})"
 
 
 def _committed(*, org: Organization, column: str, payer_id: uuid.UUID, since: datetime) -> Decimal:

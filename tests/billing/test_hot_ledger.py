@@ -15,7 +15,7 @@ from django.db import connection, transaction
 
 from billing import services
 from billing.errors import BillingRefusal
-from billing.models import BudgetAlert, CreditAccount, LedgerEntry, ModelRate, Reservation
+from billing.models import BudgetAlert, CreditAccount, LedgerEntry, ModelRate, PayerSpend, Reservation
 from billing.services import hot_ledger
 from core import db
 from core.credits import token_cost
@@ -126,6 +126,14 @@ def test_fifty_spenders_on_one_org_never_overdraw_it_nor_lose_a_settlement(postg
         running += entry.amount
         assert entry.balance_after == running
     assert running == account.balance
+    counted = {(row.payer, row.payer_id): row.spent for row in PayerSpend.all_orgs.filter(organization=org)}
+    summed: dict[tuple[str, uuid.UUID], Decimal] = {}
+    for entry in usage.values():  # what the caps read is what the ledger says, payer by payer
+        for payer in ("specialist_id", "user_id", "api_key_id"):
+            if getattr(entry, payer) is not None and entry.amount:
+                key = (payer, getattr(entry, payer))
+                summed[key] = summed.get(key, Decimal(0)) - entry.amount
+    assert counted == summed
     member_spent = -sum((e.amount for e in usage.values() if e.user_id == capped_member), Decimal(0))
     assert member_spent < cap + Decimal("2.9")  # past the cap by at most the last call's overrun
     alerts = BudgetAlert.all_orgs.filter(organization=org).values_list("kind", "threshold")
