@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import models
+from rest_framework import ISO_8601, serializers
 from rest_framework import fields as drf_fields
-from rest_framework import serializers
 from rest_framework.relations import PKOnlyObject
-from rest_framework.settings import ISO_8601, api_settings
+from rest_framework.settings import api_settings
 
 # Fields whose representation of a value of the given type is that value itself.
 _IDENTITY = {drf_fields.CharField: str, drf_fields.IntegerField: int, drf_fields.BooleanField: bool}
@@ -76,7 +76,7 @@ class PlainReadModelSerializer(serializers.ModelSerializer):
                     and not isinstance(field, serializers.SerializerMethodField)
                 )
                 convert = _converter(field) if direct else None
-                plan.append((field.field_name, source if direct else None, field, convert))
+                plan.append((str(field.field_name), source if direct else None, field, convert))
             self.__dict__["_plan"] = plan
         return plan
 
