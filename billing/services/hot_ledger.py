@@ -13,7 +13,8 @@ or does the work (an org without an account yet, a hold settled already, SQLite)
 Times: an account's ``updated_at`` only moves forward, one microsecond at least per change, and a
 usage entry is stamped with it, so that entries in the order of their time are in the order of the
 account's changes (each ``balance_after`` follows from the one before) even when two calls read the
-clock in one order and reach the row in the other."""
+clock in one order and reach the row in the other. A payer's spend is counted in the period of the
+settlement's clock, the period its entry is dated in."""
 
 from __future__ import annotations
 
@@ -39,8 +40,13 @@ ACTIVE, SETTLED, RELEASED = (
     Reservation.Status.SETTLED.value,
     Reservation.Status.RELEASED.value,
 )
-# The account's next time: now, or a microsecond after its last change if the clock says earlier.
-NEXT_TICK = "GREATEST(%(now)s, {alias}.updated_at + interval '1 microsecond')"
+# The account's next time: now, or a microsecond after its last change if that change is less than a
+# second ahead of this call's clock (two calls that read the clock in one order and reached the row
+# in the other); a clock set further back is taken as it is.
+NEXT_TICK = (
+    "CASE WHEN {alias}.updated_at >= %(now)s AND {alias}.updated_at < %(now)s + interval '1 second' "
+    "THEN {alias}.updated_at + interval '1 microsecond' ELSE %(now)s END"
+)
 # A settlement's cost at the rates its hold pinned: core.credits.token_cost (products are exact in
 # numeric, and ROUND is half up for a positive value). tests/billing/test_hot_ledger checks they agree.
 # In a statement that is a transaction of its own (autocommit): its commit does not wait for the disk.
@@ -280,12 +286,12 @@ def _settle_sql(alone: bool) -> str:
         "c AS (SELECT n.*, LEAST(n.cost, GREATEST(n.balance - n.reserved, 0)) AS charge FROM n), "
         f"a AS (UPDATE {ACCOUNT} AS a SET balance = c.balance - c.charge, reserved = c.reserved, "
         "period_spent = c.period_spent + c.charge, period_start = c.period_start, updated_at = c.at "
-        f"FROM c WHERE a.id = c.id{guard} RETURNING a.organization_id, a.balance, a.period_spent, c.period_start, "
+        f"FROM c WHERE a.id = c.id{guard} RETURNING a.organization_id, a.balance, a.period_spent, "
         "c.charge, c.at), "
         f"e AS (INSERT INTO {LEDGER} ({columns}) SELECT {expressions} FROM a, r), "
         # what each payer named by the hold spent this period, kept with the entry (the caps read it)
         f"p AS (INSERT INTO {SPEND} (id, organization_id, payer, payer_id, period_start, spent) "
-        "SELECT gen_random_uuid(), a.organization_id, v.payer, v.payer_id, a.period_start, a.charge FROM a, r, "
+        "SELECT gen_random_uuid(), a.organization_id, v.payer, v.payer_id, %(start)s, a.charge FROM a, r, "
         f"LATERAL (VALUES {PAYERS}) v(payer, payer_id) WHERE v.payer_id IS NOT NULL AND a.charge > 0 "
         "ON CONFLICT (organization_id, payer, payer_id, period_start) "
         f"DO UPDATE SET spent = {SPEND}.spent + EXCLUDED.spent) "
