@@ -14,6 +14,8 @@ import psycopg
 from asgiref.sync import sync_to_async
 from django.db import connection, connections
 from django.db.models import Model
+from psycopg._queries import PostgresQuery  # the type of a statement psycopg sends (its own module)
+from psycopg.rows import TupleRow
 
 
 def release_connections() -> None:
@@ -141,11 +143,11 @@ class Row:
         return self._values[self._at :]
 
 
-class _Cursor(psycopg.Cursor[Any]):
+class _Cursor(psycopg.Cursor[TupleRow]):
     """psycopg's server-binding cursor whose prepared statements keep their text as the last query,
     as unprepared ones do: Django's SQL log and ``CaptureQueriesContext`` read it from there."""
 
-    def _send_query_prepared(self, name: bytes, pgq: Any, *, binary: bool | None = None) -> None:
+    def _send_query_prepared(self, name: bytes, pgq: PostgresQuery, *, binary: bool | None = None) -> None:
         self._query = pgq
         super()._send_query_prepared(name, pgq, binary=binary)
 
