@@ -257,7 +257,7 @@ def fetch_together(*statements: Statement) -> list[list[tuple[SqlValue, ...]]]:
         _check(statement.scope, statement.sql, list(statement.params.values()))
     cursors = [cursor() for _ in statements]  # before the pipeline: opening one may check the connection
     try:
-        with connection.connection.pipeline():
+        with connection.wrap_database_errors, connection.connection.pipeline():
             for cursor_, statement in zip(cursors, statements, strict=True):
                 cursor_.execute(statement.sql, statement.params)
         return [[tuple(row) for row in cursor_.fetchall()] if cursor_.description else [] for cursor_ in cursors]

@@ -219,3 +219,27 @@ def test_the_statements_cost_is_token_costs(postgresql, seed):
             assert found == token_cost(
                 input_tokens=input_tokens, output_tokens=output_tokens, input_per_million=rin, output_per_million=rout
             ), (input_tokens, output_tokens, rin, rout)
+
+
+def test_statements_sent_together_are_one_transaction(postgresql, race_rate):
+    """What a capped hold on its own relies on: its lock and its hold are one transaction (the lock
+    lasts until the hold is written), and a failure takes both back."""
+    from django.db import DataError
+
+    org = make_org(name="Together")
+    scope = db.InOrg(org.pk)
+    same = db.Statement("SELECT pg_current_xact_id()::text, %(org)s::uuid AS organization_id", {"org": org.pk}, scope)
+    first, second = db.fetch_together(same, same)
+    assert first == second  # one transaction id for both
+    before = CreditAccount.all_orgs.get(organization=org).reserved
+    grow = db.Statement(
+        "UPDATE billing_creditaccount SET reserved = reserved + 1 WHERE organization_id = %(org)s",
+        {"org": org.pk},
+        scope,
+    )
+    fail = db.Statement("SELECT 1 / 0", {}, db.AcrossOrgs("a statement that fails, in this test"))
+    with pytest.raises(DataError):
+        db.fetch_together(grow, fail)
+    assert CreditAccount.all_orgs.get(organization=org).reserved == before  # taken back whole
+    db.fetch_together(grow)
+    assert CreditAccount.all_orgs.get(organization=org).reserved == before + 1
