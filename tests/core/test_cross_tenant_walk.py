@@ -17,6 +17,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -26,16 +27,18 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, models, transaction
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RoutePattern
+from django.utils import timezone
 
 from accounts.models import OneTimeToken, User
 from billing import services as billing
-from billing.models import BudgetAlert
+from billing.models import BudgetAlert, PayerSpend
 from chat import services as chat_services
 from chat import turns
 from chat.artifacts import save_artifact
 from chat.calls import TurnEvent
 from chat.models import Attachment, ChatSession, Message
 from chat.replay import TurnLog
+from core.credits import period_bounds
 from core.crypto import encrypt_json
 from mcps.models import Connection, Tool
 from orgs import services as org_services
@@ -223,6 +226,13 @@ def build_world(label: str) -> World:
     )
     plain_task = task_services.create_task(
         org=org, created_by=owner, data={"title": f"{marker} plain", "project": project}
+    )
+    PayerSpend.all_orgs.create(  # what a capped member spent this period (kept by settlements)
+        organization=org,
+        payer=PayerSpend.Payer.MEMBER,
+        payer_id=owner.pk,
+        period_start=period_bounds(timezone.now())[0],
+        spent=Decimal("0.5"),
     )
     webhook = Webhook.all_orgs.create(  # (as the connection: its URL would not pass the guard here)
         organization=org,
