@@ -18,6 +18,7 @@ from django.db import close_old_connections, reset_queries  # noqa: E402
 
 from core import tracing  # noqa: E402
 from core.log_context import log_access_through_logging  # noqa: E402
+from leancore.long_lived import keep_startup_objects_out_of_collections  # noqa: E402
 from leancore.routing import websocket_urlpatterns  # noqa: E402
 from leancore.worker import start_embedded_worker  # noqa: E402
 
@@ -66,3 +67,4 @@ application = ProtocolTypeRouter(
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )
+keep_startup_objects_out_of_collections()  # last: everything the process keeps is built

@@ -13,6 +13,7 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django_tasks_db.management.commands.db_worker import Command as BaseWorkerCommand
 from django_tasks_db.management.commands.db_worker import logger as tasks_logger
 
+from leancore.long_lived import keep_startup_objects_out_of_collections
 from leancore.maintenance import ensure_scheduled
 from leancore.worker import WorkerPool
 
@@ -60,6 +61,7 @@ class Command(BaseWorkerCommand):
             max_tasks=options["max_tasks"],
             excluded_queue_names=excluded,
         )
+        keep_startup_objects_out_of_collections()
         if reload:
             if os.environ.get(DJANGO_AUTORELOAD_ENV) == "true":
                 pool.configure_signals()  # only the child process
