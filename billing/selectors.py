@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from billing.models import BudgetAlert, Circuit, CreditAccount, CreditPackage, LedgerEntry, ModelRate
 from billing.services import open_account
-from core.credits import period_bounds, q
+from core.credits import period_bounds, quantize_credits
 from orgs.models import Organization
 
 BURN_WINDOW_DAYS = 7
@@ -112,8 +112,8 @@ def capacity(*, org: Organization, specialist_ids: frozenset[uuid.UUID] | None =
     burned = -(
         usage.filter(created_at__gte=now - timedelta(days=BURN_WINDOW_DAYS)).aggregate(t=Sum("amount"))["t"] or 0
     )
-    burn_rate = q(Decimal(burned) / BURN_WINDOW_DAYS)
-    runway = q(info.available / burn_rate).quantize(Decimal("0.1")) if burn_rate > 0 else None
+    burn_rate = quantize_credits(Decimal(burned) / BURN_WINDOW_DAYS)
+    runway = quantize_credits(info.available / burn_rate).quantize(Decimal("0.1")) if burn_rate > 0 else None
     period = usage.filter(created_at__gte=info.period_start)
     if specialist_ids is not None:
         period = period.filter(specialist_id__in=specialist_ids)
@@ -125,7 +125,9 @@ def capacity(*, org: Organization, specialist_ids: frozenset[uuid.UUID] | None =
     )
     by_model = period.exclude(model="").values("model").annotate(credits=-Sum("amount")).order_by("-credits", "model")
     budget_used = (
-        q(info.spent_this_period * 100 / info.monthly_budget).quantize(Decimal("0.01")) if info.monthly_budget else None
+        quantize_credits(info.spent_this_period * 100 / info.monthly_budget).quantize(Decimal("0.01"))
+        if info.monthly_budget
+        else None
     )
     return Capacity(
         balance=info.balance,
@@ -172,7 +174,7 @@ def _usage_this_period_by(column: str, *, org_id: uuid.UUID, ids: Sequence[uuid.
         .order_by()
     )
     spent = dict.fromkeys(ids, Decimal(0))
-    spent.update({payer_id: q(-total) for payer_id, total in totals})
+    spent.update({payer_id: quantize_credits(-total) for payer_id, total in totals})
     return spent
 
 

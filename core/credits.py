@@ -9,12 +9,13 @@ QUANTUM = Decimal("0.000001")
 MILLION = Decimal(1_000_000)
 
 
-def q(value: Decimal | int | str) -> Decimal:
+def quantize_credits(value: Decimal | int | str) -> Decimal:
+    """A credit amount to the ledger's 6 fractional digits, rounded half up."""
     return Decimal(value).quantize(QUANTUM, rounding=ROUND_HALF_UP)
 
 
 def credit_str(value: Decimal | int | str) -> str:
-    return f"{q(value):.6f}"
+    return f"{quantize_credits(value):.6f}"
 
 
 def token_cost(
@@ -22,7 +23,7 @@ def token_cost(
 ) -> Decimal:
     """credits = in * rate.in / 1e6 + out * rate.out / 1e6, rounded half up to 6 decimals."""
     raw = Decimal(input_tokens) * input_per_million / MILLION + Decimal(output_tokens) * output_per_million / MILLION
-    return q(raw)
+    return quantize_credits(raw)
 
 
 def period_bounds(now: datetime) -> tuple[datetime, datetime]:

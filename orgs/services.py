@@ -19,7 +19,7 @@ from accounts.services import (
     token_email_text,
     unused_tokens,
 )
-from core.credits import q
+from core.credits import quantize_credits
 from core.errors import InvalidTokenError, NotFoundError, PermissionDeniedError, ValidationFailed
 from core.mail import send_on_commit
 from orgs import selectors
@@ -316,6 +316,6 @@ def set_member_quota(
         raise PermissionDeniedError("An admin may not set their own quota; an owner may.")
     if membership.role == Role.OWNER and not is_owner:
         raise PermissionDeniedError("Only an owner may set an owner's quota.")
-    membership.monthly_credit_limit = None if monthly_credit_limit is None else q(monthly_credit_limit)
+    membership.monthly_credit_limit = None if monthly_credit_limit is None else quantize_credits(monthly_credit_limit)
     membership.save(update_fields=["monthly_credit_limit"])
     return membership

@@ -16,7 +16,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from billing.models import LedgerEntry
-from core.credits import credit_str, period_bounds, q
+from core.credits import credit_str, period_bounds, quantize_credits
 from orgs.models import Organization
 
 DAYS = 30
@@ -61,7 +61,7 @@ def usage_of(org: Organization, now: datetime) -> Usage:
     period_by_day: dict[date, Decimal] = defaultdict(Decimal)
     models: set[str] = set()
     for row in _by_day_and_model(org, since):
-        used = q(-row["used"])
+        used = quantize_credits(-row["used"])
         if row["day"] >= first:
             by_day[row["day"]][row["model"] or "(none)"] = used
             models.add(row["model"] or "(none)")

@@ -21,7 +21,7 @@ from billing.models import (
     LedgerEntry,
 )
 from core import db
-from core.credits import period_bounds, q
+from core.credits import period_bounds, quantize_credits
 from core.errors import ValidationFailed
 from orgs.models import Organization
 
@@ -86,13 +86,13 @@ def roll_period(account: CreditAccount) -> CreditAccount:
 def write_ledger_entry(
     account: CreditAccount, *, kind: str, amount: Decimal, description: str = "", **fields: object
 ) -> LedgerEntry:
-    account.balance = q(account.balance + amount)
+    account.balance = quantize_credits(account.balance + amount)
     db.update(account, "balance", "reserved", "period_spent", "updated_at")
     (entry,) = db.insert(
         LedgerEntry(
             organization_id=account.organization_id,
             kind=kind,
-            amount=q(amount),
+            amount=quantize_credits(amount),
             balance_after=account.balance,
             description=description[:500],
             **fields,
@@ -113,13 +113,13 @@ def grant_credits(
     if package is not None:
         amount = package.credits
         reason = reason or f"Package {package.name}"
-    if amount is None or q(amount) <= 0:
+    if amount is None or quantize_credits(amount) <= 0:
         raise ValidationFailed("amount", "The amount must be greater than zero.")
     account = locked_account(org)
     entry = write_ledger_entry(
         account,
         kind=LedgerEntry.Kind.GRANT,
-        amount=q(amount),
+        amount=quantize_credits(amount),
         description=reason,
         package=package,
         user_id=getattr(actor, "pk", None),
@@ -133,7 +133,7 @@ def adjust_credits(
     *, org: Organization, amount: Decimal, kind: str, reason: str, actor: object | None = None
 ) -> LedgerEntry:
     """An operator's signed adjustment or a (positive) refund. Never takes held credits."""
-    amount = q(amount)
+    amount = quantize_credits(amount)
     if kind not in (LedgerEntry.Kind.ADJUSTMENT, LedgerEntry.Kind.REFUND):
         raise ValidationFailed("kind", "Must be adjustment or refund.")
     if amount == 0 or (kind == LedgerEntry.Kind.REFUND and amount < 0):

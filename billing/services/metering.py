@@ -31,7 +31,7 @@ from billing.services.ledger import locked_account
 from billing.services.settlement import locked_hold
 from billing.services.spend import key_spent, member_spent, specialist_committed
 from core import db, metrics
-from core.credits import period_bounds, q, token_cost
+from core.credits import period_bounds, quantize_credits, token_cost
 from orgs.models import Organization
 
 
@@ -155,7 +155,7 @@ def _reserve(org: Organization, new: hot_ledger.NewHold, caps: hot_ledger.Caps, 
         api_key_id=caps.api_key_id,
         key_limit=caps.key_limit,
     )
-    account.reserved = q(account.reserved + new.amount)
+    account.reserved = quantize_credits(account.reserved + new.amount)
     db.update(account, "reserved", "updated_at")
     db.insert(
         Reservation(
@@ -242,7 +242,7 @@ def grow_hold(
                 input_credits_per_million=reservation.input_credits_per_million,
                 output_credits_per_million=reservation.output_credits_per_million,
             )
-            extra = q(
+            extra = quantize_credits(
                 worst_case_cost(rate=rate, input_tokens=input_tokens, max_output_tokens=max_output_tokens)
                 - reservation.amount
             )
@@ -260,9 +260,9 @@ def grow_hold(
                 api_key_id=reservation.api_key_id,
                 key_limit=key_limit,
             )
-            account.reserved = q(account.reserved + extra)
+            account.reserved = quantize_credits(account.reserved + extra)
             db.update(account, "reserved", "updated_at")
-            reservation.amount = q(reservation.amount + extra)
+            reservation.amount = quantize_credits(reservation.amount + extra)
             db.update(reservation, "amount")
             return extra
         except BillingRefusal as exc:  # decided before anything is written
@@ -282,7 +282,7 @@ def release(*, reservation_id: uuid.UUID) -> None:
     if reservation is None or reservation.status != Reservation.Status.ACTIVE:
         return
     account = reservation.account
-    account.reserved = q(account.reserved - reservation.amount)
+    account.reserved = quantize_credits(account.reserved - reservation.amount)
     db.update(account, "reserved", "updated_at")
     reservation.status = Reservation.Status.RELEASED
     reservation.charged = Decimal(0)

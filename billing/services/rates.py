@@ -13,7 +13,7 @@ from django.db import transaction
 from billing.models import (
     ModelRate,
 )
-from core.credits import q
+from core.credits import quantize_credits
 
 REQUIRED_RATE_FIELDS = (
     "model",
@@ -53,7 +53,7 @@ class RateRow:
 
 def _rate(index: int, value: object) -> Decimal:
     try:
-        rate = q(Decimal(str(value)))
+        rate = quantize_credits(Decimal(str(value)))
     except ArithmeticError:
         raise ValueError(f"Row {index}: rates must be numbers.") from None
     if not rate.is_finite() or rate < 0:

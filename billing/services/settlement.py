@@ -16,7 +16,7 @@ from billing.services import hot_ledger
 from billing.services.alerts import AlertSettings, evaluate_alerts, raise_due_alerts
 from billing.services.ledger import account_sql, joined_account, roll_period, write_ledger_entry
 from core import db
-from core.credits import period_bounds, q, token_cost
+from core.credits import period_bounds, quantize_credits, token_cost
 
 
 @dataclass(frozen=True)
@@ -111,9 +111,9 @@ def _settle(reservation_id: uuid.UUID, usage: ReportedUsage) -> Charge:
         output_per_million=reservation.output_credits_per_million,
     )
     if reservation.status == Reservation.Status.ACTIVE:
-        account.reserved = q(account.reserved - reservation.amount)
+        account.reserved = quantize_credits(account.reserved - reservation.amount)
     charge = max(Decimal(0), min(cost, account.balance - account.reserved))
-    account.period_spent = q(account.period_spent + charge)
+    account.period_spent = quantize_credits(account.period_spent + charge)
     entry = write_ledger_entry(
         account,
         kind=LedgerEntry.Kind.USAGE,

@@ -12,7 +12,7 @@ from django.db.models import Sum
 
 from billing.models import LedgerEntry, PayerSpend, Reservation
 from core import db
-from core.credits import q
+from core.credits import quantize_credits
 from orgs.models import Organization
 
 
@@ -58,7 +58,7 @@ def _committed(*, org: Organization, column: str, payer_id: uuid.UUID, since: da
     sql = "SELECT " + committed_sql(column, org="%s", payer="%s", since="%s")
     params = [org.pk, payer_id, org.pk, payer_id, since]
     (committed,) = db.rows(sql, params, scope=db.InOrg(org.pk))[0].rest()
-    return q(Decimal(str(committed)))
+    return quantize_credits(Decimal(str(committed)))
 
 
 def specialist_committed(*, org: Organization, specialist_id: uuid.UUID, since: datetime) -> Decimal:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.contrib import admin
 from django.db.models import Model
 
-from core.credits import q
+from core.credits import quantize_credits
 
 
 class LabelledAdmin(admin.ModelAdmin):
@@ -26,4 +26,4 @@ def credits_text(value: Decimal | int | str | None) -> str:
     """Credits as operators read them: grouped, six places, with the unit ("1,234.500000 credits")."""
     if value is None:
         return "-"
-    return f"{q(value):,.6f} credits"
+    return f"{quantize_credits(value):,.6f} credits"
