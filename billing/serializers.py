@@ -3,14 +3,14 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from django import forms
 from django.utils import timezone
 from rest_framework import serializers
 
 from billing.models import BudgetAlert, Circuit, CreditPackage, LedgerEntry, ModelRate
-from billing.usage import DIMENSIONS, MAX_DAYS, SummaryRow
+from billing.usage import DIMENSIONS, MAX_DAYS, Figures, SummaryRow
 from core.credits import period_bounds
 from core.fields import CreditField
 from core.filters import DateOrDateTimeField
@@ -18,7 +18,7 @@ from core.serializers import PlainReadModelSerializer
 from orgs.fields import OrgRelatedField
 
 
-class BalanceSerializer(serializers.Serializer):
+class BalanceSerializer(serializers.Serializer[object]):
     balance = CreditField()
     reserved = CreditField()
     available = CreditField()
@@ -52,13 +52,13 @@ class LedgerEntrySerializer(PlainReadModelSerializer):
             "created_at",
         ]
 
-    def to_representation(self, instance: LedgerEntry) -> dict:
+    def to_representation(self, instance: LedgerEntry) -> dict[str, object]:
         data = super().to_representation(instance)
         data["model"] = instance.model or None
         return data
 
 
-class ModelRateSerializer(serializers.ModelSerializer):
+class ModelRateSerializer(serializers.ModelSerializer[ModelRate]):
     input_credits_per_million = CreditField()
     output_credits_per_million = CreditField()
 
@@ -76,7 +76,7 @@ class ModelRateSerializer(serializers.ModelSerializer):
         ]
 
 
-class CreditPackageSerializer(serializers.ModelSerializer):
+class CreditPackageSerializer(serializers.ModelSerializer[CreditPackage]):
     credits = CreditField()
 
     class Meta:
@@ -84,31 +84,31 @@ class CreditPackageSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "credits", "price_cents", "currency"]
 
 
-class GrantSerializer(serializers.Serializer):
+class GrantSerializer(serializers.Serializer[object]):
     amount = CreditField(required=False, min_value=Decimal("0.000001"))
     package_id = serializers.PrimaryKeyRelatedField(
         queryset=CreditPackage.objects.filter(active=True), required=False, source="package"
     )
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
-    def validate(self, attrs: dict) -> dict:
+    def validate(self, attrs: dict[str, object]) -> dict[str, object]:
         if ("amount" in attrs) == ("package" in attrs):
             raise serializers.ValidationError({"amount": ["Give either amount or packageId."]})
         return attrs
 
 
-class CapacitySpecialistSerializer(serializers.Serializer):
+class CapacitySpecialistSerializer(serializers.Serializer[object]):
     specialist_id = serializers.UUIDField()
     name = serializers.CharField()
     credits = CreditField()
 
 
-class CapacityModelSerializer(serializers.Serializer):
+class CapacityModelSerializer(serializers.Serializer[object]):
     model = serializers.CharField()
     credits = CreditField()
 
 
-class CapacitySerializer(serializers.Serializer):
+class CapacitySerializer(serializers.Serializer[object]):
     balance = CreditField()
     available = CreditField()
     burn_rate_per_day = CreditField(help_text="Average usage per day over the last 7 days.")
@@ -125,7 +125,7 @@ class CapacitySerializer(serializers.Serializer):
     by_model = CapacityModelSerializer(many=True)
 
 
-class AlertSerializer(serializers.ModelSerializer):
+class AlertSerializer(serializers.ModelSerializer[BudgetAlert]):
     threshold = serializers.SerializerMethodField()
 
     class Meta:
@@ -141,23 +141,23 @@ class AlertSerializer(serializers.ModelSerializer):
         return f"{alert.threshold:.6f}"
 
 
-class AcknowledgeSerializer(serializers.Serializer):
+class AcknowledgeSerializer(serializers.Serializer[object]):
     alert_ids = serializers.ListField(
         child=OrgRelatedField(model=BudgetAlert), required=False, help_text="Alerts of this organization."
     )
     all = serializers.BooleanField(required=False, default=False)
 
-    def validate(self, attrs: dict) -> dict:
+    def validate(self, attrs: dict[str, object]) -> dict[str, object]:
         if not attrs.get("all") and not attrs.get("alert_ids"):
             raise serializers.ValidationError({"alert_ids": ["Give alertIds or all: true."]})
         return attrs
 
 
-class AcknowledgeResponseSerializer(serializers.Serializer):
+class AcknowledgeResponseSerializer(serializers.Serializer[object]):
     acknowledged = serializers.IntegerField()
 
 
-class CircuitSerializer(serializers.ModelSerializer):
+class CircuitSerializer(serializers.ModelSerializer[Circuit]):
     reason = serializers.SerializerMethodField()
 
     class Meta:
@@ -168,7 +168,7 @@ class CircuitSerializer(serializers.ModelSerializer):
         return circuit.reason or None
 
 
-class CircuitToggleSerializer(serializers.Serializer):
+class CircuitToggleSerializer(serializers.Serializer[object]):
     state = serializers.ChoiceField(choices=Circuit.State.choices, required=False)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
@@ -178,11 +178,13 @@ class CircuitToggleSerializer(serializers.Serializer):
 
 MAX_GROUPS = 2
 
+type _Fields = dict[str, serializers.Field[Any, Any, Any, Any]]  # DRF's get_fields: fields of every kind
 
-class DateOrDateTimeParam(serializers.Field):
+
+class DateOrDateTimeParam(serializers.Field[datetime, object, object, object]):
     """An ISO date (its midnight, UTC) or date-time; one without an offset is UTC."""
 
-    def to_internal_value(self, data: Any) -> datetime:
+    def to_internal_value(self, data: object) -> datetime:
         try:
             value = DateOrDateTimeField().to_python(data)
         except forms.ValidationError as exc:
@@ -192,10 +194,10 @@ class DateOrDateTimeParam(serializers.Field):
         return value
 
 
-class GroupByField(serializers.Field):
+class GroupByField(serializers.Field[tuple[str, ...], object, object, object]):
     """One or two of the dimensions, comma-separated."""
 
-    def to_internal_value(self, data: Any) -> tuple[str, ...]:
+    def to_internal_value(self, data: object) -> tuple[str, ...]:
         names = tuple(part.strip() for part in str(data).split(",") if part.strip())
         if not names or len(names) > MAX_GROUPS:
             raise serializers.ValidationError(f"Give one or two of: {', '.join(DIMENSIONS)}.")
@@ -207,17 +209,31 @@ class GroupByField(serializers.Field):
         return names
 
 
-class UsageSummaryQuerySerializer(serializers.Serializer):
+# the query as its fields read it ("from" is a keyword: the functional form)
+_SummaryParams = TypedDict(
+    "_SummaryParams", {"from": datetime, "to": datetime, "group_by": tuple[str, ...]}, total=False
+)
+
+
+class SummaryQuery(TypedDict):
+    """What ``usage.summary`` is asked: the period and the dimensions."""
+
+    start: datetime
+    end: datetime
+    group_by: tuple[str, ...]
+
+
+class UsageSummaryQuerySerializer(serializers.Serializer[object]):
     """``from``, ``to`` (default: this period, at most 400 days) and ``groupBy``."""
 
-    def get_fields(self) -> dict[str, serializers.Field]:
+    def get_fields(self) -> _Fields:
         return {
             "from": DateOrDateTimeParam(required=False),
             "to": DateOrDateTimeParam(required=False),
             "group_by": GroupByField(),
         }
 
-    def validate(self, attrs: dict) -> dict:
+    def validate(self, attrs: _SummaryParams) -> SummaryQuery:
         start, end = period_bounds(timezone.now())
         start, end = attrs.get("from", start), attrs.get("to", end)
         if end <= start:
@@ -228,14 +244,16 @@ class UsageSummaryQuerySerializer(serializers.Serializer):
         return {"start": start, "end": end, "group_by": attrs["group_by"]}
 
 
-class UsageFiguresSerializer(serializers.Serializer):
+class UsageFiguresSerializer[Figured](serializers.Serializer[Figured]):
+    """The figures of a period or a group (``Figures``); a row's serializer gives its own instance type."""
+
     credits = CreditField(help_text="Credits spent (positive).")
     calls = serializers.IntegerField(help_text="Model calls billed.")
     input_tokens = serializers.IntegerField()
     output_tokens = serializers.IntegerField()
 
 
-class UsageRowSerializer(UsageFiguresSerializer):
+class UsageRowSerializer(UsageFiguresSerializer[SummaryRow]):
     """A group's key (only the dimensions of ``groupBy``; null: usage with no value for it), then its figures."""
 
     day = serializers.DateField(required=False, allow_null=True, help_text="With groupBy=day (UTC).")
@@ -244,13 +262,13 @@ class UsageRowSerializer(UsageFiguresSerializer):
     model = serializers.CharField(required=False, allow_null=True, help_text="With groupBy=model.")
     api_key_id = serializers.UUIDField(required=False, allow_null=True, help_text="With groupBy=apiKey.")
 
-    def to_representation(self, row: SummaryRow) -> dict:
-        data = {key: _key(value) for key, value in summary_row_keys(row).items()}
-        return {**data, **UsageFiguresSerializer(row.figures).data}
+    def to_representation(self, instance: SummaryRow) -> dict[str, object]:
+        data = {key: _key(value) for key, value in summary_row_keys(instance).items()}
+        return {**data, **UsageFiguresSerializer[Figures](instance.figures).data}
 
 
-class UsageSummarySerializer(serializers.Serializer):
-    def get_fields(self) -> dict[str, serializers.Field]:
+class UsageSummarySerializer(serializers.Serializer[object]):
+    def get_fields(self) -> _Fields:
         return {
             "from": serializers.DateTimeField(source="start"),
             "to": serializers.DateTimeField(source="end"),
@@ -260,12 +278,15 @@ class UsageSummarySerializer(serializers.Serializer):
         }
 
 
-def summary_row_keys(row: SummaryRow) -> dict[str, Any]:
+type RowKey = date | uuid.UUID | str | None
+
+
+def summary_row_keys(row: SummaryRow) -> dict[str, RowKey]:
     """The row's keys under their JSON names (snake_case; the renderer camelizes)."""
     return {DIMENSIONS[dimension][0]: value for dimension, value in row.keys.items()}
 
 
-def _key(value: Any) -> Any:
+def _key(value: RowKey) -> str | None:
     if isinstance(value, date | uuid.UUID):
         return str(value) if isinstance(value, uuid.UUID) else value.isoformat()
     return value

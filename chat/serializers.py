@@ -25,7 +25,7 @@ class SendBody(TypedDict, total=False):
 ON_DISCONNECT_CONTINUE = "continue"
 
 
-class SendSerializer(serializers.Serializer):
+class SendSerializer(serializers.Serializer[object]):
     specialist_id = serializers.UUIDField()
     message = serializers.CharField(max_length=100_000, trim_whitespace=False)
     session_id = serializers.UUIDField(required=False, allow_null=True)
@@ -50,20 +50,20 @@ class FrameSerializer(SendSerializer):
     on_disconnect = None  # type: ignore[assignment]  # a socket's turn runs on whether it stays or not
 
 
-class ResumeFrameSerializer(serializers.Serializer):
+class ResumeFrameSerializer(serializers.Serializer[object]):
     """A ``{"type": "resume", "messageId", "after"}`` frame: a turn's events after ``after``, then its live ones."""
 
     message_id = serializers.UUIDField()
     after = serializers.IntegerField(min_value=0, max_value=2**53, default=0)
 
 
-class SentSerializer(serializers.Serializer):
+class SentSerializer(serializers.Serializer[object]):
     session_id = serializers.UUIDField()
     message_id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=Message.Status.choices)
 
 
-class AttachmentSerializer(serializers.ModelSerializer):
+class AttachmentSerializer(serializers.ModelSerializer[Attachment]):
     text_extracted = serializers.BooleanField(
         read_only=True,
         help_text="Whether the file's text is available to the specialist: false for an image, an empty file, "
@@ -75,12 +75,12 @@ class AttachmentSerializer(serializers.ModelSerializer):
         fields = ["id", "filename", "content_type", "size", "created_at", "text_extracted"]
 
 
-class UploadSerializer(serializers.Serializer):
+class UploadSerializer(serializers.Serializer[object]):
     file = serializers.FileField()
     session_id = serializers.UUIDField(required=False, allow_null=True)
 
 
-class ToolCallSerializer(serializers.Serializer):
+class ToolCallSerializer(serializers.Serializer[object]):
     id = serializers.CharField()
     name = serializers.CharField()
     connection_id = serializers.UUIDField(allow_null=True)
@@ -90,13 +90,13 @@ class ToolCallSerializer(serializers.Serializer):
     duration_ms = serializers.IntegerField()
 
 
-class UsageSerializer(serializers.Serializer):
+class UsageSerializer(serializers.Serializer[object]):
     input_tokens = serializers.IntegerField()
     output_tokens = serializers.IntegerField()
     credits = CreditField()
 
 
-class MessageSerializer(serializers.ModelSerializer):
+class MessageSerializer(serializers.ModelSerializer[Message]):
     model = serializers.SerializerMethodField(help_text="Assistant messages: the model that answered (null if none).")
     error = serializers.SerializerMethodField()
     usage = serializers.SerializerMethodField()
@@ -130,7 +130,7 @@ class MessageSerializer(serializers.ModelSerializer):
         return message.tool_calls  # stored in wire shape (camelCase), arguments untouched
 
     @extend_schema_field(UsageSerializer)
-    def get_usage(self, message: Message) -> dict:
+    def get_usage(self, message: Message) -> dict[str, object]:
         return UsageSerializer(
             {"input_tokens": message.input_tokens, "output_tokens": message.output_tokens, "credits": message.credits}
         ).data
@@ -170,7 +170,7 @@ class SessionDetailSerializer(SessionSerializer):
         fields = [*SessionSerializer.Meta.fields, "messages"]
 
 
-class ArtifactSerializer(serializers.ModelSerializer):
+class ArtifactSerializer(serializers.ModelSerializer[Artifact]):
     session_id = serializers.UUIDField(read_only=True, allow_null=True)
     specialist_id = serializers.UUIDField(read_only=True, allow_null=True)
 

@@ -14,7 +14,7 @@ class MaskedUrlField(serializers.URLField):
         return masked_url(str(value))
 
 
-class ConnectionSerializer(serializers.ModelSerializer):
+class ConnectionSerializer(serializers.ModelSerializer[Connection]):
     url = MaskedUrlField(
         read_only=True,
         help_text="Userinfo removed and every query value shown as `***`; the stored URL keeps them.",
@@ -49,7 +49,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
         return connection.last_error or None
 
 
-class ConnectionWriteSerializer(serializers.Serializer):
+class ConnectionWriteSerializer(serializers.Serializer[object]):
     """Credentials (``token``, ``headerName``) are write-only: stored encrypted, never returned."""
 
     name = serializers.CharField(max_length=200, required=False)
@@ -63,7 +63,7 @@ class ConnectionWriteSerializer(serializers.Serializer):
 
 
 class ConnectionCreateSerializer(ConnectionWriteSerializer):
-    def validate(self, attrs: dict) -> dict:
+    def validate(self, attrs: dict[str, object]) -> dict[str, object]:
         if not attrs.get("catalog_key"):
             missing = {f: ["This field is required."] for f in ("name", "url", "transport") if not attrs.get(f)}
             if missing:
@@ -71,7 +71,7 @@ class ConnectionCreateSerializer(ConnectionWriteSerializer):
         return attrs
 
 
-class ToolSerializer(serializers.ModelSerializer):
+class ToolSerializer(serializers.ModelSerializer[Tool]):
     connection_id = serializers.UUIDField(read_only=True)
 
     class Meta:
@@ -79,18 +79,18 @@ class ToolSerializer(serializers.ModelSerializer):
         fields = ["id", "connection_id", "name", "description", "input_schema", "enabled"]
 
 
-class ToolPatchSerializer(serializers.Serializer):
+class ToolPatchSerializer(serializers.Serializer[object]):
     enabled = serializers.BooleanField()
 
 
-class SyncResultSerializer(serializers.Serializer):
+class SyncResultSerializer(serializers.Serializer[object]):
     added = serializers.IntegerField()
     updated = serializers.IntegerField()
     removed = serializers.IntegerField()
     tools = ToolSerializer(many=True)
 
 
-class CatalogEntrySerializer(serializers.ModelSerializer):
+class CatalogEntrySerializer(serializers.ModelSerializer[CatalogEntry]):
     class Meta:
         model = CatalogEntry
         fields = ["key", "name", "description", "transport", "url_template", "auth_type", "docs_url"]

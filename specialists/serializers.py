@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -52,7 +50,7 @@ class SpecialistSerializer(PlainReadModelSerializer):
         return [str(tool.pk) for tool in (specialist.tools.all() if prefetched is None else prefetched)]
 
 
-class SpecialistUsageSerializer(serializers.Serializer):
+class SpecialistUsageSerializer(serializers.Serializer[object]):
     credits_this_period = CreditField()
     messages_this_period = serializers.IntegerField()
 
@@ -64,11 +62,11 @@ class SpecialistDetailSerializer(SpecialistSerializer):
         fields = [*SpecialistSerializer.Meta.fields, "usage"]
 
     @extend_schema_field(SpecialistUsageSerializer)
-    def get_usage(self, specialist: Specialist) -> dict:
+    def get_usage(self, specialist: Specialist) -> dict[str, object]:
         return SpecialistUsageSerializer(self.context["usage"]).data
 
 
-class SpecialistWriteSerializer(serializers.ModelSerializer):
+class SpecialistWriteSerializer(serializers.ModelSerializer[Specialist]):
     tool_ids = serializers.ListField(
         child=OrgRelatedField(model=Tool), required=False, source="tools", help_text="Enabled MCP tool ids of the org."
     )
@@ -88,13 +86,13 @@ class SpecialistWriteSerializer(serializers.ModelSerializer):
         extra_kwargs = {"name": {"required": True}, "model": {"required": True}}
 
 
-class WizardSerializer(serializers.Serializer):
+class WizardSerializer(serializers.Serializer[object]):
     brief = serializers.CharField(max_length=5000)
     model = serializers.CharField(max_length=100, required=False, allow_blank=True)
     create = serializers.BooleanField(required=False, default=False)  # type: ignore[assignment]  # the body's field, not the method
 
 
-class WizardDraftSerializer(serializers.Serializer):
+class WizardDraftSerializer(serializers.Serializer[object]):
     name = serializers.CharField()
     title = serializers.CharField()
     description = serializers.CharField()
@@ -105,18 +103,18 @@ class WizardDraftSerializer(serializers.Serializer):
     tool_ids = serializers.ListField(child=serializers.UUIDField())
 
 
-class WizardUsageSerializer(serializers.Serializer):
+class WizardUsageSerializer(serializers.Serializer[object]):
     input_tokens = serializers.IntegerField()
     output_tokens = serializers.IntegerField()
     credits = CreditField()
 
 
-class WizardResponseSerializer(serializers.Serializer):
+class WizardResponseSerializer(serializers.Serializer[object]):
     draft = WizardDraftSerializer()
     usage = WizardUsageSerializer()
 
 
-def specialist_detail(specialist: Specialist) -> dict[str, Any]:
+def specialist_detail(specialist: Specialist) -> dict[str, object]:
     """The body of ``GET /specialists/{id}``: the specialist and its usage this period."""
     usage = selectors.usage_this_period(specialist=specialist)
     return SpecialistDetailSerializer(specialist, context={"usage": usage}).data

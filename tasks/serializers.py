@@ -9,7 +9,7 @@ from tasks.models import Project, Task
 from workspaces.models import Workspace
 
 
-class ProjectSerializer(serializers.ModelSerializer):
+class ProjectSerializer(serializers.ModelSerializer[Project]):
     workspace_id = serializers.UUIDField(read_only=True, allow_null=True)
     task_count = serializers.IntegerField(read_only=True)
 
@@ -18,7 +18,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "status", "workspace_id", "created_at", "task_count"]
 
 
-class ProjectWriteSerializer(serializers.Serializer):
+class ProjectWriteSerializer(serializers.Serializer[object]):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True)
     status = serializers.ChoiceField(choices=Project.Status.choices, required=False)
@@ -61,7 +61,7 @@ class TaskSerializer(PlainReadModelSerializer):
         return task.error or None
 
 
-class TaskWriteSerializer(serializers.Serializer):
+class TaskWriteSerializer(serializers.Serializer[object]):
     title = serializers.CharField(max_length=300)
     description = serializers.CharField(required=False, allow_blank=True)
     status = serializers.ChoiceField(choices=Task.Status.choices, required=False)
@@ -74,7 +74,7 @@ class TaskWriteSerializer(serializers.Serializer):
     due_date = serializers.DateField(required=False, allow_null=True)
 
 
-class TaskRunSerializer(serializers.Serializer):
+class TaskRunSerializer(serializers.Serializer[object]):
     task_id = serializers.UUIDField()
     session_id = serializers.UUIDField()
     message_id = serializers.UUIDField()

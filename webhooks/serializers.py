@@ -8,7 +8,7 @@ from webhooks.models import Delivery, DeliveryStatus, EventType, Webhook
 LAST_STATUSES = [DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value]
 
 
-class WebhookSerializer(serializers.ModelSerializer):
+class WebhookSerializer(serializers.ModelSerializer[Webhook]):
     events = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices))
     last_status = serializers.SerializerMethodField(
         help_text="The latest attempt's outcome (`delivered` or `failed`); null before the first."
@@ -47,18 +47,18 @@ def _events(*, required: bool = True) -> serializers.ListField:
     )
 
 
-class WebhookCreateSerializer(serializers.Serializer):
+class WebhookCreateSerializer(serializers.Serializer[object]):
     url = serializers.URLField(max_length=2000, help_text="http(s); the same guard as an MCP server's URL.")
     events = _events()
 
 
-class WebhookUpdateSerializer(serializers.Serializer):
+class WebhookUpdateSerializer(serializers.Serializer[object]):
     url = serializers.URLField(max_length=2000, required=False)
     events = _events(required=False)
     enabled = serializers.BooleanField(required=False)
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class DeliverySerializer(serializers.ModelSerializer[Delivery]):
     event = serializers.CharField(source="event_type", read_only=True, help_text="The event's type (or `ping`).")
     event_id = serializers.UUIDField(read_only=True, help_text="The event's id: the same on every attempt.")
     response_status = serializers.IntegerField(

@@ -5,7 +5,7 @@ from rest_framework import serializers
 from workspaces.models import Workspace, WorkspaceFile
 
 
-class WorkspaceSerializer(serializers.ModelSerializer):
+class WorkspaceSerializer(serializers.ModelSerializer[Workspace]):
     created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)  # null: an API key
     file_count = serializers.IntegerField(read_only=True)
     thread_count = serializers.IntegerField(read_only=True)
@@ -15,12 +15,12 @@ class WorkspaceSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "created_by", "created_at", "updated_at", "file_count", "thread_count"]
 
 
-class WorkspaceWriteSerializer(serializers.Serializer):
+class WorkspaceWriteSerializer(serializers.Serializer[object]):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class WorkspaceFileSerializer(serializers.ModelSerializer):
+class WorkspaceFileSerializer(serializers.ModelSerializer[WorkspaceFile]):
     uploaded_by = serializers.UUIDField(source="uploaded_by_id", read_only=True, allow_null=True)  # null: an API key
     text_extracted = serializers.BooleanField(
         read_only=True,
@@ -33,5 +33,5 @@ class WorkspaceFileSerializer(serializers.ModelSerializer):
         fields = ["id", "filename", "content_type", "size", "uploaded_by", "created_at", "text_extracted"]
 
 
-class FileUploadSerializer(serializers.Serializer):
+class FileUploadSerializer(serializers.Serializer[object]):
     file = serializers.FileField()
