@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
 
 from chat.providers import get_provider
 from chat.providers.base import (
@@ -25,12 +24,13 @@ from chat.providers.base import (
 )
 from core import tracing
 from core.errors import DomainError
+from core.json_types import JSONObject
 
 
 @dataclass(frozen=True, slots=True)
 class TurnEvent:
     name: str
-    data: dict[str, Any]
+    data: JSONObject  # the event's JSON, as a client receives it (camelCase keys)
     error: DomainError | None = None  # an ``error`` event's error: its status and headers, for a transport
     id: int = 0  # its SSE id within the turn (1, 2, 3, …), given by ``chat.replay.TurnLog``
 

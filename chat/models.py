@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from core.json_types import JSONObject
 from files.models import StoredFile
 from orgs.models import AllOrgsManager, OrgScopedModel, OrgScopedQuerySet
 
@@ -89,7 +90,7 @@ class Message(models.Model):
     error = models.TextField(blank=True)
     error_code = models.CharField(max_length=50, blank=True)
     finish_reason = models.CharField(max_length=30, blank=True)
-    tool_calls = models.JSONField(default=list, blank=True)
+    tool_calls: models.JSONField[list[JSONObject], list[JSONObject]] = models.JSONField(default=list, blank=True)
     attachments = models.ManyToManyField(Attachment, blank=True, related_name="messages")
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)

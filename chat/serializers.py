@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from chat.models import Artifact, Attachment, ChatSession, Message
 from core.fields import CreditField
+from core.json_types import JSONObject
 from core.serializers import PlainReadModelSerializer
 
 
@@ -126,7 +127,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
         return message.error or None
 
     @extend_schema_field(ToolCallSerializer(many=True))
-    def get_tool_calls(self, message: Message) -> list:
+    def get_tool_calls(self, message: Message) -> list[JSONObject]:
         return message.tool_calls  # stored in wire shape (camelCase), arguments untouched
 
     @extend_schema_field(UsageSerializer)
@@ -136,7 +137,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
         ).data
 
 
-class SessionSerializer(PlainReadModelSerializer):
+class SessionSerializer(PlainReadModelSerializer[ChatSession]):
     specialist_id = serializers.UUIDField(read_only=True)
     workspace_id = serializers.UUIDField(read_only=True, allow_null=True)
     created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)

@@ -14,7 +14,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -40,6 +39,7 @@ from chat.providers.base import ProviderRequest, ToolSpec, Usage
 from chat.tools import tool_plan
 from core import db, metrics
 from core.errors import ValidationFailed
+from core.json_types import JSONObject
 from orgs.context import OrgContext, require_member
 from orgs.models import Organization
 from specialists.models import Specialist
@@ -88,7 +88,7 @@ class Totals:
     calls: int = 0
     model: str = ""  # the model of the last call that answered
     text: list[str] = field(default_factory=list)
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[JSONObject] = field(default_factory=list)  # as stored and served (camelCase keys)
 
     def add(self, usage: Usage, charge: metering.Charge) -> None:
         self.input_tokens += usage.input_tokens
@@ -204,7 +204,7 @@ def start_turn(
     queued: bool = False,
 ) -> PreparedTurn:
     """Prepare: validates, creates the session and both messages, and holds the first call's worst
-    case. Any refusal (400/402/409) rolls all of it back. The sender is the context's caller: a
+    case. A refusal (400/402/409) rolls all of it back. The sender is the context's caller: a
     member, or an org API key (then the session's creator and the ledger's payer are the key)."""
     require_member(context)  # platform staff outside their orgs only read there (403)
     if not message or not message.strip():

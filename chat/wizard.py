@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TypedDict
 
 from django.conf import settings
 
@@ -15,6 +15,7 @@ from chat.pipeline import complete
 from chat.providers import PROVIDERS
 from chat.providers.base import ChatMessage, ProviderRequest
 from core.errors import DomainError, ValidationFailed
+from core.json_types import JSONObject
 from mcps.models import Tool
 from orgs.context import OrgContext
 
@@ -34,9 +35,22 @@ class NoModelError(ValidationFailed):
         super().__init__("model", "No active model with a configured provider can draft specialists.")
 
 
+class Draft(TypedDict):
+    """A specialist's draft, checked: what the wizard answers (its fields are a specialist's)."""
+
+    name: str
+    title: str
+    description: str
+    instructions: str
+    model: str
+    temperature: float
+    max_output_tokens: int
+    tool_ids: list[str]
+
+
 @dataclass(frozen=True)
 class WizardResult:
-    draft: dict[str, Any]
+    draft: Draft
     input_tokens: int
     output_tokens: int
     credits: Decimal
@@ -63,10 +77,10 @@ def choose_model(requested: str | None) -> ModelRate:
     )
 
 
-def draft_schema(tool_ids: list[str], default_model: str) -> dict[str, Any]:
-    tool_items: dict[str, Any] = {"type": "string"}
+def draft_schema(tool_ids: list[str], default_model: str) -> JSONObject:
+    tool_items: JSONObject = {"type": "string"}
     if tool_ids:
-        tool_items["enum"] = tool_ids
+        tool_items["enum"] = list(tool_ids)
     return {
         "type": "object",
         "properties": {
@@ -117,7 +131,7 @@ def _tools_message(tools: list[Tool]) -> list[ChatMessage]:
     return [ChatMessage(role="user", content="\n".join(lines))]
 
 
-def _valid_draft(text: str, *, rate: ModelRate, tool_ids: set[str]) -> dict[str, Any] | None:
+def _valid_draft(text: str, *, rate: ModelRate, tool_ids: set[str]) -> Draft | None:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError:
@@ -129,7 +143,9 @@ def _valid_draft(text: str, *, rate: ModelRate, tool_ids: set[str]) -> dict[str,
         return None
     if not raw["instructions"].strip():
         return None
-    model = raw.get("model") if ModelRate.objects.filter(model=raw.get("model"), active=True).exists() else rate.model
+    model = raw.get("model")
+    if not (isinstance(model, str) and ModelRate.objects.filter(model=model, active=True).exists()):
+        model = rate.model
     try:
         temperature = min(max(float(raw.get("temperature", 0.7)), 0.0), 2.0)
         max_output = int(raw.get("maxOutputTokens", 1024))
@@ -137,16 +153,16 @@ def _valid_draft(text: str, *, rate: ModelRate, tool_ids: set[str]) -> dict[str,
         return None
     model_max = ModelRate.objects.get(model=model).max_output_tokens
     chosen_tools = [str(t) for t in raw.get("toolIds") or [] if str(t) in tool_ids]
-    return {
-        "name": raw["name"].strip()[:200],
-        "title": raw["title"].strip()[:200],
-        "description": raw["description"].strip(),
-        "instructions": raw["instructions"].strip(),
-        "model": model,
-        "temperature": temperature,
-        "max_output_tokens": min(max(max_output, 1), model_max),
-        "tool_ids": chosen_tools,
-    }
+    return Draft(
+        name=raw["name"].strip()[:200],
+        title=raw["title"].strip()[:200],
+        description=raw["description"].strip(),
+        instructions=raw["instructions"].strip(),
+        model=model,
+        temperature=temperature,
+        max_output_tokens=min(max(max_output, 1), model_max),
+        tool_ids=chosen_tools,
+    )
 
 
 def draft_specialist(*, context: OrgContext, brief: str, model: str | None) -> WizardResult:

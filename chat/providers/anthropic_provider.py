@@ -23,27 +23,29 @@ from chat.providers.base import (
     Usage,
     provider_failure,
 )
+from core.json_types import JSONObject, JSONValue
 
 SCHEMA_TOOL = "respond"
 STOP_REASONS = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length", "stop_sequence": "stop"}
 
 
-def _messages(request: ProviderRequest) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+def _messages(request: ProviderRequest) -> list[JSONObject]:
+    out: list[JSONObject] = []
     for message in request.messages:
         if message.role == "tool":
-            block = {
+            block: JSONObject = {
                 "type": "tool_result",
                 "tool_use_id": message.tool_call_id,
                 "content": message.content,
                 "is_error": message.is_error,
             }
-            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
-                out[-1]["content"].append(block)  # consecutive results go in one user turn
+            previous = out[-1]["content"] if out and out[-1]["role"] == "user" else None
+            if isinstance(previous, list):
+                previous.append(block)  # consecutive results go in one user turn
             else:
                 out.append({"role": "user", "content": [block]})
         elif message.role == "assistant" and message.tool_calls:
-            content: list[dict[str, Any]] = []
+            content: list[JSONValue] = []
             if message.content:
                 content.append({"type": "text", "text": message.content})
             content += [
@@ -55,7 +57,7 @@ def _messages(request: ProviderRequest) -> list[dict[str, Any]]:
     return out
 
 
-class AnthropicProvider(SDKProvider):
+class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
     name = "anthropic"
     settings_prefix = "ANTHROPIC"
 
@@ -72,7 +74,7 @@ class AnthropicProvider(SDKProvider):
         )
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent]:
-        kwargs: dict[str, Any] = {
+        kwargs: dict[str, Any] = {  # the SDK's typed parameters, built as the JSON body they become
             "model": request.model,
             "max_tokens": request.max_output_tokens,
             "messages": _messages(request),

@@ -7,16 +7,18 @@ import email.utils
 import json
 import math
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from types import ModuleType, TracebackType
+from typing import Protocol, cast
 
 import aiohttp
 import httpx2
 from django.conf import settings
 
 from core.errors import DomainError
+from core.json_types import JSONObject
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,7 @@ class TextDelta:
 class ToolCall:
     id: str
     name: str
-    arguments: dict[str, Any]
+    arguments: JSONObject
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,7 @@ ProviderEvent = TextDelta | ToolCall | Usage | Finish
 class ToolSpec:
     name: str
     description: str
-    input_schema: dict[str, Any]
+    input_schema: JSONObject
 
 
 @dataclass(slots=True)
@@ -72,7 +74,7 @@ class ProviderRequest:
     max_output_tokens: int
     temperature: float = 0.7
     tools: list[ToolSpec] = field(default_factory=list)
-    response_schema: dict[str, Any] | None = None  # ask for one JSON object of this schema
+    response_schema: JSONObject | None = None  # ask for one JSON object of this schema
 
 
 # How a provider call failed (``ProviderError.kind``): what a retry policy decides on.
@@ -120,18 +122,19 @@ class Provider(Protocol):
     def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent]: ...
 
 
-_loop_cache: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Any]] = weakref.WeakKeyDictionary()
+_loop_cache: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, object]] = weakref.WeakKeyDictionary()
 
 
-def loop_cached(key: Any, factory: Callable[[], Any]) -> Any:
-    """An object (an SDK client) kept for the running event loop's lifetime."""
+def loop_cached[T](key: Hashable, factory: Callable[[], T]) -> T:
+    """An object (an SDK client) kept for the running event loop's lifetime; a key is always given
+    the same factory (its provider's, with its configuration)."""
     cache = _loop_cache.setdefault(asyncio.get_running_loop(), {})
     if key not in cache:
         cache[key] = factory()
-    return cache[key]
+    return cast(T, cache[key])  # what this key's factory made
 
 
-class SDKProvider:
+class SDKProvider[Client]:
     """A provider backed by an official SDK client, configured from ``<PREFIX>_API_KEY`` and
     ``<PREFIX>_BASE_URL``. One client (and connection pool) per event loop and configuration:
     building one costs more than a short streamed turn, and a client cannot move between loops."""
@@ -153,16 +156,16 @@ class SDKProvider:
     def configured(self) -> bool:
         return any(self._config())
 
-    def make_client(self, *, api_key: str, base_url: str | None) -> Any:
+    def make_client(self, *, api_key: str, base_url: str | None) -> Client:
         raise NotImplementedError
 
-    def http_client(self, sdk: Any) -> httpx2.AsyncClient:
+    def http_client(self, sdk: ModuleType) -> httpx2.AsyncClient:
         """The SDK's own aiohttp transport (``DefaultAioHttpClient``): the same requests, timeouts
         and errors as its default httpx transport, for about a third less CPU per streamed call."""
         client: httpx2.AsyncClient = sdk.DefaultAioHttpClient(timeout=self.timeout())
         return client
 
-    def client(self) -> Any:
+    def client(self) -> Client:
         """The SDK client; a provider with neither key nor base URL is refused here, before any
         connection is attempted (the SDK would otherwise call the vendor's public endpoint)."""
         api_key, base_url = self._config()
@@ -191,8 +194,10 @@ class FirstByte:
         await self.deadline.__aenter__()
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.deadline.__aexit__(*exc)  # raises TimeoutError if the deadline passed
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.deadline.__aexit__(kind, exc, traceback)  # raises TimeoutError if the deadline passed
 
     def arrived(self) -> None:
         if self.deadline.when() is not None and not self.deadline.expired():
@@ -213,7 +218,7 @@ class FirstByte:
         )
 
 
-def retry_after_seconds(headers: Any) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     """A provider's ``Retry-After`` (seconds or an HTTP date; ``retry-after-ms`` first), in seconds."""
     if headers is None:
         return None

@@ -11,7 +11,6 @@ import hashlib
 import json
 import re
 from collections.abc import AsyncGenerator
-from typing import Any
 
 from chat.providers.base import (
     ChatMessage,
@@ -24,6 +23,7 @@ from chat.providers.base import (
     request_tokens_estimate,
     tokens_estimate,
 )
+from core.json_types import JSONObject, JSONValue
 
 LABEL = "[local offline model]"
 PAIR = re.compile(r"(\w+)\s*[=:]\s*(\"[^\"]*\"|'[^']*'|[^\s,;]+)")
@@ -42,7 +42,20 @@ def _tool_mentioned(text: str, name: str) -> bool:
     return bool(re.search(rf"(?<![\w-]){re.escape(short)}(?![\w-])", lowered)) or name.lower() in lowered
 
 
-def _coerce(value: str, schema: dict[str, Any]) -> Any:
+def _object(value: JSONValue) -> JSONObject:
+    """A schema's part that should be an object (an empty one when it is not)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _array(value: JSONValue) -> list[JSONValue]:
+    return value if isinstance(value, list) else []
+
+
+def _number(value: JSONValue) -> float:
+    return float(value) if isinstance(value, int | float | str) else 0.0
+
+
+def _coerce(value: str, schema: JSONObject) -> JSONValue:
     value = value.strip("\"'")
     kind = schema.get("type")
     try:
@@ -57,28 +70,28 @@ def _coerce(value: str, schema: dict[str, Any]) -> Any:
     return value
 
 
-def _tool_arguments(text: str, schema: dict[str, Any]) -> dict[str, Any]:
-    properties: dict[str, Any] = schema.get("properties", {})
+def _tool_arguments(text: str, schema: JSONObject) -> JSONObject:
+    properties = _object(schema.get("properties", {}))
     given = dict(PAIR.findall(text))
-    arguments: dict[str, Any] = {}
+    arguments: JSONObject = {}
     for key, prop in properties.items():
         if key in given:
-            arguments[key] = _coerce(given[key], prop)
-        elif key in schema.get("required", []):
-            arguments[key] = _default_for(key, prop, text)
+            arguments[key] = _coerce(given[key], _object(prop))
+        elif key in _array(schema.get("required", [])):
+            arguments[key] = _default_for(key, _object(prop), text)
     return arguments
 
 
-def _default_for(key: str, prop: dict[str, Any], text: str) -> Any:
+def _default_for(key: str, prop: JSONObject, text: str) -> JSONValue:
     if "default" in prop:
         return prop["default"]
-    if prop.get("enum"):
-        return prop["enum"][0]
+    if enum := _array(prop.get("enum")):
+        return enum[0]
     kind = prop.get("type")
     if kind == "integer":
-        return int(prop.get("minimum", 0))
+        return int(_number(prop.get("minimum", 0)))
     if kind == "number":
-        return float(prop.get("minimum", 0))
+        return _number(prop.get("minimum", 0))
     if kind == "boolean":
         return False
     if kind == "array":
@@ -96,20 +109,20 @@ def _title_case(words: list[str], limit: int) -> str:
     return " ".join(word.capitalize() for word in words[:limit])
 
 
-def fill_schema(schema: dict[str, Any], brief: str) -> dict[str, Any]:
+def fill_schema(schema: JSONObject, brief: str) -> JSONObject:
     """A deterministic object that satisfies ``schema``, derived from the brief."""
     words = [w for w in _words(brief) if len(w) > 3] or ["Assistant"]
-    result: dict[str, Any] = {}
-    for key, prop in schema.get("properties", {}).items():
+    result: JSONObject = {}
+    for key, value in _object(schema.get("properties", {})).items():
+        prop = _object(value)
         lowered = key.lower()
         kind = prop.get("type")
-        if kind == "array" and prop.get("items", {}).get("enum"):
-            options = prop["items"]["enum"]
+        if kind == "array" and (options := _array(_object(prop.get("items", {})).get("enum"))):
             result[key] = [o for o in options if str(o).lower() in brief.lower()]
         elif "default" in prop:
             result[key] = prop["default"]
-        elif prop.get("enum"):
-            result[key] = prop["enum"][0]
+        elif enum := _array(prop.get("enum")):
+            result[key] = enum[0]
         elif kind == "string" and lowered == "name":
             digest = hashlib.sha256(brief.encode()).hexdigest()
             result[key] = f"{_title_case(words, 1)} {['Ada', 'Alan', 'Grace', 'Edsger'][int(digest, 16) % 4]}"

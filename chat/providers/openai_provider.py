@@ -1,12 +1,12 @@
 """OpenAI Chat Completions (streaming, usage, tool calls) through the official SDK.
-Any OpenAI-compatible server works through OPENAI_BASE_URL."""
+Every OpenAI-compatible server works through OPENAI_BASE_URL."""
 
 from __future__ import annotations
 
 import json
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import aiohttp
 import anyio
@@ -26,10 +26,45 @@ from chat.providers.base import (
     Usage,
     provider_failure,
 )
+from core.json_types import JSONObject
 
 
-def _messages(request: ProviderRequest) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+# A ``chat.completion.chunk`` as the stream sends it, the fields read here (any may be missing or null).
+class _Function(TypedDict, total=False):
+    name: str | None
+    arguments: str | None
+
+
+class _ToolCallFragment(TypedDict, total=False):
+    index: int
+    id: str | None
+    function: _Function | None
+
+
+class _Delta(TypedDict, total=False):
+    content: str | None
+    tool_calls: list[_ToolCallFragment] | None
+
+
+class _Choice(TypedDict, total=False):
+    delta: _Delta | None
+    finish_reason: str | None
+
+
+class _ChunkUsage(TypedDict, total=False):
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+class Chunk(TypedDict, total=False):
+    model: str | None
+    usage: _ChunkUsage | None
+    choices: list[_Choice] | None
+    error: object
+
+
+def _messages(request: ProviderRequest) -> list[JSONObject]:
+    out: list[JSONObject] = []
     if request.system:
         out.append({"role": "system", "content": request.system})
     for message in request.messages:
@@ -37,7 +72,7 @@ def _messages(request: ProviderRequest) -> list[dict[str, Any]]:
     return out
 
 
-def _message(message: ChatMessage) -> dict[str, Any]:
+def _message(message: ChatMessage) -> JSONObject:
     if message.role == "tool":
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
     if message.role == "assistant" and message.tool_calls:
@@ -56,7 +91,7 @@ def _message(message: ChatMessage) -> dict[str, Any]:
     return {"role": message.role, "content": message.content}
 
 
-def _parse_arguments(raw: str) -> dict[str, Any]:
+def _parse_arguments(raw: str) -> JSONObject:
     try:
         value = json.loads(raw or "{}")
     except json.JSONDecodeError:
@@ -64,7 +99,7 @@ def _parse_arguments(raw: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
-async def _chunks(lines: AsyncIterator[str]) -> AsyncGenerator[dict[str, Any]]:
+async def _chunks(lines: AsyncIterator[str]) -> AsyncGenerator[Chunk]:
     """The ``chat.completion.chunk`` objects of a server-sent event stream, up to ``[DONE]`` (the
     rest of the body is still read, so that the connection goes back to the client's pool). An
     ``error`` object in the stream (a failure after the headers) is a provider failure."""
@@ -77,11 +112,12 @@ async def _chunks(lines: AsyncIterator[str]) -> AsyncGenerator[dict[str, Any]]:
             done = True
             continue
         try:
-            chunk = json.loads(payload)
+            parsed: object = json.loads(payload)
         except json.JSONDecodeError as exc:
             raise ProviderError(f"OpenAI-compatible provider sent a malformed chunk: {payload[:200]}") from exc
-        if not isinstance(chunk, dict):
+        if not isinstance(parsed, dict):
             raise ProviderError(f"OpenAI-compatible provider sent a malformed chunk: {payload[:200]}")
+        chunk = cast(Chunk, parsed)  # JSON from outside: its fields are read with .get, each checked where used
         if chunk.get("error"):
             error = chunk["error"]
             message = error.get("message") if isinstance(error, dict) else str(error)
@@ -94,7 +130,7 @@ async def _chunks(lines: AsyncIterator[str]) -> AsyncGenerator[dict[str, Any]]:
 READ_ERRORS = (ssl.SSLError, anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError, aiohttp.ClientError)
 
 
-class OpenAIProvider(SDKProvider):
+class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
     name = "openai"
     settings_prefix = "OPENAI"
 
@@ -108,7 +144,7 @@ class OpenAIProvider(SDKProvider):
         )
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent]:
-        kwargs: dict[str, Any] = {
+        kwargs: dict[str, Any] = {  # the SDK's typed parameters, built as the JSON body they become
             "model": request.model,
             "messages": _messages(request),
             "stream": True,
@@ -146,18 +182,18 @@ class OpenAIProvider(SDKProvider):
                     if usage:
                         yield Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
                     for choice in chunk.get("choices") or ():
-                        delta = choice.get("delta") or {}
-                        if delta.get("content"):
-                            yield TextDelta(delta["content"])
+                        delta: _Delta = choice.get("delta") or {}
+                        if content := delta.get("content"):
+                            yield TextDelta(content)
                         for fragment in delta.get("tool_calls") or ():
                             slot = calls.setdefault(fragment.get("index", 0), {"id": "", "name": "", "arguments": ""})
-                            if fragment.get("id"):
-                                slot["id"] = fragment["id"]
-                            function = fragment.get("function") or {}
+                            if call_id := fragment.get("id"):
+                                slot["id"] = call_id
+                            function: _Function = fragment.get("function") or {}
                             slot["name"] += function.get("name") or ""
                             slot["arguments"] += function.get("arguments") or ""
-                        if choice.get("finish_reason"):
-                            finish = choice["finish_reason"]
+                        if reason := choice.get("finish_reason"):
+                            finish = reason
         except (openai.APIError, httpx2.HTTPError, *READ_ERRORS) as exc:
             if first_byte.expired():  # the deadline's cancellation, as the SDK reported it
                 raise first_byte.error() from exc
