@@ -106,7 +106,8 @@ class PasswordResetConfirmView(PublicAPIView):
 
 def _names_current_password(exc: Exception) -> bool:
     """A wrong current password (the 400 that names ``currentPassword``), not a weak new one."""
-    return isinstance(exc, ValidationFailed) and "currentPassword" in exc.extra.get("errors", {})
+    errors = exc.extra.get("errors") if isinstance(exc, ValidationFailed) else None
+    return isinstance(errors, dict) and "currentPassword" in errors
 
 
 class ChangePasswordView(UserAPIView):

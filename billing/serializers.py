@@ -29,7 +29,7 @@ class BalanceSerializer(serializers.Serializer[object]):
     low_balance_threshold = CreditField(allow_null=True)
 
 
-class LedgerEntrySerializer(PlainReadModelSerializer):
+class LedgerEntrySerializer(PlainReadModelSerializer[LedgerEntry]):
     amount = CreditField()
     balance_after = CreditField()
     model = serializers.CharField(allow_null=True)

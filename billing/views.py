@@ -90,7 +90,7 @@ class UsageView(mixins.ListModelMixin, OrgViewSet):
         entries = self.filter_queryset(self.get_queryset())
         fields = list(LedgerEntrySerializer().fields)
 
-        def read(after: usage.LedgerCursor | None) -> Chunk[usage.LedgerCursor]:
+        def read(after: usage.LedgerCursor | None) -> Chunk[LedgerEntry, usage.LedgerCursor]:
             return usage.ledger_chunk(entries, after=after, size=CHUNK_ROWS)
 
         def rows(chunk: Sequence[LedgerEntry]) -> list[list[Any]]:
@@ -211,7 +211,7 @@ class UsageSummaryView(OrgAPIView):
         fields = [*keys, "credits", "calls", "input_tokens", "output_tokens"]
         rows = [[row[name] for name in fields] for row in UsageRowSerializer(found.rows, many=True).data]
 
-        def read(at: int | None) -> Chunk[int]:
+        def read(at: int | None) -> Chunk[Sequence[object], int]:
             start = at or 0
             end = start + CHUNK_ROWS
             return rows[start:end], (end if end < len(rows) else None)

@@ -7,8 +7,9 @@ instead (redis-py's pools are thread-safe and renew themselves after a fork)."""
 
 from __future__ import annotations
 
+import functools
 import threading
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import redis
 from django.core.cache.backends import redis as django_redis
@@ -16,10 +17,10 @@ from django.core.cache.backends import redis as django_redis
 
 class SharedConnectionPool(redis.ConnectionPool):
     _pools: ClassVar[dict[tuple[str, str], redis.ConnectionPool]] = {}
-    _lock = threading.Lock()  # type: ignore[assignment]
+    _lock = threading.Lock()  # type: ignore[assignment]  # the class's lock; redis-py's pools have one of another type
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> redis.ConnectionPool:  # type: ignore[override]
+    def from_url(cls, url: str, **kwargs: object) -> redis.ConnectionPool:  # type: ignore[override]  # the shared pool
         key = (url, repr(sorted(kwargs.items(), key=lambda item: item[0])))
         with cls._lock:
             pool = cls._pools.get(key)
@@ -34,15 +35,15 @@ class SharedClientRedisCacheClient(django_redis.RedisCacheClient):
     more than the round trip itself). redis-py's clients are safe to share between threads: each
     command takes a connection from the pool and gives it back."""
 
-    def __init__(self, servers: list[str], **options: Any) -> None:
-        super().__init__(servers, **options)
-        self._redis_clients: dict[int, redis.Redis] = {}
+    @functools.cached_property
+    def _redis_clients(self) -> dict[int, redis.Redis]:
+        return {}
 
     def get_client(self, key: str | bytes | memoryview | None = None, *, write: bool = False) -> redis.Redis:
-        pool = self._get_connection_pool(write)  # type: ignore[attr-defined]
+        pool = self._get_connection_pool(write)  # type: ignore[attr-defined]  # Django's, not in django-stubs
         client = self._redis_clients.get(id(pool))
         if client is None:
-            client = self._redis_clients.setdefault(id(pool), self._client(connection_pool=pool))  # type: ignore[attr-defined]
+            client = self._redis_clients.setdefault(id(pool), self._client(connection_pool=pool))  # type: ignore[attr-defined]  # Django's
         return client
 
 
@@ -52,17 +53,17 @@ class RedisCache(django_redis.RedisCache):
 
     _clients: ClassVar[dict[tuple[str, ...], django_redis.RedisCacheClient]] = {}
 
-    def __init__(self, server: str, params: dict[str, Any]) -> None:
+    def __init__(self, server: str, params: dict[str, object]) -> None:
         super().__init__(server, params)
         self._class = SharedClientRedisCacheClient
 
     @property
     def _cache(self) -> django_redis.RedisCacheClient:
-        key = (*self._servers, repr(sorted(self._options.items())))  # type: ignore[attr-defined]
+        key = (*self._servers, repr(sorted(self._options.items())))  # type: ignore[attr-defined]  # Django's
         client = self._clients.get(key)
         if client is None:
             with SharedConnectionPool._lock:
-                client = self._clients.setdefault(key, self._class(self._servers, **self._options))  # type: ignore[attr-defined]
+                client = self._clients.setdefault(key, self._class(self._servers, **self._options))  # type: ignore[attr-defined]  # Django's
         return client
 
     def count_hits(self, keys: list[str], index: int, window: int) -> list[tuple[int, int]]:

@@ -12,7 +12,7 @@ import base64
 import functools
 import hashlib
 import json
-from typing import Any
+from collections.abc import Mapping
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -62,16 +62,18 @@ def rotation_fernet(*, from_secret_key: bool) -> MultiFernet:
     return MultiFernet(keys)
 
 
-def encrypt_json(value: dict[str, Any]) -> str:
+def encrypt_json(value: Mapping[str, str]) -> str:
+    """Credentials (names to secret strings) as one token."""
     if not value:
         return ""
     return fernet().encrypt(json.dumps(value).encode()).decode()
 
 
-def decrypt_json(token: str) -> dict[str, Any]:
+def decrypt_json(token: str) -> dict[str, str]:
     if not token:
         return {}
     try:
-        return json.loads(fernet().decrypt(token.encode()))
+        credentials: dict[str, str] = json.loads(fernet().decrypt(token.encode()))  # what encrypt_json wrote
+        return credentials
     except InvalidToken as exc:
         raise ValueError("The stored credentials cannot be decrypted with the current key.") from exc

@@ -10,8 +10,8 @@ WSGI a plain generator does the same in the request's thread. Every cell goes th
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import cast
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
@@ -28,9 +28,15 @@ CSV_MEDIA_TYPE = "text/csv"
 CHUNK_ROWS = 1000
 
 # One chunk: the items read, and the cursor of the next chunk (None after the last one).
-type Chunk[C] = tuple[Sequence[Any], C | None]
-type Reader[C] = Callable[[C | None], Chunk[C]]
-type Rows = Callable[[Sequence[Any]], Sequence[Sequence[Any]]]
+type Chunk[I, C] = tuple[Sequence[I], C | None]
+type Reader[I, C] = Callable[[C | None], Chunk[I, C]]
+type Cells = Sequence[Sequence[object]]
+type Rows[I] = Callable[[Sequence[I]], Cells]
+
+
+def _rows_already(items: Sequence[object]) -> Cells:
+    """The items of a reader that reads rows of cells (``csv_response`` without ``rows``)."""
+    return cast(Cells, items)
 
 
 class CSVRenderer(BaseRenderer):
@@ -41,7 +47,9 @@ class CSVRenderer(BaseRenderer):
     format = "csv"
     charset = "utf-8"
 
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+    def render(
+        self, data: object, accepted_media_type: str | None = None, renderer_context: Mapping[str, object] | None = None
+    ) -> bytes:
         rows = data if isinstance(data, list) else []
         return "".join(_lines(rows)).encode()
 
@@ -59,7 +67,7 @@ def csv_schema_response(description: str) -> OpenApiResponse:
     )
 
 
-def _lines(rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+def _lines(rows: Iterable[Sequence[object]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv_writer(buffer)
     for row in rows:
@@ -69,11 +77,11 @@ def _lines(rows: Iterable[Sequence[Any]]) -> Iterator[str]:
         buffer.truncate()
 
 
-def _text(rows: Sequence[Sequence[Any]]) -> bytes:
+def _text(rows: Cells) -> bytes:
     return "".join(_lines(rows)).encode()
 
 
-def _read_released[C](read: Reader[C], rows: Rows, cursor: C | None) -> tuple[Sequence[Sequence[Any]], C | None]:
+def _read_released[I, C](read: Reader[I, C], rows: Rows[I], cursor: C | None) -> tuple[Cells, C | None]:
     """One chunk read, this thread's connection given back (on the pool: to the pool) as soon as the
     items are read, then the items as CSV rows."""
     try:
@@ -83,7 +91,7 @@ def _read_released[C](read: Reader[C], rows: Rows, cursor: C | None) -> tuple[Se
     return rows(items), cursor
 
 
-def _sync_stream[C](header: Sequence[str], read: Reader[C], rows: Rows) -> Iterator[bytes]:
+def _sync_stream[I, C](header: Sequence[str], read: Reader[I, C], rows: Rows[I]) -> Iterator[bytes]:
     yield _text([header])
     cursor: C | None = None
     while True:
@@ -94,7 +102,7 @@ def _sync_stream[C](header: Sequence[str], read: Reader[C], rows: Rows) -> Itera
             return
 
 
-async def _async_stream[C](header: Sequence[str], read: Reader[C], rows: Rows) -> AsyncGenerator[bytes]:
+async def _async_stream[I, C](header: Sequence[str], read: Reader[I, C], rows: Rows[I]) -> AsyncGenerator[bytes]:
     yield _text([header])
     read_in_thread = sync_to_async(_read_released)
     cursor: C | None = None
@@ -106,13 +114,13 @@ async def _async_stream[C](header: Sequence[str], read: Reader[C], rows: Rows) -
             return
 
 
-def csv_response[C](
+def csv_response[I, C](
     request: Request | HttpRequest,
     *,
     filename: str,
     header: Sequence[str],
-    read: Reader[C],
-    rows: Rows = lambda items: items,
+    read: Reader[I, C],
+    rows: Rows[I] = _rows_already,
 ) -> StreamingHttpResponse:
     """A streamed CSV: ``header``, then ``rows(items)`` of each chunk ``read(cursor)`` returns, from
     ``read(None)`` until a chunk names no next cursor; each chunk in one thread hop, its database

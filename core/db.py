@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import cache, wraps
-from typing import Any
 
 import psycopg
 from asgiref.sync import sync_to_async
 from django.db import connection, connections
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Model
+from django.db.models.expressions import Col
 from psycopg._queries import PostgresQuery  # the type of a statement psycopg sends (its own module)
 from psycopg.rows import TupleRow
 
@@ -69,6 +70,11 @@ def in_thread[**P, R](fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 # per-backend conversions, so they work the same on PostgreSQL and SQLite.
 
 
+# The parameters of a hand-written statement, and the values one with named parameters (``fetch``)
+# reads back as PostgreSQL's types give them (numeric: Decimal, uuid: UUID, timestamptz: an aware datetime).
+type SqlValue = Decimal | int | str | bool | uuid.UUID | datetime | None
+
+
 @cache
 def columns(model: type[Model], alias: str) -> str:
     """The SELECT list of ``model``'s concrete fields under ``alias``, in the ORM's order."""
@@ -83,7 +89,7 @@ def lock(alias: str) -> str:
     return " FOR UPDATE" if connection.features.has_select_for_update else ""
 
 
-def adapt(value: Any) -> Any:
+def adapt(value: SqlValue) -> SqlValue:
     """A parameter as the ORM would send it to this database."""
     if isinstance(value, uuid.UUID) and not connection.features.has_native_uuid_field:
         return value.hex
@@ -95,7 +101,7 @@ def adapt(value: Any) -> Any:
 
 
 @cache
-def _converters(vendor: str, model: type[Model]) -> tuple[tuple[int, Any, tuple[Callable[..., Any], ...]], ...]:
+def _converters(vendor: str, model: type[Model]) -> tuple[tuple[int, Col, tuple[Callable[..., object], ...]], ...]:
     """(index, column, converters) of each of ``model``'s fields that this backend converts."""
     del vendor  # part of the cache key: converters differ per backend
     found = []
@@ -112,7 +118,7 @@ class Row:
 
     __slots__ = ("_at", "_values")
 
-    def __init__(self, values: Sequence[Any]) -> None:
+    def __init__(self, values: Sequence[object]) -> None:
         self._values = values
         self._at = 0
 
@@ -138,7 +144,7 @@ class Row:
                 values[index] = value
         return model.from_db(connection.alias, None, values)  # type: ignore[arg-type]
 
-    def rest(self) -> Sequence[Any]:
+    def rest(self) -> Sequence[object]:
         """The columns after the models taken (raw values: counts, flags)."""
         return self._values[self._at :]
 
@@ -152,7 +158,7 @@ class _Cursor(psycopg.Cursor[TupleRow]):
         super()._send_query_prepared(name, pgq, binary=binary)
 
 
-def cursor() -> Any:
+def cursor() -> CursorWrapper:
     """A cursor for the hand-written statements. On PostgreSQL it binds parameters on the server
     (psycopg's own cursor, not Django's client-side one): the statement text is the same on every
     call, so psycopg skips quoting the values and prepares it on the server at its first run on a
@@ -200,30 +206,27 @@ class AcrossOrgs:
 type Scope = InOrg | AcrossOrgs
 
 
-def _check(scope: Scope | None, sql: str, values: Sequence[Any]) -> None:
+def _check(scope: Scope | None, sql: str, values: Sequence[SqlValue]) -> None:
     """Every call of the app code gives its scope (``tests/core/test_hand_written_sql.py`` walks them)."""
     if isinstance(scope, InOrg) and ("organization_id" not in sql or scope.org_id not in values):
         raise UnscopedSQLError(f"Not scoped to organization {scope.org_id}: {sql[:120]}")
 
 
-def rows(sql: str, params: Sequence[Any] = (), *, scope: Scope | None = None) -> list[Row]:
+def rows(sql: str, params: Sequence[SqlValue] = (), *, scope: Scope | None = None) -> list[Row]:
     _check(scope, sql, params)
     with cursor() as cursor_:
         cursor_.execute(sql, [adapt(value) for value in params])
-        return [Row(values) for values in cursor_.fetchall()]
+        found: list[tuple[object, ...]] = cursor_.fetchall()
+        return [Row(values) for values in found]
 
 
-def execute(sql: str, params: Sequence[Any] = (), *, scope: Scope | None = None) -> int:
+def execute(sql: str, params: Sequence[SqlValue] = (), *, scope: Scope | None = None) -> int:
     """A hand-written write; the number of rows it touched."""
     _check(scope, sql, params)
     with cursor() as cursor_:
         cursor_.execute(sql, [adapt(value) for value in params])
-        return cursor_.rowcount
-
-
-# Values of a hand-written statement with named parameters (``fetch``): what PostgreSQL's types
-# read back as (numeric: Decimal, uuid: UUID, timestamptz: an aware datetime).
-type SqlValue = Decimal | int | str | bool | uuid.UUID | datetime | None
+        touched: int = cursor_.rowcount
+        return touched
 
 
 def fetch(sql: str, params: Mapping[str, SqlValue], *, scope: Scope | None = None) -> list[tuple[SqlValue, ...]]:
@@ -325,7 +328,12 @@ def _update_sql(model: type[Model], names: tuple[str, ...], where: str) -> str:
 
 
 def update_rows(
-    model: type[Model], values: dict[str, Any], where: str, params: Sequence[Any] = (), *, scope: Scope | None = None
+    model: type[Model],
+    values: Mapping[str, object],
+    where: str,
+    params: Sequence[SqlValue] = (),
+    *,
+    scope: Scope | None = None,
 ) -> int:
     """``QuerySet.update(**values)`` of the rows ``where`` picks; the number of rows it touched."""
     _check(scope, where, params)
@@ -333,7 +341,8 @@ def update_rows(
     prepared = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]  # type: ignore[union-attr]
     with cursor() as cursor_:
         cursor_.execute(_update_sql(model, tuple(values), where), [*prepared, *(adapt(value) for value in params)])
-        return cursor_.rowcount
+        touched: int = cursor_.rowcount
+        return touched
 
 
 def update(instance: Model, *names: str) -> None:

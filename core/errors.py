@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, InterfaceError, OperationalError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
@@ -74,12 +75,12 @@ class DomainError(Exception):
     default_detail: str = "The request could not be processed."
     generic: ClassVar[bool] = False  # the code of a bare answer with this status
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         if "code" in cls.__dict__:
             _register(cls.code, cls.status, cls.default_detail, generic=cls.__dict__.get("generic", False))
 
-    def __init__(self, detail: str | None = None, *, extra: dict[str, Any] | None = None) -> None:
+    def __init__(self, detail: str | None = None, *, extra: dict[str, object] | None = None) -> None:
         self.detail = detail or self.default_detail
         self.extra = extra or {}
         self.headers: dict[str, str] = {}
@@ -228,9 +229,9 @@ class ServerError(DomainError):
 
 
 def problem(
-    status: int, code: str, detail: str, *, title: str | None = None, extra: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
+    status: int, code: str, detail: str, *, title: str | None = None, extra: dict[str, object] | None = None
+) -> dict[str, object]:
+    body: dict[str, object] = {
         "type": f"https://leancore.dev/problems/{code.replace('_', '-')}",
         "title": title or title_of(status),
         "status": status,
@@ -246,7 +247,12 @@ def problem(
 
 
 def problem_response(
-    status: int, code: str, detail: str, *, extra: dict[str, Any] | None = None, headers: dict | None = None
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    extra: dict[str, object] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JsonResponse:
     """Always JSON, whatever renderer the view has (the schema's YAML, the docs' HTML)."""
     response = JsonResponse(
@@ -257,7 +263,7 @@ def problem_response(
     return response
 
 
-def _flatten_detail(detail: Any) -> str:
+def _flatten_detail(detail: object) -> str:
     if isinstance(detail, list) and detail:
         return _flatten_detail(detail[0])
     if isinstance(detail, dict) and detail:
@@ -265,7 +271,7 @@ def _flatten_detail(detail: Any) -> str:
     return str(detail)
 
 
-def _messages(value: Any, prefix: str = "") -> list[str]:
+def _messages(value: object, prefix: str = "") -> list[str]:
     """Every message under one field as a flat list of strings; items of list fields and keys of
     nested fields are named in the message (``item 2: …``, ``name: …``)."""
     if isinstance(value, dict):
@@ -291,7 +297,7 @@ def camelize_key(key: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def field_errors(detail: Any) -> dict[str, list[str]]:
+def field_errors(detail: object) -> dict[str, list[str]]:
     """The contract's ``errors``: camelCase field → flat list of messages."""
     if isinstance(detail, dict):
         return {camelize_key(str(key)): _messages(value) for key, value in detail.items()}
@@ -339,11 +345,11 @@ def as_domain_error(exc: Exception) -> DomainError | None:
     return None
 
 
-def _django_detail(exc: DjangoValidationError) -> Any:
+def _django_detail(exc: DjangoValidationError) -> dict[str, list[str]] | list[str]:
     return exc.message_dict if hasattr(exc, "error_dict") else exc.messages
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse:
+def exception_handler(exc: Exception, context: Mapping[str, object]) -> JsonResponse:
     """DRF's EXCEPTION_HANDLER: every error becomes problem+json with a registered code."""
     error = as_domain_error(exc)
     if error is None:
@@ -356,18 +362,18 @@ def error_response(error: DomainError) -> JsonResponse:
     return problem_response(error.status, error.code, error.detail, extra=error.extra, headers=error.headers)
 
 
-def handler404(request, exception=None) -> JsonResponse:  # noqa: ANN001
+def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return error_response(NotFoundError())
 
 
-def handler500(request) -> JsonResponse:  # noqa: ANN001
+def handler500(request: HttpRequest) -> JsonResponse:
     return error_response(ServerError())
 
 
-def handler400(request, exception=None) -> JsonResponse:  # noqa: ANN001
+def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     error = as_domain_error(exception) if exception is not None else None
     return error_response(error or ValidationFailed.of({"nonFieldErrors": ["Bad request."]}))
 
 
-def handler403(request, exception=None) -> JsonResponse:  # noqa: ANN001
+def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return error_response(PermissionDeniedError("Forbidden."))

@@ -8,17 +8,17 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 
 
 class _Writable(Protocol):
-    def write(self, text: str, /) -> Any: ...
+    def write(self, text: str, /) -> object: ...
 
 
-def safe_cell(value: Any) -> Any:
+def safe_cell(value: object) -> object:
     """``value`` as a spreadsheet cannot run it: text that starts like a formula gets a leading ``'``
     (numbers and other values are written as they are)."""
     if not isinstance(value, str) or not value.startswith(FORMULA_STARTS) or PLAIN_NUMBER.fullmatch(value):
@@ -32,10 +32,10 @@ class SafeWriter:
     def __init__(self, stream: _Writable) -> None:
         self._writer = csv.writer(stream)
 
-    def writerow(self, row: Iterable[Any]) -> None:
+    def writerow(self, row: Iterable[object]) -> None:
         self._writer.writerow([safe_cell(cell) for cell in row])
 
-    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+    def writerows(self, rows: Iterable[Iterable[object]]) -> None:
         for row in rows:
             self.writerow(row)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from rest_framework import serializers
@@ -12,11 +13,11 @@ from core.credits import credit_str
 class CreditField(serializers.DecimalField):
     """Credits on the wire: a JSON string with exactly 6 fractional digits; more digits → 400."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:  # DRF's DecimalField options, handed on as they are
         kwargs.setdefault("max_digits", 20)
         kwargs.setdefault("decimal_places", 6)
         kwargs["coerce_to_string"] = True
         super().__init__(**kwargs)
 
-    def to_representation(self, value: Any) -> str:
+    def to_representation(self, value: Decimal | int | str) -> str:
         return credit_str(value)  # DRF answers None itself, without calling this

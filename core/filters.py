@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, time
-from typing import Any
 
 import django_filters
 from django import forms
+from django.db.models import Model, QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 from djangorestframework_camel_case.util import camel_to_underscore
 from rest_framework.filters import OrderingFilter
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
 
 class DateOrDateTimeField(forms.Field):
-    def to_python(self, value: Any) -> datetime | None:
+    def to_python(self, value: object) -> datetime | None:
         if value in (None, ""):
             return None
         text = str(value).strip().replace(" ", "+")
@@ -37,7 +40,7 @@ class DateOrDateTimeField(forms.Field):
             raise forms.ValidationError("This date-time cannot be represented in UTC.") from None
 
 
-class DateOrDateTimeFilter(django_filters.Filter):
+class DateOrDateTimeFilter(django_filters.Filter):  # type: ignore[misc]  # django-filter ships no types
     """``from`` is inclusive (gte); ``to``/``dueBefore`` exclusive (lt)."""
 
     field_class = DateOrDateTimeField
@@ -46,7 +49,7 @@ class DateOrDateTimeFilter(django_filters.Filter):
 class CamelOrderingFilter(OrderingFilter):
     """``ordering=-createdAt``: camelCase names mapped to model fields."""
 
-    def get_ordering(self, request, queryset, view):  # noqa: ANN001, ANN201
+    def get_ordering(self, request: Request, queryset: QuerySet[Model], view: APIView) -> Sequence[str] | None:
         params = request.query_params.get(self.ordering_param)
         if params:
             fields = []

@@ -10,36 +10,37 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any
 
 from channels.layers import InMemoryChannelLayer
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
 from redis.exceptions import RedisError
 
 
-class ProcessChannelLayer(InMemoryChannelLayer):
-    def __init__(self, **kwargs: Any) -> None:
+class ProcessChannelLayer(InMemoryChannelLayer):  # type: ignore[misc]  # channels ships no types
+    def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self._home: asyncio.AbstractEventLoop | None = None
 
-    async def _at_home(self, operation: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
+    async def _at_home(self, operation: Callable[..., Coroutine[object, None, None]], *args: object) -> None:
         home = self._home
         here = asyncio.get_running_loop()
         if home is None or home is here or home.is_closed() or not home.is_running():
-            return await operation(*args)
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(operation(*args), home))
+            await operation(*args)
+            return
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(operation(*args), home))
 
-    async def receive(self, channel: str) -> dict:
+    async def receive(self, channel: str) -> dict[str, object]:
         self._home = asyncio.get_running_loop()
-        return await super().receive(channel)
+        message: dict[str, object] = await super().receive(channel)
+        return message
 
-    async def send(self, channel: str, message: dict) -> None:
+    async def send(self, channel: str, message: dict[str, object]) -> None:
         await self._at_home(super().send, channel, message)
 
     async def has_members(self, group: str) -> bool:
         return bool(self.groups.get(group))
 
-    async def group_send(self, group: str, message: dict) -> None:
+    async def group_send(self, group: str, message: dict[str, object]) -> None:
         if not self.groups.get(group):
             return  # nobody watches this group: skip the layer's sweep of every channel
         await self._at_home(super().group_send, group, message)
@@ -54,15 +55,16 @@ class ProcessChannelLayer(InMemoryChannelLayer):
 LAYER_UNAVAILABLE = "layer.unavailable"
 
 
-class RedisChannelLayer(BaseRedisChannelLayer):
+class RedisChannelLayer(BaseRedisChannelLayer):  # type: ignore[misc]  # channels_redis ships no types
     """channels_redis, plus one cheap question: does anyone watch this group? (A send to an empty
     group still costs two round trips; a turn asks once in a while instead of per event.) A receive
     that fails because Redis is gone hands the consumer a ``layer.unavailable`` message instead of
     crashing it, so that a WebSocket can close with 1013 (try again later)."""
 
-    async def receive(self, channel: str) -> dict:
+    async def receive(self, channel: str) -> dict[str, object]:
         try:
-            return await super().receive(channel)
+            message: dict[str, object] = await super().receive(channel)
+            return message
         except (OSError, RedisError) as exc:
             await asyncio.sleep(1)  # the consumer closes; no busy loop meanwhile
             return {"type": LAYER_UNAVAILABLE, "error": repr(exc)}

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
 
 from daphne.access import AccessLogGenerator
 
@@ -74,7 +73,7 @@ def scope(**ids: object) -> Iterator[None]:
     """The ids of one unit of work (a request, a job): bound inside, every id as before after it."""
     tokens = [(var, var.set(None)) for var in _FIELDS.values()]
     try:
-        bind(**ids)  # type: ignore[arg-type]
+        bind(**ids)  # type: ignore[arg-type]  # bind takes each id by name; a caller may pass any of them
         yield
     finally:
         for var, token in reversed(tokens):
@@ -102,7 +101,7 @@ class JsonFormatter(logging.Formatter):
     a query's parameters never reach the line)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
+        line: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
@@ -131,7 +130,13 @@ def log_access_through_logging() -> None:
     (it may carry a token)."""
 
     def write_entry(  # noqa: PLR0917 - Daphne's signature
-        self: Any, host: str, date: Any, request: str, status: Any = None, length: Any = None, **_: Any
+        self: AccessLogGenerator,
+        host: str,
+        date: object,
+        request: str,
+        status: int | None = None,
+        length: int | None = None,
+        **_: object,
     ) -> None:
         access_logger.info('%s "%s" %s %s', host, request.partition("?")[0], status or "-", length or "-")
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Final
+from typing import Final, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.metrics import MetricWrapperBase
 
 from core.errors import ERROR_CODES
 
-disable_created_metrics()  # no ``_created`` series: the same families single- and multi-process
+# no ``_created`` series: the same families single- and multi-process
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus-client leaves it unannotated
 
 # The metric objects register here, never with prometheus-client's global registry (which would add
 # the process's own collectors): a single-process scrape reads this one (core.metrics_export).
@@ -109,17 +111,18 @@ WEBSOCKET_CONNECTIONS = Gauge(
 # leancore_jobs_waiting (gauge, by queue) is read from the jobs table when scraped: core.metrics_export.
 JOBS_WAITING_NAME = "leancore_jobs_waiting"
 
-_children: dict[tuple[object, ...], Any] = {}
+_children: dict[tuple[object, ...], MetricWrapperBase] = {}
 
 
-def _child(metric: Any, *values: str) -> Any:
+def _child[M: MetricWrapperBase](metric: M, *values: str) -> M:
     """The metric's child for these label values, made once per process (``labels()`` costs a lock
     and a few allocations on every call; the label sets are small and bounded)."""
     key = (metric, *values)
-    child = _children.get(key)
-    if child is None:
+    found = _children.get(key)
+    if found is None:
         child = _children[key] = metric.labels(*values)
-    return child
+        return child
+    return cast(M, found)  # made from this metric, so of its type
 
 
 # --- HTTP --------------------------------------------------------------------------------------

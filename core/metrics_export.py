@@ -64,7 +64,7 @@ class MultiprocessDirectory:
 
     def process_died(self, pid: int) -> None:
         """A child ended: its live gauges (its WebSockets) count no more; its counters stay in the totals."""
-        mark_process_dead(pid, str(self.path))
+        mark_process_dead(pid, str(self.path))  # type: ignore[no-untyped-call]  # prometheus-client leaves it unannotated
 
     def remove(self) -> None:
         if self.owned:
@@ -106,7 +106,7 @@ class Scrape:
         path = os.environ.get(MULTIPROC_ENV)
         if path:
             files = [str(file) for file in Path(path).glob("*.db")]
-            found = {family.name: family for family in MultiProcessCollector.merge(files, accumulate=True)}
+            found = {family.name: family for family in MultiProcessCollector.merge(files, accumulate=True)}  # type: ignore[no-untyped-call]  # unannotated
         else:
             found = {family.name: family for family in declared}
         for family in declared:  # a family no process has recorded yet is shown empty

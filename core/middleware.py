@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware import clickjacking, common, csrf, security
 from django.urls import Resolver404, resolve
 from whitenoise.middleware import WhiteNoiseMiddleware
@@ -30,16 +30,20 @@ from core.errors import (
     title_of,
 )
 
+# Django's next handler: a response, or (async mode) an awaitable of one; the mode is known only at run time.
+type GetResponse = Callable[[HttpRequest], Any]
+type ViewFunction = Callable[..., HttpResponseBase]
+
 
 class _DualMiddleware:
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
-            markcoroutinefunction(self)  # type: ignore[type-var]
+            markcoroutinefunction(self)  # type: ignore[type-var]  # asgiref types it for functions; an instance works
 
 
 class RequestIdMiddleware(_DualMiddleware):
@@ -84,12 +88,13 @@ class MetricsMiddleware(_DualMiddleware):
     def _recorded(request: HttpRequest, response: HttpResponse, started: float) -> HttpResponse:
         match = request.resolver_match
         unmatched = match is None or match.url_name == "unknown-path"  # the catch-all 404 is no pattern
+        route = None if match is None or unmatched else match.route
         if tracing.ENABLED:  # the request's span is named by the same pattern
-            tracing.name_request(request.method or "", None if unmatched else match.route)  # type: ignore[union-attr]
+            tracing.name_request(request.method or "", route)
         record = functools.partial(
             _record_answer,
             request.method or "",
-            metrics.UNMATCHED_ROUTE if unmatched else metrics.route_label(match.route),  # type: ignore[union-attr]
+            metrics.UNMATCHED_ROUTE if route is None else metrics.route_label(route),
             response.status_code,
             started,
         )
@@ -205,14 +210,14 @@ class ProblemMiddleware(_DualMiddleware):
         return error_response(error)
 
 
-class StaticFilesMiddleware(WhiteNoiseMiddleware):
+class StaticFilesMiddleware(WhiteNoiseMiddleware):  # type: ignore[misc]  # WhiteNoise ships no types
     """WhiteNoise, usable in async mode: static files are served as before, everything else
     passes straight through on the event loop."""
 
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+    def __init__(self, get_response: GetResponse) -> None:
         super().__init__(get_response)
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
@@ -221,19 +226,24 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
     def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
         if self.is_async:
             return self._acall(request)
-        return super().__call__(request)
+        response: HttpResponse = super().__call__(request)
+        return response
 
-    def _static_file(self, request: HttpRequest) -> Any:
+    def _static_file(self, request: HttpRequest) -> object:
+        """WhiteNoise's ``StaticFile`` for the path, or None."""
         if self.autorefresh:
             return self.find_file(request.path_info)
         return self.files.get(request.path_info)
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
+        response: HttpResponse
         if request.path_info.startswith(self.static_prefix):
             static_file = await sync_to_async(self._static_file)(request)
             if static_file is not None:
-                return await sync_to_async(self.serve)(static_file, request)
-        return await self.get_response(request)
+                response = await sync_to_async(self.serve)(static_file, request)
+                return response
+        response = await self.get_response(request)
+        return response
 
 
 class _OnTheLoop:
@@ -242,27 +252,29 @@ class _OnTheLoop:
     included. These hooks do no I/O, so under ASGI they run on the event loop directly; the rare
     hook that would touch the database (saving a modified session) still goes through a thread."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        super().__init__(get_response)  # type: ignore[call-arg]
+    def __init__(self, get_response: GetResponse) -> None:
+        super().__init__(get_response)  # type: ignore[call-arg]  # a mixin: Django's MiddlewareMixin is next in line
         if getattr(self, "async_mode", False) and hasattr(self, "process_view"):
-            sync_view = self.process_view  # type: ignore[has-type]
+            sync_view: Callable[..., HttpResponse | None] = self.process_view  # type: ignore[has-type]  # set just below, read from Django's class first
 
-            async def process_view(request: HttpRequest, view: Any, args: Any, kwargs: Any) -> HttpResponse | None:
+            async def process_view(
+                request: HttpRequest, view: ViewFunction, args: tuple[object, ...], kwargs: dict[str, object]
+            ) -> HttpResponse | None:
                 if self._view_hook_on_loop(request, view):
                     return sync_view(request, view, args, kwargs)
                 return await sync_to_async(sync_view, thread_sensitive=True)(request, view, args, kwargs)
 
             self.process_view = process_view  # a coroutine: the handler calls it without a thread
 
-    def _view_hook_on_loop(self, request: HttpRequest, view: Any) -> bool:
+    def _view_hook_on_loop(self, request: HttpRequest, view: ViewFunction) -> bool:
         return True
 
     def _response_hook_on_loop(self, request: HttpRequest) -> bool:
         return True
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        response = self.process_request(request) if hasattr(self, "process_request") else None
-        response = response or await self.get_response(request)  # type: ignore[attr-defined]
+        response: HttpResponse | None = self.process_request(request) if hasattr(self, "process_request") else None
+        response = response or await self.get_response(request)  # type: ignore[attr-defined]  # set by MiddlewareMixin
         if hasattr(self, "process_response"):
             if self._response_hook_on_loop(request):
                 response = self.process_response(request, response)
@@ -299,7 +311,7 @@ class MessageMiddleware(_OnTheLoop, messages.MessageMiddleware):
         return storage is None or not (storage.used or storage.added_new)  # nothing to store
 
 
-class CsrfViewMiddleware(_OnTheLoop, csrf.CsrfViewMiddleware):  # type: ignore[misc]
-    def _view_hook_on_loop(self, request: HttpRequest, view: Any) -> bool:
+class CsrfViewMiddleware(_OnTheLoop, csrf.CsrfViewMiddleware):  # type: ignore[misc]  # process_view: set per instance (above)
+    def _view_hook_on_loop(self, request: HttpRequest, view: ViewFunction) -> bool:
         # an unsafe method on a protected view reads the form body: a thread
         return getattr(view, "csrf_exempt", False) or request.method in ("GET", "HEAD", "OPTIONS", "TRACE")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.http import HttpRequest
 from rest_framework.exceptions import NotAcceptable
@@ -27,7 +27,8 @@ class JSONFallbackNegotiation(DefaultContentNegotiation):
         format_suffix: str | None = None,
     ) -> tuple[BaseRenderer, str]:
         try:
-            return super().select_renderer(request, renderers, format_suffix)
+            selected: tuple[BaseRenderer, str] = super().select_renderer(request, renderers, format_suffix)
+            return selected
         except NotAcceptable:
             renderer = renderers[0]
             return renderer, renderer.media_type
@@ -70,7 +71,7 @@ def accepts_any(request: Request | HttpRequest, media_types: tuple[str, ...]) ->
 class MinimalMetadata(BaseMetadata):
     """``OPTIONS`` describes the endpoint without touching any object (no lookups, no org data)."""
 
-    def determine_metadata(self, request: Request, view: APIView) -> dict[str, Any]:
+    def determine_metadata(self, request: Request, view: APIView) -> dict[str, object]:
         return {
             "name": view.get_view_name(),
             "description": view.get_view_description(),

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from django.core.paginator import InvalidPage
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from rest_framework import pagination
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -29,7 +29,9 @@ class PageNumberPagination(pagination.PageNumberPagination):
     page_size_query_param = "pageSize"
     max_page_size = 100
 
-    def paginate_queryset(self, queryset: QuerySet, request: Request, view: APIView | None = None) -> list[Any]:  # type: ignore[override]
+    def paginate_queryset[M: Model, R](
+        self, queryset: QuerySet[M, R] | Sequence[R], request: Request, view: APIView | None = None
+    ) -> list[R]:
         self.request = request
         page_size = self.get_page_size(request)
         paginator = self.django_paginator_class(queryset, page_size)
@@ -48,7 +50,7 @@ class PageNumberPagination(pagination.PageNumberPagination):
             return min(int(raw), self.max_page_size)
         return self.page_size
 
-    def get_paginated_response_schema(self, schema: dict) -> dict:
+    def get_paginated_response_schema(self, schema: dict[str, object]) -> dict[str, object]:
         return {
             "type": "object",
             "required": ["count", "results"],
@@ -60,7 +62,7 @@ class PageNumberPagination(pagination.PageNumberPagination):
             },
         }
 
-    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, object]]:
         return [
             {
                 "name": self.page_query_param,

@@ -11,7 +11,7 @@ tuples, querysets, bytes) takes the library's own path.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Mapping
 
 from django.utils.encoding import force_str
 from django.utils.functional import Promise
@@ -20,9 +20,9 @@ from djangorestframework_camel_case.settings import api_settings
 from djangorestframework_camel_case.util import camelize as library_camelize
 from djangorestframework_camel_case.util import camelize_re, underscore_to_camel
 
-_OPTIONS: dict[str, Any] = api_settings.JSON_UNDERSCOREIZE
-_IGNORE_FIELDS = frozenset(_OPTIONS.get("ignore_fields") or ())
-_IGNORE_KEYS = frozenset(_OPTIONS.get("ignore_keys") or ())
+_OPTIONS: dict[str, object] = api_settings.JSON_UNDERSCOREIZE
+_IGNORE_FIELDS: frozenset[str] = frozenset(api_settings.JSON_UNDERSCOREIZE.get("ignore_fields") or ())
+_IGNORE_KEYS: frozenset[str] = frozenset(api_settings.JSON_UNDERSCOREIZE.get("ignore_keys") or ())
 _LEAVES = (str, int, float, bool, type(None))
 KEY_CACHE_SIZE = 4096  # field names are few; user data keys (tool arguments) are never re-cased
 
@@ -36,13 +36,13 @@ def _key_plan(key: str) -> tuple[str, bool, bool]:
     return (key if keep_key else new_key), keep_value, keep_key
 
 
-def camelize(data: Any) -> Any:
+def camelize(data: object) -> object:
     """``djangorestframework_camel_case.util.camelize(data, **JSON_UNDERSCOREIZE)``, same result."""
     kind = type(data)
     if kind in _LEAVES:
         return data
     if isinstance(data, dict):
-        rendered: dict[Any, Any] = {}
+        rendered: dict[object, object] = {}
         for key, value in data.items():
             name = force_str(key) if isinstance(key, Promise) else key
             if isinstance(name, str):
@@ -56,8 +56,11 @@ def camelize(data: Any) -> Any:
     return library_camelize(data, **_OPTIONS)
 
 
-class CachedCamelCaseJSONRenderer(CamelCaseJSONRenderer):
+class CachedCamelCaseJSONRenderer(CamelCaseJSONRenderer):  # type: ignore[misc]  # the library ships no types
     """``CamelCaseJSONRenderer`` with the camelCase transform above (same bytes, less work)."""
 
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
-        return super(CamelCaseJSONRenderer, self).render(camelize(data), accepted_media_type, renderer_context)
+    def render(
+        self, data: object, accepted_media_type: str | None = None, renderer_context: Mapping[str, object] | None = None
+    ) -> bytes:
+        body: bytes = super(CamelCaseJSONRenderer, self).render(camelize(data), accepted_media_type, renderer_context)
+        return body

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from django.http import HttpResponseBase
 from django.urls import URLPattern, path
 
 
-def route(pattern: str, view, name: str | None = None) -> list[URLPattern]:  # noqa: ANN001
+def route(pattern: str, view: Callable[..., HttpResponseBase], name: str | None = None) -> list[URLPattern]:
     return [path(pattern, view, name=name), path(f"{pattern}/", view)]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 import functools
 from collections.abc import Callable
-from typing import Any
 
 from django.db import models
 from rest_framework import ISO_8601, serializers
@@ -24,11 +23,12 @@ from rest_framework.settings import api_settings
 # Fields whose representation of a value of the given type is that value itself.
 _IDENTITY = {drf_fields.CharField: str, drf_fields.IntegerField: int, drf_fields.BooleanField: bool}
 
-type _Convert = Callable[[Any], Any]
-type _Step = tuple[str, str | None, Any, _Convert | None]
+type _Field = drf_fields.Field[object, object, object, object]
+type _Convert = Callable[[object], object]
+type _Step = tuple[str, str | None, _Field, _Convert | None]
 
 
-def _converter(field: drf_fields.Field) -> _Convert:
+def _converter(field: _Field) -> _Convert:
     """How a column's non-null value becomes its field's representation: the field's own
     ``to_representation``, skipped where it would give the value back (a ``str`` of a CharField…)
     and, for an ISO 8601 DateTimeField, its steps done with the time zone looked up once."""
@@ -44,7 +44,7 @@ def _converter(field: drf_fields.Field) -> _Convert:
     return represent
 
 
-def _iso_datetime(value: Any, *, zone: datetime.tzinfo, represent: _Convert) -> Any:
+def _iso_datetime(value: object, *, zone: datetime.tzinfo, represent: _Convert) -> object:
     """``DateTimeField.to_representation`` of an aware datetime in ISO 8601 (``Z`` for UTC)."""
     if type(value) is not datetime.datetime or value.utcoffset() is None:
         return represent(value)
@@ -59,7 +59,7 @@ def _column_attributes(model: type[models.Model]) -> frozenset[str]:
     return frozenset(field.attname for field in model._meta.concrete_fields)
 
 
-class PlainReadModelSerializer(serializers.ModelSerializer):
+class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
     """A ``ModelSerializer`` whose reads render through a plan made once per serializer instance
     (a list's child serves every row of its page)."""
 
@@ -80,10 +80,10 @@ class PlainReadModelSerializer(serializers.ModelSerializer):
             self.__dict__["_plan"] = plan
         return plan
 
-    def to_representation(self, instance: Any) -> dict[str, Any]:
+    def to_representation(self, instance: M) -> dict[str, object]:
         if not isinstance(instance, models.Model):
             return super().to_representation(instance)
-        rendered: dict[str, Any] = {}
+        rendered: dict[str, object] = {}
         for name, attribute, field, convert in self._read_plan():
             if convert is not None:
                 value = getattr(instance, attribute)  # type: ignore[arg-type]  # set with convert

@@ -59,7 +59,8 @@ def _window_hits(keys: list[str], window: int, now: float) -> list[tuple[int, in
     index = int(now // window)
     counting = getattr(cache, "count_hits", None)
     if counting is not None:
-        return counting(keys, index, window)
+        counted: list[tuple[int, int]] = counting(keys, index, window)
+        return counted
     found = []
     for key in keys:  # any other cache (the in-process one of a single process)
         current, previous = f"{key}:{index}", f"{key}:{index - 1}"

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore2
@@ -183,7 +182,7 @@ class _PinnedBackend(httpcore2.AnyIOBackend):
         port: int,
         timeout: float | None = None,  # noqa: ASYNC109 -- httpcore's interface
         local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
     ) -> httpcore2.AsyncNetworkStream:
         if host.lower() != self.host:
             raise httpcore2.ConnectError(f"{host} is not the checked MCP host.")

@@ -3,12 +3,13 @@ class (``access``): public, user (no org) or org-scoped (``orgs.api``)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, cast
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal, Protocol, cast
 
+from django.db.models import Model
 from rest_framework import viewsets
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
-from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from core.errors import PermissionDeniedError
@@ -31,7 +32,7 @@ class _UserOnly(APIView):
     permission_classes = [IsAuthenticated]
     allows_api_keys: ClassVar[bool] = False
 
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+    def initial(self, request: Request, *args: object, **kwargs: object) -> None:
         super().initial(request, *args, **kwargs)
         if not self.allows_api_keys:
             refuse_api_key(request)
@@ -49,18 +50,32 @@ class UserAPIView(_UserOnly):
     """Authenticated; needs no organization."""
 
 
-class UserViewSet(_UserOnly, viewsets.GenericViewSet):
+class UserViewSet[M: Model](_UserOnly, viewsets.GenericViewSet[M]):
     pass
 
 
-def valid_body(serializer_class: type, request: Request) -> dict[str, Any]:
+# A body as a serializer validated it: each value is of the type its field makes (unknown here).
+type ValidatedBody = dict[str, Any]
+
+
+class Validating(Protocol):
+    """A serializer, as far as reading a valid body goes (whatever its instance type)."""
+
+    def is_valid(self, *, raise_exception: bool = False) -> bool: ...
+
+    @property
+    def validated_data(self) -> Mapping[str, object]: ...
+
+
+def valid_body(serializer_class: Callable[..., Validating], request: Request) -> ValidatedBody:
     """The request body validated by ``serializer_class``; invalid → 400 ``validation_error``."""
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    validated: ValidatedBody = dict(serializer.validated_data)
+    return validated
 
 
-def validated_as[T](serializer: Serializer[Any], shape: type[T]) -> T:
+def validated_as[T](serializer: Validating, shape: type[T]) -> T:
     """A valid serializer's data as the typed shape its service takes (``shape`` names the
     ``TypedDict`` the serializer's fields produce)."""
     return cast(T, dict(serializer.validated_data))

@@ -32,7 +32,7 @@ FALLBACK_MODELS_HELP = (
 )
 
 
-class SpecialistSerializer(PlainReadModelSerializer):
+class SpecialistSerializer(PlainReadModelSerializer[Specialist]):
     tool_ids = serializers.SerializerMethodField()
     fallback_models = serializers.ListField(
         child=serializers.CharField(), read_only=True, help_text=FALLBACK_MODELS_HELP

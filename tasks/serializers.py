@@ -25,7 +25,7 @@ class ProjectWriteSerializer(serializers.Serializer[object]):
     workspace_id = OrgRelatedField(model=Workspace, required=False, allow_null=True, source="workspace")
 
 
-class TaskSerializer(PlainReadModelSerializer):
+class TaskSerializer(PlainReadModelSerializer[Task]):
     project_id = serializers.UUIDField(read_only=True, allow_null=True)
     assignee_user_id = serializers.UUIDField(read_only=True, allow_null=True)
     assignee_specialist_id = serializers.UUIDField(read_only=True, allow_null=True)

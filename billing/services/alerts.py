@@ -83,7 +83,15 @@ def _raise(
         message=message[:500],
         created_at=timezone.now(),
     )
-    params = [alert.pk, alert.organization_id, kind, threshold, period_start, alert.message, alert.created_at]
+    params: list[db.SqlValue] = [
+        alert.pk,
+        alert.organization_id,
+        kind,
+        threshold,
+        period_start,
+        alert.message,
+        alert.created_at,
+    ]
     if not db.rows(_insert_sql(), params, scope=db.InOrg(alert.organization_id)):  # raised already this period
         if kind in ALERTED_ONCE:
             _remember(key)

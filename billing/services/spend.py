@@ -56,7 +56,7 @@ def committed_sql(column: str, *, org: str, payer: str, since: str, counted: boo
 def _committed(*, org: Organization, column: str, payer_id: uuid.UUID, since: datetime) -> Decimal:
     """Usage of the payer ``column = payer_id`` since ``since`` plus its open holds, in one statement."""
     sql = "SELECT " + committed_sql(column, org="%s", payer="%s", since="%s")
-    params = [org.pk, payer_id, org.pk, payer_id, since]
+    params: list[db.SqlValue] = [org.pk, payer_id, org.pk, payer_id, since]
     (committed,) = db.rows(sql, params, scope=db.InOrg(org.pk))[0].rest()
     return quantize_credits(Decimal(str(committed)))
 
