@@ -232,6 +232,32 @@ class PayerSpend(models.Model):
         return f"{self.payer} {self.payer_id}: {self.spent}"
 
 
+class DailyUsage(models.Model):
+    """What an org's usage cost on one UTC day that is over, per model: the sum of that day's usage
+    entries, counted once from the ledger (``billing.usage_days``) so that a page showing weeks of
+    usage reads a few rows instead of every entry. A counted day without usage has one row with no
+    entries; a day without rows is not counted yet."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    model = models.CharField(max_length=100, blank=True)
+    credits = models.DecimalField(default=0, max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES)  # positive
+    entries = models.PositiveIntegerField(default=0)
+
+    all_orgs = OrgScopedAllOrgsManager()  # the default manager: the framework's, every org
+    objects = OrgScopedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "daily usage"
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "day", "model"], name="daily_usage_once_per_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model or '(none)'}: {self.credits}"
+
+
 class BudgetAlert(models.Model):
     class Kind(models.TextChoices):
         BUDGET_THRESHOLD = "budget_threshold"

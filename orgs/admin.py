@@ -6,6 +6,8 @@ from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.contrib.auth.models import Group
+from django.urls import reverse
+from django.utils.html import format_html
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from accounts.admin import RefreshTokenAdmin, UserAdmin
@@ -16,7 +18,7 @@ from orgs import selectors, services
 from orgs.admin_base.actions import form_action
 from orgs.admin_base.audit_trail import REASON, SECRET, reason_field, record
 from orgs.admin_base.audited import AuditedAdmin
-from orgs.admin_base.display import LabelledAdmin
+from orgs.admin_base.display import LabelledAdmin, table_html, when_text
 from orgs.admin_base.read_only import ReadOnlyAdmin
 from orgs.admin_base.service_saves import changed_values, operator_context, stored
 from orgs.models import ApiKey, AuditEntry, Membership, Organization
@@ -61,6 +63,9 @@ class MembershipAdminForm(forms.ModelForm):
 
 
 ORG_FIELDS = ("name", "monthly_budget", "low_balance_threshold")
+SHOWN = 50  # the newest API keys on an organization's page; the rest in their list
+# what the page reads of a key: never ``secret_hash``
+API_KEY_COLUMNS = ("name", "prefix", "role", "specialist_ids", "created_at", "last_used_at", "expires_at", "revoked_at")
 
 
 class OrganizationAddForm(forms.ModelForm):
@@ -83,7 +88,7 @@ class OrganizationAdmin(AuditedAdmin):
     list_display = ["name", "slug", "billing_email", "monthly_budget", "created_at"]
     search_fields = ["name", "slug", "billing_email"]
     list_filter = ["created_at"]
-    readonly_fields = ["id", "slug", "created_at", "updated_at"]
+    readonly_fields = ["id", "slug", "created_at", "updated_at", "api_keys_display"]
     inlines = [MembershipInline]
     add_fieldsets = [(None, {"fields": ["name", "owner"]})]
     service_error_fields = {"organizationName": "name"}
@@ -104,6 +109,32 @@ class OrganizationAdmin(AuditedAdmin):
 
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []  # a new organization's members: its owner
+
+    @admin.display(description="API keys")
+    def api_keys_display(self, obj) -> str:
+        """The org's newest keys, one query: name, prefix (never the secret nor its hash), role, how many
+        specialists a key is limited to, when it was made, last used, expires and was revoked."""
+        if obj.pk is None:
+            return "-"
+        keys = list(ApiKey.objects.for_org(obj).only(*API_KEY_COLUMNS).order_by("-created_at")[: SHOWN + 1])
+        rows = [
+            (
+                format_html('<a href="{}">{}</a>', reverse("admin:orgs_apikey_change", args=[key.pk]), key.name),
+                f"lc_{key.prefix}_…",
+                key.role,
+                "all" if key.specialist_ids is None else len(key.specialist_ids),
+                when_text(key.created_at),
+                when_text(key.last_used_at),
+                when_text(key.expires_at),
+                when_text(key.revoked_at),
+            )
+            for key in keys[:SHOWN]
+        ]
+        headers = ["Name", "Prefix", "Role", "Specialists", "Created", "Last used", "Expires", "Revoked"]
+        table = table_html(headers, rows, empty="No API keys.")
+        every = reverse("admin:orgs_apikey_changelist") + f"?organization__id__exact={obj.pk}"
+        more = f"The newest {SHOWN} shown: all its API keys" if len(keys) > SHOWN else "Its API keys' list"
+        return format_html('{}<p><a href="{}">{}</a></p>', table, every, more)
 
     def service_save(self, request, form, change):
         if not change:  # the service behind sign-up: the owner's membership (signup adds the credits)

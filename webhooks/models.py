@@ -57,6 +57,9 @@ class Event(OrgScopedModel):
     type = models.CharField(max_length=40)
     subject_id = models.UUIDField(null=True, blank=True)
     body = models.TextField()  # JSON: {id, type, createdAt, orgId, data}
+    # the trace context of the cause that recorded it (``core.tracing``; empty while tracing is off):
+    # every attempt's job continues that trace
+    trace_context = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"{self.type} {str(self.pk)[:8]}"
@@ -79,6 +82,8 @@ class Delivery(OrgScopedModel):
         verbose_name_plural = "deliveries"
         indexes = [
             models.Index(fields=["webhook", "-created_at"], name="webhooks_delivery_hook"),
+            # an org's last deliveries (its admin page), however long its log
+            models.Index(fields=["organization", "-created_at"], name="webhooks_delivery_org"),
             models.Index(fields=["status", "due_at"], name="webhooks_delivery_due"),
         ]
 

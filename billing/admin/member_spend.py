@@ -1,5 +1,6 @@
 """The members on an organization's admin page with their spend this period against their monthly
-cap (``member_budget``): the members' inline of orgs, with the ledger's figures, in one query."""
+cap (``member_budget``): the members' inline of orgs, with what the settlements counted for each
+(``PayerSpend``, the ledger's sum for a member without a row this period), in one query."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
 
-from billing.models import LedgerEntry
+from billing.models import LedgerEntry, PayerSpend
 from core.credits import period_bounds
 from orgs.admin import MembershipInline
 from orgs.admin_base.display import credits_text
@@ -28,6 +29,12 @@ class MemberSpendInline(MembershipInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
         start, _ = period_bounds(timezone.now())
+        counted = PayerSpend.objects.filter(
+            organization=OuterRef("organization_id"),
+            payer=PayerSpend.Payer.MEMBER,
+            payer_id=OuterRef("user_id"),
+            period_start=start,
+        ).values("spent")
         usage = (
             LedgerEntry.objects.filter(
                 organization=OuterRef("organization_id"),
@@ -40,7 +47,13 @@ class MemberSpendInline(MembershipInline):
             .annotate(total=Sum("amount"))
             .values("total")
         )
-        spent = Coalesce(-Subquery(usage, output_field=CREDITS), Value(Decimal(0)), output_field=CREDITS)
+        # as the settlements counted it (one row), else (a member without a row this period) the ledger's sum
+        spent = Coalesce(
+            Subquery(counted, output_field=CREDITS),
+            -Subquery(usage, output_field=CREDITS),
+            Value(Decimal(0)),
+            output_field=CREDITS,
+        )
         # each row's own title names its organization: read with the row, not once per member
         return super().get_queryset(request).select_related("organization").annotate(spent_month=spent)
 

@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing.models import BudgetAlert, Circuit, LedgerEntry
+from billing.selectors import BURN_WINDOW_DAYS
 from core.credits import period_bounds
 from orgs.models import Membership
 
@@ -28,21 +29,29 @@ def _count_of(queryset) -> Coalesce:
     return Coalesce(Subquery(count, output_field=IntegerField()), Value(0))
 
 
-def with_billing(queryset, now: datetime | None = None):
-    """Organizations with balance, reserved, this month's spend, the last 7 days' burn, open alerts,
-    circuit state and member count: one query, however many organizations."""
-    now = now or timezone.now()
-    month_start, _ = period_bounds(now)
-    usage = LedgerEntry.objects.filter(organization=OuterRef("pk"), kind=LedgerEntry.Kind.USAGE)
+def with_account(queryset):
+    """Organizations with balance, reserved, open alerts, circuit state and member count (each a row
+    or an index's count): one query, however many organizations."""
     return queryset.annotate(
         balance=Coalesce(F("credit_account__balance"), Value(Decimal(0)), output_field=CREDITS),
         reserved=Coalesce(F("credit_account__reserved"), Value(Decimal(0)), output_field=CREDITS),
-        spent_month=_sum_of(usage.filter(created_at__gte=month_start), -F("amount")),
-        burn_7d=_sum_of(usage.filter(created_at__gte=now - timedelta(days=7)), -F("amount")),
         open_alerts=_count_of(BudgetAlert.objects.filter(organization=OuterRef("pk"), acknowledged_at__isnull=True)),
         members=_count_of(Membership.objects.filter(organization=OuterRef("pk"), status=Membership.Status.ACTIVE)),
         circuit_state=Coalesce(F("circuit__state"), Value(Circuit.State.CLOSED)),
     ).annotate(available=F("balance") - F("reserved"))
+
+
+def with_billing(queryset, now: datetime | None = None):
+    """Organizations with their account's figures (``with_account``), this month's spend and the last
+    7 days' burn from their usage entries: one query, however many organizations (one organization's
+    page reads its spend from its days instead, ``usage_chart.usage_of``)."""
+    now = now or timezone.now()
+    month_start, _ = period_bounds(now)
+    usage = LedgerEntry.objects.filter(organization=OuterRef("pk"), kind=LedgerEntry.Kind.USAGE)
+    return with_account(queryset).annotate(
+        spent_month=_sum_of(usage.filter(created_at__gte=month_start), -F("amount")),
+        burn_7d=_sum_of(usage.filter(created_at__gte=now - timedelta(days=BURN_WINDOW_DAYS)), -F("amount")),
+    )
 
 
 class CircuitStateFilter(admin.SimpleListFilter):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.urls import path, reverse
 from django.utils import timezone
@@ -22,15 +22,29 @@ from billing.admin.actions import (
 from billing.admin.alerts import OpenAlertInline
 from billing.admin.circuit_events import CircuitEventInline
 from billing.admin.ledger_csv import ledger_csv, month_bounds
-from billing.admin.organization_figures import CircuitStateFilter, RunwayFilter, SpendFilter, with_billing
+from billing.admin.organization_figures import (
+    CircuitStateFilter,
+    RunwayFilter,
+    SpendFilter,
+    with_account,
+    with_billing,
+)
 from billing.admin.permissions import MONEY, AcknowledgePermission, MoneyPermission
-from billing.admin.usage_chart import usage_of, usage_svg
+from billing.admin.usage_chart import Usage, usage_of, usage_svg
 from billing.models import BudgetAlert, Circuit
 from core.credits import period_bounds
 from orgs.admin import OrganizationAdmin
 from orgs.admin_base.actions import form_action
 from orgs.admin_base.display import credits_text
 from orgs.models import Organization
+
+
+def page_usage(org: Organization) -> Usage:
+    """The organization's usage as its page shows it (chart, spend, burn), read once per page."""
+    found = getattr(org, "_page_usage", None)
+    if found is None:
+        found = org._page_usage = usage_of(org, timezone.now())  # type: ignore[attr-defined]
+    return found
 
 
 class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, OrganizationAdmin):
@@ -72,6 +86,17 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
     def get_queryset(self, request):
         return with_billing(super().get_queryset(request))
 
+    def get_object(self, request, object_id, from_field=None):
+        """One organization with its account's figures; its spend comes from its days (``page_usage``),
+        not from summing a month of entries."""
+        if from_field is not None:  # by another field (a to_field lookup): the list's figures
+            return super().get_object(request, object_id, from_field)
+        queryset = with_account(super().get_queryset(request))
+        try:
+            return queryset.get(pk=Organization._meta.pk.to_python(object_id))
+        except (Organization.DoesNotExist, ValidationError, ValueError):
+            return None
+
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return super().get_fieldsets(request, obj)  # a new organization: its name and owner
@@ -81,6 +106,7 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
         fieldsets += [
             ("Credits", {"fields": self.billing_fields}),
             ("Usage over the last 30 days", {"fields": ["usage_chart"]}),
+            ("API keys", {"fields": ["api_keys_display"]}),
             ("Record", {"fields": ["id", "created_at", "updated_at"]}),
         ]
         return self.with_reason(request, obj, fieldsets)
@@ -109,11 +135,15 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
 
     @admin.display(description="Spent this month", ordering="spent_month")
     def spent_display(self, obj) -> str:
-        return credits_text(obj.spent_month)
+        if hasattr(obj, "spent_month"):  # a row of the list
+            return credits_text(obj.spent_month)
+        return credits_text(page_usage(obj).spent_this_period)
 
     @admin.display(description="Used in the last 7 days", ordering="burn_7d")
     def burn_display(self, obj) -> str:
-        return credits_text(obj.burn_7d)
+        if hasattr(obj, "burn_7d"):
+            return credits_text(obj.burn_7d)
+        return credits_text(page_usage(obj).burned_last_week)
 
     @admin.display(description="Open alerts", ordering="open_alerts")
     def open_alerts_display(self, obj) -> int:
@@ -141,7 +171,7 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
 
     @admin.display(description="Credits used per day, by model")
     def usage_chart(self, obj):
-        return usage_svg(usage_of(obj, timezone.now()))
+        return usage_svg(page_usage(obj))
 
     # the actions
     @admin.action(description="Grant credits…", permissions=[MONEY])

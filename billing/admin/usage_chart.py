@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Sum
-from django.db.models.functions import TruncDate
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from billing.models import LedgerEntry
-from core.credits import credit_str, period_bounds, quantize_credits
+from billing.selectors import BURN_WINDOW_DAYS
+from billing.usage_days import midnight, usage_by_day, used_between
+from core.credits import credit_str, period_bounds
 from orgs.models import Organization
 
 DAYS = 30
@@ -35,45 +34,45 @@ class Usage:
     period_by_day: dict[date, Decimal]  # every day of the period so far -> credits used that day
     budget: Decimal | None
     models: list[str] = field(default_factory=list)
+    burned_last_week: Decimal = Decimal(0)  # credits used in the last 7 days (to the microsecond)
+
+    @property
+    def spent_this_period(self) -> Decimal:
+        return sum(self.period_by_day.values(), Decimal(0))
 
     def total(self, day: date) -> Decimal:
         return sum(self.by_day.get(day, {}).values(), Decimal(0))
 
 
-def _by_day_and_model(org: Organization, since: datetime) -> list[dict]:
-    return list(
-        LedgerEntry.objects.for_org(org)
-        .filter(kind=LedgerEntry.Kind.USAGE, created_at__gte=since)
-        .annotate(day=TruncDate("created_at", tzinfo=UTC))
-        .values("day", "model")
-        .annotate(used=Sum("amount"))
-        .order_by("day", "model")
-    )
-
-
 def usage_of(org: Organization, now: datetime) -> Usage:
+    """The page's usage: each day's by model (over days from their counts, ``billing.usage_days``), this
+    period's, and what the last 7 days used (their first, partial day summed from the ledger)."""
     now = now.astimezone(UTC)
     today = now.date()
     first = today - timedelta(days=DAYS - 1)
-    start, _ = period_bounds(now)
-    since = min(datetime(first.year, first.month, first.day, tzinfo=UTC), start)
+    start = period_bounds(now)[0].date()
     by_day: dict[date, dict[str, Decimal]] = defaultdict(dict)
     period_by_day: dict[date, Decimal] = defaultdict(Decimal)
     models: set[str] = set()
-    for row in _by_day_and_model(org, since):
-        used = quantize_credits(-row["used"])
-        if row["day"] >= first:
-            by_day[row["day"]][row["model"] or "(none)"] = used
-            models.add(row["model"] or "(none)")
-        if row["day"] >= start.date():
-            period_by_day[row["day"]] += used
+    for day, used_by_model in sorted(usage_by_day(org, first=min(first, start), now=now).items()):
+        for model, used in sorted(used_by_model.items()):
+            if day >= first:
+                by_day[day][model or "(none)"] = used
+                models.add(model or "(none)")
+            if day >= start:
+                period_by_day[day] += used
+    week_ago = now - timedelta(days=BURN_WINDOW_DAYS)
+    cut = week_ago.date() + timedelta(days=1)  # the first whole day of the week
+    burned = used_between(org, start=week_ago, end=midnight(cut))
+    burned += sum((sum(used.values(), Decimal(0)) for day, used in by_day.items() if day >= cut), Decimal(0))
     return Usage(
         days=[first + timedelta(days=i) for i in range(DAYS)],
         by_day=dict(by_day),
-        period_start=start.date(),
+        period_start=start,
         period_by_day=dict(period_by_day),
         budget=org.monthly_budget,
         models=sorted(models),
+        burned_last_week=burned,
     )
 
 

@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from accounts.models import OneTimeToken, User
 from billing import services as billing
-from billing.models import BudgetAlert, PayerSpend
+from billing.models import BudgetAlert, DailyUsage, PayerSpend
 from chat import services as chat_services
 from chat import turns
 from chat.artifacts import save_artifact
@@ -233,6 +233,9 @@ def build_world(label: str) -> World:
         payer_id=owner.pk,
         period_start=period_bounds(timezone.now())[0],
         spent=Decimal("0.5"),
+    )
+    DailyUsage.all_orgs.create(  # a day of usage counted for the admin's organization page
+        organization=org, day=timezone.now().date(), model="local", credits=Decimal("0.5"), entries=1
     )
     webhook = Webhook.all_orgs.create(  # (as the connection: its URL would not pass the guard here)
         organization=org,
