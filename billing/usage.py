@@ -96,7 +96,7 @@ class Summary:
     rows: tuple[SummaryRow, ...]
 
 
-def _sort_key(row: SummaryRow, group_by: Sequence[str]) -> tuple:
+def _sort_key(row: SummaryRow, group_by: Sequence[str]) -> tuple[object, ...]:
     """By day ascending when grouped by day, then by credits descending; ties by the keys (NULL last)."""
     keys = tuple((row.keys[dimension] is None, str(row.keys[dimension] or "")) for dimension in group_by)
     day = (row.keys["day"],) if "day" in group_by else ()

@@ -8,7 +8,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Any
+from typing import TypedDict
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -23,7 +23,7 @@ from chat.calls import TurnEvent
 from chat.models import ChatSession
 from chat.pipeline import drain
 from chat.serializers import FrameSerializer, ResumeFrameSerializer
-from core import metrics
+from core import metrics, tracing
 from core.errors import (
     NotAuthenticatedError,
     RateLimitedError,
@@ -32,6 +32,7 @@ from core.errors import (
     ValidationFailed,
     as_domain_error,
 )
+from core.json_types import JSONObject, JSONValue
 from core.throttles import chat_wait, websocket_wait
 from orgs.api_keys import usable_api_key
 from orgs.principal import Credential, Principal, authenticate_token, principal_in
@@ -153,7 +154,17 @@ def _start_from_frame(
     )
 
 
-class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
+class LayerMessage(TypedDict, total=False):
+    """A channel-layer message this consumer handles (``membership.changed``, ``layer.unavailable``,
+    ``chat.event``); ``chat.events`` is ``chat.replay.ChatEventsMessage``."""
+
+    type: str
+    error: str  # layer.unavailable: why
+    event: str  # chat.event: its name and data
+    data: JSONObject
+
+
+class ChatSessionConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels ships no types
     """A socket lives no longer than its access: it closes 4401 when the access token it was opened
     with expires, and reads the user and membership again every ``WEBSOCKET_RECHECK_SECONDS`` (4403
     once the user is deactivated or no longer a member), besides at once when a membership change is
@@ -162,8 +173,8 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.group: str | None = None
         self.sent: dict[str, int] = {}  # per turn, the id of the last event this socket sent
-        self.turns: set[asyncio.Task] = set()
-        self.watchers: list[asyncio.Task] = []
+        self.turns: set[asyncio.Task[str]] = set()
+        self.watchers: list[asyncio.Task[None]] = []
         protocols = list(self.scope.get("subprotocols") or [])
         token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
         offered_bearer = len(protocols) >= 2 and protocols[0].lower() == "bearer"
@@ -236,7 +247,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             except Exception as exc:  # the groups expire on their own
                 logger.warning("Could not leave %s: %r", group, exc)
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: object) -> None:
         """A frame that is not JSON is answered with an error frame; the socket stays open. A frame
         larger than MAX_FRAME_BYTES closes it (1009)."""
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
@@ -250,15 +261,15 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.receive_json(content, **kwargs)
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+    async def receive_json(self, content: JSONValue, **kwargs: object) -> None:
         if not self.group:
             return
         kind = content.get("type") if isinstance(content, dict) else None
+        if not isinstance(content, dict) or kind not in ("resume", "message"):
+            await self._error(ValidationFailed.code, FRAME_HINT)
+            return
         if kind == "resume":
             await self._resume(content)
-            return
-        if kind != "message":
-            await self._error(ValidationFailed.code, FRAME_HINT)
             return
         data = {"message": content.get("message")}
         if content.get("attachmentIds") is not None:
@@ -268,6 +279,15 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             invalid = as_domain_error(ValidationError(frame.errors)) or ServerError()
             await self._error(invalid.code, invalid.detail, invalid.extra)
             return
+        if True:
+            await self._start_turn(frame)
+            return
+        with tracing.websocket_turn(scope=self.scope, session_id=str(self.session.pk)) as started:
+            started(await self._start_turn(frame))  # the turn's span ends with its task
+
+    async def _start_turn(self, frame: FrameSerializer) -> asyncio.Task[str] | str:
+        """The turn of a valid ``message`` frame, running in a task of its own; or, when it could not
+        start, the code of the error frame sent (or of the close)."""
         try:
             turn = await database_sync_to_async(_start_from_frame)(
                 self.principal,
@@ -277,23 +297,24 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
             )
         except _Refused as refused:
             await self._close(refused.close_code)
-            return
+            return f"closed_{refused.close_code}"
         except Exception as exc:  # a frame never takes the socket down: the error goes back as a frame
             error = as_domain_error(exc)
             if error is None:
                 logger.exception("Could not start a turn from a WebSocket frame")
                 error = ServerError()
             await self._error(error.code, error.detail, error.extra)
-            return
+            return error.code
         task = asyncio.create_task(drain(turn))  # its events reach this socket through the group
         self.turns.add(task)
         task.add_done_callback(self.turns.discard)
+        return task
 
     async def _close(self, code: int) -> None:
         await self.disconnect(code)
         await self.close(code=code)
 
-    async def membership_changed(self, message: dict[str, Any]) -> None:
+    async def membership_changed(self, message: LayerMessage) -> None:
         """The caller's membership of the session's org was removed or its role changed: access is
         read again, and the socket closes at once if it is gone (4403) or no longer covers this
         session (4404)."""
@@ -302,15 +323,15 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
         except _Refused as refused:
             await self._close(refused.close_code)
 
-    async def layer_unavailable(self, message: dict[str, Any]) -> None:
+    async def layer_unavailable(self, message: LayerMessage) -> None:
         """The channel layer (Redis) went away: live events can no longer arrive."""
         logger.warning("WebSocket closed, the channel layer is unavailable: %s", message.get("error"))
         await self._close(CLOSE_TRY_AGAIN_LATER)
 
-    async def _error(self, code: str, detail: str, extra: dict | None = None) -> None:
+    async def _error(self, code: str, detail: str, extra: dict[str, object] | None = None) -> None:
         await self.send_json({"event": "error", "data": {"code": code, "detail": detail, **(extra or {})}})
 
-    async def chat_event(self, message: dict[str, Any]) -> None:
+    async def chat_event(self, message: LayerMessage) -> None:
         """One event without a turn's id: maintenance's ``error`` for a turn it failed."""
         await self.send_json({"event": message["event"], "data": message["data"]})
 
@@ -319,7 +340,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
     # the last one it sent. Live batches (``chat.replay``: written to the log before they are
     # published) that skip ids are completed from the log; ids already sent are skipped.
 
-    async def chat_events(self, message: dict[str, Any]) -> None:
+    async def chat_events(self, message: replay.ChatEventsMessage) -> None:
         key = message["message_id"]
         batch = [TurnEvent(name, data, id=seq) for seq, name, data in message["events"]]
         sent = self.sent.get(key, 0)
@@ -333,7 +354,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):
                 batch = [*kept.events, *(event for event in batch if event.id > kept.events[-1].id)]
         await self._send_events(key, batch)
 
-    async def _resume(self, content: dict[str, Any]) -> None:
+    async def _resume(self, content: JSONObject) -> None:
         """A turn of this session: its kept events after ``after`` that this socket has not sent,
         then (through the group) its live ones. A refusal is an ``error`` frame with the
         ``messageId`` and no ``id``; the socket stays open."""

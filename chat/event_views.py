@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -15,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 
 from chat import resume
+from chat.calls import TurnEvent
 from chat.errors import EventsExpiredError
 from chat.resume import Replayed, TurnState
 from chat.send_views import SSE_EVENT_SCHEMA, AsyncHandlers, sse_frame
@@ -58,7 +58,7 @@ def _after(request: HttpRequest) -> int:
     return after
 
 
-async def _sse(events: AsyncGenerator[Any]) -> AsyncGenerator[bytes]:
+async def _sse(events: AsyncGenerator[TurnEvent | None]) -> AsyncGenerator[bytes]:
     async with aclosing(events):
         async for event in events:
             yield KEEPALIVE if event is None else sse_frame(event.id, event.name, event.data)
@@ -142,7 +142,7 @@ class MessageEventsView(AsyncHandlers, OrgAPIView):
 _read_turn_state = in_thread(resume.read_turn_state)
 
 
-def _followed(org_id: uuid.UUID, state: TurnState, replayed: Replayed) -> AsyncGenerator[Any]:
+def _followed(org_id: uuid.UUID, state: TurnState, replayed: Replayed) -> AsyncGenerator[TurnEvent | None]:
     async def read_state() -> TurnState:
         return await _read_turn_state(org_id=org_id, message_id=state.message_id)
 

@@ -6,7 +6,7 @@ A call is made on the specialist's model. One that fails before any output (no c
 byte within LLM_FIRST_BYTE_TIMEOUT, nothing for LLM_IDLE_TIMEOUT, or a provider status in
 RETRY_STATUSES) is tried once more on the same model after a short pause (BACKOFF_SECONDS, or the
 provider's Retry-After up to MAX_RETRY_AFTER_SECONDS; a longer one skips the retry), then on each
-fallback model in order, each with the same one retry; a ``fallback`` event tells each switch. Any
+fallback model in order, each with the same one retry; a ``fallback`` event tells each switch. Every
 other failure, or one after the output started, ends the call. Each attempt holds and settles on its
 own at its model's rate as frozen when the turn was accepted: between two attempts one transaction
 bills the failed one its reported usage (with none it costs nothing: its hold is given back) and

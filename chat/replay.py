@@ -20,15 +20,18 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Protocol, TypedDict, cast
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT, StreamRangeResponse, XReadResponse
 
 from chat.calls import TurnEvent
 from chat.errors import ReplayUnavailableError
+from core.json_types import JSONObject
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +43,15 @@ READ_TIMEOUT_SECONDS = 2.0  # a read of the log (beyond its blocking wait) slowe
 PUBLISH_BACKOFF_SECONDS = 5.0  # a channel layer that failed is left alone this long (final events still go)
 WATCHERS_RECHECK_SECONDS = 0.5  # whether anyone watches the session is asked this often, not per batch
 SWEEP_SECONDS = 10.0  # the in-process store drops expired turns at most this often
-CHAT_EVENTS = "chat.events"  # the group message of a batch: {"message_id", "events": [[id, name, data], …]}
+CHAT_EVENTS = "chat.events"  # the group message of a batch (``ChatEventsMessage``)
+
+
+class ChatEventsMessage(TypedDict):
+    """A batch of a turn's events as the session's group receives it: ``[id, name, data]`` each."""
+
+    type: str
+    message_id: str
+    events: list[tuple[int, str, JSONObject]]
 
 
 def kept_seconds(*, ended: bool) -> int:
@@ -74,27 +85,31 @@ class ReplayStore(Protocol):
 # --- Redis Streams ---------------------------------------------------------------------------
 
 
-def _event_of(entry_id: bytes | str, fields: dict[Any, Any]) -> TurnEvent:
+def _event_of(entry_id: bytes | str | None, fields: Mapping[bytes | str, bytes | str] | None) -> TurnEvent:
+    """A stream entry (``redis.typing.StreamEntry``: bytes, or str when decoded) as its event."""
+    if entry_id is None or fields is None:  # what Redis answers for an entry deleted meanwhile
+        raise ReplayUnavailableError
     seq = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).partition("-")[0])
     name = fields.get(b"e", fields.get("e", b""))
     data = fields.get(b"d", fields.get("d", b"{}"))
     return TurnEvent(name.decode() if isinstance(name, bytes) else name, json.loads(data), id=seq)
 
 
-def _channel_layer_redis() -> Any:
+def _channel_layer_redis() -> Redis:
     """A Redis client of this event loop: the channel layer's (channels_redis keeps one pool per
     loop and closes it with the loop), so the log adds no connection of its own."""
     connection = getattr(get_channel_layer(), "connection", None)
     if connection is None:
         raise ReplayUnavailableError("REDIS_URL is set but the channel layer is not Redis.")
-    return connection(0)
+    client: Redis = connection(0)  # channels_redis ships no types
+    return client
 
 
 class RedisStore:
     """One stream per turn; its entry ids are the event ids (``<id>-0``), so a batch written twice
     is refused by Redis rather than kept twice."""
 
-    def __init__(self, redis: Callable[[], Any] = _channel_layer_redis, prefix: str = "") -> None:
+    def __init__(self, redis: Callable[[], Redis] = _channel_layer_redis, prefix: str = "") -> None:
         self.redis = redis
         self.prefix = prefix
 
@@ -105,7 +120,7 @@ class RedisStore:
         name = self.key(key)
         pipe = self.redis().pipeline(transaction=False)
         for event in events:
-            fields = {"e": event.name, "d": json.dumps(event.data, separators=(",", ":"))}
+            fields: dict[FieldT, EncodableT] = {"e": event.name, "d": json.dumps(event.data, separators=(",", ":"))}
             pipe.xadd(name, fields, id=f"{event.id}-0", maxlen=MAX_EVENTS_PER_TURN, approximate=True)
         pipe.expire(name, kept_seconds(ended=ended))
         await pipe.execute()
@@ -141,14 +156,15 @@ class RedisStore:
         return [_event_of(*entry) for entry in _entries(found)]
 
 
-def _entries(found: Any) -> list[Any]:
+def _entries(found: XReadResponse | None) -> StreamRangeResponse:
     """The entries of one stream in an XREAD reply: ``[[name, entries]]`` (RESP2) or
     ``{name: [entries]}`` (RESP3); nothing when the block timed out."""
     if not found:
         return []
-    if isinstance(found, dict):
-        return list(next(iter(found.values()))[0])
-    return list(found[0][1])
+    if isinstance(found, list):
+        return list(found[0][1])
+    resp3 = cast(dict[bytes | str, list[StreamRangeResponse]], found)  # one of redis-py's two dict shapes
+    return list(next(iter(resp3.values()))[0])
 
 
 # --- In this process ---------------------------------------------------------------------------
@@ -273,8 +289,8 @@ class _Watchers:
                     self.watched = True if has_members is None else await has_members(self.group)
                     self.asked_at = time.monotonic()
                 if self.watched:
-                    events = [[event.id, event.name, event.data] for event in batch]
-                    message = {"type": CHAT_EVENTS, "message_id": self.message_id, "events": events}
+                    events = [(event.id, event.name, event.data) for event in batch]
+                    message = ChatEventsMessage(type=CHAT_EVENTS, message_id=self.message_id, events=events)
                     await self.layer.group_send(self.group, message)
         except Exception as exc:  # a watcher channel must never break or stall the turn
             logger.warning("Events of %s not published for %s s: %r", self.group, PUBLISH_BACKOFF_SECONDS, exc)

@@ -192,7 +192,7 @@ def read_turn_state(*, org_id: uuid.UUID, message_id: uuid.UUID) -> TurnState:
     return _state_of(row)
 
 
-def _state_of(row: dict[str, Any]) -> TurnState:
+def _state_of(row: dict[str, Any]) -> TurnState:  # a row of .values(*STATE_FIELDS): Django types it Any
     return TurnState(
         message_id=row["id"],
         status=row["status"],

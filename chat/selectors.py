@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 import django_filters
 from django.db.models import Prefetch, QuerySet
 
@@ -23,7 +21,7 @@ def readable_sessions(queryset: QuerySet[ChatSession], *, context: OrgContext) -
     return queryset.filter(created_by=context.user)
 
 
-def messages_prefetch() -> Prefetch[Any]:
+def messages_prefetch() -> Prefetch[str, QuerySet[Message]]:
     return Prefetch(
         "messages",
         queryset=Message.objects.across_orgs("prefetched for sessions read in their org")
@@ -32,7 +30,7 @@ def messages_prefetch() -> Prefetch[Any]:
     )
 
 
-class SessionFilter(django_filters.FilterSet):
+class SessionFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no type information
     specialistId = django_filters.UUIDFilter(field_name="specialist_id")  # noqa: N815
     workspaceId = django_filters.UUIDFilter(field_name="workspace_id")  # noqa: N815
 

@@ -7,7 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
@@ -20,7 +20,8 @@ from rest_framework.settings import api_settings
 
 from accounts.idempotency import IDEMPOTENCY_HEADER
 from billing.errors import REFUSALS
-from chat.pipeline import TurnEvent, run_turn
+from chat.calls import TurnEvent
+from chat.pipeline import run_turn
 from chat.providers.base import ProviderError
 from chat.sending import SendResult, send_message
 from chat.serializers import SendSerializer, SentSerializer
@@ -33,6 +34,7 @@ from core.errors import (
     error_response,
     exception_handler,
 )
+from core.json_types import JSONObject
 from core.negotiation import accepts_any
 from mcps.services import MCPUnreachableError
 from orgs.api import OrgAPIView, bind_log_context
@@ -49,7 +51,7 @@ and `error` {code, detail}. Every event carries an SSE `id:`. Refusals before th
 already used with the same body, the answer is 200 JSON {sessionId, messageId, status} instead of a second stream."""
 
 
-def sse_frame(seq: int, name: str, data: dict[str, Any]) -> bytes:
+def sse_frame(seq: int, name: str, data: JSONObject) -> bytes:
     return f"id: {seq}\nevent: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
@@ -148,6 +150,16 @@ NOT_ACCEPTABLE = "This endpoint answers text/event-stream (or application/json, 
 _body_parsers = [parser() for parser in api_settings.DEFAULT_PARSER_CLASSES]  # type: ignore[operator]  # classes, not names
 
 
+class AsyncView(Protocol):
+    """The async callable ``AsyncHandlers.as_view`` gives Django, marked as DRF marks its own."""
+
+    cls: type
+    initkwargs: dict[str, object]
+    csrf_exempt: bool
+
+    async def __call__(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase: ...
+
+
 class AsyncHandlers:
     """For an org-aware view some of whose methods (``async_methods``) are async handlers of Django's
     request: ``as_view`` gives Django an async callable that awaits them on the server's event loop
@@ -157,19 +169,19 @@ class AsyncHandlers:
     view_is_async = False  # DRF's own view (the other methods) stays sync: it runs in a thread
 
     @classmethod
-    def as_view(cls, **initkwargs: Any) -> Any:
+    def as_view(cls, **initkwargs: Any) -> Any:  # Django's and DRF's hook, each typed its own way
         drf_view = super().as_view(**initkwargs)  # type: ignore[misc]  # DRF's, of the view this is mixed into
 
-        async def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        async def view(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
             method = request.method or ""
             if method not in cls.async_methods:
                 return cast(HttpResponseBase, await sync_to_async(drf_view)(request, *args, **kwargs))
             handler = getattr(cls(**initkwargs), "get" if method == "HEAD" else method.lower())
             return cast(HttpResponseBase, await handler(request, *args, **kwargs))
 
-        endpoint = cast(Any, view)  # what DRF's own as_view records, for the schema and the route checks
+        endpoint = cast(AsyncView, view)  # marked below: what DRF's own as_view records, for the schema and routes
         endpoint.cls, endpoint.initkwargs, endpoint.csrf_exempt = cls, initkwargs, True
-        return view
+        return endpoint
 
 
 class ChatStreamView(AsyncHandlers, SendView):

@@ -4,13 +4,12 @@ once per ``Idempotency-Key`` (a repeat answers the first result, with the messag
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from django.db import transaction
 
-from accounts.idempotency import run_idempotent
+from accounts.idempotency import Result, run_idempotent
 from accounts.models import IdempotencyRecord
 from chat import turns
 from chat.jobs import run_queued_turn
@@ -42,7 +41,7 @@ def _sent_body(turn: PreparedTurn, message_status: str) -> dict[str, str]:
     return {"session_id": str(turn.session_id), "message_id": str(turn.message_id), "status": message_status}
 
 
-def _replay(record: IdempotencyRecord) -> tuple[int, dict[str, Any]]:
+def _replay(record: IdempotencyRecord) -> Result:
     """A repeated send: the first result with the message's current status."""
     body = dict(record.response_body)
     current = (
@@ -56,7 +55,7 @@ def _replay(record: IdempotencyRecord) -> tuple[int, dict[str, Any]]:
 
 
 def send_message(
-    *, principal: Principal, body: Mapping[str, Any] | list[Any], idempotency_key: str | None, scope: str, queued: bool
+    *, principal: Principal, body: object, idempotency_key: str | None, scope: str, queued: bool
 ) -> SendResult:
     """A message sent by ``principal`` (a member or an org API key): 429 past the caller's or the
     org's chat rate, 400 for a bad body, then the turn prepared (its session, both messages and the
@@ -69,7 +68,7 @@ def send_message(
     data = cast(SendBody, serializer.validated_data)
     started: list[PreparedTurn] = []
 
-    def action() -> tuple[int, dict[str, Any]]:
+    def action() -> Result:
         turn = turns.start_turn(
             context=principal.context,
             specialist_id=data["specialist_id"],

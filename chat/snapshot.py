@@ -12,15 +12,61 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from billing.models import ModelRate
 from chat.context import ToolBinding
 from chat.providers.base import ToolSpec
+from core.json_types import JSONObject
 from specialists.models import Specialist
 
 VERSION = 1
 MAX_OUTPUT_UNKNOWN = 2**31 - 1  # a record from before rates kept their output limit: the specialist's applies
+
+
+# The record as stored (JSON, camelCase keys); a key marked NotRequired is absent from older records.
+class FrozenRate(TypedDict):
+    model: str
+    provider: str
+    inputCreditsPerMillion: str  # a Decimal, as text
+    outputCreditsPerMillion: str
+    contextWindow: int
+    maxOutputTokens: NotRequired[int]
+
+
+class FrozenBinding(TypedDict):
+    toolId: str | None
+    connectionId: str | None
+    remoteName: str
+    builtin: str
+    orgId: str | None
+
+
+class FrozenTool(TypedDict):
+    name: str
+    description: str
+    inputSchema: JSONObject
+    binding: FrozenBinding
+
+
+class FrozenSpecialist(TypedDict):
+    id: str
+    organizationId: str
+    name: str
+    title: str
+    instructions: str
+    monthlyCreditLimit: str | None
+
+
+class FrozenTurn(TypedDict):
+    version: int
+    senderId: str | None
+    senderApiKeyId: NotRequired[str | None]
+    specialist: FrozenSpecialist
+    maxOutputTokens: int
+    temperature: float
+    models: list[FrozenRate]
+    tools: list[FrozenTool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +91,7 @@ class Thawed:
         return self.rates[1:]
 
 
-def _rate(rate: ModelRate) -> dict[str, Any]:
+def _rate(rate: ModelRate) -> FrozenRate:
     return {
         "model": rate.model,
         "provider": rate.provider,
@@ -56,7 +102,7 @@ def _rate(rate: ModelRate) -> dict[str, Any]:
     }
 
 
-def _binding(binding: ToolBinding) -> dict[str, Any]:
+def _binding(binding: ToolBinding) -> FrozenBinding:
     return {
         "toolId": str(binding.tool_id) if binding.tool_id else None,
         "connectionId": str(binding.connection_id) if binding.connection_id else None,
@@ -73,7 +119,7 @@ def freeze(
     tools: tuple[list[ToolSpec], dict[str, ToolBinding]],
     sender_id: uuid.UUID | None,
     sender_api_key_id: uuid.UUID | None = None,
-) -> dict[str, Any]:
+) -> FrozenTurn:
     """The turn's record, as JSON."""
     specs, bindings = tools
     limit = specialist.monthly_credit_limit
@@ -108,7 +154,7 @@ def _uuid(value: str | None) -> uuid.UUID | None:
     return uuid.UUID(value) if value else None
 
 
-def thaw(record: dict[str, Any]) -> Thawed:
+def thaw(record: FrozenTurn) -> Thawed:
     """The turn as it was accepted."""
     frozen = record["specialist"]
     rates = [

@@ -7,7 +7,6 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from channels.db import database_sync_to_async
 
@@ -15,6 +14,7 @@ from chat.artifacts import save_artifact
 from chat.context import ToolBinding
 from chat.providers.base import ToolSpec
 from core import metrics, tracing
+from core.json_types import JSONObject
 from mcps.client import call_tool_by_id
 from specialists.models import Specialist
 
@@ -109,8 +109,9 @@ def tool_plan(specialist: Specialist, *, in_workspace: bool = False) -> tuple[li
     return specs, bindings
 
 
-async def _save_artifact(arguments: dict[str, Any], context: ToolContext) -> tuple[str, bool]:
-    if not isinstance(arguments.get("content"), str) or not arguments.get("content"):
+async def _save_artifact(arguments: JSONObject, context: ToolContext) -> tuple[str, bool]:
+    content = arguments.get("content")
+    if not isinstance(content, str) or not content:
         return "save_artifact needs a non-empty 'content'.", True
     artifact = await database_sync_to_async(save_artifact)(
         org_id=context.org_id,
@@ -118,7 +119,7 @@ async def _save_artifact(arguments: dict[str, Any], context: ToolContext) -> tup
         session_id=context.session_id,
         specialist_id=context.specialist_id,
         title=str(arguments.get("title") or "Untitled"),
-        content=arguments["content"],
+        content=content,
         kind=str(arguments.get("kind") or "document"),
     )
     if artifact is None:
@@ -126,13 +127,13 @@ async def _save_artifact(arguments: dict[str, Any], context: ToolContext) -> tup
     return json.dumps({"artifactId": str(artifact.pk), "title": artifact.title}), False
 
 
-def _as_text(value: Any) -> str:
+def _as_text(value: object) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text[:MAX_RESULT_CHARS]
 
 
 async def execute_tool(
-    *, binding: ToolBinding | None, arguments: dict[str, Any], context: ToolContext | None = None
+    *, binding: ToolBinding | None, arguments: JSONObject, context: ToolContext | None = None
 ) -> ToolOutcome:
     """Runs one call. Never raises: a failing, disabled or deleted tool is reported to the model.
     While tracing is on, in a tool call's span (``core.tracing``: no argument or result on it)."""
@@ -147,7 +148,7 @@ async def execute_tool(
     return outcome
 
 
-async def _execute(binding: ToolBinding, arguments: dict[str, Any], context: ToolContext | None) -> ToolOutcome:
+async def _execute(binding: ToolBinding, arguments: JSONObject, context: ToolContext | None) -> ToolOutcome:
     started = time.monotonic()
     try:
         if binding.builtin == SAVE_ARTIFACT.name and context is not None and context.workspace_id:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 from django.db.models import Q, QuerySet
 from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
@@ -58,18 +58,18 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
     filterset_class = selectors.SessionFilter
     errors = {"delete": (InvalidStateError,)}  # a turn still running in the session
 
-    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+    def scope_queryset(self, queryset: QuerySet[ChatSession]) -> QuerySet[ChatSession]:
         queryset = selectors.readable_sessions(queryset, context=self.org_context)
         queryset = queryset.order_by("-created_at")
         if self.action == "retrieve":
             queryset = queryset.prefetch_related(selectors.messages_prefetch())
         return queryset
 
-    def get_serializer_class(self):  # noqa: ANN201
+    def get_serializer_class(self) -> type[SessionSerializer]:
         return SessionDetailSerializer if self.action == "retrieve" else SessionSerializer
 
     @extend_schema(summary="Delete a chat session (its owner or an admin)")
-    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def destroy(self, request: Request, *args: object, **kwargs: object) -> Response:
         services.delete_session(context=self.org_context, session=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -147,7 +147,7 @@ class WorkspaceThreadsView(mixins.ListModelMixin, OrgViewSet):
     queryset = ChatSession.objects.all()
     serializer_class = SessionSerializer
 
-    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+    def scope_queryset(self, queryset: QuerySet[ChatSession]) -> QuerySet[ChatSession]:
         workspace = Workspace.objects.for_org(self.org).filter(pk=self.kwargs["pk"]).first()
         if workspace is None:
             raise NotFoundError
@@ -165,7 +165,7 @@ class WorkspaceArtifactsView(mixins.ListModelMixin, OrgViewSet):
     queryset = Artifact.objects.all()
     serializer_class = ArtifactSerializer
 
-    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+    def scope_queryset(self, queryset: QuerySet[Artifact]) -> QuerySet[Artifact]:
         workspace = Workspace.objects.for_org(self.org).filter(pk=self.kwargs["pk"]).first()
         if workspace is None:
             raise NotFoundError

@@ -5,7 +5,6 @@ records the turn's end (``webhooks.outbox``), with the assistant message as the 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from chat.models import ChatSession, Message
 from chat.serializers import MessageSerializer
@@ -13,7 +12,7 @@ from webhooks.models import EventType
 from webhooks.outbox import enqueue_event
 
 
-def _shown(*, org_id: uuid.UUID, message_id: uuid.UUID, status: str) -> dict[str, Any] | None:
+def _shown(*, org_id: uuid.UUID, message_id: uuid.UUID, status: str) -> dict[str, object] | None:
     """The message as the API shows it, if it is (still) in ``status``: a failure recorded after the turn
     was already recorded (the listener left as it was) announces nothing."""
     message = (

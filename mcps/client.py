@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 import httpx2
@@ -20,6 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from core.crypto import decrypt_json
 from core.db import in_thread
+from core.json_types import JSONObject
 from core.url_guard import PinnedTransport, check_url
 from mcps.models import AuthType, Connection, Tool, Transport
 from mcps.transport import CappedTransport, ResponseCap
@@ -50,7 +50,7 @@ class Target:
 class RemoteTool:
     name: str
     description: str
-    input_schema: dict[str, Any]
+    input_schema: JSONObject
 
 
 def target_of(connection: Connection) -> Target:
@@ -178,7 +178,7 @@ def _checked(tool: types.Tool) -> RemoteTool:
     return RemoteTool(name, description, schema)
 
 
-def _result_text(result: Any) -> str:
+def _result_text(result: types.CallToolResult) -> str:
     structured = getattr(result, "structured_content", None)
     parts: list[str] = []
     for block in getattr(result, "content", None) or []:
@@ -192,9 +192,7 @@ def _result_text(result: Any) -> str:
     return "\n".join(parts)
 
 
-async def call_remote_tool(
-    target: Target, name: str, arguments: dict[str, Any], *, time_limit: float
-) -> tuple[str, bool]:
+async def call_remote_tool(target: Target, name: str, arguments: JSONObject, *, time_limit: float) -> tuple[str, bool]:
     """tools/call of one tool; bounded in time and size."""
     async with _bounded_call(time_limit) as cap, open_session(target, time_limit=time_limit, cap=cap) as session:
         result = await session.call_tool(name, arguments)
@@ -239,9 +237,7 @@ def _record_contact(org_id: uuid.UUID, connection_id: uuid.UUID, error: str | No
         )
 
 
-async def call_tool_by_id(
-    *, org_id: uuid.UUID | None, tool_id: uuid.UUID, arguments: dict[str, Any]
-) -> tuple[str, bool]:
+async def call_tool_by_id(*, org_id: uuid.UUID | None, tool_id: uuid.UUID, arguments: JSONObject) -> tuple[str, bool]:
     """For the turn pipeline: a tool of ``org_id``. Returns (result text, is_error); a failure becomes
     an error result the model sees, and the connection's status records it."""
     if org_id is None:

@@ -51,10 +51,10 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
     serializer_class = ConnectionSerializer
     required_roles = dict.fromkeys(ADMIN_ACTIONS, Role.ADMIN)
 
-    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+    def scope_queryset(self, queryset: QuerySet[Connection]) -> QuerySet[Connection]:
         return queryset.annotate(tool_count=Count("tools", distinct=True)).order_by("-created_at")
 
-    def _out(self, connection: Connection) -> dict:
+    def _out(self, connection: Connection) -> dict[str, object]:
         return ConnectionSerializer(self.get_queryset().get(pk=connection.pk)).data
 
     @extend_schema(

@@ -41,12 +41,12 @@ class SpecialistViewSet(
     ordering = ["-created_at"]
     required_roles = {"create": Role.ADMIN, "update": Role.ADMIN, "destroy": Role.ADMIN}
 
-    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+    def scope_queryset(self, queryset: QuerySet[Specialist]) -> QuerySet[Specialist]:
         """A key limited to some specialists sees only those (another's id is 404)."""
         allowed = self.org_context.allowed_specialist_ids
         return queryset if allowed is None else queryset.filter(pk__in=allowed)
 
-    def _detail(self, specialist: Specialist) -> dict:
+    def _detail(self, specialist: Specialist) -> dict[str, object]:
         return specialist_detail(self.get_queryset().get(pk=specialist.pk))
 
     @extend_schema(responses={200: SpecialistDetailSerializer}, summary="One specialist, with usage this period")

@@ -26,7 +26,7 @@ from tasks.serializers import (
 )
 
 
-class ProjectFilter(django_filters.FilterSet):
+class ProjectFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no type information
     status = django_filters.ChoiceFilter(choices=Project.Status.choices)
 
     class Meta:
@@ -34,7 +34,7 @@ class ProjectFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-class TaskFilter(django_filters.FilterSet):
+class TaskFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no type information
     status = django_filters.ChoiceFilter(choices=Task.Status.choices)
     projectId = django_filters.UUIDFilter(field_name="project_id")  # noqa: N815
     assigneeUserId = django_filters.UUIDFilter(field_name="assignee_user_id")  # noqa: N815
@@ -60,7 +60,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSe
     filterset_class = ProjectFilter
     ordering = ["-created_at"]
 
-    def _out(self, project: Project) -> dict:
+    def _out(self, project: Project) -> dict[str, object]:
         return ProjectSerializer(self.get_queryset().get(pk=project.pk)).data
 
     def _data(self, request: Request, partial: bool) -> services.ProjectFields:
@@ -104,7 +104,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
     ordering = ["-created_at"]
     ordering_fields = ["created_at", "updated_at", "due_date", "priority", "title"]
 
-    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+    def scope_queryset(self, queryset: QuerySet[Task]) -> QuerySet[Task]:
         """A key limited to some specialists sees no task assigned to another specialist."""
         allowed = self.org_context.allowed_specialist_ids
         if allowed is None:

@@ -12,18 +12,17 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 from djangorestframework_camel_case.render import CamelCaseJSONRenderer
 from rest_framework.fields import DateTimeField
 
-from core import db
+from core import db, tracing
 from webhooks import jobs
 from webhooks.models import Delivery, Event, Webhook
 
-Data = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None]
+Data = Mapping[str, object] | Callable[[], Mapping[str, object] | None]
 
 _SUBSCRIBERS_SQL = "SELECT {id}, {events} FROM {table} WHERE {org} = %s AND {enabled} = %s"
 
@@ -52,7 +51,7 @@ def subscribers(*, org_id: uuid.UUID, event_type: str) -> list[uuid.UUID]:
     return found
 
 
-def event_body(*, event_id: uuid.UUID, event_type: str, org_id: uuid.UUID, data: Mapping[str, Any]) -> str:
+def event_body(*, event_id: uuid.UUID, event_type: str, org_id: uuid.UUID, data: Mapping[str, object]) -> str:
     """``{id, type, createdAt, orgId, data}`` as the API renders JSON (camelCase, exact decimals)."""
     payload = {
         "id": str(event_id),
@@ -70,17 +69,23 @@ def record_event(
     org_id: uuid.UUID,
     event_type: str,
     subject_id: uuid.UUID | None,
-    data: Mapping[str, Any],
+    data: Mapping[str, object],
     webhook_ids: list[uuid.UUID],
 ) -> Event:
     """The event and the first attempt of its delivery to each of ``webhook_ids`` (of the same org),
-    each attempt's job enqueued: all in the caller's transaction."""
+    each attempt's job enqueued: all in the caller's transaction. While tracing is on, the event keeps
+    the current trace context: its attempts' spans continue the cause's trace."""
     event_id = uuid.uuid4()
     body = event_body(event_id=event_id, event_type=event_type, org_id=org_id, data=data)
     now = timezone.now()
     with transaction.atomic(savepoint=False):
         event = Event.objects.create(
-            id=event_id, organization_id=org_id, type=event_type, subject_id=subject_id, body=body
+            id=event_id,
+            organization_id=org_id,
+            type=event_type,
+            subject_id=subject_id,
+            body=body,
+            trace_context=tracing.current_context(),
         )
         deliveries = Delivery.objects.bulk_create(
             Delivery(organization_id=org_id, webhook_id=webhook_id, event=event, due_at=now)

@@ -72,7 +72,7 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSe
     org_path_kwarg = "org_id"
     required_roles = dict.fromkeys(ACTIONS, Role.ADMIN)
 
-    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+    def scope_queryset(self, queryset: QuerySet[Webhook]) -> QuerySet[Webhook]:
         return queryset.order_by("-created_at")
 
     @extend_schema(

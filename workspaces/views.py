@@ -7,8 +7,10 @@ from django.db.models import Count, Q, QuerySet
 from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 
 from core.errors import NotFoundError, RateLimitedError
 from core.throttles import UploadThrottle
@@ -25,14 +27,14 @@ from workspaces.serializers import (
 )
 
 
-class WorkspaceFilter(django_filters.FilterSet):
+class WorkspaceFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no type information
     search = django_filters.CharFilter(method="filter_search", help_text="Name or description contains.")
 
     class Meta:
         model = Workspace
         fields: list[str] = []
 
-    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+    def filter_search(self, queryset: QuerySet[Workspace], name: str, value: str) -> QuerySet[Workspace]:
         return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
 
 
@@ -55,7 +57,7 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
     filterset_class = WorkspaceFilter
     ordering = ["-created_at"]
 
-    def _out(self, workspace: Workspace) -> dict:
+    def _out(self, workspace: Workspace) -> dict[str, object]:
         return WorkspaceSerializer(self.get_queryset().get(pk=workspace.pk)).data
 
     def _workspace(self) -> Workspace:
@@ -126,10 +128,10 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
         services.delete_file(context=self.org_context, item=item)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    def get_parsers(self):  # noqa: ANN201
+    def get_parsers(self) -> list[BaseParser]:
         if getattr(self, "action", None) == "upload" or self.request is None:
             return [CamelCaseMultiPartParser()]
         return super().get_parsers()
 
-    def get_throttles(self):  # noqa: ANN201
+    def get_throttles(self) -> list[BaseThrottle]:
         return [UploadThrottle()] if getattr(self, "action", None) == "upload" else super().get_throttles()

@@ -110,7 +110,10 @@ class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
             raise ProviderError("Anthropic sent malformed tool input.") from exc
 
     async def _events(
-        self, request: ProviderRequest, kwargs: dict[str, Any], first_byte: FirstByte
+        self,
+        request: ProviderRequest,
+        kwargs: dict[str, Any],  # the SDK's typed parameters, as ``stream`` built them
+        first_byte: FirstByte,
     ) -> AsyncGenerator[ProviderEvent]:
         """The SDK's stream events as the provider's events (the SDK makes the request)."""
         input_tokens = output_tokens = 0
