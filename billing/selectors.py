@@ -138,8 +138,9 @@ def capacity(*, org: Organization, specialist_ids: frozenset[uuid.UUID] | None =
         spent_this_period=info.spent_this_period,
         budget_used_percent=budget_used,
         by_specialist=tuple(
-            SpecialistSpend(specialist_id=row["specialist_id"], name=row["specialist_name"], credits=row["credits"])
+            SpecialistSpend(specialist_id=specialist_id, name=row["specialist_name"], credits=row["credits"])
             for row in by_specialist
+            if (specialist_id := row["specialist_id"]) is not None  # every row (filtered above): for the type
         ),
         by_model=tuple(ModelSpend(model=row["model"], credits=row["credits"]) for row in by_model),
     )

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Self, cast
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from django.conf import settings
 from django.db import models
+from django.db.models.query import RawQuerySet
+from django.db.models.sql import Query
+
+if TYPE_CHECKING:
+    from django.db.backends.utils import _ExecuteQuery  # the stubs' name for a statement's text
 
 
 class Organization(models.Model):
@@ -43,7 +49,7 @@ class UnscopedQueryError(RuntimeError):
 _ORG_LOOKUPS = ("", "_id", "__id", "__pk", "__exact", "_id__exact", "__in", "_id__in", "__pk__in", "__id__in")
 
 
-class OrgScopedQuerySet(models.QuerySet):
+class OrgScopedQuerySet[M: models.Model](models.QuerySet[M]):
     """Querysets of org-owned objects. Through a model's ``objects`` they fail closed: a query runs
     only once it names its organization (``for_org(org)``, or a filter on the model's org field) or
     says why it spans organizations (``across_orgs(reason)``); any other query raises
@@ -53,8 +59,14 @@ class OrgScopedQuerySet(models.QuerySet):
 
     org_field = "organization"  # the path from the model to its organization
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        model: type[models.Model] | None = None,
+        query: Query | None = None,
+        using: str | None = None,
+        hints: dict[str, models.Model] | None = None,
+    ) -> None:
+        super().__init__(model, query, using, hints)
         self._org_scope: str | None = None  # why this queryset may run: its org, or a reason
 
     def _clone(self) -> Self:
@@ -62,7 +74,7 @@ class OrgScopedQuerySet(models.QuerySet):
         clone._org_scope = self._org_scope
         return clone
 
-    def for_org(self, org: Organization | uuid.UUID) -> OrgScopedQuerySet:
+    def for_org(self, org: Organization | uuid.UUID) -> Self:
         """Only the rows of ``org`` (an organization or its id)."""
         org_id = org.pk if isinstance(org, Organization) else org
         return self.filter(**{f"{self.org_field}_id": org_id})
@@ -97,22 +109,29 @@ class OrgScopedQuerySet(models.QuerySet):
             self._require_scope()
         super()._fetch_all()
 
-    def raw(self, *args: Any, **kwargs: Any) -> Any:
+    def raw(
+        self,
+        raw_query: _ExecuteQuery,
+        params: object = (),
+        translations: dict[str, str] | None = None,
+        using: str | None = None,
+    ) -> RawQuerySet[M]:
         self._require_scope()
-        return super().raw(*args, **kwargs)
+        return super().raw(raw_query, params, translations, using)
 
-    def aiterator(self, chunk_size: int = 2000) -> Any:
+    def aiterator(self, chunk_size: int = 2000) -> AsyncIterator[M]:
         self._require_scope()
         return super().aiterator(chunk_size)
 
-    def resolve_expression(self, *args: Any, **kwargs: Any) -> Any:
+    def resolve_expression(self, *args: object, **kwargs: object) -> object:
         """Used inside another query (``pk__in=queryset``): scoped like any read."""
         self._require_scope()
-        return super().resolve_expression(*args, **kwargs)
+        resolved: object = super().resolve_expression(*args, **kwargs)
+        return resolved
 
-    def _combinator_query(self, combinator: str, *other_qs: Any, all: bool = False) -> Self:
+    def _combinator_query(self, combinator: str, *other_qs: models.QuerySet[models.Model], all: bool = False) -> Self:
         """``union`` and the like: scoped only when every part is."""
-        combined = cast(Self, super()._combinator_query(combinator, *other_qs, all=all))  # type: ignore[misc]
+        combined = cast(Self, super()._combinator_query(combinator, *other_qs, all=all))  # type: ignore[misc]  # private in the stubs
         parts_scoped = self._org_scope is not None and all_parts_scoped(other_qs)
         combined._org_scope = self._org_scope if parts_scoped else None
         return combined
@@ -127,45 +146,47 @@ class OrgScopedQuerySet(models.QuerySet):
             self._require_scope()
         return super().exists()
 
-    def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def aggregate(self, *args: object, **kwargs: object) -> dict[str, Any]:  # an aggregate's type is its expression's
         self._require_scope()
         return super().aggregate(*args, **kwargs)
 
-    def update(self, **kwargs: Any) -> int:
+    def update(self, **kwargs: object) -> int:
         self._require_scope()
         return super().update(**kwargs)
 
-    def _update(self, values: Any) -> Any:
+    def _update(self, values: Sequence[tuple[object, object, object]]) -> int:
+        """Django's own write of ``update()`` and of a saved row's fields (field, model, value)."""
         self._require_scope()
-        return super()._update(values)  # type: ignore[misc]
+        updated: int = super()._update(values)  # type: ignore[misc]  # private in the stubs
+        return updated
 
     def delete(self) -> tuple[int, dict[str, int]]:
         self._require_scope()
         return super().delete()
 
-    def iterator(self, chunk_size: int | None = None) -> Any:
+    def iterator(self, chunk_size: int | None = None) -> Iterator[M]:
         self._require_scope()
         return super().iterator(chunk_size)
 
-    def in_bulk(self, *args: Any, **kwargs: Any) -> Any:
+    def in_bulk(self, id_list: Iterable[object] | None = None, *, field_name: str = "pk") -> dict[object, M]:
         self._require_scope()
-        return super().in_bulk(*args, **kwargs)
+        return super().in_bulk(id_list, field_name=field_name)
 
-    def contains(self, obj: Any) -> bool:
+    def contains(self, obj: models.Model) -> bool:
         self._require_scope()
         return super().contains(obj)
 
 
-def all_parts_scoped(parts: tuple[Any, ...]) -> bool:
+def all_parts_scoped(parts: tuple[object, ...]) -> bool:
     return all(getattr(part, "_org_scope", "") is not None for part in parts)
 
 
-class AllOrgsManager(models.Manager[Any]):
+class AllOrgsManager[M: models.Model](models.Manager[M]):
     """``all_orgs``: every organization's rows, the framework's default manager (the admin, forms,
     related managers, which a row already scopes). App code names its reason with ``across_orgs``."""
 
-    def get_queryset(self) -> Any:
-        queryset = cast(OrgScopedQuerySet, super().get_queryset())  # built from an OrgScopedQuerySet
+    def get_queryset(self) -> OrgScopedQuerySet[M]:
+        queryset = cast(OrgScopedQuerySet[M], super().get_queryset())  # built from an OrgScopedQuerySet
         queryset._org_scope = "all_orgs"
         return queryset
 
@@ -237,7 +258,7 @@ class Membership(models.Model):
         return self.invited_name if self.status == self.Status.INVITED else self.user.name
 
 
-class InvitationQuerySet(OrgScopedQuerySet):
+class InvitationQuerySet(OrgScopedQuerySet["Invitation"]):
     org_field = "membership__organization"
 
 
