@@ -10,21 +10,25 @@ append-only), its account, its payers' spend this period and open holds as the s
 them, 20 open holds, alerts, 5 webhooks with 10 000 deliveries and 10 API keys; another org with a
 tenth of that. Then signs in a superuser with Django's test client and GETs the organization's change
 page (balance, usage chart, members, webhooks, API keys, last deliveries) ``--runs`` times after one
-first view: p50, p95 and max, the statements per page and the slowest of them (where the time goes).
+first view: p50, p95 and max, the statements per page and the slowest of them (where the time goes). ``--before REF`` first runs the
+same bench on the same data with the code of git revision REF (a temporary worktree): before and
+after in one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ensure_database
+from _common import ROOT, ensure_database
 
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
 
@@ -169,12 +173,32 @@ def populate(entries: int):
     return Organization.objects.get(pk=org.pk)
 
 
+def run_before(ref: str, entries: int, runs: int) -> None:
+    """This bench on the same database with the code of ``ref`` (its migrations are a subset of ours)."""
+    import tempfile
+
+    tree = Path(tempfile.mkdtemp(prefix="leancore-before-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree), ref], cwd=ROOT, check=True, capture_output=True)
+    try:
+        for name in ("_common.py", "admin_org_page.py"):
+            shutil.copy(ROOT / "bench" / name, tree / "bench" / name)
+        print(f"before ({ref}):", flush=True)
+        command = [sys.executable, "bench/admin_org_page.py", "--entries", str(entries), "--runs", str(runs)]
+        subprocess.run(command, cwd=tree, check=True)
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+    print("after (this tree):", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--before", metavar="REF", help="first the same bench with the code of this git revision")
     args = parser.parse_args()
     ensure_database()
+    if args.before:
+        run_before(args.before, args.entries, args.runs)
     import django
 
     django.setup()
@@ -183,7 +207,7 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
 
     from accounts.models import User
-    from billing.models import DailyUsage
+    from billing import models as billing_models
 
     org = populate(args.entries)
     operator = User.objects.filter(email="adminorg-operator@example.com").first()
@@ -195,7 +219,8 @@ def main() -> None:
         cursor.execute("SELECT version()")
         version = cursor.fetchone()[0].split(" on ")[0]
 
-    DailyUsage.all_orgs.filter(organization=org).delete()  # the first view counts the days that are over
+    if hasattr(billing_models, "DailyUsage"):  # the first view counts the days that are over
+        billing_models.DailyUsage.all_orgs.filter(organization=org).delete()
     started = time.perf_counter()
     first = client.get(url)
     first_ms = (time.perf_counter() - started) * 1000
