@@ -6,7 +6,9 @@ session, both messages and the first hold), then runs it here and only adapts th
   then fallen back, before its first output), run tool calls through MCP and feed the results
   back (bounded rounds; between rounds one transaction settles the call and holds the next);
 - *record*: one transaction settles the last call, writes the ledger and completes the message,
-  or, when the turn fails, bills what was produced and fails the message with the reason.
+  or, when the turn fails, bills what was produced and fails the message with the reason (when the
+  database is away, the stream ends at once with `service_unavailable` and that record is written
+  by a thread of its own once the database answers again).
 
 Each database phase is one hop to a thread; nothing on the event loop waits on sync code while
 tokens flow. Events are numbered, kept for replay and published to the session's channel-layer group
@@ -17,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from asgiref.sync import async_to_sync
@@ -31,7 +34,7 @@ from chat import metering, records, turns
 from chat.calls import CallState, InFlight, TurnEvent
 from chat.errors import ClientDisconnectedError
 from chat.fallbacks import call_model
-from chat.providers.base import ChatMessage, ProviderError, ProviderRequest
+from chat.providers.base import ChatMessage, ProviderError, ProviderRequest, Usage
 from chat.replay import TurnLog
 from chat.tools import ToolContext, execute_tool
 from chat.turns import PreparedTurn, Totals
@@ -152,22 +155,59 @@ def _error_of(exc: BaseException) -> DomainError:
 
 
 async def _fail(
-    turn: PreparedTurn, totals: Totals, in_flight: InFlight, code: str, detail: str, *, cut_off: bool = False
+    turn: PreparedTurn,
+    totals: Totals,
+    in_flight: InFlight,
+    code: str,
+    detail: str,
+    *,
+    cut_off: bool = False,
+    database_away: bool = False,
 ) -> None:
+    """Records the failure: bills what the call in flight produced, closes the turn's holds, fails the
+    message. When the database is away (``database_away``: that is why the turn failed; or it turns
+    out to be when the failure is written), the turn ends at once and its failure is written in a
+    thread of its own once the database answers again (``records.record_failure_when_back``)."""
     produced = in_flight.produced(cut_off=cut_off)
     if produced is not None and in_flight.state is not None:  # the model of the call billed last
         totals.model = in_flight.state.model
     if in_flight.streaming and in_flight.state is not None:  # a call cut short: its text so far
         totals.text.extend(in_flight.state.text)
         in_flight.streaming = False
-    try:
-        charge = await _record_failure(turn, totals, produced, code, detail, next_hold=in_flight.next_hold)
-    except Exception:
-        if produced is not None:  # the message cannot be written: the call is still billed on its own
-            await _settle_alone(turn.reservation_id, produced, description=turn.description)
-        raise
-    if produced is not None and charge is not None:
-        totals.add(produced, charge)
+    if not database_away:
+        try:
+            charge = await _record_failure(turn, totals, produced, code, detail, next_hold=in_flight.next_hold)
+        except Exception as exc:
+            if not records.database_away(exc):
+                if produced is not None:  # the message cannot be written: the call is still billed on its own
+                    await _settle_alone(turn.reservation_id, produced, description=turn.description)
+                raise
+        else:
+            if produced is not None and charge is not None:
+                totals.add(produced, charge)
+            return
+    _record_when_back(turn, totals, produced, code, detail, next_hold=in_flight.next_hold)
+
+
+def _record_when_back(
+    turn: PreparedTurn, totals: Totals, produced: Usage | None, code: str, detail: str, *, next_hold: uuid.UUID | None
+) -> None:
+    """The turn's failure, written by a thread of its own once the database is back (it outlives
+    this event loop: a worker's job ends, the loop with it, before the database answers)."""
+    kept = replace(totals, text=list(totals.text), tool_calls=list(totals.tool_calls))
+    threading.Thread(
+        target=records.record_failure_when_back,
+        kwargs={
+            "turn": turn,
+            "totals": kept,
+            "produced": produced,
+            "code": code,
+            "detail": detail,
+            "next_hold": next_hold,
+        },
+        name=f"record-failure-{turn.message_id}",
+        daemon=True,
+    ).start()
 
 
 async def _keep_alive(message_id: uuid.UUID) -> None:
@@ -199,8 +239,9 @@ async def _recorded(turn: PreparedTurn, totals: Totals) -> AsyncGenerator[TurnEv
         if not isinstance(exc, (DomainError, ProviderError, BillingRefusal)):
             logger.exception("Turn %s failed", turn.message_id)
         error = _error_of(exc)
+        away = records.database_away(exc)  # the turn's failure is written once it is back
         try:
-            await asyncio.shield(_fail(turn, totals, in_flight, error.code, error.detail))
+            await asyncio.shield(_fail(turn, totals, in_flight, error.code, error.detail, database_away=away))
         except Exception:  # the turn still ends with its error; maintenance fails the message later
             logger.exception("Could not record the failure of turn %s", turn.message_id)
         raise

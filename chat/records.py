@@ -3,24 +3,35 @@ pipeline in ``chat/pipeline.py`` runs them in a thread):
 
 - between tool rounds: settle the call just made and hold the next (``settle_and_hold_next``);
 - *record*: settle the last call, write the ledger and complete the message (``record_answer``),
-  or fail it, billing what was produced (``record_failure``).
+  or fail it, billing what was produced (``record_failure``); a failure the database could not take
+  (it was away) is written once it answers again (``record_failure_when_back``).
 
 Billing is reached only through ``chat.metering``."""
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
 from billing.errors import BillingRefusal
 from chat import metering, webhook_events
+from chat.errors import WorkerLostError
 from chat.models import ChatSession, Message
 from chat.providers.base import Usage
 from chat.turns import PreparedTurn, Totals
 from core import db, metrics
+from core.json_types import JSONReadable, JSONValue
+
+logger = logging.getLogger(__name__)
+
+RECORD_RETRY_SECONDS = 600.0  # how long a failure the database could not take is tried again
+RETRY_FIRST_SECONDS = 0.5  # the first wait, doubled after each try up to RETRY_LONGEST_SECONDS
+RETRY_LONGEST_SECONDS = 5.0
 
 
 def settle_and_hold_next(
@@ -53,7 +64,7 @@ def _complete_message(
         return
     usage, charge = last or (Usage(0, 0), None)
     now = timezone.now()
-    where, params = "id = %s", list[Any]([turn.message_id])
+    where, params = "id = %s", list[db.SqlValue]([turn.message_id])
     if error_code:  # a turn already recorded (the listener left as it was) stays as it was
         where += " AND status IN (%s, %s)"
         params += [Message.Status.QUEUED, Message.Status.RUNNING]
@@ -70,7 +81,13 @@ def _complete_message(
         "error": error,
         "completed_at": now,
     }
-    db.update_rows(Message, values, where, params, scope=db.AcrossOrgs("the turn's own message, by its id"))
+    scope = db.AcrossOrgs("the turn's own message, by its id")
+    if not db.update_rows(Message, values, where, params, scope=scope):
+        if error_code:  # taken for lost by maintenance while this process could not reach the
+            # database: its record replaces that guess (already announced failed, watchers told)
+            lost: list[db.SqlValue] = [turn.message_id, Message.Status.FAILED, WorkerLostError.code]
+            db.update_rows(Message, values, "id = %s AND status = %s AND error_code = %s", lost, scope=scope)
+        return
     org_id = turn.org.pk
     db.update_rows(
         ChatSession,
@@ -82,13 +99,13 @@ def _complete_message(
     webhook_events.turn_ended(org_id=turn.org.pk, message_id=turn.message_id, failed=bool(error_code))
 
 
-def _storable(value: Any) -> Any:
+def _storable(value: JSONReadable) -> JSONValue:
     """Text PostgreSQL can store: a NUL (from a model or a tool result) cannot be, in text or JSON."""
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
-    if isinstance(value, list):
+    if isinstance(value, Sequence):
         return [_storable(item) for item in value]
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {key: _storable(item) for key, item in value.items()}
     return value
 
@@ -125,3 +142,47 @@ def record_failure(
     charge = metering.settle(turn.reservation_id, produced, description=turn.description)
     _complete_message(turn, totals, (produced, charge), error_code=code, error=detail)
     return charge
+
+
+def database_away(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached (it is down or restarting, cut a
+    connection, or the pool gave none in time): a write it refused may succeed once it answers."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def record_failure_when_back(
+    *,
+    turn: PreparedTurn,
+    totals: Totals,
+    produced: Usage | None,
+    code: str,
+    detail: str,
+    next_hold: uuid.UUID | None = None,
+) -> bool:
+    """``record_failure`` of a turn whose failure the database could not take, tried again while it
+    is away (after RETRY_FIRST_SECONDS, then twice as long each time up to RETRY_LONGEST_SECONDS),
+    for at most RECORD_RETRY_SECONDS: the call is billed once for what it produced (settling twice
+    charges once; a hold maintenance gave back meanwhile is still charged), every hold of the turn is
+    closed, the message fails with the reason. True once written. Runs in a thread of its own (the
+    turn's stream has ended); a process that stops first leaves the turn to maintenance, which fails
+    it ``worker_lost`` when its lease runs out (nothing recorded, nothing billed)."""
+    deadline = time.monotonic() + RECORD_RETRY_SECONDS
+    delay = RETRY_FIRST_SECONDS
+    try:
+        while True:
+            time.sleep(delay)
+            try:
+                record_failure(turn, totals, produced, code, detail, next_hold=next_hold)
+            except Exception as exc:
+                if not database_away(exc) or time.monotonic() + delay > deadline:
+                    logger.exception("Turn %s: its failure could not be recorded", turn.message_id)
+                    return False
+                logger.warning("Turn %s: its failure is not recorded yet: %r", turn.message_id, exc)
+            else:
+                logger.info("Turn %s: its failure is recorded, the database is back", turn.message_id)
+                return True
+            finally:
+                db.release_connections()  # a connection the outage broke is not used again
+            delay = min(delay * 2, RETRY_LONGEST_SECONDS)
+    finally:
+        connections.close_all()  # this thread's own

@@ -7,6 +7,7 @@ settlement became one statement each)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -127,13 +128,15 @@ async def test_only_a_live_turns_start_skips_waiting_for_the_disk(bundled_data, 
 
 
 async def test_a_database_failure_after_the_stream_started_still_bills_and_ends_the_stream(bundled_data, monkeypatch):
-    """The answer cannot be recorded (the database is briefly unavailable): the call is billed on
-    its own, the stream ends with `service_unavailable`, and it ends even when recording the
-    failure fails too."""
+    """The answer cannot be recorded (the database is briefly unavailable): the stream ends at once
+    with `service_unavailable`, and the failure is written once the database answers again (a
+    thread of its own tries it again): the call billed once, nothing held, the message failed. So
+    also for a turn that failed otherwise when writing its failure meets an outage."""
     from django.db import OperationalError
 
     from billing.models import CreditAccount, LedgerEntry
     from chat import pipeline
+    from chat.models import Message
 
     def setup():
         org = make_org(name="Outage")
@@ -145,6 +148,23 @@ async def test_a_database_failure_after_the_stream_started_still_bills_and_ends_
     async def unavailable(*args, **kwargs):
         raise OperationalError("couldn't get a connection after 10.00 sec")
 
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    def recorded() -> tuple:
+        account = CreditAccount.all_orgs.get(organization=org)
+        failed = Message.all_orgs.filter(session__organization=org, role="assistant", status="failed")
+        billed = LedgerEntry.all_orgs.filter(organization=org, kind="usage").count()
+        return account.reserved, billed, sorted(failed.values_list("error_code", flat=True))
+
+    async def once_recorded(turns: int) -> tuple:
+        for _ in range(100):  # the thread's first try comes half a second after the turn ended
+            found = await database_sync_to_async(recorded)()
+            if len(found[2]) == turns:
+                return found
+            await asyncio.sleep(0.1)
+        return found
+
     monkeypatch.setattr(pipeline, "_record_answer", unavailable)
     client = AsyncClient()
     headers = {"accept": "text/event-stream", "authorization": f"Bearer {token}"}
@@ -154,17 +174,14 @@ async def test_a_database_failure_after_the_stream_started_still_bills_and_ends_
     assert text.rstrip().endswith(
         '"code":"service_unavailable","detail":"The service is briefly unavailable. Try again shortly."}'
     ), text
+    assert await once_recorded(1) == (0, 1, ["service_unavailable"])  # billed once, nothing held
 
-    def billing_state():
-        account = CreditAccount.all_orgs.get(organization=org)
-        return account.reserved, LedgerEntry.all_orgs.filter(organization=org, kind="usage").count()
-
-    assert await database_sync_to_async(billing_state)() == (0, 1)  # billed once, nothing held
-
-    monkeypatch.setattr(pipeline, "_record_failure", unavailable)  # recording the failure fails too
+    monkeypatch.setattr(pipeline, "_record_answer", broken)  # the turn fails for another reason…
+    monkeypatch.setattr(pipeline, "_record_failure", unavailable)  # …and writing that meets an outage
     response = await client.post("/api/chat/stream", body, content_type="application/json", headers=headers)
     text = b"".join([chunk async for chunk in response.streaming_content]).decode()
-    assert "event: error" in text
+    assert '"code":"llm_unavailable"' in text.rstrip().rpartition("event: error")[2], text
+    assert await once_recorded(2) == (0, 2, ["llm_unavailable", "service_unavailable"])
 
 
 @pytest.mark.parametrize("deltas", [3, 30])
