@@ -83,7 +83,8 @@ def _sse(lines: list[str]) -> list[tuple[str, str, dict]]:
 
 def _stream_while_the_database_dies(proxy: DatabaseProxy, server: Daphne, token: str, body: dict) -> list:
     """Streams a turn and cuts PostgreSQL off the server after its third delta; the events streamed,
-    once the stream ended. The database stays away until the server has tried again in vain."""
+    once the stream ended. The database stays away until the server has tried to write the turn's
+    failure, and failed."""
     lines: list[str] = []
     cut_before = proxy.cut_connections
     with (
@@ -100,11 +101,14 @@ def _stream_while_the_database_dies(proxy: DatabaseProxy, server: Daphne, token:
             lines.append(line)
             if lines.count("event: delta") == 3 and proxy.cut_connections == cut_before:
                 proxy.cut()  # PostgreSQL is gone for the server: its connections reset, new ones refused
-    # the fault happened: the server's connections were cut, and it keeps trying in vain
+    # the fault happened: the server's connections were cut, and it tries to write the turn in vain
     assert proxy.cut_connections > cut_before
+    streamed = _sse(lines)
     refused = proxy.refused
-    _wait_for(lambda: proxy.refused > refused, 15, "the server to try the database again")
-    return _sse(lines)
+    in_vain = f"Turn {streamed[0][2]['messageId']}: its failure is not recorded yet"
+    _wait_for(lambda: in_vain in server.log.read_text(), 15, "the server to try writing the turn again")
+    assert proxy.refused > refused
+    return streamed
 
 
 def _cost(usage: tuple[int, int]) -> Decimal:
