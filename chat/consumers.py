@@ -279,7 +279,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # 
             invalid = as_domain_error(ValidationError(frame.errors)) or ServerError()
             await self._error(invalid.code, invalid.detail, invalid.extra)
             return
-        if True:
+        if not tracing.ENABLED:
             await self._start_turn(frame)
             return
         with tracing.websocket_turn(scope=self.scope, session_id=str(self.session.pk)) as started:

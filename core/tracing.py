@@ -3,7 +3,8 @@
 ``configure()`` runs once per process (the ASGI app, ``db_worker``'s pool). With the variable set it
 installs the SDK's tracer provider, its spans batched (``BatchSpanProcessor``) and exported as OTLP
 over HTTP/protobuf, the SDK reading every standard ``OTEL_*`` variable itself (the traces-only
-endpoint, headers, timeout, compression, sampler, batch sizes, resource, propagators), and
+endpoint, headers, timeout, compression, sampler, batch sizes, resource, propagators), and, when
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` is set without ``psycopg`` (unset, it is ``psycopg``),
 instruments psycopg (a span per ORM statement); ``traced_asgi`` wraps the HTTP app in the ASGI
 instrumentation (one server span per request, an incoming ``traceparent`` honoured). Unset, nothing
 is installed: no provider, no instrumentation, no exporter thread; the hooks on the turn's path
@@ -17,8 +18,9 @@ result is ever put on a span, nor an error's text (it may quote them): errors ar
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -28,10 +30,13 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 ENABLED = False  # whether configure() installed tracing in this process; read as ``tracing.ENABLED``
 
 ENDPOINT_VARIABLE: Final = "OTEL_EXPORTER_OTLP_ENDPOINT"
+DISABLED_VARIABLE: Final = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
+DEFAULT_DISABLED: Final = frozenset({"psycopg"})  # statement spans only when the operator asks for them
 SERVICE: Final = "leancore"  # service.name unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES name one
 JOB_CONTEXT_ARGUMENT: Final = "trace_context"  # the keyword argument of a job that carries its trace
 # probes and scrapes are not traced unless OTEL_PYTHON_ASGI_EXCLUDED_URLS (or _EXCLUDED_URLS) says otherwise
 DEFAULT_EXCLUDED_URLS: Final = r"^[a-z]+://[^/]+/(health|metrics)/?$"
+WEBSOCKET_TURN: Final = "websocket message"  # the span of a turn sent over a WebSocket
 LOCAL_PROVIDER: Final = "local"  # the offline model runs in the process: its calls are internal spans
 
 _tracer: trace.Tracer = trace.NoOpTracer()
@@ -43,7 +48,12 @@ def _wanted() -> bool:
 
 
 def _disabled_instrumentations() -> set[str]:
-    names = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
+    """``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` as the operator set it (``psycopg``, ``asgi``; set
+    but empty: none); unset, ``psycopg``: a span per statement would be most of a turn's spans and of
+    what tracing costs it, for what the request's and the model call's spans already time."""
+    names = os.environ.get(DISABLED_VARIABLE)
+    if names is None:
+        return set(DEFAULT_DISABLED)
     return {name.strip() for name in names.split(",") if name.strip()}
 
 
@@ -194,19 +204,82 @@ def tool_failed(span: Span) -> None:
     span.set_status(StatusCode.ERROR)
 
 
+# --- WebSocket turns -----------------------------------------------------------------------
+
+TurnStarted = Callable[["asyncio.Task[str] | str"], None]
+
+
+def _turn_outcome(task: asyncio.Task[str]) -> str | None:
+    """How a turn's task ended, as an ``error.type`` (None: it ran to its ``done``)."""
+    if task.cancelled():
+        return "cancelled"
+    exception = task.exception()
+    if exception is not None:
+        return type(exception).__name__
+    return "turn_failed" if task.result() == "error" else None
+
+
+def _end_turn(span: Span, started: asyncio.Task[str] | str) -> None:
+    """Ends a WebSocket turn's span now (it did not start: ``started`` is why) or with its task."""
+
+    def end(error: str | None) -> None:
+        if error:
+            span.set_attribute("error.type", error)
+            span.set_status(StatusCode.ERROR)
+        span.end()
+
+    if isinstance(started, str):  # refused before it started: the error's code
+        end(started)
+    else:
+        started.add_done_callback(lambda task: end(_turn_outcome(task)))
+
+
+@contextmanager
+def websocket_turn(*, scope: dict[str, Any], session_id: str) -> Iterator[TurnStarted]:
+    """The span of one turn sent over a WebSocket (a ``message`` frame), current while the turn
+    starts (its prepare phase's thread and the task it runs in inherit it) and ended with the turn's
+    task: a child of the span whose ``traceparent`` the socket's handshake carried, else the root of
+    a trace of its own. Yields ``started``, to call with the turn's task (``drain``: its last event)
+    or, when it did not start, with the error's code."""
+    from opentelemetry.instrumentation.asgi import asgi_getter  # noqa: PLC0415 - only while tracing is on
+
+    span = _tracer.start_span(
+        WEBSOCKET_TURN,
+        context=propagate.extract(scope, getter=asgi_getter),
+        kind=SpanKind.SERVER,
+        attributes={"network.protocol.name": "websocket", "gen_ai.conversation.id": session_id},
+    )
+    handed: list[asyncio.Task[str] | str] = []
+    try:
+        with trace.use_span(span, end_on_exit=False):
+            yield handed.append
+    except BaseException as exc:
+        handed.append(type(exc).__name__)
+        raise
+    finally:
+        _end_turn(span, handed[0] if handed else "not_started")
+
+
 # --- background jobs -----------------------------------------------------------------------
 
 
-def job_context() -> dict[str, Any]:
-    """Keyword arguments to add to a job's ``enqueue``: the current trace context as a W3C carrier
-    (``{"trace_context": {"traceparent": …}}``), so that the job's span continues this trace in the
-    worker; none while tracing is off. The job function accepts ``trace_context`` and leaves it to
-    the worker (``job_span``)."""
+def current_context() -> dict[str, str]:
+    """The current trace context as a W3C carrier (``{"traceparent": …}``), to be continued later or
+    elsewhere; empty while tracing is off or outside any span."""
     if not ENABLED:
         return {}
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    return {JOB_CONTEXT_ARGUMENT: carrier} if carrier else {}
+    return carrier
+
+
+def job_context(carrier: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Keyword arguments to add to a job's ``enqueue``: the current trace context (or ``carrier``, one
+    kept earlier: a webhook event's) as ``{"trace_context": {"traceparent": …}}``, so that the job's
+    span continues that trace in the worker; none while tracing is off. The job function accepts
+    ``trace_context`` and leaves it to the worker (``job_span``)."""
+    carried = dict(carrier) if carrier is not None else current_context()
+    return {JOB_CONTEXT_ARGUMENT: carried} if carried else {}
 
 
 def carried_context(kwargs: Mapping[str, Any]) -> Mapping[str, str] | None:

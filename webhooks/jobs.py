@@ -25,7 +25,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.tasks import task
 from django.utils import timezone
 
-from core import log_context
+from core import log_context, tracing
 from core.crypto import decrypt_json
 from core.db import in_thread
 from webhooks import sending
@@ -64,9 +64,10 @@ class Attempt:
 
 
 def schedule(delivery: Delivery, *, at: datetime | None = None) -> None:
-    """Enqueues the job of one attempt, in the caller's transaction: now, or ``at``."""
+    """Enqueues the job of one attempt, in the caller's transaction: now, or ``at``; its span in the
+    trace of the event's cause (``Event.trace_context``), whichever attempt it is."""
     job = deliver_webhook.using(run_after=at) if at is not None else deliver_webhook
-    job.enqueue(str(delivery.pk))
+    job.enqueue(str(delivery.pk), **tracing.job_context(delivery.event.trace_context))
 
 
 def share() -> int:
@@ -105,10 +106,11 @@ def org_of(*, delivery_id: uuid.UUID) -> uuid.UUID | None:
     )
 
 
-def put_back(*, delivery_id: uuid.UUID) -> None:
-    """The job of an org over its share, back in the queue after the others."""
+def put_back(*, delivery_id: uuid.UUID, trace_context: dict[str, str] | None = None) -> None:
+    """The job of an org over its share, back in the queue after the others (in the same trace)."""
     later = timezone.now() + timedelta(seconds=DEFER_SECONDS)
-    deliver_webhook.using(run_after=later, priority=DEFERRED_PRIORITY).enqueue(str(delivery_id))
+    carried = tracing.job_context(trace_context or {})
+    deliver_webhook.using(run_after=later, priority=DEFERRED_PRIORITY).enqueue(str(delivery_id), **carried)
 
 
 @transaction.atomic
@@ -146,7 +148,7 @@ def _retry(delivery: Delivery, now: datetime) -> Delivery | None:
     retry = Delivery.objects.create(
         organization_id=delivery.organization_id,
         webhook_id=delivery.webhook_id,
-        event_id=delivery.event_id,
+        event=delivery.event,
         attempt=delivery.attempt + 1,
         due_at=due,
     )
@@ -184,7 +186,7 @@ def record_attempt(*, delivery_id: uuid.UUID, outcome: sending.Outcome) -> Deliv
     return delivery
 
 
-async def attempt_delivery(delivery_id: uuid.UUID) -> str:
+async def attempt_delivery(delivery_id: uuid.UUID, *, trace_context: dict[str, str] | None = None) -> str:
     """One attempt of one delivery: begun and recorded in a transaction each, the HTTP call between
     them holding no database connection. Returns what happened (the job's result)."""
     org_id = await in_thread(org_of)(delivery_id=delivery_id)
@@ -192,7 +194,7 @@ async def attempt_delivery(delivery_id: uuid.UUID) -> str:
         return "skipped"
     log_context.bind(org_id=org_id)
     if not _admit(org_id):
-        await in_thread(put_back)(delivery_id=delivery_id)
+        await in_thread(put_back)(delivery_id=delivery_id, trace_context=trace_context)
         return "deferred"
     try:
         attempt = await in_thread(begin_attempt)(delivery_id=delivery_id)
@@ -211,11 +213,12 @@ async def attempt_delivery(delivery_id: uuid.UUID) -> str:
 
 
 @task(queue_name=QUEUE)
-async def deliver_webhook(delivery_id: str) -> str:
+async def deliver_webhook(delivery_id: str, trace_context: dict[str, str] | None = None) -> str:
     """The job of one delivery attempt; its argument is the delivery's id as text (a job's are JSON).
-    Its log lines carry its org's id, and only its own."""
+    Its log lines carry its org's id, and only its own. ``trace_context`` (the event's) is read by
+    the worker: the job's span continues the trace of the event's cause."""
     with log_context.scope():
-        return await attempt_delivery(uuid.UUID(delivery_id))
+        return await attempt_delivery(uuid.UUID(delivery_id), trace_context=trace_context)
 
 
 def recover_stalled_deliveries() -> int:
@@ -230,9 +233,12 @@ def recover_stalled_deliveries() -> int:
     for delivery_id in list(stalled.values_list("pk", flat=True)[:500]):
         lost = sending.Outcome(None, "The worker stopped during this attempt.")
         recovered += record_attempt(delivery_id=delivery_id, outcome=lost) is not None
-    waiting = every_org.filter(
-        status=DeliveryStatus.PENDING, sent_at__isnull=True, due_at__lt=now - LOST_AFTER
-    ).order_by("due_at")
+    waiting = (
+        every_org.filter(status=DeliveryStatus.PENDING, sent_at__isnull=True, due_at__lt=now - LOST_AFTER)
+        .select_related("event")  # its trace context, for its job
+        .defer("event__body")
+        .order_by("due_at")
+    )
     for delivery in list(waiting[:500]):
         with transaction.atomic():  # due again now: asked once per LOST_AFTER, however long the queue
             Delivery.objects.for_org(delivery.organization_id).filter(pk=delivery.pk).update(due_at=now, updated_at=now)

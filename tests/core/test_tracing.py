@@ -2,27 +2,39 @@
 export OTLP over HTTP/protobuf to a receiver in this process, which decodes every request with
 opentelemetry-proto. A streamed turn is one trace under the caller's ``traceparent`` (the request,
 its model calls with the GenAI attributes, its tool call with the MCP client's request under it, its
-statements across the thread hops); an async turn's job continues the request's trace in the
-worker; no span carries the message, the answer or the tool's argument and result. Unset, nothing
-is installed and nothing is exported."""
+statements across the thread hops, when asked for); an async turn's job continues the request's
+trace in the worker; a WebSocket turn is one trace under a span of its own (under the handshake's
+``traceparent``); every attempt of a webhook delivery continues the trace of the turn that recorded
+its event; no span carries the message, the answer or the tool's argument and result. Unset,
+nothing is installed and nothing is exported; set, statement spans are made only when asked for."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
+import websockets
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from accounts.services import issue_tokens
 from chat.models import Message
-from tests.conftest import make_org, make_specialist, owner_of
+from tests.conftest import make_org, make_specialist, owner_of, watched_session
 from tests.fakes.llm_server import Scenario
 from tests.fakes.otlp_receiver import OTLPReceiver, ReceivedSpan
 from tests.servers import ROOT, Daphne, run_worker_batch, server_env
+from tests.webhooks.conftest import hook
+from tests.webhooks.receiver import Answer, ReceiverServer
+from webhooks.jobs import QUEUE as WEBHOOK_QUEUE
+from webhooks.models import Delivery, Event, Webhook
+from webhooks.outbox import enqueue_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,6 +50,7 @@ def _traced_env(endpoint: str, llm_url: str) -> dict[str, str]:
         {
             "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms: spans reach the receiver a moment after they end
+            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "",  # statement spans too (off unless asked)
             "OPENAI_BASE_URL": f"{llm_url}/v1",
             "OPENAI_API_KEY": "sk-test",
             "ANTHROPIC_BASE_URL": llm_url,
@@ -277,6 +290,133 @@ def test_an_async_turns_and_a_task_runs_jobs_continue_their_requests_traces_in_t
     _assert_nowhere(secret, receiver.spans)
 
 
+def _statements(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+    return [span for span in spans if span.attributes.get("db.system") == "postgresql"]
+
+
+async def _converse(url: str, headers: dict[str, str], *frames: dict) -> list[dict]:
+    """Sends each frame on one socket and reads until the turn's end (a start refused answers an
+    ``error`` frame without ``messageId``); returns every frame received."""
+    received = []
+    async with websockets.connect(url, additional_headers=headers) as socket:
+        for frame in frames:
+            await socket.send(json.dumps(frame))
+            while True:
+                got = json.loads(await asyncio.wait_for(socket.recv(), timeout=30))
+                received.append(got)
+                if got["event"] == "done" or (got["event"] == "error" and "id" not in got):
+                    break
+    return received
+
+
+def test_a_websocket_turn_is_one_trace_under_a_span_of_its_own(traced_server, receiver, fake_llm, bundled_data):
+    watched = watched_session("Traced socket")
+    session_id = str(watched.session.pk)
+    secret = uuid.uuid4().hex
+    fake_llm.script(Scenario(chunks=[f"ws-{secret}"], usage=(40, 4)), Scenario(chunks=["again"], usage=(41, 5)))
+    header, trace_id, caller = _traceparent()
+    url = watched.socket_url(traced_server.url)
+    asked = {"type": "message", "message": f"question-{secret}"}
+    frames = asyncio.run(_converse(url, {"traceparent": header}, asked))
+    assert frames[-1]["event"] == "done"
+    assert f"ws-{secret}" in json.dumps(frames)
+    unknown = {"type": "message", "message": "with a file", "attachmentIds": [str(uuid.uuid4())]}
+    frames = asyncio.run(_converse(url, {}, unknown, {"type": "message", "message": "again"}))
+    refusal = next(frame for frame in frames if frame["event"] == "error")
+    assert frames[-1]["event"] == "done"
+
+    def turns(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+        return [
+            s for s in spans if s.name == "websocket message" and s.attributes["gen_ai.conversation.id"] == session_id
+        ]
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        mine = turns(spans)
+        return len(mine) == 3 and all(_models([s for s in spans if s.trace_id == t.trace_id]) for t in mine[:1])
+
+    received = receiver.wait_for(complete)
+    spans = receiver.of_trace(trace_id)
+    turn = _one(spans, name="websocket message")
+    assert (turn.kind, turn.parent_span_id, turn.status) == ("SERVER", caller, "UNSET")  # the handshake's traceparent
+    assert turn.attributes["network.protocol.name"] == "websocket"
+    model = _one(_models(spans), kind="CLIENT")
+    assert (model.parent_span_id, model.name) == (turn.span_id, "chat gpt-4o-mini")  # in the turn's task
+    assert (model.attributes["gen_ai.usage.input_tokens"], model.attributes["gen_ai.usage.output_tokens"]) == (40, 4)
+    assert model.attributes["gen_ai.response.finish_reasons"] == ["stop"]
+    # the prepare and record phases' statements (threads) are the turn's too
+    assert turn.span_id in {span.parent_span_id for span in _statements(spans)}
+    assert {span.parent_span_id for span in spans if span is not turn} <= {span.span_id for span in spans}
+
+    refused, answered = sorted((s for s in turns(received) if s.trace_id != trace_id), key=lambda s: s.status)
+    assert (refused.status, refused.attributes["error.type"]) == ("ERROR", refusal["data"]["code"])
+    assert not _models(receiver.of_trace(refused.trace_id))
+    assert answered.parent_span_id == ""  # no traceparent: a trace of its own
+    assert answered.trace_id != refused.trace_id
+    model = _one(_models(receiver.of_trace(answered.trace_id)), kind="CLIENT")
+    assert (model.parent_span_id, model.attributes["gen_ai.usage.input_tokens"]) == (answered.span_id, 41)
+    _assert_nowhere(secret, receiver.spans)
+
+
+def test_every_attempt_of_a_webhook_delivery_continues_the_trace_of_the_turn_that_recorded_its_event(
+    traced_server, receiver, fake_llm, bundled_data, settings
+):
+    settings.MCP_ALLOW_PRIVATE_NETWORKS = True  # the endpoint is on loopback (the worker's env allows it too)
+    org = make_org(name="Traced webhooks")
+    specialist = make_specialist(org, model="gpt-4o-mini")
+    secret = uuid.uuid4().hex
+    fake_llm.script(Scenario(chunks=[f"hook-{secret}"], usage=(60, 6)))
+    header, trace_id, caller = _traceparent()
+    with ReceiverServer() as endpoint:
+        hook(endpoint, org, "/traced", ["turn.completed"])
+        endpoint.answers["/traced"] = [Answer(status=503), Answer(status=200)]
+        response = httpx.post(
+            f"{traced_server.url}/api/chat/stream",
+            json={"specialistId": str(specialist.pk), "message": f"question-{secret}"},
+            headers={"Authorization": f"Bearer {issue_tokens(user=owner_of(org)).access}", "traceparent": header},
+            timeout=60,
+        )
+        assert "event: done" in response.text
+        event = Event.all_orgs.get(organization=org)
+        assert event.trace_context["traceparent"].split("-")[1] == trace_id  # kept in the outbox row
+        assert run_worker_batch(traced_server.env).returncode == 0  # 503: a retry due in a minute
+        retry = DBTaskResult.objects.filter(queue_name=WEBHOOK_QUEUE, status="READY")
+        assert retry.update(run_after=timezone.now() - timedelta(seconds=1)) == 1  # due now
+        assert run_worker_batch(traced_server.env).returncode == 0
+        got = endpoint.at("/traced")
+    assert [(item.verified, item.payload["id"]) for item in got] == [(True, str(event.pk))] * 2
+    assert "traceparent" not in {key.lower() for item in got for key in item.headers}  # the trace stays ours
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        mine = [span for span in spans if span.trace_id == trace_id]
+        return any(s.kind == "SERVER" for s in mine) and len([s for s in mine if s.name == "deliver_webhook"]) == 2
+
+    receiver.wait_for(complete)
+    spans = receiver.of_trace(trace_id)
+    request = _one(spans, kind="SERVER")
+    assert (request.name, request.parent_span_id) == ("POST /api/chat/stream", caller)
+    attempts = [span for span in spans if span.name == "deliver_webhook"]
+    for attempt in attempts:  # the first and its retry, both children of the cause
+        assert (attempt.kind, attempt.parent_span_id) == ("CONSUMER", request.span_id)
+        assert attempt.attributes["code.function.name"] == "webhooks.jobs.deliver_webhook"
+        assert attempt.attributes["messaging.destination.name"] == WEBHOOK_QUEUE
+    assert len({attempt.attributes["messaging.message.id"] for attempt in attempts}) == 2
+    assert _one(_models(spans), kind="CLIENT").parent_span_id == request.span_id
+    _assert_nowhere(secret, receiver.spans)
+
+
+def test_off_an_event_keeps_no_trace_context_and_its_job_carries_none(bundled_data):
+    org = make_org(name="Untraced webhooks")
+    Webhook.all_orgs.create(organization=org, url="https://hooks.example.com/x", events=["credits.granted"])
+    event = enqueue_event(org_id=org.pk, type="credits.granted", subject_id=None, data={"amount": "1"})
+    assert event is not None
+    assert Event.all_orgs.get(pk=event.pk).trace_context == {}
+    delivery = str(Delivery.all_orgs.get(event=event).pk)
+    [job] = [
+        job for job in DBTaskResult.objects.filter(queue_name=WEBHOOK_QUEUE) if job.args_kwargs["args"] == [delivery]
+    ]
+    assert job.args_kwargs["kwargs"] == {}  # a job a worker of any release runs
+
+
 PROBE = """
 import asyncio, json, sys, threading
 import httpx
@@ -342,9 +482,13 @@ def test_unset_nothing_is_installed_and_nothing_exported_and_set_the_same_proces
             True,
             "TracerProvider",
             "OpenTelemetryMiddleware",
-            True,
+            True,  # asked for: OTEL_PYTHON_DISABLED_INSTRUMENTATIONS set, without psycopg
         )
-        request = _one(otlp.wait_for(lambda spans: spans), kind="SERVER")
+        default = {key: value for key, value in env.items() if key != "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"}
+        assert _probe(default, header, secret)["psycopg"] is False  # no statement spans unless asked
+        otlp.wait_for(lambda spans: len(spans) >= 2)  # both processes' request spans
+        assert [span.kind for span in otlp.spans] == ["SERVER", "SERVER"]
+        request = otlp.spans[0]
         assert (request.trace_id, request.parent_span_id, request.name) == (trace_id, caller, "GET")
         assert request.attributes["http.url"].endswith("/no/such/route?search=***&***")  # no query value
         _assert_nowhere(secret, otlp.spans)
