@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -88,7 +89,7 @@ class CreditAccount(models.Model):
         return f"Account of {self.organization.name}"
 
     @property
-    def available(self):  # noqa: ANN201
+    def available(self) -> Decimal:
         return self.balance - self.reserved
 
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from django.db.models import QuerySet
 from django.http.response import HttpResponseBase
@@ -11,13 +10,14 @@ from rest_framework import mixins, status
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import ListSerializer
 from rest_framework.settings import api_settings
 
 from accounts.auth import current_user
-from accounts.idempotency import IDEMPOTENCY_HEADER, run_idempotent
+from accounts.idempotency import IDEMPOTENCY_HEADER, Result, run_idempotent
 from billing import selectors, services, usage
 from billing.filters import AlertFilter, LedgerFilter, ModelRateFilter
-from billing.models import BudgetAlert, LedgerEntry
+from billing.models import BudgetAlert, CreditPackage, LedgerEntry, ModelRate
 from billing.serializers import (
     AcknowledgeResponseSerializer,
     AcknowledgeSerializer,
@@ -34,7 +34,7 @@ from billing.serializers import (
     UsageSummaryQuerySerializer,
     UsageSummarySerializer,
 )
-from billing.usage import DIMENSIONS
+from billing.usage import DIMENSIONS, SummaryRow
 from core.csv_stream import CHUNK_ROWS, CSV_MEDIA_TYPE, Chunk, CSVRenderer, csv_response, csv_schema_response, wants_csv
 from core.errors import IdempotencyKeyReusedError, PermissionDeniedError, camelize_key
 from core.views import UserViewSet
@@ -81,10 +81,10 @@ class UsageView(mixins.ListModelMixin, OrgViewSet):
     ordering = ["-created_at"]
     renderer_classes = RENDERERS_AND_CSV
 
-    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+    def scope_queryset(self, queryset: QuerySet[LedgerEntry]) -> QuerySet[LedgerEntry]:
         return usage.visible_ledger(queryset, context=self.org_context)
 
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]  # a CSV stream too
+    def list(self, request: Request, *args: object, **kwargs: object) -> HttpResponseBase:  # type: ignore[override]  # a CSV stream too
         if not wants_csv(request):
             return super().list(request, *args, **kwargs)
         entries = self.filter_queryset(self.get_queryset())
@@ -93,7 +93,7 @@ class UsageView(mixins.ListModelMixin, OrgViewSet):
         def read(after: usage.LedgerCursor | None) -> Chunk[LedgerEntry, usage.LedgerCursor]:
             return usage.ledger_chunk(entries, after=after, size=CHUNK_ROWS)
 
-        def rows(chunk: Sequence[LedgerEntry]) -> list[list[Any]]:
+        def rows(chunk: Sequence[LedgerEntry]) -> list[list[object]]:
             return [[row[name] for name in fields] for row in LedgerEntrySerializer(chunk, many=True).data]
 
         header = [camelize_key(name) for name in fields]
@@ -106,7 +106,7 @@ class UsageView(mixins.ListModelMixin, OrgViewSet):
         description="Every rate, active or not; a specialist's model must be an active one.",
     ),
 )
-class ModelRateListView(mixins.ListModelMixin, UserViewSet):
+class ModelRateListView(mixins.ListModelMixin, UserViewSet[ModelRate]):
     """Every rate, active or not (a specialist's model must be an active one); by model."""
 
     allows_api_keys = True  # a catalogue a program may read with its key
@@ -121,7 +121,7 @@ class ModelRateListView(mixins.ListModelMixin, UserViewSet):
         summary="Credit packages that can be bought",
     ),
 )
-class PackageListView(mixins.ListModelMixin, UserViewSet):
+class PackageListView(mixins.ListModelMixin, UserViewSet[CreditPackage]):
     allows_api_keys = True  # a catalogue a program may read with its key
     queryset = selectors.packages()
     serializer_class = CreditPackageSerializer
@@ -148,7 +148,7 @@ class GrantView(OrgAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
 
-        def action() -> tuple[int, dict]:
+        def action() -> Result:
             entry = services.grant_credits(
                 org=self.org,
                 amount=data.get("amount"),
@@ -209,7 +209,8 @@ class UsageSummaryView(OrgAPIView):
             return Response(UsageSummarySerializer(found).data)
         keys = [DIMENSIONS[dimension][0] for dimension in found.group_by]
         fields = [*keys, "credits", "calls", "input_tokens", "output_tokens"]
-        rows = [[row[name] for name in fields] for row in UsageRowSerializer(found.rows, many=True).data]
+        shown = ListSerializer[Sequence[SummaryRow]](found.rows, child=UsageRowSerializer()).data  # as many=True
+        rows = [[row[name] for name in fields] for row in shown]
 
         def read(at: int | None) -> Chunk[Sequence[object], int]:
             start = at or 0

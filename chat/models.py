@@ -63,7 +63,7 @@ class Attachment(StoredFile, OrgScopedModel):
         return self.filename
 
 
-class MessageQuerySet(OrgScopedQuerySet):
+class MessageQuerySet(OrgScopedQuerySet["Message"]):
     org_field = "session__organization"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from django.db.models.fields.files import FieldFile
@@ -19,7 +19,7 @@ class StoredFile:
         text: str
         file: FieldFile
 
-        def save(self, *args: Any, **kwargs: Any) -> None: ...
+        def save(self, *args: object, **kwargs: object) -> None: ...
 
     @property
     def text_extracted(self) -> bool:

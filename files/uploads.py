@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import PurePath
-from typing import Any
+from typing import cast
 
 from django.apps import apps
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Model, Sum
 
 from core import errors
 from core.db import release_connections
 from core.errors import DomainError, UnsupportedMediaTypeError
 from files.extract import extract_text as bounded_text
 from files.models import StoredFile
-from orgs.models import Organization
+from orgs.models import AllOrgsManager, Organization
 
 ALLOWED_TYPES = {
     ".txt": "text/plain",
@@ -80,8 +80,8 @@ def storage_used(org: Organization) -> int:
     total = 0
     for model in apps.get_models():
         if issubclass(model, StoredFile):
-            manager: Any = model._default_manager  # an OrgScopedQuerySet's manager
-            used = manager.for_org(org).aggregate(total=Sum("size"))["total"]
+            manager = cast(AllOrgsManager[Model], model._default_manager)  # an org-owned model's all_orgs
+            used = manager.get_queryset().for_org(org).aggregate(total=Sum("size"))["total"]
             total += used or 0
     return total
 

@@ -20,10 +20,11 @@ from core.credits import credit_str
 from core.errors import DomainError
 from core.url_guard import UrlNotAllowedError
 from mcps.models import Connection
-from mcps.services import create_connection, set_specialist_tools, sync_connection
+from mcps.services import create_connection, sync_connection
 from orgs.context import OrgContext
 from orgs.models import Membership, Organization, Role
 from specialists.models import Specialist
+from specialists.services import set_specialist_tools
 from tasks.models import Project, Task
 from workspaces.models import Workspace, WorkspaceFile
 from workspaces.services import add_file

@@ -130,7 +130,7 @@ async def open_session(target: Target, *, time_limit: float, cap: ResponseCap) -
 async def _bounded_call(time_limit: float) -> AsyncIterator[ResponseCap]:
     """The body runs within ``time_limit``, and a response over ``MCP_MAX_RESPONSE_BYTES`` ends it at
     once (the SDK would otherwise wait out the time limit for an answer the cut stream never brings).
-    Any failure is an ``MCPError`` that says what happened."""
+    Every failure is an ``MCPError`` that says what happened."""
     cap = ResponseCap(settings.MCP_MAX_RESPONSE_BYTES)
     try:
         with anyio.fail_after(time_limit), anyio.CancelScope() as scope:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -18,8 +18,6 @@ from mcps.client import MCPError, RemoteTool, list_remote_tools, target_of
 from mcps.masking import masked_url
 from mcps.models import AuthType, CatalogEntry, Connection, Tool
 from orgs.models import Organization
-
-UNSET: Any = object()
 
 
 class MCPUnreachableError(DomainError):
@@ -36,15 +34,7 @@ class SyncResult:
     tools: list[Tool]
 
 
-def set_specialist_tools(*, specialist: Any, tools: list[Tool]) -> None:
-    """Tools must be the org's own and enabled (the org's allow-list)."""
-    for tool in tools:
-        if tool.organization_id != specialist.organization_id or not tool.enabled:
-            raise ValidationFailed("toolIds", f"Tool {tool.pk} is not an enabled tool of this organization.")
-    specialist.tools.set(tools)
-
-
-def _credentials(auth_type: str, token: str | None, header_name: str | None, current: dict[str, Any]) -> dict[str, Any]:
+def _credentials(auth_type: str, token: str | None, header_name: str | None, current: dict[str, str]) -> dict[str, str]:
     if auth_type == AuthType.NONE:
         return {}
     merged = dict(current)

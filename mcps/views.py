@@ -122,12 +122,12 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
         description="A connection created with a `catalogKey` takes its URL, transport and auth type from here.",
     ),
 )
-class CatalogViewSet(mixins.ListModelMixin, UserViewSet):
+class CatalogViewSet(mixins.ListModelMixin, UserViewSet[CatalogEntry]):
     allows_api_keys = True  # a catalogue a program may read with its key
     queryset = CatalogEntry.objects.order_by("name")
     serializer_class = CatalogEntrySerializer
 
-    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+    def filter_queryset[Row](self, queryset: QuerySet[CatalogEntry, Row]) -> QuerySet[CatalogEntry, Row]:
         search = self.request.query_params.get("search")
         if search:
             queryset = queryset.filter(Q(name__icontains=search) | Q(key__icontains=search))

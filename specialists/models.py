@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Self
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -7,8 +9,8 @@ from django.db import models
 from orgs.models import AllOrgsManager, OrgScopedModel, OrgScopedQuerySet
 
 
-class SpecialistQuerySet(OrgScopedQuerySet):
-    def alive(self) -> SpecialistQuerySet:
+class SpecialistQuerySet(OrgScopedQuerySet["Specialist"]):
+    def alive(self) -> Self:
         return self.filter(deleted_at__isnull=True)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from django.db import transaction
 from django.utils import timezone
@@ -13,7 +13,6 @@ from billing.models import ModelRate
 from billing.services import active_rate
 from core.errors import ValidationFailed
 from mcps.models import Tool
-from mcps.services import set_specialist_tools
 from orgs.models import Organization
 from specialists.models import Specialist
 
@@ -76,7 +75,15 @@ def _check_fallbacks(model: str, fallbacks: list[str]) -> None:
             raise ValidationFailed(field, f"'{name}' is not an active model.")
 
 
-def _set_tools(specialist: Specialist, tools: list[Any] | None) -> None:
+def set_specialist_tools(*, specialist: Specialist, tools: list[Tool]) -> None:
+    """Tools must be the org's own and enabled (the org's allow-list)."""
+    for tool in tools:
+        if tool.organization_id != specialist.organization_id or not tool.enabled:
+            raise ValidationFailed("toolIds", f"Tool {tool.pk} is not an enabled tool of this organization.")
+    specialist.tools.set(tools)
+
+
+def _set_tools(specialist: Specialist, tools: list[Tool] | None) -> None:
     if tools is None:
         return
     set_specialist_tools(specialist=specialist, tools=tools)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from django.db import transaction
 
@@ -69,7 +69,7 @@ def _require_creator_or_admin(context: OrgContext, row: Project | Task) -> None:
 def create_project(
     *, org: Organization, data: ProjectFields, created_by: User | None, created_by_api_key: ApiKey | None = None
 ) -> Project:
-    values: dict[str, Any] = {k: v for k, v in data.items() if k in PROJECT_FIELDS}
+    values: dict[str, object] = {k: v for k, v in data.items() if k in PROJECT_FIELDS}
     return Project.objects.create(
         organization=org, created_by=created_by, created_by_api_key=created_by_api_key, **values
     )
@@ -112,7 +112,7 @@ def create_task(
 ) -> Task:
     _check_assignees(data)
     _check_new_assignees(org.pk, data)
-    values: dict[str, Any] = {k: v for k, v in data.items() if k in TASK_FIELDS}
+    values: dict[str, object] = {k: v for k, v in data.items() if k in TASK_FIELDS}
     return Task.objects.create(organization=org, created_by=created_by, created_by_api_key=created_by_api_key, **values)
 
 
@@ -127,7 +127,7 @@ def update_task(*, task: Task, data: TaskFields) -> Task:
         merged["assignee_user"] = None
     _check_assignees(merged)
     _check_new_assignees(task.organization_id, data)
-    values: dict[str, Any] = {k: v for k, v in data.items() if k in TASK_FIELDS}
+    values: dict[str, object] = {k: v for k, v in data.items() if k in TASK_FIELDS}
     for key, value in {**values, **merged}.items():
         setattr(task, key, value)
     task.save()
