@@ -1,5 +1,6 @@
-"""``manage.py check --deploy`` is clean with the production settings of ``.env.example``, and still
-sees LeanCore's security middleware (subclasses of Django's) for what they are."""
+"""``manage.py check --deploy`` is clean with the production settings of ``.env.example`` (and warns
+when METRICS_TOKEN is left out of them), and still sees LeanCore's security middleware (subclasses
+of Django's) for what they are."""
 
 from __future__ import annotations
 
@@ -29,17 +30,30 @@ def _example_env() -> dict[str, str]:
     return env
 
 
-def test_check_deploy_is_clean_with_the_production_settings():
-    done = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+def _check(env: dict[str, str], *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", *options, "--fail-level", "WARNING"],
         cwd=ROOT,
-        env=_example_env(),
+        env=env,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_check_deploy_is_clean_with_the_production_settings():
+    done = _check(_example_env(), "--deploy")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no issues" in done.stdout
+
+
+def test_check_deploy_warns_when_metrics_token_is_unset_in_production():
+    env = {key: value for key, value in _example_env().items() if key != "METRICS_TOKEN"}
+    done = _check(env, "--deploy")
+    assert done.returncode != 0
+    assert "leancore.W020" in done.stderr + done.stdout
+    assert "METRICS_TOKEN is not set" in done.stderr + done.stdout
+    assert "leancore.W020" not in (plain := _check(env)).stderr + plain.stdout  # a deployment check only
 
 
 def test_the_subclassed_middleware_counts_as_django_s_and_its_settings_are_checked(settings):
