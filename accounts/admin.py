@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.models import User
@@ -14,37 +16,40 @@ for _model in (OutstandingToken, BlacklistedToken):
         admin.site.unregister(_model)
 
 
+_TOKEN_COLUMNS = ("jti", "user", "created_at", "expires_at", "revoked")
+
+
 @admin.register(OutstandingToken)
-class RefreshTokenAdmin(admin.ModelAdmin):
+class RefreshTokenAdmin(admin.ModelAdmin[OutstandingToken]):
     list_display = ["jti", "user", "created_at", "expires_at", "revoked"]
     search_fields = ["user__email", "jti"]
     list_select_related = ["user", "blacklistedtoken"]
-    fields = ["jti", "user", "created_at", "expires_at", "revoked"]
-    readonly_fields = fields  # type: ignore[assignment]
+    fields = _TOKEN_COLUMNS
+    readonly_fields = _TOKEN_COLUMNS
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OutstandingToken]:
         return super().get_queryset(request).defer("token")
 
-    def lookup_allowed(self, lookup, value, request=None) -> bool:
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         # ?token__startswith=… would answer whether a guess is right: no lookups on the token
         return lookup.split("__", 1)[0] != "token" and super().lookup_allowed(lookup, value, request)
 
     @admin.display(boolean=True)
-    def revoked(self, obj) -> bool:
+    def revoked(self, obj: OutstandingToken) -> bool:
         return hasattr(obj, "blacklistedtoken")
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: OutstandingToken | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: OutstandingToken | None = None) -> bool:
         return False  # a deleted token leaves the blacklist with it: it would work again
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(BaseUserAdmin[User]):
     ordering = ["-date_joined"]
     list_display = ["email", "name", "is_staff", "is_active", "date_joined", "last_login"]
     list_filter = ["is_staff", "is_active", "is_superuser"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -16,7 +15,8 @@ from accounts.models import IdempotencyRecord, User
 from core.errors import IdempotencyKeyReusedError, ValidationFailed
 
 KEY_TTL = timedelta(hours=24)
-Result = tuple[int, dict[str, Any]]
+# An action's answer: its status and body (what a repeat with the same key is given again).
+type Result[B: Mapping[str, object]] = tuple[int, B]
 
 # The header as the OpenAPI schema documents it on every operation that honours it.
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -28,7 +28,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
-def _hash(payload: Any) -> str:
+def _hash(payload: object) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -44,16 +44,16 @@ def _existing(caller: str, scope: str, key: str, request_hash: str) -> Idempoten
     return record
 
 
-def run_idempotent(
+def run_idempotent[B: Mapping[str, object]](
     *,
     caller: str,
     user: User | None,
     scope: str,
     key: str | None,
-    payload: Any,
-    action: Callable[[], Result],
-    replay: Callable[[IdempotencyRecord], Result] | None = None,
-) -> tuple[Result, bool]:
+    payload: object,
+    action: Callable[[], Result[B]],
+    replay: Callable[[IdempotencyRecord], Result[B]] | None = None,
+) -> tuple[Result[B], bool]:
     """Runs ``action`` once per (caller, scope, key): ``caller`` is the user's id or an org API key's
     ``key:<id>`` (``user`` the user, if any). Returns (result, replayed)."""
     if not key:
@@ -62,7 +62,7 @@ def run_idempotent(
         raise ValidationFailed("Idempotency-Key", "Must be at most 255 characters.")
     request_hash = _hash(payload)
 
-    def answer(record: IdempotencyRecord) -> tuple[Result, bool]:
+    def answer(record: IdempotencyRecord) -> tuple[Result[B], bool]:
         if replay is not None:
             return replay(record), True
         return (record.response_status, record.response_body), True
