@@ -44,17 +44,40 @@ def test_pools_are_sized_to_fit_postgresql_together():
     assert plan_pools(servers=2, workers=1, wanted_pool=10, max_connections=None).server_pool == 0  # SQLite
 
 
-@pytest.fixture
-def all_cores(fake_llm, bundled_data):
+def _start_all_cores(llm_url: str) -> Daphne:
     redis_url = redis_url_for_tests()
-    env = server_env({"REDIS_URL": redis_url, "OPENAI_BASE_URL": f"{fake_llm.url}/v1", "OPENAI_API_KEY": "sk-test"})
-    # its own application name: the connections of an earlier test's servers, still exiting, are not counted
+    env = server_env({"REDIS_URL": redis_url, "OPENAI_BASE_URL": f"{llm_url}/v1", "OPENAI_API_KEY": "sk-test"})
+    # its own application name: the connections of an earlier stack's servers, still exiting, are not counted
     env["DATABASE_URL"] = env["DATABASE_URL"].replace(
         "application_name=", f"application_name=serve-{uuid.uuid4().hex[:8]}-"
     )
-    server = Daphne(env, all_cores=(2, 1))
-    yield server
-    server.stop()
+    return Daphne(env, all_cores=(2, 1))
+
+
+@pytest.fixture(scope="module")
+def _all_cores_stacks(django_db_setup, django_db_blocker, _fake_llm_server):
+    """The module's ``manage.py serve`` stack (a supervisor, two server processes, a worker): one for
+    the tests that use it, started again only when a test has killed its supervisor."""
+    started: list[Daphne] = []
+
+    def running() -> Daphne:
+        if started and started[-1].process.poll() is None:
+            return started[-1]
+        with django_db_blocker.unblock():
+            if started:
+                started[-1].stop()
+            started.append(_start_all_cores(_fake_llm_server.url))
+        return started[-1]
+
+    yield running
+    with django_db_blocker.unblock():
+        for stack in started:
+            stack.stop()
+
+
+@pytest.fixture
+def all_cores(_all_cores_stacks, fake_llm, bundled_data):
+    return _all_cores_stacks()
 
 
 def test_two_server_processes_and_a_worker_behind_one_port(all_cores, fake_llm):
@@ -119,6 +142,27 @@ def test_a_server_process_that_dies_is_started_again(all_cores):
         assert httpx.get(f"{all_cores.url}/health", headers={"Connection": "close"}).status_code == 200
 
 
+def test_client_addresses_come_from_the_connection_unless_told_otherwise(all_cores):
+    """X-Forwarded-For is a client's word: the servers never take the address from it, and Django
+    reads it only as far as TRUSTED_PROXY_COUNT proxies are trusted (0 here)."""
+    url = f"{all_cores.url}/auth/login"
+    statuses = []
+    for i in range(70):  # 50 from one client (5 × THROTTLE_LOGIN); a minute's turn may add a few more
+        statuses.append(
+            httpx.post(url, json={"email": f"nobody{i}@example.com", "password": "wrong-Passw0rd"}).status_code
+        )
+        if statuses[-1] == 429:
+            break
+    assert statuses[-1] == 429, statuses
+    assert len(statuses) > 50, statuses  # the limit itself is not lower than it says
+    spoofed = httpx.post(
+        url,
+        json={"email": "another@example.com", "password": "wrong-Passw0rd"},
+        headers={"X-Forwarded-For": "10.9.8.7"},
+    )
+    assert spoofed.status_code == 429
+
+
 def test_the_supervisor_holds_no_connection_and_its_children_die_with_it(all_cores):
     import psycopg
 
@@ -150,27 +194,6 @@ def test_the_supervisor_holds_no_connection_and_its_children_die_with_it(all_cor
     ):
         assert time.monotonic() < deadline, "children outlived the supervisor"
         time.sleep(0.2)
-
-
-def test_client_addresses_come_from_the_connection_unless_told_otherwise(all_cores):
-    """X-Forwarded-For is a client's word: the servers never take the address from it, and Django
-    reads it only as far as TRUSTED_PROXY_COUNT proxies are trusted (0 here)."""
-    url = f"{all_cores.url}/auth/login"
-    statuses = []
-    for i in range(70):  # 50 from one client (5 × THROTTLE_LOGIN); a minute's turn may add a few more
-        statuses.append(
-            httpx.post(url, json={"email": f"nobody{i}@example.com", "password": "wrong-Passw0rd"}).status_code
-        )
-        if statuses[-1] == 429:
-            break
-    assert statuses[-1] == 429, statuses
-    assert len(statuses) > 50, statuses  # the limit itself is not lower than it says
-    spoofed = httpx.post(
-        url,
-        json={"email": "another@example.com", "password": "wrong-Passw0rd"},
-        headers={"X-Forwarded-For": "10.9.8.7"},
-    )
-    assert spoofed.status_code == 429
 
 
 def test_one_process_without_redis_runs_the_worker_inside_it(fake_llm, bundled_data):
