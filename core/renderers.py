@@ -23,7 +23,7 @@ from djangorestframework_camel_case.util import camelize_re, underscore_to_camel
 _OPTIONS: dict[str, object] = api_settings.JSON_UNDERSCOREIZE
 _IGNORE_FIELDS: frozenset[str] = frozenset(api_settings.JSON_UNDERSCOREIZE.get("ignore_fields") or ())
 _IGNORE_KEYS: frozenset[str] = frozenset(api_settings.JSON_UNDERSCOREIZE.get("ignore_keys") or ())
-_LEAVES = (str, int, float, bool, type(None))
+_LEAVES = frozenset({str, int, float, bool, type(None)})  # a leaf's type exactly (a subclass walks the full path)
 KEY_CACHE_SIZE = 4096  # field names are few; user data keys (tool arguments) are never re-cased
 
 
@@ -38,8 +38,7 @@ def _key_plan(key: str) -> tuple[str, bool, bool]:
 
 def camelize(data: object) -> object:
     """``djangorestframework_camel_case.util.camelize(data, **JSON_UNDERSCOREIZE)``, same result."""
-    kind = type(data)
-    if kind in _LEAVES:
+    if type(data) in _LEAVES:
         return data
     if isinstance(data, dict):
         rendered: dict[object, object] = {}
@@ -47,12 +46,12 @@ def camelize(data: object) -> object:
             name = force_str(key) if isinstance(key, Promise) else key
             if isinstance(name, str):
                 new_key, keep_value, _ = _key_plan(name)
-                rendered[new_key] = value if keep_value else camelize(value)
+                rendered[new_key] = value if keep_value or type(value) in _LEAVES else camelize(value)
             else:  # a number key: never in the ignore lists (they hold names)
                 rendered[name] = camelize(value)
         return rendered
     if isinstance(data, (list, tuple)):  # a serializer's ReturnList too
-        return [camelize(item) for item in data]
+        return [item if type(item) in _LEAVES else camelize(item) for item in data]
     return library_camelize(data, **_OPTIONS)
 
 

@@ -10,6 +10,7 @@ relations) takes DRF's path. The result is the same dict, key for key and in the
 
 from __future__ import annotations
 
+import copy
 import datetime
 import functools
 from collections.abc import Callable
@@ -33,6 +34,8 @@ def _converter(field: _Field) -> _Convert:
     ``to_representation``, skipped where it would give the value back (a ``str`` of a CharField…)
     and, for an ISO 8601 DateTimeField, its steps done with the time zone looked up once."""
     represent = field.to_representation
+    if type(field) is drf_fields.UUIDField and field.uuid_format == "hex_verbose":
+        return str  # what its to_representation does, without the call through it
     same_type = _IDENTITY.get(type(field))
     if same_type is not None:
         return lambda value: value if type(value) is same_type else represent(value)
@@ -55,29 +58,55 @@ def _iso_datetime(value: object, *, zone: datetime.tzinfo, represent: _Convert) 
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+_INIT = serializers.ModelSerializer.__init__
+
+
 def _column_attributes(model: type[models.Model]) -> frozenset[str]:
     return frozenset(field.attname for field in model._meta.concrete_fields)
 
 
 class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
-    """A ``ModelSerializer`` whose reads render through a plan made once per serializer instance
-    (a list's child serves every row of its page)."""
+    """A ``ModelSerializer`` whose reads render through a plan (a list's child serves every row of
+    its page). The plan is made once per class when the fields cannot vary from one instance to
+    the next (``get_fields`` and ``__init__`` are DRF's): an instance then builds no fields, only
+    binds a copy of those read through DRF's path (methods, relations); otherwise once per
+    instance."""
 
     def _read_plan(self) -> list[_Step]:
         plan: list[_Step] | None = self.__dict__.get("_plan")
         if plan is None:
-            columns = _column_attributes(self.Meta.model)
-            plan = []
-            for field in self._readable_fields:
-                source = field.source_attrs[0] if len(field.source_attrs) == 1 else None
-                direct = (
-                    source in columns
-                    and type(field).get_attribute is drf_fields.Field.get_attribute
-                    and not isinstance(field, serializers.SerializerMethodField)
-                )
-                convert = _converter(field) if direct else None
-                plan.append((str(field.field_name), source if direct else None, field, convert))
+            cls = type(self)
+            if cls.get_fields is not serializers.ModelSerializer.get_fields or cls.__init__ is not _INIT:
+                plan = self._plan_of_own_fields()
+            else:
+                shared: list[_Step] | None = cls.__dict__.get("_class_plan")
+                if shared is None:
+                    shared = self._plan_of_own_fields()
+                    cls._class_plan = shared  # type: ignore[attr-defined]  # per class, never inherited
+                plan = [step if step[3] is not None else self._bound(step) for step in shared]
             self.__dict__["_plan"] = plan
+        return plan
+
+    def _bound(self, step: _Step) -> _Step:
+        """A step read through DRF's path, with its own copy of the field bound to this instance
+        (as ``fields`` binds it: a method field finds its method, a field its context)."""
+        name, _, field, _ = step
+        own = copy.deepcopy(field)
+        own.bind(field_name=name, parent=self)
+        return (name, None, own, None)
+
+    def _plan_of_own_fields(self) -> list[_Step]:
+        columns = _column_attributes(self.Meta.model)
+        plan: list[_Step] = []
+        for field in self._readable_fields:
+            source = field.source_attrs[0] if len(field.source_attrs) == 1 else None
+            direct = (
+                source in columns
+                and type(field).get_attribute is drf_fields.Field.get_attribute
+                and not isinstance(field, serializers.SerializerMethodField)
+            )
+            convert = _converter(field) if direct else None
+            plan.append((str(field.field_name), source if direct else None, field, convert))
         return plan
 
     def to_representation(self, instance: M) -> dict[str, object]:

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import viewsets
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
 from rest_framework.request import Request
@@ -22,7 +23,7 @@ from core.errors import NotFoundError
 from core.views import Access
 from orgs.context import OrgContext, require_member, require_role
 from orgs.models import OrgScopedQuerySet
-from orgs.principal import Principal, request_principal
+from orgs.principal import MemberAuthentication, Principal, request_principal
 
 ORG_HEADER_PARAMETER = OpenApiParameter(
     name="X-Org-Id",
@@ -90,6 +91,14 @@ class OrgContextMixin(APIView):
         role = self.required_roles.get(key)
         if role:
             require_role(context, role)
+
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        """The default authentication reads the caller's user and membership in one query
+        (``MemberAuthentication``); a view that names its own keeps it."""
+        if self.authentication_classes is not APIView.authentication_classes:
+            return super().get_authenticators()
+        path_org_id = self.kwargs.get(self.org_path_kwarg) if self.org_path_kwarg else None
+        return [MemberAuthentication(path_org_id=path_org_id)]
 
     @property
     def principal(self) -> Principal:

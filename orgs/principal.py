@@ -206,9 +206,44 @@ class PrincipalAuthentication(JWTAuthentication):
         return _user(token), token  # the validated token stays ``request.auth``
 
 
+class MemberAuthentication(PrincipalAuthentication):
+    """``PrincipalAuthentication`` for org-aware views: a user's token is checked with their active
+    membership of the org the request acts in (the path's org, else the one ``X-Org-Id`` names, else
+    their only org) in one read, kept as the request's principal (``request_principal`` takes it).
+    Any other case (staff outside their orgs, several orgs and no header, a non-member, an unknown
+    or inactive user) finds no membership there and is read as ``PrincipalAuthentication`` reads
+    it, then placed by ``request_principal``, which tells them apart. Nothing is cached: every
+    request reads the membership and the user as they are now."""
+
+    def __init__(self, *, path_org_id: object = None) -> None:
+        super().__init__()
+        self.path_org_id = path_org_id  # the raw path value; None on views whose path has no org
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        raw = bearer(request)
+        if raw is None or looks_like_key(_text(raw)):
+            return super().authenticate(request)
+        token = _validated(raw)
+        try:
+            user_id = uuid.UUID(str(token.get(jwt_settings.USER_ID_CLAIM)))
+        except ValueError:
+            return _user(token), token
+        org = str(self.path_org_id) if self.path_org_id is not None else request.headers.get("X-Org-Id")
+        context = member_context(user_id, org)
+        if context is None or context.membership is None:
+            return _user(token), token
+        principal = Principal(context=context, user=context.membership.user, expires_at=_expiry(token))
+        request.member_principal = principal  # type: ignore[attr-defined]  # read by request_principal
+        return principal.user, token
+
+
 def request_principal(request: Request, *, path_org_id: uuid.UUID | None = None) -> Principal:
     """The principal of an authenticated DRF request: in the path's org (a non-member gets 404
-    like any object) or the one ``X-Org-Id`` names."""
+    like any object) or the one ``X-Org-Id`` names; the one ``MemberAuthentication`` read with
+    the user when it found their membership there."""
+    found: Principal | None = getattr(request, "member_principal", None)
+    if found is not None and (path_org_id is None or found.org.pk == path_org_id):
+        return found
     user = request.user
     if isinstance(request.auth, ApiKey):
         credential = Credential(user=None, expires_at=_key_expiry(request.auth), api_key=request.auth)

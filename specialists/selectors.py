@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -35,6 +36,20 @@ def alive_with_tool_flag(*, org_id: uuid.UUID, specialist_id: uuid.UUID) -> Spec
     specialist = found[0].take(Specialist)
     specialist.has_tools = bool(found[0].rest()[0])
     return specialist
+
+
+def tool_ids_by_specialist(*, specialist_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    """The tool ids of each specialist given (of one org's page), ordered as its ``tools`` are (by
+    the tool's name), in one read: a page of specialists builds no related manager per row."""
+    found: dict[uuid.UUID, list[str]] = {}
+    links = (
+        Specialist.tools.through.objects.filter(specialist_id__in=specialist_ids)
+        .order_by("tool__name")
+        .values_list("specialist_id", "tool_id")
+    )
+    for specialist_id, tool_id in links:
+        found.setdefault(specialist_id, []).append(str(tool_id))
+    return found
 
 
 @dataclass(frozen=True, slots=True)

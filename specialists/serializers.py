@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
+
+from django.db.models import Manager
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -32,6 +36,17 @@ FALLBACK_MODELS_HELP = (
 )
 
 
+class SpecialistPageSerializer(serializers.ListSerializer):
+    """A page of specialists: the tool ids of all its rows read in one query."""
+
+    page_tool_ids: dict[uuid.UUID, list[str]] | None = None
+
+    def to_representation(self, data: Manager[Specialist] | Iterable[Specialist]) -> list[dict[str, object]]:
+        rows = list(data.all() if isinstance(data, Manager) else data)
+        self.page_tool_ids = selectors.tool_ids_by_specialist(specialist_ids=[row.pk for row in rows])
+        return super().to_representation(rows)
+
+
 class SpecialistSerializer(PlainReadModelSerializer[Specialist]):
     tool_ids = serializers.SerializerMethodField()
     fallback_models = serializers.ListField(
@@ -43,9 +58,13 @@ class SpecialistSerializer(PlainReadModelSerializer[Specialist]):
     class Meta:
         model = Specialist
         fields = ["id", *WRITE_FIELDS, "created_by", "created_at", "updated_at"]
+        list_serializer_class = SpecialistPageSerializer
 
     def get_tool_ids(self, specialist: Specialist) -> list[str]:
-        # a page's tools are prefetched: read them without building a related manager per row
+        page_tool_ids = getattr(self.parent, "page_tool_ids", None)
+        if page_tool_ids is not None:  # a page's, read for all its rows at once
+            return page_tool_ids.get(specialist.pk, [])
+        # one specialist's tools, prefetched: read them without building a related manager
         prefetched = getattr(specialist, "_prefetched_objects_cache", {}).get("tools")
         return [str(tool.pk) for tool in (specialist.tools.all() if prefetched is None else prefetched)]
 

@@ -44,6 +44,8 @@ class SpecialistViewSet(
     def scope_queryset(self, queryset: QuerySet[Specialist]) -> QuerySet[Specialist]:
         """A key limited to some specialists sees only those (another's id is 404)."""
         allowed = self.org_context.allowed_specialist_ids
+        if self.action == "list":  # a page reads its tool ids in one query (SpecialistPageSerializer)
+            queryset = queryset.prefetch_related(None)
         return queryset if allowed is None else queryset.filter(pk__in=allowed)
 
     def _detail(self, specialist: Specialist) -> dict[str, object]:

@@ -18,7 +18,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "core.filter_backends.FilterSetBackend",
         "core.filters.CamelOrderingFilter",
     ],
     "EXCEPTION_HANDLER": "core.errors.exception_handler",

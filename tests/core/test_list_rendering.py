@@ -10,12 +10,17 @@ from typing import Any
 
 import pytest
 from django.utils.functional import lazy
+from django_filters.rest_framework import DjangoFilterBackend
 from djangorestframework_camel_case.settings import api_settings
 from djangorestframework_camel_case.util import camelize as library_camelize
 from rest_framework import serializers
+from rest_framework.views import APIView
 
 from core import renderers
+from core.filter_backends import FilterSetBackend
 from core.serializers import PlainReadModelSerializer
+from orgs.api import OrgContextMixin
+from specialists.serializers import SpecialistPageSerializer
 from tests.conftest import client_for
 from tests.core.test_query_counts import LISTS, _url, populated  # noqa: F401  # populated: the fixture
 
@@ -23,8 +28,13 @@ pytestmark = pytest.mark.django_db
 
 
 def _old_path(monkeypatch) -> None:
-    """Every page rendered as before: DRF's own to_representation, the library's camelize."""
+    """Every page read and rendered as before: the caller's user, then their membership; django-filter's
+    form built; DRF's own to_representation; a specialist's tools through its relation, row by row; the
+    library's camelize."""
+    monkeypatch.setattr(OrgContextMixin, "get_authenticators", APIView.get_authenticators)
+    monkeypatch.setattr(FilterSetBackend, "filter_queryset", DjangoFilterBackend.filter_queryset)
     monkeypatch.setattr(PlainReadModelSerializer, "to_representation", serializers.ModelSerializer.to_representation)
+    monkeypatch.setattr(SpecialistPageSerializer, "to_representation", serializers.ListSerializer.to_representation)
     monkeypatch.setattr(renderers, "camelize", lambda data: library_camelize(data, **api_settings.JSON_UNDERSCOREIZE))
 
 
@@ -54,6 +64,24 @@ def test_the_comparison_fires_on_a_key_rendered_differently(org, owner, populate
     new = _pages(client, urls)
     _old_path(monkeypatch)
     assert new != _pages(client, urls)
+
+
+def test_a_page_builds_its_filter_form_only_when_a_filter_is_named(org, owner, populated, monkeypatch):  # noqa: F811
+    forms: list[str] = []
+    build = DjangoFilterBackend.get_filterset
+
+    def counted(self, request, queryset, view):
+        forms.append(request.get_full_path())
+        return build(self, request, queryset, view)
+
+    monkeypatch.setattr(DjangoFilterBackend, "get_filterset", counted)
+    client = client_for(owner)
+    assert client.get("/tasks?pageSize=2&ordering=title").json()["count"] == 6  # no filter named
+    assert forms == []
+    assert client.get("/tasks?status=done").json()["count"] == 0
+    assert client.get("/tasks?status=todo").json()["count"] == 6
+    assert client.get("/tasks?status=nonsense").json()["code"] == "validation_error"
+    assert len(forms) == 3
 
 
 lazy_str = lazy(str, str)
