@@ -226,8 +226,9 @@ async def test_async_turn_run_by_an_embedded_worker_thread_reaches_the_socket(ws
 # --- WebSocket through Daphne, async turn in a worker process, Redis between them --------------------
 
 
-@pytest.fixture
-def redis_daphne(django_db_blocker, _fake_llm_server):
+@pytest.fixture(scope="module")
+def redis_daphne(django_db_setup, django_db_blocker, _fake_llm_server):
+    """A Daphne process on the tests' Redis, shared by this module's tests (none of them stops it)."""
     redis_url = redis_url_for_tests()
     env = server_env({"REDIS_URL": redis_url, "OPENAI_BASE_URL": f"{_fake_llm_server.url}/v1", "OPENAI_API_KEY": "x"})
     with django_db_blocker.unblock():
