@@ -91,7 +91,7 @@ class InFlight:
         return state.usage_or_estimate()
 
 
-def stream_call(provider: str, state: CallState) -> AsyncGenerator[TurnEvent]:
+def stream_call(*, provider: str, state: CallState) -> AsyncGenerator[TurnEvent]:
     """One provider stream (closing it stops the provider call); ``state`` records what it produced.
     While tracing is on, in a model call's span (``core.tracing``: no content on it)."""
     events = _stream(provider, state)

@@ -305,7 +305,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # 
                 error = ServerError()
             await self._error(error.code, error.detail, error.extra)
             return error.code
-        task = asyncio.create_task(drain(turn))  # its events reach this socket through the group
+        task = asyncio.create_task(drain(turn=turn))  # its events reach this socket through the group
         self.turns.add(task)
         task.add_done_callback(self.turns.discard)
         return task

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from django.db import transaction
 
@@ -42,7 +42,7 @@ BACKOFF_SECONDS = 0.5
 MAX_RETRY_AFTER_SECONDS = 5.0
 
 
-def fallback_rates(models: list[str]) -> list[ModelRate]:
+def fallback_rates(*, models: list[str]) -> list[ModelRate]:
     """The rates of a specialist's fallback models, in its order, as a turn freezes them when it is
     accepted (one query; none without fallbacks). A model no longer active is left out."""
     if not models:
@@ -65,7 +65,7 @@ class Link:
         return self.request.model
 
 
-def chain_of(turn: PreparedTurn) -> list[Link]:
+def chain_of(*, turn: PreparedTurn) -> list[Link]:
     """The specialist's model, then each fallback model with its own output limit."""
     links = [Link(turn.provider, turn.rate, turn.request)]
     for rate in turn.fallbacks:
@@ -74,7 +74,7 @@ def chain_of(turn: PreparedTurn) -> list[Link]:
     return links
 
 
-def retry_reason(error: ProviderError) -> str | None:
+def retry_reason(*, error: ProviderError) -> str | None:
     """Why a call that failed before its first output is tried again (``timeout``,
     ``connection_error``, ``http_<status>``), or None: it is not."""
     if error.kind in (TIMEOUT, CONNECTION_ERROR) or (error.kind == HTTP and error.http_status in RETRY_STATUSES):
@@ -82,7 +82,7 @@ def retry_reason(error: ProviderError) -> str | None:
     return None
 
 
-def retry_pause(error: ProviderError) -> float | None:
+def retry_pause(*, error: ProviderError) -> float | None:
     """Seconds to wait before the retry on the same model, or None: a provider that asks for more
     than MAX_RETRY_AFTER_SECONDS is not retried (its fallbacks are tried at once)."""
     if error.retry_after is None:
@@ -90,7 +90,7 @@ def retry_pause(error: ProviderError) -> float | None:
     return error.retry_after if error.retry_after <= MAX_RETRY_AFTER_SECONDS else None
 
 
-def chain_failure(error: ProviderError, tried: list[tuple[str, list[str]]]) -> ProviderError:
+def chain_failure(*, error: ProviderError, tried: list[tuple[str, list[str]]]) -> ProviderError:
     """The call's failure (502 ``llm_unavailable``), naming every model tried and how each failed."""
     models = ", ".join(f"{model} ({', '.join(reasons)})" for model, reasons in tried)
     return ProviderError(
@@ -101,9 +101,15 @@ def chain_failure(error: ProviderError, tried: list[tuple[str, list[str]]]) -> P
     )
 
 
-def next_attempt(
-    turn: PreparedTurn, failed: Usage | None, next_hold: uuid.UUID, link: Link
-) -> tuple[metering.Charge | None, BillingRefusal | None]:
+class NextAttempt(NamedTuple):
+    """What passing to the next attempt did: the failed attempt's charge (None: its hold was given
+    back) and the refusal of the next attempt's hold (None: it is held)."""
+
+    charge: metering.Charge | None
+    refusal: BillingRefusal | None
+
+
+def next_attempt(*, turn: PreparedTurn, failed: Usage | None, next_hold: uuid.UUID, link: Link) -> NextAttempt:
     """Between two attempts, one transaction: the failed attempt (``turn.reservation_id``) is billed
     the usage its provider reported (``failed``), or its hold is given back (it cost nothing); the
     next attempt is held (as ``next_hold``) at its model's rate. A refusal of that hold (402) is
@@ -111,20 +117,20 @@ def next_attempt(
     charge = refusal = None
     with transaction.atomic(savepoint=False):
         if failed is None:
-            metering.release(turn.reservation_id)
+            metering.release(reservation_id=turn.reservation_id)
         else:
-            charge = metering.settle(turn.reservation_id, failed, description=turn.description)
+            charge = metering.settle(reservation_id=turn.reservation_id, usage=failed, description=turn.description)
         try:  # a refusal writes nothing and leaves the transaction usable
-            metering.hold(turn.payer, link.request, rate=link.rate, reservation_id=next_hold)
+            metering.hold(payer=turn.payer, request=link.request, rate=link.rate, reservation_id=next_hold)
         except BillingRefusal as exc:
             refusal = exc
-    return charge, refusal
+    return NextAttempt(charge, refusal)
 
 
 _next_attempt = in_thread(next_attempt)
 
 
-async def pause(seconds: float) -> None:
+async def pause(*, seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
@@ -132,7 +138,7 @@ async def _switch(turn: PreparedTurn, totals: Totals, in_flight: InFlight, link:
     """The failed attempt is settled or released and ``link``'s attempt held (a refusal raises)."""
     failed = in_flight.state.usage if in_flight.state is not None else None
     in_flight.next_hold = next_hold = uuid.uuid4()
-    charge, refusal = await _next_attempt(turn, failed, next_hold, link)
+    charge, refusal = await _next_attempt(turn=turn, failed=failed, next_hold=next_hold, link=link)
     in_flight.state = in_flight.next_hold = None
     if failed is not None and charge is not None:
         totals.add(failed, charge)
@@ -141,12 +147,12 @@ async def _switch(turn: PreparedTurn, totals: Totals, in_flight: InFlight, link:
     turn.reservation_id = next_hold
 
 
-async def call_model(turn: PreparedTurn, totals: Totals, in_flight: InFlight) -> AsyncGenerator[TurnEvent]:
+async def call_model(*, turn: PreparedTurn, totals: Totals, in_flight: InFlight) -> AsyncGenerator[TurnEvent]:
     """One model call of the turn through its chain: yields a ``fallback`` event for each switch to
     the next model, then the answering attempt's events. Afterwards ``in_flight.state`` is the
     attempt that answered and ``turn.reservation_id`` its hold. Raises the failure that ends the
     chain (naming every model tried), or the provider's failure after the output started."""
-    links = chain_of(turn)
+    links = chain_of(turn=turn)
     tried: list[tuple[str, list[str]]] = []
     for index, link in enumerate(links):
         reasons: list[str] = []
@@ -155,7 +161,7 @@ async def call_model(turn: PreparedTurn, totals: Totals, in_flight: InFlight) ->
             state = in_flight.state = CallState(link.request)
             in_flight.streaming = True
             try:
-                async with aclosing(stream_call(link.provider, state)) as events:
+                async with aclosing(stream_call(provider=link.provider, state=state)) as events:
                     async for event in events:
                         yield event
             except ProviderError as error:
@@ -163,16 +169,16 @@ async def call_model(turn: PreparedTurn, totals: Totals, in_flight: InFlight) ->
                     raise  # after the output started: not retried
                 in_flight.streaming = False
                 reasons.append(error.reason)
-                reason = retry_reason(error)
+                reason = retry_reason(error=error)
                 if reason is None:
-                    raise chain_failure(error, tried) from error
-                wait = retry_pause(error) if attempt < ATTEMPTS_PER_MODEL else None
+                    raise chain_failure(error=error, tried=tried) from error
+                wait = retry_pause(error=error) if attempt < ATTEMPTS_PER_MODEL else None
                 if wait is not None:
                     await _switch(turn, totals, in_flight, link)
-                    await pause(wait)
+                    await pause(seconds=wait)
                     continue
                 if index + 1 == len(links):
-                    raise chain_failure(error, tried) from error
+                    raise chain_failure(error=error, tried=tried) from error
                 following = links[index + 1]
                 await _switch(turn, totals, in_flight, following)
                 metrics.record_fallback(link.model, following.model)

@@ -38,7 +38,7 @@ async def _run_queued_message(message_id: uuid.UUID) -> str:
         turn = await database_sync_to_async(queued.load_queued_turn)(message_id=message_id)
         if turn is None:
             return "skipped"
-        return await drain(turn)
+        return await drain(turn=turn)
     except Exception as exc:
         # the worker logs the failed job with its traceback; here only what happened to the message
         logger.error("Queued turn %s failed before it could run: %s", message_id, exc)

@@ -37,12 +37,12 @@ class Payer:
     key_limit: Decimal | None = None  # that key's monthly cap (None: none)
 
 
-def active_rate(model: str) -> ModelRate:
+def active_rate(*, model: str) -> ModelRate:
     return billing.active_rate(model)
 
 
 def hold(
-    payer: Payer, request: ProviderRequest, *, rate: ModelRate | None = None, reservation_id: uuid.UUID | None = None
+    *, payer: Payer, request: ProviderRequest, rate: ModelRate | None = None, reservation_id: uuid.UUID | None = None
 ) -> uuid.UUID:
     """Holds one call's worst case (the most input tokens its request can be, whatever its script, and
     ``max_output_tokens``) or refuses with the contract's 402 before anything reaches the model."""
@@ -65,7 +65,7 @@ def hold(
     ).reservation_id
 
 
-def grow_hold(payer: Payer, request: ProviderRequest, *, reservation_id: uuid.UUID) -> Decimal:
+def grow_hold(*, payer: Payer, request: ProviderRequest, reservation_id: uuid.UUID) -> Decimal:
     """Grows a call's hold to its request's worst case (a queued turn's request, built when a worker
     picks it up), at the rates the hold pinned, or refuses with the contract's 402."""
     return billing.grow_hold(
@@ -78,7 +78,7 @@ def grow_hold(payer: Payer, request: ProviderRequest, *, reservation_id: uuid.UU
     )
 
 
-def settle(reservation_id: uuid.UUID, usage: Usage, *, description: str = "") -> Charge:
+def settle(*, reservation_id: uuid.UUID, usage: Usage, description: str = "") -> Charge:
     """Charges the call's reported usage (at the rates pinned by its hold), also when its hold was
     given back meanwhile (its turn was taken for lost); settling twice charges once."""
     return billing.settle(
@@ -89,12 +89,12 @@ def settle(reservation_id: uuid.UUID, usage: Usage, *, description: str = "") ->
     )
 
 
-def release(reservation_id: uuid.UUID) -> None:
+def release(*, reservation_id: uuid.UUID) -> None:
     """Gives back a hold whose call produced nothing (a no-op once settled or released)."""
     billing.release(reservation_id=reservation_id)
 
 
-def release_holds_of(message_id: uuid.UUID) -> int:
+def release_holds_of(*, message_id: uuid.UUID) -> int:
     """Gives back every hold a message's turn still has open (its process died mid-turn)."""
     return billing.release_holds_of_message(message_id=message_id)
 

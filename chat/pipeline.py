@@ -51,8 +51,8 @@ MAX_ROUNDS = 8
 
 _settle_and_hold_next = in_thread(records.settle_and_hold_next)
 _beat = in_thread(turns.beat)
-_record_answer = in_thread(records.record_answer)
-_record_failure = in_thread(records.record_failure)
+_bill_and_complete_message = in_thread(records.bill_and_complete_message)
+_bill_and_fail_message = in_thread(records.bill_and_fail_message)
 _settle_alone = in_thread(metering.settle)
 
 
@@ -116,7 +116,9 @@ async def _phases(turn: PreparedTurn, totals: Totals, in_flight: InFlight) -> As
             },
         )
     for round_number in range(1, MAX_ROUNDS + 1):
-        async with aclosing(call_model(turn, totals, in_flight)) as events:  # retries and fallbacks
+        async with aclosing(
+            call_model(turn=turn, totals=totals, in_flight=in_flight)
+        ) as events:  # retries and fallbacks
             async for event in events:
                 turn.meter.seen(event.name)  # its first token, for the metrics
                 yield event
@@ -131,7 +133,7 @@ async def _phases(turn: PreparedTurn, totals: Totals, in_flight: InFlight) -> As
                 yield event
             # settle this call and hold the next (its input now includes the tool results)
             in_flight.next_hold = next_hold = uuid.uuid4()
-            charge, refusal = await _settle_and_hold_next(turn, state.usage, next_hold)
+            charge, refusal = await _settle_and_hold_next(turn=turn, usage=state.usage, next_hold=next_hold)
             in_flight.state = in_flight.next_hold = None
             totals.add(state.usage, charge)
             if refusal is not None:  # the next call would overdraw: 402, nothing more is called
@@ -141,7 +143,7 @@ async def _phases(turn: PreparedTurn, totals: Totals, in_flight: InFlight) -> As
         if state.calls:
             finish = "max_rounds"
         usage = state.usage_or_estimate()
-        charge = await _record_answer(turn, totals, usage, finish)
+        charge = await _bill_and_complete_message(turn=turn, totals=totals, usage=usage, finish_reason=finish)
         in_flight.state = None
         totals.add(usage, charge)
         yield _usage_event(totals)
@@ -167,7 +169,7 @@ async def _fail(
     """Records the failure: bills what the call in flight produced, closes the turn's holds, fails the
     message. When the database is away (``database_away``: that is why the turn failed; or it turns
     out to be when the failure is written), the turn ends at once and its failure is written in a
-    thread of its own once the database answers again (``records.record_failure_when_back``)."""
+    thread of its own once the database answers again (``records.bill_and_fail_message_when_back``)."""
     produced = in_flight.produced(cut_off=cut_off)
     if produced is not None and in_flight.state is not None:  # the model of the call billed last
         totals.model = in_flight.state.model
@@ -176,27 +178,31 @@ async def _fail(
         in_flight.streaming = False
     if not database_away:
         try:
-            charge = await _record_failure(turn, totals, produced, code, detail, next_hold=in_flight.next_hold)
+            charge = await _bill_and_fail_message(
+                turn=turn, totals=totals, produced=produced, code=code, detail=detail, next_hold=in_flight.next_hold
+            )
         except Exception as exc:
-            if not records.database_away(exc):
+            if not records.database_away(exc=exc):
                 if produced is not None:  # the message cannot be written: the call is still billed on its own
-                    await _settle_alone(turn.reservation_id, produced, description=turn.description)
+                    await _settle_alone(
+                        reservation_id=turn.reservation_id, usage=produced, description=turn.description
+                    )
                 raise
         else:
             if produced is not None and charge is not None:
                 totals.add(produced, charge)
             return
-    _record_when_back(turn, totals, produced, code, detail, next_hold=in_flight.next_hold)
+    _bill_and_fail_message_when_back(turn, totals, produced, code, detail, next_hold=in_flight.next_hold)
 
 
-def _record_when_back(
+def _bill_and_fail_message_when_back(
     turn: PreparedTurn, totals: Totals, produced: Usage | None, code: str, detail: str, *, next_hold: uuid.UUID | None
 ) -> None:
     """The turn's failure, written by a thread of its own once the database is back (it outlives
     this event loop: a worker's job ends, the loop with it, before the database answers)."""
     kept = replace(totals, text=list(totals.text), tool_calls=list(totals.tool_calls))
     threading.Thread(
-        target=records.record_failure_when_back,
+        target=records.bill_and_fail_message_when_back,
         kwargs={
             "turn": turn,
             "totals": kept,
@@ -216,7 +222,7 @@ async def _keep_alive(message_id: uuid.UUID) -> None:
     while True:
         await asyncio.sleep(settings.TURN_HEARTBEAT_SECONDS)
         try:
-            await _beat(message_id)
+            await _beat(message_id=message_id)
         except Exception as exc:  # the database is briefly away: the next beat will tell
             logger.warning("Turn %s: heartbeat not written: %r", message_id, exc)
 
@@ -239,7 +245,7 @@ async def _recorded(turn: PreparedTurn, totals: Totals) -> AsyncGenerator[TurnEv
         if not isinstance(exc, (DomainError, ProviderError, BillingRefusal)):
             logger.exception("Turn %s failed", turn.message_id)
         error = _error_of(exc)
-        away = records.database_away(exc)  # the turn's failure is written once it is back
+        away = records.database_away(exc=exc)  # the turn's failure is written once it is back
         try:
             await asyncio.shield(_fail(turn, totals, in_flight, error.code, error.detail, database_away=away))
         except Exception:  # the turn still ends with its error; maintenance fails the message later
@@ -250,7 +256,7 @@ async def _recorded(turn: PreparedTurn, totals: Totals) -> AsyncGenerator[TurnEv
             keeper.cancel()
 
 
-async def run_turn(turn: PreparedTurn) -> AsyncGenerator[TurnEvent]:
+async def run_turn(*, turn: PreparedTurn) -> AsyncGenerator[TurnEvent]:
     """Yields the turn's events, each with its id (``chat.replay.TurnLog``: kept for replay and
     published to the session group). A failure after the start ends with ``usage`` (if anything was
     billed) and ``error``; the message is then failed."""
@@ -278,10 +284,10 @@ def _last_events(totals: Totals, error: DomainError) -> list[TurnEvent]:
     return last
 
 
-async def drain(turn: PreparedTurn) -> str:
+async def drain(*, turn: PreparedTurn) -> str:
     """Runs a turn to its end with no listener of its own (async jobs, task runs). Returns the last event."""
     last = ""
-    async with aclosing(run_turn(turn)) as events:
+    async with aclosing(run_turn(turn=turn)) as events:
         async for event in events:
             last = event.name
     return last

@@ -37,7 +37,7 @@ def _frozen(assistant: Message) -> snapshot.Thawed:
         .order_by("created_at")
         .first()
     )
-    rate = metering.active_rate(specialist.model)
+    rate = metering.active_rate(model=specialist.model)
     if first is not None:
         row = ModelRate.objects.filter(model=first.model).order_by("-active").first() or rate
         rate = ModelRate(
@@ -108,7 +108,7 @@ def load_queued_turn(*, message_id: uuid.UUID) -> PreparedTurn | None:
             fallbacks=frozen.fallbacks,
         )
         try:
-            metering.grow_hold(turn.payer, turn.request, reservation_id=assistant.reservation_id)
+            metering.grow_hold(payer=turn.payer, request=turn.request, reservation_id=assistant.reservation_id)
         except BillingRefusal as exc:
             metrics.record_turn_refused(provider=turn.provider, model=turn.request.model)
             fail_locked_turn(assistant, type(exc))

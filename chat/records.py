@@ -2,9 +2,9 @@
 pipeline in ``chat/pipeline.py`` runs them in a thread):
 
 - between tool rounds: settle the call just made and hold the next (``settle_and_hold_next``);
-- *record*: settle the last call, write the ledger and complete the message (``record_answer``),
-  or fail it, billing what was produced (``record_failure``); a failure the database could not take
-  (it was away) is written once it answers again (``record_failure_when_back``).
+- *record*: settle the last call, write the ledger and complete the message (``bill_and_complete_message``),
+  or fail it, billing what was produced (``bill_and_fail_message``); a failure the database could not
+  take (it was away) is written once it answers again (``bill_and_fail_message_when_back``).
 
 Billing is reached only through ``chat.metering``."""
 
@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
@@ -34,23 +35,28 @@ RETRY_FIRST_SECONDS = 0.5  # the first wait, doubled after each try up to RETRY_
 RETRY_LONGEST_SECONDS = 5.0
 
 
-def settle_and_hold_next(
-    turn: PreparedTurn, usage: Usage, next_hold: uuid.UUID
-) -> tuple[metering.Charge, BillingRefusal | None]:
+class SettledAndHeld(NamedTuple):
+    """The settled call's charge, and the refusal of the next call's hold (None: it is held)."""
+
+    charge: metering.Charge
+    refusal: BillingRefusal | None
+
+
+def settle_and_hold_next(*, turn: PreparedTurn, usage: Usage, next_hold: uuid.UUID) -> SettledAndHeld:
     """Between tool rounds, one transaction: settles the call just made and holds the next one (as
     ``next_hold``, an id its caller already knows). A refusal of the next hold (402) is returned,
     not raised: the settlement stands either way."""
     refusal = None
     with transaction.atomic(savepoint=False):
-        charge = metering.settle(turn.reservation_id, usage, description=turn.description)
+        charge = metering.settle(reservation_id=turn.reservation_id, usage=usage, description=turn.description)
         try:  # a refusal writes nothing and leaves the transaction usable: the settlement stands
-            metering.hold(turn.payer, turn.request, rate=turn.rate, reservation_id=next_hold)
+            metering.hold(payer=turn.payer, request=turn.request, rate=turn.rate, reservation_id=next_hold)
         except BillingRefusal as exc:
             refusal = exc
-    return charge, refusal
+    return SettledAndHeld(charge, refusal)
 
 
-def _complete_message(
+def _write_message_and_session(
     turn: PreparedTurn,
     totals: Totals,
     last: tuple[Usage, metering.Charge] | None,
@@ -59,7 +65,8 @@ def _complete_message(
     error_code: str = "",
     error: str = "",
 ) -> None:
-    """The assistant message with everything the turn produced, ``last`` call included."""
+    """The assistant message with everything the turn produced, ``last`` call included, and its
+    session's last activity (a message recorded ends with the webhook event of its turn)."""
     if turn.message_id is None:
         return
     usage, charge = last or (Usage(0, 0), None)
@@ -111,22 +118,24 @@ def _storable(value: JSONReadable) -> JSONValue:
 
 
 @transaction.atomic(savepoint=False)
-def record_answer(turn: PreparedTurn, totals: Totals, usage: Usage, finish_reason: str) -> metering.Charge:
+def bill_and_complete_message(
+    *, turn: PreparedTurn, totals: Totals, usage: Usage, finish_reason: str
+) -> metering.Charge:
     """Record: settles the last call, writes its ledger entry and completes the message."""
-    charge = metering.settle(turn.reservation_id, usage, description=turn.description)
-    _complete_message(turn, totals, (usage, charge), finish_reason=finish_reason)
+    charge = metering.settle(reservation_id=turn.reservation_id, usage=usage, description=turn.description)
+    _write_message_and_session(turn, totals, (usage, charge), finish_reason=finish_reason)
     metrics.record_turn_end(turn.meter, provider=turn.provider, model=turn.request.model)
     return charge
 
 
 @transaction.atomic(savepoint=False)
-def record_failure(
+def bill_and_fail_message(
+    *,
     turn: PreparedTurn,
     totals: Totals,
     produced: Usage | None,
     code: str,
     detail: str,
-    *,
     next_hold: uuid.UUID | None = None,
 ) -> metering.Charge | None:
     """Record a turn that failed: the call in flight is billed for what it produced (``produced``;
@@ -134,23 +143,23 @@ def record_failure(
     (``next_hold``) is released; the message fails with the reason."""
     metrics.record_turn_end(turn.meter, provider=turn.provider, model=turn.request.model, code=code)
     if next_hold is not None:
-        metering.release(next_hold)
+        metering.release(reservation_id=next_hold)
     if produced is None:
-        metering.release(turn.reservation_id)
-        _complete_message(turn, totals, None, error_code=code, error=detail)
+        metering.release(reservation_id=turn.reservation_id)
+        _write_message_and_session(turn, totals, None, error_code=code, error=detail)
         return None
-    charge = metering.settle(turn.reservation_id, produced, description=turn.description)
-    _complete_message(turn, totals, (produced, charge), error_code=code, error=detail)
+    charge = metering.settle(reservation_id=turn.reservation_id, usage=produced, description=turn.description)
+    _write_message_and_session(turn, totals, (produced, charge), error_code=code, error=detail)
     return charge
 
 
-def database_away(exc: BaseException) -> bool:
+def database_away(*, exc: BaseException) -> bool:
     """Whether ``exc`` says the database could not be reached (it is down or restarting, cut a
     connection, or the pool gave none in time): a write it refused may succeed once it answers."""
     return isinstance(exc, OperationalError | InterfaceError)
 
 
-def record_failure_when_back(
+def bill_and_fail_message_when_back(
     *,
     turn: PreparedTurn,
     totals: Totals,
@@ -159,7 +168,7 @@ def record_failure_when_back(
     detail: str,
     next_hold: uuid.UUID | None = None,
 ) -> bool:
-    """``record_failure`` of a turn whose failure the database could not take, tried again while it
+    """``bill_and_fail_message`` of a turn whose failure the database could not take, tried again while it
     is away (after RETRY_FIRST_SECONDS, then twice as long each time up to RETRY_LONGEST_SECONDS),
     for at most RECORD_RETRY_SECONDS: the call is billed once for what it produced (settling twice
     charges once; a hold maintenance gave back meanwhile is still charged), every hold of the turn is
@@ -172,9 +181,11 @@ def record_failure_when_back(
         while True:
             time.sleep(delay)
             try:
-                record_failure(turn, totals, produced, code, detail, next_hold=next_hold)
+                bill_and_fail_message(
+                    turn=turn, totals=totals, produced=produced, code=code, detail=detail, next_hold=next_hold
+                )
             except Exception as exc:
-                if not database_away(exc) or time.monotonic() + delay > deadline:
+                if not database_away(exc=exc) or time.monotonic() + delay > deadline:
                     logger.exception("Turn %s: its failure could not be recorded", turn.message_id)
                     return False
                 logger.warning("Turn %s: its failure is not recorded yet: %r", turn.message_id, exc)

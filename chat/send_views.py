@@ -97,7 +97,7 @@ async def stream_turn(turn: PreparedTurn, *, keep_running: bool = False) -> Http
     """Runs the turn up to its first model output. A failure before any output (the provider is
     down, a later refusal) is still an ordinary problem response; otherwise the events stream.
     ``keep_running``: the turn goes on if the client goes away (else it is cancelled)."""
-    events = _kept_running(run_turn(turn)) if keep_running else run_turn(turn)
+    events = _kept_running(run_turn(turn=turn)) if keep_running else run_turn(turn=turn)
     head: list[TurnEvent] = []
     async for event in events:
         head.append(event)

@@ -41,7 +41,7 @@ def _sent_body(turn: PreparedTurn, message_status: str) -> dict[str, str]:
     return {"session_id": str(turn.session_id), "message_id": str(turn.message_id), "status": message_status}
 
 
-def _replay(record: IdempotencyRecord) -> Result:
+def _replay(record: IdempotencyRecord) -> Result[dict[str, str]]:
     """A repeated send: the first result with the message's current status."""
     body = dict(record.response_body)
     current = (
@@ -68,7 +68,7 @@ def send_message(
     data = cast(SendBody, serializer.validated_data)
     started: list[PreparedTurn] = []
 
-    def action() -> Result:
+    def action() -> Result[dict[str, str]]:
         turn = turns.start_turn(
             context=principal.context,
             specialist_id=data["specialist_id"],

@@ -60,7 +60,7 @@ def fail_locked_turn(message: Message, error: type[DomainError] | DomainError) -
     message.error = detail
     message.completed_at = timezone.now()
     message.save(update_fields=["status", "error_code", "error", "completed_at"])
-    metering.release_holds_of(message.pk)
+    metering.release_holds_of(message_id=message.pk)
     webhook_events.turn_failed(message)
     group = ChatSession(pk=message.session_id).group_name
     transaction.on_commit(functools.partial(_tell_watchers, group, error.code, detail))
@@ -118,7 +118,7 @@ def fail_queued_message(*, message_id: uuid.UUID, code: str, detail: str) -> Non
     if message is None:
         return
     if message.reservation_id:
-        metering.release(message.reservation_id)
+        metering.release(reservation_id=message.reservation_id)
     Message.objects.across_orgs("a worker's job names its message").filter(
         pk=message_id, status__in=[Message.Status.QUEUED, Message.Status.RUNNING]
     ).update(status=Message.Status.FAILED, error_code=code, error=detail, completed_at=timezone.now())

@@ -230,8 +230,8 @@ def start_turn(
             )
         )
     attachments = attachments_of(context, attachment_ids or [])
-    rate = metering.active_rate(specialist.model)
-    fallbacks = fallback_rates(specialist.fallback_models)
+    rate = metering.active_rate(model=specialist.model)
+    fallbacks = fallback_rates(models=specialist.fallback_models)
     tools = tool_plan(specialist, in_workspace=bool(session.workspace_id))
     reservation_id = uuid.uuid4()
     now = timezone.now()
@@ -287,7 +287,7 @@ def start_turn(
         fallbacks=fallbacks,
     )
     with metrics.refused_turns_counted(provider=rate.provider, model=rate.model):  # a 402: the turn is refused
-        metering.hold(turn.payer, turn.request, rate=rate, reservation_id=reservation_id)
+        metering.hold(payer=turn.payer, request=turn.request, rate=rate, reservation_id=reservation_id)
     if not queued and settings.DB_FAST_TURN_START:
         # A live turn's start does not wait for the disk (DB_FAST_TURN_START): its client waits for
         # the first token, and the turn's end commits durably, this start with it. A queued start
@@ -312,12 +312,12 @@ def start_completion(*, context: OrgContext, provider: str, request: ProviderReq
         payer=payer,
         provider=provider,
         request=request,
-        reservation_id=metering.hold(payer, request),
+        reservation_id=metering.hold(payer=payer, request=request),
         description=description,
     )
 
 
-def beat(message_id: uuid.UUID) -> None:
+def beat(*, message_id: uuid.UUID) -> None:
     """Renews a running turn's lease (``heartbeat_at``): its process is alive."""
     db.update_rows(
         Message,

@@ -147,7 +147,7 @@ def test_a_queued_turns_worker_reads_the_senders_cap(org, member, rate):
     assert turn.payer.member_limit == Decimal("0.5")
     assert turn.payer.user_id == member.pk
     with pytest.raises(BudgetExhaustedError) as info:
-        metering.hold(turn.payer, turn.request, rate=turn.rate)
+        metering.hold(payer=turn.payer, request=turn.request, rate=turn.rate)
     assert info.value.extra["scope"] == "member_budget"
     assert Message.all_orgs.get(pk=turn.message_id).status == Message.Status.RUNNING
 

@@ -100,7 +100,7 @@ def test_a_queued_keys_turn_is_held_against_the_keys_cap_as_it_is_now(org):
         Decimal("0.5"),
     )
     with pytest.raises(BudgetExhaustedError) as info:  # its next call (a tool round) meets the key's cap
-        metering.hold(turn.payer, turn.request, rate=turn.rate)
+        metering.hold(payer=turn.payer, request=turn.request, rate=turn.rate)
     assert info.value.extra["scope"] == "api_key_budget"
 
 

@@ -35,7 +35,7 @@ def pauses(monkeypatch) -> list[float]:
     """The pauses before each retry, as the policy asked for them (not slept: the suite stays fast)."""
     asked: list[float] = []
 
-    async def pause(seconds: float) -> None:
+    async def pause(*, seconds: float) -> None:
         asked.append(seconds)
 
     monkeypatch.setattr(fallbacks, "pause", pause)
@@ -382,7 +382,7 @@ async def test_a_client_that_leaves_during_the_backoff_costs_nothing(team, fake_
     org, specialist, token = await _setup(team, fallback_models=[BACKUP])
     waiting = asyncio.Event()
 
-    async def pause(seconds: float) -> None:
+    async def pause(*, seconds: float) -> None:
         waiting.set()
         await asyncio.sleep(3600)
 

@@ -49,7 +49,7 @@ def test_a_retryable_status_is_one_request_with_its_status_and_retry_after(fake_
     error, _ = failure(provider)
     assert (error.kind, error.http_status, error.retry_after) == (HTTP, status, 3.0)
     assert error.reason == f"http_{status}"
-    assert fallbacks.retry_reason(error) == f"http_{status}"
+    assert fallbacks.retry_reason(error=error) == f"http_{status}"
     assert len(fake_llm.requests) == 1  # the SDK did not retry on its own
 
 
@@ -59,7 +59,7 @@ def test_other_statuses_are_not_retried(fake_llm, provider, status):
     fake_llm.script(Scenario(status=status))
     error, _ = failure(provider)
     assert (error.kind, error.http_status, error.retry_after) == (HTTP, status, None)
-    assert fallbacks.retry_reason(error) is None
+    assert fallbacks.retry_reason(error=error) is None
     assert len(fake_llm.requests) == 1
 
 
@@ -100,7 +100,7 @@ def test_a_refused_connection_is_a_connection_error(settings):
     settings.OPENAI_API_KEY = "k"
     error, _ = failure("openai")
     assert (error.kind, error.reason) == (CONNECTION_ERROR, "connection_error")
-    assert fallbacks.retry_reason(error) == "connection_error"
+    assert fallbacks.retry_reason(error=error) == "connection_error"
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -114,7 +114,7 @@ def test_an_error_inside_the_stream_is_not_retried(fake_llm):
     fake_llm.script(Scenario(chunks=["a"], error_after=0))
     error, _ = failure("openai")
     assert error.reason == "provider_error"
-    assert fallbacks.retry_reason(error) is None
+    assert fallbacks.retry_reason(error=error) is None
 
 
 @pytest.mark.parametrize(
@@ -138,4 +138,4 @@ def test_retry_after(headers, seconds):
 )
 def test_retry_after_up_to_five_seconds_is_honoured_and_longer_skips_the_retry(retry_after, pause):
     error = ProviderError("x", kind=HTTP, http_status=429, retry_after=retry_after)
-    assert fallbacks.retry_pause(error) == pause
+    assert fallbacks.retry_pause(error=error) == pause

@@ -45,7 +45,9 @@ def test_deleting_the_session_of_a_running_turn_is_refused_and_its_hold_stays(bu
     assert Reservation.all_orgs.get(pk=first.reservation_id).status == "active"
     with pytest.raises(InsufficientCreditsError):  # the balance is still held for the running call
         turns.start_turn(context=_context(org, owner), specialist_id=specialist.pk, message="again")
-    charge = records.record_answer(first, turns.Totals(), Usage(50, 16000), "length")
+    charge = records.bill_and_complete_message(
+        turn=first, totals=turns.Totals(), usage=Usage(50, 16000), finish_reason="length"
+    )
     real = token_cost(
         input_tokens=50, output_tokens=16000, input_per_million=Decimal(15), output_per_million=Decimal(60)
     )

@@ -165,7 +165,7 @@ async def test_a_database_failure_after_the_stream_started_still_bills_and_ends_
             await asyncio.sleep(0.1)
         return found
 
-    monkeypatch.setattr(pipeline, "_record_answer", unavailable)
+    monkeypatch.setattr(pipeline, "_bill_and_complete_message", unavailable)
     client = AsyncClient()
     headers = {"accept": "text/event-stream", "authorization": f"Bearer {token}"}
     body = {"specialistId": str(specialist.pk), "message": "Plan our Q3 budget"}
@@ -176,8 +176,8 @@ async def test_a_database_failure_after_the_stream_started_still_bills_and_ends_
     ), text
     assert await once_recorded(1) == (0, 1, ["service_unavailable"])  # billed once, nothing held
 
-    monkeypatch.setattr(pipeline, "_record_answer", broken)  # the turn fails for another reason…
-    monkeypatch.setattr(pipeline, "_record_failure", unavailable)  # …and writing that meets an outage
+    monkeypatch.setattr(pipeline, "_bill_and_complete_message", broken)  # the turn fails for another reason…
+    monkeypatch.setattr(pipeline, "_bill_and_fail_message", unavailable)  # …and writing that meets an outage
     response = await client.post("/api/chat/stream", body, content_type="application/json", headers=headers)
     text = b"".join([chunk async for chunk in response.streaming_content]).decode()
     assert '"code":"llm_unavailable"' in text.rstrip().rpartition("event: error")[2], text
@@ -208,6 +208,6 @@ async def test_a_turn_hops_to_a_thread_once_per_phase_however_long_the_answer(
     text = b"".join([chunk async for chunk in response.streaming_content]).decode()
     assert text.count("event: delta") == deltas, text
     assert "event: done" in text
-    ours = [name for name in thread_hops if "prepare" in name or "record" in name or "hold_next" in name]
-    assert ours == ["ChatStreamView.prepare_stream", "record_answer"], thread_hops
+    ours = [name for name in thread_hops if "prepare" in name or "message" in name or "hold_next" in name]
+    assert ours == ["ChatStreamView.prepare_stream", "bill_and_complete_message"], thread_hops
     assert len(thread_hops) <= 6, thread_hops  # Django's own per-request signals are the rest, never one per token
