@@ -45,7 +45,7 @@ def _let_websockets_close_with_any_code() -> None:
     3000-4999: a consumer's 1009 (frame too large) or 1013 (try again later) became an internal
     error (1011). Send the close frame the consumer asked for."""
 
-    def server_close(self, code=None):  # noqa: ANN001, ANN202
+    def server_close(self: WebSocketProtocol, code: int | None = None) -> None:
         self.sendCloseFrame(code=1000 if code is None else code, isReply=False)
 
     WebSocketProtocol.serverClose = server_close

@@ -7,8 +7,9 @@ the middleware it extends, and reports what only that run finds."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
+from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 from django.test.utils import override_settings
@@ -38,13 +39,15 @@ def _as_django_paths(middleware: list[str]) -> list[str]:
     return mapped
 
 
-def _security_checks() -> list[Any]:
+def _security_checks() -> list[Callable[..., Iterable[checks.CheckMessage]]]:
     registered = checks.registry.registry.get_checks(include_deployment_checks=True)
     return [check for check in registered if getattr(check, "__module__", "").startswith(SECURITY_MODULES)]
 
 
 @checks.register(checks.Tags.security, deploy=True)
-def security_of_the_subclassed_middleware(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+def security_of_the_subclassed_middleware(
+    app_configs: Sequence[AppConfig] | None, **kwargs: object
+) -> list[checks.CheckMessage]:
     security = _security_checks()
     as_configured = {message.id for check in security for message in check(app_configs=app_configs)}
     found: list[checks.CheckMessage] = []
@@ -60,7 +63,9 @@ def security_of_the_subclassed_middleware(app_configs: Any, **kwargs: Any) -> li
 
 
 @checks.register(checks.Tags.security, deploy=True)
-def mcp_private_addresses_in_production(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+def mcp_private_addresses_in_production(
+    app_configs: Sequence[AppConfig] | None, **kwargs: object
+) -> list[checks.CheckMessage]:
     """The SSRF guard's ways round it are for development: a deployment (DEBUG off) that opens one
     lets an organization's MCP URL reach this machine's network."""
     if settings.DEBUG:
@@ -85,7 +90,9 @@ def mcp_private_addresses_in_production(app_configs: Any, **kwargs: Any) -> list
 
 
 @checks.register(checks.Tags.security)
-def field_encryption_keys_are_fernet_keys(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+def field_encryption_keys_are_fernet_keys(
+    app_configs: Sequence[AppConfig] | None, **kwargs: object
+) -> list[checks.CheckMessage]:
     """Every key of FIELD_ENCRYPTION_KEY must be a Fernet key (else nothing can be encrypted)."""
     bad = invalid_keys()
     if not bad:
@@ -100,7 +107,9 @@ def field_encryption_keys_are_fernet_keys(app_configs: Any, **kwargs: Any) -> li
 
 
 @checks.register(checks.Tags.security, deploy=True)
-def field_encryption_key_in_production(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+def field_encryption_key_in_production(
+    app_configs: Sequence[AppConfig] | None, **kwargs: object
+) -> list[checks.CheckMessage]:
     """Stored credentials need their own key in a deployment: without one they are encrypted with a
     key derived from SECRET_KEY, so whoever holds the JWT signing key reads every MCP credential, and
     rotating SECRET_KEY makes them unreadable."""
@@ -123,7 +132,7 @@ METRICS_TOKEN_MIN_LENGTH = 32
 
 
 @checks.register(checks.Tags.security, deploy=True)
-def metrics_token_in_production(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+def metrics_token_in_production(app_configs: Sequence[AppConfig] | None, **kwargs: object) -> list[checks.CheckMessage]:
     """GET /metrics is guarded by METRICS_TOKEN alone: a deployment (DEBUG off) without one has no
     metrics (a warning); one with a short token lets a guess read the install's traffic and spend
     (an error)."""

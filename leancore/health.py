@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import redis
 from channels.layers import get_channel_layer
@@ -28,7 +29,7 @@ def _check_channel_layer() -> None:
         redis.Redis(connection_pool=pool).ping()  # a busy layer is not a dead one: 5 s
 
 
-def _status(check) -> str:  # noqa: ANN001
+def _status(check: Callable[[], None]) -> str:
     try:
         check()
     except Exception:

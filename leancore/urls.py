@@ -5,10 +5,11 @@ from pathlib import Path
 
 from django.contrib import admin
 from django.contrib.staticfiles import finders
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.request import Request
 
 from accounts.admin_login import admin_login
 from core.errors import NotFoundError, error_response
@@ -31,22 +32,26 @@ DOCS_CSP = (
 
 
 class _SameOriginDocs:
-    def options(self, request, *args, **kwargs) -> HttpResponse:  # noqa: ANN001, ANN002, ANN003
+    """A mixin of the docs pages' views (DRF's ``APIView`` next in line)."""
+
+    def options(self, request: Request, *args: object, **kwargs: object) -> HttpResponse:
         """HTML pages: OPTIONS answers with the allowed methods and no body."""
         return HttpResponse(status=200, headers={"Allow": "GET, HEAD, OPTIONS"})
 
-    def finalize_response(self, request, response, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+    def finalize_response(
+        self, request: Request, response: HttpResponseBase, *args: object, **kwargs: object
+    ) -> HttpResponseBase:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]  # APIView's
         response["Content-Security-Policy"] = DOCS_CSP
         return response
 
 
-class PublicSwaggerView(_SameOriginDocs, SpectacularSwaggerView):  # type: ignore[misc]
+class PublicSwaggerView(_SameOriginDocs, SpectacularSwaggerView):  # type: ignore[misc]  # plain responses, stubs: Response
     access = "public"
     authentication_classes = []
 
 
-class PublicRedocView(_SameOriginDocs, SpectacularRedocView):  # type: ignore[misc]
+class PublicRedocView(_SameOriginDocs, SpectacularRedocView):  # type: ignore[misc]  # plain responses, stubs: Response
     access = "public"
     authentication_classes = []
     template_name = "leancore/redoc.html"
@@ -77,7 +82,7 @@ def redoc_bundle(request: HttpRequest) -> HttpResponse:
     )
 
 
-redoc_bundle.access = "public"  # type: ignore[attr-defined]
+redoc_bundle.access = "public"  # type: ignore[attr-defined]  # the access mark every view carries
 
 
 def unknown_path(request: HttpRequest, rest: str = "") -> JsonResponse:
@@ -86,10 +91,10 @@ def unknown_path(request: HttpRequest, rest: str = "") -> JsonResponse:
     return error_response(NotFoundError())
 
 
-unknown_path.access = "public"  # type: ignore[attr-defined]
+unknown_path.access = "public"  # type: ignore[attr-defined]  # the access mark every view carries
 admin_redirect = RedirectView.as_view(url="/admin/", permanent=False)
-admin_redirect.access = "public"  # type: ignore[attr-defined]
-unknown_path.csrf_exempt = True  # type: ignore[attr-defined]
+admin_redirect.access = "public"  # type: ignore[attr-defined]  # the access mark every view carries
+unknown_path.csrf_exempt = True  # type: ignore[attr-defined]  # Django's mark, read by the CSRF middleware
 
 admin.site.site_header = "LeanCore operations"
 admin.site.site_title = "LeanCore admin"

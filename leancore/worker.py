@@ -19,7 +19,7 @@ import time
 import uuid
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import TypedDict, Unpack
 
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -39,17 +39,31 @@ _started = threading.Event()
 JOIN_SECONDS = 0.5  # the main thread wakes this often (signals are handled between waits)
 
 
-def split_queues(options: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+class WorkerOptions(TypedDict):
+    """What django-tasks-db's ``Worker`` takes besides its id."""
+
+    queue_names: list[str]
+    excluded_queue_names: list[str]
+    interval: float
+    batch: bool
+    backend_name: str
+    startup_delay: bool
+    max_tasks: int | None
+
+
+def split_queues(options: WorkerOptions) -> tuple[WorkerOptions | None, WorkerOptions | None]:
     """The options of the turn workers and of the webhook delivery workers (None: this process serves
     no such queue). The webhooks queue is served only by its own workers."""
     queues, excluded = options["queue_names"], options["excluded_queue_names"]
     everything = "*" in queues
-    turns: dict[str, Any] | None = {**options, "excluded_queue_names": [*excluded, WEBHOOK_QUEUE]}
+    turns: WorkerOptions | None = {**options, "excluded_queue_names": [*excluded, WEBHOOK_QUEUE]}
     if not everything:
         rest = [name for name in queues if name != WEBHOOK_QUEUE]
         turns = {**options, "queue_names": rest} if rest else None
     serves_webhooks = WEBHOOK_QUEUE in queues or (everything and WEBHOOK_QUEUE not in excluded)
-    webhooks = {**options, "queue_names": [WEBHOOK_QUEUE], "excluded_queue_names": []} if serves_webhooks else None
+    webhooks: WorkerOptions | None = (
+        {**options, "queue_names": [WEBHOOK_QUEUE], "excluded_queue_names": []} if serves_webhooks else None
+    )
     return turns, webhooks
 
 
@@ -57,7 +71,7 @@ class TracedWorker(Worker):
     """django-tasks-db's worker; while tracing is on, each job runs in a span of its own, in the trace
     of the request that queued it when the job carries it (``core.tracing.job_context``)."""
 
-    def run_task(self, db_task_result: DBTaskResult) -> None:
+    def run_task(self, db_task_result: DBTaskResult[..., object]) -> None:
         if not tracing.ENABLED:
             return super().run_task(db_task_result)
         with tracing.job_span(
@@ -77,7 +91,7 @@ class WorkerPool:
     each claims its jobs with ``SKIP LOCKED``, so no job runs twice. SIGINT/SIGTERM stop them all
     once their jobs end; a second signal ends the process at once."""
 
-    def __init__(self, *, concurrency: int, worker_id: str, **options: Any) -> None:
+    def __init__(self, *, concurrency: int, worker_id: str, **options: Unpack[WorkerOptions]) -> None:
         prefix = worker_id[:56]
         tracing.configure()  # this process's once (the server's, for an embedded worker)
         set_capacity(max(1, concurrency))

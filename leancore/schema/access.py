@@ -3,7 +3,7 @@ from the error registry (its status and code), never by hand."""
 
 from __future__ import annotations
 
-from typing import Any
+from rest_framework.views import APIView
 
 from core import errors as e
 from orgs.context import NotAMemberError, OrgRequiredError
@@ -17,7 +17,7 @@ def refusal(error: type[e.DomainError]) -> str:
     return f"{error.status} `{error.code}`"
 
 
-def who_may_call(view: Any, method: str) -> str:
+def who_may_call(view: APIView, method: str) -> str:
     """The operation's access, in words: who may call it and in which organization."""
     denied = refusal(e.PermissionDeniedError)
     access = getattr(view, "access", None)

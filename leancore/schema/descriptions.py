@@ -9,9 +9,9 @@ import functools
 import re
 from importlib import import_module
 from types import ModuleType
-from typing import Any
 
 from django.apps import apps
+from rest_framework.views import APIView
 
 from core import errors as e
 
@@ -35,7 +35,7 @@ def descriptions_module(package: str) -> ModuleType | None:
         return None
 
 
-def description_of(view: Any, path: str, method: str) -> str:
+def description_of(view: APIView, path: str, method: str) -> str:
     """The description, in the view's own app, of the operation at ``path`` and ``method``."""
     module = descriptions_module(type(view).__module__.split(".", 1)[0])
     table: dict[tuple[str, str], str] = getattr(module, "DESCRIPTIONS", {})

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+
+from rest_framework.views import APIView
 
 from core import errors as e
 from orgs.context import InvalidOrgIdError, NotAMemberError, OrgRequiredError
@@ -61,7 +62,7 @@ REQUEST_ID_HEADER = {
 WRITE_METHODS = {"POST", "PUT", "PATCH"}
 
 
-def _declared(view: Any, method: str) -> list[type[e.DomainError]]:
+def _declared(view: APIView, method: str) -> list[type[e.DomainError]]:
     declared = getattr(view, "errors", ())
     if isinstance(declared, dict):
         action = getattr(view, "action", None)
@@ -69,7 +70,7 @@ def _declared(view: Any, method: str) -> list[type[e.DomainError]]:
     return list(declared)
 
 
-def operation_errors(view: Any, method: str, path: str) -> list[type[e.DomainError]]:
+def operation_errors(view: APIView, method: str, path: str) -> list[type[e.DomainError]]:
     """Every error class an operation can answer with."""
     # every operation: bad input, a body over the limit, a database briefly unavailable, and a row that
     # is gone by the time the request reads it (deleted concurrently) — or an unknown id in the path
@@ -102,18 +103,18 @@ def operation_errors(view: Any, method: str, path: str) -> list[type[e.DomainErr
     return found + _declared(view, method)
 
 
-def error_responses(error_classes: Iterable[type[e.DomainError]]) -> dict[str, dict[str, Any]]:
+def error_responses(error_classes: Iterable[type[e.DomainError]]) -> dict[str, dict[str, object]]:
     codes: dict[int, set[str]] = defaultdict(set)
     for error in error_classes:
         codes[error.status].add(error.code)
-    responses = {}
+    responses: dict[str, dict[str, object]] = {}
     for status, names in sorted(codes.items()):
         listed = ", ".join(f"`{name}`" for name in sorted(names))
         title = e.title_of(status)
-        headers = {}
+        headers: dict[str, object] = {}
         if status in (429, 503):
             headers["Retry-After"] = {"schema": {"type": "integer"}, "description": "Seconds to wait."}
-        response: dict[str, Any] = {
+        response: dict[str, object] = {
             "description": f"{title}: {listed}.",
             "content": {"application/problem+json": {"schema": PROBLEM_REF}},
         }

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from leancore.schema.document import Document
 
 _ID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 
 # One example body per write operation, in the contract's camelCase shapes.
-REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
+REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, object]] = {
     ("/auth/login", "post"): {"email": "ada@example.com", "password": "correct horse battery staple"},
     ("/auth/refresh", "post"): {"refreshToken": "eyJhbGciOi…"},
     ("/auth/logout", "post"): {"refreshToken": "eyJhbGciOi…"},
@@ -87,7 +87,7 @@ REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
-def add_request_examples(result: dict[str, Any]) -> None:
+def add_request_examples(result: Document) -> None:
     for (path, method), body in REQUEST_EXAMPLES.items():
         operation = result.get("paths", {}).get(path, {}).get(method)
         if operation is None or "requestBody" not in operation:

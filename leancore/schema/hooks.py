@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.request import Request
 
 from core import errors as e
+from leancore.schema.document import Document
 from leancore.schema.error_responses import PROBLEM_SCHEMA, REQUEST_ID_HEADER
 from leancore.schema.examples import add_request_examples
 from leancore.schema.links import add_links
 
 
-def add_problem_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+def add_problem_schema(result: Document, generator: SchemaGenerator, request: Request | None, public: bool) -> Document:
     """Post-processing hook: the Problem component, camelCase path parameters (``{orgId}``) and
     links from creates to what they created."""
     result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     result["components"].setdefault("headers", {})["X-Request-Id"] = REQUEST_ID_HEADER
-    paths = {}
+    paths: Document = {}
     for path, operations in result.get("paths", {}).items():
         renamed = path
         for operation in operations.values():
@@ -35,6 +39,10 @@ def add_problem_schema(result: dict[str, Any], generator: Any, request: Any, pub
     return result
 
 
-def drop_trailing_slash_twins(endpoints: list[tuple]) -> list[tuple]:
+# drf-spectacular's endpoint: (path, path regex, method, view)
+type Endpoint = tuple[str, str, str, Callable[..., object]]
+
+
+def drop_trailing_slash_twins(endpoints: list[Endpoint]) -> list[Endpoint]:
     """Pre-processing hook: every path is also served with a trailing slash; document it once."""
     return [endpoint for endpoint in endpoints if not (endpoint[0].endswith("/") and endpoint[0] != "/")]

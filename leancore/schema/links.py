@@ -4,14 +4,15 @@ stateful fuzzers can follow them."""
 from __future__ import annotations
 
 import re
-from typing import Any
+
+from leancore.schema.document import Document
 
 
 def _path_params(path: str) -> list[str]:
     return re.findall(r"\{([^}]+)\}", path)
 
 
-def _creates_with_id(result: dict[str, Any], operation: dict[str, Any]) -> bool:
+def _creates_with_id(result: Document, operation: Document) -> bool:
     content = operation.get("responses", {}).get("201", {}).get("content", {}).get("application/json", {})
     schema = content.get("schema", {})
     if "$ref" in schema:
@@ -26,8 +27,8 @@ NAMED_LINKS = [
 ]
 
 
-def _link_all(paths: dict[str, Any], targets: list[str], parameters: dict[str, str]) -> dict[str, Any]:
-    links = {}
+def _link_all(paths: Document, targets: list[str], parameters: dict[str, str]) -> dict[str, object]:
+    links: dict[str, object] = {}
     for target in targets:
         for method, operation in paths.get(target, {}).items():
             if method in ("get", "put", "patch", "delete", "post") and "operationId" in operation:
@@ -35,7 +36,7 @@ def _link_all(paths: dict[str, Any], targets: list[str], parameters: dict[str, s
     return links
 
 
-def add_links(result: dict[str, Any]) -> None:
+def add_links(result: Document) -> None:
     """OpenAPI links from every create (201 with an ``id``) to the operations on the created object,
     so that clients and stateful fuzzers can follow them."""
     paths = result.get("paths", {})

@@ -4,25 +4,27 @@ error status it can answer, and its description with who may call it."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import ComponentRegistry
+from drf_spectacular.utils import OpenApiParameter, _SerializerType
 
 from leancore.schema.access import who_may_call
 from leancore.schema.descriptions import description_of
+from leancore.schema.document import Document
 from leancore.schema.error_responses import error_responses, operation_errors
 from orgs.api import ORG_HEADER_PARAMETER
 
 
-class PrincipalScheme(SimpleJWTScheme):
+class PrincipalScheme(SimpleJWTScheme):  # type: ignore[no-untyped-call]  # its registry hook is unannotated
     """The one way in (``orgs.principal``) takes the same bearer credential: the same security scheme."""
 
     target_class = "orgs.principal.PrincipalAuthentication"
 
 
 class LeanCoreAutoSchema(AutoSchema):
-    def get_override_parameters(self) -> list:
+    def get_override_parameters(self) -> list[OpenApiParameter | _SerializerType]:
         params = list(super().get_override_parameters())
         view = self.view
         if getattr(view, "access", None) == "org" and not getattr(view, "org_path_kwarg", None):
@@ -37,8 +39,10 @@ class LeanCoreAutoSchema(AutoSchema):
         note for the people who maintain it, not documentation."""
         return ""
 
-    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
-        operation = super().get_operation(*args, **kwargs)
+    def get_operation(
+        self, path: str, path_regex: str, path_prefix: str, method: str, registry: ComponentRegistry
+    ) -> Document | None:
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:
             return None
         for status, response in error_responses(operation_errors(self.view, self.method, self.path)).items():

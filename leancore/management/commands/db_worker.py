@@ -38,7 +38,7 @@ class Command(BaseWorkerCommand):
             help="Jobs (turns) run at once by this process (default: WORKER_TURN_CONCURRENCY).",
         )
 
-    def handle(self, *args: object, **options: Any) -> None:
+    def handle(self, *args: object, **options: Any) -> None:  # argparse's values, typed by each option
         self.configure_logging(options["verbosity"])
         batch, reload = options["batch"], options["reload"]
         if reload and batch:

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 from django.conf import settings
@@ -147,7 +148,7 @@ class Command(BaseCommand):
             help="gone: set TRUSTED_PROXY_COUNT instead (the servers never rewrite the client address)",
         )
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def handle(self, *args: object, **options: Any) -> None:  # argparse's values, typed by each option
         if options["proxy_headers"]:
             # Daphne's --proxy-headers took the first X-Forwarded-For entry, the one a client writes:
             # the address below Django was the client's choice. The servers keep the TCP peer, and
@@ -245,7 +246,7 @@ class Command(BaseCommand):
         self, specs: list[tuple[str, list[str], dict[str, str]]], fds: tuple[int, ...], metrics: MultiprocessDirectory
     ) -> None:
         stopping = threading.Event()
-        children: dict[str, subprocess.Popen] = {}
+        children: dict[str, subprocess.Popen[bytes]] = {}
 
         def start(name: str, command: list[str], env: dict[str, str]) -> None:
             process = subprocess.Popen(  # noqa: S603 - our own daphne and manage.py
@@ -260,7 +261,7 @@ class Command(BaseCommand):
             threading.Thread(target=_relay, args=(name, process.stdout, self.stdout), daemon=True).start()
             children[name] = process
 
-        def stop(signum: int, frame: Any) -> None:
+        def stop(signum: int, frame: FrameType | None) -> None:
             stopping.set()
 
         signal.signal(signal.SIGTERM, stop)
