@@ -50,6 +50,11 @@ class UrlNotAllowedError(DomainError):
         super().__init__(detail, extra={"errors": {"url": [detail]}})
 
 
+# Deprecated IPv6 site-local addresses (RFC 3879), still routed inside some networks; Python's
+# ``is_private`` does not count them.
+_IPV6_SITE_LOCAL = ipaddress.ip_network("fec0::/10")
+
+
 def _blocked(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
@@ -63,6 +68,7 @@ def _blocked(address: str) -> bool:
         or ip.is_unspecified
         or str(ip) in {"169.254.169.254", "fd00:ec2::254", "100.100.100.200"}
         or ip in ipaddress.ip_network("100.64.0.0/10")
+        or ip in _IPV6_SITE_LOCAL
     )
 
 
@@ -145,6 +151,10 @@ def check_url(url: str, *, org_id: object = None) -> list[str] | None:
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise UrlNotAllowedError("Only http and https URLs with a host are allowed.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:  # a port out of range or not a number
+        raise UrlNotAllowedError("The URL's port is not a valid port number.") from exc
     if settings.MCP_ALLOW_PRIVATE_NETWORKS:
         return None
     host = parts.hostname
@@ -152,7 +162,6 @@ def check_url(url: str, *, org_id: object = None) -> list[str] | None:
     name = host.lower()
     if not allowed and (name in {"localhost", "metadata.google.internal", "metadata"} or name.endswith(".localhost")):
         raise UrlNotAllowedError(f"{host} is a local or metadata address.")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         addresses = resolve(host, port, key=org_id)
     except OSError as exc:  # TimeoutError included

@@ -101,7 +101,9 @@ def test_create_validation(admin_client, org, mcp_server):
         "http://192.168.0.10/mcp",
         "http://169.254.169.254/latest/meta-data",
         "http://[::1]/mcp",
+        "http://[fec0::1]/mcp",  # IPv6 site-local, which Python's is_private does not count
         "http://0.0.0.0/mcp",
+        "http://example.com:99999/mcp",  # a port out of range
         "http://does-not-exist.invalid/mcp",
         "ftp://example.com/mcp",
     ],

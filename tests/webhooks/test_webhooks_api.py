@@ -92,7 +92,9 @@ def test_events_are_from_the_contracts_list(org, admin, loopback):
         "http://localhost/hook",
         "http://169.254.169.254/latest/meta-data",
         "http://[::1]/hook",
+        "http://[fec0::1]/hook",  # IPv6 site-local, which Python's is_private does not count
         "http://10.1.2.3/hook",
+        "http://example.com:99999/hook",  # a port out of range
         "http://no-such-host.invalid/hook",
         "ftp://example.com/hook",
     ],
@@ -109,6 +111,9 @@ def test_a_new_url_passes_the_guard_again_and_a_refused_one_changes_nothing(org,
     settings.MCP_ALLOW_PRIVATE_NETWORKS = False
     moved = admin.put(_path(org, webhook_id), {"url": "http://169.254.169.254/x", "enabled": False}, format="json")
     assert_problem(moved, 400, "url_not_allowed")
+    assert_problem(
+        admin.put(_path(org, webhook_id), {"url": "http://example.com:70000/x"}, format="json"), 400, "url_not_allowed"
+    )
     webhook = Webhook.all_orgs.get(pk=webhook_id)
     assert (webhook.url, webhook.enabled) == (HOOK_URL, True)
     changed = admin.put(_path(org, webhook_id), {"enabled": False, "events": ["task.finished"]}, format="json")
