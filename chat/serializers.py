@@ -45,9 +45,9 @@ class FrameSerializer(SendSerializer):
     """A ``{"type": "message"}`` frame: the send body without the ids the socket already knows."""
 
     # DRF's way of leaving out an inherited field
-    specialist_id = None  # type: ignore[assignment]
-    session_id = None  # type: ignore[assignment]
-    workspace_id = None  # type: ignore[assignment]
+    specialist_id = None  # type: ignore[assignment]  # DRF's way of leaving out an inherited field
+    session_id = None  # type: ignore[assignment]  # DRF's way of leaving out an inherited field
+    workspace_id = None  # type: ignore[assignment]  # DRF's way of leaving out an inherited field
     on_disconnect = None  # type: ignore[assignment]  # a socket's turn runs on whether it stays or not
 
 

@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse
 
 from core.errors import DomainError
 from mcps import services
@@ -21,7 +27,7 @@ CONNECTION_FIELDS = ("name", "catalog_key", "transport", "url", "auth_type", "en
 CREDENTIALS = ("token", "header_name")
 
 
-class ConnectionAdminForm(forms.ModelForm):
+class ConnectionAdminForm(forms.ModelForm[Connection]):
     """The API's rules (no private, loopback or metadata addresses; credentials for the auth type;
     a new URL is pending until synced) are the service's: the admin saves through it. The
     credentials are write-only: stored encrypted, never shown."""
@@ -39,7 +45,7 @@ class ConnectionAdminForm(forms.ModelForm):
         model = Connection
         fields = ["organization", *CONNECTION_FIELDS]
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # Django's form arguments, passed on
         super().__init__(*args, **kwargs)
         if self.instance.pk and "url" in self.fields:  # the stored URL's userinfo and query stay hidden
             self.initial["url"] = masked_url(self.instance.url)
@@ -57,15 +63,15 @@ class CatalogEntryAdmin(AuditedAdmin):
     search_fields = ["name", "key", "description"]
 
 
-class ToolInline(admin.TabularInline):
+class ToolInline(admin.TabularInline[Tool, Connection]):
     model = Tool
     extra = 0
     fields = ["name", "description", "enabled"]
     readonly_fields = ["name", "description"]
     can_delete = False
 
-    def has_add_permission(self, request, obj=None) -> bool:  # tools come from syncing the connection
-        return False
+    def has_add_permission(self, request: HttpRequest, obj: Connection | None = None) -> bool:
+        return False  # tools come from syncing the connection
 
 
 @admin.register(Connection)
@@ -94,16 +100,22 @@ class ConnectionAdmin(OrgOwnedAdmin):
         fields = super().get_readonly_fields(request, obj)
         return [*fields, "catalog_key"] if obj is not None else fields  # where it came from stays
 
-    def service_save(self, request, form, change):
+    def service_save(self, request: HttpRequest, form: forms.ModelForm[Connection], change: bool) -> Connection:
         data = form.cleaned_data
         secrets = {key: data[key] for key in CREDENTIALS if data.get(key)}
         if change:
             values = {**changed_values(form, CONNECTION_FIELDS), **secrets}
-            return services.update_connection(connection=stored(form), data=values)  # type: ignore[arg-type]
+            return services.update_connection(connection=stored(form), data=values)  # type: ignore[arg-type]  # the form's cleaned values: the service's fields
         values = {**{key: data[key] for key in CONNECTION_FIELDS if key in data}, **secrets}
-        return services.create_connection(org=data["organization"], data=values)  # type: ignore[arg-type]
+        return services.create_connection(org=data["organization"], data=values)  # type: ignore[arg-type]  # the form's cleaned values: the service's fields
 
-    def save_formset(self, request, form, formset, change) -> None:
+    def save_formset(
+        self,
+        request: HttpRequest,
+        form: forms.ModelForm[Connection],
+        formset: BaseInlineFormSet[Tool, Connection, forms.ModelForm[Tool]],
+        change: bool,
+    ) -> None:
         """The tools' allow-list through the service, as the API sets it."""
         formset.new_objects, formset.deleted_objects, formset.changed_objects = [], [], []
         for tool_form in formset.forms:
@@ -115,22 +127,22 @@ class ConnectionAdmin(OrgOwnedAdmin):
         services.delete_connection(connection=obj)
 
     @admin.display(description="URL")
-    def shown_url(self, obj) -> str:
+    def shown_url(self, obj: Connection) -> str:
         return masked_url(obj.url)  # as the API shows it: userinfo and query values are often credentials
 
     @admin.display(description="Last error")
-    def last_error_short(self, obj) -> str:
+    def last_error_short(self, obj: Connection) -> str:
         return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error or "-"
 
     @admin.display(description="Credentials stored", boolean=True)
-    def has_credentials(self, obj) -> bool:
+    def has_credentials(self, obj: Connection) -> bool:
         return obj.has_credentials  # whether there are any; never what they are
 
     @admin.action(description="Sync tools from the MCP server…", permissions=["change"])
-    def sync_tools(self, request, queryset):
+    def sync_tools(self, request: HttpRequest, queryset: QuerySet[Connection]) -> HttpResponse:
         return form_action(self, request, queryset.select_related("organization"), title="Sync tools", apply=self._sync)
 
-    def _sync(self, connection: Connection, data, request) -> None:
+    def _sync(self, connection: Connection, data: Mapping[str, object], request: HttpRequest) -> None:
         """The sync, in the audit trail whether it succeeds or fails (a failure changes the status)."""
         failure: DomainError | None = None
         details: dict[str, object]
@@ -146,7 +158,7 @@ class ConnectionAdmin(OrgOwnedAdmin):
             action="sync_mcp_connection",
             obj=connection,
             org=connection.organization,
-            reason=data["reason"],
+            reason=str(data["reason"]),
             details=details,
         )
         if failure is not None:
@@ -170,11 +182,11 @@ class ToolAdmin(OrgOwnedAdmin):
     search_fields = ["name", "description", "connection__name"]
     list_select_related = ["connection", "organization"]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def service_save(self, request, form, change):
-        tool = stored(form)
+    def service_save(self, request: HttpRequest, form: forms.ModelForm[Tool], change: bool) -> Tool:
+        tool: Tool = stored(form)
         if "enabled" in form.changed_data:
             tool = services.set_tool_enabled(tool=tool, enabled=form.cleaned_data["enabled"])
         return tool

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from orgs.admin_base.org_owned import OrgOwnedAdmin
 from orgs.admin_base.service_saves import changed_values, stored
@@ -23,7 +27,7 @@ class ModelNamesField(forms.CharField):
         return [name.strip() for name in str(value or "").split(",") if name.strip()]
 
 
-class SpecialistAdminForm(forms.ModelForm):
+class SpecialistAdminForm(forms.ModelForm[Specialist]):
     """The API's rules (an active model within its output limit, the org's enabled tools) are the
     service's: the admin saves through it."""
 
@@ -63,23 +67,25 @@ class SpecialistAdmin(OrgOwnedAdmin):
     readonly_fields = ["deleted_at", "created_at", "updated_at"]
     service_error_fields = {"toolIds": "tools"}
 
-    def service_save(self, request, form, change):
+    def service_save(self, request: HttpRequest, form: forms.ModelForm[Specialist], change: bool) -> Specialist:
         data = form.cleaned_data
         values = changed_values(form, WRITABLE) if change else {key: data[key] for key in WRITABLE if key in data}
         if "tools" in values:
             values["tools"] = list(values["tools"])
         if change:
-            return services.update_specialist(specialist=stored(form), data=values)  # type: ignore[arg-type]
+            return services.update_specialist(specialist=stored(form), data=values)  # type: ignore[arg-type]  # the form's cleaned values: the service's fields
         return services.create_specialist(
             org=data["organization"],
             created_by=data.get("created_by"),
-            data=values,  # type: ignore[arg-type]
+            data=values,  # type: ignore[arg-type]  # the form's cleaned values: the service's fields
         )
 
-    def get_deleted_objects(self, objs, request):
+    def get_deleted_objects(
+        self, objs: Sequence[Specialist] | QuerySet[Specialist], request: HttpRequest
+    ) -> tuple[list[str], dict[str, int], set[str], list[str]]:
         """Nothing cascades and nothing blocks: the specialist is hidden, not removed (the view has
         checked the permission to delete specialists)."""
-        return [str(obj) for obj in objs], {self.model._meta.verbose_name_plural: len(objs)}, set(), []
+        return [str(obj) for obj in objs], {str(self.model._meta.verbose_name_plural): len(objs)}, set(), []
 
     def service_delete(self, request, obj) -> None:
         """Letting a specialist go hides it, as the API does: its chats and usage stay readable."""

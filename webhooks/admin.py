@@ -4,9 +4,12 @@ or query values, which are often credentials), and a re-send of a delivery with 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -41,7 +44,7 @@ class WebhookAdmin(ReadOnlyAdmin):
     list_filter = ["enabled", "last_status", ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["url", "organization__name"]
     list_select_related = ["organization"]
-    fields = [
+    fields = readonly_fields = (
         "id",
         "webhook_url",
         "organization",
@@ -52,19 +55,18 @@ class WebhookAdmin(ReadOnlyAdmin):
         "last_delivery_at",
         "last_status",
         "delivery_log",
-    ]
-    readonly_fields = fields  # type: ignore[assignment]  # the secret is not among them, ever
+    )  # the secret is not among them, ever
 
     @admin.display(description="URL")
-    def webhook_url(self, obj) -> str:
+    def webhook_url(self, obj: Webhook) -> str:
         return shown_url(obj.url)
 
     @admin.display(description="Events")
-    def events_text(self, obj) -> str:
+    def events_text(self, obj: Webhook) -> str:
         return ", ".join(obj.events) or "(ping only)"
 
     @admin.display(description="Deliveries")
-    def delivery_log(self, obj) -> str:
+    def delivery_log(self, obj: Webhook) -> str:
         url = reverse("admin:webhooks_delivery_changelist") + f"?webhook__id__exact={obj.pk}"
         return format_html('<a href="{}">The delivery log</a>', url)
 
@@ -85,7 +87,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["status", "event__type", ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["=event__id", "webhook__url", "organization__name"]
     date_hierarchy = "created_at"
-    fields = [
+    fields = readonly_fields = (
         "id",
         "organization",
         "webhook",
@@ -99,26 +101,25 @@ class DeliveryAdmin(ReadOnlyAdmin):
         "error",
         "delivered_at",
         "body",
-    ]
-    readonly_fields = fields  # type: ignore[assignment]
+    )
     actions = ["resend"]
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
         return super().get_queryset(request).select_related("organization", "webhook", "event")
 
-    def has_resend_permission(self, request, obj=None) -> bool:
+    def has_resend_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
         return request.user.has_perm(RESEND_PERMISSION)
 
     @admin.display(description="Event", ordering="event__type")
-    def event_type(self, obj) -> str:
+    def event_type(self, obj: Delivery) -> str:
         return obj.event.type
 
     @admin.display(description="Error")
-    def error_short(self, obj) -> str:
+    def error_short(self, obj: Delivery) -> str:
         return (obj.error[:80] + "…") if len(obj.error) > 80 else obj.error or "-"
 
     @admin.display(description="Body sent")
-    def body(self, obj) -> str:
+    def body(self, obj: Delivery) -> str:
         try:
             text = json.dumps(json.loads(obj.event.body), indent=2, ensure_ascii=False)
         except ValueError:
@@ -126,7 +127,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
         return format_html("<pre>{}</pre>", text)
 
     @admin.action(description="Re-send the selected deliveries' events…", permissions=["resend"])
-    def resend(self, request, queryset):
+    def resend(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> HttpResponse:
         return form_action(
             self,
             request,
@@ -137,14 +138,14 @@ class DeliveryAdmin(ReadOnlyAdmin):
         )
 
 
-def _resend(delivery: Delivery, data, request) -> None:
+def _resend(delivery: Delivery, data: Mapping[str, object], request: HttpRequest) -> None:
     resent = services.resend_delivery(context=operator_context(delivery.organization), delivery=delivery)
     record(
         request,
         action="webhook_delivery_resent",
         obj=resent,
         org=delivery.organization,
-        reason=data["reason"],
+        reason=str(data["reason"]),
         details={"event": str(delivery.event_id), "webhook": str(delivery.webhook_id), "attempt": resent.attempt},
         log_on=delivery,
     )

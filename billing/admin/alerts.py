@@ -30,8 +30,15 @@ class BudgetAlertAdmin(AcknowledgePermission, ReadOnlyAdmin):
         ("organization", admin.RelatedOnlyFieldListFilter),
     ]
     search_fields = ["organization__name", "message"]
-    fields = ["organization", "kind", "threshold_display", "period_start", "message", "created_at", "acknowledged"]
-    readonly_fields = fields  # type: ignore[assignment]
+    fields = readonly_fields = (
+        "organization",
+        "kind",
+        "threshold_display",
+        "period_start",
+        "message",
+        "created_at",
+        "acknowledged",
+    )
     list_select_related = ["organization", "acknowledged_by"]
     actions = ["acknowledge"]
 
@@ -66,8 +73,7 @@ class OpenAlertInline(admin.TabularInline):
     model = BudgetAlert
     fk_name = "organization"
     extra = 0
-    fields = ["created_at", "kind", "threshold_display", "message"]
-    readonly_fields = fields  # type: ignore[assignment]
+    fields = readonly_fields = ("created_at", "kind", "threshold_display", "message")
     can_delete = False
     verbose_name = "open alert"
     verbose_name_plural = "open alerts"

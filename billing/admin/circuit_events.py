@@ -14,8 +14,7 @@ class CircuitEventInline(admin.TabularInline):
     model = CircuitEvent
     fk_name = "organization"
     extra = 0
-    fields = ["created_at", "state", "reason", "actor"]
-    readonly_fields = fields  # type: ignore[assignment]
+    fields = readonly_fields = ("created_at", "state", "reason", "actor")
     can_delete = False
     verbose_name = "circuit change"
     verbose_name_plural = "circuit history"

@@ -16,8 +16,15 @@ class CircuitAdmin(MoneyPermission, LabelledAdmin, ReadOnlyAdmin):
     list_display = ["circuit", "organization", "state", "reason", "opened_at", "opened_by"]
     list_filter = ["state"]
     search_fields = ["organization__name"]
-    fields = ["organization", "state", "reason", "opened_at", "opened_by", "opened_by_operator", "updated_at"]
-    readonly_fields = fields  # type: ignore[assignment]
+    fields = readonly_fields = (
+        "organization",
+        "state",
+        "reason",
+        "opened_at",
+        "opened_by",
+        "opened_by_operator",
+        "updated_at",
+    )
     list_select_related = ["organization", "opened_by"]
     actions = [*circuit_actions(lambda circuit: circuit.organization.name)]
 

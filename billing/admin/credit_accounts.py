@@ -15,8 +15,14 @@ from orgs.admin_base.display import LabelledAdmin, credits_text
 class CreditAccountAdmin(MoneyPermission, LabelledAdmin):
     list_display = ["account", "organization", "balance_display", "reserved_display", "spent_display", "period_start"]
     search_fields = ["organization__name", "organization__slug"]
-    fields = ["organization", "balance_display", "reserved_display", "spent_display", "period_start", "updated_at"]
-    readonly_fields = fields  # type: ignore[assignment]
+    fields = readonly_fields = (
+        "organization",
+        "balance_display",
+        "reserved_display",
+        "spent_display",
+        "period_start",
+        "updated_at",
+    )
     list_select_related = ["organization"]
     actions = ["grant_credits", "adjust_credits"]
 

@@ -48,7 +48,7 @@ class LedgerEntryAdmin(MoneyPermission, ReadOnlyAdmin):
     search_fields = ["organization__name", "organization__slug", "description", "model", "specialist_name"]
     list_select_related = ["organization", "package"]
     date_hierarchy = "created_at"
-    fields = [
+    fields = readonly_fields = (
         "created_at",
         "organization",
         "kind",
@@ -64,8 +64,7 @@ class LedgerEntryAdmin(MoneyPermission, ReadOnlyAdmin):
         "message_id",
         "package",
         "description",
-    ]
-    readonly_fields = fields  # type: ignore[assignment]
+    )
     actions = ["refund"]
 
     def get_queryset(self, request):

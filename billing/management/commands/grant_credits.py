@@ -24,7 +24,10 @@ class Command(BaseCommand):
             amount = Decimal(options["amount"])
         except InvalidOperation as exc:
             raise CommandError("--amount must be a number.") from exc
-        if amount.as_tuple().exponent < -6:  # type: ignore[operator]
+        exponent = amount.as_tuple().exponent  # "n", "N" or "F" for NaN and infinity
+        if not isinstance(exponent, int):
+            raise CommandError("--amount must be a number.")
+        if exponent < -6:
             raise CommandError("--amount takes at most 6 decimals.")
         try:
             entry = grant_credits(org=org, amount=amount, reason=options["reason"], actor=None)
