@@ -8,8 +8,10 @@ sessions, ledger entries and tasks, starts one Daphne process on the default set
 connection pool; Redis when BENCH_REDIS_URL answers) and, from this separate process, keeps
 ``--concurrency`` requests in flight against each endpoint for ``--seconds``: requests per second,
 p50/p99 latency and errors, each list next to the cost of the server's cheapest answer
-(``/health``). Lists are paginated, so their cost should not grow with the rows (the query count
-per request is asserted in ``tests/core/test_query_counts.py``).
+(``/health``), measured in one-second slices alternating with the list's own (``× /health``: the
+list's requests per second over those of ``/health`` beside it). Lists are paginated, so their cost
+should not grow with the rows (the query count per request is asserted in
+``tests/core/test_query_counts.py``).
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ def analyze_after_bulk_load() -> None:
             cursor.execute(f"VACUUM (ANALYZE) {table}")
 
 
-async def load(base: str, path: str, token: str, concurrency: int, seconds: float) -> dict:
+async def timed_requests(base: str, path: str, token: str, concurrency: int, seconds: float) -> tuple[list[float], int]:
+    """Each request's latency (seconds) and the number of errors, ``concurrency`` in flight."""
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + seconds
@@ -102,7 +105,11 @@ async def load(base: str, path: str, token: str, concurrency: int, seconds: floa
                 errors += response.status_code != 200
 
         await asyncio.gather(*(loop() for _ in range(concurrency)))
-    latencies.sort()
+    return latencies, errors
+
+
+def figures(latencies: list[float], errors: int, seconds: float) -> dict:
+    latencies = sorted(latencies)
     return {
         "rps": len(latencies) / seconds,
         "p50": statistics.median(latencies) * 1000,
@@ -110,6 +117,23 @@ async def load(base: str, path: str, token: str, concurrency: int, seconds: floa
         "errors": errors,
         "count": len(latencies),
     }
+
+
+def load(base: str, path: str, token: str, concurrency: int, seconds: float) -> dict:
+    return figures(*asyncio.run(timed_requests(base, path, token, concurrency, seconds)), seconds)
+
+
+def beside_health(base: str, path: str, token: str, concurrency: int, seconds: float) -> tuple[dict, dict]:
+    """``path`` and ``/health`` in alternating slices of a second, ``seconds`` each: the load of a
+    shared machine drifts within a minute, and a ratio of two figures taken a minute apart would
+    measure that drift as much as the endpoint."""
+    slices = max(1, round(seconds))
+    taken: dict[str, tuple[list[float], int]] = {path: ([], 0), "/health": ([], 0)}
+    for _ in range(slices):
+        for target in ("/health", path):
+            latencies, errors = asyncio.run(timed_requests(base, target, token, concurrency, seconds / slices))
+            taken[target] = (taken[target][0] + latencies, taken[target][1] + errors)
+    return figures(*taken[path], seconds), figures(*taken["/health"], seconds)
 
 
 def main() -> None:
@@ -144,14 +168,18 @@ def main() -> None:
         print(
             f"{args.rows} rows of each kind in one org; {args.concurrency} requests in flight, {args.seconds:g} s each"
         )
-        print("| endpoint | requests/s | p50 ms | p99 ms | errors |")
-        print("| --- | ---: | ---: | ---: | ---: |")
+        print("| endpoint | requests/s | p50 ms | p99 ms | errors | /health beside, requests/s | × /health |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for path in ENDPOINTS:
-            asyncio.run(load(base, path, token, args.concurrency, 1))  # warm-up
-            figures = asyncio.run(load(base, path, token, args.concurrency, args.seconds))
+            load(base, path, token, args.concurrency, 1)  # warm-up
+            if path == "/health":
+                found, beside = load(base, path, token, args.concurrency, args.seconds), None
+            else:
+                found, beside = beside_health(base, path, token, args.concurrency, args.seconds)
+            ratio = f"| {beside['rps']:.0f} | {found['rps'] / beside['rps']:.2f} |" if beside else "| | |"
             print(
-                f"| `{path}` | {figures['rps']:.0f} | {figures['p50']:.1f} | {figures['p99']:.1f} "
-                f"| {figures['errors']} of {figures['count']} |",
+                f"| `{path}` | {found['rps']:.0f} | {found['p50']:.1f} | {found['p99']:.1f} "
+                f"| {found['errors']} of {found['count']} {ratio}",
                 flush=True,
             )
     finally:
