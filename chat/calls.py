@@ -26,13 +26,15 @@ from core import tracing
 from core.errors import DomainError
 from core.json_types import JSONObject
 
+NO_ID = 0  # the id of an event that is not one of the turn's own (an error that ends a follower's stream)
+
 
 @dataclass(frozen=True, slots=True)
 class TurnEvent:
     name: str
     data: JSONObject  # the event's JSON, as a client receives it (camelCase keys)
     error: DomainError | None = None  # an ``error`` event's error: its status and headers, for a transport
-    id: int = 0  # its SSE id within the turn (1, 2, 3, …), given by ``chat.replay.TurnLog``
+    id: int = NO_ID  # its SSE id within the turn (1, 2, 3, …), given by ``chat.replay.TurnLog``; NO_ID: none
 
 
 class CallState:

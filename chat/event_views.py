@@ -44,9 +44,9 @@ EVENTS_DESCRIPTION = (
 
 
 def _after(request: HttpRequest) -> int:
-    """The last event id the client has: ``Last-Event-ID`` if sent, else ``?after=``, else 0."""
-    header = request.headers.get("Last-Event-ID")
-    raw, name = (header, "Last-Event-ID") if header is not None else (request.GET.get("after"), "after")
+    """The last event id the client has: ``Last-Event-ID`` if sent and not empty, else ``?after=``, else 0."""
+    header = (request.headers.get("Last-Event-ID") or "").strip()
+    raw, name = (header, "Last-Event-ID") if header else (request.GET.get("after"), "after")
     if raw is None or raw.strip() == "":
         return 0
     try:

@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from chat.calls import TurnEvent
+from chat.calls import NO_ID, TurnEvent
 from chat.errors import EventsExpiredError, ReplayUnavailableError, WorkerLostError
 from chat.models import ChatSession, Message
 from chat.replay import FINAL_EVENTS, ReplayStore, store
@@ -131,7 +131,7 @@ async def follow(
         try:
             events = await replay.wait(key, after=logged, seconds=KEEPALIVE_SECONDS)
         except ReplayUnavailableError as error:
-            yield _error_event(error, sent)
+            yield _error_event(error)
             return
         for event in events:
             logged = event.id
@@ -146,7 +146,7 @@ async def follow(
         try:
             state = await read_state()
         except NotFoundError as error:  # deleted with its session (a turn that never ran)
-            yield _error_event(error, sent)
+            yield _error_event(error)
             return
         except Exception as exc:  # the database is briefly away: read again at the next keep-alive
             logger.warning("Could not read the state of turn %s: %r", key, exc)
@@ -155,15 +155,17 @@ async def follow(
             try:
                 tail = await replay_after(state=state, after=sent, replay=replay)
             except (EventsExpiredError, ReplayUnavailableError) as error:
-                yield _error_event(error, sent)
+                yield _error_event(error)
                 return
             for event in tail.events:
                 yield event
             return
 
 
-def _error_event(error: DomainError, last_id: int) -> TurnEvent:
-    return TurnEvent("error", {"code": error.code, "detail": error.detail}, id=last_id + 1)
+def _error_event(error: DomainError) -> TurnEvent:
+    """An ``error`` that ends a follower's stream, not one of the turn's events: it has no id (the
+    client's last id stays the last event it really had, so a reconnect misses nothing)."""
+    return TurnEvent("error", {"code": error.code, "detail": error.detail}, id=NO_ID)
 
 
 def readable_turn(*, context: OrgContext, message_id: uuid.UUID, session_id: uuid.UUID | None = None) -> TurnState:

@@ -20,7 +20,7 @@ from rest_framework.settings import api_settings
 
 from accounts.idempotency import IDEMPOTENCY_HEADER
 from billing.errors import REFUSALS
-from chat.calls import TurnEvent
+from chat.calls import NO_ID, TurnEvent
 from chat.pipeline import run_turn
 from chat.providers.base import ProviderError
 from chat.sending import SendResult, send_message
@@ -52,7 +52,10 @@ already used with the same body, the answer is 200 JSON {sessionId, messageId, s
 
 
 def sse_frame(seq: int, name: str, data: JSONObject) -> bytes:
-    return f"id: {seq}\nevent: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    """One SSE event; one without an id (NO_ID: not an event of the turn's log) has no ``id:`` line,
+    so the client's last event id stays the last one it really had."""
+    head = "" if seq == NO_ID else f"id: {seq}\n"
+    return f"{head}event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
 async def _sse_bytes(head: list[TurnEvent], events: AsyncGenerator[TurnEvent]) -> AsyncGenerator[bytes]:

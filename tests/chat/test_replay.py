@@ -236,6 +236,46 @@ async def test_redis_going_away_degrades_the_log_never_the_turn(caplog):
         await store.wait(str(message_id), after=0, seconds=0.1)
 
 
+async def test_a_follower_that_loses_the_log_ends_with_an_error_without_an_id_and_a_reconnect_misses_nothing():
+    """The log's connection fails under a follower (a Redis that is not there, for one read): its
+    stream ends with an ``error`` that is not a turn's event, so it carries no ``id:`` and does
+    not move the client's last id; reconnecting with that Last-Event-ID (what EventSource does)
+    gets every later event of the turn, the one with the next id included."""
+    from chat.event_views import _sse
+
+    client = aioredis.Redis.from_url(redis_url_for_tests())
+    gone = aioredis.Redis.from_url(GONE_REDIS)
+    prefix = f"test-{uuid.uuid4().hex[:12]}:"
+    clients = iter([client, gone])  # replay_after reads, the follower's first wait fails, then all is well
+    store = RedisStore(redis=lambda: next(clients, client), prefix=prefix)
+    message_id = uuid.uuid4()
+    log = TurnLog(message_id=message_id, group="", replay=RedisStore(redis=lambda: client, prefix=prefix))
+    for event in TURN[:2]:
+        log.record(event)
+    await log.flush()
+    state = _state(message_id)
+    replayed = await resume.replay_after(state=state, after=0, replay=store)
+
+    async def read_state() -> TurnState:
+        return state
+
+    frames = [
+        frame
+        async for frame in _sse(resume.follow(state=state, replayed=replayed, read_state=read_state, replay=store))
+    ]
+    assert [frame.split(b"\n")[0] for frame in frames[:2]] == [b"id: 1", b"id: 2"]
+    assert frames[-1].startswith(b"event: error\n"), frames[-1]  # no id: line
+    assert b'"code":"service_unavailable"' in frames[-1]
+    for event in TURN[2:]:  # meanwhile the turn went on
+        log.record(event)
+    await log.flush()
+    last_event_id = 2  # the last id the client saw
+    again = await resume.replay_after(state=state, after=last_event_id, replay=store)
+    assert [event.id for event in again.events] == list(range(3, N + 1))
+    await client.aclose()
+    await gone.aclose()
+
+
 async def test_a_log_whose_writes_were_refused_mid_turn_answers_503_not_a_wrong_history(tmp_path):
     """A real Redis that refuses writes (out of memory) after the turn's first batch: the turn goes
     on; once it is over, its incomplete log is answered 503, a prefix is never passed off as the turn."""

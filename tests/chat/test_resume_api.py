@@ -138,6 +138,9 @@ def test_last_event_id_wins_over_after_and_bad_ids_are_400(world):
     client = client_for(member)
     both = client.get(_events_url(message_id), {"after": "0"}, HTTP_LAST_EVENT_ID="3")
     assert [eid for eid, _, _ in parse_sse(_body(both))] == ["4"]
+    for empty in ("", " "):  # an empty Last-Event-ID is no id: ?after= still counts
+        rest = client.get(_events_url(message_id), {"after": "3"}, HTTP_LAST_EVENT_ID=empty)
+        assert [eid for eid, _, _ in parse_sse(_body(rest))] == ["4"]
     everything = client.get(_events_url(message_id))
     assert [eid for eid, _, _ in parse_sse(_body(everything))] == ["1", "2", "3", "4"]
     bad = assert_problem(client.get(_events_url(message_id), HTTP_LAST_EVENT_ID="three"), 400, "validation_error")
