@@ -1,7 +1,7 @@
 """Benchmark: what tracing costs a streamed turn, in server CPU, with tracing off and on side by side.
 
 Usage:  .venv/bin/python bench/tracing_cost.py [--rounds 8] [--turns 30] [--concurrency 1]
-            [--deltas 20] [--gap-ms 10] [--variant NAME:KEY=VALUE,KEY=VALUE ...]
+            [--deltas 20] [--gap-ms 10] [--variant NAME:KEY=VALUE,KEY=VALUE ...] [--one-at-a-time]
 
 It starts a fake OpenAI-compatible server (deltas a fixed gap apart), an OTLP/HTTP receiver that
 decodes every export (tests/fakes/otlp_receiver.py), migrates a benchmark database
@@ -9,10 +9,12 @@ decodes every export (tests/fakes/otlp_receiver.py), migrates a benchmark databa
 Daphne process per setting on the product's defaults: ``off`` (no OTEL_EXPORTER_OTLP_ENDPOINT),
 ``on`` (the endpoint set to the receiver) and any ``--variant`` (``on`` plus the variables given,
 e.g. ``psycopg:OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=``). Each round streams ``--turns`` turns
-(``--concurrency`` at a time) through every server in turn, in a rotating order, and reads each
-server's CPU time from /proc around its turns: the settings see the same load on a shared machine.
-It prints each round's CPU per turn, then per setting the median over rounds and its ratio to
-``off``, and the spans the receiver got per turn.
+(``--concurrency`` at a time) through every server at once, each from its own client thread (or,
+``--one-at-a-time``, one server after another in a rotating order), and reads each server's CPU
+time from /proc around its turns: the settings share the load of the moment on a shared machine.
+It prints each round's CPU per turn, then per setting the median over rounds, its ratio to ``off``,
+the median of the rounds' own ratios to ``off`` (paired), and the spans the receiver got per turn.
+A variant that is ``off`` again (``off2:OTEL_SDK_DISABLED=true``) shows the noise of the run.
 """
 
 from __future__ import annotations
@@ -70,9 +72,18 @@ def start_daphne(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """``NAME:KEY=VALUE,KEY=VALUE``; a piece without ``=`` continues the value before it
+    (``names:OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=asgi,psycopg``)."""
     name, _, assignments = text.partition(":")
-    pairs = (item.partition("=") for item in assignments.split(",") if item)
-    return name, {key: value for key, _, value in pairs}
+    variables: dict[str, str] = {}
+    key = ""
+    for piece in assignments.split(","):
+        if "=" in piece:
+            key, _, value = piece.partition("=")
+            variables[key] = value
+        elif key:
+            variables[key] += f",{piece}"
+    return name, variables
 
 
 def main() -> None:
@@ -83,6 +94,7 @@ def main() -> None:
     parser.add_argument("--deltas", type=int, default=20)
     parser.add_argument("--gap-ms", type=float, default=10)
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,…")
+    parser.add_argument("--one-at-a-time", action="store_true", help="each round, the servers one after another")
     args = parser.parse_args()
 
     fake = FakeLLM()
@@ -109,20 +121,31 @@ def main() -> None:
             with receiver._lock:
                 receiver.spans.clear()
             print(
-                f"{args.rounds} rounds x {args.turns} turns per server ({args.concurrency} at a time), "
+                f"{args.rounds} rounds x {args.turns} turns per server ({args.concurrency} at a time; "
+                f"{'one server after another' if args.one_at_a_time else 'every server at once'}), "
                 f"{args.deltas} deltas {args.gap_ms:g} ms apart; server CPU ms per turn"
             )
             names = list(servers)
             per_round: dict[str, list[float]] = {name: [] for name in names}
             turns = dict.fromkeys(names, 0)
+
+            def run(name: str) -> float:
+                """``--turns`` turns through one server: its CPU ms per turn."""
+                process, url = servers[name]
+                before = cpu_seconds(process.pid)
+                with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+                    list(pool.map(lambda _: leancore_once(url, token, specialist), range(args.turns)))
+                return (cpu_seconds(process.pid) - before) / args.turns * 1000
+
             for index in range(args.rounds):
-                order = names[index % len(names) :] + names[: index % len(names)]
-                for name in order:
-                    process, url = servers[name]
-                    before = cpu_seconds(process.pid)
-                    with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-                        list(pool.map(lambda _, url=url: leancore_once(url, token, specialist), range(args.turns)))
-                    per_round[name].append((cpu_seconds(process.pid) - before) / args.turns * 1000)
+                if args.one_at_a_time:
+                    order = names[index % len(names) :] + names[: index % len(names)]
+                    measured = {name: run(name) for name in order}
+                else:  # every server at once: they share the machine's load of the moment
+                    with ThreadPoolExecutor(max_workers=len(names)) as servers_at_once:
+                        measured = dict(zip(names, servers_at_once.map(run, names), strict=True))
+                for name in names:
+                    per_round[name].append(measured[name])
                     turns[name] += args.turns
                 print(f"round {index + 1:>2}: " + "  ".join(f"{n} {per_round[n][-1]:6.2f}" for n in names), flush=True)
             time.sleep(2)  # the last batch of spans (OTEL_BSP_SCHEDULE_DELAY, 5 s by default) may still come
@@ -130,14 +153,18 @@ def main() -> None:
                 process.terminate()
                 process.wait(timeout=30)  # a traced process flushes its queue as it stops
             off = statistics.median(per_round["off"])
-            print(f"\n{'setting':<14} {'median':>8} {'min':>8} {'max':>8} {'vs off':>8} {'spans/turn':>11}")
+            print(
+                f"\n{'setting':<14} {'median':>8} {'min':>8} {'max':>8} {'vs off':>8} {'paired':>8} {'spans/turn':>11}"
+            )
             for name in names:
                 values = per_round[name]
                 median = statistics.median(values)
+                # the median of the rounds' own ratios to off (each round's settings saw the same load)
+                paired = statistics.median(v / o for v, o in zip(values, per_round["off"], strict=True))
                 spans = sum(1 for span in receiver.spans if span.resource.get("service.name") == name)
                 print(
                     f"{name:<14} {median:8.2f} {min(values):8.2f} {max(values):8.2f} "
-                    f"{(median / off - 1) * 100:+7.1f}% {spans / turns[name]:11.1f}"
+                    f"{(median / off - 1) * 100:+7.1f}% {(paired - 1) * 100:+7.1f}% {spans / turns[name]:11.1f}"
                 )
         finally:
             for process, _ in servers.values():

@@ -438,6 +438,7 @@ print(json.dumps({
     "http": type(application.application_mapping["http"]).__name__,
     "psycopg": PsycopgInstrumentor().is_instrumented_by_opentelemetry,
     "otel_threads": [t.name for t in threading.enumerate() if "Otel" in t.name],
+    "sdk": any(m.startswith(("opentelemetry.sdk.trace", "opentelemetry.exporter")) for m in sys.modules),
 }))
 """
 
@@ -474,10 +475,12 @@ def test_unset_nothing_is_installed_and_nothing_exported_and_set_the_same_proces
             "http": "ASGIHandler",  # Django's app itself, unwrapped
             "psycopg": False,
             "otel_threads": [],  # no exporter
+            "sdk": False,  # not even the SDK's tracing modules, nor the exporter's
         }
         assert otlp.requests == 0  # the process has exited: a span would have been flushed by now
 
         on = _probe(env, header, secret)  # the same process with the variable: the guard can fire
+        assert on["sdk"] is True
         assert (on["enabled"], on["provider"], on["http"], on["psycopg"]) == (
             True,
             "TracerProvider",
