@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from django.core.paginator import InvalidPage
 from django.db.models import Model, QuerySet
@@ -11,6 +12,9 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from core.errors import ValidationFailed
+
+if TYPE_CHECKING:  # DRF's generics import this module (the pagination setting): types only
+    from rest_framework.generics import GenericAPIView
 
 MAX_PAGE_DIGITS = 9  # a page number beyond this is not a page of anything the API holds
 
@@ -80,3 +84,10 @@ class PageNumberPagination(pagination.PageNumberPagination):
                 "schema": {"type": "integer"},
             },
         ]
+
+
+def listed_page[M: Model](view: GenericAPIView[M]) -> list[M]:
+    """The rows of the page a list view answers with, once ``paginate_queryset`` has run (else none):
+    what a list's serializer context reads for the whole page at once."""
+    page = getattr(view.paginator, "page", None)
+    return list(page) if page is not None else []

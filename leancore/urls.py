@@ -86,7 +86,7 @@ redoc_bundle.access = "public"  # type: ignore[attr-defined]  # the access mark 
 
 
 def unknown_path(request: HttpRequest, rest: str = "") -> JsonResponse:
-    """Any path no route serves: problem+json 404, in development too (DEBUG's HTML page is for
+    """A path no route serves: problem+json 404, in development too (DEBUG's HTML page is for
     browsers, not API clients). The admin keeps its own pages."""
     return error_response(NotFoundError())
 

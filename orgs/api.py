@@ -6,9 +6,9 @@ set ``queryset``, narrow it only in ``scope_queryset`` and never filter by org t
 from __future__ import annotations
 
 import uuid
-from typing import Any, ClassVar, cast
+from typing import ClassVar, cast
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import viewsets
@@ -22,7 +22,7 @@ from core import log_context
 from core.errors import NotFoundError
 from core.views import Access
 from orgs.context import OrgContext, require_member, require_role
-from orgs.models import OrgScopedQuerySet
+from orgs.models import Organization, OrgScopedQuerySet
 from orgs.principal import MemberAuthentication, Principal, request_principal
 
 ORG_HEADER_PARAMETER = OpenApiParameter(
@@ -74,13 +74,13 @@ class OrgContextMixin(APIView):
     # API key gets 403 ``permission_denied`` whatever its role. ``"*"``: every action of the view.
     people_only: ClassVar[frozenset[str]] = frozenset()
 
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+    def initial(self, request: Request, *args: object, **kwargs: object) -> None:
         super().initial(request, *args, **kwargs)
         path_org_id = _path_org_id(kwargs[self.org_path_kwarg]) if self.org_path_kwarg else None
         principal = request_principal(request, path_org_id=path_org_id)
         context = principal.context
         # Kept on the view: DRF hands some handlers (OPTIONS) a clone of the request.
-        self._principal = request.principal = principal  # type: ignore[attr-defined]
+        self._principal = request.principal = principal  # type: ignore[attr-defined]  # the request's own mark
         self._org_context = request.org_context = context  # type: ignore[attr-defined]  # read by body-id fields
         bind_log_context(principal)
         key = getattr(self, "action", None) or (request.method or "").lower()
@@ -110,22 +110,22 @@ class OrgContextMixin(APIView):
         return self._org_context
 
     @property
-    def org(self):  # noqa: ANN201
+    def org(self) -> Organization:
         return self.org_context.org
 
 
-class OrgScopedQuerysetMixin(OrgContextMixin, GenericAPIView):
+class OrgScopedQuerysetMixin[M: Model](OrgContextMixin, GenericAPIView[M]):
     """Every queryset is filtered by the request's org (``for_org`` of the model's queryset); this
     cannot be skipped by a subclass that only sets ``queryset`` and narrows it in
     ``scope_queryset``, the one hook a view has (a test fails a view that overrides
     ``get_queryset``)."""
 
-    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+    def scope_queryset(self, queryset: QuerySet[M]) -> QuerySet[M]:
         """Hook for narrowing further (e.g. a member's own sessions)."""
         return queryset
 
-    def get_queryset(self) -> QuerySet:
-        queryset = cast(OrgScopedQuerySet, super().get_queryset())  # every org-owned model's queryset
+    def get_queryset(self) -> QuerySet[M]:
+        queryset = cast(OrgScopedQuerySet[M], super().get_queryset())  # every org-owned model's queryset
         return self.scope_queryset(queryset.for_org(self.org))
 
 
@@ -133,5 +133,5 @@ class OrgAPIView(OrgContextMixin):
     pass
 
 
-class OrgViewSet(OrgScopedQuerysetMixin, viewsets.GenericViewSet):
+class OrgViewSet[M: Model](OrgScopedQuerysetMixin[M], viewsets.GenericViewSet[M]):
     pass

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
@@ -13,12 +11,13 @@ from rest_framework.response import Response
 
 from core.credits import credit_str
 from core.fields import CreditField
+from core.pagination import listed_page
 from orgs import api_keys, selectors
 from orgs.api import OrgViewSet
 from orgs.models import API_KEY_ROLES, ApiKey, Role
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
+class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
     """A key. ``spentThisPeriod`` comes from the context's ``spend`` ({key id: credits}, the page's
     keys read in one query) or, for a key not in it, is read for that key alone."""
 
@@ -61,7 +60,7 @@ class CreatedApiKeySerializer(ApiKeySerializer):
         read_only_fields = fields
 
 
-class ApiKeyCreateSerializer(serializers.Serializer):
+class ApiKeyCreateSerializer(serializers.Serializer[object]):
     name = serializers.CharField(max_length=100)
     role = serializers.ChoiceField(choices=API_KEY_ROLES, default=Role.MEMBER)
     specialist_ids = serializers.ListField(
@@ -77,7 +76,7 @@ class ApiKeyCreateSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True, required=False)
 
 
-class ApiKeyFilter(django_filters.FilterSet):
+class ApiKeyFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no types
     revoked = django_filters.BooleanFilter(
         field_name="revoked_at", lookup_expr="isnull", exclude=True, help_text="Revoked keys only (or not)."
     )
@@ -91,7 +90,7 @@ class ApiKeyFilter(django_filters.FilterSet):
     list=extend_schema(summary="The organization's API keys (admin), newest first, revoked ones included"),
     retrieve=extend_schema(summary="One API key (admin); never its secret"),
 )
-class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
+class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet[ApiKey]):
     queryset = ApiKey.objects.all()
     serializer_class = ApiKeySerializer
     filterset_class = ApiKeyFilter
@@ -99,17 +98,13 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet
     people_only = frozenset({"*"})  # a key never manages keys
     required_roles = {"list": Role.ADMIN, "retrieve": Role.ADMIN, "create": Role.ADMIN, "destroy": Role.ADMIN}
 
-    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+    def scope_queryset(self, queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
         return queryset.order_by("-created_at")
 
-    def paginate_queryset(self, queryset):  # noqa: ANN001, ANN201  # DRF's generic signature
-        self._page = super().paginate_queryset(queryset)
-        return self._page
-
-    def get_serializer_context(self) -> dict[str, Any]:
+    def get_serializer_context(self) -> dict[str, object]:
         """The spend of the page's keys, in one query (a single key's is read by the serializer)."""
         context = dict(super().get_serializer_context())
-        page = getattr(self, "_page", None)
+        page = listed_page(self)
         if page:
             context["spend"] = selectors.key_spent_this_period(org_id=self.org.pk, key_ids=[key.pk for key in page])
         return context
@@ -119,7 +114,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet
         responses={201: CreatedApiKeySerializer},
         summary="Create an API key (admin); its secret is in this answer only",
     )
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def create(self, request: Request, *args: object, **kwargs: object) -> Response:
         body = ApiKeyCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         created = api_keys.create_api_key(context=self.org_context, **body.validated_data)
@@ -128,6 +123,6 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet
         return Response(answer, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Revoke an API key (admin), at once; the record stays")
-    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def destroy(self, request: Request, *args: object, **kwargs: object) -> Response:
         api_keys.revoke_api_key(context=self.org_context, key=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, cast
 
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from rest_framework import serializers
 
 from accounts.models import User
-from orgs.models import Membership
+from orgs.models import Membership, Organization
 
 
-class OrgRelatedField(serializers.PrimaryKeyRelatedField):
+class _OrgScopedManager(Protocol):
+    def all(self) -> QuerySet[Model]: ...
+
+    def for_org(self, org: Organization) -> QuerySet[Model]: ...
+
+
+class OrgRelatedField(serializers.PrimaryKeyRelatedField[Model]):
     """A foreign key from a request body, looked up inside the request's org only. Unknown and
     other-org ids get the same 400 naming the field."""
 
@@ -20,20 +26,23 @@ class OrgRelatedField(serializers.PrimaryKeyRelatedField):
         "incorrect_type": "Must be an id (UUID).",
     }
 
-    def __init__(self, *, model: type[Model], **kwargs: Any) -> None:
+    def __init__(self, *, model: type[Model], **kwargs: Any) -> None:  # DRF's field options, handed on
         self.model = model
-        self.manager: Any = model._default_manager  # an OrgScopedQuerySet's manager
+        self.manager = cast(_OrgScopedManager, model._default_manager)  # an OrgScopedQuerySet's manager
         kwargs.setdefault("queryset", self.manager.all())
         super().__init__(**kwargs)
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self) -> QuerySet[Model]:
         request = self.context["request"]
         queryset = self.manager.for_org(request.org_context.org)
-        return queryset.alive() if hasattr(queryset, "alive") else queryset  # deleted specialists are gone
+        if hasattr(queryset, "alive"):  # deleted specialists are gone
+            alive: QuerySet[Model] = queryset.alive()
+            return alive
+        return queryset
 
-    def to_internal_value(self, data: Any) -> Any:
+    def to_internal_value(self, data: object) -> Model:
         try:
-            return super().to_internal_value(data)
+            return super().to_internal_value(data)  # type: ignore[arg-type]  # a raw id (the stubs say a model)
         except serializers.ValidationError:
             raise
         except Exception:  # a malformed id
@@ -43,10 +52,10 @@ class OrgRelatedField(serializers.PrimaryKeyRelatedField):
 class OrgMemberField(OrgRelatedField):
     """A user id that must name an active member of the request's org."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: object) -> None:
         super().__init__(model=User, **kwargs)
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self) -> QuerySet[Model]:
         org = self.context["request"].org_context.org
         return self.model._default_manager.filter(
             memberships__organization=org, memberships__status=Membership.Status.ACTIVE

@@ -6,7 +6,7 @@ from django.db.models import Q, QuerySet
 from orgs.models import Membership, Role
 
 
-class MemberFilter(django_filters.FilterSet):
+class MemberFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no types
     role = django_filters.ChoiceFilter(choices=Role.choices)
     status = django_filters.ChoiceFilter(choices=Membership.Status.choices)
     search = django_filters.CharFilter(method="filter_search", help_text="Name or email contains.")
@@ -15,7 +15,7 @@ class MemberFilter(django_filters.FilterSet):
         model = Membership
         fields = ["role", "status"]
 
-    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+    def filter_search(self, queryset: QuerySet[Membership], name: str, value: str) -> QuerySet[Membership]:
         """An active member by their account's name or email, a pending invitation by its own."""
         active = Q(status=Membership.Status.ACTIVE) & (Q(user__name__icontains=value) | Q(user__email__icontains=value))
         invited = Q(status=Membership.Status.INVITED) & (

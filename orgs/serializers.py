@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -10,7 +12,7 @@ from orgs import selectors
 from orgs.models import Membership, Organization, Role
 
 
-class OrganizationSerializer(serializers.ModelSerializer):
+class OrganizationSerializer(serializers.ModelSerializer[Organization]):
     role = serializers.SerializerMethodField()
 
     class Meta:
@@ -18,7 +20,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "slug", "role", "billing_email", "created_at"]
 
     def get_role(self, org: Organization) -> str | None:
-        roles: dict = self.context.get("roles", {})
+        roles: dict[uuid.UUID, str] = self.context.get("roles", {})
         return roles.get(org.pk)
 
 
@@ -31,17 +33,17 @@ class OrganizationDetailSerializer(OrganizationSerializer):
         fields = [*OrganizationSerializer.Meta.fields, "member_count", "monthly_budget", "low_balance_threshold"]
 
 
-class OrganizationUpdateSerializer(serializers.Serializer):
+class OrganizationUpdateSerializer(serializers.Serializer[object]):
     name = serializers.CharField(max_length=200)
     monthly_budget = CreditField(required=False, allow_null=True, min_value=0)
     low_balance_threshold = CreditField(required=False, allow_null=True, min_value=0)
 
 
-class BillingEmailSerializer(serializers.Serializer):
+class BillingEmailSerializer(serializers.Serializer[object]):
     billing_email = serializers.EmailField()
 
 
-class MemberSerializer(serializers.ModelSerializer):
+class MemberSerializer(serializers.ModelSerializer[Membership]):
     """A member; until an invitation is accepted, its own email and name (never the account's).
     ``spentThisPeriod`` comes from the context: ``spend`` ({user id: credits}, the page's members
     read in one query) and ``viewer`` (a member caller's own user id: others' spend is null; None for
@@ -73,36 +75,36 @@ class MemberSerializer(serializers.ModelSerializer):
         return None if spent is None else credit_str(spent)
 
 
-class QuotaSerializer(serializers.Serializer):
+class QuotaSerializer(serializers.Serializer[object]):
     monthly_credit_limit = CreditField(
         allow_null=True, min_value=0, help_text="The member's monthly credit cap; null removes it."
     )
 
 
-class InviteSerializer(serializers.Serializer):
+class InviteSerializer(serializers.Serializer[object]):
     email = serializers.EmailField()
     role = serializers.ChoiceField(choices=Role.choices)
     name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
 
 
-class RoleSerializer(serializers.Serializer):
+class RoleSerializer(serializers.Serializer[object]):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class ProfileSerializer(serializers.Serializer):
+class ProfileSerializer(serializers.Serializer[object]):
     name = serializers.CharField(max_length=150, allow_blank=True)
 
 
 # --- signing in: who you are and where you belong ---------------------------------------------
 
 
-class MembershipBriefSerializer(serializers.Serializer):
+class MembershipBriefSerializer(serializers.Serializer[object]):
     id = serializers.UUIDField(source="organization.id")
     name = serializers.CharField(source="organization.name")
     role = serializers.CharField()
 
 
-class MeSerializer(serializers.ModelSerializer):
+class MeSerializer(serializers.ModelSerializer[User]):
     is_staff = serializers.BooleanField(read_only=True)
     organizations = serializers.SerializerMethodField()
 
@@ -111,11 +113,12 @@ class MeSerializer(serializers.ModelSerializer):
         fields = ["id", "email", "name", "is_staff", "organizations"]
 
     @extend_schema_field(MembershipBriefSerializer(many=True))
-    def get_organizations(self, user: User) -> list[dict]:
-        return MembershipBriefSerializer(selectors.active_memberships(user=user), many=True).data  # type: ignore[return-value]
+    def get_organizations(self, user: User) -> list[dict[str, object]]:
+        briefs = MembershipBriefSerializer(selectors.active_memberships(user=user), many=True)
+        return briefs.data  # type: ignore[return-value]  # many=True: a list (the stubs type every .data a dict)
 
 
-class TokenResponseSerializer(serializers.Serializer):
+class TokenResponseSerializer(serializers.Serializer[object]):
     access_token = serializers.CharField()
     refresh_token = serializers.CharField()
     token_type = serializers.CharField(default="Bearer")
@@ -123,7 +126,7 @@ class TokenResponseSerializer(serializers.Serializer):
     user = MeSerializer()
 
 
-class AcceptInviteSerializer(serializers.Serializer):
+class AcceptInviteSerializer(serializers.Serializer[object]):
     """Signed out (a new account): ``{token, password, name?}``. Signed in as the invited account:
     ``{token}``."""
 
@@ -134,36 +137,36 @@ class AcceptInviteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=150, allow_blank=True, required=False, default="")
 
 
-class AcceptInviteNewSerializer(serializers.Serializer):
+class AcceptInviteNewSerializer(serializers.Serializer[object]):
     token = serializers.CharField()
     password = serializers.CharField(trim_whitespace=False)
     name = serializers.CharField(max_length=150, allow_blank=True, required=False)
 
 
-class AcceptInviteSignedInSerializer(serializers.Serializer):
+class AcceptInviteSignedInSerializer(serializers.Serializer[object]):
     token = serializers.CharField(help_text="Sent with the invited account's own access token.")
 
 
-class OrganizationBriefSerializer(serializers.Serializer):
+class OrganizationBriefSerializer(serializers.Serializer[object]):
     id = serializers.UUIDField()
     name = serializers.CharField()
 
 
-class JoinedSerializer(serializers.Serializer):
+class JoinedSerializer(serializers.Serializer[object]):
     """An existing account accepted (a membership): the organization joined and the role there."""
 
     organization = OrganizationBriefSerializer()
     role = serializers.CharField()
 
 
-class RegisterSerializer(serializers.Serializer):
+class RegisterSerializer(serializers.Serializer[object]):
     organization_name = serializers.CharField(max_length=200)
     name = serializers.CharField(max_length=150)
     email = serializers.EmailField()
     password = serializers.CharField(trim_whitespace=False)
 
 
-def token_body(*, user: User, access: str, refresh: str, expires_in: int) -> dict:
+def token_body(*, user: User, access: str, refresh: str, expires_in: int) -> dict[str, object]:
     return {
         "access_token": access,
         "refresh_token": refresh,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.request import Request
@@ -9,6 +10,7 @@ from rest_framework.response import Response
 
 from accounts.auth import current_user
 from core.errors import RateLimitedError
+from core.pagination import listed_page
 from core.throttles import InviteThrottle
 from core.views import UserViewSet
 from orgs import selectors, services
@@ -29,31 +31,27 @@ from orgs.serializers import (
 )
 
 
-class OrganizationListView(mixins.ListModelMixin, UserViewSet):
+class OrganizationListView(mixins.ListModelMixin, UserViewSet[Organization]):
     serializer_class = OrganizationSerializer
     queryset = Organization.objects.none()  # for the schema; the real one is per caller
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self) -> QuerySet[Organization]:
         if getattr(self, "swagger_fake_view", False):
-            return self.queryset
+            return Organization.objects.none()
         return selectors.organizations_for(user=current_user(self.request))
 
-    def get_serializer_context(self) -> dict:
+    def get_serializer_context(self) -> dict[str, object]:
         context = dict(super().get_serializer_context())
-        page_ids = [org.pk for org in getattr(self, "_page", [])]
+        page_ids = [org.pk for org in listed_page(self)]
         context["roles"] = selectors.roles_of(user=current_user(self.request), org_ids=page_ids)
         return context
 
-    def paginate_queryset(self, queryset):  # noqa: ANN001, ANN201
-        self._page = super().paginate_queryset(queryset)
-        return self._page
-
     @extend_schema(summary="The caller's organizations (staff: all)")
-    def list(self, request: Request, *args, **kwargs) -> Response:  # noqa: ANN002, ANN003
+    def list(self, request: Request, *args: object, **kwargs: object) -> Response:
         return super().list(request, *args, **kwargs)
 
 
-def _detail(view: OrgAPIView) -> dict:
+def _detail(view: OrgAPIView) -> dict[str, object]:
     org = selectors.organization_detail(org=view.org)
     return OrganizationDetailSerializer(org, context={"roles": {org.pk: view.org_context.role}}).data
 
@@ -94,7 +92,7 @@ class BillingEmailView(OrgAPIView):
         return Response(_detail(self))
 
 
-def _member_context(view: OrgAPIView | OrgViewSet, memberships: list[Membership]) -> dict:
+def _member_context(view: OrgAPIView | OrgViewSet[Membership], memberships: list[Membership]) -> dict[str, object]:
     """What ``MemberSerializer`` shows of spend: everyone's for admins (and staff), only their own
     for a member (others' null), read for all of ``memberships`` in one query."""
     context = view.org_context
@@ -104,28 +102,24 @@ def _member_context(view: OrgAPIView | OrgViewSet, memberships: list[Membership]
     return {"viewer": viewer, "spend": selectors.spent_this_period(org_id=context.org.pk, user_ids=user_ids)}
 
 
-def _member_body(view: OrgAPIView, membership: Membership) -> dict:
+def _member_body(view: OrgAPIView, membership: Membership) -> dict[str, object]:
     return MemberSerializer(membership, context=_member_context(view, [membership])).data
 
 
 @extend_schema_view(
     list=extend_schema(summary="Members of the organization, active and invited"),
 )
-class MemberListView(mixins.ListModelMixin, OrgViewSet):
+class MemberListView(mixins.ListModelMixin, OrgViewSet[Membership]):
     """Members of the organization (active and invited)."""
 
     serializer_class = MemberSerializer
     queryset = Membership.objects.select_related("user").order_by("-created_at")
     filterset_class = MemberFilter
 
-    def paginate_queryset(self, queryset):  # noqa: ANN001, ANN201
-        self._page = super().paginate_queryset(queryset)
-        return self._page
-
-    def get_serializer_context(self) -> dict:
+    def get_serializer_context(self) -> dict[str, object]:
         context = dict(super().get_serializer_context())
         if not getattr(self, "swagger_fake_view", False):
-            context.update(_member_context(self, list(getattr(self, "_page", None) or [])))
+            context.update(_member_context(self, listed_page(self)))
         return context
 
 
