@@ -8,14 +8,12 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 import httpx2
 from django.conf import settings
 from django.utils import timezone
-from mcp import ClientSession, types
-from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamable_http_client
 
 from core.crypto import decrypt_json
 from core.db import in_thread
@@ -23,6 +21,9 @@ from core.json_types import JSONObject
 from core.url_guard import PinnedTransport, check_url
 from mcps.models import AuthType, Connection, Tool, Transport
 from mcps.transport import CappedTransport, ResponseCap
+
+if TYPE_CHECKING:
+    from mcp import ClientSession, types
 
 MAX_PAGES = 100
 # What one connection may store: a server listing more tools, or a tool with a longer name,
@@ -84,6 +85,12 @@ def _describe(exc: BaseException) -> str:
 async def open_session(target: Target, *, time_limit: float, cap: ResponseCap) -> AsyncIterator[ClientSession]:
     """An initialized MCP session. The URL is checked (SSRF guard) again right before connecting;
     every response is held to ``cap``."""
+    # The SDK when a server is first called: importing it takes about 0.4 s of CPU, which a process
+    # that never talks to an MCP server (migrate, checks, most workers and test servers) never pays.
+    from mcp import ClientSession  # noqa: PLC0415
+    from mcp.client.sse import sse_client  # noqa: PLC0415
+    from mcp.client.streamable_http import streamable_http_client  # noqa: PLC0415
+
     addresses = await anyio.to_thread.run_sync(  # bounded: see core.url_guard
         functools.partial(check_url, target.url, org_id=target.org_id)
     )
@@ -144,11 +151,13 @@ async def _bounded_call(time_limit: float) -> AsyncIterator[ResponseCap]:
 
 async def list_remote_tools(target: Target, *, time_limit: float) -> list[RemoteTool]:
     """initialize + tools/list, following every cursor page; bounded in time and size."""
+    from mcp.types import PaginatedRequestParams  # noqa: PLC0415  # imported with the SDK, by open_session
+
     tools: list[RemoteTool] = []
     async with _bounded_call(time_limit) as cap, open_session(target, time_limit=time_limit, cap=cap) as session:
         cursor: str | None = None
         for _ in range(MAX_PAGES):
-            params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+            params = PaginatedRequestParams(cursor=cursor) if cursor else None
             result = await session.list_tools(params=params)
             tools += [_checked(t) for t in result.tools]
             if len(tools) > MAX_TOOLS:
