@@ -4,11 +4,16 @@ as actor, then the audit trail and the admin's own log)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import TypedDict, cast
 
 from django import forms
 from django.contrib import admin
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse
 
+from accounts.auth import current_user
 from billing import services
 from billing.admin.permissions import MONEY
 from billing.models import Circuit, LedgerEntry
@@ -40,11 +45,28 @@ class RefundForm(forms.Form):
     reason = forms.CharField(max_length=500)
 
 
+class GrantData(TypedDict):
+    """``GrantForm``'s cleaned data."""
+
+    amount: Decimal
+    reason: str
+
+
+class AdjustData(TypedDict):
+    """``AdjustForm``'s cleaned data (a refund: ``RefundForm``'s, with its kind and amount)."""
+
+    kind: str
+    amount: Decimal
+    reason: str
+
+
 # --- what the actions do: the services, then the audit trail and the admin's log -----------------
+# Each takes a form's cleaned data as ``form_action`` hands it (a mapping of the form's fields).
 
 
-def grant_and_record(org: Organization, data, request) -> LedgerEntry:
-    entry = services.grant_credits(org=org, amount=data["amount"], reason=data["reason"], actor=request.user)
+def grant_and_record(org: Organization, cleaned: Mapping[str, object], request: HttpRequest) -> LedgerEntry:
+    data = cast(GrantData, cleaned)  # GrantForm's fields
+    entry = services.grant_credits(org=org, amount=data["amount"], reason=data["reason"], actor=current_user(request))
     record(
         request,
         action="grant_credits",
@@ -57,12 +79,15 @@ def grant_and_record(org: Organization, data, request) -> LedgerEntry:
     return entry
 
 
-def adjust_and_record(org: Organization, data, request, *, refund_of: LedgerEntry | None = None) -> LedgerEntry:
+def adjust_and_record(
+    org: Organization, cleaned: Mapping[str, object], request: HttpRequest, *, refund_of: LedgerEntry | None = None
+) -> LedgerEntry:
+    data = cast(AdjustData, cleaned)  # AdjustForm's fields, or a refund's
     reason = data["reason"]
     if refund_of is not None:
         reason = f"Refund of ledger entry {refund_of.pk}: {reason}"
     entry = services.adjust_credits(
-        org=org, amount=data["amount"], kind=data["kind"], reason=reason, actor=request.user
+        org=org, amount=data["amount"], kind=data["kind"], reason=reason, actor=current_user(request)
     )
     details = {"kind": entry.kind, "amount": credit_str(entry.amount), "balance_after": credit_str(entry.balance_after)}
     if refund_of is not None:
@@ -72,8 +97,8 @@ def adjust_and_record(org: Organization, data, request, *, refund_of: LedgerEntr
     return entry
 
 
-def set_circuit_and_record(org: Organization, state: str, reason: str, request) -> Circuit:
-    circuit = services.set_circuit(org=org, actor=request.user, state=state, reason=reason)
+def set_circuit_and_record(org: Organization, state: str, reason: str, request: HttpRequest) -> Circuit:
+    circuit = services.set_circuit(org=org, actor=current_user(request), state=state, reason=reason)
     record(
         request,
         action="open_circuit" if state == Circuit.State.OPEN else "close_circuit",
@@ -86,8 +111,8 @@ def set_circuit_and_record(org: Organization, state: str, reason: str, request) 
     return circuit
 
 
-def acknowledge_and_record(org: Organization, alert_ids: list[uuid.UUID], reason: str, request) -> int:
-    count = services.acknowledge_alerts(org=org, user=request.user, alert_ids=alert_ids, all_=False)
+def acknowledge_and_record(org: Organization, alert_ids: list[uuid.UUID], reason: str, request: HttpRequest) -> int:
+    count = services.acknowledge_alerts(org=org, user=current_user(request), alert_ids=alert_ids, all_=False)
     if count:
         record(
             request,
@@ -100,8 +125,13 @@ def acknowledge_and_record(org: Organization, alert_ids: list[uuid.UUID], reason
     return count
 
 
-def circuit_actions(label):
-    def open_circuit(modeladmin, request, queryset):
+type AdminAction = Callable[[admin.ModelAdmin[Model], HttpRequest, QuerySet[Model]], HttpResponse]
+
+
+def circuit_actions(label: Callable[[Model], str]) -> tuple[AdminAction, AdminAction]:
+    def open_circuit(
+        modeladmin: admin.ModelAdmin[Model], request: HttpRequest, queryset: QuerySet[Model]
+    ) -> HttpResponse:
         return form_action(
             modeladmin,
             request,
@@ -112,7 +142,9 @@ def circuit_actions(label):
             label=label,
         )
 
-    def close_circuit(modeladmin, request, queryset):
+    def close_circuit(
+        modeladmin: admin.ModelAdmin[Model], request: HttpRequest, queryset: QuerySet[Model]
+    ) -> HttpResponse:
         return form_action(
             modeladmin,
             request,
@@ -129,5 +161,8 @@ def circuit_actions(label):
     )
 
 
-def org_of(obj) -> Organization:
-    return obj if isinstance(obj, Organization) else obj.organization
+def org_of(obj: Model) -> Organization:
+    """The organization a page's record is, or belongs to (a circuit, an account)."""
+    if isinstance(obj, Organization):
+        return obj
+    return cast(Organization, getattr(obj, "organization"))  # noqa: B009  # the others' organization

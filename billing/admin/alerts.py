@@ -4,6 +4,8 @@ alerts on an organization's page."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 
 from billing.admin.actions import acknowledge_and_record
 from billing.admin.permissions import AcknowledgePermission
@@ -11,6 +13,7 @@ from billing.models import BudgetAlert
 from orgs.admin_base.actions import form_action
 from orgs.admin_base.display import credits_text
 from orgs.admin_base.read_only import ReadOnlyAdmin
+from orgs.models import Organization
 
 
 def threshold_text(alert: BudgetAlert) -> str:
@@ -43,18 +46,18 @@ class BudgetAlertAdmin(AcknowledgePermission, ReadOnlyAdmin):
     actions = ["acknowledge"]
 
     @admin.display(description="Threshold")
-    def threshold_display(self, obj) -> str:
+    def threshold_display(self, obj: BudgetAlert) -> str:
         return threshold_text(obj)
 
     @admin.display(description="Acknowledged", ordering="acknowledged_at")
-    def acknowledged(self, obj) -> str:
+    def acknowledged(self, obj: BudgetAlert) -> str:
         if obj.acknowledged_at is None:
             return "open"
         by = obj.acknowledged_by.email if obj.acknowledged_by else "someone"
         return f"{obj.acknowledged_at:%Y-%m-%d %H:%M} by {by}"
 
     @admin.action(description="Acknowledge the selected alerts…", permissions=["acknowledge"])
-    def acknowledge(self, request, queryset):
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[BudgetAlert]) -> HttpResponse | None:
         open_alerts = queryset.filter(acknowledged_at__isnull=True).select_related("organization")
         if not open_alerts.exists():
             self.message_user(request, "The selected alerts are already acknowledged.", messages.WARNING)
@@ -69,7 +72,7 @@ class BudgetAlertAdmin(AcknowledgePermission, ReadOnlyAdmin):
         )
 
 
-class OpenAlertInline(admin.TabularInline):
+class OpenAlertInline(admin.TabularInline[BudgetAlert, Organization]):
     model = BudgetAlert
     fk_name = "organization"
     extra = 0
@@ -79,15 +82,15 @@ class OpenAlertInline(admin.TabularInline):
     verbose_name_plural = "open alerts"
     show_change_link = True
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BudgetAlert]:
         return super().get_queryset(request).filter(acknowledged_at__isnull=True)
 
     @admin.display(description="Threshold")
-    def threshold_display(self, obj) -> str:
+    def threshold_display(self, obj: BudgetAlert) -> str:
         return threshold_text(obj)
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Organization | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Organization | None = None) -> bool:
         return False

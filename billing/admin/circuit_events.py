@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from billing.models import CircuitEvent
 from orgs.admin_base.read_only import ReadOnlyAdmin
+from orgs.models import Organization
 
 
-class CircuitEventInline(admin.TabularInline):
+class CircuitEventInline(admin.TabularInline[CircuitEvent, Organization]):
     """The circuit's history: who opened or closed it, and why."""
 
     model = CircuitEvent
@@ -19,10 +21,10 @@ class CircuitEventInline(admin.TabularInline):
     verbose_name = "circuit change"
     verbose_name_plural = "circuit history"
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Organization | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Organization | None = None) -> bool:
         return False
 
 

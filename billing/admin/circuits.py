@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import cast
 
-from billing.admin.actions import circuit_actions
+from django.contrib import admin
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+
+from billing.admin.actions import circuit_actions, org_of
 from billing.admin.permissions import MoneyPermission
 from billing.models import Circuit
 from orgs.admin_base.display import LabelledAdmin
@@ -26,14 +30,15 @@ class CircuitAdmin(MoneyPermission, LabelledAdmin, ReadOnlyAdmin):
         "updated_at",
     )
     list_select_related = ["organization", "opened_by"]
-    actions = [*circuit_actions(lambda circuit: circuit.organization.name)]
+    actions = [*circuit_actions(lambda circuit: org_of(circuit).name)]
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Circuit]:
         return super().get_queryset(request).select_related("organization")
 
-    def object_label(self, obj) -> str:
+    def object_label(self, obj: Model) -> str:
+        obj = cast(Circuit, obj)  # this page's records
         return f"{obj.organization.name}: {obj.state}"
 
     @admin.display(description="Circuit", ordering="organization__name")
-    def circuit(self, obj) -> str:
+    def circuit(self, obj: Circuit) -> str:
         return self.object_label(obj)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import admin
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse
 
 from billing.admin.actions import AdjustForm, GrantForm, adjust_and_record, grant_and_record
 from billing.admin.permissions import MONEY, MoneyPermission
@@ -26,36 +30,37 @@ class CreditAccountAdmin(MoneyPermission, LabelledAdmin):
     list_select_related = ["organization"]
     actions = ["grant_credits", "adjust_credits"]
 
-    def object_label(self, obj) -> str:
+    def object_label(self, obj: Model) -> str:
+        obj = cast(CreditAccount, obj)  # this page's records
         return f"Account of {obj.organization.name}"
 
     @admin.display(description="Account", ordering="organization__name")
-    def account(self, obj) -> str:
+    def account(self, obj: CreditAccount) -> str:
         return self.object_label(obj)
 
     @admin.display(description="Balance", ordering="balance")
-    def balance_display(self, obj) -> str:
+    def balance_display(self, obj: CreditAccount) -> str:
         return credits_text(obj.balance)
 
     @admin.display(description="Reserved", ordering="reserved")
-    def reserved_display(self, obj) -> str:
+    def reserved_display(self, obj: CreditAccount) -> str:
         return credits_text(obj.reserved)
 
     @admin.display(description="Spent this period", ordering="period_spent")
-    def spent_display(self, obj) -> str:
+    def spent_display(self, obj: CreditAccount) -> str:
         return credits_text(obj.period_spent)
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: CreditAccount | None = None) -> bool:
         return False  # balances move only through the ledger (the actions)
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: CreditAccount | None = None) -> bool:
         return False
 
     @admin.action(description="Grant credits…", permissions=[MONEY])
-    def grant_credits(self, request, queryset):
+    def grant_credits(self, request: HttpRequest, queryset: QuerySet[CreditAccount]) -> HttpResponse | None:
         return form_action(
             self,
             request,
@@ -67,7 +72,7 @@ class CreditAccountAdmin(MoneyPermission, LabelledAdmin):
         )
 
     @admin.action(description="Adjust or refund credits…", permissions=[MONEY])
-    def adjust_credits(self, request, queryset):
+    def adjust_credits(self, request: HttpRequest, queryset: QuerySet[CreditAccount]) -> HttpResponse | None:
         return form_action(
             self,
             request,

@@ -15,5 +15,5 @@ class CreditPackageAdmin(AuditedAdmin):
     list_filter = ["active", "currency"]
 
     @admin.display(description="Credits", ordering="credits")
-    def credits_display(self, obj) -> str:
+    def credits_display(self, obj: CreditPackage) -> str:
         return credits_text(obj.credits)

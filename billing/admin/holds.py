@@ -17,9 +17,9 @@ class ReservationAdmin(ReadOnlyAdmin):
     list_select_related = ["organization"]
 
     @admin.display(description="Held", ordering="amount")
-    def amount_display(self, obj) -> str:
+    def amount_display(self, obj: Reservation) -> str:
         return credits_text(obj.amount)
 
     @admin.display(description="Charged", ordering="charged")
-    def charged_display(self, obj) -> str:
+    def charged_display(self, obj: Reservation) -> str:
         return credits_text(obj.charged)

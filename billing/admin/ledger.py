@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable, Mapping
+
 from django.contrib import admin, messages
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import HttpRequest, HttpResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
@@ -16,7 +20,7 @@ from orgs.admin_base.display import credits_text
 from orgs.admin_base.read_only import ReadOnlyAdmin
 
 
-def admin_link(viewname: str, pk, text: str) -> str:
+def admin_link(viewname: str, pk: uuid.UUID | None, text: str) -> str:
     if pk is None:
         return "-"
     try:
@@ -26,7 +30,7 @@ def admin_link(viewname: str, pk, text: str) -> str:
     return format_html('<a href="{}">{}</a>', url, text)
 
 
-def user_emails(ids) -> dict:
+def user_emails(ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
     return dict(User.objects.filter(pk__in={pk for pk in ids if pk}).values_list("pk", "email"))
 
 
@@ -67,41 +71,43 @@ class LedgerEntryAdmin(MoneyPermission, ReadOnlyAdmin):
     )
     actions = ["refund"]
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LedgerEntry]:
         email = User.objects.filter(pk=OuterRef("user_id")).values("email")[:1]
-        return super().get_queryset(request).annotate(user_email=Subquery(email))
+        entries: QuerySet[LedgerEntry] = super().get_queryset(request).annotate(user_email=Subquery(email))
+        return entries
 
     @admin.display(description="Amount", ordering="amount")
-    def amount_display(self, obj) -> str:
+    def amount_display(self, obj: LedgerEntry) -> str:
         return credits_text(obj.amount)
 
     @admin.display(description="Balance after", ordering="balance_after")
-    def balance_after_display(self, obj) -> str:
+    def balance_after_display(self, obj: LedgerEntry) -> str:
         return credits_text(obj.balance_after)
 
     @admin.display(description="User", ordering="user_email")
-    def user_link(self, obj) -> str:
+    def user_link(self, obj: LedgerEntry) -> str:
         if obj.user_id is None:
             return "-"
-        return admin_link("admin:accounts_user_change", obj.user_id, obj.user_email or str(obj.user_id))
+        email = getattr(obj, "user_email", None)  # annotated by get_queryset
+        return admin_link("admin:accounts_user_change", obj.user_id, email or str(obj.user_id))
 
     @admin.display(description="Specialist", ordering="specialist_name")
-    def specialist_link(self, obj) -> str:
+    def specialist_link(self, obj: LedgerEntry) -> str:
         text = obj.specialist_name or str(obj.specialist_id)
         return admin_link("admin:specialists_specialist_change", obj.specialist_id, text)
 
     @admin.display(description="Session")
-    def session_link(self, obj) -> str:
+    def session_link(self, obj: LedgerEntry) -> str:
         return admin_link("admin:chat_chatsession_change", obj.session_id, "session")
 
     @admin.action(description="Refund the selected usage…", permissions=[MONEY])
-    def refund(self, request, queryset):
+    def refund(self, request: HttpRequest, queryset: QuerySet[LedgerEntry]) -> HttpResponse | None:
         usage = queryset.filter(kind=LedgerEntry.Kind.USAGE, amount__lt=0).select_related("organization")
         if not usage.exists():
             self.message_user(request, "Only usage entries can be refunded.", messages.WARNING)
             return None
 
-        def apply(entry, data, req):
+        def apply(entry: LedgerEntry, data: Mapping[str, object], req: HttpRequest) -> LedgerEntry:
             amount = data["amount"] or -entry.amount
             return adjust_and_record(
                 entry.organization, {**data, "kind": "refund", "amount": amount}, req, refund_of=entry

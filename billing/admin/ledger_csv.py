@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -17,6 +18,15 @@ from core.exports import csv_writer
 from orgs.models import Organization
 
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+@dataclass(slots=True)
+class _ModelUsage:
+    """A model's usage in the month: its tokens and the credits they cost."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    credits: Decimal = Decimal(0)
 
 
 def month_bounds(value: str | None) -> tuple[datetime, datetime]:
@@ -54,7 +64,7 @@ def ledger_csv(org: Organization, start: datetime, end: datetime) -> HttpRespons
             "description",
         ]
     )
-    usage: dict[str, list] = defaultdict(lambda: [0, 0, Decimal(0)])
+    usage: dict[str, _ModelUsage] = defaultdict(_ModelUsage)
     totals: dict[str, Decimal] = defaultdict(Decimal)
     for entry in entries:
         writer.writerow(
@@ -69,7 +79,7 @@ def ledger_csv(org: Organization, start: datetime, end: datetime) -> HttpRespons
                 entry.specialist_name,
                 entry.specialist_id or "",
                 entry.session_id or "",
-                emails.get(entry.user_id, entry.user_id or ""),
+                emails.get(entry.user_id, str(entry.user_id)) if entry.user_id else "",
                 entry.api_key_id or "",
                 entry.description,
             ]
@@ -77,14 +87,14 @@ def ledger_csv(org: Organization, start: datetime, end: datetime) -> HttpRespons
         totals[entry.kind] += entry.amount
         if entry.kind == LedgerEntry.Kind.USAGE:
             row = usage[entry.model]
-            row[0] += entry.input_tokens
-            row[1] += entry.output_tokens
-            row[2] += -entry.amount
+            row.input_tokens += entry.input_tokens
+            row.output_tokens += entry.output_tokens
+            row.credits += -entry.amount
     writer.writerow([])
     writer.writerow(["usage_model", "input_tokens", "output_tokens", "credits"])
     for model in sorted(usage):
-        input_tokens, output_tokens, used = usage[model]
-        writer.writerow([model, input_tokens, output_tokens, credit_str(used)])
+        row = usage[model]
+        writer.writerow([model, row.input_tokens, row.output_tokens, credit_str(row.credits)])
     writer.writerow([])
     writer.writerow(["total_kind", "amount"])
     for kind in LedgerEntry.Kind.values:

@@ -18,5 +18,5 @@ class ModelRateAdmin(AuditedAdmin):
     search_fields = ["model", "display_name"]
 
     @admin.display(description="Credits per million tokens (in / out)")
-    def rates(self, obj) -> str:
+    def rates(self, obj: ModelRate) -> str:
         return f"{obj.input_credits_per_million:,.2f} / {obj.output_credits_per_million:,.2f}"
