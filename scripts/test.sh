@@ -32,6 +32,18 @@ export DB_POOL_SIZE=0     # the test process itself: no pool (the servers the te
 # The test database is created by pytest; the base database only quiets `makemigrations --check`.
 psql "$DATABASE_URL" -c "SELECT 1" >/dev/null 2>&1 || createdb -h 127.0.0.1 -U postgres leancore >/dev/null 2>&1 || true
 
+# The OpenAPI contract, fuzzed (tests/fuzz/run.py): its own database and Daphne process, started now
+# so that it runs beside the checks and the first tests (it keeps less than one core busy, waiting on
+# its server); its report is printed after the tests. A focused run (arguments given) skips it, and
+# so does FUZZ=0.
+fuzz_pid=""
+if [ $# -eq 0 ] && [ "${FUZZ:-1}" != "0" ]; then
+  mkdir -p var
+  .venv/bin/python -m tests.fuzz.run >var/fuzz.log 2>&1 &
+  fuzz_pid=$!
+  trap '[ -z "$fuzz_pid" ] || kill "$fuzz_pid" 2>/dev/null || true' EXIT  # a failed check stops it too
+fi
+
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
@@ -45,11 +57,18 @@ echo "== django checks"
 .venv/bin/python manage.py makemigrations --check --dry-run
 .venv/bin/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 echo "== tests (the 15 slowest listed at the end)"
-.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" -q --durations=15 "$@"
+mkdir -p var
+tests_status=0
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" -q --durations=15 "$@" | tee var/pytest.log || tests_status=$?
 
-# The OpenAPI contract, fuzzed: its own server and database, after the parallel test workers.
-# A focused run (arguments given) skips it, and so does FUZZ=0.
-if [ $# -eq 0 ] && [ "${FUZZ:-1}" != "0" ]; then
-  echo "== schemathesis"
-  .venv/bin/python -m tests.fuzz.run
+if [ -n "$fuzz_pid" ]; then
+  fuzz_status=0
+  wait "$fuzz_pid" || fuzz_status=$?
+  fuzz_pid=""
+  echo "== schemathesis (started with the checks; its output)"
+  cat var/fuzz.log
+  echo "== the 15 slowest tests and the tests' result (repeated from above)"
+  sed -n '/slowest 15 durations/,$p' var/pytest.log
+  [ "$fuzz_status" -eq 0 ] || { echo "schemathesis failed ($fuzz_status)"; [ "$tests_status" -ne 0 ] || tests_status=$fuzz_status; }
 fi
+exit "$tests_status"

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -178,5 +179,14 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _stop(signum: int, frame: object) -> None:
+    """Stopped (the test command ends early): leave through ``main``'s cleanup, server and database."""
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    signal.signal(signal.SIGTERM, _stop)
+    started = time.monotonic()
+    status = main()
+    print(f"Schemathesis step: {time.monotonic() - started:.0f} s (database, server and run)", flush=True)
+    sys.exit(status)
