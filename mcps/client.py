@@ -81,12 +81,19 @@ def _describe(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {exc}".rstrip(": ")
 
 
+def import_sdk() -> None:
+    """The MCP SDK imported now: a long-lived process does this before it freezes what it imported
+    (``leancore.long_lived``), since it will use it."""
+    import mcp.client.sse  # noqa: PLC0415
+    import mcp.client.streamable_http  # noqa: F401, PLC0415
+
+
 @asynccontextmanager
 async def open_session(target: Target, *, time_limit: float, cap: ResponseCap) -> AsyncIterator[ClientSession]:
     """An initialized MCP session. The URL is checked (SSRF guard) again right before connecting;
     every response is held to ``cap``."""
-    # The SDK when a server is first called: importing it takes about 0.4 s of CPU, which a process
-    # that never talks to an MCP server (migrate, checks, most workers and test servers) never pays.
+    # The SDK when a server is first called (about 0.4 s of CPU to import, which a one-off process such
+    # as migrate or check never pays); servers and workers import it at startup (``import_sdk``).
     from mcp import ClientSession  # noqa: PLC0415
     from mcp.client.sse import sse_client  # noqa: PLC0415
     from mcp.client.streamable_http import streamable_http_client  # noqa: PLC0415

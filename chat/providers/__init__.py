@@ -1,8 +1,9 @@
 """Providers by name; the provider of a call comes from its model's rate.
 
 A provider's module, and the SDK it is built on, is imported the first time the provider is asked
-for: the openai and anthropic SDKs take about a second of CPU to import, which a process that never
-calls a model (``manage.py migrate``, a webhooks worker, a server of health checks) never pays."""
+for: the openai and anthropic SDKs take about a second of CPU to import, which a one-off process
+(``manage.py migrate``, ``check``, ``shell``) never pays. A server or a worker imports them all at
+startup (``import_all``), before it freezes what it imported."""
 
 from __future__ import annotations
 
@@ -52,6 +53,13 @@ class _Providers(Mapping[str, Provider]):
 
 
 PROVIDERS: Mapping[str, Provider] = _Providers()
+
+
+def import_all() -> None:
+    """Every provider made, its SDK imported: a long-lived process does this before it freezes what
+    it imported (``leancore.long_lived``), since it will call them."""
+    for name in _MAKERS:
+        PROVIDERS[name]
 
 
 def get_provider(name: str) -> Provider:
