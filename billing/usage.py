@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from django.db.models import Count, F, Q, QuerySet, Sum, Value
+from django.db.models.expressions import Combinable
 from django.db.models.functions import NullIf, TruncDate
 
 from billing.models import LedgerEntry
@@ -24,7 +25,7 @@ MAX_DAYS = 400
 
 # groupBy value → (the row's key, how the database computes it). Usage with no value for a
 # dimension (a key's turns by member, a call with no specialist) is grouped under NULL.
-DIMENSIONS: dict[str, tuple[str, Any]] = {
+DIMENSIONS: dict[str, tuple[str, Combinable]] = {
     "day": ("day", TruncDate("created_at", tzinfo=UTC)),
     "member": ("user_id", F("user_id")),
     "specialist": ("specialist_id", F("specialist_id")),

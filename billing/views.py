@@ -71,7 +71,7 @@ RENDERERS_AND_CSV: list[type[BaseRenderer]] = [*api_settings.DEFAULT_RENDERER_CL
         },
     ),
 )
-class UsageView(mixins.ListModelMixin, OrgViewSet):
+class UsageView(mixins.ListModelMixin, OrgViewSet[LedgerEntry]):
     """The ledger: usage (negative), grants, refunds and adjustments, newest first."""
 
     queryset = LedgerEntry.objects.all()
@@ -148,7 +148,7 @@ class GrantView(OrgAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
 
-        def action() -> Result:
+        def action() -> Result[dict[str, object]]:
             entry = services.grant_credits(
                 org=self.org,
                 amount=data.get("amount"),
@@ -240,7 +240,7 @@ class CapacityView(OrgAPIView):
         description="Filter `acknowledged=true|false`.",
     ),
 )
-class AlertListView(mixins.ListModelMixin, OrgViewSet):
+class AlertListView(mixins.ListModelMixin, OrgViewSet[BudgetAlert]):
     queryset = BudgetAlert.objects.all()
     serializer_class = AlertSerializer
     filterset_class = AlertFilter

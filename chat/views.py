@@ -52,7 +52,9 @@ from workspaces.models import Workspace
         summary="One chat session with its messages, tool calls and usage per turn",
     ),
 )
-class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, OrgViewSet):
+class SessionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, OrgViewSet[ChatSession]
+):
     queryset = ChatSession.objects.all()
     serializer_class = SessionSerializer
     filterset_class = selectors.SessionFilter
@@ -141,7 +143,7 @@ class SpecialistWizardView(OrgAPIView):
         return Response(WizardResponseSerializer({"draft": result.draft, "usage": usage}).data)
 
 
-class WorkspaceThreadsView(mixins.ListModelMixin, OrgViewSet):
+class WorkspaceThreadsView(mixins.ListModelMixin, OrgViewSet[ChatSession]):
     """A workspace's chats, as far as the caller may read them (served by chat, which knows sessions)."""
 
     queryset = ChatSession.objects.all()
@@ -159,7 +161,7 @@ class WorkspaceThreadsView(mixins.ListModelMixin, OrgViewSet):
         return super().list(request, *args, **kwargs)
 
 
-class WorkspaceArtifactsView(mixins.ListModelMixin, OrgViewSet):
+class WorkspaceArtifactsView(mixins.ListModelMixin, OrgViewSet[Artifact]):
     """What specialists saved in a workspace (served by chat, whose tool saves them)."""
 
     queryset = Artifact.objects.all()

@@ -37,7 +37,7 @@ ADMIN_ACTIONS = ("create", "update", "destroy", "sync", "tool_update")
         "shown without userinfo and with every query value as `***` (the stored URL keeps them).",
     ),
 )
-class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
+class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet[Connection]):
     """``/orgs/{orgId}/mcps…``: the org is in the path; another org's (or an unknown) org is a 404."""
 
     errors = {
@@ -97,7 +97,9 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet):
     @extend_schema(responses={200: ToolSerializer(many=True)}, summary="The connection's stored tools")
     def tools(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:
         connection = self.get_object()
-        page = self.paginate_queryset(Tool.objects.for_org(self.org).filter(connection=connection).order_by("name"))
+        tools = Tool.objects.for_org(self.org).filter(connection=connection).order_by("name")
+        paginator = self.paginator  # the paginator's own method: the rows are another model's than the view's
+        page = paginator.paginate_queryset(tools, request, view=self) if paginator is not None else None
         return self.get_paginated_response(ToolSerializer(page, many=True).data)
 
     @extend_schema(

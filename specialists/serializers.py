@@ -36,7 +36,7 @@ FALLBACK_MODELS_HELP = (
 )
 
 
-class SpecialistPageSerializer(serializers.ListSerializer):
+class SpecialistPageSerializer(serializers.ListSerializer[list[Specialist]]):
     """A page of specialists: the tool ids of all its rows read in one query."""
 
     page_tool_ids: dict[uuid.UUID, list[str]] | None = None
@@ -48,6 +48,7 @@ class SpecialistPageSerializer(serializers.ListSerializer):
 
 
 class SpecialistSerializer(PlainReadModelSerializer[Specialist]):
+    pages_read_as_rows = True
     tool_ids = serializers.SerializerMethodField()
     fallback_models = serializers.ListField(
         child=serializers.CharField(), read_only=True, help_text=FALLBACK_MODELS_HELP
@@ -61,7 +62,7 @@ class SpecialistSerializer(PlainReadModelSerializer[Specialist]):
         list_serializer_class = SpecialistPageSerializer
 
     def get_tool_ids(self, specialist: Specialist) -> list[str]:
-        page_tool_ids = getattr(self.parent, "page_tool_ids", None)
+        page_tool_ids: dict[uuid.UUID, list[str]] | None = getattr(self.parent, "page_tool_ids", None)
         if page_tool_ids is not None:  # a page's, read for all its rows at once
             return page_tool_ids.get(specialist.pk, [])
         # one specialist's tools, prefetched: read them without building a related manager

@@ -32,7 +32,7 @@ from specialists.serializers import (
 class SpecialistViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
-    OrgViewSet,
+    OrgViewSet[Specialist],
 ):
     queryset = Specialist.objects.alive().prefetch_related("tools")
     serializer_class = SpecialistSerializer

@@ -54,7 +54,7 @@ class TaskFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filt
         summary="One project",
     ),
 )
-class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
+class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet[Project]):
     queryset = Project.objects.annotate(task_count=Count("tasks"))
     serializer_class = ProjectSerializer
     filterset_class = ProjectFilter
@@ -96,7 +96,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSe
         summary="One task, with the last run's result or error",
     ),
 )
-class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
+class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet[Task]):
     errors = {"run": (InvalidStateError, SpecialistInactiveError, *REFUSALS)}
     queryset = Task.objects.all()
     serializer_class = TaskSerializer

@@ -61,7 +61,7 @@ def deliveries_of(webhook: Webhook) -> QuerySet[Delivery]:
         tags=TAGS, summary="One webhook (admin); never its secret", description="As in the list; never the secret."
     ),
 )
-class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
+class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet[Webhook]):
     errors = {
         "create": (UrlNotAllowedError, ServiceUnavailableError, RateLimitedError),
         "update": (UrlNotAllowedError, ServiceUnavailableError, RateLimitedError),
@@ -101,7 +101,7 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSe
         responses={200: WebhookSerializer},
         summary="Change a webhook (admin)",
         description=(
-            "Any of `url`, `events`, `enabled`; the others stay, and so does the secret. A new URL passes the "
+            "One or more of `url`, `events`, `enabled`; the others stay, and so does the secret. A new URL passes the "
             "guard again. A disabled webhook is sent nothing but a requested `ping`."
         ),
     )
@@ -133,7 +133,9 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSe
         ),
     )
     def deliveries(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:
-        page = self.paginate_queryset(deliveries_of(self.get_object()))
+        paginator = self.paginator  # the paginator's own method: the rows are another model's than the view's
+        deliveries = deliveries_of(self.get_object())
+        page = paginator.paginate_queryset(deliveries, request, view=self) if paginator is not None else None
         return self.get_paginated_response(DeliverySerializer(page, many=True).data)
 
     @extend_schema(

@@ -47,7 +47,7 @@ class WorkspaceFilter(django_filters.FilterSet):  # type: ignore[misc]  # django
         summary="One workspace",
     ),
 )
-class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet):
+class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet[Workspace]):
     errors = {"upload": (FileTooLargeError, StorageQuotaExceededError, RateLimitedError)}
     upload_actions = ("upload",)  # an over-large body here is a file too large (core.middleware)
     queryset = Workspace.objects.annotate(
@@ -95,9 +95,9 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
     @extend_schema(responses={200: WorkspaceFileSerializer(many=True)}, summary="The workspace's files")
     def files(self, request: Request, pk: uuid.UUID) -> Response:
         workspace = self._workspace()
-        page = self.paginate_queryset(
-            WorkspaceFile.objects.for_org(self.org).filter(workspace=workspace).order_by("-created_at")
-        )
+        files = WorkspaceFile.objects.for_org(self.org).filter(workspace=workspace).order_by("-created_at")
+        paginator = self.paginator  # the paginator's own method: the rows are another model's than the view's
+        page = paginator.paginate_queryset(files, request, view=self) if paginator is not None else None
         return self.get_paginated_response(WorkspaceFileSerializer(page, many=True).data)
 
     @extend_schema(

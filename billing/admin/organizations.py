@@ -18,6 +18,7 @@ from billing.admin.actions import (
     adjust_and_record,
     circuit_actions,
     grant_and_record,
+    org_of,
 )
 from billing.admin.alerts import OpenAlertInline
 from billing.admin.circuit_events import CircuitEventInline
@@ -78,7 +79,7 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
     actions = [
         "grant_credits",
         "adjust_credits",
-        *circuit_actions(lambda org: org.name),
+        *circuit_actions(lambda org: org_of(org).name),
         "acknowledge_alerts",
         "export_ledger",
     ]
