@@ -125,33 +125,35 @@ def acknowledge_and_record(org: Organization, alert_ids: list[uuid.UUID], reason
     return count
 
 
-type AdminAction = Callable[[admin.ModelAdmin[Model], HttpRequest, QuerySet[Model]], HttpResponse]
+type AdminAction[M: Model] = Callable[[admin.ModelAdmin[M], HttpRequest, QuerySet[M]], HttpResponse]
 
 
-def circuit_actions(label: Callable[[Model], str]) -> tuple[AdminAction, AdminAction]:
-    def open_circuit(
-        modeladmin: admin.ModelAdmin[Model], request: HttpRequest, queryset: QuerySet[Model]
-    ) -> HttpResponse:
+def circuit_actions[M: Model](label: Callable[[M], str]) -> tuple[AdminAction[M], AdminAction[M]]:
+    """Open and close the circuit of each selected record's organization (``label`` names a record)."""
+
+    def open_circuit(modeladmin: admin.ModelAdmin[M], request: HttpRequest, queryset: QuerySet[M]) -> HttpResponse:
         return form_action(
             modeladmin,
             request,
             queryset,
             form_class=ReasonForm,
             title="Open the circuit (stop spending)",
-            apply=lambda obj, data, req: set_circuit_and_record(org_of(obj), Circuit.State.OPEN, data["reason"], req),
+            apply=lambda obj, data, req: set_circuit_and_record(
+                org_of(obj), Circuit.State.OPEN, str(data["reason"]), req
+            ),
             label=label,
         )
 
-    def close_circuit(
-        modeladmin: admin.ModelAdmin[Model], request: HttpRequest, queryset: QuerySet[Model]
-    ) -> HttpResponse:
+    def close_circuit(modeladmin: admin.ModelAdmin[M], request: HttpRequest, queryset: QuerySet[M]) -> HttpResponse:
         return form_action(
             modeladmin,
             request,
             queryset,
             form_class=ReasonForm,
             title="Close the circuit (allow spending)",
-            apply=lambda obj, data, req: set_circuit_and_record(org_of(obj), Circuit.State.CLOSED, data["reason"], req),
+            apply=lambda obj, data, req: set_circuit_and_record(
+                org_of(obj), Circuit.State.CLOSED, str(data["reason"]), req
+            ),
             label=label,
         )
 

@@ -8,11 +8,15 @@ from django.contrib import admin
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from billing.admin.actions import circuit_actions, org_of
+from billing.admin.actions import circuit_actions
 from billing.admin.permissions import MoneyPermission
 from billing.models import Circuit
 from orgs.admin_base.display import LabelledAdmin
 from orgs.admin_base.read_only import ReadOnlyAdmin
+
+
+def _organization_name(circuit: Circuit) -> str:
+    return circuit.organization.name
 
 
 @admin.register(Circuit)
@@ -30,7 +34,7 @@ class CircuitAdmin(MoneyPermission, LabelledAdmin, ReadOnlyAdmin):
         "updated_at",
     )
     list_select_related = ["organization", "opened_by"]
-    actions = [*circuit_actions(lambda circuit: org_of(circuit).name)]
+    actions = [*circuit_actions(_organization_name)]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Circuit]:
         return super().get_queryset(request).select_related("organization")

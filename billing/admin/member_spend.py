@@ -24,8 +24,7 @@ CREDITS = DecimalField(max_digits=20, decimal_places=6)
 class MemberSpendInline(MembershipInline):
     """Members at a glance, each with what their turns cost this month against their cap."""
 
-    fields = ["user", "user_name", "role", "status", "joined_at", "cap_display", "spent_display"]
-    readonly_fields = fields
+    fields = readonly_fields = ("user", "user_name", "role", "status", "joined_at", "cap_display", "spent_display")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
         start, _ = period_bounds(timezone.now())

@@ -18,7 +18,6 @@ from billing.admin.actions import (
     adjust_and_record,
     circuit_actions,
     grant_and_record,
-    org_of,
 )
 from billing.admin.alerts import OpenAlertInline
 from billing.admin.circuit_events import CircuitEventInline
@@ -44,8 +43,12 @@ def page_usage(org: Organization) -> Usage:
     """The organization's usage as its page shows it (chart, spend, burn), read once per page."""
     found = getattr(org, "_page_usage", None)
     if found is None:
-        found = org._page_usage = usage_of(org, timezone.now())  # type: ignore[attr-defined]
+        found = org._page_usage = usage_of(org, timezone.now())  # type: ignore[attr-defined]  # kept for the page
     return found
+
+
+def _name(org: Organization) -> str:
+    return org.name
 
 
 class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, OrganizationAdmin):
@@ -79,7 +82,7 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
     actions = [
         "grant_credits",
         "adjust_credits",
-        *circuit_actions(lambda org: org_of(org).name),
+        *circuit_actions(_name),
         "acknowledge_alerts",
         "export_ledger",
     ]
