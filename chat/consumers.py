@@ -155,13 +155,12 @@ def _start_from_frame(
 
 
 class LayerMessage(TypedDict, total=False):
-    """A channel-layer message this consumer handles (``membership.changed``, ``layer.unavailable``,
-    ``chat.event``); ``chat.events`` is ``chat.replay.ChatEventsMessage``."""
+    """A channel-layer message this consumer handles (``membership.changed``, ``layer.unavailable``);
+    ``chat.events`` (every event of a turn, those of a turn failed by maintenance too) is
+    ``chat.replay.ChatEventsMessage``."""
 
     type: str
     error: str  # layer.unavailable: why
-    event: str  # chat.event: its name and data
-    data: JSONObject
 
 
 class ChatSessionConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels ships no types
@@ -330,10 +329,6 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # 
 
     async def _error(self, code: str, detail: str, extra: dict[str, object] | None = None) -> None:
         await self.send_json({"event": "error", "data": {"code": code, "detail": detail, **(extra or {})}})
-
-    async def chat_event(self, message: LayerMessage) -> None:
-        """One event without a turn's id: maintenance's ``error`` for a turn it failed."""
-        await self.send_json({"event": message["event"], "data": message["data"]})
 
     # --- a turn's events, each once and in order -------------------------------------------------
     # ``self.sent`` holds, per turn this socket has sent events of (or was asked to resume), the id of

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from chat import queued, services, slots
 from chat.pipeline import drain
+from chat.providers.base import ProviderError
 from core import log_context, tracing
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ async def _run_queued_message(message_id: uuid.UUID) -> str:
         # the worker logs the failed job with its traceback; here only what happened to the message
         logger.error("Queued turn %s failed before it could run: %s", message_id, exc)
         await database_sync_to_async(services.fail_queued_message)(
-            message_id=message_id, code="llm_unavailable", detail=f"The turn could not run: {exc}"
+            message_id=message_id, error=ProviderError(f"The turn could not run: {exc}")
         )
         raise
     finally:

@@ -354,3 +354,26 @@ class TurnLog:
             self.timer.cancel()
         if self.pending or self.writing is not None:
             await asyncio.shield(self._flush())
+
+
+_LAST_ONLY = 2**63 - 2  # an id past any turn's events: a read that wants only the log's last id
+
+
+async def end_turn(*, message_id: object, group: str, event: TurnEvent, replay: ReplayStore | None = None) -> None:
+    """Ends the log of a turn failed from outside its process (maintenance, or a worker that could not
+    run it) with ``event``: numbered after the last event the log kept, which is the id a resume
+    gives that error when it is missing from the log (``chat.resume``), then written and fanned out
+    by a ``TurnLog`` like the turn's own events. Nothing is written when the log already ended, or
+    cannot be read (the message still says how the turn ended; a resume tells it)."""
+    log = TurnLog(message_id=message_id, group=group, replay=replay)
+    if log.replay is not None:
+        try:
+            kept = await log.replay.read(log.key, after=_LAST_ONLY)
+        except ReplayUnavailableError as exc:
+            logger.warning("Turn %s: its final event not kept nor published, the log cannot be read: %r", log.key, exc)
+            return
+        if kept is not None and kept.ended:
+            return
+        log.seq = kept.last_id if kept is not None else 0
+    log.record(event)
+    await log.flush()

@@ -10,14 +10,14 @@ import uuid
 from datetime import datetime, timedelta
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chat import metering, webhook_events
+from chat import metering, replay, webhook_events
+from chat.calls import TurnEvent
 from chat.errors import QueueTimeoutError, WorkerLostError
 from chat.models import Attachment, ChatSession, Message
 from chat.turns import can_read_session
@@ -31,29 +31,28 @@ logger = logging.getLogger(__name__)
 NOTICE_TIMEOUT_SECONDS = 2.0
 
 
-def _tell_watchers(group: str, code: str, detail: str) -> None:
-    """The session's WebSocket watchers get the turn's `error` event (bounded: a channel layer that
-    cannot be reached loses only the notice; the message itself says what happened)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
+def _end_turn_log(message_id: uuid.UUID, group: str, code: str, detail: str) -> None:
+    """The turn's `error` ends its replay log and reaches the session's WebSocket watchers as its
+    own events do, with its id (bounded: a log or channel layer that cannot be reached loses only
+    that; the message itself says what happened)."""
 
-    async def send() -> None:
+    async def end() -> None:
         async with asyncio.timeout(NOTICE_TIMEOUT_SECONDS):
-            event = {"type": "chat.event", "event": "error", "data": {"code": code, "detail": detail}}
-            await layer.group_send(group, event)
+            await replay.end_turn(
+                message_id=message_id, group=group, event=TurnEvent("error", {"code": code, "detail": detail})
+            )
 
     try:
-        async_to_sync(send)()
+        async_to_sync(end)()
     except Exception:
-        logger.exception("Could not tell the watchers of %s", group)
+        logger.exception("Could not end the events of turn %s", message_id)
 
 
 def fail_locked_turn(message: Message, error: type[DomainError] | DomainError) -> None:
     """Fails a turn whose message the caller locked (in its transaction): every hold it still has is
     given back (nothing it may have produced was recorded, so nobody pays for it), the message fails
-    with ``error``'s code and detail, and its WebSocket watchers get the `error` event once this
-    commits."""
+    with ``error``'s code and detail (``turn.failed`` announced), and once this commits its replay
+    log ends with the `error` event, which its WebSocket watchers get as the turn's last event."""
     detail = error.detail if isinstance(error, DomainError) else error.default_detail
     message.status = Message.Status.FAILED
     message.error_code = error.code
@@ -63,7 +62,7 @@ def fail_locked_turn(message: Message, error: type[DomainError] | DomainError) -
     metering.release_holds_of(message_id=message.pk)
     webhook_events.turn_failed(message)
     group = ChatSession(pk=message.session_id).group_name
-    transaction.on_commit(functools.partial(_tell_watchers, group, error.code, detail))
+    transaction.on_commit(functools.partial(_end_turn_log, message.pk, group, error.code, detail))
 
 
 def fail_stuck_turns(*, lease: timedelta | None = None) -> int:
@@ -112,16 +111,18 @@ def fail_overdue_queued_turns() -> int:
     return failed
 
 
-def fail_queued_message(*, message_id: uuid.UUID, code: str, detail: str) -> None:
-    """Fails a turn that could not run and gives its hold back."""
-    message = Message.objects.across_orgs("a worker's job names its message").filter(pk=message_id).first()
-    if message is None:
-        return
-    if message.reservation_id:
-        metering.release(reservation_id=message.reservation_id)
-    Message.objects.across_orgs("a worker's job names its message").filter(
-        pk=message_id, status__in=[Message.Status.QUEUED, Message.Status.RUNNING]
-    ).update(status=Message.Status.FAILED, error_code=code, error=detail, completed_at=timezone.now())
+def fail_queued_message(*, message_id: uuid.UUID, error: DomainError) -> None:
+    """Fails a turn its worker could not run (loading it raised), as every turn failed outside the
+    pipeline is (``fail_locked_turn``); nothing when it ended meanwhile."""
+    with transaction.atomic():
+        message = (
+            Message.objects.across_orgs("a worker's job names its message")
+            .select_for_update()
+            .filter(pk=message_id, status__in=[Message.Status.QUEUED, Message.Status.RUNNING])
+            .first()
+        )
+        if message is not None:
+            fail_locked_turn(message, error)
 
 
 @transaction.atomic

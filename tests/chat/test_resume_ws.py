@@ -166,6 +166,43 @@ async def test_a_socket_opened_after_a_202_gets_the_whole_turn_once(chat):
     await communicator.disconnect()
 
 
+async def test_a_turn_failed_by_maintenance_ends_with_a_frame_of_its_turn_that_replay_agrees_with(chat):
+    """Maintenance fails a turn whose process is gone (``worker_lost``): its watchers get the turn's
+    ``error`` with its ``messageId`` and the next id, the same id a resume replays it with; the
+    socket is then done with that turn (a resume from 0 gets the whole turn again)."""
+    from chat.services import fail_stuck_turns
+
+    _, _, _, session, _, token = chat
+    message_id = await database_sync_to_async(_new_turn)(chat)
+    log = TurnLog(message_id=message_id, group=session.group_name)
+    for event in TURN[:3]:
+        log.record(event)
+    await log.flush()
+    communicator = await _socket(session, token)
+    assert [frame["id"] for frame in await _resumed(communicator, message_id, 0)] == [1, 2, 3]
+    lost = timezone.now() - timedelta(hours=1)
+    await database_sync_to_async(
+        lambda: (
+            Message.objects.across_orgs("the test's turn")
+            .filter(pk=message_id)
+            .update(status="running", started_at=lost, heartbeat_at=lost)
+        )
+    )()
+    assert await database_sync_to_async(fail_stuck_turns)() == 1
+    frame = await communicator.receive_json_from(timeout=10)
+    assert frame == {
+        "event": "error",
+        "data": {"code": "worker_lost", "detail": frame["data"]["detail"]},
+        "messageId": message_id,
+        "id": 4,
+    }
+    await communicator.send_json_to({"type": "resume", "messageId": message_id, "after": 0})
+    replayed = await _frames_until(communicator, "error")
+    assert [(f["id"], f["event"]) for f in replayed] == [(1, "session"), (2, "delta"), (3, "delta"), (4, "error")]
+    assert replayed[-1] == frame
+    await communicator.disconnect()
+
+
 async def test_resume_refusals_are_error_frames_and_the_socket_stays_open(chat, settings):
     org, owner, specialist, session, context, token = chat
     elsewhere = await database_sync_to_async(  # a turn of a new session of the same caller

@@ -66,8 +66,10 @@ def test_a_turn_whose_lease_ran_out_is_failed_its_holds_released_and_its_watcher
     assert not Reservation.all_orgs.filter(message_id=message.pk, status="active").exists()
     assert Reservation.all_orgs.get(pk=second_hold).status == "released"
     assert not LedgerEntry.all_orgs.filter(organization=org, kind="usage").exists()  # nothing billed
-    event = receive()
-    assert (event["type"], event["event"], event["data"]["code"]) == ("chat.event", "error", "worker_lost")
+    event = receive()  # the turn's final event, numbered and published as the turn's own events are
+    assert (event["type"], event["message_id"]) == ("chat.events", str(message.pk))
+    [(event_id, name, data)] = event["events"]
+    assert (event_id, name, data["code"]) == (1, "error", "worker_lost")
     assert fail_stuck_turns() == 0  # once only
 
 
@@ -103,3 +105,42 @@ async def test_a_long_turn_renews_its_lease_while_it_runs(bundled_data, fake_llm
             beats.append(message.heartbeat_at)
     assert len(set(beats)) >= 3, beats  # renewed several times over 1.2 s
     assert beats == sorted(beats)
+
+
+@pytest.mark.django_db(transaction=True)  # the job reads the database from a thread of its own
+def test_a_queued_turn_that_could_not_be_loaded_is_failed_as_maintenance_fails_one(org, bundled_data, settings):
+    """Loading a queued turn raised (here: its hold is missing): the turn fails through the same path
+    as a lost one: its holds given back, ``turn.failed`` announced, its watchers told and its log
+    ended with that error (so it replays)."""
+    from chat import resume
+    from chat.jobs import run_queued_message
+    from chat.replay import store
+    from tests.webhooks.conftest import admin_context
+    from webhooks import services as webhooks
+    from webhooks.models import Event
+
+    settings.MCP_ALLOW_PRIVATE_NETWORKS = True
+    webhooks.create_webhook(context=admin_context(org), url="http://127.0.0.1:9/hook", events=["turn.failed"])
+    specialist = make_specialist(org)
+    body = (
+        client_for(owner_of(org))
+        .post("/api/chat/async", {"specialistId": str(specialist.pk), "message": "x"}, format="json")
+        .json()
+    )
+    message = Message.all_orgs.get(pk=body["messageId"])
+    hold = message.reservation_id
+    Message.all_orgs.filter(pk=message.pk).update(reservation_id=None)  # a queued turn always has one
+    receive = _listen(ChatSession(pk=message.session_id).group_name)
+    with pytest.raises(LookupError):
+        async_to_sync(run_queued_message)(message.pk)
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == ("failed", "llm_unavailable")
+    assert Reservation.all_orgs.get(pk=hold).status == "released"
+    assert CreditAccount.all_orgs.get(organization=org).reserved == 0
+    assert Event.all_orgs.filter(organization=org, type="turn.failed", subject_id=message.pk).count() == 1
+    event = receive()
+    assert (event["type"], event["message_id"]) == ("chat.events", str(message.pk))
+    assert [(event_id, name) for event_id, name, _ in event["events"]] == [(1, "error")]
+    state = resume.read_turn_state(org_id=org.pk, message_id=message.pk)
+    replayed = async_to_sync(resume.replay_after)(state=state, after=0, replay=store())
+    assert [(e.id, e.name, e.data["code"]) for e in replayed.events] == [(1, "error", "llm_unavailable")]
