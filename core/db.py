@@ -79,7 +79,7 @@ type SqlValue = Decimal | int | str | bool | uuid.UUID | datetime | None
 def columns(model: type[Model], alias: str) -> str:
     """The SELECT list of ``model``'s concrete fields under ``alias``, in the ORM's order."""
     quote = connection.ops.quote_name
-    return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)  # type: ignore[arg-type]
+    return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)  # type: ignore[arg-type]  # a concrete field has a column
 
 
 def lock(alias: str) -> str:
@@ -142,7 +142,7 @@ class Row:
                 for converter in converters:
                     value = converter(value, col, connection)
                 values[index] = value
-        return model.from_db(connection.alias, None, values)  # type: ignore[arg-type]
+        return model.from_db(connection.alias, None, values)  # type: ignore[arg-type]  # the stubs want field names
 
     def rest(self) -> Sequence[object]:
         """The columns after the models taken (raw values: counts, flags)."""
@@ -176,7 +176,7 @@ def cursor() -> CursorWrapper:
         raw.prepare_threshold = 0
     with connection.wrap_database_errors:
         made = _Cursor(raw)
-    return connection.make_debug_cursor(made) if connection.queries_logged else connection.make_cursor(made)  # type: ignore[arg-type]
+    return connection.make_debug_cursor(made) if connection.queries_logged else connection.make_cursor(made)  # type: ignore[arg-type]  # psycopg's own cursor
 
 
 # --- Scopes: every hand-written statement names its organization, or says why it spans them ----
@@ -299,7 +299,7 @@ def as_uuid(value: SqlValue) -> uuid.UUID:
 @cache
 def _insert_sql(model: type[Model], count: int) -> str:
     quote = connection.ops.quote_name
-    names = ", ".join(quote(field.column) for field in model._meta.concrete_fields)  # type: ignore[arg-type]
+    names = ", ".join(quote(field.column) for field in model._meta.concrete_fields)  # type: ignore[arg-type]  # a concrete field has a column
     row = "(" + ", ".join(["%s"] * len(model._meta.concrete_fields)) + ")"
     return f"INSERT INTO {quote(model._meta.db_table)} ({names}) VALUES " + ", ".join([row] * count)  # noqa: S608
 
@@ -323,7 +323,7 @@ def insert[M: Model](*instances: M) -> list[M]:
 def _update_sql(model: type[Model], names: tuple[str, ...], where: str) -> str:
     quote = connection.ops.quote_name
     meta = model._meta
-    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in names)  # type: ignore[arg-type, union-attr]
+    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in names)  # type: ignore[arg-type, union-attr]  # a concrete field's column
     return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {where}"  # noqa: S608
 
 
@@ -338,7 +338,7 @@ def update_rows(
     """``QuerySet.update(**values)`` of the rows ``where`` picks; the number of rows it touched."""
     _check(scope, where, params)
     meta = model._meta
-    prepared = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]  # type: ignore[union-attr]
+    prepared = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]  # type: ignore[union-attr]  # a concrete field
     with cursor() as cursor_:
         cursor_.execute(_update_sql(model, tuple(values), where), [*prepared, *(adapt(value) for value in params)])
         touched: int = cursor_.rowcount
@@ -349,7 +349,7 @@ def update(instance: Model, *names: str) -> None:
     """``save(update_fields=names)`` of an instance read in this transaction (auto_now included), by
     its id and, for an org-owned row, its organization's."""
     meta = instance._meta
-    values = {name: meta.get_field(name).pre_save(instance, False) for name in names}  # type: ignore[union-attr]
+    values = {name: meta.get_field(name).pre_save(instance, False) for name in names}  # type: ignore[union-attr]  # a concrete field
     where = f"{connection.ops.quote_name(meta.pk.column)} = %s"  # type: ignore[arg-type]  # a model's pk always has its column
     org_id = getattr(instance, "organization_id", None)
     if org_id is None:

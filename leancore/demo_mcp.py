@@ -97,7 +97,7 @@ def _arithmetic_in(text: str) -> str:
 
 
 def _number(value: Decimal) -> str:
-    if value.as_tuple().exponent < -10 and abs(value) < 10**17:  # type: ignore[operator]
+    if value.as_tuple().exponent < -10 and abs(value) < 10**17:  # type: ignore[operator]  # an int for a finite number
         value = value.quantize(Decimal("1e-10"))
     text = f"{value:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.contrib.auth.models import Group
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
@@ -20,38 +24,48 @@ from orgs.admin_base.audit_trail import REASON, SECRET, reason_field, record
 from orgs.admin_base.audited import AuditedAdmin
 from orgs.admin_base.display import LabelledAdmin, table_html, when_text
 from orgs.admin_base.read_only import ReadOnlyAdmin
-from orgs.admin_base.service_saves import changed_values, operator_context, stored
+from orgs.admin_base.service_saves import CleanedData, changed_values, operator_context, stored
 from orgs.models import ApiKey, AuditEntry, Membership, Organization
 
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups, _FieldsetSpec  # the stubs' names for a page's fields
 
-class MembershipInline(admin.TabularInline):
+
+def _operator(request: HttpRequest) -> User:
+    """The signed-in operator (the admin's pages need one)."""
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+class MembershipInline(admin.TabularInline[Membership, Organization]):
     """Members at a glance; roles change on the membership's own page (which keeps an owner)."""
 
     model = Membership
     fk_name = "organization"
     extra = 0
-    fields = ["user", "user_name", "role", "status", "joined_at"]
-    readonly_fields = fields  # type: ignore[assignment]
+    fields = ("user", "user_name", "role", "status", "joined_at")
+    readonly_fields = fields
     can_delete = False
     show_change_link = True
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
         return super().get_queryset(request).select_related("user")
 
     @admin.display(description="Name")
-    def user_name(self, obj) -> str:
+    def user_name(self, obj: Membership) -> str:
         return obj.user.name
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Organization | None = None) -> bool:
         return False
 
 
-class MembershipAdminForm(forms.ModelForm):
+class MembershipAdminForm(forms.ModelForm[Membership]):
     class Meta:
         model = Membership
         fields = ["user", "organization", "role", "status", "joined_at"]
 
-    def clean(self) -> dict:
+    def clean(self) -> CleanedData:
         """A status change has no service: the last active owner stays active here (a role change is
         ``change_role``'s to check)."""
         data = super().clean() or {}
@@ -68,7 +82,7 @@ SHOWN = 50  # the newest API keys on an organization's page; the rest in their l
 API_KEY_COLUMNS = ("name", "prefix", "role", "specialist_ids", "created_at", "last_used_at", "expires_at", "revoked_at")
 
 
-class OrganizationAddForm(forms.ModelForm):
+class OrganizationAddForm(forms.ModelForm[Organization]):
     """A new organization starts as a sign-up starts one: with its owner, and (through the same
     service) its credit account and sign-up credits."""
 
@@ -84,34 +98,36 @@ class OrganizationAddForm(forms.ModelForm):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(AuditedAdmin):
+class OrganizationAdmin(AuditedAdmin[Organization]):
     list_display = ["name", "slug", "billing_email", "monthly_budget", "created_at"]
     search_fields = ["name", "slug", "billing_email"]
     list_filter = ["created_at"]
     readonly_fields = ["id", "slug", "created_at", "updated_at", "api_keys_display"]
     inlines = [MembershipInline]
-    add_fieldsets = [(None, {"fields": ["name", "owner"]})]
+    add_fieldsets: _FieldsetSpec = [(None, {"fields": ["name", "owner"]})]
     service_error_fields = {"organizationName": "name"}
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Organization | None = None) -> bool:
         # an organization's ledger is append-only history (and protected in the database)
         return False
 
-    def get_fieldsets(self, request, obj=None):
+    def get_fieldsets(self, request: HttpRequest, obj: Organization | None = None) -> _FieldsetSpec:
         if obj is None:
             return self.with_reason(request, obj, self.add_fieldsets)
         return super().get_fieldsets(request, obj)
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
+    def get_form(
+        self, request: HttpRequest, obj: Organization | None = None, change: bool = False, **kwargs: object
+    ) -> type[forms.ModelForm[Organization]]:
         if obj is None:
             kwargs["form"] = OrganizationAddForm
         return super().get_form(request, obj, change=change, **kwargs)
 
-    def get_inlines(self, request, obj):
-        return self.inlines if obj is not None else []  # a new organization's members: its owner
+    def get_inlines(self, request: HttpRequest, obj: Organization | None) -> tuple[type[MembershipInline], ...]:
+        return (MembershipInline,) if obj is not None else ()  # a new organization's members: its owner
 
     @admin.display(description="API keys")
-    def api_keys_display(self, obj) -> str:
+    def api_keys_display(self, obj: Organization) -> str:
         """The org's newest keys, one query: name, prefix (never the secret nor its hash), role, how many
         specialists a key is limited to, when it was made, last used, expires and was revoked."""
         if obj.pk is None:
@@ -136,7 +152,7 @@ class OrganizationAdmin(AuditedAdmin):
         more = f"The newest {SHOWN} shown: all its API keys" if len(keys) > SHOWN else "Its API keys' list"
         return format_html('{}<p><a href="{}">{}</a></p>', table, every, more)
 
-    def service_save(self, request, form, change):
+    def service_save(self, request: HttpRequest, form: forms.ModelForm[Organization], change: bool) -> Organization:
         if not change:  # the service behind sign-up: the owner's membership (signup adds the credits)
             data = form.cleaned_data
             return services.create_organization(name=data["name"], owner=data["owner"])
@@ -154,7 +170,7 @@ class OrganizationAdmin(AuditedAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(AuditedAdmin, LabelledAdmin):
+class MembershipAdmin(AuditedAdmin[Membership], LabelledAdmin[Membership]):
     form = MembershipAdminForm
     list_display = ["membership", "user", "organization", "role", "status", "joined_at"]
     list_display_links = ["membership"]
@@ -163,20 +179,20 @@ class MembershipAdmin(AuditedAdmin, LabelledAdmin):
     autocomplete_fields = ["user", "organization"]
     list_select_related = ["user", "organization"]
 
-    def get_fields(self, request, obj=None):
+    def get_fields(self, request: HttpRequest, obj: Membership | None = None) -> _FieldGroups:
         # a new member is invited with a role; the invitation decides the status
         return super().get_fields(request, obj) if obj is not None else ["user", "organization", "role"]
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Membership | None = None) -> list[str]:
         # status follows the services (an invitation accepted, a member removed), never a form
         return ["user", "organization", "status", "joined_at"] if obj is not None else []
 
-    def service_save(self, request, form, change):
+    def service_save(self, request: HttpRequest, form: forms.ModelForm[Membership], change: bool) -> Membership:
         data = form.cleaned_data
         if not change:
             membership, _ = services.invite_member(
                 context=operator_context(data["organization"]),
-                inviter=request.user,
+                inviter=_operator(request),
                 email=data["user"].email,
                 role=data["role"],
             )
@@ -188,22 +204,24 @@ class MembershipAdmin(AuditedAdmin, LabelledAdmin):
             )
         return membership
 
-    def service_delete(self, request, obj) -> None:
-        services.remove_member(context=operator_context(obj.organization), actor=request.user, user_id=obj.user_id)
+    def service_delete(self, request: HttpRequest, obj: Membership) -> None:
+        services.remove_member(
+            context=operator_context(obj.organization), actor=_operator(request), user_id=obj.user_id
+        )
 
-    def object_label(self, obj) -> str:
+    def object_label(self, obj: Membership) -> str:
         return f"{obj.user.email} in {obj.organization.name} ({obj.role})"
 
     @admin.display(description="Membership", ordering="user__email")
-    def membership(self, obj) -> str:
+    def membership(self, obj: Membership) -> str:
         return self.object_label(obj)
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Membership | None = None) -> bool:
         return not (obj is not None and selectors.is_last_active_owner(obj))
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ReadOnlyAdmin):
+class ApiKeyAdmin(ReadOnlyAdmin[ApiKey]):
     """The orgs' API keys, for operators: who made them, their limits, use and revocation. Never the
     secret (only its hash is stored, and the admin does not show even that)."""
 
@@ -227,7 +245,7 @@ class ApiKeyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin[AuditEntry]):
     """The audit trail of the back office: who changed what, when and why. Read-only."""
 
     list_display = ["created_at", "actor", "organization", "action", "object_repr", "reason"]
@@ -235,7 +253,7 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     search_fields = ["actor__email", "organization__name", "object_repr", "object_id", "reason"]
     list_select_related = ["actor", "organization"]
     date_hierarchy = "created_at"
-    fields = [
+    fields = (
         "created_at",
         "actor",
         "organization",
@@ -245,38 +263,38 @@ class AuditEntryAdmin(ReadOnlyAdmin):
         "object_repr",
         "reason",
         "details",
-    ]
-    readonly_fields = fields  # type: ignore[assignment]
+    )
+    readonly_fields = fields
 
 
-class UserMembershipInline(admin.TabularInline):
+class UserMembershipInline(admin.TabularInline[Membership, User]):
     """Memberships at a glance; they change on their own page (which keeps every org owned)."""
 
     model = Membership
     fk_name = "user"
     extra = 0
-    fields = ["organization", "role", "status", "joined_at"]
-    readonly_fields = fields  # type: ignore[assignment]
+    fields = ("organization", "role", "status", "joined_at")
+    readonly_fields = fields
     can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
         return False
 
 
-class ReasonedPasswordChangeForm(AdminPasswordChangeForm):
+class ReasonedPasswordChangeForm(AdminPasswordChangeForm[User]):
     """An operator setting someone's password says why, like every other change."""
 
     audit_reason = reason_field()
 
 
-class UserWithMembershipsAdmin(AuditedAdmin, UserAdmin):
+class UserWithMembershipsAdmin(AuditedAdmin[User], UserAdmin):
     """The user's page as identity draws it, with the organizations they belong to; audited."""
 
     inlines = [*UserAdmin.inlines, UserMembershipInline]
     change_password_form = ReasonedPasswordChangeForm
 
-    def user_change_password(self, request, id, form_url=""):
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
         response = super().user_change_password(request, id, form_url)
         if request.method == "POST" and response.status_code == 302:
             user = self.get_object(request, id)
@@ -301,7 +319,7 @@ admin.site.unregister(Group)
 
 
 @admin.register(Group)
-class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
+class AuditedGroupAdmin(AuditedAdmin[Group], GroupAdmin):
     """Groups carry permissions (the money permission too): a change to one is audited like any."""
 
 
@@ -315,11 +333,11 @@ class AuditedRefreshTokenAdmin(RefreshTokenAdmin):
 
     actions = ["revoke"]
 
-    def has_revoke_permission(self, request, obj=None) -> bool:
+    def has_revoke_permission(self, request: HttpRequest, obj: OutstandingToken | None = None) -> bool:
         return request.user.has_perm("token_blacklist.add_blacklistedtoken")
 
     @admin.action(description="Revoke the selected refresh tokens…", permissions=["revoke"])
-    def revoke(self, request, queryset):
+    def revoke(self, request: HttpRequest, queryset: QuerySet[OutstandingToken]) -> HttpResponse | None:
         live = queryset.filter(blacklistedtoken__isnull=True).select_related("user")
         if not live.exists():
             self.message_user(request, "The selected refresh tokens are already revoked.", messages.WARNING)
@@ -334,7 +352,7 @@ class AuditedRefreshTokenAdmin(RefreshTokenAdmin):
         )
 
 
-def _revoke(token: OutstandingToken, data: dict, request) -> None:
+def _revoke(token: OutstandingToken, data: CleanedData, request: HttpRequest) -> None:
     if not revoke_refresh_token(outstanding=token):
         raise ValidationFailed("token", "It was already revoked.")
     record(

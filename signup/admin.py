@@ -36,7 +36,7 @@ class OrganizationAdmin(OrganizationWebhooks, BillingOrganizationAdmin):
         needs the money permission."""
         return super().has_add_permission(request) and self.has_manage_credits_permission(request)
 
-    def service_save(self, request: HttpRequest, form: forms.ModelForm, change: bool) -> Model | None:
+    def service_save(self, request: HttpRequest, form: forms.ModelForm[Organization], change: bool) -> Organization:
         if change:
             return super().service_save(request, form, change)
         data = form.cleaned_data

@@ -5,30 +5,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import InvalidOperation
-from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from core.errors import DomainError
+from orgs.admin_base.service_saves import CleanedData
 
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=500, help_text="Goes into the audit trail with who did what and when.")
 
 
-def form_action(
-    modeladmin: admin.ModelAdmin,
+def form_action[M: Model](
+    modeladmin: admin.ModelAdmin[M],
     request: HttpRequest,
-    queryset: QuerySet[Any],
+    queryset: QuerySet[M],
     *,
     title: str,
-    apply: Callable[[Any, dict[str, Any], HttpRequest], object],
+    apply: Callable[[M, CleanedData, HttpRequest], object],
     form_class: type[forms.Form] = ReasonForm,
-    label: Callable[[Any], str] = str,
+    label: Callable[[M], str] = str,
 ) -> HttpResponse:
     """An admin action that asks for a form first (a reason, an amount…) on a page of its own, then
     applies it to each selected row (``apply(obj, cleaned_data, request)``, which writes the audit

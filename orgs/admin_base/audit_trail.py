@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 
 from django import forms
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -30,7 +30,7 @@ def reason_field() -> forms.CharField:
     )
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     """A form value as the audit trail keeps it: records by id, lists as lists."""
     if isinstance(value, Model):
         return str(value.pk)
@@ -41,12 +41,12 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def form_changes(form: forms.BaseForm, *, add: bool, secret: frozenset[str] = frozenset()) -> dict[str, Any]:
+def form_changes(form: forms.BaseForm, *, add: bool, secret: frozenset[str] = frozenset()) -> dict[str, object]:
     """``{field: {"old": …, "new": …}}`` of what the form changes (of every field it sets, for an
     addition); a secret shows only that it changed."""
     data = getattr(form, "cleaned_data", {})
     names = list(form.fields) if add else form.changed_data
-    changes: dict[str, Any] = {}
+    changes: dict[str, object] = {}
     for name in names:
         if name == REASON or name not in data:
             continue
@@ -68,7 +68,7 @@ def record(
     obj: Model | None,
     org: Organization | None,
     reason: str = "",
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, object] | None = None,
     log_on: Model | None = None,
     log: bool = True,
 ) -> AuditEntry:

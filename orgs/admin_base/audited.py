@@ -7,22 +7,30 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterable
-from typing import Any, ClassVar
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
 from django.contrib.admin.models import DELETION, LogEntry
-from django.contrib.admin.options import ActionLocation
+from django.contrib.admin.options import Action, ActionLocation
 from django.contrib.admin.utils import flatten_fieldsets
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import Model, QuerySet
+from django.forms.models import BaseModelFormSet
 from django.http import HttpRequest, HttpResponse, QueryDict
 
 from core.errors import DomainError
 from orgs.admin_base.audit_trail import REASON, form_changes, reason_field, record
 from orgs.models import Organization
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldOpts, _FieldsetSpec  # the stubs' names for fieldsets
+    from django_stubs_ext import StrOrPromise
+
+# A page's inline formset (of another model than the page's).
+type _Formset = BaseModelFormSet[Model, forms.ModelForm[Model]]
 
 UNCHANGED = "No fields changed."  # Django's words for a save that changes nothing
 
@@ -35,7 +43,7 @@ def _snake(key: str) -> str:
     return re.sub(r"([A-Z])", r"_\1", key).lower()
 
 
-class AuditedAdmin(admin.ModelAdmin):
+class AuditedAdmin[M: Model](admin.ModelAdmin[M]):
     """Every add, change and delete asks for a reason (``audit_reason``), goes through the app's
     service where one writes the record (``service_save``/``service_delete``: the service's errors show
     on the form, checked by running it in a rolled-back savepoint while the form validates), and is
@@ -53,12 +61,12 @@ class AuditedAdmin(admin.ModelAdmin):
 
     # --- what the app's services do (by default: the ORM, as ModelAdmin does) ---
 
-    def service_save(self, request: HttpRequest, form: forms.ModelForm, change: bool) -> Model | None:
+    def service_save(self, request: HttpRequest, form: forms.ModelForm[M], change: bool) -> M | None:
         """Writes the form's record through the app's service and returns it; None: no service
         writes this record, the ORM does."""
         return None
 
-    def service_delete(self, request: HttpRequest, obj: Model) -> None:
+    def service_delete(self, request: HttpRequest, obj: M) -> None:
         obj.delete()
 
     def audit_org(self, obj: Model) -> Organization | None:
@@ -72,26 +80,29 @@ class AuditedAdmin(admin.ModelAdmin):
 
     # --- the form: a reason, and the service's rules as form errors ---
 
-    def _editable(self, request: HttpRequest, obj: Model | None) -> bool:
+    def _editable(self, request: HttpRequest, obj: M | None) -> bool:
         return self.has_add_permission(request) if obj is None else self.has_change_permission(request, obj)
 
-    def get_fieldsets(self, request, obj=None):  # noqa: ANN001, ANN201
+    def get_fieldsets(self, request: HttpRequest, obj: M | None = None) -> _FieldsetSpec:
         return self.with_reason(request, obj, super().get_fieldsets(request, obj))
 
-    def with_reason(self, request: HttpRequest, obj: Model | None, fieldsets: Any) -> list[Any]:
+    def with_reason(self, request: HttpRequest, obj: M | None, fieldsets: _FieldsetSpec) -> _FieldsetSpec:
         """The page's fieldsets, then the reason (when the page may save)."""
-        kept = [(name, {**opts, "fields": [f for f in opts["fields"] if f != REASON]}) for name, opts in fieldsets]
+        kept = [(name, _without_reason(opts)) for name, opts in fieldsets]
         if not self._editable(request, obj):
             return kept
-        return [*kept, ("Audit trail", {"fields": [REASON]})]
+        reason: _FieldOpts = {"fields": [REASON]}
+        return [*kept, ("Audit trail", reason)]
 
-    def get_form(self, request, obj=None, change=False, **kwargs):  # noqa: ANN001, ANN003, ANN201
+    def get_form(
+        self, request: HttpRequest, obj: M | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[M]]:  # ``kwargs``: ModelAdmin's, handed on
         fields = kwargs["fields"] if "fields" in kwargs else flatten_fieldsets(self.get_fieldsets(request, obj))
         kwargs["fields"] = None if fields is None else [f for f in fields if f != REASON]
         form = super().get_form(request, obj, change=change, **kwargs)
         modeladmin = self
 
-        class AuditedForm(form):  # type: ignore[misc, valid-type]
+        class AuditedForm(form):  # type: ignore[misc, valid-type]  # a class made at run time
             audit_reason = reason_field()
 
             def _post_clean(self) -> None:
@@ -101,7 +112,7 @@ class AuditedAdmin(admin.ModelAdmin):
 
         return AuditedForm
 
-    def _check_with_service(self, request: HttpRequest, form: forms.ModelForm) -> None:
+    def _check_with_service(self, request: HttpRequest, form: forms.ModelForm[M]) -> None:
         try:
             with transaction.atomic():
                 self.service_save(request, form, not form.instance._state.adding)
@@ -125,17 +136,19 @@ class AuditedAdmin(admin.ModelAdmin):
 
     # --- saving, and what is written about it ---
 
-    def save_model(self, request, obj, form, change) -> None:  # noqa: ANN001
+    def save_model(self, request: HttpRequest, obj: M, form: forms.ModelForm[M], change: bool) -> None:
         saved = self.service_save(request, form, change)
         if saved is None:
             super().save_model(request, obj, form, change)
             return
-        form._saved_by_service = True  # its many-to-many fields too
+        form._saved_by_service = True  # type: ignore[attr-defined]  # its many-to-many fields too
         obj.pk = saved.pk
         obj.refresh_from_db()  # what the service stored (e.g. a status it reset)
         obj._state.adding = False
 
-    def save_related(self, request, form, formsets, change) -> None:  # noqa: ANN001
+    def save_related(
+        self, request: HttpRequest, form: forms.ModelForm[M], formsets: Sequence[_Formset], change: bool
+    ) -> None:
         if getattr(form, "_saved_by_service", False):
             for formset in formsets:
                 self.save_formset(request, form, formset, change=change)
@@ -145,7 +158,7 @@ class AuditedAdmin(admin.ModelAdmin):
         reason = form.cleaned_data.get(REASON, "")
         details = form_changes(form, add=not change, secret=self.audit_secret_fields)
         if change and not details and not _formsets_changed(formsets):
-            request._audit_unchanged = True  # nothing to record, nor a history row
+            request._audit_unchanged = True  # type: ignore[attr-defined]  # nothing to record, nor a history row
             return
         if details or not change:  # (not when only its inline records changed: they are written below)
             record(
@@ -160,7 +173,7 @@ class AuditedAdmin(admin.ModelAdmin):
         for formset in formsets:
             self._audit_inline(request, formset, reason, org=self.audit_org(obj))
 
-    def _audit_inline(self, request: HttpRequest, formset: Any, reason: str, *, org: Organization | None) -> None:
+    def _audit_inline(self, request: HttpRequest, formset: _Formset, reason: str, *, org: Organization | None) -> None:
         deleted = set(map(id, getattr(formset, "deleted_forms", [])))
         for inline in formset.forms:
             if id(inline) in deleted:
@@ -179,18 +192,27 @@ class AuditedAdmin(admin.ModelAdmin):
         for obj in getattr(formset, "deleted_objects", []):
             record(request, action=f"{self.audit_name(obj)}_deleted", obj=obj, org=org, reason=reason, log=False)
 
-    def log_change(self, request, obj, message) -> LogEntry | None:  # type: ignore[override]  # noqa: ANN001
+    def log_change(self, request: HttpRequest, obj: M, message: object) -> LogEntry | None:  # type: ignore[override]  # none for no change
         if getattr(request, "_audit_unchanged", False):
             return None
         return super().log_change(request, obj, message)
 
-    def message_user(self, request, message, level=messages.INFO, extra_tags="", fail_silently=False) -> None:  # noqa: ANN001
+    def message_user(
+        self,
+        request: HttpRequest,
+        message: StrOrPromise,
+        level: int | str = messages.INFO,
+        extra_tags: str = "",
+        fail_silently: bool = False,
+    ) -> None:
         """A save that changed nothing says so (and is neither in the trail nor in the history)."""
         if getattr(request, "_audit_unchanged", False) and level == messages.SUCCESS:
             message, level = f"{UNCHANGED} Nothing was recorded.", messages.INFO
         super().message_user(request, message, level, extra_tags, fail_silently)
 
-    def construct_change_message(self, request, form, formsets, add=False):  # noqa: ANN001, ANN201
+    def construct_change_message(  # type: ignore[override]  # with a reason: the history's text
+        self, request: HttpRequest, form: forms.Form, formsets: Iterable[_Formset], add: bool = False
+    ) -> list[dict[str, dict[str, list[str]]]] | str:
         message = super().construct_change_message(request, form, formsets, add)
         reason = getattr(form, "cleaned_data", {}).get(REASON)
         if not reason:
@@ -206,35 +228,39 @@ class AuditedAdmin(admin.ModelAdmin):
         if request.POST.get("post") and not reason:
             self.message_user(request, "Give a reason for the deletion: it goes into the audit trail.", messages.ERROR)
         if reason:
-            request._audit_reason = reason  # type: ignore[attr-defined]
+            request._audit_reason = reason  # type: ignore[attr-defined]  # read by the deletion's record
             return reason
         return None
 
-    def delete_view(self, request, object_id, extra_context=None) -> HttpResponse:  # noqa: ANN001
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, object] | None = None
+    ) -> HttpResponse:
         if request.method == "POST" and self._reason_to_delete(request) is None:
-            request.POST = QueryDict(mutable=True)  # the confirmation page again
+            request.POST = QueryDict(mutable=True)  # type: ignore[assignment]  # the confirmation page again
         return super().delete_view(request, object_id, extra_context)
 
-    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):  # noqa: ANN001, ANN201
+    def get_actions(
+        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
+    ) -> dict[str, Action | None]:
         actions = super().get_actions(request, action_location=action_location)
         found = actions.get("delete_selected")
         if found is not None:
-            actions["delete_selected"] = dataclasses.replace(found, func=_audited_delete_selected)
+            actions["delete_selected"] = dataclasses.replace(found, func=_audited_delete_selected)  # type: ignore[arg-type]  # ours
         return actions
 
-    def log_deletions(self, request, queryset) -> list[LogEntry]:  # noqa: ANN001
+    def log_deletions(self, request: HttpRequest, queryset: QuerySet[M]) -> list[LogEntry]:
         """Written per object with its deletion (``_delete_audited``): a deletion a service refuses is
         not in the history."""
         return []
 
-    def delete_model(self, request, obj) -> None:  # noqa: ANN001
+    def delete_model(self, request: HttpRequest, obj: M) -> None:
         self._delete_audited(request, obj)
 
-    def delete_queryset(self, request, queryset) -> None:  # noqa: ANN001
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[M]) -> None:
         for obj in queryset:
             self._delete_audited(request, obj)
 
-    def _delete_audited(self, request: HttpRequest, obj: Model) -> bool:
+    def _delete_audited(self, request: HttpRequest, obj: M) -> bool:
         reason = getattr(request, "_audit_reason", "") or "deleted in the admin"
         user_id = request.user.pk
         assert user_id is not None  # the admin's pages need a signed-in operator
@@ -258,7 +284,11 @@ class AuditedAdmin(admin.ModelAdmin):
         return True
 
 
-def _formsets_changed(formsets: Iterable[Any]) -> bool:
+def _without_reason(opts: _FieldOpts) -> _FieldOpts:
+    return {**opts, "fields": [field for field in opts["fields"] if field != REASON]}
+
+
+def _formsets_changed(formsets: Iterable[_Formset]) -> bool:
     return any(
         getattr(formset, name, None)
         for formset in formsets
@@ -266,9 +296,11 @@ def _formsets_changed(formsets: Iterable[Any]) -> bool:
     )
 
 
-def _audited_delete_selected(modeladmin, request, queryset) -> HttpResponse | None:  # noqa: ANN001
+def _audited_delete_selected[M: Model](
+    modeladmin: AuditedAdmin[M], request: HttpRequest, queryset: QuerySet[M]
+) -> HttpResponse | None:
     """Django's bulk delete, once the confirmation page gave a reason."""
     if request.POST.get("post") and modeladmin._reason_to_delete(request) is None:
-        request.POST = request.POST.copy()
-        request.POST.pop("post")
+        request.POST = request.POST.copy()  # type: ignore[assignment]  # a mutable copy, without "post"
+        request.POST.pop("post")  # type: ignore[misc]  # the copy is mutable
     return delete_selected(modeladmin, request, queryset)

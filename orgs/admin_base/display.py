@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.contrib import admin
 from django.db.models import Model
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timezone import localtime
@@ -15,13 +16,21 @@ from django.utils.timezone import localtime
 from core.credits import quantize_credits
 
 
-class LabelledAdmin(admin.ModelAdmin):
+class LabelledAdmin[M: Model](admin.ModelAdmin[M]):
     """A change page headed by ``object_label(obj)`` (names, not the ids a model's ``__str__`` shows)."""
 
-    def object_label(self, obj: Model) -> str:
+    def object_label(self, obj: M) -> str:
         return str(obj)
 
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):  # noqa: ANN001, ANN201, PLR0917
+    def render_change_form(  # noqa: PLR0917 - Django's signature
+        self,
+        request: HttpRequest,
+        context: dict[str, object],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: M | None = None,
+    ) -> HttpResponse:
         if obj is not None:
             context["subtitle"] = self.object_label(obj)
         return super().render_change_form(request, context, add, change, form_url, obj)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 
 from accounts.models import User
 from orgs.admin_base.audited import AuditedAdmin
@@ -16,14 +18,14 @@ def _owned(model: type[Model]) -> bool:
     return any(field.name == "organization" for field in model._meta.get_fields())
 
 
-def _values(value: Any) -> list[Any]:
+def _values(value: object) -> list[object]:
     if isinstance(value, QuerySet | list | tuple):
         return list(value)
     return [value] if value is not None else []
 
 
-class OrgOwnedAdmin(AuditedAdmin):
-    def get_readonly_fields(self, request, obj=None):  # noqa: ANN001, ANN201
+class OrgOwnedAdmin[M: Model](AuditedAdmin[M]):
+    def get_readonly_fields(self, request: HttpRequest, obj: M | None = None) -> list[str]:
         """Once a record exists, its organization and who created it stay as they are."""
         fields = list(super().get_readonly_fields(request, obj))
         if obj is None:
@@ -31,21 +33,24 @@ class OrgOwnedAdmin(AuditedAdmin):
         stays = [name for name in ("organization", "created_by") if hasattr(obj, f"{name}_id")]
         return [*fields, *(name for name in stays if name not in fields)]
 
-    def get_form(self, request, obj=None, change=False, **kwargs):  # noqa: ANN001, ANN003, ANN201
+    def get_form(
+        self, request: HttpRequest, obj: M | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[M]]:  # ``kwargs``: ModelAdmin's, handed on
         form = super().get_form(request, obj, change=change, **kwargs)
         org_id = getattr(obj, "organization_id", None)
 
-        class OrgScopedForm(form):  # type: ignore[misc, valid-type]
-            def __init__(self, *args: Any, **kw: Any) -> None:
+        class OrgScopedForm(form):  # type: ignore[misc, valid-type]  # a class made at run time
+            def __init__(self, *args: object, **kw: object) -> None:
                 super().__init__(*args, **kw)
                 for field in self.fields.values():
                     queryset = getattr(field, "queryset", None)
                     if org_id and queryset is not None and _owned(queryset.model):
                         field.queryset = queryset.filter(organization_id=org_id)
 
-            def clean(self) -> dict[str, Any]:
-                data = super().clean()
-                org = data.get("organization") if isinstance(data.get("organization"), Organization) else None
+            def clean(self) -> dict[str, object]:
+                data: dict[str, object] = super().clean()
+                chosen = data.get("organization")
+                org = chosen if isinstance(chosen, Organization) else None
                 org_pk = org.pk if org else org_id
                 if org_pk is None:
                     return data
@@ -56,7 +61,11 @@ class OrgOwnedAdmin(AuditedAdmin):
                         if isinstance(item, User):
                             if not Membership.objects.filter(organization_id=org_pk, user=item).exists():
                                 self.add_error(name, f"{item} is not a member of this organization.")
-                        elif isinstance(item, Model) and _owned(type(item)) and item.organization_id != org_pk:  # type: ignore[attr-defined]
+                        elif (
+                            isinstance(item, Model)
+                            and _owned(type(item))
+                            and getattr(item, "organization_id", None) != org_pk
+                        ):
                             self.add_error(name, f"{item} belongs to another organization.")
                 return data
 

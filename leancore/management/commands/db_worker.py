@@ -28,7 +28,7 @@ def _positive(value: str) -> int:
 class Command(BaseWorkerCommand):
     help = "Run the background worker (all queues by default, several jobs at once) and the periodic maintenance job."
 
-    def add_arguments(self, parser: CommandParser) -> None:  # type: ignore[override]
+    def add_arguments(self, parser: CommandParser) -> None:  # type: ignore[override]  # the base command's differs
         super().add_arguments(parser)
         parser.set_defaults(queue_name="*")
         parser.add_argument(
