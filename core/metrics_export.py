@@ -30,7 +30,13 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from core import metrics
-from core.errors import MethodNotAllowedError, NotAuthenticatedError, NotFoundError, error_response
+from core.errors import (
+    MethodNotAllowedError,
+    NotAuthenticatedError,
+    NotFoundError,
+    TokenNotValidError,
+    error_response,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -128,13 +134,16 @@ def _bearer(request: HttpRequest) -> bytes:
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text for a caller with ``Authorization: Bearer <METRICS_TOKEN>``; 404 (as for any
-    unknown path) while METRICS_TOKEN is unset, 401 for a missing or wrong token (compared in
-    constant time)."""
+    unknown path) while METRICS_TOKEN is unset; 401 ``not_authenticated`` without a bearer token,
+    ``token_not_valid`` for a wrong one (compared in constant time)."""
     token = settings.METRICS_TOKEN
     if not token:
         return error_response(NotFoundError())
-    if not hmac.compare_digest(_bearer(request), token.encode()):
-        return error_response(NotAuthenticatedError("A bearer METRICS_TOKEN is required."))
+    given = _bearer(request)
+    if not hmac.compare_digest(given, token.encode()):
+        if not given:
+            return error_response(NotAuthenticatedError("A bearer METRICS_TOKEN is required."))
+        return error_response(TokenNotValidError("This is not the METRICS_TOKEN."))
     if request.method not in ("GET", "HEAD"):
         refused = error_response(MethodNotAllowedError())
         refused["Allow"] = "GET, HEAD"

@@ -53,16 +53,16 @@ def test_only_the_bearer_token_opens_it(anon, monkeypatch):
     compared = []
     real = metrics_export.hmac.compare_digest
     monkeypatch.setattr(metrics_export.hmac, "compare_digest", lambda a, b: compared.append((a, b)) or real(a, b))
-    for headers in (
-        {},
-        {"HTTP_AUTHORIZATION": "Bearer"},
-        {"HTTP_AUTHORIZATION": f"Bearer {TOKEN[:-1]}"},
-        {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}x"},
-        {"HTTP_AUTHORIZATION": f"Basic {TOKEN}"},
-        {"HTTP_AUTHORIZATION": TOKEN},
+    for headers, code in (
+        ({}, "not_authenticated"),  # no bearer token
+        ({"HTTP_AUTHORIZATION": "Bearer"}, "not_authenticated"),
+        ({"HTTP_AUTHORIZATION": f"Basic {TOKEN}"}, "not_authenticated"),
+        ({"HTTP_AUTHORIZATION": TOKEN}, "not_authenticated"),
+        ({"HTTP_AUTHORIZATION": f"Bearer {TOKEN[:-1]}"}, "token_not_valid"),  # a wrong one
+        ({"HTTP_AUTHORIZATION": f"Bearer {TOKEN}x"}, "token_not_valid"),
     ):
         refused = anon.get("/metrics", **headers)
-        assert_problem(refused, 401, "not_authenticated")
+        assert_problem(refused, 401, code)
         assert refused["WWW-Authenticate"].startswith("Bearer")
     assert len(compared) == 6  # every guess compared in constant time, none short-circuited
     assert anon.get("/metrics", HTTP_AUTHORIZATION=f"bearer  {TOKEN}").status_code == 200
