@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from typing import cast
 
 from django.contrib import admin
 from django.db import transaction
@@ -132,7 +131,7 @@ class MessageAdmin(ReadOnlyHistory[Message]):
 
 
 @admin.register(Attachment)
-class AttachmentAdmin(AuditedAdmin, ReadOnlyHistory[Attachment]):
+class AttachmentAdmin(AuditedAdmin[Attachment], ReadOnlyHistory[Attachment]):
     """Read-only, but an upload may be removed (with a reason, in the audit trail)."""
 
     list_display = ["filename", "organization", "content_type", "size", "uploaded_by", "created_at"]
@@ -142,22 +141,22 @@ class AttachmentAdmin(AuditedAdmin, ReadOnlyHistory[Attachment]):
     def has_delete_permission(self, request: HttpRequest, obj: Attachment | None = None) -> bool:
         return admin.ModelAdmin.has_delete_permission(self, request, obj)  # an upload may be removed
 
-    def service_delete(self, request: HttpRequest, obj: Model) -> None:
+    def service_delete(self, request: HttpRequest, obj: Attachment) -> None:
         """The row, then (once that is committed) its stored file: the quota counts rows."""
-        stored_file = cast(Attachment, obj).file  # this page's records
+        stored_file = obj.file
         obj.delete()
         if stored_file:
             transaction.on_commit(lambda: stored_file.delete(save=False))
 
 
 @admin.register(Artifact)
-class ArtifactAdmin(AuditedAdmin):
+class ArtifactAdmin(AuditedAdmin[Artifact]):
     """Artifacts are what specialists saved: operators read them (a removal is audited)."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Artifact | None = None) -> bool:
         return False
 
     list_display = ["title", "kind", "workspace", "specialist", "created_at"]

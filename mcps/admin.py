@@ -57,7 +57,7 @@ class ConnectionAdminForm(forms.ModelForm[Connection]):
 
 
 @admin.register(CatalogEntry)
-class CatalogEntryAdmin(AuditedAdmin):
+class CatalogEntryAdmin(AuditedAdmin[CatalogEntry]):
     list_display = ["name", "key", "transport", "auth_type", "url_template"]
     list_filter = ["transport", "auth_type"]
     search_fields = ["name", "key", "description"]
@@ -75,7 +75,7 @@ class ToolInline(admin.TabularInline[Tool, Connection]):
 
 
 @admin.register(Connection)
-class ConnectionAdmin(OrgOwnedAdmin):
+class ConnectionAdmin(OrgOwnedAdmin[Connection]):
     form = ConnectionAdminForm
     list_display = [
         "name",
@@ -96,7 +96,7 @@ class ConnectionAdmin(OrgOwnedAdmin):
     inlines = [ToolInline]
     actions = ["sync_tools"]
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Connection | None = None) -> list[str]:
         fields = super().get_readonly_fields(request, obj)
         return [*fields, "catalog_key"] if obj is not None else fields  # where it came from stays
 
@@ -123,7 +123,7 @@ class ConnectionAdmin(OrgOwnedAdmin):
                 tool = services.set_tool_enabled(tool=tool_form.instance, enabled=tool_form.cleaned_data["enabled"])
                 formset.changed_objects.append((tool, ["enabled"]))
 
-    def service_delete(self, request, obj) -> None:
+    def service_delete(self, request: HttpRequest, obj: Connection) -> None:
         services.delete_connection(connection=obj)
 
     @admin.display(description="URL")
@@ -171,7 +171,7 @@ class ConnectionAdmin(OrgOwnedAdmin):
 
 
 @admin.register(Tool)
-class ToolAdmin(OrgOwnedAdmin):
+class ToolAdmin(OrgOwnedAdmin[Tool]):
     """Tools come from syncing their connection; operators only allow or block them."""
 
     list_display = ["name", "connection", "organization", "enabled"]
@@ -186,7 +186,7 @@ class ToolAdmin(OrgOwnedAdmin):
         return False
 
     def service_save(self, request: HttpRequest, form: forms.ModelForm[Tool], change: bool) -> Tool:
-        tool: Tool = stored(form)
+        tool = stored(form)
         if "enabled" in form.changed_data:
             tool = services.set_tool_enabled(tool=tool, enabled=form.cleaned_data["enabled"])
         return tool

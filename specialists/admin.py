@@ -57,7 +57,7 @@ class SpecialistAdminForm(forms.ModelForm[Specialist]):
 
 
 @admin.register(Specialist)
-class SpecialistAdmin(OrgOwnedAdmin):
+class SpecialistAdmin(OrgOwnedAdmin[Specialist]):
     form = SpecialistAdminForm
     list_display = ["name", "title", "organization", "model", "status", "monthly_credit_limit", "deleted_at"]
     list_filter = ["status", "model"]
@@ -87,6 +87,6 @@ class SpecialistAdmin(OrgOwnedAdmin):
         checked the permission to delete specialists)."""
         return [str(obj) for obj in objs], {str(self.model._meta.verbose_name_plural): len(objs)}, set(), []
 
-    def service_delete(self, request, obj) -> None:
+    def service_delete(self, request: HttpRequest, obj: Specialist) -> None:
         """Letting a specialist go hides it, as the API does: its chats and usage stay readable."""
         services.delete_specialist(specialist=obj)

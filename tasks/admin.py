@@ -23,7 +23,7 @@ apps.get_app_config("django_tasks_database").verbose_name = "Background jobs"  #
 
 
 @admin.register(Project)
-class ProjectAdmin(OrgOwnedAdmin):
+class ProjectAdmin(OrgOwnedAdmin[Project]):
     list_display = ["name", "organization", "status", "workspace", "created_at"]
     list_filter = ["status", ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "organization__name"]
@@ -36,7 +36,7 @@ class ProjectAdmin(OrgOwnedAdmin):
         values = {key: data[key] for key in services.PROJECT_FIELDS if key in data}
         return services.create_project(org=data["organization"], created_by=data["created_by"], data=values)  # type: ignore[arg-type]  # the form's cleaned values: the service's fields
 
-    def service_delete(self, request, obj) -> None:
+    def service_delete(self, request: HttpRequest, obj: Project) -> None:
         services.delete_project(context=operator_context(obj.organization), project=obj)
 
 
@@ -54,7 +54,7 @@ class FailedFilter(admin.SimpleListFilter):
 
 
 @admin.register(Task)
-class TaskAdmin(OrgOwnedAdmin):
+class TaskAdmin(OrgOwnedAdmin[Task]):
     list_display = ["title", "organization", "status", "priority", "assignee_user", "assignee_specialist", "due_date"]
     list_filter = ["status", "priority", FailedFilter, ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["title", "description", "organization__name"]
@@ -63,7 +63,7 @@ class TaskAdmin(OrgOwnedAdmin):
     service_error_fields = {"assigneeSpecialistId": "assignee_specialist", "assigneeUserId": "assignee_user"}
     run_fields = ["result", "error", "session", "run_message_id"]  # a run writes these
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Task | None = None) -> list[str]:
         return [*super().get_readonly_fields(request, obj), *self.run_fields]
 
     def service_save(self, request: HttpRequest, form: forms.ModelForm[Task], change: bool) -> Task:
@@ -73,7 +73,7 @@ class TaskAdmin(OrgOwnedAdmin):
         values = {key: data[key] for key in services.TASK_FIELDS if key in data}
         return services.create_task(org=data["organization"], created_by=data["created_by"], data=values)  # type: ignore[arg-type]  # the form's cleaned values: the service's fields
 
-    def service_delete(self, request, obj) -> None:
+    def service_delete(self, request: HttpRequest, obj: Task) -> None:
         services.delete_task(context=operator_context(obj.organization), task=obj)
 
     def has_rerun_permission(self, request: HttpRequest, obj: Task | None = None) -> bool:
@@ -104,7 +104,7 @@ class TaskAdmin(OrgOwnedAdmin):
         )
 
 
-class BackgroundJobAdmin(LabelledAdmin, DBTaskResultAdmin):
+class BackgroundJobAdmin(LabelledAdmin[Model], DBTaskResultAdmin):
     """The queue's jobs, named by what they run (not "DBTaskResult object (…)")."""
 
     list_display = ("job", "task_name", "status", "enqueued_at", "started_at", "finished_at", "priority", "queue_name")

@@ -39,7 +39,7 @@ def shown_url(url: str) -> str:
 
 
 @admin.register(Webhook)
-class WebhookAdmin(ReadOnlyAdmin):
+class WebhookAdmin(ReadOnlyAdmin[Webhook]):
     list_display = ["webhook_url", "organization", "events_text", "enabled", "last_delivery_at", "last_status"]
     list_filter = ["enabled", "last_status", ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["url", "organization__name"]
@@ -72,7 +72,7 @@ class WebhookAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdmin):
+class DeliveryAdmin(ReadOnlyAdmin[Delivery]):
     list_display = [
         "created_at",
         "organization",

@@ -18,7 +18,7 @@ class WorkspaceFileInline(admin.TabularInline[WorkspaceFile, Workspace]):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(OrgOwnedAdmin):
+class WorkspaceAdmin(OrgOwnedAdmin[Workspace]):
     list_display = ["name", "organization", "created_by", "created_at"]
     search_fields = ["name", "organization__name"]
     list_select_related = ["organization", "created_by"]
@@ -40,6 +40,6 @@ class WorkspaceAdmin(OrgOwnedAdmin):
             description=data["description"],
         )
 
-    def service_delete(self, request, obj) -> None:
+    def service_delete(self, request: HttpRequest, obj: Workspace) -> None:
         """Its files leave storage too, as through the API."""
         services.delete_workspace(context=operator_context(obj.organization), workspace=obj)

@@ -25,7 +25,7 @@ def threshold_text(alert: BudgetAlert) -> str:
 
 
 @admin.register(BudgetAlert)
-class BudgetAlertAdmin(AcknowledgePermission, ReadOnlyAdmin):
+class BudgetAlertAdmin(AcknowledgePermission, ReadOnlyAdmin[BudgetAlert]):
     list_display = ["created_at", "organization", "kind", "threshold_display", "message", "acknowledged"]
     list_filter = [
         "kind",

@@ -29,7 +29,7 @@ class CircuitEventInline(admin.TabularInline[CircuitEvent, Organization]):
 
 
 @admin.register(CircuitEvent)
-class CircuitEventAdmin(ReadOnlyAdmin):
+class CircuitEventAdmin(ReadOnlyAdmin[CircuitEvent]):
     list_display = ["created_at", "organization", "state", "reason", "actor"]
     list_filter = ["state", ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["organization__name", "reason", "actor__email"]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 from django.contrib import admin
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from billing.admin.actions import circuit_actions
@@ -20,7 +18,7 @@ def _organization_name(circuit: Circuit) -> str:
 
 
 @admin.register(Circuit)
-class CircuitAdmin(MoneyPermission, LabelledAdmin, ReadOnlyAdmin):
+class CircuitAdmin(MoneyPermission, LabelledAdmin[Circuit], ReadOnlyAdmin[Circuit]):
     list_display = ["circuit", "organization", "state", "reason", "opened_at", "opened_by"]
     list_filter = ["state"]
     search_fields = ["organization__name"]
@@ -39,8 +37,7 @@ class CircuitAdmin(MoneyPermission, LabelledAdmin, ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Circuit]:
         return super().get_queryset(request).select_related("organization")
 
-    def object_label(self, obj: Model) -> str:
-        obj = cast(Circuit, obj)  # this page's records
+    def object_label(self, obj: Circuit) -> str:
         return f"{obj.organization.name}: {obj.state}"
 
     @admin.display(description="Circuit", ordering="organization__name")

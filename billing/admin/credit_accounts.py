@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 from django.contrib import admin
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from billing.admin.actions import AdjustForm, GrantForm, adjust_and_record, grant_and_record
@@ -16,7 +14,7 @@ from orgs.admin_base.display import LabelledAdmin, credits_text
 
 
 @admin.register(CreditAccount)
-class CreditAccountAdmin(MoneyPermission, LabelledAdmin):
+class CreditAccountAdmin(MoneyPermission, LabelledAdmin[CreditAccount]):
     list_display = ["account", "organization", "balance_display", "reserved_display", "spent_display", "period_start"]
     search_fields = ["organization__name", "organization__slug"]
     fields = readonly_fields = (
@@ -30,8 +28,7 @@ class CreditAccountAdmin(MoneyPermission, LabelledAdmin):
     list_select_related = ["organization"]
     actions = ["grant_credits", "adjust_credits"]
 
-    def object_label(self, obj: Model) -> str:
-        obj = cast(CreditAccount, obj)  # this page's records
+    def object_label(self, obj: CreditAccount) -> str:
         return f"Account of {obj.organization.name}"
 
     @admin.display(description="Account", ordering="organization__name")

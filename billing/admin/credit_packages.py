@@ -10,7 +10,7 @@ from orgs.admin_base.display import credits_text
 
 
 @admin.register(CreditPackage)
-class CreditPackageAdmin(AuditedAdmin):
+class CreditPackageAdmin(AuditedAdmin[CreditPackage]):
     list_display = ["name", "credits_display", "price_cents", "currency", "active"]
     list_filter = ["active", "currency"]
 

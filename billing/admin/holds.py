@@ -10,7 +10,7 @@ from orgs.admin_base.read_only import ReadOnlyAdmin
 
 
 @admin.register(Reservation)
-class ReservationAdmin(ReadOnlyAdmin):
+class ReservationAdmin(ReadOnlyAdmin[Reservation]):
     list_display = ["created_at", "organization", "model", "amount_display", "status", "charged_display"]
     list_filter = ["status", ("organization", admin.RelatedOnlyFieldListFilter), "model"]
     search_fields = ["organization__name"]

@@ -35,7 +35,7 @@ def user_emails(ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(MoneyPermission, ReadOnlyAdmin):
+class LedgerEntryAdmin(MoneyPermission, ReadOnlyAdmin[LedgerEntry]):
     list_display = [
         "created_at",
         "organization",

@@ -9,7 +9,7 @@ from orgs.admin_base.audited import AuditedAdmin
 
 
 @admin.register(ModelRate)
-class ModelRateAdmin(AuditedAdmin):
+class ModelRateAdmin(AuditedAdmin[ModelRate]):
     """Platform configuration: every change asks a reason and is in the audit trail (so it is made
     on the rate's page, not in the list)."""
 
