@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -44,7 +44,7 @@ class MembershipInline(admin.TabularInline[Membership, Organization]):
     model = Membership
     fk_name = "organization"
     extra = 0
-    fields = ("user", "user_name", "role", "status", "joined_at")
+    fields: ClassVar[tuple[str, ...]] = ("user", "user_name", "role", "status", "joined_at")  # a page may add columns
     readonly_fields = fields
     can_delete = False
     show_change_link = True
