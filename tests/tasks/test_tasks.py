@@ -12,6 +12,8 @@ from billing.models import CreditAccount
 from chat.models import Message
 from tasks.jobs import run_task_turn
 from tasks.models import Task
+from tests.chat.test_resume_api import _body
+from tests.chat.test_stream_e2e import parse_sse
 from tests.conftest import add_member, assert_problem, client_for, make_specialist
 from workspaces.models import Workspace
 
@@ -184,6 +186,16 @@ def test_a_task_run_is_a_billed_turn_that_completes_the_task(bundled_data):
     assert done["sessionId"] == body["sessionId"]
     assert CreditAccount.all_orgs.get(organization=org).balance < before
     assert Decimal(Message.all_orgs.get(pk=body["messageId"]).credits) > 0
+    # the run's events were kept as any turn's are: replayed whole, then from any id
+    replayed = client.get(f"/api/chat/messages/{body['messageId']}/events")
+    assert replayed.status_code == 200
+    events = parse_sse(_body(replayed))
+    assert [event_id for event_id, _, _ in events] == [str(i) for i in range(1, len(events) + 1)]
+    assert (events[0][1], events[0][2]["sessionId"]) == ("session", body["sessionId"])
+    assert (events[-1][1], events[-1][2]["messageId"]) == ("done", body["messageId"])
+    assert "Summarize Q3" in "".join(data["text"] for _, name, data in events if name == "delta")
+    rest = client.get(f"/api/chat/messages/{body['messageId']}/events", HTTP_LAST_EVENT_ID="2")
+    assert parse_sse(_body(rest)) == events[2:]
 
 
 @pytest.mark.django_db(transaction=True)
