@@ -159,6 +159,14 @@ async def test_a_turn_whose_process_died_ends_with_the_error_it_was_failed_with(
     assert _shape(await _followed(never, 0, store)) == [
         (1, "error", {"code": "queue_timeout", "detail": "queue_timeout detail"})
     ]
+    # maintenance writes that error into the log itself (``end_turn``): the same id, once
+    for state in (lost, never):
+        error = TurnEvent("error", {"code": state.error_code, "detail": state.error})
+        expected = _shape(await _followed(state, 0, store))
+        await replay.end_turn(message_id=state.message_id, group="", event=error, replay=store)
+        await replay.end_turn(message_id=state.message_id, group="", event=error, replay=store)  # already ended
+        assert (await store.read(str(state.message_id), after=0)).ended
+        assert _shape(await _followed(state, 0, store)) == expected
 
 
 async def test_a_turn_that_ended_a_moment_ago_without_its_last_events_is_waited_for(store, monkeypatch):
