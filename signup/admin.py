@@ -4,9 +4,10 @@ account, the sign-up credits)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.contrib import admin
-from django.db.models import Model
 from django.http import HttpRequest
 
 from billing.admin.member_spend import MemberSpendInline
@@ -16,13 +17,16 @@ from orgs.models import Organization
 from signup.services import open_organization
 from webhooks.admin import OrganizationWebhooks
 
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldsetSpec  # the stubs' name for a page's fieldsets
+
 
 class OrganizationAdmin(OrganizationWebhooks, BillingOrganizationAdmin):
     # the members with their spend this month against their cap
     inlines = [MemberSpendInline if i is MembershipInline else i for i in BillingOrganizationAdmin.inlines]
     readonly_fields = [*BillingOrganizationAdmin.readonly_fields, *OrganizationWebhooks.WEBHOOK_FIELDS]
 
-    def get_fieldsets(self, request: HttpRequest, obj: Model | None = None) -> list:
+    def get_fieldsets(self, request: HttpRequest, obj: Organization | None = None) -> _FieldsetSpec:
         """Billing's page, with the organization's webhooks and last deliveries before its record."""
         fieldsets = list(super().get_fieldsets(request, obj))
         if obj is None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
-from django.urls import path, reverse
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
 
 from billing.admin.actions import (
     AdjustForm,
@@ -26,6 +31,7 @@ from billing.admin.organization_figures import (
     CircuitStateFilter,
     RunwayFilter,
     SpendFilter,
+    figures_of,
     with_account,
     with_billing,
 )
@@ -37,6 +43,9 @@ from orgs.admin import OrganizationAdmin
 from orgs.admin_base.actions import form_action
 from orgs.admin_base.display import credits_text
 from orgs.models import Organization
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldsetSpec  # the stubs' name for a page's fieldsets
 
 
 def page_usage(org: Organization) -> Usage:
@@ -87,10 +96,10 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
         "export_ledger",
     ]
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Organization]:
         return with_billing(super().get_queryset(request))
 
-    def get_object(self, request, object_id, from_field=None):
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Organization | None:
         """One organization with its account's figures; its spend comes from its days (``page_usage``),
         not from summing a month of entries."""
         if from_field is not None:  # by another field (a to_field lookup): the list's figures
@@ -101,25 +110,26 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
         except (Organization.DoesNotExist, ValidationError, ValueError):
             return None
 
-    def get_fieldsets(self, request, obj=None):
+    def get_fieldsets(self, request: HttpRequest, obj: Organization | None = None) -> _FieldsetSpec:
         if obj is None:
             return super().get_fieldsets(request, obj)  # a new organization: its name and owner
-        fieldsets: list = [
+        fieldsets: _FieldsetSpec = [
             (None, {"fields": ["name", "slug", "billing_email", "monthly_budget", "low_balance_threshold"]})
         ]
-        fieldsets += [
-            ("Credits", {"fields": self.billing_fields}),
+        fieldsets = [
+            *fieldsets,
+            ("Credits", {"fields": [*self.billing_fields]}),
             ("Usage over the last 30 days", {"fields": ["usage_chart"]}),
             ("API keys", {"fields": ["api_keys_display"]}),
             ("Record", {"fields": ["id", "created_at", "updated_at"]}),
         ]
         return self.with_reason(request, obj, fieldsets)
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(self.ledger_csv_view)
         return [path("<uuid:object_id>/ledger.csv", view, name="orgs_organization_ledger_csv"), *super().get_urls()]
 
-    def ledger_csv_view(self, request, object_id):
+    def ledger_csv_view(self, request: HttpRequest, object_id: uuid.UUID) -> HttpResponse:
         if not (self.has_view_permission(request) and request.user.has_perm("billing.view_ledgerentry")):
             raise PermissionDenied
         org = Organization.objects.filter(pk=object_id).first()
@@ -130,43 +140,45 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
 
     # the columns and fields
     @admin.display(description="Balance", ordering="balance")
-    def balance_display(self, obj) -> str:
-        return credits_text(obj.balance)
+    def balance_display(self, obj: Organization) -> str:
+        return credits_text(figures_of(obj).balance)
 
     @admin.display(description="Reserved", ordering="reserved")
-    def reserved_display(self, obj) -> str:
-        return credits_text(obj.reserved)
+    def reserved_display(self, obj: Organization) -> str:
+        return credits_text(figures_of(obj).reserved)
 
     @admin.display(description="Spent this month", ordering="spent_month")
-    def spent_display(self, obj) -> str:
-        if hasattr(obj, "spent_month"):  # a row of the list
-            return credits_text(obj.spent_month)
+    def spent_display(self, obj: Organization) -> str:
+        spent = getattr(obj, "spent_month", None)
+        if spent is not None:  # a row of the list
+            return credits_text(spent)
         return credits_text(page_usage(obj).spent_this_period)
 
     @admin.display(description="Used in the last 7 days", ordering="burn_7d")
-    def burn_display(self, obj) -> str:
-        if hasattr(obj, "burn_7d"):
-            return credits_text(obj.burn_7d)
+    def burn_display(self, obj: Organization) -> str:
+        burn = getattr(obj, "burn_7d", None)
+        if burn is not None:  # a row of the list
+            return credits_text(burn)
         return credits_text(page_usage(obj).burned_last_week)
 
     @admin.display(description="Open alerts", ordering="open_alerts")
-    def open_alerts_display(self, obj) -> int:
-        return obj.open_alerts
+    def open_alerts_display(self, obj: Organization) -> int:
+        return figures_of(obj).open_alerts
 
     @admin.display(description="Circuit", ordering="circuit_state")
-    def circuit_display(self, obj) -> str:
-        return "open (spending stopped)" if obj.circuit_state == Circuit.State.OPEN else "closed"
+    def circuit_display(self, obj: Organization) -> str:
+        return "open (spending stopped)" if figures_of(obj).circuit_state == Circuit.State.OPEN else "closed"
 
     @admin.display(description="Members", ordering="members")
-    def members_display(self, obj) -> int:
-        return obj.members
+    def members_display(self, obj: Organization) -> int:
+        return figures_of(obj).members
 
     @admin.display(description="Monthly budget", ordering="monthly_budget")
-    def budget_display(self, obj) -> str:
+    def budget_display(self, obj: Organization) -> str:
         return credits_text(obj.monthly_budget)
 
     @admin.display(description="Ledger for invoicing (CSV)")
-    def exports(self, obj) -> str:
+    def exports(self, obj: Organization) -> str:
         now = timezone.now()
         last = (period_bounds(now)[0] - timedelta(days=1)).strftime("%Y-%m")
         url = reverse("admin:orgs_organization_ledger_csv", args=[obj.pk])
@@ -174,12 +186,12 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
         return format_html_join(" · ", '<a href="{}?month={}">{} ({})</a>', ((url, m, label, m) for m, label in months))
 
     @admin.display(description="Credits used per day, by model")
-    def usage_chart(self, obj):
+    def usage_chart(self, obj: Organization) -> SafeString:
         return usage_svg(page_usage(obj))
 
     # the actions
     @admin.action(description="Grant credits…", permissions=[MONEY])
-    def grant_credits(self, request, queryset):
+    def grant_credits(self, request: HttpRequest, queryset: QuerySet[Organization]) -> HttpResponse | None:
         return form_action(
             self,
             request,
@@ -187,11 +199,11 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
             form_class=GrantForm,
             title="Grant credits",
             apply=grant_and_record,
-            label=lambda org: f"{org.name} (balance {credits_text(org.balance)})",
+            label=lambda org: f"{org.name} (balance {credits_text(figures_of(org).balance)})",
         )
 
     @admin.action(description="Adjust or refund credits…", permissions=[MONEY])
-    def adjust_credits(self, request, queryset):
+    def adjust_credits(self, request: HttpRequest, queryset: QuerySet[Organization]) -> HttpResponse | None:
         return form_action(
             self,
             request,
@@ -199,21 +211,21 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
             form_class=AdjustForm,
             title="Adjust or refund credits",
             apply=adjust_and_record,
-            label=lambda org: f"{org.name} (balance {credits_text(org.balance)})",
+            label=lambda org: f"{org.name} (balance {credits_text(figures_of(org).balance)})",
         )
 
     @admin.action(description="Acknowledge the open alerts…", permissions=["acknowledge"])
-    def acknowledge_alerts(self, request, queryset):
-        with_alerts = queryset.filter(open_alerts__gt=0)
+    def acknowledge_alerts(self, request: HttpRequest, queryset: QuerySet[Organization]) -> HttpResponse | None:
+        with_alerts = queryset.filter(Q(open_alerts__gt=0))  # an annotation: Q, which the stubs leave unchecked
         if not with_alerts.exists():
             self.message_user(request, "The selected organizations have no open alerts.", messages.WARNING)
             return None
 
-        def apply(org, data, req):
+        def apply(org: Organization, data: Mapping[str, object], req: HttpRequest) -> int:
             ids = list(
                 BudgetAlert.objects.for_org(org).filter(acknowledged_at__isnull=True).values_list("pk", flat=True)
             )
-            return acknowledge_and_record(org, ids, data["reason"], req)
+            return acknowledge_and_record(org, ids, str(data["reason"]), req)
 
         return form_action(
             self,
@@ -221,11 +233,11 @@ class BillingOrganizationAdmin(MoneyPermission, AcknowledgePermission, Organizat
             with_alerts,
             title="Acknowledge the open alerts",
             apply=apply,
-            label=lambda org: f"{org.name} ({org.open_alerts} open alert(s))",
+            label=lambda org: f"{org.name} ({figures_of(org).open_alerts} open alert(s))",
         )
 
     @admin.action(description="Export this month's ledger (CSV)", permissions=["view"])
-    def export_ledger(self, request, queryset):
+    def export_ledger(self, request: HttpRequest, queryset: QuerySet[Organization]) -> HttpResponse | None:
         orgs = list(queryset[:2])
         if len(orgs) != 1:
             self.message_user(request, "Select one organization to export.", messages.WARNING)
