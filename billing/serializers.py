@@ -30,6 +30,7 @@ class BalanceSerializer(serializers.Serializer[object]):
 
 
 class LedgerEntrySerializer(PlainReadModelSerializer[LedgerEntry]):
+    pages_read_as_rows = True
     amount = CreditField()
     balance_after = CreditField()
     model = serializers.CharField(allow_null=True)

@@ -138,6 +138,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
 
 
 class SessionSerializer(PlainReadModelSerializer[ChatSession]):
+    pages_read_as_rows = True
     specialist_id = serializers.UUIDField(read_only=True)
     workspace_id = serializers.UUIDField(read_only=True, allow_null=True)
     created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)

@@ -24,6 +24,16 @@ def _whole_number(raw: str) -> bool:
     return raw.isascii() and raw.isdigit() and len(raw) <= MAX_PAGE_DIGITS
 
 
+def _page_rows(page: object, view: APIView | None) -> list[object] | None:
+    """The page's rows as its view's serializer reads them when it reads tuples of columns
+    (``core.serializers.PlainReadModelSerializer.read_page_rows``), else ``None`` (model instances)."""
+    get_serializer_class = getattr(view, "get_serializer_class", None)
+    if not isinstance(page, QuerySet) or get_serializer_class is None:
+        return None
+    read_page_rows = getattr(get_serializer_class(), "read_page_rows", None)
+    return None if read_page_rows is None else read_page_rows(page)
+
+
 class PageNumberPagination(pagination.PageNumberPagination):
     """``page`` is a whole number from 1 up to the last page (page 1 of an empty list included),
     anything else is 400 naming ``page``; ``pageSize`` is clamped to 1–100 (default 20)."""
@@ -46,6 +56,9 @@ class PageNumberPagination(pagination.PageNumberPagination):
             self.page = paginator.page(int(raw))
         except InvalidPage:
             raise ValidationFailed("page", f"Page {int(raw)} is past the last page ({paginator.num_pages}).") from None
+        rows = _page_rows(self.page.object_list, view)
+        if rows is not None:
+            self.page.object_list = rows
         return list(self.page)
 
     def get_page_size(self, request: Request) -> int:

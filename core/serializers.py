@@ -6,6 +6,11 @@ the readable fields again per row. For a field read straight from a model column
 column's attribute: ``name``, ``created_by_id``) ``PlainReadModelSerializer`` reads the attribute and hands it
 to the field's own ``to_representation``; every other field (methods, annotations, dotted sources,
 relations) takes DRF's path. The result is the same dict, key for key and in the same order.
+
+A serializer that sets ``pages_read_as_rows`` has its list pages fetched as tuples of the model's
+columns (``values_list``, the same query's rows, filters and order) instead of model instances
+(``core.pagination`` asks it through ``read_page_rows``): each row is a named tuple with the
+columns' attribute names and ``pk``, which the fields and methods read as they read a model's.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from __future__ import annotations
 import copy
 import datetime
 import functools
+import operator
+from collections import namedtuple
 from collections.abc import Callable
+from typing import ClassVar
 
 from django.db import models
 from rest_framework import ISO_8601, serializers
@@ -65,12 +73,53 @@ def _column_attributes(model: type[models.Model]) -> frozenset[str]:
     return frozenset(field.attname for field in model._meta.concrete_fields)
 
 
+type _Row = tuple[object, ...]
+_ROW_SHAPES: dict[type[models.Model], tuple[type[_Row], tuple[str, ...]]] = {}
+
+
+def _row_shape(model: type[models.Model]) -> tuple[type[_Row], tuple[str, ...]]:
+    """A page's row of ``model`` read through ``values_list``: a named tuple of the model's columns
+    (by attribute name, in ``concrete_fields`` order) with ``pk``, and those columns."""
+    shape = _ROW_SHAPES.get(model)
+    if shape is None:
+        columns = tuple(field.attname for field in model._meta.concrete_fields)
+        base = namedtuple(f"{model.__name__}Row", columns)  # type: ignore[misc]  # the names are the model's
+        pk_index = columns.index(model._meta.pk.attname) if model._meta.pk is not None else 0
+        row: type[_Row] = type(base.__name__, (base,), {"__slots__": (), "pk": property(operator.itemgetter(pk_index))})
+        shape = _ROW_SHAPES[model] = (row, columns)
+    return shape
+
+
 class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
     """A ``ModelSerializer`` whose reads render through a plan (a list's child serves every row of
     its page). The plan is made once per class when the fields cannot vary from one instance to
     the next (``get_fields`` and ``__init__`` are DRF's): an instance then builds no fields, only
     binds a copy of those read through DRF's path (methods, relations); otherwise once per
     instance."""
+
+    pages_read_as_rows: ClassVar[bool] = False  # a list page's rows fetched as column tuples
+
+    @classmethod
+    def read_page_rows(cls, rows: models.QuerySet[M]) -> list[_Row] | None:
+        """A page's rows as named tuples of their columns (``None``: read them as models), fetched
+        by the page's own query (filters, org scope, order and slice as they are)."""
+        if not cls.pages_read_as_rows or rows.model is not cls.Meta.model:
+            return None
+        row, columns = _row_shape(rows.model)
+        new = tuple.__new__
+        return [new(row, values) for values in rows.prefetch_related(None).values_list(*columns)]
+
+    def _row_plan(self) -> list[tuple[str, int | None, _Field, _Convert | None]]:
+        """The read plan with each column read by its index in the row."""
+        plan: list[tuple[str, int | None, _Field, _Convert | None]] | None = self.__dict__.get("_plan_by_index")
+        if plan is None:
+            _, columns = _row_shape(self.Meta.model)
+            plan = [
+                (name, None if attribute is None else columns.index(attribute), field, convert)
+                for name, attribute, field, convert in self._read_plan()
+            ]
+            self.__dict__["_plan_by_index"] = plan
+        return plan
 
     def _read_plan(self) -> list[_Step]:
         plan: list[_Step] | None = self.__dict__.get("_plan")
@@ -110,6 +159,8 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
         return plan
 
     def to_representation(self, instance: M) -> dict[str, object]:
+        if isinstance(instance, tuple):
+            return self._represent_row(instance)
         if not isinstance(instance, models.Model):
             return super().to_representation(instance)
         rendered: dict[str, object] = {}
@@ -120,6 +171,22 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
                 continue
             try:
                 value = field.get_attribute(instance)
+            except drf_fields.SkipField:
+                continue
+            checked = value.pk if isinstance(value, PKOnlyObject) else value
+            rendered[name] = None if checked is None else field.to_representation(value)
+        return rendered
+
+    def _represent_row(self, row: _Row) -> dict[str, object]:
+        """``to_representation`` of a page's row (``read_page_rows``): columns by index."""
+        rendered: dict[str, object] = {}
+        for name, index, field, convert in self._row_plan():
+            if convert is not None:
+                value = row[index]  # type: ignore[index]  # set with convert
+                rendered[name] = None if value is None else convert(value)
+                continue
+            try:
+                value = field.get_attribute(row)
             except drf_fields.SkipField:
                 continue
             checked = value.pk if isinstance(value, PKOnlyObject) else value

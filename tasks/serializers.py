@@ -26,6 +26,7 @@ class ProjectWriteSerializer(serializers.Serializer[object]):
 
 
 class TaskSerializer(PlainReadModelSerializer[Task]):
+    pages_read_as_rows = True
     project_id = serializers.UUIDField(read_only=True, allow_null=True)
     assignee_user_id = serializers.UUIDField(read_only=True, allow_null=True)
     assignee_specialist_id = serializers.UUIDField(read_only=True, allow_null=True)

@@ -16,7 +16,7 @@ from djangorestframework_camel_case.util import camelize as library_camelize
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from core import renderers
+from core import pagination, renderers
 from core.filter_backends import FilterSetBackend
 from core.serializers import PlainReadModelSerializer
 from orgs.api import OrgContextMixin
@@ -29,10 +29,11 @@ pytestmark = pytest.mark.django_db
 
 def _old_path(monkeypatch) -> None:
     """Every page read and rendered as before: the caller's user, then their membership; django-filter's
-    form built; DRF's own to_representation; a specialist's tools through its relation, row by row; the
+    form built; the page's rows read as model instances; DRF's own to_representation; a specialist's tools through its relation, row by row; the
     library's camelize."""
     monkeypatch.setattr(OrgContextMixin, "get_authenticators", APIView.get_authenticators)
     monkeypatch.setattr(FilterSetBackend, "filter_queryset", DjangoFilterBackend.filter_queryset)
+    monkeypatch.setattr(pagination, "_page_rows", lambda page, view: None)
     monkeypatch.setattr(PlainReadModelSerializer, "to_representation", serializers.ModelSerializer.to_representation)
     monkeypatch.setattr(SpecialistPageSerializer, "to_representation", serializers.ListSerializer.to_representation)
     monkeypatch.setattr(renderers, "camelize", lambda data: library_camelize(data, **api_settings.JSON_UNDERSCOREIZE))
@@ -111,3 +112,24 @@ def test_camelize_matches_the_library(data):
     expected = library_camelize(data, **api_settings.JSON_UNDERSCOREIZE)
     assert json.dumps(renderers.camelize(data), default=str) == json.dumps(expected, default=str)
     assert renderers.CachedCamelCaseJSONRenderer().render(data) == renderers.CamelCaseJSONRenderer().render(data)
+
+
+# the lists whose serializer reads a page as tuples of columns (``pages_read_as_rows``)
+READ_AS_ROWS = ["/api/chat/sessions", "/billing/credits/usage", "/specialists", "/tasks", "/workspaces/{id}/threads"]
+
+
+def test_the_busiest_list_pages_read_their_rows_as_tuples_of_columns(org, owner, populated, monkeypatch):  # noqa: F811
+    rows: list[type] = []
+    represent = PlainReadModelSerializer._represent_row
+
+    def counted(self, row):
+        rows.append(type(row))
+        return represent(self, row)
+
+    monkeypatch.setattr(PlainReadModelSerializer, "_represent_row", counted)
+    client = client_for(owner)
+    for url in [_url(path, org, populated) + query for path in READ_AS_ROWS for query in ("", "?pageSize=100")]:
+        rows.clear()
+        results = json.loads(_pages(client, [url])[0])["results"]
+        assert len(rows) == len(results) >= 1, url
+        assert all(issubclass(row, tuple) for row in rows), url
