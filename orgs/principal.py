@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import Token
 
 from accounts.models import User
 from core.errors import NotAuthenticatedError, NotFoundError
@@ -94,19 +95,19 @@ def _header_org_id(org_header: str | None) -> uuid.UUID | None:
         raise InvalidOrgIdError from exc
 
 
-def _validated(raw: str | bytes | None) -> Any:
+def _validated(raw: str | bytes | None) -> Token:
     """The token's validated claims (no database read): 401 like every API view."""
     if not raw:
         raise NotAuthenticatedError
     return _jwt.get_validated_token(raw if isinstance(raw, bytes) else raw.encode())
 
 
-def _expiry(token: Any) -> float | None:
+def _expiry(token: Token) -> float | None:
     exp = token.get("exp")
     return float(exp) if exp is not None else None
 
 
-def _user(token: Any) -> User:
+def _user(token: Token) -> User:
     """The token's active user (401 for an unknown or inactive one)."""
     return cast(User, _jwt.get_user(token))  # AUTH_USER_MODEL is accounts.User
 
@@ -165,7 +166,7 @@ def authenticate(raw: str | bytes | None, *, org_header: str | None) -> Principa
     return principal_for(Credential(user=_user(token), expires_at=_expiry(token)), org_header=org_header)
 
 
-def bearer(request: Any) -> bytes | None:
+def bearer(request: Request) -> bytes | None:
     """The raw credential of an ``Authorization: Bearer …`` header (None without one)."""
     header = _jwt.get_header(request)
     return _jwt.get_raw_token(header) if header is not None else None
@@ -195,7 +196,9 @@ class PrincipalAuthentication(JWTAuthentication):
     views then place the caller with ``principal_for``/``principal_in`` (``orgs.api``). With an API
     key, ``request.user`` is a ``KeyCaller`` and ``request.auth`` the key."""
 
-    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+    def authenticate(  # type: ignore[override]  # an org API key too: a KeyCaller and the key
+        self, request: Request
+    ) -> tuple[User | KeyCaller, Token | ApiKey] | None:
         raw = bearer(request)
         if raw is None:
             return None
@@ -210,7 +213,7 @@ class MemberAuthentication(PrincipalAuthentication):
     """``PrincipalAuthentication`` for org-aware views: a user's token is checked with their active
     membership of the org the request acts in (the path's org, else the one ``X-Org-Id`` names, else
     their only org) in one read, kept as the request's principal (``request_principal`` takes it).
-    Any other case (staff outside their orgs, several orgs and no header, a non-member, an unknown
+    Every other case (staff outside their orgs, several orgs and no header, a non-member, an unknown
     or inactive user) finds no membership there and is read as ``PrincipalAuthentication`` reads
     it, then placed by ``request_principal``, which tells them apart. Nothing is cached: every
     request reads the membership and the user as they are now."""
@@ -219,7 +222,9 @@ class MemberAuthentication(PrincipalAuthentication):
         super().__init__()
         self.path_org_id = path_org_id  # the raw path value; None on views whose path has no org
 
-    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+    def authenticate(  # type: ignore[override]  # an org API key too: a KeyCaller and the key
+        self, request: Request
+    ) -> tuple[User | KeyCaller, Token | ApiKey] | None:
         raw = bearer(request)
         if raw is None or looks_like_key(_text(raw)):
             return super().authenticate(request)
@@ -234,7 +239,7 @@ class MemberAuthentication(PrincipalAuthentication):
             return _user(token), token
         principal = Principal(context=context, user=context.membership.user, expires_at=_expiry(token))
         request.member_principal = principal  # type: ignore[attr-defined]  # read by request_principal
-        return principal.user, token
+        return context.membership.user, token
 
 
 def request_principal(request: Request, *, path_org_id: uuid.UUID | None = None) -> Principal:
@@ -249,7 +254,7 @@ def request_principal(request: Request, *, path_org_id: uuid.UUID | None = None)
         credential = Credential(user=None, expires_at=_key_expiry(request.auth), api_key=request.auth)
     elif isinstance(user, User):
         token = request.auth
-        credential = Credential(user=user, expires_at=_expiry(token) if hasattr(token, "get") else None)
+        credential = Credential(user=user, expires_at=_expiry(token) if isinstance(token, Token) else None)
     else:
         raise NotAuthenticatedError
     if path_org_id is not None:
