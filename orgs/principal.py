@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import cast
 
+from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
@@ -166,9 +167,9 @@ def authenticate(raw: str | bytes | None, *, org_header: str | None) -> Principa
     return principal_for(Credential(user=_user(token), expires_at=_expiry(token)), org_header=org_header)
 
 
-def bearer(request: Request) -> bytes | None:
+def bearer(request: Request | HttpRequest) -> bytes | None:
     """The raw credential of an ``Authorization: Bearer …`` header (None without one)."""
-    header = _jwt.get_header(request)
+    header = _jwt.get_header(cast(Request, request))  # simplejwt reads only its META, which both have
     return _jwt.get_raw_token(header) if header is not None else None
 
 

@@ -49,7 +49,7 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== import contracts (pyproject.toml: [tool.importlinter])"
 .venv/bin/lint-imports
-echo "== types (pyproject.toml: [tool.mypy]; strict for services, selectors and the turn pipeline)"
+echo "== types (pyproject.toml: [tool.mypy]; strict, every module of the application)"
 .venv/bin/mypy
 echo "== django checks"
 .venv/bin/python manage.py check --fail-level WARNING
