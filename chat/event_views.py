@@ -31,7 +31,8 @@ MAX_EVENT_ID = 2**53  # any id a turn can give, and a JSON number every client r
 
 EVENTS_DESCRIPTION = (
     "The events of that assistant message's turn with an id greater than `Last-Event-ID` (the header, "
-    "which a reconnecting `EventSource` sends; or `?after=`; the header wins; neither = from the start), "
+    "which a reconnecting `EventSource` sends; or `?after=`; a non-empty header wins; neither = from the "
+    "start), "
     "then its live events until `done` or `error`, then the stream ends: the same events, ids and data as "
     "the original stream (`session`, `fallback`, `delta`, `tool_call`, `tool_result`, `usage`, `done`, "
     "`error`). A cancelled or failed turn's events end with its `error`. For a message still queued the "
@@ -39,7 +40,9 @@ EVENTS_DESCRIPTION = (
     "are kept from the turn's start until `STREAM_REPLAY_SECONDS` (default 600) after it ends, then they "
     "are gone (the session's messages still hold the result). Tenancy as for the session: another "
     "member's session, for a member, is not found. When the kept events cannot be read (Redis is away) or "
-    "were not all kept, no history is answered rather than a wrong one."
+    "were not all kept, no history is answered rather than a wrong one; should the log become unreadable "
+    "while the stream follows the turn, the stream ends with an `error` without an `id:` (not an event of "
+    "the turn: a reconnect with `Last-Event-ID` misses nothing)."
 )
 
 
@@ -96,7 +99,7 @@ class MessageEventsView(AsyncHandlers, OrgAPIView):
                 "after",
                 OpenApiTypes.INT,
                 OpenApiParameter.QUERY,
-                description="As `Last-Event-ID`, for clients that cannot set a header; the header wins.",
+                description="As `Last-Event-ID`, for clients that cannot set a header; a non-empty header wins.",
             ),
         ],
         responses={
