@@ -25,6 +25,7 @@ _IGNORE_FIELDS: frozenset[str] = frozenset(api_settings.JSON_UNDERSCOREIZE.get("
 _IGNORE_KEYS: frozenset[str] = frozenset(api_settings.JSON_UNDERSCOREIZE.get("ignore_keys") or ())
 _LEAVES = frozenset({str, int, float, bool, type(None)})  # a leaf's type exactly (a subclass walks the full path)
 KEY_CACHE_SIZE = 4096  # field names are few; user data keys (tool arguments) are never re-cased
+SHAPE_KEYS = 64  # a dict of more keys than a serializer's is data, walked key by key
 
 
 @functools.lru_cache(maxsize=KEY_CACHE_SIZE)
@@ -36,10 +37,32 @@ def _key_plan(key: str) -> tuple[str, bool, bool]:
     return (key if keep_key else new_key), keep_value, keep_key
 
 
+@functools.lru_cache(maxsize=KEY_CACHE_SIZE)
+def _shape_plan(keys: tuple[object, ...]) -> tuple[tuple[str, ...], tuple[bool, ...]] | None:
+    """The rendered keys of a dict with these keys, in order, and whether each value is left as it
+    is; ``None`` when a key is not a plain ``str`` (a number, a lazy string) or two keys render
+    alike (the later one wins: the general path keeps that order)."""
+    if any(type(key) is not str for key in keys):
+        return None
+    plans = [_key_plan(str(key)) for key in keys]
+    new_keys = tuple(plan[0] for plan in plans)
+    if len(set(new_keys)) != len(new_keys):
+        return None
+    return new_keys, tuple(plan[1] for plan in plans)
+
+
 def camelize(data: object) -> object:
     """``djangorestframework_camel_case.util.camelize(data, **JSON_UNDERSCOREIZE)``, same result."""
     if type(data) in _LEAVES:
         return data
+    if type(data) is dict and len(data) <= SHAPE_KEYS:  # a row of a page: its keys' shape planned once
+        shape = _shape_plan(tuple(data))
+        if shape is not None:
+            leaves = _LEAVES
+            return {
+                key: value if keep or type(value) in leaves else camelize(value)
+                for key, keep, value in zip(shape[0], shape[1], data.values(), strict=True)
+            }
     if isinstance(data, dict):
         rendered: dict[object, object] = {}
         for key, value in data.items():

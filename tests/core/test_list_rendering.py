@@ -62,6 +62,7 @@ def test_every_list_page_is_the_same_bytes_as_through_the_generic_path(org, owne
 def test_the_comparison_fires_on_a_key_rendered_differently(org, owner, populated, monkeypatch):  # noqa: F811
     client, urls = client_for(owner), [_url("/tasks", org, populated)]
     monkeypatch.setattr(renderers, "_key_plan", lambda key: (key, False, False))  # snake_case left as it is
+    monkeypatch.setattr(renderers, "_shape_plan", renderers._shape_plan.__wrapped__)  # the shapes planned anew
     new = _pages(client, urls)
     _old_path(monkeypatch)
     assert new != _pages(client, urls)
@@ -104,6 +105,9 @@ TRICKY: list[Any] = [
     },
     [1, "two", None, True, 2.5],
     "plain_string",
+    # plain string keys only: the shape of a row, planned once
+    {"x_y": 1, "xY": 2, "z_w": 3},
+    [{"created_at": "t", "input_schema": {"keep_me": 1}, "nested_row": {"inner_key": [{"a_b": 1}]}}] * 2,
 ]
 
 
