@@ -15,6 +15,7 @@ from leancore.schema.descriptions import description_of
 from leancore.schema.document import Document
 from leancore.schema.error_responses import error_responses, operation_errors
 from orgs.api import ORG_HEADER_PARAMETER
+from orgs.principal import PrincipalAuthentication
 
 
 class PrincipalScheme(SimpleJWTScheme):  # type: ignore[no-untyped-call]  # its registry hook is unannotated
@@ -24,6 +25,20 @@ class PrincipalScheme(SimpleJWTScheme):  # type: ignore[no-untyped-call]  # its 
 
 
 class LeanCoreAutoSchema(AutoSchema):
+    def get_auth(self) -> list[dict[str, list[str]]]:
+        """Org views read their caller with ``MemberAuthentication``, ``PrincipalAuthentication``'s one
+        read for the org in hand: the same bearer credential, so the same security scheme."""
+        view = self.view
+        authenticators = view.get_authenticators()
+        documented = [
+            PrincipalAuthentication() if isinstance(a, PrincipalAuthentication) else a for a in authenticators
+        ]
+        view.get_authenticators = lambda: documented  # type: ignore[method-assign]  # only for this document
+        try:
+            return super().get_auth()
+        finally:
+            del view.get_authenticators
+
     def get_override_parameters(self) -> list[OpenApiParameter | _SerializerType]:
         params = list(super().get_override_parameters())
         view = self.view
