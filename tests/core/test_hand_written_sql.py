@@ -19,7 +19,7 @@ STATEMENTS = {"rows", "execute", "fetch", "update_rows"}
 ACROSS_ORGS = {
     ("orgs/context.py", "member_context"),  # the caller's own membership, by their token's user
     ("chat/turns.py", "beat"),  # a running turn's own message, by its id
-    ("chat/records.py", "_complete_message"),  # the turn's own message, by its id
+    ("chat/records.py", "_write_message_and_session"),  # the turn's own message, by its id
     ("chat/context.py", "history_messages"),  # the history of a session read in its org
     ("billing/services/metering.py", "active_rate"),  # model rates are the platform's
     ("billing/services/settlement.py", "locked_hold"),  # a hold by its own id, with its account
