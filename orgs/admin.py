@@ -4,11 +4,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import InlineModelAdmin
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.contrib.auth.models import Group
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -123,8 +124,12 @@ class OrganizationAdmin(AuditedAdmin[Organization]):
             kwargs["form"] = OrganizationAddForm
         return super().get_form(request, obj, change=change, **kwargs)
 
-    def get_inlines(self, request: HttpRequest, obj: Organization | None) -> tuple[type[MembershipInline], ...]:
-        return (MembershipInline,) if obj is not None else ()  # a new organization's members: its owner
+    def get_inlines(
+        self, request: HttpRequest, obj: Organization | None
+    ) -> tuple[type[InlineModelAdmin[Model, Organization]], ...]:
+        """The page's inlines (a page built on this one may add or replace some); none while adding:
+        a new organization's members are its owner."""
+        return tuple(self.inlines) if obj is not None else ()
 
     @admin.display(description="API keys")
     def api_keys_display(self, obj: Organization) -> str:
