@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
+from django.db import InterfaceError, OperationalError
 from django.tasks import Task, task
 from django.utils import timezone
 
@@ -14,6 +15,7 @@ from chat import queued, services, slots
 from chat.pipeline import drain
 from chat.providers.base import ProviderError
 from core import log_context, tracing
+from core.errors import ServiceUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +45,10 @@ async def _run_queued_message(message_id: uuid.UUID) -> str:
     except Exception as exc:
         # the worker logs the failed job with its traceback; here only what happened to the message
         logger.error("Queued turn %s failed before it could run: %s", message_id, exc)
-        await database_sync_to_async(services.fail_queued_message)(
-            message_id=message_id, error=ProviderError(f"The turn could not run: {exc}")
-        )
+        # the client reads the error: what went wrong is in the log above, not in the answer
+        unreachable = isinstance(exc, OperationalError | InterfaceError)
+        error = ServiceUnavailableError() if unreachable else ProviderError("The turn could not run.")
+        await database_sync_to_async(services.fail_queued_message)(message_id=message_id, error=error)
         raise
     finally:
         slots.leave(admission)

@@ -262,6 +262,8 @@ def websocket_turn(*, scope: dict[str, Any], session_id: str) -> Iterator[TurnSt
 
 # --- background jobs -----------------------------------------------------------------------
 
+TRACE_CONTEXT_HEADERS = ("traceparent", "tracestate")  # W3C Trace Context: what continues a trace
+
 
 def current_context() -> dict[str, str]:
     """The current trace context as a W3C carrier (``{"traceparent": …}``), to be continued later or
@@ -270,7 +272,8 @@ def current_context() -> dict[str, str]:
         return {}
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    return carrier
+    # the trace's own ids only: a caller's baggage (up to 8 KB of its choosing) is not kept in jobs or events
+    return {name: carrier[name] for name in TRACE_CONTEXT_HEADERS if name in carrier}
 
 
 def job_context(carrier: Mapping[str, str] | None = None) -> dict[str, Any]:
