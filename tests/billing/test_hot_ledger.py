@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid
 from decimal import Decimal
 
@@ -45,6 +46,19 @@ def race_rate(db) -> ModelRate:
         context_window=8000,
         max_output_tokens=1000,
     )
+
+
+def _wait_for_free_connections(needed: int) -> None:
+    """Waits (up to two minutes) until PostgreSQL has ``needed`` connections to spare."""
+    with connection.cursor() as cursor:
+        for _ in range(240):
+            cursor.execute(
+                "SELECT current_setting('max_connections')::int - count(*)"
+                " - current_setting('superuser_reserved_connections')::int FROM pg_stat_activity"
+            )
+            if cursor.fetchone()[0] >= needed:
+                return
+            time.sleep(0.5)
 
 
 def test_fifty_spenders_on_one_org_never_overdraw_it_nor_lose_a_settlement(postgresql, race_rate):
@@ -97,6 +111,7 @@ def test_fifty_spenders_on_one_org_never_overdraw_it_nor_lose_a_settlement(postg
         finally:
             connection.close()
 
+    _wait_for_free_connections(SPENDERS + 12)  # the other test worker's server stacks share the server's 100
     threads = [threading.Thread(target=spender, args=(i,)) for i in range(SPENDERS)]
     watching = threading.Thread(target=watcher)
     for thread in [*threads, watching]:
