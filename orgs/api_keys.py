@@ -135,9 +135,7 @@ def find_api_key(raw: str) -> ApiKey | None:
     key = by_prefix.select_related("organization").filter(prefix=prefix).first() if match else None
     expected = key.secret_hash if key is not None else _DECOY_HASH
     matches = hmac.compare_digest(expected.encode(), _hash(secret).encode())
-    if key is None or not matches or key.revoked_at is not None:
-        return None
-    if key.expires_at is not None and key.expires_at <= timezone.now():
+    if key is None or not matches or not key.is_usable():
         return None
     return key
 
@@ -182,7 +180,5 @@ def use_api_key(raw: str) -> ApiKey:
 def usable_api_key(key: ApiKey) -> ApiKey | None:
     """The key read again (an open WebSocket's recheck): None once revoked or expired."""
     found = ApiKey.objects.for_org(key.organization_id).select_related("organization")
-    again = found.filter(pk=key.pk, revoked_at__isnull=True).first()
-    if again is None or (again.expires_at is not None and again.expires_at <= timezone.now()):
-        return None
-    return again
+    again = found.filter(pk=key.pk).first()
+    return again if again is not None and again.is_usable() else None

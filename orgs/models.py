@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models.query import RawQuerySet
 from django.db.models.sql import Query
+from django.utils import timezone
 
 if TYPE_CHECKING:
     from django.db.backends.utils import _ExecuteQuery  # the stubs' name for a statement's text
@@ -356,3 +357,7 @@ class ApiKey(OrgScopedModel):
 
     def __str__(self) -> str:
         return f"{self.name} (lc_{self.prefix}_…)"
+
+    def is_usable(self) -> bool:
+        """The one rule of a key that works: not revoked, not expired."""
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())

@@ -157,14 +157,23 @@ def authenticate(raw: str | bytes | None, *, org_header: str | None) -> Principa
     if raw and looks_like_key(_text(raw)):
         return principal_for(_key_credential(_text(raw)), org_header=org_header)
     token = _validated(raw)
+    found = _member_principal(token, org_header)
+    if found is not None:
+        return found
+    return principal_for(Credential(user=_user(token), expires_at=_expiry(token)), org_header=org_header)
+
+
+def _member_principal(token: Token, org_raw: str | None) -> Principal | None:
+    """The token's (active) user as an active member of the org ``org_raw`` names, else of their only
+    org, in one read; None when the caller must be placed the general way."""
     try:
         user_id = uuid.UUID(str(token.get(jwt_settings.USER_ID_CLAIM)))
     except ValueError:
-        user_id = None
-    context = member_context(user_id, org_header) if user_id is not None else None
-    if context is not None and context.membership is not None:
-        return Principal(context=context, user=context.membership.user, expires_at=_expiry(token))
-    return principal_for(Credential(user=_user(token), expires_at=_expiry(token)), org_header=org_header)
+        return None
+    context = member_context(user_id, org_raw)
+    if context is None or context.membership is None:
+        return None
+    return Principal(context=context, user=context.membership.user, expires_at=_expiry(token))
 
 
 def bearer(request: Request | HttpRequest) -> bytes | None:
@@ -230,17 +239,12 @@ class MemberAuthentication(PrincipalAuthentication):
         if raw is None or looks_like_key(_text(raw)):
             return super().authenticate(request)
         token = _validated(raw)
-        try:
-            user_id = uuid.UUID(str(token.get(jwt_settings.USER_ID_CLAIM)))
-        except ValueError:
-            return _user(token), token
         org = str(self.path_org_id) if self.path_org_id is not None else request.headers.get("X-Org-Id")
-        context = member_context(user_id, org)
-        if context is None or context.membership is None:
+        principal = _member_principal(token, org)
+        if principal is None or principal.user is None:
             return _user(token), token
-        principal = Principal(context=context, user=context.membership.user, expires_at=_expiry(token))
         request.member_principal = principal  # type: ignore[attr-defined]  # read by request_principal
-        return context.membership.user, token
+        return principal.user, token
 
 
 def request_principal(request: Request, *, path_org_id: uuid.UUID | None = None) -> Principal:

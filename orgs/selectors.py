@@ -6,7 +6,6 @@ from decimal import Decimal
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, Q, QuerySet
-from django.utils import timezone
 
 from accounts.models import User
 from orgs.models import ApiKey, Membership, Organization, Role
@@ -46,8 +45,8 @@ def member_credit_limit(*, org_id: uuid.UUID, user_id: uuid.UUID) -> Decimal | N
 
 def api_key_usable(*, org_id: uuid.UUID, api_key_id: uuid.UUID) -> bool:
     """Whether an org's API key still works now: not revoked, not expired."""
-    live = ApiKey.objects.for_org(org_id).filter(pk=api_key_id, revoked_at__isnull=True)
-    return live.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())).exists()
+    key = ApiKey.objects.for_org(org_id).filter(pk=api_key_id).only("revoked_at", "expires_at").first()
+    return key is not None and key.is_usable()
 
 
 def api_key_credit_limit(*, org_id: uuid.UUID, api_key_id: uuid.UUID) -> Decimal | None:
