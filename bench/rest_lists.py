@@ -1,17 +1,29 @@
-"""Benchmark: REST lists on an org with many rows, side by side with ``GET /health`` on the same server.
+"""Benchmark: every REST list endpoint on an org with many rows, side by side with ``GET /health``.
 
-Usage:  .venv/bin/python bench/rest_lists.py [--rows 10000] [--concurrency 10] [--seconds 5]
+Usage:  .venv/bin/python bench/rest_lists.py [--rows 10000] [--concurrency 10] [--seconds 5] [--only PATH ...]
+
+The lists are those of the URLconf (``core.list_routes.list_routes``, as
+``tests/core/test_query_counts.py`` derives them): each is filled by its filler in ``bench/_list_rows.py``
+and a list endpoint without one stops the bench before it starts, as does a list that does not answer
+200 with at least the rows it was given (so a new list endpoint is never skipped silently).
 
 Migrates a benchmark database (BENCH_DATABASE_URL, default
-postgres://postgres@127.0.0.1:5432/leancore_bench), gives one org ``--rows`` specialists, chat
-sessions, ledger entries and tasks, starts one Daphne process on the default settings (a bounded
-connection pool; Redis when BENCH_REDIS_URL answers) and, from this separate process, keeps
-``--concurrency`` requests in flight against each endpoint for ``--seconds``: requests per second,
-p50/p99 latency and errors, each list next to the cost of the server's cheapest answer
+postgres://postgres@127.0.0.1:5432/leancore_bench), bulk-creates ``--rows`` rows of each listed kind
+in one org (specialists, chat sessions, ledger entries, tasks, projects, workspaces, members, API keys,
+alerts, MCP connections, webhooks; one workspace's artifacts and files, one connection's tools, one
+webhook's deliveries, each with their ``--rows``) with two exceptions: a workspace's threads are one in
+two of the org's sessions (``--rows`` / 2), and ``/orgs`` is read by a second user who belongs to
+``--rows`` orgs. The tables of every org (model rates, credit packages, the MCP catalog) are topped
+up to ``--rows``, not past it, however many runs share the database. About a minute to fill at 10,000.
+
+Starts one Daphne process on the default settings (a bounded connection pool; Redis when
+BENCH_REDIS_URL answers) and, from this separate process, keeps ``--concurrency`` requests in flight
+against each list at the default page size and at ``pageSize=100`` for ``--seconds``: requests per
+second, p50/p99 latency and errors, each next to the cost of the server's cheapest answer
 (``/health``), measured in one-second slices alternating with the list's own (``× /health``: the
 list's requests per second over those of ``/health`` beside it). Lists are paginated, so their cost
 should not grow with the rows (the query count per request is asserted in
-``tests/core/test_query_counts.py``).
+``tests/core/test_query_counts.py``). Exits non-zero when any request failed.
 """
 
 from __future__ import annotations
@@ -24,58 +36,43 @@ import statistics
 import subprocess
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, ensure_database
+from _list_rows import FILLERS, Fill, missing_fillers
 
 os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
 
 import httpx
 
-LISTS = ["/specialists", "/api/chat/sessions", "/billing/credits/usage", "/tasks"]
-# each list at the default page size and at the largest (100), between two health checks
-ENDPOINTS = ["/health", *LISTS, *(f"{path}?pageSize=100" for path in LISTS), "/health"]
 
-
-def populate(rows: int) -> str:
-    """One org with ``rows`` of each listed kind; returns its owner's access token."""
+def populate(rows: int) -> tuple[dict[str, str], dict[str, str], dict[str, int]]:
+    """One org with ``rows`` of each listed kind: each list's URL, the token it is read with and the
+    rows it must list at least (all by the list's schema path)."""
     import django
 
     django.setup()
     from accounts.models import User
     from accounts.services import issue_tokens
-    from billing.models import LedgerEntry
-    from chat.models import ChatSession
+    from core.list_routes import list_routes, list_url
     from signup.services import open_organization
-    from specialists.models import Specialist
-    from tasks.models import Task
 
+    paths = sorted(list_routes())
+    missing = missing_fillers(paths)
+    if missing:
+        raise SystemExit(f"list endpoints without a filler in bench/_list_rows.py (or fillers of none): {missing}")
     owner = User.objects.create_user(email=f"lists-{time.time_ns()}@example.com", password="x-Bench-pass-1")
     org = open_organization(name="Lists bench", owner=owner)
-    specialists = Specialist.all_orgs.bulk_create(
-        [Specialist(organization=org, name=f"S{n}", model="local") for n in range(rows)], batch_size=2000
-    )
-    ChatSession.all_orgs.bulk_create(
-        [
-            ChatSession(organization=org, specialist=specialists[n % len(specialists)], created_by=owner, title=f"{n}")
-            for n in range(rows)
-        ],
-        batch_size=2000,
-    )
-    LedgerEntry.all_orgs.bulk_create(
-        [
-            LedgerEntry(organization=org, kind="grant", amount=Decimal(1), balance_after=Decimal(n + 1))
-            for n in range(rows)
-        ],
-        batch_size=2000,
-    )
-    Task.all_orgs.bulk_create(
-        [Task(organization=org, title=f"T{n}", created_by=owner) for n in range(rows)], batch_size=2000
-    )
+    fill = Fill(rows=rows, org=org, owner=owner)
+    for filler in FILLERS.values():
+        filler(fill)
     analyze_after_bulk_load()
-    return issue_tokens(user=owner).access
+    token = issue_tokens(user=owner).access
+    urls = {path: list_url(path, org_id=org.pk, parent_ids=fill.parents) for path in paths}
+    tokens = {path: fill.tokens.get(path, token) for path in paths}
+    expected = {path: fill.expected.get(path, rows) for path in paths}
+    return urls, tokens, expected
 
 
 def analyze_after_bulk_load() -> None:
@@ -84,8 +81,23 @@ def analyze_after_bulk_load() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        for table in ("specialists_specialist", "chat_chatsession", "billing_ledgerentry", "tasks_task"):
-            cursor.execute(f"VACUUM (ANALYZE) {table}")
+        cursor.execute("ANALYZE")
+        cursor.execute("VACUUM")
+
+
+def check_every_list(base: str, urls: dict[str, str], tokens: dict[str, str], expected: dict[str, int]) -> None:
+    """Each list answers 200 with at least its rows and a full page of 100: else the bench stops."""
+    failures = []
+    for path, url in urls.items():
+        response = httpx.get(
+            f"{base}{url}?pageSize=100", headers={"authorization": f"Bearer {tokens[path]}"}, timeout=60
+        )
+        body = response.json() if response.status_code == 200 else {}
+        count, results = body.get("count", 0), body.get("results", [])
+        if response.status_code != 200 or count < expected[path] or len(results) != min(100, expected[path]):
+            failures.append(f"{path} ({url}): {response.status_code}, count {count}, {len(results)} on the page")
+    if failures:
+        raise SystemExit("lists not populated as the bench needs:\n" + "\n".join(failures))
 
 
 async def timed_requests(base: str, path: str, token: str, concurrency: int, seconds: float) -> tuple[list[float], int]:
@@ -141,9 +153,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--only", nargs="*", default=None, help="measure only these lists (schema paths)")
     args = parser.parse_args()
     ensure_database()
-    token = populate(args.rows)
+    urls, tokens, expected = populate(args.rows)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     env = dict(os.environ, DEBUG="false", LOG_LEVEL="WARNING")
     redis = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
@@ -158,6 +171,7 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
+    failed = 0
     try:
         for _ in range(120):
             try:
@@ -165,26 +179,36 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
+        check_every_list(base, urls, tokens, expected)
+        measured = [path for path in urls if args.only is None or path in args.only]
+        # each list at the default page size and at the largest (100), between two health checks
+        targets = [(path, urls[path] + query) for query in ("", "?pageSize=100") for path in measured]
         print(
             f"{args.rows} rows of each kind in one org; {args.concurrency} requests in flight, {args.seconds:g} s each"
         )
         print("| endpoint | requests/s | p50 ms | p99 ms | errors | /health beside, requests/s | × /health |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for path in ENDPOINTS:
-            load(base, path, token, args.concurrency, 1)  # warm-up
+        main_token = tokens[measured[0]] if measured else ""
+        for path, url in [("/health", "/health"), *targets, ("/health", "/health")]:
+            shown = path + url[len(url.split("?")[0]) :]
+            token = tokens.get(path, main_token)
+            load(base, url, token, args.concurrency, 1)  # warm-up
             if path == "/health":
-                found, beside = load(base, path, token, args.concurrency, args.seconds), None
+                found, beside = load(base, url, token, args.concurrency, args.seconds), None
             else:
-                found, beside = beside_health(base, path, token, args.concurrency, args.seconds)
+                found, beside = beside_health(base, url, token, args.concurrency, args.seconds)
+            failed += found["errors"]
             ratio = f"| {beside['rps']:.0f} | {found['rps'] / beside['rps']:.2f} |" if beside else "| | |"
             print(
-                f"| `{path}` | {found['rps']:.0f} | {found['p50']:.1f} | {found['p99']:.1f} "
+                f"| `{shown}` | {found['rps']:.0f} | {found['p50']:.1f} | {found['p99']:.1f} "
                 f"| {found['errors']} of {found['count']} {ratio}",
                 flush=True,
             )
     finally:
         server.terminate()
         server.wait(timeout=30)
+    if failed:
+        raise SystemExit(f"{failed} requests failed")
 
 
 if __name__ == "__main__":

@@ -6,23 +6,22 @@ new list endpoint is tested the day it lands, and fails here until ``Rows`` can 
 
 from __future__ import annotations
 
-import functools
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from billing import services as billing
 from billing.models import BudgetAlert, CreditPackage, ModelRate
 from chat.models import Artifact, ChatSession, Message
 from core.crypto import encrypt_json
+from core.list_routes import list_routes, list_url
 from mcps.models import CatalogEntry, Connection, Tool
 from orgs.models import ApiKey
 from tasks.models import Project, Task
@@ -31,42 +30,6 @@ from webhooks.models import Delivery, Event, Webhook
 from workspaces.models import Workspace, WorkspaceFile
 
 pytestmark = pytest.mark.django_db
-
-PARAM = re.compile(r"<(?:\w+:)?(\w+)>")
-
-
-def _walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for entry in patterns:
-        if isinstance(entry, URLResolver):
-            yield from _walk(entry.url_patterns, prefix + str(entry.pattern))
-        elif isinstance(entry, URLPattern):
-            yield prefix + str(entry.pattern), entry.callback
-
-
-def schema_path(route: str) -> str:
-    """A route as the schema names it: ``orgs/<uuid:org_id>/mcps/<uuid:pk>/tools`` →
-    ``/orgs/{orgId}/mcps/{id}/tools``."""
-
-    def camel(name: str) -> str:
-        head, *rest = ("id" if name == "pk" else name).split("_")
-        return "{" + head + "".join(part.title() for part in rest) + "}"
-
-    return "/" + PARAM.sub(lambda match: camel(match.group(1)), route)
-
-
-@functools.cache
-def list_routes() -> dict[str, str]:
-    """``{schema path: route}`` of every list endpoint: a viewset route whose GET is an action that
-    pages (``list``, ``tools``, ``files``…: anything but ``retrieve``)."""
-    found = {}
-    for route, callback in _walk(get_resolver().url_patterns):
-        action = getattr(callback, "actions", {}).get("get")
-        view = getattr(callback, "cls", None)
-        if route.endswith("/") or action in (None, "retrieve") or getattr(view, "pagination_class", None) is None:
-            continue
-        found[schema_path(route)] = route
-    return found
-
 
 LISTS = sorted(list_routes())
 
@@ -106,13 +69,7 @@ def test_a_list_endpoint_missing_from_the_table_would_fail(monkeypatch):
 def _url(path: str, org, parents: dict[str, Any]) -> str:
     """The list's URL: the org's id, and the id of the parent object named by the segment before it
     (``mcps/{id}/tools`` → the connection)."""
-    route = list_routes()[path]
-    segments = route.split("/")
-    for i, segment in enumerate(segments):
-        match = PARAM.fullmatch(segment)
-        if match:
-            segments[i] = str(org.pk if match.group(1) == "org_id" else parents[segments[i - 1]].pk)
-    return "/" + "/".join(segments)
+    return list_url(path, org_id=org.pk, parent_ids={segment: parent.pk for segment, parent in parents.items()})
 
 
 def _webhook(org, **extra):
