@@ -1,17 +1,24 @@
 """OpenAI Chat Completions (streaming, usage, tool calls) through the official SDK.
-Every OpenAI-compatible server works through OPENAI_BASE_URL."""
+Every OpenAI-compatible server works through OPENAI_BASE_URL.
+
+The request goes through the SDK's client (its auth, base URL, timeouts and status errors) as a
+raw POST of the body built here (``client.post`` with ``cast_to=httpx.Response``, the SDK's way to
+call any endpoint): the typed ``create`` would walk every parameter through its transform and
+re-encode it, which costs more CPU than the rest of a streamed call. The stream's bytes are split
+into lines and their chunks read as the JSON they are, not built into one pydantic object each."""
 
 from __future__ import annotations
 
 import json
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, TypedDict, cast
+from typing import TypedDict, cast
 
 import aiohttp
 import anyio
 import httpx2
 import openai
+from openai.types.chat import ChatCompletionChunk
 
 from chat.providers.base import (
     ChatMessage,
@@ -26,7 +33,7 @@ from chat.providers.base import (
     Usage,
     provider_failure,
 )
-from core.json_types import JSONObject
+from core.json_types import JSONObject, JSONValue
 
 
 # A ``chat.completion.chunk`` as the stream sends it, the fields read here (any may be missing or null).
@@ -63,8 +70,8 @@ class Chunk(TypedDict, total=False):
     error: object
 
 
-def _messages(request: ProviderRequest) -> list[JSONObject]:
-    out: list[JSONObject] = []
+def _messages(request: ProviderRequest) -> list[JSONValue]:
+    out: list[JSONValue] = []
     if request.system:
         out.append({"role": "system", "content": request.system})
     for message in request.messages:
@@ -99,24 +106,54 @@ def _parse_arguments(raw: str) -> JSONObject:
     return value if isinstance(value, dict) else {"value": value}
 
 
-async def _chunks(lines: AsyncIterator[str]) -> AsyncGenerator[Chunk]:
+MAX_LINE_BYTES = 8 * 1024 * 1024  # a provider's line longer than this (no line break in sight) fails the call
+
+
+async def byte_lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes]:
+    """The lines of a byte stream (ended by LF, CRLF or CR; a CRLF cut between two chunks gives one
+    empty line more, which a server-sent event stream ignores), the last one even without its end.
+    A line is joined once, when its end arrives; one longer than MAX_LINE_BYTES is a provider failure."""
+    pending: list[bytes] = []  # the start of a line not ended yet
+    size = 0
+    async for chunk in chunks:
+        if b"\n" not in chunk and b"\r" not in chunk:
+            pending.append(chunk)
+            size += len(chunk)
+            if size > MAX_LINE_BYTES:
+                raise ProviderError(f"OpenAI-compatible provider sent a line of more than {MAX_LINE_BYTES} bytes.")
+            continue
+        lines = (b"".join(pending) + chunk if pending else chunk).splitlines(keepends=True)
+        pending = [lines.pop()] if not lines[-1].endswith((b"\n", b"\r")) else []
+        size = len(pending[0]) if pending else 0
+        for line in lines:
+            yield line.rstrip(b"\r\n")
+    if pending:
+        yield b"".join(pending)
+
+
+def _malformed(payload: bytes) -> ProviderError:
+    shown = payload[:200].decode("utf-8", "replace")
+    return ProviderError(f"OpenAI-compatible provider sent a malformed chunk: {shown}")
+
+
+async def _chunks(lines: AsyncIterator[bytes]) -> AsyncGenerator[Chunk]:
     """The ``chat.completion.chunk`` objects of a server-sent event stream, up to ``[DONE]`` (the
     rest of the body is still read, so that the connection goes back to the client's pool). An
     ``error`` object in the stream (a failure after the headers) is a provider failure."""
     done = False
     async for line in lines:
-        if done or not line.startswith("data:"):
+        if done or not line.startswith(b"data:"):
             continue  # blank separators, comments, event names, anything after [DONE]
         payload = line[5:].strip()
-        if payload == "[DONE]":
+        if payload == b"[DONE]":
             done = True
             continue
         try:
             parsed: object = json.loads(payload)
-        except json.JSONDecodeError as exc:
-            raise ProviderError(f"OpenAI-compatible provider sent a malformed chunk: {payload[:200]}") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise _malformed(payload) from exc
         if not isinstance(parsed, dict):
-            raise ProviderError(f"OpenAI-compatible provider sent a malformed chunk: {payload[:200]}")
+            raise _malformed(payload)
         chunk = cast(Chunk, parsed)  # JSON from outside: its fields are read with .get, each checked where used
         if chunk.get("error"):
             error = chunk["error"]
@@ -124,6 +161,9 @@ async def _chunks(lines: AsyncIterator[str]) -> AsyncGenerator[Chunk]:
             raise ProviderError(f"OpenAI-compatible provider failed: {message}")
         yield chunk
 
+
+# The request's options: the client's bearer auth (as the SDK's own ``create`` asks for it).
+_POST_OPTIONS: openai.RequestOptions = {"security": {"bearer_auth": True}}
 
 # What a connection can fail with mid-body that the transport does not map to httpx's errors (the
 # SDK's own stream maps them to APIConnectionError; reading the lines ourselves, so do we).
@@ -144,7 +184,7 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
         )
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent]:
-        kwargs: dict[str, Any] = {  # the SDK's typed parameters, built as the JSON body they become
+        body: JSONObject = {  # the Chat Completions request, as the JSON it is
             "model": request.model,
             "messages": _messages(request),
             "stream": True,
@@ -153,7 +193,7 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
             "temperature": request.temperature,
         }
         if request.tools:
-            kwargs["tools"] = [
+            body["tools"] = [
                 {
                     "type": "function",
                     "function": {"name": t.name, "description": t.description, "parameters": t.input_schema},
@@ -161,7 +201,7 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
                 for t in request.tools
             ]
         if request.response_schema is not None:
-            kwargs["response_format"] = {
+            body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "response", "schema": request.response_schema},
             }
@@ -170,30 +210,39 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
         client = self.client()
         first_byte = FirstByte()
         try:
-            # The SDK makes the request (auth, base URL, timeouts, status errors); the chunks are
-            # read as the JSON they are, not built into one pydantic object each.
-            async with (
-                first_byte,
-                client.chat.completions.with_streaming_response.create(**kwargs) as response,
-            ):
-                async for chunk in _chunks(first_byte.lines(response.iter_lines())):
-                    answered_by = answered_by or chunk.get("model") or ""  # each chunk names it
-                    usage = chunk.get("usage")
-                    if usage:
-                        yield Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
-                    for choice in chunk.get("choices") or ():
-                        delta: _Delta = choice.get("delta") or {}
-                        if content := delta.get("content"):
-                            yield TextDelta(content)
-                        for fragment in delta.get("tool_calls") or ():
-                            slot = calls.setdefault(fragment.get("index", 0), {"id": "", "name": "", "arguments": ""})
-                            if call_id := fragment.get("id"):
-                                slot["id"] = call_id
-                            function: _Function = fragment.get("function") or {}
-                            slot["name"] += function.get("name") or ""
-                            slot["arguments"] += function.get("arguments") or ""
-                        if reason := choice.get("finish_reason"):
-                            finish = reason
+            async with first_byte:
+                response = await client.post(
+                    "/chat/completions",
+                    cast_to=httpx2.Response,  # the response as it arrives, its body not read yet
+                    content=json.dumps(body, separators=(",", ":")).encode(),
+                    options=_POST_OPTIONS,
+                    stream=True,
+                    stream_cls=openai.AsyncStream[ChatCompletionChunk],
+                )
+                assert isinstance(response, httpx2.Response)  # what cast_to=httpx.Response answers
+                try:
+                    async for chunk in _chunks(first_byte.lines(byte_lines(response.aiter_bytes()))):
+                        answered_by = answered_by or chunk.get("model") or ""  # each chunk names it
+                        usage = chunk.get("usage")
+                        if usage:
+                            yield Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+                        for choice in chunk.get("choices") or ():
+                            delta: _Delta = choice.get("delta") or {}
+                            if content := delta.get("content"):
+                                yield TextDelta(content)
+                            for fragment in delta.get("tool_calls") or ():
+                                slot = calls.setdefault(
+                                    fragment.get("index", 0), {"id": "", "name": "", "arguments": ""}
+                                )
+                                if call_id := fragment.get("id"):
+                                    slot["id"] = call_id
+                                function: _Function = fragment.get("function") or {}
+                                slot["name"] += function.get("name") or ""
+                                slot["arguments"] += function.get("arguments") or ""
+                            if reason := choice.get("finish_reason"):
+                                finish = reason
+                finally:
+                    await response.aclose()  # the connection back to the pool, read or not
         except (openai.APIError, httpx2.HTTPError, *READ_ERRORS) as exc:
             if first_byte.expired():  # the deadline's cancellation, as the SDK reported it
                 raise first_byte.error() from exc

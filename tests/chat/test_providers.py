@@ -239,3 +239,65 @@ def test_an_error_inside_an_openai_stream_is_a_provider_failure_after_what_came_
     with pytest.raises(ProviderError, match="scripted overload"):
         async_to_sync(run)()
     assert events == [TextDelta("one"), TextDelta(" two")]
+
+
+def test_a_byte_stream_is_split_into_lines_wherever_its_chunks_are_cut():
+    """The OpenAI stream's lines are split from its bytes: LF, CRLF and CR end a line, a line cut
+    between chunks (or inside a multi-byte character) is joined, the last one counts without its end."""
+    from chat.providers.openai_provider import byte_lines
+
+    async def lines(*chunks: bytes) -> list[bytes]:
+        async def source():
+            for chunk in chunks:
+                yield chunk
+
+        return [line async for line in byte_lines(source())]
+
+    text = 'data: {"a":"é"}\r\n\r\ndata: [DONE]\n'.encode()
+    whole = async_to_sync(lines)(text)
+    assert [line for line in whole if line] == [b'data: {"a":"\xc3\xa9"}', b"data: [DONE]"]
+    for cut in range(1, len(text)):  # every place a chunk may end, the CRLF's and the "é"'s middles included
+        assert [line for line in async_to_sync(lines)(text[:cut], text[cut:]) if line] == [
+            line for line in whole if line
+        ]
+    assert async_to_sync(lines)(b"a\rb\n", b"c") == [b"a", b"b", b"c"]
+
+
+def test_a_chunk_that_is_not_json_nor_utf8_is_a_provider_failure(fake_llm):
+    from chat.providers.openai_provider import _chunks
+
+    async def read(raw: bytes) -> None:
+        async def source():
+            yield raw
+
+        async for _ in _chunks(source()):
+            pass
+
+    with pytest.raises(ProviderError, match="malformed chunk: \\{not json"):
+        async_to_sync(read)(b"data: {not json")
+    with pytest.raises(ProviderError, match="malformed chunk"):
+        async_to_sync(read)(b'data: {"a": "\xff\xfe"}')
+    with pytest.raises(ProviderError, match="malformed chunk: \\[1\\]"):
+        async_to_sync(read)(b"data: [1]")
+
+
+def test_a_line_without_end_past_its_limit_is_a_provider_failure(monkeypatch):
+    """A provider that floods one line (no line break ever) fails the call at the limit instead of
+    filling the server's memory."""
+    from chat.providers import openai_provider
+
+    monkeypatch.setattr(openai_provider, "MAX_LINE_BYTES", 1000)
+    read: list[int] = []
+
+    async def run() -> None:
+        async def flood():
+            while True:
+                read.append(1)
+                yield b"x" * 100
+
+        async for _ in openai_provider.byte_lines(flood()):
+            pass
+
+    with pytest.raises(ProviderError, match="more than 1000 bytes"):
+        async_to_sync(run)()
+    assert len(read) == 11  # the limit, then one chunk more
