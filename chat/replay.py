@@ -7,9 +7,10 @@ sees live is already in the log, so a reader that fills a gap from the log alway
 Writes are batched (one Redis round trip per FLUSH_SECONDS of events, not per event) and never
 delay the turn: its own stream yields each event at once; only its end waits for the last batch.
 
-The log is Redis Streams when ``REDIS_URL`` is set (one stream per assistant message, entry id
-``<event id>-0``, capped at MAX_EVENTS_PER_TURN and expiring), else a store in this process (the
-single-process quick start). A write that fails leaves the rest of that turn's events out of the
+The log is Redis Streams when ``REDIS_URL`` is set (one stream per assistant message, one entry per
+batch of at most EVENTS_PER_ENTRY events whose id is ``<its last event's id>-0``, the events before
+the last MAX_EVENTS_PER_TURN dropped, expiring), else a store in this process (the single-process
+quick start). A write that fails leaves the rest of that turn's events out of the
 log (it stays a gapless prefix): the turn itself goes on."""
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 FINAL_EVENTS = frozenset({"done", "error"})
 FLUSH_SECONDS = 0.05  # a turn's events are written (and fanned out) at most this long after they happen
 MAX_EVENTS_PER_TURN = 10_000  # the oldest are dropped past this (a resume before them is 410)
+EVENTS_PER_ENTRY = 100  # a Redis stream entry holds a batch of at most this many events
+EXPIRY_RENEW_SECONDS = 10.0  # a running turn's log has its expiry renewed by a batch at most this often
 WRITE_TIMEOUT_SECONDS = 1.0  # a log or a channel layer slower than this is given up for the batch
 READ_TIMEOUT_SECONDS = 2.0  # a read of the log (beyond its blocking wait) slower than this is a 503
 PUBLISH_BACKOFF_SECONDS = 5.0  # a channel layer that failed is left alone this long (final events still go)
@@ -73,7 +76,9 @@ class Kept:
 
 
 class ReplayStore(Protocol):
-    async def append(self, key: str, events: Sequence[TurnEvent], *, ended: bool) -> None: ...
+    async def append(self, key: str, events: Sequence[TurnEvent], *, keep_seconds: int | None) -> None:
+        """Adds ``events`` (numbered after those kept); the log then expires ``keep_seconds`` from now
+        (None: its expiry stays as it was set)."""
 
     async def read(self, key: str, *, after: int) -> Kept | None:
         """None: nothing is kept of that turn (not started, expired, or never written)."""
@@ -85,14 +90,24 @@ class ReplayStore(Protocol):
 # --- Redis Streams ---------------------------------------------------------------------------
 
 
-def _event_of(entry_id: bytes | str | None, fields: Mapping[bytes | str, bytes | str] | None) -> TurnEvent:
-    """A stream entry (``redis.typing.StreamEntry``: bytes, or str when decoded) as its event."""
+def _events_of(entry_id: bytes | str | None, fields: Mapping[bytes | str, bytes | str] | None) -> list[TurnEvent]:
+    """A stream entry's events (``redis.typing.StreamEntry``: bytes, or str when decoded): a batch
+    (``b``: ``[[id, name, data], …]``), or one event (``e``, ``d``, its id the entry's) as the
+    release before wrote them."""
     if entry_id is None or fields is None:  # what Redis answers for an entry deleted meanwhile
         raise ReplayUnavailableError
+    batch = fields.get(b"b", fields.get("b"))
+    if batch is not None:
+        return [TurnEvent(name, data, id=seq) for seq, name, data in json.loads(batch)]
     seq = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).partition("-")[0])
     name = fields.get(b"e", fields.get("e", b""))
     data = fields.get(b"d", fields.get("d", b"{}"))
-    return TurnEvent(name.decode() if isinstance(name, bytes) else name, json.loads(data), id=seq)
+    return [TurnEvent(name.decode() if isinstance(name, bytes) else name, json.loads(data), id=seq)]
+
+
+def _after(entries: StreamRangeResponse, after: int) -> list[TurnEvent]:
+    """The events after ``after`` in entries (an entry may begin before it)."""
+    return [event for entry in entries for event in _events_of(*entry) if event.id > after]
 
 
 def _channel_layer_redis() -> Redis:
@@ -106,8 +121,9 @@ def _channel_layer_redis() -> Redis:
 
 
 class RedisStore:
-    """One stream per turn; its entry ids are the event ids (``<id>-0``), so a batch written twice
-    is refused by Redis rather than kept twice."""
+    """One stream per turn, one entry per batch; an entry's id is its last event's (``<id>-0``), so
+    that a batch written twice is refused by Redis rather than kept twice, and a read after an id
+    starts at the entry that holds the next one."""
 
     def __init__(self, redis: Callable[[], Redis] = _channel_layer_redis, prefix: str = "") -> None:
         self.redis = redis
@@ -116,13 +132,18 @@ class RedisStore:
     def key(self, key: str) -> str:
         return f"{self.prefix}replay:{key}"
 
-    async def append(self, key: str, events: Sequence[TurnEvent], *, ended: bool) -> None:
+    async def append(self, key: str, events: Sequence[TurnEvent], *, keep_seconds: int | None) -> None:
         name = self.key(key)
         pipe = self.redis().pipeline(transaction=False)
-        for event in events:
-            fields: dict[FieldT, EncodableT] = {"e": event.name, "d": json.dumps(event.data, separators=(",", ":"))}
-            pipe.xadd(name, fields, id=f"{event.id}-0", maxlen=MAX_EVENTS_PER_TURN, approximate=True)
-        pipe.expire(name, kept_seconds(ended=ended))
+        for start in range(0, len(events), EVENTS_PER_ENTRY):
+            part = events[start : start + EVENTS_PER_ENTRY]
+            batch = json.dumps([[event.id, event.name, event.data] for event in part], separators=(",", ":"))
+            fields: dict[FieldT, EncodableT] = {"b": batch}
+            last = part[-1].id
+            # the entries whose events all precede the last MAX_EVENTS_PER_TURN are dropped
+            pipe.xadd(name, fields, id=f"{last}-0", minid=max(0, last - MAX_EVENTS_PER_TURN + 1), approximate=False)
+        if keep_seconds is not None:
+            pipe.expire(name, keep_seconds)
         await pipe.execute()
 
     async def read(self, key: str, *, after: int) -> Kept | None:
@@ -138,12 +159,12 @@ class RedisStore:
             raise ReplayUnavailableError from exc
         if not first or not last:
             return None
-        first_event, last_event = _event_of(*first[0]), _event_of(*last[0])
+        last_event = _events_of(*last[0])[-1]
         return Kept(
-            first_id=first_event.id,
+            first_id=_events_of(*first[0])[0].id,
             last_id=last_event.id,
             ended=last_event.name in FINAL_EVENTS,
-            events=[_event_of(*entry) for entry in rest],
+            events=_after(rest, after),
         )
 
     async def wait(self, key: str, *, after: int, seconds: float) -> list[TurnEvent]:
@@ -153,7 +174,7 @@ class RedisStore:
                 found = await self.redis().xread({name: f"{after}-0"}, block=max(1, int(seconds * 1000)))
         except Exception as exc:
             raise ReplayUnavailableError from exc
-        return [_event_of(*entry) for entry in _entries(found)]
+        return _after(_entries(found), after)
 
 
 def _entries(found: XReadResponse | None) -> StreamRangeResponse:
@@ -196,14 +217,15 @@ class MemoryStore:
         turn = self._turns.get(key)
         return turn if turn is not None and turn.expires_at > now else None
 
-    async def append(self, key: str, events: Sequence[TurnEvent], *, ended: bool) -> None:
+    async def append(self, key: str, events: Sequence[TurnEvent], *, keep_seconds: int | None) -> None:
         now = time.monotonic()
         with self._lock:
             self._sweep(now)
             turn = self._turns.setdefault(key, _Turn())
             turn.events.extend(events)
             del turn.events[:-MAX_EVENTS_PER_TURN]
-            turn.expires_at = now + kept_seconds(ended=ended)
+            if keep_seconds is not None or turn.expires_at == math.inf:
+                turn.expires_at = now + (keep_seconds or kept_seconds(ended=False))
             waiters = self._waiters.pop(key, [])
         for loop, waiter in waiters:
             loop.call_soon_threadsafe(_wake, waiter)
@@ -311,6 +333,7 @@ class TurnLog:
         self.pending: list[TurnEvent] = []
         self.timer: asyncio.TimerHandle | None = None
         self.writing: asyncio.Future[None] | None = None
+        self.expiry_set_at = -math.inf  # when a batch last set the log's expiry
 
     @property
     def ended(self) -> bool:
@@ -342,11 +365,20 @@ class TurnLog:
         if self.replay is not None:
             try:
                 async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
-                    await self.replay.append(self.key, batch, ended=final)
+                    await self.replay.append(self.key, batch, keep_seconds=self._keep_seconds(final=final))
             except Exception as exc:  # the log degrades, the turn does not: nothing more of it is kept
                 logger.warning("Turn %s: events from %s on not kept for replay: %r", self.key, batch[0].id, exc)
                 self.replay = None
         await self.watchers.send(batch, final=final)
+
+    def _keep_seconds(self, *, final: bool) -> int | None:
+        """The expiry a batch sets: the first and the last batch always, the others when the last one
+        set is EXPIRY_RENEW_SECONDS old (a running turn's log is kept a lease longer than its window)."""
+        now = time.monotonic()
+        if not final and now - self.expiry_set_at < EXPIRY_RENEW_SECONDS:
+            return None
+        self.expiry_set_at = now
+        return kept_seconds(ended=final)
 
     async def flush(self) -> None:
         """Writes the events not written yet and waits for them (the turn's end awaits it once)."""

@@ -5,6 +5,7 @@ store. The seam between the log and the live events is walked at every resume po
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import timedelta
 
@@ -205,24 +206,53 @@ async def test_the_cap_drops_the_oldest_events_and_a_resume_before_them_is_410(s
     assert [event.id for event in tail.events] == list(range(991, 1002))
 
 
-async def test_redis_keeps_a_turn_capped_and_expiring(settings):
+async def test_redis_keeps_a_turn_in_one_entry_a_batch_and_expiring(settings, monkeypatch):
+    """One stream entry a batch (its id: the batch's last event's), the expiry set by the first and
+    the last batch and renewed by the others only once EXPIRY_RENEW_SECONDS have passed."""
     settings.STREAM_REPLAY_SECONDS = 30
     settings.TURN_LEASE_SECONDS = 60
+    monkeypatch.setattr(replay, "EXPIRY_RENEW_SECONDS", 3600)
     client = aioredis.Redis.from_url(redis_url_for_tests())
     store = RedisStore(redis=lambda: client, prefix=f"test-{uuid.uuid4().hex[:12]}:")
     message_id = uuid.uuid4()
     log = TurnLog(message_id=message_id, group="", replay=store)
-    for event in TURN[:-1]:
+    for event in TURN[:3]:
         log.record(event)
     await log.flush()
     key = store.key(str(message_id))
     assert 30 < await client.ttl(key) <= 90  # while it runs: the window and a lease
+    await client.persist(key)
+    for event in TURN[3:-1]:
+        log.record(event)
+    await log.flush()
+    assert await client.ttl(key) == -1  # a batch within EXPIRY_RENEW_SECONDS of the first left it as it was
     log.record(TURN[-1])
     await log.flush()
     assert 0 < await client.ttl(key) <= 30  # ended: the window from now
-    assert await client.xlen(key) == N
     entries = await client.xrange(key)
-    assert [entry_id for entry_id, _ in entries] == [f"{i}-0".encode() for i in range(1, N + 1)]
+    assert [entry_id for entry_id, _ in entries] == [b"3-0", f"{N - 1}-0".encode(), f"{N}-0".encode()]
+    kept = await store.read(str(message_id), after=0)
+    assert kept is not None
+    assert [event.id for event in kept.events] == list(range(1, N + 1))
+    assert (kept.first_id, kept.last_id, kept.ended) == (1, N, True)
+    assert [event.id for event in await store.wait(str(message_id), after=2, seconds=1)] == list(range(3, N + 1))
+    await client.aclose()
+
+
+async def test_redis_reads_a_log_the_release_before_wrote_one_entry_an_event(settings):
+    """A log written before this release (``e``/``d``, one entry an event) is read the same."""
+    client = aioredis.Redis.from_url(redis_url_for_tests())
+    store = RedisStore(redis=lambda: client, prefix=f"test-{uuid.uuid4().hex[:12]}:")
+    key = store.key("old")
+    for event_id, event in enumerate(TURN, start=1):
+        await client.xadd(key, {"e": event.name, "d": json.dumps(event.data)}, id=f"{event_id}-0")
+    kept = await store.read("old", after=N - 2)
+    assert kept is not None
+    assert (kept.first_id, kept.last_id, kept.ended) == (1, N, True)
+    assert [(event.id, event.name, event.data) for event in kept.events] == [
+        (i, event.name, event.data) for i, event in enumerate(TURN, start=1)
+    ][N - 2 :]
+    await client.delete(key)
     await client.aclose()
 
 
