@@ -18,7 +18,7 @@ from rest_framework.exceptions import AuthenticationFailed, ValidationError
 from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.models import User
-from chat import replay, resume, turns
+from chat import replay, resume, turns, watchers
 from chat.calls import TurnEvent
 from chat.models import ChatSession
 from chat.pipeline import drain
@@ -157,7 +157,7 @@ def _start_from_frame(
 class LayerMessage(TypedDict, total=False):
     """A channel-layer message this consumer handles (``membership.changed``, ``layer.unavailable``);
     ``chat.events`` (every event of a turn, those of a turn failed by maintenance too) is
-    ``chat.replay.ChatEventsMessage``."""
+    ``chat.watchers.ChatEventsMessage``."""
 
     type: str
     error: str  # layer.unavailable: why
@@ -335,7 +335,7 @@ class ChatSessionConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # 
     # the last one it sent. Live batches (``chat.replay``: written to the log before they are
     # published) that skip ids are completed from the log; ids already sent are skipped.
 
-    async def chat_events(self, message: replay.ChatEventsMessage) -> None:
+    async def chat_events(self, message: watchers.ChatEventsMessage) -> None:
         key = message["message_id"]
         batch = [TurnEvent(name, data, id=seq) for seq, name, data in message["events"]]
         sent = self.sent.get(key, 0)

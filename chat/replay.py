@@ -4,8 +4,9 @@ turn's start until STREAM_REPLAY_SECONDS after it ends, where every server proce
 ``TurnLog`` is the one place a turn's events get their ids. It writes them to the log and then
 hands the same batch to the session's channel-layer group (WebSocket watchers): whatever a watcher
 sees live is already in the log, so a reader that fills a gap from the log always finds it there.
-Writes are batched (one Redis round trip per FLUSH_SECONDS of events, not per event) and never
-delay the turn: its own stream yields each event at once; only its end waits for the last batch.
+Writes are batched (one Redis round trip per batch of events, not per event: FLUSH_SECONDS apart
+while someone watches the session live, UNWATCHED_FLUSH_SECONDS while nobody does) and never delay
+the turn: its own stream yields each event at once; only its end waits for the last batch.
 
 The log is Redis Streams when ``REDIS_URL`` is set (one stream per assistant message, one entry per
 batch of at most EVENTS_PER_ENTRY events whose id is ``<its last event's id>-0``, the events before
@@ -23,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol, TypedDict, cast
+from typing import Protocol, cast
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -32,29 +33,20 @@ from redis.typing import EncodableT, FieldT, StreamRangeResponse, XReadResponse
 
 from chat.calls import TurnEvent
 from chat.errors import ReplayUnavailableError
-from core.json_types import JSONObject
+from chat.watchers import Watchers
+from core.json_types import compact_json
 
 logger = logging.getLogger(__name__)
 
 FINAL_EVENTS = frozenset({"done", "error"})
-FLUSH_SECONDS = 0.05  # a turn's events are written (and fanned out) at most this long after they happen
+FLUSH_SECONDS = 0.05  # while a watcher is there, a turn's events are written (and fanned out) this soon
+UNWATCHED_FLUSH_SECONDS = 0.25  # while nobody watches the session live, this soon (a resume follows the log)
 MAX_EVENTS_PER_TURN = 10_000  # the oldest are dropped past this (a resume before them is 410)
 EVENTS_PER_ENTRY = 100  # a Redis stream entry holds a batch of at most this many events
 EXPIRY_RENEW_SECONDS = 10.0  # a running turn's log has its expiry renewed by a batch at most this often
-WRITE_TIMEOUT_SECONDS = 1.0  # a log or a channel layer slower than this is given up for the batch
+WRITE_TIMEOUT_SECONDS = 1.0  # a log slower than this is given up for the batch
 READ_TIMEOUT_SECONDS = 2.0  # a read of the log (beyond its blocking wait) slower than this is a 503
-PUBLISH_BACKOFF_SECONDS = 5.0  # a channel layer that failed is left alone this long (final events still go)
-WATCHERS_RECHECK_SECONDS = 0.5  # whether anyone watches the session is asked this often, not per batch
 SWEEP_SECONDS = 10.0  # the in-process store drops expired turns at most this often
-CHAT_EVENTS = "chat.events"  # the group message of a batch (``ChatEventsMessage``)
-
-
-class ChatEventsMessage(TypedDict):
-    """A batch of a turn's events as the session's group receives it: ``[id, name, data]`` each."""
-
-    type: str
-    message_id: str
-    events: list[tuple[int, str, JSONObject]]
 
 
 def kept_seconds(*, ended: bool) -> int:
@@ -134,17 +126,26 @@ class RedisStore:
 
     async def append(self, key: str, events: Sequence[TurnEvent], *, keep_seconds: int | None) -> None:
         name = self.key(key)
-        pipe = self.redis().pipeline(transaction=False)
+        redis = self.redis()
+        if len(events) <= EVENTS_PER_ENTRY and keep_seconds is None:  # the usual batch: one command
+            fields, entry_id, minid = self._entry(events)
+            await redis.xadd(name, fields, id=entry_id, minid=minid, approximate=False)
+            return
+        pipe = redis.pipeline(transaction=False)
         for start in range(0, len(events), EVENTS_PER_ENTRY):
-            part = events[start : start + EVENTS_PER_ENTRY]
-            batch = json.dumps([[event.id, event.name, event.data] for event in part], separators=(",", ":"))
-            fields: dict[FieldT, EncodableT] = {"b": batch}
-            last = part[-1].id
-            # the entries whose events all precede the last MAX_EVENTS_PER_TURN are dropped
-            pipe.xadd(name, fields, id=f"{last}-0", minid=max(0, last - MAX_EVENTS_PER_TURN + 1), approximate=False)
+            fields, entry_id, minid = self._entry(events[start : start + EVENTS_PER_ENTRY])
+            pipe.xadd(name, fields, id=entry_id, minid=minid, approximate=False)
         if keep_seconds is not None:
             pipe.expire(name, keep_seconds)
         await pipe.execute()
+
+    @staticmethod
+    def _entry(events: Sequence[TurnEvent]) -> tuple[dict[FieldT, EncodableT], str, int]:
+        """The stream entry holding ``events``: its fields, its id (the last event's) and the MINID
+        that drops the entries whose events all precede the last MAX_EVENTS_PER_TURN."""
+        last = events[-1].id
+        batch = compact_json([[event.id, event.name, event.data] for event in events])
+        return {"b": batch}, f"{last}-0", max(0, last - MAX_EVENTS_PER_TURN + 1)
 
     async def read(self, key: str, *, after: int) -> Kept | None:
         name = self.key(key)
@@ -283,42 +284,6 @@ def store() -> ReplayStore:
 # --- Writing a turn's events ---------------------------------------------------------------------
 
 
-class _Watchers:
-    """The live fan-out to the session's channel-layer group. Whether anyone watches is asked at
-    most every WATCHERS_RECHECK_SECONDS (and always for a turn's last batch); a layer that fails or
-    does not answer within WRITE_TIMEOUT_SECONDS is left alone for PUBLISH_BACKOFF_SECONDS, except
-    for the turn's last batch."""
-
-    def __init__(self, group: str, message_id: str) -> None:
-        self.group = group
-        self.message_id = message_id
-        self.layer = get_channel_layer() if group else None
-        self.asked_at = -math.inf
-        self.watched = True
-        self.resume_at = -math.inf
-
-    async def send(self, batch: list[TurnEvent], *, final: bool) -> None:
-        if self.layer is None:
-            return
-        now = time.monotonic()
-        due = final or now - self.asked_at >= WATCHERS_RECHECK_SECONDS
-        if (not self.watched and not due) or (now < self.resume_at and not final):
-            return  # nobody watched a moment ago (no round trip), or the layer is being left alone
-        try:
-            async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
-                if due:
-                    has_members = getattr(self.layer, "has_members", None)
-                    self.watched = True if has_members is None else await has_members(self.group)
-                    self.asked_at = time.monotonic()
-                if self.watched:
-                    events = [(event.id, event.name, event.data) for event in batch]
-                    message = ChatEventsMessage(type=CHAT_EVENTS, message_id=self.message_id, events=events)
-                    await self.layer.group_send(self.group, message)
-        except Exception as exc:  # a watcher channel must never break or stall the turn
-            logger.warning("Events of %s not published for %s s: %r", self.group, PUBLISH_BACKOFF_SECONDS, exc)
-            self.resume_at = time.monotonic() + PUBLISH_BACKOFF_SECONDS
-
-
 class TurnLog:
     """A turn's events: numbered here (``record``, at once), then written to the replay log and
     fanned out to the session's watchers in batches, in order (a batch waits for the one before it).
@@ -327,7 +292,7 @@ class TurnLog:
     def __init__(self, *, message_id: object, group: str, replay: ReplayStore | None = None) -> None:
         self.key = str(message_id) if message_id is not None else ""
         self.replay = (replay or store()) if self.key else None
-        self.watchers = _Watchers(group, self.key)
+        self.watchers = Watchers(group, self.key)
         self.seq = 0
         self.last_name = ""
         self.pending: list[TurnEvent] = []
@@ -347,7 +312,8 @@ class TurnLog:
         numbered = replace(event, id=self.seq)
         self.pending.append(numbered)
         if self.timer is None:
-            self.timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._flush)
+            delay = FLUSH_SECONDS if self.watchers.watched else UNWATCHED_FLUSH_SECONDS
+            self.timer = asyncio.get_running_loop().call_later(delay, self._flush)
         return numbered
 
     def _flush(self) -> asyncio.Future[None]:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any, Protocol, cast
@@ -34,7 +33,7 @@ from core.errors import (
     error_response,
     exception_handler,
 )
-from core.json_types import JSONObject
+from core.json_types import JSONObject, compact_json
 from core.negotiation import accepts_any
 from mcps.services import MCPUnreachableError
 from orgs.api import OrgAPIView, bind_log_context
@@ -55,7 +54,7 @@ def sse_frame(seq: int, name: str, data: JSONObject) -> bytes:
     """One SSE event; one without an id (NO_ID: not an event of the turn's log) has no ``id:`` line,
     so the client's last event id stays the last one it really had."""
     head = "" if seq == NO_ID else f"id: {seq}\n"
-    return f"{head}event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return f"{head}event: {name}\ndata: {compact_json(data)}\n\n".encode()
 
 
 async def _sse_bytes(head: list[TurnEvent], events: AsyncGenerator[TurnEvent]) -> AsyncGenerator[bytes]:

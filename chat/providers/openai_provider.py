@@ -33,7 +33,7 @@ from chat.providers.base import (
     Usage,
     provider_failure,
 )
-from core.json_types import JSONObject, JSONValue
+from core.json_types import JSONObject, JSONValue, compact_json
 
 
 # A ``chat.completion.chunk`` as the stream sends it, the fields read here (any may be missing or null).
@@ -214,7 +214,7 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
                 response = await client.post(
                     "/chat/completions",
                     cast_to=httpx2.Response,  # the response as it arrives, its body not read yet
-                    content=json.dumps(body, separators=(",", ":")).encode(),
+                    content=compact_json(body).encode(),
                     options=_POST_OPTIONS,
                     stream=True,
                     stream_cls=openai.AsyncStream[ChatCompletionChunk],

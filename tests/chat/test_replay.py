@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 from redis import asyncio as aioredis
 
-from chat import replay, resume
+from chat import replay, resume, watchers
 from chat.calls import TurnEvent
 from chat.errors import EventsExpiredError, ReplayUnavailableError
 from chat.replay import MemoryStore, RedisStore, TurnLog
@@ -347,8 +347,8 @@ async def test_the_live_fan_out_asks_for_watchers_once_in_a_while_and_reaches_on
     Redis group costs two round trips), always for the turn's last batch; a channel that joins
     mid-turn gets the batches from then on, each with its events' ids."""
     layer = RedisChannelLayer(hosts=[redis_url_for_tests()])
-    monkeypatch.setattr(replay, "get_channel_layer", lambda: layer)
-    monkeypatch.setattr(replay, "WATCHERS_RECHECK_SECONDS", 3600)
+    monkeypatch.setattr(watchers, "get_channel_layer", lambda: layer)
+    monkeypatch.setattr(watchers, "WATCHERS_RECHECK_SECONDS", 3600)
     group = f"session-test-{uuid.uuid4().hex}"
     asked = []
     original = layer.has_members
@@ -377,7 +377,7 @@ async def test_the_live_fan_out_asks_for_watchers_once_in_a_while_and_reaches_on
 
 
 async def test_a_channel_layer_that_does_not_answer_is_left_alone(monkeypatch):
-    """A layer that hangs: one batch waits for it (WRITE_TIMEOUT_SECONDS), the next ones skip it
+    """A layer that hangs: one batch waits for it (PUBLISH_TIMEOUT_SECONDS), the next ones skip it
     (PUBLISH_BACKOFF_SECONDS), the turn's last batch tries it again."""
 
     class Hanging:
@@ -387,10 +387,47 @@ async def test_a_channel_layer_that_does_not_answer_is_left_alone(monkeypatch):
             Hanging.calls += 1
             await asyncio.sleep(3600)
 
-    monkeypatch.setattr(replay, "get_channel_layer", Hanging)
-    monkeypatch.setattr(replay, "WRITE_TIMEOUT_SECONDS", 0.1)
+    monkeypatch.setattr(watchers, "get_channel_layer", Hanging)
+    monkeypatch.setattr(watchers, "PUBLISH_TIMEOUT_SECONDS", 0.1)
     log = TurnLog(message_id=uuid.uuid4(), group="session-gone", replay=MemoryStore())
     for event in TURN:
         log.record(event)
         await asyncio.wait_for(log.flush(), 10)
     assert Hanging.calls == 2  # the first batch, then the last
+
+
+async def test_a_turn_nobody_watches_live_is_written_in_longer_batches(monkeypatch):
+    """Batches are FLUSH_SECONDS apart while the session has a watcher (and before anyone was asked),
+    UNWATCHED_FLUSH_SECONDS while it has none: fewer round trips for a turn only its stream reads."""
+
+    class Layer:
+        members = False
+
+        async def has_members(self, group):
+            return self.members
+
+        async def group_send(self, group, message):
+            pass
+
+    layer = Layer()
+    monkeypatch.setattr(watchers, "get_channel_layer", lambda: layer)
+    monkeypatch.setattr(watchers, "WATCHERS_RECHECK_SECONDS", 0)
+    loop = asyncio.get_running_loop()
+    log = TurnLog(message_id=uuid.uuid4(), group="session-x", replay=MemoryStore())
+
+    def delay() -> float:
+        assert log.timer is not None
+        return log.timer.when() - loop.time()
+
+    log.record(TURN[0])
+    assert delay() == pytest.approx(replay.FLUSH_SECONDS, abs=0.02)
+    await log.flush()  # asked: nobody watches
+    log.record(TURN[1])
+    assert delay() == pytest.approx(replay.UNWATCHED_FLUSH_SECONDS, abs=0.02)
+    await log.flush()
+    layer.members = True
+    log.record(TURN[2])
+    await log.flush()  # asked again: a watcher now
+    log.record(TURN[3])
+    assert delay() == pytest.approx(replay.FLUSH_SECONDS, abs=0.02)
+    await log.flush()

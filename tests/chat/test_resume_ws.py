@@ -15,7 +15,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
-from chat import replay, turns
+from chat import turns, watchers
 from chat.calls import TurnEvent
 from chat.models import Message
 from chat.replay import TurnLog
@@ -94,7 +94,7 @@ async def test_a_socket_opened_mid_turn_misses_nothing_at_every_resume_point(cha
     events after k; the rest then arrived live, in batches, through the group. For every j and k the
     socket sent exactly events k+1 … N, once each, in order: the log and the live fan-out agree at
     the seam (a live batch the socket skipped is filled from the log)."""
-    monkeypatch.setattr(replay, "WATCHERS_RECHECK_SECONDS", 0)  # every batch asks who watches
+    monkeypatch.setattr(watchers, "WATCHERS_RECHECK_SECONDS", 0)  # every batch asks who watches
     settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "websocket": "1000/min"}  # a socket per case
     _, _, _, session, _, token = chat
     for j in range(N + 1):
@@ -124,7 +124,7 @@ async def test_a_socket_opened_mid_turn_misses_nothing_at_every_resume_point(cha
 async def test_a_socket_that_joins_mid_turn_gets_the_turn_from_its_first_event(chat, monkeypatch):
     """Without a resume frame too: the first live batch of a turn the socket has sent nothing of is
     completed from the log."""
-    monkeypatch.setattr(replay, "WATCHERS_RECHECK_SECONDS", 0)
+    monkeypatch.setattr(watchers, "WATCHERS_RECHECK_SECONDS", 0)
     _, _, _, session, _, token = chat
     message_id = await database_sync_to_async(_new_turn)(chat)
     log = TurnLog(message_id=message_id, group=session.group_name)
