@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 
 import django_filters
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.request import Request
@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from billing.errors import REFUSALS
 from core.errors import InvalidStateError, ValidationFailed
 from core.filters import DateOrDateTimeFilter
+from core.row_counts import related_count
 from core.views import validated_as
 from orgs.api import OrgViewSet
 from specialists.errors import SpecialistInactiveError
@@ -55,7 +56,7 @@ class TaskFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filt
     ),
 )
 class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet[Project]):
-    queryset = Project.objects.annotate(task_count=Count("tasks"))
+    queryset = Project.objects.annotate(task_count=related_count(Project, "tasks"))
     serializer_class = ProjectSerializer
     filterset_class = ProjectFilter
     ordering = ["-created_at"]

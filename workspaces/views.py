@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 
 import django_filters
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
 from core.errors import NotFoundError, RateLimitedError
+from core.row_counts import related_count
 from core.throttles import UploadThrottle
 from core.views import validated_as
 from files.uploads import FileTooLargeError, StorageQuotaExceededError
@@ -51,7 +52,7 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
     errors = {"upload": (FileTooLargeError, StorageQuotaExceededError, RateLimitedError)}
     upload_actions = ("upload",)  # an over-large body here is a file too large (core.middleware)
     queryset = Workspace.objects.annotate(
-        file_count=Count("files", distinct=True), thread_count=Count("sessions", distinct=True)
+        file_count=related_count(Workspace, "files"), thread_count=related_count(Workspace, "sessions")
     )
     serializer_class = WorkspaceSerializer
     filterset_class = WorkspaceFilter
