@@ -59,7 +59,8 @@ class LedgerEntrySerializer(PlainReadModelSerializer[LedgerEntry]):
         return data
 
 
-class ModelRateSerializer(serializers.ModelSerializer[ModelRate]):
+class ModelRateSerializer(PlainReadModelSerializer[ModelRate]):
+    pages_read_as_rows = True
     input_credits_per_million = CreditField()
     output_credits_per_million = CreditField()
 
@@ -77,7 +78,8 @@ class ModelRateSerializer(serializers.ModelSerializer[ModelRate]):
         ]
 
 
-class CreditPackageSerializer(serializers.ModelSerializer[CreditPackage]):
+class CreditPackageSerializer(PlainReadModelSerializer[CreditPackage]):
+    pages_read_as_rows = True
     credits = CreditField()
 
     class Meta:
@@ -126,7 +128,8 @@ class CapacitySerializer(serializers.Serializer[object]):
     by_model = CapacityModelSerializer(many=True)
 
 
-class AlertSerializer(serializers.ModelSerializer[BudgetAlert]):
+class AlertSerializer(PlainReadModelSerializer[BudgetAlert]):
+    pages_read_as_rows = True
     threshold = serializers.SerializerMethodField()
 
     class Meta:

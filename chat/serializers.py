@@ -172,7 +172,8 @@ class SessionDetailSerializer(SessionSerializer):
         fields = [*SessionSerializer.Meta.fields, "messages"]
 
 
-class ArtifactSerializer(serializers.ModelSerializer[Artifact]):
+class ArtifactSerializer(PlainReadModelSerializer[Artifact]):
+    pages_read_as_rows = True
     session_id = serializers.UUIDField(read_only=True, allow_null=True)
     specialist_id = serializers.UUIDField(read_only=True, allow_null=True)
 

@@ -25,12 +25,16 @@ def _whole_number(raw: str) -> bool:
 
 
 def _page_rows(page: object, view: APIView | None) -> list[object] | None:
-    """The page's rows as its view's serializer reads them when it reads tuples of columns
-    (``core.serializers.PlainReadModelSerializer.read_page_rows``), else ``None`` (model instances)."""
+    """The page's rows as its serializer reads them when it reads tuples of columns
+    (``core.serializers.PlainReadModelSerializer.read_page_rows``), else ``None`` (model instances).
+    The serializer is the view's, or the one its ``page_serializers`` names for the action (a page of
+    another model than the view's: a connection's tools)."""
     get_serializer_class = getattr(view, "get_serializer_class", None)
     if not isinstance(page, QuerySet) or get_serializer_class is None:
         return None
-    read_page_rows = getattr(get_serializer_class(), "read_page_rows", None)
+    page_serializers: dict[str, type] = getattr(view, "page_serializers", {})
+    serializer_class = page_serializers.get(getattr(view, "action", None) or "") or get_serializer_class()
+    read_page_rows = getattr(serializer_class, "read_page_rows", None)
     return None if read_page_rows is None else read_page_rows(page)
 
 

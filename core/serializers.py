@@ -23,6 +23,7 @@ from collections import namedtuple
 from collections.abc import Callable
 from typing import ClassVar
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from rest_framework import ISO_8601, serializers
 from rest_framework import fields as drf_fields
@@ -74,20 +75,41 @@ def _column_attributes(model: type[models.Model]) -> frozenset[str]:
 
 
 type _Row = tuple[object, ...]
-_ROW_SHAPES: dict[type[models.Model], tuple[type[_Row], tuple[str, ...]]] = {}
+_ROW_SHAPES: dict[tuple[type[models.Model], tuple[str, ...]], tuple[type[_Row], tuple[str, ...]]] = {}
 
 
-def _row_shape(model: type[models.Model]) -> tuple[type[_Row], tuple[str, ...]]:
+def _row_shape(model: type[models.Model], annotations: tuple[str, ...] = ()) -> tuple[type[_Row], tuple[str, ...]]:
     """A page's row of ``model`` read through ``values_list``: a named tuple of the model's columns
-    (by attribute name, in ``concrete_fields`` order) with ``pk``, and those columns."""
-    shape = _ROW_SHAPES.get(model)
+    (by attribute name, in ``concrete_fields`` order), then the query's annotations, with ``pk`` and
+    ``serializable_value`` (what a related field reads of a model), and those columns."""
+    shape = _ROW_SHAPES.get((model, annotations))
     if shape is None:
-        columns = tuple(field.attname for field in model._meta.concrete_fields)
+        columns = (*(field.attname for field in model._meta.concrete_fields), *annotations)
         base = namedtuple(f"{model.__name__}Row", columns)  # type: ignore[misc]  # the names are the model's
         pk_index = columns.index(model._meta.pk.attname) if model._meta.pk is not None else 0
-        row: type[_Row] = type(base.__name__, (base,), {"__slots__": (), "pk": property(operator.itemgetter(pk_index))})
-        shape = _ROW_SHAPES[model] = (row, columns)
+        members = {"__slots__": (), "pk": property(operator.itemgetter(pk_index))}
+        members["serializable_value"] = _SerializableValue(model)
+        row: type[_Row] = type(base.__name__, (base,), members)
+        shape = _ROW_SHAPES[(model, annotations)] = (row, columns)
     return shape
+
+
+class _SerializableValue:
+    """``Model.serializable_value`` of a row: a relation's name reads its column (``created_by`` →
+    ``created_by_id``), any other name itself."""
+
+    def __init__(self, model: type[models.Model]) -> None:
+        self.model = model
+
+    def __get__(self, row: _Row, owner: type | None = None) -> Callable[[str], object]:
+        def serializable_value(name: str) -> object:
+            try:
+                field = self.model._meta.get_field(name)
+            except FieldDoesNotExist:
+                return getattr(row, name)
+            return getattr(row, getattr(field, "attname", name))
+
+        return serializable_value
 
 
 class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
@@ -103,9 +125,9 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
     def read_page_rows(cls, rows: models.QuerySet[M]) -> list[_Row] | None:
         """A page's rows as named tuples of their columns (``None``: read them as models), fetched
         by the page's own query (filters, org scope, order and slice as they are)."""
-        if not cls.pages_read_as_rows or rows.model is not cls.Meta.model:
-            return None
-        row, columns = _row_shape(rows.model)
+        if not cls.pages_read_as_rows or rows.model is not cls.Meta.model or rows.query.group_by is not None:
+            return None  # another model's page, or one grouped by an aggregate: read as models
+        row, columns = _row_shape(rows.model, tuple(rows.query.annotation_select))
         new = tuple.__new__
         return [new(row, values) for values in rows.prefetch_related(None).values_list(*columns)]
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.serializers import PlainReadModelSerializer
 from mcps.masking import masked_url
 from mcps.models import AuthType, CatalogEntry, Connection, Tool, Transport
 
@@ -14,7 +15,7 @@ class MaskedUrlField(serializers.URLField):
         return masked_url(str(value))
 
 
-class ConnectionSerializer(serializers.ModelSerializer[Connection]):
+class ConnectionSerializer(PlainReadModelSerializer[Connection]):
     url = MaskedUrlField(
         read_only=True,
         help_text="Userinfo removed and every query value shown as `***`; the stored URL keeps them.",
@@ -71,7 +72,8 @@ class ConnectionCreateSerializer(ConnectionWriteSerializer):
         return attrs
 
 
-class ToolSerializer(serializers.ModelSerializer[Tool]):
+class ToolSerializer(PlainReadModelSerializer[Tool]):
+    pages_read_as_rows = True
     connection_id = serializers.UUIDField(read_only=True)
 
     class Meta:
@@ -90,7 +92,9 @@ class SyncResultSerializer(serializers.Serializer[object]):
     tools = ToolSerializer(many=True)
 
 
-class CatalogEntrySerializer(serializers.ModelSerializer[CatalogEntry]):
+class CatalogEntrySerializer(PlainReadModelSerializer[CatalogEntry]):
+    pages_read_as_rows = True
+
     class Meta:
         model = CatalogEntry
         fields = ["key", "name", "description", "transport", "url_template", "auth_type", "docs_url"]

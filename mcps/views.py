@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.errors import NotFoundError, RateLimitedError, ServiceUnavailableError
+from core.row_counts import related_count
 from core.throttles import MCPSyncThrottle, MCPWriteThrottle
 from core.url_guard import UrlNotAllowedError
 from core.views import UserViewSet, validated_as
@@ -49,10 +50,11 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet[Connection]):
     org_path_kwarg = "org_id"
     queryset = Connection.objects.all()
     serializer_class = ConnectionSerializer
+    page_serializers = {"tools": ToolSerializer}  # the page a connection's tools action answers
     required_roles = dict.fromkeys(ADMIN_ACTIONS, Role.ADMIN)
 
     def scope_queryset(self, queryset: QuerySet[Connection]) -> QuerySet[Connection]:
-        return queryset.annotate(tool_count=Count("tools", distinct=True)).order_by("-created_at")
+        return queryset.annotate(tool_count=related_count(Connection, "tools")).order_by("-created_at")
 
     def _out(self, connection: Connection) -> dict[str, object]:
         return ConnectionSerializer(self.get_queryset().get(pk=connection.pk)).data

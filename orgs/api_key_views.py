@@ -12,15 +12,17 @@ from rest_framework.response import Response
 from core.credits import credit_str
 from core.fields import CreditField
 from core.pagination import listed_page
+from core.serializers import PlainReadModelSerializer
 from orgs import api_keys, selectors
 from orgs.api import OrgViewSet
 from orgs.models import API_KEY_ROLES, ApiKey, Role
 
 
-class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
+class ApiKeySerializer(PlainReadModelSerializer[ApiKey]):
     """A key. ``spentThisPeriod`` comes from the context's ``spend`` ({key id: credits}, the page's
     keys read in one query) or, for a key not in it, is read for that key alone."""
 
+    pages_read_as_rows = True
     specialist_ids = serializers.ListField(child=serializers.UUIDField(), allow_null=True, read_only=True)
     spent_this_period = serializers.SerializerMethodField(
         help_text="What the turns started with this key cost this period (the calendar month in UTC)."

@@ -8,11 +8,13 @@ from rest_framework import serializers
 from accounts.models import User
 from core.credits import credit_str
 from core.fields import CreditField
+from core.serializers import PlainReadModelSerializer
 from orgs import selectors
 from orgs.models import Membership, Organization, Role
 
 
-class OrganizationSerializer(serializers.ModelSerializer[Organization]):
+class OrganizationSerializer(PlainReadModelSerializer[Organization]):
+    pages_read_as_rows = True
     role = serializers.SerializerMethodField()
 
     class Meta:
@@ -43,7 +45,7 @@ class BillingEmailSerializer(serializers.Serializer[object]):
     billing_email = serializers.EmailField()
 
 
-class MemberSerializer(serializers.ModelSerializer[Membership]):
+class MemberSerializer(PlainReadModelSerializer[Membership]):
     """A member; until an invitation is accepted, its own email and name (never the account's).
     ``spentThisPeriod`` comes from the context: ``spend`` ({user id: credits}, the page's members
     read in one query) and ``viewer`` (a member caller's own user id: others' spend is null; None for

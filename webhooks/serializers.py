@@ -3,12 +3,14 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.serializers import PlainReadModelSerializer
 from webhooks.models import Delivery, DeliveryStatus, EventType, Webhook
 
 LAST_STATUSES = [DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value]
 
 
-class WebhookSerializer(serializers.ModelSerializer[Webhook]):
+class WebhookSerializer(PlainReadModelSerializer[Webhook]):
+    pages_read_as_rows = True
     events = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices))
     last_status = serializers.SerializerMethodField(
         help_text="The latest attempt's outcome (`delivered` or `failed`); null before the first."
@@ -58,7 +60,8 @@ class WebhookUpdateSerializer(serializers.Serializer[object]):
     enabled = serializers.BooleanField(required=False)
 
 
-class DeliverySerializer(serializers.ModelSerializer[Delivery]):
+class DeliverySerializer(PlainReadModelSerializer[Delivery]):
+    pages_read_as_rows = True
     event = serializers.CharField(source="event_type", read_only=True, help_text="The event's type (or `ping`).")
     event_id = serializers.UUIDField(read_only=True, help_text="The event's id: the same on every attempt.")
     response_status = serializers.IntegerField(

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.serializers import PlainReadModelSerializer
 from workspaces.models import Workspace, WorkspaceFile
 
 
-class WorkspaceSerializer(serializers.ModelSerializer[Workspace]):
+class WorkspaceSerializer(PlainReadModelSerializer[Workspace]):
+    pages_read_as_rows = True
     created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)  # null: an API key
     file_count = serializers.IntegerField(read_only=True)
     thread_count = serializers.IntegerField(read_only=True)
@@ -20,7 +22,7 @@ class WorkspaceWriteSerializer(serializers.Serializer[object]):
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class WorkspaceFileSerializer(serializers.ModelSerializer[WorkspaceFile]):
+class WorkspaceFileSerializer(PlainReadModelSerializer[WorkspaceFile]):
     uploaded_by = serializers.UUIDField(source="uploaded_by_id", read_only=True, allow_null=True)  # null: an API key
     text_extracted = serializers.BooleanField(
         read_only=True,

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.plumbing import get_lib_doc_excludes
 from rest_framework.request import Request
 
 from core import errors as e
+from core.serializers import PlainReadModelSerializer
 from leancore.schema.document import Document
 from leancore.schema.error_responses import PROBLEM_SCHEMA, REQUEST_ID_HEADER
 from leancore.schema.examples import add_request_examples
@@ -46,3 +48,10 @@ type Endpoint = tuple[str, str, str, Callable[..., object]]
 def drop_trailing_slash_twins(endpoints: list[Endpoint]) -> list[Endpoint]:
     """Pre-processing hook: every path is also served with a trailing slash; document it once."""
     return [endpoint for endpoint in endpoints if not (endpoint[0].endswith("/") and endpoint[0] != "/")]
+
+
+def lib_doc_excludes() -> list[type]:
+    """The classes whose docstrings never describe a component (``GET_LIB_DOC_EXCLUDES``): DRF's and
+    Python's, as drf-spectacular has them, and the project's own serializer bases (their docstrings
+    are notes for maintainers, not for API users)."""
+    return [*get_lib_doc_excludes(), PlainReadModelSerializer]

@@ -72,6 +72,7 @@ SPECTACULAR_SETTINGS = {
         "leancore.schema.hooks.add_problem_schema",
     ],
     "PREPROCESSING_HOOKS": ["leancore.schema.hooks.drop_trailing_slash_twins"],
+    "GET_LIB_DOC_EXCLUDES": "leancore.schema.hooks.lib_doc_excludes",
     "ENUM_NAME_OVERRIDES": {
         "MemberRoleEnum": "orgs.models.Role",
         "ApiKeyRoleEnum": "orgs.models.API_KEY_ROLES",

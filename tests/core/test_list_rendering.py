@@ -119,7 +119,25 @@ def test_camelize_matches_the_library(data):
 
 
 # the lists whose serializer reads a page as tuples of columns (``pages_read_as_rows``)
-READ_AS_ROWS = ["/api/chat/sessions", "/billing/credits/usage", "/specialists", "/tasks", "/workspaces/{id}/threads"]
+READ_AS_ROWS = [
+    "/api/chat/sessions",
+    "/billing/alerts",
+    "/billing/credits/usage",
+    "/billing/model-rates",
+    "/billing/packages",
+    "/mcp/catalog",
+    "/orgs",
+    "/orgs/{orgId}/api-keys",
+    "/orgs/{orgId}/mcps/{id}/tools",
+    "/orgs/{orgId}/webhooks",
+    "/orgs/{orgId}/webhooks/{id}/deliveries",
+    "/projects",
+    "/specialists",
+    "/tasks",
+    "/workspaces",
+    "/workspaces/{id}/artifacts",
+    "/workspaces/{id}/threads",
+]
 
 
 def test_the_busiest_list_pages_read_their_rows_as_tuples_of_columns(org, owner, populated, monkeypatch):  # noqa: F811
@@ -137,3 +155,27 @@ def test_the_busiest_list_pages_read_their_rows_as_tuples_of_columns(org, owner,
         results = json.loads(_pages(client, [url])[0])["results"]
         assert len(rows) == len(results) >= 1, url
         assert all(issubclass(row, tuple) for row in rows), url
+
+
+def test_a_relation_read_from_a_row_is_the_same_bytes(org, owner, populated, monkeypatch):  # noqa: F811
+    """A related field (an alert's ``acknowledgedBy``, a key's ``createdBy``) reads the row's column
+    through ``serializable_value`` as it reads a model's."""
+    from django.utils import timezone
+
+    from billing.models import BudgetAlert
+
+    BudgetAlert.all_orgs.create(
+        organization=org,
+        kind="circuit_opened",
+        period_start=timezone.now(),
+        message="m",
+        acknowledged_at=timezone.now(),
+        acknowledged_by=owner,
+    )
+    client = client_for(owner)
+    urls = [_url(path, org, populated) for path in ("/billing/alerts", "/orgs/{orgId}/api-keys")]
+    new = _pages(client, urls)
+    assert str(owner.pk) in new[0].decode()
+    assert str(owner.pk) in new[1].decode()
+    _old_path(monkeypatch)
+    assert new == _pages(client, urls)
