@@ -54,4 +54,5 @@ def lib_doc_excludes() -> list[type]:
     """The classes whose docstrings never describe a component (``GET_LIB_DOC_EXCLUDES``): DRF's and
     Python's, as drf-spectacular has them, and the project's own serializer bases (their docstrings
     are notes for maintainers, not for API users)."""
-    return [*get_lib_doc_excludes(), PlainReadModelSerializer]
+    library: list[type] = get_lib_doc_excludes()  # type: ignore[no-untyped-call]  # drf-spectacular's own, untyped
+    return [*library, PlainReadModelSerializer]
