@@ -53,6 +53,10 @@ class PageNumberPagination(pagination.PageNumberPagination):
         self.request = request
         page_size = self.get_page_size(request)
         paginator = self.django_paginator_class(queryset, page_size)
+        count_page_rows = getattr(view, "count_page_rows", None)  # a view that counts its rows more cheaply
+        counted = None if count_page_rows is None else count_page_rows(queryset)
+        if counted is not None:
+            paginator.__dict__["count"] = counted  # Paginator.count is a cached property: its value given
         raw = request.query_params.get(self.page_query_param, "1").strip() or "1"
         if not _whole_number(raw) or int(raw) < 1:
             raise ValidationFailed("page", "A page number is a whole number from 1.")

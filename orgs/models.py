@@ -26,6 +26,8 @@ class Organization(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # the caller's orgs, newest first: a page walks this index, not every org sorted
+        indexes = [models.Index(fields=["-created_at"], name="orgs_organization_created")]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(monthly_budget__isnull=True) | models.Q(monthly_budget__gte=0),
@@ -238,7 +240,11 @@ class Membership(models.Model):
                 name="membership_credit_limit_non_negative",
             ),
         ]
-        indexes = [models.Index(fields=["user", "status"])]
+        indexes = [
+            models.Index(fields=["user", "status"]),
+            # the members list, newest first: a page is read from the index, not sorted from all members
+            models.Index(fields=["organization", "-created_at"], name="orgs_membership_org_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user.email} in {self.organization.name} ({self.role})"

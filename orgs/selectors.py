@@ -19,6 +19,18 @@ def organizations_for(*, user: User) -> QuerySet[Organization]:
     return queryset.order_by("-created_at")
 
 
+def organization_count_for(*, user: User) -> int | None:
+    """How many orgs ``organizations_for`` lists, counted from the caller's active memberships alone
+    (each names one org: no join to every org); ``None`` for staff (every org, counted as listed)."""
+    if user.is_staff:
+        return None
+    return (
+        Membership.objects.across_orgs("a user's own memberships")
+        .filter(user=user, status=Membership.Status.ACTIVE)
+        .count()
+    )
+
+
 def roles_of(*, user: User, org_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     return dict(
         Membership.objects.filter(user=user, organization_id__in=org_ids, status=Membership.Status.ACTIVE).values_list(

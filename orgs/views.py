@@ -40,6 +40,11 @@ class OrganizationListView(mixins.ListModelMixin, UserViewSet[Organization]):
             return Organization.objects.none()
         return selectors.organizations_for(user=current_user(self.request))
 
+    def count_page_rows(self, queryset: QuerySet[Organization]) -> int | None:
+        """The page's ``count`` (``core.pagination``): the list takes no filter, so it is the caller's
+        active memberships."""
+        return selectors.organization_count_for(user=current_user(self.request))
+
     def get_serializer_context(self) -> dict[str, object]:
         context = dict(super().get_serializer_context())
         page_ids = [org.pk for org in listed_page(self)]

@@ -39,6 +39,9 @@ class WorkspaceFilter(django_filters.FilterSet):  # type: ignore[misc]  # django
         return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
 
 
+WITHOUT_COUNTS = frozenset({"files", "upload", "delete_file", "destroy"})  # actions that show no counts
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="The organization's workspaces",
@@ -51,12 +54,19 @@ class WorkspaceFilter(django_filters.FilterSet):  # type: ignore[misc]  # django
 class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSet[Workspace]):
     errors = {"upload": (FileTooLargeError, StorageQuotaExceededError, RateLimitedError)}
     upload_actions = ("upload",)  # an over-large body here is a file too large (core.middleware)
-    queryset = Workspace.objects.annotate(
-        file_count=related_count(Workspace, "files"), thread_count=related_count(Workspace, "sessions")
-    )
+    queryset = Workspace.objects.all()
     serializer_class = WorkspaceSerializer
     filterset_class = WorkspaceFilter
     ordering = ["-created_at"]
+
+    def scope_queryset(self, queryset: QuerySet[Workspace]) -> QuerySet[Workspace]:
+        """Each workspace with its file and thread counts, but for the actions on its files and its
+        deletion, which show neither (a workspace's files page counts no file twice)."""
+        if self.action in WITHOUT_COUNTS:
+            return queryset
+        return queryset.annotate(
+            file_count=related_count(Workspace, "files"), thread_count=related_count(Workspace, "sessions")
+        )
 
     def _out(self, workspace: Workspace) -> dict[str, object]:
         return WorkspaceSerializer(self.get_queryset().get(pk=workspace.pk)).data

@@ -20,6 +20,7 @@ from core import pagination, renderers
 from core.filter_backends import FilterSetBackend
 from core.serializers import PlainReadModelSerializer
 from orgs.api import OrgContextMixin
+from orgs.views import OrganizationListView
 from specialists.serializers import SpecialistPageSerializer
 from tests.conftest import client_for
 from tests.core.test_query_counts import LISTS, _url, populated  # noqa: F401  # populated: the fixture
@@ -34,6 +35,7 @@ def _old_path(monkeypatch) -> None:
     monkeypatch.setattr(OrgContextMixin, "get_authenticators", APIView.get_authenticators)
     monkeypatch.setattr(FilterSetBackend, "filter_queryset", DjangoFilterBackend.filter_queryset)
     monkeypatch.setattr(pagination, "_page_rows", lambda page, view: None)
+    monkeypatch.setattr(OrganizationListView, "count_page_rows", lambda self, queryset: None)
     monkeypatch.setattr(PlainReadModelSerializer, "to_representation", serializers.ModelSerializer.to_representation)
     monkeypatch.setattr(SpecialistPageSerializer, "to_representation", serializers.ListSerializer.to_representation)
     monkeypatch.setattr(renderers, "camelize", lambda data: library_camelize(data, **api_settings.JSON_UNDERSCOREIZE))
@@ -179,3 +181,19 @@ def test_a_relation_read_from_a_row_is_the_same_bytes(org, owner, populated, mon
     assert str(owner.pk) in new[1].decode()
     _old_path(monkeypatch)
     assert new == _pages(client, urls)
+
+
+def test_the_callers_orgs_are_counted_from_their_active_memberships(owner, monkeypatch):
+    """``/orgs`` counts the caller's active memberships: an invitation not yet accepted is not an org
+    of theirs, and the count is the generic one's."""
+    from orgs.models import Membership
+    from tests.conftest import make_org
+
+    make_org(owner=owner, name="Second")
+    pending = make_org(name="Invited to")
+    Membership.all_orgs.create(organization=pending, user=owner, role="member", status=Membership.Status.INVITED)
+    client = client_for(owner)
+    new = _pages(client, ["/orgs", "/orgs?pageSize=1"])
+    assert [json.loads(body)["count"] for body in new] == [2, 2]
+    _old_path(monkeypatch)
+    assert new == _pages(client, ["/orgs", "/orgs?pageSize=1"])

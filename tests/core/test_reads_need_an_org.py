@@ -129,6 +129,7 @@ SPANS_ORGS = {
     ("orgs/api_keys.py", "find_api_key", "ApiKey"),  # a credential names its key by prefix
     ("orgs/context.py", "resolve_org", "Membership"),  # the caller's own memberships: their only org
     ("orgs/selectors.py", "active_memberships", "Membership"),  # a user's own organizations
+    ("orgs/selectors.py", "organization_count_for", "Membership"),  # how many organizations a user lists
     ("orgs/services.py", "is_unclaimed", "Membership"),  # whether an account belongs to any org
     ("orgs/services.py", "_take_invitation", "Invitation"),  # a one-time token names its invitation
     ("specialists/selectors.py", "specialists_queryset", "Specialist"),  # a view's base: for_org scopes it
