@@ -9,7 +9,8 @@ from tasks.models import Project, Task
 from workspaces.models import Workspace
 
 
-class ProjectSerializer(serializers.ModelSerializer[Project]):
+class ProjectSerializer(PlainReadModelSerializer[Project]):
+    pages_read_as_rows = True
     workspace_id = serializers.UUIDField(read_only=True, allow_null=True)
     task_count = serializers.IntegerField(read_only=True)
 
