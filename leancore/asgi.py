@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from django.core.asgi import get_asgi_application
@@ -10,6 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leancore.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from daphne import http_protocol  # noqa: E402
 from daphne.http_protocol import WebRequest  # noqa: E402
 from daphne.ws_protocol import WebSocketProtocol  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -51,8 +53,17 @@ def _let_websockets_close_with_any_code() -> None:
     WebSocketProtocol.serverClose = server_close
 
 
+def _write_replies_past_the_deprecation_proxy() -> None:
+    """Daphne reaches ``twisted.web.http`` through Twisted's deprecation proxy (``_ModuleProxy``, an
+    attribute lookup in Python) for every chunk of every response (``http.Request.write``): an SSE
+    turn's every event. Daphne gets the module itself (none of its attributes it reads is deprecated)."""
+    with contextlib.suppress(AttributeError):  # a Twisted whose module is not proxied: nothing to do
+        http_protocol.http = object.__getattribute__(http_protocol.http, "_module")
+
+
 _leave_form_bodies_to_django()
 _start_requests_without_a_thread_hop()
+_write_replies_past_the_deprecation_proxy()
 _let_websockets_close_with_any_code()
 if settings.LOG_FORMAT == "json":
     log_access_through_logging()

@@ -57,3 +57,16 @@ async def test_a_request_starts_without_a_thread_hop_and_still_gives_its_connect
     assert thread_hops[-1] == "HttpResponseBase.close", thread_hops  # the response closed: request_finished sent
     assert all(receiver() is not close_old_connections for _, receiver, *_ in request_started.receivers)
     assert any(receiver() is close_old_connections for _, receiver, *_ in request_finished.receivers)
+
+
+def test_daphne_writes_every_chunk_past_twisteds_deprecation_proxy():
+    """Daphne's ``http.Request.write`` of each chunk (an SSE turn's every event) reads the module
+    itself, not Twisted's ``_ModuleProxy`` around it; the module is the one Twisted proxies."""
+    import sys
+    import types
+
+    from daphne import http_protocol
+
+    assert isinstance(http_protocol.http, types.ModuleType)
+    assert http_protocol.http is object.__getattribute__(sys.modules["twisted.web.http"], "_module")
+    assert asgi.application is not None
