@@ -29,6 +29,7 @@ from orgs.api import OrgViewSet
 from orgs.models import Role
 
 ADMIN_ACTIONS = ("create", "update", "destroy", "sync", "tool_update")
+WITHOUT_TOOL_COUNT = frozenset({"tools", "tool_update", "sync", "destroy"})  # actions that show no tool count
 
 
 @extend_schema_view(
@@ -54,7 +55,12 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet[Connection]):
     required_roles = dict.fromkeys(ADMIN_ACTIONS, Role.ADMIN)
 
     def scope_queryset(self, queryset: QuerySet[Connection]) -> QuerySet[Connection]:
-        return queryset.annotate(tool_count=related_count(Connection, "tools")).order_by("-created_at")
+        """Each connection with its tool count, but for the actions on its tools, its sync and its
+        deletion, which do not show it (a page of a connection's tools counts none of them twice)."""
+        queryset = queryset.order_by("-created_at")
+        if self.action in WITHOUT_TOOL_COUNT:
+            return queryset
+        return queryset.annotate(tool_count=related_count(Connection, "tools"))
 
     def _out(self, connection: Connection) -> dict[str, object]:
         return ConnectionSerializer(self.get_queryset().get(pk=connection.pk)).data
