@@ -216,23 +216,26 @@ def _bill_and_fail_message_when_back(
     ).start()
 
 
-async def _keep_alive(message_id: uuid.UUID) -> None:
-    """Renews the turn's lease every TURN_HEARTBEAT_SECONDS while it runs (a turn shorter than
-    that costs nothing more): maintenance fails a turn whose lease ran out, as its process died."""
+async def _keep_alive(message_id: uuid.UUID, log: TurnLog | None) -> None:
+    """Renews the turn's lease, and its replay log's expiry, every TURN_HEARTBEAT_SECONDS while it
+    runs (a turn shorter than that costs nothing more): maintenance fails a turn whose lease ran
+    out, as its process died."""
     while True:
         await asyncio.sleep(settings.TURN_HEARTBEAT_SECONDS)
         try:
             await _beat(message_id=message_id)
         except Exception as exc:  # the database is briefly away: the next beat will tell
             logger.warning("Turn %s: heartbeat not written: %r", message_id, exc)
+        if log is not None:
+            await log.keep()
 
 
-async def _recorded(turn: PreparedTurn, totals: Totals) -> AsyncGenerator[TurnEvent]:
+async def _recorded(turn: PreparedTurn, totals: Totals, log: TurnLog | None = None) -> AsyncGenerator[TurnEvent]:
     """The turn's events; a failure (or the listener going away) is recorded before it propagates:
     what the call in flight produced is billed once, the message fails with the reason."""
     log_context.bind(org_id=turn.org.pk, user_id=turn.payer.user_id, message_id=turn.message_id)  # the turn's lines
     in_flight = InFlight()
-    keeper = asyncio.create_task(_keep_alive(turn.message_id)) if turn.message_id is not None else None
+    keeper = asyncio.create_task(_keep_alive(turn.message_id, log)) if turn.message_id is not None else None
     try:
         async with aclosing(_phases(turn, totals, in_flight)) as events:
             async for event in events:
@@ -263,7 +266,7 @@ async def run_turn(*, turn: PreparedTurn) -> AsyncGenerator[TurnEvent]:
     totals = Totals()
     log = TurnLog(message_id=turn.message_id, group=turn.group)
     try:
-        async with aclosing(_recorded(turn, totals)) as events:
+        async with aclosing(_recorded(turn, totals, log)) as events:
             async for event in events:
                 yield log.record(event)
     except (asyncio.CancelledError, GeneratorExit):  # the listener left: its log still ends with the error

@@ -44,14 +44,17 @@ UNWATCHED_FLUSH_SECONDS = 0.25  # while nobody watches the session live, this so
 MAX_EVENTS_PER_TURN = 10_000  # the oldest are dropped past this (a resume before them is 410)
 EVENTS_PER_ENTRY = 100  # a Redis stream entry holds a batch of at most this many events
 EXPIRY_RENEW_SECONDS = 10.0  # a running turn's log has its expiry renewed by a batch at most this often
+# The entry id of a batch that ends its turn: the largest there is, so that Redis refuses any entry
+# after it (a turn failed by maintenance while its process still writes: one ending, no id twice).
+FINAL_ENTRY_ID = f"{2**64 - 1}-0"
 WRITE_TIMEOUT_SECONDS = 1.0  # a log slower than this is given up for the batch
 READ_TIMEOUT_SECONDS = 2.0  # a read of the log (beyond its blocking wait) slower than this is a 503
 SWEEP_SECONDS = 10.0  # the in-process store drops expired turns at most this often
 
 
 def kept_seconds(*, ended: bool) -> int:
-    """How long a turn's log lives after its last write: STREAM_REPLAY_SECONDS once it ended; while
-    it runs, longer by a lease (a turn is never silent that long: its process would be lost)."""
+    """How long a turn's log lives after its expiry was last set: STREAM_REPLAY_SECONDS once it
+    ended; while it runs, longer by a lease (its batches and its heartbeats set it again)."""
     window = settings.STREAM_REPLAY_SECONDS
     return window if ended else window + math.ceil(settings.TURN_LEASE_SECONDS)
 
@@ -83,18 +86,12 @@ class ReplayStore(Protocol):
 
 
 def _events_of(entry_id: bytes | str | None, fields: Mapping[bytes | str, bytes | str] | None) -> list[TurnEvent]:
-    """A stream entry's events (``redis.typing.StreamEntry``: bytes, or str when decoded): a batch
-    (``b``: ``[[id, name, data], …]``), or one event (``e``, ``d``, its id the entry's) as the
-    release before wrote them."""
-    if entry_id is None or fields is None:  # what Redis answers for an entry deleted meanwhile
+    """A stream entry's events (``redis.typing.StreamEntry``: bytes, or str when decoded): its batch
+    (``b``: ``[[id, name, data], …]``)."""
+    batch = None if entry_id is None or fields is None else fields.get(b"b", fields.get("b"))
+    if batch is None:  # what Redis answers for an entry deleted meanwhile
         raise ReplayUnavailableError
-    batch = fields.get(b"b", fields.get("b"))
-    if batch is not None:
-        return [TurnEvent(name, data, id=seq) for seq, name, data in json.loads(batch)]
-    seq = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).partition("-")[0])
-    name = fields.get(b"e", fields.get("e", b""))
-    data = fields.get(b"d", fields.get("d", b"{}"))
-    return [TurnEvent(name.decode() if isinstance(name, bytes) else name, json.loads(data), id=seq)]
+    return [TurnEvent(name, data, id=seq) for seq, name, data in json.loads(batch)]
 
 
 def _after(entries: StreamRangeResponse, after: int) -> list[TurnEvent]:
@@ -113,20 +110,23 @@ def _channel_layer_redis() -> Redis:
 
 
 class RedisStore:
-    """One stream per turn, one entry per batch; an entry's id is its last event's (``<id>-0``), so
-    that a batch written twice is refused by Redis rather than kept twice, and a read after an id
-    starts at the entry that holds the next one."""
+    """One stream per turn, one entry per batch; an entry's id is its last event's (``<id>-0``, the
+    largest id for the batch that ends the turn), so that a batch written twice, or after the turn's
+    end, is refused by Redis rather than kept, and a read after an id starts at the entry that holds
+    the next one."""
 
     def __init__(self, redis: Callable[[], Redis] = _channel_layer_redis, prefix: str = "") -> None:
         self.redis = redis
         self.prefix = prefix
 
     def key(self, key: str) -> str:
-        return f"{self.prefix}replay:{key}"
+        return f"{self.prefix}replay-batches:{key}"  # not the release before's ``replay:`` (an event an entry)
 
     async def append(self, key: str, events: Sequence[TurnEvent], *, keep_seconds: int | None) -> None:
         name = self.key(key)
         redis = self.redis()
+        if not events and keep_seconds is None:
+            return
         if len(events) <= EVENTS_PER_ENTRY and keep_seconds is None:  # the usual batch: one command
             fields, entry_id, minid = self._entry(events)
             await redis.xadd(name, fields, id=entry_id, minid=minid, approximate=False)
@@ -141,11 +141,13 @@ class RedisStore:
 
     @staticmethod
     def _entry(events: Sequence[TurnEvent]) -> tuple[dict[FieldT, EncodableT], str, int]:
-        """The stream entry holding ``events``: its fields, its id (the last event's) and the MINID
-        that drops the entries whose events all precede the last MAX_EVENTS_PER_TURN."""
-        last = events[-1].id
+        """The stream entry holding ``events``: its fields, its id (the last event's, or FINAL_ENTRY_ID
+        when that event ends the turn) and the MINID that drops the entries whose events all precede
+        the last MAX_EVENTS_PER_TURN."""
+        last = events[-1]
         batch = compact_json([[event.id, event.name, event.data] for event in events])
-        return {"b": batch}, f"{last}-0", max(0, last - MAX_EVENTS_PER_TURN + 1)
+        entry_id = FINAL_ENTRY_ID if last.name in FINAL_EVENTS else f"{last.id}-0"
+        return {"b": batch}, entry_id, max(0, last.id - MAX_EVENTS_PER_TURN + 1)
 
     async def read(self, key: str, *, after: int) -> Kept | None:
         name = self.key(key)
@@ -223,6 +225,8 @@ class MemoryStore:
         with self._lock:
             self._sweep(now)
             turn = self._turns.setdefault(key, _Turn())
+            if events and turn.events and turn.events[-1].name in FINAL_EVENTS:
+                raise ReplayUnavailableError("The log of this turn has ended.")  # as Redis refuses them
             turn.events.extend(events)
             del turn.events[:-MAX_EVENTS_PER_TURN]
             if keep_seconds is not None or turn.expires_at == math.inf:
@@ -339,12 +343,26 @@ class TurnLog:
 
     def _keep_seconds(self, *, final: bool) -> int | None:
         """The expiry a batch sets: the first and the last batch always, the others when the last one
-        set is EXPIRY_RENEW_SECONDS old (a running turn's log is kept a lease longer than its window)."""
+        set is EXPIRY_RENEW_SECONDS old, or half the running turn's expiry (its window and a lease) when
+        that is shorter."""
         now = time.monotonic()
-        if not final and now - self.expiry_set_at < EXPIRY_RENEW_SECONDS:
+        running = kept_seconds(ended=False)
+        if not final and now - self.expiry_set_at < min(EXPIRY_RENEW_SECONDS, running / 2):
             return None
         self.expiry_set_at = now
-        return kept_seconds(ended=final)
+        return kept_seconds(ended=True) if final else running
+
+    async def keep(self) -> None:
+        """Renews a running turn's log expiry (the turn's heartbeat: a turn silent for longer than its
+        window, a model thinking, keeps its log)."""
+        if self.replay is None or self.ended:
+            return
+        self.expiry_set_at = time.monotonic()
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+                await self.replay.append(self.key, [], keep_seconds=kept_seconds(ended=False))
+        except Exception as exc:  # the next batch or beat tries again
+            logger.warning("Turn %s: the expiry of its replay log not renewed: %r", self.key, exc)
 
     async def flush(self) -> None:
         """Writes the events not written yet and waits for them (the turn's end awaits it once)."""

@@ -124,6 +124,8 @@ async def follow(
     replay = replay or store()
     for event in replayed.events:
         yield event
+        if event.name in FINAL_EVENTS:
+            return
     if replayed.ended:
         return
     sent, logged, key = replayed.sent, replayed.logged, str(state.message_id)
@@ -132,6 +134,9 @@ async def follow(
             events = await replay.wait(key, after=logged, seconds=KEEPALIVE_SECONDS)
         except ReplayUnavailableError as error:
             yield _error_event(error)
+            return
+        if events and events[0].id > logged + 1:  # the log lost events meanwhile (expired, trimmed)
+            yield _error_event(EventsExpiredError("Events of this turn after the last one sent are no longer kept."))
             return
         for event in events:
             logged = event.id

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from django.utils import timezone
 from redis import asyncio as aioredis
 
 from chat import replay, resume, watchers
-from chat.calls import TurnEvent
+from chat.calls import NO_ID, TurnEvent
 from chat.errors import EventsExpiredError, ReplayUnavailableError
 from chat.replay import MemoryStore, RedisStore, TurnLog
 from chat.resume import TurnState
@@ -230,7 +231,7 @@ async def test_redis_keeps_a_turn_in_one_entry_a_batch_and_expiring(settings, mo
     await log.flush()
     assert 0 < await client.ttl(key) <= 30  # ended: the window from now
     entries = await client.xrange(key)
-    assert [entry_id for entry_id, _ in entries] == [b"3-0", f"{N - 1}-0".encode(), f"{N}-0".encode()]
+    assert [entry_id for entry_id, _ in entries] == [b"3-0", f"{N - 1}-0".encode(), replay.FINAL_ENTRY_ID.encode()]
     kept = await store.read(str(message_id), after=0)
     assert kept is not None
     assert [event.id for event in kept.events] == list(range(1, N + 1))
@@ -239,20 +240,19 @@ async def test_redis_keeps_a_turn_in_one_entry_a_batch_and_expiring(settings, mo
     await client.aclose()
 
 
-async def test_redis_reads_a_log_the_release_before_wrote_one_entry_an_event(settings):
-    """A log written before this release (``e``/``d``, one entry an event) is read the same."""
+async def test_a_log_the_release_before_wrote_is_not_read_as_batches(settings):
+    """The release before kept an event an entry under ``replay:``; batches live under a key of their
+    own, so a process of either release never reads the other's entries as its own (while both run,
+    a resume served across them finds nothing kept rather than wrong events)."""
     client = aioredis.Redis.from_url(redis_url_for_tests())
-    store = RedisStore(redis=lambda: client, prefix=f"test-{uuid.uuid4().hex[:12]}:")
-    key = store.key("old")
+    prefix = f"test-{uuid.uuid4().hex[:12]}:"
+    store = RedisStore(redis=lambda: client, prefix=prefix)
+    old_key = f"{prefix}replay:old"
     for event_id, event in enumerate(TURN, start=1):
-        await client.xadd(key, {"e": event.name, "d": json.dumps(event.data)}, id=f"{event_id}-0")
-    kept = await store.read("old", after=N - 2)
-    assert kept is not None
-    assert (kept.first_id, kept.last_id, kept.ended) == (1, N, True)
-    assert [(event.id, event.name, event.data) for event in kept.events] == [
-        (i, event.name, event.data) for i, event in enumerate(TURN, start=1)
-    ][N - 2 :]
-    await client.delete(key)
+        await client.xadd(old_key, {"e": event.name, "d": json.dumps(event.data)}, id=f"{event_id}-0")
+    assert store.key("old") != old_key
+    assert await store.read("old", after=0) is None
+    await client.delete(old_key)
     await client.aclose()
 
 
@@ -431,3 +431,81 @@ async def test_a_turn_nobody_watches_live_is_written_in_longer_batches(monkeypat
     log.record(TURN[3])
     assert delay() == pytest.approx(replay.FLUSH_SECONDS, abs=0.02)
     await log.flush()
+
+
+async def test_a_turn_failed_by_maintenance_while_its_process_still_writes_ends_once(store, caplog):
+    """Maintenance ends the log (``end_turn``: ``error`` numbered after the last kept event) of a turn
+    whose process is still writing: the process's later batches are refused, no id is kept twice,
+    and a follower stops at the first ending."""
+    message_id = uuid.uuid4()
+    live = TurnLog(message_id=message_id, group="", replay=store)
+    for event in TURN[:5]:
+        live.record(event)
+    await live.flush()
+    lost = TurnEvent("error", {"code": "worker_lost", "detail": "lost"})
+    await replay.end_turn(message_id=message_id, group="", event=lost, replay=store)
+    for event in TURN[5:]:  # ids 6, 7, 8 of the process that was taken for lost
+        live.record(event)
+    await live.flush()
+    kept = await store.read(str(message_id), after=0)
+    assert kept is not None
+    assert [(event.id, event.name) for event in kept.events] == [
+        *((i, event.name) for i, event in enumerate(TURN[:5], start=1)),
+        (6, "error"),
+    ]
+    assert kept.ended
+    assert live.replay is None  # its writes were refused: it keeps nothing more
+    running = _state(message_id, "running")
+    assert _shape(await _followed(running, 3, store)) == [
+        (4, "delta", TURN[3].data),
+        (5, "delta", TURN[4].data),
+        (6, "error", lost.data),
+    ]
+
+
+async def test_a_running_turns_log_expiry_is_renewed_within_half_of_it_and_by_its_heartbeat(settings):
+    """A small window: a batch renews the running log's expiry once half of it passed (not only every
+    EXPIRY_RENEW_SECONDS); a silent turn's heartbeat (``TurnLog.keep``) renews it too."""
+    settings.STREAM_REPLAY_SECONDS = 1
+    settings.TURN_LEASE_SECONDS = 3
+    client = aioredis.Redis.from_url(redis_url_for_tests())
+    store = RedisStore(redis=lambda: client, prefix=f"test-{uuid.uuid4().hex[:12]}:")
+    log = TurnLog(message_id=uuid.uuid4(), group="", replay=store)
+    key = store.key(log.key)
+    log.record(TURN[0])
+    await log.flush()
+    assert 0 < await client.ttl(key) <= 4
+    await client.persist(key)
+    log.record(TURN[1])
+    await log.flush()
+    assert await client.ttl(key) == -1  # within half of the 4 s: left as it was
+    log.expiry_set_at -= 2.1  # half of it passed
+    log.record(TURN[2])
+    await log.flush()
+    assert 0 < await client.ttl(key) <= 4
+    await client.persist(key)
+    await log.keep()  # the heartbeat of a turn that says nothing
+    assert 0 < await client.ttl(key) <= 4
+    await client.aclose()
+
+
+async def test_a_follower_whose_log_lost_events_meanwhile_ends_with_an_error_without_an_id(monkeypatch):
+    """The log of a running turn expired and began again past the events the follower had: it is
+    not given the later events as if nothing were missing, but an ``error`` without an id."""
+    monkeypatch.setattr(resume, "KEEPALIVE_SECONDS", 0.05)
+    memory = MemoryStore()
+    message_id = uuid.uuid4()
+    log = TurnLog(message_id=message_id, group="", replay=memory)
+    log.record(TURN[0])
+    await log.flush()
+    running = _state(message_id, "running")
+    follower = asyncio.create_task(_followed(running, 0, memory))
+    await asyncio.sleep(0.1)
+    memory._turns.pop(str(message_id))  # expired
+    await memory.append(str(message_id), [replace(TURN[3], id=4), replace(TURN[4], id=5)], keep_seconds=60)
+    got = await asyncio.wait_for(follower, 10)
+    assert [(event.id, event.name) for event in got if event is not None] == [
+        (1, "session"),
+        (NO_ID, "error"),
+    ]
+    assert got[-1].data["code"] == "events_expired"
