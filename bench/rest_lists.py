@@ -14,7 +14,7 @@ alerts, MCP connections, webhooks; one workspace's artifacts and files, one conn
 webhook's deliveries, each with their ``--rows``) with two exceptions: a workspace's threads are one in
 two of the org's sessions (``--rows`` / 2), and ``/orgs`` is read by a second user who belongs to
 ``--rows`` orgs. The tables of every org (model rates, credit packages, the MCP catalog) are topped
-up to ``--rows``, not past it, however many runs share the database. About a minute to fill at 10,000.
+up to ``--rows``, not past it, however many runs share the database.
 
 Starts one Daphne process on the default settings (a bounded connection pool; Redis when
 BENCH_REDIS_URL answers) and, from this separate process, keeps ``--concurrency`` requests in flight
