@@ -124,8 +124,10 @@ async def timed_requests(base: str, path: str, token: str, concurrency: int, sec
                 except httpx.HTTPError:  # a timeout: counted, the load goes on
                     errors += 1
                     continue
+                if response.status_code != 200:  # an error answer: counted once, not timed as a list
+                    errors += 1
+                    continue
                 latencies.append(time.perf_counter() - started)
-                errors += response.status_code != 200
 
         await asyncio.gather(*(loop() for _ in range(concurrency)))
     return latencies, errors

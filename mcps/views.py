@@ -58,8 +58,8 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet[Connection]):
         """Each connection with its tool count, but for the actions on its tools, its sync and its
         deletion, which do not show it (a page of a connection's tools counts none of them twice)."""
         queryset = queryset.order_by("-created_at")
-        if self.action in WITHOUT_TOOL_COUNT:
-            return queryset
+        if self.action in WITHOUT_TOOL_COUNT:  # named, never read: a stray ``?ordering=toolCount`` still orders
+            return queryset.alias(tool_count=related_count(Connection, "tools"))
         return queryset.annotate(tool_count=related_count(Connection, "tools"))
 
     def _out(self, connection: Connection) -> dict[str, object]:

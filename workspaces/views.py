@@ -62,11 +62,10 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
     def scope_queryset(self, queryset: QuerySet[Workspace]) -> QuerySet[Workspace]:
         """Each workspace with its file and thread counts, but for the actions on its files and its
         deletion, which show neither (a workspace's files page counts no file twice)."""
-        if self.action in WITHOUT_COUNTS:
-            return queryset
-        return queryset.annotate(
-            file_count=related_count(Workspace, "files"), thread_count=related_count(Workspace, "sessions")
-        )
+        counts = {"file_count": related_count(Workspace, "files"), "thread_count": related_count(Workspace, "sessions")}
+        if self.action in WITHOUT_COUNTS:  # named, never read: a stray ``?ordering=fileCount`` still orders
+            return queryset.alias(**counts)
+        return queryset.annotate(**counts)
 
     def _out(self, workspace: Workspace) -> dict[str, object]:
         return WorkspaceSerializer(self.get_queryset().get(pk=workspace.pk)).data

@@ -191,6 +191,10 @@ def test_sync_follows_pages_and_tracks_changes(admin_client, org, mcp_server, tr
     assert add["connectionId"] == created["id"]
     listed = admin_client.get(url.replace(created["id"], created["id"]) + "/tools").json()
     assert listed["count"] == 4
+    # the tools page reads its connection without the tool count; the list's ordering by it still works
+    by_count = admin_client.get(f"{url}/tools?ordering=-toolCount")
+    assert by_count.status_code == 200, by_count.content
+    assert by_count.json()["count"] == 4
     detail = admin_client.get(base(org)).json()["results"][0]
     assert (detail["status"], detail["toolCount"]) == ("connected", 4)
     assert detail["lastSyncedAt"]

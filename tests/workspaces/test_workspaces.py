@@ -198,3 +198,20 @@ def test_threads_and_artifacts(member, admin_user, org, workspace):
             "createdAt": artifacts[0]["createdAt"],
         }
     ]
+
+
+def test_an_ordering_by_a_count_on_actions_that_show_no_counts_is_no_server_error(member, workspace):
+    """The actions on a workspace's files and its deletion read it without its counts; a stray
+    ``?ordering=fileCount`` (the list's ordering, valid on its serializer) still works there."""
+    client = client_for(member)
+    base = f"/workspaces/{workspace['id']}"
+    uploaded = client.post(
+        f"{base}/files?ordering=fileCount",
+        {"file": SimpleUploadedFile("a.md", b"# A", "application/octet-stream")},
+        format="multipart",
+    )
+    assert uploaded.status_code == 201, uploaded.content
+    assert client.get(f"{base}/files?ordering=-threadCount").json()["count"] == 1
+    assert client.delete(f"{base}/files/{uploaded.json()['id']}?ordering=threadCount").status_code == 204
+    assert client.get("/workspaces?ordering=-fileCount").status_code == 200
+    assert client.delete(f"{base}?ordering=fileCount").status_code == 204
