@@ -3,6 +3,7 @@ test database (so the data a test creates must be committed: transactional tests
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -10,6 +11,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,6 +23,24 @@ from tests.fakes.llm_server import free_port
 ROOT = Path(__file__).resolve().parent.parent
 APPLICATION_NAME = "leancore-test-server"
 BIN = Path(sys.executable).parent
+
+
+@contextmanager
+def many_database_connections() -> Iterator[None]:
+    """Held by the tests that take a large share of PostgreSQL's connections (two machines' stack,
+    fifty spenders on one account): one of them at a time across the test workers, so that none
+    finds the server's connections taken by another (its servers' pools would time out: a 503)."""
+    server = connection.settings_dict
+    lock = (
+        Path(tempfile.gettempdir())
+        / f"leancore-tests-pg-{server.get('HOST') or 'local'}-{server.get('PORT') or 5432}.lock"
+    )
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def test_database_url() -> str:

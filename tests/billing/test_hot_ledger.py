@@ -21,6 +21,7 @@ from billing.services import hot_ledger
 from core import db
 from core.credits import token_cost
 from tests.conftest import make_org
+from tests.servers import many_database_connections
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,15 +112,16 @@ def test_fifty_spenders_on_one_org_never_overdraw_it_nor_lose_a_settlement(postg
         finally:
             connection.close()
 
-    _wait_for_free_connections(SPENDERS + 12)  # the other test worker's server stacks share the server's 100
-    threads = [threading.Thread(target=spender, args=(i,)) for i in range(SPENDERS)]
-    watching = threading.Thread(target=watcher)
-    for thread in [*threads, watching]:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    done.set()
-    watching.join()
+    with many_database_connections():  # not beside another test that takes many connections
+        _wait_for_free_connections(SPENDERS + 12)  # the other test worker's server stacks share the server's 100
+        threads = [threading.Thread(target=spender, args=(i,)) for i in range(SPENDERS)]
+        watching = threading.Thread(target=watcher)
+        for thread in [*threads, watching]:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        done.set()
+        watching.join()
 
     assert errors == []
     assert len(charges) + len(refused) == SPENDERS * CALLS_EACH

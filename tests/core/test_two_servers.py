@@ -22,7 +22,7 @@ from billing.services import adjust_credits
 from tests.chat.test_stream_e2e import parse_sse
 from tests.conftest import add_member, make_org, make_specialist, watched_session
 from tests.fakes.llm_server import Scenario
-from tests.servers import Daphne, redis_url_for_tests, server_env
+from tests.servers import Daphne, many_database_connections, redis_url_for_tests, server_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,15 +45,16 @@ def two_machines(django_db_blocker, _fake_llm_server):
             "THROTTLE_CHAT_ORG": "100/min",
         }
     )
-    with django_db_blocker.unblock():
-        stack = Daphne(env, all_cores=(1, 2), ports=2)
-    try:
-        log = stack.log.read_text()
-        assert "2 server process(es)" in log, log
-        assert "2 worker(s)" in log, log
-        yield [Machine(url) for url in stack.urls]
-    finally:
-        stack.stop()
+    with many_database_connections():  # two servers' pools and two workers': not beside another such test
+        with django_db_blocker.unblock():
+            stack = Daphne(env, all_cores=(1, 2), ports=2)
+        try:
+            log = stack.log.read_text()
+            assert "2 server process(es)" in log, log
+            assert "2 worker(s)" in log, log
+            yield [Machine(url) for url in stack.urls]
+        finally:
+            stack.stop()
 
 
 def _frames_until_done(socket, count: int):
