@@ -191,12 +191,7 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
                 value = getattr(instance, attribute)  # type: ignore[arg-type]  # set with convert
                 rendered[name] = None if value is None else convert(value)
                 continue
-            try:
-                value = field.get_attribute(instance)
-            except drf_fields.SkipField:
-                continue
-            checked = value.pk if isinstance(value, PKOnlyObject) else value
-            rendered[name] = None if checked is None else field.to_representation(value)
+            _represent_field(rendered, name, field, instance)
         return rendered
 
     def _represent_row(self, row: _Row) -> dict[str, object]:
@@ -207,10 +202,16 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
                 value = row[index]  # type: ignore[index]  # set with convert
                 rendered[name] = None if value is None else convert(value)
                 continue
-            try:
-                value = field.get_attribute(row)
-            except drf_fields.SkipField:
-                continue
-            checked = value.pk if isinstance(value, PKOnlyObject) else value
-            rendered[name] = None if checked is None else field.to_representation(value)
+            _represent_field(rendered, name, field, row)
         return rendered
+
+
+def _represent_field(rendered: dict[str, object], name: str, field: _Field, source: object) -> None:
+    """``field`` of ``source`` (a model instance or a page's row) into ``rendered``, as DRF's
+    ``to_representation`` writes a field without a plan: a skipped field is left out, None stays None."""
+    try:
+        value = field.get_attribute(source)
+    except drf_fields.SkipField:
+        return
+    checked = value.pk if isinstance(value, PKOnlyObject) else value
+    rendered[name] = None if checked is None else field.to_representation(value)
