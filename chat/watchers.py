@@ -41,7 +41,7 @@ class Watchers:
         self.message_id = message_id
         self.layer = get_channel_layer() if group else None
         self.asked_at = -math.inf
-        self.watched = True
+        self.watched = self.layer is not None  # until asked: a session group may have watchers
         self.resume_at = -math.inf
 
     async def send(self, batch: list[TurnEvent], *, final: bool) -> None:

@@ -509,3 +509,38 @@ async def test_a_follower_whose_log_lost_events_meanwhile_ends_with_an_error_wit
         (NO_ID, "error"),
     ]
     assert got[-1].data["code"] == "events_expired"
+
+
+async def test_every_heartbeat_of_a_running_turn_renews_its_log(settings, monkeypatch):
+    """The turn's keep-alive (``chat.pipeline``) renews its replay log's expiry at every beat, the
+    database's beat failing or not: a turn that says nothing for longer than its window keeps its log."""
+    from chat import pipeline
+
+    settings.TURN_HEARTBEAT_SECONDS = 0.02
+    beats: list[uuid.UUID] = []
+
+    async def beat(*, message_id: uuid.UUID) -> None:
+        beats.append(message_id)
+        if len(beats) % 2:
+            raise ConnectionError("the database is briefly away")
+
+    monkeypatch.setattr(pipeline, "_beat", beat)
+    client = aioredis.Redis.from_url(redis_url_for_tests())
+    store = RedisStore(redis=lambda: client, prefix=f"test-{uuid.uuid4().hex[:12]}:")
+    message_id = uuid.uuid4()
+    log = TurnLog(message_id=message_id, group="", replay=store)
+    log.record(TURN[0])
+    await log.flush()
+    key = store.key(log.key)
+    await client.persist(key)
+    keeper = asyncio.create_task(pipeline._keep_alive(message_id, log))
+    try:
+        for _ in range(200):
+            if len(beats) >= 2 and await client.ttl(key) > 0:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        keeper.cancel()
+    assert beats[:2] == [message_id, message_id]
+    assert await client.ttl(key) > 0  # renewed by a beat, not by a batch (none was written)
+    await client.aclose()
