@@ -310,7 +310,8 @@ class TurnLog:
         return self.last_name in FINAL_EVENTS
 
     def record(self, event: TurnEvent) -> TurnEvent:
-        """The event with its id; written and fanned out within FLUSH_SECONDS."""
+        """The event with its id; written and fanned out within FLUSH_SECONDS (UNWATCHED_FLUSH_SECONDS
+        while nobody watches the session live)."""
         self.seq += 1
         self.last_name = event.name
         numbered = replace(event, id=self.seq)
@@ -357,8 +358,7 @@ class TurnLog:
         window, a model thinking, keeps its log)."""
         if self.replay is None or self.ended:
             return
-        self.expiry_set_at = time.monotonic()
-        try:
+        try:  # the batches keep their own pace (a beat before the first batch must not spare its expiry)
             async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
                 await self.replay.append(self.key, [], keep_seconds=kept_seconds(ended=False))
         except Exception as exc:  # the next batch or beat tries again
