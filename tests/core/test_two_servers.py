@@ -32,10 +32,11 @@ class Machine:
     url: str
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def two_machines(django_db_blocker, _fake_llm_server):
     """``manage.py serve --port A --port B --processes 1 --workers 2``: the launcher the README's
-    scale-out section uses, as on two machines."""
+    scale-out section uses, as on two machines. One stack a test, stopped before the test's database
+    is emptied (a stack left running between tests had its workers' reads deadlock the emptying)."""
     env = server_env(
         {
             "REDIS_URL": redis_url_for_tests(),
