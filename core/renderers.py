@@ -20,6 +20,8 @@ from djangorestframework_camel_case.settings import api_settings
 from djangorestframework_camel_case.util import camelize as library_camelize
 from djangorestframework_camel_case.util import camelize_re, underscore_to_camel
 
+from core.row_render import CamelCasedRow
+
 _OPTIONS: dict[str, object] = api_settings.JSON_UNDERSCOREIZE
 _IGNORE_FIELDS: frozenset[str] = frozenset(api_settings.JSON_UNDERSCOREIZE.get("ignore_fields") or ())
 _IGNORE_KEYS: frozenset[str] = frozenset(api_settings.JSON_UNDERSCOREIZE.get("ignore_keys") or ())
@@ -37,6 +39,13 @@ def _key_plan(key: str) -> tuple[str, bool, bool]:
     return (key if keep_key else new_key), keep_value, keep_key
 
 
+def camel_key(name: str) -> tuple[str, bool]:
+    """A serializer field's rendered key and whether its value is left as it is (what the walk below
+    does with that key): for rows rendered camelCase in one step (``core.row_render``)."""
+    key, keep_value, _ = _key_plan(name)
+    return key, keep_value
+
+
 @functools.lru_cache(maxsize=KEY_CACHE_SIZE)
 def _shape_plan(keys: tuple[object, ...]) -> tuple[tuple[str, ...], tuple[bool, ...]] | None:
     """The rendered keys of a dict with these keys, in order, and whether each value is left as it
@@ -52,8 +61,9 @@ def _shape_plan(keys: tuple[object, ...]) -> tuple[tuple[str, ...], tuple[bool, 
 
 
 def camelize(data: object) -> object:
-    """``djangorestframework_camel_case.util.camelize(data, **JSON_UNDERSCOREIZE)``, same result."""
-    if type(data) in _LEAVES:
+    """``djangorestframework_camel_case.util.camelize(data, **JSON_UNDERSCOREIZE)``, same result (a
+    ``CamelCasedRow`` is that result already)."""
+    if type(data) in _LEAVES or type(data) is CamelCasedRow:
         return data
     if type(data) is dict and len(data) <= SHAPE_KEYS:  # a row of a page: its keys' shape planned once
         shape = _shape_plan(tuple(data))

@@ -10,7 +10,9 @@ relations) takes DRF's path. The result is the same dict, key for key and in the
 A serializer that sets ``pages_read_as_rows`` has its list pages fetched as tuples of the model's
 columns (``values_list``, the same query's rows, filters and order) instead of model instances
 (``core.pagination`` asks it through ``read_page_rows``): each row is a named tuple with the
-columns' attribute names and ``pk``, which the fields and methods read as they read a model's.
+columns' attribute names and ``pk``, which the fields and methods read as they read a model's. Such a
+row is rendered in one step, camelCase keys included, by a function compiled from the plan
+(``core.row_render``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import copy
 import datetime
 import functools
 import operator
+import zoneinfo
 from collections import namedtuple
 from collections.abc import Callable
 from typing import ClassVar
@@ -29,6 +32,9 @@ from rest_framework import ISO_8601, serializers
 from rest_framework import fields as drf_fields
 from rest_framework.relations import PKOnlyObject
 from rest_framework.settings import api_settings
+
+from core import renderers
+from core.row_render import RowRenderer, Step, row_renderer
 
 # Fields whose representation of a value of the given type is that value itself.
 _IDENTITY = {drf_fields.CharField: str, drf_fields.IntegerField: int, drf_fields.BooleanField: bool}
@@ -57,14 +63,30 @@ def _converter(field: _Field) -> _Convert:
 
 
 def _iso_datetime(value: object, *, zone: datetime.tzinfo, represent: _Convert) -> object:
-    """``DateTimeField.to_representation`` of an aware datetime in ISO 8601 (``Z`` for UTC)."""
-    if type(value) is not datetime.datetime or value.utcoffset() is None:
+    """``DateTimeField.to_representation`` of an aware datetime in ISO 8601 (``Z`` for UTC); a value
+    in UTC (the database's) is written as it is when the field's zone is UTC too."""
+    if type(value) is not datetime.datetime:
+        return represent(value)
+    if value.tzinfo is datetime.UTC and zone in _UTC_ZONES:
+        return value.isoformat()[:-6] + "Z"  # the same text as converted: no conversion in UTC
+    if value.utcoffset() is None:
         return represent(value)
     try:
         text = value.astimezone(zone).isoformat()
     except OverflowError:
         return represent(value)  # the field's own error
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+_UTC_ZONES = frozenset({datetime.UTC, zoneinfo.ZoneInfo("UTC")})
+
+
+def _gives_leaf(field: _Field, convert: _Convert) -> bool:
+    """Whether ``convert`` (of ``_converter``) always gives a ``str``, ``int``, ``bool`` or None:
+    nothing in it to camelize."""
+    if convert is str or type(field) in _IDENTITY:
+        return True
+    return isinstance(convert, functools.partial) and convert.func is _iso_datetime
 
 
 _INIT = serializers.ModelSerializer.__init__
@@ -195,15 +217,17 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
         return rendered
 
     def _represent_row(self, row: _Row) -> dict[str, object]:
-        """``to_representation`` of a page's row (``read_page_rows``): columns by index."""
-        rendered: dict[str, object] = {}
-        for name, index, field, convert in self._row_plan():
-            if convert is not None:
-                value = row[index]  # type: ignore[index]  # set with convert
-                rendered[name] = None if value is None else convert(value)
-                continue
-            _represent_field(rendered, name, field, row)
-        return rendered
+        """``to_representation`` of a page's row (``read_page_rows``), camelCase keys included:
+        rendered by the function compiled from this serializer's plan."""
+        render: RowRenderer | None = self.__dict__.get("_row_renderer")
+        if render is None:
+            steps = []
+            for name, index, field, convert in self._row_plan():
+                key, keep = renderers.camel_key(name)
+                leaf = convert is not None and _gives_leaf(field, convert)
+                steps.append(Step(key=key, keep=keep, index=index, convert=convert, field=field, leaf=leaf))
+            render = self.__dict__["_row_renderer"] = row_renderer(steps, camelize=renderers.camelize)
+        return render(row)
 
 
 def _represent_field(rendered: dict[str, object], name: str, field: _Field, source: object) -> None:
