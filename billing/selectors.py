@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Max, QuerySet, Sum
+from django.db.models import Count, F, Max, QuerySet, Sum
 from django.utils import timezone
 
 from billing.models import BudgetAlert, Circuit, CreditAccount, CreditPackage, LedgerEntry, ModelRate
 from billing.services import open_account
 from core.credits import period_bounds, quantize_credits
+from core.lookups import AnyOf
 from orgs.models import Organization
 
 BURN_WINDOW_DAYS = 7
@@ -167,9 +168,8 @@ def _usage_this_period_by(column: str, *, org_id: uuid.UUID, ids: Sequence[uuid.
     usage), in one grouped query that the payer's index of usage by time serves; none is 0."""
     start, _ = period_bounds(timezone.now())
     totals = (
-        LedgerEntry.objects.filter(
-            organization_id=org_id, kind=LedgerEntry.Kind.USAGE, created_at__gte=start, **{f"{column}__in": list(ids)}
-        )
+        LedgerEntry.objects.filter(organization_id=org_id, kind=LedgerEntry.Kind.USAGE, created_at__gte=start)
+        .filter(AnyOf(F(column), ids))
         .values_list(column)
         .annotate(total=Sum("amount"))
         .order_by()

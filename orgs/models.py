@@ -10,6 +10,8 @@ from django.db.models.query import RawQuerySet
 from django.db.models.sql import Query
 from django.utils import timezone
 
+from core.lookups import AnyOf
+
 if TYPE_CHECKING:
     from django.db.backends.utils import _ExecuteQuery  # the stubs' name for a statement's text
 
@@ -89,14 +91,23 @@ class OrgScopedQuerySet[M: models.Model](models.QuerySet[M]):
         clone._org_scope = reason
         return clone
 
-    def _names_its_org(self, kwargs: dict[str, object]) -> bool:
-        """A filter on the org field with given ids (not a queryset of organizations)."""
+    def _names_its_org(self, args: tuple[object, ...], kwargs: dict[str, object]) -> bool:
+        """A filter on the org field with given ids (not a queryset of organizations), by keyword or
+        as ``AnyOf(F("organization_id"), ids)``."""
         named = {f"{self.org_field}{lookup}" for lookup in _ORG_LOOKUPS}
-        return any(key in named and not isinstance(value, models.QuerySet) for key, value in kwargs.items())
+        if any(key in named and not isinstance(value, models.QuerySet) for key, value in kwargs.items()):
+            return True
+        return any(
+            isinstance(arg, AnyOf)
+            and isinstance(arg.lhs, models.F)
+            and getattr(arg.lhs, "name", None) in named
+            and not any(isinstance(value, models.QuerySet) for value in arg.rhs)
+            for arg in args
+        )
 
     def _filter_or_exclude(self, negate: bool, args: tuple[object, ...], kwargs: dict[str, object]) -> Self:
         clone = cast(Self, super()._filter_or_exclude(negate, args, kwargs))  # type: ignore[misc]  # private in the stubs
-        if not negate and clone._org_scope is None and self._names_its_org(kwargs):
+        if not negate and clone._org_scope is None and self._names_its_org(args, kwargs):
             clone._org_scope = "org"
         return clone
 

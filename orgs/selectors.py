@@ -5,9 +5,10 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from accounts.models import User
+from core.lookups import AnyOf
 from orgs.models import ApiKey, Membership, Organization, Role
 
 
@@ -33,9 +34,9 @@ def organization_count_for(*, user: User) -> int | None:
 
 def roles_of(*, user: User, org_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     return dict(
-        Membership.objects.filter(user=user, organization_id__in=org_ids, status=Membership.Status.ACTIVE).values_list(
-            "organization_id", "role"
-        )
+        Membership.objects.filter(user=user, status=Membership.Status.ACTIVE)
+        .filter(AnyOf(F("organization_id"), org_ids))
+        .values_list("organization_id", "role")
     )
 
 

@@ -5,10 +5,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from billing.selectors import specialist_usage_this_period
 from core import db
+from core.lookups import AnyOf
 from specialists.models import Specialist
 
 
@@ -43,7 +44,7 @@ def tool_ids_by_specialist(*, specialist_ids: Sequence[uuid.UUID]) -> dict[uuid.
     the tool's name), in one read: a page of specialists builds no related manager per row."""
     found: dict[uuid.UUID, list[str]] = {}
     links = (
-        Specialist.tools.through.objects.filter(specialist_id__in=specialist_ids)
+        Specialist.tools.through.objects.filter(AnyOf(F("specialist_id"), specialist_ids))
         .order_by("tool__name")
         .values_list("specialist_id", "tool_id")
     )

@@ -76,6 +76,11 @@ def test_demo_data_and_chat_turns_on_sqlite(tmp_path):
             assert [m["role"] for m in messages] == ["user", "assistant"] * 2
             assert all(m["status"] == "completed" for m in messages)
             assert sum(Decimal(m["usage"]["credits"]) for m in messages if m["usage"]) == charged
+            # page-wide reads of many ids at once (``core.lookups.AnyOf``: ``IN`` on SQLite)
+            members = client.get("/users").json()["results"]
+            me = next(m for m in members if m["email"] == "demo@leancore.local")
+            assert Decimal(me["spentThisPeriod"]) >= charged
+            assert [org["role"] for org in client.get("/orgs").json()["results"]] == ["owner"]
             # not a member of another org: refused before anything is held
             response = client.post("/api/chat/stream", json=body, headers={**stream, "x-org-id": str(session_id)})
             assert response.status_code == 403, response.text
