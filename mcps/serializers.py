@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.serializers import PlainReadModelSerializer
@@ -16,11 +18,12 @@ class MaskedUrlField(serializers.URLField):
 
 
 class ConnectionSerializer(PlainReadModelSerializer[Connection]):
+    pages_read_as_rows = True
     url = MaskedUrlField(
         read_only=True,
         help_text="Userinfo removed and every query value shown as `***`; the stored URL keeps them.",
     )
-    has_credentials = serializers.BooleanField(read_only=True)
+    has_credentials = serializers.SerializerMethodField()
     tool_count = serializers.IntegerField(read_only=True)
     catalog_key = serializers.SerializerMethodField()
     last_error = serializers.SerializerMethodField()
@@ -42,6 +45,10 @@ class ConnectionSerializer(PlainReadModelSerializer[Connection]):
             "enabled",
             "created_at",
         ]
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_has_credentials(self, connection: Connection) -> bool:  # the column: a page's row has no property
+        return bool(connection.credentials_encrypted)
 
     def get_catalog_key(self, connection: Connection) -> str | None:
         return connection.catalog_key or None

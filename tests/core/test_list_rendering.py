@@ -130,6 +130,7 @@ READ_AS_ROWS = [
     "/mcp/catalog",
     "/orgs",
     "/orgs/{orgId}/api-keys",
+    "/orgs/{orgId}/mcps",
     "/orgs/{orgId}/mcps/{id}/tools",
     "/orgs/{orgId}/webhooks",
     "/orgs/{orgId}/webhooks/{id}/deliveries",
