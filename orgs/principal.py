@@ -25,8 +25,10 @@ from core.errors import NotAuthenticatedError, NotFoundError
 from orgs.api_keys import looks_like_key, use_api_key
 from orgs.context import InvalidOrgIdError, NotAMemberError, OrgContext, context_for, member_context, resolve_org
 from orgs.models import ApiKey, Organization
+from orgs.token_cache import ValidatedTokens
 
 _jwt = JWTAuthentication()
+validated_tokens = ValidatedTokens()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +99,16 @@ def _header_org_id(org_header: str | None) -> uuid.UUID | None:
 
 
 def _validated(raw: str | bytes | None) -> Token:
-    """The token's validated claims (no database read): 401 like every API view."""
+    """The token's validated claims (no database read): 401 like every API view. A token this
+    process validated before is not verified again until its expiry (``orgs.token_cache``)."""
     if not raw:
         raise NotAuthenticatedError
-    return _jwt.get_validated_token(raw if isinstance(raw, bytes) else raw.encode())
+    raw_bytes = raw if isinstance(raw, bytes) else raw.encode()
+    token = validated_tokens.get(raw_bytes)
+    if token is None:
+        token = _jwt.get_validated_token(raw_bytes)
+        validated_tokens.keep(raw_bytes, token)
+    return token
 
 
 def _expiry(token: Token) -> float | None:
