@@ -45,7 +45,9 @@ class WebhookWriteThrottle(MCPSyncThrottle):
 def deliveries_of(webhook: Webhook) -> QuerySet[Delivery]:
     """A webhook's delivery log, newest first, with each event's type (not its body): read for the
     rows of the page only, so that counting the log joins no event."""
-    event_type = Event.objects.filter(organization_id=webhook.organization_id, pk=OuterRef("event_id")).values("type")
+    event_type = (
+        Event.objects.filter(organization_id=webhook.organization_id, pk=OuterRef("event_id")).order_by().values("type")
+    )
     return (
         Delivery.objects.filter(organization_id=webhook.organization_id, webhook=webhook)
         .annotate(event_type=Subquery(event_type[:1]))
