@@ -266,14 +266,24 @@ class Membership(models.Model):
     @property
     def shown_email(self) -> str:
         """The email the organization sees: the invitation's until it is accepted, then the account's."""
-        if self.status == self.Status.INVITED:
-            return self.invited_email or self.user.email
-        return self.user.email
+        return shown_email(status=self.status, invited_email=self.invited_email, account_email=self.user.email)
 
     @property
     def shown_name(self) -> str:
         """The name the organization sees: the invitation's until it is accepted, then the account's."""
-        return self.invited_name if self.status == self.Status.INVITED else self.user.name
+        return shown_name(status=self.status, invited_name=self.invited_name, account_name=self.user.name)
+
+
+def shown_email(*, status: str, invited_email: str, account_email: str) -> str:
+    """A membership's email as the organization sees it (``Membership.shown_email``), from its columns."""
+    if status == Membership.Status.INVITED:
+        return invited_email or account_email
+    return account_email
+
+
+def shown_name(*, status: str, invited_name: str, account_name: str) -> str:
+    """A membership's name as the organization sees it (``Membership.shown_name``), from its columns."""
+    return invited_name if status == Membership.Status.INVITED else account_name
 
 
 class InvitationQuerySet(OrgScopedQuerySet["Invitation"]):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -10,7 +11,7 @@ from core.credits import credit_str
 from core.fields import CreditField
 from core.serializers import PlainReadModelSerializer
 from orgs import selectors
-from orgs.models import Membership, Organization, Role
+from orgs.models import Membership, Organization, Role, shown_email, shown_name
 
 
 class OrganizationSerializer(PlainReadModelSerializer[Organization]):
@@ -51,9 +52,10 @@ class MemberSerializer(PlainReadModelSerializer[Membership]):
     read in one query) and ``viewer`` (a member caller's own user id: others' spend is null; None for
     a caller who sees everyone's)."""
 
-    id = serializers.UUIDField(source="user.id", read_only=True)
-    email = serializers.EmailField(source="shown_email", read_only=True)
-    name = serializers.CharField(source="shown_name", read_only=True)
+    pages_read_as_rows = True  # the members list reads each account's email and name beside its rows
+    id = serializers.UUIDField(source="user_id", read_only=True)
+    email = serializers.SerializerMethodField()
+    name = serializers.SerializerMethodField()
     monthly_credit_limit = CreditField(
         allow_null=True, read_only=True, help_text="The member's monthly credit cap (null: none)."
     )
@@ -67,6 +69,22 @@ class MemberSerializer(PlainReadModelSerializer[Membership]):
     class Meta:
         model = Membership
         fields = ["id", "email", "name", "role", "status", "joined_at", "monthly_credit_limit", "spent_this_period"]
+
+    @extend_schema_field(OpenApiTypes.EMAIL)
+    def get_email(self, membership: Membership) -> str:
+        if isinstance(membership, Membership):
+            return membership.shown_email
+        return shown_email(  # a page's row: the account's email is a column of the list's query
+            status=membership.status, invited_email=membership.invited_email, account_email=membership.account_email
+        )
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_name(self, membership: Membership) -> str:
+        if isinstance(membership, Membership):
+            return membership.shown_name
+        return shown_name(
+            status=membership.status, invited_name=membership.invited_name, account_name=membership.account_name
+        )
 
     @extend_schema_field(CreditField(allow_null=True))
     def get_spent_this_period(self, membership: Membership) -> str | None:

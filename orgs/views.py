@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.request import Request
@@ -118,7 +118,10 @@ class MemberListView(mixins.ListModelMixin, OrgViewSet[Membership]):
     """Members of the organization (active and invited)."""
 
     serializer_class = MemberSerializer
-    queryset = Membership.objects.select_related("user").order_by("-created_at")
+    # the account's email and name beside each membership's columns: a page is read as rows (no models)
+    queryset = Membership.objects.annotate(account_email=F("user__email"), account_name=F("user__name")).order_by(
+        "-created_at"
+    )
     filterset_class = MemberFilter
 
     def get_serializer_context(self) -> dict[str, object]:

@@ -137,6 +137,7 @@ READ_AS_ROWS = [
     "/projects",
     "/specialists",
     "/tasks",
+    "/users",
     "/workspaces",
     "/workspaces/{id}/artifacts",
     "/workspaces/{id}/threads",
@@ -198,3 +199,30 @@ def test_the_callers_orgs_are_counted_from_their_active_memberships(owner, monke
     assert [json.loads(body)["count"] for body in new] == [2, 2]
     _old_path(monkeypatch)
     assert new == _pages(client, ["/orgs", "/orgs?pageSize=1"])
+
+
+def test_members_and_invitations_read_as_rows_are_the_same_bytes(org, owner, monkeypatch):
+    """``/users`` reads each account's email and name beside its rows: an active member shows the
+    account's, an invitation its own (or the account's email when it has none), as a model shows them."""
+    from orgs.models import Membership
+    from tests.conftest import add_member, make_user
+
+    add_member(org, make_user(name="Active One"))
+    for invited_email, invited_name in (("own@example.com", "Own Name"), ("", "")):
+        Membership.all_orgs.create(
+            organization=org,
+            user=make_user(name="Account Name"),
+            role="member",
+            status=Membership.Status.INVITED,
+            invited_email=invited_email,
+            invited_name=invited_name,
+        )
+    client = client_for(owner)
+    new = _pages(client, ["/users", "/users?status=invited", "/users?search=own"])
+    results = json.loads(new[1])["results"]
+    assert sorted((row["email"] == "own@example.com", row["name"]) for row in results) == [
+        (False, ""),
+        (True, "Own Name"),
+    ]
+    _old_path(monkeypatch)
+    assert new == _pages(client, ["/users", "/users?status=invited", "/users?search=own"])
