@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import F, QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.auth import current_user
+from accounts.models import User
 from core.errors import RateLimitedError
 from core.pagination import listed_page
 from core.throttles import InviteThrottle
@@ -111,6 +112,11 @@ def _member_body(view: OrgAPIView, membership: Membership) -> dict[str, object]:
     return MemberSerializer(membership, context=_member_context(view, [membership])).data
 
 
+def _account_column(name: str) -> Subquery:
+    """A column of each listed membership's account (a correlated read by its primary key)."""
+    return Subquery(User.objects.filter(pk=OuterRef("user_id")).values(name)[:1])
+
+
 @extend_schema_view(
     list=extend_schema(summary="Members of the organization, active and invited"),
 )
@@ -118,10 +124,11 @@ class MemberListView(mixins.ListModelMixin, OrgViewSet[Membership]):
     """Members of the organization (active and invited)."""
 
     serializer_class = MemberSerializer
-    # the account's email and name beside each membership's columns: a page is read as rows (no models)
-    queryset = Membership.objects.annotate(account_email=F("user__email"), account_name=F("user__name")).order_by(
-        "-created_at"
-    )
+    # each account's email and name beside the membership's columns, read for the page's rows only (the
+    # count joins no account): a page is read as rows, no model built
+    queryset = Membership.objects.annotate(
+        account_email=_account_column("email"), account_name=_account_column("name")
+    ).order_by("-created_at")
     filterset_class = MemberFilter
 
     def get_serializer_context(self) -> dict[str, object]:
