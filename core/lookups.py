@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Lookup
+from django.db.models import Lookup, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 
 type _Sql = tuple[str, list[Any]]  # a fragment and its parameters (their types are the column's)
@@ -23,13 +23,18 @@ type _Sql = tuple[str, list[Any]]  # a fragment and its parameters (their types 
 
 class AnyOf(Lookup[bool]):
     """``AnyOf(F("column"), values)`` in ``filter()``: rows whose column is one of ``values`` (none
-    when there are none)."""
+    when there are none). Values, not a query: a queryset is refused (``__in`` reads it as a
+    subquery; this would run it first). A ``None`` among them is left out, as ``__in`` leaves it.
+    For ``filter()`` only: ``exclude()`` would also drop the rows whose column is NULL, which
+    ``exclude(column__in=…)`` keeps."""
 
     lookup_name = "any_of"
     prepare_rhs = False
 
     def __init__(self, lhs: Any, rhs: Iterable[object]) -> None:
-        super().__init__(lhs, list(rhs))
+        if isinstance(rhs, QuerySet):
+            raise TypeError("AnyOf takes values, not a queryset: filter by `column__in=queryset` instead.")
+        super().__init__(lhs, [value for value in rhs if value is not None])
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> _Sql:  # type: ignore[override]  # Django's own signature, typed
         lhs, lhs_params = self.process_lhs(compiler, connection)

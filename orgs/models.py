@@ -97,11 +97,8 @@ class OrgScopedQuerySet[M: models.Model](models.QuerySet[M]):
         named = {f"{self.org_field}{lookup}" for lookup in _ORG_LOOKUPS}
         if any(key in named and not isinstance(value, models.QuerySet) for key, value in kwargs.items()):
             return True
-        return any(
-            isinstance(arg, AnyOf)
-            and isinstance(arg.lhs, models.F)
-            and getattr(arg.lhs, "name", None) in named
-            and not any(isinstance(value, models.QuerySet) for value in arg.rhs)
+        return any(  # exactly an F of this query's org column (an OuterRef names the outer query's)
+            isinstance(arg, AnyOf) and type(arg.lhs) is models.F and getattr(arg.lhs, "name", None) in named
             for arg in args
         )
 
@@ -148,6 +145,20 @@ class OrgScopedQuerySet[M: models.Model](models.QuerySet[M]):
         combined = cast(Self, super()._combinator_query(combinator, *other_qs, all=all))  # type: ignore[misc]  # private in the stubs
         parts_scoped = self._org_scope is not None and all_parts_scoped(other_qs)
         combined._org_scope = self._org_scope if parts_scoped else None
+        return combined
+
+    def __or__(self, other: models.QuerySet[M]) -> Self:
+        """``a | b``: scoped only when both parts are (``b``'s rows are read too)."""
+        return self._scoped_when_both(super().__or__(other), other)
+
+    def __xor__(self, other: models.QuerySet[M]) -> Self:
+        return self._scoped_when_both(super().__xor__(other), other)
+
+    def _scoped_when_both(self, combined: Self, other: models.QuerySet[M]) -> Self:
+        if combined is self or combined is other:  # one side was empty: the other, as it is
+            return combined
+        both = self._org_scope is not None and getattr(other, "_org_scope", None) is not None
+        combined._org_scope = self._org_scope if both else None
         return combined
 
     def count(self) -> int:
