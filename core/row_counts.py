@@ -24,7 +24,7 @@ def related_count(model: type[Model], relation: str) -> Subquery:
     if not reverse.one_to_many or related is None or isinstance(related, str) or foreign_key is None:
         raise ValueError(f"{model.__name__}.{relation} is not a reverse foreign key")
     counted = (
-        related._base_manager.filter(**{foreign_key.name: OuterRef("pk")})
+        related._base_manager.filter(**{foreign_key.name: OuterRef(foreign_key.target_field.attname)})
         .order_by()
         .annotate(count=Func(template="COUNT(*)", output_field=IntegerField()))  # no GROUP BY: one count
         .values("count")
