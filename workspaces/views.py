@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 
 import django_filters
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
@@ -21,6 +21,7 @@ from orgs.api import OrgViewSet
 from workspaces import services
 from workspaces.models import Workspace, WorkspaceFile
 from workspaces.serializers import (
+    HAS_TEXT,
     FileUploadSerializer,
     WorkspaceFileSerializer,
     WorkspaceSerializer,
@@ -105,7 +106,13 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
     @extend_schema(responses={200: WorkspaceFileSerializer(many=True)}, summary="The workspace's files")
     def files(self, request: Request, pk: uuid.UUID) -> Response:
         workspace = self._workspace()
-        files = WorkspaceFile.objects.for_org(self.org).filter(workspace=workspace).order_by("-created_at")
+        files = (  # each file's extracted text (up to UPLOAD_EXTRACT_MAX_CHARS) is never read: only whether it has one
+            WorkspaceFile.objects.for_org(self.org)
+            .filter(workspace=workspace)
+            .defer("text")
+            .annotate(**{HAS_TEXT: ExpressionWrapper(~Q(text=""), output_field=BooleanField())})
+            .order_by("-created_at")
+        )
         paginator = self.paginator  # the paginator's own method: the rows are another model's than the view's
         page = paginator.paginate_queryset(files, request, view=self) if paginator is not None else None
         return self.get_paginated_response(WorkspaceFileSerializer(page, many=True).data)
