@@ -95,9 +95,8 @@ class OrgScopedQuerySet[M: models.Model](models.QuerySet[M]):
         """A filter on the org field with given ids (not a queryset of organizations), by keyword or
         as ``AnyOf(F("organization_id"), ids)``."""
         named = {f"{self.org_field}{lookup}" for lookup in _ORG_LOOKUPS}
-        if any(key in named and not isinstance(value, models.QuerySet) for key, value in kwargs.items()):
-            return True
-        return any(  # exactly an F of this query's org column (an OuterRef names the outer query's)
+        by_keyword = any(key in named and not isinstance(value, models.QuerySet) for key, value in kwargs.items())
+        return by_keyword or any(  # exactly an F of this query's org column (an OuterRef names the outer query's)
             isinstance(arg, AnyOf) and type(arg.lhs) is models.F and getattr(arg.lhs, "name", None) in named
             for arg in args
         )
