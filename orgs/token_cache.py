@@ -6,7 +6,9 @@ never found here) with the ``exp`` claim it was verified with, and is found only
 its expiry it is dropped and checked in full again, which refuses it exactly as the first check
 would. Only tokens that passed the full check are kept (an invalid token is verified in full every
 time), at most ``VALIDATED_TOKENS`` of them, the least recently used dropped first. Nothing about
-the caller is kept: their user and membership are read on every request.
+the caller is kept: their user and membership are read on every request. A check later added to
+access tokens themselves (a blacklist of access tokens, a leeway past ``exp``) must be made here too:
+a kept token is not checked again until its ``exp``.
 """
 
 from __future__ import annotations
