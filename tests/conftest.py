@@ -166,6 +166,22 @@ def make_specialist(org, *, model: str = "local", **fields):
     return Specialist.all_orgs.create(organization=org, model=model, **{**defaults, **fields})
 
 
+def make_workspace_file(workspace, *, uploaded_by, filename: str = "f.txt", text: str = ""):
+    """A file of ``workspace`` (its org's), its bytes nowhere: what lists and counts read of one."""
+    from workspaces.models import WorkspaceFile
+
+    return WorkspaceFile.all_orgs.create(
+        organization_id=workspace.organization_id,
+        workspace=workspace,
+        filename=filename,
+        content_type="text/plain",
+        size=1,
+        uploaded_by=uploaded_by,
+        file=f"t/{filename}",
+        text=text,
+    )
+
+
 @dataclass(frozen=True)
 class WatchedSession:
     """An org with its owner, a specialist on a real provider's model, one chat session and the

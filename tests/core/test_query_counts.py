@@ -25,9 +25,9 @@ from core.list_routes import list_routes, list_url
 from mcps.models import CatalogEntry, Connection, Tool
 from orgs.models import ApiKey
 from tasks.models import Project, Task
-from tests.conftest import add_member, client_for, make_org, make_specialist
+from tests.conftest import add_member, client_for, make_org, make_specialist, make_workspace_file
 from webhooks.models import Delivery, Event, Webhook
-from workspaces.models import Workspace, WorkspaceFile
+from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -111,15 +111,7 @@ def populated(org, owner):
         session = ChatSession.all_orgs.create(
             organization=org, specialist=specialist, created_by=owner, title=f"w{i}", workspace=workspace
         )
-        WorkspaceFile.all_orgs.create(
-            organization=org,
-            workspace=workspace,
-            filename=f"f{i}.txt",
-            content_type="text/plain",
-            size=1,
-            uploaded_by=owner,
-            file="x",
-        )
+        make_workspace_file(workspace, uploaded_by=owner, filename=f"f{i}.txt")
         Artifact.all_orgs.create(organization=org, workspace=workspace, title=f"a{i}", content="c", session=session)
         Task.all_orgs.create(
             organization=org, project=project, title=f"t{i}", created_by=owner, assignee_specialist=specialist
@@ -303,15 +295,7 @@ class Rows:
         )
 
     def _workspaces_ws_files(self) -> None:
-        WorkspaceFile.all_orgs.create(
-            organization=self.org,
-            workspace=self.workspace,
-            filename=f"g{self._next()}.txt",
-            content_type="text/plain",
-            size=1,
-            uploaded_by=add_member(self.org),
-            file="x",
-        )
+        make_workspace_file(self.workspace, uploaded_by=add_member(self.org), filename=f"g{self._next()}.txt")
 
     def _projects(self) -> None:
         workspace = Workspace.all_orgs.create(organization=self.org, name="pw", created_by=self.owner)

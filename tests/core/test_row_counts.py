@@ -6,31 +6,21 @@ from __future__ import annotations
 import pytest
 
 from core.row_counts import related_count
-from tests.conftest import client_for
-from workspaces.models import Workspace, WorkspaceFile
+from tests.conftest import client_for, make_workspace_file
+from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db
 
 
-def _files(org, owner, workspace: Workspace, n: int) -> None:
-    WorkspaceFile.objects.bulk_create(
-        WorkspaceFile(
-            organization=org,
-            workspace=workspace,
-            filename=f"f{i}.txt",
-            content_type="text/plain",
-            size=1,
-            uploaded_by=owner,
-            file=f"t/f{i}.txt",
-        )
-        for i in range(n)
-    )
+def _files(owner, workspace: Workspace, n: int) -> None:
+    for i in range(n):
+        make_workspace_file(workspace, uploaded_by=owner, filename=f"f{i}.txt")
 
 
 def test_each_row_counts_its_own_related_rows(org, owner):
     busy, quiet, _ = (Workspace.objects.create(organization=org, name=name, created_by=owner) for name in "BQE")
-    _files(org, owner, busy, 30)
-    _files(org, owner, quiet, 2)
+    _files(owner, busy, 30)
+    _files(owner, quiet, 2)
     answer = client_for(owner).get("/workspaces?ordering=-fileCount").json()
     assert [(row["name"], row["fileCount"], row["threadCount"]) for row in answer["results"]] == [
         ("B", 30, 0),

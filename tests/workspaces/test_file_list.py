@@ -7,25 +7,16 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.conftest import client_for
-from workspaces.models import Workspace, WorkspaceFile
+from tests.conftest import client_for, make_workspace_file
+from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db
 
 
 def test_the_files_page_reads_whether_a_file_has_text_not_the_text(org, owner):
     workspace = Workspace.objects.create(organization=org, name="W", created_by=owner)
-    for name, text in (("with.md", "x" * 5000), ("image.png", "")):
-        WorkspaceFile.objects.create(
-            organization=org,
-            workspace=workspace,
-            filename=name,
-            content_type="text/plain",
-            size=1,
-            uploaded_by=owner,
-            file=f"t/{name}",
-            text=text,
-        )
+    make_workspace_file(workspace, uploaded_by=owner, filename="with.md", text="x" * 5000)
+    make_workspace_file(workspace, uploaded_by=owner, filename="image.png")
     client = client_for(owner)
     with CaptureQueriesContext(connection) as queries:
         answer = client.get(f"/workspaces/{workspace.pk}/files?pageSize=100").json()
