@@ -18,6 +18,8 @@ from django.db.models.expressions import Col
 from psycopg._queries import PostgresQuery  # the type of a statement psycopg sends (its own module)
 from psycopg.rows import TupleRow
 
+from core.postgresql.base import timestamp_zone
+
 
 def release_connections() -> None:
     """Gives this thread's connections back (to the pool, when there is one) unless a transaction
@@ -168,8 +170,7 @@ def cursor() -> CursorWrapper:
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     raw = connection.connection
-    timestamptz = raw.adapters.types["timestamptz"].oid
-    if raw.adapters.get_loader(timestamptz, psycopg.pq.Format.TEXT).timezone != connection.timezone:
+    if timestamp_zone(raw) != connection.timezone:
         return connection.cursor()  # a connection in another time zone: Django's cursor registers it
     connection.validate_thread_sharing()
     if raw.prepare_threshold is None:  # Django turns psycopg's preparing off (its cursors bind on the client)

@@ -24,11 +24,13 @@ DB_POOL_TIMEOUT = float(env_str("DB_POOL_TIMEOUT", "10"))
 # turn's end waits, and makes its start durable with it. A database crash within a fraction of a
 # second of a start loses that start as a whole: nothing was billed, nothing is paid twice.
 DB_FAST_TURN_START = env_bool("DB_FAST_TURN_START", True)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_SIZE > 0:
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, timestamps read in C and the pool's waits timed (metrics)
+    DATABASES["default"]["ENGINE"] = "core.postgresql"
+if DATABASES["default"]["ENGINE"] == "core.postgresql" and DB_POOL_SIZE > 0:
     from psycopg_pool import ConnectionPool
 
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django must not
-    DATABASES["default"]["ENGINE"] = "core.postgresql"  # Django's backend, the pool's waits timed (metrics)
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": min(2, DB_POOL_SIZE),
         "max_size": DB_POOL_SIZE,
@@ -44,7 +46,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL
 # LLVM once its estimated cost passes jit_above_cost, and a page of a list whose per-row subquery is
 # estimated high (a count of related rows) spent 7-12 ms compiling a statement that runs in 1 ms.
 DB_JIT = env_bool("DB_JIT", False)
-if DATABASES["default"]["ENGINE"] in ("django.db.backends.postgresql", "core.postgresql") and not DB_JIT:
+if DATABASES["default"]["ENGINE"] == "core.postgresql" and not DB_JIT:
     options = DATABASES["default"].setdefault("OPTIONS", {})
     options["options"] = f"{options.get('options', '')} -c jit=off".strip()
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
