@@ -15,6 +15,7 @@ from accounts.admin_login import admin_login
 from core.errors import NotFoundError, error_response
 from core.metrics_export import metrics_view
 from core.routes import route
+from core.url_index import IndexedPatterns
 from leancore.health import HealthView
 
 
@@ -99,27 +100,33 @@ unknown_path.csrf_exempt = True  # type: ignore[attr-defined]  # Django's mark, 
 admin.site.site_header = "LeanCore operations"
 admin.site.site_title = "LeanCore admin"
 
+# Tried by a path's first segment (core.url_index): the routes of the apps listed last are found as
+# fast as the first.
 urlpatterns = [
-    path("admin/login/", admin_login),  # before the admin's own: its sign-in, limited as /auth/login
-    path("admin/", admin.site.urls),
-    *route("api/schema", PublicSchemaView.as_view(), name="schema"),
-    *route("api/docs", PublicSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    *route("api/redoc", PublicRedocView.as_view(url_name="schema"), name="redoc"),
-    path("api/redoc/redoc.standalone.js", redoc_bundle, name="redoc-bundle"),
-    *route("health", HealthView.as_view(), name="health"),
-    path("metrics", metrics_view, name="metrics"),  # operators' Prometheus scrape, not in the API schema
-    path("", include("accounts.urls")),
-    path("", include("orgs.urls")),
-    path("", include("signup.urls")),
-    path("", include("billing.urls")),
-    path("", include("specialists.urls")),
-    path("", include("chat.urls")),
-    path("", include("mcps.urls")),
-    path("", include("webhooks.urls")),
-    path("", include("workspaces.urls")),
-    path("", include("tasks.urls")),
-    path("admin", admin_redirect),
-    re_path(r"^(?!admin(?:/|$))(?P<rest>.*)$", unknown_path, name="unknown-path"),
+    IndexedPatterns(
+        [
+            path("admin/login/", admin_login),  # before the admin's own: its sign-in, limited as /auth/login
+            path("admin/", admin.site.urls),
+            *route("api/schema", PublicSchemaView.as_view(), name="schema"),
+            *route("api/docs", PublicSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+            *route("api/redoc", PublicRedocView.as_view(url_name="schema"), name="redoc"),
+            path("api/redoc/redoc.standalone.js", redoc_bundle, name="redoc-bundle"),
+            *route("health", HealthView.as_view(), name="health"),
+            path("metrics", metrics_view, name="metrics"),  # operators' Prometheus scrape, not in the API schema
+            path("", include("accounts.urls")),
+            path("", include("orgs.urls")),
+            path("", include("signup.urls")),
+            path("", include("billing.urls")),
+            path("", include("specialists.urls")),
+            path("", include("chat.urls")),
+            path("", include("mcps.urls")),
+            path("", include("webhooks.urls")),
+            path("", include("workspaces.urls")),
+            path("", include("tasks.urls")),
+            path("admin", admin_redirect),
+            re_path(r"^(?!admin(?:/|$))(?P<rest>.*)$", unknown_path, name="unknown-path"),
+        ]
+    )
 ]
 
 handler400 = "core.errors.handler400"
