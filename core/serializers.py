@@ -28,6 +28,7 @@ from typing import ClassVar
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
+from django.db.models import Value
 from rest_framework import ISO_8601, serializers
 from rest_framework import fields as drf_fields
 from rest_framework.relations import PKOnlyObject
@@ -97,23 +98,47 @@ def _column_attributes(model: type[models.Model]) -> frozenset[str]:
 
 
 type _Row = tuple[object, ...]
-_ROW_SHAPES: dict[tuple[type[models.Model], tuple[str, ...]], tuple[type[_Row], tuple[str, ...]]] = {}
+_ROW_SHAPES: dict[tuple[type[models.Model], tuple[str, ...], frozenset[str]], tuple[type[_Row], tuple[str, ...]]] = {}
 
 
-def _row_shape(model: type[models.Model], annotations: tuple[str, ...] = ()) -> tuple[type[_Row], tuple[str, ...]]:
+def _row_shape(
+    model: type[models.Model], annotations: tuple[str, ...] = (), deferred: frozenset[str] = frozenset()
+) -> tuple[type[_Row], tuple[str, ...]]:
     """A page's row of ``model`` read through ``values_list``: a named tuple of the model's columns
     (by attribute name, in ``concrete_fields`` order), then the query's annotations, with ``pk`` and
-    ``serializable_value`` (what a related field reads of a model), and those columns."""
-    shape = _ROW_SHAPES.get((model, annotations))
+    ``serializable_value`` (what a related field reads of a model), and those columns. A deferred
+    column (``deferred``, by attribute name) keeps its place but is not read: reading it from a row
+    raises ``AttributeError`` (a model would load it with a query of its own)."""
+    shape = _ROW_SHAPES.get((model, annotations, deferred))
     if shape is None:
         columns = (*(field.attname for field in model._meta.concrete_fields), *annotations)
         base = namedtuple(f"{model.__name__}Row", columns)  # type: ignore[misc]  # the names are the model's
         pk_index = columns.index(model._meta.pk.attname) if model._meta.pk is not None else 0
-        members = {"__slots__": (), "pk": property(operator.itemgetter(pk_index))}
+        members: dict[str, object] = {"__slots__": (), "pk": property(operator.itemgetter(pk_index))}
         members["serializable_value"] = _SerializableValue(model)
+        members.update({name: property(_not_read(model, name)) for name in deferred})
         row: type[_Row] = type(base.__name__, (base,), members)
-        shape = _ROW_SHAPES[(model, annotations)] = (row, columns)
+        shape = _ROW_SHAPES[(model, annotations, deferred)] = (row, columns)
     return shape
+
+
+def _not_read(model: type[models.Model], name: str) -> Callable[[_Row], object]:
+    def read(row: _Row) -> object:
+        raise AttributeError(f"{model.__name__}.{name} was deferred: a page's row does not read it")
+
+    return read
+
+
+def _deferred_columns(query: models.sql.Query) -> frozenset[str] | None:
+    """The attribute names of the columns a query defers (``defer``), or ``None`` when it reads only
+    some (``only``) or defers a relation's: such a page is read as models."""
+    names, defers = query.deferred_loading
+    if not names:
+        return frozenset()
+    if not defers or any("__" in name for name in names):
+        return None
+    meta = query.get_meta()
+    return frozenset(meta.get_field(name).attname for name in names)  # type: ignore[union-attr]  # concrete fields
 
 
 class _SerializableValue:
@@ -149,9 +174,14 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
         by the page's own query (filters, org scope, order and slice as they are)."""
         if not cls.pages_read_as_rows or rows.model is not cls.Meta.model or rows.query.group_by is not None:
             return None  # another model's page, or one grouped by an aggregate: read as models
-        row, columns = _row_shape(rows.model, tuple(rows.query.annotation_select))
+        deferred = _deferred_columns(rows.query)
+        if deferred is None:
+            return None
+        row, columns = _row_shape(rows.model, tuple(rows.query.annotation_select), deferred)
+        fields = {field.attname: field for field in rows.model._meta.concrete_fields}
+        selected = [Value(None, fields[column]) if column in deferred else column for column in columns]  # unread
         new = tuple.__new__
-        return [new(row, values) for values in rows.prefetch_related(None).values_list(*columns)]
+        return [new(row, values) for values in rows.prefetch_related(None).values_list(*selected)]
 
     def _row_plan(self) -> list[tuple[str, int | None, _Field, _Convert | None]]:
         """The read plan with each column read by its index in the row."""

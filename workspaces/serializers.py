@@ -33,6 +33,8 @@ class WorkspaceFileSerializer(PlainReadModelSerializer[WorkspaceFile]):
         "or text that could not be extracted within the server's time and size bounds.",
     )
 
+    pages_read_as_rows = True  # the files page reads its rows as column tuples, the text left unread
+
     class Meta:
         model = WorkspaceFile
         fields = ["id", "filename", "content_type", "size", "uploaded_by", "created_at", "text_extracted"]

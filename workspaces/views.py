@@ -10,6 +10,7 @@ from rest_framework import mixins, status
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 from core.errors import NotFoundError, RateLimitedError
@@ -57,12 +58,15 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
     upload_actions = ("upload",)  # an over-large body here is a file too large (core.middleware)
     queryset = Workspace.objects.all()
     serializer_class = WorkspaceSerializer
+    page_serializers = {"files": WorkspaceFileSerializer}  # the page the files action answers
     filterset_class = WorkspaceFilter
     ordering = ["-created_at"]
 
     def scope_queryset(self, queryset: QuerySet[Workspace]) -> QuerySet[Workspace]:
         """Each workspace with its file and thread counts, but for the actions on its files and its
         deletion, which show neither (a workspace's files page counts no file twice)."""
+        if self.action in WITHOUT_COUNTS and api_settings.ORDERING_PARAM not in self.request.query_params:
+            return queryset  # nothing to count and nothing to order by
         counts = {"file_count": related_count(Workspace, "files"), "thread_count": related_count(Workspace, "sessions")}
         if self.action in WITHOUT_COUNTS:  # named, never read: a stray ``?ordering=fileCount`` still orders
             return queryset.alias(**counts)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
 
 from tests.conftest import client_for, make_workspace_file
-from workspaces.models import Workspace
+from workspaces.models import Workspace, WorkspaceFile
 
 pytestmark = pytest.mark.django_db
 
@@ -25,3 +26,49 @@ def test_the_files_page_reads_whether_a_file_has_text_not_the_text(org, owner):
     assert '"workspaces_workspacefile"."text" = ' in page  # the flag is computed by the database
     assert '"workspaces_workspacefile"."text",' not in page  # the text is not read
     assert 'file"."text" FROM' not in page
+
+
+def test_the_files_page_is_read_as_rows_and_its_workspace_without_counts(org, owner):
+    """No file becomes a model instance (a page of 100 built 100, each with its descriptors), and the
+    workspace the page belongs to is read without counting its files and chats."""
+    workspace = Workspace.objects.create(organization=org, name="W", created_by=owner)
+    for index in range(3):
+        make_workspace_file(workspace, uploaded_by=owner, filename=f"f{index}.md", text="words")
+    made: list[object] = []
+
+    def count(sender: type, instance: object, **kwargs: object) -> None:
+        made.append(instance)
+
+    post_init.connect(count, sender=WorkspaceFile)
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            answer = client_for(owner).get(f"/workspaces/{workspace.pk}/files").json()
+    finally:
+        post_init.disconnect(count, sender=WorkspaceFile)
+    assert [row["filename"] for row in answer["results"]] == ["f2.md", "f1.md", "f0.md"]
+    assert answer["results"][0]["textExtracted"] is True
+    assert made == []
+    workspace_read = next(q["sql"] for q in queries if 'FROM "workspaces_workspace"' in q["sql"])
+    assert "COUNT" not in workspace_read.upper()
+
+
+def test_a_deferred_column_of_a_pages_row_is_never_read_silently(org, owner):
+    from core.serializers import PlainReadModelSerializer
+
+    workspace = Workspace.objects.create(organization=org, name="W", created_by=owner)
+    make_workspace_file(workspace, uploaded_by=owner, filename="a.md", text="secret words")
+
+    class Rows(PlainReadModelSerializer[WorkspaceFile]):
+        pages_read_as_rows = True
+
+        class Meta:
+            model = WorkspaceFile
+            fields = ["id", "filename"]
+
+    rows = Rows.read_page_rows(WorkspaceFile.objects.for_org(org).defer("text"))
+    assert rows is not None
+    (row,) = rows
+    assert row.filename == "a.md"  # type: ignore[attr-defined]  # a named tuple of the model's columns
+    with pytest.raises(AttributeError, match="deferred"):
+        _ = row.text  # type: ignore[attr-defined]  # deferred: raises instead of giving None
+    assert Rows.read_page_rows(WorkspaceFile.objects.for_org(org).only("id", "filename")) is None  # models
