@@ -19,8 +19,8 @@ up to ``--rows``, not past it, however many runs share the database.
 Starts one Daphne process on the default settings (a bounded connection pool; Redis when
 BENCH_REDIS_URL answers) and, from this separate process, keeps ``--concurrency`` requests in flight
 against each list at the default page size and at ``pageSize=100`` for ``--seconds``: requests per
-second, p50/p99 latency and errors, each next to the cost of the server's cheapest answer
-(``/health``), measured in one-second slices alternating with the list's own (``× /health``: the
+second, p50/p99 latency, errors and the server process's CPU per request (from /proc), each next to
+the cost of the server's cheapest answer (``/health``), measured in one-second slices alternating with the list's own (``× /health``: the
 list's requests per second over those of ``/health`` beside it). Lists are paginated, so their cost
 should not grow with the rows (the query count per request is asserted in
 ``tests/core/test_query_counts.py``). Exits non-zero when any request failed.
@@ -133,7 +133,16 @@ async def timed_requests(base: str, path: str, token: str, concurrency: int, sec
     return latencies, errors
 
 
-def figures(latencies: list[float], errors: int, seconds: float) -> dict:
+def server_cpu_seconds(pid: int) -> float:
+    """The server process's CPU time so far (user + system, from /proc; 0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def figures(latencies: list[float], errors: int, seconds: float, cpu: float = 0.0) -> dict:
     latencies = sorted(latencies)
     answered = bool(latencies)  # none when every request failed
     return {
@@ -142,24 +151,32 @@ def figures(latencies: list[float], errors: int, seconds: float) -> dict:
         "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000 if answered else float("nan"),
         "errors": errors,
         "count": len(latencies) + errors,
+        "cpu_ms": cpu * 1000 / max(1, len(latencies) + errors),  # the server's CPU per request
     }
 
 
-def load(base: str, path: str, token: str, concurrency: int, seconds: float) -> dict:
-    return figures(*asyncio.run(timed_requests(base, path, token, concurrency, seconds)), seconds)
+def load(base: str, path: str, token: str, concurrency: int, seconds: float, *, server: int) -> dict:
+    started = server_cpu_seconds(server)
+    taken = asyncio.run(timed_requests(base, path, token, concurrency, seconds))
+    return figures(*taken, seconds, server_cpu_seconds(server) - started)
 
 
-def beside_health(base: str, path: str, token: str, concurrency: int, seconds: float) -> tuple[dict, dict]:
+def beside_health(
+    base: str, path: str, token: str, concurrency: int, seconds: float, *, server: int
+) -> tuple[dict, dict]:
     """``path`` and ``/health`` in alternating slices of a second, ``seconds`` each: the load of a
     shared machine drifts within a minute, and a ratio of two figures taken a minute apart would
-    measure that drift as much as the endpoint."""
+    measure that drift as much as the endpoint. The server's CPU time is summed per target."""
     slices = max(1, round(seconds))
     taken: dict[str, tuple[list[float], int]] = {path: ([], 0), "/health": ([], 0)}
+    cpu = {path: 0.0, "/health": 0.0}
     for _ in range(slices):
         for target in ("/health", path):
+            started = server_cpu_seconds(server)
             latencies, errors = asyncio.run(timed_requests(base, target, token, concurrency, seconds / slices))
+            cpu[target] += server_cpu_seconds(server) - started
             taken[target] = (taken[target][0] + latencies, taken[target][1] + errors)
-    return figures(*taken[path], seconds), figures(*taken["/health"], seconds)
+    return figures(*taken[path], seconds, cpu[path]), figures(*taken["/health"], seconds, cpu["/health"])
 
 
 def main() -> None:
@@ -200,22 +217,26 @@ def main() -> None:
         print(
             f"{args.rows} rows of each kind in one org; {args.concurrency} requests in flight, {args.seconds:g} s each"
         )
-        print("| endpoint | requests/s | p50 ms | p99 ms | errors | /health beside, requests/s | × /health |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print(
+            "| endpoint | requests/s | p50 ms | p99 ms | errors | /health beside, requests/s | × /health "
+            "| server CPU ms/request | /health's beside |"
+        )
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         main_token = tokens[measured[0]] if measured else ""
         for path, url in [("/health", "/health"), *targets, ("/health", "/health")]:
             shown = path + url[len(url.split("?")[0]) :]
             token = tokens.get(path, main_token)
-            load(base, url, token, args.concurrency, 1)  # warm-up
+            load(base, url, token, args.concurrency, 1, server=server.pid)  # warm-up
             if path == "/health":
-                found, beside = load(base, url, token, args.concurrency, args.seconds), None
+                found, beside = load(base, url, token, args.concurrency, args.seconds, server=server.pid), None
             else:
-                found, beside = beside_health(base, url, token, args.concurrency, args.seconds)
+                found, beside = beside_health(base, url, token, args.concurrency, args.seconds, server=server.pid)
             failed += found["errors"]
             ratio = f"| {beside['rps']:.0f} | {found['rps'] / beside['rps']:.2f} |" if beside else "| | |"
+            cpu = f" {found['cpu_ms']:.1f} | {beside['cpu_ms']:.1f} |" if beside else f" {found['cpu_ms']:.1f} | |"
             print(
                 f"| `{shown}` | {found['rps']:.0f} | {found['p50']:.1f} | {found['p99']:.1f} "
-                f"| {found['errors']} of {found['count']} {ratio}",
+                f"| {found['errors']} of {found['count']} {ratio}{cpu}",
                 flush=True,
             )
     finally:
