@@ -29,6 +29,7 @@ from typing import ClassVar
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import Value
+from django.db.models.query import ValuesListIterable
 from rest_framework import ISO_8601, serializers
 from rest_framework import fields as drf_fields
 from rest_framework.relations import PKOnlyObject
@@ -159,6 +160,23 @@ class _SerializableValue:
         return serializable_value
 
 
+def _column_tuples(
+    rows: models.QuerySet[models.Model], columns: tuple[str, ...], deferred: frozenset[str]
+) -> models.QuerySet[models.Model, tuple[object, ...]]:
+    """The page's rows as tuples of ``columns``. A query that selects the model's own columns (no
+    ``values``, ``select_related``, ``extra`` or deferred column) already selects exactly those, in
+    that order (Django's default columns are ``concrete_fields``, then the annotations): its rows are
+    read as tuples as they are, without ``values_list`` naming and resolving each column again."""
+    query = rows.query
+    if deferred or rows._fields or query.select_related or query.extra_select or not query.default_cols:  # type: ignore[attr-defined]  # Django's own
+        fields = {field.attname: field for field in rows.model._meta.concrete_fields}
+        selected = [Value(None, fields[column]) if column in deferred else column for column in columns]  # unread
+        return rows.values_list(*selected)
+    as_tuples: models.QuerySet[models.Model, tuple[object, ...]] = rows._chain()  # type: ignore[attr-defined]  # Django's clone
+    as_tuples._iterable_class = ValuesListIterable  # what values_list() sets
+    return as_tuples
+
+
 class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
     """A ``ModelSerializer`` whose reads render through a plan (a list's child serves every row of
     its page). The plan is made once per class when the fields cannot vary from one instance to
@@ -178,10 +196,8 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
         if deferred is None:
             return None
         row, columns = _row_shape(rows.model, tuple(rows.query.annotation_select), deferred)
-        fields = {field.attname: field for field in rows.model._meta.concrete_fields}
-        selected = [Value(None, fields[column]) if column in deferred else column for column in columns]  # unread
         new = tuple.__new__
-        return [new(row, values) for values in rows.prefetch_related(None).values_list(*selected)]
+        return [new(row, values) for values in _column_tuples(rows.prefetch_related(None), columns, deferred)]
 
     def _row_plan(self) -> list[tuple[str, int | None, _Field, _Convert | None]]:
         """The read plan with each column read by its index in the row."""
