@@ -43,7 +43,12 @@ class SpecialistPageSerializer(serializers.ListSerializer[list[Specialist]]):
 
     def to_representation(self, data: Manager[Specialist] | Iterable[Specialist]) -> list[dict[str, object]]:
         rows = list(data.all() if isinstance(data, Manager) else data)
-        self.page_tool_ids = selectors.tool_ids_by_specialist(specialist_ids=[row.pk for row in rows])
+        org_ids = {row.organization_id for row in rows}
+        self.page_tool_ids = (
+            selectors.tool_ids_by_specialist(org_id=org_ids.pop(), specialist_ids=[row.pk for row in rows])
+            if len(org_ids) == 1
+            else None  # an empty page (never one of several orgs: each row would read its own)
+        )
         return super().to_representation(rows)
 
 

@@ -275,3 +275,29 @@ def test_a_wizard_call_cut_short_is_billed_for_what_it_produced(admin_user, org,
     assert entry.output_tokens > 0
     assert account.balance == before + entry.amount
     assert account.reserved == 0
+
+
+def test_a_page_lists_each_specialists_tools_by_name_and_only_its_own(org, owner, other_org):
+    from mcps.models import Connection, Tool
+
+    def tools(of_org, *names):
+        connection = Connection.objects.create(organization=of_org, name="C", url="https://mcp.example.com/mcp")
+        return [Tool.objects.create(organization=of_org, connection=connection, name=name) for name in names]
+
+    zeta, alpha, mid = tools(org, "zeta", "alpha", "mid")
+    first, second = make_specialist(org, name="First"), make_specialist(org, name="Second")
+    first.tools.set([zeta, alpha, mid])
+    second.tools.set([mid])
+    elsewhere = make_specialist(other_org, name="Elsewhere")
+    elsewhere.tools.set(tools(other_org, "theirs"))
+    page = client_for(owner).get("/specialists?pageSize=100").json()["results"]
+    by_name = {row["name"]: row["toolIds"] for row in page}
+    assert by_name == {"First": [str(alpha.pk), str(mid.pk), str(zeta.pk)], "Second": [str(mid.pk)]}
+
+
+def test_a_hand_read_uuid_is_the_same_from_postgresql_and_from_sqlites_hex():
+    from specialists.selectors import _as_uuid
+
+    value = uuid.uuid4()
+    assert _as_uuid(value) is value
+    assert _as_uuid(value.hex) == value  # SQLite keeps a UUID as its 32 hex digits
