@@ -213,6 +213,14 @@ def _check(scope: Scope | None, sql: str, values: Sequence[SqlValue]) -> None:
         raise UnscopedSQLError(f"Not scoped to organization {scope.org_id}: {sql[:120]}")
 
 
+def any_of(column: str, values: Sequence[SqlValue]) -> tuple[str, list[SqlValue]]:
+    """``column`` among ``values``, and its parameters: one array on PostgreSQL (``= ANY(%s)``: the
+    same statement text whatever the number of values, prepared once), ``IN`` elsewhere."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [list(values)]  # type: ignore[list-item]  # psycopg sends a list as an array
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
 def rows(sql: str, params: Sequence[SqlValue] = (), *, scope: Scope | None = None) -> list[Row]:
     _check(scope, sql, params)
     with cursor() as cursor_:

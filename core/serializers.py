@@ -193,11 +193,28 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
         if not cls.pages_read_as_rows or rows.model is not cls.Meta.model or rows.query.group_by is not None:
             return None  # another model's page, or one grouped by an aggregate: read as models
         deferred = _deferred_columns(rows.query)
-        if deferred is None:
-            return None
+        if deferred is None or deferred & cls._named_columns():
+            return None  # a column the fields name (or the key) deferred: models load it as Django does
         row, columns = _row_shape(rows.model, tuple(rows.query.annotation_select), deferred)
         new = tuple.__new__
         return [new(row, values) for values in _column_tuples(rows.prefetch_related(None), columns, deferred)]
+
+    @classmethod
+    def _named_columns(cls) -> frozenset[str]:
+        """The columns this serializer's fields name (by attribute name), and the primary key."""
+        found: frozenset[str] | None = cls.__dict__.get("_named_columns_found")
+        if found is None:
+            model: type[models.Model] = cls.Meta.model
+            meta = model._meta
+            names = {*getattr(cls.Meta, "fields", ())}
+            for key, field in cls._declared_fields.items():
+                names.add(key if field.source in (None, "*") else str(field.source).split(".", 1)[0])
+            columns = {field.name: field.attname for field in meta.concrete_fields}
+            columns.update({field.attname: field.attname for field in meta.concrete_fields})
+            pk = meta.pk.attname if meta.pk is not None else "id"
+            found = frozenset({columns[name] for name in names if name in columns} | {pk})
+            cls._named_columns_found = found  # type: ignore[attr-defined]  # per class, never inherited
+        return found
 
     def _row_plan(self) -> list[tuple[str, int | None, _Field, _Convert | None]]:
         """The read plan with each column read by its index in the row."""

@@ -47,12 +47,12 @@ def tool_ids_by_specialist(*, org_id: uuid.UUID, specialist_ids: Sequence[uuid.U
         return found
     links = Specialist.tools.through._meta.db_table
     tools = Specialist.tools.field.related_model._meta.db_table
-    marks = ", ".join(["%s"] * len(specialist_ids))
+    among, ids = db.any_of("st.specialist_id", specialist_ids)
     for row in db.rows(
         f"SELECT st.specialist_id, st.tool_id FROM {links} st "  # noqa: S608
         f"JOIN {Specialist._meta.db_table} s ON s.id = st.specialist_id JOIN {tools} t ON t.id = st.tool_id "
-        f"WHERE s.organization_id = %s AND st.specialist_id IN ({marks}) ORDER BY t.name",
-        [org_id, *specialist_ids],
+        f"WHERE s.organization_id = %s AND {among} ORDER BY t.name",
+        [org_id, *ids],
         scope=db.InOrg(org_id),
     ):
         specialist_id, tool_id = row.rest()

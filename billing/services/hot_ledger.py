@@ -41,10 +41,11 @@ ACTIVE, SETTLED, RELEASED = (
     Reservation.Status.RELEASED.value,
 )
 # The account's next time: now, or a microsecond after its last change if that change is less than a
-# second ahead of this call's clock (two calls that read the clock in one order and reached the row
-# in the other); a clock set further back is taken as it is.
+# minute ahead of this call's clock (two calls that read the clock in one order and reached the row
+# in the other: under load a call waits seconds for the row, and a bound of one second dated such a
+# call before the change it follows); a clock set further back than that is taken as it is.
 NEXT_TICK = (
-    "CASE WHEN {alias}.updated_at >= %(now)s AND {alias}.updated_at < %(now)s + interval '1 second' "
+    "CASE WHEN {alias}.updated_at >= %(now)s AND {alias}.updated_at < %(now)s + interval '1 minute' "
     "THEN {alias}.updated_at + interval '1 microsecond' ELSE %(now)s END"
 )
 # A settlement's cost at the rates its hold pinned: core.credits.token_cost (products are exact in

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from django.db.backends.postgresql import base
-from django.db.backends.postgresql.psycopg_any import get_adapters_template
+from django.db.backends.postgresql.psycopg_any import get_adapters_template, register_tzloader
 from django.utils.asyncio import async_unsafe
 from psycopg import Connection, adapt
 from psycopg.pq import Format
@@ -37,11 +37,14 @@ def _utc_adapters(use_tz: bool) -> adapt.AdaptersMap:
     return adapters
 
 
+_PSYCOPGS_UTC = datetime.UTC  # the zone of psycopg's own loader on a connection Django keeps in UTC
+
+
 def timestamp_zone(raw: Connection[object]) -> datetime.tzinfo | None:
     """The zone a psycopg connection reads timestamps in: Django's loader's, or UTC for psycopg's own
     (installed only on connections Django keeps in UTC, below)."""
     loader = raw.adapters.get_loader(raw.adapters.types["timestamptz"].oid, Format.TEXT)
-    zone: datetime.tzinfo | None = getattr(loader, "timezone", datetime.UTC)
+    zone: datetime.tzinfo | None = getattr(loader, "timezone", _PSYCOPGS_UTC)
     return zone
 
 
@@ -67,15 +70,21 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     @async_unsafe
     def create_cursor(self, name: str | None = None) -> object:
-        """Django's cursor; with psycopg's loader in place, without Django's check of its loader's
-        zone (an attribute psycopg's loader has not: the zone is the connection's, UTC)."""
-        if not self._reads_utc_natively():
+        """Django's cursor; on a connection that reads timestamps in UTC (psycopg's loader), made as Django
+        makes it but without Django's check of its loader's zone (an attribute psycopg's loader has
+        not), the zone given to the cursor if Django's has changed since the connection opened (a
+        test's ``override_settings``)."""
+        if timestamp_zone(self.connection) is not _PSYCOPGS_UTC:
             return super().create_cursor(name)
-        if not name:
-            return self.connection.cursor()
         withhold = self.connection.autocommit  # a named cursor outlives autocommit's transaction
-        if self.settings_dict["OPTIONS"].get("server_side_binding") is True:
-            return self.connection.cursor(name, scrollable=False, withhold=withhold)
-        # Django's server-side cursor with client-side binding, made as Django's own method makes it
-        server_side: Callable[..., object] = base.ServerSideCursor
-        return server_side(self.connection, name=name, scrollable=False, withhold=withhold)
+        cursor: object
+        if not name:
+            cursor = self.connection.cursor()
+        elif self.settings_dict["OPTIONS"].get("server_side_binding") is True:
+            cursor = self.connection.cursor(name, scrollable=False, withhold=withhold)
+        else:  # Django's server-side cursor with client-side binding, made as Django's own method makes it
+            server_side: Callable[..., object] = base.ServerSideCursor
+            cursor = server_side(self.connection, name=name, scrollable=False, withhold=withhold)
+        if self.timezone is not datetime.UTC:
+            register_tzloader(self.timezone, cursor)
+        return cursor

@@ -9,6 +9,7 @@ import random
 import threading
 import time
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -260,3 +261,20 @@ def test_statements_sent_together_are_one_transaction(postgresql, race_rate):
     assert CreditAccount.all_orgs.get(organization=org).reserved == before  # taken back whole
     db.fetch_together(grow)
     assert CreditAccount.all_orgs.get(organization=org).reserved == before + 1
+
+
+def test_a_settlement_that_waited_seconds_for_the_row_is_dated_after_the_change_before_it(postgresql, race_rate, clock):
+    """Two calls read the clock in one order and reach the account in the other, seconds apart (a
+    wait for the row under load): entries in the order of their time still chain their balances."""
+    org = make_org(name="Slow row")
+    first = services.reserve(org=org, model="hot-model", input_tokens=100, max_output_tokens=300, user_id=uuid.uuid4())
+    second = services.reserve(org=org, model="hot-model", input_tokens=100, max_output_tokens=300, user_id=uuid.uuid4())
+    services.settle(reservation_id=first.reservation_id, input_tokens=500, output_tokens=100)
+    clock["at"] -= timedelta(seconds=5)  # the second read the clock 5 s before it reached the row
+    services.settle(reservation_id=second.reservation_id, input_tokens=700, output_tokens=200)
+    entries = sorted(LedgerEntry.all_orgs.filter(organization=org), key=lambda entry: (entry.created_at, entry.pk))
+    assert [entry.kind for entry in entries][-2:] == ["usage", "usage"]
+    running = Decimal(0)
+    for entry in entries:
+        running += entry.amount
+        assert entry.balance_after == running

@@ -92,3 +92,18 @@ def test_a_statement_said_to_be_one_orgs_must_bind_that_org():
     with pytest.raises(db.UnscopedSQLError):
         db.execute("DELETE FROM orgs_apikey WHERE id = %s", [org_id], scope=db.InOrg(org_id))
     assert db.rows("SELECT id FROM orgs_apikey WHERE id = %s", [org_id], scope=db.AcrossOrgs("this test")) == []
+
+
+def test_any_of_is_one_array_on_postgresql():
+    import uuid as uuid_
+
+    from django.db import connection as connection_
+
+    from core import db as db_
+
+    ids = [uuid_.uuid4(), uuid_.uuid4()]
+    sql, params = db_.any_of("t.id", ids)
+    if connection_.vendor == "postgresql":
+        assert (sql, params) == ("t.id = ANY(%s)", [ids])
+    else:
+        assert (sql, params) == ("t.id IN (%s, %s)", ids)

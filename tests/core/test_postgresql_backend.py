@@ -75,3 +75,16 @@ def test_a_connection_in_another_zone_keeps_djangos_loader(settings):
         assert value == datetime.datetime(2026, 12, 7, 12, tzinfo=datetime.UTC)
     finally:
         wrapper.close()
+
+
+def test_a_zone_changed_after_connecting_is_given_to_each_cursor(settings):
+    """The loader is chosen when a connection opens; a zone changed later (a test's settings) is
+    still what a cursor reads in: naive values without time zone support."""
+    connection.ensure_connection()
+    assert _loader_of_connection().__name__ == TimestamptzLoader.__name__  # psycopg's, chosen at connect
+    settings.USE_TZ = False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT '2026-12-07 12:00:00+00'::timestamptz")
+        (value,) = cursor.fetchone()
+    assert value.tzinfo is None
+    assert value == datetime.datetime(2026, 12, 7, 12)

@@ -72,3 +72,22 @@ def test_a_deferred_column_of_a_pages_row_is_never_read_silently(org, owner):
     with pytest.raises(AttributeError, match="deferred"):
         _ = row.text  # type: ignore[attr-defined]  # deferred: raises instead of giving None
     assert Rows.read_page_rows(WorkspaceFile.objects.for_org(org).only("id", "filename")) is None  # models
+
+
+def test_a_page_whose_fields_name_a_deferred_column_is_read_as_models(org, owner):
+    from core.serializers import PlainReadModelSerializer
+
+    workspace = Workspace.objects.create(organization=org, name="W", created_by=owner)
+    make_workspace_file(workspace, uploaded_by=owner, filename="a.md", text="words")
+
+    class WithText(PlainReadModelSerializer[WorkspaceFile]):
+        pages_read_as_rows = True
+
+        class Meta:
+            model = WorkspaceFile
+            fields = ["id", "filename", "text"]
+
+    files = WorkspaceFile.objects.for_org(org)
+    assert WithText.read_page_rows(files.defer("text")) is None  # models: Django loads the text
+    assert WithText.read_page_rows(files.defer("filename")) is None
+    assert WithText.read_page_rows(files.defer("size")) is not None  # a column no field names
