@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.db.models import QuerySet
 from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
 
+from core.serializers import PlainReadModelSerializer
 from tests.conftest import client_for, make_workspace_file
 from workspaces.models import Workspace, WorkspaceFile
 
@@ -52,42 +54,38 @@ def test_the_files_page_is_read_as_rows_and_its_workspace_without_counts(org, ow
     assert "COUNT" not in workspace_read.upper()
 
 
-def test_a_deferred_column_of_a_pages_row_is_never_read_silently(org, owner):
-    from core.serializers import PlainReadModelSerializer
-
-    workspace = Workspace.objects.create(organization=org, name="W", created_by=owner)
-    make_workspace_file(workspace, uploaded_by=owner, filename="a.md", text="secret words")
+def _rows_serializer(*names: str) -> type[PlainReadModelSerializer[WorkspaceFile]]:
+    """A files serializer that reads its pages as rows, with these fields."""
 
     class Rows(PlainReadModelSerializer[WorkspaceFile]):
         pages_read_as_rows = True
 
         class Meta:
             model = WorkspaceFile
-            fields = ["id", "filename"]
+            fields = list(names)
 
-    rows = Rows.read_page_rows(WorkspaceFile.objects.for_org(org).defer("text"))
+    return Rows
+
+
+def _one_file(org, owner) -> QuerySet[WorkspaceFile]:
+    workspace = Workspace.objects.create(organization=org, name="W", created_by=owner)
+    make_workspace_file(workspace, uploaded_by=owner, filename="a.md", text="secret words")
+    return WorkspaceFile.objects.for_org(org)
+
+
+def test_a_deferred_column_of_a_pages_row_is_never_read_silently(org, owner):
+    files, rows_of = _one_file(org, owner), _rows_serializer("id", "filename")
+    rows = rows_of.read_page_rows(files.defer("text"))
     assert rows is not None
     (row,) = rows
     assert row.filename == "a.md"  # type: ignore[attr-defined]  # a named tuple of the model's columns
     with pytest.raises(AttributeError, match="deferred"):
         _ = row.text  # type: ignore[attr-defined]  # deferred: raises instead of giving None
-    assert Rows.read_page_rows(WorkspaceFile.objects.for_org(org).only("id", "filename")) is None  # models
+    assert rows_of.read_page_rows(files.only("id", "filename")) is None  # models
 
 
 def test_a_page_whose_fields_name_a_deferred_column_is_read_as_models(org, owner):
-    from core.serializers import PlainReadModelSerializer
-
-    workspace = Workspace.objects.create(organization=org, name="W", created_by=owner)
-    make_workspace_file(workspace, uploaded_by=owner, filename="a.md", text="words")
-
-    class WithText(PlainReadModelSerializer[WorkspaceFile]):
-        pages_read_as_rows = True
-
-        class Meta:
-            model = WorkspaceFile
-            fields = ["id", "filename", "text"]
-
-    files = WorkspaceFile.objects.for_org(org)
-    assert WithText.read_page_rows(files.defer("text")) is None  # models: Django loads the text
-    assert WithText.read_page_rows(files.defer("filename")) is None
-    assert WithText.read_page_rows(files.defer("size")) is not None  # a column no field names
+    files, with_text = _one_file(org, owner), _rows_serializer("id", "filename", "text")
+    assert with_text.read_page_rows(files.defer("text")) is None  # models: Django loads the text
+    assert with_text.read_page_rows(files.defer("filename")) is None
+    assert with_text.read_page_rows(files.defer("size")) is not None  # a column no field names
