@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -56,6 +57,8 @@ def two_machines(django_db_blocker, _fake_llm_server):
             yield [Machine(url) for url in stack.urls]
         finally:
             stack.stop()
+            # the stack's own lines, shown with a failing test's output (a turn's error says little alone)
+            print(stack.log.read_text()[-20_000:], file=sys.stderr)
 
 
 def _frames_until_done(socket, count: int):
@@ -103,7 +106,8 @@ def test_events_cross_servers_and_throttles_are_shared(two_machines, fake_llm, b
 
     seen, statuses = async_to_sync(run)()
     events = [frame["event"] for turn in seen for frame in turn]  # the two turns may interleave
-    assert (events.count("session"), events.count("usage"), events.count("done")) == (2, 2, 2), events
+    errors = [frame for turn in seen for frame in turn if frame["event"] == "error"]
+    assert (events.count("session"), events.count("usage"), events.count("done")) == (2, 2, 2), (events, errors)
     assert events.count("delta") == 8, events  # the fake's four deltas, twice
     assert statuses == [202, 202, 429]
 
