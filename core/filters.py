@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, time
 
 import django_filters
 from django import forms
-from django.db.models import Model, QuerySet
+from django.db.models import Expression, Model, OrderBy, QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 from djangorestframework_camel_case.util import camel_to_underscore
 from rest_framework.filters import OrderingFilter
@@ -47,9 +47,31 @@ class DateOrDateTimeFilter(django_filters.Filter):  # type: ignore[misc]  # djan
 
 
 class CamelOrderingFilter(OrderingFilter):
-    """``ordering=-createdAt``: camelCase names mapped to model fields."""
+    """``ordering=-createdAt``: camelCase names mapped to model fields; and to the expressions a view
+    names in ``ordering_expressions`` (a shown value that is no column: {name: expression}), whose
+    order ends with the primary key so that equal values never overlap between pages."""
 
-    def get_ordering(self, request: Request, queryset: QuerySet[Model], view: APIView) -> Sequence[str] | None:
+    def get_valid_fields(
+        self, queryset: QuerySet[Model], view: APIView, context: Mapping[str, object] | None = None
+    ) -> list[tuple[str, str]]:
+        fields: list[tuple[str, str]] = super().get_valid_fields(queryset, view, context)
+        return [*fields, *((name, name) for name in getattr(view, "ordering_expressions", {}))]
+
+    def filter_queryset[M: Model, R](self, request: Request, queryset: QuerySet[M, R], view: APIView) -> QuerySet[M, R]:
+        ordering = self.get_ordering(request, queryset, view)
+        if not ordering:
+            return queryset
+        expressions: Mapping[str, Expression] = getattr(view, "ordering_expressions", {})
+        terms: list[str | OrderBy] = []
+        for term in ordering:
+            shown = expressions.get(term.lstrip("-"))
+            terms.append(term if shown is None else shown.desc() if term.startswith("-") else shown.asc())
+        tie_break = ["pk"] if any(isinstance(term, OrderBy) for term in terms) else []
+        return queryset.order_by(*terms, *tie_break)
+
+    def get_ordering[M: Model, R](
+        self, request: Request, queryset: QuerySet[M, R], view: APIView
+    ) -> Sequence[str] | None:
         params = request.query_params.get(self.ordering_param)
         if params:
             fields = []

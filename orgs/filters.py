@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Q, QuerySet
+from django.db.models import Case, F, Q, QuerySet, When
 
 from orgs.models import Membership, Role
 
@@ -22,3 +22,11 @@ class MemberFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-fi
             Q(invited_name__icontains=value) | Q(invited_email__icontains=value)
         )
         return queryset.filter(active | invited)
+
+
+# ``ordering`` of the members list by ``email`` and ``name`` as the list shows them: an invitation's
+# own until it is accepted, else the account's (``MemberListView`` reads the account's beside each row).
+SHOWN_ORDERING = {
+    "email": Case(When(status=Membership.Status.INVITED, then=F("invited_email")), default=F("account_email")),
+    "name": Case(When(status=Membership.Status.INVITED, then=F("invited_name")), default=F("account_name")),
+}

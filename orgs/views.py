@@ -17,7 +17,7 @@ from core.views import UserViewSet
 from orgs import selectors, services
 from orgs.api import OrgAPIView, OrgViewSet
 from orgs.errors import AlreadyMemberError, LastOwnerError
-from orgs.filters import MemberFilter
+from orgs.filters import SHOWN_ORDERING, MemberFilter
 from orgs.models import Membership, Organization, Role
 from orgs.serializers import (
     BillingEmailSerializer,
@@ -130,6 +130,7 @@ class MemberListView(mixins.ListModelMixin, OrgViewSet[Membership]):
         account_email=_account_column("email"), account_name=_account_column("name")
     ).order_by("-created_at")
     filterset_class = MemberFilter
+    ordering_expressions = SHOWN_ORDERING  # ``ordering=email|name``: as each row shows them
 
     def get_serializer_context(self) -> dict[str, object]:
         context = dict(super().get_serializer_context())

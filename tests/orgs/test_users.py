@@ -50,6 +50,38 @@ def test_members_list_and_filters(owner, admin_user, member, org, other_org, dja
     assert_problem(client.get("/users?role=emperor"), 400, "validation_error")
 
 
+def test_members_order_by_email_and_name_as_the_list_shows_them(owner, org):
+    """``ordering=email|name`` (camelCase names, like every list) orders by the shown email and name: an
+    invitation's own until it is accepted, an account's otherwise; equal names keep one order over pages."""
+    User.objects.filter(pk=owner.pk).update(email="mid@example.com", name="Mid")
+    add_member(org, make_user(email="alpha@example.com", name="Zed"))
+    add_member(org, make_user(email="zulu@example.com", name="Ann"))
+    for index in range(2):  # two members of one name
+        add_member(org, make_user(email=f"same{index}@example.com", name="Same"))
+    # an existing account invited under another name: the list shows the invitation's name ("Yves")
+    invited_account = make_user(email="aaa-account@example.com", name="Aaa account")
+    client = client_for(owner)
+    invitation = {"email": invited_account.email, "name": "Yves", "role": "member"}
+    assert client.post("/users/invite", invitation, format="json").status_code == 201
+
+    def shown(ordering: str, key: str) -> list[str]:
+        pages = [client.get("/users", {"ordering": ordering, "pageSize": 2, "page": page}).json() for page in (1, 2, 3)]
+        return [row[key] for body in pages for row in body["results"]]
+
+    emails = ["aaa-account@example.com", "alpha@example.com", "mid@example.com", "same0@example.com"]
+    emails += ["same1@example.com", "zulu@example.com"]
+    assert shown("email", "email") == emails
+    assert shown("-email", "email") == emails[::-1]
+    assert shown("name", "name") == ["Ann", "Mid", "Same", "Same", "Yves", "Zed"]
+    assert shown("-name", "name") == ["Zed", "Yves", "Same", "Same", "Mid", "Ann"]
+    by_name = [row["id"] for row in client.get("/users", {"ordering": "name", "pageSize": 100}).json()["results"]]
+    assert len(set(by_name)) == 6  # equal names, no member twice across the pages above either
+    assert len(set(shown("name", "id"))) == 6
+    # with another field, and an unknown name is ignored as on every list
+    assert shown("role,-email", "email")[0] == "zulu@example.com"
+    assert client.get("/users", {"ordering": "password"}).status_code == 200
+
+
 def test_members_need_auth(anon):
     assert_problem(anon.get("/users"), 401, "not_authenticated")
 
