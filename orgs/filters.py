@@ -24,9 +24,12 @@ class MemberFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-fi
         return queryset.filter(active | invited)
 
 
-# ``ordering`` of the members list by ``email`` and ``name`` as the list shows them: an invitation's
-# own until it is accepted, else the account's (``MemberListView`` reads the account's beside each row).
+# ``ordering`` of the members list by ``email`` and ``name`` as the list shows them (``orgs.models``'
+# ``shown_email`` and ``shown_name``, in SQL): an invitation's own until it is accepted (its email, or
+# the account's when it has none), else the account's (``MemberListView`` reads the account's beside
+# each row).
+_INVITED = Q(status=Membership.Status.INVITED)
 SHOWN_ORDERING = {
-    "email": Case(When(status=Membership.Status.INVITED, then=F("invited_email")), default=F("account_email")),
-    "name": Case(When(status=Membership.Status.INVITED, then=F("invited_name")), default=F("account_name")),
+    "email": Case(When(_INVITED & ~Q(invited_email=""), then=F("invited_email")), default=F("account_email")),
+    "name": Case(When(_INVITED, then=F("invited_name")), default=F("account_name")),
 }
