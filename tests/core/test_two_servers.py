@@ -58,7 +58,7 @@ def two_machines(django_db_blocker, _fake_llm_server):
         finally:
             stack.stop()
             # the stack's own lines, shown with a failing test's output (a turn's error says little alone)
-            print(stack.log.read_text()[-20_000:], file=sys.stderr)
+            sys.stderr.write(stack.log.read_text()[-20_000:])
 
 
 def _frames_until_done(socket, count: int):
