@@ -48,8 +48,8 @@ class DateOrDateTimeFilter(django_filters.Filter):  # type: ignore[misc]  # djan
 
 class CamelOrderingFilter(OrderingFilter):
     """``ordering=-createdAt``: camelCase names mapped to model fields; and to the expressions a view
-    names in ``ordering_expressions`` (a shown value that is no column: {name: expression}), whose
-    order ends with the primary key so that equal values never overlap between pages."""
+    names in ``ordering_expressions`` (a shown value that is no column: {snake_case name: expression}),
+    whose order ends with the primary key so that equal values never overlap between pages."""
 
     def get_valid_fields(
         self, queryset: QuerySet[Model], view: APIView, context: Mapping[str, object] | None = None

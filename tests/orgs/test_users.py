@@ -52,37 +52,46 @@ def test_members_list_and_filters(owner, admin_user, member, org, other_org, dja
 
 def test_members_order_by_email_and_name_as_the_list_shows_them(owner, org):
     """``ordering=email|name`` (camelCase names, like every list) orders by the shown email and name: an
-    invitation's own until it is accepted, an account's otherwise; equal names keep one order over pages."""
+    invitation's own until it is accepted, an account's otherwise; equal names keep one order over pages
+    (the membership's id last); the account's own columns are never an ordering of their own."""
     User.objects.filter(pk=owner.pk).update(email="mid@example.com", name="Mid")
     add_member(org, make_user(email="alpha@example.com", name="Zed"))
     add_member(org, make_user(email="zulu@example.com", name="Ann"))
-    for index in range(2):  # two members of one name
-        add_member(org, make_user(email=f"same{index}@example.com", name="Same"))
-    # an existing account invited under another name: the list shows the invitation's name ("Yves")
+    same = [add_member(org, make_user(email=f"same{index}@example.com", name="Same")) for index in range(2)]
+    # an existing account invited: the list shows the invitation's email and name, not the account's
     invited_account = make_user(email="xavier@example.com", name="Aaa account")
     client = client_for(owner)
     invitation = {"email": invited_account.email, "name": "Yves", "role": "member"}
     assert client.post("/users/invite", invitation, format="json").status_code == 201
+    User.objects.filter(pk=invited_account.pk).update(email="000@example.com")  # the account's, not shown
 
     def shown(ordering: str, key: str) -> list[str]:
-        pages = [client.get("/users", {"ordering": ordering, "pageSize": 2, "page": page}).json() for page in (1, 2, 3)]
+        pages = [client.get("/users", {"ordering": ordering, "pageSize": 3, "page": page}).json() for page in (1, 2)]
         return [row[key] for body in pages for row in body["results"]]
 
     emails = ["alpha@example.com", "mid@example.com", "same0@example.com", "same1@example.com"]
     emails += ["xavier@example.com", "zulu@example.com"]
     assert shown("email", "email") == emails
     assert shown("-email", "email") == emails[::-1]
-    assert shown("name", "name") == ["Ann", "Mid", "Same", "Same", "Yves", "Zed"]
+    assert shown("name", "name") == ["Ann", "Mid", "Same", "Same", "Yves", "Zed"]  # the two Same across pages
     assert shown("-name", "name") == ["Zed", "Yves", "Same", "Same", "Mid", "Ann"]
-    by_name = [row["id"] for row in client.get("/users", {"ordering": "name", "pageSize": 100}).json()["results"]]
-    assert len(set(by_name)) == 6  # equal names, no member twice across the pages above either
-    assert len(set(shown("name", "id"))) == 6
-    # with another field, and an unknown name is ignored as on every list
+    by_membership = [
+        str(user_id)
+        for user_id in Membership.all_orgs.filter(user__in=same).order_by("pk").values_list("user_id", flat=True)
+    ]
+    for ordering in ("name", "-name"):
+        ids = shown(ordering, "id")
+        assert len(set(ids)) == 6
+        assert [user_id for user_id in ids if user_id in by_membership] == by_membership
+    # with another field; names that are no field of the list (the account's own columns included) are
+    # ignored as on every list: the default order
     assert shown("role,-email", "email")[0] == "zulu@example.com"
-    assert client.get("/users", {"ordering": "password"}).status_code == 200
+    default = shown("", "id")
+    for hidden in ("accountEmail", "accountName", "invitedEmail", "invitedName", "userEmail", "password"):
+        assert shown(hidden, "id") == default, hidden
     # an invitation without an email of its own shows, and is ordered by, its account's
     Membership.all_orgs.filter(user=invited_account).update(invited_email="")
-    assert shown("email", "email") == emails
+    assert shown("email", "email") == ["000@example.com", *emails[:4], "zulu@example.com"]
 
 
 def test_members_need_auth(anon):
