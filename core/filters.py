@@ -12,7 +12,10 @@ from django.utils.dateparse import parse_date, parse_datetime
 from djangorestframework_camel_case.util import camel_to_underscore
 from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
+from rest_framework.serializers import ModelSerializer
 from rest_framework.views import APIView
+
+from core.renderers import camel_key
 
 
 class DateOrDateTimeField(forms.Field):
@@ -46,18 +49,70 @@ class DateOrDateTimeFilter(django_filters.Filter):  # type: ignore[misc]  # djan
     field_class = DateOrDateTimeField
 
 
+type _RowsSerializer = type[ModelSerializer[Model]]
+
+
+def _page_serializer(view: APIView) -> _RowsSerializer | None:
+    """The serializer of the page a view's action answers when it is another model's than the view's
+    (``page_serializers``: a connection's tools, a workspace's files, a webhook's deliveries)."""
+    page_serializers: Mapping[str, _RowsSerializer] = getattr(view, "page_serializers", {})
+    return page_serializers.get(getattr(view, "action", None) or "")
+
+
+class _PageOf:
+    """A view's page of another model, as DRF's ordering asks a view for the serializer of its rows."""
+
+    def __init__(self, serializer_class: _RowsSerializer) -> None:
+        self.serializer_class = serializer_class
+
+    def get_serializer_class(self) -> _RowsSerializer:
+        return self.serializer_class
+
+
 class CamelOrderingFilter(OrderingFilter):
-    """``ordering=-createdAt``: camelCase names mapped to model fields; and to the expressions a view
-    names in ``ordering_expressions`` (a shown value that is no column: {snake_case name: expression}),
-    whose order ends with the primary key so that equal values never overlap between pages."""
+    """``ordering=-createdAt``: camelCase names mapped to the fields of the page's serializer (the
+    view's, or its action's ``page_serializers`` entry); and to the expressions a view names in
+    ``ordering_expressions`` (a shown value that is no column: {snake_case name: expression}), whose
+    order ends with the primary key so that equal values never overlap between pages."""
 
     def get_valid_fields(
         self, queryset: QuerySet[Model], view: APIView, context: Mapping[str, object] | None = None
     ) -> list[tuple[str, str]]:
-        fields: list[tuple[str, str]] = super().get_valid_fields(queryset, view, context)
+        page_serializer = _page_serializer(view)
+        rows_view = view if page_serializer is None else _PageOf(page_serializer)
+        fields: list[tuple[str, str]] = super().get_valid_fields(queryset, rows_view, context)  # type: ignore[arg-type]  # DRF asks it for its serializer only
         return [*fields, *((name, name) for name in getattr(view, "ordering_expressions", {}))]
 
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, object]]:
+        """The ``ordering`` parameter, naming the fields this list can be ordered by (what
+        ``get_ordering`` accepts; any other name is ignored and the list keeps its default order)."""
+        names = ", ".join(f"`{name}`" for name in self.ordering_names(view))
+        return [
+            {
+                "name": self.ordering_param,
+                "required": False,
+                "in": "query",
+                "description": f"Fields to order by, comma-separated, each with `-` first for descending: {names}. "
+                "Any other name is ignored (the list keeps its default order).",
+                "schema": {"type": "string"},
+            }
+        ]
+
+    def ordering_names(self, view: APIView) -> list[str]:
+        """The camelCase names ``ordering`` accepts on ``view``'s list."""
+        page_serializer = _page_serializer(view)
+        queryset: QuerySet[Model] | None = getattr(view, "queryset", None) if page_serializer is None else None
+        if queryset is None:
+            rows: _RowsSerializer = page_serializer or view.get_serializer_class()  # type: ignore[attr-defined]  # a list's view
+            model: type[Model] = rows.Meta.model
+            queryset = model._base_manager.none()
+        names = [camel_key(name)[0] for name, _ in self.get_valid_fields(queryset, view, {})]
+        return [name for name in dict.fromkeys(names) if camel_key(camel_to_underscore(name))[0] == name]
+
     def filter_queryset[M: Model, R](self, request: Request, queryset: QuerySet[M, R], view: APIView) -> QuerySet[M, R]:
+        page_serializer = _page_serializer(view)
+        if page_serializer is not None and queryset.model is not page_serializer.Meta.model:
+            return queryset  # the object whose page this is (``get_object``): the ordering is the page's
         ordering = self.get_ordering(request, queryset, view)
         if not ordering:
             return queryset
@@ -84,3 +139,9 @@ class CamelOrderingFilter(OrderingFilter):
             if ordering:
                 return ordering
         return self.get_default_ordering(view)
+
+
+def ordered_page[M: Model, R](request: Request, rows: QuerySet[M, R], view: APIView) -> QuerySet[M, R]:
+    """A page of another model than the view's (``page_serializers``) in the ``ordering`` asked for,
+    as the view's own list is ordered (else in ``rows``' own order)."""
+    return CamelOrderingFilter().filter_queryset(request, rows, view)

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.errors import NotFoundError, RateLimitedError, ServiceUnavailableError
+from core.filters import ordered_page
 from core.row_counts import related_count
 from core.throttles import MCPSyncThrottle, MCPWriteThrottle
 from core.url_guard import UrlNotAllowedError
@@ -105,7 +106,9 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet[Connection]):
     @extend_schema(responses={200: ToolSerializer(many=True)}, summary="The connection's stored tools")
     def tools(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:
         connection = self.get_object()
-        tools = Tool.objects.for_org(self.org).filter(connection=connection).order_by("name")
+        tools = ordered_page(
+            request, Tool.objects.for_org(self.org).filter(connection=connection).order_by("name"), self
+        )
         paginator = self.paginator  # the paginator's own method: the rows are another model's than the view's
         page = paginator.paginate_queryset(tools, request, view=self) if paginator is not None else None
         return self.get_paginated_response(ToolSerializer(page, many=True).data)

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.errors import RateLimitedError, ServiceUnavailableError
+from core.filters import ordered_page
 from core.throttles import MCPSyncThrottle
 from core.url_guard import UrlNotAllowedError
 from core.views import valid_body
@@ -139,7 +140,7 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSe
     )
     def deliveries(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:
         paginator = self.paginator  # the paginator's own method: the rows are another model's than the view's
-        deliveries = deliveries_of(self.get_object())
+        deliveries = ordered_page(request, deliveries_of(self.get_object()), self)
         page = paginator.paginate_queryset(deliveries, request, view=self) if paginator is not None else None
         return self.get_paginated_response(DeliverySerializer(page, many=True).data)
 

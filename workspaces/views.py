@@ -14,6 +14,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 from core.errors import NotFoundError, RateLimitedError
+from core.filters import ordered_page
 from core.row_counts import related_count
 from core.throttles import UploadThrottle
 from core.views import validated_as
@@ -118,7 +119,8 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
             .order_by("-created_at")
         )
         paginator = self.paginator  # the paginator's own method: the rows are another model's than the view's
-        page = paginator.paginate_queryset(files, request, view=self) if paginator is not None else None
+        ordered = ordered_page(request, files, self)
+        page = paginator.paginate_queryset(ordered, request, view=self) if paginator is not None else None
         return self.get_paginated_response(WorkspaceFileSerializer(page, many=True).data)
 
     @extend_schema(
