@@ -13,6 +13,8 @@ from core.credits import credit_str
 class CreditField(serializers.DecimalField):
     """Credits on the wire: a JSON string with exactly 6 fractional digits; more digits → 400."""
 
+    orderable = True  # the number as it is stored: a list may be ordered by it (core.filters)
+
     def __init__(self, **kwargs: Any) -> None:  # DRF's DecimalField options, handed on as they are
         kwargs.setdefault("max_digits", 20)
         kwargs.setdefault("decimal_places", 6)

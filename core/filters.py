@@ -7,9 +7,12 @@ from datetime import UTC, datetime, time
 
 import django_filters
 from django import forms
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django.db.models import Expression, Model, OrderBy, QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 from djangorestframework_camel_case.util import camel_to_underscore
+from rest_framework import serializers
 from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
 from rest_framework.serializers import ModelSerializer
@@ -50,6 +53,8 @@ class DateOrDateTimeFilter(django_filters.Filter):  # type: ignore[misc]  # djan
 
 
 type _RowsSerializer = type[ModelSerializer[Model]]
+type _Target = str | Expression  # what a name orders by: a column or annotation, or an expression
+UNSORTED_FIELDS = (models.TextField, models.JSONField, models.BinaryField)  # unbounded: no order by them
 
 
 def _page_serializer(view: APIView) -> _RowsSerializer | None:
@@ -59,33 +64,71 @@ def _page_serializer(view: APIView) -> _RowsSerializer | None:
     return page_serializers.get(getattr(view, "action", None) or "")
 
 
-class _PageOf:
-    """A view's page of another model, as DRF's ordering asks a view for the serializer of its rows."""
+def _rows_serializer(view: APIView) -> _RowsSerializer:
+    page_serializer = _page_serializer(view)
+    return page_serializer or view.get_serializer_class()  # type: ignore[attr-defined]  # a list's view
 
-    def __init__(self, serializer_class: _RowsSerializer) -> None:
-        self.serializer_class = serializer_class
 
-    def get_serializer_class(self) -> _RowsSerializer:
-        return self.serializer_class
+def _shown_as_stored(field: serializers.Field[object, object, object, object]) -> bool:
+    """Whether a field's value is shown as it is stored (a DRF field of a column, or one of ours that
+    says so with ``orderable``): an order by the column tells nothing the rows do not show. A field
+    that transforms what it shows (a URL with its secrets masked) is never an order."""
+    declared: bool | None = getattr(field, "orderable", None)
+    if declared is not None:
+        return declared
+    return type(field).__module__.startswith("rest_framework.") and field.source != "*"
+
+
+def _target(model: type[Model], source: str) -> _Target | None:
+    """What ``source`` (a field's source, ``__`` for dots) orders by on ``model``: a relation by its own
+    column (not the related model's default order), a column, or an annotation of the list's query;
+    None for a model property, a to-many relation or an unbounded column."""
+    try:
+        field = model._meta.get_field(source.split("__", 1)[0])
+    except FieldDoesNotExist:
+        return None if isinstance(getattr(model, source, None), property) else source
+    if "__" in source:
+        return source if field.many_to_one or field.one_to_one else None
+    if field.is_relation:
+        return getattr(field, "attname", None) if field.many_to_one or field.one_to_one else None
+    return None if isinstance(field, UNSORTED_FIELDS) else source
+
+
+def orderable(view: APIView) -> dict[str, _Target]:
+    """{snake_case name of a shown field: what it orders by} for ``view``'s page: its serializer's
+    fields shown as stored (those of ``ordering_fields`` when the view names them), and the view's
+    ``ordering_expressions`` (a shown value that is no column)."""
+    serializer_class = _rows_serializer(view)
+    model: type[Model] = serializer_class.Meta.model
+    allowed: Sequence[str] | None = getattr(view, "ordering_fields", None)
+    targets: dict[str, _Target] = {}
+    for name, field in serializer_class(context={}).fields.items():
+        source = field.source.replace(".", "__") if field.source else name
+        if field.write_only or not _shown_as_stored(field) or (allowed is not None and source not in allowed):
+            continue
+        target = _target(model, source)
+        if target is not None:
+            targets[name] = target
+    targets.update(getattr(view, "ordering_expressions", {}))
+    return targets
 
 
 class CamelOrderingFilter(OrderingFilter):
-    """``ordering=-createdAt``: camelCase names mapped to the fields of the page's serializer (the
-    view's, or its action's ``page_serializers`` entry); and to the expressions a view names in
-    ``ordering_expressions`` (a shown value that is no column: {snake_case name: expression}), whose
-    order ends with the primary key so that equal values never overlap between pages."""
+    """``ordering=-createdAt,name``: the camelCase keys of the rows a list shows (``orderable``), each
+    with ``-`` for descending, then the primary key (equal values never overlap between pages). A
+    page of another model than its view's (``page_serializers``) is ordered by its own fields, and
+    only when asked; any other name is ignored."""
 
     def get_valid_fields(
         self, queryset: QuerySet[Model], view: APIView, context: Mapping[str, object] | None = None
     ) -> list[tuple[str, str]]:
-        page_serializer = _page_serializer(view)
-        rows_view = view if page_serializer is None else _PageOf(page_serializer)
-        fields: list[tuple[str, str]] = super().get_valid_fields(queryset, rows_view, context)  # type: ignore[arg-type]  # DRF asks it for its serializer only
-        return [*fields, *((name, name) for name in getattr(view, "ordering_expressions", {}))]
+        return [(name, name) for name in orderable(view)]
+
+    def get_default_ordering(self, view: APIView) -> Sequence[str] | None:
+        return None if _page_serializer(view) is not None else super().get_default_ordering(view)
 
     def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, object]]:
-        """The ``ordering`` parameter, naming the fields this list can be ordered by (what
-        ``get_ordering`` accepts; any other name is ignored and the list keeps its default order)."""
+        """The ``ordering`` parameter, naming the keys this list can be ordered by."""
         names = ", ".join(f"`{name}`" for name in self.ordering_names(view))
         return [
             {
@@ -93,52 +136,44 @@ class CamelOrderingFilter(OrderingFilter):
                 "required": False,
                 "in": "query",
                 "description": f"Fields to order by, comma-separated, each with `-` first for descending: {names}. "
-                "Any other name is ignored (the list keeps its default order).",
+                "Any other name is ignored (the list keeps its default order); rows of equal values keep one order "
+                "across pages.",
                 "schema": {"type": "string"},
             }
         ]
 
     def ordering_names(self, view: APIView) -> list[str]:
         """The camelCase names ``ordering`` accepts on ``view``'s list."""
-        page_serializer = _page_serializer(view)
-        queryset: QuerySet[Model] | None = getattr(view, "queryset", None) if page_serializer is None else None
-        if queryset is None:
-            rows: _RowsSerializer = page_serializer or view.get_serializer_class()  # type: ignore[attr-defined]  # a list's view
-            model: type[Model] = rows.Meta.model
-            queryset = model._base_manager.none()
-        names = [camel_key(name)[0] for name, _ in self.get_valid_fields(queryset, view, {})]
-        return [name for name in dict.fromkeys(names) if camel_key(camel_to_underscore(name))[0] == name]
+        names = [camel_key(name)[0] for name in orderable(view)]
+        return [name for name in names if camel_key(camel_to_underscore(name))[0] == name]
 
     def filter_queryset[M: Model, R](self, request: Request, queryset: QuerySet[M, R], view: APIView) -> QuerySet[M, R]:
         page_serializer = _page_serializer(view)
         if page_serializer is not None and queryset.model is not page_serializer.Meta.model:
             return queryset  # the object whose page this is (``get_object``): the ordering is the page's
-        ordering = self.get_ordering(request, queryset, view)
-        if not ordering:
-            return queryset
-        expressions: Mapping[str, Expression] = getattr(view, "ordering_expressions", {})
-        terms: list[str | OrderBy] = []
-        for term in ordering:
-            shown = expressions.get(term.lstrip("-"))
-            terms.append(term if shown is None else shown.desc() if term.startswith("-") else shown.asc())
-        tie_break = ["pk"] if any(isinstance(term, OrderBy) for term in terms) else []
-        return queryset.order_by(*terms, *tie_break)
+        terms = self.requested_order(request, view)
+        if terms:
+            return queryset.order_by(*terms, "pk")
+        default = self.get_default_ordering(view)
+        return queryset.order_by(*default) if default else queryset
 
-    def get_ordering[M: Model, R](
-        self, request: Request, queryset: QuerySet[M, R], view: APIView
-    ) -> Sequence[str] | None:
-        params = request.query_params.get(self.ordering_param)
-        if params:
-            fields = []
-            for raw in params.split(","):
-                term = raw.strip()
-                desc = term.startswith("-")
-                name = camel_to_underscore(term.lstrip("-"))
-                fields.append(f"-{name}" if desc else name)
-            ordering = self.remove_invalid_fields(queryset, fields, view, request)
-            if ordering:
-                return ordering
-        return self.get_default_ordering(view)
+    def requested_order(self, request: Request, view: APIView) -> list[str | OrderBy]:
+        """The order the ``ordering`` parameter asks for, its names that ``view``'s page can be ordered
+        by (``orderable``) in their order; empty when none is."""
+        params = request.query_params.get(self.ordering_param, "")
+        targets = orderable(view) if params.strip() else {}
+        terms: list[str | OrderBy] = []
+        for raw in params.split(","):
+            term = raw.strip()
+            target = targets.get(camel_to_underscore(term.lstrip("-")))
+            if target is None:
+                continue
+            descending = term.startswith("-")
+            if isinstance(target, str):
+                terms.append(f"-{target}" if descending else target)
+            else:
+                terms.append(target.desc() if descending else target.asc())
+        return terms
 
 
 def ordered_page[M: Model, R](request: Request, rows: QuerySet[M, R], view: APIView) -> QuerySet[M, R]:

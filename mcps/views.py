@@ -144,4 +144,4 @@ class CatalogViewSet(mixins.ListModelMixin, UserViewSet[CatalogEntry]):
         search = self.request.query_params.get("search")
         if search:
             queryset = queryset.filter(Q(name__icontains=search) | Q(key__icontains=search))
-        return queryset
+        return super().filter_queryset(queryset)  # and ``ordering``, as on every list

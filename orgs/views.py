@@ -114,7 +114,7 @@ def _member_body(view: OrgAPIView, membership: Membership) -> dict[str, object]:
 
 def _account_column(name: str) -> Subquery:
     """A column of each listed membership's account (a correlated read by its primary key)."""
-    return Subquery(User.objects.filter(pk=OuterRef("user_id")).values(name)[:1])
+    return Subquery(User.objects.filter(pk=OuterRef("user_id")).order_by().values(name)[:1])  # one row: no sort
 
 
 @extend_schema_view(
