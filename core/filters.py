@@ -99,7 +99,9 @@ def orderable(view: APIView) -> dict[str, _Target]:
     fields shown as stored (those of ``ordering_fields`` when the view names them), and the view's
     ``ordering_expressions`` (a shown value that is no column)."""
     serializer_class = _rows_serializer(view)
-    model: type[Model] = serializer_class.Meta.model
+    model: type[Model] | None = getattr(getattr(serializer_class, "Meta", None), "model", None)
+    if model is None:
+        return {}  # not a page of rows of a model
     allowed: Sequence[str] | None = getattr(view, "ordering_fields", None)
     targets: dict[str, _Target] = {}
     for name, field in serializer_class(context={}).fields.items():
@@ -149,6 +151,8 @@ class CamelOrderingFilter(OrderingFilter):
 
     def filter_queryset[M: Model, R](self, request: Request, queryset: QuerySet[M, R], view: APIView) -> QuerySet[M, R]:
         page_serializer = _page_serializer(view)
+        if page_serializer is None and getattr(view, "detail", False):
+            return queryset  # one object's route (``get_object``): no order to apply
         if page_serializer is not None and queryset.model is not page_serializer.Meta.model:
             return queryset  # the object whose page this is (``get_object``): the ordering is the page's
         terms = self.requested_order(request, view)
