@@ -300,6 +300,12 @@ def as_uuid(value: SqlValue) -> uuid.UUID:
     return value
 
 
+def read_uuid(value: object) -> uuid.UUID:
+    """A UUID column's value as a hand-written read gives it on either database: a UUID (PostgreSQL)
+    or its text (SQLite keeps the 32 hex digits)."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
 # --- Hand-written writes of a hot path -----------------------------------------------------
 # Model.save() and create() rebuild and compile their statement each time; these write the same
 # columns with the fields' own preparation (defaults, auto_now, JSON, per-backend values).

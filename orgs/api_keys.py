@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core import db
 from core.errors import RateLimitedError, TokenNotValidError, ValidationFailed
 from orgs.context import OrgContext, require_member, require_role
 from orgs.models import ApiKey, AuditEntry, Role
@@ -149,7 +150,7 @@ def _org_specialists(context: OrgContext, specialist_ids: Sequence[uuid.UUID]) -
             f"AND id IN ({', '.join(['%s'] * len(wanted))})",
             [context.org.pk, *wanted],
         )
-        found = {uuid.UUID(str(row[0])) for row in cursor.fetchall()}
+        found = {db.read_uuid(row[0]) for row in cursor.fetchall()}
     missing = [value for value in wanted if value not in found]
     if missing:
         raise ValidationFailed("specialistIds", "Not found in this organization.")

@@ -56,13 +56,8 @@ def tool_ids_by_specialist(*, org_id: uuid.UUID, specialist_ids: Sequence[uuid.U
         scope=db.InOrg(org_id),
     ):
         specialist_id, tool_id = row.rest()
-        found.setdefault(_as_uuid(specialist_id), []).append(str(_as_uuid(tool_id)))
+        found.setdefault(db.read_uuid(specialist_id), []).append(str(db.read_uuid(tool_id)))
     return found
-
-
-def _as_uuid(value: object) -> uuid.UUID:
-    """A UUID column's value as read by hand: a UUID (PostgreSQL) or its hex digits (SQLite)."""
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 @dataclass(frozen=True, slots=True)

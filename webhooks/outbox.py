@@ -47,7 +47,7 @@ def subscribers(*, org_id: uuid.UUID, event_type: str) -> list[uuid.UUID]:
     for pk, events in rows:
         listed = json.loads(events) if isinstance(events, str | bytes) else events
         if event_type in (listed or []):
-            found.append(pk if isinstance(pk, uuid.UUID) else uuid.UUID(str(pk)))
+            found.append(db.read_uuid(pk))
     return found
 
 

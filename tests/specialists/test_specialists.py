@@ -296,8 +296,8 @@ def test_a_page_lists_each_specialists_tools_by_name_and_only_its_own(org, owner
 
 
 def test_a_hand_read_uuid_is_the_same_from_postgresql_and_from_sqlites_hex():
-    from specialists.selectors import _as_uuid
+    from core.db import read_uuid
 
     value = uuid.uuid4()
-    assert _as_uuid(value) is value
-    assert _as_uuid(value.hex) == value  # SQLite keeps a UUID as its 32 hex digits
+    assert read_uuid(value) is value
+    assert read_uuid(value.hex) == value  # SQLite keeps a UUID as its 32 hex digits
