@@ -12,7 +12,7 @@ from rest_framework import serializers
 from billing.models import BudgetAlert, Circuit, CreditPackage, LedgerEntry, ModelRate
 from billing.usage import DIMENSIONS, MAX_DAYS, Figures, SummaryRow
 from core.credits import period_bounds
-from core.fields import CreditField
+from core.fields import CreditField, EmptyAsNullCharField
 from core.filters import DateOrDateTimeField
 from core.serializers import PlainReadModelSerializer
 from orgs.fields import OrgRelatedField
@@ -33,7 +33,7 @@ class LedgerEntrySerializer(PlainReadModelSerializer[LedgerEntry]):
     pages_read_as_rows = True
     amount = CreditField()
     balance_after = CreditField()
-    model = serializers.CharField(allow_null=True)
+    model = EmptyAsNullCharField(allow_null=True)
 
     class Meta:
         model = LedgerEntry
@@ -52,11 +52,6 @@ class LedgerEntrySerializer(PlainReadModelSerializer[LedgerEntry]):
             "description",
             "created_at",
         ]
-
-    def to_representation(self, instance: LedgerEntry) -> dict[str, object]:
-        data = super().to_representation(instance)
-        data["model"] = instance.model or None
-        return data
 
 
 class ModelRateSerializer(PlainReadModelSerializer[ModelRate]):

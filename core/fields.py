@@ -23,3 +23,10 @@ class CreditField(serializers.DecimalField):
 
     def to_representation(self, value: Decimal | int | str) -> str:
         return credit_str(value)  # DRF answers None itself, without calling this
+
+
+class EmptyAsNullCharField(serializers.CharField):
+    """A text column shown as null when it is empty (a ledger entry's ``model`` outside a model call)."""
+
+    def to_representation(self, value: object) -> str | None:  # type: ignore[override]  # null, not ""
+        return str(value) or None

@@ -11,6 +11,7 @@ tuples, querysets, bytes) takes the library's own path.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping
 
 from django.utils.encoding import force_str
@@ -20,6 +21,7 @@ from djangorestframework_camel_case.settings import api_settings
 from djangorestframework_camel_case.util import camelize as library_camelize
 from djangorestframework_camel_case.util import camelize_re, underscore_to_camel
 
+from core.row_json import JsonRow
 from core.row_render import CamelCasedRow
 
 _OPTIONS: dict[str, object] = api_settings.JSON_UNDERSCOREIZE
@@ -63,7 +65,7 @@ def _shape_plan(keys: tuple[object, ...]) -> tuple[tuple[str, ...], tuple[bool, 
 def camelize(data: object) -> object:
     """``djangorestframework_camel_case.util.camelize(data, **JSON_UNDERSCOREIZE)``, same result (a
     ``CamelCasedRow`` is that result already)."""
-    if type(data) in _LEAVES or type(data) is CamelCasedRow:
+    if type(data) in _LEAVES or type(data) is CamelCasedRow or type(data) is JsonRow:
         return data
     if type(data) is dict and len(data) <= SHAPE_KEYS:  # a row of a page: its keys' shape planned once
         shape = _shape_plan(tuple(data))
@@ -94,5 +96,38 @@ class CachedCamelCaseJSONRenderer(CamelCaseJSONRenderer):  # type: ignore[misc] 
     def render(
         self, data: object, accepted_media_type: str | None = None, renderer_context: Mapping[str, object] | None = None
     ) -> bytes:
-        body: bytes = super(CamelCaseJSONRenderer, self).render(camelize(data), accepted_media_type, renderer_context)
+        data = camelize(data)
+        rows = _written_rows(data)
+        if rows is not None:
+            assert isinstance(data, dict)
+            if self.get_indent(accepted_media_type, renderer_context or {}) is None:
+                return self._page_with_rows(data, rows, accepted_media_type, renderer_context)
+            data = {**data, "results": [json.loads(row) for row in rows]}  # pretty-printed: as values
+        body: bytes = super(CamelCaseJSONRenderer, self).render(data, accepted_media_type, renderer_context)
         return body
+
+    def _page_with_rows(
+        self,
+        page: dict[str, object],
+        rows: list[JsonRow],
+        accepted_media_type: str | None,
+        renderer_context: Mapping[str, object] | None,
+    ) -> bytes:
+        """The page's envelope as DRF writes it, its ``results`` (the last key) the rows joined as
+        they are, with the two line separators escaped as DRF escapes them in a whole body."""
+        empty: bytes = super(CamelCaseJSONRenderer, self).render(
+            {**page, "results": []}, accepted_media_type, renderer_context
+        )
+        joined = ",".join(rows).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+        return empty[: -len(b"[]}")] + b"[" + joined.encode() + b"]}"
+
+
+def _written_rows(data: object) -> list[JsonRow] | None:
+    """A page's rows when each was written as JSON by PostgreSQL (``core.row_json``) and
+    ``results`` is the envelope's last key, else None."""
+    if type(data) is not dict or not data or next(reversed(data)) != "results":
+        return None
+    results = data["results"]
+    if not isinstance(results, list) or not results or any(type(row) is not JsonRow for row in results):
+        return None
+    return results

@@ -36,6 +36,7 @@ from rest_framework.relations import PKOnlyObject
 from rest_framework.settings import api_settings
 
 from core import renderers
+from core.row_json import JsonRow, RowJson, annotated_whole_number, row_json
 from core.row_render import RowRenderer, Step, row_renderer
 
 # Fields whose representation of a value of the given type is that value itself.
@@ -177,6 +178,12 @@ def _column_tuples(
     return as_tuples
 
 
+def _reads_whole_rows(rows: models.QuerySet[models.Model]) -> bool:
+    """A page's query whose rows are its model's (not distinct values, a union or a values query):
+    selecting one expression instead of its columns keeps its rows."""
+    return not rows.query.distinct and not rows.query.combinator and not rows._fields  # type: ignore[attr-defined]  # Django's own
+
+
 class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
     """A ``ModelSerializer`` whose reads render through a plan (a list's child serves every row of
     its page). The plan is made once per class when the fields cannot vary from one instance to
@@ -187,17 +194,52 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
     pages_read_as_rows: ClassVar[bool] = False  # a list page's rows fetched as column tuples
 
     @classmethod
-    def read_page_rows(cls, rows: models.QuerySet[M]) -> list[_Row] | None:
+    def read_page_rows(cls, rows: models.QuerySet[M]) -> list[_Row] | list[JsonRow] | None:
         """A page's rows as named tuples of their columns (``None``: read them as models), fetched
-        by the page's own query (filters, org scope, order and slice as they are)."""
+        by the page's own query (filters, org scope, order and slice as they are); each row's JSON
+        text instead, written by PostgreSQL, when every field is a column it writes as DRF does
+        (``core.row_json``)."""
         if not cls.pages_read_as_rows or rows.model is not cls.Meta.model or rows.query.group_by is not None:
             return None  # another model's page, or one grouped by an aggregate: read as models
         deferred = _deferred_columns(rows.query)
         if deferred is None or deferred & cls._named_columns():
             return None  # a column the fields name (or the key) deferred: models load it as Django does
+        written = cls._row_json()
+        if written is not None and _reads_whole_rows(rows) and written.reads(rows.query):
+            return [JsonRow(text) for text in rows.prefetch_related(None).values_list(written, flat=True)]
         row, columns = _row_shape(rows.model, tuple(rows.query.annotation_select), deferred)
         new = tuple.__new__
         return [new(row, values) for values in _column_tuples(rows.prefetch_related(None), columns, deferred)]
+
+    @classmethod
+    def _row_json(cls) -> RowJson | None:
+        """The expression of a page's row as JSON text (``core.row_json``), or None: made once per
+        class, for a serializer whose fields cannot vary (DRF's ``get_fields`` and ``__init__``)
+        and whose rows are represented here and listed by DRF's own list serializer."""
+        if "_row_json_found" not in cls.__dict__:
+            found = None
+            if (
+                cls.get_fields is serializers.ModelSerializer.get_fields
+                and cls.__init__ is _INIT
+                and cls.to_representation is PlainReadModelSerializer.to_representation
+                and getattr(cls.Meta, "list_serializer_class", None) is None
+            ):
+                _, columns = _row_shape(cls.Meta.model)
+                steps: list[tuple[str, str, _Field, bool]] = []
+                for name, index, field, convert in cls()._row_plan():
+                    key = renderers.camel_key(name)[0]
+                    annotation = None if convert is not None else annotated_whole_number(field)
+                    if convert is not None and index is not None:
+                        steps.append((key, columns[index], field, False))
+                    elif annotation is not None and annotation not in columns:
+                        steps.append((key, annotation, field, True))
+                    else:
+                        break
+                else:
+                    found = row_json(cls.Meta.model, steps)
+            cls._row_json_found = found  # type: ignore[attr-defined]  # per class, never inherited
+        written: RowJson | None = cls.__dict__["_row_json_found"]
+        return written
 
     @classmethod
     def _named_columns(cls) -> frozenset[str]:
@@ -266,6 +308,9 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
         return plan
 
     def to_representation(self, instance: M) -> dict[str, object]:
+        row: object = instance
+        if type(row) is JsonRow:
+            return row  # type: ignore[return-value]  # the row's JSON, written by PostgreSQL (core.row_json)
         if isinstance(instance, tuple):
             return self._represent_row(instance)
         if not isinstance(instance, models.Model):

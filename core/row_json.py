@@ -1,0 +1,222 @@
+"""A page's rows written as JSON by PostgreSQL, for serializers whose every field is a column shown
+as it is stored.
+
+A row read as a tuple still costs Python a value object per column (a UUID, a datetime), a
+converter call per value (``str``, ``isoformat``), a dict and its JSON encoding. For a serializer
+whose every readable field is a plain column of a kind PostgreSQL writes exactly as DRF does — a
+UUID, a string (a choice included), a whole number, a boolean, a time in UTC, a credit amount —
+the page's statement selects one text per row instead: the row's JSON object, keys camelCase and
+in the serializer's order, written by the database (``RowJson``). The renderer then joins the
+rows as they are (``core.renderers``). The bytes are DRF's (``tests/core/test_list_rendering.py``
+compares every list's pages both ways, and ``tests/core/test_row_json.py`` values PostgreSQL and
+Python could write differently).
+
+What decides, per field: its serializer field's class (DRF's own representation, nothing
+overridden), and the column's database type. Anything else (a method, a relation, a JSON or
+float column, a field class of our own but the credit field) leaves the serializer on the
+tuple path.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import zoneinfo
+from collections.abc import Callable, Sequence
+
+from django.db import connections, models
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Expression, F
+from django.db.models.expressions import BaseExpression, Combinable
+from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.query import Query
+from rest_framework import ISO_8601
+from rest_framework import fields as drf_fields
+from rest_framework.settings import api_settings
+
+from core.fields import CreditField, EmptyAsNullCharField
+
+type Field = drf_fields.Field[object, object, object, object]
+type Sql = tuple[str, tuple[str | int, ...]]
+
+_NULL = "'null'"
+_COLUMN = "\x00column\x00"  # where a writer's SQL names its column (no SQL holds this character)
+
+
+class JsonRow(str):
+    """A row's JSON text as the renderer writes it (written by PostgreSQL: ``RowJson``)."""
+
+    __slots__ = ()
+
+
+def _quoted(text: str) -> str:
+    """``text`` as an SQL string literal (the keys are our own field names; no ``%`` reaches the driver)."""
+    if "%" in text:
+        raise ValueError(f"a row's JSON text cannot hold {text!r}")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _text_column(column: str) -> str:
+    return f"COALESCE(to_json({column})::text, {_NULL})"  # PostgreSQL escapes a string as Python's json does
+
+
+def _text_or_null(column: str) -> str:
+    return _text_column(f"NULLIF({column}, '')")
+
+
+def _quoted_text(column: str) -> str:
+    return f"CASE WHEN {column} IS NULL THEN {_NULL} ELSE '\"' || {column}::text || '\"' END"
+
+
+def _whole_number(column: str) -> str:
+    return f"COALESCE({column}::text, {_NULL})"
+
+
+def _boolean(column: str) -> str:
+    return f"CASE WHEN {column} THEN 'true' WHEN NOT {column} THEN 'false' ELSE {_NULL} END"
+
+
+def _utc_time(column: str) -> str:
+    """``DateTimeField``'s ISO 8601 in UTC: ``2026-12-07T21:12:36.120000Z``, the fraction left out
+    when it is zero (``datetime.isoformat``)."""
+    micro = f"to_char({column}, 'US')"
+    return (
+        f"CASE WHEN {column} IS NULL THEN {_NULL} ELSE '\"' || "
+        f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+        f"CASE WHEN {micro} = '000000' THEN '' ELSE '.' || {micro} END || 'Z\"' END"
+    )
+
+
+_TEXT_TYPES = ("varchar", "text")
+_WHOLE_TYPES = ("integer", "bigint", "smallint")
+
+
+def _is_drf_string(field: Field) -> bool:
+    """A field whose representation of a string is that string: DRF's ``CharField`` (and its
+    subclasses that keep its representation: slugs, emails, URLs) or a ``ChoiceField`` whose
+    choices are strings."""
+    represent = type(field).to_representation
+    if represent is drf_fields.CharField.to_representation:
+        return True
+    if represent is drf_fields.ChoiceField.to_representation and isinstance(field, drf_fields.ChoiceField):
+        return all(type(key) is str for key in field.choices)
+    return False
+
+
+_UTC_ZONES = frozenset({datetime.UTC, zoneinfo.ZoneInfo("UTC")})
+
+
+def _utc_iso(field: Field) -> bool:
+    """Whether a ``DateTimeField`` writes ISO 8601 in UTC (then ``Z`` ends each time)."""
+    zone = getattr(field, "timezone", None) if hasattr(field, "timezone") else field.default_timezone()  # type: ignore[attr-defined]  # DRF's DateTimeField
+    output = getattr(field, "format", api_settings.DATETIME_FORMAT)
+    return zone in _UTC_ZONES and isinstance(output, str) and output.lower() == ISO_8601
+
+
+def column_json(
+    field: Field, model_field: models.Field[object, object], db: BaseDatabaseWrapper
+) -> Callable[[str], str] | None:
+    """How PostgreSQL writes ``model_field``'s value as ``field`` represents it (the SQL of the
+    column given), or None when it may write it otherwise."""
+    db_type = str(model_field.db_type(db) or "").split("(")[0].strip()
+    kind = type(field)
+    if kind is drf_fields.UUIDField and getattr(field, "uuid_format", "") == "hex_verbose" and db_type == "uuid":
+        return _quoted_text
+    if _is_drf_string(field) and db_type in _TEXT_TYPES:
+        return _text_column
+    if kind is EmptyAsNullCharField and db_type in _TEXT_TYPES:
+        return _text_or_null
+    if kind.to_representation is drf_fields.IntegerField.to_representation and db_type in _WHOLE_TYPES:
+        return _whole_number
+    if kind.to_representation is drf_fields.BooleanField.to_representation and db_type == "boolean":
+        return _boolean
+    if kind is drf_fields.DateTimeField and db_type == "timestamp with time zone" and _utc_iso(field):
+        return _utc_time
+    if (
+        kind is CreditField
+        and isinstance(model_field, models.DecimalField)
+        and model_field.decimal_places == 6
+        and db_type == "numeric"
+    ):
+        return _quoted_text  # numeric(…, 6) is written with its six digits, as ``credit_str`` writes it
+    return None
+
+
+class RowJson(Expression):
+    """The row's JSON object as text: ``'{"id":' || <id> || ',"name":' || <name> || … || '}'``,
+    one piece of SQL per column or annotation (``column_json``), the keys literal."""
+
+    def __init__(
+        self,
+        keys: tuple[str, ...],
+        names: tuple[str, ...],
+        writers: tuple[Callable[[str], str], ...],
+        annotations: frozenset[str] = frozenset(),
+    ) -> None:
+        super().__init__(output_field=models.TextField())
+        self.keys, self.writers, self.annotations = keys, writers, annotations
+        self.sources: list[Combinable | Expression] = [F(name) for name in names]
+
+    def get_source_expressions(self) -> list[Combinable | Expression]:
+        return self.sources
+
+    def set_source_expressions(self, exprs: Sequence[Combinable | Expression]) -> None:
+        self.sources = list(exprs)
+
+    def reads(self, query: Query) -> bool:
+        """Whether ``query`` has the whole-number annotations this row writes (a count the view
+        adds): else the page is read as tuples."""
+        found = query.annotations
+        return all(
+            name in found and found[name].output_field.get_internal_type() in _WHOLE_NUMBER_FIELDS
+            for name in self.annotations
+        )
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> Sql:
+        pieces: list[str] = []
+        params: list[str | int] = []
+        for n, (key, write, source) in enumerate(zip(self.keys, self.writers, self.sources, strict=True)):
+            assert isinstance(source, BaseExpression)  # resolved: a column, or the annotation's expression
+            column, column_params = compiler.compile(source)
+            written = write(_COLUMN)
+            params.extend(list(column_params) * written.count(_COLUMN))  # a writer may name its column twice
+            pieces.append(_quoted(("{" if n == 0 else ",") + json.dumps(key, ensure_ascii=False) + ":"))
+            pieces.append(written.replace(_COLUMN, f"({column})"))
+        pieces.append(_quoted("}") if pieces else _quoted("{}"))
+        return "(" + " || ".join(pieces) + ")", tuple(params)
+
+
+_WHOLE_NUMBER_FIELDS = frozenset(
+    {"IntegerField", "BigIntegerField", "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField"}
+)
+
+
+def annotated_whole_number(field: Field) -> str | None:
+    """The annotation a DRF ``IntegerField`` reads (its one-step source: a count the view adds), or None."""
+    if type(field).to_representation is not drf_fields.IntegerField.to_representation:
+        return None
+    return field.source_attrs[0] if len(field.source_attrs) == 1 else None
+
+
+def row_json(
+    model: type[models.Model], steps: Sequence[tuple[str, str, Field, bool]], *, using: str = "default"
+) -> RowJson | None:
+    """The expression of a row's JSON for ``steps`` (each: rendered key, the column's attribute name
+    or the annotation's name, the serializer field, whether it is an annotation), or None when a step
+    is not written by PostgreSQL exactly (or the database is not PostgreSQL)."""
+    db = connections[using]
+    if db.vendor != "postgresql":
+        return None
+    by_attribute = {field.attname: field for field in model._meta.concrete_fields}
+    writers = []
+    for _, name, field, annotated in steps:
+        write = _whole_number if annotated else column_json(field, by_attribute[name], db)
+        if write is None:
+            return None
+        writers.append(write)
+    return RowJson(
+        tuple(key for key, _, _, _ in steps),
+        tuple(name for _, name, _, _ in steps),
+        tuple(writers),
+        frozenset(name for _, name, _, annotated in steps if annotated),
+    )

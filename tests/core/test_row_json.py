@@ -1,0 +1,153 @@
+"""A page's rows written as JSON by PostgreSQL (core.row_json) are DRF's bytes for the values the two
+could write differently: escapes, line separators, characters beyond ASCII, empty and null text,
+times with and without a fraction (and before the year 1000), credits of every sign and size,
+counts. Each page is compared with the generic path (DRF's walk of model instances, the library's
+camelCase), and shown to have been written by PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from decimal import Decimal
+
+import pytest
+
+from billing.models import LedgerEntry
+from chat.models import Artifact, ChatSession
+from chat.serializers import SessionSerializer
+from core import row_json
+from core.row_json import JsonRow
+from core.serializers import PlainReadModelSerializer
+from tasks.models import Project
+from tests.conftest import client_for, make_specialist
+from tests.core.test_list_rendering import _old_path
+from workspaces.models import Workspace
+
+pytestmark = pytest.mark.django_db
+
+TRICKY = [
+    'a quote " and a backslash \\',
+    "a line\nbreak, a\ttab, a\rreturn, a\x08backspace, a\x0cform feed",
+    "controls \x01 \x1f and delete \x7f",
+    "separators \u2028 and \u2029",
+    "é ü 中文 😀 \U0010ffff",
+    "</script><!-- 'single' %s %% {} $1",
+    "",
+]
+TIMES = [
+    datetime.datetime(2026, 12, 7, 21, 12, 36, tzinfo=datetime.UTC),
+    datetime.datetime(2026, 1, 2, 3, 4, 5, 1, tzinfo=datetime.UTC),
+    datetime.datetime(2026, 6, 30, 23, 59, 59, 120000, tzinfo=datetime.UTC),
+    datetime.datetime(999, 1, 1, 0, 0, 0, 999999, tzinfo=datetime.UTC),
+]
+CREDITS = [Decimal("0"), Decimal("-1.5"), Decimal("0.000001"), Decimal("-99999999999999.999999"), Decimal("12.340000")]
+
+
+@pytest.fixture
+def tricky_rows(org, owner):
+    specialist = make_specialist(org, name="S")
+    workspace = Workspace.all_orgs.create(organization=org, name=TRICKY[0], created_by=owner)
+    project = Project.all_orgs.create(organization=org, name=TRICKY[1], workspace=workspace, created_by=owner)
+    for n, text in enumerate(TRICKY):
+        session = ChatSession.all_orgs.create(
+            organization=org, specialist=specialist, created_by=owner, title=text, workspace=workspace
+        )
+        ChatSession.all_orgs.filter(pk=session.pk).update(
+            created_at=TIMES[n % len(TIMES)], updated_at=TIMES[-1 - n % 4]
+        )
+        Artifact.all_orgs.create(organization=org, workspace=workspace, title=text, content=text, session=session)
+        LedgerEntry.all_orgs.create(
+            organization=org,
+            kind="adjustment",
+            amount=CREDITS[n % len(CREDITS)],
+            balance_after=abs(CREDITS[-1 - n % len(CREDITS)]),
+            model=text if n % 2 else "",
+            input_tokens=2**31 - 1 if n == 1 else n,
+            description=text,
+        )
+    Workspace.all_orgs.create(organization=org, name="", created_by=owner)  # counts of 0
+    Project.all_orgs.create(organization=org, name=TRICKY[4], workspace=workspace, created_by=owner)
+    return {"workspaces": workspace, "projects": project}
+
+
+def _urls(parents) -> list[str]:
+    workspace = parents["workspaces"].pk
+    pages = [
+        "/api/chat/sessions",
+        f"/workspaces/{workspace}/threads",
+        f"/workspaces/{workspace}/artifacts",
+        "/billing/credits/usage",
+        "/projects",
+        "/workspaces",
+    ]
+    return [page + query for page in pages for query in ("?pageSize=100", "?pageSize=1&page=2")]
+
+
+def _written_pages(client, urls: list[str], monkeypatch, **headers) -> list[bytes]:
+    """Each page's bytes, each page required to have been written row by row by PostgreSQL."""
+    kinds: list[type] = []
+    represent = PlainReadModelSerializer.to_representation
+
+    def recorded(self, row):
+        kinds.append(type(row))
+        return represent(self, row)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(PlainReadModelSerializer, "to_representation", recorded)
+        pages = []
+        for url in urls:
+            kinds.clear()
+            answer = client.get(url, **headers)
+            assert answer.status_code == 200, (url, answer.content)
+            assert set(kinds) == {JsonRow}, url
+            pages.append(answer.content)
+    return pages
+
+
+def test_values_postgresql_could_write_otherwise_are_the_bytes_drf_writes(org, owner, tricky_rows, monkeypatch):
+    client, urls = client_for(owner), _urls(tricky_rows)
+    new = _written_pages(client, urls, monkeypatch)
+    _old_path(monkeypatch)
+    old = [client.get(url).content for url in urls]
+    for url, written, generic in zip(urls, new, old, strict=True):
+        assert written == generic, url
+    sessions = json.loads(new[0])["results"]
+    assert sorted(row["title"] for row in sessions) == sorted(TRICKY)
+    assert {row["createdAt"] for row in sessions} >= {"2026-12-07T21:12:36Z", "0999-01-01T00:00:00.999999Z"}
+    assert b"\\u2028" in new[0]  # escaped in the body, as DRF does
+    assert "\u2028".encode() not in new[0]
+
+
+def test_a_pretty_printed_page_is_the_bytes_drf_writes(org, owner, tricky_rows, monkeypatch):
+    client, urls = client_for(owner), _urls(tricky_rows)[:1]
+    accept = {"HTTP_ACCEPT": "application/json; indent=2"}
+    new = _written_pages(client, urls, monkeypatch, **accept)
+    _old_path(monkeypatch)
+    assert new == [client.get(url, **accept).content for url in urls]
+    assert new[0].startswith(b'{\n  "count": ')
+
+
+def test_the_comparison_fires_on_a_time_written_otherwise(org, owner, tricky_rows, monkeypatch):
+    """A time always written with its fraction (``.000000``) is not what DRF writes: the pages differ."""
+    client, urls = client_for(owner), _urls(tricky_rows)[:1]
+    monkeypatch.delattr(SessionSerializer, "_row_json_found")  # made again with the writer below
+    monkeypatch.setattr(
+        row_json,
+        "_utc_time",
+        lambda column: (
+            f"CASE WHEN {column} IS NULL THEN 'null' ELSE '\"' || "
+            f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || 'Z\"' END"
+        ),
+    )
+    new = _written_pages(client, urls, monkeypatch)
+    _old_path(monkeypatch)
+    assert new != [client.get(url).content for url in urls]
+
+
+def test_a_serializer_with_a_method_or_a_json_column_keeps_the_tuple_path():
+    from specialists.serializers import SpecialistSerializer
+    from tasks.serializers import TaskSerializer
+
+    assert SpecialistSerializer._row_json() is None  # a JSON list and a method field
+    assert TaskSerializer._row_json() is None  # method fields
+    assert SessionSerializer._row_json() is not None
