@@ -23,7 +23,6 @@ from chat.serializers import (
 from chat.wizard import LLMBadOutputError, draft_specialist
 from core.errors import (
     InvalidStateError,
-    NotFoundError,
     PermissionDeniedError,
     ValidationFailed,
 )
@@ -150,11 +149,8 @@ class WorkspaceThreadsView(mixins.ListModelMixin, OrgViewSet[ChatSession]):
     serializer_class = SessionSerializer
 
     def scope_queryset(self, queryset: QuerySet[ChatSession]) -> QuerySet[ChatSession]:
-        workspace = Workspace.objects.for_org(self.org).filter(pk=self.kwargs["pk"]).first()
-        if workspace is None:
-            raise NotFoundError
         readable = selectors.readable_sessions(queryset, context=self.org_context)
-        return readable.filter(workspace=workspace).order_by("-created_at")
+        return self.of_parent(readable, parent=Workspace, field="workspace").order_by("-created_at")
 
     @extend_schema(summary="The workspace's chats the caller may read")
     def list(self, request: Request, *args: object, **kwargs: object) -> Response:
@@ -168,11 +164,9 @@ class WorkspaceArtifactsView(mixins.ListModelMixin, OrgViewSet[Artifact]):
     serializer_class = ArtifactSerializer
 
     def scope_queryset(self, queryset: QuerySet[Artifact]) -> QuerySet[Artifact]:
-        workspace = Workspace.objects.for_org(self.org).filter(pk=self.kwargs["pk"]).first()
-        if workspace is None:
-            raise NotFoundError
         sessions = selectors.readable_sessions(ChatSession.objects.for_org(self.org), context=self.org_context)
-        queryset = queryset.filter(workspace=workspace).filter(Q(session__isnull=True) | Q(session__in=sessions))
+        queryset = self.of_parent(queryset, parent=Workspace, field="workspace")
+        queryset = queryset.filter(Q(session__isnull=True) | Q(session__in=sessions))
         allowed = self.org_context.allowed_specialist_ids
         if allowed is not None:  # a key limited to some specialists: theirs only
             queryset = queryset.filter(Q(specialist__isnull=True) | Q(specialist_id__in=allowed))

@@ -57,6 +57,9 @@ class PageNumberPagination(pagination.PageNumberPagination):
         counted = None if count_page_rows is None else count_page_rows(queryset)
         if counted is not None:
             paginator.__dict__["count"] = counted  # Paginator.count is a cached property: its value given
+        require_page_parent = getattr(view, "require_page_parent", None)  # a page of one parent's rows
+        if require_page_parent is not None and paginator.count == 0:
+            require_page_parent()  # 404 when the parent is not the org's (orgs.api: of_parent)
         raw = request.query_params.get(self.page_query_param, "1").strip() or "1"
         if not _whole_number(raw) or int(raw) < 1:
             raise ValidationFailed("page", "A page number is a whole number from 1.")

@@ -128,6 +128,11 @@ def column_json(
         return _text_or_null
     if kind.to_representation is drf_fields.IntegerField.to_representation and db_type in _WHOLE_TYPES:
         return _whole_number
+    big = kind is drf_fields.BigIntegerField and not getattr(
+        field, "coerce_to_string", api_settings.COERCE_BIGINT_TO_STRING
+    )
+    if big and db_type in _WHOLE_TYPES:
+        return _whole_number  # a number, not a string: written as IntegerField writes it
     if kind.to_representation is drf_fields.BooleanField.to_representation and db_type == "boolean":
         return _boolean
     if kind is drf_fields.DateTimeField and db_type == "timestamp with time zone" and _utc_iso(field):
@@ -151,7 +156,7 @@ class RowJson(Expression):
         keys: tuple[str, ...],
         names: tuple[str, ...],
         writers: tuple[Callable[[str], str], ...],
-        annotations: frozenset[str] = frozenset(),
+        annotations: tuple[tuple[str, frozenset[str]], ...] = (),
     ) -> None:
         super().__init__(output_field=models.TextField())
         self.keys, self.writers, self.annotations = keys, writers, annotations
@@ -164,12 +169,11 @@ class RowJson(Expression):
         self.sources = list(exprs)
 
     def reads(self, query: Query) -> bool:
-        """Whether ``query`` has the whole-number annotations this row writes (a count the view
-        adds): else the page is read as tuples."""
+        """Whether ``query`` has the annotations this row writes, each of the kind its writer
+        writes (a count, a flag the view adds): else the page is read as tuples."""
         found = query.annotations
         return all(
-            name in found and found[name].output_field.get_internal_type() in _WHOLE_NUMBER_FIELDS
-            for name in self.annotations
+            name in found and found[name].output_field.get_internal_type() in kinds for name, kinds in self.annotations
         )
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> Sql:
@@ -189,6 +193,11 @@ class RowJson(Expression):
 _WHOLE_NUMBER_FIELDS = frozenset(
     {"IntegerField", "BigIntegerField", "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField"}
 )
+# An annotation's writer, by the kind of value it must hold (its output field's internal type).
+ANNOTATION_WRITERS: dict[str, tuple[Callable[[str], str], frozenset[str]]] = {
+    "whole": (_whole_number, _WHOLE_NUMBER_FIELDS),
+    "boolean": (_boolean, frozenset({"BooleanField"})),
+}
 
 
 def annotated_whole_number(field: Field) -> str | None:
@@ -199,18 +208,19 @@ def annotated_whole_number(field: Field) -> str | None:
 
 
 def row_json(
-    model: type[models.Model], steps: Sequence[tuple[str, str, Field, bool]], *, using: str = "default"
+    model: type[models.Model], steps: Sequence[tuple[str, str, Field, str | None]], *, using: str = "default"
 ) -> RowJson | None:
     """The expression of a row's JSON for ``steps`` (each: rendered key, the column's attribute name
-    or the annotation's name, the serializer field, whether it is an annotation), or None when a step
-    is not written by PostgreSQL exactly (or the database is not PostgreSQL)."""
+    or the annotation's name, the serializer field, and for an annotation the kind of its value:
+    ``ANNOTATION_WRITERS``), or None when a step is not written by PostgreSQL exactly (or the
+    database is not PostgreSQL)."""
     db = connections[using]
     if db.vendor != "postgresql":
         return None
     by_attribute = {field.attname: field for field in model._meta.concrete_fields}
     writers = []
     for _, name, field, annotated in steps:
-        write = _whole_number if annotated else column_json(field, by_attribute[name], db)
+        write = ANNOTATION_WRITERS[annotated][0] if annotated else column_json(field, by_attribute[name], db)
         if write is None:
             return None
         writers.append(write)
@@ -218,5 +228,5 @@ def row_json(
         tuple(key for key, _, _, _ in steps),
         tuple(name for _, name, _, _ in steps),
         tuple(writers),
-        frozenset(name for _, name, _, annotated in steps if annotated),
+        tuple((name, ANNOTATION_WRITERS[kind][1]) for _, name, _, kind in steps if kind),
     )

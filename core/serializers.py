@@ -192,6 +192,9 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
     instance."""
 
     pages_read_as_rows: ClassVar[bool] = False  # a list page's rows fetched as column tuples
+    # A method field a list page answers from its query's annotation: {field: (annotation, kind)},
+    # the kind one of ``core.row_json.ANNOTATION_WRITERS`` (a page's rows then written as JSON text).
+    page_annotations: ClassVar[dict[str, tuple[str, str]]] = {}
 
     @classmethod
     def read_page_rows(cls, rows: models.QuerySet[M]) -> list[_Row] | list[JsonRow] | None:
@@ -225,14 +228,17 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
                 and getattr(cls.Meta, "list_serializer_class", None) is None
             ):
                 _, columns = _row_shape(cls.Meta.model)
-                steps: list[tuple[str, str, _Field, bool]] = []
+                steps: list[tuple[str, str, _Field, str | None]] = []
                 for name, index, field, convert in cls()._row_plan():
                     key = renderers.camel_key(name)[0]
                     annotation = None if convert is not None else annotated_whole_number(field)
                     if convert is not None and index is not None:
-                        steps.append((key, columns[index], field, False))
+                        steps.append((key, columns[index], field, None))
                     elif annotation is not None and annotation not in columns:
-                        steps.append((key, annotation, field, True))
+                        steps.append((key, annotation, field, "whole"))
+                    elif name in cls.page_annotations:
+                        annotated, kind = cls.page_annotations[name]
+                        steps.append((key, annotated, field, kind))
                     else:
                         break
                 else:

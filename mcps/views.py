@@ -105,10 +105,8 @@ class ConnectionViewSet(mixins.ListModelMixin, OrgViewSet[Connection]):
 
     @extend_schema(responses={200: ToolSerializer(many=True)}, summary="The connection's stored tools")
     def tools(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:
-        connection = self.get_object()
-        tools = ordered_page(
-            request, Tool.objects.for_org(self.org).filter(connection=connection).order_by("name"), self
-        )
+        stored = self.of_parent(Tool.objects.for_org(self.org), parent=Connection, field="connection")
+        tools = ordered_page(request, stored.order_by("name"), self)
         paginator = self.paginator  # the paginator's own method: the rows are another model's than the view's
         page = paginator.paginate_queryset(tools, request, view=self) if paginator is not None else None
         return self.get_paginated_response(ToolSerializer(page, many=True).data)

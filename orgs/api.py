@@ -128,6 +128,24 @@ class OrgScopedQuerysetMixin[M: Model](OrgContextMixin, GenericAPIView[M]):
         queryset = cast(OrgScopedQuerySet[M], super().get_queryset())  # every org-owned model's queryset
         return self.scope_queryset(queryset.for_org(self.org))
 
+    def of_parent[C: Model](self, rows: QuerySet[C], *, parent: type[Model], field: str) -> QuerySet[C]:
+        """``rows`` (already this org's) of the parent the path names (its ``pk``: a workspace's
+        threads, a connection's tools). The parent is not read for a page that has rows, which
+        name it in this org; an empty page reads it, and is 404 when it is not this org's
+        (``require_page_parent``, from the paginator)."""
+        self._page_parent = (parent, self.kwargs["pk"])
+        return rows.filter(**{f"{field}_id": self.kwargs["pk"]})
+
+    def require_page_parent(self) -> None:
+        """404 unless the parent of a page with no rows (``of_parent``) is one of this org's."""
+        found: tuple[type[Model], object] | None = getattr(self, "_page_parent", None)
+        if found is None:
+            return
+        parent, pk = found
+        parents = cast(OrgScopedQuerySet[Model], parent._default_manager.all())  # an org-owned model's
+        if not parents.for_org(self.org).filter(pk=pk).exists():
+            raise NotFoundError
+
 
 class OrgAPIView(OrgContextMixin):
     pass

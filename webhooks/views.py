@@ -43,17 +43,12 @@ class WebhookWriteThrottle(MCPSyncThrottle):
     scope = "webhook_write"
 
 
-def deliveries_of(webhook: Webhook) -> QuerySet[Delivery]:
-    """A webhook's delivery log, newest first, with each event's type (not its body): read for the
-    rows of the page only, so that counting the log joins no event."""
-    event_type = (
-        Event.objects.filter(organization_id=webhook.organization_id, pk=OuterRef("event_id")).order_by().values("type")
-    )
-    return (
-        Delivery.objects.filter(organization_id=webhook.organization_id, webhook=webhook)
-        .annotate(event_type=Subquery(event_type[:1]))
-        .order_by("-created_at", "-attempt")
-    )
+def deliveries_of(deliveries: QuerySet[Delivery], *, org_id: uuid.UUID) -> QuerySet[Delivery]:
+    """A webhook's delivery log (``deliveries``: one webhook's, in org ``org_id``), newest first, with
+    each event's type (not its body): read for the rows of the page only, so that counting the log
+    joins no event."""
+    event_type = Event.objects.filter(organization_id=org_id, pk=OuterRef("event_id")).order_by().values("type")
+    return deliveries.annotate(event_type=Subquery(event_type[:1])).order_by("-created_at", "-attempt")
 
 
 @extend_schema_view(
@@ -140,7 +135,8 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSe
     )
     def deliveries(self, request: Request, org_id: uuid.UUID, pk: uuid.UUID) -> Response:
         paginator = self.paginator  # the paginator's own method: the rows are another model's than the view's
-        deliveries = ordered_page(request, deliveries_of(self.get_object()), self)
+        log = self.of_parent(Delivery.objects.for_org(self.org), parent=Webhook, field="webhook")
+        deliveries = ordered_page(request, deliveries_of(log, org_id=self.org.pk), self)
         page = paginator.paginate_queryset(deliveries, request, view=self) if paginator is not None else None
         return self.get_paginated_response(DeliverySerializer(page, many=True).data)
 
@@ -159,5 +155,6 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgViewSe
         webhook = self.get_object()
         WebhookWriteThrottle().check(request, self)
         delivery = services.send_ping(context=self.org_context, webhook=webhook)
-        shown = deliveries_of(webhook).get(pk=delivery.pk)
+        log = Delivery.objects.for_org(self.org).filter(webhook=webhook)
+        shown = deliveries_of(log, org_id=self.org.pk).get(pk=delivery.pk)
         return Response(DeliverySerializer(shown).data, status=status.HTTP_202_ACCEPTED)

@@ -33,7 +33,8 @@ class WorkspaceFileSerializer(PlainReadModelSerializer[WorkspaceFile]):
         "or text that could not be extracted within the server's time and size bounds.",
     )
 
-    pages_read_as_rows = True  # the files page reads its rows as column tuples, the text left unread
+    pages_read_as_rows = True  # the files page reads its rows, the text left unread
+    page_annotations = {"text_extracted": (HAS_TEXT, "boolean")}  # the page's flag, as the method reads it
 
     class Meta:
         model = WorkspaceFile

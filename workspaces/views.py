@@ -110,10 +110,8 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgView
 
     @extend_schema(responses={200: WorkspaceFileSerializer(many=True)}, summary="The workspace's files")
     def files(self, request: Request, pk: uuid.UUID) -> Response:
-        workspace = self._workspace()
         files = (  # each file's extracted text (up to UPLOAD_EXTRACT_MAX_CHARS) is never read: only whether it has one
-            WorkspaceFile.objects.for_org(self.org)
-            .filter(workspace=workspace)
+            self.of_parent(WorkspaceFile.objects.for_org(self.org), parent=Workspace, field="workspace")
             .defer("text")
             .annotate(**{HAS_TEXT: ExpressionWrapper(~Q(text=""), output_field=BooleanField())})
             .order_by("-created_at")

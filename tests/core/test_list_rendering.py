@@ -141,6 +141,7 @@ READ_AS_ROWS = [
     "/users",
     "/workspaces",
     "/workspaces/{id}/artifacts",
+    "/workspaces/{id}/files",
     "/workspaces/{id}/threads",
 ]
 
@@ -178,6 +179,7 @@ WRITTEN_BY_POSTGRESQL = {
     "/projects",
     "/workspaces",
     "/workspaces/{id}/artifacts",
+    "/workspaces/{id}/files",
     "/workspaces/{id}/threads",
 }
 

@@ -19,9 +19,9 @@ from core import row_json
 from core.row_json import JsonRow
 from core.serializers import PlainReadModelSerializer
 from tasks.models import Project
-from tests.conftest import client_for, make_specialist
+from tests.conftest import client_for, make_specialist, make_workspace_file
 from tests.core.test_list_rendering import _old_path
-from workspaces.models import Workspace
+from workspaces.models import Workspace, WorkspaceFile
 
 pytestmark = pytest.mark.django_db
 
@@ -56,6 +56,8 @@ def tricky_rows(org, owner):
             created_at=TIMES[n % len(TIMES)], updated_at=TIMES[-1 - n % 4]
         )
         Artifact.all_orgs.create(organization=org, workspace=workspace, title=text, content=text, session=session)
+        made = make_workspace_file(workspace, uploaded_by=owner if n % 3 else None, filename=text, text=text)
+        WorkspaceFile.all_orgs.filter(pk=made.pk).update(size=2**53 + n if n % 2 else n)
         LedgerEntry.all_orgs.create(
             organization=org,
             kind="adjustment",
@@ -76,6 +78,7 @@ def _urls(parents) -> list[str]:
         "/api/chat/sessions",
         f"/workspaces/{workspace}/threads",
         f"/workspaces/{workspace}/artifacts",
+        f"/workspaces/{workspace}/files",
         "/billing/credits/usage",
         "/projects",
         "/workspaces",
