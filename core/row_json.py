@@ -197,14 +197,24 @@ _WHOLE_NUMBER_FIELDS = frozenset(
 ANNOTATION_WRITERS: dict[str, tuple[Callable[[str], str], frozenset[str]]] = {
     "whole": (_whole_number, _WHOLE_NUMBER_FIELDS),
     "boolean": (_boolean, frozenset({"BooleanField"})),
+    "text": (_text_column, frozenset({"CharField", "TextField"})),
 }
 
 
-def annotated_whole_number(field: Field) -> str | None:
-    """The annotation a DRF ``IntegerField`` reads (its one-step source: a count the view adds), or None."""
-    if type(field).to_representation is not drf_fields.IntegerField.to_representation:
+def annotated(field: Field) -> tuple[str, str] | None:
+    """The annotation a field reads and the kind of its value (``ANNOTATION_WRITERS``), for a DRF
+    ``IntegerField``, ``BooleanField`` or string field whose source is one name (a count, a flag or
+    a related row's text the view adds), else None."""
+    if len(field.source_attrs) != 1:
         return None
-    return field.source_attrs[0] if len(field.source_attrs) == 1 else None
+    represent = type(field).to_representation
+    if represent is drf_fields.IntegerField.to_representation:
+        return field.source_attrs[0], "whole"
+    if represent is drf_fields.BooleanField.to_representation:
+        return field.source_attrs[0], "boolean"
+    if _is_drf_string(field):
+        return field.source_attrs[0], "text"
+    return None
 
 
 def row_json(

@@ -36,7 +36,7 @@ from rest_framework.relations import PKOnlyObject
 from rest_framework.settings import api_settings
 
 from core import renderers
-from core.row_json import JsonRow, RowJson, annotated_whole_number, row_json
+from core.row_json import JsonRow, RowJson, annotated, row_json
 from core.row_render import RowRenderer, Step, row_renderer
 
 # Fields whose representation of a value of the given type is that value itself.
@@ -231,14 +231,14 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
                 steps: list[tuple[str, str, _Field, str | None]] = []
                 for name, index, field, convert in cls()._row_plan():
                     key = renderers.camel_key(name)[0]
-                    annotation = None if convert is not None else annotated_whole_number(field)
+                    annotation = None if convert is not None else annotated(field)
                     if convert is not None and index is not None:
                         steps.append((key, columns[index], field, None))
-                    elif annotation is not None and annotation not in columns:
-                        steps.append((key, annotation, field, "whole"))
+                    elif annotation is not None and annotation[0] not in columns:
+                        steps.append((key, annotation[0], field, annotation[1]))
                     elif name in cls.page_annotations:
-                        annotated, kind = cls.page_annotations[name]
-                        steps.append((key, annotated, field, kind))
+                        annotation_name, kind = cls.page_annotations[name]
+                        steps.append((key, annotation_name, field, kind))
                     else:
                         break
                 else:

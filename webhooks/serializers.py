@@ -3,6 +3,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.fields import EmptyAsNullCharField
 from core.serializers import PlainReadModelSerializer
 from webhooks.models import Delivery, DeliveryStatus, EventType, Webhook
 
@@ -67,7 +68,9 @@ class DeliverySerializer(PlainReadModelSerializer[Delivery]):
     response_status = serializers.IntegerField(
         allow_null=True, read_only=True, help_text="The endpoint's HTTP status; null when it gave none."
     )
-    error = serializers.SerializerMethodField(help_text="Why the attempt failed; null unless it did.")
+    error = EmptyAsNullCharField(
+        read_only=True, allow_null=True, help_text="Why the attempt failed; null unless it did."
+    )
     delivered_at = serializers.DateTimeField(allow_null=True, read_only=True)
 
     class Meta:
@@ -84,6 +87,3 @@ class DeliverySerializer(PlainReadModelSerializer[Delivery]):
             "delivered_at",
         ]
         read_only_fields = fields
-
-    def get_error(self, delivery: Delivery) -> str | None:
-        return delivery.error or None

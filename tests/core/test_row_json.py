@@ -21,6 +21,8 @@ from core.serializers import PlainReadModelSerializer
 from tasks.models import Project
 from tests.conftest import client_for, make_specialist, make_workspace_file
 from tests.core.test_list_rendering import _old_path
+from tests.core.test_query_counts import _webhook
+from webhooks.models import Delivery, Event
 from workspaces.models import Workspace, WorkspaceFile
 
 pytestmark = pytest.mark.django_db
@@ -67,13 +69,25 @@ def tricky_rows(org, owner):
             input_tokens=2**31 - 1 if n == 1 else n,
             description=text,
         )
+    webhook = _webhook(org, created_by=owner)
+    for n, text in enumerate(TRICKY):
+        event = Event.all_orgs.create(organization=org, type=text[:40] or "ping", body="{}")
+        Delivery.all_orgs.create(
+            organization=org,
+            webhook=webhook,
+            event=event,
+            due_at=TIMES[n % len(TIMES)],
+            error=text,
+            response_status=None if n % 2 else 500,
+            delivered_at=None if n % 2 else TIMES[n % len(TIMES)],
+        )
     Workspace.all_orgs.create(organization=org, name="", created_by=owner)  # counts of 0
     Project.all_orgs.create(organization=org, name=TRICKY[4], workspace=workspace, created_by=owner)
-    return {"workspaces": workspace, "projects": project}
+    return {"workspaces": workspace, "projects": project, "webhooks": webhook}
 
 
 def _urls(parents) -> list[str]:
-    workspace = parents["workspaces"].pk
+    workspace, webhook = parents["workspaces"].pk, parents["webhooks"].pk
     pages = [
         "/api/chat/sessions",
         f"/workspaces/{workspace}/threads",
@@ -82,6 +96,7 @@ def _urls(parents) -> list[str]:
         "/billing/credits/usage",
         "/projects",
         "/workspaces",
+        f"/orgs/{parents['webhooks'].organization_id}/webhooks/{webhook}/deliveries",
     ]
     return [page + query for page in pages for query in ("?pageSize=100", "?pageSize=1&page=2")]
 
