@@ -87,6 +87,16 @@ def _utc_time(column: str) -> str:
     )
 
 
+def _date(column: str) -> str:
+    """``DateField``'s ISO 8601: ``2026-12-07`` (``date.isoformat``)."""
+    return f"CASE WHEN {column} IS NULL THEN {_NULL} ELSE '\"' || to_char({column}, 'YYYY-MM-DD') || '\"' END"
+
+
+def _iso_date(field: Field) -> bool:
+    output = getattr(field, "format", api_settings.DATE_FORMAT)
+    return isinstance(output, str) and output.lower() == ISO_8601
+
+
 _TEXT_TYPES = ("varchar", "text")
 _WHOLE_TYPES = ("integer", "bigint", "smallint")
 
@@ -137,6 +147,8 @@ def column_json(
         return _boolean
     if kind is drf_fields.DateTimeField and db_type == "timestamp with time zone" and _utc_iso(field):
         return _utc_time
+    if kind is drf_fields.DateField and db_type == "date" and _iso_date(field):
+        return _date
     if (
         kind is CreditField
         and isinstance(model_field, models.DecimalField)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.fields import EmptyAsNullCharField
 from core.serializers import PlainReadModelSerializer
 from orgs.fields import OrgMemberField, OrgRelatedField
 from specialists.models import Specialist
@@ -33,8 +34,8 @@ class TaskSerializer(PlainReadModelSerializer[Task]):
     assignee_specialist_id = serializers.UUIDField(read_only=True, allow_null=True)
     session_id = serializers.UUIDField(read_only=True, allow_null=True)
     created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)  # null: an API key
-    result = serializers.SerializerMethodField()
-    error = serializers.SerializerMethodField()
+    result = EmptyAsNullCharField(read_only=True, allow_null=True)
+    error = EmptyAsNullCharField(read_only=True, allow_null=True)
 
     class Meta:
         model = Task
@@ -55,12 +56,6 @@ class TaskSerializer(PlainReadModelSerializer[Task]):
             "created_at",
             "updated_at",
         ]
-
-    def get_result(self, task: Task) -> str | None:
-        return task.result or None
-
-    def get_error(self, task: Task) -> str | None:
-        return task.error or None
 
 
 class TaskWriteSerializer(serializers.Serializer[object]):

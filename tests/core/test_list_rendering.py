@@ -63,7 +63,7 @@ def test_every_list_page_is_the_same_bytes_as_through_the_generic_path(org, owne
 
 
 def test_the_comparison_fires_on_a_key_rendered_differently(org, owner, populated, monkeypatch):  # noqa: F811
-    client, urls = client_for(owner), [_url("/tasks", org, populated)]
+    client, urls = client_for(owner), [_url("/specialists", org, populated)]  # a page of tuples
     monkeypatch.setattr(renderers, "_key_plan", lambda key: (key, False, False))  # snake_case left as it is
     monkeypatch.setattr(renderers, "_shape_plan", renderers._shape_plan.__wrapped__)  # the shapes planned anew
     new = _pages(client, urls)
@@ -178,6 +178,7 @@ WRITTEN_BY_POSTGRESQL = {
     "/mcp/catalog",
     "/orgs/{orgId}/webhooks/{id}/deliveries",
     "/projects",
+    "/tasks",
     "/workspaces",
     "/workspaces/{id}/artifacts",
     "/workspaces/{id}/files",
