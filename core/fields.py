@@ -30,3 +30,10 @@ class EmptyAsNullCharField(serializers.CharField):
 
     def to_representation(self, value: object) -> str | None:  # type: ignore[override]  # null, not ""
         return str(value) or None
+
+
+class EmptyAsNullChoiceField(serializers.ChoiceField):
+    """A choice column shown as null when it is empty (a webhook's last status before its first attempt)."""
+
+    def to_representation(self, value: str) -> str | None:  # type: ignore[override]  # null, not ""
+        return super().to_representation(value) or None

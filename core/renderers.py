@@ -102,14 +102,15 @@ class CachedCamelCaseJSONRenderer(CamelCaseJSONRenderer):  # type: ignore[misc] 
             assert isinstance(data, dict)
             if self.get_indent(accepted_media_type, renderer_context or {}) is None:
                 return self._page_with_rows(data, rows, accepted_media_type, renderer_context)
-            data = {**data, "results": [json.loads(row) for row in rows]}  # pretty-printed: as values
+            shown = [json.loads(row) if type(row) is JsonRow else row for row in rows]
+            data = {**data, "results": shown}  # pretty-printed: as values
         body: bytes = super(CamelCaseJSONRenderer, self).render(data, accepted_media_type, renderer_context)
         return body
 
     def _page_with_rows(
         self,
         page: dict[str, object],
-        rows: list[JsonRow],
+        rows: list[object],
         accepted_media_type: str | None,
         renderer_context: Mapping[str, object] | None,
     ) -> bytes:
@@ -118,16 +119,26 @@ class CachedCamelCaseJSONRenderer(CamelCaseJSONRenderer):  # type: ignore[misc] 
         empty: bytes = super(CamelCaseJSONRenderer, self).render(
             {**page, "results": []}, accepted_media_type, renderer_context
         )
-        joined = ",".join(rows).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+        texts = [
+            row if type(row) is JsonRow else self._written(row, accepted_media_type, renderer_context) for row in rows
+        ]
+        joined = ",".join(texts).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
         return empty[: -len(b"[]}")] + b"[" + joined.encode() + b"]}"
 
+    def _written(
+        self, row: object, accepted_media_type: str | None, renderer_context: Mapping[str, object] | None
+    ) -> str:
+        """A row Python wrote (one PostgreSQL would write otherwise), as DRF writes it."""
+        text: bytes = super(CamelCaseJSONRenderer, self).render(row, accepted_media_type, renderer_context)
+        return text.decode()
 
-def _written_rows(data: object) -> list[JsonRow] | None:
-    """A page's rows when each was written as JSON by PostgreSQL (``core.row_json``) and
-    ``results`` is the envelope's last key, else None."""
+
+def _written_rows(data: object) -> list[object] | None:
+    """A page's rows when some were written as JSON by PostgreSQL (``core.row_json``; the others
+    rendered rows) and ``results`` is the envelope's last key, else None."""
     if type(data) is not dict or not data or next(reversed(data)) != "results":
         return None
     results = data["results"]
-    if not isinstance(results, list) or not results or any(type(row) is not JsonRow for row in results):
+    if not isinstance(results, list) or not results or not any(type(row) is JsonRow for row in results):
         return None
     return results

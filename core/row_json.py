@@ -34,7 +34,7 @@ from rest_framework import ISO_8601
 from rest_framework import fields as drf_fields
 from rest_framework.settings import api_settings
 
-from core.fields import CreditField, EmptyAsNullCharField
+from core.fields import CreditField, EmptyAsNullCharField, EmptyAsNullChoiceField
 
 type Field = drf_fields.Field[object, object, object, object]
 type Sql = tuple[str, tuple[str | int, ...]]
@@ -97,6 +97,42 @@ def _iso_date(field: Field) -> bool:
     return isinstance(output, str) and output.lower() == ISO_8601
 
 
+def _string_list(column: str) -> str:
+    """A JSON array of strings (and nulls) as DRF's ``ListField`` of a string field writes it;
+    written only where ``_string_list_guard`` holds."""
+    element = f"CASE WHEN jsonb_typeof(_rj.e) = 'null' THEN {_NULL} ELSE to_json(_rj.e #>> '{{}}')::text END"
+    return (
+        f"CASE WHEN {column} IS NULL OR jsonb_typeof({column}) = 'null' THEN {_NULL} ELSE "  # noqa: S608  # our column's SQL
+        f"(SELECT '[' || COALESCE(string_agg({element}, ',' ORDER BY _rj.i), '') || ']' "
+        f"FROM jsonb_array_elements({column}) WITH ORDINALITY AS _rj(e, i)) END"
+    )
+
+
+def _string_list_guard(column: str) -> str:
+    """Whether the value is null or an array of strings and nulls: DRF writes another element (a
+    number, an object) as its Python ``str``, and such a row is left to Python."""
+    return (
+        f"CASE WHEN {column} IS NULL OR jsonb_typeof({column}) = 'null' THEN true "  # noqa: S608  # our column's SQL
+        f"WHEN jsonb_typeof({column}) <> 'array' THEN false ELSE NOT EXISTS "
+        f"(SELECT 1 FROM jsonb_array_elements({column}) AS _rg(e) "
+        f"WHERE jsonb_typeof(_rg.e) NOT IN ('string', 'null')) END"
+    )
+
+
+# A writer that writes only some values as DRF does, and the condition under which it does: a row
+# whose condition fails is written by Python (``RowJson.guarded``: its text is null).
+GUARDS: dict[Callable[[str], str], Callable[[str], str]] = {_string_list: _string_list_guard}
+
+
+def _string_items(field: Field) -> bool:
+    """A ``ListField`` whose items are strings as they are (a string field, or a UUID written as text)."""
+    child = getattr(field, "child", None)
+    if type(field) is not drf_fields.ListField or child is None:
+        return False
+    uuid_text = type(child) is drf_fields.UUIDField and getattr(child, "uuid_format", "") == "hex_verbose"
+    return uuid_text or _is_drf_string(child)
+
+
 _TEXT_TYPES = ("varchar", "text")
 _WHOLE_TYPES = ("integer", "bigint", "smallint")
 
@@ -108,9 +144,14 @@ def _is_drf_string(field: Field) -> bool:
     represent = type(field).to_representation
     if represent is drf_fields.CharField.to_representation:
         return True
-    if represent is drf_fields.ChoiceField.to_representation and isinstance(field, drf_fields.ChoiceField):
-        return all(type(key) is str for key in field.choices)
+    if represent is drf_fields.ChoiceField.to_representation:
+        return _string_choices(field)
     return False
+
+
+def _string_choices(field: Field) -> bool:
+    """A ``ChoiceField`` whose choices are strings: it represents a string as that string."""
+    return isinstance(field, drf_fields.ChoiceField) and all(type(key) is str for key in field.choices)
 
 
 _UTC_ZONES = frozenset({datetime.UTC, zoneinfo.ZoneInfo("UTC")})
@@ -134,7 +175,8 @@ def column_json(
         return _quoted_text
     if _is_drf_string(field) and db_type in _TEXT_TYPES:
         return _text_column
-    if kind is EmptyAsNullCharField and db_type in _TEXT_TYPES:
+    empty_as_null = kind is EmptyAsNullCharField or (kind is EmptyAsNullChoiceField and _string_choices(field))
+    if empty_as_null and db_type in _TEXT_TYPES:
         return _text_or_null
     if kind.to_representation is drf_fields.IntegerField.to_representation and db_type in _WHOLE_TYPES:
         return _whole_number
@@ -149,6 +191,8 @@ def column_json(
         return _utc_time
     if kind is drf_fields.DateField and db_type == "date" and _iso_date(field):
         return _date
+    if _string_items(field) and db_type == "jsonb":
+        return _string_list
     if (
         kind is CreditField
         and isinstance(model_field, models.DecimalField)
@@ -199,7 +243,29 @@ class RowJson(Expression):
             pieces.append(_quoted(("{" if n == 0 else ",") + json.dumps(key, ensure_ascii=False) + ":"))
             pieces.append(written.replace(_COLUMN, f"({column})"))
         pieces.append(_quoted("}") if pieces else _quoted("{}"))
+        guards, guard_params = self._guards(compiler)
+        if guards:  # a row some value of which PostgreSQL would write otherwise: null, written by Python
+            return f"CASE WHEN {' AND '.join(guards)} THEN {' || '.join(pieces)} END", (*guard_params, *params)
         return "(" + " || ".join(pieces) + ")", tuple(params)
+
+    @property
+    def guarded(self) -> bool:
+        """Whether some rows may be left to Python (their text null: ``GUARDS``)."""
+        return any(write in GUARDS for write in self.writers)
+
+    def _guards(self, compiler: SQLCompiler) -> tuple[list[str], list[str | int]]:
+        guards: list[str] = []
+        params: list[str | int] = []
+        for write, source in zip(self.writers, self.sources, strict=True):
+            guard = GUARDS.get(write)
+            if guard is None:
+                continue
+            assert isinstance(source, BaseExpression)
+            column, column_params = compiler.compile(source)
+            written = guard(_COLUMN)
+            params.extend(list(column_params) * written.count(_COLUMN))
+            guards.append("(" + written.replace(_COLUMN, f"({column})") + ")")
+        return guards, params
 
 
 _WHOLE_NUMBER_FIELDS = frozenset(

@@ -178,6 +178,28 @@ def _column_tuples(
     return as_tuples
 
 
+def _tuples(rows: models.QuerySet[models.Model], deferred: frozenset[str]) -> list[_Row]:
+    row, columns = _row_shape(rows.model, tuple(rows.query.annotation_select), deferred)
+    new = tuple.__new__
+    return [new(row, values) for values in _column_tuples(rows.prefetch_related(None), columns, deferred)]
+
+
+def _json_or_tuples(
+    rows: models.QuerySet[models.Model], written: RowJson, deferred: frozenset[str]
+) -> list[JsonRow | _Row]:
+    """A page's rows as JSON text, but those PostgreSQL would write otherwise (``RowJson.guarded``:
+    their text is null), read again as tuples by the same query (its filters and annotations) and
+    written by Python, each in its place."""
+    found = list(rows.prefetch_related(None).values_list("pk", written))
+    left = [pk for pk, text in found if text is None]
+    if not left:
+        return [JsonRow(text) for _, text in found]
+    again = rows._chain()  # type: ignore[attr-defined]  # Django's clone
+    again.query.clear_limits()
+    by_pk = {row.pk: row for row in _tuples(again.filter(pk__in=left), deferred)}  # type: ignore[attr-defined]  # a row's pk
+    return [by_pk[pk] if text is None else JsonRow(text) for pk, text in found]
+
+
 def _reads_whole_rows(rows: models.QuerySet[models.Model]) -> bool:
     """A page's query whose rows are its model's (not distinct values, a union or a values query):
     selecting one expression instead of its columns keeps its rows."""
@@ -197,7 +219,7 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
     page_annotations: ClassVar[dict[str, tuple[str, str]]] = {}
 
     @classmethod
-    def read_page_rows(cls, rows: models.QuerySet[M]) -> list[_Row] | list[JsonRow] | None:
+    def read_page_rows(cls, rows: models.QuerySet[M]) -> list[_Row] | list[JsonRow] | list[JsonRow | _Row] | None:
         """A page's rows as named tuples of their columns (``None``: read them as models), fetched
         by the page's own query (filters, org scope, order and slice as they are); each row's JSON
         text instead, written by PostgreSQL, when every field is a column it writes as DRF does
@@ -209,10 +231,10 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
             return None  # a column the fields name (or the key) deferred: models load it as Django does
         written = cls._row_json()
         if written is not None and _reads_whole_rows(rows) and written.reads(rows.query):
+            if written.guarded:
+                return _json_or_tuples(rows, written, deferred)
             return [JsonRow(text) for text in rows.prefetch_related(None).values_list(written, flat=True)]
-        row, columns = _row_shape(rows.model, tuple(rows.query.annotation_select), deferred)
-        new = tuple.__new__
-        return [new(row, values) for values in _column_tuples(rows.prefetch_related(None), columns, deferred)]
+        return _tuples(rows, deferred)
 
     @classmethod
     def _row_json(cls) -> RowJson | None:

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.fields import EmptyAsNullCharField
+from core.fields import EmptyAsNullCharField, EmptyAsNullChoiceField
 from core.serializers import PlainReadModelSerializer
 from webhooks.models import Delivery, DeliveryStatus, EventType, Webhook
 
@@ -13,8 +12,11 @@ LAST_STATUSES = [DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value]
 class WebhookSerializer(PlainReadModelSerializer[Webhook]):
     pages_read_as_rows = True
     events = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices))
-    last_status = serializers.SerializerMethodField(
-        help_text="The latest attempt's outcome (`delivered` or `failed`); null before the first."
+    last_status = EmptyAsNullChoiceField(
+        choices=LAST_STATUSES,
+        allow_null=True,
+        read_only=True,
+        help_text="The latest attempt's outcome (`delivered` or `failed`); null before the first.",
     )
     last_delivery_at = serializers.DateTimeField(
         allow_null=True, read_only=True, help_text="When the latest attempt was made; null before the first."
@@ -24,10 +26,6 @@ class WebhookSerializer(PlainReadModelSerializer[Webhook]):
         model = Webhook
         fields = ["id", "url", "events", "enabled", "created_at", "last_delivery_at", "last_status"]
         read_only_fields = fields
-
-    @extend_schema_field(serializers.ChoiceField(choices=LAST_STATUSES, allow_null=True))
-    def get_last_status(self, webhook: Webhook) -> str | None:
-        return webhook.last_status or None
 
 
 class CreatedWebhookSerializer(WebhookSerializer):

@@ -11,6 +11,7 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.db.models import JSONField, Value
 
 from billing.models import LedgerEntry
 from chat.models import Artifact, ChatSession
@@ -22,7 +23,7 @@ from tasks.models import Project, Task
 from tests.conftest import client_for, make_specialist, make_workspace_file
 from tests.core.test_list_rendering import _old_path
 from tests.core.test_query_counts import _webhook
-from webhooks.models import Delivery, Event
+from webhooks.models import Delivery, Event, Webhook
 from workspaces.models import Workspace, WorkspaceFile
 
 pytestmark = pytest.mark.django_db
@@ -41,6 +42,16 @@ TIMES = [
     datetime.datetime(2026, 1, 2, 3, 4, 5, 1, tzinfo=datetime.UTC),
     datetime.datetime(2026, 6, 30, 23, 59, 59, 120000, tzinfo=datetime.UTC),
     datetime.datetime(999, 1, 1, 0, 0, 0, 999999, tzinfo=datetime.UTC),
+]
+# A webhook's events as PostgreSQL writes them (strings, nulls, none) and as only Python does (a
+# number, an object, a string that is no list): such a row is read again and written by Python.
+EVENT_LISTS = [
+    ["alert.raised", "turn.failed"],
+    [],
+    None,
+    [None, TRICKY[0], TRICKY[3]],
+    [1, {"b": 2, "a": [1.0]}],
+    "text",
 ]
 CREDITS = [Decimal("0"), Decimal("-1.5"), Decimal("0.000001"), Decimal("-99999999999999.999999"), Decimal("12.340000")]
 
@@ -91,6 +102,10 @@ def tricky_rows(org, owner):
             response_status=None if n % 2 else 500,
             delivered_at=None if n % 2 else TIMES[n % len(TIMES)],
         )
+    for events in EVENT_LISTS:
+        listed = _webhook(org, created_by=owner)
+        stored = Value(None, JSONField()) if events is None else events  # JSON's null, not SQL's
+        Webhook.all_orgs.filter(pk=listed.pk).update(events=stored, last_status="failed" if events else "")
     Workspace.all_orgs.create(organization=org, name="", created_by=owner)  # counts of 0
     Project.all_orgs.create(organization=org, name=TRICKY[4], workspace=workspace, created_by=owner)
     return {"workspaces": workspace, "projects": project, "webhooks": webhook}
@@ -108,12 +123,14 @@ def _urls(parents) -> list[str]:
         "/tasks",
         "/workspaces",
         f"/orgs/{parents['webhooks'].organization_id}/webhooks/{webhook}/deliveries",
+        f"/orgs/{parents['webhooks'].organization_id}/webhooks",
     ]
     return [page + query for page in pages for query in ("?pageSize=100", "?pageSize=1&page=2")]
 
 
 def _written_pages(client, urls: list[str], monkeypatch, **headers) -> list[bytes]:
-    """Each page's bytes, each page required to have been written row by row by PostgreSQL."""
+    """Each page's bytes, each page required to have been written by PostgreSQL (a webhooks page
+    of every kind of events both by PostgreSQL and, for the rows it would write otherwise, by Python)."""
     kinds: list[type] = []
     represent = PlainReadModelSerializer.to_representation
 
@@ -128,7 +145,11 @@ def _written_pages(client, urls: list[str], monkeypatch, **headers) -> list[byte
             kinds.clear()
             answer = client.get(url, **headers)
             assert answer.status_code == 200, (url, answer.content)
-            assert set(kinds) == {JsonRow}, url
+            if url.endswith("/webhooks?pageSize=100"):
+                assert JsonRow in kinds, url
+                assert sum(kind is not JsonRow for kind in kinds) == 2, url  # a number and an object; a text
+            elif "/webhooks?" not in url:
+                assert set(kinds) == {JsonRow}, url
             pages.append(answer.content)
     return pages
 
@@ -148,7 +169,11 @@ def test_values_postgresql_could_write_otherwise_are_the_bytes_drf_writes(org, o
 
 
 def test_a_pretty_printed_page_is_the_bytes_drf_writes(org, owner, tricky_rows, monkeypatch):
-    client, urls = client_for(owner), _urls(tricky_rows)[:1]
+    client, urls = (
+        client_for(owner),
+        [url for url in _urls(tricky_rows) if url.endswith(("/sessions?pageSize=100", "/webhooks?pageSize=100"))],
+    )
+    assert len(urls) == 2
     accept = {"HTTP_ACCEPT": "application/json; indent=2"}
     new = _written_pages(client, urls, monkeypatch, **accept)
     _old_path(monkeypatch)
