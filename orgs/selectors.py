@@ -5,19 +5,22 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from accounts.models import User
-from core.lookups import AnyOf
 from orgs.models import ApiKey, Membership, Organization, Role
+
+MEMBER_ROLE = "member_role"  # the caller's role in each org a list shows (null: staff, not a member)
 
 
 def organizations_for(*, user: User) -> QuerySet[Organization]:
-    """The caller's orgs (staff: every org), newest first."""
+    """The caller's orgs (staff: every org), newest first, each with the caller's role there
+    (``MEMBER_ROLE``: their active membership's, null where they have none)."""
     queryset = Organization.objects.all()
     if not user.is_staff:
         queryset = queryset.filter(memberships__user=user, memberships__status=Membership.Status.ACTIVE)
-    return queryset.order_by("-created_at")
+    role = Membership.objects.filter(organization=OuterRef("pk"), user=user, status=Membership.Status.ACTIVE)
+    return queryset.annotate(**{MEMBER_ROLE: Subquery(role.order_by().values("role")[:1])}).order_by("-created_at")
 
 
 def organization_count_for(*, user: User) -> int | None:
@@ -29,14 +32,6 @@ def organization_count_for(*, user: User) -> int | None:
         Membership.objects.across_orgs("a user's own memberships")
         .filter(user=user, status=Membership.Status.ACTIVE)
         .count()
-    )
-
-
-def roles_of(*, user: User, org_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    return dict(
-        Membership.objects.filter(user=user, status=Membership.Status.ACTIVE)
-        .filter(AnyOf(F("organization_id"), org_ids))
-        .values_list("organization_id", "role")
     )
 
 

@@ -13,9 +13,12 @@ from core.serializers import PlainReadModelSerializer
 from orgs import selectors
 from orgs.models import Membership, Organization, Role, shown_email, shown_name
 
+_UNLISTED: str = "\x00unlisted"  # an organization read without the list's role annotation
+
 
 class OrganizationSerializer(PlainReadModelSerializer[Organization]):
     pages_read_as_rows = True
+    page_annotations = {"role": (selectors.MEMBER_ROLE, "text")}  # the list's rows carry the caller's role
     role = serializers.SerializerMethodField()
 
     class Meta:
@@ -23,6 +26,10 @@ class OrganizationSerializer(PlainReadModelSerializer[Organization]):
         fields = ["id", "name", "slug", "role", "billing_email", "created_at"]
 
     def get_role(self, org: Organization) -> str | None:
+        # the caller's role: a list's annotation (``selectors.MEMBER_ROLE``), else the context's
+        listed: str | None = getattr(org, selectors.MEMBER_ROLE, _UNLISTED)
+        if listed is not _UNLISTED:
+            return listed
         roles: dict[uuid.UUID, str] = self.context.get("roles", {})
         return roles.get(org.pk)
 

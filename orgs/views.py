@@ -46,12 +46,6 @@ class OrganizationListView(mixins.ListModelMixin, UserViewSet[Organization]):
         active memberships."""
         return selectors.organization_count_for(user=current_user(self.request))
 
-    def get_serializer_context(self) -> dict[str, object]:
-        context = dict(super().get_serializer_context())
-        page_ids = [org.pk for org in listed_page(self)]
-        context["roles"] = selectors.roles_of(user=current_user(self.request), org_ids=page_ids)
-        return context
-
     @extend_schema(summary="The caller's organizations (staff: all)")
     def list(self, request: Request, *args: object, **kwargs: object) -> Response:
         return super().list(request, *args, **kwargs)

@@ -176,6 +176,7 @@ WRITTEN_BY_POSTGRESQL = {
     "/billing/model-rates",
     "/billing/packages",
     "/mcp/catalog",
+    "/orgs",
     "/orgs/{orgId}/webhooks",
     "/orgs/{orgId}/webhooks/{id}/deliveries",
     "/projects",

@@ -19,8 +19,9 @@ from chat.serializers import SessionSerializer
 from core import row_json
 from core.row_json import JsonRow
 from core.serializers import PlainReadModelSerializer
+from orgs.models import Membership
 from tasks.models import Project, Task
-from tests.conftest import client_for, make_specialist, make_workspace_file
+from tests.conftest import client_for, make_org, make_specialist, make_workspace_file
 from tests.core.test_list_rendering import _old_path
 from tests.core.test_query_counts import _webhook
 from webhooks.models import Delivery, Event, Webhook
@@ -106,6 +107,12 @@ def tricky_rows(org, owner):
         listed = _webhook(org, created_by=owner)
         stored = Value(None, JSONField()) if events is None else events  # JSON's null, not SQL's
         Webhook.all_orgs.filter(pk=listed.pk).update(events=stored, last_status="failed" if events else "")
+    for n, text in enumerate(TRICKY):  # the caller's role in each: owner, admin, member; invited: not listed
+        other = make_org(name=text or "o")
+        status = Membership.Status.ACTIVE if n % 4 != 3 else Membership.Status.INVITED
+        Membership.all_orgs.create(
+            organization=other, user=owner, role=["owner", "admin", "member"][n % 3], status=status
+        )
     Workspace.all_orgs.create(organization=org, name="", created_by=owner)  # counts of 0
     Project.all_orgs.create(organization=org, name=TRICKY[4], workspace=workspace, created_by=owner)
     return {"workspaces": workspace, "projects": project, "webhooks": webhook}
@@ -124,6 +131,7 @@ def _urls(parents) -> list[str]:
         "/workspaces",
         f"/orgs/{parents['webhooks'].organization_id}/webhooks/{webhook}/deliveries",
         f"/orgs/{parents['webhooks'].organization_id}/webhooks",
+        "/orgs",
     ]
     return [page + query for page in pages for query in ("?pageSize=100", "?pageSize=1&page=2")]
 
@@ -155,12 +163,17 @@ def _written_pages(client, urls: list[str], monkeypatch, **headers) -> list[byte
 
 
 def test_values_postgresql_could_write_otherwise_are_the_bytes_drf_writes(org, owner, tricky_rows, monkeypatch):
-    client, urls = client_for(owner), _urls(tricky_rows)
+    client, urls = client_for(owner, org), _urls(tricky_rows)
     new = _written_pages(client, urls, monkeypatch)
     _old_path(monkeypatch)
     old = [client.get(url).content for url in urls]
     for url, written, generic in zip(urls, new, old, strict=True):
         assert written == generic, url
+    orgs = {row["name"]: row["role"] for row in json.loads(new[urls.index("/orgs?pageSize=100")])["results"]}
+    assert orgs == {
+        **{text or "o": ["owner", "admin", "member"][n % 3] for n, text in enumerate(TRICKY) if n % 4 != 3},
+        org.name: "owner",
+    }
     sessions = json.loads(new[0])["results"]
     assert sorted(row["title"] for row in sessions) == sorted(TRICKY)
     assert {row["createdAt"] for row in sessions} >= {"2026-12-07T21:12:36Z", "0999-01-01T00:00:00.999999Z"}
@@ -170,7 +183,7 @@ def test_values_postgresql_could_write_otherwise_are_the_bytes_drf_writes(org, o
 
 def test_a_pretty_printed_page_is_the_bytes_drf_writes(org, owner, tricky_rows, monkeypatch):
     client, urls = (
-        client_for(owner),
+        client_for(owner, org),
         [url for url in _urls(tricky_rows) if url.endswith(("/sessions?pageSize=100", "/webhooks?pageSize=100"))],
     )
     assert len(urls) == 2
@@ -183,7 +196,7 @@ def test_a_pretty_printed_page_is_the_bytes_drf_writes(org, owner, tricky_rows, 
 
 def test_the_comparison_fires_on_a_time_written_otherwise(org, owner, tricky_rows, monkeypatch):
     """A time always written with its fraction (``.000000``) is not what DRF writes: the pages differ."""
-    client, urls = client_for(owner), _urls(tricky_rows)[:1]
+    client, urls = client_for(owner, org), _urls(tricky_rows)[:1]
     monkeypatch.delattr(SessionSerializer, "_row_json_found")  # made again with the writer below
     monkeypatch.setattr(
         row_json,
