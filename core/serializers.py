@@ -197,7 +197,9 @@ def _json_or_tuples(
     again = rows._chain()  # type: ignore[attr-defined]  # Django's clone
     again.query.clear_limits()
     by_pk = {row.pk: row for row in _tuples(again.filter(pk__in=left), deferred)}  # type: ignore[attr-defined]  # a row's pk
-    return [by_pk[pk] if text is None else JsonRow(text) for pk, text in found]
+    return [  # a row gone between the two statements (deleted meanwhile) is left out, as if read after
+        JsonRow(text) if text is not None else by_pk[pk] for pk, text in found if text is not None or pk in by_pk
+    ]
 
 
 def _reads_whole_rows(rows: models.QuerySet[models.Model]) -> bool:
@@ -233,7 +235,10 @@ class PlainReadModelSerializer[M: models.Model](serializers.ModelSerializer[M]):
         if written is not None and _reads_whole_rows(rows) and written.reads(rows.query):
             if written.guarded:
                 return _json_or_tuples(rows, written, deferred)
-            return [JsonRow(text) for text in rows.prefetch_related(None).values_list(written, flat=True)]
+            texts = list(rows.prefetch_related(None).values_list(written, flat=True))
+            if None in texts:  # a value PostgreSQL cannot write (an infinite time): the page left to Python
+                return _tuples(rows, deferred)
+            return [JsonRow(text) for text in texts]
         return _tuples(rows, deferred)
 
     @classmethod

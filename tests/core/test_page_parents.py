@@ -64,3 +64,18 @@ def test_an_empty_page_is_the_orgs_own_parents_or_404(path, org, owner, populate
         client.get(_url(path, org, {**populated, segment: type("Unknown", (), {"pk": uuid.uuid4()})})).status_code
         == 404
     )
+
+
+@pytest.mark.parametrize("path", NESTED)
+def test_another_orgs_parent_with_rows_of_its_own_is_404(path, org, owner, populated):  # noqa: F811
+    """The parent and every row naming it moved to another org: the caller's org has none of them."""
+    parent = populated[_parent_segment(path)]
+    other_org = make_org(name="Other")
+    moved = 0
+    for relation in type(parent)._meta.related_objects:
+        rows = relation.related_model
+        if relation.one_to_many and any(field.name == "organization" for field in rows._meta.fields):
+            moved += rows.all_orgs.filter(**{relation.field.name: parent}).update(organization=other_org)
+    type(parent).all_orgs.filter(pk=parent.pk).update(organization=other_org)
+    assert moved >= 1
+    assert client_for(owner).get(_url(path, org, populated)).status_code == 404
