@@ -3,8 +3,9 @@ as it is stored.
 
 A row read as a tuple still costs Python a value object per column (a UUID, a datetime), a
 converter call per value (``str``, ``isoformat``), a dict and its JSON encoding. For a serializer
-whose every readable field is a plain column of a kind PostgreSQL writes exactly as DRF does — a
-UUID, a string (a choice included), a whole number, a boolean, a time in UTC, a credit amount —
+whose every readable field is a column of a kind PostgreSQL writes exactly as DRF does — a UUID, a
+string (a choice included, or an empty one shown as null), a whole number, a boolean, a time in
+UTC, a date, a credit amount, a JSON list of strings — or a count, flag or text the view annotates,
 the page's statement selects one text per row instead: the row's JSON object, keys camelCase and
 in the serializer's order, written by the database (``RowJson``). The renderer then joins the
 rows as they are (``core.renderers``). The bytes are DRF's (``tests/core/test_list_rendering.py``
@@ -12,9 +13,10 @@ compares every list's pages both ways, and ``tests/core/test_row_json.py`` value
 Python could write differently).
 
 What decides, per field: its serializer field's class (DRF's own representation, nothing
-overridden), and the column's database type. Anything else (a method, a relation, a JSON or
-float column, a field class of our own but the credit field) leaves the serializer on the
-tuple path.
+overridden, or one of ``core.fields``' that says what it writes), and the column's database type
+(an annotation's output field). Anything else (a method, a relation, a JSON object or a float)
+leaves the serializer on the tuple path. A writer that writes only some values as DRF does has a
+guard (``GUARDS``): a row whose guard fails has no text and is written by Python.
 """
 
 from __future__ import annotations
