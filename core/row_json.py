@@ -156,14 +156,20 @@ def _string_choices(field: Field) -> bool:
     return isinstance(field, drf_fields.ChoiceField) and all(type(key) is str for key in field.choices)
 
 
-_UTC_ZONES = frozenset({datetime.UTC, zoneinfo.ZoneInfo("UTC")})
+UTC_ZONES = frozenset({datetime.UTC, zoneinfo.ZoneInfo("UTC")})
+
+
+def iso_zone(field: drf_fields.DateTimeField) -> datetime.tzinfo | None:
+    """The zone a ``DateTimeField`` writes its times in when it writes ISO 8601, else None (the
+    zone DRF's ``enforce_timezone`` converts to: the field's own, or the current one)."""
+    zone: datetime.tzinfo | None = field.timezone if hasattr(field, "timezone") else field.default_timezone()
+    output = getattr(field, "format", api_settings.DATETIME_FORMAT)
+    return zone if isinstance(output, str) and output.lower() == ISO_8601 else None
 
 
 def _utc_iso(field: Field) -> bool:
     """Whether a ``DateTimeField`` writes ISO 8601 in UTC (then ``Z`` ends each time)."""
-    zone = getattr(field, "timezone", None) if hasattr(field, "timezone") else field.default_timezone()  # type: ignore[attr-defined]  # DRF's DateTimeField
-    output = getattr(field, "format", api_settings.DATETIME_FORMAT)
-    return zone in _UTC_ZONES and isinstance(output, str) and output.lower() == ISO_8601
+    return isinstance(field, drf_fields.DateTimeField) and iso_zone(field) in UTC_ZONES
 
 
 def column_json(

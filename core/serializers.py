@@ -21,7 +21,6 @@ import copy
 import datetime
 import functools
 import operator
-import zoneinfo
 from collections import namedtuple
 from collections.abc import Callable
 from typing import ClassVar
@@ -30,13 +29,12 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import Value
 from django.db.models.query import ValuesListIterable
-from rest_framework import ISO_8601, serializers
 from rest_framework import fields as drf_fields
+from rest_framework import serializers
 from rest_framework.relations import PKOnlyObject
-from rest_framework.settings import api_settings
 
 from core import renderers
-from core.row_json import JsonRow, RowJson, annotated, row_json
+from core.row_json import UTC_ZONES, JsonRow, RowJson, annotated, iso_zone, row_json
 from core.row_render import RowRenderer, Step, row_renderer
 
 # Fields whose representation of a value of the given type is that value itself.
@@ -58,9 +56,8 @@ def _converter(field: _Field) -> _Convert:
     if same_type is not None:
         return lambda value: value if type(value) is same_type else represent(value)
     if type(field) is drf_fields.DateTimeField:
-        zone = field.timezone if hasattr(field, "timezone") else field.default_timezone()
-        output = getattr(field, "format", api_settings.DATETIME_FORMAT)
-        if zone is not None and isinstance(output, str) and output.lower() == ISO_8601:
+        zone = iso_zone(field)
+        if zone is not None:
             return functools.partial(_iso_datetime, zone=zone, represent=represent)
     return represent
 
@@ -70,7 +67,7 @@ def _iso_datetime(value: object, *, zone: datetime.tzinfo, represent: _Convert) 
     in UTC (the database's) is written as it is when the field's zone is UTC too."""
     if type(value) is not datetime.datetime:
         return represent(value)
-    if value.tzinfo is datetime.UTC and zone in _UTC_ZONES:
+    if value.tzinfo is datetime.UTC and zone in UTC_ZONES:
         return value.isoformat()[:-6] + "Z"  # the same text as converted: no conversion in UTC
     if value.utcoffset() is None:
         return represent(value)
@@ -79,9 +76,6 @@ def _iso_datetime(value: object, *, zone: datetime.tzinfo, represent: _Convert) 
     except OverflowError:
         return represent(value)  # the field's own error
     return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-_UTC_ZONES = frozenset({datetime.UTC, zoneinfo.ZoneInfo("UTC")})
 
 
 def _gives_leaf(field: _Field, convert: _Convert) -> bool:
